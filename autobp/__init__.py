@@ -1,0 +1,59 @@
+"""autobp: reverse-mode automatic differentiation on numpy, with higher-order gradients.
+
+>>> import autobp as ab
+>>> x = ab.tensor([1.0, 2.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad
+tensor([2., 4.])
+"""
+
+from autobp.creation import (
+    arange,
+    eye,
+    full,
+    full_like,
+    linspace,
+    normal,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    uniform,
+    zeros,
+    zeros_like,
+)
+from autobp.graph import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from autobp.ops import *  # noqa: F403  (the op namespace is the public API: ab.exp, ab.sum, ...)
+from autobp.ops import REGISTRY, __all__ as _op_names
+from autobp.tensor import Tensor, tensor
+from autobp.testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
+
+__version__ = "0.1.0"
+
+__all__ = [
+    *_op_names,
+    "Tensor",
+    "tensor",
+    "grad",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "gradcheck",
+    "gradgradcheck",
+    "GradcheckError",
+    "REGISTRY",
+    "arange",
+    "eye",
+    "full",
+    "full_like",
+    "linspace",
+    "normal",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "uniform",
+    "zeros",
+    "zeros_like",
+]

@@ -1,0 +1,369 @@
+"""Elementwise ops: arithmetic, transcendental functions, activations, comparisons.
+
+Shapes: inputs broadcast as numpy does; the output has the broadcast shape. Each vjp returns
+a gradient of the output's shape and the engine sums it back to the input's shape.
+At domain edges the ops behave like numpy and PyTorch (``log(0) = -inf``, ``sqrt(-1) = nan``,
+and the matching infinite gradients), without raising or warning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autobp.ops.registry import Hints, op
+from autobp.tensor import Tensor
+
+BINARY = Hints(shapes="broadcast")
+POSITIVE = Hints(domain=(0.1, 3.0))
+
+
+def _quiet(function: Any) -> Any:
+    """Run an array function with numpy's floating-point warnings silenced (edges give inf/nan)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return function(*args, **kwargs)
+
+    run.__name__, run.__doc__, run.__wrapped__ = function.__name__, function.__doc__, function  # type: ignore[attr-defined]
+    return run
+
+
+# -- arithmetic --------------------------------------------------------------------------------
+@op("add", arity=2, hints=BINARY)
+def add(x: Any, y: Any) -> np.ndarray:
+    """Elementwise ``x + y``. Shapes: broadcastable -> broadcast shape."""
+    return np.add(x, y)
+
+
+add.defvjp(
+    lambda grad, out, x, y: grad,  # d(x+y)/dx = 1
+    lambda grad, out, x, y: grad,  # d(x+y)/dy = 1
+)
+
+
+@op("sub", arity=2, hints=BINARY)
+def sub(x: Any, y: Any) -> np.ndarray:
+    """Elementwise ``x - y``. Shapes: broadcastable -> broadcast shape."""
+    return np.subtract(x, y)
+
+
+sub.defvjp(
+    lambda grad, out, x, y: grad,  # d(x-y)/dx = 1
+    lambda grad, out, x, y: -grad,  # d(x-y)/dy = -1
+)
+
+
+@op("mul", arity=2, hints=BINARY)
+def mul(x: Any, y: Any) -> np.ndarray:
+    """Elementwise ``x * y``. Shapes: broadcastable -> broadcast shape."""
+    return np.multiply(x, y)
+
+
+mul.defvjp(
+    lambda grad, out, x, y: grad * y,  # d(xy)/dx = y
+    lambda grad, out, x, y: grad * x,  # d(xy)/dy = x
+)
+
+
+@op("div", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.5, 2.0))))
+@_quiet
+def div(x: Any, y: Any) -> np.ndarray:
+    """Elementwise ``x / y`` (true division). Shapes: broadcastable -> broadcast shape."""
+    return np.true_divide(x, y)
+
+
+div.defvjp(
+    lambda grad, out, x, y: grad / y,  # d(x/y)/dx = 1/y
+    lambda grad, out, x, y: -grad * out / y,  # d(x/y)/dy = -x/y^2 = -out/y
+)
+
+
+@op("pow", arity=2, hints=Hints(shapes="broadcast", domain=((0.5, 2.0), (-2.0, 2.0))))
+@_quiet
+def pow(x: Any, y: Any) -> np.ndarray:
+    """Elementwise ``x ** y``. Shapes: broadcastable -> broadcast shape."""
+    return np.power(x, y)
+
+
+def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    # d(x^y)/dx = y x^(y-1); PyTorch's convention: 0 where y == 0, even at x == 0.
+    return where(y == 0, 0.0, grad * y * x ** (y - 1))
+
+
+def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    # d(x^y)/dy = x^y log x; 0 at x == 0 with y >= 0, where x^y log x -> 0.
+    return where((x == 0) & (y >= 0), 0.0, grad * out * log(x))
+
+
+pow.defvjp(_pow_dx, _pow_dy)
+
+
+@op("neg")
+def neg(x: Any) -> np.ndarray:
+    """Elementwise ``-x``. Shapes: any -> same."""
+    return np.negative(x)
+
+
+neg.defvjp(lambda grad, out, x: -grad)  # d(-x)/dx = -1
+
+
+@op("copy")
+def copy(x: Any) -> np.ndarray:
+    """A copy of ``x``, differentiable. Shapes: any -> same."""
+    return np.array(x, copy=True)
+
+
+copy.defvjp(lambda grad, out, x: grad)  # identity
+
+
+@op("astype", hints=Hints(kwargs={"dtype": ("float64",)}))
+def astype(x: Any, dtype: Any) -> np.ndarray:
+    """``x`` converted to ``dtype``; the gradient is converted back to ``x``'s dtype."""
+    return np.asarray(x).astype(dtype)
+
+
+astype.defvjp(lambda grad, out, x, dtype: grad)  # the engine casts to x's dtype
+
+
+# -- transcendental functions --------------------------------------------------------------------
+@op("exp")
+@_quiet
+def exp(x: Any) -> np.ndarray:
+    """Elementwise ``e ** x``. Shapes: any -> same."""
+    return np.exp(x)
+
+
+exp.defvjp(lambda grad, out, x: grad * out)  # d(e^x)/dx = e^x
+
+
+@op("log", hints=POSITIVE)
+@_quiet
+def log(x: Any) -> np.ndarray:
+    """Elementwise natural logarithm (``-inf`` at 0, ``nan`` below). Shapes: any -> same."""
+    return np.log(x)
+
+
+log.defvjp(lambda grad, out, x: grad / x)  # d(log x)/dx = 1/x
+
+
+@op("log1p", hints=Hints(domain=(-0.5, 3.0)))
+@_quiet
+def log1p(x: Any) -> np.ndarray:
+    """Elementwise ``log(1 + x)``, accurate for small x. Shapes: any -> same."""
+    return np.log1p(x)
+
+
+log1p.defvjp(lambda grad, out, x: grad / (1 + x))  # d log(1+x)/dx = 1/(1+x)
+
+
+@op("expm1")
+@_quiet
+def expm1(x: Any) -> np.ndarray:
+    """Elementwise ``e ** x - 1``, accurate for small x. Shapes: any -> same."""
+    return np.expm1(x)
+
+
+expm1.defvjp(lambda grad, out, x: grad * (out + 1))  # d(e^x - 1)/dx = e^x
+
+
+@op("sqrt", hints=POSITIVE)
+@_quiet
+def sqrt(x: Any) -> np.ndarray:
+    """Elementwise square root (``nan`` below 0; infinite gradient at 0). Shapes: any -> same."""
+    return np.sqrt(x)
+
+
+sqrt.defvjp(lambda grad, out, x: grad / (2 * out))  # d(sqrt x)/dx = 1/(2 sqrt x)
+
+
+@op("square")
+def square(x: Any) -> np.ndarray:
+    """Elementwise ``x ** 2``. Shapes: any -> same."""
+    return np.square(x)
+
+
+square.defvjp(lambda grad, out, x: grad * (2 * x))  # d(x^2)/dx = 2x
+
+
+@op("abs", hints=Hints(avoid=(0.0,)))
+def abs(x: Any) -> np.ndarray:
+    """Elementwise ``|x|``; its gradient at 0 is 0. Shapes: any -> same."""
+    return np.abs(x)
+
+
+abs.defvjp(lambda grad, out, x: grad * sign(x))  # d|x|/dx = sign(x)
+
+
+@op("sign", hints=Hints(avoid=(0.0,)))
+def sign(x: Any) -> np.ndarray:
+    """Elementwise sign (-1, 0 or 1); its gradient is 0. Shapes: any -> same."""
+    return np.sign(x)
+
+
+sign.defvjp(lambda grad, out, x: grad * 0)  # piecewise constant
+
+
+@op("sin")
+def sin(x: Any) -> np.ndarray:
+    """Elementwise sine. Shapes: any -> same."""
+    return np.sin(x)
+
+
+sin.defvjp(lambda grad, out, x: grad * cos(x))  # d(sin x)/dx = cos x
+
+
+@op("cos")
+def cos(x: Any) -> np.ndarray:
+    """Elementwise cosine. Shapes: any -> same."""
+    return np.cos(x)
+
+
+cos.defvjp(lambda grad, out, x: -grad * sin(x))  # d(cos x)/dx = -sin x
+
+
+@op("tan", hints=Hints(domain=(-1.2, 1.2)))
+def tan(x: Any) -> np.ndarray:
+    """Elementwise tangent. Shapes: any -> same."""
+    return np.tan(x)
+
+
+tan.defvjp(lambda grad, out, x: grad * (1 + out * out))  # d(tan x)/dx = 1 + tan^2 x
+
+
+# -- activations ----------------------------------------------------------------------------------
+@op("tanh")
+def tanh(x: Any) -> np.ndarray:
+    """Elementwise hyperbolic tangent. Shapes: any -> same."""
+    return np.tanh(x)
+
+
+tanh.defvjp(lambda grad, out, x: grad * (1 - out * out))  # d(tanh x)/dx = 1 - tanh^2 x
+
+
+@op("sigmoid", hints=Hints(domain=(-4.0, 4.0)))
+def sigmoid(x: Any) -> np.ndarray:
+    """Elementwise logistic ``1 / (1 + e^-x)``, stable for large |x|. Shapes: any -> same."""
+    # 0.5 * (1 + tanh(x/2)) equals the logistic function and never overflows.
+    return 0.5 * (1.0 + np.tanh(np.multiply(x, 0.5)))
+
+
+sigmoid.defvjp(lambda grad, out, x: grad * (out * (1 - out)))  # s' = s (1 - s)
+
+
+@op("relu", hints=Hints(avoid=(0.0,)))
+def relu(x: Any) -> np.ndarray:
+    """Elementwise ``max(x, 0)``; its gradient at 0 is 0. Shapes: any -> same."""
+    return np.maximum(x, 0)
+
+
+relu.defvjp(lambda grad, out, x: grad * (x > 0))  # 1 where x > 0
+
+
+@op("softplus", hints=Hints(domain=(-4.0, 4.0)))
+def softplus(x: Any) -> np.ndarray:
+    """Elementwise ``log(1 + e^x)``, stable for large |x|. Shapes: any -> same."""
+    return np.logaddexp(0, x)
+
+
+softplus.defvjp(lambda grad, out, x: grad * sigmoid(x))  # d softplus/dx = sigmoid(x)
+
+
+# -- piecewise selections --------------------------------------------------------------------------
+@op(
+    "clip",
+    hints=Hints(kwargs={"a_min": (-1.0, None), "a_max": (1.0, None)}, avoid=(-1.0, 1.0)),
+)
+def clip(x: Any, a_min: Any = None, a_max: Any = None) -> np.ndarray:
+    """Elementwise clamp of ``x`` into ``[a_min, a_max]`` (either may be None).
+
+    The gradient passes where ``a_min <= x <= a_max``. Shapes: any -> same.
+    """
+    if a_min is None and a_max is None:
+        return np.array(x, copy=True)
+    return np.clip(x, a_min, a_max)
+
+
+def _clip_dx(grad: Tensor, out: Tensor, x: Tensor, a_min: Any = None, a_max: Any = None) -> Tensor:
+    # 1 inside the interval, 0 where clamped.
+    inside = (x >= a_min) if a_min is not None else None
+    if a_max is not None:
+        inside = (x <= a_max) if inside is None else inside & (x <= a_max)
+    return grad if inside is None else grad * inside
+
+
+clip.defvjp(_clip_dx)
+
+
+def _tie_share(grad: Tensor, wins: Tensor, ties: Tensor) -> Tensor:
+    # All of grad where this input wins, half on ties (shared, as PyTorch does), none where it loses.
+    return where(wins, grad, where(ties, grad * 0.5, 0.0))
+
+
+@op("maximum", arity=2, hints=Hints(shapes="broadcast", distinct=True))
+def maximum(x: Any, y: Any) -> np.ndarray:
+    """Elementwise larger of ``x`` and ``y``; ties share the gradient equally. Shapes: broadcast."""
+    return np.maximum(x, y)
+
+
+maximum.defvjp(
+    lambda grad, out, x, y: _tie_share(grad, x > y, x == y),
+    lambda grad, out, x, y: _tie_share(grad, y > x, x == y),
+)
+
+
+@op("minimum", arity=2, hints=Hints(shapes="broadcast", distinct=True))
+def minimum(x: Any, y: Any) -> np.ndarray:
+    """Elementwise smaller of ``x`` and ``y``; ties share the gradient equally. Shapes: broadcast."""
+    return np.minimum(x, y)
+
+
+minimum.defvjp(
+    lambda grad, out, x, y: _tie_share(grad, x < y, x == y),
+    lambda grad, out, x, y: _tie_share(grad, y < x, x == y),
+)
+
+
+@op("where", arity=3, hints=Hints(shapes="where"))
+def where(condition: Any, x: Any, y: Any) -> np.ndarray:
+    """``x`` where ``condition`` holds, else ``y``. Shapes: all three broadcast together."""
+    return np.where(condition, x, y)
+
+
+def _no_gradient(grad: Tensor, out: Tensor, *inputs: Any, **kwargs: Any) -> None:
+    """The rule of an input that never has a gradient (a boolean condition)."""
+    return None
+
+
+where.defvjp(
+    _no_gradient,
+    lambda grad, out, c, x, y: where(c, grad, 0.0),  # passes where c holds
+    lambda grad, out, c, x, y: where(c, 0.0, grad),  # passes elsewhere
+)
+
+
+# -- comparisons and logic (results are boolean: no gradient) ---------------------------------------
+def _comparison(name: str, ufunc: np.ufunc, symbol: str) -> Any:
+    def compare(x: Any, y: Any) -> np.ndarray:
+        return ufunc(x, y)
+
+    compare.__name__ = name
+    compare.__doc__ = f"Elementwise ``x {symbol} y`` as a boolean tensor (no gradient). Shapes: broadcast."
+    return op(name, arity=2, hints=BINARY, differentiable=False)(compare)
+
+
+equal = _comparison("equal", np.equal, "==")
+not_equal = _comparison("not_equal", np.not_equal, "!=")
+less = _comparison("less", np.less, "<")
+less_equal = _comparison("less_equal", np.less_equal, "<=")
+greater = _comparison("greater", np.greater, ">")
+greater_equal = _comparison("greater_equal", np.greater_equal, ">=")
+logical_and = _comparison("logical_and", np.logical_and, "and")
+logical_or = _comparison("logical_or", np.logical_or, "or")
+
+
+@op("logical_not", differentiable=False)
+def logical_not(x: Any) -> np.ndarray:
+    """Elementwise ``not x`` as a boolean tensor (no gradient). Shapes: any -> same."""
+    return np.logical_not(x)

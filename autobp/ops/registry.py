@@ -1,0 +1,228 @@
+"""The op registry: one entry per op, its forward and its vjp side by side, plus test hints.
+
+An op is declared once, in the file of its family::
+
+    @op("mul", arity=2, hints=Hints(shapes="broadcast"))
+    def mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return x * y
+
+    mul.defvjp(
+        lambda grad, out, x, y: grad * y,  # d(xy)/dx = y
+        lambda grad, out, x, y: grad * x,  # d(xy)/dy = x
+    )
+
+``@op`` turns the array function into the public function (``ab.mul``) that takes Tensors,
+records the graph and names ``grad_fn``. Each vjp rule takes ``(grad, out, *inputs, **kwargs)``
+as Tensors and returns the gradient for one input; rules are written with autobp ops, so the
+gradient is itself differentiable. The engine sums each returned gradient back to its input's
+shape, so rules never un-broadcast by hand.
+
+The registry is the declarative table of the API: the docs list it and the test suite is
+generated from it (``tests/test_ops.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autobp import graph
+from autobp.tensor import Tensor
+
+__all__ = ["Hints", "OpDef", "REGISTRY", "op", "composite", "describe"]
+
+
+@dataclass(frozen=True)
+class Hints:
+    """Plain-data test hints; ``autobp.testing.samples`` turns them into hypothesis strategies.
+
+    Attributes:
+        shapes: the sample kind that draws inputs and shape-dependent keywords
+            (a key of ``autobp.testing.samples.SAMPLE_KINDS``), e.g. ``"unary"``, ``"broadcast"``,
+            ``"reduction"``, ``"matmul"``.
+        domain: ``(low, high)`` for every input, or one such pair per input.
+        kwargs: keyword choices, each drawn independently, e.g. ``{"keepdims": (False, True)}``.
+        avoid: values where the op is not differentiable (``abs`` at 0); samples keep ``gap`` away.
+        distinct: elements (and, for binary ops, the two inputs) are kept ``gap`` apart, so that
+            ties (``max``, ``maximum``) do not meet finite differences.
+        gap: the distance kept from ``avoid`` points and between ``distinct`` elements.
+        second_order: whether gradgradcheck applies (false for ops whose vjp is not smooth).
+        fd_atol: absolute tolerance for finite-difference checks, for ops with large curvature.
+    """
+
+    shapes: str = "unary"
+    domain: tuple[float, float] | tuple[tuple[float, float], ...] = (-2.0, 2.0)
+    kwargs: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    avoid: tuple[float, ...] = ()
+    distinct: bool = False
+    gap: float = 1e-2
+    second_order: bool = True
+    fd_atol: float = 1e-5
+
+
+VjpRule = Callable[..., Tensor]
+
+
+class OpDef:
+    """A registry entry: name, array forward, vjp rules, arity and test hints."""
+
+    __slots__ = (
+        "name",
+        "forward",
+        "arity",
+        "rules",
+        "variadic_rule",
+        "hints",
+        "differentiable",
+        "composite",
+        "public",
+        "_kwarg_names",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        forward: Callable[..., Any],
+        arity: int | None,
+        hints: Hints,
+        differentiable: bool,
+        composite: bool,
+    ) -> None:
+        self.name = name
+        self.forward = forward
+        self.arity = arity  # number of leading tensor arguments; None: all positionals are tensors
+        self.rules: tuple[VjpRule, ...] = ()
+        self.variadic_rule: Callable[..., Sequence[Tensor | None]] | None = None
+        self.hints = hints
+        self.differentiable = differentiable
+        self.composite = composite
+        self.public: Callable[..., Any] = forward
+        params = list(inspect.signature(forward).parameters.values())
+        positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+        start = arity if arity is not None else len(positional)
+        self._kwarg_names = tuple(p.name for p in positional[start:])
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+    def defvjp(self, *rules: VjpRule) -> None:
+        """Set one vjp rule per tensor input: ``rule(grad, out, *inputs, **kwargs) -> Tensor``."""
+        if self.arity is None or len(rules) != self.arity:
+            raise TypeError(f"{self.name}: defvjp needs {self.arity} rules, got {len(rules)}")
+        self.rules = rules
+
+    def defvjp_variadic(self, rule: Callable[..., Sequence[Tensor | None]]) -> None:
+        """Set one rule returning the gradients of all inputs, for ops with any number of inputs."""
+        self.variadic_rule = rule
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Split a call into tensor arguments and keywords (extra positionals become keywords)."""
+        if self.arity is None or len(args) <= self.arity:
+            return args, kwargs
+        extra = args[self.arity :]
+        if len(extra) > len(self._kwarg_names):
+            raise TypeError(f"{self.name}: takes at most {self.arity + len(self._kwarg_names)} positional arguments")
+        named = dict(zip(self._kwarg_names, extra, strict=False))
+        clash = named.keys() & kwargs.keys()
+        if clash:
+            raise TypeError(f"{self.name}: got multiple values for {sorted(clash)}")
+        named.update(kwargs)
+        return args[: self.arity], named
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def describe(value: Any) -> str:
+    """``float64[3, 4]`` for arrays and Tensors, ``float 2.0`` for scalars: used in error messages."""
+    data = value.data if isinstance(value, Tensor) else value
+    if isinstance(data, np.ndarray | np.generic):
+        return f"{data.dtype}{list(data.shape)}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -> None:
+    shown = ", ".join(describe(x) for x in inputs)
+    message = f"{opdef.name}: {error} (inputs: {shown})"
+    try:
+        new = type(error)(message)
+    except Exception:  # exception types with unusual constructors
+        new = ValueError(message)
+    raise new from error
+
+
+def apply(opdef: OpDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
+    """Run an op's forward on the arrays behind ``args`` and record a graph node when needed."""
+    arrays = []
+    needs_grad = False
+    for value in args:
+        if isinstance(value, Tensor):
+            arrays.append(value.data)
+            needs_grad = needs_grad or value.requires_grad
+        else:
+            arrays.append(value)
+    try:
+        result = opdef.forward(*arrays, **kwargs)
+    except (ValueError, TypeError, IndexError) as error:
+        if str(error).startswith(f"{opdef.name}: "):
+            raise
+        _raise_with_context(opdef, error, args)
+    if needs_grad and opdef.differentiable and graph.is_grad_enabled():
+        return graph.record(opdef, result, args, kwargs)
+    return Tensor._wrap(result)
+
+
+def op(
+    name: str,
+    *,
+    arity: int | None = 1,
+    hints: Hints | None = None,
+    differentiable: bool = True,
+) -> Callable[[Callable[..., Any]], Any]:
+    """Register an array function as an autobp op and return its public Tensor function.
+
+    Args:
+        name: the registry name, also the name ``grad_fn`` shows.
+        arity: how many leading positional arguments are tensors (``None``: all of them).
+        hints: test hints (plain data) for the generated test suite.
+        differentiable: False for ops with integer or boolean results (comparisons, argmax).
+    """
+
+    def register(forward: Callable[..., Any]) -> Any:
+        if name in REGISTRY:
+            raise ValueError(f"op {name!r} is registered twice")
+        opdef = OpDef(name, forward, arity, hints or Hints(), differentiable, composite=False)
+
+        @functools.wraps(forward)
+        def public(*args: Any, **kwargs: Any) -> Tensor:
+            if len(args) != arity:
+                args, kwargs = opdef.bind(args, kwargs)
+            return apply(opdef, args, kwargs)
+
+        public.op = opdef  # type: ignore[attr-defined]
+        public.defvjp = opdef.defvjp  # type: ignore[attr-defined]
+        public.defvjp_variadic = opdef.defvjp_variadic  # type: ignore[attr-defined]
+        opdef.public = public
+        REGISTRY[name] = opdef
+        return public
+
+    return register
+
+
+def composite(name: str, *, hints: Hints | None = None) -> Callable[[Callable[..., Any]], Any]:
+    """Register a public function built from other ops: it needs no vjp, but is tested like one."""
+
+    def register(function: Callable[..., Any]) -> Any:
+        if name in REGISTRY:
+            raise ValueError(f"op {name!r} is registered twice")
+        opdef = OpDef(name, function, None, hints or Hints(), True, composite=True)
+        function.op = opdef  # type: ignore[attr-defined]
+        REGISTRY[name] = opdef
+        return function
+
+    return register

@@ -1,0 +1,196 @@
+"""Check autograd gradients against float64 central finite differences.
+
+``gradcheck`` compares vector-Jacobian products: for a random cotangent ``v`` (seeded), the
+analytic ``d<v, f(x)>/dx`` against central differences. Small inputs are checked element by
+element (the full Jacobian row); large ones along random directions, so the cost stays a
+handful of evaluations. ``gradgradcheck`` runs ``gradcheck`` on the gradient function itself,
+built with ``create_graph=True``: it checks second derivatives.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from autobp.graph import grad
+from autobp.tensor import Tensor
+
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
+
+# Inputs with more elements than this are checked along random directions instead of per element.
+FULL_CHECK_MAX_ELEMENTS = 64
+RANDOM_DIRECTIONS = 3
+
+
+class GradcheckError(AssertionError):
+    """An analytic gradient disagrees with finite differences; the message says where."""
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
+def _promote(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Float64 copies of the inputs that require grad (float32 differences are too coarse)."""
+    promoted = []
+    for x in inputs:
+        if isinstance(x, Tensor) and x.requires_grad:
+            if x.dtype != np.float64:
+                warnings.warn(
+                    f"gradcheck: input of dtype {x.dtype} promoted to float64; finite differences "
+                    "in lower precision cannot check gradients reliably",
+                    stacklevel=3,
+                )
+            x = Tensor(x.data, dtype=np.float64, requires_grad=True)
+        promoted.append(x)
+    return tuple(promoted)
+
+
+def _outputs(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[Tensor, ...]:
+    outs = _as_tuple(fn(*inputs))
+    for out in outs:
+        if not isinstance(out, Tensor):
+            raise TypeError(f"gradcheck: fn must return Tensors, got {type(out).__name__}")
+    return outs
+
+
+def _pairing(outs: tuple[Tensor, ...], cotangents: list[np.ndarray]) -> float:
+    """<v, f(x)> summed over outputs, in float64."""
+    return float(sum(np.sum(np.asarray(o.data, dtype=np.float64) * v) for o, v in zip(outs, cotangents, strict=True)))
+
+
+def _fail(message: str, raise_exception: bool) -> bool:
+    if raise_exception:
+        raise GradcheckError(message)
+    return False
+
+
+def gradcheck(
+    fn: Callable[..., Any],
+    inputs: Any,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    rng: int = 0,
+) -> bool:
+    """Check ``fn``'s gradients with respect to every input that requires grad.
+
+    Args:
+        fn: maps the inputs to a Tensor or a tuple of Tensors.
+        inputs: a Tensor or a tuple of inputs; only Tensors with ``requires_grad`` are checked.
+            Lower-precision inputs are promoted to float64 copies, with a warning.
+        eps: the finite-difference step.
+        atol, rtol: a gradient passes where ``|analytic - numeric| <= atol + rtol * |numeric|``.
+        raise_exception: raise ``GradcheckError`` on failure (else return False).
+        rng: seed for the random cotangent and directions.
+
+    Returns:
+        True when every checked gradient agrees.
+
+    >>> import autobp as ab
+    >>> ab.gradcheck(lambda x: (x * x).sum(), ab.randn(3, requires_grad=True, rng=0))
+    True
+    """
+    args = _promote(_as_tuple(inputs))
+    checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
+    generator = np.random.default_rng(rng)
+    outs = _outputs(fn, args)
+    differentiable = [o for o in outs if o.requires_grad]
+    cotangents = [generator.standard_normal(o.shape) for o in outs]
+    if differentiable:
+        analytic = grad(
+            [o for o in outs if o.requires_grad],
+            [args[i] for i in checked],
+            grad_outputs=[Tensor(v, dtype=o.dtype) for o, v in zip(outs, cotangents, strict=True) if o.requires_grad],
+            allow_unused=True,
+        )
+    else:
+        analytic = tuple(None for _ in checked)
+
+    def pairing_at(index: int, values: np.ndarray) -> float:
+        trial = list(args)
+        trial[index] = Tensor(values, dtype=np.float64, requires_grad=True)
+        return _pairing(_outputs(fn, tuple(trial)), cotangents)
+
+    for slot, index in enumerate(checked):
+        x = args[index].data
+        g = analytic[slot]
+        a = np.zeros(x.shape) if g is None else np.asarray(g.data, dtype=np.float64)
+        if a.shape != x.shape:
+            return _fail(f"gradcheck: gradient of input {index} has shape {a.shape}, expected {x.shape}", raise_exception)
+        if x.size <= FULL_CHECK_MAX_ELEMENTS:
+            for element in np.ndindex(x.shape):
+                step = np.zeros(x.shape)
+                step[element] = eps
+                numeric = (pairing_at(index, x + step) - pairing_at(index, x - step)) / (2 * eps)
+                if not _close(a[element], numeric, atol, rtol):
+                    return _fail(
+                        f"gradcheck: input {index} (shape {x.shape}), element {element}: "
+                        f"analytic {a[element]!r} vs numeric {numeric!r}",
+                        raise_exception,
+                    )
+        else:
+            for k in range(RANDOM_DIRECTIONS):
+                direction = generator.standard_normal(x.shape)
+                numeric = (pairing_at(index, x + eps * direction) - pairing_at(index, x - eps * direction)) / (2 * eps)
+                projected = float(np.sum(a * direction))
+                if not _close(projected, numeric, atol * np.sqrt(x.size), rtol):
+                    return _fail(
+                        f"gradcheck: input {index} (shape {x.shape}), random direction {k}: "
+                        f"analytic {projected!r} vs numeric {numeric!r}",
+                        raise_exception,
+                    )
+    return True
+
+
+def _close(analytic: float, numeric: float, atol: float, rtol: float) -> bool:
+    if not (np.isfinite(analytic) and np.isfinite(numeric)):
+        return bool(analytic == numeric)
+    return bool(abs(analytic - numeric) <= atol + rtol * abs(numeric))
+
+
+def gradgradcheck(
+    fn: Callable[..., Any],
+    inputs: Any,
+    grad_outputs: Sequence[Any] | None = None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    rng: int = 0,
+) -> bool:
+    """Check second derivatives: ``gradcheck`` of the vjp of ``fn``, built with ``create_graph``.
+
+    The checked function maps ``(inputs..., v)`` to ``d<v, fn(inputs)>/d(inputs)``, so both the
+    dependence on the inputs (Hessian terms) and on the cotangent ``v`` are checked.
+    ``grad_outputs`` fixes ``v``; by default it is drawn from ``rng``.
+
+    >>> import autobp as ab
+    >>> ab.gradgradcheck(lambda x: (x ** 3).sum(), ab.randn(3, requires_grad=True, rng=0))
+    True
+    """
+    args = _promote(_as_tuple(inputs))
+    checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
+    outs = _outputs(fn, args)
+    generator = np.random.default_rng(rng + 1)
+    if grad_outputs is None:
+        vs = [Tensor(generator.standard_normal(o.shape), requires_grad=True) for o in outs if o.requires_grad]
+    else:
+        vs = [Tensor(v, dtype=np.float64, requires_grad=True) for v in _as_tuple(grad_outputs)]
+    n = len(args)
+
+    def first_derivative(*values: Any) -> tuple[Tensor, ...]:
+        xs, cot = values[:n], values[n:]
+        results = _outputs(fn, xs)
+        diff_outs = [o for o in results if o.requires_grad]
+        grads = grad(diff_outs, [xs[i] for i in checked], grad_outputs=list(cot), create_graph=True, allow_unused=True)
+        # An input the vjp does not depend on contributes a constant zero (still a valid output).
+        return tuple(g if g is not None else xs[i] * 0.0 for g, i in zip(grads, checked, strict=True))
+
+    return gradcheck(first_derivative, (*args, *vs), eps, atol, rtol, raise_exception, rng)
