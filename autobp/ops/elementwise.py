@@ -88,8 +88,8 @@ def pow(x: Any, y: Any) -> np.ndarray:
 
 
 def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    # d(x^y)/dx = y x^(y-1); PyTorch's convention: 0 where y == 0, even at x == 0.
-    return where(y == 0, 0.0, grad * y * x ** (y - 1))
+    # d(x^y)/dx = y x^(y-1); at x = y = 0 that is 0 * inf: take 0, PyTorch's convention.
+    return where((x == 0) & (y == 0), 0.0, grad * y * x ** (y - 1))
 
 
 def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:

@@ -1,0 +1,201 @@
+"""Sample kinds: how to draw valid inputs for each op of the registry, from its plain-data hints.
+
+A sample kind is a function ``(opdef) -> strategy of Sample``, registered under the name an op's
+``Hints.shapes`` gives. The generated test suite draws from it for every op; a new op with an
+existing kind needs no test code at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from autobp.ops.registry import Hints, OpDef
+from autobp.testing.strategies import arrays, broadcastable_shapes, shapes, valid_axes
+
+__all__ = ["Sample", "SAMPLE_KINDS", "sample_kind", "samples_for"]
+
+
+@dataclass
+class Sample:
+    """Inputs for one op call: ``arrays`` go in the tensor positions, then ``kwargs``."""
+
+    arrays: list[np.ndarray]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{a.dtype}{list(a.shape)}" for a in self.arrays)
+        return f"Sample([{shown}], {self.kwargs})"
+
+
+SampleKind = Callable[[OpDef], Any]
+SAMPLE_KINDS: dict[str, SampleKind] = {}
+
+
+def sample_kind(name: str) -> Callable[[SampleKind], SampleKind]:
+    """Register a sample kind under ``name`` (the value ops give as ``Hints(shapes=name)``)."""
+
+    def register(function: SampleKind) -> SampleKind:
+        SAMPLE_KINDS[name] = function
+        return function
+
+    return register
+
+
+def samples_for(opdef: OpDef) -> Any:
+    """The strategy of samples for a registered op, from its hints."""
+    if opdef.hints.shapes not in SAMPLE_KINDS:
+        raise KeyError(f"{opdef.name}: no sample kind {opdef.hints.shapes!r}; add one to autobp.testing.samples")
+    return SAMPLE_KINDS[opdef.hints.shapes](opdef)
+
+
+# -- building blocks ----------------------------------------------------------------------------------
+def domain_of(hints: Hints, index: int) -> tuple[float, float]:
+    """The ``(low, high)`` value range of input ``index``."""
+    domain = hints.domain
+    if isinstance(domain[0], tuple):
+        return domain[index]  # type: ignore[return-value]
+    return domain  # type: ignore[return-value]
+
+
+def keep_away(values: np.ndarray, points: tuple[float, ...], gap: float) -> np.ndarray:
+    """Move values that lie within ``gap`` of a non-differentiable point to ``point +- 2 gap``."""
+    values = values.copy()
+    for point in points:
+        near = np.abs(values - point) < gap
+        values[near] = point + np.where(values[near] >= point, 2 * gap, -2 * gap)
+    return values
+
+
+def spread_apart(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Same order as ``values``, but evenly spaced over ``[low, high]``: no ties, no near-ties."""
+    flat = values.ravel()
+    ranks = np.empty(flat.size)
+    ranks[np.argsort(flat, kind="stable")] = np.arange(flat.size)
+    return (low + (ranks + 0.5) * (high - low) / max(flat.size, 1)).reshape(values.shape)
+
+
+def draw_array(draw: Any, hints: Hints, index: int, shape: tuple[int, ...]) -> np.ndarray:
+    """One input array, inside the op's domain and away from its non-differentiable points."""
+    low, high = domain_of(hints, index)
+    values = draw(arrays(shape, np.float64, (low, high)))
+    if hints.avoid:
+        values = keep_away(values, hints.avoid, hints.gap)
+    if hints.distinct:
+        values = spread_apart(values, low, high)
+    return values
+
+
+def draw_kwargs(draw: Any, hints: Hints) -> dict[str, Any]:
+    """One choice for each keyword listed in the hints."""
+    return {name: draw(st.sampled_from(list(choices))) for name, choices in hints.kwargs.items()}
+
+
+# -- kinds ---------------------------------------------------------------------------------------------
+@sample_kind("unary")
+@st.composite
+def unary(draw: Any, opdef: OpDef) -> Sample:
+    """One input of any small shape (0-d included)."""
+    shape = draw(shapes())
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], draw_kwargs(draw, opdef.hints))
+
+
+@sample_kind("broadcast")
+@st.composite
+def broadcast(draw: Any, opdef: OpDef) -> Sample:
+    """Inputs whose shapes broadcast together (as many as the op's arity)."""
+    arity = opdef.arity or 2
+    in_shapes = draw(broadcastable_shapes(num_shapes=arity))
+    values = [draw_array(draw, opdef.hints, i, s) for i, s in enumerate(in_shapes)]
+    if opdef.hints.distinct and arity == 2:
+        # Ties between the two inputs (maximum, minimum) meet finite differences: keep them apart.
+        gaps = np.abs(np.subtract(values[0], values[1]))
+        assume(bool(np.all(gaps > opdef.hints.gap)))
+    return Sample(values, draw_kwargs(draw, opdef.hints))
+
+
+@sample_kind("where")
+@st.composite
+def where_sample(draw: Any, opdef: OpDef) -> Sample:
+    """A boolean condition and two values, all mutually broadcastable."""
+    cond_shape, x_shape, y_shape = draw(broadcastable_shapes(num_shapes=3))
+    condition = draw(arrays(cond_shape, np.bool_, st.booleans()))
+    x = draw_array(draw, opdef.hints, 0, x_shape)
+    y = draw_array(draw, opdef.hints, 0, y_shape)
+    return Sample([condition, x, y])
+
+
+@sample_kind("reduction")
+@st.composite
+def reduction(draw: Any, opdef: OpDef) -> Sample:
+    """One input and an ``axis`` valid for it (None, int or tuple), plus the op's keywords."""
+    shape = draw(shapes())
+    x = draw_array(draw, opdef.hints, 0, shape)
+    kwargs = {"axis": draw(valid_axes(len(shape))), **draw_kwargs(draw, opdef.hints)}
+    return Sample([x], kwargs)
+
+
+@sample_kind("reshape")
+@st.composite
+def reshape_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input and a new shape of the same size (sometimes with a -1)."""
+    shape = draw(shapes())
+    size = int(np.prod(shape))
+    factors = [d for d in range(1, size + 1) if size % d == 0]
+    first = draw(st.sampled_from(factors))
+    new_shape: tuple[int, ...] = (first, size // first)
+    if draw(st.booleans()):
+        new_shape = (-1, new_shape[1])
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], {"shape": new_shape})
+
+
+@sample_kind("transpose")
+@st.composite
+def transpose_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input and a permutation of its axes (or None)."""
+    shape = draw(shapes())
+    axes = draw(st.one_of(st.none(), st.permutations(range(len(shape))).map(tuple)))
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], {"axes": axes})
+
+
+@sample_kind("swapaxes")
+@st.composite
+def swapaxes_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input of at least one dimension and two of its axes."""
+    shape = draw(shapes(min_dims=1))
+    axis = st.integers(-len(shape), len(shape) - 1)
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], {"axis1": draw(axis), "axis2": draw(axis)})
+
+
+@sample_kind("broadcast_to")
+@st.composite
+def broadcast_to_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input and a larger shape it broadcasts to."""
+    small, large = draw(broadcastable_shapes(num_shapes=2))
+    target = np.broadcast_shapes(small, large)
+    return Sample([draw_array(draw, opdef.hints, 0, small)], {"shape": target})
+
+
+@sample_kind("sum_to")
+@st.composite
+def sum_to_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input and a smaller shape that broadcasts to the input's shape."""
+    small, large = draw(broadcastable_shapes(num_shapes=2))
+    source = np.broadcast_shapes(small, large)
+    return Sample([draw_array(draw, opdef.hints, 0, source)], {"shape": small})
+
+
+@sample_kind("matmul")
+@st.composite
+def matmul_sample(draw: Any, opdef: OpDef) -> Sample:
+    """Aligned operands: 1-D, 2-D, or batched with broadcasting batch axes."""
+    m, k, n = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch_x, batch_y = draw(broadcastable_shapes(num_shapes=2, max_dims=2))
+    x_shape = draw(st.sampled_from([(k,), (m, k), (*batch_x, m, k)]))
+    y_shape = draw(st.sampled_from([(k,), (k, n), (*batch_y, k, n)]))
+    return Sample([draw_array(draw, opdef.hints, 0, x_shape), draw_array(draw, opdef.hints, 1, y_shape)])
