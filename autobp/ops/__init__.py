@@ -38,10 +38,24 @@ from autobp.ops.elementwise import (
     tanh,
     where,
 )
+from autobp.ops.indexing import getitem, scatter_add
 from autobp.ops.linalg import matmul
 from autobp.ops.reduction import sum
 from autobp.ops.registry import REGISTRY, Hints, OpDef, composite, op
-from autobp.ops.shape import broadcast_to, reshape, sum_to, swapaxes, transpose
+from autobp.ops.shape import (
+    broadcast_to,
+    concatenate,
+    expand_dims,
+    flatten,
+    pad,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    sum_to,
+    swapaxes,
+    transpose,
+)
 
 # numpy's spellings of the arithmetic ops
 subtract, multiply, divide, true_divide, power, negative = sub, mul, div, div, pow, neg

@@ -16,7 +16,14 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from autobp.ops.registry import Hints, OpDef
-from autobp.testing.strategies import arrays, broadcastable_shapes, shapes, valid_axes
+from autobp.testing.strategies import (
+    advanced_indices,
+    arrays,
+    basic_indices,
+    broadcastable_shapes,
+    shapes,
+    valid_axes,
+)
 
 __all__ = ["Sample", "SAMPLE_KINDS", "sample_kind", "samples_for"]
 
@@ -199,3 +206,111 @@ def matmul_sample(draw: Any, opdef: OpDef) -> Sample:
     x_shape = draw(st.sampled_from([(k,), (m, k), (*batch_x, m, k)]))
     y_shape = draw(st.sampled_from([(k,), (k, n), (*batch_y, k, n)]))
     return Sample([draw_array(draw, opdef.hints, 0, x_shape), draw_array(draw, opdef.hints, 1, y_shape)])
+
+
+# -- shape and indexing kinds ------------------------------------------------------------------------
+@sample_kind("expand_dims")
+@st.composite
+def expand_dims_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input and one or two new axis positions (an int or a tuple, negative ones included)."""
+    shape = draw(shapes())
+    count = draw(st.integers(1, 2))
+    ndim = len(shape) + count
+    positions = draw(st.lists(st.integers(0, ndim - 1), min_size=count, max_size=count, unique=True))
+    axes = tuple(p - ndim if draw(st.booleans()) else p for p in positions)
+    axis = axes[0] if count == 1 and draw(st.booleans()) else axes
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], {"axis": axis})
+
+
+@sample_kind("squeeze")
+@st.composite
+def squeeze_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input with some axes of size 1 and ``axis``: None, or some of those axes (int or tuple)."""
+    shape = list(draw(shapes(max_dims=2)))
+    for _ in range(draw(st.integers(0, 2))):
+        shape.insert(draw(st.integers(0, len(shape))), 1)
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    chosen = draw(st.lists(st.sampled_from(ones), unique=True)) if ones else []
+    axis: Any = None if not chosen or draw(st.booleans()) else tuple(a - len(shape) for a in chosen)
+    if axis is not None and len(axis) == 1 and draw(st.booleans()):
+        axis = axis[0]
+    return Sample([draw_array(draw, opdef.hints, 0, tuple(shape))], {"axis": axis})
+
+
+@sample_kind("concatenate")
+@st.composite
+def concatenate_sample(draw: Any, opdef: OpDef) -> Sample:
+    """One to three inputs that agree except along ``axis`` (or any shapes for ``axis=None``)."""
+    count = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        in_shapes = [draw(shapes()) for _ in range(count)]
+        return Sample([draw_array(draw, opdef.hints, i, s) for i, s in enumerate(in_shapes)], {"axis": None})
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    at = axis % len(shape)
+    in_shapes = [(*shape[:at], draw(st.integers(0, 3)), *shape[at + 1 :]) for _ in range(count)]
+    return Sample([draw_array(draw, opdef.hints, i, s) for i, s in enumerate(in_shapes)], {"axis": axis})
+
+
+@sample_kind("stack")
+@st.composite
+def stack_sample(draw: Any, opdef: OpDef) -> Sample:
+    """One to three inputs of one shape and a new axis position."""
+    shape = draw(shapes())
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    values = [draw_array(draw, opdef.hints, i, shape) for i in range(draw(st.integers(1, 3)))]
+    return Sample(values, {"axis": axis})
+
+
+@sample_kind("split")
+@st.composite
+def split_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input, an axis, and a number of equal sections or sorted split points (empty pieces too)."""
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    side = shape[axis]
+    if draw(st.booleans()):
+        where: Any = draw(st.sampled_from([d for d in range(1, side + 1) if side % d == 0]))
+    else:
+        where = sorted(draw(st.lists(st.integers(0, side), max_size=3)))
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], {"indices_or_sections": where, "axis": axis})
+
+
+@sample_kind("pad")
+@st.composite
+def pad_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input, widths (an int, one pair, or a pair per axis) and a mode with its constant."""
+    shape = draw(shapes())
+    width = st.integers(0, 2)
+    pair = st.tuples(width, width)
+    per_axis = st.tuples(*[pair] * len(shape)) if shape else pair
+    pad_width = draw(st.one_of(width, pair, per_axis))
+    mode = draw(st.sampled_from(["constant", "constant", "edge", "reflect", "symmetric", "wrap"]))
+    kwargs: dict[str, Any] = {"pad_width": pad_width, "mode": mode}
+    if mode == "constant":
+        kwargs["constant_values"] = draw(st.sampled_from([0, 1.5]))
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], kwargs)
+
+
+@st.composite
+def _index_for(draw: Any, shape: tuple[int, ...]) -> Any:
+    return draw(st.one_of(basic_indices(shape), advanced_indices(shape)))
+
+
+@sample_kind("getitem")
+@st.composite
+def getitem_sample(draw: Any, opdef: OpDef) -> Sample:
+    """An input and an index: basic (ints, slices with negative steps, None, ...) or advanced
+    (integer arrays with repeats, boolean masks), mixed."""
+    shape = draw(shapes())
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], {"index": draw(_index_for(shape))})
+
+
+@sample_kind("scatter_add")
+@st.composite
+def scatter_add_sample(draw: Any, opdef: OpDef) -> Sample:
+    """Values shaped like ``zeros(shape)[index]``, an index (as for getitem) and the target shape."""
+    shape = draw(shapes())
+    index = draw(_index_for(shape))
+    selected = np.zeros(shape)[index].shape
+    return Sample([draw_array(draw, opdef.hints, 0, selected)], {"index": index, "shape": shape})

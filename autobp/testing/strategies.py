@@ -28,6 +28,8 @@ __all__ = [
     "broadcastable_shapes",
     "valid_axes",
     "elements_in",
+    "basic_indices",
+    "advanced_indices",
 ]
 
 MAX_DIMS = 3
@@ -100,3 +102,82 @@ def valid_axes(draw: Any, ndim: int, allow_none: bool = True, allow_tuple: bool 
     else:
         choices.append(st.just(()))
     return draw(st.one_of(*choices))
+
+
+def _slices(side: int) -> Any:
+    """Slices of an axis of length ``side``: any start and stop (out of range too), steps of either sign."""
+    bound = st.none() | st.integers(-side - 1, side + 1)
+    step = st.sampled_from([None, 1, 2, -1, -2, -3])
+    return st.builds(slice, bound, bound, step)
+
+
+def _axis_part(side: int) -> Any:
+    """An int (any valid value, negative included) or a slice for one axis."""
+    return _slices(side) | st.integers(-side, side - 1) if side else _slices(side)
+
+
+@st.composite
+def basic_indices(draw: Any, shape: tuple[int, ...], allow_newaxis: bool = True, allow_ellipsis: bool = True) -> Any:
+    """Basic numpy indices for an array of ``shape``: ints, slices (negative steps), None, Ellipsis.
+
+    Shapes: the index is valid for ``shape``; it may select nothing (empty slices).
+
+    >>> from hypothesis import given
+    >>> import autobp as ab
+    >>> @given(basic_indices((3, 4)))
+    ... def test_index(index):
+    ...     assert ab.zeros(3, 4)[index].shape == ab.zeros(3, 4).numpy()[index].shape
+    >>> test_index()
+    """
+    ndim = len(shape)
+    used = draw(st.integers(0, ndim))
+    split = draw(st.integers(0, used)) if allow_ellipsis and draw(st.booleans()) else None
+    axes = list(range(used)) if split is None else [*range(split), *range(ndim - used + split, ndim)]
+    parts: list[Any] = [draw(_axis_part(shape[a])) for a in axes]
+    if split is not None:
+        parts.insert(split, Ellipsis)
+    for _ in range(draw(st.integers(0, 2)) if allow_newaxis else 0):
+        parts.insert(draw(st.integers(0, len(parts))), None)
+    if len(parts) == 1 and draw(st.booleans()):
+        return parts[0]  # a bare component, as in x[1:3]
+    return tuple(parts)
+
+
+@st.composite
+def advanced_indices(draw: Any, shape: tuple[int, ...]) -> Any:
+    """Advanced numpy indices for an array of ``shape``: integer arrays (repeats and negative values
+    included, sometimes as lists) on one or more axes, or a boolean mask over consecutive axes,
+    mixed with slices and ints on the other axes.
+
+    Shapes: the index is valid for ``shape``.
+
+    >>> from hypothesis import given
+    >>> import autobp as ab
+    >>> @given(advanced_indices((3, 4)))
+    ... def test_index(index):
+    ...     assert ab.zeros(3, 4)[index].shape == ab.zeros(3, 4).numpy()[index].shape
+    >>> test_index()
+    """
+    ndim = len(shape)
+    if ndim == 0:
+        return np.array(draw(st.booleans()))  # a 0-d mask: x[True] adds an axis, x[False] selects nothing
+    indexable = [a for a in range(ndim) if shape[a] > 0]
+    if indexable and draw(st.booleans()):
+        chosen = sorted(draw(st.lists(st.sampled_from(indexable), min_size=1, max_size=len(indexable), unique=True)))
+        index_shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=len(chosen), max_dims=2, max_side=3))
+        parts: list[Any] = []
+        for axis in range(ndim if draw(st.booleans()) else chosen[-1] + 1):
+            if axis in chosen:
+                side = shape[axis]
+                values = hnp.arrays(
+                    np.intp, index_shapes.input_shapes[chosen.index(axis)], elements=st.integers(-side, side - 1)
+                )
+                array = draw(values)
+                parts.append(array.tolist() if array.ndim == 1 and draw(st.booleans()) else array)
+            else:
+                parts.append(draw(_axis_part(shape[axis])))
+        return tuple(parts)
+    start = draw(st.integers(0, ndim - 1))
+    stop = draw(st.integers(start + 1, ndim))
+    mask = draw(hnp.arrays(np.bool_, shape[start:stop], elements=st.booleans()))
+    return (*(draw(_slices(shape[a])) for a in range(start)), mask)

@@ -1,0 +1,119 @@
+"""Indexing: ``x[index]`` and its adjoint, adding values into zeros at an index.
+
+Indices follow numpy: ints, slices (any step), ``None``, ``Ellipsis``, integer arrays (lists,
+numpy arrays or integer Tensors) and boolean masks, mixed as numpy allows. The vjp of
+``getitem`` scatters the gradient back with ``scatter_add``, whose own vjp is ``getitem``, so
+gradients of any order flow through indexing. Integer arrays may repeat an element; their
+gradients accumulate (``np.add.at``). Other indices select each element at most once, so a
+plain assignment into zeros suffices, which is much faster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autobp.ops.registry import Hints, op
+from autobp.tensor import Tensor
+
+__all__ = ["getitem", "scatter_add", "normalize_index", "describe_index"]
+
+
+def _component(part: Any) -> Any:
+    """One index component as numpy takes it: Tensors and lists become arrays."""
+    if isinstance(part, Tensor):
+        return part.data
+    if isinstance(part, list):
+        array = np.asarray(part)
+        # An empty list selects nothing; numpy reads it as an integer index, not a float one.
+        return array.astype(np.intp) if array.size == 0 else array
+    return part
+
+
+def normalize_index(index: Any) -> Any:
+    """``index`` with Tensor and list components replaced by numpy arrays (tuples stay tuples)."""
+    if isinstance(index, tuple):
+        return tuple(_component(part) for part in index)
+    return _component(index)
+
+
+def _may_repeat(index: Any) -> bool:
+    """Whether ``index`` (normalized) can select one element twice: it holds an integer array."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, np.ndarray) and p.ndim > 0 and p.dtype.kind in "iu" for p in parts)
+
+
+def _describe_part(part: Any) -> str:
+    if isinstance(part, slice):
+        text = ":".join("" if v is None else str(v) for v in (part.start, part.stop, part.step))
+        return text[:-1] if text.endswith(":") and part.step is None else text
+    if part is Ellipsis:
+        return "..."
+    if isinstance(part, np.ndarray):
+        values = np.array2string(part, separator=", ", threshold=8, edgeitems=3)
+        return f"{part.dtype} array {values}"
+    return repr(part)
+
+
+def describe_index(index: Any) -> str:
+    """A short readable form of an index for error messages, e.g. ``[1:3, ..., int64 array [0, 0]]``."""
+    index = normalize_index(index)
+    parts = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(_describe_part(p) for p in parts) + "]"
+
+
+def _index_error(name: str, shape: tuple[int, ...], index: Any, error: Exception) -> Exception:
+    message = f"{name}: index {describe_index(index)} does not fit shape {shape}: {error}"
+    return IndexError(message) if isinstance(error, IndexError) else type(error)(message)
+
+
+@op("getitem", arity=1, hints=Hints(shapes="getitem"))
+def getitem(x: Any, index: Any) -> np.ndarray:
+    """``x[index]`` with numpy's basic and advanced indexing.
+
+    Shapes: as numpy: ints drop an axis, slices keep it, ``None`` adds one, integer arrays are
+    replaced by their broadcast shape, a boolean mask by its number of true elements.
+
+    >>> import autobp as ab
+    >>> x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> x[[0, 0, 2]].sum().backward()
+    >>> x.grad.tolist()
+    [2.0, 0.0, 1.0]
+    """
+    x = np.asarray(x)
+    try:
+        return np.asarray(x[normalize_index(index)])
+    except (IndexError, ValueError, TypeError) as error:
+        raise _index_error("getitem", x.shape, index, error) from error
+
+
+@op("scatter_add", arity=1, hints=Hints(shapes="scatter_add"))
+def scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Zeros of ``shape`` with ``values`` added at ``index``; repeated positions accumulate.
+
+    The adjoint of ``getitem``: ``scatter_add(g, index, x.shape)`` is the gradient of
+    ``x[index]``. Shapes: values broadcastable to ``zeros(shape)[index].shape`` -> shape.
+
+    >>> import autobp as ab
+    >>> ab.scatter_add(ab.tensor([1.0, 2.0, 3.0]), [0, 2, 0], (3,)).tolist()
+    [4.0, 0.0, 2.0]
+    """
+    values = np.asarray(values)
+    shape = tuple(shape)
+    result = np.zeros(shape, dtype=values.dtype)
+    normalized = normalize_index(index)
+    try:
+        if _may_repeat(normalized):
+            np.add.at(result, normalized, values)
+        else:
+            result[normalized] = values
+    except (IndexError, ValueError, TypeError) as error:
+        raise _index_error("scatter_add", shape, index, error) from error
+    return result
+
+
+# d scatter_add(v)[index] / dv: the gradient is read back at the same index.
+scatter_add.defvjp(lambda grad, out, values, index, shape: getitem(grad, index))
+# d x[index] / dx: each selected element receives its gradient, repeats add up.
+getitem.defvjp(lambda grad, out, x, index: scatter_add(grad, index, x.shape))
