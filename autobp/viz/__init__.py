@@ -1,0 +1,12 @@
+"""Pictures of gradient graphs: shapes, gradients, and where NaN/Inf begins.
+
+``draw_graph(root)`` returns a ``graphviz.Digraph`` (it displays inline in Jupyter; ``.render``
+or ``save_graph`` write SVG/PNG); ``graph_text(root)`` prints the same graph without graphviz.
+"""
+
+from __future__ import annotations
+
+from autobp.viz.dot import draw_graph, save_graph
+from autobp.viz.text import graph_text
+
+__all__ = ["draw_graph", "graph_text", "save_graph"]

@@ -1,0 +1,78 @@
+"""Names and blocks (clusters) of graph vertices, for the pictures and the text form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from autobp.graph import Node
+from autobp.tensor import Tensor
+
+__all__ = ["clusters", "own_name", "vertex_names", "vertex_of"]
+
+Vertex = Any  # a Node (an op application, standing for its output) or a leaf Tensor
+
+
+def vertex_of(tensor: Tensor) -> Vertex:
+    """The graph vertex a tensor stands for: the node that made it, or itself for a leaf."""
+    return tensor.grad_fn if tensor.grad_fn is not None else tensor
+
+
+def own_name(vertex: Vertex) -> str | None:
+    if isinstance(vertex, Node):
+        ref = getattr(vertex, "retained", None)
+        vertex = ref() if callable(ref) else None
+    name = getattr(vertex, "name", None)
+    return None if name is None else str(name)
+
+
+def vertex_names(
+    roots: Sequence[Tensor], names: Mapping[str, Tensor] | Iterable[tuple[str, Tensor]] | None
+) -> dict[int, str]:
+    """Vertex id -> name: ``.name`` of the roots, then ``names=`` (which wins)."""
+    named: dict[int, str] = {}
+    for root in roots:
+        if getattr(root, "name", None):
+            named[id(vertex_of(root))] = str(root.name)
+    pairs = names.items() if isinstance(names, Mapping) else (names or ())
+    for name, tensor in pairs:
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"draw_graph: names[{name!r}] must be a Tensor, got {type(tensor).__name__}")
+        named[id(vertex_of(tensor))] = str(name)
+    return named
+
+
+def clusters(order: list[Vertex], collapse: Mapping[str, Tensor] | None) -> dict[int, str]:
+    """Vertex id -> cluster name: each block holds the ops computing its output since earlier blocks."""
+    if not collapse:
+        return {}
+    position = {id(v): i for i, v in enumerate(order)}
+    blocks = []
+    for name, tensor in collapse.items():
+        if not isinstance(tensor, Tensor) or tensor.grad_fn is None:
+            raise ValueError(
+                f"draw_graph: collapse[{name!r}] must be the non-leaf Tensor a block returns (its output), "
+                f"got {tensor!r}"
+            )
+        if id(tensor.grad_fn) in position:
+            blocks.append((position[id(tensor.grad_fn)], name, tensor.grad_fn))
+    cluster: dict[int, str] = {}
+    consumers: dict[int, set[str | None]] = {}
+    for _, name, start in sorted(blocks, key=lambda block: block[0]):
+        stack: list[Vertex] = [start]
+        while stack:
+            vertex = stack.pop()
+            if id(vertex) in cluster or not isinstance(vertex, Node):
+                continue
+            cluster[id(vertex)] = name
+            stack.extend(vertex_of(t) for t in vertex.inputs or ())
+    for vertex in order:
+        for tensor in (vertex.inputs or ()) if isinstance(vertex, Node) else ():
+            consumers.setdefault(id(tensor), set()).add(cluster.get(id(vertex)))
+    # A parameter joins a block when only that block uses it; data inputs stay outside.
+    for vertex in order:
+        if isinstance(vertex, Tensor) and vertex.requires_grad and len(consumers.get(id(vertex), ())) == 1:
+            (only,) = consumers[id(vertex)]
+            if only is not None:
+                cluster[id(vertex)] = only
+    return cluster

@@ -1,0 +1,287 @@
+"""What a graph picture shows, computed once for both the graphviz and the text form.
+
+``build_view`` walks the recorded graph without recursion, orders it forward (inputs before the
+ops that use them), finds where NaN or Inf first appears, and keeps the part nearest the root
+when the graph is larger than ``max_nodes``.
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autobp.graph import Node
+from autobp.tensor import Tensor
+from autobp.viz.groups import clusters, own_name, vertex_names
+
+__all__ = ["GraphView", "OpView", "Stats", "TensorView", "build_view", "FREED_NOTE"]
+
+Vertex = Node | Tensor  # an op application (its output), or a leaf Tensor
+
+FREED_NOTE = (
+    "the graph was freed by backward(): only the root is left. "
+    "Call backward(retain_graph=True) (or ab.grad(..., retain_graph=True)) to keep it for drawing"
+)
+
+_short = reprlib.Repr()
+_short.maxstring = 16
+_short.maxother = 20
+_short.maxlist = _short.maxtuple = 4
+
+
+@dataclass
+class Stats:
+    """Summary of an array: what a label prints instead of the values."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    norm: float
+    low: float
+    high: float
+    bad: str  # "" when finite, else e.g. "2 NaN, 1 Inf"
+
+
+@dataclass
+class TensorView:
+    """A tensor vertex: a leaf, or the output of one op."""
+
+    id: str
+    name: str | None
+    kind: str  # "param" (leaf requiring grad), "const", "output" (of an op), "root"
+    shape: tuple[int, ...] | None
+    dtype: str | None
+    value: Stats | None
+    grad: Stats | None
+    cluster: str | None = None
+
+
+@dataclass
+class OpView:
+    """An op application: its registry name, arguments and the tensor it produced."""
+
+    id: str
+    name: str
+    args: list[tuple[str, str]]  # per input: ("tensor", id), ("const", "0.5") or ("omitted", "…")
+    kwargs: str  # keyword arguments, e.g. "axis=1  keepdims=True"
+    output: str
+    freed: bool
+    first_bad: bool
+    cluster: str | None = None
+
+
+@dataclass
+class GraphView:
+    """Everything a picture shows, in forward order."""
+
+    tensors: dict[str, TensorView]
+    ops: list[OpView]
+    total_ops: int
+    total_tensors: int
+    cut: list[str] = field(default_factory=list)  # ids of ops with inputs left out by max_nodes
+    freed: bool = False
+    first_bad: str | None = None  # name of the first op producing NaN/Inf, drawn or not
+    first_bad_drawn: bool = False
+
+    @property
+    def omitted_ops(self) -> int:
+        return self.total_ops - len(self.ops)
+
+    @property
+    def omitted_tensors(self) -> int:
+        return self.total_tensors - len(self.tensors)
+
+
+def summarize(array: Any) -> Stats:
+    """Shape, dtype, L2 norm, min, max and a NaN/Inf count of an array or Tensor."""
+    data = np.asarray(array.data if isinstance(array, Tensor) else array)
+    bad = ""
+    if data.dtype.kind in "fc":
+        nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+        bad = ", ".join(f"{count} {what}" for count, what in ((nan, "NaN"), (inf, "Inf")) if count)
+    if data.size == 0 or data.dtype.kind not in "biuf":
+        return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad)
+    wide = data.astype(np.float64)
+    with np.errstate(all="ignore"):  # the norm of a NaN or huge array is itself reported as NaN/Inf
+        norm = float(np.sqrt(np.sum(wide * wide)))
+    return Stats(data.shape, str(data.dtype), norm, float(np.min(wide)), float(np.max(wide)), bad)
+
+
+def _finite(array: Any) -> bool:
+    kind = array.dtype.kind
+    if kind not in "fc":
+        return True
+    if kind == "f" and array.size == 1:  # most nodes of huge graphs are scalars: skip numpy's overhead
+        return math.isfinite(array.item())
+    return bool(np.isfinite(array).all())
+
+
+def _vertex(tensor: Tensor) -> Vertex:
+    return tensor.grad_fn if tensor.grad_fn is not None else tensor
+
+
+def _inputs(vertex: Vertex) -> tuple[Tensor, ...]:
+    return (vertex.inputs or ()) if type(vertex) is Node else ()
+
+
+def forward_order(roots: Sequence[Vertex]) -> list[Vertex]:
+    """Every vertex reachable from ``roots``, inputs before the ops using them (iterative DFS)."""
+    order: list[Vertex] = []
+    seen: set[int] = set()
+    stack: list[tuple[Vertex, bool]] = [(v, False) for v in reversed(roots)]
+    while stack:
+        vertex, expanded = stack.pop()
+        if expanded:
+            order.append(vertex)
+            continue
+        if id(vertex) in seen:
+            continue
+        seen.add(id(vertex))
+        if type(vertex) is not Node or not vertex.inputs:
+            order.append(vertex)
+            continue
+        stack.append((vertex, True))
+        for tensor in reversed(vertex.inputs):
+            child = tensor.grad_fn or tensor
+            if id(child) not in seen:
+                stack.append((child, False))
+    return order
+
+
+def _keep(roots: Sequence[Vertex], inlined: set[int], max_nodes: int) -> set[int]:
+    """Vertices nearest the roots (breadth first) whose picture nodes fit in ``max_nodes``."""
+    kept: set[int] = set()
+    used = 0
+    queue = deque(roots)
+    while queue:
+        vertex = queue.popleft()
+        if id(vertex) in kept:
+            continue
+        cost = 2 if isinstance(vertex, Node) else 1  # an op draws itself and its output tensor
+        if used + cost > max_nodes:
+            break
+        kept.add(id(vertex))
+        used += cost
+        queue.extend(_vertex(t) for t in _inputs(vertex) if id(t) not in inlined)
+    return kept
+
+
+def _format_scalar(data: Any) -> str:
+    value = np.asarray(data).reshape(()).item()
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _kwargs(node: Node) -> str:
+    return "  ".join(
+        f"{key}={_short.repr(value)}" for key, value in node.kwargs.items() if value is not None and value is not False
+    )
+
+
+def _retained_grad(node: Node) -> Any:
+    # retain_grad() keeps a weakref to the non-leaf tensor on its node; anything else means "no gradient kept".
+    ref = getattr(node, "retained", None)
+    tensor = ref() if callable(ref) else None
+    return getattr(tensor, "grad", None)
+
+
+def build_view(
+    roots: Sequence[Tensor],
+    *,
+    names: Mapping[str, Tensor] | Iterable[tuple[str, Tensor]] | None = None,
+    max_nodes: int = 500,
+    collapse: Mapping[str, Tensor] | None = None,
+    values: bool = True,
+    grads: bool = True,
+) -> GraphView:
+    """The drawable view of the graph behind ``roots``; see ``autobp.viz.draw_graph``."""
+    if max_nodes < 1:
+        raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
+    for root in roots:
+        if not isinstance(root, Tensor):
+            raise TypeError(f"draw_graph: the root must be a Tensor, got {type(root).__name__}")
+    named = vertex_names(roots, names)
+    root_vertices = list(dict.fromkeys(_vertex(r) for r in roots))
+    root_ids = {id(v) for v in root_vertices}
+    order = forward_order(root_vertices)
+
+    # NaN/Inf: the first op in forward order whose output is bad while all its inputs were finite.
+    bad: set[int] = set()
+    first_bad_id = None
+    for vertex in order:
+        array = vertex.out if isinstance(vertex, Node) else vertex.data
+        if array is not None and not _finite(np.asarray(array)):
+            bad.add(id(vertex))
+            if (
+                first_bad_id is None
+                and type(vertex) is Node
+                and not any(id(_vertex(t)) in bad for t in _inputs(vertex))
+            ):
+                first_bad_id = id(vertex)
+    # Unnamed finite scalar constants (the 0.5 in ``0.5 * x``) are printed inside their op, not drawn.
+    inlined = {
+        id(v)
+        for v in order
+        if isinstance(v, Tensor)
+        and v.size == 1
+        and not v.requires_grad
+        and id(v) not in named
+        and id(v) not in bad
+        and id(v) not in root_ids
+        and getattr(v, "name", None) is None
+    }
+    total_ops = sum(type(v) is Node for v in order)
+    view = GraphView({}, [], total_ops, len(order) - len(inlined))
+
+    kept = _keep(root_vertices, inlined, max_nodes)
+    root_data = {id(_vertex(r)): r for r in roots}  # a freed root node lost .out; its Tensor did not
+    cluster = clusters(order, collapse)
+    ids: dict[int, str] = {}
+    for vertex in order:
+        if id(vertex) not in kept:
+            continue
+        tid = ids[id(vertex)] = f"t{len(ids)}"
+        kind = "root" if id(vertex) in root_ids else "output"
+        if isinstance(vertex, Node):
+            array, grad = vertex.out, _retained_grad(vertex)
+            if array is None and id(vertex) in root_data:
+                array = root_data[id(vertex)].data
+        else:
+            array, grad = vertex.data, vertex.grad
+            if id(vertex) not in root_ids:
+                kind = "param" if vertex.requires_grad else "const"
+        value = summarize(array) if array is not None and (values or id(vertex) in bad) else None
+        view.tensors[tid] = TensorView(
+            id=tid,
+            name=named.get(id(vertex)) or own_name(vertex),
+            kind=kind,
+            shape=None if array is None else tuple(np.shape(array)),
+            dtype=None if array is None else str(np.asarray(array).dtype),
+            value=value,
+            grad=summarize(grad) if grad is not None and grads else None,
+            cluster=cluster.get(id(vertex)),
+        )
+        if isinstance(vertex, Node):
+            args = []
+            for t in vertex.inputs or ():
+                if id(t) in inlined:
+                    args.append(("const", _format_scalar(t.data)))
+                elif id(_vertex(t)) in ids:
+                    args.append(("tensor", ids[id(_vertex(t))]))
+                else:
+                    args.append(("omitted", "…"))
+            if any(kind == "omitted" for kind, _ in args):
+                view.cut.append("op" + tid[1:])
+            if id(vertex) == first_bad_id:
+                view.first_bad, view.first_bad_drawn = vertex.op.name, True
+            view.freed = view.freed or vertex.inputs is None
+            op = OpView("op" + tid[1:], vertex.op.name, args, _kwargs(vertex), tid, vertex.inputs is None, False)
+            op.first_bad, op.cluster = id(vertex) == first_bad_id, cluster.get(id(vertex))
+            view.ops.append(op)
+    if first_bad_id is not None and not view.first_bad_drawn:
+        view.first_bad = next(v.op.name for v in order if isinstance(v, Node) and id(v) == first_bad_id)
+    return view

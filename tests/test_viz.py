@@ -1,0 +1,239 @@
+"""autobp.viz: the DOT source's structure, labels, NaN marks, truncation, and real renders with ``dot``."""
+
+from __future__ import annotations
+
+import re
+import sys
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import autobp as ab
+from autobp.graph import Node
+from autobp.viz import draw_graph, graph_text, save_graph
+
+NODE = re.compile(r"^\s*((?:t|op)\d+) \[(.*)\]$", re.MULTILINE)
+EDGE = re.compile(r"^\s*(\w+) -> (\w+)", re.MULTILINE)
+
+
+def nodes(source: str) -> dict[str, str]:
+    """Graph nodes (tensors and ops, not notes or the legend) of a DOT source: id -> attributes."""
+    return dict(NODE.findall(source))
+
+
+def mlp(batch: int = 8, hidden: int = 16) -> dict[str, ab.Tensor]:
+    """A two-layer tanh MLP with a mean squared error, built from ops: 9 ops, 6 leaves."""
+    x, y = ab.randn(batch, 4, rng=1), ab.randn(batch, 1, rng=2)
+    w1, b1 = ab.randn(4, hidden, rng=3).requires_grad_(), ab.zeros(hidden).requires_grad_()
+    w2, b2 = ab.randn(hidden, 1, rng=4).requires_grad_(), ab.zeros(1).requires_grad_()
+    h = ab.tanh(x @ w1 + b1)
+    out = h @ w2 + b2
+    loss = ((out - y) ** 2).sum() * (1 / batch)  # matmul add tanh matmul add sub pow sum mul
+    return {"x": x, "y": y, "W1": w1, "b1": b1, "W2": w2, "b2": b2, "h": h, "out": out, "loss": loss}
+
+
+def count_graph(root: ab.Tensor) -> tuple[int, int]:
+    """(ops, drawn tensors) by a walk independent of autobp.viz; scalar constants are drawn inline."""
+    ops: set[int] = set()
+    leaves: set[int] = set()
+    stack = [root]
+    while stack:
+        tensor = stack.pop()
+        if tensor.grad_fn is None:
+            if tensor.requires_grad or tensor.size > 1 or tensor is root:
+                leaves.add(id(tensor))
+        elif id(tensor.grad_fn) not in ops:
+            ops.add(id(tensor.grad_fn))
+            stack.extend(tensor.grad_fn.inputs or ())
+    return len(ops), len(ops) + len(leaves)
+
+
+def test_mlp_node_and_edge_count_equal_the_graph() -> None:
+    t = mlp()
+    source = draw_graph(t["loss"], legend=False).source
+    found = nodes(source)
+    n_ops, n_tensors = count_graph(t["loss"])
+    assert (n_ops, n_tensors) == (9, 15)
+    assert sum(key.startswith("op") for key in found) == n_ops
+    assert sum(key.startswith("t") for key in found) == n_tensors
+    # one edge per tensor input (2+2+1+2+2+2+1+1+1: the 2 and 0.125 are printed inside pow and mul), one per output
+    assert len(EDGE.findall(source)) == 14 + n_ops
+    assert "(·, 2)" in source and "(·, 0.125)" in source
+
+
+UNARY = [ab.tanh, ab.sigmoid, ab.exp, ab.sin, ab.relu]
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=25))
+def test_random_graphs_draw_every_node(steps: list[tuple[int, int, int]]) -> None:
+    a, b = ab.randn(3, rng=0).requires_grad_(), ab.randn(3, rng=1)
+    pool = [a, b]
+    for kind, i, j in steps:
+        x, y = pool[i % len(pool)], pool[j % len(pool)]
+        pool.append(UNARY[kind](x) if kind < 3 else x * y if kind == 3 else x + y * 0.5)
+    root = ab.sum(pool[-1] + a)
+    n_ops, n_tensors = count_graph(root)
+    found = nodes(draw_graph(root).source)
+    assert sum(key.startswith("op") for key in found) == n_ops
+    assert sum(key.startswith("t") for key in found) == n_tensors
+    assert len(graph_text(root).splitlines()) == 1 + n_tensors
+
+
+def test_labels_carry_names_shapes_and_gradients() -> None:
+    t = mlp()
+    t["loss"].backward(retain_graph=True)
+    names = {k: t[k] for k in ("x", "y", "W1", "b1", "W2", "b2")}
+    source = draw_graph(t["loss"], names=names).source
+    w1 = next(attrs for attrs in nodes(source).values() if "<B>W1</B>" in attrs)
+    assert "float64[4, 16]" in w1
+    g = t["W1"].grad.data
+    assert f"grad [4, 16]  norm {np.linalg.norm(g):.3g}" in w1
+    assert f"min {g.min():.3g}  max {g.max():.3g}" in w1
+    assert "float64[8, 16]" in source  # an op output without a name
+    text = graph_text(t["loss"], names=names)
+    assert "t1 W1 " in text and f"grad [4, 16] norm {np.linalg.norm(g):.3g}" in text
+    hidden = draw_graph(t["loss"], names=names, show_grads=False, show_shapes=False, legend=False).source
+    assert "grad" not in hidden and "[4, 16]" not in hidden and "<B>W1</B>" in hidden
+
+
+def test_values_and_names_from_tensor_attribute() -> None:
+    w = ab.tensor([3.0, -4.0], requires_grad=True)
+    w.name = "layers.0.weight"
+    loss = (w * w).sum()
+    source = draw_graph(loss, show_values=True).source
+    assert "<B>layers.0.weight</B>" in source and "value  norm 5" in source and "min -4  max 3" in source
+    assert "<B>renamed</B>" in draw_graph(loss, names=[("renamed", w)]).source  # names= wins over .name
+    assert "value  25" in draw_graph(loss, show_values=True).source  # a scalar prints its value
+
+
+def test_retained_gradient_of_a_non_leaf_is_shown() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0
+    loss = (h * h).sum()
+    node: Node = h.grad_fn  # type: ignore[assignment]
+    node.retained = weakref.ref(h)  # what Tensor.retain_grad() records
+    loss.backward(retain_graph=True)
+    if h.grad is None:  # an engine that does not honour .retained yet: set what it would have
+        h.grad = ab.tensor(2 * h.data)
+    source = draw_graph(loss, names={"h": h}).source
+    h_label = next(attrs for attrs in nodes(source).values() if "<B>h</B>" in attrs)
+    assert f"norm {np.linalg.norm(h.grad.data):.3g}" in h_label
+    node.retained = "not a weakref"  # defensive: anything unexpected just means no gradient
+    assert "<B>h</B>" in draw_graph(loss, names={"h": h}).source
+
+
+def test_nan_nodes_are_marked_and_the_first_op_producing_one() -> None:
+    x = ab.tensor([1.0, -1.0, 2.0], requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        y = ab.exp(x)  # finite
+        z = ab.log(x - 1.5)  # the first NaN, and log(-0.5 + ...) stays NaN below
+        loss = (ab.sqrt(z * y)).sum()
+    source = draw_graph(loss, names={"x": x}).source
+    found = nodes(source)
+    first = [key for key, attrs in found.items() if "first NaN/Inf" in attrs]
+    assert len(first) == 1 and "<B>log</B>" in found[first[0]] and "#dc2626" in found[first[0]]
+    exp_node = next(attrs for attrs in found.values() if "<B>exp</B>" in attrs)
+    assert "first" not in exp_node
+    bad = [key for key, attrs in found.items() if key.startswith("t") and "has " in attrs and "NaN" in attrs]
+    assert len(bad) == 4  # log, mul, sqrt, sum outputs
+    assert "value or grad holds NaN/Inf" in source and "first op producing NaN/Inf" in source  # the legend
+    text = graph_text(loss)
+    assert sum("!! value has" in line for line in text.splitlines()) == 4
+    assert [line.split(" = ")[1].split("(")[0] for line in text.splitlines() if "first appears here" in line] == ["log"]
+
+
+def test_freed_graph_says_retain_graph_keeps_it() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+    source = draw_graph(loss).source
+    assert "freed by backward()" in source and "retain_graph=True" in source
+    assert "retain_graph=True" in graph_text(loss)
+    kept = (x * x).sum()
+    kept.backward(retain_graph=True)
+    assert "freed" not in draw_graph(kept, legend=False).source
+
+
+def test_huge_graph_is_truncated_with_a_note_and_no_recursion_error() -> None:
+    x = ab.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    source = draw_graph(y, max_nodes=40).source
+    found = nodes(source)
+    assert len(found) <= 40 and sum(key.startswith("op") for key in found) == 20
+    assert "99,980 more ops and 1 more leaves not drawn" in source and "max_nodes=40" in source
+    assert "note_omitted -> op" in source  # an arrow shows where the omitted part joins
+    text = graph_text(y, max_nodes=6)
+    assert "99,997 more ops" in text and "mul(…, 1)" in text
+
+
+def test_nan_origin_outside_the_drawn_part_is_named_in_the_note() -> None:
+    x = ab.tensor(-1.0, requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        y = ab.sqrt(x)
+        for _ in range(30):
+            y = y + 1.0
+    assert "NaN/Inf first appears in op 'sqrt', which is not drawn" in draw_graph(y, max_nodes=10).source
+
+
+def test_collapse_draws_blocks_as_clusters() -> None:
+    t = mlp()
+    blocks = {"layer 1": t["h"], "layer 2": t["out"]}
+    source = draw_graph(t["loss"], names={"W1": t["W1"], "W2": t["W2"]}, collapse=blocks, legend=False).source
+    found = re.findall(r"subgraph cluster_\d+ \{\n(.*?)\n\t\}", source, re.DOTALL)
+    body = {re.findall(r'label="([^"]+)"', content)[0]: content for content in found}
+    assert sorted(body) == ["layer 1", "layer 2"]
+    assert "<B>W1</B>" in body["layer 1"] and "tanh" in body["layer 1"] and "<B>W2</B>" not in body["layer 1"]
+    assert "<B>W2</B>" in body["layer 2"] and "<B>sub</B>" not in body["layer 2"]
+    assert "[layer 2]" in graph_text(t["loss"], collapse=blocks)
+    with pytest.raises(ValueError, match=r"collapse\['x'\] must be the non-leaf Tensor"):
+        draw_graph(t["loss"], collapse={"x": t["x"]})
+
+
+def test_legend_can_be_turned_off_and_lists_only_what_is_drawn() -> None:
+    loss = (ab.tensor([1.0], requires_grad=True) * 2.0).sum()
+    with_legend = draw_graph(loss).source
+    assert "cluster_legend" in with_legend and "NaN" not in with_legend
+    assert "cluster_legend" not in draw_graph(loss, legend=False).source
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(TypeError, match="draw_graph: the root must be a Tensor"):
+        draw_graph(np.ones(2))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_nodes must be at least 1"):
+        graph_text(ab.tensor(1.0), max_nodes=0)
+    with pytest.raises(TypeError, match=r"names\['w'\] must be a Tensor"):
+        draw_graph(ab.tensor(1.0), names={"w": 1.0})  # type: ignore[dict-item]
+
+
+def test_graph_text_needs_no_graphviz(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz now raises ImportError
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    assert "mul(t0, t0)" in graph_text((x * x).sum())
+    with pytest.raises(ImportError, match=r'pip install "autobp\[viz\]"'):
+        draw_graph((x * x).sum())
+
+
+def test_render_svg_and_png_with_dot(tmp_path: Path) -> None:
+    t = mlp()
+    t["loss"].backward(retain_graph=True)
+    graph = draw_graph(t["loss"], names={"W1": t["W1"]})
+    svg = graph.pipe(format="svg").decode()
+    assert "<svg" in svg and svg.count('class="node"') == len(nodes(graph.source)) + 1  # + the legend
+    assert graph.pipe(format="png").startswith(b"\x89PNG")
+    written = save_graph(graph, tmp_path / "mlp", formats=("svg", "png"))
+    assert [p.name for p in written] == ["mlp.svg", "mlp.png"] and all(p.stat().st_size > 1000 for p in written)
+    assert Path(graph.render(tmp_path / "rendered", format="svg")).read_text().count("<svg") == 1
+    assert "image/svg+xml" in graph._repr_mimebundle_()  # what Jupyter displays inline
+
+
+def test_save_graph_writes_dot_source_without_the_dot_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` on PATH
+    graph = draw_graph((ab.tensor([1.0], requires_grad=True) * 2.0).sum())
+    (written,) = save_graph(graph, tmp_path / "out" / "g", formats=("svg",))
+    assert written.name == "g.dot" and written.read_text() == graph.source
