@@ -39,8 +39,8 @@ from autobp.ops.elementwise import (
     where,
 )
 from autobp.ops.indexing import getitem, scatter_add
-from autobp.ops.linalg import matmul
-from autobp.ops.reduction import sum
+from autobp.ops.linalg import dot, einsum, matmul, outer
+from autobp.ops.reduction import argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var
 from autobp.ops.registry import REGISTRY, Hints, OpDef, composite, op
 from autobp.ops.shape import (
     broadcast_to,

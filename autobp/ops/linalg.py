@@ -1,4 +1,4 @@
-"""Linear algebra: matrix products.
+"""Linear algebra: matrix products, ``dot``, ``outer`` and ``einsum``.
 
 ``matmul`` follows numpy: 1-D operands are promoted to a row (left) or a column (right) and the
 promoted axis is removed from the result; leading batch axes broadcast. Its vjps work on the
@@ -7,12 +7,15 @@ promoted shapes and the engine sums broadcast batch axes back.
 
 from __future__ import annotations
 
+import collections
+import functools
+import string
 from typing import Any
 
 import numpy as np
 
-from autobp.ops.registry import Hints, op
-from autobp.ops.shape import reshape, sum_to, swapaxes
+from autobp.ops.registry import Hints, composite, describe, op
+from autobp.ops.shape import broadcast_to, reshape, sum_to, swapaxes
 from autobp.tensor import Tensor
 
 
@@ -62,3 +65,179 @@ def _matmul_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
 
 
 matmul.defvjp(_matmul_dx, _matmul_dy)
+
+
+# -- einsum ---------------------------------------------------------------------------------------------
+_LABELS = string.ascii_letters
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[str, ...], str]:
+    """Subscripts in explicit form, one label per axis: ``('ij', 'jk'), 'ik'``.
+
+    Implicit outputs follow numpy (the labels seen once, sorted; broadcast axes first);
+    ``...`` becomes labels unused elsewhere, right-aligned as numpy broadcasts them.
+    """
+    spec = subscripts.replace(" ", "")
+    if spec.count("->") > 1 or any(c not in _LABELS and c not in ".,->" for c in spec):
+        raise ValueError(f"einsum: invalid subscripts {subscripts!r}: use letters, ',', '...' and one '->'")
+    lhs, explicit, rhs = spec.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum: subscripts {subscripts!r} name {len(terms)} operands, got {len(shapes)}")
+    widths = []
+    for k, (term, shape) in enumerate(zip(terms, shapes, strict=True)):
+        named = term.replace("...", "")
+        if "." in named or (term != named and term.count("...") > 1):
+            raise ValueError(f"einsum: invalid ellipsis in {term!r} of {subscripts!r}")
+        width = len(shape) - len(named)
+        if width < 0 or (width > 0 and "..." not in term):
+            raise ValueError(
+                f"einsum: operand {k} has shape {shape} but {term!r} in {subscripts!r} names {len(named)} axes"
+            )
+        widths.append(width)
+    unused = [c for c in _LABELS if c not in spec]
+    ellipsis = "".join(unused[: max(widths, default=0)])
+    terms = [t.replace("...", ellipsis[len(ellipsis) - w :]) for t, w in zip(terms, widths, strict=True)]
+    if not explicit:
+        counts = collections.Counter("".join(terms))
+        return tuple(terms), ellipsis + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis))
+    if "..." not in rhs and ellipsis:
+        raise ValueError(f"einsum: output of {subscripts!r} needs '...' for the broadcast axes of the operands")
+    output = rhs.replace("...", ellipsis)
+    if "." in output or len(set(output)) != len(output) or any(c not in "".join(terms) for c in output):
+        raise ValueError(f"einsum: invalid output {rhs!r} in {subscripts!r}: each label once, seen in an input")
+    return tuple(terms), output
+
+
+def _check_sizes(subscripts: str, terms: tuple[str, ...], operands: tuple[np.ndarray, ...]) -> None:
+    seen: dict[str, tuple[int, int]] = {}  # label -> (size, operand)
+    for k, (term, x) in enumerate(zip(terms, operands, strict=True)):
+        for label, size in zip(term, x.shape, strict=True):
+            first = seen.setdefault(label, (size, k))
+            if size != first[0] and 1 not in (size, first[0]):
+                raise ValueError(
+                    f"einsum: label {label!r} of {subscripts!r} has size {first[0]} in operand {first[1]} "
+                    f"({describe(operands[first[1]])}) but {size} in operand {k} ({describe(x)})"
+                )
+            if size != 1:
+                seen[label] = (size, k)
+
+
+@op("einsum", arity=None, hints=Hints(shapes="einsum"))
+def _einsum(*operands: Any, subscripts: str) -> np.ndarray:
+    """Einstein summation of ``operands`` as ``subscripts`` say (numpy's notation, ``...`` included).
+
+    Shapes: as the subscripts say; axes of size 1 broadcast.
+    """
+    if not isinstance(subscripts, str):
+        raise TypeError(f"einsum: subscripts must be a str, got {type(subscripts).__name__}")
+    arrays = tuple(np.asarray(x) for x in operands)
+    terms, output = _parse(subscripts, tuple(x.shape for x in arrays))
+    _check_sizes(subscripts, terms, arrays)
+    # optimize picks a contraction order and BLAS for two or more operands.
+    return np.asarray(np.einsum(",".join(terms) + "->" + output, *arrays, optimize=len(arrays) > 1))
+
+
+def einsum(subscripts: str, *operands: Any) -> Tensor:
+    """Einstein summation, as ``numpy.einsum(subscripts, *operands)``, differentiable in every operand.
+
+    Implicit (``"ij,jk"``) and explicit (``"ij,jk->ik"``) forms, ``...`` broadcasting, repeated
+    labels within an operand (diagonals: ``"ii->i"``, traces: ``"ii"``) and the same tensor passed
+    twice all work, to any order of derivative. Shapes: as the subscripts say.
+
+    >>> import autobp as ab
+    >>> ab.einsum("ij,jk->ik", ab.ones((2, 3)), ab.ones((3, 4))).shape
+    (2, 4)
+    """
+    return _einsum(*operands, subscripts=subscripts)
+
+
+einsum.op = _einsum.op  # type: ignore[attr-defined]  # the registry entry, for tests and docs
+
+
+def _einsum_vjp(grad: Tensor, out: Tensor, *operands: Tensor, subscripts: str) -> list[Tensor | None]:
+    # d/dx_k of sum(grad * einsum(...)) contracts grad with every other operand: an einsum from
+    # the output's labels and the others' labels to x_k's labels.
+    terms, output = _parse(subscripts, tuple(x.shape for x in operands))
+    spare = iter(c for c in _LABELS if c not in output and all(c not in t for t in terms))
+    grads: list[Tensor | None] = []
+    for k, x in enumerate(operands):
+        if not x.requires_grad:
+            grads.append(None)
+            continue
+        specs, tensors = [output], [grad]
+        for j, term in enumerate(terms):
+            if j != k:
+                specs.append(term)
+                tensors.append(operands[j])
+        # A label repeated within x_k (a diagonal) gets a fresh label, tied to the first by an identity.
+        target = ""
+        for position, label in enumerate(terms[k]):
+            if label in target:
+                fresh = next(spare)
+                specs.append(label + fresh)
+                tensors.append(Tensor._wrap(np.eye(x.shape[position], dtype=grad.dtype)))
+                label = fresh
+            target += label
+        present = "".join(specs)
+        kept = "".join(c for c in target if c in present)
+        single = len(tensors) == 1 and specs[0] == kept  # nothing to contract: skip an identity einsum
+        g = grad if single else einsum(",".join(specs) + "->" + kept, *tensors)
+        # Labels only x_k has were summed, and axes of size 1 in the others broadcast over x_k's
+        # axes: the gradient is the same along them (broadcast). The engine sums the reverse case.
+        sizes = dict(zip(kept, g.shape, strict=True))
+        if kept != target:
+            g = reshape(g, tuple(sizes.get(c, 1) for c in target))
+        shape = tuple(max(sizes.get(c, 1), n) for c, n in zip(target, x.shape, strict=True))
+        grads.append(g if g.shape == shape else broadcast_to(g, shape))
+    return grads
+
+
+_einsum.defvjp_variadic(_einsum_vjp)
+
+
+# -- dot and outer: built from the ops above -------------------------------------------------------------
+def _as_tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value))
+
+
+@composite("dot", hints=Hints(shapes="dot"))
+def dot(x: Any, y: Any) -> Tensor:
+    """numpy's ``dot``: the product for 0-d operands, else a sum over the last axis of ``x`` and the
+    second-to-last of ``y`` (the only one when 1-D).
+
+    Shapes: () . s -> s; (k,) . (k,) -> (); (..., k) . (k,) -> (...); (..., m, k) . (*b, k, n) -> (..., m, *b, n).
+
+    >>> import autobp as ab
+    >>> ab.dot(ab.tensor([1.0, 2.0]), ab.tensor([3.0, 4.0])).item()
+    11.0
+    """
+    x, y = _as_tensor(x), _as_tensor(y)
+    if x.ndim == 0 or y.ndim == 0:
+        return x * y
+    k_y = y.shape[-2] if y.ndim > 1 else y.shape[0]
+    if x.shape[-1] != k_y:
+        raise ValueError(
+            f"dot: shapes {x.shape} and {y.shape} are not aligned: {x.shape[-1]} (dim -1 of x) != {k_y} "
+            f"(dim {-2 if y.ndim > 1 else 0} of y) (inputs: {describe(x)}, {describe(y)})"
+        )
+    if x.ndim == 1 or y.ndim <= 2:
+        return matmul(x, y)  # the same contraction as matmul for these shapes
+    # Both at least 2-D, y more: every batch of x meets every batch of y (no broadcasting).
+    x_labels, y_labels = _LABELS[: x.ndim], _LABELS[x.ndim : x.ndim + y.ndim]
+    y_labels = y_labels[:-2] + x_labels[-1] + y_labels[-1]
+    return einsum(f"{x_labels},{y_labels}->{x_labels[:-1]}{y_labels[:-2]}{y_labels[-1]}", x, y)
+
+
+@composite("outer", hints=Hints(shapes="outer"))
+def outer(x: Any, y: Any) -> Tensor:
+    """Outer product of the flattened inputs, as numpy's ``outer``.
+
+    Shapes: x (s), y (t) -> (size of s, size of t).
+
+    >>> import autobp as ab
+    >>> ab.outer(ab.tensor([1.0, 2.0]), ab.tensor([1.0, 10.0, 100.0])).tolist()
+    [[1.0, 10.0, 100.0], [2.0, 20.0, 200.0]]
+    """
+    return reshape(_as_tensor(x), (-1, 1)) * reshape(_as_tensor(y), (1, -1))

@@ -1,26 +1,52 @@
-"""Reductions over ``axis=None|int|tuple`` with ``keepdims``.
+"""Reductions over ``axis=None|int|tuple`` (negative axes allowed) with ``keepdims``.
 
 Shapes: x (s) -> s without the reduced axes (or with them set to 1 under ``keepdims``).
-Each vjp reshapes the gradient to the kept shape and broadcasts it back over ``x``.
+Each vjp reshapes the gradient to the kept shape, where it broadcasts against ``x``.
+Conventions at the edges, all without numpy warnings:
+
+- ``mean`` of no elements and ``var``/``std`` with ``ddof >= count`` give nan/inf, as numpy's
+  values (numpy also warns; these ops do not).
+- ``max``/``min``: tied extremes split the gradient equally, so its mass still sums to one.
+- ``std`` where the spread is zero: gradient 0 (a subgradient; PyTorch gives nan there).
+- ``prod``: exact gradients with zeros in the input, to second order. Elsewhere the gradient is
+  ``out / x``, which loses precision when the product underflows (values near 1e-300).
 """
 
 from __future__ import annotations
 
+import builtins
+import math
 from typing import Any
 
 import numpy as np
 
+from autobp.ops.elementwise import exp, where
 from autobp.ops.registry import Hints, op
 from autobp.ops.shape import broadcast_to, kept_shape, normalize_axes, reshape
 from autobp.tensor import Tensor
 
 REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)})
+# Ties meet finite differences at a kink: keep the elements apart for max, min and std.
+DISTINCT_REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)}, distinct=True)
+# Zeros take a separate path in prod's vjp (tested directly); tiny values make out / x lose precision.
+NONZERO_REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)}, avoid=(0.0,), gap=0.05)
+SPREAD = Hints(shapes="variance", kwargs={"ddof": (0, 1), "keepdims": (False, True)}, distinct=True)
 
 
 def expand_reduced(grad: Tensor, x: Tensor, axis: Any) -> Tensor:
     """A reduction's output gradient broadcast back to the input's shape."""
     axes = normalize_axes(axis, x.ndim, "reduction")
     return broadcast_to(reshape(grad, kept_shape(x.shape, axes)), x.shape)
+
+
+def _kept(value: Tensor, x: Tensor, axis: Any) -> Tensor:
+    """A reduction's output (or its gradient) with the reduced axes as 1s: it broadcasts against x."""
+    return reshape(value, kept_shape(x.shape, normalize_axes(axis, x.ndim, "reduction")))
+
+
+def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
+    """How many elements each output element reduces over."""
+    return math.prod(shape[a] for a in axes)
 
 
 @op("sum", hints=REDUCTION)
@@ -31,3 +57,193 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
 
 
 sum.defvjp(lambda grad, out, x, axis=None, keepdims=False: expand_reduced(grad, x, axis))  # d sum/dx_i = 1
+
+
+@op("mean", hints=REDUCTION)
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    """Arithmetic mean over ``axis`` (nan over no elements). Shapes: see the module docstring.
+
+    >>> import autobp as ab
+    >>> ab.mean(ab.tensor([[1.0, 2.0], [3.0, 6.0]]), axis=0).tolist()
+    [2.0, 4.0]
+    """
+    x = np.asarray(x)
+    axes = normalize_axes(axis, x.ndim, "mean")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.true_divide(np.sum(x, axis=axes, keepdims=keepdims), _count(x.shape, axes))
+
+
+def _mean_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    # d mean/dx_i = 1/n
+    return expand_reduced(grad, x, axis) / _count(x.shape, normalize_axes(axis, x.ndim, "mean"))
+
+
+mean.defvjp(_mean_dx)
+
+
+def _variance(x: np.ndarray, axes: tuple[int, ...], ddof: int, keepdims: bool) -> np.ndarray:
+    count = _count(x.shape, axes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centered = x - np.sum(x, axis=axes, keepdims=True) / count
+        return np.sum(centered * centered, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
+
+
+def _centered_scaled(x: Tensor, axis: Any, ddof: int, name: str) -> Tensor:
+    """``(x - mean(x)) / (n - ddof)``, in autobp ops (nan when ``n <= ddof``)."""
+    count = _count(x.shape, normalize_axes(axis, x.ndim, name))
+    scale = 1.0 / (count - ddof) if count > ddof else math.nan
+    return (x - mean(x, axis=axis, keepdims=True)) * scale
+
+
+@op("var", hints=SPREAD)
+def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> np.ndarray:
+    """Variance over ``axis``, dividing by ``n - ddof``. Shapes: see the module docstring.
+
+    >>> import autobp as ab
+    >>> ab.var(ab.tensor([1.0, 2.0, 3.0, 4.0]), ddof=1).item()
+    1.6666666666666667
+    """
+    x = np.asarray(x)
+    return _variance(x, normalize_axes(axis, x.ndim, "var"), ddof, keepdims)
+
+
+def _var_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    # d var/dx_i = 2 (x_i - mean) / (n - ddof)
+    return _kept(grad, x, axis) * (_centered_scaled(x, axis, ddof, "var") * 2.0)
+
+
+var.defvjp(_var_dx)
+
+
+@op("std", hints=SPREAD)
+def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> np.ndarray:
+    """Standard deviation over ``axis``, ``sqrt(var)``; its gradient is 0 where it is 0.
+
+    Shapes: see the module docstring.
+
+    >>> import autobp as ab
+    >>> ab.std(ab.tensor([1.0, 3.0])).item()
+    1.0
+    """
+    x = np.asarray(x)
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(_variance(x, normalize_axes(axis, x.ndim, "std"), ddof, keepdims))
+
+
+def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    # d std/dx_i = (x_i - mean) / ((n - ddof) std); the safe denominator keeps nan out of second order.
+    spread = _kept(out, x, axis)
+    flat = spread.data == 0
+    scaled = _kept(grad, x, axis) / where(flat, 1.0, spread)
+    return where(flat, 0.0, scaled * _centered_scaled(x, axis, ddof, "std"))
+
+
+std.defvjp(_std_dx)
+
+
+@op("prod", hints=NONZERO_REDUCTION)
+def prod(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    """Product of elements over ``axis``. Shapes: see the module docstring.
+
+    >>> import autobp as ab
+    >>> ab.prod(ab.tensor([[1.0, 2.0], [3.0, 4.0]]), axis=1).tolist()
+    [2.0, 12.0]
+    """
+    x = np.asarray(x)
+    return np.prod(x, axis=normalize_axes(axis, x.ndim, "prod"), keepdims=keepdims)
+
+
+def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    # d prod/dx_i = prod_{j != i} x_j, which is out / x_i when the slice holds no zero.
+    grad, out = _kept(grad, x, axis), _kept(out, x, axis)
+    is_zero = x.data == 0
+    if not is_zero.any():
+        return grad * out / x
+    axes = normalize_axes(axis, x.ndim, "prod")
+    zeros = np.sum(is_zero, axis=axes, keepdims=True)
+    nonzero_product = prod(where(is_zero, 1.0, x), axis=axes, keepdims=True)
+    # At a zero, the other elements' product is the nonzero product times the other zeros: 1 of
+    # them (one zero), x_k (two zeros: the sum of zeros minus x_i, kept so that second order is
+    # exact), or 0 (three or more). Elsewhere out / x_i is 0 in value, with the right derivative.
+    zero_sum = sum(where(is_zero, x, 0.0), axis=axes, keepdims=True)
+    other_zeros = where(zeros == 1, 1.0, where(zeros == 2, zero_sum - x, 0.0))
+    return grad * where(is_zero, nonzero_product * other_zeros, out / where(is_zero, 1.0, x))
+
+
+prod.defvjp(_prod_dx)
+
+
+@op("logsumexp", hints=REDUCTION)
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    """``log(sum(exp(x)))`` over ``axis``, without overflow. Shapes: see the module docstring.
+
+    >>> import autobp as ab
+    >>> round(ab.logsumexp(ab.tensor([1e4, 1e4])).item() - 1e4, 9)  # 1e4 + log(2)
+    0.693147181
+    """
+    x = np.asarray(x)
+    axes = normalize_axes(axis, x.ndim, "logsumexp")
+    peak = np.max(x, axis=axes, keepdims=True)
+    # Shifting by the peak keeps exp from overflowing; infinite peaks are not shifted (inf - inf).
+    peak = np.where(np.isfinite(peak), peak, 0)
+    with np.errstate(divide="ignore"):
+        result = np.log(np.sum(np.exp(x - peak), axis=axes, keepdims=True)) + peak
+    return result if keepdims else result.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+
+logsumexp.defvjp(  # d lse/dx_i = softmax(x)_i = exp(x_i - lse)
+    lambda grad, out, x, axis=None, keepdims=False: _kept(grad, x, axis) * exp(x - _kept(out, x, axis))
+)
+
+
+def _extreme(name: str, reduce: Any) -> Any:
+    def forward(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+        x = np.asarray(x)
+        return reduce(x, axis=normalize_axes(axis, x.ndim, name), keepdims=keepdims)
+
+    forward.__name__ = name
+    forward.__doc__ = (
+        f"The {name}imum over ``axis``; tied elements share the gradient equally (it sums to one).\n\n"
+        "    Shapes: see the module docstring.\n\n"
+        "    >>> import autobp as ab\n"
+        f"    >>> x = ab.tensor({[1.0, 3.0, 3.0] if name == 'max' else [3.0, 1.0, 1.0]}, requires_grad=True)\n"
+        f"    >>> ab.{name}(x).backward()\n"
+        "    >>> x.grad.tolist()\n"
+        "    [0.0, 0.5, 0.5]\n"
+    )
+    public = op(name, hints=DISTINCT_REDUCTION)(forward)
+
+    def vjp(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+        # 1/k at each of the k elements that reach the extreme, 0 elsewhere: piecewise constant.
+        axes = normalize_axes(axis, x.ndim, name)
+        hits = x.data == out.data.reshape(kept_shape(x.shape, axes))
+        with np.errstate(invalid="ignore", divide="ignore"):  # nan extremes hit nothing: 0/0
+            share = (hits / np.sum(hits, axis=axes, keepdims=True)).astype(x.dtype, copy=False)
+        return _kept(grad, x, axis) * share
+
+    public.defvjp(vjp)
+    return public
+
+
+max = _extreme("max", np.max)
+min = _extreme("min", np.min)
+
+
+def _arg_extreme(name: str, reduce: Any) -> Any:
+    def forward(x: Any, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+        if axis is not None and not isinstance(axis, int | np.integer):
+            raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
+        return reduce(x, axis=axis, keepdims=keepdims)
+
+    forward.__name__ = name
+    forward.__doc__ = (
+        f"Index of the {name[3:]}imum along ``axis`` (of the flattened array when None); the first on ties.\n\n"
+        "    Integer result, no gradient. Shapes: x (s) -> s without ``axis`` (as 1 under keepdims).\n"
+    )
+    return op(name, hints=Hints(shapes="argreduction", kwargs={"keepdims": (False, True)}), differentiable=False)(
+        forward
+    )
+
+
+argmax = _arg_extreme("argmax", np.argmax)
+argmin = _arg_extreme("argmin", np.argmin)

@@ -314,3 +314,66 @@ def scatter_add_sample(draw: Any, opdef: OpDef) -> Sample:
     index = draw(_index_for(shape))
     selected = np.zeros(shape)[index].shape
     return Sample([draw_array(draw, opdef.hints, 0, selected)], {"index": index, "shape": shape})
+
+
+@sample_kind("variance")
+@st.composite
+def variance_sample(draw: Any, opdef: OpDef) -> Sample:
+    """As "reduction", with each output reducing more than ``ddof`` elements (else numpy warns)."""
+    shape = draw(shapes())
+    kwargs = {"axis": draw(valid_axes(len(shape))), **draw_kwargs(draw, opdef.hints)}
+    axes = range(len(shape)) if kwargs["axis"] is None else np.atleast_1d(kwargs["axis"])
+    assume(int(np.prod([shape[a] for a in axes])) > kwargs.get("ddof", 0))
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], kwargs)
+
+
+@sample_kind("argreduction")
+@st.composite
+def argreduction_sample(draw: Any, opdef: OpDef) -> Sample:
+    """One input and an int or None ``axis`` (argmax, argmin), plus the op's keywords."""
+    shape = draw(shapes())
+    axis = draw(valid_axes(len(shape), allow_tuple=False)) if shape else None
+    return Sample([draw_array(draw, opdef.hints, 0, shape)], {"axis": axis, **draw_kwargs(draw, opdef.hints)})
+
+
+# Subscripts for einsum: contractions, transposes, broadcasting ``...``, diagonals and traces.
+EINSUM_SUBSCRIPTS = (
+    "ij,jk->ik", "ij,jk", "i,i->", "i,j->ij", "ij->ji", "ij->", "ijk->kj", "ii->i", "ii", "iij->j",
+    "bij,bjk->bik", "ij,ij->ij", "ij,jk,kl->il", "i,ij,j", "...ij,...jk->...ik", "i...->...", ",ij->ij",
+)  # fmt: skip
+
+
+@sample_kind("einsum")
+@st.composite
+def einsum_sample(draw: Any, opdef: OpDef) -> Sample:
+    """Subscripts from ``EINSUM_SUBSCRIPTS``, each label a drawn size, each ``...`` drawn axes."""
+    subscripts = draw(st.sampled_from(EINSUM_SUBSCRIPTS))
+    sizes = {label: draw(st.integers(1, 3)) for label in sorted(set(subscripts) - set(".,->"))}
+    batch = draw(shapes(max_dims=2, max_side=3))
+    operands: list[np.ndarray] = []
+    for term in subscripts.partition("->")[0].split(","):
+        shape = tuple(sizes[c] for c in term.replace("...", ""))
+        if "..." in term:
+            shape = batch[draw(st.integers(0, len(batch))) :] + shape  # fewer leading axes broadcast
+        operands.append(draw_array(draw, opdef.hints, len(operands), shape))
+    return Sample(operands, {"subscripts": subscripts})
+
+
+@sample_kind("dot")
+@st.composite
+def dot_sample(draw: Any, opdef: OpDef) -> Sample:
+    """Aligned operands for numpy's ``dot``: 0-d, 1-D, 2-D and N-D on either side."""
+    b, m, k, n = (draw(st.integers(1, 3)) for _ in range(4))
+    pairs = [
+        ((), (m, k)), ((k,), ()), ((k,), (k,)), ((m, k), (k,)), ((k,), (k, n)), ((m, k), (k, n)),
+        ((b, m, k), (k,)), ((b, m, k), (k, n)), ((k,), (b, k, n)), ((m, k), (b, k, n)), ((b, m, k), (n, k, m)),
+    ]  # fmt: skip
+    x_shape, y_shape = draw(st.sampled_from(pairs))
+    return Sample([draw_array(draw, opdef.hints, 0, x_shape), draw_array(draw, opdef.hints, 1, y_shape)])
+
+
+@sample_kind("outer")
+@st.composite
+def outer_sample(draw: Any, opdef: OpDef) -> Sample:
+    """Two inputs of any shapes: ``outer`` flattens them."""
+    return Sample([draw_array(draw, opdef.hints, i, draw(shapes(max_dims=2))) for i in range(2)])

@@ -1,0 +1,169 @@
+"""dot, outer and einsum: forms, repeated operands, diagonals, errors and dtypes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+
+
+def arrays(*shapes: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape) for shape in shapes]
+
+
+def leaves(*values: np.ndarray) -> tuple[ab.Tensor, ...]:
+    return tuple(ab.tensor(v, requires_grad=True) for v in values)
+
+
+def check_einsum(subscripts: str, *shapes: tuple[int, ...]) -> None:
+    values = arrays(*shapes)
+    got = ab.einsum(subscripts, *[ab.tensor(v) for v in values])
+    expected = np.einsum(subscripts, *values)
+    assert got.shape == expected.shape
+    assert np.allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+    def fn(*xs: ab.Tensor) -> ab.Tensor:
+        return ab.einsum(subscripts, *xs)
+
+    assert ab.gradcheck(fn, leaves(*values))
+    assert ab.gradgradcheck(fn, leaves(*values))
+
+
+# -- einsum ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("subscripts", "shapes"),
+    [
+        ("ij,jk->ik", [(2, 3), (3, 4)]),
+        ("ij,jk", [(2, 3), (3, 4)]),  # implicit: labels seen once, sorted
+        ("ba,cb", [(3, 2), (4, 3)]),  # implicit output "ac", not "ca"
+        ("bij,bjk->bik", [(2, 3, 4), (2, 4, 2)]),
+        ("i,j->ij", [(3,), (2,)]),
+        ("ij->ji", [(2, 3)]),
+        ("ijk->", [(2, 3, 2)]),
+        ("ij,ij->i", [(2, 3), (2, 3)]),
+        ("ij,jk,kl->il", [(2, 3), (3, 2), (2, 4)]),
+        ("i,ij->j", [(3,), (1, 4)]),  # a label that only one operand sums over, and a size-1 axis broadcast
+        ("ij,j->", [(2, 3), (1,)]),
+        ("...ij,...jk->...ik", [(2, 1, 2, 3), (4, 3, 2)]),  # ... broadcasts like matmul's batch axes
+        ("i...,i->...", [(3, 2), (3,)]),
+        (",ij->ij", [(), (2, 3)]),
+    ],
+)
+def test_einsum_matches_numpy_and_its_gradients_check(subscripts: str, shapes: list[tuple[int, ...]]) -> None:
+    check_einsum(subscripts, *shapes)
+
+
+@pytest.mark.parametrize(
+    ("subscripts", "shapes"),
+    [("ii->i", [(3, 3)]), ("ii", [(3, 3)]), ("ii->", [(2, 2)]), ("iij->j", [(2, 2, 3)]), ("iii->i", [(2, 2, 2)])],
+)
+def test_einsum_diagonals_and_traces(subscripts: str, shapes: list[tuple[int, ...]]) -> None:
+    check_einsum(subscripts, *shapes)
+
+
+def test_trace_gradient_is_the_identity() -> None:
+    x = ab.tensor(np.arange(9.0).reshape(3, 3), requires_grad=True)
+    ab.einsum("ii", x).backward()
+    assert x.grad is not None and x.grad.tolist() == np.eye(3).tolist()
+
+
+def test_einsum_with_the_same_tensor_twice() -> None:
+    (value,) = arrays((4,))
+    x = ab.tensor(value, requires_grad=True)
+    ab.einsum("i,i->", x, x).backward()  # |x|^2
+    assert x.grad is not None and np.allclose(x.grad.numpy(), 2 * value)
+    (matrix,) = arrays((3, 2), seed=1)
+    assert ab.gradgradcheck(lambda m: ab.einsum("ij,ik->jk", m, m), ab.tensor(matrix, requires_grad=True))
+
+
+def test_einsum_gradient_only_for_inputs_that_require_it() -> None:
+    a, b = arrays((2, 3), (3,))
+    x, const = ab.tensor(a, requires_grad=True), ab.tensor(b)
+    ab.einsum("ij,j->i", x, const).sum().backward()
+    assert x.grad is not None and np.allclose(x.grad.numpy(), np.broadcast_to(b, (2, 3)))
+    assert const.grad is None
+
+
+def test_einsum_is_registered_under_its_public_name() -> None:
+    assert ab.einsum.op is ab.REGISTRY["einsum"]
+    assert ab.einsum("ij,jk", ab.ones((2, 3)), ab.ones((3, 4))).grad_fn is None  # nothing requires grad
+    x = ab.ones((2, 3), requires_grad=True)
+    assert ab.einsum("ij->j", x).grad_fn.name == "einsum"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("subscripts", "shapes", "message"),
+    [
+        ("ij,jk->ik", [(2, 3), (4, 5)], r"einsum: label 'j' of 'ij,jk->ik' has size 3 in operand 0 \(float64\[2, 3\]\)"
+         r" but 4 in operand 1 \(float64\[4, 5\]\)"),
+        ("ij,jk", [(2, 3)], r"einsum: subscripts 'ij,jk' name 2 operands, got 1"),
+        ("ijk", [(2, 3)], r"einsum: operand 0 has shape \(2, 3\) but 'ijk' in 'ijk' names 3 axes"),
+        ("ij->ik", [(2, 3)], r"einsum: invalid output 'ik'"),
+        ("ij->ii", [(2, 3)], r"einsum: invalid output 'ii'"),
+        ("i1->i", [(2, 3)], r"einsum: invalid subscripts"),
+        ("...i->i", [(2, 3)], r"einsum: output of '...i->i' needs '...'"),
+    ],
+)  # fmt: skip
+def test_einsum_errors_name_the_op_and_shapes(subscripts: str, shapes: list[tuple[int, ...]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ab.einsum(subscripts, *[ab.tensor(v) for v in arrays(*shapes)])
+
+
+def test_einsum_subscripts_must_be_a_string() -> None:
+    with pytest.raises(TypeError, match="einsum: subscripts must be a str"):
+        ab.einsum(ab.ones(2), ab.ones(2))  # type: ignore[arg-type]
+
+
+# -- dot and outer ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("x_shape", "y_shape"),
+    [((), (2, 3)), ((3,), ()), ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)),
+     ((2, 2, 3), (3, 4)), ((3,), (2, 3, 4)), ((2, 3), (4, 3, 2)), ((2, 2, 3), (4, 3, 1))],
+)  # fmt: skip
+def test_dot_matches_numpy_and_its_gradients_check(x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+    x, y = arrays(x_shape, y_shape)
+    got = ab.dot(ab.tensor(x), ab.tensor(y))
+    expected = np.dot(x, y)
+    assert got.shape == np.shape(expected) and np.allclose(got.numpy(), expected, rtol=1e-12)
+    assert ab.gradcheck(ab.dot, leaves(x, y))
+    assert ab.gradgradcheck(ab.dot, leaves(x, y))
+    assert np.allclose(ab.tensor(x).dot(y).numpy(), expected)  # the method, with an array argument
+
+
+@pytest.mark.parametrize(("x_shape", "y_shape"), [((3,), (4,)), ((2, 3), (2, 3)), ((2, 3), (5, 2, 4))])
+def test_dot_shape_mismatch_names_the_op_shapes_and_dtypes(x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+    x, y = arrays(x_shape, y_shape)
+    with pytest.raises(ValueError, match=rf"dot: shapes \({x_shape[0]},.*not aligned.*float64"):
+        ab.dot(ab.tensor(x), ab.tensor(y))
+
+
+@pytest.mark.parametrize(("x_shape", "y_shape"), [((3,), (2,)), ((2, 2), (3,)), ((), (2,))])
+def test_outer_flattens_like_numpy(x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+    x, y = arrays(x_shape, y_shape)
+    got = ab.outer(ab.tensor(x), ab.tensor(y))
+    assert np.allclose(got.numpy(), np.outer(x, y)) and got.shape == np.outer(x, y).shape
+    assert ab.gradcheck(ab.outer, leaves(x, y))
+
+
+# -- dtypes ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fn", "shapes"),
+    [
+        (lambda a, b: ab.einsum("ij,jk->ik", a, b), [(2, 3), (3, 2)]),
+        (lambda a, b: ab.einsum("ii,ij->j", a, b), [(3, 3), (3, 2)]),
+        (lambda a, b: ab.einsum("ij,j->", a, b), [(3, 3), (1,)]),
+        (ab.dot, [(2, 3), (4, 3, 2)]),
+        (ab.dot, [(3,), (3,)]),
+        (ab.outer, [(3,), (2,)]),
+    ],
+)
+def test_float32_stays_float32_in_value_and_gradient(fn: Any, shapes: list[tuple[int, ...]]) -> None:
+    xs = [ab.tensor(v.astype(np.float32), requires_grad=True) for v in arrays(*shapes)]
+    out = fn(*xs)
+    assert out.dtype == np.float32
+    grads = ab.grad(out, xs, grad_outputs=ab.ones_like(out))
+    assert all(g is not None and g.dtype == np.float32 for g in grads)

@@ -1,0 +1,174 @@
+"""Reductions: what the registry-driven suite cannot draw (ties, zeros, extreme magnitudes, edges)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+
+
+def grad_of(fn: Any, values: Any, dtype: Any = np.float64) -> np.ndarray:
+    x = ab.tensor(values, dtype=dtype, requires_grad=True)
+    fn(x).sum().backward()
+    assert x.grad is not None
+    return x.grad.numpy()
+
+
+# -- max / min: ties share the gradient ------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_tied_extremes_split_the_gradient_equally(name: str) -> None:
+    values = np.array([[1.0, 3.0, 3.0, 3.0], [2.0, 2.0, 0.0, 5.0]])
+    values = values if name == "max" else -values
+    g = grad_of(lambda x: getattr(ab, name)(x, axis=1), values)
+    assert g.sum(axis=1) == pytest.approx([1.0, 1.0])  # mass sums to one per output
+    assert g[0].tolist() == pytest.approx([0.0, 1 / 3, 1 / 3, 1 / 3])
+    assert g[1].tolist() == pytest.approx([0.0, 0.0, 0.0, 1.0])
+
+
+def test_max_over_all_ties_and_the_method() -> None:
+    g = grad_of(lambda x: x.max(), np.full((2, 3), 7.0))
+    assert np.allclose(g, 1 / 6)
+    x = ab.tensor([[1.0, 4.0], [4.0, 2.0]], requires_grad=True)
+    x.max(axis=(0, 1), keepdims=True).backward(np.ones((1, 1)))
+    assert x.grad is not None and x.grad.tolist() == [[0.0, 0.5], [0.5, 0.0]]
+
+
+@pytest.mark.parametrize("name", ["max", "min", "argmax", "argmin"])
+def test_extremes_match_numpy_with_negative_axes(name: str) -> None:
+    data = np.random.default_rng(0).standard_normal((2, 3, 4))
+    got = getattr(ab, name)(ab.tensor(data), axis=-2, keepdims=True)
+    assert np.array_equal(got.numpy(), getattr(np, name)(data, axis=-2, keepdims=True))
+
+
+def test_argmax_has_no_gradient_and_rejects_tuple_axes() -> None:
+    x = ab.tensor([[1.0, 5.0], [7.0, 2.0]], requires_grad=True)
+    index = x.argmax(axis=1)
+    assert index.tolist() == [1, 0] and not index.requires_grad and index.dtype.kind == "i"
+    assert x.argmin().item() == 0
+    with pytest.raises(TypeError, match=r"argmax: axis must be an int or None"):
+        ab.argmax(x, axis=(0, 1))
+
+
+# -- prod with zeros ---------------------------------------------------------------------------------------
+def test_prod_gradient_with_one_zero_is_the_product_of_the_others() -> None:
+    g = grad_of(lambda x: x.prod(), [2.0, 0.0, 3.0, -1.5])
+    assert g.tolist() == [0.0, 2.0 * 3.0 * -1.5, 0.0, 0.0]
+    x = ab.tensor([[2.0, 0.0, 3.0], [1.5, -2.0, 0.5]], requires_grad=True)
+    assert ab.gradcheck(lambda t: ab.prod(t, axis=1), x)
+    assert ab.gradgradcheck(lambda t: ab.prod(t, axis=1), x)
+
+
+def test_prod_gradient_with_two_and_three_zeros_is_zero() -> None:
+    assert grad_of(lambda x: x.prod(), [0.0, 4.0, 0.0]).tolist() == [0.0, 0.0, 0.0]
+    assert grad_of(lambda x: x.prod(), [0.0, 0.0, 0.0]).tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("values", [[0.0, 4.0, 0.0, 2.0], [0.0, 0.0, 0.0, 3.0], [1.5, -2.0, 0.5, 3.0]])
+def test_prod_second_order_holds_at_zeros(values: list[float]) -> None:
+    # With two zeros the Hessian between them is the product of the rest (4 * 2): not zero.
+    x = ab.tensor(values, requires_grad=True)
+    assert ab.gradgradcheck(lambda t: t.prod(), x)
+    (g,) = ab.grad(x.prod(), [x], create_graph=True)
+    (row,) = ab.grad(g[0], [x])
+    others = [np.prod(np.delete(values, [0, j])) if j else 0.0 for j in range(len(values))]
+    assert row.tolist() == pytest.approx(others)
+
+
+def test_prod_zero_in_one_slice_only() -> None:
+    x = ab.tensor([[0.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    x.prod(axis=-1).sum().backward()
+    assert x.grad is not None and x.grad.tolist() == [[2.0, 0.0], [4.0, 3.0]]
+
+
+# -- logsumexp at large magnitudes --------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [1e4, -1e4])
+def test_logsumexp_is_stable_at_large_magnitudes(scale: float) -> None:
+    values = scale + np.array([[0.0, 1.0, 2.0], [0.5, 0.5, 0.5]])
+    x = ab.tensor(values, requires_grad=True)
+    out = ab.logsumexp(x, axis=1)
+    shifted = values - scale
+    expected = scale + np.log(np.exp(shifted).sum(axis=1))
+    assert np.allclose(out.numpy(), expected, rtol=1e-12)
+    out.sum().backward()
+    assert x.grad is not None
+    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    assert np.allclose(x.grad.numpy(), softmax)  # each row of the gradient sums to one
+    assert ab.gradgradcheck(lambda t: ab.logsumexp(t, axis=1), ab.tensor(shifted, requires_grad=True))
+
+
+def test_logsumexp_of_infinities() -> None:
+    assert ab.logsumexp(ab.tensor([-np.inf, -np.inf])).item() == -np.inf
+    assert ab.logsumexp(ab.tensor([1.0, np.inf])).item() == np.inf
+
+
+# -- mean, var, std --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("ddof", [0, 1, 2])
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_spread_ddof_matches_numpy_and_gradcheck(name: str, ddof: int) -> None:
+    data = np.random.default_rng(ddof).standard_normal((3, 4))
+    got = getattr(ab, name)(ab.tensor(data), axis=(0, -1), ddof=ddof, keepdims=True)
+    assert np.allclose(got.numpy(), getattr(np, name)(data, axis=(0, -1), ddof=ddof, keepdims=True))
+    x = ab.tensor(data, requires_grad=True)
+    assert ab.gradcheck(lambda t: getattr(t, name)(axis=0, ddof=ddof), x)
+    assert ab.gradgradcheck(lambda t: getattr(t, name)(axis=1, ddof=ddof), x)
+
+
+def test_spread_with_too_few_elements_gives_inf_or_nan_quietly() -> None:
+    x = ab.tensor([[1.0, 2.0]], requires_grad=True)
+    out = ab.var(x, axis=0, ddof=1)  # numpy warns here; autobp returns its value without a warning
+    assert np.isnan(out.numpy()).all()
+    out.sum().backward()
+    assert x.grad is not None and np.isnan(x.grad.numpy()).all()
+    assert np.isinf(ab.var(ab.tensor([1.0, 2.0]), ddof=2).item())
+
+
+def test_std_gradient_is_zero_where_the_spread_is_zero() -> None:
+    # Documented choice: a subgradient (PyTorch gives nan); second order stays finite too.
+    x = ab.tensor([[2.0, 2.0, 2.0], [1.0, 2.0, 3.0]], requires_grad=True)
+    (g,) = ab.grad(ab.std(x, axis=1).sum(), [x], create_graph=True)
+    assert g.tolist()[0] == [0.0, 0.0, 0.0]
+    assert np.allclose(g.numpy()[1], np.array([-1.0, 0.0, 1.0]) / (3 * np.std([1.0, 2.0, 3.0])))
+    (h,) = ab.grad(g.sum(), [x])
+    assert np.isfinite(h.numpy()).all()
+
+
+def test_mean_gradient_and_empty_mean() -> None:
+    g = grad_of(lambda x: x.mean(axis=(-1, 0)), np.ones((2, 5)))
+    assert np.allclose(g, 0.1)
+    empty = ab.tensor(np.zeros((0, 3)), requires_grad=True)
+    out = ab.mean(empty, axis=0)
+    assert np.isnan(out.numpy()).all() and out.shape == (3,)
+    out.sum().backward()
+    assert empty.grad is not None and empty.grad.shape == (0, 3)
+
+
+def test_mean_of_integers_is_float64_like_numpy() -> None:
+    got = ab.mean(ab.tensor([[1, 2], [3, 5]]), axis=1)
+    assert got.dtype == np.float64 and got.tolist() == [1.5, 4.0]
+
+
+# -- dtypes and errors -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["mean", "var", "std", "prod", "logsumexp", "max", "min", "sum"])
+def test_float32_stays_float32_in_value_and_gradient(name: str) -> None:
+    x = ab.tensor(np.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]], dtype=np.float32), requires_grad=True)
+    out = getattr(x, name)(axis=1)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert x.grad is not None and x.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["mean", "var", "std", "prod", "logsumexp", "max", "min"])
+def test_bad_axes_name_the_op(name: str) -> None:
+    x = ab.tensor(np.ones((2, 3)))
+    with pytest.raises(np.exceptions.AxisError, match=rf"{name}: axis 2 is out of bounds .* dimension 2"):
+        getattr(ab, name)(x, axis=2)
+    with pytest.raises(ValueError, match=rf"{name}: repeated axis"):
+        getattr(ab, name)(x, axis=(0, -2))
+
+
+def test_max_of_empty_names_the_op_and_shape() -> None:
+    with pytest.raises(ValueError, match=r"max: .*float64\[0\]"):
+        ab.max(ab.tensor(np.zeros(0)))
