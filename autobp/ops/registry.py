@@ -156,25 +156,38 @@ def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -
     raise new from error
 
 
-def apply(opdef: OpDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tensor:
-    """Run an op's forward on the arrays behind ``args`` and record a graph node when needed."""
-    arrays = []
-    needs_grad = False
-    for value in args:
-        if isinstance(value, Tensor):
-            arrays.append(value.data)
-            needs_grad = needs_grad or value.requires_grad
-        else:
-            arrays.append(value)
-    try:
-        result = opdef.forward(*arrays, **kwargs)
-    except (ValueError, TypeError, IndexError) as error:
-        if str(error).startswith(f"{opdef.name}: "):
-            raise
-        _raise_with_context(opdef, error, args)
-    if needs_grad and opdef.differentiable and graph.is_grad_enabled():
-        return graph.record(opdef, result, args, kwargs)
-    return Tensor._wrap(result)
+def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
+    """The function users call: unwrap Tensors, run the forward, record a node when needed.
+
+    This is the hottest path of the library, so the op's fields are bound as closure variables.
+    """
+    forward, arity, differentiable, mode = opdef.forward, opdef.arity, opdef.differentiable, graph._mode
+    record, wrap = graph.record, Tensor._wrap
+
+    @functools.wraps(forward)
+    def public(*args: Any, **kwargs: Any) -> Tensor:
+        if len(args) != arity:
+            args, kwargs = opdef.bind(args, kwargs)
+        arrays = []
+        needs_grad = False
+        for value in args:
+            if isinstance(value, Tensor):
+                arrays.append(value.data)
+                if value.requires_grad:
+                    needs_grad = True
+            else:
+                arrays.append(value)
+        try:
+            result = forward(*arrays, **kwargs)
+        except (ValueError, TypeError, IndexError) as error:
+            if str(error).startswith(f"{opdef.name}: "):
+                raise
+            _raise_with_context(opdef, error, args)
+        if needs_grad and differentiable and mode.enabled:
+            return record(opdef, result, args, kwargs)
+        return wrap(result)
+
+    return public
 
 
 def op(
@@ -198,12 +211,7 @@ def op(
             raise ValueError(f"op {name!r} is registered twice")
         opdef = OpDef(name, forward, arity, hints or Hints(), differentiable, composite=False)
 
-        @functools.wraps(forward)
-        def public(*args: Any, **kwargs: Any) -> Tensor:
-            if len(args) != arity:
-                args, kwargs = opdef.bind(args, kwargs)
-            return apply(opdef, args, kwargs)
-
+        public = _make_public(opdef)
         public.op = opdef  # type: ignore[attr-defined]
         public.defvjp = opdef.defvjp  # type: ignore[attr-defined]
         public.defvjp_variadic = opdef.defvjp_variadic  # type: ignore[attr-defined]

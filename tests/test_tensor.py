@@ -1,0 +1,123 @@
+"""The Tensor class: construction, dtypes, numpy interop, attributes, repr, operators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import autobp as ab
+
+
+def test_python_floats_become_float64_and_arrays_keep_their_dtype() -> None:
+    assert ab.tensor([1.0, 2.0]).dtype == np.float64
+    assert ab.tensor(np.ones(2, np.float32)).dtype == np.float32
+    assert ab.tensor([1, 2]).dtype == np.int64
+
+
+def test_the_constructor_copies_its_data() -> None:
+    source = np.ones(3)
+    t = ab.tensor(source)
+    source[0] = 5.0
+    assert t.data[0] == 1.0
+
+
+@pytest.mark.parametrize("data", [[1, 2], [True, False]])
+def test_integer_and_bool_tensors_cannot_require_grad(data: list) -> None:
+    with pytest.raises(TypeError, match="floating-point"):
+        ab.tensor(data, requires_grad=True)
+
+
+def test_object_data_is_refused() -> None:
+    with pytest.raises(TypeError, match="dtype object"):
+        ab.tensor([object()])
+
+
+def test_float32_stays_float32_through_ops_and_gradients() -> None:
+    x = ab.tensor(np.array([0.5, 1.5], np.float32), requires_grad=True)
+    y = (ab.exp(x) * 2.0 + x / 3.0).sum()
+    assert y.dtype == np.float32
+    y.backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_mixed_precision_gradient_comes_back_in_the_input_dtype() -> None:
+    x = ab.tensor(np.array([0.5, 1.5], np.float32), requires_grad=True)
+    w = ab.tensor(np.array([2.0, 3.0]), requires_grad=True)
+    (x * w).sum().backward()
+    assert x.grad.dtype == np.float32 and w.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad.data, [2.0, 3.0])
+
+
+@pytest.mark.parametrize("left", [np.array([2.0, 3.0]), np.float64(2.0), 2.0, 2])
+def test_numpy_and_python_values_on_the_left_keep_the_graph(left: object) -> None:
+    x = ab.tensor([1.0, 4.0], requires_grad=True)
+    for y in (left * x, left + x, left - x, left / x, left**x):
+        assert isinstance(y, ab.Tensor) and y.requires_grad
+    (left * x).sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.broadcast_to(left, (2,)))
+
+
+def test_array_protocol_and_attributes() -> None:
+    x = ab.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    assert np.asarray(x) is x.data and x.numpy() is x.data
+    assert x.shape == (1, 3) and x.ndim == 2 and x.size == 3 and len(x) == 1
+    assert x.is_leaf and x.grad is None and x.grad_fn is None
+    y = x * 2
+    assert not y.is_leaf and y.grad_fn.name == "mul"
+    assert ab.tensor(2.5).item() == 2.5 and float(ab.tensor(2.5)) == 2.5
+    with pytest.raises(ValueError, match="one-element"):
+        x.item()
+    with pytest.raises(TypeError, match="0-d"):
+        len(ab.tensor(1.0))
+
+
+def test_detach_cuts_the_graph() -> None:
+    x = ab.tensor([1.0], requires_grad=True)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.grad_fn is None
+
+
+def test_repr_is_readable() -> None:
+    assert repr(ab.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    assert repr(ab.tensor([1.0], requires_grad=True)) == "tensor([1.], requires_grad=True)"
+    assert repr(ab.tensor([1.0], requires_grad=True) * 2) == "tensor([2.], grad_fn=<mul>)"
+    assert "dtype=float32" in repr(ab.tensor(np.ones(1, np.float32)))
+
+
+def test_comparisons_give_boolean_tensors_without_gradient() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    for result in (x > 1.5, x >= 1.5, x < 1.5, x <= 1.5, x == 1.0, x != 1.0):
+        assert result.dtype == np.bool_ and not result.requires_grad
+    np.testing.assert_array_equal((x > 1.5).data, [False, True])
+    np.testing.assert_array_equal(((x > 1.5) | (x < 1.5)).data, [True, True])
+    np.testing.assert_array_equal(((x > 0) & ~(x > 1.5)).data, [True, False])
+
+
+def test_tensors_hash_by_identity() -> None:
+    x, y = ab.tensor([1.0]), ab.tensor([1.0])
+    assert len({x, y, x}) == 2
+
+
+def test_seeded_creation_is_reproducible() -> None:
+    a = ab.randn(2, 3, rng=7)
+    b = ab.randn((2, 3), rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(a.data, b.data)
+    assert ab.rand(4, rng=1).data.min() >= 0
+    assert ab.zeros(2, 2).shape == (2, 2) and ab.ones(3).data.sum() == 3
+    with pytest.raises(TypeError, match="rng"):
+        ab.randn(2, rng="seed")
+
+
+def test_errors_name_the_op_shapes_and_dtypes() -> None:
+    with pytest.raises(ValueError, match=r"matmul: shapes \(3, 4\) and \(5, 2\) are not aligned"):
+        ab.randn(3, 4) @ ab.randn(5, 2)
+    with pytest.raises(ValueError, match=r"add: .*float64\[3, 4\], float64\[5, 2\]"):
+        ab.randn(3, 4) + ab.randn(5, 2)
+
+
+def test_domain_edges_behave_like_pytorch() -> None:
+    x = ab.tensor([0.0, -1.0], requires_grad=True)
+    np.testing.assert_array_equal(ab.log(x).data, [-np.inf, np.nan])
+    np.testing.assert_array_equal(ab.sqrt(x).data, [0.0, np.nan])
+    ab.sqrt(x).sum().backward()
+    assert x.grad.data[0] == np.inf
