@@ -166,7 +166,7 @@ def test_huge_graph_is_truncated_with_a_note_and_no_recursion_error() -> None:
     source = draw_graph(y, max_nodes=40).source
     found = nodes(source)
     assert len(found) <= 40 and sum(key.startswith("op") for key in found) == 20
-    assert "99,980 more ops and 1 more leaves not drawn" in source and "max_nodes=40" in source
+    assert "99,980 more ops and 1 more leaf not drawn" in source and "max_nodes=40" in source
     assert "note_omitted -> op" in source  # an arrow shows where the omitted part joins
     text = graph_text(y, max_nodes=6)
     assert "99,997 more ops" in text and "mul(…, 1)" in text

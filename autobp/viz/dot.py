@@ -16,7 +16,7 @@ FONT = "Helvetica,Arial,DejaVu Sans,sans-serif"
 # kind -> (fill, border, legend text). Colour is never the only signal: labels say the same in words.
 STYLES = {
     "param": ("#dbeafe", "#1d4ed8", "leaf that requires grad (parameter)"),
-    "const": ("#f1f5f9", "#64748b", "leaf without grad (input, constant)"),
+    "const": ("#e2e8f0", "#64748b", "leaf without grad (input, constant)"),
     "output": ("#ffffff", "#475569", "op output"),
     "root": ("#dcfce7", "#15803d", "root (the tensor drawn from)"),
     "op": ("#fef3c7", "#b45309", "op (registry name)"),
@@ -37,7 +37,11 @@ def _describe(shape: tuple[int, ...] | None, dtype: str | None) -> str:
 
 def _stats_rows(label: str, stats: Stats, show_shapes: bool) -> list[str]:
     head = f"{label} {list(stats.shape)}" if show_shapes and stats.shape != () else label
-    if stats.shape == ():
+    if stats.bad:  # the NaN/Inf row follows; summarize what is still finite
+        if not stats.finite:
+            return [head]
+        head = f"{head}  finite part:"
+    if stats.shape == () or stats.finite == 1:
         return [f"{head}  {_num(stats.low)}"]
     if stats.low == stats.high:
         return [f"{head}  all {_num(stats.low)}"]
@@ -115,7 +119,7 @@ def _notes(view: GraphView, max_nodes: int) -> list[tuple[str, str, list[str]]]:
         notes.append(("note_freed", FREED_NOTE, [op.id for op in view.ops if op.freed]))
     if view.omitted_ops or view.omitted_tensors:
         text = (
-            f"{view.omitted_ops:,} more ops and {view.omitted_tensors - view.omitted_ops:,} more leaves not drawn: "
+            f"{view.omitted} not drawn: "
             f"the graph has {view.total_ops + view.total_tensors:,} nodes, max_nodes={max_nodes}"
         )
         if view.first_bad and not view.first_bad_drawn:

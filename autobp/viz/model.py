@@ -20,7 +20,7 @@ from autobp.graph import Node
 from autobp.tensor import Tensor
 from autobp.viz.groups import clusters, own_name, vertex_names
 
-__all__ = ["GraphView", "OpView", "Stats", "TensorView", "build_view", "FREED_NOTE"]
+__all__ = ["FREED_NOTE", "GraphView", "OpView", "Stats", "TensorView", "build_view", "more", "summarize"]
 
 Vertex = Node | Tensor  # an op application (its output), or a leaf Tensor
 
@@ -45,6 +45,7 @@ class Stats:
     low: float
     high: float
     bad: str  # "" when finite, else e.g. "2 NaN, 1 Inf"
+    finite: int  # how many elements norm, low and high summarize (NaN/Inf are left out)
 
 
 @dataclass
@@ -96,20 +97,35 @@ class GraphView:
     def omitted_tensors(self) -> int:
         return self.total_tensors - len(self.tensors)
 
+    @property
+    def omitted(self) -> str:
+        """What ``max_nodes`` left out, e.g. ``"99,980 more ops and 1 more leaf"``."""
+        leaves = self.omitted_tensors - self.omitted_ops
+        return f"{more(self.omitted_ops, 'op', 'ops')} and {more(leaves, 'leaf', 'leaves')}"
+
+
+def more(n: int, one: str, many: str) -> str:
+    """``"1 more leaf"``, ``"2,500 more ops"``: the counts of what a picture leaves out."""
+    return f"{n:,} more {one if n == 1 else many}"
+
 
 def summarize(array: Any) -> Stats:
-    """Shape, dtype, L2 norm, min, max and a NaN/Inf count of an array or Tensor."""
+    """Shape, dtype, NaN/Inf count, and L2 norm, min and max of the finite elements of an array or Tensor."""
     data = np.asarray(array.data if isinstance(array, Tensor) else array)
     bad = ""
     if data.dtype.kind in "fc":
         nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
         bad = ", ".join(f"{count} {what}" for count, what in ((nan, "NaN"), (inf, "Inf")) if count)
-    if data.size == 0 or data.dtype.kind not in "biuf":
-        return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad)
-    wide = data.astype(np.float64)
-    with np.errstate(all="ignore"):  # the norm of a NaN or huge array is itself reported as NaN/Inf
+    if data.dtype.kind not in "biuf":
+        return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad, 0)
+    wide = data.astype(np.float64).ravel()
+    if bad:
+        wide = wide[np.isfinite(wide)]
+    if wide.size == 0:
+        return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad, 0)
+    with np.errstate(over="ignore"):  # a norm beyond float64 is reported as inf
         norm = float(np.sqrt(np.sum(wide * wide)))
-    return Stats(data.shape, str(data.dtype), norm, float(np.min(wide)), float(np.max(wide)), bad)
+    return Stats(data.shape, str(data.dtype), norm, float(wide.min()), float(wide.max()), bad, wide.size)
 
 
 def _finite(array: Any) -> bool:

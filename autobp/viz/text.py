@@ -11,7 +11,11 @@ __all__ = ["graph_text"]
 
 
 def _stats(label: str, stats: Stats) -> str:
-    text = f"{label} {list(stats.shape)} norm {stats.norm:.3g} min {stats.low:.3g} max {stats.high:.3g}"
+    text = f"{label} {list(stats.shape)}" + (" finite part" if stats.bad and stats.finite else "")
+    if stats.finite == 1 or (stats.finite and stats.low == stats.high):
+        text += f" {'all ' if stats.finite > 1 else ''}{stats.low:.3g}"
+    elif stats.finite:
+        text += f" norm {stats.norm:.3g} min {stats.low:.3g} max {stats.high:.3g}"
     return text + (f"  !! {label} has {stats.bad}" if stats.bad else "")
 
 
@@ -76,10 +80,7 @@ def graph_text(
     if view.freed:
         lines.append(f"note: {FREED_NOTE}")
     if view.omitted_ops or view.omitted_tensors:
-        lines.append(
-            f"note: {view.omitted_ops:,} more ops and {view.omitted_tensors - view.omitted_ops:,} more leaves "
-            f"not shown (max_nodes={max_nodes})"
-        )
+        lines.append(f"note: {view.omitted} not shown (max_nodes={max_nodes})")
         if view.first_bad and not view.first_bad_drawn:
             lines.append(f"note: NaN/Inf first appears in op '{view.first_bad}', which is not shown")
     return "\n".join(lines)
