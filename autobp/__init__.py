@@ -23,15 +23,22 @@ from autobp.creation import (
     zeros_like,
 )
 from autobp.graph import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from autobp.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from autobp.ops import *  # noqa: F403  (the op namespace is the public API: ab.exp, ab.sum, ...)
 from autobp.ops import REGISTRY, __all__ as _op_names
 from autobp.tensor import Tensor, tensor
 from autobp.testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from autobp import viz
+from autobp import functional
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "detect_anomaly",
+    "set_detect_anomaly",
+    "is_anomaly_enabled",
+    "AnomalyError",
+    "functional",
     *_op_names,
     "Tensor",
     "tensor",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -122,10 +123,16 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: dict[str, A
     from autobp.tensor import Tensor
 
     inputs = tuple(a if isinstance(a, Tensor) else Tensor._wrap(a) for a in args)
+    for value in inputs:
+        if value.data is result:  # an op returned its input: freeze a view, never the input itself
+            result = result.view()
     node = Node(opdef, inputs, kwargs, result)
     if _anomaly_hook is not None:
         _anomaly_hook(node)
-    return Tensor._wrap(result, requires_grad=True, grad_fn=node)
+    out = Tensor._wrap(result, requires_grad=True, grad_fn=node)
+    # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).
+    out.data.flags.writeable = False
+    return out
 
 
 # Set by autobp.anomaly while detect_anomaly() is active; None keeps recording free of its cost.
@@ -221,7 +228,20 @@ def _run(
         # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
         for leaf, g in leaves:
             _accumulate(leaf, g)
+        if create_graph and any(g.requires_grad for _, g in leaves):
+            _warn_grad_cycle()
     return found
+
+
+def _warn_grad_cycle() -> None:
+    warnings.warn(
+        "backward(create_graph=True) stored gradients that carry their own graph in .grad; that graph "
+        "refers back to the leaves, a reference cycle that keeps it alive until the garbage collector "
+        "runs. Prefer ab.grad(..., create_graph=True), which never writes .grad, or set .grad = None "
+        "when done with it.",
+        UserWarning,
+        stacklevel=5,
+    )
 
 
 def _backward_node(
@@ -238,10 +258,10 @@ def _backward_node(
 
     inputs = node.inputs
     assert inputs is not None  # checked by _count_consumers
-    _check_versions(node, inputs)
     out = Tensor._wrap(node.out, requires_grad=create_graph, grad_fn=node if create_graph else None)
     opdef = node.op
     try:
+        _check_versions(node, inputs)
         if opdef.variadic_rule is not None:
             input_grads: Sequence[Tensor | None] = opdef.variadic_rule(g, out, *inputs, **node.kwargs)
         else:

@@ -51,6 +51,8 @@ class Tensor:
     data: np.ndarray
     grad: Tensor | None
     grad_fn: Node | None
+    _version: int  # bumped by every in-place change; graph nodes record it (docs/trust.md)
+    _hooks: dict[int, Callable[[Tensor], Tensor | None]] | None  # leaf gradient hooks (autobp.hooks)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
@@ -165,7 +167,15 @@ class Tensor:
         graph.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph (shares memory)."""
+        """The same data, cut from the graph (shares memory).
+
+        The detached view of a tensor that requires grad is read-only, so that writes through it
+        cannot change values a graph saved for backward (see docs/trust.md).
+        """
+        if self.requires_grad and self.data.flags.writeable:
+            view = self.data.view()
+            view.flags.writeable = False
+            return Tensor._wrap(view)
         return Tensor._wrap(self.data)
 
     def copy(self) -> Tensor:
@@ -194,6 +204,67 @@ class Tensor:
         from autobp.hooks import retain_grad
 
         retain_grad(self)
+
+    # -- in-place ops: each bumps _version, so graphs that saved this tensor notice ----------
+    def add_(self, other: Any) -> Tensor:
+        """``self += other`` in place; returns self. Shapes: other broadcasts to self's shape."""
+        return _inplace(self, "add_", np.add, other)
+
+    def sub_(self, other: Any) -> Tensor:
+        """``self -= other`` in place; returns self. Shapes: other broadcasts to self's shape."""
+        return _inplace(self, "sub_", np.subtract, other)
+
+    def mul_(self, other: Any) -> Tensor:
+        """``self *= other`` in place; returns self. Shapes: other broadcasts to self's shape."""
+        return _inplace(self, "mul_", np.multiply, other)
+
+    def div_(self, other: Any) -> Tensor:
+        """``self /= other`` in place; returns self. Shapes: other broadcasts to self's shape."""
+        return _inplace(self, "div_", np.true_divide, other)
+
+    def copy_(self, source: Any) -> Tensor:
+        """Copy ``source`` into self in place; returns self. Shapes: source broadcasts to self's shape."""
+        return _inplace(self, "copy_", lambda out, value: np.copyto(out, value, casting="same_kind"), source)
+
+    def fill_(self, value: Any) -> Tensor:
+        """Set every element to the scalar ``value`` in place; returns self."""
+        if np.ndim(value.data if isinstance(value, Tensor) else value) != 0:
+            raise ValueError(f"fill_: value must be a scalar, got {np.shape(value)}; use copy_ for arrays")
+        return _inplace(self, "fill_", lambda out, scalar: out.fill(scalar), value)
+
+    def zero_(self) -> Tensor:
+        """Set every element to zero in place; returns self."""
+        return _inplace(self, "zero_", lambda out, scalar: out.fill(scalar), 0)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        """Clip the values into ``[min, max]`` in place; returns self."""
+        if min is None and max is None:
+            raise ValueError("clamp_: give at least one of min and max")
+        return _inplace(self, "clamp_", lambda out, lo, hi: np.clip(out, lo, hi, out=out), min, max)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        index = tuple(_unwrap(i) for i in index) if isinstance(index, tuple) else _unwrap(index)
+        _inplace(self, "setitem", lambda out, item: out.__setitem__(index, item), value)
+
+    def _augmented(self, name: str, ufunc: Any, other: Any, op_name: str) -> Tensor:
+        # A graph tensor cannot change in place; ``y += 1`` then rebinds ``y`` to a new tensor,
+        # exactly what Python does for types without in-place operators. So does ``c += x``
+        # when x requires grad: writing into c would drop x's gradient.
+        if self.grad_fn is not None or (isinstance(other, Tensor) and other.requires_grad and graph.is_grad_enabled()):
+            return getattr(_ops, op_name)(self, other)  # type: ignore[no-any-return]
+        return _inplace(self, name, ufunc, other)
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._augmented("+=", np.add, other, "add")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._augmented("-=", np.subtract, other, "sub")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._augmented("*=", np.multiply, other, "mul")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._augmented("/=", np.true_divide, other, "div")
 
     # -- operators -------------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -357,6 +428,66 @@ class Tensor:
 
     def dot(self, other: Any) -> Tensor:
         return _ops.dot(self, other)
+
+
+def _unwrap(value: Any) -> Any:
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: Any) -> Tensor:
+    """Run ``write(tensor.data, *operand_arrays)`` after the safety checks; bump the version.
+
+    Refused: a tensor made by an op (its array belongs to the graph), a leaf that requires grad
+    while grad mode is on, an operand that requires grad (its gradient would be lost), a
+    read-only array, and anything that would change the shape.
+    """
+    where = f"{method}: tensor {tensor.dtype}{list(tensor.shape)}"
+    if tensor.grad_fn is not None:
+        raise RuntimeError(
+            f"{where} was made by op '{tensor.grad_fn.op.name}' and belongs to the graph (its value may be "
+            "saved for backward); in-place changes are refused. Use an out-of-place op (y = y + 1), or "
+            "work on a copy (y.detach().copy())"
+        )
+    if graph.is_grad_enabled():
+        if tensor.requires_grad:
+            raise RuntimeError(
+                f"{where} is a leaf that requires grad; an in-place change would not be seen by the "
+                "graph. Do it inside `with ab.no_grad():` (as optimizer steps do), or use an out-of-place op"
+            )
+        if any(isinstance(o, Tensor) and o.requires_grad for o in operands):
+            raise RuntimeError(
+                f"{where} does not require grad but the operand does; writing into it in place would "
+                "drop the operand's gradient. Use an out-of-place op (c = c + x)"
+            )
+    if not tensor.data.flags.writeable:
+        raise RuntimeError(
+            f"{where} is read-only: it shares memory with a tensor that requires grad (detach() of "
+            "a graph tensor) or is a broadcast view; call .copy() (under ab.no_grad()) first"
+        )
+    arrays = [_unwrap(o) for o in operands]
+    shape = np.shape(arrays[0])
+    if method not in ("setitem", "clamp_") and shape != tensor.shape:
+        try:
+            fits = np.broadcast_shapes(shape, tensor.shape) == tensor.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{where}: operand of shape {shape} does not broadcast to the tensor's shape "
+                f"{tensor.shape} (an in-place op cannot change the shape)"
+            )
+    try:
+        with np.errstate(all="ignore"):  # like the out-of-place ops: inf/nan, no warnings
+            if isinstance(write, np.ufunc):
+                write(tensor.data, *arrays, out=tensor.data)
+            else:
+                write(tensor.data, *arrays)
+    except (ValueError, TypeError, IndexError) as error:
+        described = ", ".join(f"{np.asarray(a).dtype}{list(np.shape(a))}" for a in arrays)
+        kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(error, k))
+        raise kind(f"{where}, operand {described}: {error}") from error
+    tensor._version += 1
+    return tensor
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:

@@ -1,0 +1,138 @@
+"""Gradient hooks: observe or replace a tensor's gradient during backward.
+
+``Tensor.register_hook(fn)`` calls ``fn(grad)`` when the gradient of that tensor is complete
+(every consumer has contributed); a returned Tensor replaces the gradient for everything
+upstream. Leaf hooks live on the Tensor (``_hooks``), non-leaf hooks on its ``grad_fn`` node,
+where the engine runs them (``graph._run_leaf_hooks`` / ``graph._run_node_hooks``).
+``retain_grad`` keeps ``.grad`` on a non-leaf tensor after backward.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+
+from autobp.tensor import Tensor
+
+__all__ = ["RemovableHandle", "register_hook", "retain_grad"]
+
+Hook = Callable[[Tensor], "Tensor | None"]
+_ids = itertools.count()
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``; ``remove()`` unregisters the hook (calling it twice is harmless).
+
+    Also a context manager: the hook is removed when the ``with`` block ends.
+    """
+
+    def __init__(self, remove: Callable[[], None]) -> None:
+        self._remove: Callable[[], None] | None = remove
+
+    def remove(self) -> None:
+        """Unregister the hook."""
+        if self._remove is not None:
+            self._remove()
+            self._remove = None
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def _checked(tensor: Tensor, hook: Hook) -> Hook:
+    """Wrap ``hook`` so that a bad replacement fails here, naming the hook, not deep in the engine."""
+    shape, name = tensor.shape, getattr(hook, "__name__", repr(hook))
+
+    def run(grad: Tensor) -> Tensor | None:
+        replaced = hook(grad)
+        if replaced is None:
+            return None
+        if not isinstance(replaced, Tensor):
+            replaced = Tensor(np.asarray(replaced), dtype=grad.dtype)
+        if replaced.shape != shape:
+            raise RuntimeError(
+                f"hook {name}: returned a gradient of shape {replaced.shape} for a tensor of shape {shape}; "
+                "a hook must return None or a gradient of the tensor's shape"
+            )
+        return replaced
+
+    return run
+
+
+def register_hook(tensor: Tensor, hook: Hook) -> RemovableHandle:
+    """Call ``hook(grad)`` when ``tensor``'s gradient is computed; a returned Tensor replaces it.
+
+    Shapes: ``grad`` and any replacement have ``tensor``'s shape.
+
+    >>> import autobp as ab
+    >>> x = ab.tensor([1.0, 2.0], requires_grad=True)
+    >>> handle = x.register_hook(lambda g: g * 10)
+    >>> (x * x).sum().backward()
+    >>> x.grad.tolist()
+    [20.0, 40.0]
+    >>> handle.remove()
+    """
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"register_hook: expected a Tensor, got {type(tensor).__name__}")
+    if not callable(hook):
+        raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            f"register_hook: tensor {tensor.dtype}{list(tensor.shape)} does not require grad, so no "
+            "gradient will ever reach the hook"
+        )
+    wrapped = _checked(tensor, hook)
+    node = tensor.grad_fn
+    if node is None:
+        key = next(_ids)
+        if tensor._hooks is None:
+            tensor._hooks = {}
+        tensor._hooks[key] = wrapped
+        leaf_ref = weakref.ref(tensor)
+
+        def remove_leaf_hook() -> None:
+            leaf = leaf_ref()
+            if leaf is not None and leaf._hooks is not None:
+                leaf._hooks.pop(key, None)
+                if not leaf._hooks:
+                    leaf._hooks = None  # the engine skips hook work entirely when None
+
+        return RemovableHandle(remove_leaf_hook)
+    if node.hooks is None:
+        node.hooks = []
+    node.hooks.append(wrapped)
+    node_ref = weakref.ref(node)
+
+    def remove_node_hook() -> None:
+        owner = node_ref()
+        if owner is not None and owner.hooks is not None:
+            owner.hooks = [h for h in owner.hooks if h is not wrapped] or None
+
+    return RemovableHandle(remove_node_hook)
+
+
+def retain_grad(tensor: Tensor) -> None:
+    """Keep the gradient of a non-leaf ``tensor`` in its ``.grad`` after backward (a no-op on leaves).
+
+    >>> import autobp as ab
+    >>> x = ab.tensor([1.0, 2.0], requires_grad=True)
+    >>> y = x * 3
+    >>> y.retain_grad()
+    >>> (y * y).sum().backward()
+    >>> y.grad.tolist()
+    [6.0, 12.0]
+    """
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            f"retain_grad: tensor {tensor.dtype}{list(tensor.shape)} does not require grad, "
+            "so it has no gradient to keep"
+        )
+    if tensor.grad_fn is not None:
+        # A weak reference: retaining must not keep the tensor (and its graph) alive.
+        tensor.grad_fn.retained = weakref.ref(tensor)
