@@ -187,15 +187,6 @@ def square(x: Any) -> np.ndarray:
 square.defvjp(lambda grad, out, x: grad * (2 * x))  # d(x^2)/dx = 2x
 
 
-@op("abs", hints=Hints(avoid=(0.0,)))
-def abs(x: Any) -> np.ndarray:
-    """Elementwise ``|x|``; its gradient at 0 is 0. Shapes: any -> same."""
-    return np.abs(x)
-
-
-abs.defvjp(lambda grad, out, x: grad * sign(x))  # d|x|/dx = sign(x)
-
-
 @op("sign", hints=Hints(avoid=(0.0,)))
 def sign(x: Any) -> np.ndarray:
     """Elementwise sign (-1, 0 or 1); its gradient is 0. Shapes: any -> same."""
@@ -205,13 +196,19 @@ def sign(x: Any) -> np.ndarray:
 sign.defvjp(lambda grad, out, x: grad * 0)  # piecewise constant
 
 
+@op("abs", hints=Hints(avoid=(0.0,)))
+def abs(x: Any) -> np.ndarray:
+    """Elementwise ``|x|``; its gradient at 0 is 0. Shapes: any -> same."""
+    return np.abs(x)
+
+
+abs.defvjp(lambda grad, out, x: grad * sign(x))  # d|x|/dx = sign(x)
+
+
 @op("sin")
 def sin(x: Any) -> np.ndarray:
     """Elementwise sine. Shapes: any -> same."""
     return np.sin(x)
-
-
-sin.defvjp(lambda grad, out, x: grad * cos(x))  # d(sin x)/dx = cos x
 
 
 @op("cos")
@@ -220,6 +217,7 @@ def cos(x: Any) -> np.ndarray:
     return np.cos(x)
 
 
+sin.defvjp(lambda grad, out, x: grad * cos(x))  # d(sin x)/dx = cos x
 cos.defvjp(lambda grad, out, x: -grad * sin(x))  # d(cos x)/dx = -sin x
 
 

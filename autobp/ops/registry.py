@@ -27,7 +27,7 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,7 +65,20 @@ class Hints:
     fd_atol: float = 1e-5
 
 
-VjpRule = Callable[..., Tensor]
+VjpRule = Callable[..., Any]
+
+
+class OpFunction(Protocol):
+    """The public function of a registered op, e.g. ``ab.exp``: takes Tensors, returns a Tensor."""
+
+    op: OpDef
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def defvjp(self, *rules: VjpRule) -> None: ...
+
+    def defvjp_variadic(self, rule: Callable[..., Sequence[Any]]) -> None: ...
+
 
 
 class OpDef:
@@ -97,7 +110,7 @@ class OpDef:
         self.forward = forward
         self.arity = arity  # number of leading tensor arguments; None: all positionals are tensors
         self.rules: tuple[VjpRule, ...] = ()
-        self.variadic_rule: Callable[..., Sequence[Tensor | None]] | None = None
+        self.variadic_rule: Callable[..., Sequence[Any]] | None = None
         self.hints = hints
         self.differentiable = differentiable
         self.composite = composite
@@ -116,7 +129,7 @@ class OpDef:
             raise TypeError(f"{self.name}: defvjp needs {self.arity} rules, got {len(rules)}")
         self.rules = rules
 
-    def defvjp_variadic(self, rule: Callable[..., Sequence[Tensor | None]]) -> None:
+    def defvjp_variadic(self, rule: Callable[..., Sequence[Any]]) -> None:
         """Set one rule returning the gradients of all inputs, for ops with any number of inputs."""
         self.variadic_rule = rule
 
@@ -196,7 +209,7 @@ def op(
     arity: int | None = 1,
     hints: Hints | None = None,
     differentiable: bool = True,
-) -> Callable[[Callable[..., Any]], Any]:
+) -> Callable[[Callable[..., Any]], OpFunction]:
     """Register an array function as an autobp op and return its public Tensor function.
 
     Args:
@@ -206,7 +219,7 @@ def op(
         differentiable: False for ops with integer or boolean results (comparisons, argmax).
     """
 
-    def register(forward: Callable[..., Any]) -> Any:
+    def register(forward: Callable[..., Any]) -> OpFunction:
         if name in REGISTRY:
             raise ValueError(f"op {name!r} is registered twice")
         opdef = OpDef(name, forward, arity, hints or Hints(), differentiable, composite=False)
@@ -217,7 +230,7 @@ def op(
         public.defvjp_variadic = opdef.defvjp_variadic  # type: ignore[attr-defined]
         opdef.public = public
         REGISTRY[name] = opdef
-        return public
+        return public  # type: ignore[return-value]
 
     return register
 

@@ -123,7 +123,9 @@ def gradcheck(
         g = analytic[slot]
         a = np.zeros(x.shape) if g is None else np.asarray(g.data, dtype=np.float64)
         if a.shape != x.shape:
-            return _fail(f"gradcheck: gradient of input {index} has shape {a.shape}, expected {x.shape}", raise_exception)
+            return _fail(
+                f"gradcheck: gradient of input {index} has shape {a.shape}, expected {x.shape}", raise_exception
+            )
         if x.size <= FULL_CHECK_MAX_ELEMENTS:
             for element in np.ndindex(x.shape):
                 step = np.zeros(x.shape)

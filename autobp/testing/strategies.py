@@ -63,9 +63,7 @@ def arrays(shape: Any = None, dtype: Any = np.float64, elements: Any = None) -> 
     return hnp.arrays(np.dtype(dtype), shapes() if shape is None else shape, elements=_elements(elements, dtype))
 
 
-def tensors(
-    shape: Any = None, dtype: Any = np.float64, elements: Any = None, requires_grad: bool = False
-) -> Any:
+def tensors(shape: Any = None, dtype: Any = np.float64, elements: Any = None, requires_grad: bool = False) -> Any:
     """autobp Tensors; arguments as for ``arrays``.
 
     Shapes: ``shape`` (drawn when a strategy or None).
@@ -88,7 +86,7 @@ def broadcastable_shapes(draw: Any, num_shapes: int = 2, min_dims: int = 0, max_
 def valid_axes(draw: Any, ndim: int, allow_none: bool = True, allow_tuple: bool = True) -> Any:
     """An ``axis`` argument valid for an array of ``ndim`` dimensions: None, an int or a tuple
     (negative values included)."""
-    choices = []
+    choices: list[Any] = []
     if allow_none:
         choices.append(st.none())
     if ndim > 0:
