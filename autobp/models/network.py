@@ -1,0 +1,230 @@
+"""The seed's layered sigmoid network, built from autobp Tensors and trained with autobp's autograd.
+
+Same layout, names and update rule as the seed (Nielsen's ``network.py``): ``weights[l]`` is
+(n_out, n_in), ``biases[l]`` is (n_out, 1), every layer is a sigmoid, and the cost of one example
+is ``0.5 * ||a - y||^2``. ``backprop`` differs only in *how* the gradients are found: by autobp's
+reverse-mode engine rather than by hand (``autobp.reference`` holds the hand-written version, and
+the tests hold the two equal). A mini-batch is one (n_in, m) matrix, never a Python loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from autobp.creation import as_generator
+from autobp.graph import grad, no_grad
+from autobp.ops import matmul, sigmoid, square, sub
+from autobp.ops import sum as ab_sum
+from autobp.tensor import Tensor
+
+__all__ = ["Network", "one_hot", "stack_examples", "stack_labels"]
+
+Progress = Callable[[Iterable[int], int], Iterable[int]]
+
+
+def stack_examples(data: Any, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training data in either accepted layout, as (x, y) matrices with one example per column.
+
+    Shapes: a list of ``(x (n_in, 1), y (n_out, 1))`` pairs, or a tuple of arrays
+    ``(x (n_in, n), y (n_out, n) or labels (n,))`` -> x (n_in, n), y (n_out, n) one-hot.
+    """
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+        x, y = np.asarray(data[0], dtype=np.float64), np.asarray(data[1])
+        if y.ndim == 1:
+            y = one_hot(y, n_out)
+    else:
+        pairs = list(data)
+        if not pairs:
+            raise ValueError("Network: training data is empty")
+        x = np.hstack([np.asarray(p[0], dtype=np.float64) for p in pairs])
+        y = np.hstack([np.asarray(p[1], dtype=np.float64) for p in pairs])
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or y.shape[0] != n_out:
+        raise ValueError(
+            f"Network: training data must give x (n_in, n) and y ({n_out}, n), got x {list(x.shape)}, y {list(y.shape)}"
+        )
+    return x, y.astype(np.float64, copy=False)
+
+
+def stack_labels(data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Test data as (x, labels). Shapes: pairs ``(x (n_in, 1), int)`` or ``(x (n_in, n), labels (n,))``
+    -> x (n_in, n), labels (n,) ints. One-hot ``y`` columns are turned into labels by argmax."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+        x, labels = np.asarray(data[0], dtype=np.float64), np.asarray(data[1])
+    else:
+        pairs = list(data)
+        x = np.hstack([np.asarray(p[0], dtype=np.float64) for p in pairs])
+        labels = np.array([np.argmax(p[1]) if np.ndim(p[1]) else p[1] for p in pairs])
+    if labels.ndim == 2:
+        labels = labels.argmax(axis=0)
+    if x.ndim != 2 or labels.shape != (x.shape[1],):
+        raise ValueError(
+            f"Network: test data must give x (n_in, n) and labels (n,), got {list(x.shape)}, {labels.shape}"
+        )
+    return x, labels.astype(np.int64)
+
+
+def one_hot(labels: np.ndarray, n_out: int) -> np.ndarray:
+    """Int labels as one-hot columns. Shapes: (n,) -> (n_out, n).
+
+    >>> one_hot(np.array([2, 0]), 3).tolist()
+    [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]
+    """
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+        raise ValueError(f"one_hot: labels must lie in [0, {n_out}), got range [{labels.min()}, {labels.max()}]")
+    out = np.zeros((n_out, labels.shape[0]))
+    out[labels, np.arange(labels.shape[0])] = 1.0
+    return out
+
+
+class Network:
+    """The seed's fully connected sigmoid network.
+
+    Shapes: ``weights[l]`` (sizes[l+1], sizes[l]), ``biases[l]`` (sizes[l+1], 1); inputs are columns
+    (n_in, m). ``rng`` (an int seed or a Generator) draws the initial weights and the shuffling, so a
+    seed makes a run reproducible. ``init="book"`` draws every weight from N(0, 1) as the seed does;
+    ``init="scaled"`` draws weights from N(0, 1/n_in) (the book's chapter-3 improvement).
+
+    >>> net = Network([2, 3, 1], rng=0)
+    >>> [w.shape for w in net.weights], [b.shape for b in net.biases]
+    ([(3, 2), (1, 3)], [(3, 1), (1, 1)])
+    >>> net.feedforward(np.zeros((2, 4))).shape
+    (1, 4)
+    """
+
+    def __init__(self, sizes: Sequence[int], rng: int | np.random.Generator | None = None, init: str = "book") -> None:
+        sizes = [int(n) for n in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"Network: sizes must list at least two positive layer sizes, got {sizes}")
+        if init not in ("book", "scaled"):
+            raise ValueError(f"Network: init must be 'book' or 'scaled', got {init!r}")
+        self.sizes = sizes
+        self.num_layers = len(sizes)
+        self.rng = as_generator(rng)
+        # Biases first, then weights: the order the seed draws them in.
+        biases = [self.rng.standard_normal((n, 1)) for n in sizes[1:]]
+        weights = [self.rng.standard_normal((n_out, n_in)) for n_in, n_out in itertools.pairwise(sizes)]
+        if init == "scaled":
+            weights = [w / np.sqrt(w.shape[1]) for w in weights]
+        self.biases = [Tensor(b, requires_grad=True) for b in biases]
+        self.weights = [Tensor(w, requires_grad=True) for w in weights]
+
+    def __repr__(self) -> str:
+        return f"Network({self.sizes})"
+
+    def feedforward(self, a: Any) -> Tensor:
+        """The output activations. Shapes: a (n_in, m) -> (n_out, m). Records a graph when grad is on."""
+        for w, b in zip(self.weights, self.biases, strict=True):
+            a = sigmoid(matmul(w, a) + b)
+        return a  # type: ignore[no-any-return]
+
+    def cost(self, x: Any, y: Any) -> Tensor:
+        """The quadratic cost summed over the mini-batch, ``sum_j 0.5 * ||a_j - y_j||^2`` (a scalar).
+
+        Shapes: x (n_in, m), y (n_out, m) -> ().
+        """
+        return ab_sum(square(sub(self.feedforward(x), y))) * 0.5
+
+    def backprop(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Gradients of the cost with respect to every bias and weight, by autograd (summed over columns).
+
+        Shapes: x (n_in, m), y (n_out, m) -> (nabla_b, nabla_w), numpy arrays shaped like the
+        biases and the weights. With one column this is the seed's ``backprop(x, y)``.
+        """
+        gradients, _ = self._gradients(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        n = len(self.biases)
+        return gradients[:n], gradients[n:]
+
+    def _gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], float]:
+        n_in, n_out = self.sizes[0], self.sizes[-1]
+        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != n_in or y.shape[0] != n_out or x.shape[1] != y.shape[1]:
+            raise ValueError(
+                f"Network.backprop: x must be ({n_in}, m) and y ({n_out}, m) with the same m; "
+                f"got x {x.dtype}{list(x.shape)} and y {y.dtype}{list(y.shape)}"
+            )
+        cost = self.cost(x, y)
+        gradients = grad(cost, [*self.biases, *self.weights])
+        return [g.data for g in gradients if g is not None], float(cost.data)
+
+    def update_mini_batch(self, mini_batch: Any, eta: float) -> float:
+        """One gradient-descent step on a mini-batch: ``w <- w - (eta / m) * nabla_w`` (same for b).
+
+        ``mini_batch`` is a list of (x, y) pairs or a tuple (x (n_in, m), y (n_out, m)). Returns the
+        mini-batch's summed cost before the step.
+        """
+        x, y = stack_examples(mini_batch, self.sizes[-1])
+        return self._step(x, y, eta)
+
+    def _step(self, x: np.ndarray, y: np.ndarray, eta: float) -> float:
+        gradients, cost = self._gradients(x, y)
+        step = eta / x.shape[1]
+        for param, g in zip([*self.biases, *self.weights], gradients, strict=True):
+            # In place: saves an allocation per parameter per step; no graph holds the old values.
+            param.data -= step * g
+        return cost
+
+    def SGD(  # the seed's name, capitals included
+        self,
+        training_data: Any,
+        epochs: int,
+        mini_batch_size: int,
+        eta: float,
+        test_data: Any = None,
+        *,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        progress: Progress | None = None,
+    ) -> list[dict[str, Any]]:
+        """Mini-batch stochastic gradient descent, the seed's training loop.
+
+        Each epoch shuffles the examples with ``self.rng`` and steps on consecutive mini-batches.
+        Returns one record per epoch: ``epoch``, ``loss`` (mean cost per example, summed during
+        the epoch before each step), and with ``test_data`` also ``correct`` and ``total``.
+        ``callback(record)`` runs after each epoch; ``progress(batch_starts, total)`` may wrap the
+        loop over mini-batches (e.g. a tqdm bar). Shapes: see ``stack_examples``, ``stack_labels``.
+        """
+        if epochs < 0 or mini_batch_size < 1:
+            raise ValueError(f"Network.SGD: need epochs >= 0 and mini_batch_size >= 1, got {epochs}, {mini_batch_size}")
+        x, y = stack_examples(training_data, self.sizes[-1])
+        # Rows of a C-ordered array gather fast; each gathered block is used transposed, (n_in, m).
+        rows_x, rows_y = np.ascontiguousarray(x.T), np.ascontiguousarray(y.T)
+        n = rows_x.shape[0]
+        test = stack_labels(test_data) if test_data is not None else None
+        history = []
+        for epoch in range(epochs):
+            order = self.rng.permutation(n)
+            starts: Iterable[int] = range(0, n, mini_batch_size)
+            if progress is not None:
+                starts = progress(starts, len(range(0, n, mini_batch_size)))
+            total_cost = 0.0
+            for start in starts:
+                batch = order[start : start + mini_batch_size]
+                total_cost += self._step(rows_x[batch].T, rows_y[batch].T, eta)
+            record: dict[str, Any] = {"epoch": epoch, "loss": total_cost / n}
+            if test is not None:
+                record["correct"], record["total"] = self.evaluate(test), test[0].shape[1]
+            history.append(record)
+            if callback is not None:
+                callback(record)
+        return history
+
+    def predict(self, x: Any) -> np.ndarray:
+        """The argmax class of each column. Shapes: x (n_in, m) -> (m,) ints."""
+        with no_grad():
+            return np.asarray(self.feedforward(np.asarray(x, dtype=np.float64)).data.argmax(axis=0))
+
+    def evaluate(self, test_data: Any) -> int:
+        """How many test inputs the network classifies correctly (argmax of the output layer).
+
+        ``test_data``: a list of (x (n_in, 1), int label) pairs, or a tuple (x (n_in, n), labels (n,)).
+        """
+        x, labels = stack_labels(test_data)
+        return int((self.predict(x) == labels).sum())
+
+    def parameters(self) -> Iterator[Tensor]:
+        """The biases, then the weights (the order ``backprop`` returns their gradients in)."""
+        yield from self.biases
+        yield from self.weights

@@ -1,0 +1,196 @@
+"""The seed's Network on autobp: autograd gradients and training equal the hand-written reference."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import autobp as ab
+from autobp import reference
+from autobp.models import Network, one_hot
+
+
+def params(net: Network) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return [w.data.copy() for w in net.weights], [b.data.copy() for b in net.biases]
+
+
+def assert_relative(got: list[np.ndarray], want: list[np.ndarray], rtol: float) -> None:
+    """Each array equal to ``rtol`` relative to its largest entry (a zero array must match exactly)."""
+    for g, w in zip(got, want, strict=True):
+        assert isinstance(g, np.ndarray)
+        assert g.shape == w.shape and g.dtype == np.float64
+        assert np.max(np.abs(g - w)) <= rtol * np.max(np.abs(w)), (g, w)
+
+
+def toy_data(n: int, sizes: list[int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs whose class is the argmax of a fixed random projection, so the task is learnable."""
+    x = rng.random((sizes[0], n))
+    labels = (rng.standard_normal((sizes[-1], sizes[0])) @ x).argmax(axis=0)
+    return x, labels
+
+
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=2, max_size=5),
+    m=st.integers(1, 8),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([0.1, 1.0, 3.0]),
+)
+def test_autograd_gradients_equal_the_reference(sizes: list[int], m: int, seed: int, scale: float) -> None:
+    rng = np.random.default_rng(seed)
+    net = Network(sizes, rng=rng)
+    x, y = scale * rng.standard_normal((sizes[0], m)), rng.random((sizes[-1], m))
+    weights, biases = params(net)
+    nabla_b, nabla_w = net.backprop(x, y)
+    ref_b, ref_w = reference.backprop_batch(weights, biases, x, y)
+    assert_relative([*nabla_b, *nabla_w], [*ref_b, *ref_w], 1e-12)
+
+
+def test_one_example_backprop_is_the_seed_backprop() -> None:
+    rng = np.random.default_rng(3)
+    net = Network([5, 4, 3], rng=rng)
+    x, y = rng.random((5, 1)), one_hot(np.array([2]), 3)
+    weights, biases = params(net)
+    nabla_b, nabla_w = net.backprop(x, y)
+    ref_b, ref_w = reference.backprop(weights, biases, x, y)
+    assert_relative([*nabla_b, *nabla_w], [*ref_b, *ref_w], 1e-12)
+
+
+def test_gradients_match_finite_differences_of_the_cost() -> None:
+    rng = np.random.default_rng(4)
+    net = Network([3, 4, 2], rng=rng)
+    x, y = rng.random((3, 5)), rng.random((2, 5))
+    # Independent of the reference: central differences of Network.cost itself.
+    (nabla_w0,) = net.backprop(x, y)[1][:1]
+    w0 = net.weights[0].data
+    numeric = np.zeros_like(w0)
+    for i in np.ndindex(w0.shape):
+        keep = w0[i]
+        w0[i] = keep + 1e-6
+        up = float(net.cost(x, y).data)
+        w0[i] = keep - 1e-6
+        down = float(net.cost(x, y).data)
+        w0[i] = keep
+        numeric[i] = (up - down) / 2e-6
+    np.testing.assert_allclose(nabla_w0, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(("sizes", "n", "batch", "epochs"), [([6, 5, 3], 23, 5, 1), ([4, 3, 3, 2], 30, 10, 2)])
+def test_sgd_epochs_equal_a_reference_driven_loop(sizes: list[int], n: int, batch: int, epochs: int) -> None:
+    rng = np.random.default_rng(5)
+    x, labels = toy_data(n, sizes, rng)
+    x_test, labels_test = toy_data(40, sizes, rng)
+    net = Network(sizes, rng=7)
+    weights, biases = params(net)
+    shuffler = copy.deepcopy(net.rng)  # replays the permutations SGD will draw
+    # The seed's layout: lists of column pairs, one-hot targets for training, int labels for testing.
+    training = [(x[:, [j]], one_hot(labels[[j]], sizes[-1])) for j in range(n)]
+    testing = [(x_test[:, [j]], int(labels_test[j])) for j in range(40)]
+    history = net.SGD(training, epochs, batch, 3.0, test_data=testing)
+    for epoch in range(epochs):
+        order = shuffler.permutation(n)
+        weights, biases = reference.sgd_epoch(weights, biases, x, one_hot(labels, sizes[-1]), batch, 3.0, order)
+        ref_correct = int((reference.feedforward(weights, biases, x_test).argmax(axis=0) == labels_test).sum())
+        assert history[epoch]["correct"] == ref_correct and history[epoch]["total"] == 40
+    got_w, got_b = params(net)
+    for got, want in zip([*got_w, *got_b], [*weights, *biases], strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    assert not np.allclose(got_w[0], Network(sizes, rng=7).weights[0].data)  # training did move the weights
+
+
+def test_stacked_arrays_train_exactly_like_pairs() -> None:
+    rng = np.random.default_rng(6)
+    x, labels = toy_data(20, [4, 3, 2], rng)
+    pairs, stacked = Network([4, 3, 2], rng=1), Network([4, 3, 2], rng=1)
+    pairs.SGD([(x[:, [j]], one_hot(labels[[j]], 2)) for j in range(20)], 2, 4, 1.0)
+    stacked.SGD((x, labels), 2, 4, 1.0)
+    for a, b in zip(pairs.parameters(), stacked.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert pairs.evaluate((x, labels)) == stacked.evaluate([(x[:, [j]], int(labels[j])) for j in range(20)])
+
+
+def test_training_learns_a_learnable_task() -> None:
+    rng = np.random.default_rng(8)
+    x, labels = toy_data(300, [5, 8, 3], rng)
+    net = Network([5, 8, 3], rng=2)
+    before = net.evaluate((x, labels))
+    history = net.SGD((x, labels), 20, 10, 3.0, test_data=(x, labels))
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["correct"] > max(before, 0.6 * 300)
+
+
+def test_update_mini_batch_applies_the_seed_rule() -> None:
+    rng = np.random.default_rng(9)
+    net = Network([3, 2], rng=0)
+    x, y = rng.random((3, 4)), rng.random((2, 4))
+    weights, biases = params(net)
+    cost = net.update_mini_batch([(x[:, [j]], y[:, [j]]) for j in range(4)], eta=2.0)
+    assert cost == pytest.approx(0.5 * np.sum((reference.feedforward(weights, biases, x) - y) ** 2), rel=1e-12)
+    new_w, new_b = reference.update_mini_batch(weights, biases, x, y, 2.0)
+    assert_relative([*params(net)[0], *params(net)[1]], [*new_w, *new_b], 1e-12)
+
+
+def test_evaluate_counts_correct_argmax_predictions() -> None:
+    net = Network([2, 2], rng=0)
+    net.weights[0].data[...] = [[10.0, 0.0], [0.0, 10.0]]  # predicts the larger input
+    net.biases[0].data[...] = 0.0
+    x = np.array([[1.0, 0.0, 0.9, 0.2], [0.0, 1.0, 0.1, 0.8]])
+    assert net.evaluate([(x[:, [j]], label) for j, label in enumerate([0, 1, 1, 1])]) == 3
+    assert net.evaluate((x, np.array([1, 1, 1, 1]))) == 2
+    assert net.predict(x).tolist() == [0, 1, 0, 1]
+
+
+def test_seeds_make_runs_reproducible_and_init_is_normal() -> None:
+    a, b, c = (
+        Network([784, 30, 10], rng=3),
+        Network([784, 30, 10], rng=np.random.default_rng(3)),
+        Network([784, 30, 10]),
+    )
+    np.testing.assert_array_equal(a.weights[0].data, b.weights[0].data)
+    assert not np.array_equal(a.weights[0].data, c.weights[0].data)
+    assert abs(a.weights[0].data.std() - 1.0) < 0.05
+    scaled = Network([784, 30, 10], rng=3, init="scaled")
+    assert abs(scaled.weights[0].data.std() * np.sqrt(784) - 1.0) < 0.05
+    assert all(p.requires_grad for p in a.parameters())
+    assert [b.shape for b in a.biases] == [(30, 1), (10, 1)]
+
+
+def test_feedforward_records_a_graph_only_when_asked() -> None:
+    net = Network([3, 2], rng=0)
+    out = net.feedforward(np.ones((3, 5)))
+    assert isinstance(out, ab.Tensor) and out.shape == (2, 5) and out.requires_grad
+    with ab.no_grad():
+        assert not net.feedforward(np.ones((3, 5))).requires_grad
+
+
+def test_sgd_reports_progress_and_calls_back() -> None:
+    rng = np.random.default_rng(10)
+    x, labels = toy_data(12, [3, 2], rng)
+    seen, wrapped = [], []
+
+    def progress(starts: object, total: int) -> object:
+        wrapped.append(total)
+        return starts
+
+    history = Network([3, 2], rng=0).SGD((x, labels), 2, 5, 1.0, callback=seen.append, progress=progress)
+    assert seen == history and [r["epoch"] for r in history] == [0, 1] and wrapped == [3, 3]
+    assert "correct" not in history[0] and history[0]["loss"] > 0
+
+
+def test_errors_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="at least two positive layer sizes"):
+        Network([3])
+    with pytest.raises(ValueError, match="init must be 'book' or 'scaled'"):
+        Network([3, 2], init="xavier")
+    net = Network([3, 2], rng=0)
+    with pytest.raises(ValueError, match=r"Network.backprop: x must be \(3, m\).*float64\[4, 1\]"):
+        net.backprop(np.ones((4, 1)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="training data must give"):
+        net.SGD((np.ones((3, 4)), np.ones((5, 4))), 1, 2, 1.0)
+    with pytest.raises(ValueError, match=r"one_hot: labels must lie in \[0, 2\)"):
+        net.SGD((np.ones((3, 4)), np.array([0, 1, 2, 0])), 1, 2, 1.0)
+    with pytest.raises(ValueError, match="mini_batch_size >= 1"):
+        net.SGD((np.ones((3, 4)), np.array([0, 1, 1, 0])), 1, 0, 1.0)
