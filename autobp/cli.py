@@ -1,0 +1,232 @@
+"""The ``autobp`` command: ``autobp demo`` trains the seed's network on MNIST; ``autobp graph`` draws its loss graph.
+
+``autobp demo`` is the project's main job: it trains the seed's sigmoid network on the MNIST subset
+bundled with autobp (or on full MNIST with ``--data``), checks autograd's gradients against the
+hand-written backprop in ``autobp.reference``, and writes a picture of one mini-batch's graph and a
+plot of accuracy and loss per epoch. It needs the ``demo`` extra (tqdm, matplotlib, graphviz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+INSTALL_DOT = "install Graphviz to render it (Debian/Ubuntu: apt install graphviz; macOS: brew install graphviz)"
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes like 784,30,10, got {text!r}") from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected at least two positive layer sizes like 784,30,10, got {text!r}")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``autobp`` command (subcommands ``demo`` and ``graph``)."""
+    parser = argparse.ArgumentParser(prog="autobp", description="autobp: reverse-mode autograd on numpy.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,graph}")
+    demo = commands.add_parser("demo", help="train the seed's sigmoid network on MNIST (bundled subset by default)")
+    demo.add_argument("--data", type=Path, help="directory with the four MNIST files (default: the bundled subset)")
+    demo.add_argument("--download", action="store_true", help="download MNIST into --data if the files are missing")
+    demo.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
+    demo.add_argument("--epochs", type=_positive(int), default=10, help="training epochs (default 10)")
+    demo.add_argument("--batch", type=_positive(int), default=10, help="mini-batch size (default 10)")
+    demo.add_argument("--eta", type=_positive(float), default=3.0, help="learning rate (default 3.0)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling")
+    demo.add_argument("--init", choices=["book", "scaled"], default="book", help="weights N(0,1) or N(0,1/n_in)")
+    demo.add_argument("--limit", type=_positive(int), help="train on the first LIMIT images only (quick runs)")
+    demo.add_argument("--out", type=Path, default=Path("autobp-demo"), help="output directory (default ./autobp-demo)")
+    graph = commands.add_parser("graph", help="draw the seed network's loss graph for one small mini-batch")
+    graph.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
+    graph.add_argument("--batch", type=_positive(int), default=4, help="mini-batch size (default 4)")
+    graph.add_argument("--seed", type=int, default=0, help="seed of the weights and the random mini-batch")
+    graph.add_argument("--format", choices=["svg", "png", "pdf"], default="svg", help="picture format (default svg)")
+    graph.add_argument(
+        "--out", type=Path, default=Path("autobp-graph"), help="output directory (default ./autobp-graph)"
+    )
+    return parser
+
+
+def _require(packages: Sequence[str], command: str) -> None:
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(f"autobp {command}: needs {', '.join(missing)}; install the extra: pip install 'autobp[demo]'")
+
+
+def write_graph(digraph: Any, out: Path, stem: str, fmt: str = "svg") -> list[Path]:
+    """Write the graph's DOT source and, when Graphviz's ``dot`` program exists, the rendered picture."""
+    out.mkdir(parents=True, exist_ok=True)
+    source = out / f"{stem}.dot"
+    source.write_text(digraph.source, encoding="utf-8")
+    if shutil.which("dot") is None:
+        print(f"graph: wrote the DOT source {source}; the 'dot' program is missing: {INSTALL_DOT}, then run")
+        print(f"       dot -T{fmt} {source} -o {out / f'{stem}.{fmt}'}")
+        return [source]
+    picture = Path(digraph.render(outfile=out / f"{stem}.{fmt}", cleanup=True))
+    print(f"graph: wrote {picture} (DOT source {source})")
+    return [source, picture]
+
+
+def _loss_graph(net: Any, x: np.ndarray, y: np.ndarray, out: Path, fmt: str) -> list[Path]:
+    """Draw one mini-batch's cost with the gradients backward gave every parameter."""
+    import autobp as ab
+    from autobp.viz import draw_graph
+
+    x_t, y_t = ab.tensor(x), ab.tensor(y)
+    loss = net.cost(x_t, y_t)
+    loss.backward(retain_graph=True)
+    names = {"x": x_t, "y": y_t, "cost": loss}
+    for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        names[f"weights[{layer}]"], names[f"biases[{layer}]"] = w, b
+    try:
+        return write_graph(draw_graph(loss, names=names), out, "loss_graph", fmt)
+    finally:
+        for param in net.parameters():  # the picture needed .grad; training does not use it
+            param.grad = None
+
+
+def gradient_check(net: Any, x: np.ndarray, y: np.ndarray) -> float:
+    """Largest absolute difference between autograd's and the reference's gradients on (x, y)."""
+    from autobp import reference
+
+    weights = [w.data for w in net.weights]
+    biases = [b.data for b in net.biases]
+    ref_b, ref_w = reference.backprop_batch(weights, biases, x, y)
+    auto_b, auto_w = net.backprop(x, y)
+    return max(float(np.max(np.abs(a - r))) for a, r in zip(auto_b + auto_w, ref_b + ref_w, strict=True))
+
+
+def _plot(history: list[dict[str, Any]], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    epochs = [r["epoch"] + 1 for r in history]
+    figure = Figure(figsize=(9, 3.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    accuracy, loss = figure.subplots(1, 2)
+    accuracy.plot(epochs, [100 * r["correct"] / r["total"] for r in history], marker="o")
+    accuracy.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
+    loss.plot(epochs, [r["loss"] for r in history], marker="o", color="tab:orange")
+    loss.set(xlabel="epoch", ylabel="mean 0.5 ||a - y||^2", title="Training cost per example")
+    for axes in (accuracy, loss):
+        axes.grid(alpha=0.3)
+    figure.savefig(path, dpi=110)
+
+
+def _load(args: argparse.Namespace) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], str]:
+    from autobp.datasets import load_bundled, load_mnist, to_columns
+
+    if args.data is None:
+        data, where = load_bundled(), "the MNIST subset bundled with autobp"
+        train = to_columns(data.train_images, data.train_labels, args.limit)
+    else:
+        data, where = load_mnist(args.data, download=args.download), f"MNIST from {args.data}"
+        # The book trains on the first 50,000 images and holds out the last 10,000 for validation.
+        train = to_columns(data.train_images[:50_000], data.train_labels[:50_000], args.limit)
+    return train, to_columns(data.test_images, data.test_labels), where
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Train, check gradients, draw the graph and plot; see the module docstring."""
+    _require(["tqdm", "matplotlib", "graphviz"], "demo")
+    from tqdm import tqdm
+
+    from autobp.models import Network, one_hot
+
+    started = time.perf_counter()
+    train, test, where = _load(args)
+    print(
+        f"autobp demo: training {args.sizes} on {train[0].shape[1]:,} images of {where}; "
+        f"testing on {test[0].shape[1]:,}"
+    )
+    print(f"  epochs {args.epochs}, mini-batch {args.batch}, eta {args.eta}, seed {args.seed}, init {args.init}")
+    net = Network(args.sizes, rng=args.seed, init=args.init)
+    x, y = train[0][:, : args.batch], one_hot(train[1][: args.batch], 10)
+    difference = gradient_check(net, x, y)
+    print(f"gradient check: max |autograd - reference| = {difference:.3e} on one mini-batch of {x.shape[1]}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    _loss_graph(net, x, y, args.out, "svg")
+
+    history: list[dict[str, Any]] = []
+    for epoch in range(args.epochs):
+
+        def bar(starts: Any, total: int, epoch: int = epoch) -> Any:
+            # disable=None: no bar when stderr is not a terminal, so logs stay clean.
+            return tqdm(
+                starts,
+                total=total,
+                desc=f"epoch {epoch + 1}/{args.epochs}",
+                unit="batch",
+                leave=False,
+                disable=None,
+                mininterval=0.5,
+            )
+
+        (record,) = net.SGD(train, 1, args.batch, args.eta, test, progress=bar)
+        record["epoch"] = epoch
+        history.append(record)
+        accuracy = 100 * record["correct"] / record["total"]
+        print(
+            f"epoch {epoch + 1}/{args.epochs}: training cost {record['loss']:.4f}, "
+            f"test accuracy {record['correct']}/{record['total']} = {accuracy:.2f}%",
+            flush=True,
+        )
+    _plot(history, args.out / "training.png")
+    (args.out / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
+    print(f"plot: wrote {args.out / 'training.png'} (and history.json)")
+    final = 100 * history[-1]["correct"] / history[-1]["total"]
+    print(f"final test accuracy: {final:.2f}% after {args.epochs} epochs ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def graph(args: argparse.Namespace) -> int:
+    """Draw the seed network's cost graph for one random mini-batch of ``--batch`` columns."""
+    _require(["graphviz"], "graph")
+    from autobp.models import Network, one_hot
+
+    net = Network(args.sizes, rng=args.seed)
+    x = net.rng.random((args.sizes[0], args.batch))
+    y = one_hot(net.rng.integers(0, args.sizes[-1], args.batch), args.sizes[-1])
+    _loss_graph(net, x, y, args.out, args.format)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``autobp`` command; returns the exit status (argparse exits 2 on bad flags)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo" and (args.sizes[0] != 784 or args.sizes[-1] != 10):
+        parser.error(f"argument --sizes: the demo's network reads 784 pixels and outputs 10 digits, got {args.sizes}")
+    return demo(args) if args.command == "demo" else graph(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The ``autobp`` command: the demo on tiny settings, the graph command, and usage errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autobp import cli
+from autobp.datasets import MNIST_FILES, write_idx
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_demo_trains_checks_gradients_and_writes_its_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["demo", "--epochs", "2", "--limit", "2000", "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, out
+    difference = float(re.search(r"gradient check: max \|autograd - reference\| = (\S+)", out).group(1))  # type: ignore[union-attr]
+    assert difference <= 1e-10
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "loss_graph.dot",
+        "loss_graph.svg",
+        "training.png",
+        "history.json",
+    }
+    assert (tmp_path / "out" / "training.png").read_bytes()[:4] == b"\x89PNG"
+    assert "weights[0]" in (tmp_path / "out" / "loss_graph.dot").read_text()
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [0, 1] and history[1]["total"] == 2000
+    final = float(re.search(r"final test accuracy: ([\d.]+)%", out).group(1))  # type: ignore[union-attr]
+    assert final == pytest.approx(100 * history[-1]["correct"] / 2000, abs=0.005)
+    assert final > 25.0  # chance is 10% (about 200 of 2000 right): two short epochs already beat it far
+    assert re.findall(r"epoch (\d)/2: training cost", out) == ["1", "2"]
+
+
+def test_demo_reads_mnist_from_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    (tmp_path / "mnist").mkdir()
+    for field, name in MNIST_FILES.items():
+        n = 40 if field.startswith("train") else 20
+        if field.endswith("images"):
+            array = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        else:
+            array = rng.integers(0, 10, n, dtype=np.uint8)
+        write_idx(tmp_path / "mnist" / name, array)
+    code, out, _ = run(
+        ["demo", "--data", str(tmp_path / "mnist"), "--epochs", "1", "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 0 and "training [784, 30, 10] on 40 images" in out and "testing on 20" in out
+
+
+def test_graph_without_dot_writes_the_source_and_says_how_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    code, out, _ = run(["graph", "--sizes", "4,3,2", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["loss_graph.dot"]
+    assert "apt install graphviz" in out and "dot -Tsvg" in out
+    source = (tmp_path / "loss_graph.dot").read_text()
+    assert all(name in source for name in ["weights[1]", "biases[0]", "sigmoid", "matmul", "float64[3, 4]"])
+
+
+def test_python_m_autobp_graph_renders_a_picture(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autobp",
+            "graph",
+            "--sizes",
+            "5,3,2",
+            "--batch",
+            "2",
+            "--format",
+            "png",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "loss_graph.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "loss_graph.dot").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["demo", "--epochs", "-1"], "--epochs"),
+        (["demo", "--eta", "fast"], "--eta"),
+        (["demo", "--batch", "0"], "--batch"),
+        (["demo", "--sizes", "784,x,10"], "--sizes"),
+        (["demo", "--sizes", "100,10"], "--sizes"),
+        (["demo", "--bogus"], "--bogus"),
+        (["graph", "--format", "gif"], "--format"),
+        ([], "demo,graph"),
+    ],
+)
+def test_bad_flags_give_a_usage_error_naming_the_flag(
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert "usage:" in err and flag in err
