@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib.util
 import re
 import sys
 import weakref
@@ -16,6 +18,7 @@ import autobp as ab
 from autobp.graph import Node
 from autobp.viz import draw_graph, graph_text, save_graph
 
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 NODE = re.compile(r"^\s*((?:t|op)\d+) \[(.*)\]$", re.MULTILINE)
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)", re.MULTILINE)
 
@@ -237,3 +240,29 @@ def test_save_graph_writes_dot_source_without_the_dot_program(tmp_path: Path, mo
     graph = draw_graph((ab.tensor([1.0], requires_grad=True) * 2.0).sum())
     (written,) = save_graph(graph, tmp_path / "out" / "g", formats=("svg",))
     assert written.name == "g.dot" and written.read_text() == graph.source
+
+
+def test_docs_page_runs_and_shows_what_the_picture_script_draws(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = (DOCS / "visualizing.md").read_text(encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("viz_pictures", DOCS / "scripts" / "viz_pictures.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.chdir(tmp_path)  # the page renders files into the working directory
+    namespace: dict[str, object] = {}
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    drawn = []
+    for number, block in enumerate(re.findall(r"```python\n(.*?)```", page, re.DOTALL)):
+        if ">>>" in block:
+            test = doctest.DocTestParser().get_doctest(block, namespace, f"block {number}", "visualizing.md", 0)
+            runner.run(test, clear_globs=False)
+            namespace.update(test.globs)
+        else:
+            exec(block, namespace)
+        drawn.append(getattr(namespace.get("dot"), "source", None))
+    assert runner.summarize(verbose=False) == (0, runner.tries) and runner.tries > 20
+    assert (tmp_path / "first_graph.svg").exists() and (tmp_path / "first_graph.png").exists()
+    for draw in script.PICTURES.values():
+        assert draw().source in drawn  # the page's code is the code of its pictures

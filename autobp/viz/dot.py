@@ -184,7 +184,9 @@ def draw_graph(
             attrs = {"shape": "ellipse", "style": "filled", **_op_attrs(op)}
             clusters.setdefault(op.cluster, []).append((op.id, attrs))
         label, _ = _tensor_label(t, show_shapes, show_values)
-        clusters.setdefault(t.cluster, []).append((t.id, {"label": label, "shape": "none", "margin": "0"}))
+        clusters.setdefault(t.cluster, []).append(
+            (t.id, {"label": label, "shape": "none", "margin": "0", "width": "0", "height": "0"})
+        )
     for number, (name, members) in enumerate(clusters.items()):
         if name is None:
             for node_id, attrs in members:
