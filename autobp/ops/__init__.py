@@ -40,6 +40,7 @@ from autobp.ops.elementwise import (
 )
 from autobp.ops.indexing import getitem, scatter_add
 from autobp.ops.linalg import dot, einsum, matmul, outer
+from autobp.ops.nn import conv2d, conv2d_weight, conv_transpose2d, max_pool2d, max_pool2d_gather, max_pool2d_scatter
 from autobp.ops.reduction import argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var
 from autobp.ops.registry import REGISTRY, Hints, OpDef, composite, op
 from autobp.ops.shape import (
