@@ -1,0 +1,196 @@
+"""Stateless layer functions and losses, built from autobp ops (so every order of derivative works).
+
+Losses take ``reduction`` in ``("mean", "sum", "none")``. The ones that take logits stay finite,
+in value and gradient, for logits of magnitude 1e4: softmax shifts by the row maximum (a
+constant, which the result does not depend on) and the binary losses use ``softplus``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autobp import ops
+from autobp.creation import as_generator
+from autobp.ops.nn import max_pool2d
+from autobp.tensor import Tensor
+
+__all__ = [
+    "sigmoid",
+    "relu",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "linear",
+    "dropout",
+    "conv2d",
+    "max_pool2d",
+    "flatten",
+]
+
+sigmoid, relu, tanh = ops.sigmoid, ops.relu, ops.tanh
+
+_REDUCTIONS = ("mean", "sum", "none")
+# PyTorch clamps binary_cross_entropy's logs at -100 so that p = 0 or 1 gives a finite loss.
+_LOG_FLOOR = float(np.exp(-100.0))
+
+
+def _as_tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
+    if reduction == "mean":
+        return ops.sum(loss) / max(loss.size, 1)
+    if reduction == "sum":
+        return ops.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """``x - logsumexp(x)`` along ``axis``, stable for any magnitude. Shapes: any -> same.
+
+    >>> import autobp as ab
+    >>> ab.nn.functional.log_softmax(ab.tensor([0.0, 1e4])).numpy().tolist()
+    [-10000.0, 0.0]
+    """
+    x = _as_tensor(x)
+    # The result is invariant to shifting x by a constant: shifting by the (constant) maximum
+    # keeps exp() <= 1 without changing any derivative.
+    shift = np.max(x.data, axis=axis, keepdims=True) if x.size else 0.0
+    z = x - shift
+    return z - ops.log(ops.sum(ops.exp(z), axis=axis, keepdims=True))
+
+
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """Normalized exponentials along ``axis`` (each slice sums to 1). Shapes: any -> same.
+
+    >>> import autobp as ab
+    >>> ab.nn.functional.softmax(ab.tensor([0.0, 0.0])).numpy().tolist()
+    [0.5, 0.5]
+    """
+    return ops.exp(log_softmax(x, axis))
+
+
+def _check_targets(name: str, scores: Tensor, targets: Any) -> np.ndarray:
+    target = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if scores.ndim != 2 or target.shape != scores.shape[:1]:
+        raise ValueError(
+            f"{name}: expected input (N, C) and integer targets (N,), got {scores.dtype}{list(scores.shape)} "
+            f"and {target.dtype}{list(target.shape)}"
+        )
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{name}: targets must be integer class indices, got dtype {target.dtype}")
+    if target.size and (target.min() < 0 or target.max() >= scores.shape[1]):
+        raise IndexError(
+            f"{name}: targets must lie in [0, {scores.shape[1]}), got range [{target.min()}, {target.max()}]"
+        )
+    return target
+
+
+def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer ``targets`` under ``log_probs``.
+
+    Shapes: log_probs (N, C), targets (N,) ints -> scalar, or (N,) with ``reduction="none"``.
+    """
+    log_probs = _as_tensor(log_probs)
+    target = _check_targets("nll_loss", log_probs, targets)
+    # A one-hot mask picks each row's target entry with ops that already have vjps.
+    one_hot = np.zeros(log_probs.shape, dtype=log_probs.dtype)
+    one_hot[np.arange(len(target)), target] = 1
+    return _reduce(-ops.sum(log_probs * one_hot, axis=1), reduction, "nll_loss")
+
+
+def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of integer ``targets`` given unnormalized ``logits``.
+
+    Shapes: logits (N, C), targets (N,) ints -> scalar, or (N,) with ``reduction="none"``.
+
+    >>> import autobp as ab
+    >>> loss = ab.nn.functional.cross_entropy(ab.tensor([[1e4, 0.0]]), [1])
+    >>> loss.item()
+    10000.0
+    """
+    logits = _as_tensor(logits)
+    _check_targets("cross_entropy", logits, targets)
+    return nll_loss(log_softmax(logits, axis=1), targets, reduction)
+
+
+def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Squared error ``(input - target)^2``. Shapes: same shapes -> scalar, or that shape."""
+    input, target = _as_tensor(input), _as_tensor(target)
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    return _reduce(ops.square(input - target), reduction, "mse_loss")
+
+
+def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """``-(t log p + (1 - t) log(1 - p))`` with each log floored at -100, as PyTorch does.
+
+    Shapes: same shapes -> scalar, or that shape with ``reduction="none"``.
+    """
+    probs, target = _as_tensor(probs), _as_tensor(target)
+    if probs.shape != target.shape:
+        raise ValueError(f"binary_cross_entropy: input shape {probs.shape} and target shape {target.shape} differ")
+    # Flooring the argument (not the log) keeps the gradient finite: zero where floored.
+    log_p = ops.log(ops.clip(probs, _LOG_FLOOR, None))
+    log_q = ops.log(ops.clip(1 - probs, _LOG_FLOOR, None))
+    return _reduce(-(target * log_p + (1 - target) * log_q), reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """``binary_cross_entropy(sigmoid(logits), target)``, computed stably as ``softplus(x) - t x``.
+
+    Shapes: same shapes -> scalar, or that shape with ``reduction="none"``.
+    """
+    logits, target = _as_tensor(logits), _as_tensor(target)
+    if logits.shape != target.shape:
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: input shape {logits.shape} and target shape {target.shape} differ"
+        )
+    return _reduce(ops.softplus(logits) - target * logits, reduction, "binary_cross_entropy_with_logits")
+
+
+def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias``. Shapes: x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    out = ops.matmul(x, ops.transpose(weight))
+    return out if bias is None else out + bias
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True, rng: int | np.random.Generator | None = None) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)`` while training.
+
+    Shapes: any -> same. ``rng`` (seed or Generator) makes the mask reproducible.
+    """
+    x = _as_tensor(x)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must lie in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * np.zeros(x.shape, dtype=x.dtype)
+    keep = as_generator(rng).random(x.shape) >= p
+    return x * (keep / (1.0 - p)).astype(x.dtype)
+
+
+def conv2d(x: Any, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """2-D convolution plus a per-channel bias.
+
+    Shapes: x (N, C, H, W), weight (O, C, kh, kw), bias (O,) -> (N, O, Ho, Wo).
+    """
+    out = ops.conv2d(x, weight, stride=stride, padding=padding)
+    return out if bias is None else out + ops.reshape(bias, (1, -1, 1, 1))
+
+
+def flatten(x: Any, start_axis: int = 1) -> Tensor:
+    """Merge the axes from ``start_axis`` on into one. Shapes: (N, C, H, W) -> (N, C*H*W)."""
+    x = _as_tensor(x)
+    return ops.reshape(x, (*x.shape[:start_axis], -1))

@@ -1,0 +1,196 @@
+"""``Module`` and ``Parameter``: models as trees of modules that own parameters.
+
+Assigning a ``Parameter`` or a ``Module`` to an attribute registers it; ``named_parameters``
+walks the tree and names each parameter by its dotted path (``"fc1.weight"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from autobp.tensor import Tensor
+
+__all__ = ["Module", "Parameter"]
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that a ``Module`` registers as trainable (``requires_grad=True`` by default).
+
+    Shapes: any.
+
+    >>> import autobp as ab
+    >>> ab.nn.Parameter([1.0, 2.0])
+    Parameter(tensor([1., 2.], requires_grad=True))
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"Parameter({super().__repr__()})"
+
+
+class Module:
+    """Base class of models: subclasses set parameters and sub-modules as attributes in
+    ``__init__`` and compute in ``forward``; calling the module calls ``forward``.
+
+    >>> import autobp as ab
+    >>> class Affine(ab.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.scale = ab.nn.Parameter([2.0])
+    ...     def forward(self, x):
+    ...         return x * self.scale
+    >>> [name for name, _ in Affine().named_parameters()]
+    ['scale']
+    """
+
+    training: bool
+    _parameters: dict[str, Parameter | None]
+    _modules: dict[str, Module]
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        params: dict[str, Parameter | None] = self.__dict__["_parameters"]
+        modules: dict[str, Module] = self.__dict__["_modules"]
+        params.pop(name, None)
+        modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.__dict__["_parameters"].pop(name, None)
+        self.__dict__["_modules"].pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` under ``name`` (None keeps the slot, as ``bias=False`` does)."""
+        setattr(self, name, param)
+        if param is None:
+            self.__dict__["_parameters"][name] = None
+
+    def add_module(self, name: str, module: Module) -> None:
+        """Register a sub-module under ``name`` (names may be digits, as in ``Sequential``)."""
+        setattr(self, name, module)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}: subclasses of Module must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # -- the tree ---------------------------------------------------------------------------------
+    def children(self) -> Iterator[Module]:
+        """The direct sub-modules, in registration order."""
+        yield from self._modules.values()
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every descendant, with dotted names ("" for this one)."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Every parameter with its dotted name, each once even if shared."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, param in module._parameters.items():
+                if param is None or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{module_name}.{name}" if module_name else name), param
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, param in self.named_parameters():
+            yield param
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's ``.grad`` (to None, or to zeros)."""
+        for param in self.parameters():
+            if set_to_none or param.grad is None:
+                param.grad = None
+            else:
+                param.grad = Tensor(np.zeros_like(param.data))
+
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (dropout active) here and below; returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        """Set evaluation mode (dropout off); returns self."""
+        return self.train(False)
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Tensor]:
+        """Copies of every parameter, by dotted name (detached, so safe to save or keep).
+
+        Shapes: each entry has its parameter's shape.
+        """
+        return {name: Tensor(param.data) for name, param in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
+        """Copy values into the parameters, in place, matching by dotted name.
+
+        With ``strict`` a missing or unexpected key is an error; a shape mismatch always is.
+        Errors name every offending key. Returns ``(missing, unexpected)`` key lists.
+        """
+        own = dict(self.named_parameters())
+        missing = [name for name in own if name not in state]
+        unexpected = [name for name in state if name not in own]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {unexpected}")
+        arrays = {}
+        for name, value in state.items():
+            if name in own:
+                array = np.asarray(value.data if isinstance(value, Tensor) else value)
+                if array.shape != own[name].shape:
+                    problems.append(f"shape mismatch for {name}: got {array.shape}, the model has {own[name].shape}")
+                arrays[name] = array
+        if problems:
+            raise ValueError(f"load_state_dict: {type(self).__name__}: " + "; ".join(problems))
+        for name, array in arrays.items():
+            param = own[name]
+            np.copyto(param.data, array, casting="same_kind")
+            param._version += 1  # saved tensors of an earlier graph are now stale
+        return missing, unexpected
+
+    # -- printing ---------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The arguments shown inside this module's ``repr`` line (empty by default)."""
+        return ""
+
+    def __repr__(self) -> str:
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not self._modules:
+            return head + ")"
+        lines = [head]
+        for name, child in self._modules.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + "\n)"

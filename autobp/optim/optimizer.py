@@ -1,0 +1,159 @@
+"""The ``Optimizer`` base: parameter groups, per-parameter state, and saving both.
+
+An update writes each parameter's array in place (references to the parameter stay valid) and
+bumps its ``_version``, so a graph that saved the old value refuses to backpropagate through it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from autobp.graph import no_grad
+from autobp.tensor import Tensor
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Holds ``param_groups`` (dicts of ``params`` plus hyperparameters) and per-parameter ``state``.
+
+    Subclasses implement ``update(param, grad, state, group)`` on numpy arrays; ``step`` runs it
+    for every parameter that has a gradient, without recording the graph.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[int, dict[str, Any]] = {}  # keyed by id(param): Tensor == is elementwise
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: Mapping[str, Any]) -> None:
+        """Add a group of parameters; hyperparameters it does not set come from the defaults."""
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for param in params:
+            if not isinstance(param, Tensor) or not param.is_leaf or not param.requires_grad:
+                raise TypeError(f"{type(self).__name__}: can only optimize leaf Tensors that require grad")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)}")
+        self.param_groups.append({**self.defaults, **group, "params": params})
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's gradient: to None (default), or to zeros."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if set_to_none or param.grad is None:
+                    param.grad = None
+                else:
+                    param.grad = Tensor(np.zeros_like(param.data))
+
+    @no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; ``closure`` re-evaluates the loss first."""
+        loss = None
+        if closure is not None:
+            with _enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = np.asarray(param.grad.data, dtype=param.dtype)
+                self.update(param.data, grad, self.state.setdefault(id(param), {}), group)
+                param._version += 1
+        return loss
+
+    def update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__}: optimizers must define update()")
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of the state, by parameter index (in group order), and the hyperparameters.
+
+        ``{"state": {index: {name: array or int}}, "param_groups": [{..., "params": [indices]}]}``
+        """
+        index = 0
+        groups = []
+        state: dict[int, dict[str, Any]] = {}
+        for group in self.param_groups:
+            indices = []
+            for param in group["params"]:
+                if id(param) in self.state:
+                    state[index] = copy.deepcopy(self.state[id(param)])
+                indices.append(index)
+                index += 1
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": indices})
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore state and hyperparameters saved by ``state_dict`` (for the same parameters)."""
+        name = type(self).__name__
+        groups = list(state_dict["param_groups"])
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: {len(groups)} saved groups, {len(self.param_groups)} here")
+        params = []
+        for saved, group in zip(groups, self.param_groups, strict=True):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: a saved group has {len(saved['params'])} parameters, "
+                    f"this one {len(group['params'])}"
+                )
+            params.extend(group["params"])
+        new_state: dict[int, dict[str, Any]] = {}
+        for key, entry in state_dict["state"].items():
+            index = int(key)
+            if not 0 <= index < len(params):
+                raise ValueError(f"{name}.load_state_dict: state for parameter {index}, but there are {len(params)}")
+            new_state[id(params[index])] = {
+                k: _restore(v, params[index], f"state.{index}.{k}", name) for k, v in entry.items()
+            }
+        for saved, group in zip(groups, self.param_groups, strict=True):
+            group.update({k: _scalar(v) for k, v in saved.items() if k != "params"})
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"  group {i}: " + ", ".join(f"{k}={v}" for k, v in group.items() if k != "params"))
+        return "\n".join([*lines, ")"])
+
+
+def _scalar(value: Any) -> Any:
+    """Hyperparameters read back from a file arrive as 0-d arrays or Tensors: make them Python values."""
+    data = value.data if isinstance(value, Tensor) else value
+    if (isinstance(data, np.ndarray) and data.ndim == 0) or isinstance(data, np.generic):
+        return data.item()
+    if isinstance(data, np.ndarray):
+        return tuple(data.tolist())
+    if isinstance(data, list):
+        return tuple(data)
+    return data
+
+
+def _restore(value: Any, param: Tensor, key: str, name: str) -> Any:
+    data = value.data if isinstance(value, Tensor) else value
+    if isinstance(data, np.ndarray) and data.ndim > 0:
+        if data.shape != param.shape:
+            raise ValueError(f"{name}.load_state_dict: {key} has shape {data.shape}, its parameter {param.shape}")
+        return np.array(data, dtype=param.dtype)
+    return _scalar(data)
+
+
+def _enable_grad() -> Any:
+    from autobp.graph import enable_grad
+
+    return enable_grad()

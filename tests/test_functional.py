@@ -1,0 +1,160 @@
+"""Tests for autobp.nn.functional: values against numpy formulas, gradients, and stability at 1e4."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.nn import functional as F
+
+RNG = np.random.default_rng(0)
+LOGITS = RNG.standard_normal((4, 5))
+TARGETS = np.array([0, 3, 4, 3])
+
+
+def np_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_softmax_and_log_softmax_match_numpy(axis: int) -> None:
+    assert np.allclose(F.log_softmax(LOGITS, axis).numpy(), np_log_softmax(LOGITS, axis))
+    probs = F.softmax(LOGITS, axis).numpy()
+    assert np.allclose(probs, np.exp(np_log_softmax(LOGITS, axis))) and np.allclose(probs.sum(axis=axis), 1.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_and_nll_match_the_formula(reduction: str) -> None:
+    per_example = -np_log_softmax(LOGITS)[np.arange(4), TARGETS]
+    expected = {"mean": per_example.mean(), "sum": per_example.sum(), "none": per_example}[reduction]
+    assert np.allclose(F.cross_entropy(LOGITS, TARGETS, reduction=reduction).numpy(), expected)
+    assert np.allclose(F.nll_loss(np_log_softmax(LOGITS), TARGETS, reduction=reduction).numpy(), expected)
+
+
+def test_regression_and_binary_losses_match_their_formulas() -> None:
+    x, t = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))
+    assert np.isclose(F.mse_loss(x, t).item(), np.mean((x - t) ** 2))
+    assert np.allclose(F.mse_loss(x, t, reduction="none").numpy(), (x - t) ** 2)
+    p, y = RNG.uniform(0.05, 0.95, (3, 4)), (RNG.random((3, 4)) < 0.5).astype(float)
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert np.isclose(F.binary_cross_entropy(p, y).item(), bce.mean())
+    z = np.log(p / (1 - p))
+    assert np.allclose(F.binary_cross_entropy_with_logits(z, y, reduction="none").numpy(), bce)
+    assert np.isclose(F.binary_cross_entropy_with_logits(z, y, reduction="sum").item(), bce.sum())
+
+
+def test_binary_cross_entropy_floors_the_log_at_minus_100() -> None:
+    p = ab.tensor([0.0, 1.0, 1.0], requires_grad=True)
+    loss = F.binary_cross_entropy(p, ab.tensor([1.0, 0.0, 1.0]), reduction="none")
+    assert np.allclose(loss.numpy(), [100.0, 100.0, 0.0])
+    loss.sum().backward()
+    assert np.all(np.isfinite(p.grad.numpy()))
+
+
+LOSSES: list[tuple[str, Callable[..., ab.Tensor], Callable[[], tuple[ab.Tensor, ...]]]] = [
+    ("log_softmax", lambda x: F.log_softmax(x, axis=1), lambda: (ab.randn(3, 4, requires_grad=True, rng=1),)),
+    ("softmax", lambda x: F.softmax(x, axis=0), lambda: (ab.randn(3, 4, requires_grad=True, rng=2),)),
+    ("cross_entropy", lambda x: F.cross_entropy(x, TARGETS), lambda: (ab.randn(4, 5, requires_grad=True, rng=3),)),
+    (
+        "cross_entropy_none",
+        lambda x: F.cross_entropy(x, TARGETS, reduction="none"),
+        lambda: (ab.randn(4, 5, requires_grad=True, rng=3),),
+    ),
+    (
+        "nll_loss",
+        lambda x: F.nll_loss(x, TARGETS, reduction="sum"),
+        lambda: (ab.randn(4, 5, requires_grad=True, rng=4),),
+    ),
+    (
+        "mse_loss",
+        F.mse_loss,
+        lambda: (ab.randn(3, 2, requires_grad=True, rng=5), ab.randn(3, 2, requires_grad=True, rng=6)),
+    ),
+    (
+        "binary_cross_entropy",
+        F.binary_cross_entropy,
+        lambda: (
+            ab.uniform(0.1, 0.9, (3, 2), requires_grad=True, rng=7),
+            ab.uniform(0, 1, (3, 2), requires_grad=True, rng=8),
+        ),
+    ),
+    (
+        "binary_cross_entropy_with_logits",
+        F.binary_cross_entropy_with_logits,
+        lambda: (ab.randn(3, 2, requires_grad=True, rng=9), ab.uniform(0, 1, (3, 2), requires_grad=True, rng=10)),
+    ),
+    (
+        "linear",
+        F.linear,
+        lambda: tuple(ab.randn(*s, requires_grad=True, rng=i) for i, s in enumerate([(2, 3), (4, 3), (4,)])),
+    ),
+    (
+        "conv2d",
+        lambda x, w, b: F.conv2d(x, w, b, padding=1),
+        lambda: tuple(
+            ab.randn(*s, requires_grad=True, rng=i) for i, s in enumerate([(1, 2, 3, 3), (2, 2, 2, 2), (2,)])
+        ),
+    ),
+    ("dropout", lambda x: F.dropout(x, 0.5, rng=3), lambda: (ab.randn(3, 4, requires_grad=True, rng=11),)),
+]
+
+
+@pytest.mark.parametrize("name, fn, make", LOSSES, ids=[case[0] for case in LOSSES])
+def test_functions_gradcheck_and_gradgradcheck(
+    name: str, fn: Callable[..., ab.Tensor], make: Callable[[], tuple[ab.Tensor, ...]]
+) -> None:
+    inputs = make()
+    assert ab.gradcheck(fn, inputs)
+    assert ab.gradgradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("scale", [1e4, -1e4])
+def test_logit_functions_stay_finite_at_magnitude_1e4(scale: float) -> None:
+    logits = ab.tensor([[scale, 0.0, -scale], [0.5 * scale, scale, 0.0]], requires_grad=True)
+    targets = np.array([2, 0])
+    checks = [
+        F.cross_entropy(logits, targets),
+        F.log_softmax(logits, axis=1).sum(),
+        (F.softmax(logits, axis=1) * ab.tensor([[1.0, 2.0, 3.0]])).sum(),
+        F.binary_cross_entropy_with_logits(logits, ab.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])),
+    ]
+    for value in checks:
+        (g,) = ab.grad(value, [logits], create_graph=True)
+        (gg,) = ab.grad(g.sum(), [logits])
+        assert np.isfinite(value.item()) and np.all(np.isfinite(g.numpy())) and np.all(np.isfinite(gg.numpy()))
+    # the exact values: the wrong-class margin is 2 * 1e4 for the first row and 0.5 * 1e4 for the second
+    per_example = F.cross_entropy(logits, targets, reduction="none").numpy()
+    expected = -np_log_softmax(logits.numpy(), axis=1)[[0, 1], targets]
+    assert np.allclose(per_example, expected) and per_example.max() >= 0.5e4
+
+
+def test_dropout_modes_and_errors() -> None:
+    x = ab.randn(3, 4, rng=0)
+    assert F.dropout(x, 0.5, training=False) is x and F.dropout(x, 0.0) is x
+    assert np.all(F.dropout(x, 1.0).numpy() == 0)
+    with pytest.raises(ValueError, match="p must"):
+        F.dropout(x, -0.1)
+
+
+def test_loss_errors_name_shapes_and_values() -> None:
+    with pytest.raises(ValueError, match=r"cross_entropy: expected input \(N, C\).*\[4, 5\].*\[3\]"):
+        F.cross_entropy(LOGITS, np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.cross_entropy(LOGITS, TARGETS.astype(float))
+    with pytest.raises(IndexError, match=r"\[0, 5\)"):
+        F.nll_loss(LOGITS, np.array([0, 1, 2, 5]))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.mse_loss(LOGITS, LOGITS, reduction="avg")
+    with pytest.raises(ValueError, match="mse_loss: input shape"):
+        F.mse_loss(LOGITS, LOGITS[:2])
+    with pytest.raises(ValueError, match="binary_cross_entropy: input shape"):
+        F.binary_cross_entropy(LOGITS, LOGITS[:2])
+
+
+def test_flatten_keeps_the_batch_axis() -> None:
+    assert F.flatten(ab.zeros(2, 3, 4, 5)).shape == (2, 60)
+    assert F.flatten(ab.zeros(2, 3, 4, 5), start_axis=2).shape == (2, 3, 20)

@@ -1,0 +1,193 @@
+"""Tests for autobp.optim: updates against hand-computed formulas, state, groups, schedules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp import optim
+
+P0 = np.array([[0.5, -1.5], [2.0, 0.25]])
+GRADS = [np.array([[0.1, -0.2], [0.3, 0.4]]), np.array([[-0.5, 0.2], [0.0, 1.0]]), np.array([[0.3, 0.3], [-0.7, 0.1]])]
+
+
+def run(optimizer_class: type[optim.Optimizer], **hyper: object) -> np.ndarray:
+    """Three steps with the fixed gradients in GRADS; returns the parameter after each step."""
+    p = ab.tensor(P0, requires_grad=True)
+    opt = optimizer_class([p], **hyper)
+    history = []
+    for g in GRADS:
+        p.grad = ab.tensor(g)
+        opt.step()
+        history.append(p.numpy().copy())
+    return np.array(history)
+
+
+@pytest.mark.parametrize(
+    "momentum, dampening, weight_decay, nesterov",
+    [(0.0, 0.0, 0.0, False), (0.9, 0.0, 0.0, False), (0.9, 0.3, 0.01, False), (0.8, 0.0, 0.1, True)],
+)
+def test_sgd_matches_hand_computed_updates(
+    momentum: float, dampening: float, weight_decay: float, nesterov: bool
+) -> None:
+    lr = 0.1
+    p, buffer, expected = P0.copy(), None, []
+    for g in GRADS:
+        d = g + weight_decay * p
+        if momentum:
+            buffer = d.copy() if buffer is None else momentum * buffer + (1 - dampening) * d
+            d = d + momentum * buffer if nesterov else buffer
+        p = p - lr * d
+        expected.append(p)
+    got = run(optim.SGD, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+    assert np.allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adam_l2", "adamw", "amsgrad"])
+def test_adam_family_matches_hand_computed_updates(kind: str) -> None:
+    lr, beta1, beta2, eps = 0.01, 0.8, 0.9, 1e-6
+    decay = {"adam": 0.0, "adam_l2": 0.1, "adamw": 0.1, "amsgrad": 0.0}[kind]
+    p, m, v, v_max, expected = P0.copy(), np.zeros_like(P0), np.zeros_like(P0), np.zeros_like(P0), []
+    for t, g in enumerate(GRADS, start=1):
+        if kind == "adamw":
+            p = p - lr * decay * p
+        elif decay:
+            g = g + decay * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        v_max = np.maximum(v_max, v)
+        second = v_max if kind == "amsgrad" else v
+        m_hat, v_hat = m / (1 - beta1**t), second / (1 - beta2**t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        expected.append(p)
+    cls = optim.AdamW if kind == "adamw" else optim.Adam
+    got = run(cls, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=decay, amsgrad=kind == "amsgrad")
+    assert np.allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_step_updates_in_place_without_recording_and_bumps_the_version() -> None:
+    p = ab.tensor([1.0, 2.0], requires_grad=True)
+    array, version = p.data, p._version
+    saved = p * p  # a graph that saved p's old value
+    opt = optim.SGD([p], lr=0.1)
+    ab.sum(p * 3).backward()
+    opt.step()
+    assert p.data is array and p.is_leaf and p.grad_fn is None and p._version == version + 1
+    assert np.allclose(p.numpy(), [0.7, 1.7])
+    with pytest.raises(RuntimeError, match="modified"):
+        ab.sum(saved).backward()
+
+
+def test_parameters_without_grad_are_skipped_and_zero_grad_modes() -> None:
+    a, b = ab.ones(2, requires_grad=True), ab.ones(2, requires_grad=True)
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad = ab.ones(2)
+    opt.step()
+    assert np.all(b.numpy() == 1) and not np.all(a.numpy() == 1)
+    assert opt.state_dict()["state"].keys() == {0}
+    opt.zero_grad(set_to_none=False)
+    assert np.all(a.grad.numpy() == 0) and b.grad is None
+    opt.zero_grad()
+    assert a.grad is None
+
+
+def test_param_groups_take_their_own_hyperparameters() -> None:
+    a, b = ab.ones(1, requires_grad=True), ab.ones(1, requires_grad=True)
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 1.0}], lr=0.1)
+    a.grad, b.grad = ab.ones(1), ab.ones(1)
+    opt.step()
+    assert np.isclose(a.item(), 0.9) and np.isclose(b.item(), 0.0)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 1.0] and "lr=1.0" in repr(opt)
+
+
+def _train(opt: optim.Optimizer, params: list[ab.Tensor], steps: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        for p in params:
+            p.grad = ab.tensor(rng.standard_normal(p.shape))
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    "make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: optim.AdamW(ps, lr=0.1, amsgrad=True)]
+)
+def test_state_dict_round_trip_resumes_exactly(make: object) -> None:
+    first = [ab.ones(2, 2, requires_grad=True), ab.zeros(3, requires_grad=True)]
+    opt = make(first)  # type: ignore[operator]
+    _train(opt, first, 2, seed=0)
+    state = opt.state_dict()
+    second = [ab.tensor(p.numpy(), requires_grad=True) for p in first]
+    resumed = make(second)  # type: ignore[operator]
+    resumed.load_state_dict(state)
+    _train(opt, first, 2, seed=1)
+    _train(resumed, second, 2, seed=1)
+    for a, b in zip(first, second, strict=True):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_state_dict_is_a_copy_and_load_checks_shapes_and_groups() -> None:
+    p = ab.ones(2, requires_grad=True)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    _train(opt, [p], 1, seed=0)
+    state = opt.state_dict()
+    state["state"][0]["momentum_buffer"][...] = 99.0
+    assert not np.any(opt.state[id(p)]["momentum_buffer"] == 99.0)
+    state["state"][0]["momentum_buffer"] = np.zeros(3)
+    with pytest.raises(ValueError, match=r"state.0.momentum_buffer has shape \(3,\)"):
+        opt.load_state_dict(state)
+    other = optim.SGD([{"params": [p]}, {"params": [ab.ones(1, requires_grad=True)]}], lr=0.1)
+    with pytest.raises(ValueError, match="saved groups"):
+        other.load_state_dict(opt.state_dict())
+
+
+def test_constructor_errors() -> None:
+    p = ab.ones(1, requires_grad=True)
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="more than one group"):
+        optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+    with pytest.raises(TypeError, match="leaf Tensors"):
+        optim.SGD([ab.ones(1)], lr=0.1)
+    with pytest.raises(TypeError, match="unknown hyperparameters"):
+        optim.SGD([{"params": [p], "betas": (0.9, 0.9)}], lr=0.1)
+
+
+def test_step_with_closure_returns_the_loss() -> None:
+    p = ab.tensor([2.0], requires_grad=True)
+    opt = optim.SGD([p], lr=0.25)
+
+    def closure() -> ab.Tensor:
+        opt.zero_grad()
+        loss = ab.sum(p * p)
+        loss.backward()
+        return loss
+
+    assert opt.step(closure).item() == 4.0 and p.item() == 1.0
+
+
+def test_schedulers_follow_their_formulas() -> None:
+    opt = optim.SGD([ab.ones(1, requires_grad=True)], lr=0.8)
+    step = optim.StepLR(opt, step_size=3, gamma=0.5)
+    lrs = []
+    for _ in range(7):
+        step.step()
+        lrs.append(step.get_last_lr()[0])
+    assert np.allclose(lrs, [0.8 * 0.5 ** (e // 3) for e in range(1, 8)])
+    restored = optim.StepLR(optim.SGD([ab.ones(1, requires_grad=True)], lr=0.8), step_size=3, gamma=0.5)
+    restored.load_state_dict(step.state_dict())
+    restored.step()
+    assert math.isclose(restored.get_last_lr()[0], 0.8 * 0.5 ** (8 // 3))
+    opt = optim.Adam([ab.ones(1, requires_grad=True)], lr=1.0)
+    cosine = optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.1)
+    got = []
+    for _ in range(4):
+        cosine.step()
+        got.append(opt.param_groups[0]["lr"])
+    assert np.allclose(got, [0.1 + 0.9 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(1, 5)])
