@@ -78,10 +78,12 @@ def constant_(tensor: Tensor, value: float) -> Tensor:
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    """Fill with zeros. Shapes: unchanged."""
     return constant_(tensor, 0.0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
+    """Fill with ones. Shapes: unchanged."""
     return constant_(tensor, 1.0)
 
 

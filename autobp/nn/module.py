@@ -88,6 +88,7 @@ class Module:
         setattr(self, name, module)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation; subclasses override it (call the module, not ``forward``)."""
         raise NotImplementedError(f"{type(self).__name__}: subclasses of Module must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -99,6 +100,7 @@ class Module:
         yield from self._modules.values()
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The direct sub-modules with their attribute names."""
         yield from self._modules.items()
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
@@ -108,6 +110,7 @@ class Module:
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self) -> Iterator[Module]:
+        """This module and every descendant, depth first."""
         for _, module in self.named_modules():
             yield module
 
@@ -122,6 +125,7 @@ class Module:
                 yield (f"{module_name}.{name}" if module_name else name), param
 
     def parameters(self) -> Iterator[Parameter]:
+        """Every parameter of the tree, each once (what an optimizer takes)."""
         for _, param in self.named_parameters():
             yield param
 

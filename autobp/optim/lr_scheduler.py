@@ -21,6 +21,7 @@ class LRScheduler:
         self.last_epoch = 0
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
+        """The learning rate at ``epoch`` for a group that started at ``base_lr``."""
         raise NotImplementedError
 
     def step(self) -> None:
@@ -30,12 +31,15 @@ class LRScheduler:
             group["lr"] = self.lr_at(base, self.last_epoch)
 
     def get_last_lr(self) -> list[float]:
+        """The current learning rate of each group."""
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict[str, Any]:
+        """The epoch count and base rates (hyperparameters are restored by constructing it again)."""
         return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from ``state_dict()``."""
         self.last_epoch = int(state["last_epoch"])
         self.base_lrs = [float(lr) for lr in state["base_lrs"]]
 

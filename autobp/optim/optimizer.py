@@ -78,6 +78,7 @@ class Optimizer:
         return loss
 
     def update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Change ``param`` in place from ``grad``, the per-parameter ``state`` and the ``group``'s settings."""
         raise NotImplementedError(f"{type(self).__name__}: optimizers must define update()")
 
     # -- state ------------------------------------------------------------------------------------
