@@ -6,7 +6,6 @@ import doctest
 import importlib.util
 import re
 import sys
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 import autobp as ab
 from autobp.graph import Node
-from autobp.viz import draw_graph, graph_text, save_graph
+from autobp.viz import draw_graph, graph_text, module_blocks, save_graph
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NODE = re.compile(r"^\s*((?:t|op)\d+) \[(.*)\]$", re.MULTILINE)
@@ -116,17 +115,17 @@ def test_values_and_names_from_tensor_attribute() -> None:
 def test_retained_gradient_of_a_non_leaf_is_shown() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     h = x * 3.0
+    h.retain_grad()
     loss = (h * h).sum()
-    node: Node = h.grad_fn  # type: ignore[assignment]
-    node.retained = weakref.ref(h)  # what Tensor.retain_grad() records
     loss.backward(retain_graph=True)
-    if h.grad is None:  # an engine that does not honour .retained yet: set what it would have
-        h.grad = ab.tensor(2 * h.data)
+    assert h.grad is not None
     source = draw_graph(loss, names={"h": h}).source
     h_label = next(attrs for attrs in nodes(source).values() if "<B>h</B>" in attrs)
     assert f"norm {np.linalg.norm(h.grad.data):.3g}" in h_label
-    node.retained = "not a weakref"  # defensive: anything unexpected just means no gradient
-    assert "<B>h</B>" in draw_graph(loss, names={"h": h}).source
+    node: Node = h.grad_fn  # type: ignore[assignment]
+    node.retained = "not a weakref"  # defensive: anything unexpected just means no gradient shown
+    h_label = next(attrs for attrs in nodes(draw_graph(loss, names={"h": h}).source).values() if "<B>h</B>" in attrs)
+    assert "grad" not in h_label
 
 
 def test_nan_nodes_are_marked_and_the_first_op_producing_one() -> None:
@@ -196,6 +195,22 @@ def test_collapse_draws_blocks_as_clusters() -> None:
     assert "[layer 2]" in graph_text(t["loss"], collapse=blocks)
     with pytest.raises(ValueError, match=r"collapse\['x'\] must be the non-leaf Tensor"):
         draw_graph(t["loss"], collapse={"x": t["x"]})
+
+
+def test_module_blocks_box_each_sub_module_and_restore_the_model() -> None:
+    model = ab.nn.Sequential(ab.nn.Linear(4, 6), ab.nn.Tanh(), ab.nn.Linear(6, 1))
+    x = ab.randn(5, 4, rng=0)
+    with module_blocks(model) as blocks:
+        loss = model(x).sum()
+    assert list(blocks) == ["0: Linear", "1: Tanh", "2: Linear"]
+    assert all("forward" not in child.__dict__ for child in model.children())
+    source = draw_graph(loss, names=dict(model.named_parameters()), collapse=blocks, legend=False).source
+    labels = re.findall(r'subgraph cluster_\d+ \{\n\t*[^\n]*label="([^"]+)"', source)
+    assert labels == list(blocks)
+    assert "<B>2.weight</B>" in source
+    with pytest.raises(RuntimeError, match="boom"), module_blocks(model):
+        raise RuntimeError("boom")
+    assert all("forward" not in child.__dict__ for child in model.children())
 
 
 def test_legend_can_be_turned_off_and_lists_only_what_is_drawn() -> None:

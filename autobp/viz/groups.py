@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from autobp.graph import Node
 from autobp.tensor import Tensor
 
-__all__ = ["clusters", "own_name", "vertex_names", "vertex_of"]
+__all__ = ["clusters", "module_blocks", "own_name", "vertex_names", "vertex_of"]
 
 Vertex = Any  # a Node (an op application, standing for its output) or a leaf Tensor
 
@@ -76,3 +77,47 @@ def clusters(order: list[Vertex], collapse: Mapping[str, Tensor] | None) -> dict
             if only is not None:
                 cluster[id(vertex)] = only
     return cluster
+
+
+@contextlib.contextmanager
+def module_blocks(model: Any) -> Iterator[dict[str, Tensor]]:
+    """Record what each sub-module of ``model`` returns, as blocks for ``draw_graph(collapse=...)``.
+
+    Inside the ``with``, calling ``model`` fills the dict with ``"name: Type" -> output`` for
+    each direct sub-module (``model.named_children()``), in call order; a sub-module called twice
+    keeps its last output. ``model`` is left as it was on exit.
+
+    Shapes: any; the outputs are the sub-modules' own.
+
+    >>> import autobp as ab
+    >>> model = ab.nn.Sequential(ab.nn.Linear(3, 4), ab.nn.Tanh(), ab.nn.Linear(4, 1))
+    >>> with ab.viz.module_blocks(model) as blocks:
+    ...     loss = model(ab.randn(5, 3, rng=0)).sum()
+    >>> list(blocks)
+    ['0: Linear', '1: Tanh', '2: Linear']
+    """
+    found: dict[str, Tensor] = {}
+    patched: list[tuple[Any, Any]] = []
+
+    def recording(label: str, forward: Any) -> Any:
+        def forward_and_record(*args: Any, **kwargs: Any) -> Any:
+            out = forward(*args, **kwargs)
+            if isinstance(out, Tensor) and out.grad_fn is not None:
+                found.pop(label, None)  # re-insert: the dict keeps call order
+                found[label] = out
+            return out
+
+        return forward_and_record
+
+    try:
+        for name, child in model.named_children():
+            patched.append((child, child.__dict__.get("forward")))
+            # object.__setattr__: an instance attribute shadows the class's forward without module bookkeeping
+            object.__setattr__(child, "forward", recording(f"{name}: {type(child).__name__}", child.forward))
+        yield found
+    finally:
+        for child, own in patched:
+            if own is None:
+                object.__delattr__(child, "forward")
+            else:
+                object.__setattr__(child, "forward", own)

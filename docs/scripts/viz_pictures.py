@@ -63,7 +63,20 @@ def nan_graph() -> Any:
     return ab.viz.draw_graph(loss, names={"x": x, "y": y, "w": w, "loss": loss}, rankdir="TB")
 
 
-PICTURES = {"viz_mlp": mlp, "viz_seed": seed_network, "viz_nan": nan_graph}
+def modules() -> Any:
+    """An ab.nn model: module_blocks boxes each sub-module, named_parameters names the parameters."""
+    model = ab.nn.Sequential(
+        ab.nn.Linear(4, 16, rng=0), ab.nn.Tanh(), ab.nn.Linear(16, 16, rng=1), ab.nn.Tanh(), ab.nn.Linear(16, 1, rng=2)
+    )
+    x, y = ab.randn(8, 4, rng=1), ab.randn(8, 1, rng=2)
+    with ab.viz.module_blocks(model) as blocks:
+        loss = ((model(x) - y) ** 2).mean()
+    loss.backward(retain_graph=True)
+    names = {"x": x, "y": y, "loss": loss, **dict(model.named_parameters())}
+    return ab.viz.draw_graph(loss, names=names, collapse=blocks, rankdir="TB")
+
+
+PICTURES = {"viz_mlp": mlp, "viz_seed": seed_network, "viz_nan": nan_graph, "viz_modules": modules}
 
 
 def main(argv: list[str]) -> None:
