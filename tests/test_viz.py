@@ -112,6 +112,16 @@ def test_values_and_names_from_tensor_attribute() -> None:
     assert "value  25" in draw_graph(loss, show_values=True).source  # a scalar prints its value
 
 
+def test_odd_names_and_index_arguments_are_escaped_and_readable() -> None:
+    x = ab.randn(3, 4, rng=0).requires_grad_()
+    picked = x[..., None, 1:3] * 2.0
+    loss = picked.sum()
+    graph = draw_graph(loss, names={"<b>x & co</b>": x}, collapse={"<block>": picked})
+    assert "&lt;b&gt;x &amp; co&lt;/b&gt;" in graph.source and "index=[..., None, 1:3]" in graph.source
+    assert "<svg" in graph.pipe(format="svg").decode()  # dot accepts the escaped labels
+    assert "t0 <b>x & co</b>" in graph_text(loss, names={"<b>x & co</b>": x})
+
+
 def test_retained_gradient_of_a_non_leaf_is_shown() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     h = x * 3.0

@@ -193,7 +193,9 @@ def draw_graph(
                 graph.node(node_id, **attrs)
             continue
         with graph.subgraph(name=f"cluster_{number}") as box:
-            box.attr(label=name, style="rounded,filled", fillcolor="#f8fafc", color="#94a3b8", fontsize="11")
+            box.attr(
+                label=graphviz.nohtml(name), style="rounded,filled", fillcolor="#f8fafc", color="#94a3b8", fontsize="11"
+            )
             for node_id, attrs in members:
                 box.node(node_id, **attrs)
     for op in view.ops:
@@ -203,7 +205,15 @@ def draw_graph(
         graph.edge(op.id, op.output)
     for node_id, text, targets in _notes(view, max_nodes):
         fill, border, _ = STYLES["note"]
-        graph.node(node_id, label=text, shape="note", style="filled", fillcolor=fill, color=border, fontsize="9")
+        graph.node(
+            node_id,
+            label=graphviz.nohtml(text),
+            shape="note",
+            style="filled",
+            fillcolor=fill,
+            color=border,
+            fontsize="9",
+        )
         for target in targets:
             graph.edge(node_id, target, style="dashed", color=border)
     if legend:

@@ -30,8 +30,8 @@ FREED_NOTE = (
 )
 
 _short = reprlib.Repr()
-_short.maxstring = 16
-_short.maxother = 20
+_short.maxstring = 24
+_short.maxother = 24
 _short.maxlist = _short.maxtuple = 4
 
 
@@ -192,10 +192,32 @@ def _format_scalar(data: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _argument(value: Any) -> str:
+    """A keyword argument as a label shows it: ``1:3`` for slices, ``int64[5]`` for large arrays."""
+    if isinstance(value, slice):
+        text = ":".join("" if part is None else str(part) for part in (value.start, value.stop))
+        return text if value.step is None else f"{text}:{value.step}"
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, np.ndarray):
+        return _short.repr(value.tolist()) if value.size <= 4 else f"{value.dtype}{list(value.shape)}"
+    if isinstance(value, tuple) and len(value) <= 6:
+        return "(" + ", ".join(_argument(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return _short.repr(value)
+
+
 def _kwargs(node: Node) -> str:
-    return "  ".join(
-        f"{key}={_short.repr(value)}" for key, value in node.kwargs.items() if value is not None and value is not False
-    )
+    parts = []
+    for key, value in node.kwargs.items():
+        if value is None or value is False:
+            continue
+        text = _argument(value)
+        if key == "index":  # x[1:3, None] reads better as [1:3, None] than as a tuple of slices
+            text = "[" + (text[1:-1].rstrip(",") if isinstance(value, tuple) else text) + "]"
+        parts.append(f"{key}={text}")
+    return "  ".join(parts)
 
 
 def _retained_grad(node: Node) -> Any:
