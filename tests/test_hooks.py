@@ -1,0 +1,131 @@
+"""Gradient hooks and retain_grad."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.hooks import RemovableHandle
+
+
+def test_leaf_hook_sees_the_total_gradient_once_and_may_replace_it() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    seen: list[np.ndarray] = []
+    x.register_hook(lambda g: seen.append(g.data.copy()))  # observes (returns None)
+    x.register_hook(lambda g: g * 10.0)  # replaces
+    (x * x + 3.0 * x).sum().backward()  # x is used three times
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], [5.0, 7.0])
+    np.testing.assert_allclose(x.grad.data, [50.0, 70.0])
+
+
+def test_non_leaf_hook_changes_what_flows_upstream() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    y.register_hook(lambda g: g * 0.0 + 1.0)
+    (y * y).sum().backward()  # dL/dy = 2y, replaced by ones
+    np.testing.assert_allclose(x.grad.data, [3.0, 3.0])
+
+
+def test_hooks_run_in_registration_order() -> None:
+    x = ab.tensor([1.0], requires_grad=True)
+    y = x * 1.0
+    for target in (x, y):
+        target.register_hook(lambda g: g + 1.0)
+        target.register_hook(lambda g: g * 2.0)
+    y.sum().backward()  # y: (1 + 1) * 2 = 4; x: (4 + 1) * 2 = 10
+    np.testing.assert_allclose(x.grad.data, [10.0])
+
+
+def test_remove_handle_unregisters_and_is_idempotent() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    calls: list[str] = []
+    handles = [x.register_hook(lambda g: calls.append("x")), y.register_hook(lambda g: calls.append("y"))]
+    for handle in handles:
+        assert isinstance(handle, RemovableHandle)
+        handle.remove()
+        handle.remove()
+    assert x._hooks is None and y.grad_fn.hooks is None  # the engine's fast path is back
+    y.sum().backward()
+    assert calls == []
+    with x.register_hook(lambda g: calls.append("x")):
+        (x * 1.0).sum().backward()
+    (x * 1.0).sum().backward()
+    assert calls == ["x"]
+
+
+def test_hooks_also_run_for_ab_grad() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: g * 2.0)
+    (g,) = ab.grad((x * x).sum(), [x])
+    np.testing.assert_allclose(g.data, [4.0, 8.0])
+    assert x.grad is None
+
+
+def test_retain_grad_keeps_intermediate_gradients() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    z = ab.exp(y)
+    y.retain_grad()
+    z.retain_grad()
+    x.retain_grad()  # a no-op on leaves
+    z.sum().backward()
+    np.testing.assert_allclose(z.grad.data, [1.0, 1.0])
+    np.testing.assert_allclose(y.grad.data, np.exp([3.0, 6.0]))
+    np.testing.assert_allclose(x.grad.data, 3.0 * np.exp([3.0, 6.0]))
+    w = x * 2.0
+    (w * w).sum().backward()
+    assert w.grad is None  # not retained
+
+
+def test_retain_grad_does_not_keep_the_tensor_alive() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    y.retain_grad()
+    out = (y * y).sum()
+    reference = weakref.ref(y)
+    node = y.grad_fn
+    del y
+    gc.collect()
+    assert reference() is not None  # still an input of the mul node
+    out.backward()  # the graph is released...
+    del node
+    assert reference() is None  # ...and nothing else held y
+
+
+@pytest.mark.parametrize("target", ["leaf", "non-leaf"])
+def test_bad_hooks_fail_clearly(target: str) -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    t = x if target == "leaf" else x * 2.0
+
+    def wrong_shape(g: ab.Tensor) -> ab.Tensor:
+        return g.sum()
+
+    t.register_hook(wrong_shape)
+    with pytest.raises(
+        RuntimeError, match=r"hook wrong_shape: returned a gradient of shape \(\) for a tensor of shape \(2,\)"
+    ):
+        (t * t).sum().backward()
+    assert x.grad is None
+
+
+def test_hook_may_return_an_array() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: np.array([5.0, 6.0]))
+    x.sum().backward()
+    np.testing.assert_allclose(x.grad.data, [5.0, 6.0])
+
+
+def test_hooks_need_a_tensor_that_requires_grad() -> None:
+    c = ab.tensor([1.0])
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        c.register_hook(lambda g: g)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        c.retain_grad()
+    with pytest.raises(TypeError, match="hook must be callable"):
+        ab.tensor([1.0], requires_grad=True).register_hook(3)  # type: ignore[arg-type]

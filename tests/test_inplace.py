@@ -1,0 +1,180 @@
+"""In-place safety: version counters, refused in-place changes, frozen saved arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+
+# (method call, the same change in numpy)
+INPLACE: list[tuple[str, Callable[[ab.Tensor], Any], Callable[[np.ndarray], Any]]] = [
+    ("add_", lambda t: t.add_(ab.tensor([1.0, 2.0, 3.0])), lambda a: a + np.array([1.0, 2.0, 3.0])),
+    ("sub_", lambda t: t.sub_(2.0), lambda a: a - 2.0),
+    ("mul_", lambda t: t.mul_(ab.tensor(3.0)), lambda a: a * 3.0),
+    ("div_", lambda t: t.div_(np.array([2.0, 4.0, 8.0])), lambda a: a / [2.0, 4.0, 8.0]),
+    ("zero_", lambda t: t.zero_(), lambda a: np.zeros_like(a)),
+    ("fill_", lambda t: t.fill_(7.0), lambda a: np.full_like(a, 7.0)),
+    ("copy_", lambda t: t.copy_([9.0, 8.0, 7.0]), lambda a: np.array([9.0, 8.0, 7.0])),
+    ("clamp_", lambda t: t.clamp_(min=0.0, max=1.5), lambda a: np.clip(a, 0.0, 1.5)),
+    ("setitem", lambda t: t.__setitem__(1, 5.0), lambda a: np.where(np.arange(3) == 1, 5.0, a)),
+    ("+=", lambda t: t.__iadd__(1.0), lambda a: a + 1.0),
+    ("-=", lambda t: t.__isub__(1.0), lambda a: a - 1.0),
+    ("*=", lambda t: t.__imul__(2.0), lambda a: a * 2.0),
+    ("/=", lambda t: t.__itruediv__(2.0), lambda a: a / 2.0),
+]
+IDS = [name for name, _, _ in INPLACE]
+
+
+def _values() -> np.ndarray:
+    return np.array([-1.0, 0.5, 2.0])
+
+
+@pytest.mark.parametrize(("name", "change", "expected"), INPLACE, ids=IDS)
+def test_inplace_changes_values_keeps_identity_and_bumps_version(name: str, change: Any, expected: Any) -> None:
+    t = ab.tensor(_values())
+    result = change(t)
+    assert result is None or result is t  # in place: the same object (setitem returns None)
+    np.testing.assert_allclose(t.data, expected(_values()))
+    assert t._version == 1
+
+
+@pytest.mark.parametrize(("name", "change", "expected"), INPLACE, ids=IDS)
+def test_mutated_saved_tensor_raises_instead_of_a_wrong_gradient(name: str, change: Any, expected: Any) -> None:
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    c = ab.tensor(_values())
+    y = (x * c).sum()  # mul saves c: d/dx = c
+    change(c)
+    with pytest.raises(RuntimeError) as info:
+        y.backward()
+    message = str(info.value)
+    for part in ("mul", "float64[3]", "version 0", "version 1"):
+        assert part in message
+    assert x.grad is None  # nothing written: an error leaves every .grad as it was
+
+
+@pytest.mark.parametrize(("name", "change", "expected"), INPLACE, ids=IDS)
+def test_inplace_on_a_leaf_that_requires_grad(name: str, change: Any, expected: Any) -> None:
+    x = ab.tensor(_values(), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"leaf that requires grad.*no_grad"):
+        change(x)
+    assert x._version == 0 and np.array_equal(x.data, _values())
+    with ab.no_grad():  # the optimizer path
+        change(x)
+    np.testing.assert_allclose(x.data, expected(_values()))
+    assert x._version == 1 and x.requires_grad and x.is_leaf
+
+
+@pytest.mark.parametrize(("name", "change", "expected"), INPLACE[:9], ids=IDS[:9])
+def test_inplace_method_on_a_graph_tensor_is_refused(name: str, change: Any, expected: Any) -> None:
+    x = ab.tensor(_values(), requires_grad=True)
+    y = ab.exp(x)
+    for mode in (ab.enable_grad, ab.no_grad):
+        with mode(), pytest.raises(RuntimeError, match=f"{name}: .*made by op 'exp'"):
+            change(y)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.exp(_values()))
+
+
+def test_optimizer_step_between_backward_passes_is_caught() -> None:
+    w = ab.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    v = w.T  # a view of w's memory; mul saves the view, transpose saves w
+    loss = (v * v).sum()
+    loss.backward(retain_graph=True)
+    first = w.grad.data.copy()
+    with ab.no_grad():
+        w.sub_(0.1 * w.grad)
+    with pytest.raises(RuntimeError, match=r"transpose.*float64\[2, 2\].*version 0.*version 1"):
+        loss.backward()
+    np.testing.assert_array_equal(w.grad.data, first)
+
+
+def test_writes_through_data_of_saved_arrays_raise() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = ab.exp(x)  # exp's vjp reads its output
+    z = y.reshape(2, 1)
+    for array in (y.data, z.data, y.detach().data, x.detach().data, y.numpy()):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 100.0
+    with pytest.raises(RuntimeError, match="read-only"):
+        x.detach().add_(1.0)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.exp([1.0, 2.0]))
+
+
+def test_leaf_arrays_stay_writeable_for_optimizers() -> None:
+    x = ab.tensor([[1.0, 2.0]], requires_grad=True)
+    # Ops that may hand back their input array (or a view of it) must not freeze the leaf.
+    outputs = [ab.sum_to(x, x.shape), ab.reshape(x, x.shape), x.astype("float64"), ab.transpose(x), x[0]]
+    assert all(not o.data.flags.writeable for o in outputs)
+    assert x.data.flags.writeable
+    sum(o.sum() for o in outputs).backward()
+    optimizer = ab.optim.SGD([x], lr=0.5)
+    optimizer.step()
+    np.testing.assert_allclose(x.data, [[1.0 - 2.5, 2.0 - 2.5]])
+
+
+def test_augmented_assignment_on_graph_tensors_rebinds() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    before = y
+    y += x  # a graph tensor cannot change in place: y becomes a new tensor, as without __iadd__
+    y *= 2.0
+    assert y is not before and np.array_equal(before.data, [3.0, 6.0])
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, [8.0, 8.0])
+
+    total = ab.tensor(0.0)  # a constant accumulating graph tensors: rebinds, the gradient flows
+    for _ in range(3):
+        total += (x * x).sum()
+    x.grad = None
+    total.backward()
+    np.testing.assert_allclose(x.grad.data, [6.0, 12.0])
+
+
+def test_inplace_write_of_a_grad_operand_into_a_constant_is_refused() -> None:
+    c = ab.tensor([0.0, 0.0])
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="drop the operand's gradient"):
+        c.add_(x)
+    with ab.no_grad():
+        c.add_(x)
+    assert np.array_equal(c.data, [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (lambda t: t.add_(np.ones((2, 3))), ValueError, r"add_: tensor float64\[3\]: operand of shape \(2, 3\)"),
+        (lambda t: t.mul_(np.ones(2)), ValueError, "does not broadcast to the tensor's shape"),
+        (lambda t: t.copy_(np.ones(4)), ValueError, r"copy_: .*\(4,\)"),
+        (lambda t: t.fill_([1.0, 2.0]), ValueError, "fill_: value must be a scalar"),
+        (lambda t: t.clamp_(), ValueError, "clamp_: give at least one"),
+        (lambda t: t.__setitem__(7, 1.0), IndexError, r"setitem: tensor float64\[3\].*out of bounds"),
+        (lambda t: t.__setitem__(slice(None), np.ones(5)), ValueError, "setitem: .*broadcast"),
+        (lambda t: ab.tensor([1, 2, 3]).div_(2), TypeError, r"div_: tensor int64\[3\].*cast"),
+        (lambda t: ab.tensor([1, 2, 3]).copy_([0.5, 1.0, 2.0]), TypeError, "copy_: tensor int64"),
+        (lambda t: ab.broadcast_to(ab.tensor(1.0), (3,)).add_(1.0), RuntimeError, "read-only"),
+    ],
+)
+def test_bad_inplace_calls_fail_clearly_and_change_nothing(change: Any, error: type, message: str) -> None:
+    t = ab.tensor(_values())
+    with pytest.raises(error, match=message):
+        change(t)
+    assert np.array_equal(t.data, _values()) and t._version == 0
+
+
+def test_setitem_accepts_tensor_indices_and_values() -> None:
+    t = ab.zeros(4)
+    t[ab.tensor([0, 2])] = ab.tensor([5.0, 6.0])
+    t[ab.tensor([False, True, False, False])] = 1.0
+    assert t.tolist() == [5.0, 1.0, 6.0, 0.0] and t._version == 2
+
+
+def test_inplace_division_by_zero_follows_numpy_without_warnings() -> None:
+    t = ab.tensor([1.0, -1.0, 0.0])
+    t.div_(0.0)
+    assert np.isinf(t.data[:2]).all() and np.isnan(t.data[2])
