@@ -75,7 +75,8 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
 
 def _mean_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     # d mean/dx_i = 1/n
-    return expand_reduced(grad, x, axis) / _count(x.shape, normalize_axes(axis, x.ndim, "mean"))
+    # Divide before broadcasting: the division runs on the small output, the broadcast is a view.
+    return broadcast_to(_kept(grad, x, axis) / _count(x.shape, normalize_axes(axis, x.ndim, "mean")), x.shape)
 
 
 mean.defvjp(_mean_dx)
@@ -88,10 +89,10 @@ def _variance(x: np.ndarray, axes: tuple[int, ...], ddof: int, keepdims: bool) -
         return np.sum(centered * centered, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
 
 
-def _centered_scaled(x: Tensor, axis: Any, ddof: int, name: str) -> Tensor:
-    """``(x - mean(x)) / (n - ddof)``, in autobp ops (nan when ``n <= ddof``)."""
+def _centered_scaled(x: Tensor, axis: Any, ddof: int, name: str, factor: float = 1.0) -> Tensor:
+    """``factor * (x - mean(x)) / (n - ddof)``, in autobp ops (nan when ``n <= ddof``)."""
     count = _count(x.shape, normalize_axes(axis, x.ndim, name))
-    scale = 1.0 / (count - ddof) if count > ddof else math.nan
+    scale = factor / (count - ddof) if count > ddof else math.nan
     return (x - mean(x, axis=axis, keepdims=True)) * scale
 
 
@@ -109,7 +110,7 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> np.n
 
 def _var_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     # d var/dx_i = 2 (x_i - mean) / (n - ddof)
-    return _kept(grad, x, axis) * (_centered_scaled(x, axis, ddof, "var") * 2.0)
+    return _kept(grad, x, axis) * _centered_scaled(x, axis, ddof, "var", 2.0)
 
 
 var.defvjp(_var_dx)
@@ -217,8 +218,11 @@ def _extreme(name: str, reduce: Any) -> Any:
         # 1/k at each of the k elements that reach the extreme, 0 elsewhere: piecewise constant.
         axes = normalize_axes(axis, x.ndim, name)
         hits = x.data == out.data.reshape(kept_shape(x.shape, axes))
+        ties = np.sum(hits, axis=axes, keepdims=True, dtype=np.intp)
+        if (ties == 1).all():  # the common case, no ties: skip the division
+            return _kept(grad, x, axis) * hits
         with np.errstate(invalid="ignore", divide="ignore"):  # nan extremes hit nothing: 0/0
-            share = (hits / np.sum(hits, axis=axes, keepdims=True)).astype(x.dtype, copy=False)
+            share = (hits / ties).astype(x.dtype, copy=False)
         return _kept(grad, x, axis) * share
 
     public.defvjp(vjp)
