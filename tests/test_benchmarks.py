@@ -1,0 +1,89 @@
+"""Smoke test of the benchmark suite: every workload at tiny sizes, autobp checked against numpy.
+
+No timing is asserted: the machine is shared and timings are noisy. What must hold is that each
+autobp version computes what its hand-written numpy version computes (the harness checks shape,
+dtype and values before timing), and that the entry points run and write their report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package beside autobp/, not installed
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import overhead, run, workloads  # noqa: E402
+from benchmarks.harness import Workload, check_close, measure, peak_bytes  # noqa: E402
+
+WORKLOADS = workloads()
+
+
+def test_suite_has_the_five_workloads() -> None:
+    assert [w.key for w in WORKLOADS] == ["W1", "W2", "W3", "W4", "W5"]
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.key)
+def test_autobp_matches_numpy_at_tiny_size(workload: Workload) -> None:
+    results = measure(workload, "tiny", peers=[], repeats=1, min_seconds=0.0)
+    assert [r.impl for r in results] == ["numpy", "autobp"]
+    for result in results:
+        assert len(result.times) == 1 and result.median > 0 and np.isfinite(result.ratio)
+    assert results[0].ratio == 1.0
+    if workload.ops is not None:
+        assert all(r.per_op_us is not None and r.per_op_us > 0 for r in results)
+    if workload.memory:
+        assert results[1].peak_bytes_per_op is not None and results[1].peak_bytes_per_op > 0
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.key)
+def test_results_are_deterministic_and_nontrivial(workload: Workload) -> None:
+    size = workload.sizes["tiny"]
+    first, second = workload.make("autobp", **size)(), workload.make("autobp", **size)()
+    check_close(workload, "autobp", second, first)
+    # A check against a perturbed copy must fail, or the smoke test above could not catch a bug.
+    perturbed = [np.asarray(a) * 1.01 + 0.01 for a in (first if isinstance(first, list) else [first])]
+    with pytest.raises(AssertionError, match="differs from numpy"):
+        check_close(workload, "autobp", perturbed, first)
+
+
+def test_check_close_rejects_dtype_promotion() -> None:
+    w3 = next(w for w in WORKLOADS if w.key == "W3")
+    expected = [np.ones(3, dtype=np.float32)]
+    with pytest.raises(AssertionError, match="float64"):
+        check_close(w3, "autobp", [np.ones(3)], expected)
+
+
+def test_peak_bytes_sees_numpy_allocations() -> None:
+    assert peak_bytes(lambda: np.ones(100_000)) >= 800_000
+
+
+def test_run_main_prints_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.json"
+    argv = ["--tiny", "--only", "w2,W4", "--repeats", "2", "--min-seconds", "0", "--peers", "", "--json", str(out)]
+    assert run.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "W2" in printed and "W4" in printed and "autobp" in printed
+    report = json.loads(out.read_text())
+    assert report["machine"]["numpy"] == np.__version__
+    rows = {(r["workload"], r["impl"]): r for r in report["results"]}
+    assert set(rows) == {("W2", "numpy"), ("W2", "autobp"), ("W4", "numpy"), ("W4", "autobp")}
+    assert len(rows["W2", "autobp"]["times"]) == 2
+
+
+def test_run_main_markdown_and_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--tiny", "--only", "W5", "--repeats", "1", "--min-seconds", "0", "--peers", "", "--json", "", "--markdown"]
+    assert run.main(argv) == 0
+    assert "| W5 |" in capsys.readouterr().out
+    assert run.main(["--only", "W9", "--json", ""]) == 2
+
+
+def test_overhead_script_rows() -> None:
+    rows = overhead.overhead(ops=8, elements=3, repeats=1)
+    assert rows[0][0] == "forward + backward"
+    assert all(autobp_us > 0 and numpy_us > 0 for _, autobp_us, numpy_us in rows)
