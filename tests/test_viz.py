@@ -158,6 +158,15 @@ def test_nan_nodes_are_marked_and_the_first_op_producing_one() -> None:
     assert [line.split(" = ")[1].split("(")[0] for line in text.splitlines() if "first appears here" in line] == ["log"]
 
 
+def test_anomaly_mode_adds_the_line_that_produced_the_first_nan() -> None:
+    x = ab.tensor([-1.0, 4.0], requires_grad=True)
+    with ab.detect_anomaly(check_nan=False), np.errstate(invalid="ignore"):
+        root = ab.sqrt(x).sum()
+    line = sys._getframe().f_lineno - 1  # the line of ab.sqrt above
+    assert f"at test_viz.py:{line}" in draw_graph(root).source
+    assert f"(forward at test_viz.py:{line})" in graph_text(root)
+
+
 def test_freed_graph_says_retain_graph_keeps_it() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     loss = (x * x).sum()

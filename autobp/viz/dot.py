@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from autobp.tensor import Tensor
-from autobp.viz.model import FREED_NOTE, GraphView, OpView, Stats, TensorView, build_view
+from autobp.viz.model import FREED_NOTE, GraphView, OpView, TensorView, build_view
+from autobp.viz.summary import Stats
 
 __all__ = ["draw_graph", "save_graph"]
 
@@ -83,6 +84,8 @@ def _op_attrs(op: OpView) -> dict[str, str]:
         lines.append(f'<FONT POINT-SIZE="9">{html.escape(detail)}</FONT>')
     if op.first_bad:
         lines.append("<B>first NaN/Inf</B>")
+        if op.where:
+            lines.append(f'<FONT POINT-SIZE="9">at {html.escape(op.where)}</FONT>')
     if op.freed:
         lines.append('<FONT POINT-SIZE="9">freed</FONT>')
     attrs = {"label": "<" + "<BR/>".join(lines) + ">", "fillcolor": fill, "color": border}

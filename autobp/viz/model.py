@@ -8,7 +8,6 @@ when the graph is larger than ``max_nodes``.
 from __future__ import annotations
 
 import math
-import reprlib
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ import numpy as np
 from autobp.graph import Node
 from autobp.tensor import Tensor
 from autobp.viz.groups import clusters, own_name, vertex_names
+from autobp.viz.summary import Stats, format_scalar, kwargs_text, more, summarize, where
 
-__all__ = ["FREED_NOTE", "GraphView", "OpView", "Stats", "TensorView", "build_view", "more", "summarize"]
+__all__ = ["FREED_NOTE", "GraphView", "OpView", "TensorView", "build_view", "forward_order"]
 
 Vertex = Node | Tensor  # an op application (its output), or a leaf Tensor
 
@@ -28,24 +28,6 @@ FREED_NOTE = (
     "the graph was freed by backward(): only the root is left. "
     "Call backward(retain_graph=True) (or ab.grad(..., retain_graph=True)) to keep it for drawing"
 )
-
-_short = reprlib.Repr()
-_short.maxstring = 24
-_short.maxother = 24
-_short.maxlist = _short.maxtuple = 4
-
-
-@dataclass
-class Stats:
-    """Summary of an array: what a label prints instead of the values."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    norm: float
-    low: float
-    high: float
-    bad: str  # "" when finite, else e.g. "2 NaN, 1 Inf"
-    finite: int  # how many elements norm, low and high summarize (NaN/Inf are left out)
 
 
 @dataclass
@@ -74,6 +56,7 @@ class OpView:
     freed: bool
     first_bad: bool
     cluster: str | None = None
+    where: str | None = None  # "train.py:42": the user's line that ran the forward (anomaly mode only)
 
 
 @dataclass
@@ -102,30 +85,6 @@ class GraphView:
         """What ``max_nodes`` left out, e.g. ``"99,980 more ops and 1 more leaf"``."""
         leaves = self.omitted_tensors - self.omitted_ops
         return f"{more(self.omitted_ops, 'op', 'ops')} and {more(leaves, 'leaf', 'leaves')}"
-
-
-def more(n: int, one: str, many: str) -> str:
-    """``"1 more leaf"``, ``"2,500 more ops"``: the counts of what a picture leaves out."""
-    return f"{n:,} more {one if n == 1 else many}"
-
-
-def summarize(array: Any) -> Stats:
-    """Shape, dtype, NaN/Inf count, and L2 norm, min and max of the finite elements of an array or Tensor."""
-    data = np.asarray(array.data if isinstance(array, Tensor) else array)
-    bad = ""
-    if data.dtype.kind in "fc":
-        nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
-        bad = ", ".join(f"{count} {what}" for count, what in ((nan, "NaN"), (inf, "Inf")) if count)
-    if data.dtype.kind not in "biuf":
-        return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad, 0)
-    wide = data.astype(np.float64).ravel()
-    if bad:
-        wide = wide[np.isfinite(wide)]
-    if wide.size == 0:
-        return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad, 0)
-    with np.errstate(over="ignore"):  # a norm beyond float64 is reported as inf
-        norm = float(np.sqrt(np.sum(wide * wide)))
-    return Stats(data.shape, str(data.dtype), norm, float(wide.min()), float(wide.max()), bad, wide.size)
 
 
 def _finite(array: Any) -> bool:
@@ -185,39 +144,6 @@ def _keep(roots: Sequence[Vertex], inlined: set[int], max_nodes: int) -> set[int
         used += cost
         queue.extend(_vertex(t) for t in _inputs(vertex) if id(t) not in inlined)
     return kept
-
-
-def _format_scalar(data: Any) -> str:
-    value = np.asarray(data).reshape(()).item()
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _argument(value: Any) -> str:
-    """A keyword argument as a label shows it: ``1:3`` for slices, ``int64[5]`` for large arrays."""
-    if isinstance(value, slice):
-        text = ":".join("" if part is None else str(part) for part in (value.start, value.stop))
-        return text if value.step is None else f"{text}:{value.step}"
-    if value is Ellipsis:
-        return "..."
-    if isinstance(value, Tensor):
-        value = value.data
-    if isinstance(value, np.ndarray):
-        return _short.repr(value.tolist()) if value.size <= 4 else f"{value.dtype}{list(value.shape)}"
-    if isinstance(value, tuple) and len(value) <= 6:
-        return "(" + ", ".join(_argument(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    return _short.repr(value)
-
-
-def _kwargs(node: Node) -> str:
-    parts = []
-    for key, value in node.kwargs.items():
-        if value is None or value is False:
-            continue
-        text = _argument(value)
-        if key == "index":  # x[1:3, None] reads better as [1:3, None] than as a tuple of slices
-            text = "[" + (text[1:-1].rstrip(",") if isinstance(value, tuple) else text) + "]"
-        parts.append(f"{key}={text}")
-    return "  ".join(parts)
 
 
 def _retained_grad(node: Node) -> Any:
@@ -307,7 +233,7 @@ def build_view(
             args = []
             for t in vertex.inputs or ():
                 if id(t) in inlined:
-                    args.append(("const", _format_scalar(t.data)))
+                    args.append(("const", format_scalar(t.data)))
                 elif id(_vertex(t)) in ids:
                     args.append(("tensor", ids[id(_vertex(t))]))
                 else:
@@ -317,8 +243,10 @@ def build_view(
             if id(vertex) == first_bad_id:
                 view.first_bad, view.first_bad_drawn = vertex.op.name, True
             view.freed = view.freed or vertex.inputs is None
-            op = OpView("op" + tid[1:], vertex.op.name, args, _kwargs(vertex), tid, vertex.inputs is None, False)
+            op = OpView("op" + tid[1:], vertex.op.name, args, kwargs_text(vertex), tid, vertex.inputs is None, False)
             op.first_bad, op.cluster = id(vertex) == first_bad_id, cluster.get(id(vertex))
+            if op.first_bad:
+                op.where = where(vertex)
             view.ops.append(op)
     if first_bad_id is not None and not view.first_bad_drawn:
         view.first_bad = next(v.op.name for v in order if isinstance(v, Node) and id(v) == first_bad_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from autobp.tensor import Tensor
-from autobp.viz.model import FREED_NOTE, OpView, Stats, TensorView, build_view
+from autobp.viz.model import FREED_NOTE, OpView, TensorView, build_view
+from autobp.viz.summary import Stats
 
 __all__ = ["graph_text"]
 
@@ -75,7 +76,7 @@ def graph_text(
         if op is not None and op.freed:
             parts.append("(freed)")
         if op is not None and op.first_bad:
-            parts.append("<-- NaN/Inf first appears here")
+            parts.append("<-- NaN/Inf first appears here" + (f" (forward at {op.where})" if op.where else ""))
         lines.append("  ".join(parts))
     if view.freed:
         lines.append(f"note: {FREED_NOTE}")

@@ -1,0 +1,100 @@
+"""How labels summarize arrays and op arguments: norms instead of values, ``1:3`` instead of slices."""
+
+from __future__ import annotations
+
+import os
+import reprlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autobp.graph import Node
+from autobp.tensor import Tensor
+
+__all__ = ["Stats", "argument", "format_scalar", "kwargs_text", "more", "summarize", "where"]
+
+_short = reprlib.Repr()
+_short.maxstring = 24
+_short.maxother = 24
+_short.maxlist = _short.maxtuple = 4
+
+
+@dataclass
+class Stats:
+    """Summary of an array: what a label prints instead of the values."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    norm: float
+    low: float
+    high: float
+    bad: str  # "" when finite, else e.g. "2 NaN, 1 Inf"
+    finite: int  # how many elements norm, low and high summarize (NaN/Inf are left out)
+
+
+def more(n: int, one: str, many: str) -> str:
+    """``"1 more leaf"``, ``"2,500 more ops"``: the counts of what a picture leaves out."""
+    return f"{n:,} more {one if n == 1 else many}"
+
+
+def summarize(array: Any) -> Stats:
+    """Shape, dtype, NaN/Inf count, and L2 norm, min and max of the finite elements of an array or Tensor."""
+    data = np.asarray(array.data if isinstance(array, Tensor) else array)
+    bad = ""
+    if data.dtype.kind in "fc":
+        nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+        bad = ", ".join(f"{count} {what}" for count, what in ((nan, "NaN"), (inf, "Inf")) if count)
+    if data.dtype.kind not in "biuf":
+        return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad, 0)
+    wide = data.astype(np.float64).ravel()
+    if bad:
+        wide = wide[np.isfinite(wide)]
+    if wide.size == 0:
+        return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad, 0)
+    with np.errstate(over="ignore"):  # a norm beyond float64 is reported as inf
+        norm = float(np.sqrt(np.sum(wide * wide)))
+    return Stats(data.shape, str(data.dtype), norm, float(wide.min()), float(wide.max()), bad, wide.size)
+
+
+def format_scalar(data: Any) -> str:
+    value = np.asarray(data).reshape(()).item()
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def argument(value: Any) -> str:
+    """A keyword argument as a label shows it: ``1:3`` for slices, ``int64[5]`` for large arrays."""
+    if isinstance(value, slice):
+        text = ":".join("" if part is None else str(part) for part in (value.start, value.stop))
+        return text if value.step is None else f"{text}:{value.step}"
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, np.ndarray):
+        return _short.repr(value.tolist()) if value.size <= 4 else f"{value.dtype}{list(value.shape)}"
+    if isinstance(value, tuple) and len(value) <= 6:
+        return "(" + ", ".join(argument(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return _short.repr(value)
+
+
+def where(node: Node) -> str | None:
+    # ab.detect_anomaly() keeps the user's stack of each forward in node.trace; the innermost frame is the line.
+    trace: Any = getattr(node, "trace", None)
+    try:
+        frame = trace[-1]
+        return f"{os.path.basename(frame.filename)}:{frame.lineno}"
+    except (TypeError, IndexError, AttributeError):
+        return None
+
+
+def kwargs_text(node: Node) -> str:
+    parts = []
+    for key, value in node.kwargs.items():
+        if value is None or value is False:
+            continue
+        text = argument(value)
+        if key == "index":  # x[1:3, None] reads better as [1:3, None] than as a tuple of slices
+            text = "[" + (text[1:-1].rstrip(",") if isinstance(value, tuple) else text) + "]"
+        parts.append(f"{key}={text}")
+    return "  ".join(parts)
