@@ -434,6 +434,14 @@ def _unwrap(value: Any) -> Any:
     return value.data if isinstance(value, Tensor) else value
 
 
+class _Where:
+    def __init__(self, method: str, tensor: Tensor) -> None:
+        self.method, self.tensor = method, tensor
+
+    def __format__(self, spec: str) -> str:
+        return f"{self.method}: tensor {self.tensor.dtype}{list(self.tensor.shape)}"
+
+
 def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: Any) -> Tensor:
     """Run ``write(tensor.data, *operand_arrays)`` after the safety checks; bump the version.
 
@@ -441,7 +449,7 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
     while grad mode is on, an operand that requires grad (its gradient would be lost), a
     read-only array, and anything that would change the shape.
     """
-    where = f"{method}: tensor {tensor.dtype}{list(tensor.shape)}"
+    where = _Where(method, tensor)  # formatted only when an error needs it
     if tensor.grad_fn is not None:
         raise RuntimeError(
             f"{where} was made by op '{tensor.grad_fn.op.name}' and belongs to the graph (its value may be "
