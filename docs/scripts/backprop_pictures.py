@@ -37,7 +37,7 @@ def neuron() -> object:
     a.retain_grad()
     cost.backward(retain_graph=True)  # keep the graph: it is drawn after backward
     names = {"x": x, "y": y, "w": w, "b": b, "z": z, "a": a, "C": cost}
-    return ab.viz.draw_graph(cost, names=names, show_values=True, legend=False)
+    return ab.viz.draw_graph(cost, names=names, show_shapes=False, show_values=True, legend=False)
 
 
 def network() -> object:
@@ -57,7 +57,7 @@ def network() -> object:
     cost.backward(retain_graph=True)  # keep the graph: it is drawn after backward
     names = {"x": x, "y": y, "w1": w1, "b1": b1, "w2": w2, "b2": b2, "z1": z1, "a1": a1, "z2": z2, "a2": a2, "C": cost}
     collapse = {"layer 1": a1, "layer 2": a2, "cost": cost}
-    return ab.viz.draw_graph(cost, names=names, collapse=collapse)
+    return ab.viz.draw_graph(cost, names=names, collapse=collapse, rankdir="TB", legend=False)
 
 
 def main(out: Path = OUT) -> int:
