@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,7 @@ def draw_graph(
         fill, border, _ = STYLES["note"]
         graph.node(
             node_id,
-            label=graphviz.nohtml(text),
+            label=graphviz.nohtml("\\l".join(textwrap.wrap(text, 60, break_on_hyphens=False)) + "\\l"),
             shape="note",
             style="filled",
             fillcolor=fill,
