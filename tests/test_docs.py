@@ -40,6 +40,8 @@ PUBLIC_MODULES = [
     "autobp",
     "autobp.ops",
     "autobp.ops.registry",
+    "autobp.tensor",
+    "autobp.graph",
     "autobp.nn",
     "autobp.nn.functional",
     "autobp.nn.init",

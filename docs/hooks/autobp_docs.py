@@ -75,7 +75,8 @@ def on_pre_build(config: Any) -> None:
 def _summary(function: Any) -> str:
     doc = (getattr(function, "__doc__", None) or "").strip()
     line = doc.split("\n\n")[0].replace("\n", " ")
-    return line.replace("|", "\\|")
+    # A "|" would end the table cell, and an escaped one shows its backslash inside code spans.
+    return line.replace("|", "\u2223")
 
 
 def public_ops() -> list[tuple[str, Any]]:
