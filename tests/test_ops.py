@@ -36,6 +36,15 @@ def _sum_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return total
 
 
+def _scatter_add(values: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    # Element by element, so repeated positions add up without relying on np.add.at.
+    total = np.zeros(shape)
+    positions = np.arange(int(np.prod(shape))).reshape(shape)[index]
+    for flat, v in zip(np.ravel(positions), np.ravel(np.broadcast_to(values, positions.shape)), strict=True):
+        total[np.unravel_index(flat, shape)] += v
+    return total
+
+
 # numpy oracles for ops whose numpy spelling differs; others use getattr(np, op name).
 ORACLES: dict[str, Any] = {
     "sub": np.subtract,
@@ -51,6 +60,11 @@ ORACLES: dict[str, Any] = {
     "logsumexp": _logsumexp,
     "sum_to": _sum_to,
     "getitem": lambda x, index: x[index],
+    "scatter_add": _scatter_add,
+    "concatenate": lambda *xs, axis=0: np.concatenate(xs, axis=axis),
+    "stack": lambda *xs, axis=0: np.stack(xs, axis=axis),
+    "flatten": np.ravel,
+    "einsum": lambda *operands, subscripts: np.einsum(subscripts, *operands),
     "clip": lambda x, a_min=None, a_max=None: x if a_min is None and a_max is None else np.clip(x, a_min, a_max),
 }
 
@@ -153,7 +167,7 @@ def test_every_public_function_is_a_registered_op() -> None:
     unregistered = []
     for name in ab.__all__:
         value = getattr(ab, name)
-        if name in NOT_OPS or inspect.ismodule(value) or not callable(value):
+        if name in NOT_OPS or inspect.ismodule(value) or inspect.isclass(value) or not callable(value):
             continue
         entry = getattr(value, "op", None)
         if not isinstance(entry, OpDef) or REGISTRY.get(entry.name) is not entry:
