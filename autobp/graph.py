@@ -403,8 +403,9 @@ def grad(
     """
     from autobp.tensor import Tensor
 
-    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    # Anything but a list or tuple is one output (or input): a non-Tensor then fails by name below.
+    outs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+    ins = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
     if isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs]
     seeds = _seed_grads(outs, grad_outputs, "grad")

@@ -57,7 +57,11 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        array = np.array(data, dtype=dtype, copy=True)
+        try:
+            array = np.array(data, dtype=dtype, copy=True)
+        except (ValueError, TypeError) as error:  # ragged nesting, unknown dtype, unconvertible values
+            kind = TypeError if isinstance(error, TypeError) else ValueError
+            raise kind(f"tensor: cannot make a Tensor from {type(data).__name__}: {error}") from error
         if array.dtype == object:
             raise TypeError(f"tensor: cannot make a Tensor from {type(data).__name__} (numpy gives dtype object)")
         if requires_grad:
@@ -134,10 +138,17 @@ class Tensor:
         return len(self.data)
 
     def __iter__(self) -> Iterator[Tensor]:
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
         for i in range(len(self)):
             yield self[i]
 
     def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"bool(): the truth value of a tensor of shape {self.shape} is ambiguous; reduce it "
+                "first, e.g. bool((t > 0).numpy().all())"
+            )
         return bool(self.data)
 
     def __float__(self) -> float:
