@@ -19,6 +19,7 @@ from autobp.viz import draw_graph, graph_text, module_blocks, save_graph
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NODE = re.compile(r"^\s*((?:t|op)\d+) \[(.*)\]$", re.MULTILINE)
+NODE_OR_BLOCK = re.compile(r"^\s*((?:t|op|block)\d+) \[(.*)\]$", re.MULTILINE)
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)", re.MULTILINE)
 
 
@@ -158,6 +159,8 @@ def test_nan_nodes_are_marked_and_the_first_op_producing_one() -> None:
     bad = [key for key, attrs in found.items() if key.startswith("t") and "has " in attrs and "NaN" in attrs]
     assert len(bad) == 4  # log, mul, sqrt, sum outputs
     assert "value or grad holds NaN/Inf" in source and "first op producing NaN/Inf" in source  # the legend
+    folded = draw_graph(loss, collapse={"everything": loss}, fold=True).source
+    assert "first NaN/Inf: op log" in folded and "NaN/Inf in 4 of 7 tensors" in folded  # 6 op outputs and x
     text = graph_text(loss)
     assert sum("!! value has" in line for line in text.splitlines()) == 4
     assert [line.split(" = ")[1].split("(")[0] for line in text.splitlines() if "first appears here" in line] == ["log"]
@@ -219,6 +222,30 @@ def test_collapse_draws_blocks_as_clusters() -> None:
     assert "[layer 2]" in graph_text(t["loss"], collapse=blocks)
     with pytest.raises(ValueError, match=r"collapse\['x'\] must be the non-leaf Tensor"):
         draw_graph(t["loss"], collapse={"x": t["x"]})
+
+
+def test_fold_draws_a_block_as_one_summary_box() -> None:
+    t = mlp()
+    t["loss"].backward(retain_graph=True)
+    blocks = {"layer 1": t["h"], "layer 2": t["out"]}
+    names = {"W1": t["W1"], "b1": t["b1"]}
+    full = nodes(draw_graph(t["loss"], names=names, collapse=blocks, legend=False).source)
+    source = draw_graph(t["loss"], names=names, collapse=blocks, fold=["layer 1"], legend=False).source
+    found = NODE_OR_BLOCK.findall(source)
+    layer1, layer2 = 3 * 2 + 2, 2 * 2 + 2  # ops (matmul, add, tanh / matmul, add), their outputs, parameters
+    assert len(found) == len(full) - layer1 + 1
+    (block,) = [attrs for key, attrs in found if key.startswith("block")]
+    assert "<B>layer 1</B>" in block and "3 ops: matmul, add, tanh" in block and "out float64[8, 16]" in block
+    assert f"grad norm {np.linalg.norm(t['W1'].grad.data):.3g}" in block
+    edges = EDGE.findall(source)
+    assert len(edges) == len(set(edges)) and all(a != b for a, b in edges)
+    assert sum(b.startswith("block") for _, b in edges) == 1 and sum(a.startswith("block") for a, _ in edges) == 1
+    assert (
+        len(NODE_OR_BLOCK.findall(draw_graph(t["loss"], collapse=blocks, fold=True).source))
+        == len(full) - layer1 - layer2 + 2
+    )
+    with pytest.raises(ValueError, match=r"fold names blocks \['layer 3'\] that are not in collapse"):
+        draw_graph(t["loss"], collapse=blocks, fold=["layer 3"])
 
 
 def test_module_blocks_box_each_sub_module_and_restore_the_model() -> None:

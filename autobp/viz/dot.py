@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import html
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from autobp.tensor import Tensor
+from autobp.viz.fold import fold_label, folded_blocks
 from autobp.viz.model import FREED_NOTE, GraphView, OpView, TensorView, build_view
 from autobp.viz.summary import Stats
 
@@ -22,6 +23,7 @@ STYLES = {
     "output": ("#ffffff", "#475569", "op output"),
     "root": ("#dcfce7", "#15803d", "root (the tensor drawn from)"),
     "op": ("#fef3c7", "#b45309", "op (registry name)"),
+    "block": ("#f8fafc", "#64748b", "folded block: its ops and parameters"),
     "bad": ("#fee2e2", "#dc2626", "value or grad holds NaN/Inf"),
     "first_bad": ("#dc2626", "#7f1d1d", "first op producing NaN/Inf"),
     "freed": ("#ffffff", "#94a3b8", "freed by backward (dashed)"),
@@ -97,8 +99,8 @@ def _op_attrs(op: OpView) -> dict[str, str]:
     return attrs
 
 
-def _legend(graph: Any, view: GraphView) -> None:
-    kinds = {t.kind for t in view.tensors.values()} | ({"op"} if view.ops else set())
+def _legend(graph: Any, view: GraphView, folded: bool) -> None:
+    kinds = {t.kind for t in view.tensors.values()} | ({"op"} if view.ops else set()) | ({"block"} if folded else set())
     if any((t.value and t.value.bad) or (t.grad and t.grad.bad) for t in view.tensors.values()):
         kinds.add("bad")
     if view.first_bad_drawn:
@@ -142,6 +144,7 @@ def draw_graph(
     rankdir: str = "LR",
     max_nodes: int = 500,
     collapse: Mapping[str, Tensor] | None = None,
+    fold: bool | Collection[str] = False,
     legend: bool = True,
 ) -> Any:
     """Draw the graph that computed ``root`` as a ``graphviz.Digraph``.
@@ -153,7 +156,8 @@ def draw_graph(
     and the first op (in forward order) producing one is filled red. ``names`` (name -> Tensor,
     e.g. ``dict(model.named_parameters())``) names tensors, overriding ``.name``.
     ``collapse`` (block name -> the Tensor the block returns) draws each block's ops in a box:
-    a block holds the ops computing its output since the earlier blocks. Graphs with more than
+    a block holds the ops computing its output since the earlier blocks. ``fold`` (True, or some
+    block names) draws such a block as one box listing its ops, parameters and outputs. Graphs with more than
     ``max_nodes`` nodes keep the part nearest the root and say what they left out.
 
     Shapes: any; labels print them as ``float64[4, 3]``.
@@ -191,7 +195,14 @@ def draw_graph(
         clusters.setdefault(t.cluster, []).append(
             (t.id, {"label": label, "shape": "none", "margin": "0", "width": "0", "height": "0"})
         )
+    folded = folded_blocks(fold, collapse)
+    representative: dict[str, str] = {}  # node id -> the folded block's node that stands for it
     for number, (name, members) in enumerate(clusters.items()):
+        if name in folded:
+            label, attrs = fold_label(name, view, *STYLES["block"][:2], STYLES["bad"][:2])
+            graph.node(f"block{number}", label=label, **attrs)
+            representative.update((node_id, f"block{number}") for node_id, _ in members)
+            continue
         if name is None:
             for node_id, attrs in members:
                 graph.node(node_id, **attrs)
@@ -202,11 +213,13 @@ def draw_graph(
             )
             for node_id, attrs in members:
                 box.node(node_id, **attrs)
-    for op in view.ops:
-        for kind, tensor_id in op.args:
-            if kind == "tensor":
-                graph.edge(tensor_id, op.id)
-        graph.edge(op.id, op.output)
+    edges = [(tensor_id, op.id) for op in view.ops for kind, tensor_id in op.args if kind == "tensor"]
+    edges += [(op.id, op.output) for op in view.ops]
+    if representative:  # edges inside a folded block vanish; parallel ones into or out of it merge
+        edges = [(representative.get(a, a), representative.get(b, b)) for a, b in edges]
+        edges = [(a, b) for a, b in dict.fromkeys(edges) if a != b]
+    for tail, head in edges:
+        graph.edge(tail, head)
     for node_id, text, targets in _notes(view, max_nodes):
         fill, border, _ = STYLES["note"]
         graph.node(
@@ -218,10 +231,10 @@ def draw_graph(
             color=border,
             fontsize="9",
         )
-        for target in targets:
+        for target in dict.fromkeys(representative.get(t, t) for t in targets):
             graph.edge(node_id, target, style="dashed", color=border)
     if legend:
-        _legend(graph, view)
+        _legend(graph, view, folded=bool(representative))
     return graph
 
 

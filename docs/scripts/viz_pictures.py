@@ -76,7 +76,21 @@ def modules() -> Any:
     return ab.viz.draw_graph(loss, names=names, collapse=blocks, rankdir="TB")
 
 
-PICTURES = {"viz_mlp": mlp, "viz_seed": seed_network, "viz_nan": nan_graph, "viz_modules": modules}
+def folded() -> Any:
+    """An 8-layer tanh MLP: the first layer drawn in full, the other seven folded into one box each."""
+    x = ab.randn(16, 8, rng=0)
+    a, blocks, names = x, {}, {"x": x}
+    for i in range(8):
+        w, b = (ab.randn(8, 8, rng=i + 1) * 0.5).detach().requires_grad_(), ab.zeros(8).requires_grad_()
+        a = ab.tanh(a @ w + b)
+        blocks[f"layer {i + 1}"], names[f"layers.{i}.weight"], names[f"layers.{i}.bias"] = a, w, b
+    loss = (a**2).mean()
+    loss.backward(retain_graph=True)
+    fold = [f"layer {i}" for i in range(2, 9)]
+    return ab.viz.draw_graph(loss, names=names, collapse=blocks, fold=fold, rankdir="TB")
+
+
+PICTURES = {"viz_mlp": mlp, "viz_seed": seed_network, "viz_nan": nan_graph, "viz_modules": modules, "viz_fold": folded}
 
 
 def main(argv: list[str]) -> None:
