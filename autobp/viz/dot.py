@@ -52,7 +52,7 @@ def _stats_rows(label: str, stats: Stats, show_shapes: bool) -> list[str]:
     return [f"{head}  norm {_num(stats.norm)}", f"min {_num(stats.low)}  max {_num(stats.high)}"]
 
 
-def _tensor_label(t: TensorView, show_shapes: bool, show_values: bool) -> tuple[str, bool]:
+def _tensor_label(t: TensorView, show_shapes: bool, show_values: bool) -> str:
     fill, border, _ = STYLES[t.kind]
     bad = bool((t.value and t.value.bad) or (t.grad and t.grad.bad))
     if bad:
@@ -73,7 +73,7 @@ def _tensor_label(t: TensorView, show_shapes: bool, show_values: bool) -> tuple[
         f'<TABLE BORDER="1" STYLE="rounded" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" '
         f'BGCOLOR="{fill}" COLOR="{border}">{cells}</TABLE>'
     )
-    return f"<{table}>", bad
+    return f"<{table}>"
 
 
 def _op_attrs(op: OpView) -> dict[str, str]:
@@ -147,18 +147,28 @@ def draw_graph(
     fold: bool | Collection[str] = False,
     legend: bool = True,
 ) -> Any:
-    """Draw the graph that computed ``root`` as a ``graphviz.Digraph``.
+    """Draw the graph that computed ``root`` as a ``graphviz.Digraph`` (inline in Jupyter).
 
-    Every leaf and every op output is a tensor box (name, dtype and shape; the gradient's
-    shape, norm, min and max where one is kept: leaves' ``.grad``, and non-leaves after
-    ``retain_grad()``); every op is an ellipse named by the registry, with scalar constants and
-    keyword arguments inside it. Boxes whose value or gradient holds NaN/Inf turn red and say so,
-    and the first op (in forward order) producing one is filled red. ``names`` (name -> Tensor,
-    e.g. ``dict(model.named_parameters())``) names tensors, overriding ``.name``.
-    ``collapse`` (block name -> the Tensor the block returns) draws each block's ops in a box:
-    a block holds the ops computing its output since the earlier blocks. ``fold`` (True, or some
-    block names) draws such a block as one box listing its ops, parameters and outputs. Graphs with more than
-    ``max_nodes`` nodes keep the part nearest the root and say what they left out.
+    Every leaf and every op output is a tensor box: name, dtype and shape, and the gradient's
+    shape, norm, min and max where one is kept (leaves' ``.grad``; non-leaves after
+    ``retain_grad()``). Every op is an ellipse named by the registry, with its scalar constants
+    and keyword arguments. Boxes whose value or gradient holds NaN/Inf turn red and say so; the
+    first op in forward order producing one is filled red.
+
+    Args:
+        root: the tensor (or list of tensors) whose graph is drawn.
+        show_shapes: print shapes (dtype only otherwise).
+        show_grads: print kept gradients.
+        show_values: print value summaries (norm, min, max; the value of scalars).
+        names: name -> Tensor (or pairs, e.g. ``model.named_parameters()``); overrides ``.name``.
+        rankdir: graphviz direction, ``"LR"`` (left to right) or ``"TB"`` (top to bottom).
+        max_nodes: the most tensor boxes plus op ellipses; larger graphs keep the part nearest
+            the root and say what they left out.
+        collapse: block name -> the Tensor the block returns; each block's ops (those computing
+            its output since the earlier blocks) and its own parameters are drawn in a box.
+        fold: True, or names of ``collapse`` blocks, to draw as one box listing ops, parameters
+            and outputs.
+        legend: add a small box explaining the colours in use.
 
     Shapes: any; labels print them as ``float64[4, 3]``.
 
@@ -171,7 +181,7 @@ def draw_graph(
     """
     try:
         import graphviz
-    except ImportError as error:  # pragma: no cover - graphviz is installed wherever tests run
+    except ImportError as error:
         raise ImportError(
             'draw_graph needs the graphviz package: pip install "autobp[viz]" (and the Graphviz "dot" '
             "program to render, e.g. apt install graphviz). ab.viz.graph_text(root) needs neither."
@@ -191,7 +201,7 @@ def draw_graph(
         if op is not None:
             attrs = {"shape": "ellipse", "style": "filled", **_op_attrs(op)}
             clusters.setdefault(op.cluster, []).append((op.id, attrs))
-        label, _ = _tensor_label(t, show_shapes, show_values)
+        label = _tensor_label(t, show_shapes, show_values)
         clusters.setdefault(t.cluster, []).append(
             (t.id, {"label": label, "shape": "none", "margin": "0", "width": "0", "height": "0"})
         )
