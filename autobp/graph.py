@@ -404,8 +404,8 @@ def grad(
     from autobp.tensor import Tensor
 
     # Anything but a list or tuple is one output (or input): a non-Tensor then fails by name below.
-    outs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
-    ins = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    outs: list[Tensor] = list(outputs) if isinstance(outputs, list | tuple) else [outputs]  # type: ignore[list-item]
+    ins: list[Tensor] = list(inputs) if isinstance(inputs, list | tuple) else [inputs]  # type: ignore[list-item]
     if isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs]
     seeds = _seed_grads(outs, grad_outputs, "grad")
