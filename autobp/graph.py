@@ -131,7 +131,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: dict[str, A
         _anomaly_hook(node)
     out = Tensor._wrap(result, requires_grad=True, grad_fn=node)
     # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).
-    out.data.flags.writeable = False
+    out.data.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
     return out
 
 
