@@ -31,6 +31,7 @@ from autobp.tensor import Tensor, tensor
 from autobp.testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from autobp import viz
 from autobp import functional
+from autobp import datasets, models, reference  # numpy-only; download imports are deferred
 
 import autobp.nn as nn  # noqa: E402  (after the op namespace, whose star import also binds ops/nn.py as "nn")
 from autobp import optim  # noqa: E402
@@ -73,4 +74,7 @@ __all__ = [
     "nn",
     "optim",
     "viz",
+    "datasets",
+    "models",
+    "reference",
 ]
