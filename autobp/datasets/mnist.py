@@ -6,13 +6,8 @@ The bundled subset (``autobp/data/mnist_subset.npz``, built by ``tools/make_bund
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -118,6 +113,8 @@ def load_mnist(
 
 
 def _fetch(url: str, timeout: float) -> bytes:
+    import urllib.request  # imported here: it pulls in http, email and ssl, which `import autobp` should not pay for
+
     with urllib.request.urlopen(url, timeout=timeout) as response:  # mirrors may be http(s) or file URLs
         return bytes(response.read())
 
@@ -136,6 +133,9 @@ def download_mnist(
     is written to a temporary file and renamed into place, so a failed download never leaves a
     partial file. Raises ``DownloadError`` naming every mirror's failure when none succeeds.
     """
+    import hashlib  # download-only imports, kept out of `import autobp`
+    import tempfile
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -180,6 +180,8 @@ def load_bundled() -> MNIST:
     >>> data.train_images.shape, data.test_images.shape, np.bincount(data.test_labels).tolist()[:3]
     ((10000, 28, 28), (2000, 28, 28), [200, 200, 200])
     """
+    from importlib import resources
+
     source = resources.files("autobp") / "data" / BUNDLED
     with source.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
         data = MNIST(**{field: archive[field] for field in MNIST._fields})
