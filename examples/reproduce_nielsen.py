@@ -84,14 +84,18 @@ def main() -> None:
     parser.add_argument("--eta", type=float, default=3.0)
     parser.add_argument("--init", choices=["book", "scaled"], default="book", help="book: N(0,1); scaled: N(0,1/n_in)")
     parser.add_argument("--engine", choices=["autobp", "reference"], default="autobp")
+    parser.add_argument("--validation", type=int, default=10_000, help="hold out the last N training images")
     parser.add_argument("--json", help="write all results to this file")
     args = parser.parse_args()
 
     mnist = load_mnist(args.data)
     x_all, y_all = to_columns(mnist.train_images, mnist.train_labels)
+    split = len(y_all) - args.validation  # the book: 50,000 to train on, the last 10,000 held out
+    if not 0 < split < len(y_all):
+        parser.error(f"argument --validation: must be between 1 and {len(y_all) - 1}, got {args.validation}")
     data = {
-        "train": (np.ascontiguousarray(x_all[:, :50_000]), y_all[:50_000]),
-        "validation": (np.ascontiguousarray(x_all[:, 50_000:]), y_all[50_000:]),
+        "train": (np.ascontiguousarray(x_all[:, :split]), y_all[:split]),
+        "validation": (np.ascontiguousarray(x_all[:, split:]), y_all[split:]),
         "test": to_columns(mnist.test_images, mnist.test_labels),
     }
     results = []
