@@ -35,8 +35,8 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     >>> float(sigmoid(np.array(0.0)))
     0.5
     """
-    # The tanh form equals the logistic function and, unlike exp(-z), never overflows.
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    # exp(-log(1 + e^-z)): never overflows for large -z, and keeps tiny values accurate.
+    return np.exp(-np.logaddexp(0.0, -z))
 
 
 def sigmoid_prime(z: np.ndarray) -> np.ndarray:
