@@ -22,7 +22,8 @@ from autobp.creation import (
     zeros,
     zeros_like,
 )
-from autobp.graph import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from autobp.engine import grad
+from autobp.graph import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from autobp.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from autobp.io import load, save
 from autobp.ops import *  # noqa: F403  (the op namespace is the public API: ab.exp, ab.sum, ...)

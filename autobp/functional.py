@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from autobp.graph import enable_grad, grad
+from autobp.engine import grad
+from autobp.graph import enable_grad
 from autobp.ops import copy as _copy
 from autobp.tensor import Tensor
 

@@ -175,7 +175,7 @@ class Tensor:
         ``gradient`` is required unless this tensor has one element. The graph is freed
         afterwards unless ``retain_graph=True`` (or ``create_graph=True``).
         """
-        graph.backward(self, gradient, retain_graph, create_graph)
+        engine.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares memory).
@@ -519,5 +519,5 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-from autobp import graph  # noqa: E402  (graph and ops import Tensor: bind them after the class)
+from autobp import engine, graph  # noqa: E402  (graph, engine and ops import Tensor: bind them after the class)
 from autobp import ops as _ops  # noqa: E402

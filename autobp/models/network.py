@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from autobp.creation import as_generator
-from autobp.graph import grad, no_grad
+from autobp.engine import grad
+from autobp.graph import no_grad
 from autobp.ops import matmul, sigmoid, square, sub
 from autobp.ops import sum as ab_sum
 from autobp.tensor import Tensor

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp.graph import grad
+from autobp.engine import grad
 from autobp.tensor import Tensor
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]

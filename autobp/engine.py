@@ -1,0 +1,285 @@
+"""The reverse-mode engine: ``backward`` and ``grad``.
+
+The walk is iterative (no recursion: million-node graphs work). A first pass counts, for every
+vertex (a ``Node``, or a leaf Tensor), how many gradient contributions it will receive; a
+vertex runs once all of them arrived. Gradients live in the engine's dict, keyed by vertex,
+and are popped as the walk goes, so memory is released early; only leaves accumulate into
+``.grad``, and only once the whole walk succeeded.
+
+With ``create_graph=False`` the vjp rules run with recording off: the first-order path builds
+no graph. With ``create_graph=True`` they record, and the gradients are differentiable.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from autobp import graph
+from autobp.graph import Node, set_grad_enabled
+from autobp.tensor import Tensor
+
+__all__ = ["backward", "grad"]
+
+Vertex = Node | Tensor
+
+
+def describe_tensor(tensor: Tensor) -> str:
+    return f"tensor {tensor.dtype}{list(tensor.shape)}"
+
+
+def _freed_error(node: Node) -> RuntimeError:
+    return RuntimeError(
+        f"backward through op '{node.op.name}' a second time: its saved values were freed after the "
+        "first backward. Pass retain_graph=True to the first backward (or ab.grad) to keep them."
+    )
+
+
+def _count_consumers(roots: Sequence[Vertex]) -> dict[Vertex, int]:
+    """How many gradient contributions each vertex will receive, by an iterative DFS."""
+    # Vertices key the dicts by identity: Tensor hashes by id and live objects never share one.
+    consumers: dict[Vertex, int] = {}
+    stack = [v for v in roots if type(v) is Node]
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        inputs = node._inputs
+        if inputs is None:
+            raise _freed_error(node)
+        for value in inputs:
+            if not isinstance(value, Tensor) or not value.requires_grad:
+                continue
+            vertex = value.grad_fn or value
+            consumers[vertex] = consumers.get(vertex, 0) + 1
+            if vertex is not value and vertex not in seen:
+                seen.add(vertex)
+                stack.append(vertex)
+    return consumers
+
+
+def _check_versions(node: Node, inputs: tuple[Tensor, ...]) -> None:
+    versions = node.versions
+    for i, tensor in enumerate(inputs):
+        saved = versions[i] if versions is not None else 0
+        if tensor._version != saved:
+            raise RuntimeError(
+                f"{node.op.name}: an input it saved for backward ({describe_tensor(tensor)}) was modified "
+                f"in place after the op ran (saved at version {saved}, now version {tensor._version}); "
+                "gradients through it would be wrong. Use an out-of-place op, or .clone() first."
+            )
+
+
+def _vjps(node: Node, g: Tensor, create_graph: bool) -> tuple[tuple[Tensor, ...], Sequence[Tensor | None]]:
+    """The node's inputs and the gradient each receives (None where none is needed)."""
+    inputs = node.inputs
+    assert inputs is not None  # checked by _count_consumers
+    opdef, kwargs = node.op, node.kwargs
+    out = Tensor._wrap(node.out, create_graph, node if create_graph else None)
+    try:
+        _check_versions(node, inputs)
+        if opdef.variadic_rule is not None:
+            return inputs, opdef.variadic_rule(g, out, *inputs, **kwargs)
+        grads: list[Tensor | None] = []
+        for rule, tensor in zip(opdef.rules, inputs):
+            grads.append(rule(g, out, *inputs, **kwargs) if tensor.requires_grad else None)
+        return inputs, grads
+    except Exception as error:
+        if graph._anomaly_hook is not None:
+            from autobp.anomaly import explain
+
+            raise explain(node, error) from error
+        raise
+
+
+def _walk(
+    outputs: Sequence[Tensor],
+    seeds: Sequence[Tensor],
+    retain_graph: bool,
+    create_graph: bool,
+    wanted: set[Vertex] | None,
+) -> dict[Vertex, Tensor]:
+    """The reverse walk. Accumulates into leaves' ``.grad``, unless ``wanted`` names the vertices
+    whose total gradient is returned instead (``ab.grad``)."""
+    roots: list[Vertex] = [t.grad_fn or t for t in outputs]
+    consumers = _count_consumers(roots)
+    grads: dict[Vertex, Tensor] = {}
+    for vertex, g in zip(roots, seeds, strict=True):
+        grads[vertex] = grads[vertex] + g if vertex in grads else g
+    ready = [v for v in dict.fromkeys(roots) if v not in consumers]
+    found: dict[Vertex, Tensor] = {}
+    leaves: list[tuple[Tensor, Tensor]] = []
+    sum_to = _ops.sum_to
+    with set_grad_enabled(create_graph):
+        while ready:
+            vertex = ready.pop()
+            g = grads.pop(vertex)
+            if type(vertex) is not Node:
+                if vertex._hooks:
+                    g = _run_leaf_hooks(vertex, g)
+                if wanted is None:
+                    leaves.append((vertex, g))
+                elif vertex in wanted:
+                    found[vertex] = g
+                continue
+            if vertex.hooks or vertex.retained is not None:
+                g = _run_node_hooks(vertex, g)
+            if wanted is not None and vertex in wanted:
+                found[vertex] = g
+            inputs, input_grads = _vjps(vertex, g, create_graph)
+            if not retain_graph:
+                vertex.release()
+            for tensor, input_grad in zip(inputs, input_grads):
+                if input_grad is None or not tensor.requires_grad:
+                    continue
+                # The engine, not each rule, sums a broadcast gradient back to the input's shape.
+                if input_grad.data.shape != tensor.data.shape:
+                    input_grad = sum_to(input_grad, tensor.data.shape)
+                if input_grad.data.dtype != tensor.data.dtype:
+                    input_grad = input_grad.astype(tensor.data.dtype)
+                if graph._anomaly_hook is not None:
+                    from autobp.anomaly import check_backward
+
+                    check_backward(vertex, input_grad)
+                target = tensor.grad_fn or tensor
+                grads[target] = grads[target] + input_grad if target in grads else input_grad
+                remaining = consumers[target] - 1
+                consumers[target] = remaining
+                if not remaining:
+                    ready.append(target)
+        # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
+        for leaf, g in leaves:
+            _accumulate(leaf, g)
+        if create_graph and any(g.requires_grad for _, g in leaves):
+            _warn_grad_cycle()
+    return found
+
+
+def _warn_grad_cycle() -> None:
+    warnings.warn(
+        "backward(create_graph=True) stored gradients that carry their own graph in .grad; that graph "
+        "refers back to the leaves, a reference cycle that keeps it alive until the garbage collector "
+        "runs. Prefer ab.grad(..., create_graph=True), which never writes .grad, or set .grad = None "
+        "when done with it.",
+        UserWarning,
+        stacklevel=5,
+    )
+
+
+def _run_node_hooks(node: Node, g: Tensor) -> Tensor:
+    if node.hooks:
+        for hook in node.hooks:
+            replaced = hook(g)
+            if replaced is not None:
+                g = replaced
+    if node.retained is not None:
+        tensor = node.retained()
+        if tensor is not None:
+            tensor.grad = g if tensor.grad is None else tensor.grad + g
+    return g
+
+
+def _run_leaf_hooks(leaf: Tensor, g: Tensor) -> Tensor:
+    if leaf._hooks:
+        for hook in leaf._hooks.values():
+            replaced = hook(g)
+            if replaced is not None:
+                g = replaced
+    return g
+
+
+def _accumulate(leaf: Tensor, g: Tensor) -> None:
+    if leaf.grad is None:
+        # A graph-free gradient may be shared with other leaves (identity vjps): give each its own.
+        leaf.grad = g if g.requires_grad else g.copy()
+    else:
+        leaf.grad = leaf.grad + g
+
+
+def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, what: str) -> list[Tensor]:
+    from autobp.creation import ones_like
+
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"{what}: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    seeds = []
+    for out, g in zip(outputs, grad_outputs, strict=True):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{what}: outputs must be Tensors, got {type(out).__name__}")
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"{what}: output {describe_tensor(out)} does not require grad; did you forget "
+                "requires_grad=True on an input, or compute it under ab.no_grad()?"
+            )
+        if g is None:
+            if out.size != 1:
+                raise RuntimeError(
+                    f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
+                    "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
+                )
+            g = ones_like(out)
+        elif not isinstance(g, Tensor):
+            g = Tensor(g, dtype=out.dtype)
+        if g.shape != out.shape:
+            raise ValueError(f"{what}: gradient shape {g.shape} does not match output shape {out.shape}")
+        seeds.append(g)
+    return seeds
+
+
+def backward(
+    tensor: Tensor,
+    gradient: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> None:
+    """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad`` (``Tensor.backward``)."""
+    seeds = _seed_grads([tensor], None if gradient is None else [gradient], "backward")
+    keep = create_graph if retain_graph is None else retain_graph
+    _walk([tensor], seeds, keep, create_graph, wanted=None)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned and never written to ``.grad``.
+
+    Shapes: each returned gradient has its input's shape. With ``create_graph=True`` the gradients
+    are themselves differentiable (Hessian-vector products, higher derivatives).
+
+    >>> import autobp as ab
+    >>> x = ab.tensor([1.0, 2.0], requires_grad=True)
+    >>> (g,) = ab.grad((x ** 3).sum(), [x], create_graph=True)
+    >>> g.numpy().tolist(), ab.grad(g.sum(), [x])[0].numpy().tolist()
+    ([3.0, 12.0], [6.0, 12.0])
+    """
+    # Anything but a list or tuple is one output (or input): a non-Tensor then fails by name below.
+    outs: list[Tensor] = list(outputs) if isinstance(outputs, list | tuple) else [outputs]  # type: ignore[list-item]
+    ins: list[Tensor] = list(inputs) if isinstance(inputs, list | tuple) else [inputs]  # type: ignore[list-item]
+    if isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = _seed_grads(outs, grad_outputs, "grad")
+    for t in ins:
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise ValueError(f"grad: every input must be a Tensor that requires grad, got {t!r}")
+    wanted: set[Vertex] = {t.grad_fn or t for t in ins}
+    keep = create_graph if retain_graph is None else retain_graph
+    found = _walk(outs, seeds, keep, create_graph, wanted)
+    results: list[Tensor | None] = []
+    for t in ins:
+        g = found.get(t.grad_fn or t)
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {describe_tensor(t)} was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+        results.append(g if g is None or create_graph else g.detach())
+    return tuple(results)
+
+
+from autobp import ops as _ops  # noqa: E402  (the ops import the engine's modules first)
