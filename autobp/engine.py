@@ -50,11 +50,12 @@ def _count_consumers(roots: Sequence[Vertex]) -> dict[Vertex, int]:
         for value in inputs:
             if not isinstance(value, Tensor) or not value.requires_grad:
                 continue
-            vertex = value.grad_fn or value
+            parent = value.grad_fn
+            vertex: Vertex = parent or value
             consumers[vertex] = consumers.get(vertex, 0) + 1
-            if vertex is not value and vertex not in seen:
-                seen.add(vertex)
-                stack.append(vertex)
+            if parent is not None and parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
     return consumers
 
 
@@ -81,7 +82,7 @@ def _vjps(node: Node, g: Tensor, create_graph: bool) -> tuple[tuple[Tensor, ...]
         if opdef.variadic_rule is not None:
             return inputs, opdef.variadic_rule(g, out, *inputs, **kwargs)
         grads: list[Tensor | None] = []
-        for rule, tensor in zip(opdef.rules, inputs):
+        for rule, tensor in zip(opdef.rules, inputs, strict=True):
             grads.append(rule(g, out, *inputs, **kwargs) if tensor.requires_grad else None)
         return inputs, grads
     except Exception as error:
@@ -114,7 +115,7 @@ def _walk(
         while ready:
             vertex = ready.pop()
             g = grads.pop(vertex)
-            if type(vertex) is not Node:
+            if not isinstance(vertex, Node):
                 if vertex._hooks:
                     g = _run_leaf_hooks(vertex, g)
                 if wanted is None:
@@ -129,7 +130,7 @@ def _walk(
             inputs, input_grads = _vjps(vertex, g, create_graph)
             if not retain_graph:
                 vertex.release()
-            for tensor, input_grad in zip(inputs, input_grads):
+            for tensor, input_grad in zip(inputs, input_grads, strict=True):
                 if input_grad is None or not tensor.requires_grad:
                     continue
                 # The engine, not each rule, sums a broadcast gradient back to the input's shape.
