@@ -7,6 +7,8 @@
 tensor([2., 4.])
 """
 
+from autobp import datasets, functional, models, nn, optim, reference, viz  # numpy-only until used
+from autobp.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from autobp.creation import (
     arange,
     eye,
@@ -24,18 +26,12 @@ from autobp.creation import (
 )
 from autobp.engine import grad
 from autobp.graph import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from autobp.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from autobp.io import load, save
 from autobp.ops import *  # noqa: F403  (the op namespace is the public API: ab.exp, ab.sum, ...)
-from autobp.ops import REGISTRY, __all__ as _op_names
+from autobp.ops import REGISTRY
+from autobp.ops import __all__ as _op_names
 from autobp.tensor import Tensor, tensor
 from autobp.testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
-from autobp import viz
-from autobp import functional
-from autobp import datasets, models, reference  # numpy-only; download imports are deferred
-
-import autobp.nn as nn  # noqa: E402  (after the op namespace, whose star import also binds ops/nn.py as "nn")
-from autobp import optim  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -45,6 +45,106 @@ def _scatter_add(values: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.n
     return total
 
 
+# -- convolution and pooling: the slow, obvious loops --------------------------------------------------
+def _pairs(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _pad(x: np.ndarray, ph: int, pw: int, fill: float = 0.0) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+
+
+def conv2d_oracle(x: np.ndarray, w: np.ndarray, stride: Any = 1, padding: Any = 0) -> np.ndarray:
+    (sh, sw), (ph, pw) = _pairs(stride), _pairs(padding)
+    xp, (kh, kw) = _pad(x, ph, pw), w.shape[2:]
+    ho, wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    out = np.zeros((x.shape[0], w.shape[0], ho, wo), dtype=np.result_type(x, w))
+    for i in range(ho):
+        for j in range(wo):
+            window = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
+            out[:, :, i, j] = np.einsum("nchw,ochw->no", window, w)
+    return out
+
+
+def conv_transpose2d_oracle(
+    x: np.ndarray, w: np.ndarray, stride: Any = 1, padding: Any = 0, output_padding: Any = 0
+) -> np.ndarray:
+    (sh, sw), (ph, pw), (oh, ow) = _pairs(stride), _pairs(padding), _pairs(output_padding)
+    n, _, ho, wo = x.shape
+    kh, kw = w.shape[2:]
+    out = np.zeros((n, w.shape[1], (ho - 1) * sh + kh + oh, (wo - 1) * sw + kw + ow), dtype=np.result_type(x, w))
+    for i in range(ho):
+        for j in range(wo):
+            out[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw] += np.einsum("no,ochw->nchw", x[:, :, i, j], w)
+    return out[:, :, ph : out.shape[2] - ph, pw : out.shape[3] - pw]
+
+
+def conv2d_weight_oracle(
+    x: np.ndarray, grad: np.ndarray, kernel_size: Any, stride: Any = 1, padding: Any = 0
+) -> np.ndarray:
+    (kh, kw), (sh, sw), (ph, pw) = _pairs(kernel_size), _pairs(stride), _pairs(padding)
+    xp = _pad(x, ph, pw)
+    out = np.zeros((grad.shape[1], x.shape[1], kh, kw), dtype=np.result_type(x, grad))
+    for i in range(grad.shape[2]):
+        for j in range(grad.shape[3]):
+            out += np.einsum("no,nchw->ochw", grad[:, :, i, j], xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw])
+    return out
+
+
+def _pool_windows(x: np.ndarray, kernel_size: Any, stride: Any, padding: int):  # type: ignore[no-untyped-def]
+    (kh, kw) = _pairs(kernel_size)
+    (sh, sw) = (kh, kw) if stride is None else _pairs(stride)
+    xp = _pad(x, padding, padding, -np.inf)
+    ho, wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    for i in range(ho):
+        for j in range(wo):
+            rows, cols = slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw)
+            window = xp[:, :, rows, cols].reshape(x.shape[0], x.shape[1], -1)
+            yield i, j, rows, cols, window.argmax(axis=-1), (ho, wo), kw
+
+
+def max_pool2d_oracle(x: np.ndarray, kernel_size: Any = 2, stride: Any = None, padding: int = 0) -> np.ndarray:
+    out = None
+    for i, j, rows, cols, index, size, _kw in _pool_windows(x, kernel_size, stride, padding):
+        out = np.zeros((*x.shape[:2], *size), dtype=x.dtype) if out is None else out
+        xp = _pad(x, padding, padding, -np.inf)[:, :, rows, cols].reshape(*x.shape[:2], -1)
+        out[:, :, i, j] = np.take_along_axis(xp, index[..., None], -1)[..., 0]
+    return out
+
+
+def max_pool2d_scatter_oracle(
+    grad: np.ndarray, x: np.ndarray, kernel_size: Any = 2, stride: Any = None, padding: int = 0
+) -> np.ndarray:
+    out = np.zeros((x.shape[0], x.shape[1], x.shape[2] + 2 * padding, x.shape[3] + 2 * padding), dtype=grad.dtype)
+    for i, j, rows, cols, index, _, kw in _pool_windows(x, kernel_size, stride, padding):
+        for a in range(x.shape[0]):
+            for b in range(x.shape[1]):
+                out[a, b, rows.start + index[a, b] // kw, cols.start + index[a, b] % kw] += grad[a, b, i, j]
+    return out[:, :, padding : padding + x.shape[2], padding : padding + x.shape[3]]
+
+
+def max_pool2d_gather_oracle(
+    values: np.ndarray, x: np.ndarray, kernel_size: Any = 2, stride: Any = None, padding: int = 0
+) -> np.ndarray:
+    out = None
+    vp = _pad(values, padding, padding)
+    for i, j, rows, cols, index, size, _kw in _pool_windows(x, kernel_size, stride, padding):
+        out = np.zeros((*x.shape[:2], *size), dtype=values.dtype) if out is None else out
+        window = vp[:, :, rows, cols].reshape(*x.shape[:2], -1)
+        out[:, :, i, j] = np.take_along_axis(window, index[..., None], -1)[..., 0]
+    return out
+
+
+NN_ORACLES = {
+    "conv2d": conv2d_oracle,
+    "conv_transpose2d": conv_transpose2d_oracle,
+    "conv2d_weight": conv2d_weight_oracle,
+    "max_pool2d": max_pool2d_oracle,
+    "max_pool2d_scatter": max_pool2d_scatter_oracle,
+    "max_pool2d_gather": max_pool2d_gather_oracle,
+}
+
+
 # numpy oracles for ops whose numpy spelling differs; others use getattr(np, op name).
 ORACLES: dict[str, Any] = {
     "sub": np.subtract,
@@ -64,6 +164,7 @@ ORACLES: dict[str, Any] = {
     "concatenate": lambda *xs, axis=0: np.concatenate(xs, axis=axis),
     "stack": lambda *xs, axis=0: np.stack(xs, axis=axis),
     "flatten": np.ravel,
+    **NN_ORACLES,
     "einsum": lambda *operands, subscripts: np.einsum(subscripts, *operands),
     "clip": lambda x, a_min=None, a_max=None: x if a_min is None and a_max is None else np.clip(x, a_min, a_max),
 }
@@ -183,3 +284,16 @@ def test_every_op_is_complete(name: str) -> None:
     if opdef.differentiable and not opdef.composite:
         assert opdef.rules or opdef.variadic_rule, f"{name} is differentiable but has no vjp"
     assert opdef.forward.__doc__, f"{name} has no docstring"
+
+
+def test_the_op_namespace_lists_every_public_op() -> None:
+    # autobp.ops.__all__ is written out (so type checkers see every op); it must match the registry.
+    import autobp.ops
+
+    public = {
+        name
+        for name, value in vars(autobp.ops).items()
+        if not name.startswith("_") and isinstance(getattr(value, "op", None), OpDef)
+    }
+    assert set(autobp.ops.__all__) == public
+    assert {REGISTRY[name].name for name in REGISTRY} <= {getattr(ab, n).op.name for n in public}

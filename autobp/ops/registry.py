@@ -80,7 +80,6 @@ class OpFunction(Protocol):
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]]) -> None: ...
 
 
-
 class OpDef:
     """A registry entry: name, array forward, vjp rules, arity and test hints."""
 
