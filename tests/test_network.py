@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from hypothesis import strategies as st
 
 import autobp as ab
 from autobp import reference
+from autobp.datasets import MNIST_FILES, write_idx
 from autobp.models import Network, one_hot
 
 
@@ -194,3 +199,24 @@ def test_errors_name_the_problem() -> None:
         net.SGD((np.ones((3, 4)), np.array([0, 1, 2, 0])), 1, 2, 1.0)
     with pytest.raises(ValueError, match="mini_batch_size >= 1"):
         net.SGD((np.ones((3, 4)), np.array([0, 1, 1, 0])), 1, 0, 1.0)
+
+
+def test_reproduction_script_gives_the_same_accuracies_with_either_engine(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    for field, name in MNIST_FILES.items():
+        n = 80 if field.startswith("train") else 30
+        shape = (n, 28, 28) if field.endswith("images") else (n,)
+        write_idx(tmp_path / name, rng.integers(0, 256 if field.endswith("images") else 10, shape, dtype=np.uint8))
+    script = Path(__file__).resolve().parent.parent / "examples" / "reproduce_nielsen.py"
+    results = {}
+    for engine in ("autobp", "reference"):
+        out = tmp_path / f"{engine}.json"
+        subprocess.run(
+            [sys.executable, str(script), "--data", str(tmp_path), "--sizes", "784,6,10", "--seeds", "0", "--epochs",
+             "3", "--validation", "20", "--engine", engine, "--json", str(out)],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        (results[engine],) = json.loads(out.read_text())
+    for key in ("test_accuracy", "validation_accuracy", "best_epoch"):
+        assert results["autobp"][key] == results["reference"][key]
+    assert len(results["autobp"]["test_accuracy"]) == 3
