@@ -156,6 +156,8 @@ ORACLES: dict[str, Any] = {
     "astype": lambda x, dtype: x.astype(dtype),
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "relu": lambda x: x * (x > 0),
+    "sigmoid_backward": lambda grad, out: grad * out * (1 - out),
+    "tanh_backward": lambda grad, out: grad * (1 - out**2),
     "softplus": lambda x: np.log1p(np.exp(x)),
     "logsumexp": _logsumexp,
     "sum_to": _sum_to,

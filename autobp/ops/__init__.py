@@ -28,6 +28,7 @@ from autobp.ops.elementwise import (
     pow,
     relu,
     sigmoid,
+    sigmoid_backward,
     sign,
     sin,
     softplus,
@@ -36,6 +37,7 @@ from autobp.ops.elementwise import (
     sub,
     tan,
     tanh,
+    tanh_backward,
     where,
 )
 from autobp.ops.indexing import getitem, scatter_add
@@ -118,6 +120,7 @@ __all__ = [  # the public op functions; tests/test_ops.py checks this list again
     "reshape",
     "scatter_add",
     "sigmoid",
+    "sigmoid_backward",
     "sign",
     "sin",
     "softplus",
@@ -134,6 +137,7 @@ __all__ = [  # the public op functions; tests/test_ops.py checks this list again
     "swapaxes",
     "tan",
     "tanh",
+    "tanh_backward",
     "transpose",
     "true_divide",
     "var",

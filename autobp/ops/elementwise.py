@@ -237,7 +237,22 @@ def tanh(x: Any) -> np.ndarray:
     return np.tanh(x)
 
 
-tanh.defvjp(lambda grad, out, x: grad * (1 - out * out))  # d(tanh x)/dx = 1 - tanh^2 x
+tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out))  # d(tanh x)/dx = 1 - tanh^2 x
+
+
+@op("tanh_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (-0.95, 0.95))))
+def tanh_backward(grad: Any, out: Any) -> np.ndarray:
+    """``grad * (1 - out ** 2)``: tanh's vjp from its output, as one op (one call, not three).
+
+    Shapes: broadcastable -> broadcast shape.
+    """
+    return grad * (1 - np.square(out))
+
+
+tanh_backward.defvjp(
+    lambda g2, res, grad, out: tanh_backward(g2, out),  # linear in grad
+    lambda g2, res, grad, out: g2 * grad * out * -2,  # d(1 - t^2)/dt = -2t
+)
 
 
 @op("sigmoid", hints=Hints(domain=(-4.0, 4.0)))
@@ -248,7 +263,22 @@ def sigmoid(x: Any) -> np.ndarray:
     return np.exp(-np.logaddexp(0, np.negative(x)))
 
 
-sigmoid.defvjp(lambda grad, out, x: grad * (out * (1 - out)))  # s' = s (1 - s)
+sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out))  # s' = s (1 - s)
+
+
+@op("sigmoid_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.05, 0.95))))
+def sigmoid_backward(grad: Any, out: Any) -> np.ndarray:
+    """``grad * out * (1 - out)``: the sigmoid's vjp from its output, as one op (one call, not three).
+
+    Shapes: broadcastable -> broadcast shape.
+    """
+    return grad * out * (1 - out)
+
+
+sigmoid_backward.defvjp(
+    lambda g2, res, grad, out: sigmoid_backward(g2, out),  # linear in grad
+    lambda g2, res, grad, out: g2 * grad * (1 - 2 * out),  # d(s - s^2)/ds = 1 - 2s
+)
 
 
 @op("relu", hints=Hints(avoid=(0.0,)))

@@ -35,6 +35,8 @@ SPREAD = Hints(shapes="variance", kwargs={"ddof": (0, 1), "keepdims": (False, Tr
 
 def expand_reduced(grad: Tensor, x: Tensor, axis: Any) -> Tensor:
     """A reduction's output gradient broadcast back to the input's shape."""
+    if axis is None or grad.ndim == x.ndim:  # a 0-d total, or keepdims: it broadcasts as it is
+        return broadcast_to(grad, x.shape)
     axes = normalize_axes(axis, x.ndim, "reduction")
     return broadcast_to(reshape(grad, kept_shape(x.shape, axes)), x.shape)
 
