@@ -237,9 +237,6 @@ def tanh(x: Any) -> np.ndarray:
     return np.tanh(x)
 
 
-tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out))  # d(tanh x)/dx = 1 - tanh^2 x
-
-
 @op("tanh_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (-0.95, 0.95))))
 def tanh_backward(grad: Any, out: Any) -> np.ndarray:
     """``grad * (1 - out ** 2)``: tanh's vjp from its output, as one op (one call, not three).
@@ -255,15 +252,15 @@ tanh_backward.defvjp(
 )
 
 
+tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out))  # d(tanh x)/dx = 1 - tanh^2 x
+
+
 @op("sigmoid", hints=Hints(domain=(-4.0, 4.0)))
 def sigmoid(x: Any) -> np.ndarray:
     """Elementwise logistic ``1 / (1 + e^-x)``, stable for large |x|. Shapes: any -> same."""
     # exp(-log(1 + e^-x)): never overflows, and keeps tiny values (4.7e-20 at x = -44.5) that
     # 1 / (1 + e^-x) keeps too but 0.5 * (1 + tanh(x / 2)) rounds to 0.
     return np.exp(-np.logaddexp(0, np.negative(x)))
-
-
-sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out))  # s' = s (1 - s)
 
 
 @op("sigmoid_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.05, 0.95))))
@@ -279,6 +276,9 @@ sigmoid_backward.defvjp(
     lambda g2, res, grad, out: sigmoid_backward(g2, out),  # linear in grad
     lambda g2, res, grad, out: g2 * grad * (1 - 2 * out),  # d(s - s^2)/ds = 1 - 2s
 )
+
+
+sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out))  # s' = s (1 - s)
 
 
 @op("relu", hints=Hints(avoid=(0.0,)))
