@@ -45,6 +45,7 @@ def machine(peers: Sequence[str] = ()) -> dict[str, Any]:
     import autobp
 
     info["autobp"] = autobp.__version__
+    info["commit"] = _commit()
     for name in peers:
         module = __import__(name)
         info[name] = getattr(module, "__version__", "?")
@@ -53,6 +54,23 @@ def machine(peers: Sequence[str] = ()) -> dict[str, Any]:
 
         info["torch_threads"] = torch.get_num_threads()
     return info
+
+
+def _commit() -> str:
+    """The repository's HEAD, with ``+dirty`` when the work tree differs from it; '' outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+        )
+    except OSError:
+        return ""
+    if head.returncode != 0:
+        return ""
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _cpu_model() -> str:
@@ -146,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results += measure(known[key], args.scale, peers, args.repeats, log, args.min_seconds)
     info = machine(peers)
     print(f"# {info['cpu']} ({info['cpus']} CPUs), Python {info['python']}, numpy {info['numpy']} ({info['blas']})")
+    print(f"# autobp {info['autobp']} at {info['commit'] or 'an unknown commit'}")
     print(f"# peers: {', '.join(f'{p} {info[p]}' for p in peers) or 'none installed'}; scale {args.scale}")
     print(table(results, markdown=args.markdown))
     if args.json:
