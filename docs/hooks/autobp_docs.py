@@ -4,14 +4,13 @@
   ``autobp.viz``), so the pictures always show what the current code draws.
 - ``on_page_markdown`` fills placeholders written as HTML comments:
   ``<!-- autobp:quickstart -->`` (the README's two commands), ``<!-- autobp:op-table -->`` (one row
-  per registry entry) and ``<!-- autobp:op-reference -->`` (one mkdocstrings entry per public op).
-  mkdocstrings runs after this hook, so the generated ``:::`` lines are rendered like written ones.
+  per registry entry) and ``<!-- autobp:op-reference -->`` (one entry per public op, written from
+  the live functions).
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
 import re
 import subprocess
 import sys
@@ -19,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs.exceptions import PluginError
-
-log = logging.getLogger("mkdocs.hooks.autobp_docs")
 
 DOCS = Path(__file__).resolve().parent.parent
 ROOT = DOCS.parent
@@ -35,29 +32,6 @@ QUICK_START = {
         'pip install -e ".[test]" && python -m pytest'
     ),
 }
-
-
-# Pages written by other parts of the project; until one lands, its nav entry is left out (with a
-# note in the log) instead of failing the strict build. Every other missing page still fails it.
-PAGES_IN_PROGRESS = {"models.md", "visualizing.md", "reproduction.md", "performance.md", "trust.md"}
-
-
-def _drop_missing(nav: Any) -> Any:
-    if isinstance(nav, list):
-        items = [_drop_missing(item) for item in nav]
-        return [item for item in items if item not in (None, {}, [])]
-    if isinstance(nav, dict):
-        entries = {title: _drop_missing(target) for title, target in nav.items()}
-        return {title: target for title, target in entries.items() if target not in (None, [])}
-    if isinstance(nav, str) and nav in PAGES_IN_PROGRESS and not (DOCS / nav).exists():
-        log.info("autobp docs: %s is not written yet; left out of the navigation", nav)
-        return None
-    return nav
-
-
-def on_config(config: Any) -> Any:
-    config["nav"] = _drop_missing(config["nav"])
-    return config
 
 
 def quickstart_markdown() -> str:
@@ -192,16 +166,7 @@ PLACEHOLDERS = {
 }
 
 
-def _unlink_missing(markdown: str) -> str:
-    """Links to a page still in progress become plain text until the page exists."""
-    for name in PAGES_IN_PROGRESS:
-        if not (DOCS / name).exists():
-            markdown = re.sub(rf"\[([^\]]+)\]\((?:\.\./)*{re.escape(name)}(?:#[^)]*)?\)", r"\1", markdown)
-    return markdown
-
-
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    markdown = _unlink_missing(markdown)
     for placeholder, render in PLACEHOLDERS.items():
         if placeholder in markdown:
             markdown = markdown.replace(placeholder, render())
