@@ -159,10 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         w1_network.DATA_DIR[:] = [args.data]
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
+    info = machine(peers)  # before measuring: the commit is the code the run imported
     results: list[Result] = []
     for key in selected:
         results += measure(known[key], args.scale, peers, args.repeats, log, args.min_seconds)
-    info = machine(peers)
     print(f"# {info['cpu']} ({info['cpus']} CPUs), Python {info['python']}, numpy {info['numpy']} ({info['blas']})")
     print(f"# autobp {info['autobp']} at {info['commit'] or 'an unknown commit'}")
     print(f"# peers: {', '.join(f'{p} {info[p]}' for p in peers) or 'none installed'}; scale {args.scale}")
