@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from autobp import graph
 from autobp.graph import Node, set_grad_enabled
 from autobp.tensor import Tensor
@@ -59,9 +61,11 @@ def _count_consumers(roots: Sequence[Vertex]) -> dict[Vertex, int]:
     return consumers
 
 
-def _check_versions(node: Node, inputs: tuple[Tensor, ...]) -> None:
+def _check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
     versions = node.versions
     for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, Tensor):
+            continue
         saved = versions[i] if versions is not None else 0
         if tensor._version != saved:
             raise RuntimeError(
@@ -71,26 +75,59 @@ def _check_versions(node: Node, inputs: tuple[Tensor, ...]) -> None:
             )
 
 
-def _vjps(node: Node, g: Tensor, create_graph: bool) -> tuple[tuple[Tensor, ...], Sequence[Tensor | None]]:
-    """The node's inputs and the gradient each receives (None where none is needed)."""
-    inputs = node.inputs
-    assert inputs is not None  # checked by _count_consumers
+def _needs(value: Any) -> bool:
+    return isinstance(value, Tensor) and value.requires_grad
+
+
+def _apply_rules(node: Node, g: Any, out: Any, inputs: Sequence[Any]) -> Sequence[Any]:
     opdef, kwargs = node.op, node.kwargs
-    out = Tensor._wrap(node.out, create_graph, node if create_graph else None)
+    if opdef.variadic_rule is not None:
+        return opdef.variadic_rule(g, out, *inputs, **kwargs)
+    grads = []
+    for rule, value in zip(opdef.rules, node._inputs or (), strict=True):
+        grads.append(rule(g, out, *inputs, **kwargs) if _needs(value) else None)
+    return grads
+
+
+def _vjps(node: Node, g: Any, create_graph: bool) -> tuple[tuple[Any, ...], Sequence[Any]]:
+    """The node's inputs (as recorded) and the gradient each receives (None where none is needed).
+
+    First order: ``g`` and the results are plain arrays, and rules that allow it run on arrays.
+    With ``create_graph`` everything is a Tensor and the rules record their ops.
+    """
+    recorded = node._inputs
+    assert recorded is not None  # checked by _count_consumers
     try:
-        _check_versions(node, inputs)
-        if opdef.variadic_rule is not None:
-            return inputs, opdef.variadic_rule(g, out, *inputs, **kwargs)
-        grads: list[Tensor | None] = []
-        for rule, tensor in zip(opdef.rules, inputs, strict=True):
-            grads.append(rule(g, out, *inputs, **kwargs) if tensor.requires_grad else None)
-        return inputs, grads
+        _check_versions(node, recorded)
+        if create_graph:
+            return recorded, _apply_rules(node, g, Tensor._wrap(node.out, True, node), node.inputs or ())
+        if node.op.plain_arrays:
+            arrays = [v.data if isinstance(v, Tensor) else v for v in recorded]
+            return recorded, _apply_rules(node, g, node.out, arrays)
+        # Rules that need Tensors: run them on Tensors, recording nothing, and unwrap the results.
+        with _plain_arrays(False):
+            grads = _apply_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
+        return recorded, [None if x is None else x.data for x in grads]
     except Exception as error:
         if graph._anomaly_hook is not None:
             from autobp.anomaly import explain
 
             raise explain(node, error) from error
         raise
+
+
+class _plain_arrays:
+    """While active, autobp ops take and return plain arrays (the first-order backward)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __enter__(self) -> None:
+        self.previous = graph._mode.arrays
+        graph._mode.arrays = self.on
+
+    def __exit__(self, *exc: object) -> None:
+        graph._mode.arrays = self.previous
 
 
 def _walk(
@@ -101,59 +138,69 @@ def _walk(
     wanted: set[Vertex] | None,
 ) -> dict[Vertex, Tensor]:
     """The reverse walk. Accumulates into leaves' ``.grad``, unless ``wanted`` names the vertices
-    whose total gradient is returned instead (``ab.grad``)."""
+    whose total gradient is returned instead (``ab.grad``).
+
+    Gradients are Tensors with ``create_graph`` and plain arrays otherwise (the fast first-order
+    path); the user sees Tensors either way.
+    """
     roots: list[Vertex] = [t.grad_fn or t for t in outputs]
     consumers = _count_consumers(roots)
-    grads: dict[Vertex, Tensor] = {}
-    for vertex, g in zip(roots, seeds, strict=True):
+    grads: dict[Vertex, Any] = {}
+    for vertex, seed in zip(roots, seeds, strict=True):
+        g = seed if create_graph else seed.data
         grads[vertex] = grads[vertex] + g if vertex in grads else g
     ready = [v for v in dict.fromkeys(roots) if v not in consumers]
-    found: dict[Vertex, Tensor] = {}
-    leaves: list[tuple[Tensor, Tensor]] = []
+    found: dict[Vertex, Any] = {}
+    leaves: list[tuple[Tensor, Any]] = []
     sum_to = _ops.sum_to
-    with set_grad_enabled(create_graph):
+    # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
+    # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
+    with set_grad_enabled(create_graph), _plain_arrays(not create_graph), np.errstate(all="ignore"):
         while ready:
             vertex = ready.pop()
             g = grads.pop(vertex)
             if not isinstance(vertex, Node):
                 if vertex._hooks:
-                    g = _run_leaf_hooks(vertex, g)
+                    g = _run_hooks(vertex._hooks.values(), g, create_graph)
                 if wanted is None:
                     leaves.append((vertex, g))
                 elif vertex in wanted:
                     found[vertex] = g
                 continue
             if vertex.hooks or vertex.retained is not None:
-                g = _run_node_hooks(vertex, g)
+                g = _run_node_hooks(vertex, g, create_graph)
             if wanted is not None and vertex in wanted:
                 found[vertex] = g
             inputs, input_grads = _vjps(vertex, g, create_graph)
             if not retain_graph:
                 vertex.release()
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
-                if input_grad is None or not tensor.requires_grad:
+                if input_grad is None or not _needs(tensor):
                     continue
+                if not create_graph and isinstance(input_grad, Tensor):  # a user rule returned a Tensor
+                    input_grad = input_grad.data
                 # The engine, not each rule, sums a broadcast gradient back to the input's shape.
-                if input_grad.data.shape != tensor.data.shape:
+                if input_grad.shape != tensor.data.shape:
                     input_grad = sum_to(input_grad, tensor.data.shape)
-                if input_grad.data.dtype != tensor.data.dtype:
+                if input_grad.dtype != tensor.data.dtype:
                     input_grad = input_grad.astype(tensor.data.dtype)
                 if graph._anomaly_hook is not None:
                     from autobp.anomaly import check_backward
 
-                    check_backward(vertex, input_grad)
+                    check_backward(vertex, input_grad if create_graph else Tensor._wrap(input_grad))
                 target = tensor.grad_fn or tensor
                 grads[target] = grads[target] + input_grad if target in grads else input_grad
                 remaining = consumers[target] - 1
                 consumers[target] = remaining
                 if not remaining:
                     ready.append(target)
+    with set_grad_enabled(create_graph):
         # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
         for leaf, g in leaves:
-            _accumulate(leaf, g)
+            _accumulate(leaf, g if create_graph else Tensor._wrap(g))
         if create_graph and any(g.requires_grad for _, g in leaves):
             _warn_grad_cycle()
-    return found
+    return found if create_graph else {vertex: Tensor._wrap(g) for vertex, g in found.items()}
 
 
 def _warn_grad_cycle() -> None:
@@ -167,25 +214,26 @@ def _warn_grad_cycle() -> None:
     )
 
 
-def _run_node_hooks(node: Node, g: Tensor) -> Tensor:
-    if node.hooks:
-        for hook in node.hooks:
-            replaced = hook(g)
+def _run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
+    """Run user hooks on a gradient. Hooks always see Tensors, with ops behaving as usual."""
+    tensor = g if create_graph else Tensor._wrap(g)
+    with _plain_arrays(False):
+        for hook in hooks:
+            replaced = hook(tensor)
             if replaced is not None:
-                g = replaced
+                tensor = replaced
+    return tensor if create_graph else tensor.data
+
+
+def _run_node_hooks(node: Node, g: Any, create_graph: bool) -> Any:
+    if node.hooks:
+        g = _run_hooks(node.hooks, g, create_graph)
     if node.retained is not None:
         tensor = node.retained()
         if tensor is not None:
-            tensor.grad = g if tensor.grad is None else tensor.grad + g
-    return g
-
-
-def _run_leaf_hooks(leaf: Tensor, g: Tensor) -> Tensor:
-    if leaf._hooks:
-        for hook in leaf._hooks.values():
-            replaced = hook(g)
-            if replaced is not None:
-                g = replaced
+            kept = g if create_graph else Tensor._wrap(g.copy())
+            with _plain_arrays(False):
+                tensor.grad = kept if tensor.grad is None else tensor.grad + kept
     return g
 
 

@@ -27,6 +27,7 @@ __all__ = [
 
 class _GradMode(threading.local):
     enabled = True
+    arrays = False  # set by the engine while first-order vjp rules run on plain arrays
 
 
 _mode = _GradMode()

@@ -40,6 +40,7 @@ def add(x: Any, y: Any) -> np.ndarray:
 add.defvjp(
     lambda grad, out, x, y: grad,  # d(x+y)/dx = 1
     lambda grad, out, x, y: grad,  # d(x+y)/dy = 1
+    plain_arrays=True,
 )
 
 
@@ -52,6 +53,7 @@ def sub(x: Any, y: Any) -> np.ndarray:
 sub.defvjp(
     lambda grad, out, x, y: grad,  # d(x-y)/dx = 1
     lambda grad, out, x, y: -grad,  # d(x-y)/dy = -1
+    plain_arrays=True,
 )
 
 
@@ -64,6 +66,7 @@ def mul(x: Any, y: Any) -> np.ndarray:
 mul.defvjp(
     lambda grad, out, x, y: grad * y,  # d(xy)/dx = y
     lambda grad, out, x, y: grad * x,  # d(xy)/dy = x
+    plain_arrays=True,
 )
 
 
@@ -77,6 +80,7 @@ def div(x: Any, y: Any) -> np.ndarray:
 div.defvjp(
     lambda grad, out, x, y: grad / y,  # d(x/y)/dx = 1/y
     lambda grad, out, x, y: -grad * out / y,  # d(x/y)/dy = -x/y^2 = -out/y
+    plain_arrays=True,
 )
 
 
@@ -97,7 +101,7 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     return where((x == 0) & (y >= 0), 0.0, grad * out * log(x))
 
 
-pow.defvjp(_pow_dx, _pow_dy)
+pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
 
 
 @op("neg")
@@ -106,7 +110,7 @@ def neg(x: Any) -> np.ndarray:
     return np.negative(x)
 
 
-neg.defvjp(lambda grad, out, x: -grad)  # d(-x)/dx = -1
+neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True)  # d(-x)/dx = -1
 
 
 @op("copy")
@@ -115,7 +119,7 @@ def copy(x: Any) -> np.ndarray:
     return np.array(x, copy=True)
 
 
-copy.defvjp(lambda grad, out, x: grad)  # identity
+copy.defvjp(lambda grad, out, x: grad, plain_arrays=True)  # identity
 
 
 @op("astype", hints=Hints(kwargs={"dtype": ("float64",)}))
@@ -124,7 +128,7 @@ def astype(x: Any, dtype: Any) -> np.ndarray:
     return np.asarray(x).astype(dtype)
 
 
-astype.defvjp(lambda grad, out, x, dtype: grad)  # the engine casts to x's dtype
+astype.defvjp(lambda grad, out, x, dtype: grad, plain_arrays=True)  # the engine casts to x's dtype
 
 
 # -- transcendental functions --------------------------------------------------------------------
@@ -135,7 +139,7 @@ def exp(x: Any) -> np.ndarray:
     return np.exp(x)
 
 
-exp.defvjp(lambda grad, out, x: grad * out)  # d(e^x)/dx = e^x
+exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True)  # d(e^x)/dx = e^x
 
 
 @op("log", hints=POSITIVE)
@@ -145,7 +149,7 @@ def log(x: Any) -> np.ndarray:
     return np.log(x)
 
 
-log.defvjp(lambda grad, out, x: grad / x)  # d(log x)/dx = 1/x
+log.defvjp(lambda grad, out, x: grad / x, plain_arrays=True)  # d(log x)/dx = 1/x
 
 
 @op("log1p", hints=Hints(domain=(-0.5, 3.0)))
@@ -155,7 +159,7 @@ def log1p(x: Any) -> np.ndarray:
     return np.log1p(x)
 
 
-log1p.defvjp(lambda grad, out, x: grad / (1 + x))  # d log(1+x)/dx = 1/(1+x)
+log1p.defvjp(lambda grad, out, x: grad / (1 + x), plain_arrays=True)  # d log(1+x)/dx = 1/(1+x)
 
 
 @op("expm1")
@@ -165,7 +169,7 @@ def expm1(x: Any) -> np.ndarray:
     return np.expm1(x)
 
 
-expm1.defvjp(lambda grad, out, x: grad * (out + 1))  # d(e^x - 1)/dx = e^x
+expm1.defvjp(lambda grad, out, x: grad * (out + 1), plain_arrays=True)  # d(e^x - 1)/dx = e^x
 
 
 @op("sqrt", hints=POSITIVE)
@@ -175,7 +179,7 @@ def sqrt(x: Any) -> np.ndarray:
     return np.sqrt(x)
 
 
-sqrt.defvjp(lambda grad, out, x: grad / (2 * out))  # d(sqrt x)/dx = 1/(2 sqrt x)
+sqrt.defvjp(lambda grad, out, x: grad / (2 * out), plain_arrays=True)  # d(sqrt x)/dx = 1/(2 sqrt x)
 
 
 @op("square")
@@ -184,7 +188,7 @@ def square(x: Any) -> np.ndarray:
     return np.square(x)
 
 
-square.defvjp(lambda grad, out, x: grad * (2 * x))  # d(x^2)/dx = 2x
+square.defvjp(lambda grad, out, x: grad * (2 * x), plain_arrays=True)  # d(x^2)/dx = 2x
 
 
 @op("sign", hints=Hints(avoid=(0.0,)))
@@ -193,7 +197,7 @@ def sign(x: Any) -> np.ndarray:
     return np.sign(x)
 
 
-sign.defvjp(lambda grad, out, x: grad * 0)  # piecewise constant
+sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True)  # piecewise constant
 
 
 @op("abs", hints=Hints(avoid=(0.0,)))
@@ -202,7 +206,7 @@ def abs(x: Any) -> np.ndarray:
     return np.abs(x)
 
 
-abs.defvjp(lambda grad, out, x: grad * sign(x))  # d|x|/dx = sign(x)
+abs.defvjp(lambda grad, out, x: grad * sign(x), plain_arrays=True)  # d|x|/dx = sign(x)
 
 
 @op("sin")
@@ -217,8 +221,8 @@ def cos(x: Any) -> np.ndarray:
     return np.cos(x)
 
 
-sin.defvjp(lambda grad, out, x: grad * cos(x))  # d(sin x)/dx = cos x
-cos.defvjp(lambda grad, out, x: -grad * sin(x))  # d(cos x)/dx = -sin x
+sin.defvjp(lambda grad, out, x: grad * cos(x), plain_arrays=True)  # d(sin x)/dx = cos x
+cos.defvjp(lambda grad, out, x: -grad * sin(x), plain_arrays=True)  # d(cos x)/dx = -sin x
 
 
 @op("tan", hints=Hints(domain=(-1.2, 1.2)))
@@ -227,7 +231,7 @@ def tan(x: Any) -> np.ndarray:
     return np.tan(x)
 
 
-tan.defvjp(lambda grad, out, x: grad * (1 + out * out))  # d(tan x)/dx = 1 + tan^2 x
+tan.defvjp(lambda grad, out, x: grad * (1 + out * out), plain_arrays=True)  # d(tan x)/dx = 1 + tan^2 x
 
 
 # -- activations ----------------------------------------------------------------------------------
@@ -249,10 +253,11 @@ def tanh_backward(grad: Any, out: Any) -> np.ndarray:
 tanh_backward.defvjp(
     lambda g2, res, grad, out: tanh_backward(g2, out),  # linear in grad
     lambda g2, res, grad, out: g2 * grad * out * -2,  # d(1 - t^2)/dt = -2t
+    plain_arrays=True,
 )
 
 
-tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out))  # d(tanh x)/dx = 1 - tanh^2 x
+tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True)  # d(tanh x)/dx = 1 - tanh^2 x
 
 
 @op("sigmoid", hints=Hints(domain=(-4.0, 4.0)))
@@ -275,10 +280,11 @@ def sigmoid_backward(grad: Any, out: Any) -> np.ndarray:
 sigmoid_backward.defvjp(
     lambda g2, res, grad, out: sigmoid_backward(g2, out),  # linear in grad
     lambda g2, res, grad, out: g2 * grad * (1 - 2 * out),  # d(s - s^2)/ds = 1 - 2s
+    plain_arrays=True,
 )
 
 
-sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out))  # s' = s (1 - s)
+sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out), plain_arrays=True)  # s' = s (1 - s)
 
 
 @op("relu", hints=Hints(avoid=(0.0,)))
@@ -287,7 +293,7 @@ def relu(x: Any) -> np.ndarray:
     return np.maximum(x, 0)
 
 
-relu.defvjp(lambda grad, out, x: grad * (x > 0))  # 1 where x > 0
+relu.defvjp(lambda grad, out, x: grad * (x > 0), plain_arrays=True)  # 1 where x > 0
 
 
 @op("softplus", hints=Hints(domain=(-4.0, 4.0)))
@@ -296,7 +302,7 @@ def softplus(x: Any) -> np.ndarray:
     return np.logaddexp(0, x)
 
 
-softplus.defvjp(lambda grad, out, x: grad * sigmoid(x))  # d softplus/dx = sigmoid(x)
+softplus.defvjp(lambda grad, out, x: grad * sigmoid(x), plain_arrays=True)  # d softplus/dx = sigmoid(x)
 
 
 # -- piecewise selections --------------------------------------------------------------------------
@@ -322,7 +328,7 @@ def _clip_dx(grad: Tensor, out: Tensor, x: Tensor, a_min: Any = None, a_max: Any
     return grad if inside is None else grad * inside
 
 
-clip.defvjp(_clip_dx)
+clip.defvjp(_clip_dx, plain_arrays=True)
 
 
 def _tie_share(grad: Tensor, wins: Tensor, ties: Tensor) -> Tensor:
@@ -339,6 +345,7 @@ def maximum(x: Any, y: Any) -> np.ndarray:
 maximum.defvjp(
     lambda grad, out, x, y: _tie_share(grad, x > y, x == y),
     lambda grad, out, x, y: _tie_share(grad, y > x, x == y),
+    plain_arrays=True,
 )
 
 
@@ -351,6 +358,7 @@ def minimum(x: Any, y: Any) -> np.ndarray:
 minimum.defvjp(
     lambda grad, out, x, y: _tie_share(grad, x < y, x == y),
     lambda grad, out, x, y: _tie_share(grad, y < x, x == y),
+    plain_arrays=True,
 )
 
 
@@ -369,6 +377,7 @@ where.defvjp(
     _no_gradient,
     lambda grad, out, c, x, y: where(c, grad, 0.0),  # passes where c holds
     lambda grad, out, c, x, y: where(c, 0.0, grad),  # passes elsewhere
+    plain_arrays=True,
 )
 
 

@@ -114,6 +114,6 @@ def scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 # d scatter_add(v)[index] / dv: the gradient is read back at the same index.
-scatter_add.defvjp(lambda grad, out, values, index, shape: getitem(grad, index))
+scatter_add.defvjp(lambda grad, out, values, index, shape: getitem(grad, index), plain_arrays=True)
 # d x[index] / dx: each selected element receives its gradient, repeats add up.
-getitem.defvjp(lambda grad, out, x, index: scatter_add(grad, index, x.shape))
+getitem.defvjp(lambda grad, out, x, index: scatter_add(grad, index, x.shape), plain_arrays=True)

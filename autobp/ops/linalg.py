@@ -64,7 +64,7 @@ def _matmul_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     return reshape(sum_to(dy, y2.shape), y.shape) if y.ndim == 1 else dy
 
 
-matmul.defvjp(_matmul_dx, _matmul_dy)
+matmul.defvjp(_matmul_dx, _matmul_dy, plain_arrays=True)
 
 
 # -- einsum ---------------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def _einsum_vjp(grad: Tensor, out: Tensor, *operands: Tensor, subscripts: str) -
     return grads
 
 
-_einsum.defvjp_variadic(_einsum_vjp)
+_einsum.defvjp_variadic(_einsum_vjp, plain_arrays=False)  # reads .requires_grad
 
 
 # -- dot and outer: built from the ops above -------------------------------------------------------------

@@ -171,7 +171,7 @@ def _conv2d_dw(grad: Tensor, out: Tensor, x: Tensor, w: Tensor, stride: Any = 1,
     return conv2d_weight(x, grad, (w.shape[2], w.shape[3]), stride=stride, padding=padding)
 
 
-conv2d.defvjp(_conv2d_dx, _conv2d_dw)
+conv2d.defvjp(_conv2d_dx, _conv2d_dw, plain_arrays=True)
 
 
 def _conv_t_dx(grad: Tensor, out: Tensor, x: Tensor, w: Tensor, stride: Any = 1, padding: Any = 0, **_: Any) -> Tensor:
@@ -184,7 +184,7 @@ def _conv_t_dw(grad: Tensor, out: Tensor, x: Tensor, w: Tensor, stride: Any = 1,
     return conv2d_weight(grad, x, (w.shape[2], w.shape[3]), stride=stride, padding=padding)
 
 
-conv_transpose2d.defvjp(_conv_t_dx, _conv_t_dw)
+conv_transpose2d.defvjp(_conv_t_dx, _conv_t_dw, plain_arrays=True)
 
 
 def _conv_w_dx(
@@ -203,7 +203,7 @@ def _conv_w_dg(
     return conv2d(x, grad, stride=stride, padding=padding)
 
 
-conv2d_weight.defvjp(_conv_w_dx, _conv_w_dg)
+conv2d_weight.defvjp(_conv_w_dx, _conv_w_dg, plain_arrays=True)
 
 
 # -- max pooling ----------------------------------------------------------------------------------
@@ -284,12 +284,14 @@ def max_pool2d_gather(values: Any, x: Any, kernel_size: Any = 2, stride: Any = N
 
 
 # The argmax positions are piecewise constant in x, so x gets no gradient through them (None).
-max_pool2d.defvjp(lambda grad, out, x, **kw: max_pool2d_scatter(grad, x, **kw))  # grad to each max
+max_pool2d.defvjp(lambda grad, out, x, **kw: max_pool2d_scatter(grad, x, **kw), plain_arrays=True)  # grad to each max
 max_pool2d_scatter.defvjp(
     lambda grad, out, g, x, **kw: max_pool2d_gather(grad, x, **kw),  # adjoint of a scatter is a gather
     lambda grad, out, g, x, **kw: None,
+    plain_arrays=True,
 )
 max_pool2d_gather.defvjp(
     lambda grad, out, values, x, **kw: max_pool2d_scatter(grad, x, **kw),
     lambda grad, out, values, x, **kw: None,
+    plain_arrays=True,
 )

@@ -58,7 +58,9 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     return np.sum(x, axis=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
 
 
-sum.defvjp(lambda grad, out, x, axis=None, keepdims=False: expand_reduced(grad, x, axis))  # d sum/dx_i = 1
+sum.defvjp(
+    lambda grad, out, x, axis=None, keepdims=False: expand_reduced(grad, x, axis), plain_arrays=True
+)  # d sum/dx_i = 1
 
 
 @op("mean", hints=REDUCTION)
@@ -81,7 +83,7 @@ def _mean_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     return broadcast_to(_kept(grad, x, axis) / _count(x.shape, normalize_axes(axis, x.ndim, "mean")), x.shape)
 
 
-mean.defvjp(_mean_dx)
+mean.defvjp(_mean_dx, plain_arrays=True)
 
 
 def _variance(x: np.ndarray, axes: tuple[int, ...], ddof: int, keepdims: bool) -> np.ndarray:
@@ -115,7 +117,7 @@ def _var_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 
     return _kept(grad, x, axis) * _centered_scaled(x, axis, ddof, "var", 2.0)
 
 
-var.defvjp(_var_dx)
+var.defvjp(_var_dx, plain_arrays=True)
 
 
 @op("std", hints=SPREAD)
@@ -141,7 +143,7 @@ def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 
     return where(flat, 0.0, scaled * _centered_scaled(x, axis, ddof, "std"))
 
 
-std.defvjp(_std_dx)
+std.defvjp(_std_dx, plain_arrays=False)  # reads .data
 
 
 @op("prod", hints=NONZERO_REDUCTION)
@@ -173,7 +175,7 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     return grad * where(is_zero, nonzero_product * other_zeros, out / where(is_zero, 1.0, x))
 
 
-prod.defvjp(_prod_dx)
+prod.defvjp(_prod_dx, plain_arrays=False)  # reads .data
 
 
 @op("logsumexp", hints=REDUCTION)
@@ -195,7 +197,8 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
 
 
 logsumexp.defvjp(  # d lse/dx_i = softmax(x)_i = exp(x_i - lse)
-    lambda grad, out, x, axis=None, keepdims=False: _kept(grad, x, axis) * exp(x - _kept(out, x, axis))
+    lambda grad, out, x, axis=None, keepdims=False: _kept(grad, x, axis) * exp(x - _kept(out, x, axis)),
+    plain_arrays=True,
 )
 
 
@@ -227,7 +230,7 @@ def _extreme(name: str, reduce: Any) -> Any:
             share = (hits / ties).astype(x.dtype, copy=False)
         return _kept(grad, x, axis) * share
 
-    public.defvjp(vjp)
+    public.defvjp(vjp, plain_arrays=False)  # reads .data
     return public
 
 

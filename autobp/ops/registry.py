@@ -75,9 +75,9 @@ class OpFunction(Protocol):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
-    def defvjp(self, *rules: VjpRule) -> None: ...
+    def defvjp(self, *rules: VjpRule, plain_arrays: bool = True) -> None: ...
 
-    def defvjp_variadic(self, rule: Callable[..., Sequence[Any]]) -> None: ...
+    def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None: ...
 
 
 class OpDef:
@@ -93,6 +93,7 @@ class OpDef:
         "differentiable",
         "composite",
         "public",
+        "plain_arrays",
         "_kwarg_names",
     )
 
@@ -114,6 +115,7 @@ class OpDef:
         self.differentiable = differentiable
         self.composite = composite
         self.public: Callable[..., Any] = forward
+        self.plain_arrays = False  # whether the rules also run on plain arrays (see defvjp)
         params = list(inspect.signature(forward).parameters.values())
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         start = arity if arity is not None else len(positional)
@@ -122,15 +124,24 @@ class OpDef:
     def __repr__(self) -> str:
         return f"<op {self.name}>"
 
-    def defvjp(self, *rules: VjpRule) -> None:
-        """Set one vjp rule per tensor input: ``rule(grad, out, *inputs, **kwargs) -> Tensor``."""
+    def defvjp(self, *rules: VjpRule, plain_arrays: bool = False) -> None:
+        """Set one vjp rule per tensor input: ``rule(grad, out, *inputs, **kwargs) -> Tensor``.
+
+        With ``plain_arrays=True`` a first-order backward (no ``create_graph``) runs the rules on
+        plain numpy arrays: autobp ops then act as numpy functions and operators are numpy's
+        own, so the rules cost what hand-written numpy costs. Only rules that use nothing but
+        autobp ops, operators and attributes numpy arrays share (``.shape``, ``.T``, ``.sum``)
+        may opt in; the default runs them on Tensors, where every Tensor method works.
+        """
         if self.arity is None or len(rules) != self.arity:
             raise TypeError(f"{self.name}: defvjp needs {self.arity} rules, got {len(rules)}")
         self.rules = rules
+        self.plain_arrays = plain_arrays
 
-    def defvjp_variadic(self, rule: Callable[..., Sequence[Any]]) -> None:
+    def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None:
         """Set one rule returning the gradients of all inputs, for ops with any number of inputs."""
         self.variadic_rule = rule
+        self.plain_arrays = plain_arrays
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Split a call into tensor arguments and keywords (extra positionals become keywords)."""
@@ -159,6 +170,8 @@ def describe(value: Any) -> str:
 
 
 def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -> None:
+    if str(error).startswith(f"{opdef.name}: "):  # the forward named itself already
+        raise error
     shown = ", ".join(describe(x) for x in inputs)
     message = f"{opdef.name}: {error} (inputs: {shown})"
     try:
@@ -180,6 +193,20 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     def public(*args: Any, **kwargs: Any) -> Tensor:
         if len(args) != arity:
             args, kwargs = opdef.bind(args, kwargs)
+        if mode.arrays:  # inside a first-order backward: arrays in, arrays out, nothing recorded
+            try:
+                return forward(*args, **kwargs)
+            except TypeError as error:
+                if not any(isinstance(value, Tensor) for value in args):
+                    _raise_with_context(opdef, error, args)
+            except (ValueError, IndexError) as error:
+                _raise_with_context(opdef, error, args)
+            # A rule mixed in a Tensor (from a creation function, say): unwrap it and go on.
+            args = tuple(value.data if isinstance(value, Tensor) else value for value in args)
+            try:
+                return forward(*args, **kwargs)
+            except (ValueError, TypeError, IndexError) as error:
+                _raise_with_context(opdef, error, args)
         arrays = []
         needs_grad = False
         for value in args:
@@ -192,8 +219,6 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
         try:
             result = forward(*arrays, **kwargs)
         except (ValueError, TypeError, IndexError) as error:
-            if str(error).startswith(f"{opdef.name}: "):
-                raise
             _raise_with_context(opdef, error, args)
         if needs_grad and differentiable and mode.enabled:
             return record(opdef, result, args, kwargs)

@@ -59,8 +59,10 @@ def broadcast_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(x, tuple(shape))
 
 
-broadcast_to.defvjp(lambda grad, out, x, shape: sum_to(grad, x.shape))  # copies sum back
-sum_to.defvjp(lambda grad, out, x, shape: broadcast_to(grad, x.shape))  # the adjoint of summing is copying
+broadcast_to.defvjp(lambda grad, out, x, shape: sum_to(grad, x.shape), plain_arrays=True)  # copies sum back
+sum_to.defvjp(
+    lambda grad, out, x, shape: broadcast_to(grad, x.shape), plain_arrays=True
+)  # the adjoint of summing is copying
 
 
 @op("reshape", hints=Hints(shapes="reshape"))
@@ -69,7 +71,7 @@ def reshape(x: Any, shape: Any) -> np.ndarray:
     return np.reshape(x, shape)
 
 
-reshape.defvjp(lambda grad, out, x, shape: reshape(grad, x.shape))
+reshape.defvjp(lambda grad, out, x, shape: reshape(grad, x.shape), plain_arrays=True)
 
 
 @op("transpose", hints=Hints(shapes="transpose"))
@@ -83,7 +85,7 @@ def _transpose_back(grad: Tensor, out: Tensor, x: Tensor, axes: Any = None) -> T
     return transpose(grad, None if axes is None else tuple(np.argsort(axes)))
 
 
-transpose.defvjp(_transpose_back)
+transpose.defvjp(_transpose_back, plain_arrays=True)
 
 
 @op("swapaxes", hints=Hints(shapes="swapaxes"))
@@ -92,7 +94,7 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
     return np.swapaxes(x, axis1, axis2)
 
 
-swapaxes.defvjp(lambda grad, out, x, axis1, axis2: swapaxes(grad, axis1, axis2))  # its own inverse
+swapaxes.defvjp(lambda grad, out, x, axis1, axis2: swapaxes(grad, axis1, axis2), plain_arrays=True)  # its own inverse
 
 
 @op("expand_dims", hints=Hints(shapes="expand_dims"))
@@ -111,7 +113,7 @@ def expand_dims(x: Any, axis: Any) -> np.ndarray:
     return np.expand_dims(x, axes)
 
 
-expand_dims.defvjp(lambda grad, out, x, axis: reshape(grad, x.shape))  # same values, old shape
+expand_dims.defvjp(lambda grad, out, x, axis: reshape(grad, x.shape), plain_arrays=True)  # same values, old shape
 
 
 @op("squeeze", hints=Hints(shapes="squeeze"))
@@ -134,7 +136,7 @@ def squeeze(x: Any, axis: Any = None) -> np.ndarray:
     return np.squeeze(x, axis=axes)
 
 
-squeeze.defvjp(lambda grad, out, x, axis=None: reshape(grad, x.shape))  # same values, old shape
+squeeze.defvjp(lambda grad, out, x, axis=None: reshape(grad, x.shape), plain_arrays=True)  # same values, old shape
 
 
 @composite("flatten", hints=Hints(shapes="unary"))
@@ -174,7 +176,7 @@ def _concatenate_back(grad: Tensor, out: Tensor, *xs: Tensor, axis: int | None =
     return grads
 
 
-_concatenate.defvjp_variadic(_concatenate_back)
+_concatenate.defvjp_variadic(_concatenate_back, plain_arrays=False)  # reads .requires_grad
 
 
 def concatenate(tensors: Sequence[Any], axis: int | None = 0) -> Tensor:
@@ -204,7 +206,7 @@ def _stack_back(grad: Tensor, out: Tensor, *xs: Tensor, axis: int = 0) -> list[T
     return [getitem(grad, _along(where, i)) if x.requires_grad else None for i, x in enumerate(xs)]
 
 
-_stack.defvjp_variadic(_stack_back)
+_stack.defvjp_variadic(_stack_back, plain_arrays=False)  # reads .requires_grad
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
@@ -309,4 +311,4 @@ def _pad_back(grad: Tensor, out: Tensor, x: Tensor, pad_width: Any, mode: str = 
     return scatter_add(grad, np.ix_(*sources), x.shape)
 
 
-pad.defvjp(_pad_back)
+pad.defvjp(_pad_back, plain_arrays=True)
