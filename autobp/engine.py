@@ -63,6 +63,8 @@ def _count_consumers(roots: Sequence[Vertex]) -> dict[Vertex, int]:
 
 def _check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
     versions = node.versions
+    if versions is None and not any([isinstance(v, Tensor) and v._version for v in inputs]):
+        return  # nothing was modified before or after the op: the usual case, checked quickly
     for i, tensor in enumerate(inputs):
         if not isinstance(tensor, Tensor):
             continue
@@ -99,9 +101,12 @@ def _vjps(node: Node, g: Any, create_graph: bool) -> tuple[tuple[Any, ...], Sequ
     assert recorded is not None  # checked by _count_consumers
     try:
         _check_versions(node, recorded)
+        opdef = node.op
         if create_graph:
             return recorded, _apply_rules(node, g, Tensor._wrap(node.out, True, node), node.inputs or ())
-        if node.op.plain_arrays:
+        if opdef.plain_arrays:
+            if len(recorded) == 1:  # the common case, unrolled: this runs once per node
+                return recorded, (opdef.rules[0](g, node.out, recorded[0].data, **node.kwargs),)
             arrays = [v.data if isinstance(v, Tensor) else v for v in recorded]
             return recorded, _apply_rules(node, g, node.out, arrays)
         # Rules that need Tensors: run them on Tensors, recording nothing, and unwrap the results.
@@ -153,6 +158,7 @@ def _walk(
     found: dict[Vertex, Any] = {}
     leaves: list[tuple[Tensor, Any]] = []
     sum_to = _ops.sum_to
+    anomaly = graph._anomaly_hook is not None
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
     # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
     with set_grad_enabled(create_graph), _plain_arrays(not create_graph), np.errstate(all="ignore"):
@@ -175,7 +181,7 @@ def _walk(
             if not retain_graph:
                 vertex.release()
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
-                if input_grad is None or not _needs(tensor):
+                if input_grad is None or not (isinstance(tensor, Tensor) and tensor.requires_grad):
                     continue
                 if not create_graph and isinstance(input_grad, Tensor):  # a user rule returned a Tensor
                     input_grad = input_grad.data
@@ -184,7 +190,7 @@ def _walk(
                     input_grad = sum_to(input_grad, tensor.data.shape)
                 if input_grad.dtype != tensor.data.dtype:
                     input_grad = input_grad.astype(tensor.data.dtype)
-                if graph._anomaly_hook is not None:
+                if anomaly:
                     from autobp.anomaly import check_backward
 
                     check_backward(vertex, input_grad if create_graph else Tensor._wrap(input_grad))

@@ -151,10 +151,11 @@ class OpDef:
         if len(extra) > len(self._kwarg_names):
             raise TypeError(f"{self.name}: takes at most {self.arity + len(self._kwarg_names)} positional arguments")
         named = dict(zip(self._kwarg_names, extra, strict=False))
-        clash = named.keys() & kwargs.keys()
-        if clash:
-            raise TypeError(f"{self.name}: got multiple values for {sorted(clash)}")
-        named.update(kwargs)
+        if kwargs:
+            clash = named.keys() & kwargs.keys()
+            if clash:
+                raise TypeError(f"{self.name}: got multiple values for {sorted(clash)}")
+            named.update(kwargs)
         return args[: self.arity], named
 
 
