@@ -193,6 +193,10 @@ def test_docs_build_strictly(site: Path) -> None:
     for page in ("index.html", "backprop/index.html", "api/ops/index.html"):
         assert (site / page).is_file(), page
     backprop = (site / "backprop" / "index.html").read_text(encoding="utf-8")
+    # Formulas are marked for KaTeX, and KaTeX ships with the site, so they render offline.
+    assert backprop.count('class="arithmatex"') > 10
+    for asset in ("katex.min.js", "katex.min.css", "fonts/KaTeX_Main-Regular.woff2"):
+        assert (site / "assets" / "katex" / asset).is_file(), asset
     for picture in re.findall(r'<img[^>]+src="([^"]+\.svg)"', backprop):
         assert (site / "backprop" / picture).resolve().is_file(), f"backprop page shows a missing picture {picture}"
 
