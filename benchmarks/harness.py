@@ -36,7 +36,8 @@ class Workload:
         sizes: keyword arguments of ``make`` for the scales ``"full"``, ``"quick"`` and ``"tiny"``.
         make: ``make(impl, **size) -> run``; ``run()`` does the timed work once and returns the
             result (arrays) that is checked against numpy's.
-        impls: the implementations this workload has (a peer without a version here is skipped).
+        impls: the implementations this workload has, ``"numpy"`` first (the baseline of every
+            ratio); a peer runs only when installed and asked for.
         ops: ``ops(**size)``, the op count for a per-op time; None where per-op time means nothing.
         memory: whether to report tracemalloc's peak bytes per op (needs ``ops``).
         rtol, atol: tolerances of the result check, per dtype kind of the numpy result.
@@ -138,7 +139,7 @@ def measure(
     numpy's median.
     """
     size = dict(workload.sizes[scale])
-    names = [name for name in workload.impls if name in ("numpy", "autobp") or name in peers]
+    names = [name for name in workload.impls if name not in PEERS or name in peers]
     runs = {name: workload.make(name, **size) for name in names}
     expected = runs["numpy"]()
     for name in names[1:]:

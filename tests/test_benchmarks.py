@@ -31,7 +31,8 @@ def test_suite_has_the_five_workloads() -> None:
 @pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.key)
 def test_autobp_matches_numpy_at_tiny_size(workload: Workload) -> None:
     results = measure(workload, "tiny", peers=[], repeats=1, min_seconds=0.0)
-    assert [r.impl for r in results] == ["numpy", "autobp"]
+    assert [r.impl for r in results][:2] == ["numpy", "autobp"]
+    assert not {r.impl for r in results} & {"torch", "mygrad"}
     for result in results:
         assert len(result.times) == 1 and result.median > 0 and np.isfinite(result.ratio)
     assert results[0].ratio == 1.0
@@ -72,7 +73,7 @@ def test_run_main_prints_table_and_writes_json(tmp_path: Path, capsys: pytest.Ca
     report = json.loads(out.read_text())
     assert report["machine"]["numpy"] == np.__version__
     rows = {(r["workload"], r["impl"]): r for r in report["results"]}
-    assert set(rows) == {("W2", "numpy"), ("W2", "autobp"), ("W4", "numpy"), ("W4", "autobp")}
+    assert set(rows) == {("W2", "numpy"), ("W2", "autobp"), ("W4", "numpy"), ("W4", "autobp"), ("W4", "numpy-array")}
     assert len(rows["W2", "autobp"]["times"]) == 2
 
 
