@@ -167,3 +167,8 @@ def test_float32_stays_float32_in_value_and_gradient(fn: Any, shapes: list[tuple
     assert out.dtype == np.float32
     grads = ab.grad(out, xs, grad_outputs=ab.ones_like(out))
     assert all(g is not None and g.dtype == np.float32 for g in grads)
+
+
+def test_einsum_refuses_a_malformed_ellipsis() -> None:
+    with pytest.raises(ValueError, match="einsum: invalid ellipsis"):
+        ab.einsum("i..j.->ij", ab.ones(2, 3))

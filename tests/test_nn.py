@@ -323,3 +323,12 @@ def test_float32_stays_float32_through_a_cnn() -> None:
     out = model(x)
     ab.sum(out).backward()
     assert out.dtype == np.float32 and model[0].weight.grad.dtype == np.float32
+
+
+def test_convolution_ops_refuse_inconsistent_shapes() -> None:
+    with pytest.raises(ValueError, match="conv_transpose2d: input has 3 channels"):
+        ab.conv_transpose2d(ab.ones(1, 3, 2, 2), ab.ones(2, 1, 2, 2))
+    with pytest.raises(ValueError, match="conv_transpose2d: invalid stride/padding/output_padding"):
+        ab.conv_transpose2d(ab.ones(1, 2, 2, 2), ab.ones(2, 1, 2, 2), stride=1, output_padding=1)
+    with pytest.raises(ValueError, match="conv2d_weight: grad shape"):
+        ab.conv2d_weight(ab.ones(1, 1, 4, 4), ab.ones(1, 1, 2, 2), (2, 2))

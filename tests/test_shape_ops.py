@@ -201,3 +201,8 @@ def test_float32_stays_float32_in_value_and_both_gradient_orders(function: Any) 
     assert g.dtype == np.float32 and g.shape == x.shape
     (h,) = ab.grad(g.sum(), [x])
     assert h.dtype == np.float32
+
+
+def test_split_of_a_0d_tensor_is_refused() -> None:
+    with pytest.raises(ValueError, match="split: cannot split a 0-d tensor"):
+        ab.split(ab.tensor(1.0), 2)

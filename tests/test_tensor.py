@@ -121,3 +121,40 @@ def test_domain_edges_behave_like_pytorch() -> None:
     np.testing.assert_array_equal(ab.sqrt(x).data, [0.0, np.nan])
     ab.sqrt(x).sum().backward()
     assert x.grad.data[0] == np.inf
+
+
+@pytest.mark.parametrize(
+    ("method", "function"),
+    [
+        (lambda t: t.exp(), np.exp),
+        (lambda t: t.log(), np.log),
+        (lambda t: t.sqrt(), np.sqrt),
+        (lambda t: t.sin(), np.sin),
+        (lambda t: t.cos(), np.cos),
+        (lambda t: t.square(), np.square),
+        (lambda t: t.tanh(), np.tanh),
+        (lambda t: t.sigmoid(), lambda a: 1 / (1 + np.exp(-a))),
+        (lambda t: t.relu(), lambda a: np.maximum(a, 0)),
+        (lambda t: t.abs(), np.abs),
+        (lambda t: abs(t), np.abs),
+        (lambda t: +t, lambda a: a),
+        (lambda t: t.transpose(1, 0), lambda a: a.transpose(1, 0)),
+        (lambda t: t.transpose((1, 0)), lambda a: a.transpose((1, 0))),
+        (lambda t: t.T, lambda a: a.T),
+        (lambda t: t.swapaxes(0, 1), lambda a: a.swapaxes(0, 1)),
+        (lambda t: t.expand_dims(0), lambda a: np.expand_dims(a, 0)),
+        (lambda t: t.reshape(3, 2), lambda a: a.reshape(3, 2)),
+        (lambda t: t.flatten(), lambda a: a.flatten()),
+    ],
+)
+def test_methods_match_numpy(method: object, function: object) -> None:
+    data = np.array([[0.5, 1.0, 2.0], [0.25, 3.0, 1.5]])
+    np.testing.assert_allclose(method(ab.tensor(data)).data, function(data))  # type: ignore[operator]
+
+
+def test_conversions_and_truth_values() -> None:
+    assert int(ab.tensor(3.0)) == 3 and bool(ab.tensor(1.0)) and not bool(ab.tensor(0.0))
+    assert np.asarray(ab.tensor([1.0, 2.0]), dtype=np.float32).dtype == np.float32
+    t = ab.tensor([1.0, 2.0])
+    assert np.array(t, copy=True) is not t.data
+    assert ab.Tensor(t).data is not t.data  # the constructor copies a Tensor's data too

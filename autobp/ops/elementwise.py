@@ -368,8 +368,9 @@ def where(condition: Any, x: Any, y: Any) -> np.ndarray:
     return np.where(condition, x, y)
 
 
-def _no_gradient(grad: Tensor, out: Tensor, *inputs: Any, **kwargs: Any) -> None:
-    """The rule of an input that never has a gradient (a boolean condition)."""
+def _no_gradient(grad: Tensor, out: Tensor, *inputs: Any, **kwargs: Any) -> None:  # pragma: no cover
+    """The rule of an input that never has a gradient: a boolean condition cannot require grad,
+    so the engine never calls it; it fills where's slot in the rule table."""
     return None
 
 

@@ -177,8 +177,8 @@ def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -
     message = f"{opdef.name}: {error} (inputs: {shown})"
     try:
         new = type(error)(message)
-    except Exception:  # exception types with unusual constructors
-        new = ValueError(message)
+    except Exception:  # types with unusual constructors (numpy's UFuncTypeError): keep the builtin kind
+        new = next(kind for kind in (TypeError, IndexError, ValueError) if isinstance(error, kind))(message)
     raise new from error
 
 

@@ -1,0 +1,108 @@
+"""The op registry: registration rules, argument binding, and the plain-array first-order path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.ops.registry import REGISTRY, composite, op
+
+
+@pytest.fixture
+def scratch_ops() -> Iterator[list[str]]:
+    """Names registered by a test, removed afterwards so the registry-driven suite never sees them."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        REGISTRY.pop(name, None)
+
+
+def test_an_op_name_can_be_registered_once(scratch_ops: list[str]) -> None:
+    scratch_ops.append("twice_for_test")
+
+    @op("twice_for_test")
+    def first(x: np.ndarray) -> np.ndarray:
+        """x."""
+        return x
+
+    with pytest.raises(ValueError, match="registered twice"):
+        op("twice_for_test")(first.op.forward)
+    with pytest.raises(ValueError, match="registered twice"):
+        composite("twice_for_test")(lambda x: x)
+
+
+def test_defvjp_needs_one_rule_per_input(scratch_ops: list[str]) -> None:
+    scratch_ops.append("pair_for_test")
+
+    @op("pair_for_test", arity=2)
+    def pair(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """x + y."""
+        return x + y
+
+    with pytest.raises(TypeError, match="pair_for_test: defvjp needs 2 rules, got 1"):
+        pair.defvjp(lambda grad, out, x, y: grad)
+
+
+def test_extra_positional_arguments_bind_to_keywords() -> None:
+    x = ab.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(ab.sum(x, 0).data, ab.sum(x, axis=0).data)
+    with pytest.raises(TypeError, match="sum: takes at most 3 positional arguments"):
+        ab.sum(x, 0, False, "extra")
+    with pytest.raises(TypeError, match=r"sum: got multiple values for \['axis'\]"):
+        ab.sum(x, 0, axis=1)
+
+
+def _register_scaled(name: str, rule: object, plain_arrays: bool) -> object:
+    @op(name)
+    def scaled(x: np.ndarray) -> np.ndarray:
+        """3 x."""
+        return 3 * x
+
+    scaled.defvjp(rule, plain_arrays=plain_arrays)
+    return scaled
+
+
+@pytest.mark.parametrize("plain_arrays", [True, False])
+def test_rules_that_mix_in_tensors_work_on_either_path(scratch_ops: list[str], plain_arrays: bool) -> None:
+    # A rule that builds a Tensor (ab.full) and returns a Tensor: on the plain-array path the
+    # ops unwrap it and the engine takes its data; on the Tensor path it is the normal case.
+    name = f"scaled_for_test_{plain_arrays}"
+    scratch_ops.append(name)
+    scaled = _register_scaled(name, lambda grad, out, x: grad * ab.full(x.shape, 3.0), plain_arrays)
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    (g,) = ab.grad(scaled(x).sum(), [x])  # type: ignore[operator]
+    np.testing.assert_array_equal(g.data, [3.0, 3.0])
+    assert ab.gradgradcheck(scaled, x)  # type: ignore[arg-type]
+
+
+def test_an_error_inside_a_plain_array_rule_names_the_op(scratch_ops: list[str]) -> None:
+    scratch_ops.append("misaligned_for_test")
+    scaled = _register_scaled("misaligned_for_test", lambda grad, out, x: ab.matmul(grad, np.ones((5, 5))), True)
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match="matmul: shapes"):
+        scaled(x).sum().backward()  # type: ignore[operator]
+    with pytest.raises(TypeError, match=r"add: .*inputs: float64\[2\], str"):
+        scaled_bad = _register_scaled("bad_for_test", lambda grad, out, x: ab.add(grad, "text"), True)
+        scratch_ops.append("bad_for_test")
+        scaled_bad(ab.tensor([1.0, 2.0], requires_grad=True)).sum().backward()  # type: ignore[operator]
+
+
+def test_a_tensor_passed_to_an_op_inside_a_plain_array_rule_fails_clearly_when_numpy_rejects_it(
+    scratch_ops: list[str],
+) -> None:
+    scratch_ops.append("shapeless_for_test")
+    # numpy's ufuncs refuse Tensors: the op unwraps them, tries again, and names itself on failure.
+    scaled = _register_scaled("shapeless_for_test", lambda grad, out, x: ab.add(grad, ab.ones(5)), True)
+    with pytest.raises(ValueError, match="add: operands could not be broadcast"):
+        scaled(ab.tensor([1.0, 2.0], requires_grad=True)).sum().backward()  # type: ignore[operator]
+
+
+def test_a_plain_array_rule_may_return_a_tensor(scratch_ops: list[str]) -> None:
+    scratch_ops.append("constant_slope_for_test")
+    scaled = _register_scaled("constant_slope_for_test", lambda grad, out, x: ab.full(x.shape, 3.0), True)
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    scaled(x).sum().backward()  # type: ignore[operator]
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
