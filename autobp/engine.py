@@ -121,6 +121,32 @@ def _vjps(node: Node, g: Any, create_graph: bool) -> tuple[tuple[Any, ...], Sequ
         raise
 
 
+def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: Any, anomaly: bool) -> Sequence[Any]:
+    """``_vjps`` for a node of one or two inputs whose rules take plain arrays (first order)."""
+    out, kwargs = node.out, node.kwargs
+    try:
+        if len(inputs) == 1:
+            x = inputs[0]  # the only input of a recorded node requires grad
+            if x._version:
+                _check_versions(node, inputs)
+            return (rules[0](g, out, x.data, **kwargs),)
+        x, y = inputs
+        x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
+        if (x_is and x._version) or (y_is and y._version):
+            _check_versions(node, inputs)
+        xa, ya = (x.data if x_is else x), (y.data if y_is else y)
+        return (
+            rules[0](g, out, xa, ya, **kwargs) if x_is and x.requires_grad else None,
+            rules[1](g, out, xa, ya, **kwargs) if y_is and y.requires_grad else None,
+        )
+    except Exception as error:
+        if anomaly:
+            from autobp.anomaly import explain
+
+            raise explain(node, error) from error
+        raise
+
+
 class _plain_arrays:
     """While active, autobp ops take and return plain arrays (the first-order backward)."""
 
@@ -159,6 +185,7 @@ def _walk(
     leaves: list[tuple[Tensor, Any]] = []
     sum_to = _ops.sum_to
     anomaly = graph._anomaly_hook is not None
+    plain = not create_graph
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
     # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
     with set_grad_enabled(create_graph), _plain_arrays(not create_graph), np.errstate(all="ignore"):
@@ -177,7 +204,14 @@ def _walk(
                 g = _run_node_hooks(vertex, g, create_graph)
             if wanted is not None and vertex in wanted:
                 found[vertex] = g
-            inputs, input_grads = _vjps(vertex, g, create_graph)
+            opdef = vertex.op
+            inputs: tuple[Any, ...] = vertex._inputs or ()  # never None here: _count_consumers checked
+            if plain and opdef.plain_arrays and opdef.rules and vertex.versions is None and len(inputs) <= 2:
+                # The usual first-order node, without the general path's calls (this loop is the
+                # engine's hot path): one or two inputs, rules that take arrays.
+                input_grads = _one_or_two(vertex, opdef.rules, inputs, g, anomaly)
+            else:
+                inputs, input_grads = _vjps(vertex, g, create_graph)
             if not retain_graph:
                 vertex.release()
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
