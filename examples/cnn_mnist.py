@@ -14,46 +14,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
 
 import numpy as np
+from mnist_common import accuracy, batches, load
 
 import autobp as ab
 from autobp import nn
-from autobp.datasets import load_bundled, load_mnist
 from autobp.nn import functional as F
-
-
-def load(data: str | None, limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Images (n, 1, 28, 28) float32 in [0, 1] and int64 labels: (train_x, train_y, test_x, test_y)."""
-    mnist = load_mnist(data) if data else load_bundled()
-
-    def scale(images: np.ndarray) -> np.ndarray:
-        return (images[:, None] / np.float32(255.0)).astype(np.float32)
-
-    return (
-        scale(mnist.train_images[:limit]),
-        mnist.train_labels[:limit].astype(np.int64),
-        scale(mnist.test_images),
-        mnist.test_labels.astype(np.int64),
-    )
-
-
-def batches(n: int, size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
-    """Index batches over ``n`` examples, shuffled when ``rng`` is given."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, size):
-        yield order[start : start + size]
-
-
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
-    model.eval()
-    correct = 0
-    with ab.no_grad():
-        for index in batches(len(x), batch_size, None):
-            correct += int((model(ab.tensor(x[index])).numpy().argmax(axis=1) == y[index]).sum())
-    model.train()
-    return correct / len(x)
 
 
 def build(channels: int, seed: int) -> nn.Module:
@@ -117,7 +84,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> float:
     args = parse(argv)
-    data = load(args.data, args.limit)
+    data = load(args.data, args.limit, channel_axis=True)
     model = build(args.channels, args.seed)
     print(model)
     test_accuracy = train(model, args, data)
