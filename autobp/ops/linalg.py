@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from autobp.ops.registry import Hints, composite, describe, op
-from autobp.ops.shape import broadcast_to, reshape, sum_to, swapaxes
+from autobp.ops.shape import broadcast_to, reshape, sum_to
 from autobp.tensor import Tensor
 
 
@@ -39,29 +39,31 @@ def matmul(x: Any, y: Any) -> np.ndarray:
     return np.matmul(x, y)
 
 
+# The rules use methods that Tensors and numpy arrays share (.reshape, .swapaxes): on the
+# first-order path they are then numpy's own C methods, with no op call around them.
 def _promoted(grad: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Operands and output gradient with 1-D operands promoted to matrices."""
     if y.ndim == 1:
-        y = reshape(y, (y.shape[0], 1))
-        grad = reshape(grad, (*grad.shape, 1))
+        y = y.reshape((y.shape[0], 1))
+        grad = grad.reshape((*grad.shape, 1))
     if x.ndim == 1:
-        x = reshape(x, (1, x.shape[0]))
-        grad = reshape(grad, (*grad.shape[:-1], 1, grad.shape[-1]))
+        x = x.reshape((1, x.shape[0]))
+        grad = grad.reshape((*grad.shape[:-1], 1, grad.shape[-1]))
     return grad, x, y
 
 
 def _matmul_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # d(xy)/dx: grad @ y^T
     g, x2, y2 = _promoted(grad, x, y)
-    dx = g @ swapaxes(y2, -1, -2)
-    return reshape(sum_to(dx, x2.shape), x.shape) if x.ndim == 1 else dx
+    dx = g @ y2.swapaxes(-1, -2)
+    return sum_to(dx, x2.shape).reshape(x.shape) if x.ndim == 1 else dx
 
 
 def _matmul_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # d(xy)/dy: x^T @ grad
     g, x2, y2 = _promoted(grad, x, y)
-    dy = swapaxes(x2, -1, -2) @ g
-    return reshape(sum_to(dy, y2.shape), y.shape) if y.ndim == 1 else dy
+    dy = x2.swapaxes(-1, -2) @ g
+    return sum_to(dy, y2.shape).reshape(y.shape) if y.ndim == 1 else dy
 
 
 matmul.defvjp(_matmul_dx, _matmul_dy, plain_arrays=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from autobp.ops.elementwise import exp, where
 from autobp.ops.registry import Hints, op
-from autobp.ops.shape import broadcast_to, kept_shape, normalize_axes, reshape
+from autobp.ops.shape import broadcast_to, kept_shape, normalize_axes
 from autobp.tensor import Tensor
 
 REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)})
@@ -38,12 +38,12 @@ def expand_reduced(grad: Tensor, x: Tensor, axis: Any) -> Tensor:
     if axis is None or grad.ndim == x.ndim:  # a 0-d total, or keepdims: it broadcasts as it is
         return broadcast_to(grad, x.shape)
     axes = normalize_axes(axis, x.ndim, "reduction")
-    return broadcast_to(reshape(grad, kept_shape(x.shape, axes)), x.shape)
+    return broadcast_to(grad.reshape(kept_shape(x.shape, axes)), x.shape)  # a method arrays share
 
 
 def _kept(value: Tensor, x: Tensor, axis: Any) -> Tensor:
     """A reduction's output (or its gradient) with the reduced axes as 1s: it broadcasts against x."""
-    return reshape(value, kept_shape(x.shape, normalize_axes(axis, x.ndim, "reduction")))
+    return value.reshape(kept_shape(x.shape, normalize_axes(axis, x.ndim, "reduction")))
 
 
 def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:

@@ -79,7 +79,7 @@ def reshape(x: Any, shape: Any) -> np.ndarray:
     return np.reshape(x, shape)
 
 
-reshape.defvjp(lambda grad, out, x, shape: reshape(grad, x.shape), plain_arrays=True)
+reshape.defvjp(lambda grad, out, x, shape: grad.reshape(x.shape), plain_arrays=True)
 
 
 @op("transpose", hints=Hints(shapes="transpose"))
@@ -90,7 +90,7 @@ def transpose(x: Any, axes: Any = None) -> np.ndarray:
 
 def _transpose_back(grad: Tensor, out: Tensor, x: Tensor, axes: Any = None) -> Tensor:
     # The inverse permutation undoes the transpose.
-    return transpose(grad, None if axes is None else tuple(np.argsort(axes)))
+    return grad.transpose(None if axes is None else tuple(np.argsort(axes)))
 
 
 transpose.defvjp(_transpose_back, plain_arrays=True)
@@ -102,7 +102,7 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
     return np.swapaxes(x, axis1, axis2)
 
 
-swapaxes.defvjp(lambda grad, out, x, axis1, axis2: swapaxes(grad, axis1, axis2), plain_arrays=True)  # its own inverse
+swapaxes.defvjp(lambda grad, out, x, axis1, axis2: grad.swapaxes(axis1, axis2), plain_arrays=True)  # its own inverse
 
 
 @op("expand_dims", hints=Hints(shapes="expand_dims"))
@@ -121,7 +121,7 @@ def expand_dims(x: Any, axis: Any) -> np.ndarray:
     return np.expand_dims(x, axes)
 
 
-expand_dims.defvjp(lambda grad, out, x, axis: reshape(grad, x.shape), plain_arrays=True)  # same values, old shape
+expand_dims.defvjp(lambda grad, out, x, axis: grad.reshape(x.shape), plain_arrays=True)  # same values, old shape
 
 
 @op("squeeze", hints=Hints(shapes="squeeze"))
@@ -144,7 +144,7 @@ def squeeze(x: Any, axis: Any = None) -> np.ndarray:
     return np.squeeze(x, axis=axes)
 
 
-squeeze.defvjp(lambda grad, out, x, axis=None: reshape(grad, x.shape), plain_arrays=True)  # same values, old shape
+squeeze.defvjp(lambda grad, out, x, axis=None: grad.reshape(x.shape), plain_arrays=True)  # same values, old shape
 
 
 @composite("flatten", hints=Hints(shapes="unary"))
