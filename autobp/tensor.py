@@ -444,74 +444,6 @@ class Tensor:
         return _ops.dot(self, other)
 
 
-def _unwrap(value: Any) -> Any:
-    return value.data if isinstance(value, Tensor) else value
-
-
-class _Where:
-    def __init__(self, method: str, tensor: Tensor) -> None:
-        self.method, self.tensor = method, tensor
-
-    def __format__(self, spec: str) -> str:
-        return f"{self.method}: tensor {self.tensor.dtype}{list(self.tensor.shape)}"
-
-
-def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: Any) -> Tensor:
-    """Run ``write(tensor.data, *operand_arrays)`` after the safety checks; bump the version.
-
-    Refused: a tensor made by an op (its array belongs to the graph), a leaf that requires grad
-    while grad mode is on, an operand that requires grad (its gradient would be lost), a
-    read-only array, and anything that would change the shape.
-    """
-    where = _Where(method, tensor)  # formatted only when an error needs it
-    if tensor.grad_fn is not None:
-        raise RuntimeError(
-            f"{where} was made by op '{tensor.grad_fn.op.name}' and belongs to the graph (its value may be "
-            "saved for backward); in-place changes are refused. Use an out-of-place op (y = y + 1), or "
-            "work on a copy (y.detach().copy())"
-        )
-    if graph.is_grad_enabled():
-        if tensor.requires_grad:
-            raise RuntimeError(
-                f"{where} is a leaf that requires grad; an in-place change would not be seen by the "
-                "graph. Do it inside `with ab.no_grad():` (as optimizer steps do), or use an out-of-place op"
-            )
-        if any(isinstance(o, Tensor) and o.requires_grad for o in operands):
-            raise RuntimeError(
-                f"{where} does not require grad but the operand does; writing into it in place would "
-                "drop the operand's gradient. Use an out-of-place op (c = c + x)"
-            )
-    if not tensor.data.flags.writeable:
-        raise RuntimeError(
-            f"{where} is read-only: it shares memory with a tensor that requires grad (detach() of "
-            "a graph tensor) or is a broadcast view; call .copy() (under ab.no_grad()) first"
-        )
-    arrays = [_unwrap(o) for o in operands]
-    shape = np.shape(arrays[0])
-    if method not in ("setitem", "clamp_") and shape != tensor.shape:
-        try:
-            fits = np.broadcast_shapes(shape, tensor.shape) == tensor.shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(
-                f"{where}: operand of shape {shape} does not broadcast to the tensor's shape "
-                f"{tensor.shape} (an in-place op cannot change the shape)"
-            )
-    try:
-        with np.errstate(all="ignore"):  # like the out-of-place ops: inf/nan, no warnings
-            if isinstance(write, np.ufunc):
-                write(tensor.data, *arrays, out=tensor.data)
-            else:
-                write(tensor.data, *arrays)
-    except (ValueError, TypeError, IndexError) as error:
-        described = ", ".join(f"{np.asarray(a).dtype}{list(np.shape(a))}" for a in arrays)
-        kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(error, k))
-        raise kind(f"{where}, operand {described}: {error}") from error
-    tensor._version += 1
-    return tensor
-
-
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """Make a Tensor from array-like data (copied); same as ``ab.Tensor(...)``.
 
@@ -524,3 +456,4 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 
 from autobp import engine, graph  # noqa: E402  (graph, engine and ops import Tensor: bind them after the class)
 from autobp import ops as _ops  # noqa: E402
+from autobp.inplace import _inplace, _unwrap  # noqa: E402
