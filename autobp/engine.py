@@ -125,14 +125,15 @@ def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: An
     """``_vjps`` for a node of one or two inputs whose rules take plain arrays (first order)."""
     out, kwargs = node.out, node.kwargs
     try:
+        versions = node.versions
         if len(inputs) == 1:
             x = inputs[0]  # the only input of a recorded node requires grad
-            if x._version:
+            if x._version or versions is not None:
                 _check_versions(node, inputs)
             return (rules[0](g, out, x.data, **kwargs),)
         x, y = inputs
         x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
-        if (x_is and x._version) or (y_is and y._version):
+        if versions is not None or (x_is and x._version) or (y_is and y._version):
             _check_versions(node, inputs)
         xa, ya = (x.data if x_is else x), (y.data if y_is else y)
         return (
@@ -206,7 +207,7 @@ def _walk(
                 found[vertex] = g
             opdef = vertex.op
             inputs: tuple[Any, ...] = vertex._inputs or ()  # never None here: _count_consumers checked
-            if plain and opdef.plain_arrays and opdef.rules and vertex.versions is None and len(inputs) <= 2:
+            if plain and opdef.plain_arrays and opdef.rules and len(inputs) <= 2:
                 # The usual first-order node, without the general path's calls (this loop is the
                 # engine's hot path): one or two inputs, rules that take arrays.
                 input_grads = _one_or_two(vertex, opdef.rules, inputs, g, anomaly)
