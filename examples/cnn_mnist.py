@@ -13,14 +13,12 @@ faster for these small matrices on a busy machine)::
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from mnist_common import accuracy, batches, load
+from mnist_common import load, train
 
 import autobp as ab
 from autobp import nn
-from autobp.nn import functional as F
 
 
 def build(channels: int, seed: int) -> nn.Module:
@@ -38,32 +36,6 @@ def build(channels: int, seed: int) -> nn.Module:
         nn.ReLU(),
         nn.Linear(64, 10, rng=seed + 3, dtype=np.float32),
     )
-
-
-def train(model: nn.Module, args: argparse.Namespace, data: tuple[np.ndarray, ...]) -> float:
-    """Train with Adam (and a step learning-rate decay); returns the final test accuracy."""
-    train_x, train_y, test_x, test_y = data
-    optimizer = ab.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = ab.optim.StepLR(optimizer, step_size=max(args.epochs - 1, 1), gamma=0.3)
-    rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
-    test_accuracy = 0.0
-    for epoch in range(1, args.epochs + 1):
-        total = 0.0
-        for index in batches(len(train_x), args.batch_size, rng):
-            loss = F.cross_entropy(model(ab.tensor(train_x[index])), train_y[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        scheduler.step()
-        test_accuracy = accuracy(model, test_x, test_y)
-        print(
-            f"epoch {epoch}: train loss {total / len(train_x):.4f}, test accuracy {100 * test_accuracy:.2f}%, "
-            f"{time.perf_counter() - start:.1f} s",
-            flush=True,
-        )
-    return test_accuracy
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,7 +59,7 @@ def main(argv: list[str] | None = None) -> float:
     data = load(args.data, args.limit, channel_axis=True)
     model = build(args.channels, args.seed)
     print(model)
-    test_accuracy = train(model, args, data)
+    test_accuracy = train(model, args, data, decay_every=args.epochs - 1)
     print(f"test accuracy: {100 * test_accuracy:.2f}%")
     if args.save:
         ab.save({"model": model.state_dict()}, args.save)

@@ -12,14 +12,12 @@ Full MNIST (see docs/models.md for the measured accuracy and time)::
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from mnist_common import accuracy, batches, load
+from mnist_common import load, train
 
 import autobp as ab
 from autobp import nn
-from autobp.nn import functional as F
 
 
 def build(hidden: int, seed: int) -> nn.Module:
@@ -31,31 +29,6 @@ def build(hidden: int, seed: int) -> nn.Module:
         nn.ReLU(),
         nn.Linear(hidden // 2, 10, rng=seed + 2, dtype=np.float32),
     )
-
-
-def train(model: nn.Module, args: argparse.Namespace, data: tuple[np.ndarray, ...]) -> float:
-    """Train with Adam (and a step learning-rate decay); returns the final test accuracy."""
-    train_x, train_y, test_x, test_y = data
-    optimizer = ab.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = ab.optim.StepLR(optimizer, step_size=max(args.epochs // 2, 1), gamma=0.3)
-    rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
-    test_accuracy = 0.0
-    for epoch in range(1, args.epochs + 1):
-        total = 0.0
-        for index in batches(len(train_x), args.batch_size, rng):
-            loss = F.cross_entropy(model(ab.tensor(train_x[index])), train_y[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        scheduler.step()
-        test_accuracy = accuracy(model, test_x, test_y)
-        print(
-            f"epoch {epoch}: train loss {total / len(train_x):.4f}, test accuracy {100 * test_accuracy:.2f}%, "
-            f"{time.perf_counter() - start:.1f} s"
-        )
-    return test_accuracy
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,7 +49,7 @@ def main(argv: list[str] | None = None) -> float:
     data = load(args.data, args.limit)
     model = build(args.hidden, args.seed)
     print(model)
-    test_accuracy = train(model, args, data)
+    test_accuracy = train(model, args, data, decay_every=args.epochs // 2)
     print(f"test accuracy: {100 * test_accuracy:.2f}%")
     if args.save:
         ab.save({"model": model.state_dict()}, args.save)

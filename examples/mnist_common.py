@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -9,6 +11,7 @@ import numpy as np
 import autobp as ab
 from autobp import nn
 from autobp.datasets import load_bundled, load_mnist
+from autobp.nn import functional as F
 
 
 def load(
@@ -49,3 +52,30 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 5
             correct += int((model(ab.tensor(x[index])).numpy().argmax(axis=1) == y[index]).sum())
     model.train()
     return correct / len(x)
+
+
+def train(model: nn.Module, args: argparse.Namespace, data: tuple[np.ndarray, ...], decay_every: int) -> float:
+    """Train with Adam and softmax cross-entropy, multiplying the learning rate by 0.3 every
+    ``decay_every`` epochs; prints one line per epoch and returns the final test accuracy."""
+    train_x, train_y, test_x, test_y = data
+    optimizer = ab.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = ab.optim.StepLR(optimizer, step_size=max(decay_every, 1), gamma=0.3)
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    test_accuracy = 0.0
+    for epoch in range(1, args.epochs + 1):
+        total = 0.0
+        for index in batches(len(train_x), args.batch_size, rng):
+            loss = F.cross_entropy(model(ab.tensor(train_x[index])), train_y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+        scheduler.step()
+        test_accuracy = accuracy(model, test_x, test_y)
+        print(
+            f"epoch {epoch}: train loss {total / len(train_x):.4f}, test accuracy {100 * test_accuracy:.2f}%, "
+            f"{time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
+    return test_accuracy
