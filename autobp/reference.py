@@ -35,8 +35,9 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     >>> float(sigmoid(np.array(0.0)))
     0.5
     """
-    # exp(-log(1 + e^-z)): never overflows for large -z, and keeps tiny values accurate.
-    return np.exp(-np.logaddexp(0.0, -z))
+    # Accurate in both tails; below z = -709, e^-z overflows to inf and the result is 0 (the limit).
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def sigmoid_prime(z: np.ndarray) -> np.ndarray:

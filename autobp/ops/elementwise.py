@@ -261,11 +261,13 @@ tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True)  #
 
 
 @op("sigmoid", hints=Hints(domain=(-4.0, 4.0)))
+@_quiet
 def sigmoid(x: Any) -> np.ndarray:
     """Elementwise logistic ``1 / (1 + e^-x)``, stable for large |x|. Shapes: any -> same."""
-    # exp(-log(1 + e^-x)): never overflows, and keeps tiny values (4.7e-20 at x = -44.5) that
-    # 1 / (1 + e^-x) keeps too but 0.5 * (1 + tanh(x / 2)) rounds to 0.
-    return np.exp(-np.logaddexp(0, np.negative(x)))
+    # Accurate in both tails (4.7e-20 at x = -44.5, where 0.5 * (1 + tanh(x / 2)) rounds to 0);
+    # below x = -709, e^-x overflows to inf and the result is 0, the right limit. Twice as fast
+    # as exp(-logaddexp(0, -x)), which gives the same values.
+    return 1.0 / (1.0 + np.exp(np.negative(x)))
 
 
 @op("sigmoid_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.05, 0.95))))
