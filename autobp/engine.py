@@ -104,9 +104,7 @@ def _vjps(node: Node, g: Any, create_graph: bool) -> tuple[tuple[Any, ...], Sequ
         opdef = node.op
         if create_graph:
             return recorded, _apply_rules(node, g, Tensor._wrap(node.out, True, node), node.inputs or ())
-        if opdef.plain_arrays:
-            if len(recorded) == 1:  # the common case, unrolled: this runs once per node
-                return recorded, (opdef.rules[0](g, node.out, recorded[0].data, **node.kwargs),)
+        if opdef.plain_arrays:  # (fixed-arity nodes of one or two inputs take _one_or_two instead)
             arrays = [v.data if isinstance(v, Tensor) else v for v in recorded]
             return recorded, _apply_rules(node, g, node.out, arrays)
         # Rules that need Tensors: run them on Tensors, recording nothing, and unwrap the results.
@@ -114,14 +112,19 @@ def _vjps(node: Node, g: Any, create_graph: bool) -> tuple[tuple[Any, ...], Sequ
             grads = _apply_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
         return recorded, [None if x is None else x.data for x in grads]
     except Exception as error:
-        if graph._anomaly_hook is not None:
-            from autobp.anomaly import explain
-
-            raise explain(node, error) from error
+        _explain_in_anomaly_mode(node, error)
         raise
 
 
-def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: Any, anomaly: bool) -> Sequence[Any]:
+def _explain_in_anomaly_mode(node: Node, error: Exception) -> None:
+    """In anomaly mode, replace a backward error by one naming the op and its forward's line."""
+    if graph._anomaly_hook is not None:
+        from autobp.anomaly import explain
+
+        raise explain(node, error) from error
+
+
+def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: Any) -> Sequence[Any]:
     """``_vjps`` for a node of one or two inputs whose rules take plain arrays (first order)."""
     out, kwargs = node.out, node.kwargs
     try:
@@ -141,10 +144,7 @@ def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: An
             rules[1](g, out, xa, ya, **kwargs) if y_is and y.requires_grad else None,
         )
     except Exception as error:
-        if anomaly:
-            from autobp.anomaly import explain
-
-            raise explain(node, error) from error
+        _explain_in_anomaly_mode(node, error)
         raise
 
 
@@ -210,7 +210,7 @@ def _walk(
             if plain and opdef.plain_arrays and opdef.rules and len(inputs) <= 2:
                 # The usual first-order node, without the general path's calls (this loop is the
                 # engine's hot path): one or two inputs, rules that take arrays.
-                input_grads = _one_or_two(vertex, opdef.rules, inputs, g, anomaly)
+                input_grads = _one_or_two(vertex, opdef.rules, inputs, g)
             else:
                 inputs, input_grads = _vjps(vertex, g, create_graph)
             if not retain_graph:

@@ -106,3 +106,18 @@ def test_a_plain_array_rule_may_return_a_tensor(scratch_ops: list[str]) -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     scaled(x).sum().backward()  # type: ignore[operator]
     np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+
+
+def test_a_variadic_plain_array_rule_works_with_one_input(scratch_ops: list[str]) -> None:
+    scratch_ops.append("total_for_test")
+
+    @op("total_for_test", arity=None)
+    def total(*xs: np.ndarray) -> np.ndarray:
+        """The elementwise sum of all inputs."""
+        return sum(xs[1:], xs[0])
+
+    total.defvjp_variadic(lambda grad, out, *xs: [grad for _ in xs], plain_arrays=True)
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    for inputs in ((x,), (x, x), (x, x, x)):
+        (g,) = ab.grad(total(*inputs).sum(), [x])
+        np.testing.assert_array_equal(g.data, [len(inputs)] * 2)
