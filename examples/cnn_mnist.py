@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from mnist_common import load, train
+from mnist_common import add_common_arguments, load, train
 
 import autobp as ab
 from autobp import nn
@@ -40,14 +40,10 @@ def build(channels: int, seed: int) -> nn.Module:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="directory with the four MNIST IDX files (default: the bundled subset)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    add_common_arguments(
+        parser, batch_size=64, lr=2e-3, limit_help="first LIMIT training images (bundled default: 2000)"
+    )
     parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--limit", type=int, default=None, help="first LIMIT training images (bundled default: 2000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", help="write the trained state dict to this .npz file")
     args = parser.parse_args(argv)
     if args.data is None and args.limit is None:
         args.limit = 2000  # keeps the default run to seconds

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from mnist_common import load, train
+from mnist_common import add_common_arguments, load, train
 
 import autobp as ab
 from autobp import nn
@@ -33,14 +33,8 @@ def build(hidden: int, seed: int) -> nn.Module:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="directory with the four MNIST IDX files (default: the bundled subset)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    add_common_arguments(parser, batch_size=128, lr=1e-3)
     parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--limit", type=int, default=None, help="use only the first LIMIT training images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", help="write the trained state dict to this .npz file")
     return parser.parse_args(argv)
 
 

@@ -14,6 +14,22 @@ from autobp.datasets import load_bundled, load_mnist
 from autobp.nn import functional as F
 
 
+def add_common_arguments(
+    parser: argparse.ArgumentParser,
+    batch_size: int,
+    lr: float,
+    limit_help: str = "use only the first LIMIT training images",
+) -> None:
+    """The flags both MNIST examples take: data, epochs, batch size, learning rate, limit, seed, save."""
+    parser.add_argument("--data", help="directory with the four MNIST IDX files (default: the bundled subset)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--limit", type=int, default=None, help=limit_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", help="write the trained state dict to this .npz file")
+
+
 def load(
     data: str | None, limit: int | None, channel_axis: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
