@@ -7,7 +7,7 @@
 tensor([2., 4.])
 """
 
-from autobp import datasets, functional, models, nn, optim, reference, viz  # numpy-only until used
+from autobp import datasets, functional, models, nn, optim, reference, tape, viz  # numpy-only until used
 from autobp.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from autobp.creation import (
     arange,
@@ -41,6 +41,7 @@ __all__ = [
     "is_anomaly_enabled",
     "AnomalyError",
     "functional",
+    "tape",
     *_op_names,
     "Tensor",
     "tensor",

@@ -175,6 +175,8 @@ def _walk(
     Gradients are Tensors with ``create_graph`` and plain arrays otherwise (the fast first-order
     path); the user sees Tensors either way.
     """
+    if not create_graph:  # its rules would compute on plain arrays, out of a tape's sight
+        graph.refuse_while_tracing("a first-order backward or grad")
     roots: list[Vertex] = [t.grad_fn or t for t in outputs]
     consumers = _count_consumers(roots)
     grads: dict[Vertex, Any] = {}

@@ -22,12 +22,14 @@ __all__ = [
     "enable_grad",
     "set_grad_enabled",
     "is_grad_enabled",
+    "TapeError",
 ]
 
 
 class _GradMode(threading.local):
     enabled = True
     arrays = False  # set by the engine while first-order vjp rules run on plain arrays
+    tape: Any = None  # the recorder of autobp.tape while a taped function is traced
 
 
 _mode = _GradMode()
@@ -36,6 +38,22 @@ _mode = _GradMode()
 def is_grad_enabled() -> bool:
     """Whether ops record the graph now."""
     return _mode.enabled
+
+
+class TapeError(RuntimeError):
+    """A taped function did what its tape cannot replay faithfully (see ``autobp.tape``)."""
+
+
+def refuse_while_tracing(what: str) -> None:
+    """Raise ``TapeError`` if a taped function is being traced: ``what`` cannot go on a tape."""
+    if _mode.tape is not None:
+        raise TapeError(f"tape: {what} inside a taped function cannot be replayed; use autobp.functional instead")
+
+
+def mark_untapeable(why: str) -> None:
+    """Tell a tape being traced that the function must run eagerly (a vjp rule read values)."""
+    if _mode.tape is not None:
+        _mode.tape.untapeable = why
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
@@ -143,10 +161,12 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         if (value.data if isinstance(value, Tensor) else value) is result:
             # An op returned its input: freeze a view, never the input itself.
             result = result.view()
-    node = Node(opdef, args, kwargs or NO_KWARGS, result)
+    out = Tensor._wrap(result, True)
+    # The node saves the Tensor's own array (numpy scalars become 0-d arrays in _wrap): one object
+    # for the output wherever it is used, which a tape recognises by identity (autobp.tape).
+    node = out.grad_fn = Node(opdef, args, kwargs or NO_KWARGS, out.data)
     if _anomaly_hook is not None:
         _anomaly_hook(node)
-    out = Tensor._wrap(result, True, node)
     # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).
     out.data.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
     return out

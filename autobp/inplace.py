@@ -36,6 +36,7 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
     read-only array, and anything that would change the shape.
     """
     where = _Where(method, tensor)  # formatted only when an error needs it
+    graph.refuse_while_tracing(f"in-place {method}")
     if tensor.grad_fn is not None:
         raise RuntimeError(
             f"{where} was made by op '{tensor.grad_fn.op.name}' and belongs to the graph (its value may be "

@@ -63,9 +63,10 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
     [-10000.0, 0.0]
     """
     x = _as_tensor(x)
-    # The result is invariant to shifting x by a constant: shifting by the (constant) maximum
-    # keeps exp() <= 1 without changing any derivative.
-    shift = np.max(x.data, axis=axis, keepdims=True) if x.size else 0.0
+    # The result is invariant to shifting x by a constant: shifting by the (detached) maximum
+    # keeps exp() <= 1 without changing any derivative. An op on x.detach(), not numpy on
+    # x.data, so that a tape (autobp.tape) replays the shift for new values.
+    shift = ops.max(x.detach(), axis=axis, keepdims=True) if x.size else 0.0
     z = x - shift
     return z - ops.log(ops.sum(ops.exp(z), axis=axis, keepdims=True))
 
@@ -103,9 +104,10 @@ def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
     """
     log_probs = _as_tensor(log_probs)
     target = _check_targets("nll_loss", log_probs, targets)
-    # A one-hot mask picks each row's target entry with ops that already have vjps.
-    one_hot = np.zeros(log_probs.shape, dtype=log_probs.dtype)
-    one_hot[np.arange(len(target)), target] = 1
+    # A one-hot mask picks each row's target entry with ops that already have vjps. The mask is
+    # made by ops too, so that a tape (autobp.tape) replays it for new targets.
+    rows = ops.reshape(target, (len(target), 1))
+    one_hot = ops.astype(ops.equal(rows, np.arange(log_probs.shape[1])), log_probs.dtype)
     return _reduce(-ops.sum(log_probs * one_hot, axis=1), reduction, "nll_loss")
 
 

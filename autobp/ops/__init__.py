@@ -41,7 +41,7 @@ from autobp.ops.elementwise import (
     where,
 )
 from autobp.ops.indexing import getitem, scatter_add
-from autobp.ops.linalg import dot, einsum, matmul, outer
+from autobp.ops.linalg import dot, einsum, matmul, matmul_nt, matmul_tn, outer
 from autobp.ops.nn import conv2d, conv2d_weight, conv_transpose2d, max_pool2d, max_pool2d_gather, max_pool2d_scatter
 from autobp.ops.reduction import argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var
 from autobp.ops.registry import REGISTRY, Hints, OpDef, composite, op  # noqa: F401  (for writers of new ops)
@@ -98,6 +98,8 @@ __all__ = [  # the public op functions; tests/test_ops.py checks this list again
     "logical_or",
     "logsumexp",
     "matmul",
+    "matmul_nt",
+    "matmul_tn",
     "max",
     "max_pool2d",
     "max_pool2d_gather",

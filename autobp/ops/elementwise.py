@@ -27,14 +27,14 @@ def _quiet(function: Any) -> Any:
             return function(*args, **kwargs)
 
     run.__name__, run.__doc__, run.__wrapped__ = function.__name__, function.__doc__, function  # type: ignore[attr-defined]
+    run.quiet_body = function  # type: ignore[attr-defined]  # a tape's replay, quiet throughout, calls it directly
     return run
 
 
 # -- arithmetic --------------------------------------------------------------------------------
-@op("add", arity=2, hints=BINARY)
-def add(x: Any, y: Any) -> np.ndarray:
+@op("add", arity=2, hints=BINARY, ufunc=np.add)
+def add(x: Any, y: Any) -> Any:
     """Elementwise ``x + y``. Shapes: broadcastable -> broadcast shape."""
-    return np.add(x, y)
 
 
 add.defvjp(
@@ -44,10 +44,9 @@ add.defvjp(
 )
 
 
-@op("sub", arity=2, hints=BINARY)
-def sub(x: Any, y: Any) -> np.ndarray:
+@op("sub", arity=2, hints=BINARY, ufunc=np.subtract)
+def sub(x: Any, y: Any) -> Any:
     """Elementwise ``x - y``. Shapes: broadcastable -> broadcast shape."""
-    return np.subtract(x, y)
 
 
 sub.defvjp(
@@ -57,10 +56,9 @@ sub.defvjp(
 )
 
 
-@op("mul", arity=2, hints=BINARY)
-def mul(x: Any, y: Any) -> np.ndarray:
+@op("mul", arity=2, hints=BINARY, ufunc=np.multiply)
+def mul(x: Any, y: Any) -> Any:
     """Elementwise ``x * y``. Shapes: broadcastable -> broadcast shape."""
-    return np.multiply(x, y)
 
 
 mul.defvjp(
@@ -104,10 +102,9 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
 pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
 
 
-@op("neg")
-def neg(x: Any) -> np.ndarray:
+@op("neg", ufunc=np.negative)
+def neg(x: Any) -> Any:
     """Elementwise ``-x``. Shapes: any -> same."""
-    return np.negative(x)
 
 
 neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True)  # d(-x)/dx = -1
@@ -182,10 +179,9 @@ def sqrt(x: Any) -> np.ndarray:
 sqrt.defvjp(lambda grad, out, x: grad / (2 * out), plain_arrays=True)  # d(sqrt x)/dx = 1/(2 sqrt x)
 
 
-@op("square")
-def square(x: Any) -> np.ndarray:
+@op("square", ufunc=np.square)
+def square(x: Any) -> Any:
     """Elementwise ``x ** 2``. Shapes: any -> same."""
-    return np.square(x)
 
 
 square.defvjp(lambda grad, out, x: grad * (2 * x), plain_arrays=True)  # d(x^2)/dx = 2x
@@ -200,25 +196,22 @@ def sign(x: Any) -> np.ndarray:
 sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True)  # piecewise constant
 
 
-@op("abs", hints=Hints(avoid=(0.0,)))
-def abs(x: Any) -> np.ndarray:
+@op("abs", hints=Hints(avoid=(0.0,)), ufunc=np.abs)
+def abs(x: Any) -> Any:
     """Elementwise ``|x|``; its gradient at 0 is 0. Shapes: any -> same."""
-    return np.abs(x)
 
 
 abs.defvjp(lambda grad, out, x: grad * sign(x), plain_arrays=True)  # d|x|/dx = sign(x)
 
 
-@op("sin")
-def sin(x: Any) -> np.ndarray:
+@op("sin", ufunc=np.sin)
+def sin(x: Any) -> Any:
     """Elementwise sine. Shapes: any -> same."""
-    return np.sin(x)
 
 
-@op("cos")
-def cos(x: Any) -> np.ndarray:
+@op("cos", ufunc=np.cos)
+def cos(x: Any) -> Any:
     """Elementwise cosine. Shapes: any -> same."""
-    return np.cos(x)
 
 
 sin.defvjp(lambda grad, out, x: grad * cos(x), plain_arrays=True)  # d(sin x)/dx = cos x
@@ -235,10 +228,9 @@ tan.defvjp(lambda grad, out, x: grad * (1 + out * out), plain_arrays=True)  # d(
 
 
 # -- activations ----------------------------------------------------------------------------------
-@op("tanh")
-def tanh(x: Any) -> np.ndarray:
+@op("tanh", ufunc=np.tanh)
+def tanh(x: Any) -> Any:
     """Elementwise hyperbolic tangent. Shapes: any -> same."""
-    return np.tanh(x)
 
 
 @op("tanh_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (-0.95, 0.95))))
@@ -338,10 +330,9 @@ def _tie_share(grad: Tensor, wins: Tensor, ties: Tensor) -> Tensor:
     return where(wins, grad, where(ties, grad * 0.5, 0.0))
 
 
-@op("maximum", arity=2, hints=Hints(shapes="broadcast", distinct=True))
-def maximum(x: Any, y: Any) -> np.ndarray:
+@op("maximum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.maximum)
+def maximum(x: Any, y: Any) -> Any:
     """Elementwise larger of ``x`` and ``y``; ties share the gradient equally. Shapes: broadcast."""
-    return np.maximum(x, y)
 
 
 maximum.defvjp(
@@ -351,10 +342,9 @@ maximum.defvjp(
 )
 
 
-@op("minimum", arity=2, hints=Hints(shapes="broadcast", distinct=True))
-def minimum(x: Any, y: Any) -> np.ndarray:
+@op("minimum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.minimum)
+def minimum(x: Any, y: Any) -> Any:
     """Elementwise smaller of ``x`` and ``y``; ties share the gradient equally. Shapes: broadcast."""
-    return np.minimum(x, y)
 
 
 minimum.defvjp(

@@ -34,9 +34,11 @@ def _check_aligned(x: np.ndarray, y: np.ndarray) -> None:
 @op("matmul", arity=2, hints=Hints(shapes="matmul"))
 def matmul(x: Any, y: Any) -> np.ndarray:
     """Matrix product ``x @ y``. Shapes: (..., m, k) @ (..., k, n) -> (..., m, n); 1-D as numpy."""
-    x, y = np.asarray(x), np.asarray(y)
-    _check_aligned(x, y)
-    return np.matmul(x, y)
+    try:
+        return np.matmul(x, y)
+    except ValueError:  # numpy's message names neither the op nor which dimensions disagree
+        _check_aligned(np.asarray(x), np.asarray(y))
+        raise
 
 
 # The rules use methods that Tensors and numpy arrays share (.reshape, .swapaxes): on the
@@ -55,18 +57,51 @@ def _promoted(grad: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tenso
 def _matmul_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # d(xy)/dx: grad @ y^T
     g, x2, y2 = _promoted(grad, x, y)
-    dx = g @ y2.swapaxes(-1, -2)
+    dx = matmul_nt(g, y2)
     return sum_to(dx, x2.shape).reshape(x.shape) if x.ndim == 1 else dx
 
 
 def _matmul_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # d(xy)/dy: x^T @ grad
     g, x2, y2 = _promoted(grad, x, y)
-    dy = x2.swapaxes(-1, -2) @ g
+    dy = matmul_tn(x2, g)
     return sum_to(dy, y2.shape).reshape(y.shape) if y.ndim == 1 else dy
 
 
 matmul.defvjp(_matmul_dx, _matmul_dy, plain_arrays=True)
+
+
+# A matmul's vjps multiply by a transposed operand. As ops of their own they are one call each
+# (not a transpose and a product), in the eager backward and on a tape (BLAS names them NT, TN).
+def _transposed(name: str, x: Any) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {x.shape}")
+    return x.swapaxes(-1, -2)
+
+
+@op("matmul_nt", arity=2, hints=Hints(shapes="matmul_transposed"))
+def matmul_nt(x: Any, y: Any) -> np.ndarray:
+    """``x @ y^T``, ``y`` with its last two axes swapped. Shapes: (..., m, k), (..., n, k) -> (..., m, n)."""
+    return matmul.op.forward(x, _transposed("matmul_nt", y))  # type: ignore[no-any-return]
+
+
+@op("matmul_tn", arity=2, hints=Hints(shapes="matmul_transposed"))
+def matmul_tn(x: Any, y: Any) -> np.ndarray:
+    """``x^T @ y``, ``x`` with its last two axes swapped. Shapes: (..., k, m), (..., k, n) -> (..., m, n)."""
+    return matmul.op.forward(_transposed("matmul_tn", x), y)  # type: ignore[no-any-return]
+
+
+matmul_nt.defvjp(
+    lambda grad, out, x, y: matmul(grad, y),  # d(x y^T)/dx = grad y
+    lambda grad, out, x, y: matmul_tn(grad, x),  # d(x y^T)/dy = grad^T x
+    plain_arrays=True,
+)
+matmul_tn.defvjp(
+    lambda grad, out, x, y: matmul_nt(y, grad),  # d(x^T y)/dx = y grad^T
+    lambda grad, out, x, y: matmul(x, grad),  # d(x^T y)/dy = x grad
+    plain_arrays=True,
+)
 
 
 # -- einsum ---------------------------------------------------------------------------------------------

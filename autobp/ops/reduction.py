@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp import graph
 from autobp.ops.elementwise import exp, where
 from autobp.ops.registry import Hints, op
 from autobp.ops.shape import broadcast_to, kept_shape, normalize_axes
@@ -55,7 +56,9 @@ def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
     x = np.asarray(x)
-    return np.sum(x, axis=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
+    if axis is None:  # the usual loss total; numpy reads None as every axis
+        return x.sum(keepdims=keepdims)
+    return x.sum(axis=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
 
 
 sum.defvjp(
@@ -138,6 +141,7 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> np.n
 def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     # d std/dx_i = (x_i - mean) / ((n - ddof) std); the safe denominator keeps nan out of second order.
     spread = _kept(out, x, axis)
+    graph.mark_untapeable("std's gradient reads where the deviation is zero")
     flat = spread.data == 0
     scaled = _kept(grad, x, axis) / where(flat, 1.0, spread)
     return where(flat, 0.0, scaled * _centered_scaled(x, axis, ddof, "std"))
@@ -161,6 +165,7 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
 def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     # d prod/dx_i = prod_{j != i} x_j, which is out / x_i when the slice holds no zero.
     grad, out = _kept(grad, x, axis), _kept(out, x, axis)
+    graph.mark_untapeable("prod's gradient reads where the input is zero")
     is_zero = x.data == 0
     if not is_zero.any():
         return grad * out / x
@@ -222,6 +227,7 @@ def _extreme(name: str, reduce: Any) -> Any:
     def vjp(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
         # 1/k at each of the k elements that reach the extreme, 0 elsewhere: piecewise constant.
         axes = normalize_axes(axis, x.ndim, name)
+        graph.mark_untapeable(f"{name}'s gradient reads which elements reach the {name}imum")
         hits = x.data == out.data.reshape(kept_shape(x.shape, axes))
         ties = np.sum(hits, axis=axes, keepdims=True, dtype=np.intp)
         if (ties == 1).all():  # the common case, no ties: skip the division

@@ -81,7 +81,12 @@ class OpFunction(Protocol):
 
 
 class OpDef:
-    """A registry entry: name, array forward, vjp rules, arity and test hints."""
+    """A registry entry: name, array forward, vjp rules, arity and test hints.
+
+    ``forward`` computes the op on arrays; ``declared`` is the function as written in the op's
+    file, whose signature and docstring the public function shows. They are one function,
+    except for ops declared with ``ufunc=``, whose forward is the numpy ufunc itself.
+    """
 
     __slots__ = (
         "name",
@@ -94,6 +99,7 @@ class OpDef:
         "composite",
         "public",
         "plain_arrays",
+        "declared",
         "_kwarg_names",
     )
 
@@ -105,9 +111,11 @@ class OpDef:
         hints: Hints,
         differentiable: bool,
         composite: bool,
+        declared: Callable[..., Any] | None = None,
     ) -> None:
         self.name = name
         self.forward = forward
+        self.declared = declared or forward
         self.arity = arity  # number of leading tensor arguments; None: all positionals are tensors
         self.rules: tuple[VjpRule, ...] = ()
         self.variadic_rule: Callable[..., Sequence[Any]] | None = None
@@ -116,7 +124,7 @@ class OpDef:
         self.composite = composite
         self.public: Callable[..., Any] = forward
         self.plain_arrays = False  # whether the rules also run on plain arrays (see defvjp)
-        params = list(inspect.signature(forward).parameters.values())
+        params = list(inspect.signature(self.declared).parameters.values())
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         start = arity if arity is not None else len(positional)
         self._kwarg_names = tuple(p.name for p in positional[start:])
@@ -190,7 +198,7 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     forward, arity, differentiable, mode = opdef.forward, opdef.arity, opdef.differentiable, graph._mode
     record, wrap = graph.record, Tensor._wrap
 
-    @functools.wraps(forward)
+    @functools.wraps(opdef.declared)
     def public(*args: Any, **kwargs: Any) -> Tensor:
         if len(args) != arity:
             args, kwargs = opdef.bind(args, kwargs)
@@ -221,9 +229,10 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
             result = forward(*arrays, **kwargs)
         except (ValueError, TypeError, IndexError) as error:
             _raise_with_context(opdef, error, args)
-        if needs_grad and differentiable and mode.enabled:
-            return record(opdef, result, args, kwargs)
-        return wrap(result)
+        out = record(opdef, result, args, kwargs) if needs_grad and differentiable and mode.enabled else wrap(result)
+        if mode.tape is not None:  # a taped function is being traced (autobp.tape)
+            mode.tape.record(opdef, args, kwargs, out)
+        return out
 
     return public
 
@@ -234,6 +243,7 @@ def op(
     arity: int | None = 1,
     hints: Hints | None = None,
     differentiable: bool = True,
+    ufunc: np.ufunc | None = None,
 ) -> Callable[[Callable[..., Any]], OpFunction]:
     """Register an array function as an autobp op and return its public Tensor function.
 
@@ -242,12 +252,18 @@ def op(
         arity: how many leading positional arguments are tensors (``None``: all of them).
         hints: test hints (plain data) for the generated test suite.
         differentiable: False for ops with integer or boolean results (comparisons, argmax).
+        ufunc: a numpy ufunc that is the whole forward (``np.add`` for ``add``); the decorated
+            function then only declares the signature and the docstring. Calls then skip a
+            Python frame, which elementwise chains and taped replays feel.
     """
 
-    def register(forward: Callable[..., Any]) -> OpFunction:
+    def register(declared: Callable[..., Any]) -> OpFunction:
         if name in REGISTRY:
             raise ValueError(f"op {name!r} is registered twice")
-        opdef = OpDef(name, forward, arity, hints or Hints(), differentiable, composite=False)
+        if ufunc is not None and ufunc.nin != (arity or 0):
+            raise TypeError(f"{name}: ufunc {ufunc.__name__} takes {ufunc.nin} inputs, but arity is {arity}")
+        forward = declared if ufunc is None else ufunc
+        opdef = OpDef(name, forward, arity, hints or Hints(), differentiable, composite=False, declared=declared)
 
         public = _make_public(opdef)
         public.op = opdef  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ moves the gradient back the same way (reshape back, transpose back, sum back).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
@@ -44,13 +45,19 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
     Shapes: x (..., *s) -> shape, where ``shape`` broadcasts to ``x.shape``.
     """
     x = np.asarray(x)
-    shape = tuple(shape)
-    lead = x.ndim - len(shape)
-    if lead < 0 or any(n not in (1, m) for n, m in zip(shape, x.shape[lead:], strict=True)):
-        raise ValueError(f"sum_to: cannot sum shape {x.shape} down to {shape}")
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+    shape = shape if type(shape) is tuple else tuple(shape)
+    axes = _summed_axes(x.shape, shape)
     summed = x.sum(axis=axes, keepdims=True) if axes else x
-    return summed.reshape(shape)
+    return summed if summed.shape == shape else summed.reshape(shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _summed_axes(have: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes ``sum_to`` sums over (cached: backward asks for the same few shapes every step)."""
+    lead = len(have) - len(shape)
+    if lead < 0 or any(n not in (1, m) for n, m in zip(shape, have[lead:], strict=True)):
+        raise ValueError(f"sum_to: cannot sum shape {have} down to {shape}")
+    return tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and have[lead + i] != 1)
 
 
 @op("broadcast_to", hints=Hints(shapes="broadcast_to"))
@@ -99,7 +106,7 @@ transpose.defvjp(_transpose_back, plain_arrays=True)
 @op("swapaxes", hints=Hints(shapes="swapaxes"))
 def swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
     """``x`` with two axes interchanged. Shapes: s -> s with s[axis1], s[axis2] swapped."""
-    return np.swapaxes(x, axis1, axis2)
+    return x.swapaxes(axis1, axis2) if type(x) is np.ndarray else np.swapaxes(x, axis1, axis2)
 
 
 swapaxes.defvjp(lambda grad, out, x, axis1, axis2: grad.swapaxes(axis1, axis2), plain_arrays=True)  # its own inverse

@@ -208,6 +208,22 @@ def matmul_sample(draw: Any, opdef: OpDef) -> Sample:
     return Sample([draw_array(draw, opdef.hints, 0, x_shape), draw_array(draw, opdef.hints, 1, y_shape)])
 
 
+@sample_kind("matmul_transposed")
+@st.composite
+def matmul_transposed_sample(draw: Any, opdef: OpDef) -> Sample:
+    """Operands of ``matmul_nt`` (``(m, k)``, ``(n, k)``) or ``matmul_tn`` (``(k, m)``, ``(k, n)``),
+    2-D or batched with broadcasting batch axes."""
+    m, k, n = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch_x, batch_y = (
+        draw(st.sampled_from([((), ())]))
+        if draw(st.booleans())
+        else draw(broadcastable_shapes(num_shapes=2, max_dims=2))
+    )
+    x_core, y_core = ((m, k), (n, k)) if opdef.name == "matmul_nt" else ((k, m), (k, n))
+    x = draw_array(draw, opdef.hints, 0, (*batch_x, *x_core))
+    return Sample([x, draw_array(draw, opdef.hints, 1, (*batch_y, *y_core))])
+
+
 # -- shape and indexing kinds ------------------------------------------------------------------------
 @sample_kind("expand_dims")
 @st.composite

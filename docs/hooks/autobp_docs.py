@@ -91,7 +91,7 @@ def op_table() -> str:
             gradient = "vjp (all inputs)"
         else:
             gradient = "vjp" + (", 2nd order" if opdef.hints.second_order else "")
-        rows.append(f"| {shown} | {arity} | `{opdef.hints.shapes}` | {gradient} | {_summary(opdef.forward)} |")
+        rows.append(f"| {shown} | {arity} | `{opdef.hints.shapes}` | {gradient} | {_summary(opdef.declared)} |")
     return "\n".join(rows)
 
 

@@ -1,0 +1,298 @@
+"""Taping: record a scalar function and its gradient once, then replay them as plain numpy calls.
+
+``value_and_grad(func)`` computes what ``autobp.functional.value_and_grad`` computes, bit for
+bit, but pays the define-by-run bookkeeping (Tensors, nodes, the engine's walk) once per input
+signature (shapes, dtypes, static arguments) instead of once per call. The first call *traces*:
+``func`` runs as usual and the engine differentiates it with ``create_graph=True``, so that
+every op of the forward and of the backward goes through an autobp op; each op call is written
+on a tape (its array forward and which arrays it read). Later calls replay the tape: one flat
+list of the ops' array forwards, run on the new input arrays, with no Tensor, node or walk in
+between. Classic AD calls this taping (ADOL-C); ``jax.jit`` traces the same way.
+
+A tape replays only what it saw. ``func`` must compute its result with autobp ops on its
+arguments: an array made any other way (``t.numpy() * 2``, a Python ``if`` on a value, a global
+that changes) is frozen at its traced value. So the first replay of each signature is checked
+against an eager run, bit for bit, and a difference raises ``TapeError`` instead of returning
+wrong numbers. Ops whose gradient depends on the values in ways a tape cannot see (``max``,
+``min``, ``prod``, ``std``, an index computed from the inputs) make the function run eagerly
+for that signature: correct, without the speed-up. A first-order ``backward``/``grad`` and
+in-place methods inside a taped function are refused while tracing. Hooks run while tracing, and
+the ops they apply are replayed; anything else they do (printing, ``retain_grad``) happens once.
+
+Replays run with numpy's floating-point warnings off, as the engine's backward walk does: the
+values are the eager ones, inf and nan included.
+
+>>> import autobp as ab
+>>> f = ab.tape.value_and_grad(lambda w, x: ((w * x).sum() - 1.0) ** 2)
+>>> value, g = f(ab.tensor([1.0, 2.0]), ab.tensor([3.0, 4.0]))
+>>> value.item(), g.tolist()
+(100.0, [60.0, 80.0])
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from autobp import engine, functional, graph
+from autobp.graph import TapeError
+from autobp.ops.registry import OpDef, describe
+from autobp.tensor import Tensor
+
+__all__ = ["TapeError", "Taped", "value_and_grad", "is_tracing"]
+
+# Tapes kept per taped function, one per signature: a training loop meets one or two (the last,
+# smaller mini-batch); the oldest is dropped beyond this.
+MAX_TAPES = 8
+
+_NEW = object()  # a signature not traced yet
+
+# A replay step: the op's array function (keywords bound), a getter of its arguments from the
+# slots, whether it takes one argument, and the slot its result goes to.
+Step = tuple[Callable[..., Any], Callable[[list[Any]], Any], bool, int]
+
+
+def is_tracing() -> bool:
+    """Whether a taped function is being traced now (its op calls go on a tape)."""
+    return graph._mode.tape is not None
+
+
+class _Recorder:
+    """Collects op calls while a function is traced (installed as ``graph._mode.tape``).
+
+    Slots number every array a replay holds: the inputs first, then constants and op results
+    in the order they appear. An argument is known by identity: the array of an input or of a
+    recorded result; anything else is a constant, kept by reference.
+    """
+
+    def __init__(self, inputs: list[np.ndarray]) -> None:
+        self.n_inputs = len(inputs)
+        self.values: list[Any] = list(inputs)  # keeps every array alive, so no two share an id
+        self.made_by: list[int | None] = [None] * len(inputs)  # the step that computes each slot
+        self.slots: dict[int, int] = {id(array): k for k, array in enumerate(inputs)}
+        self.steps: list[tuple[OpDef, tuple[int, ...], Mapping[str, Any], int]] = []
+        self.untapeable: str | None = None  # why the function must run eagerly, if it must
+
+    def slot(self, value: Any) -> int:
+        array = value.data if isinstance(value, Tensor) else value
+        known = self.slots.get(id(array))
+        return known if known is not None else self._add(array, None)
+
+    def _add(self, array: Any, step: int | None) -> int:
+        self.slots[id(array)] = len(self.values)
+        self.values.append(array)
+        self.made_by.append(step)
+        return len(self.values) - 1
+
+    def record(self, opdef: OpDef, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Tensor) -> None:
+        """Called by every op while tracing, after its forward ran."""
+        if any(self._tracked(value) for value in kwargs.values()):
+            self.untapeable = f"a keyword argument of '{opdef.name}' is computed from the inputs"
+        refs = tuple([self.slot(value) for value in args])
+        self.steps.append((opdef, refs, kwargs, self._add(out.data, len(self.steps))))
+
+    def _tracked(self, value: Any) -> bool:
+        """Whether a keyword value holds an input or a computed array (a tape would freeze it)."""
+        if isinstance(value, tuple | list):
+            return any(self._tracked(v) for v in value)
+        if isinstance(value, Tensor | np.ndarray):
+            k = self.slots.get(id(value.data if isinstance(value, Tensor) else value))
+            return k is not None and (k < self.n_inputs or self.made_by[k] is not None)
+        return False
+
+
+def value_and_grad(func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> Taped:
+    """``functional.value_and_grad`` on a tape: ``(func(*args), d func / d args[argnums])``.
+
+    ``func`` takes positional arguments and returns a scalar Tensor. Tensors and numpy arrays
+    among the arguments are the tape's inputs and reach ``func`` as Tensors; their values may
+    change from call to call. Any other argument is static: a new value is traced anew.
+    Returns Tensors: the value, and one gradient for an int ``argnums`` or a tuple of them
+    (``Taped.arrays`` returns numpy arrays). Shapes: each gradient has its argument's shape;
+    differentiated arguments are floating-point.
+
+    Raises ``TapeError`` when ``func`` does what a tape cannot replay (module docstring).
+    """
+    return Taped(func, argnums)
+
+
+class Taped:
+    """A taped ``value_and_grad`` (made by ``value_and_grad``): one tape per input signature."""
+
+    def __init__(self, func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> None:
+        self.func, self.argnums = func, argnums
+        self._positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+        self._tapes: dict[tuple[Any, ...], _Tape | None] = {}  # None: this signature runs eagerly
+
+    def __repr__(self) -> str:
+        return f"<taped value_and_grad of {getattr(self.func, '__qualname__', self.func)}>"
+
+    def __call__(self, *args: Any) -> tuple[Tensor, Any]:
+        value, grads = self.arrays(*args)
+        wrapped = tuple([Tensor._wrap(g) for g in grads])
+        return Tensor._wrap(value), wrapped[0] if isinstance(self.argnums, int) else wrapped
+
+    def arrays(self, *args: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A call with numpy arrays for results: the value, and a list of the gradients."""
+        arrays, signature = _inputs(args)
+        tape = self._tapes.get(signature, _NEW)
+        if isinstance(tape, _Tape) and tape.checked:
+            return tape.replay(arrays)  # the usual call, kept short
+        if tape is _NEW:  # a new signature: trace it, and answer with the traced tape
+            tape = None if graph._anomaly_hook is not None else self._trace(args, arrays)
+            if len(self._tapes) >= MAX_TAPES:
+                del self._tapes[next(iter(self._tapes))]
+            self._tapes[signature] = tape
+            if tape is not None:
+                return tape.replay(arrays)
+        if not isinstance(tape, _Tape):  # anomaly mode, or an op whose gradient reads values
+            value, grads = self._eager(args)
+            return value.data, [g.data for g in grads]
+        # The first replay on new values is compared with an eager run: frozen values show.
+        value, result = tape.replay(arrays)
+        self._compare(args, value, result)
+        tape.checked = True
+        return value, result
+
+    def _trace(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> _Tape | None:
+        """Run ``func`` and its create_graph backward while recording; None if it cannot be taped."""
+        wanted = _wanted(self._positions, args, self.argnums)
+        call_args = _as_tensors(args, arrays, wanted)
+        leaves = [arg for arg in call_args if isinstance(arg, Tensor)]
+        recorder = _Recorder(arrays)
+        mode = graph._mode
+        if mode.tape is not None:
+            raise TapeError("tape: a taped function was called while another one was being traced")
+        mode.tape = recorder
+        try:
+            with graph.enable_grad():
+                loss = self.func(*call_args)
+                if not isinstance(loss, Tensor) or loss.size != 1:
+                    shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
+                    raise TypeError(f"tape.value_and_grad: func must return a scalar Tensor, got {shown}")
+                grads = engine.grad(loss, [leaves[k] for k in wanted], create_graph=True)
+        finally:
+            mode.tape = None
+        if recorder.untapeable is not None:
+            return None
+        return _Tape(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)])
+
+    def _eager(self, args: tuple[Any, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The same call without a tape: ``func`` sees the same Tensors (sharing the arrays)."""
+        value, grads = functional.value_and_grad(self.func, self._positions)(*_as_tensors(args, _inputs(args)[0], []))
+        return value, grads
+
+    def _compare(self, args: tuple[Any, ...], value: Any, grads: list[Any]) -> None:
+        """Run ``func`` eagerly on the same arguments; any difference from the replay is an error."""
+        eager_value, eager_grads = self._eager(args)
+        names = ["value", *(f"gradient of argument {p}" for p in self._positions)]
+        expected = [eager_value.data, *(g.data for g in eager_grads)]
+        for name, result, want in zip(names, [value, *grads], expected, strict=True):
+            got = np.asarray(result)
+            if got.shape != want.shape or got.dtype != want.dtype or not np.array_equal(got, want, equal_nan=True):
+                raise TapeError(
+                    f"tape: replaying the function gave a different {name} than running it ({describe(got)} "
+                    f"vs {describe(want)}): it computes something the tape cannot see (an array made "
+                    "without autobp ops, or Python control flow on values). Use "
+                    "autobp.functional.value_and_grad for it."
+                )
+
+
+def _is_array(value: Any) -> bool:
+    """Whether an argument is a tape input: a Tensor, a numpy array or a numpy scalar."""
+    return isinstance(value, Tensor | np.ndarray | np.generic)
+
+
+def _inputs(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
+    """The array inputs, and the signature a tape is kept under: shapes, dtypes, static values,
+    and which arguments are the same array (a tape reads each array from one slot)."""
+    values = [
+        arg.data if isinstance(arg, Tensor) else np.asarray(arg) if isinstance(arg, np.generic) else arg for arg in args
+    ]
+    # dtype.num and byteorder, not the dtype: hashing a dtype costs more than the rest together.
+    key = [(v.shape, v.dtype.num, v.dtype.byteorder) if isinstance(v, np.ndarray) else ("static", v) for v in values]
+    arrays = [v for v in values if isinstance(v, np.ndarray)]
+    if len(set(map(id, arrays))) != len(arrays):
+        ids = [id(a) for a in arrays]
+        key.append(("aliases", tuple(ids.index(i) for i in ids)))
+    return arrays, tuple(key)
+
+
+def _wanted(positions: tuple[int, ...], args: tuple[Any, ...], argnums: Any) -> list[int]:
+    """The differentiated arguments, as indices among the array arguments."""
+    array_positions = [i for i, arg in enumerate(args) if _is_array(arg)]
+    wanted = []
+    for p in positions:
+        if not -len(args) <= p < len(args) or p % len(args) not in array_positions:
+            shown = ", ".join(describe(a) for a in args)
+            raise TypeError(f"tape.value_and_grad: argnums {argnums} must name Tensor or array arguments: ({shown})")
+        array = np.asarray(args[p].data if isinstance(args[p], Tensor) else args[p])
+        if array.dtype.kind != "f":
+            raise TypeError(
+                f"tape.value_and_grad: argument {p % len(args)} ({describe(array)}) is differentiated "
+                "but not floating-point"
+            )
+        wanted.append(array_positions.index(p % len(args)))
+    return wanted
+
+
+def _as_tensors(args: tuple[Any, ...], arrays: list[np.ndarray], leaves: list[int]) -> list[Any]:
+    """The arguments as ``func`` sees them: the input ``arrays`` as Tensors sharing them (the tape
+    knows them by identity), those at ``leaves`` requiring grad; static arguments as they are."""
+    tensors, k = [], 0
+    for arg in args:
+        if _is_array(arg):
+            tensors.append(Tensor._wrap(arrays[k], k in leaves))
+            k += 1
+        else:
+            tensors.append(arg)
+    return tensors
+
+
+class _Tape:
+    """One traced signature: the replay steps and the slots they read and write."""
+
+    def __init__(self, recorder: _Recorder, results: list[int]) -> None:
+        self.n_inputs = recorder.n_inputs
+        self.results = results
+        needed = _needed(recorder, results)
+        # A slot is constant unless it is an input or computed from one: a step that reads only
+        # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
+        constant = [k >= self.n_inputs and step is None for k, step in enumerate(recorder.made_by)]
+        self.steps: list[Step] = []
+        for opdef, refs, kwargs, out in recorder.steps:
+            if all(constant[k] for k in refs):
+                constant[out] = True
+                continue
+            if out not in needed:
+                continue  # computed while tracing, but no result depends on it
+            forward = getattr(opdef.forward, "quiet_body", opdef.forward)  # replays run quietly already
+            if kwargs:
+                forward = functools.partial(forward, **kwargs)
+            self.steps.append((forward, operator.itemgetter(*refs), len(refs) == 1, out))
+        # Constants stay in the template; inputs and results are filled in by each replay.
+        self.template = [v if c else None for v, c in zip(recorder.values, constant, strict=True)]
+        self.checked = False  # whether a replay was compared with an eager run yet
+
+    def replay(self, inputs: list[np.ndarray]) -> tuple[Any, list[Any]]:
+        """The function's value and the gradients, computed from new input arrays."""
+        values = self.template.copy()
+        values[: self.n_inputs] = inputs
+        with np.errstate(all="ignore"):
+            for forward, arguments, single, out in self.steps:
+                values[out] = forward(arguments(values)) if single else forward(*arguments(values))
+        value, *grads = [values[k] for k in self.results]
+        return value, grads
+
+
+def _needed(recorder: _Recorder, results: list[int]) -> set[int]:
+    """The slots the results depend on (dead code: the rest is not replayed)."""
+    needed = set(results)
+    for _, refs, _, out in reversed(recorder.steps):
+        if out in needed:
+            needed.update(refs)
+    return needed

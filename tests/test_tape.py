@@ -1,0 +1,213 @@
+"""autobp.tape: a taped value_and_grad gives the eager numbers bit for bit, or says why it cannot.
+
+Every registered op is also checked on a tape by the registry suite (tests/test_ops.py); this
+file checks the tape's own behaviour: signatures, what it refuses, its fallbacks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.models import Network
+from autobp.tape import MAX_TAPES, TapeError
+
+
+def _same(got: Any, want: Any) -> bool:
+    got, want = np.asarray(getattr(got, "data", got)), np.asarray(getattr(want, "data", want))
+    return got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want, equal_nan=True)
+
+
+def _mlp_loss(w1: ab.Tensor, b1: ab.Tensor, w2: ab.Tensor, x: ab.Tensor, labels: ab.Tensor) -> ab.Tensor:
+    hidden = ab.tanh(x @ w1 + b1)
+    return ab.nn.functional.cross_entropy(hidden @ w2, labels)
+
+
+def _mlp_args(rng: np.random.Generator, batch: int = 8) -> tuple[np.ndarray, ...]:
+    return (
+        rng.standard_normal((5, 7)),
+        rng.standard_normal(7),
+        rng.standard_normal((7, 3)),
+        rng.standard_normal((batch, 5)),
+        rng.integers(0, 3, size=batch),
+    )
+
+
+def test_replays_equal_eager_over_many_calls() -> None:
+    rng = np.random.default_rng(0)
+    taped = ab.tape.value_and_grad(_mlp_loss, (0, 1, 2))
+    eager = ab.functional.value_and_grad(_mlp_loss, (0, 1, 2))
+    for _ in range(5):
+        args = _mlp_args(rng)
+        (value, grads), (want, wanted) = taped(*args), eager(*[ab.tensor(a) for a in args])
+        assert _same(value, want)
+        assert all(_same(g, w) for g, w in zip(grads, wanted, strict=True))
+    assert len(taped._tapes) == 1  # one signature, one tape, replayed
+
+
+def test_a_new_shape_is_traced_anew_and_the_old_tape_kept() -> None:
+    rng = np.random.default_rng(1)
+    taped = ab.tape.value_and_grad(_mlp_loss, 0)
+    for batch in (8, 3, 8, 3):
+        args = _mlp_args(rng, batch)
+        value, g = taped(*args)
+        want, wanted = ab.functional.value_and_grad(_mlp_loss, 0)(*[ab.tensor(a) for a in args])
+        assert _same(value, want) and _same(g, wanted)
+    assert len(taped._tapes) == 2
+
+
+def test_the_number_of_tapes_is_bounded() -> None:
+    taped = ab.tape.value_and_grad(lambda x: (x * x).sum())
+    for n in range(1, MAX_TAPES + 4):
+        _, g = taped(np.arange(float(n)))
+        assert _same(g, 2 * np.arange(float(n)))
+    assert len(taped._tapes) == MAX_TAPES
+
+
+def test_float32_stays_float32() -> None:
+    taped = ab.tape.value_and_grad(lambda w, x: ab.sigmoid(x @ w).sum())
+    w, x = np.ones((3, 2), np.float32), np.ones((4, 3), np.float32)
+    for _ in range(3):
+        value, g = taped(w, x)
+        assert value.dtype == np.float32 and g.dtype == np.float32
+
+
+def test_static_arguments_are_part_of_the_signature() -> None:
+    taped = ab.tape.value_and_grad(lambda x, power: (x**power).sum())
+    x = np.array([1.0, 2.0])
+    for power in (2, 3, 2, 3):
+        assert _same(taped(x, power)[1], power * x ** (power - 1))
+    assert len(taped._tapes) == 2
+
+
+def test_the_same_array_twice_is_its_own_signature() -> None:
+    taped = ab.tape.value_and_grad(lambda a, b: (a * b).sum(), (0, 1))
+    x, y = np.array([1.0, 2.0]), np.array([3.0, 5.0])
+    _, (ga, gb) = taped(x, x)
+    assert _same(ga, x) and _same(gb, x)
+    _, (ga, gb) = taped(x, y)  # a different aliasing: traced anew, not read from x's slot
+    assert _same(ga, y) and _same(gb, x)
+
+
+def test_a_value_made_outside_autobp_ops_is_caught() -> None:
+    # w.numpy() * 2 is a constant to a tape: the first replay on new values shows the difference.
+    taped = ab.tape.value_and_grad(lambda w: (w * ab.tensor(w.numpy() * 2)).sum())
+    taped(np.array([1.0, 2.0]))
+    with pytest.raises(TapeError, match="different value than running it"):
+        taped(np.array([3.0, 4.0]))
+
+
+def test_python_control_flow_on_values_is_caught() -> None:
+    taped = ab.tape.value_and_grad(lambda w: (w * w).sum() if w.sum().item() > 0 else (w * 3).sum())
+    taped(np.array([1.0, 2.0]))
+    with pytest.raises(TapeError, match="Python control flow"):
+        taped(np.array([-1.0, -2.0]))
+
+
+@pytest.mark.parametrize(
+    ("func", "message"),
+    [
+        (lambda w: (w * 1.0).add_(1.0).sum(), "in-place add_"),
+        (lambda w: ab.grad((w * w).sum(), [w])[0].sum(), "first-order backward or grad"),
+    ],
+    ids=["in-place", "first-order grad"],
+)
+def test_what_a_tape_cannot_see_is_refused_while_tracing(func: Any, message: str) -> None:
+    with pytest.raises(TapeError, match=message):
+        ab.tape.value_and_grad(func)(np.array([1.0, 2.0]))
+    assert not ab.tape.is_tracing()  # the recorder is gone after the error
+
+
+def test_hooks_run_while_tracing_and_their_ops_are_replayed() -> None:
+    def hooked(w: ab.Tensor) -> ab.Tensor:
+        y = w * 2.0
+        y.register_hook(lambda g: g * w)  # the hook's ops go on the tape like any other
+        return (y * y).sum()
+
+    taped = ab.tape.value_and_grad(hooked)
+    for values in ([1.0, 2.0], [3.0, -1.0], [0.5, 4.0]):
+        w = np.array(values)
+        assert _same(taped(w)[1], 2.0 * (2.0 * 2.0 * w) * w)  # d/dw of (2w)^2 is 8w, times w by the hook
+
+
+def test_a_second_order_gradient_inside_is_taped() -> None:
+    def penalty(w: ab.Tensor, x: ab.Tensor) -> ab.Tensor:
+        loss = ab.tanh(x @ w).sum()
+        (g,) = ab.grad(loss, [w], create_graph=True)
+        return loss + (g * g).sum()
+
+    rng = np.random.default_rng(2)
+    taped = ab.tape.value_and_grad(penalty)
+    for _ in range(3):
+        w, x = rng.standard_normal((3, 2)), rng.standard_normal((4, 3))
+        value, g = taped(w, x)
+        want, wanted = ab.functional.value_and_grad(penalty)(ab.tensor(w), ab.tensor(x))
+        assert _same(value, want) and _same(g, wanted)
+    assert next(iter(taped._tapes.values())) is not None
+
+
+@pytest.mark.parametrize("reduction", [ab.max, ab.min, ab.prod, ab.std])
+def test_ops_whose_gradient_reads_values_run_eagerly(reduction: Any) -> None:
+    taped = ab.tape.value_and_grad(lambda x: reduction(x * x))
+    for values in ([1.0, 3.0, 2.0], [3.0, 1.0, 2.0], [0.0, 2.0, 2.0]):
+        x = np.array(values)
+        value, g = taped(x)
+        want, wanted = ab.functional.value_and_grad(lambda t: reduction(t * t))(ab.tensor(x))
+        assert _same(value, want) and _same(g, wanted)
+    assert list(taped._tapes.values()) == [None]  # no tape for this signature: eager every call
+
+
+def test_an_index_computed_from_the_inputs_runs_eagerly() -> None:
+    # getitem's index is a keyword: computed from x, a tape would freeze it.
+    taped = ab.tape.value_and_grad(lambda x: x[ab.argmax(x)] * 2.0)
+    for values in ([1.0, 3.0, 2.0], [3.0, 1.0, 2.0]):
+        _, g = taped(np.array(values))
+        assert _same(g, 2.0 * (np.array(values) == max(values)))
+    assert list(taped._tapes.values()) == [None]
+
+
+def test_anomaly_mode_runs_eagerly() -> None:
+    taped = ab.tape.value_and_grad(lambda x: (x * x).sum())
+    with ab.detect_anomaly():
+        assert _same(taped(np.array([1.0, 2.0]))[1], np.array([2.0, 4.0]))
+    assert list(taped._tapes.values()) == [None]
+
+
+@pytest.mark.parametrize(
+    ("func", "args", "argnums", "error", "message"),
+    [
+        (lambda x: x * 2.0, (np.ones(2),), 0, TypeError, "must return a scalar Tensor, got float64"),
+        (lambda x, n: (x * n).sum(), (np.ones(2), 3), 1, TypeError, "must name Tensor or array arguments"),
+        (lambda x: (x * 2.0).sum(), (np.ones(2),), 3, TypeError, "must name Tensor or array arguments"),
+        (lambda i: (i * 2.0).sum(), (np.arange(3),), 0, TypeError, "is differentiated but not floating-point"),
+        (lambda x, y: (y * 2.0).sum(), (np.ones(2), np.ones(2)), (0, 1), RuntimeError, "was not used"),
+    ],
+    ids=["not scalar", "static argnum", "argnum out of range", "int argnum", "unused"],
+)
+def test_bad_calls_raise_clear_errors(
+    func: Any, args: tuple[Any, ...], argnums: Any, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        ab.tape.value_and_grad(func, argnums)(*args)
+
+
+def test_results_are_tensors_and_arrays_returns_arrays() -> None:
+    taped = ab.tape.value_and_grad(lambda x: (x * x).sum())
+    value, g = taped(ab.tensor([1.0, 2.0]))
+    assert isinstance(value, ab.Tensor) and isinstance(g, ab.Tensor) and not g.requires_grad
+    value_array, grads = taped.arrays(np.array([1.0, 2.0]))
+    assert isinstance(value_array, np.ndarray | np.generic) and _same(grads[0], np.array([2.0, 4.0]))
+    assert "taped value_and_grad" in repr(taped)
+
+
+def test_the_seed_network_trains_the_same_taped_or_not() -> None:
+    rng = np.random.default_rng(3)
+    x, labels = rng.random((12, 60)), rng.integers(0, 4, size=60)
+    nets = [Network([12, 6, 4], rng=5, taped=taped) for taped in (True, False)]
+    histories = [net.SGD((x, labels), epochs=2, mini_batch_size=7, eta=2.0) for net in nets]
+    assert histories[0] == histories[1]  # mini-batches of 7 and a last one of 4: two tapes
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert _same(a, b)
