@@ -6,7 +6,7 @@ MNIST's shape (pixels in [0, 1), labels 0..9, a fixed seed), so the benchmark ne
 ``load_images`` reads real MNIST when ``--data`` names a folder. The mini-batches are gathered
 once, outside the timed call, and every call starts from the same initial weights. The autobp
 side is the project's ``autobp.models.Network`` (its ``update_mini_batch``), the same network a user
-trains.
+trains (on a tape; the ``autobp-eager`` row builds and walks the graph every step).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import Run, Workload
+from benchmarks.harness import PEERS, Run, Workload
 
 SIZES = [784, 30, 10]
 ETA = 3.0
@@ -81,12 +81,13 @@ def numpy_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
     return [*weights, *biases]
 
 
-def autobp_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
-    """The same epoch with ``autobp.models.Network``, whose gradients come from autobp's engine."""
+def autobp_epoch(weights: Params, biases: Params, batches: Batches, taped: bool = True) -> Params:
+    """The same epoch with ``autobp.models.Network``, whose gradients come from autobp's engine:
+    replayed from a tape (the default, ``autobp.tape``) or recorded and walked anew each step."""
     import autobp as ab
     from autobp.models import Network
 
-    net = Network(SIZES)
+    net = Network(SIZES, taped=taped)
     net.weights = [ab.tensor(w, requires_grad=True) for w in weights]
     net.biases = [ab.tensor(b, requires_grad=True) for b in biases]
     for batch in batches:
@@ -130,7 +131,17 @@ def mygrad_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
     return [np.asarray(p.data) for p in params]
 
 
-EPOCHS = {"numpy": numpy_epoch, "autobp": autobp_epoch, "torch": torch_epoch, "mygrad": mygrad_epoch}
+def autobp_eager_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
+    return autobp_epoch(weights, biases, batches, taped=False)
+
+
+EPOCHS = {
+    "numpy": numpy_epoch,
+    "autobp": autobp_epoch,
+    "autobp-eager": autobp_eager_epoch,
+    "torch": torch_epoch,
+    "mygrad": mygrad_epoch,
+}
 
 
 def make(impl: str, images: int) -> Run:
@@ -149,4 +160,5 @@ WORKLOAD = Workload(
     title="seed network [784,30,10] float64, mini-batch 10, one epoch",
     sizes={"full": {"images": 10_000}, "quick": {"images": 2_000}, "tiny": {"images": 40}},
     make=make,
+    impls=("numpy", "autobp", "autobp-eager", *PEERS),
 )

@@ -193,7 +193,7 @@ class Network:
     def _step(self, x: np.ndarray, y: np.ndarray, eta: float) -> float:
         gradients, cost = self._gradients(x, y)
         step = eta / x.shape[1]
-        for param, g in zip([*self.biases, *self.weights], gradients, strict=True):
+        for param, g in zip(self.biases + self.weights, gradients, strict=True):
             # Straight into the arrays: Tensor.sub_ would add its guards to every step (~9% of a
             # [784, 30, 10] step, measured). The version bump still lets a graph that saved these
             # parameters notice the change, as an optimizer's step does.

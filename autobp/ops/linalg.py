@@ -73,23 +73,26 @@ matmul.defvjp(_matmul_dx, _matmul_dy, plain_arrays=True)
 
 # A matmul's vjps multiply by a transposed operand. As ops of their own they are one call each
 # (not a transpose and a product), in the eager backward and on a tape (BLAS names them NT, TN).
-def _transposed(name: str, x: Any) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {x.shape}")
-    return x.swapaxes(-1, -2)
+def _too_flat(name: str, x: Any) -> ValueError:
+    return ValueError(f"{name}: operands must have at least two dimensions, got shape {np.shape(x)}")
 
 
 @op("matmul_nt", arity=2, hints=Hints(shapes="matmul_transposed"))
 def matmul_nt(x: Any, y: Any) -> np.ndarray:
     """``x @ y^T``, ``y`` with its last two axes swapped. Shapes: (..., m, k), (..., n, k) -> (..., m, n)."""
-    return matmul.op.forward(x, _transposed("matmul_nt", y))  # type: ignore[no-any-return]
+    y = np.asarray(y)
+    if y.ndim < 2 or np.ndim(x) < 2:
+        raise _too_flat("matmul_nt", x if y.ndim >= 2 else y)
+    return np.matmul(x, y.swapaxes(-1, -2))
 
 
 @op("matmul_tn", arity=2, hints=Hints(shapes="matmul_transposed"))
 def matmul_tn(x: Any, y: Any) -> np.ndarray:
     """``x^T @ y``, ``x`` with its last two axes swapped. Shapes: (..., k, m), (..., k, n) -> (..., m, n)."""
-    return matmul.op.forward(_transposed("matmul_tn", x), y)  # type: ignore[no-any-return]
+    x = np.asarray(x)
+    if x.ndim < 2 or np.ndim(y) < 2:
+        raise _too_flat("matmul_tn", y if x.ndim >= 2 else x)
+    return np.matmul(x.swapaxes(-1, -2), y)
 
 
 matmul_nt.defvjp(
