@@ -210,12 +210,20 @@ def _is_array(value: Any) -> bool:
 def _inputs(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
     """The array inputs, and the signature a tape is kept under: shapes, dtypes, static values,
     and which arguments are the same array (a tape reads each array from one slot)."""
-    values = [
-        arg.data if isinstance(arg, Tensor) else np.asarray(arg) if isinstance(arg, np.generic) else arg for arg in args
-    ]
-    # dtype.num and byteorder, not the dtype: hashing a dtype costs more than the rest together.
-    key = [(v.shape, v.dtype.num, v.dtype.byteorder) if isinstance(v, np.ndarray) else ("static", v) for v in values]
-    arrays = [v for v in values if isinstance(v, np.ndarray)]
+    arrays: list[np.ndarray] = []
+    key: list[Any] = []
+    for arg in args:
+        if type(arg) is Tensor or isinstance(arg, Tensor):
+            arg = arg.data
+        elif isinstance(arg, np.generic):
+            arg = np.asarray(arg)
+        elif type(arg) is not np.ndarray and not isinstance(arg, np.ndarray):
+            key.append(("static", arg))
+            continue
+        arrays.append(arg)
+        # dtype.num and byteorder, not the dtype: hashing a dtype costs more than the rest together.
+        dtype = arg.dtype
+        key.append((arg.shape, dtype.num, dtype.byteorder))
     if len(set(map(id, arrays))) != len(arrays):
         ids = [id(a) for a in arrays]
         key.append(("aliases", tuple(ids.index(i) for i in ids)))
