@@ -23,6 +23,7 @@ __all__ = [
     "set_grad_enabled",
     "is_grad_enabled",
     "TapeError",
+    "mark_untapeable",
 ]
 
 
@@ -51,7 +52,11 @@ def refuse_while_tracing(what: str) -> None:
 
 
 def mark_untapeable(why: str) -> None:
-    """Tell a tape being traced that the function must run eagerly (a vjp rule read values)."""
+    """Tell a tape being traced (``autobp.tape``) that the function must run eagerly.
+
+    Called by vjp rules that read values to decide what to compute (``max``, ``prod``): a tape
+    would replay the decision made for the traced values. Does nothing when no tape is tracing.
+    """
     if _mode.tape is not None:
         _mode.tape.untapeable = why
 
