@@ -184,7 +184,7 @@ def square(x: Any) -> Any:
     """Elementwise ``x ** 2``. Shapes: any -> same."""
 
 
-square.defvjp(lambda grad, out, x: grad * (2 * x), plain_arrays=True)  # d(x^2)/dx = 2x
+square.defvjp(lambda grad, out, x: (grad * 2) * x, plain_arrays=True)  # d(x^2)/dx = 2x (grad * 2 folds on a tape)
 
 
 @op("sign", hints=Hints(avoid=(0.0,)))
