@@ -138,6 +138,8 @@ class Taped:
 
     def arrays(self, *args: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         """A call with numpy arrays for results: the value, and a list of the gradients."""
+        if graph._mode.tape is not None:  # its replay would hand the outer trace untracked arrays
+            raise TapeError("tape: a taped function was called while another one was being traced")
         arrays, signature = _inputs(args)
         tape = self._tapes.get(signature, _NEW)
         if isinstance(tape, _Tape) and tape.checked:
@@ -165,8 +167,6 @@ class Taped:
         leaves = [arg for arg in call_args if isinstance(arg, Tensor)]
         recorder = _Recorder(arrays)
         mode = graph._mode
-        if mode.tape is not None:
-            raise TapeError("tape: a taped function was called while another one was being traced")
         mode.tape = recorder
         try:
             with graph.enable_grad():

@@ -172,3 +172,15 @@ def test_float32_stays_float32_in_value_and_gradient(fn: Any, shapes: list[tuple
 def test_einsum_refuses_a_malformed_ellipsis() -> None:
     with pytest.raises(ValueError, match="einsum: invalid ellipsis"):
         ab.einsum("i..j.->ij", ab.ones(2, 3))
+
+
+@pytest.mark.parametrize("name", ["matmul_nt", "matmul_tn"])
+@pytest.mark.parametrize(("x_shape", "y_shape"), [((3,), (2, 3)), ((2, 3), (3,))])
+def test_transposed_products_need_matrices(name: str, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=f"{name}: operands must have at least two dimensions"):
+        getattr(ab, name)(ab.ones(x_shape), ab.ones(y_shape))
+
+
+def test_batch_axes_that_do_not_broadcast_keep_numpy_s_message_with_the_op_s_name() -> None:
+    with pytest.raises(ValueError, match=r"matmul: .*\(inputs: float64\[2, 1, 3\], float64\[3, 3, 2\]\)"):
+        ab.matmul(ab.ones((2, 1, 3)), ab.ones((3, 3, 2)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 
 import numpy as np
@@ -121,3 +122,28 @@ def test_a_variadic_plain_array_rule_works_with_one_input(scratch_ops: list[str]
     for inputs in ((x,), (x, x), (x, x, x)):
         (g,) = ab.grad(total(*inputs).sum(), [x])
         np.testing.assert_array_equal(g.data, [len(inputs)] * 2)
+
+
+def test_a_ufunc_forward_must_take_the_op_s_inputs(scratch_ops: list[str]) -> None:
+    scratch_ops.append("ufunc_for_test")
+    with pytest.raises(TypeError, match="ufunc add takes 2 inputs, but arity is 1"):
+
+        @op("ufunc_for_test", ufunc=np.add)
+        def twice(x: np.ndarray) -> np.ndarray:
+            """x + x."""
+            return x + x
+
+    assert "ufunc_for_test" not in REGISTRY
+
+
+def test_a_ufunc_op_shows_its_declared_signature_and_runs_the_ufunc(scratch_ops: list[str]) -> None:
+    scratch_ops.append("hypot_for_test")
+
+    @op("hypot_for_test", arity=2, ufunc=np.hypot)
+    def hypot_for_test(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """sqrt(x^2 + y^2)."""
+
+    assert hypot_for_test.op.forward is np.hypot
+    assert hypot_for_test.__doc__ == "sqrt(x^2 + y^2)."
+    assert list(inspect.signature(hypot_for_test).parameters) == ["x", "y"]
+    assert hypot_for_test(ab.tensor(3.0), ab.tensor(4.0)).item() == 5.0

@@ -211,3 +211,17 @@ def test_the_seed_network_trains_the_same_taped_or_not() -> None:
     assert histories[0] == histories[1]  # mini-batches of 7 and a last one of 4: two tapes
     for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
         assert _same(a, b)
+
+
+def test_a_taped_function_inside_a_traced_one_is_refused() -> None:
+    inner = ab.tape.value_and_grad(lambda x: (x * x).sum())
+    inner(np.array([1.0, 2.0]))
+    inner(np.array([1.0, 2.0]))  # traced and checked: it would replay plain arrays
+
+    def outer(x: ab.Tensor) -> ab.Tensor:
+        value, _ = inner(x)
+        return value * x.sum()
+
+    with pytest.raises(TapeError, match="while another one was being traced"):
+        ab.tape.value_and_grad(outer)(np.array([1.0, 2.0]))
+    assert not ab.tape.is_tracing()
