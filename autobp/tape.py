@@ -127,6 +127,7 @@ class Taped:
         self.func, self.argnums = func, argnums
         self._positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
         self._tapes: dict[tuple[Any, ...], _Tape | None] = {}  # None: this signature runs eagerly
+        self._ready: dict[tuple[Any, ...], _Tape] = {}  # the tapes whose first replay was checked
 
     def __repr__(self) -> str:
         return f"<taped value_and_grad of {getattr(self.func, '__qualname__', self.func)}>"
@@ -141,13 +142,16 @@ class Taped:
         if graph._mode.tape is not None:  # its replay would hand the outer trace untracked arrays
             raise TapeError("tape: a taped function was called while another one was being traced")
         arrays, signature = _inputs(args)
+        ready = self._ready.get(signature)
+        if ready is not None:
+            return ready.replay(arrays)  # the usual call, kept short
         tape = self._tapes.get(signature, _NEW)
-        if isinstance(tape, _Tape) and tape.checked:
-            return tape.replay(arrays)  # the usual call, kept short
         if tape is _NEW:  # a new signature: trace it, and answer with the traced tape
             tape = None if graph._anomaly_hook is not None else self._trace(args, arrays)
             if len(self._tapes) >= MAX_TAPES:
-                del self._tapes[next(iter(self._tapes))]
+                oldest = next(iter(self._tapes))
+                del self._tapes[oldest]
+                self._ready.pop(oldest, None)
             self._tapes[signature] = tape
             if tape is not None:
                 return tape.replay(arrays)
@@ -157,7 +161,7 @@ class Taped:
         # The first replay on new values is compared with an eager run: frozen values show.
         value, result = tape.replay(arrays)
         self._compare(args, value, result)
-        tape.checked = True
+        self._ready[signature] = tape
         return value, result
 
     def _trace(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> _Tape | None:
@@ -284,7 +288,6 @@ class _Tape:
             self.steps.append((forward, operator.itemgetter(*refs), len(refs) == 1, out))
         # Constants stay in the template; inputs and results are filled in by each replay.
         self.template = [v if c else None for v, c in zip(recorder.values, constant, strict=True)]
-        self.checked = False  # whether a replay was compared with an eager run yet
 
     def replay(self, inputs: list[np.ndarray]) -> tuple[Any, list[Any]]:
         """The function's value and the gradients, computed from new input arrays."""

@@ -19,7 +19,9 @@ from autobp.ops.shape import broadcast_to, reshape, sum_to
 from autobp.tensor import Tensor
 
 
-def _check_aligned(x: np.ndarray, y: np.ndarray) -> None:
+def _check_aligned(x: Any, y: Any) -> None:
+    """Raise a clear error for operands numpy's matmul refused (numpy names neither op nor axes)."""
+    x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got shapes {x.shape} and {y.shape}")
     k_x = x.shape[-1]
@@ -31,14 +33,9 @@ def _check_aligned(x: np.ndarray, y: np.ndarray) -> None:
         )
 
 
-@op("matmul", arity=2, hints=Hints(shapes="matmul"))
-def matmul(x: Any, y: Any) -> np.ndarray:
+@op("matmul", arity=2, hints=Hints(shapes="matmul"), ufunc=np.matmul, explain=_check_aligned)
+def matmul(x: Any, y: Any) -> Any:
     """Matrix product ``x @ y``. Shapes: (..., m, k) @ (..., k, n) -> (..., m, n); 1-D as numpy."""
-    try:
-        return np.matmul(x, y)
-    except ValueError:  # numpy's message names neither the op nor which dimensions disagree
-        _check_aligned(np.asarray(x), np.asarray(y))
-        raise
 
 
 # The rules use methods that Tensors and numpy arrays share (.reshape, .swapaxes): on the

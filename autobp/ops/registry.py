@@ -100,6 +100,7 @@ class OpDef:
         "public",
         "plain_arrays",
         "declared",
+        "explain",
         "_kwarg_names",
     )
 
@@ -116,6 +117,7 @@ class OpDef:
         self.name = name
         self.forward = forward
         self.declared = declared or forward
+        self.explain: Callable[..., None] | None = None  # raises a clearer error than the forward's
         self.arity = arity  # number of leading tensor arguments; None: all positionals are tensors
         self.rules: tuple[VjpRule, ...] = ()
         self.variadic_rule: Callable[..., Sequence[Any]] | None = None
@@ -179,6 +181,8 @@ def describe(value: Any) -> str:
 
 
 def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -> None:
+    if opdef.explain is not None and isinstance(error, ValueError):  # the op's own account of bad shapes
+        opdef.explain(*[value.data if isinstance(value, Tensor) else value for value in inputs])
     if str(error).startswith(f"{opdef.name}: "):  # the forward named itself already
         raise error
     shown = ", ".join(describe(x) for x in inputs)
@@ -244,6 +248,7 @@ def op(
     hints: Hints | None = None,
     differentiable: bool = True,
     ufunc: np.ufunc | None = None,
+    explain: Callable[..., None] | None = None,
 ) -> Callable[[Callable[..., Any]], OpFunction]:
     """Register an array function as an autobp op and return its public Tensor function.
 
@@ -255,6 +260,8 @@ def op(
         ufunc: a numpy ufunc that is the whole forward (``np.add`` for ``add``); the decorated
             function then only declares the signature and the docstring. Calls then skip a
             Python frame, which elementwise chains and taped replays feel.
+        explain: called with the input arrays when the forward raised; it raises a clearer
+            error than the forward's (numpy's messages name neither the op nor the fix).
     """
 
     def register(declared: Callable[..., Any]) -> OpFunction:
@@ -264,6 +271,7 @@ def op(
             raise TypeError(f"{name}: ufunc {ufunc.__name__} takes {ufunc.nin} inputs, but arity is {arity}")
         forward = declared if ufunc is None else ufunc
         opdef = OpDef(name, forward, arity, hints or Hints(), differentiable, composite=False, declared=declared)
+        opdef.explain = explain
 
         public = _make_public(opdef)
         public.op = opdef  # type: ignore[attr-defined]
