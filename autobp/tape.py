@@ -5,9 +5,10 @@ bit, but pays the define-by-run bookkeeping (Tensors, nodes, the engine's walk) 
 signature (shapes, dtypes, static arguments) instead of once per call. The first call *traces*:
 ``func`` runs as usual and the engine differentiates it with ``create_graph=True``, so that
 every op of the forward and of the backward goes through an autobp op; each op call is written
-on a tape (its array forward and which arrays it read). Later calls replay the tape: one flat
-list of the ops' array forwards, run on the new input arrays, with no Tensor, node or walk in
-between. Classic AD calls this taping (ADOL-C); ``jax.jit`` traces the same way.
+on a tape (its array forward and which arrays it read). The tape becomes a straight-line Python
+function of the ops' array forwards (``Taped.source`` shows it); later calls run it on the new
+input arrays, with no Tensor, node or walk in between. Classic AD calls this taping (ADOL-C);
+``jax.jit`` traces the same way.
 
 A tape replays only what it saw. ``func`` must compute its result with autobp ops on its
 arguments: an array made any other way (``t.numpy() * 2``, a Python ``if`` on a value, a global
@@ -31,8 +32,6 @@ values are the eager ones, inf and nan included.
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,10 +49,6 @@ __all__ = ["TapeError", "Taped", "value_and_grad", "is_tracing"]
 MAX_TAPES = 8
 
 _NEW = object()  # a signature not traced yet
-
-# A replay step: the op's array function (keywords bound), a getter of its arguments from the
-# slots, whether it takes one argument, and the slot its result goes to.
-Step = tuple[Callable[..., Any], Callable[[list[Any]], Any], bool, int]
 
 
 def is_tracing() -> bool:
@@ -164,6 +159,13 @@ class Taped:
         self._ready[signature] = tape
         return value, result
 
+    def source(self, *args: Any) -> str:
+        """The program a call with these arguments replays (tracing their signature if new):
+        one line per op, e.g. ``s6 = f0(s2, s4)  # matmul``. Runs one call to get there."""
+        self.arrays(*args)
+        tape = self._tapes.get(_inputs(args)[1])
+        return tape.source if tape is not None else "# no tape: this signature runs eagerly"
+
     def _trace(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> _Tape | None:
         """Run ``func`` and its create_graph backward while recording; None if it cannot be taped."""
         wanted = _wanted(self._positions, args, self.argnums)
@@ -266,38 +268,54 @@ def _as_tensors(args: tuple[Any, ...], arrays: list[np.ndarray], leaves: list[in
 
 
 class _Tape:
-    """One traced signature: the replay steps and the slots they read and write."""
+    """One traced signature, compiled into a straight-line Python function of numpy calls.
+
+    ``source`` holds the program, one line per op: ``s7 = f0(s2, s4)`` reads slots (``s``: inputs
+    and results, ``c``: constants) and calls op forwards (``f``) with keywords (``k``) bound as
+    constants. Straight-line code with local variables costs the interpreter far less per call
+    than a loop over steps.
+    """
 
     def __init__(self, recorder: _Recorder, results: list[int]) -> None:
-        self.n_inputs = recorder.n_inputs
-        self.results = results
+        n_inputs = recorder.n_inputs
         needed = _needed(recorder, results)
         # A slot is constant unless it is an input or computed from one: a step that reads only
         # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
-        constant = [k >= self.n_inputs and step is None for k, step in enumerate(recorder.made_by)]
-        self.steps: list[Step] = []
-        for opdef, refs, kwargs, out in recorder.steps:
+        constant = [k >= n_inputs and step is None for k, step in enumerate(recorder.made_by)]
+        namespace: dict[str, Any] = {"errstate": np.errstate}
+
+        def name(k: int) -> str:
+            if constant[k]:
+                namespace[f"c{k}"] = recorder.values[k]
+                return f"c{k}"
+            return f"s{k}"
+
+        body = []
+        for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
             if all(constant[k] for k in refs):
                 constant[out] = True
                 continue
             if out not in needed:
                 continue  # computed while tracing, but no result depends on it
-            forward = getattr(opdef.forward, "quiet_body", opdef.forward)  # replays run quietly already
-            if kwargs:
-                forward = functools.partial(forward, **kwargs)
-            self.steps.append((forward, operator.itemgetter(*refs), len(refs) == 1, out))
-        # Constants stay in the template; inputs and results are filled in by each replay.
-        self.template = [v if c else None for v, c in zip(recorder.values, constant, strict=True)]
-
-    def replay(self, inputs: list[np.ndarray]) -> tuple[Any, list[Any]]:
-        """The function's value and the gradients, computed from new input arrays."""
-        values = self.template.copy()
-        values[: self.n_inputs] = inputs
-        with np.errstate(all="ignore"):
-            for forward, arguments, single, out in self.steps:
-                values[out] = forward(arguments(values)) if single else forward(*arguments(values))
-        value, *grads = [values[k] for k in self.results]
-        return value, grads
+            namespace[f"f{i}"] = getattr(opdef.forward, "quiet_body", opdef.forward)  # the replay is quiet
+            arguments = [name(k) for k in refs]
+            for j, (key, value) in enumerate(kwargs.items()):
+                namespace[f"k{i}_{j}"] = value
+                arguments.append(f"{key}=k{i}_{j}")  # keys are keyword names the forward accepted
+            body.append(f"        s{out} = f{i}({', '.join(arguments)})  # {opdef.name}")
+        inputs = "".join(f"s{k}, " for k in range(n_inputs))
+        self.source = "\n".join(
+            [
+                "def replay(inputs):",
+                f"    {inputs}= inputs" if n_inputs else "    pass",
+                "    with errstate(all='ignore'):  # as the engine's backward: edges give inf/nan quietly",
+                *(body or ["        pass"]),
+                f"    return {name(results[0])}, [{', '.join(name(k) for k in results[1:])}]",
+            ]
+        )
+        # Generated from op names, slot numbers and keyword names only; values live in the namespace.
+        exec(compile(self.source, "<autobp tape>", "exec"), namespace)
+        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]]] = namespace["replay"]
 
 
 def _needed(recorder: _Recorder, results: list[int]) -> set[int]:

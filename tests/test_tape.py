@@ -225,3 +225,14 @@ def test_a_taped_function_inside_a_traced_one_is_refused() -> None:
     with pytest.raises(TapeError, match="while another one was being traced"):
         ab.tape.value_and_grad(outer)(np.array([1.0, 2.0]))
     assert not ab.tape.is_tracing()
+
+
+def test_the_replayed_program_can_be_read() -> None:
+    taped = ab.tape.value_and_grad(lambda w, x: ab.sigmoid(x @ w).sum())
+    w, x = np.ones((3, 2)), np.ones((4, 3))
+    source = taped.source(w, x)
+    assert source.startswith("def replay(inputs):")
+    ops = [line.rsplit("# ", 1)[1] for line in source.splitlines() if line.startswith("        s")]
+    assert ops[:3] == ["matmul", "sigmoid", "sum"]  # the forward, then the backward's ops
+    assert "sigmoid_backward" in ops and "matmul_tn" in ops
+    assert ab.tape.value_and_grad(lambda x: ab.max(x)).source(x) == "# no tape: this signature runs eagerly"
