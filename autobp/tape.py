@@ -219,17 +219,15 @@ def _inputs(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
     arrays: list[np.ndarray] = []
     key: list[Any] = []
     for arg in args:
-        if type(arg) is Tensor or isinstance(arg, Tensor):
+        if isinstance(arg, Tensor):
             arg = arg.data
         elif isinstance(arg, np.generic):
             arg = np.asarray(arg)
-        elif type(arg) is not np.ndarray and not isinstance(arg, np.ndarray):
+        elif not isinstance(arg, np.ndarray):
             key.append(("static", arg))
             continue
         arrays.append(arg)
-        # dtype.num and byteorder, not the dtype: hashing a dtype costs more than the rest together.
-        dtype = arg.dtype
-        key.append((arg.shape, dtype.num, dtype.byteorder))
+        key.append((arg.shape, arg.dtype))
     if len(set(map(id, arrays))) != len(arrays):
         ids = [id(a) for a in arrays]
         key.append(("aliases", tuple(ids.index(i) for i in ids)))
