@@ -77,6 +77,10 @@ class _Recorder:
         known = self.slots.get(id(array))
         return known if known is not None else self._add(array, None)
 
+    def computed(self, k: int) -> bool:
+        """Whether slot ``k`` is an input or an op's result (else a constant, kept by reference)."""
+        return k < self.n_inputs or self.made_by[k] is not None
+
     def _add(self, array: Any, step: int | None) -> int:
         self.slots[id(array)] = len(self.values)
         self.values.append(array)
@@ -96,7 +100,7 @@ class _Recorder:
             return any(self._tracked(v) for v in value)
         if isinstance(value, Tensor | np.ndarray):
             k = self.slots.get(id(value.data if isinstance(value, Tensor) else value))
-            return k is not None and (k < self.n_inputs or self.made_by[k] is not None)
+            return k is not None and self.computed(k)
         return False
 
 
@@ -151,11 +155,11 @@ class Taped:
             if tape is not None:
                 return tape.replay(arrays)
         if not isinstance(tape, _Tape):  # anomaly mode, or an op whose gradient reads values
-            value, grads = self._eager(args)
+            value, grads = self._eager(args, arrays)
             return value.data, [g.data for g in grads]
         # The first replay on new values is compared with an eager run: frozen values show.
         value, result = tape.replay(arrays)
-        self._compare(args, value, result)
+        self._compare(args, arrays, value, result)
         self._ready[signature] = tape
         return value, result
 
@@ -187,14 +191,14 @@ class Taped:
             return None
         return _Tape(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)])
 
-    def _eager(self, args: tuple[Any, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+    def _eager(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> tuple[Tensor, tuple[Tensor, ...]]:
         """The same call without a tape: ``func`` sees the same Tensors (sharing the arrays)."""
-        value, grads = functional.value_and_grad(self.func, self._positions)(*_as_tensors(args, _inputs(args)[0], []))
+        value, grads = functional.value_and_grad(self.func, self._positions)(*_as_tensors(args, arrays, []))
         return value, grads
 
-    def _compare(self, args: tuple[Any, ...], value: Any, grads: list[Any]) -> None:
+    def _compare(self, args: tuple[Any, ...], arrays: list[np.ndarray], value: Any, grads: list[Any]) -> None:
         """Run ``func`` eagerly on the same arguments; any difference from the replay is an error."""
-        eager_value, eager_grads = self._eager(args)
+        eager_value, eager_grads = self._eager(args, arrays)
         names = ["value", *(f"gradient of argument {p}" for p in self._positions)]
         expected = [eager_value.data, *(g.data for g in eager_grads)]
         for name, result, want in zip(names, [value, *grads], expected, strict=True):
@@ -279,7 +283,7 @@ class _Tape:
         needed = _needed(recorder, results)
         # A slot is constant unless it is an input or computed from one: a step that reads only
         # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
-        constant = [k >= n_inputs and step is None for k, step in enumerate(recorder.made_by)]
+        constant = [not recorder.computed(k) for k in range(len(recorder.values))]
         namespace: dict[str, Any] = {"errstate": np.errstate}
 
         def name(k: int) -> str:

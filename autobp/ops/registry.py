@@ -113,11 +113,12 @@ class OpDef:
         differentiable: bool,
         composite: bool,
         declared: Callable[..., Any] | None = None,
+        explain: Callable[..., None] | None = None,
     ) -> None:
         self.name = name
         self.forward = forward
         self.declared = declared or forward
-        self.explain: Callable[..., None] | None = None  # raises a clearer error than the forward's
+        self.explain = explain  # raises a clearer error than the forward's, given the same inputs
         self.arity = arity  # number of leading tensor arguments; None: all positionals are tensors
         self.rules: tuple[VjpRule, ...] = ()
         self.variadic_rule: Callable[..., Sequence[Any]] | None = None
@@ -270,8 +271,9 @@ def op(
         if ufunc is not None and ufunc.nin != (arity or 0):
             raise TypeError(f"{name}: ufunc {ufunc.__name__} takes {ufunc.nin} inputs, but arity is {arity}")
         forward = declared if ufunc is None else ufunc
-        opdef = OpDef(name, forward, arity, hints or Hints(), differentiable, composite=False, declared=declared)
-        opdef.explain = explain
+        opdef = OpDef(
+            name, forward, arity, hints or Hints(), differentiable, composite=False, declared=declared, explain=explain
+        )
 
         public = _make_public(opdef)
         public.op = opdef  # type: ignore[attr-defined]
