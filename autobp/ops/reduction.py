@@ -55,9 +55,9 @@ def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
 @op("sum", hints=REDUCTION)
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
+    if axis is None:  # the usual loss total: x.sum(), without its Python wrapper
+        return np.add.reduce(x if type(x) is np.ndarray else np.asarray(x), None, keepdims=keepdims)
     x = np.asarray(x)
-    if axis is None:  # the usual loss total; numpy reads None as every axis
-        return x.sum(keepdims=keepdims)
     return x.sum(axis=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
 
 

@@ -44,10 +44,11 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
 
     Shapes: x (..., *s) -> shape, where ``shape`` broadcasts to ``x.shape``.
     """
-    x = np.asarray(x)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
     shape = shape if type(shape) is tuple else tuple(shape)
     axes = _summed_axes(x.shape, shape)
-    summed = x.sum(axis=axes, keepdims=True) if axes else x
+    summed = np.add.reduce(x, axes, keepdims=True) if axes else x  # x.sum(...) without its wrapper
     return summed if summed.shape == shape else summed.reshape(shape)
 
 
