@@ -326,7 +326,8 @@ class _Tape:
         exec(compile(self.source, "<autobp tape>", "exec"), namespace)
         # Quiet as the engine's backward is (edges give inf/nan without warnings); errstate as a
         # decorator costs half of a with block per call.
-        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]]] = np.errstate(all="ignore")(namespace["replay"])
+        replay = namespace["replay"]
+        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]]] = np.errstate(all="ignore")(replay)
 
 
 def _times_one(opdef: OpDef, refs: tuple[int, ...], out: int, recorder: _Recorder, constant: list[bool]) -> int | None:

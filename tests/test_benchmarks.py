@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package beside autobp/, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import overhead, run, workloads  # noqa: E402
+from benchmarks import overhead, run, seed_bar, workloads  # noqa: E402
 from benchmarks.harness import Workload, check_close, measure, peak_bytes  # noqa: E402
 
 WORKLOADS = workloads()
@@ -88,3 +88,20 @@ def test_overhead_script_rows() -> None:
     rows = overhead.overhead(ops=8, elements=3, repeats=1)
     assert rows[0][0] == "forward + backward"
     assert all(autobp_us > 0 and numpy_us > 0 for _, autobp_us, numpy_us in rows)
+
+
+def test_seed_bar_trains_both_sides_alike(capsys: pytest.CaptureFixture[str]) -> None:
+    result = seed_bar.measure(images=40, epochs=2, repeats=1)
+    assert result["images"] == 40 and set(result["times"]) == {"numpy", "autobp"}
+    assert result["difference"] <= 1e-10 and np.isfinite(result["ratio"]) and result["ratio"] > 0
+    assert seed_bar.main(["--images", "40", "--epochs", "1", "--repeats", "1"]) == 0
+    assert "autobp / numpy:" in capsys.readouterr().out
+
+
+def test_seed_bar_notices_a_run_that_trained_differently(monkeypatch: pytest.MonkeyPatch) -> None:
+    def lazy_run(weights: list[np.ndarray], biases: list[np.ndarray], *rest: object) -> list[np.ndarray]:
+        return [*weights, *biases]  # returns the initial weights: trained nothing
+
+    monkeypatch.setitem(seed_bar.RUNS, "autobp", lazy_run)
+    assert seed_bar.measure(images=40, epochs=1, repeats=1)["difference"] > 1e-3
+    assert seed_bar.main(["--images", "40", "--epochs", "1", "--repeats", "1"]) == 1

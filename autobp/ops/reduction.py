@@ -56,7 +56,8 @@ def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
     if axis is None:  # the usual loss total: x.sum(), without its Python wrapper
-        return np.add.reduce(x if type(x) is np.ndarray else np.asarray(x), None, keepdims=keepdims)
+        array: Any = x if type(x) is np.ndarray else np.asarray(x)
+        return np.add.reduce(array, None, keepdims=keepdims)  # type: ignore[call-overload, no-any-return]
     x = np.asarray(x)
     return x.sum(axis=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
 
