@@ -1,5 +1,6 @@
 """All ops, by family. Each public function here is a registry entry (see ``registry.py``)."""
 
+from autobp.ops.activations import relu, sigmoid, sigmoid_backward, softplus, tanh, tanh_backward
 from autobp.ops.elementwise import (
     abs,
     add,
@@ -26,18 +27,12 @@ from autobp.ops.elementwise import (
     neg,
     not_equal,
     pow,
-    relu,
-    sigmoid,
-    sigmoid_backward,
     sign,
     sin,
-    softplus,
     sqrt,
     square,
     sub,
     tan,
-    tanh,
-    tanh_backward,
     where,
 )
 from autobp.ops.indexing import getitem, scatter_add

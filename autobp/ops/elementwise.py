@@ -1,4 +1,4 @@
-"""Elementwise ops: arithmetic, transcendental functions, activations, comparisons.
+"""Elementwise ops: arithmetic, transcendental functions, selections, comparisons.
 
 Shapes: inputs broadcast as numpy does; the output has the broadcast shape. Each vjp returns
 a gradient of the output's shape and the engine sums it back to the input's shape.
@@ -19,8 +19,11 @@ BINARY = Hints(shapes="broadcast")
 POSITIVE = Hints(domain=(0.1, 3.0))
 
 
-def _quiet(function: Any) -> Any:
-    """Run an array function with numpy's floating-point warnings silenced (edges give inf/nan)."""
+def quiet(function: Any) -> Any:
+    """A forward that runs with numpy's floating-point warnings off (its domain edges give inf/nan).
+
+    Its ``quiet_body`` is the undecorated function: a tape's replay, quiet throughout, calls that.
+    """
 
     # errstate as a decorator costs half of a ``with`` block per call (no context object per call).
     run = np.errstate(all="ignore")(function)  # functools.wraps: name, doc and __wrapped__ carry over
@@ -66,7 +69,7 @@ mul.defvjp(
 
 
 @op("div", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.5, 2.0))))
-@_quiet
+@quiet
 def div(x: Any, y: Any) -> np.ndarray:
     """Elementwise ``x / y`` (true division). Shapes: broadcastable -> broadcast shape."""
     return np.true_divide(x, y)
@@ -80,7 +83,7 @@ div.defvjp(
 
 
 @op("pow", arity=2, hints=Hints(shapes="broadcast", domain=((0.5, 2.0), (-2.0, 2.0))))
-@_quiet
+@quiet
 def pow(x: Any, y: Any) -> np.ndarray:
     """Elementwise ``x ** y``. Shapes: broadcastable -> broadcast shape."""
     return np.power(x, y)
@@ -127,7 +130,7 @@ astype.defvjp(lambda grad, out, x, dtype: grad, plain_arrays=True)  # the engine
 
 # -- transcendental functions --------------------------------------------------------------------
 @op("exp")
-@_quiet
+@quiet
 def exp(x: Any) -> np.ndarray:
     """Elementwise ``e ** x``. Shapes: any -> same."""
     return np.exp(x)
@@ -137,7 +140,7 @@ exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True)  # d(e^x)/dx = e^
 
 
 @op("log", hints=POSITIVE)
-@_quiet
+@quiet
 def log(x: Any) -> np.ndarray:
     """Elementwise natural logarithm (``-inf`` at 0, ``nan`` below). Shapes: any -> same."""
     return np.log(x)
@@ -147,7 +150,7 @@ log.defvjp(lambda grad, out, x: grad / x, plain_arrays=True)  # d(log x)/dx = 1/
 
 
 @op("log1p", hints=Hints(domain=(-0.5, 3.0)))
-@_quiet
+@quiet
 def log1p(x: Any) -> np.ndarray:
     """Elementwise ``log(1 + x)``, accurate for small x. Shapes: any -> same."""
     return np.log1p(x)
@@ -157,7 +160,7 @@ log1p.defvjp(lambda grad, out, x: grad / (1 + x), plain_arrays=True)  # d log(1+
 
 
 @op("expm1")
-@_quiet
+@quiet
 def expm1(x: Any) -> np.ndarray:
     """Elementwise ``e ** x - 1``, accurate for small x. Shapes: any -> same."""
     return np.expm1(x)
@@ -167,7 +170,7 @@ expm1.defvjp(lambda grad, out, x: grad * (out + 1), plain_arrays=True)  # d(e^x 
 
 
 @op("sqrt", hints=POSITIVE)
-@_quiet
+@quiet
 def sqrt(x: Any) -> np.ndarray:
     """Elementwise square root (``nan`` below 0; infinite gradient at 0). Shapes: any -> same."""
     return np.sqrt(x)
@@ -222,87 +225,6 @@ def tan(x: Any) -> np.ndarray:
 
 
 tan.defvjp(lambda grad, out, x: grad * (1 + out * out), plain_arrays=True)  # d(tan x)/dx = 1 + tan^2 x
-
-
-# -- activations ----------------------------------------------------------------------------------
-@op("tanh", ufunc=np.tanh)
-def tanh(x: Any) -> Any:
-    """Elementwise hyperbolic tangent. Shapes: any -> same."""
-
-
-@op("tanh_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (-0.95, 0.95))))
-def tanh_backward(grad: Any, out: Any) -> np.ndarray:
-    """``grad * (1 - out ** 2)``: tanh's vjp from its output, as one op (one call, not three).
-
-    Shapes: broadcastable -> broadcast shape.
-    """
-    return grad * (1 - np.square(out))
-
-
-tanh_backward.defvjp(
-    lambda g2, res, grad, out: tanh_backward(g2, out),  # linear in grad
-    lambda g2, res, grad, out: g2 * grad * out * -2,  # d(1 - t^2)/dt = -2t
-    plain_arrays=True,
-)
-
-
-tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True)  # d(tanh x)/dx = 1 - tanh^2 x
-
-
-@op("sigmoid", hints=Hints(domain=(-4.0, 4.0)))
-@_quiet
-def sigmoid(x: Any) -> np.ndarray:
-    """Elementwise logistic ``1 / (1 + e^-x)``, stable for large |x|. Shapes: any -> same."""
-    # Accurate in both tails (4.7e-20 at x = -44.5, where 0.5 * (1 + tanh(x / 2)) rounds to 0);
-    # below x = -709, e^-x overflows to inf and the result is 0, the right limit. Twice as fast
-    # as exp(-logaddexp(0, -x)), which gives the same values.
-    t = np.negative(x)
-    if type(t) is not np.ndarray or t.dtype.kind != "f":  # a scalar, or ints that exp makes floats
-        return 1.0 / (1.0 + np.exp(t))
-    # The same three steps written into one buffer: the same values, two allocations fewer.
-    np.exp(t, out=t)
-    np.add(1.0, t, out=t)
-    return np.divide(1.0, t, out=t)
-
-
-@op("sigmoid_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.05, 0.95))))
-def sigmoid_backward(grad: Any, out: Any) -> np.ndarray:
-    """``grad * out * (1 - out)``: the sigmoid's vjp from its output, as one op (one call, not three).
-
-    Shapes: broadcastable -> broadcast shape.
-    """
-    product = np.multiply(grad, out)
-    if type(product) is not np.ndarray:
-        return product * (1 - out)
-    return np.multiply(product, np.subtract(1, out), out=product)  # no third array for the product
-
-
-sigmoid_backward.defvjp(
-    lambda g2, res, grad, out: sigmoid_backward(g2, out),  # linear in grad
-    lambda g2, res, grad, out: g2 * grad * (1 - 2 * out),  # d(s - s^2)/ds = 1 - 2s
-    plain_arrays=True,
-)
-
-
-sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out), plain_arrays=True)  # s' = s (1 - s)
-
-
-@op("relu", hints=Hints(avoid=(0.0,)))
-def relu(x: Any) -> np.ndarray:
-    """Elementwise ``max(x, 0)``; its gradient at 0 is 0. Shapes: any -> same."""
-    return np.maximum(x, 0)
-
-
-relu.defvjp(lambda grad, out, x: grad * (x > 0), plain_arrays=True)  # 1 where x > 0
-
-
-@op("softplus", hints=Hints(domain=(-4.0, 4.0)))
-def softplus(x: Any) -> np.ndarray:
-    """Elementwise ``log(1 + e^x)``, stable for large |x|. Shapes: any -> same."""
-    return np.logaddexp(0, x)
-
-
-softplus.defvjp(lambda grad, out, x: grad * sigmoid(x), plain_arrays=True)  # d softplus/dx = sigmoid(x)
 
 
 # -- piecewise selections --------------------------------------------------------------------------

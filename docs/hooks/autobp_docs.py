@@ -97,6 +97,7 @@ def op_table() -> str:
 
 FAMILIES = {
     "autobp.ops.elementwise": "Elementwise",
+    "autobp.ops.activations": "Activations",
     "autobp.ops.reduction": "Reductions",
     "autobp.ops.linalg": "Linear algebra",
     "autobp.ops.shape": "Shape",
