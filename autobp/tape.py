@@ -226,11 +226,12 @@ def _inputs(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
         if isinstance(arg, Tensor):
             arg = arg.data
         elif type(arg) is not np.ndarray:
-            if isinstance(arg, np.generic):
-                arg = np.asarray(arg)
-            elif not isinstance(arg, np.ndarray):
+            if not isinstance(arg, np.ndarray | np.generic):
                 key.append(("static", arg))
                 continue
+            # A numpy scalar or an ndarray subclass: the plain array a Tensor would hold (the
+            # tape knows inputs by identity, and Tensors hold plain arrays).
+            arg = np.asarray(arg)
         arrays.append(arg)
         key.append(arg.shape)
         key.append(arg.dtype)

@@ -181,6 +181,13 @@ def test_transposed_products_need_matrices(name: str, x_shape: tuple[int, ...], 
         getattr(ab, name)(ab.ones(x_shape), ab.ones(y_shape))
 
 
+def test_transposed_products_take_nested_lists() -> None:
+    assert ab.matmul_nt([[1.0, 2.0]], [[3.0, 4.0]]).tolist() == [[11.0]]
+    assert ab.matmul_tn([[1.0], [2.0]], [[3.0], [4.0]]).tolist() == [[11.0]]
+    with pytest.raises(ValueError, match="matmul_tn: operands must have at least two dimensions"):
+        ab.matmul_tn([1.0, 2.0], [[3.0], [4.0]])
+
+
 def test_batch_axes_that_do_not_broadcast_keep_numpy_s_message_with_the_op_s_name() -> None:
     with pytest.raises(ValueError, match=r"matmul: .*\(inputs: float64\[2, 1, 3\], float64\[3, 3, 2\]\)"):
         ab.matmul(ab.ones((2, 1, 3)), ab.ones((3, 3, 2)))

@@ -146,6 +146,9 @@ def test_evaluate_counts_correct_argmax_predictions() -> None:
     assert net.evaluate([(x[:, [j]], label) for j, label in enumerate([0, 1, 1, 1])]) == 3
     assert net.evaluate((x, np.array([1, 1, 1, 1]))) == 2
     assert net.predict(x).tolist() == [0, 1, 0, 1]
+    one_hot_columns = one_hot(np.array([0, 1, 1, 1]), 2)  # the training layout is accepted too
+    assert net.evaluate((x, one_hot_columns)) == 3
+    assert net.evaluate([(x[:, [j]], one_hot_columns[:, [j]]) for j in range(4)]) == 3
 
 
 def test_seeds_make_runs_reproducible_and_init_is_normal() -> None:
@@ -199,6 +202,11 @@ def test_errors_name_the_problem() -> None:
         net.SGD((np.ones((3, 4)), np.array([0, 1, 2, 0])), 1, 2, 1.0)
     with pytest.raises(ValueError, match="mini_batch_size >= 1"):
         net.SGD((np.ones((3, 4)), np.array([0, 1, 1, 0])), 1, 0, 1.0)
+    with pytest.raises(ValueError, match="training data is empty"):
+        net.SGD([], 1, 2, 1.0)
+    with pytest.raises(ValueError, match=r"test data must give x \(n_in, n\) and labels \(n,\)"):
+        net.evaluate((np.ones((3, 4)), np.array([0, 1])))
+    assert repr(net) == "Network([3, 2])"
 
 
 def test_reproduction_script_gives_the_same_accuracies_with_either_engine(tmp_path: Path) -> None:

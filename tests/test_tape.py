@@ -267,3 +267,17 @@ def test_a_product_with_ones_that_changes_the_dtype_is_kept() -> None:
     assert ops == ["tanh", "mul", "sum", "tanh_backward"]
     value, _ = taped.arrays(x)
     assert value.dtype == np.float64
+
+
+class _Marked(np.ndarray):
+    """An ndarray subclass, as some libraries hand out (np.matrix, masked arrays are others)."""
+
+
+def test_an_ndarray_subclass_is_an_input_like_any_array() -> None:
+    taped = ab.tape.value_and_grad(lambda w, x: ab.tanh(x @ w).sum())
+    w, x = np.linspace(-1, 1, 6).reshape(3, 2), np.linspace(0, 1, 12).reshape(4, 3)
+    for scale in (1.0, 2.0, 3.0):  # trace, checked replay, replay
+        marked = (scale * w).view(_Marked)
+        value, (grad,) = taped.arrays(marked, x)
+        want_value, want_grad = ab.functional.value_and_grad(lambda w, x: ab.tanh(x @ w).sum())(scale * w, x)
+        assert _same(value, want_value) and np.array_equal(np.asarray(grad), want_grad.data)
