@@ -70,31 +70,27 @@ matmul.defvjp(_matmul_dx, _matmul_dy, plain_arrays=True)
 
 # A matmul's vjps multiply by a transposed operand. As ops of their own they are one call each
 # (not a transpose and a product), in the eager backward and on a tape (BLAS names them NT, TN).
-def _too_flat(name: str, x: Any) -> ValueError:
-    return ValueError(f"{name}: operands must have at least two dimensions, got shape {np.shape(x)}")
+def _matrices(name: str, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both operands as arrays, refused unless both have two dimensions or more."""
+    x = x if type(x) is np.ndarray else np.asarray(x)
+    y = y if type(y) is np.ndarray else np.asarray(y)
+    if x.ndim < 2 or y.ndim < 2:
+        flat = x if x.ndim < 2 else y
+        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {flat.shape}")
+    return x, y
 
 
 @op("matmul_nt", arity=2, hints=Hints(shapes="matmul_transposed"))
 def matmul_nt(x: Any, y: Any) -> np.ndarray:
     """``x @ y^T``, ``y`` with its last two axes swapped. Shapes: (..., m, k), (..., n, k) -> (..., m, n)."""
-    if type(x) is not np.ndarray:
-        x = np.asarray(x)
-    if type(y) is not np.ndarray:
-        y = np.asarray(y)
-    if x.ndim < 2 or y.ndim < 2:
-        raise _too_flat("matmul_nt", x if x.ndim < 2 else y)
+    x, y = _matrices("matmul_nt", x, y)
     return np.matmul(x, y.swapaxes(-1, -2))
 
 
 @op("matmul_tn", arity=2, hints=Hints(shapes="matmul_transposed"))
 def matmul_tn(x: Any, y: Any) -> np.ndarray:
     """``x^T @ y``, ``x`` with its last two axes swapped. Shapes: (..., k, m), (..., k, n) -> (..., m, n)."""
-    if type(x) is not np.ndarray:
-        x = np.asarray(x)
-    if type(y) is not np.ndarray:
-        y = np.asarray(y)
-    if x.ndim < 2 or y.ndim < 2:
-        raise _too_flat("matmul_tn", x if x.ndim < 2 else y)
+    x, y = _matrices("matmul_tn", x, y)
     return np.matmul(x.swapaxes(-1, -2), y)
 
 
