@@ -12,7 +12,7 @@ per run like the numpy side's code, so that a call times one epoch of a longer r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import Any
 
@@ -63,7 +63,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def numpy_epoch(weights: Params, biases: Params, batches: Batches) -> Params:
+def numpy_epoch(weights: Params, biases: Params, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> Params:
     """Hand-written vectorized backprop; updates the lists in place and returns all parameters."""
     for x, y in batches:
         activations = [x]
