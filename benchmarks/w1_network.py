@@ -25,7 +25,8 @@ ETA = 3.0
 BATCH = 10
 
 Params = list[np.ndarray]
-Batches = list[tuple[np.ndarray, np.ndarray]]
+Batch = tuple[np.ndarray, np.ndarray]  # inputs (784, m), one-hot targets (10, m)
+Batches = list[Batch]
 Epoch = Callable[[Params, Params, Batches], Params]
 
 # Set by ``--data DIR``: a folder holding MNIST, read by autobp.datasets.
@@ -63,7 +64,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def numpy_epoch(weights: Params, biases: Params, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> Params:
+def numpy_epoch(weights: Params, biases: Params, batches: Iterable[Batch]) -> Params:
     """Hand-written vectorized backprop; updates the lists in place and returns all parameters."""
     for x, y in batches:
         activations = [x]
