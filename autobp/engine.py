@@ -61,7 +61,20 @@ def _count_consumers(roots: Sequence[Vertex]) -> dict[Vertex, int]:
     return consumers
 
 
+def _modified(what: str, node: Node, tensor: Tensor, saved: int) -> RuntimeError:
+    return RuntimeError(
+        f"{node.op.name}: {what} ({describe_tensor(tensor)}) was modified in place after the op ran "
+        f"(saved at version {saved}, now version {tensor._version}), through it or a view of its storage; "
+        "gradients through it would be wrong. Use an out-of-place op, or .clone() first."
+    )
+
+
 def _check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
+    """Raise if a tensor the node saved (an input, or a Tensor in its keywords) changed since."""
+    if node.kwarg_versions is not None:
+        for tensor, saved in node.kwarg_versions:
+            if tensor._version != saved:
+                raise _modified("a tensor it read from its keywords (an index, say)", node, tensor, saved)
     versions = node.versions
     if versions is None and not any([isinstance(v, Tensor) and v._version for v in inputs]):
         return  # nothing was modified before or after the op: the usual case, checked quickly
@@ -70,11 +83,7 @@ def _check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
             continue
         saved = versions[i] if versions is not None else 0
         if tensor._version != saved:
-            raise RuntimeError(
-                f"{node.op.name}: an input it saved for backward ({describe_tensor(tensor)}) was modified "
-                f"in place after the op ran (saved at version {saved}, now version {tensor._version}); "
-                "gradients through it would be wrong. Use an out-of-place op, or .clone() first."
-            )
+            raise _modified("an input it saved for backward", node, tensor, saved)
 
 
 def _needs(value: Any) -> bool:
@@ -128,15 +137,17 @@ def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: An
     """``_vjps`` for a node of one or two inputs whose rules take plain arrays (first order)."""
     out, kwargs = node.out, node.kwargs
     try:
-        versions = node.versions
+        # Checked only when something was ever written in place (a counter exists) or the op read Tensors
+        # from its keywords: the usual node pays two attribute reads.
+        check = node.versions is not None or node.kwarg_versions is not None
         if len(inputs) == 1:
             x = inputs[0]  # the only input of a recorded node requires grad
-            if x._version or versions is not None:
+            if check or x._vc is not None:
                 _check_versions(node, inputs)
             return (rules[0](g, out, x.data, **kwargs),)
         x, y = inputs
         x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
-        if versions is not None or (x_is and x._version) or (y_is and y._version):
+        if check or (x_is and x._vc is not None) or (y_is and y._vc is not None):
             _check_versions(node, inputs)
         xa, ya = (x.data if x_is else x), (y.data if y_is else y)
         return (
@@ -194,7 +205,17 @@ def _walk(
     with set_grad_enabled(create_graph), _plain_arrays(not create_graph), np.errstate(all="ignore"):
         while ready:
             vertex = ready.pop()
-            g = grads.pop(vertex)
+            g = grads.pop(vertex, None)
+            if g is None:
+                # Every contribution was None (a symbolic zero): the gradient is zero. A leaf or a
+                # wanted vertex receives zeros; a node's rules need not run, but its inputs must still
+                # be counted down, or every gradient upstream of it would be lost.
+                if isinstance(vertex, Node):
+                    if wanted is not None and vertex in wanted:
+                        found[vertex] = _zeros(vertex.out, create_graph)
+                    _skip(vertex, consumers, ready, retain_graph)
+                    continue
+                g = _zeros(vertex.data, create_graph)
             if not isinstance(vertex, Node):
                 if vertex._hooks:
                     g = _run_hooks(vertex._hooks.values(), g, create_graph)
@@ -218,21 +239,22 @@ def _walk(
             if not retain_graph:
                 vertex.release()
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
-                if input_grad is None or not (isinstance(tensor, Tensor) and tensor.requires_grad):
+                if not (isinstance(tensor, Tensor) and tensor.requires_grad):
                     continue
-                if not create_graph and isinstance(input_grad, Tensor):  # a user rule returned a Tensor
-                    input_grad = input_grad.data
-                # The engine, not each rule, sums a broadcast gradient back to the input's shape.
-                if input_grad.shape != tensor.data.shape:
-                    input_grad = sum_to(input_grad, tensor.data.shape)
-                if input_grad.dtype != tensor.data.dtype:
-                    input_grad = input_grad.astype(tensor.data.dtype)
-                if anomaly:
-                    from autobp.anomaly import check_backward
-
-                    check_backward(vertex, input_grad if create_graph else Tensor._wrap(input_grad))
                 target = tensor.grad_fn or tensor
-                grads[target] = grads[target] + input_grad if target in grads else input_grad
+                if input_grad is not None:  # None: a zero contribution, counted below all the same
+                    if not create_graph and isinstance(input_grad, Tensor):  # a user rule returned a Tensor
+                        input_grad = input_grad.data
+                    # The engine, not each rule, sums a broadcast gradient back to the input's shape.
+                    if input_grad.shape != tensor.data.shape:
+                        input_grad = sum_to(input_grad, tensor.data.shape)
+                    if input_grad.dtype != tensor.data.dtype:
+                        input_grad = input_grad.astype(tensor.data.dtype)
+                    if anomaly:
+                        from autobp.anomaly import check_backward
+
+                        check_backward(vertex, input_grad if create_graph else Tensor._wrap(input_grad))
+                    grads[target] = grads[target] + input_grad if target in grads else input_grad
                 remaining = consumers[target] - 1
                 consumers[target] = remaining
                 if not remaining:
@@ -244,6 +266,25 @@ def _walk(
         if create_graph and any(g.requires_grad for _, g in leaves):
             _warn_grad_cycle()
     return found if create_graph else {vertex: Tensor._wrap(g) for vertex, g in found.items()}
+
+
+def _zeros(like: Any, create_graph: bool) -> Any:
+    """A zero gradient for an array of ``like``'s shape and dtype (a constant Tensor with create_graph)."""
+    zeros = np.zeros(like.shape, dtype=like.dtype)
+    return Tensor._wrap(zeros) if create_graph else zeros
+
+
+def _skip(node: Node, consumers: dict[Vertex, int], ready: list[Vertex], retain_graph: bool) -> None:
+    """Pass a node that received no gradient: each of its inputs gets a zero (uncounted) contribution."""
+    for value in node._inputs or ():
+        if isinstance(value, Tensor) and value.requires_grad:
+            target = value.grad_fn or value
+            remaining = consumers[target] - 1
+            consumers[target] = remaining
+            if not remaining:
+                ready.append(target)
+    if not retain_graph:
+        node.release()
 
 
 def _warn_grad_cycle() -> None:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from autobp.ops.registry import OpDef
 
@@ -107,7 +109,18 @@ class Node:
     once backward has used them.
     """
 
-    __slots__ = ("op", "_inputs", "kwargs", "out", "versions", "hooks", "retained", "trace", "__weakref__")
+    __slots__ = (
+        "op",
+        "_inputs",
+        "kwargs",
+        "out",
+        "versions",
+        "kwarg_versions",
+        "hooks",
+        "retained",
+        "trace",
+        "__weakref__",
+    )
 
     def __init__(self, opdef: OpDef, inputs: tuple[Any, ...], kwargs: Mapping[str, Any], out: Any) -> None:
         self.op = opdef
@@ -118,9 +131,12 @@ class Node:
         # the common case, which then costs no tuple.
         self.versions: tuple[int, ...] | None = None
         for value in inputs:
-            if isinstance(value, Tensor) and value._version:
+            if isinstance(value, Tensor) and value._vc is not None and value._vc[0]:
                 self.versions = tuple([v._version if isinstance(v, Tensor) else 0 for v in inputs])
                 break
+        # Tensors the op reads from its keywords (an index Tensor, say) and their versions: the
+        # vjp reads them again, so an in-place change after the op must be caught as well.
+        self.kwarg_versions: tuple[tuple[Tensor, int], ...] | None = None
         self.hooks: list[Callable[[Tensor], Tensor | None]] | None = None
         self.retained: Any = None  # weakref to a non-leaf Tensor whose .grad is kept (retain_grad)
         self.trace: Any = None  # the forward's user stack, recorded in anomaly mode
@@ -160,16 +176,76 @@ class Node:
 NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
-def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tensor:
-    """Wrap an op's result in a Tensor whose ``grad_fn`` remembers how it was made."""
+def _owner(array: np.ndarray) -> Any:
+    """The object that owns ``array``'s memory (numpy points a view of a view at the owner)."""
+    base = array.base
+    while isinstance(base, np.ndarray):
+        array, base = base, base.base
+    return array
+
+
+def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
+    """Give ``out`` the version counter of the input Tensor whose memory it views.
+
+    Called for op results that are views (``out.data.base`` is set): a slice, a reshape, a
+    transpose. A write through the base or any view is then seen by every node that saved one.
+    """
+    owner = _owner(out.data)
     for value in args:
-        if (value.data if isinstance(value, Tensor) else value) is result:
-            # An op returned its input: freeze a view, never the input itself.
-            result = result.view()
+        if isinstance(value, Tensor) and _owner(value.data) is owner:
+            out._share_storage_with(value)
+            return
+
+
+def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
+    """A keyword value as the vjp will read it: Tensors noted with their version, arrays copied."""
+    if isinstance(value, Tensor):
+        tensors.append((value, value._version))
+    elif isinstance(value, np.ndarray):
+        if value.flags.writeable:  # the caller may write into it before backward
+            value = value.copy()
+            value.setflags(write=False)
+    elif isinstance(value, tuple):
+        return tuple([_frozen(part, tensors) for part in value])
+    elif isinstance(value, list):  # a list index, possibly nested
+        return [_frozen(part, tensors) for part in value]
+    return value
+
+
+def _freeze_kwargs(node: Node, kwargs: Mapping[str, Any]) -> None:
+    tensors: list[tuple[Tensor, int]] = []
+    node.kwargs = {name: _frozen(value, tensors) for name, value in kwargs.items()}
+    if tensors:
+        node.kwarg_versions = tuple(tensors)
+
+
+def _copy_arrays(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple([v.copy() if type(v) is np.ndarray and v.flags.writeable else v for v in args])
+
+
+def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tensor:
+    """Wrap an op's result in a Tensor whose ``grad_fn`` remembers how it was made.
+
+    Saved inputs must not change before backward: a Tensor is version-checked then; a writeable numpy
+    array (a constant, which has no version) is copied here, unless a tape is tracing (it recognises
+    its inputs by identity).
+    """
+    saved = args
+    for value in args:
+        if isinstance(value, Tensor):
+            if value.data is result:  # an op returned its input: freeze a view, never the input itself
+                result = result.view()
+        elif type(value) is np.ndarray:
+            if value is result:
+                result = result.view()
+            if saved is args and _mode.tape is None and value.flags.writeable:
+                saved = _copy_arrays(args)
     out = Tensor._wrap(result, True)
     # The node saves the Tensor's own array (numpy scalars become 0-d arrays in _wrap): one object
     # for the output wherever it is used, which a tape recognises by identity (autobp.tape).
-    node = out.grad_fn = Node(opdef, args, kwargs or NO_KWARGS, out.data)
+    node = out.grad_fn = Node(opdef, saved, kwargs or NO_KWARGS, out.data)
+    if kwargs and _mode.tape is None:
+        _freeze_kwargs(node, kwargs)
     if _anomaly_hook is not None:
         _anomaly_hook(node)
     # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).

@@ -42,7 +42,7 @@ class Tensor:
     [[2.0, 4.0], [6.0, 8.0]]
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_version", "_hooks", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_vc", "_hooks", "__weakref__")
 
     # numpy must defer to Tensor: `array * tensor` calls Tensor.__rmul__ instead of making an object array.
     __array_ufunc__ = None
@@ -51,7 +51,10 @@ class Tensor:
     data: np.ndarray
     grad: Tensor | None
     grad_fn: Node | None
-    _version: int  # bumped by every in-place change; graph nodes record it (docs/trust.md)
+    # The version counter of this tensor's storage: a one-element list shared by a base and all
+    # its views (slices, reshapes, transposes, detach()), bumped by every in-place write through
+    # any of them; graph nodes record it (docs/trust.md). None: version 0, storage not shared yet.
+    _vc: list[int] | None
     _hooks: dict[int, Callable[[Tensor], Tensor | None]] | None  # leaf gradient hooks (autobp.hooks)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -71,7 +74,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self.name = None
-        self._version = 0
+        self._vc = None
         self._hooks = None
 
     @classmethod
@@ -83,9 +86,30 @@ class Tensor:
         tensor.grad = None
         tensor.grad_fn = grad_fn
         tensor.name = None
-        tensor._version = 0
+        tensor._vc = None
         tensor._hooks = None
         return tensor
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's storage has seen (through it or any view)."""
+        counter = self._vc
+        return 0 if counter is None else counter[0]
+
+    @_version.setter
+    def _version(self, value: int) -> None:
+        counter = self._vc
+        if counter is None:
+            self._vc = [value]
+        else:
+            counter[0] = value
+
+    def _share_storage_with(self, base: Tensor) -> None:
+        """Make this tensor (a view of ``base``'s memory) use ``base``'s version counter."""
+        counter = base._vc
+        if counter is None:
+            counter = base._vc = [0]
+        self._vc = counter
 
     # -- array-like attributes -------------------------------------------------------------
     @property
@@ -186,8 +210,11 @@ class Tensor:
         if self.requires_grad and self.data.flags.writeable:
             view = self.data.view()
             view.flags.writeable = False
-            return Tensor._wrap(view)
-        return Tensor._wrap(self.data)
+            detached = Tensor._wrap(view)
+        else:
+            detached = Tensor._wrap(self.data)
+        detached._share_storage_with(self)  # one storage, one version counter (as in PyTorch)
+        return detached
 
     def copy(self) -> Tensor:
         """A copy of the data, in the graph (differentiable)."""

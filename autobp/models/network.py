@@ -178,7 +178,9 @@ class Network:
         if self._taped_cost is not None:
             cost, gradients = self._taped_cost.arrays(*self.biases, *self.weights, x, y)
             return gradients, float(cost)
-        loss = self.cost(x, y)
+        # Wrapped, not copied: no user code runs between this forward and its backward, so the
+        # arrays cannot change in between (an op copies a bare numpy constant it saves).
+        loss = self.cost(Tensor._wrap(x), Tensor._wrap(y))
         return [g.data for g in grad(loss, [*self.biases, *self.weights]) if g is not None], float(loss.data)
 
     def update_mini_batch(self, mini_batch: Any, eta: float) -> float:

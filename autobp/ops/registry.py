@@ -201,7 +201,7 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     This is the hottest path of the library, so the op's fields are bound as closure variables.
     """
     forward, arity, differentiable, mode = opdef.forward, opdef.arity, opdef.differentiable, graph._mode
-    record, wrap = graph.record, Tensor._wrap
+    record, wrap, share_storage = graph.record, Tensor._wrap, graph.share_storage
 
     @functools.wraps(opdef.declared)
     def public(*args: Any, **kwargs: Any) -> Tensor:
@@ -235,6 +235,8 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
         except (ValueError, TypeError, IndexError) as error:
             _raise_with_context(opdef, error, args)
         out = record(opdef, result, args, kwargs) if needs_grad and differentiable and mode.enabled else wrap(result)
+        if out.data.base is not None:  # a view of an input's memory: one storage, one version counter
+            share_storage(out, args)
         if mode.tape is not None:  # a taped function is being traced (autobp.tape)
             mode.tape.record(opdef, args, kwargs, out)
         return out
