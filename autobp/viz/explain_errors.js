@@ -13,3 +13,9 @@ function autobpReport(message) {
 }
 window.addEventListener("error", (event) => autobpReport("error: " + event.message));
 window.addEventListener("unhandledrejection", (event) => autobpReport("rejection: " + event.reason));
+// console.error is an error too (a failed resource load, a library's complaint).
+const autobpConsoleError = console.error.bind(console);
+console.error = (...args) => {
+  autobpReport("console.error: " + args.join(" "));
+  autobpConsoleError(...args);
+};

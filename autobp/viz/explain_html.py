@@ -110,7 +110,10 @@ def _step_html(step: Step, total: int, ids: dict[str, str], math: bool) -> str:
         formula = (
             _math(flow.formula.latex, flow.formula.text) if math else f"<code>{html.escape(flow.formula.text)}</code>"
         )
-        rows.append(f'<tr class="flow"><th>{target}</th><td>{formula}</td><td>{_array_html(flow.gradient)}</td></tr>')
+        rows.append(
+            f'<tr class="flow" data-to="{html.escape(flow.label)}"><th>{target}</th><td>{formula}</td>'
+            f"<td>{_array_html(flow.gradient)}</td></tr>"
+        )
     saved = "".join(f"<tr><th>{html.escape(name)}</th><td>{_array_html(v)}</td></tr>" for name, v in step.saved)
     parts.append(
         f'<table class="values"><tr class="incoming"><th>grad</th><td>dC/d {html.escape(step.output)} '

@@ -130,11 +130,13 @@ def _note(step: Step, equation: str, latex: str, text: str) -> None:
     step.notes.append(Note(equation, latex, text, gloss))
 
 
-def _check(step: Step, equation: str, what: str, index: int, reference_value: np.ndarray, source: str) -> None:
+def _check(
+    step: Step, equation: str, what: str, index: int, reference_value: np.ndarray, source: str, delta: bool = False
+) -> None:
     gradient = step.flows[index].gradient
     assert gradient is not None  # every input of a matched step needs a gradient but x's
     # One example: delta is a column and nabla_b is delta. A mini-batch: nabla_b sums delta's columns.
-    value = gradient.sum(axis=1, keepdims=True) if equation in ("BP1", "BP2") else gradient
+    value = gradient.sum(axis=1, keepdims=True) if delta else gradient
     step.checks.append(Check(equation, what, value, reference_value, source))
 
 
@@ -171,7 +173,7 @@ def annotate(explanation: Explanation, seed: SeedGraph, steps: dict[int, Step]) 
                 f"BP2: delta^{n} = ((w^{n + 1})^T delta^{n + 1}) * sigma'(z^{n}), the error moves back one layer",
             )  # fmt: skip
         source = f"reference.backprop nabla_b[{b_index}] (= delta^{n} for one example)"
-        _check(step, "BP1" if n == big_l else "BP2", f"delta^{n} (sent to z{n})", 0, nabla_b[b_index], source)
+        _check(step, "BP1" if n == big_l else "BP2", f"delta^{n} (sent to z{n})", 0, nabla_b[b_index], source, True)
         step = steps[id(layer.z.grad_fn)]
         _note(
             step, "BP3", rf"\frac{{\partial C}}{{\partial b^{{{n}}}}} = \delta^{{{n}}}",
