@@ -203,7 +203,7 @@ def test_page_is_offline(tmp_path: Path) -> None:
 
 
 class _PageValues(HTMLParser):
-    """Collect each ``tr.flow``'s target and the exact values of its gradient, and the error box."""
+    """Collect each flow's target and the exact values of the gradient sent to it, and the error box."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -218,7 +218,7 @@ class _PageValues(HTMLParser):
         found = dict(attrs)
         if tag == "body":
             self.status = found.get("data-status") or ""
-        if tag == "tr" and "data-to" in found:
+        if "data-to" in found:
             self.target = found["data-to"]
         if tag == "span" and self.target is not None and found.get("data-values"):
             self.sent.setdefault(self.target, []).append(np.array(json.loads(found["data-values"] or "")))

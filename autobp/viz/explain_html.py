@@ -63,8 +63,12 @@ def _array_html(value: Any) -> str:
     if array.size > SHOWN_ELEMENTS:
         return f"<span {attrs}><code>{html.escape(array_text(array))}</code></span>"
     column = array.ndim == 2 and array.shape[1] == 1
-    rows = array.reshape(1, -1) if column or array.ndim <= 1 else array.reshape(array.shape[0], -1)
-    body = "".join("<tr>" + "".join(f"<td>{_number(v)}</td>" for v in row) + "</tr>" for row in rows)
+    if column or array.ndim <= 1:  # a vector reads as rows of eight numbers, to fit the column
+        numbers = [_number(v) for v in array.ravel()]
+        rows = [numbers[i : i + 8] for i in range(0, len(numbers), 8)]
+    else:
+        rows = [[_number(v) for v in row] for row in array.reshape(array.shape[0], -1)]
+    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in rows)
     note = "<sup>T</sup>" if column else ""
     return f'<span {attrs}><table class="grid">{body}</table>{note}<small>{array.shape}</small></span>'
 
@@ -74,14 +78,14 @@ def _math(latex: str, text: str) -> str:
     return f'<span class="math" data-tex="{html.escape(latex)}">{html.escape(text)}</span>'
 
 
-def _check_row(check: Check) -> str:
+def _check_html(check: Check) -> str:
     verdict = "equal" if check.ok else "MISMATCH"
     return (
-        f'<tr class="check {"ok" if check.ok else "bad"}" data-equation="{check.equation}" '
+        f'<div class="check {"ok" if check.ok else "bad"}" data-equation="{check.equation}" '
         f'data-what="{html.escape(check.what)}" data-max-diff="{check.max_diff!r}">'
-        f"<th>{check.equation}</th><td>{html.escape(check.what)}</td>"
-        f"<td>{_array_html(check.reference)}<br><small>{html.escape(check.source)}</small></td>"
-        f"<td>max |diff| = {check.max_diff:.3g} <b>{verdict}</b></td></tr>"
+        f'<span class="eq">{check.equation}</span> {html.escape(check.what)} against '
+        f"<code>{html.escape(check.source)}</code>: max |diff| = {check.max_diff:.3g} <b>{verdict}</b>"
+        f'<div class="shown">reference: {_array_html(check.reference)}</div></div>'
     )
 
 
@@ -103,28 +107,25 @@ def _step_html(step: Step, total: int, ids: dict[str, str], math: bool) -> str:
     for index, flow in enumerate(step.flows):
         # The rule's own name for the input: x and y for one or two inputs.
         param = "xy"[index] if len(step.flows) <= 2 else f"input {index}"
-        target = f"to {html.escape(flow.label)} <small>({param})</small>"
+        target = f"<b>{html.escape(flow.label)}</b> <small>({param})</small>"
         if flow.gradient is None:
-            rows.append(f"<tr><th>{target[3:]}</th><td colspan=2>needs no gradient</td></tr>")
+            rows.append(f'<div class="flow none">{target} needs no gradient</div>')
             continue
-        formula = (
-            _math(flow.formula.latex, flow.formula.text) if math else f"<code>{html.escape(flow.formula.text)}</code>"
-        )
+        text = f"<code>{html.escape(flow.formula.text)}</code>"
+        formula = _math(flow.formula.latex, flow.formula.text) if math else text
         rows.append(
-            f'<tr class="flow" data-to="{html.escape(flow.label)}"><th>{target}</th><td>{formula}</td>'
-            f"<td>{_array_html(flow.gradient)}</td></tr>"
+            f'<div class="flow" data-to="{html.escape(flow.label)}"><div>to {target}: {formula}</div>'
+            f'<div class="shown">{_array_html(flow.gradient)}</div></div>'
         )
-    saved = "".join(f"<tr><th>{html.escape(name)}</th><td>{_array_html(v)}</td></tr>" for name, v in step.saved)
+    saved = "".join(f'<div class="saved"><b>{html.escape(name)}</b> {_array_html(v)}</div>' for name, v in step.saved)
     parts.append(
-        f'<table class="values"><tr class="incoming"><th>grad</th><td>dC/d {html.escape(step.output)} '
-        f"arriving: {_array_html(step.incoming)}</td></tr>"
-        + (f"<tr><th>saved</th><td><table>{saved}</table></td></tr>" if saved else "")
-        + "</table>"
+        f'<div class="incoming"><h3>grad</h3> dC/d {html.escape(step.output)} arriving: '
+        f"{_array_html(step.incoming)}</div>" + (f"<div><h3>saved</h3> the rule reads{saved}</div>" if saved else "")
     )
-    parts.append(f'<table class="rules"><tr><th></th><th>vjp rule</th><th>sends</th></tr>{"".join(rows)}</table>')
+    parts.append(f'<div class="rules"><h3>vjp rules</h3> what the op sends to each input{"".join(rows)}</div>')
     if step.checks:
-        checks = "".join(_check_row(c) for c in step.checks)
-        parts.append(f'<table class="checks"><tr><th colspan=4>against autobp.reference</th></tr>{checks}</table>')
+        checks = "".join(_check_html(c) for c in step.checks)
+        parts.append(f'<div class="checks"><h3>against autobp.reference</h3>{checks}</div>')
     parts.append("</article>")
     return "\n".join(parts)
 
@@ -204,13 +205,13 @@ def write_page(explanation: Explanation, directory: Path) -> Path:
 
 
 def explanation_fragment(explanation: Explanation) -> str:
-    """The steps for a Jupyter cell: the graph once, then each step, formulas as plain text (no script)."""
+    """The steps for a Jupyter cell: the graph beside the steps, formulas as plain text (no script runs)."""
     ids = graph_ids(explanation)
     svg = graph_svg(explanation) or ""
     steps = "\n".join(_step_html(s, len(explanation.steps), ids, math=False) for s in explanation.steps)
     style = f"<style>{_asset('explain_page.css')}</style>"
     return (
         f'<div class="autobp-explain">{style}<h3>The backward pass of {html.escape(explanation.title)}</h3>'
-        f'{_summary_html(explanation)}<div class="graph small">{svg}</div><div class="steps">{steps}'
-        f"{_end_html(explanation)}</div></div>"
+        f'{_summary_html(explanation)}<main><aside class="graph">{svg}</aside><section class="steps">{steps}'
+        f"{_end_html(explanation)}</section></main></div>"
     )

@@ -48,6 +48,10 @@ FORMULAS: dict[str, tuple[RuleFormula, ...]] = {
         _same(r"\bar{x} = \mathrm{grad} \,/\, y", "dx = grad / y", "y"),
         _same(r"\bar{y} = -\,\mathrm{grad} \odot \mathrm{out} \,/\, y", "dy = -grad * out / y", "out", "y"),
     ),
+    "pow": (
+        _same(r"\bar{x} = \mathrm{grad} \odot y\, x^{y - 1}", "dx = grad * y * x^(y - 1)", "x", "y"),
+        _same(r"\bar{y} = \mathrm{grad} \odot \mathrm{out} \odot \log x", "dy = grad * out * log(x)", "out", "x"),
+    ),
     "neg": (_same(r"\bar{x} = -\,\mathrm{grad}", "dx = -grad"),),
     "square": (_same(r"\bar{x} = 2\,\mathrm{grad} \odot x", "dx = 2 * grad * x", "x"),),
     "exp": (_same(r"\bar{x} = \mathrm{grad} \odot \mathrm{out}", "dx = grad * out", "out"),),
