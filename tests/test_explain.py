@@ -155,6 +155,14 @@ def test_descent_step_matches_the_reference() -> None:
     assert descent.max_parameter_diff < 1e-12
 
 
+def test_labels_stay_unique_for_the_picture() -> None:
+    first, second = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0, 4.0], requires_grad=True)
+    first.name = second.name = "p"
+    explanation = ab.viz.explain((first * second).sum())
+    labels = [label for label, _ in explanation.labels]
+    assert len(labels) == len(set(labels)) and {"p", "p#2"} <= set(labels)
+
+
 def test_bad_input_is_named() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(ValueError, match="explain: loss must be a scalar"):

@@ -48,14 +48,21 @@ def _labels(
                 tensors.setdefault(id(vertex_of(tensor)), tensor)
     labels: dict[int, str] = {}
     constants: set[int] = set()
-    taken = set(given.values())
+    taken = set(given.values()) | {str(t.name) for t in tensors.values() if t.name is not None}
     counter = 0
+    used: set[str] = set()
     for vertex in order:
         key = id(vertex)
-        if key in given:
-            labels[key] = given[key]
-            continue
         tensor = tensors[key]
+        name = given.get(key) or (None if tensor.name is None else str(tensor.name))
+        if name:
+            # Two tensors with one name would share a box's id in the picture: number the later ones.
+            label, copy = name, 2
+            while label in used:
+                label, copy = f"{name}#{copy}", copy + 1
+            labels[key] = label
+            used.add(label)
+            continue
         if tensor.size == 1 and not tensor.requires_grad and tensor.grad_fn is None and tensor.name is None:
             labels[key] = format_scalar(tensor.data)  # a constant such as the 0.5 of 0.5 * x
             constants.add(key)
@@ -64,6 +71,7 @@ def _labels(
             counter += 1
         labels[key] = f"t{counter}"
         taken.add(labels[key])
+        used.add(labels[key])
     drawn = [(labels[id(v)], tensors[id(v)]) for v in order if id(v) not in constants]
     return labels, tensors, drawn
 
