@@ -201,10 +201,17 @@ def test_command_on_mnist_sizes_and_its_errors(tmp_path: Path, capsys: pytest.Ca
     assert "MNIST needs --sizes 784" in err[1]
 
 
+def test_page_without_graphviz_still_explains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` program to be found
+    explanation, *_ = _seed_explanation([2, 3, 2])
+    page = explanation.save_html(tmp_path).read_text(encoding="utf-8")
+    assert '<aside class="graph"><svg' not in page and "Install Graphviz" in page and page.count('class="step"') == 10
+
+
 def test_page_is_offline(tmp_path: Path) -> None:
     explanation, *_ = _seed_explanation([2, 3, 2], eta=3.0)
     page = explanation.save_html(tmp_path).read_text(encoding="utf-8")
-    assert "<svg" in page and "katex" in page
+    assert '<aside class="graph"><svg' in page and "katex.render" in page
     for attribute in ("src", "href"):
         assert f'{attribute}="http' not in page and f"{attribute}='http" not in page
     assert "url(fonts/" not in page and "@import" not in page
