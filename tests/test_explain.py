@@ -228,6 +228,8 @@ class _PageValues(HTMLParser):
         self.in_errors = False
         self.errors = ""
         self.katex = 0
+        self.focused: list[str] = []  # graph nodes the page's script highlighted
+        self.first_op = ""  # the node of the first step
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
@@ -239,7 +241,12 @@ class _PageValues(HTMLParser):
             self.sent.setdefault(self.target, []).append(np.array(json.loads(found["data-values"] or "")))
             self.target = None
         self.in_errors = tag == "pre" and found.get("id") == "page-errors"
-        self.katex += "katex" in (found.get("class") or "").split()
+        classes = (found.get("class") or "").split()
+        self.katex += "katex" in classes
+        if tag == "g" and "focus" in classes:
+            self.focused.append(found.get("data-vertex") or "")
+        if tag == "article" and not self.first_op:
+            self.first_op = found.get("data-op") or ""
 
     def handle_endtag(self, tag: str) -> None:
         self.in_errors = False
@@ -290,6 +297,7 @@ def test_browser_renders_the_page_and_its_bp_numbers(tmp_path: Path) -> None:
     parsed = _PageValues()
     parsed.feed(dom)
     assert parsed.status == "ready" and parsed.errors == "" and parsed.katex > 10
+    assert parsed.focused == [parsed.first_op] and parsed.first_op.startswith("op")  # step 1's node is lit
     nabla_b, nabla_w = reference.backprop(weights, biases, x, y)
     for n in (1, 2):
         for label, expected in ((f"z{n}", nabla_b[n - 1]), (f"b{n}", nabla_b[n - 1]), (f"w{n}", nabla_w[n - 1])):
