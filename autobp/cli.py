@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from autobp import cli_explain
+
 __all__ = ["main", "build_parser"]
 
 INSTALL_DOT = "install Graphviz to render it (Debian/Ubuntu: apt install graphviz; macOS: brew install graphviz)"
@@ -52,7 +54,7 @@ def _sizes(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``autobp`` command (subcommands ``demo`` and ``graph``)."""
     parser = argparse.ArgumentParser(prog="autobp", description="autobp: reverse-mode autograd on numpy.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,graph}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,graph,explain}")
     demo = commands.add_parser("demo", help="train the seed's sigmoid network on MNIST (bundled subset by default)")
     demo.add_argument("--data", type=Path, help="directory with the four MNIST files (default: the bundled subset)")
     demo.add_argument("--download", action="store_true", help="download MNIST into --data if the files are missing")
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument(
         "--out", type=Path, default=Path("autobp-graph"), help="output directory (default ./autobp-graph)"
     )
+    cli_explain.add_parser(commands)
     return parser
 
 
@@ -225,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo" and (args.sizes[0] != 784 or args.sizes[-1] != 10):
         parser.error(f"argument --sizes: the demo's network reads 784 pixels and outputs 10 digits, got {args.sizes}")
+    if args.command == "explain":
+        return cli_explain.run(args)
     return demo(args) if args.command == "demo" else graph(args)
 
 

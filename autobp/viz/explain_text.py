@@ -1,0 +1,115 @@
+"""The plain-text form of an explanation (``str(ab.viz.explain(loss))``, ``autobp explain --text``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from autobp.viz.explain_model import Check, Explanation, Step
+
+__all__ = ["array_text", "explanation_text", "SHOWN_ELEMENTS"]
+
+SHOWN_ELEMENTS = 40  # arrays up to this size are printed in full; larger ones are summarised
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def array_text(value: Any, indent: str = "") -> str:
+    """An array as a terminal shows it: every number up to ``SHOWN_ELEMENTS``, else a summary.
+
+    Shapes: any. A column (n, 1) prints as a transposed row, to keep the page short.
+
+    >>> array_text(np.array([[1.0], [2.5]]))
+    '[1  2.5]^T  (2, 1)'
+    >>> array_text(np.zeros((30, 784)))
+    '(30, 784)  norm 0  min 0  max 0  first [0  0  0  0  0 ...]'
+    """
+    if isinstance(value, tuple):
+        return str(value)
+    array = np.asarray(value, dtype=np.float64)
+    if array.size == 1:
+        return _number(float(array.reshape(())))
+    if array.size > SHOWN_ELEMENTS:
+        first = "  ".join(_number(v) for v in array.ravel()[:5])
+        norm = float(np.sqrt(np.sum(array * array)))
+        stats = f"norm {_number(norm)}  min {_number(array.min())}  max {_number(array.max())}"
+        return f"{array.shape}  {stats}  first [{first} ...]"
+    if array.ndim <= 1 or (array.ndim == 2 and array.shape[1] == 1):
+        numbers = [_number(v) for v in array.ravel()]
+        # Ten numbers a line: a 30-neuron layer's column stays within a terminal's width.
+        lines = ["  ".join(numbers[i : i + 10]) for i in range(0, len(numbers), 10)]
+        transposed = "^T" if array.ndim == 2 else ""
+        return "[" + f"\n{indent}   ".join(lines) + f"]{transposed}  {array.shape}"
+    rows = ["[" + "  ".join(f"{_number(v):>9}" for v in row) + "]" for row in array.reshape(array.shape[0], -1)]
+    return f"{array.shape}\n" + "\n".join(indent + "  " + row for row in rows)
+
+
+def check_text(check: Check) -> str:
+    """``BP3 dC/db2: max |autobp - reference| = 0 (reference.backprop nabla_b[1]) ok``."""
+    verdict = "ok" if check.ok else "MISMATCH"
+    return f"{check.equation} {check.what}: max |autobp - reference| = {check.max_diff:.3g} ({check.source}) {verdict}"
+
+
+def _step_text(step: Step, total: int) -> list[str]:
+    pad = "    "
+    head = f"Step {step.number}/{total}  {step.op}" + (f" ({step.kwargs})" if step.kwargs else "")
+    lines = [head + f"  ->  {step.output}"]
+    for note in step.notes:
+        lines.append(f"  {note.text}")
+    for index, flow in enumerate(step.flows):
+        param = "xy"[index] if len(step.flows) <= 2 else f"input {index}"  # the rule's name for the input
+        if flow.gradient is not None:
+            lines.append(f"  rule for {flow.label} ({param}): {flow.formula.text}")
+    lines.append(f"  grad (dC/d {step.output}) = {array_text(step.incoming, pad)}")
+    for name, value in step.saved:
+        lines.append(f"  saved {name} = {array_text(value, pad)}")
+    for flow in step.flows:
+        if flow.gradient is None:
+            lines.append(f"  sends nothing to {flow.label} (needs no gradient)")
+        else:
+            lines.append(f"  sends dC/d {flow.label} = {array_text(flow.gradient, pad)}")
+    for check in step.checks:
+        lines.append("  check " + check_text(check))
+    return lines
+
+
+def explanation_text(explanation: Explanation) -> str:
+    """Every step of the explanation as plain text, then the leaves' gradients and the descent step."""
+    steps = explanation.steps
+    lines = [
+        f"autobp explain: the backward pass of {explanation.title}, step by step",
+        f"cost C = {_number(explanation.loss)}; {len(steps)} steps, in the order autobp's engine ran them.",
+        "grad is the gradient arriving at a node's output (dC/d out); each rule is the op's vjp in the",
+        "registry, applied to the values the forward pass saved.",
+        "",
+    ]
+    for step in steps:
+        lines.extend(_step_text(step, len(steps)))
+        lines.append("")
+    lines.append("Gradients of the leaves:")
+    lines.extend(f"  dC/d {label} = {array_text(g, '    ')}" for label, g in explanation.leaves)
+    lines.append(
+        f"Every gradient above, summed per tensor, equals what the engine delivered there: "
+        f"max |diff| = {explanation.engine_max_diff:.3g}"
+    )
+    checks = explanation.checks
+    if checks:
+        bad = [c for c in checks if not c.ok]
+        worst = max(c.max_diff for c in checks)
+        verdict = "all equal" if not bad else f"{len(bad)} MISMATCH"
+        lines.append(f"BP1-BP4 against autobp.reference: {len(checks)} checks, {verdict} (max |diff| {worst:.3g})")
+    descent = explanation.descent
+    if descent is not None:
+        lines += [
+            "",
+            f"One gradient-descent step, eta = {descent.eta:g}, over {descent.examples} example(s):",
+            "  w <- w - (eta/m) dC/dw and b <- b - (eta/m) dC/db, with the gradients above",
+            f"  cost before {descent.cost_before:.6g}, after {descent.cost_after:.6g}",
+            f"  autobp.reference.update_mini_batch: cost after {descent.reference_cost_after:.6g}, "
+            f"parameters max |diff| {descent.max_parameter_diff:.3g}",
+        ]
+    return "\n".join(lines)
