@@ -225,7 +225,7 @@ def _walk(
                     found[vertex] = g
                 continue
             if vertex.hooks or vertex.retained is not None:
-                g = _run_node_hooks(vertex, g, create_graph)
+                g = _run_node_hooks(vertex, g, create_graph, retain=wanted is None)
             if wanted is not None and vertex in wanted:
                 found[vertex] = g
             opdef = vertex.op
@@ -309,10 +309,11 @@ def _run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
     return tensor if create_graph else tensor.data
 
 
-def _run_node_hooks(node: Node, g: Any, create_graph: bool) -> Any:
+def _run_node_hooks(node: Node, g: Any, create_graph: bool, retain: bool) -> Any:
+    """Run a node's hooks; with ``retain`` (backward, never ``ab.grad``) keep ``.grad`` if retained."""
     if node.hooks:
         g = _run_hooks(node.hooks, g, create_graph)
-    if node.retained is not None:
+    if retain and node.retained is not None:
         tensor = node.retained()
         if tensor is not None:
             kept = g if create_graph else Tensor._wrap(g.copy())

@@ -129,3 +129,15 @@ def test_hooks_need_a_tensor_that_requires_grad() -> None:
         c.retain_grad()
     with pytest.raises(TypeError, match="hook must be callable"):
         ab.tensor([1.0], requires_grad=True).register_hook(3)  # type: ignore[arg-type]
+
+
+def test_grad_never_writes_retained_grads() -> None:
+    # ab.grad returns gradients and writes no .grad, retain_grad() included (docs/trust.md).
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    y.retain_grad()
+    (gx,) = ab.grad((y * y).sum(), [x], retain_graph=True)
+    np.testing.assert_array_equal(gx.data, 18.0 * x.data)
+    assert y.grad is None and x.grad is None
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(y.grad.data, 2.0 * y.data)

@@ -81,11 +81,6 @@ def _capture(root: Tensor, tensors: dict[int, Tensor]) -> tuple[list[tuple[Any, 
     visited: list[tuple[Any, np.ndarray]] = []
     handles = []
     leaves = [t for t in tensors.values() if t.requires_grad and t.grad_fn is None]
-    # retain_grad() makes the engine write .grad even under ab.grad: switch it off for this walk,
-    # so that explaining leaves every .grad as the user's own backward will find it.
-    retained = {id(t.grad_fn): (t.grad_fn, t.grad_fn.retained) for t in tensors.values() if t.grad_fn is not None}
-    for node, _ in retained.values():
-        node.retained = None
     try:
         for tensor in tensors.values():
             if tensor.requires_grad:
@@ -100,8 +95,6 @@ def _capture(root: Tensor, tensors: dict[int, Tensor]) -> tuple[list[tuple[Any, 
     finally:
         for handle in handles:
             handle.remove()
-        for node, kept in retained.values():
-            node.retained = kept
     return visited, {id(leaf): g.data for leaf, g in zip(leaves, found, strict=True) if g is not None}
 
 
