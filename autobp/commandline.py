@@ -79,10 +79,11 @@ def load_data(args: argparse.Namespace, command: str) -> tuple[MNIST, str]:
 class Progress:
     """Progress of a long loop: a tqdm bar on a terminal when tqdm is installed, else plain lines.
 
-    ``bar=None`` decides by itself (tqdm importable and ``stream`` a terminal); True or False forces
-    it. ``iterate`` advances the bar over an iterable, ``postfix`` sets the text after the bar (the
-    last epoch's accuracy, say), ``line`` prints a line that stays, and ``note`` prints a line only
-    when there is no bar (the bar's postfix already shows it). Use it as a context manager.
+    ``bar=None`` decides by itself (tqdm importable and ``stream`` a terminal); True or False
+    forces it. ``iterate`` advances the bar over an iterable (``advance`` by a count), ``postfix``
+    sets the text after the bar (the last epoch's accuracy, say), ``line`` prints a line that
+    stays, and ``note`` prints a line only when there is no bar (the bar's postfix already shows
+    it). Use it as a context manager.
     """
 
     def __init__(
@@ -109,6 +110,11 @@ class Progress:
             yield item
             if self._bar is not None:
                 self._bar.update(1)
+
+    def advance(self, count: int) -> None:
+        """Advance the bar by ``count`` steps done outside ``iterate``."""
+        if self._bar is not None:
+            self._bar.update(count)
 
     def postfix(self, text: str) -> None:
         """Show ``text`` after the bar (nothing without a bar)."""
