@@ -6,8 +6,9 @@ so the engine and the ops stay the only places that touch arrays.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -17,6 +18,35 @@ if TYPE_CHECKING:
 __all__ = ["Tensor", "tensor"]
 
 _FLOAT_KINDS = ("f",)
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+_TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims"}  # PyTorch's keyword -> numpy's, which autobp uses
+
+
+def _numpy_keywords(method: _Method) -> _Method:
+    """Make PyTorch's ``dim=``/``keepdim=`` on a reduction an error that gives numpy's spelling."""
+
+    keepdims = ", keepdims=True" if "keepdims" in method.__code__.co_varnames else ""
+    example = f"x.{method.__name__}(axis=1{keepdims})"
+
+    @functools.wraps(method)
+    def checked(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        wrong = [key for key in kwargs if key in _TORCH_SPELLINGS]
+        if wrong:
+            fix = ", ".join(f"{_TORCH_SPELLINGS[key]}= instead of {key}=" for key in wrong)
+            raise TypeError(f"Tensor.{method.__name__}: autobp uses numpy's keywords: write {fix}, e.g. {example}")
+        return method(self, *args, **kwargs)
+
+    return checked  # type: ignore[return-value]
+
+
+class _Size(int):
+    """``Tensor.size``, numpy's element count; calling it, PyTorch's ``x.size()``, says to use ``.shape``."""
+
+    def __call__(self, *args: Any) -> Any:
+        raise TypeError(
+            f"Tensor.size is numpy's element count (here {int(self)}), not a method; for the shape write x.shape"
+            + (f"[{args[0]}]" if len(args) == 1 and isinstance(args[0], int) else "")
+        )
 
 
 def _check_requires_grad(dtype: np.dtype[Any], what: str) -> None:
@@ -102,7 +132,8 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return self.data.size
+        """The number of elements, as numpy's ``size`` (not PyTorch's ``size()``, which is ``shape``)."""
+        return _Size(self.data.size)
 
     @property
     def is_leaf(self) -> bool:
@@ -390,33 +421,43 @@ class Tensor:
     def clip(self, a_min: Any = None, a_max: Any = None) -> Tensor:
         return _ops.clip(self, a_min, a_max)
 
+    @_numpy_keywords
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.sum(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.mean(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.max(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.min(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.prod(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
         return _ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
+    @_numpy_keywords
     def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
         return _ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
+    @_numpy_keywords
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.logsumexp(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return _ops.argmax(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return _ops.argmin(self, axis=axis, keepdims=keepdims)
 
@@ -434,6 +475,7 @@ class Tensor:
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         return _ops.swapaxes(self, axis1, axis2)
 
+    @_numpy_keywords
     def squeeze(self, axis: Any = None) -> Tensor:
         return _ops.squeeze(self, axis)
 
