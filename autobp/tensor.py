@@ -100,7 +100,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self.grad_fn = None
-        self.name = None
+        self.name: str | None = None  # a label for graph pictures; nn modules set dotted names
         self._version = 0
         self._hooks = None
 
