@@ -39,16 +39,6 @@ def _numpy_keywords(method: _Method) -> _Method:
     return checked  # type: ignore[return-value]
 
 
-class _Size(int):
-    """``Tensor.size``, numpy's element count; calling it, PyTorch's ``x.size()``, says to use ``.shape``."""
-
-    def __call__(self, *args: Any) -> Any:
-        raise TypeError(
-            f"Tensor.size is numpy's element count (here {int(self)}), not a method; for the shape write x.shape"
-            + (f"[{args[0]}]" if len(args) == 1 and isinstance(args[0], int) else "")
-        )
-
-
 def _check_requires_grad(dtype: np.dtype[Any], what: str) -> None:
     if dtype.kind not in _FLOAT_KINDS:
         raise TypeError(
@@ -132,8 +122,9 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        """The number of elements, as numpy's ``size`` (not PyTorch's ``size()``, which is ``shape``)."""
-        return _Size(self.data.size)
+        # A plain int on purpose: an int subclass that could explain PyTorch's x.size() is not a weak
+        # scalar to numpy, so float32 / x.size would turn float64 (tests/test_benchmarks.py, W3).
+        return self.data.size
 
     @property
     def is_leaf(self) -> bool:
