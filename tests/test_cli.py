@@ -182,3 +182,13 @@ def test_download_without_data_says_where_files_would_go(capsys: pytest.CaptureF
     code, _, err = run(["demo", "--download"], capsys)
     assert code == 1
     assert err.strip() == "autobp demo: --download needs --data DIR, the directory to put the MNIST files in"
+
+
+@pytest.mark.parametrize("command", ["demo", "graph"])
+def test_every_flag_says_its_default(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([command, "--help"], capsys)
+    assert code == 0
+    options = re.split(r"\n  (?=-)", out.split("options:", 1)[1])[1:]
+    assert len(options) >= 5
+    for option in options:
+        assert option.startswith("-h, --help") or "default" in option, option

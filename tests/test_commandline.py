@@ -74,3 +74,18 @@ def test_without_a_bar_notes_and_lines_are_printed(capsys: pytest.CaptureFixture
 
 def test_plural() -> None:
     assert [plural(n, "epoch") for n in (0, 1, 2, 1000)] == ["0 epochs", "1 epoch", "2 epochs", "1,000 epochs"]
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_bar_only_when_tqdm_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Progress(1, "x", stream=FakeTerminal()) as progress:
+        assert progress.shown  # tqdm is installed with the test extra
+    with Progress(1, "x", stream=io.StringIO()) as progress:
+        assert not progress.shown  # a log file or pipe: plain lines
+    monkeypatch.setattr("autobp.commandline._has_tqdm", lambda: False)
+    with Progress(1, "x", stream=FakeTerminal()) as progress:
+        assert not progress.shown
