@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from autobp import reference
-from autobp.commandline import Progress, add_data_flags, load_data
+from autobp.commandline import Progress, add_data_flags, load_data, plural
 from autobp.datasets import to_columns
 from autobp.models import Network, one_hot
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         book = f" (the book: {BOOK[tuple(sizes)]}%)" if tuple(sizes) in BOOK else ""
         print(
             f"SUMMARY {sizes} init={args.init} engine={args.engine}: "
-            f"best of {len(args.seeds)} seeds {100 * best:.2f}%{book}"
+            f"best of {plural(len(args.seeds), 'seed')} {100 * best:.2f}%{book}"
         )
     plot(results, args.out / "test_accuracy.png", where)
     if args.json:

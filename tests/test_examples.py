@@ -129,4 +129,4 @@ def test_reproduction_runs_on_the_bundled_subset_and_plots_every_seed(tmp_path: 
         ("1", "2"),
     ]
     assert (tmp_path / "test_accuracy.png").read_bytes()[:4] == b"\x89PNG"
-    assert "plot: wrote" in output and "SUMMARY [784, 8, 10]" in output
+    assert "plot: wrote" in output and "SUMMARY [784, 8, 10] init=book engine=autobp: best of 2 seeds" in output
