@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from autobp import cli_explain
+from autobp.commandline import Progress, add_data_flags, load_data, plural
 
 __all__ = ["main", "build_parser"]
 
@@ -56,20 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobp", description="autobp: reverse-mode autograd on numpy.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,graph,explain}")
     demo = commands.add_parser("demo", help="train the seed's sigmoid network on MNIST (bundled subset by default)")
-    demo.add_argument("--data", type=Path, help="directory with the four MNIST files (default: the bundled subset)")
-    demo.add_argument("--download", action="store_true", help="download MNIST into --data if the files are missing")
+    add_data_flags(demo)
     demo.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
     demo.add_argument("--epochs", type=_positive(int), default=10, help="training epochs (default 10)")
     demo.add_argument("--batch", type=_positive(int), default=10, help="mini-batch size (default 10)")
     demo.add_argument("--eta", type=_positive(float), default=3.0, help="learning rate (default 3.0)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling")
-    demo.add_argument("--init", choices=["book", "scaled"], default="book", help="weights N(0,1) or N(0,1/n_in)")
-    demo.add_argument("--limit", type=_positive(int), help="train on the first LIMIT images only (quick runs)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling (default 0)")
+    demo.add_argument(
+        "--init", choices=["book", "scaled"], default="book", help="weights N(0,1) or N(0,1/n_in) (default book)"
+    )
+    demo.add_argument("--limit", type=_positive(int), help="train on the first LIMIT images only (default: all)")
     demo.add_argument("--out", type=Path, default=Path("autobp-demo"), help="output directory (default ./autobp-demo)")
     graph = commands.add_parser("graph", help="draw the seed network's loss graph for one small mini-batch")
     graph.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
     graph.add_argument("--batch", type=_positive(int), default=4, help="mini-batch size (default 4)")
-    graph.add_argument("--seed", type=int, default=0, help="seed of the weights and the random mini-batch")
+    graph.add_argument("--seed", type=int, default=0, help="seed of the weights and the random mini-batch (default 0)")
     graph.add_argument("--format", choices=["svg", "png", "pdf"], default="svg", help="picture format (default svg)")
     graph.add_argument(
         "--out", type=Path, default=Path("autobp-graph"), help="output directory (default ./autobp-graph)"
@@ -98,19 +100,46 @@ def write_graph(digraph: Any, out: Path, stem: str, fmt: str = "svg") -> list[Pa
     return [source, picture]
 
 
+def layer_names(loss: Any) -> dict[str, Any]:
+    """Name the seed network's intermediate tensors in ``loss``'s graph as the docs' figures do.
+
+    Walks the graph from ``loss``: the sigmoid outputs are the activations ``a1 .. aL`` (layer 1
+    is the one nearest the input) and each sigmoid's input is the weighted input ``z1 .. zL``.
+    """
+    activations = []
+    stack, seen = [loss], {id(loss)}
+    while stack:  # depth first from the root: a chain's sigmoids come out last layer first
+        tensor = stack.pop()
+        node = tensor.grad_fn
+        if node is None:
+            continue
+        if node.op.name == "sigmoid":
+            activations.append(tensor)
+        for parent in node.inputs or ():
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append(parent)
+    names = {}
+    for layer, a in enumerate(reversed(activations), start=1):
+        names[f"a{layer}"] = a
+        names[f"z{layer}"] = a.grad_fn.inputs[0]
+    return names
+
+
 def _loss_graph(net: Any, x: np.ndarray, y: np.ndarray, out: Path, fmt: str) -> list[Path]:
-    """Draw one mini-batch's cost with the gradients backward gave every parameter."""
+    """Draw one mini-batch's cost with the gradients backward gave every parameter, top to bottom."""
     import autobp as ab
     from autobp.viz import draw_graph
 
     x_t, y_t = ab.tensor(x), ab.tensor(y)
     loss = net.cost(x_t, y_t)
     loss.backward(retain_graph=True)
-    names = {"x": x_t, "y": y_t, "cost": loss}
-    for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        names[f"weights[{layer}]"], names[f"biases[{layer}]"] = w, b
+    names = {"x": x_t, "y": y_t, "cost": loss, **layer_names(loss)}
+    for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True), start=1):
+        names[f"w{layer}"], names[f"b{layer}"] = w, b  # the book's w^l, b^l
     try:
-        return write_graph(draw_graph(loss, names=names), out, "loss_graph", fmt)
+        # Top to bottom: a chain of a few dozen nodes drawn left to right is many times wider than tall.
+        return write_graph(draw_graph(loss, names=names, rankdir="TB"), out, "loss_graph", fmt)
     finally:
         for param in net.parameters():  # the picture needed .grad; training does not use it
             param.grad = None
@@ -127,11 +156,13 @@ def gradient_check(net: Any, x: np.ndarray, y: np.ndarray) -> float:
     return max(float(np.max(np.abs(a - r))) for a, r in zip(auto_b + auto_w, ref_b + ref_w, strict=True))
 
 
-def _plot(history: list[dict[str, Any]], path: Path) -> None:
+def _plot(history: list[dict[str, Any]], path: Path) -> Any:
+    """Plot test accuracy and training cost per epoch into ``path``; returns the matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    epochs = [r["epoch"] + 1 for r in history]
+    epochs = [r["epoch"] for r in history]
     figure = Figure(figsize=(9, 3.5), layout="constrained")
     FigureCanvasAgg(figure)
     accuracy, loss = figure.subplots(1, 2)
@@ -141,31 +172,27 @@ def _plot(history: list[dict[str, Any]], path: Path) -> None:
     loss.set(xlabel="epoch", ylabel="mean 0.5 ||a - y||^2", title="Training cost per example")
     for axes in (accuracy, loss):
         axes.grid(alpha=0.3)
+        # Epochs are whole numbers: no 0.96 ... 1.04 ticks around a single epoch.
+        if len(epochs) <= 12:
+            axes.set_xticks(epochs)
+        else:
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.savefig(path, dpi=110)
-
-
-def _load(args: argparse.Namespace) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], str]:
-    from autobp.datasets import load_bundled, load_mnist, to_columns
-
-    if args.data is None:
-        data, where = load_bundled(), "the MNIST subset bundled with autobp"
-        train = to_columns(data.train_images, data.train_labels, args.limit)
-    else:
-        data, where = load_mnist(args.data, download=args.download), f"MNIST from {args.data}"
-        # The book trains on the first 50,000 images and holds out the last 10,000 for validation.
-        train = to_columns(data.train_images[:50_000], data.train_labels[:50_000], args.limit)
-    return train, to_columns(data.test_images, data.test_labels), where
+    return figure
 
 
 def demo(args: argparse.Namespace) -> int:
     """Train, check gradients, draw the graph and plot; see the module docstring."""
-    _require(["tqdm", "matplotlib", "graphviz"], "demo")
-    from tqdm import tqdm
-
+    _require(["matplotlib", "graphviz"], "demo")  # tqdm is optional: without it, a line per epoch
+    from autobp.datasets import to_columns
     from autobp.models import Network, one_hot
 
     started = time.perf_counter()
-    train, test, where = _load(args)
+    data, where = load_data(args, "autobp demo")
+    images, labels = data.train_images, data.train_labels
+    if args.data is not None:  # the book trains on the first 50,000 images and holds out the last 10,000
+        images, labels = images[:50_000], labels[:50_000]
+    train, test = to_columns(images, labels, args.limit), to_columns(data.test_images, data.test_labels)
     print(
         f"autobp demo: training {args.sizes} on {train[0].shape[1]:,} images of {where}; "
         f"testing on {test[0].shape[1]:,}"
@@ -179,34 +206,28 @@ def demo(args: argparse.Namespace) -> int:
     _loss_graph(net, x, y, args.out, "svg")
 
     history: list[dict[str, Any]] = []
-    for epoch in range(args.epochs):
-
-        def bar(starts: Any, total: int, epoch: int = epoch) -> Any:
-            # disable=None: no bar when stderr is not a terminal, so logs stay clean.
-            return tqdm(
-                starts,
-                total=total,
-                desc=f"epoch {epoch + 1}/{args.epochs}",
-                unit="batch",
-                leave=False,
-                disable=None,
-                mininterval=0.5,
+    steps = len(range(0, train[0].shape[1], args.batch))
+    with Progress(args.epochs * steps, "training", unit="batch") as progress:
+        for epoch in range(1, args.epochs + 1):
+            (record,) = net.SGD(
+                train, 1, args.batch, args.eta, test, progress=lambda starts, _: progress.iterate(starts)
             )
-
-        (record,) = net.SGD(train, 1, args.batch, args.eta, test, progress=bar)
-        record["epoch"] = epoch
-        history.append(record)
-        accuracy = 100 * record["correct"] / record["total"]
-        print(
-            f"epoch {epoch + 1}/{args.epochs}: training cost {record['loss']:.4f}, "
-            f"test accuracy {record['correct']}/{record['total']} = {accuracy:.2f}%",
-            flush=True,
-        )
+            record["epoch"] = epoch  # counted from 1, as the lines below and the plot count
+            history.append(record)
+            accuracy = 100 * record["correct"] / record["total"]
+            progress.postfix(f"epoch {epoch}/{args.epochs}, test accuracy {accuracy:.2f}%")
+            progress.line(
+                f"epoch {epoch}/{args.epochs}: training cost {record['loss']:.4f}, "
+                f"test accuracy {record['correct']}/{record['total']} = {accuracy:.2f}%"
+            )
     _plot(history, args.out / "training.png")
     (args.out / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
     print(f"plot: wrote {args.out / 'training.png'} (and history.json)")
     final = 100 * history[-1]["correct"] / history[-1]["total"]
-    print(f"final test accuracy: {final:.2f}% after {args.epochs} epochs ({time.perf_counter() - started:.1f} s)")
+    print(
+        f"final test accuracy: {final:.2f}% after {plural(args.epochs, 'epoch')} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
     return 0
 
 
@@ -223,14 +244,21 @@ def graph(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``autobp`` command; returns the exit status (argparse exits 2 on bad flags)."""
+    """Run the ``autobp`` command; returns the exit status: 1 after a one-line error (missing data, say);
+    argparse exits 2 on bad flags."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo" and (args.sizes[0] != 784 or args.sizes[-1] != 10):
         parser.error(f"argument --sizes: the demo's network reads 784 pixels and outputs 10 digits, got {args.sizes}")
     if args.command == "explain":
         return cli_explain.run(args)
-    return demo(args) if args.command == "demo" else graph(args)
+    try:
+        return demo(args) if args.command == "demo" else graph(args)
+    except SystemExit as error:  # a problem the command explains in one line: no traceback, exit status 1
+        if not isinstance(error.code, str):
+            raise
+        print(error.code, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

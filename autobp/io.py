@@ -63,6 +63,11 @@ def _leaf(value: Any, where: str) -> tuple[str, np.ndarray]:
         kind, array = "str", np.asarray(value)
     elif value is None:
         kind, array = "none", np.zeros(0)
+    elif callable(getattr(value, "state_dict", None)):  # a Module (or an optimizer): its state is what to save
+        raise TypeError(
+            f"save: cannot store the {type(value).__name__} itself at {where or 'the top'!r}; save its state: "
+            f"ab.save(model.state_dict(), path), and restore it with model.load_state_dict(ab.load(path))"
+        )
     else:
         raise TypeError(f"save: cannot store {type(value).__name__} at {where!r}; use Tensors, arrays, scalars")
     if array.dtype.hasobject:

@@ -6,8 +6,9 @@ so the engine and the ops stay the only places that touch arrays.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -17,6 +18,25 @@ if TYPE_CHECKING:
 __all__ = ["Tensor", "tensor"]
 
 _FLOAT_KINDS = ("f",)
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+_TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims"}  # PyTorch's keyword -> numpy's, which autobp uses
+
+
+def _numpy_keywords(method: _Method) -> _Method:
+    """Make PyTorch's ``dim=``/``keepdim=`` on a reduction an error that gives numpy's spelling."""
+
+    keepdims = ", keepdims=True" if "keepdims" in method.__code__.co_varnames else ""
+    example = f"x.{method.__name__}(axis=1{keepdims})"
+
+    @functools.wraps(method)
+    def checked(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        wrong = [key for key in kwargs if key in _TORCH_SPELLINGS]
+        if wrong:
+            fix = ", ".join(f"{_TORCH_SPELLINGS[key]}= instead of {key}=" for key in wrong)
+            raise TypeError(f"Tensor.{method.__name__}: autobp uses numpy's keywords: write {fix}, e.g. {example}")
+        return method(self, *args, **kwargs)
+
+    return checked  # type: ignore[return-value]
 
 
 def _check_requires_grad(dtype: np.dtype[Any], what: str) -> None:
@@ -73,7 +93,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self.grad_fn = None
-        self.name = None
+        self.name: str | None = None  # a label for graph pictures; nn modules set dotted names
         self._vc = None
         self._hooks = None
 
@@ -126,6 +146,8 @@ class Tensor:
 
     @property
     def size(self) -> int:
+        # A plain int on purpose: an int subclass that could explain PyTorch's x.size() is not a weak
+        # scalar to numpy, so float32 / x.size would turn float64 (tests/test_benchmarks.py, W3).
         return self.data.size
 
     @property
@@ -417,33 +439,43 @@ class Tensor:
     def clip(self, a_min: Any = None, a_max: Any = None) -> Tensor:
         return _ops.clip(self, a_min, a_max)
 
+    @_numpy_keywords
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.sum(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.mean(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.max(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.min(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.prod(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
         return _ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
+    @_numpy_keywords
     def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
         return _ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
+    @_numpy_keywords
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _ops.logsumexp(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return _ops.argmax(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return _ops.argmin(self, axis=axis, keepdims=keepdims)
 
@@ -461,6 +493,7 @@ class Tensor:
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         return _ops.swapaxes(self, axis1, axis2)
 
+    @_numpy_keywords
     def squeeze(self, axis: Any = None) -> Tensor:
         return _ops.squeeze(self, axis)
 

@@ -41,9 +41,17 @@ def build(channels: int, seed: int) -> nn.Module:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(
-        parser, batch_size=64, lr=2e-3, limit_help="first LIMIT training images (bundled default: 2000)"
+        parser,
+        batch_size=64,
+        lr=2e-3,
+        limit_help="use only the first LIMIT training images (default: 2000 of the bundled subset, all of --data)",
     )
-    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument(
+        "--channels",
+        type=int,
+        default=8,
+        help="channels of the first convolution; the second has twice as many (default: 8)",
+    )
     args = parser.parse_args(argv)
     if args.data is None and args.limit is None:
         args.limit = 2000  # keeps the default run to seconds
@@ -52,7 +60,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> float:
     args = parse(argv)
-    data = load(args.data, args.limit, channel_axis=True)
+    data = load(args, "cnn_mnist.py", channel_axis=True)
     model = build(args.channels, args.seed)
     print(model)
     test_accuracy = train(model, args, data, decay_every=args.epochs - 1)

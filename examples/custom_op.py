@@ -33,8 +33,8 @@ log_cosh.defvjp(lambda grad, out, x: grad * x.tanh())
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Register log_cosh with its vjp and gradcheck it.")
-    parser.add_argument("--size", type=int, default=5, help="number of elements to check")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=5, help="number of elements to gradcheck (default: 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random input and data (default: 0)")
     args = parser.parse_args(argv)
 
     x = ab.randn(args.size, requires_grad=True, rng=args.seed)

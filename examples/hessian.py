@@ -47,11 +47,11 @@ def hessian(w: ab.Tensor, x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarra
 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description="Hessian-vector products and Newton steps")
-    parser.add_argument("--n", type=int, default=200, help="number of examples")
-    parser.add_argument("--dim", type=int, default=5)
-    parser.add_argument("--lam", type=float, default=0.1, help="L2 regularization strength")
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=200, help="number of synthetic examples (default: 200)")
+    parser.add_argument("--dim", type=int, default=5, help="number of features, the Hessian's size (default: 5)")
+    parser.add_argument("--lam", type=float, default=0.1, help="L2 regularization strength (default: 0.1)")
+    parser.add_argument("--steps", type=int, default=6, help="Newton steps (default: 6)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default: 0)")
     args = parser.parse_args(argv)
     x, y = make_problem(args.n, args.dim, args.seed)
 

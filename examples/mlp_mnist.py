@@ -34,13 +34,15 @@ def build(hidden: int, seed: int) -> nn.Module:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser, batch_size=128, lr=1e-3)
-    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument(
+        "--hidden", type=int, default=256, help="width of the first hidden layer; the second is half (default: 256)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> float:
     args = parse(argv)
-    data = load(args.data, args.limit)
+    data = load(args, "mlp_mnist.py")
     model = build(args.hidden, args.seed)
     print(model)
     test_accuracy = train(model, args, data, decay_every=args.epochs // 2)

@@ -1,4 +1,8 @@
-"""Data loading, batching and evaluation shared by the MNIST examples (mlp_mnist.py, cnn_mnist.py)."""
+"""Flags, data loading, batching, evaluation and training shared by the MNIST examples (mlp_mnist.py, cnn_mnist.py).
+
+The ``--data``/``--download`` flags, their one-line errors and the progress bar come from
+``autobp.commandline``, which ``autobp demo`` and ``reproduce_nielsen.py`` use too.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 
 import autobp as ab
 from autobp import nn
-from autobp.datasets import load_bundled, load_mnist
+from autobp.commandline import Progress, add_data_flags, load_data
 from autobp.nn import functional as F
 
 
@@ -18,27 +22,32 @@ def add_common_arguments(
     parser: argparse.ArgumentParser,
     batch_size: int,
     lr: float,
-    limit_help: str = "use only the first LIMIT training images",
+    limit_help: str = "use only the first LIMIT training images (default: all)",
 ) -> None:
-    """The flags both MNIST examples take: data, epochs, batch size, learning rate, limit, seed, save."""
-    parser.add_argument("--data", help="directory with the four MNIST IDX files (default: the bundled subset)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--lr", type=float, default=lr)
+    """The flags both MNIST examples take: data, download, epochs, batch size, learning rate, limit, seed, save."""
+    add_data_flags(parser)
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the training images (default: 1)")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"mini-batch size (default: {batch_size})")
+    parser.add_argument("--lr", type=float, default=lr, help=f"Adam's learning rate (default: {lr:g})")
     parser.add_argument("--limit", type=int, default=None, help=limit_help)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", help="write the trained state dict to this .npz file")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the initial weights and the shuffling (default: 0)"
+    )
+    parser.add_argument("--save", help="write the trained state dict to this .npz file (default: not saved)")
 
 
 def load(
-    data: str | None, limit: int | None, channel_axis: bool = False
+    args: argparse.Namespace, program: str, channel_axis: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Images as float32 in [0, 1] and int64 labels: (train_x, train_y, test_x, test_y).
 
-    Shapes: images (n, 28, 28), or (n, 1, 28, 28) with ``channel_axis``; labels (n,). ``data``
-    names a folder of the four MNIST files; None reads the subset bundled with autobp.
+    Shapes: images (n, 28, 28), or (n, 1, 28, 28) with ``channel_axis``; labels (n,). ``args.data``
+    names a folder of the four MNIST files (``--download`` fetches missing ones); None reads the
+    subset bundled with autobp. A data problem ends the program with one line naming the flag.
     """
-    mnist = load_mnist(data) if data else load_bundled()
+    mnist, where = load_data(args, program)
+    limit = args.limit
+    print(f"{program}: MNIST images from {where}", flush=True)
 
     def scale(images: np.ndarray) -> np.ndarray:
         images = images[:, None] if channel_axis else images
@@ -79,19 +88,21 @@ def train(model: nn.Module, args: argparse.Namespace, data: tuple[np.ndarray, ..
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     test_accuracy = 0.0
-    for epoch in range(1, args.epochs + 1):
-        total = 0.0
-        for index in batches(len(train_x), args.batch_size, rng):
-            loss = F.cross_entropy(model(ab.tensor(train_x[index])), train_y[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        scheduler.step()
-        test_accuracy = accuracy(model, test_x, test_y)
-        print(
-            f"epoch {epoch}: train loss {total / len(train_x):.4f}, test accuracy {100 * test_accuracy:.2f}%, "
-            f"{time.perf_counter() - start:.1f} s",
-            flush=True,
-        )
+    steps = len(range(0, len(train_x), args.batch_size))
+    with Progress(args.epochs * steps, "training", unit="batch") as progress:
+        for epoch in range(1, args.epochs + 1):
+            total = 0.0
+            for index in progress.iterate(batches(len(train_x), args.batch_size, rng)):
+                loss = F.cross_entropy(model(ab.tensor(train_x[index])), train_y[index])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(index)
+            scheduler.step()
+            test_accuracy = accuracy(model, test_x, test_y)
+            progress.postfix(f"epoch {epoch}/{args.epochs}, test accuracy {100 * test_accuracy:.2f}%")
+            progress.line(
+                f"epoch {epoch}: train loss {total / len(train_x):.4f}, test accuracy {100 * test_accuracy:.2f}%, "
+                f"{time.perf_counter() - start:.1f} s"
+            )
     return test_accuracy

@@ -36,9 +36,11 @@ def test_demo_trains_checks_gradients_and_writes_its_files(tmp_path: Path, capsy
         "history.json",
     }
     assert (tmp_path / "out" / "training.png").read_bytes()[:4] == b"\x89PNG"
-    assert "weights[0]" in (tmp_path / "out" / "loss_graph.dot").read_text()
+    source = (tmp_path / "out" / "loss_graph.dot").read_text()
+    assert all(f"<B>{name}</B>" in source for name in ["w1", "b1", "z1", "a1", "w2", "z2", "a2", "cost"])
+    assert "rankdir=TB" in source  # a chain drawn top to bottom stays readable in a narrow window
     history = json.loads((tmp_path / "out" / "history.json").read_text())
-    assert [r["epoch"] for r in history] == [0, 1] and history[1]["total"] == 2000
+    assert [r["epoch"] for r in history] == [1, 2] and history[1]["total"] == 2000  # as the console counts
     final = float(re.search(r"final test accuracy: ([\d.]+)%", out).group(1))  # type: ignore[union-attr]
     assert final == pytest.approx(100 * history[-1]["correct"] / 2000, abs=0.005)
     assert final > 25.0  # chance is 10% (about 200 of 2000 right): two short epochs already beat it far
@@ -70,7 +72,7 @@ def test_graph_without_dot_writes_the_source_and_says_how_to_install(
     assert [p.name for p in tmp_path.iterdir()] == ["loss_graph.dot"]
     assert "apt install graphviz" in out and "dot -Tsvg" in out
     source = (tmp_path / "loss_graph.dot").read_text()
-    assert all(name in source for name in ["weights[1]", "biases[0]", "sigmoid", "matmul", "float64[3, 4]"])
+    assert all(name in source for name in ["w2", "b1", "z2", "a1", "sigmoid", "matmul", "float64[3, 4]"])
 
 
 def test_python_m_autobp_graph_renders_a_picture(tmp_path: Path) -> None:
@@ -118,3 +120,75 @@ def test_bad_flags_give_a_usage_error_naming_the_flag(
     code, _, err = run(argv, capsys)
     assert code == 2
     assert "usage:" in err and flag in err
+
+
+def test_layer_names_follow_the_network_from_input_to_output() -> None:
+    import autobp as ab
+    from autobp.models import Network
+
+    net = Network([4, 3, 3, 2], rng=0)
+    x = ab.tensor(np.random.default_rng(0).random((4, 5)))
+    names = cli.layer_names(net.cost(x, np.zeros((2, 5))))
+    assert sorted(names) == ["a1", "a2", "a3", "z1", "z2", "z3"]
+    a = x.data
+    for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True), start=1):
+        z = w.data @ a + b.data  # the slow obvious forward pass, layer by layer
+        a = 1 / (1 + np.exp(-z))
+        np.testing.assert_allclose(names[f"z{layer}"].data, z, rtol=1e-14)
+        np.testing.assert_allclose(names[f"a{layer}"].data, a, rtol=1e-14)
+
+
+def test_one_epoch_is_singular_and_the_plot_has_whole_epoch_ticks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["demo", "--epochs", "1", "--limit", "100", "--out", str(tmp_path)], capsys)
+    assert code == 0 and "after 1 epoch (" in out and "1 epochs" not in out
+    figure = cli._plot([{"epoch": 1, "correct": 5, "total": 10, "loss": 0.5}], tmp_path / "one.png")
+    ticks = [list(axes.get_xticks()) for axes in figure.axes]
+    assert ticks == [[1], [1]]  # whole epochs, not 0.96 ... 1.04
+
+
+@pytest.mark.parametrize("extra", [[], ["--download"]])
+def test_missing_data_is_one_line_naming_the_flag(
+    extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(url: str, timeout: float) -> bytes:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr("autobp.datasets.mnist._fetch", offline)
+    code, out, err = run(["demo", "--data", str(tmp_path / "none"), *extra, "--out", str(tmp_path / "o")], capsys)
+    assert code != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("autobp demo: --d") and "download=True" not in err
+    if extra:
+        assert "--download could not fetch" in err and "Name or service not known" in err
+    else:
+        assert "--data" in err and "add --download" in err and "train-images-idx3-ubyte.gz" in err
+
+
+def test_cli_errors_exit_non_zero_without_a_traceback_in_a_real_process(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "autobp", "demo", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "--download" in result.stderr
+
+
+def test_download_without_data_says_where_files_would_go(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["demo", "--download"], capsys)
+    assert code == 1
+    assert err.strip() == "autobp demo: --download needs --data DIR, the directory to put the MNIST files in"
+
+
+@pytest.mark.parametrize("command", ["demo", "graph"])
+def test_every_flag_says_its_default(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([command, "--help"], capsys)
+    assert code == 0
+    options = re.split(r"\n  (?=-)", out.split("options:", 1)[1])[1:]
+    assert len(options) >= 5
+    for option in options:
+        assert option.startswith("-h, --help") or "default" in option, option

@@ -77,3 +77,56 @@ def test_hessian_example_converges_quadratically() -> None:
     assert difference < 1e-10
     norms = [float(v) for v in re.findall(r"\|grad\| ([\d.e+-]+)", output)]
     assert len(norms) == 5 and norms[-1] < 1e-10 < norms[0]
+
+
+SCRIPTS = ["mlp_mnist.py", "cnn_mnist.py", "reproduce_nielsen.py", "custom_op.py", "hessian.py"]
+MNIST_SCRIPTS = SCRIPTS[:3]
+
+
+def test_every_example_is_listed_here() -> None:
+    assert sorted(SCRIPTS) == sorted(p.name for p in EXAMPLES.glob("*.py") if p.name != "mnist_common.py")
+
+
+def test_every_flag_of_every_example_says_its_default() -> None:
+    for script in SCRIPTS:
+        text = run(script, "--help")
+        # Each option's help starts on a line "  --flag ..." and runs until the next option.
+        options = re.split(r"\n  (?=-)", text.split("options:", 1)[1])[1:]
+        assert len(options) >= 3, text
+        for option in options:
+            if option.startswith("-h, --help"):
+                continue
+            assert "default" in " ".join(option.split()), f"{script}: {option}"
+        if script in MNIST_SCRIPTS:
+            assert "--data DIR" in text and "--download" in text and "bundled" in text
+
+
+def test_mnist_examples_report_missing_data_in_one_line_naming_the_flag(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    for script in MNIST_SCRIPTS:
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / script), "--data", str(tmp_path / "nowhere")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"{script}: --data ") and "add --download" in line and "bundled" in line
+
+
+def test_reproduction_runs_on_the_bundled_subset_and_plots_every_seed(tmp_path: Path) -> None:
+    output = run(
+        "reproduce_nielsen.py", "--sizes", "784,8,10", "--seeds", "0", "1", "--epochs", "2", "--out", str(tmp_path)
+    )
+    assert "the MNIST subset bundled with autobp: training on 9,000 images, validating on 1,000" in output
+    # Without a terminal there is no bar: one line per epoch says how far it got.
+    assert re.findall(r"seed=(\d) epoch (\d)/2: test accuracy", output) == [
+        ("0", "1"),
+        ("0", "2"),
+        ("1", "1"),
+        ("1", "2"),
+    ]
+    assert (tmp_path / "test_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert "plot: wrote" in output and "SUMMARY [784, 8, 10] init=book engine=autobp: best of 2 seeds" in output

@@ -332,3 +332,33 @@ def test_convolution_ops_refuse_inconsistent_shapes() -> None:
         ab.conv_transpose2d(ab.ones(1, 2, 2, 2), ab.ones(2, 1, 2, 2), stride=1, output_padding=1)
     with pytest.raises(ValueError, match="conv2d_weight: grad shape"):
         ab.conv2d_weight(ab.ones(1, 1, 4, 4), ab.ones(1, 1, 2, 2), (2, 2))
+
+
+def test_modules_name_their_parameters_with_dotted_paths() -> None:
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = nn.Linear(3, 4)
+            self.scale = nn.Parameter([1.0])
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = Block()
+            self.head = nn.Sequential(nn.Linear(4, 2), nn.Tanh())
+
+    model = Model()
+    assert [p.name for p in model.parameters()] == [name for name, _ in model.named_parameters()]
+    assert [p.name for p in model.parameters()][:3] == ["encoder.scale", "encoder.fc1.weight", "encoder.fc1.bias"]
+    own = nn.Parameter([2.0])
+    own.name = "temperature"  # a name the user chose is kept
+    model.encoder.extra = own
+    model.wrapped = model.encoder  # a second home renames what the module system named
+    assert own.name == "temperature" and model.encoder.scale.name == "wrapped.scale"
+
+
+def test_graph_pictures_show_nn_parameter_names() -> None:
+    model = nn.Sequential(nn.Linear(3, 2))
+    loss = model(ab.tensor(np.ones((1, 3)))).sum()
+    source = ab.viz.draw_graph(loss).source
+    assert "<B>0.weight</B>" in source and "<B>0.bias</B>" in source

@@ -332,3 +332,10 @@ def test_docs_page_runs_and_shows_what_the_picture_script_draws(
     assert (tmp_path / "first_graph.svg").exists() and (tmp_path / "first_graph.png").exists()
     for draw in script.PICTURES.values():
         assert draw().source in drawn  # the page's code is the code of its pictures
+
+
+def test_graph_text_counts_in_the_singular_for_one() -> None:
+    v = ab.tensor([1.0, 2.0], requires_grad=True)
+    one = ab.sum(v)
+    assert ab.viz.graph_text(one).splitlines()[0] == "autobp graph: 1 op, 2 tensors"
+    assert ab.viz.graph_text(one * 2.0).splitlines()[0] == "autobp graph: 2 ops, 3 tensors"

@@ -57,7 +57,21 @@ class MNIST(NamedTuple):
 
 
 class DownloadError(OSError):
-    """No mirror delivered a file with the expected checksum (offline, unreachable, or corrupt)."""
+    """No mirror delivered a file with the expected checksum (offline, unreachable, or corrupt).
+
+    ``name`` is the file that failed and ``failures`` one line per mirror tried, for callers (the
+    ``autobp`` command) that report it in one line.
+    """
+
+    def __init__(self, message: str, name: str = "", failures: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.failures = list(failures)
+
+    @property
+    def first_failure(self) -> str:
+        """The first mirror's failure, e.g. ``"https://...: [Errno -2] Name or service not known"``."""
+        return self.failures[0] if self.failures else ""
 
 
 def _validate(data: MNIST, where: str) -> MNIST:
@@ -82,6 +96,11 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
+def missing_files(directory: str | os.PathLike[str]) -> list[str]:
+    """The standard MNIST file names that ``directory`` lacks (a file counts gzipped or not)."""
+    return [name for name in MNIST_FILES.values() if _find(Path(directory), name) is None]
+
+
 def load_mnist(
     directory: str | os.PathLike[str],
     *,
@@ -96,7 +115,7 @@ def load_mnist(
     Shapes: train images (60000, 28, 28), test images (10000, 28, 28), uint8; labels (n,) uint8.
     """
     directory = Path(directory)
-    missing = [name for name in MNIST_FILES.values() if _find(directory, name) is None]
+    missing = missing_files(directory)
     if missing and download:
         download_mnist(directory, names=missing, mirrors=mirrors, checksums=checksums, timeout=timeout)
     elif missing:
@@ -166,7 +185,9 @@ def download_mnist(
             raise DownloadError(
                 f"download_mnist: could not get {name} from any mirror (offline?):\n  "
                 + "\n  ".join(failures)
-                + f"\nCopy the four MNIST files into {directory} by hand, or try again when online."
+                + f"\nCopy the four MNIST files into {directory} by hand, or try again when online.",
+                name=name,
+                failures=failures,
             )
     return written
 

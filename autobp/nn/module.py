@@ -1,7 +1,8 @@
 """``Module`` and ``Parameter``: models as trees of modules that own parameters.
 
 Assigning a ``Parameter`` or a ``Module`` to an attribute registers it; ``named_parameters``
-walks the tree and names each parameter by its dotted path (``"fc1.weight"``).
+walks the tree and names each parameter by its dotted path (``"fc1.weight"``). The assignment
+also sets each parameter's ``.name`` to that path, so graph pictures label its box.
 """
 
 from __future__ import annotations
@@ -26,13 +27,21 @@ class Parameter(Tensor):
     Parameter(tensor([1., 2.], requires_grad=True))
     """
 
-    __slots__ = ()
+    # The name a Module gave this parameter; a name the user set differs from it and is kept.
+    __slots__ = ("_module_name",)
 
     def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+        self._module_name: str | None = None
 
     def __repr__(self) -> str:
         return f"Parameter({super().__repr__()})"
+
+
+def _name(param: Parameter, name: str) -> None:
+    """Give ``param`` the dotted ``name`` unless the user named it."""
+    if param.name is None or param.name == getattr(param, "_module_name", None):
+        param.name = param._module_name = name
 
 
 class Module:
@@ -48,6 +57,9 @@ class Module:
     ...         return x * self.scale
     >>> [name for name, _ in Affine().named_parameters()]
     ['scale']
+    >>> model = ab.nn.Sequential(ab.nn.Linear(2, 3), ab.nn.Tanh())
+    >>> [p.name for p in model.parameters()]  # graph pictures show these names
+    ['0.weight', '0.bias']
     """
 
     training: bool
@@ -68,8 +80,13 @@ class Module:
         modules.pop(name, None)
         if isinstance(value, Parameter):
             params[name] = value
+            _name(value, name)
         elif isinstance(value, Module):
             modules[name] = value
+            # Dotted names as named_parameters gives them, relative to the outermost module the
+            # tree was last assigned into; a module built bottom-up ends with full paths.
+            for path, param in value.named_parameters(name):
+                _name(param, path)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:

@@ -29,6 +29,12 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}  # keyed by id(param): Tensor == is elementwise
+        if callable(getattr(params, "parameters", None)):  # a Module or Network, as PyTorch users may pass
+            name = type(self).__name__
+            raise TypeError(
+                f"{name}: got the model ({type(params).__name__}) itself; pass its parameters: "
+                f"{name}(model.parameters(), ...)"
+            )
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")

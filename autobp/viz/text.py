@@ -59,7 +59,8 @@ def graph_text(
     roots = [root] if isinstance(root, Tensor) else list(root)
     view = build_view(roots, names=names, max_nodes=max_nodes, collapse=collapse, values=show_values, grads=show_grads)
     producer = {op.output: op for op in view.ops}
-    lines = [f"autobp graph: {view.total_ops} ops, {view.total_tensors} tensors"]
+    ops, tensors = view.total_ops, view.total_tensors
+    lines = [f"autobp graph: {ops} op{'s' * (ops != 1)}, {tensors} tensor{'s' * (tensors != 1)}"]
     heads = {t.id: _head(t, producer.get(t.id)) for t in view.tensors.values()}
     width = max(map(len, heads.values()), default=0) + 2
     for t in view.tensors.values():
