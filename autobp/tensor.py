@@ -364,6 +364,12 @@ class Tensor:
     def __or__(self, other: Any) -> Tensor:
         return _ops.logical_or(self, other)
 
+    def __rand__(self, other: Any) -> Tensor:  # `flag & t`, as vjp rules on Python numbers write
+        return _ops.logical_and(other, self)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return _ops.logical_or(other, self)
+
     def __invert__(self) -> Tensor:
         return _ops.logical_not(self)
 

@@ -88,7 +88,16 @@ class Tape:
         # Tensors read as constants: (tensor, its array, its version) at the trace. (The tape
         # keeps the array alive, so `is` compares identities that cannot be reused.)
         self.closures = list(recorder.closures.values())
+        # The traced inputs (copies: callers update arrays in place), until a replay on other values is checked.
+        self.traced: list[np.ndarray] | None = [np.array(a, copy=True) for a in recorder.values[:n_inputs]]
         self.guards = [f"{how} of a {describe_slot(recorder, k)} value" for _, k, _, how in recorder.guards]
+
+    def new_values(self, arrays: list[np.ndarray]) -> bool:
+        """Whether ``arrays`` differ from the traced inputs (then the traced copies are let go)."""
+        if self.traced is None or any([a.tobytes() != t.tobytes() for a, t in zip(arrays, self.traced, strict=True)]):
+            self.traced = None
+            return True
+        return False
 
     def run(self, arrays: list[np.ndarray]) -> tuple[Any, list[Any]] | None:
         """The replay on ``arrays``, or None when a guard fails (the caller traces anew or runs eagerly)."""

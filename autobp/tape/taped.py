@@ -96,11 +96,12 @@ class Taped:
         for tape in entry.tapes:
             result = tape.run(arrays)
             if result is not None:
-                if id(tape) not in entry.checked:  # its first replay on new values: frozen values show
+                if id(tape) not in entry.checked:  # until a replay on new values matched: frozen values show
                     self._compare(args, arrays, result, raise_error=True)
-                    entry.checked.add(id(tape))
-                    if len(entry.tapes) == 1:
-                        self._ready[signature] = tape
+                    if tape.new_values(arrays):
+                        entry.checked.add(id(tape))
+                        if len(entry.tapes) == 1:
+                            self._ready[signature] = tape
                 return result
         if graph._anomaly_hook is not None:  # anomaly mode: eager while it lasts, traced after
             return self._eager(args, arrays)
