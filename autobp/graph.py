@@ -26,7 +26,9 @@ __all__ = [
     "TapeError",
     "mark_untapeable",
     "note_read",
+    "note_detach",
     "check_values",
+    "WeakScalar",
 ]
 
 
@@ -86,6 +88,14 @@ def check_values(label: str, check: Callable[..., None], *values: Any, **kwargs:
 
     For checks that composite functions make in Python (``cross_entropy``'s targets); an op's
     forward that validates values needs nothing: a replay runs every step the call ran.
+
+    >>> import numpy as np
+    >>> def positive(values):
+    ...     if (values <= 0).any():
+    ...         raise ValueError("demo: values must be positive")
+    >>> check_values("demo", positive, np.array([-1.0]))
+    Traceback (most recent call last):
+    ValueError: demo: values must be positive
     """
     check(*[value.data if isinstance(value, Tensor) else value for value in values], **kwargs)
     if _mode.tape is not None:
@@ -241,6 +251,13 @@ class WeakScalar(Tensor):
     numpy treats it as a weak scalar: ``grad * 3`` keeps a float32 ``grad`` float32. (A 0-d
     array would promote it to float64.) Python's operator rules try a subclass's reflected method
     first, so ``grad * y`` reaches ``y.__rmul__`` too.
+
+    >>> import numpy as np
+    >>> import autobp as ab
+    >>> x = ab.tensor(np.ones(2, np.float32), requires_grad=True)
+    >>> (g,) = ab.grad((x ** 3).sum(), [x], create_graph=True)  # the rule computes 3 * x ** 2
+    >>> g.dtype
+    dtype('float32')
     """
 
     __slots__ = ("value",)

@@ -24,9 +24,10 @@ model, docs/design.md#taping):
 - **Refused** (``TapeError``): a first-order ``backward``/``grad`` or an in-place method while
   tracing; a taped function called inside another one being traced; a first replay on new values
   that differs from an eager run (each tape is checked so, once).
-- **Documented limitations**: ``func`` reading ``t.data`` (the raw array), numpy randomness or a
-  numpy array it closes over and that changes in place, or a global name rebound to another
-  object: the tape keeps what it saw, as ``jax.jit`` does.
+- **Documented limitations**: ``func`` reading ``t.data`` (the raw array), numpy randomness, a
+  numpy array it closes over and that changes in place, or Python values from outside its
+  arguments that change later (a global name rebound to another object, an attribute of a
+  static argument): the tape keeps what it saw, as ``jax.jit`` does.
 
 Value checks that ops make (``cross_entropy``'s class indices) run on every replay; results are
 fresh arrays on every call; replays run with numpy's floating-point warnings off, as the
