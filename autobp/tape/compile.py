@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -9,8 +10,13 @@ import numpy as np
 
 from autobp.ops.registry import OpDef
 from autobp.tape.trace import Recorder
+from autobp.tensor import Tensor
 
-__all__ = ["Tape"]
+__all__ = ["Tape", "CHECK_PATIENCE"]
+
+# Replays on the traced values that may pass before a tape counts as checked without a replay
+# on other values (each costs a comparison of the inputs with the traced ones, not an eager run).
+CHECK_PATIENCE = 3
 
 
 class Tape:
@@ -86,17 +92,34 @@ class Tape:
             namespace["replay"]
         )
         # Tensors read as constants: (tensor, its array, its version) at the trace. (The tape
-        # keeps the array alive, so `is` compares identities that cannot be reused.)
-        self.closures = list(recorder.closures.values())
+        # keeps the array alive, so `is` compares identities that cannot be reused.) Held weakly
+        # until ``settle``: one made while tracing and dropped since cannot change any more.
+        self._closure_refs = [(weakref.ref(t), array, version) for t, array, version in recorder.closures.values()]
+        self.closures: list[tuple[Tensor, Any, int]] = []
         # The traced inputs (copies: callers update arrays in place), until a replay on other values is checked.
         self.traced: list[np.ndarray] | None = [np.array(a, copy=True) for a in recorder.values[:n_inputs]]
+        self.patience = CHECK_PATIENCE
         self.guards = [f"{how} of a {describe_slot(recorder, k)} value" for _, k, _, how in recorder.guards]
 
-    def new_values(self, arrays: list[np.ndarray]) -> bool:
-        """Whether ``arrays`` differ from the traced inputs (then the traced copies are let go)."""
-        if self.traced is None or any([a.tobytes() != t.tobytes() for a, t in zip(arrays, self.traced, strict=True)]):
+    def settle(self) -> None:
+        """Keep the guards of the Tensors read as constants that are still alive once the trace's
+        own references are gone (the engine's seed, a constant made inside ``func``: gone)."""
+        alive = [(ref(), array, version) for ref, array, version in self._closure_refs]
+        self.closures = [(t, array, version) for t, array, version in alive if t is not None]
+        self._closure_refs = []
+
+    def check_due(self, arrays: list[np.ndarray]) -> bool:
+        """Whether this replay is to be compared with an eager run: the first on values other than
+        the traced ones. Calls repeating the traced values (compared when traced) wait for it up
+        to ``CHECK_PATIENCE`` times; then the tape counts as checked."""
+        if self.traced is None:
+            return True
+        if any([a.tobytes() != t.tobytes() for a, t in zip(arrays, self.traced, strict=True)]):
             self.traced = None
             return True
+        self.patience -= 1
+        if not self.patience:
+            self.traced = None  # (the caller then marks the tape checked without comparing)
         return False
 
     def run(self, arrays: list[np.ndarray]) -> tuple[Any, list[Any]] | None:

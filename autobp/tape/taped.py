@@ -76,8 +76,8 @@ class Taped:
             self._other_reasons[_shown(args)] = "a static argument is NaN: no two calls share a tape for it"
             return self._eager(args, _plain(args))
         ready = self._ready.get(signature)
-        if ready is not None:
-            result = ready.run(arrays)
+        if ready is not None and not ready.closures:
+            result = ready.replay(arrays)
             if result is not None:
                 return result  # the usual call, kept short
         return self._call(args, arrays, signature)
@@ -96,12 +96,15 @@ class Taped:
         for tape in entry.tapes:
             result = tape.run(arrays)
             if result is not None:
-                if id(tape) not in entry.checked:  # until a replay on new values matched: frozen values show
-                    self._compare(args, arrays, result, raise_error=True)
-                    if tape.new_values(arrays):
+                if id(tape) not in entry.checked:
+                    if tape.check_due(arrays):
+                        # The first replay on values other than the traced ones (which were
+                        # compared when traced) is compared with an eager run: frozen values show.
+                        self._compare(args, arrays, result, raise_error=True)
+                    if tape.traced is None:  # compared, or out of patience
                         entry.checked.add(id(tape))
-                        if len(entry.tapes) == 1:
-                            self._ready[signature] = tape
+                if id(tape) in entry.checked and len(entry.tapes) == 1:
+                    self._ready[signature] = tape
                 return result
         if graph._anomaly_hook is not None:  # anomaly mode: eager while it lasts, traced after
             return self._eager(args, arrays)
@@ -155,7 +158,10 @@ class Taped:
             return None, recorder.untapeable
         # An argument the result does not depend on gets zeros, as functional.value_and_grad gives.
         grads = [g if g is not None else zeros_like(leaves[k]) for g, k in zip(found, wanted, strict=True)]
-        return Tape(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)]), None
+        tape = Tape(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)])
+        del recorder, loss, found, grads, call_args, leaves  # the trace's graph: Tensors only it held go
+        tape.settle()
+        return tape, None
 
     def _eager(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> tuple[Any, list[Any]]:
         """The same call without a tape: ``func`` sees the same Tensors (sharing the arrays)."""
