@@ -64,19 +64,24 @@ def full(shape: Any, value: float, dtype: Any = np.float64, requires_grad: bool 
     return _leaf(np.full(shape, value, dtype=dtype), requires_grad)
 
 
+def _array_of(x: Any) -> np.ndarray:
+    # .data, not np.asarray(tensor): only the shape and dtype are used, which a tape need not guard.
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
 def zeros_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Zeros with the shape and dtype of ``x`` (a Tensor or array)."""
-    return _leaf(np.zeros_like(np.asarray(x), dtype=dtype), requires_grad)
+    return _leaf(np.zeros_like(_array_of(x), dtype=dtype), requires_grad)
 
 
 def ones_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Ones with the shape and dtype of ``x`` (a Tensor or array)."""
-    return _leaf(np.ones_like(np.asarray(x), dtype=dtype), requires_grad)
+    return _leaf(np.ones_like(_array_of(x), dtype=dtype), requires_grad)
 
 
 def full_like(x: Any, value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """``value`` everywhere, with the shape and dtype of ``x``."""
-    return _leaf(np.full_like(np.asarray(x), value, dtype=dtype), requires_grad)
+    return _leaf(np.full_like(_array_of(x), value, dtype=dtype), requires_grad)
 
 
 def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:

@@ -7,6 +7,7 @@ keyword arguments and its output array. ``autobp.engine`` walks these nodes back
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -26,6 +27,10 @@ __all__ = [
     "is_grad_enabled",
     "TapeError",
     "mark_untapeable",
+    "note_read",
+    "note_detach",
+    "check_values",
+    "WeakScalar",
 ]
 
 
@@ -59,8 +64,44 @@ def mark_untapeable(why: str) -> None:
     Called by vjp rules that read values to decide what to compute (``max``, ``prod``): a tape
     would replay the decision made for the traced values. Does nothing when no tape is tracing.
     """
-    if _mode.tape is not None:
+    if _mode.tape is not None and _mode.tape.untapeable is None:  # the first reason is the one shown
         _mode.tape.untapeable = why
+
+
+def note_read(tensor: Tensor, how: str) -> None:
+    """Tell a tape being traced that ``tensor``'s values go into Python (``bool()``, ``.item()``...).
+
+    A tape guards what such a read decides, or runs the function eagerly (``autobp.tape``).
+    Called by the Tensor methods that hand values to Python; does nothing when no tape is tracing.
+    """
+    if _mode.tape is not None:
+        _mode.tape.read(tensor, how)
+
+
+def note_detach(tensor: Tensor, view: Any) -> None:
+    """Tell a tape being traced that ``view`` (made by ``detach()``) holds ``tensor``'s values."""
+    if _mode.tape is not None:
+        _mode.tape.alias(tensor, view)
+
+
+def check_values(label: str, check: Callable[..., None], *values: Any, **kwargs: Any) -> None:
+    """Run ``check`` on the arrays of ``values`` (it raises on bad values, e.g. a class index out
+    of range); a tape being traced records it as a step, so that every replay runs it too.
+
+    For checks that composite functions make in Python (``cross_entropy``'s targets); an op's
+    forward that validates values needs nothing: a replay runs every step the call ran.
+
+    >>> import numpy as np
+    >>> def positive(values):
+    ...     if (values <= 0).any():
+    ...         raise ValueError("demo: values must be positive")
+    >>> check_values("demo", positive, np.array([-1.0]))
+    Traceback (most recent call last):
+    ValueError: demo: values must be positive
+    """
+    check(*[value.data if isinstance(value, Tensor) else value for value in values], **kwargs)
+    if _mode.tape is not None:
+        _mode.tape.check(label, check, values, kwargs)
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
@@ -143,12 +184,16 @@ class Node:
 
     @property
     def inputs(self) -> tuple[Tensor, ...] | None:
-        """The op's inputs as Tensors (constants wrapped); None once the graph was freed."""
+        """The op's inputs as Tensors (constants wrapped); None once the graph was freed.
+
+        A Python number becomes a ``WeakScalar``: vjp rules on it compute as on the number itself,
+        so ``float32 * 3`` stays float32 with ``create_graph`` as it does on the first-order path.
+        """
         inputs = self._inputs
         if inputs is not None:
             for value in inputs:
                 if not isinstance(value, Tensor):
-                    inputs = tuple([v if isinstance(v, Tensor) else Tensor._wrap(v) for v in inputs])
+                    inputs = tuple([v if isinstance(v, Tensor) else _as_tensor(v) for v in inputs])
                     self._inputs = inputs
                     break
         return inputs
@@ -258,3 +303,62 @@ _anomaly_hook: Callable[[Node], None] | None = None
 
 
 from autobp.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)
+
+_PYTHON_NUMBERS = (bool, int, float, complex)
+
+
+def _as_tensor(value: Any) -> Tensor:
+    return WeakScalar(value) if type(value) in _PYTHON_NUMBERS else Tensor._wrap(value)
+
+
+def _binary(apply: Callable[[Any, Any], Any], reflected: bool = False) -> Callable[[WeakScalar, Any], Any]:
+    def method(self: WeakScalar, other: Any) -> Any:
+        other = other.value if isinstance(other, WeakScalar) else other
+        return apply(other, self.value) if reflected else apply(self.value, other)
+
+    return method
+
+
+class WeakScalar(Tensor):
+    """A Python number among an op's inputs, as a vjp rule sees it with ``create_graph=True``.
+
+    Shapes: () (``data`` is a 0-d array, for code that inspects inputs). Arithmetic and
+    comparisons act on the number itself (``value``), as they do on the first-order path, so
+    numpy treats it as a weak scalar: ``grad * 3`` keeps a float32 ``grad`` float32. (A 0-d
+    array would promote it to float64.) Python's operator rules try a subclass's reflected method
+    first, so ``grad * y`` reaches ``y.__rmul__`` too.
+
+    >>> import numpy as np
+    >>> import autobp as ab
+    >>> x = ab.tensor(np.ones(2, np.float32), requires_grad=True)
+    >>> (g,) = ab.grad((x ** 3).sum(), [x], create_graph=True)  # the rule computes 3 * x ** 2
+    >>> g.dtype
+    dtype('float32')
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
+
+    __hash__ = Tensor.__hash__
+    __add__, __radd__ = _binary(operator.add), _binary(operator.add, True)
+    __sub__, __rsub__ = _binary(operator.sub), _binary(operator.sub, True)
+    __mul__, __rmul__ = _binary(operator.mul), _binary(operator.mul, True)
+    __truediv__, __rtruediv__ = _binary(operator.truediv), _binary(operator.truediv, True)
+    __pow__, __rpow__ = _binary(operator.pow), _binary(operator.pow, True)  # type: ignore[assignment]
+    __and__, __rand__ = _binary(operator.and_), _binary(operator.and_, True)
+    __or__, __ror__ = _binary(operator.or_), _binary(operator.or_, True)
+    __eq__, __ne__ = _binary(operator.eq), _binary(operator.ne)  # type: ignore[assignment]
+    __lt__, __le__ = _binary(operator.lt), _binary(operator.le)
+    __gt__, __ge__ = _binary(operator.gt), _binary(operator.ge)
+
+    def __neg__(self) -> Any:
+        return -self.value
+
+    def __abs__(self) -> Any:
+        return abs(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)

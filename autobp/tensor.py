@@ -79,6 +79,7 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
+            graph.note_read(data, "a copy into a new Tensor")  # the copy is a constant to a tape
             data = data.data
         try:
             array = np.array(data, dtype=dtype, copy=True)
@@ -162,18 +163,22 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The array behind this tensor (no copy; do not modify it)."""
+        graph.note_read(self, ".numpy()")
         return self.data
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python scalar."""
         if self.data.size != 1:
             raise ValueError(f"item: only one-element tensors convert to a Python scalar, got shape {self.shape}")
+        graph.note_read(self, ".item()")
         return self.data.item()
 
     def tolist(self) -> Any:
+        graph.note_read(self, ".tolist()")
         return self.data.tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        graph.note_read(self, "__array__ (numpy reading the tensor)")
         if dtype is not None and dtype != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
@@ -195,6 +200,7 @@ class Tensor:
                 f"bool(): the truth value of a tensor of shape {self.shape} is ambiguous; reduce it "
                 "first, e.g. bool((t > 0).numpy().all())"
             )
+        graph.note_read(self, "bool()")
         return bool(self.data)
 
     def __float__(self) -> float:
@@ -202,6 +208,16 @@ class Tensor:
 
     def __int__(self) -> int:
         return int(self.item())
+
+    def __index__(self) -> int:
+        """A one-element integer tensor as a Python int (``range(t)``, ``items[t]``), as PyTorch allows."""
+        if self.data.size != 1 or self.data.dtype.kind not in "iu":
+            raise TypeError(
+                "__index__: only one-element integer tensors can be used as an index, "
+                f"got {self.dtype}{list(self.shape)}"
+            )
+        graph.note_read(self, "__index__")
+        return int(self.data.item())
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
@@ -232,6 +248,7 @@ class Tensor:
         if self.requires_grad and self.data.flags.writeable:
             view = self.data.view()
             view.flags.writeable = False
+            graph.note_detach(self, view)  # a tape reads the view from self's slot
             detached = Tensor._wrap(view)
         else:
             detached = Tensor._wrap(self.data)
@@ -395,6 +412,12 @@ class Tensor:
 
     def __or__(self, other: Any) -> Tensor:
         return _ops.logical_or(self, other)
+
+    def __rand__(self, other: Any) -> Tensor:  # `flag & t`, as vjp rules on Python numbers write
+        return _ops.logical_and(other, self)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return _ops.logical_or(other, self)
 
     def __invert__(self) -> Tensor:
         return _ops.logical_not(self)

@@ -45,7 +45,7 @@ def test_replays_equal_eager_over_many_calls() -> None:
         (value, grads), (want, wanted) = taped(*args), eager(*[ab.tensor(a) for a in args])
         assert _same(value, want)
         assert all(_same(g, w) for g, w in zip(grads, wanted, strict=True))
-    assert len(taped._tapes) == 1  # one signature, one tape, replayed
+    assert len(taped._signatures) == 1  # one signature, one tape, replayed
 
 
 def test_a_new_shape_is_traced_anew_and_the_old_tape_kept() -> None:
@@ -56,7 +56,7 @@ def test_a_new_shape_is_traced_anew_and_the_old_tape_kept() -> None:
         value, g = taped(*args)
         want, wanted = ab.functional.value_and_grad(_mlp_loss, 0)(*[ab.tensor(a) for a in args])
         assert _same(value, want) and _same(g, wanted)
-    assert len(taped._tapes) == 2
+    assert len(taped._signatures) == 2
 
 
 def test_the_number_of_tapes_is_bounded() -> None:
@@ -64,7 +64,7 @@ def test_the_number_of_tapes_is_bounded() -> None:
     for n in range(1, MAX_TAPES + 4):
         _, g = taped(np.arange(float(n)))
         assert _same(g, 2 * np.arange(float(n)))
-    assert len(taped._tapes) == MAX_TAPES
+    assert len(taped._signatures) == MAX_TAPES
 
 
 def test_float32_stays_float32() -> None:
@@ -80,7 +80,7 @@ def test_static_arguments_are_part_of_the_signature() -> None:
     x = np.array([1.0, 2.0])
     for power in (2, 3, 2, 3):
         assert _same(taped(x, power)[1], power * x ** (power - 1))
-    assert len(taped._tapes) == 2
+    assert len(taped._signatures) == 2
 
 
 def test_the_same_array_twice_is_its_own_signature() -> None:
@@ -92,19 +92,13 @@ def test_the_same_array_twice_is_its_own_signature() -> None:
     assert _same(ga, y) and _same(gb, x)
 
 
-def test_a_value_made_outside_autobp_ops_is_caught() -> None:
-    # w.numpy() * 2 is a constant to a tape: the first replay on new values shows the difference.
-    taped = ab.tape.value_and_grad(lambda w: (w * ab.tensor(w.numpy() * 2)).sum())
+def test_a_value_made_from_data_is_caught_by_the_checked_replay() -> None:
+    # w.data * 2 is a constant to a tape (.data is the documented escape from its sight): the
+    # first replay on new values is compared with an eager run and shows the difference.
+    taped = ab.tape.value_and_grad(lambda w: (w * ab.tensor(w.data * 2)).sum())
     taped(np.array([1.0, 2.0]))
     with pytest.raises(TapeError, match="different value than running it"):
         taped(np.array([3.0, 4.0]))
-
-
-def test_python_control_flow_on_values_is_caught() -> None:
-    taped = ab.tape.value_and_grad(lambda w: (w * w).sum() if w.sum().item() > 0 else (w * 3).sum())
-    taped(np.array([1.0, 2.0]))
-    with pytest.raises(TapeError, match="Python control flow"):
-        taped(np.array([-1.0, -2.0]))
 
 
 @pytest.mark.parametrize(
@@ -146,7 +140,7 @@ def test_a_second_order_gradient_inside_is_taped() -> None:
         value, g = taped(w, x)
         want, wanted = ab.functional.value_and_grad(penalty)(ab.tensor(w), ab.tensor(x))
         assert _same(value, want) and _same(g, wanted)
-    assert next(iter(taped._tapes.values())) is not None
+    assert not taped.eager_reasons
 
 
 @pytest.mark.parametrize("reduction", [ab.max, ab.min, ab.prod, ab.std])
@@ -157,7 +151,8 @@ def test_ops_whose_gradient_reads_values_run_eagerly(reduction: Any) -> None:
         value, g = taped(x)
         want, wanted = ab.functional.value_and_grad(lambda t: reduction(t * t))(ab.tensor(x))
         assert _same(value, want) and _same(g, wanted)
-    assert list(taped._tapes.values()) == [None]  # no tape for this signature: eager every call
+    (reason,) = taped.eager_reasons.values()  # no tape for this signature: eager every call
+    assert f"{reduction.__name__}'s gradient reads" in reason
 
 
 def test_an_index_computed_from_the_inputs_runs_eagerly() -> None:
@@ -166,14 +161,16 @@ def test_an_index_computed_from_the_inputs_runs_eagerly() -> None:
     for values in ([1.0, 3.0, 2.0], [3.0, 1.0, 2.0]):
         _, g = taped(np.array(values))
         assert _same(g, 2.0 * (np.array(values) == max(values)))
-    assert list(taped._tapes.values()) == [None]
+    assert list(taped.eager_reasons.values()) == ["a keyword argument of 'getitem' is computed from the inputs"]
 
 
 def test_anomaly_mode_runs_eagerly() -> None:
     taped = ab.tape.value_and_grad(lambda x: (x * x).sum())
     with ab.detect_anomaly():
         assert _same(taped(np.array([1.0, 2.0]))[1], np.array([2.0, 4.0]))
-    assert list(taped._tapes.values()) == [None]
+    assert not taped._signatures[next(iter(taped._signatures))].tapes  # nothing traced in anomaly mode
+    assert _same(taped(np.array([1.0, 2.0]))[1], np.array([2.0, 4.0]))  # traced once it is over
+    assert len(next(iter(taped._signatures.values())).tapes) == 1
 
 
 @pytest.mark.parametrize(
@@ -183,9 +180,8 @@ def test_anomaly_mode_runs_eagerly() -> None:
         (lambda x, n: (x * n).sum(), (np.ones(2), 3), 1, TypeError, "must name Tensor or array arguments"),
         (lambda x: (x * 2.0).sum(), (np.ones(2),), 3, TypeError, "must name Tensor or array arguments"),
         (lambda i: (i * 2.0).sum(), (np.arange(3),), 0, TypeError, "is differentiated but not floating-point"),
-        (lambda x, y: (y * 2.0).sum(), (np.ones(2), np.ones(2)), (0, 1), RuntimeError, "was not used"),
     ],
-    ids=["not scalar", "static argnum", "argnum out of range", "int argnum", "unused"],
+    ids=["not scalar", "static argnum", "argnum out of range", "int argnum"],
 )
 def test_bad_calls_raise_clear_errors(
     func: Any, args: tuple[Any, ...], argnums: Any, error: type, message: str
@@ -235,7 +231,7 @@ def test_the_replayed_program_can_be_read() -> None:
     ops = [line.rsplit("# ", 1)[1] for line in source.splitlines() if line.startswith("    s") and "  # " in line]
     assert ops[:3] == ["matmul", "sigmoid", "sum"]  # the forward, then the backward's ops
     assert "sigmoid_backward" in ops and "matmul_tn" in ops
-    assert ab.tape.value_and_grad(lambda x: ab.max(x)).source(x) == "# no tape: this signature runs eagerly"
+    assert ab.tape.value_and_grad(lambda x: ab.max(x)).source(x).startswith("# no tape: this signature runs eagerly")
 
 
 def test_a_product_with_ones_is_replayed_as_its_operand() -> None:

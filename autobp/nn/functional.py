@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import ops
+from autobp import graph, ops
 from autobp.creation import as_generator
 from autobp.ops.nn import max_pool2d
 from autobp.tensor import Tensor
@@ -90,11 +90,15 @@ def _check_targets(name: str, scores: Tensor, targets: Any) -> np.ndarray:
         )
     if target.dtype.kind not in "iu":
         raise TypeError(f"{name}: targets must be integer class indices, got dtype {target.dtype}")
-    if target.size and (target.min() < 0 or target.max() >= scores.shape[1]):
-        raise IndexError(
-            f"{name}: targets must lie in [0, {scores.shape[1]}), got range [{target.min()}, {target.max()}]"
-        )
+    # Through graph.check_values: a tape (autobp.tape) checks the targets of every replay too.
+    graph.check_values(name, _targets_in_range, targets, classes=scores.shape[1], name=name)
     return target
+
+
+def _targets_in_range(target: Any, classes: int, name: str) -> None:
+    target = np.asarray(target)
+    if target.size and (target.min() < 0 or target.max() >= classes):
+        raise IndexError(f"{name}: targets must lie in [0, {classes}), got range [{target.min()}, {target.max()}]")
 
 
 def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:

@@ -1,0 +1,79 @@
+"""Taping: record a scalar function and its gradient once, then replay them as plain numpy calls.
+
+``value_and_grad(func)`` computes what ``autobp.functional.value_and_grad`` computes, bit for
+bit, but pays the define-by-run bookkeeping (Tensors, nodes, the engine's walk) once per input
+signature (shapes, dtypes, static arguments by type and exact value) instead of once per call.
+The first call *traces*: ``func`` runs as usual and the engine differentiates it with
+``create_graph=True``, so that every op of the forward and of the backward goes through an
+autobp op; each op call is written on a tape. The tape becomes a straight-line Python function
+of the ops' array forwards (``Taped.source`` shows it); later calls run it on the new input
+arrays, with no Tensor, node or walk in between. Classic AD calls this taping (ADOL-C);
+``jax.jit`` traces the same way.
+
+A replay computes what running ``func`` computes, or the call does not replay (the soundness
+model, docs/design.md#taping):
+
+- **Guarded**: a value read into Python while tracing (``bool()``, ``.item()``, ``float()``,
+  ``int()``, ``__index__``) is checked on every replay, right where it is computed; a Tensor
+  ``func`` reads without taking it as an argument (a closure) must hold the same array at the
+  same version. A failed guard traces the call anew (up to ``MAX_TRACES`` tapes per signature),
+  then runs the signature eagerly.
+- **Eager**: whole arrays read into Python (``.numpy()``, ``.tolist()``, ``__array__``, a copy
+  into ``ab.tensor``), ops whose gradient reads values (``max``, ``prod``, ``std``...), keywords
+  computed from the inputs, a static NaN, anomaly mode: ``Taped.eager_reasons`` says why.
+- **Refused** (``TapeError``): a first-order ``backward``/``grad`` or an in-place method while
+  tracing; a taped function called inside another one being traced; a first replay on new values
+  that differs from an eager run (each tape is checked so, once).
+- **Documented limitations**: ``func`` reading ``t.data`` (the raw array), numpy randomness, a
+  numpy array it closes over and that changes in place, or Python values from outside its
+  arguments that change later (a global name rebound to another object, an attribute of a
+  static argument): the tape keeps what it saw, as ``jax.jit`` does.
+
+Value checks that ops make (``cross_entropy``'s class indices) run on every replay; results are
+fresh arrays on every call; replays run with numpy's floating-point warnings off, as the
+engine's backward walk does.
+
+>>> import autobp as ab
+>>> f = ab.tape.value_and_grad(lambda w, x: ((w * x).sum() - 1.0) ** 2)
+>>> value, g = f(ab.tensor([1.0, 2.0]), ab.tensor([3.0, 4.0]))
+>>> value.item(), g.tolist()
+(100.0, [60.0, 80.0])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from autobp import graph
+from autobp.graph import TapeError
+from autobp.tape.taped import MAX_TAPES, MAX_TRACES, Taped
+from autobp.tensor import Tensor
+
+__all__ = ["TapeError", "Taped", "value_and_grad", "is_tracing", "MAX_TAPES", "MAX_TRACES"]
+
+
+def is_tracing() -> bool:
+    """Whether a taped function is being traced now (its op calls go on a tape)."""
+    return graph._mode.tape is not None
+
+
+def value_and_grad(func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> Taped:
+    """``functional.value_and_grad`` on a tape: ``(func(*args), d func / d args[argnums])``.
+
+    ``func`` takes positional arguments and returns a scalar Tensor. Tensors and numpy arrays
+    among the arguments are the tape's inputs and reach ``func`` as Tensors; their values may
+    change from call to call. Any other argument is static and must be hashable: a new type or
+    value (``1`` and ``True``, ``0.0`` and ``-0.0`` differ) is traced anew. Returns Tensors:
+    the value, and one gradient for an int ``argnums`` or a tuple of them (``Taped.arrays``
+    returns numpy arrays), each a fresh array. Shapes: each gradient has its argument's shape;
+    differentiated arguments are floating-point; one the value does not depend on gets zeros.
+
+    Raises ``TapeError`` when ``func`` does what a tape cannot replay (module docstring).
+
+    >>> import numpy as np
+    >>> import autobp as ab
+    >>> step = ab.tape.value_and_grad(lambda w: (w * w).sum() if (w.sum() > 0).item() else -w.sum())
+    >>> [step(np.array(v))[1].tolist() for v in ([1.0, 2.0], [-1.0, -2.0], [3.0, 1.0])]
+    [[2.0, 4.0], [-1.0, -1.0], [6.0, 2.0]]
+    """
+    return Taped(func, argnums)

@@ -1,0 +1,187 @@
+"""Compiling a trace: a straight-line Python function of numpy calls, with its guards inline."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from autobp.ops.registry import OpDef
+from autobp.tape.trace import Recorder
+from autobp.tensor import Tensor
+
+__all__ = ["Tape", "CHECK_PATIENCE"]
+
+# Replays on the traced values that may pass before a tape counts as checked without a replay
+# on other values (each costs a comparison of the inputs with the traced ones, not an eager run).
+CHECK_PATIENCE = 3
+
+
+class Tape:
+    """One traced signature, compiled into a straight-line Python function of numpy calls.
+
+    ``source`` holds the program, one line per op: ``s7 = f0(s2, s4)`` reads slots (``s``: inputs
+    and results, ``c``: constants) and calls op forwards (``f``) with keywords (``k``) bound as
+    constants. Straight-line code with local variables costs the interpreter far less per call
+    than a loop over steps. A guard line (``if not s9: return None``) follows the step whose value
+    Python read while tracing: the replay gives up (returns None) as soon as the outcome of that
+    read would differ. ``run`` first checks that every Tensor the trace read as a constant still
+    holds the same array at the same version.
+
+    The results are fresh arrays on every call: a result that is an input, a constant, another
+    result, or a view (``.base`` set) is copied.
+    """
+
+    def __init__(self, recorder: Recorder, results: list[int]) -> None:
+        n_inputs = recorder.n_inputs
+        guards_at: dict[int, list[str]] = {}
+        for g, (kind, k, outcome, how) in enumerate(recorder.guards):
+            guards_at.setdefault(k, []).append(
+                (f"if {'not ' if outcome else ''}{{}}: return None  # guard: {how} gave {outcome}")
+                if kind == "truth"
+                else f"if {{}}.tobytes() != g{g}: return None  # guard: {how} read these bytes"
+            )
+        # A slot is constant unless it is an input or computed from one: a step that reads only
+        # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
+        constant = [not recorder.computed(k) for k in range(len(recorder.values))]
+        namespace: dict[str, Any] = {"g" + str(g): guard[2] for g, guard in enumerate(recorder.guards)}
+        same: dict[int, int] = {}  # slots that are another slot's array (a product with ones)
+
+        def name(k: int) -> str:
+            k = same.get(k, k)
+            if constant[k]:
+                namespace[f"c{k}"] = recorder.values[k]
+                return f"c{k}"
+            return f"s{k}"
+
+        body = [line.format(name(k)) for k in range(n_inputs) for line in guards_at.get(k, ())]
+        for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
+            if all(constant[k] for k in refs):
+                constant[out] = True  # a guard on it holds by construction; a check raised already
+                continue
+            # A step no result needs still runs, as it does eagerly: its forward may raise on
+            # the values (a value check, an integer power), and a replay must raise alike.
+            kept = _times_one(opdef, refs, out, recorder, constant)
+            if kept is not None and out not in results:  # a result must stay an array of its own
+                same[out] = same.get(kept, kept)
+            else:
+                namespace[f"f{i}"] = getattr(opdef.forward, "quiet_body", opdef.forward)  # the replay is quiet
+                arguments = [name(k) for k in refs]
+                for j, (key, value) in enumerate(kwargs.items()):
+                    namespace[f"k{i}_{j}"] = value
+                    arguments.append(f"{key}=k{i}_{j}")  # keys are keyword names the forward accepted
+                body.append(f"s{out} = f{i}({', '.join(arguments)})  # {opdef.name}")
+            body += [line.format(name(out)) for line in guards_at.get(out, ())]
+        returned = _fresh_results(recorder, results, constant, name)
+        inputs = "".join(f"s{k}, " for k in range(n_inputs))
+        self.source = "\n".join(
+            [
+                "def replay(inputs):",
+                f"    {inputs}= inputs" if n_inputs else "    pass",
+                *("    " + line for line in body),
+                f"    return {returned[0]}, [{', '.join(returned[1:])}]",
+            ]
+        )
+        # Generated from op names, slot numbers and keyword names only; values live in the namespace.
+        exec(compile(self.source, "<autobp tape>", "exec"), namespace)
+        # Quiet as the engine's backward is (edges give inf/nan without warnings); errstate as a
+        # decorator costs half of a with block per call.
+        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]] | None] = np.errstate(all="ignore")(
+            namespace["replay"]
+        )
+        # Tensors read as constants: (tensor, its array, its version) at the trace. (The tape
+        # keeps the array alive, so `is` compares identities that cannot be reused.) Held weakly
+        # until ``settle``: one made while tracing and dropped since cannot change any more.
+        self._closure_refs = [(weakref.ref(t), array, version) for t, array, version in recorder.closures.values()]
+        self.closures: list[tuple[Tensor, Any, int]] = []
+        # The traced inputs (copies: callers update arrays in place), until a replay on other values is checked.
+        self.traced: list[np.ndarray] | None = [np.array(a, copy=True) for a in recorder.values[:n_inputs]]
+        self.patience = CHECK_PATIENCE
+        self.guards = [f"{how} of a {describe_slot(recorder, k)} value" for _, k, _, how in recorder.guards]
+
+    def settle(self) -> None:
+        """Keep the guards of the Tensors read as constants that are still alive once the trace's
+        own references are gone (the engine's seed, a constant made inside ``func``: gone)."""
+        alive = [(ref(), array, version) for ref, array, version in self._closure_refs]
+        self.closures = [(t, array, version) for t, array, version in alive if t is not None]
+        self._closure_refs = []
+
+    def check_due(self, arrays: list[np.ndarray]) -> bool:
+        """Whether this replay is to be compared with an eager run: the first on values other than
+        the traced ones. Calls repeating the traced values (compared when traced) wait for it up
+        to ``CHECK_PATIENCE`` times; then the tape counts as checked."""
+        if self.traced is None:
+            return True
+        if any([a.tobytes() != t.tobytes() for a, t in zip(arrays, self.traced, strict=True)]):
+            self.traced = None
+            return True
+        self.patience -= 1
+        if not self.patience:
+            self.traced = None  # (the caller then marks the tape checked without comparing)
+        return False
+
+    def run(self, arrays: list[np.ndarray]) -> tuple[Any, list[Any]] | None:
+        """The replay on ``arrays``, or None when a guard fails (the caller traces anew or runs eagerly)."""
+        for tensor, array, version in self.closures:  # O(number of such Tensors): usually none
+            if tensor.data is not array or tensor._version != version:
+                return None
+        return self.replay(arrays)
+
+    def stale_closure(self) -> str | None:
+        """Which Tensor read as a constant changed since the trace, if one did."""
+        for tensor, array, version in self.closures:
+            if tensor.data is not array or tensor._version != version:
+                return (
+                    f"a Tensor the function reads but does not take as an argument ({tensor.dtype}"
+                    f"{list(tensor.shape)}) was changed in place or given a new array"
+                )
+        return None
+
+
+def describe_slot(recorder: Recorder, k: int) -> str:
+    array = recorder.values[k]
+    return f"{np.asarray(array).dtype}{list(np.shape(array))}"
+
+
+def _fresh_results(
+    recorder: Recorder, results: list[int], constant: list[bool], name: Callable[[int], str]
+) -> list[str]:
+    """The return expressions: each result a fresh array (see ``Tape``)."""
+    returned = []
+    for r, k in enumerate(results):
+        value = recorder.values[k]
+        if k < recorder.n_inputs or constant[k] or k in results[:r]:
+            returned.append(f"{name(k)}.copy()")
+            continue
+        # A forward may return a view, or an argument itself: compare with the arrays it could be
+        # (inputs and earlier results of its shape and dtype), whose identity a signature does not fix.
+        same_kind = [
+            j
+            for j in [*range(recorder.n_inputs), *results[:r]]
+            if np.shape(recorder.values[j]) == np.shape(value)
+            and np.asarray(recorder.values[j]).dtype == np.asarray(value).dtype
+        ]
+        others = "".join(f" and {name(k)} is not {name(j)}" for j in same_kind)
+        returned.append(f"({name(k)} if {name(k)}.base is None{others} else {name(k)}.copy())")
+    return returned
+
+
+def _times_one(opdef: OpDef, refs: tuple[int, ...], out: int, recorder: Recorder, constant: list[bool]) -> int | None:
+    """The operand a ``mul`` step returns unchanged, if it multiplies by a constant of ones.
+
+    ``x * 1`` is ``x`` exactly for real numbers in IEEE arithmetic (not for complex ones: the
+    imaginary part's ``inf * 0`` is nan); the step is an identity when, besides, ``x`` has the
+    product's shape and dtype. (A square's gradient under a ``0.5 *`` is one of these.)
+    """
+    if opdef.forward is not np.multiply:
+        return None
+    for one, kept in (refs, refs[::-1]):
+        if constant[one] and not constant[kept]:
+            factor, operand, product = (recorder.values[k] for k in (one, kept, out))
+            same_array = isinstance(operand, np.ndarray) and operand.shape == product.shape
+            real = same_array and operand.dtype == product.dtype and product.dtype.kind in "fiu"
+            if real and np.all(np.asarray(factor) == 1):
+                return kept
+    return None

@@ -1,0 +1,218 @@
+"""``Taped``: the callable ``tape.value_and_grad`` returns, with its tapes, guards and fallbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from autobp import engine, functional, graph
+from autobp.creation import zeros_like
+from autobp.graph import TapeError
+from autobp.ops.registry import describe
+from autobp.tape.compile import Tape
+from autobp.tape.trace import Recorder, StaticNaN, as_tensors, inputs_and_signature, is_array, wanted_leaves
+from autobp.tensor import Tensor
+
+__all__ = ["Taped", "MAX_TAPES", "MAX_TRACES"]
+
+# Signatures kept per taped function: a training loop meets one or two (the last, smaller
+# mini-batch); the oldest is dropped beyond this.
+MAX_TAPES = 8
+# Traces per signature: a guard that fails (a branch taken the other way, a closed-over Tensor
+# changed) traces the call anew; after this many, the signature runs eagerly for good.
+MAX_TRACES = 4
+
+
+class _Signature:
+    """The tapes of one input signature, newest first, or why it runs eagerly."""
+
+    __slots__ = ("tapes", "checked", "eager", "shown", "traces")
+
+    def __init__(self, shown: str) -> None:
+        self.tapes: list[Tape] = []
+        self.checked: set[int] = set()  # ids of the tapes whose replay on new values matched eager
+        self.eager: str | None = None  # the reason, once the signature runs eagerly
+        self.shown = shown  # the arguments, described for eager_reasons
+        self.traces = 0
+
+
+class Taped:
+    """A taped ``value_and_grad`` (made by ``value_and_grad``): tapes per input signature.
+
+    ``eager_reasons`` maps each signature that runs eagerly (described by its arguments, e.g.
+    ``"float64[3], int 2"``) to the reason; ``source(*args)`` shows the program a call replays.
+    """
+
+    def __init__(self, func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> None:
+        self.func, self.argnums = func, argnums
+        self._positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+        self._signatures: dict[tuple[Any, ...], _Signature] = {}
+        self._ready: dict[tuple[Any, ...], Tape] = {}  # a signature's one tape, once checked: the usual call
+        self._other_reasons: dict[str, str] = {}  # eager calls that have no signature (a static NaN)
+
+    def __repr__(self) -> str:
+        return f"<taped value_and_grad of {getattr(self.func, '__qualname__', self.func)}>"
+
+    @property
+    def eager_reasons(self) -> dict[str, str]:
+        """Why calls run eagerly: the arguments (described) of each such signature, and the reason."""
+        reasons = {entry.shown: entry.eager for entry in self._signatures.values() if entry.eager is not None}
+        return {**self._other_reasons, **reasons}
+
+    def __call__(self, *args: Any) -> tuple[Tensor, Any]:
+        value, grads = self.arrays(*args)
+        wrapped = tuple([Tensor._wrap(g) for g in grads])
+        return Tensor._wrap(value), wrapped[0] if isinstance(self.argnums, int) else wrapped
+
+    def arrays(self, *args: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A call with numpy arrays for results: the value, and a list of the gradients (fresh arrays)."""
+        if graph._mode.tape is not None:  # its replay would hand the outer trace untracked arrays
+            raise TapeError("tape: a taped function was called while another one was being traced")
+        try:
+            arrays, signature = inputs_and_signature(args)
+        except StaticNaN:
+            self._other_reasons[_shown(args)] = "a static argument is NaN: no two calls share a tape for it"
+            return self._eager(args, _plain(args))
+        ready = self._ready.get(signature)
+        if ready is not None and not ready.closures:
+            result = ready.replay(arrays)
+            if result is not None:
+                return result  # the usual call, kept short
+        return self._call(args, arrays, signature)
+
+    def _call(self, args: tuple[Any, ...], arrays: list[np.ndarray], signature: tuple[Any, ...]) -> Any:
+        """Any call but a replay of a checked tape whose guards hold: find, trace or fall back."""
+        entry = self._signatures.get(signature)
+        if entry is None:
+            if len(self._signatures) >= MAX_TAPES:
+                oldest = next(iter(self._signatures))
+                del self._signatures[oldest]
+                self._ready.pop(oldest, None)
+            entry = self._signatures[signature] = _Signature(_shown(args))
+        if entry.eager is not None:
+            return self._eager(args, arrays)
+        for tape in entry.tapes:
+            result = tape.run(arrays)
+            if result is not None:
+                if id(tape) not in entry.checked:
+                    if tape.check_due(arrays):
+                        # The first replay on values other than the traced ones (which were
+                        # compared when traced) is compared with an eager run: frozen values show.
+                        self._compare(args, arrays, result, raise_error=True)
+                    if tape.traced is None:  # compared, or out of patience
+                        entry.checked.add(id(tape))
+                if id(tape) in entry.checked and len(entry.tapes) == 1:
+                    self._ready[signature] = tape
+                return result
+        if graph._anomaly_hook is not None:  # anomaly mode: eager while it lasts, traced after
+            return self._eager(args, arrays)
+        if entry.traces >= MAX_TRACES:
+            entry.eager = f"its guards failed on {MAX_TRACES} traces ({_why_missed(entry.tapes[0])})"
+            self._ready.pop(signature, None)
+            return self._eager(args, arrays)
+        entry.traces += 1
+        traced, reason = self._trace(args, arrays)
+        result = traced.run(arrays) if traced is not None else None
+        if traced is None or result is None or not self._compare(args, arrays, result, raise_error=False):
+            entry.eager = reason or "its replay on the traced values differs from running it"
+            self._ready.pop(signature, None)
+            return self._eager(args, arrays)
+        entry.tapes.insert(0, traced)
+        if len(entry.tapes) > 1:
+            self._ready.pop(signature, None)
+        return result
+
+    def source(self, *args: Any) -> str:
+        """The program a call with these arguments replays (tracing their signature if new):
+        one line per op, e.g. ``s6 = f0(s2, s4)  # matmul``. Runs one call to get there."""
+        self.arrays(*args)
+        try:
+            entry = self._signatures.get(inputs_and_signature(args)[1])
+        except StaticNaN:
+            entry = None
+        if entry is None or entry.eager is not None or not entry.tapes:
+            reason = entry.eager if entry is not None else "a static argument is NaN"
+            return f"# no tape: this signature runs eagerly: {reason}"
+        return entry.tapes[0].source
+
+    def _trace(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> tuple[Tape | None, str | None]:
+        """Run ``func`` and its create_graph backward while recording: a tape, or why there is none."""
+        wanted = wanted_leaves(self._positions, args, self.argnums)
+        call_args = as_tensors(args, arrays, wanted)
+        leaves = [arg for arg in call_args if isinstance(arg, Tensor)]
+        recorder = Recorder(arrays)
+        mode = graph._mode
+        mode.tape = recorder
+        try:
+            with graph.enable_grad():
+                loss = self.func(*call_args)
+                if not isinstance(loss, Tensor) or loss.size != 1:
+                    shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
+                    raise TypeError(f"tape.value_and_grad: func must return a scalar Tensor, got {shown}")
+                found = engine.grad(loss, [leaves[k] for k in wanted], create_graph=True, allow_unused=True)
+        finally:
+            mode.tape = None
+        if recorder.untapeable is not None:
+            return None, recorder.untapeable
+        # An argument the result does not depend on gets zeros, as functional.value_and_grad gives.
+        grads = [g if g is not None else zeros_like(leaves[k]) for g, k in zip(found, wanted, strict=True)]
+        tape = Tape(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)])
+        del recorder, loss, found, grads, call_args, leaves  # the trace's graph: Tensors only it held go
+        tape.settle()
+        return tape, None
+
+    def _eager(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> tuple[Any, list[Any]]:
+        """The same call without a tape: ``func`` sees the same Tensors (sharing the arrays)."""
+        value, grads = functional.value_and_grad(self.func, self._positions)(*as_tensors(args, arrays, []))
+        results = _fresh([value.data, *(g.data for g in grads)], arrays)
+        return results[0], results[1:]
+
+    def _compare(self, args: tuple[Any, ...], arrays: list[np.ndarray], result: Any, raise_error: bool) -> bool:
+        """Whether an eager run gives the replay's results bit for bit; else False, or TapeError."""
+        value, grads = result
+        eager_value, eager_grads = self._eager(args, arrays)
+        names = ["value", *(f"gradient of argument {p}" for p in self._positions)]
+        for name, got, want in zip(names, [value, *grads], [eager_value, *eager_grads], strict=True):
+            got, want = np.asarray(got), np.asarray(want)
+            if got.shape != want.shape or got.dtype != want.dtype or got.tobytes() != want.tobytes():
+                if not raise_error:
+                    return False
+                raise TapeError(
+                    f"tape: replaying the function gave a different {name} than running it ({describe(got)} "
+                    f"vs {describe(want)}): it computes something the tape cannot see (an array made "
+                    "without autobp ops, such as from .data, or a global that changed). Use "
+                    "autobp.functional.value_and_grad for it."
+                )
+        return True
+
+
+def _fresh(results: list[Any], inputs: list[np.ndarray]) -> list[Any]:
+    """Each result as an array of its own: a view, a read-only array, an input or a repeat is copied."""
+    fresh: list[Any] = []
+    for result in results:
+        if isinstance(result, np.ndarray) and (
+            result.base is not None
+            or not result.flags.writeable
+            or any([result is x for x in inputs])
+            or any([result is x for x in fresh])
+        ):
+            result = result.copy()
+        fresh.append(result)
+    return fresh
+
+
+def _plain(args: tuple[Any, ...]) -> list[np.ndarray]:
+    return [np.asarray(a.data if isinstance(a, Tensor) else a) for a in args if is_array(a)]
+
+
+def _shown(args: tuple[Any, ...]) -> str:
+    return ", ".join(describe(a) for a in args)
+
+
+def _why_missed(tape: Tape) -> str:
+    stale = tape.stale_closure()
+    if stale is not None:
+        return stale
+    return "guarded Python reads: " + ", ".join(tape.guards) if tape.guards else "no guard recorded"

@@ -1,0 +1,229 @@
+"""Tracing: the recorder that writes a taped function's op calls down, and the input signature.
+
+The recorder is installed as ``graph._mode.tape`` while a function is traced. Every op call
+goes through it (``registry.public``), and so does every way a traced value can leave the
+tape's sight: a read into Python (``bool()``, ``.item()``, ``.numpy()``: ``read``), a
+``detach()`` view (``alias``), a Tensor that is no argument (``slot``: its version is guarded).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from autobp.graph import WeakScalar
+from autobp.ops.registry import Hints, OpDef, describe
+from autobp.tensor import Tensor
+
+__all__ = ["Recorder", "Guard", "inputs_and_signature", "wanted_leaves", "as_tensors", "is_array"]
+
+# A read whose outcome is one bit is guarded by that bit; the other reads of one value by the
+# value's bytes (exact: -0.0 is not 0.0, each NaN payload is its own). Reads of whole arrays
+# make the signature eager: a guard on every element would cost what it saves.
+_TRUTH_READS = ("bool()",)
+_VALUE_READS = (".item()", "__index__")
+
+_CHECKS: dict[Callable[..., None], OpDef] = {}
+
+Guard = tuple[str, int, Any, str]  # (kind "truth" or "bytes", slot, the traced outcome, how it was read)
+
+
+class Recorder:
+    """Collects op calls while a function is traced (installed as ``graph._mode.tape``).
+
+    Slots number every array a replay holds: the inputs first, then constants and op results
+    in the order they appear. An argument is known by identity: the array of an input or of a
+    recorded result; anything else is a constant, kept by reference.
+    """
+
+    def __init__(self, inputs: list[np.ndarray]) -> None:
+        self.n_inputs = len(inputs)
+        self.values: list[Any] = list(inputs)  # keeps every array alive, so no two share an id
+        self.made_by: list[int | None] = [None] * len(inputs)  # the step that computes each slot
+        self.slots: dict[int, int] = {id(array): k for k, array in enumerate(inputs)}
+        self.steps: list[tuple[OpDef, tuple[int, ...], Mapping[str, Any], int]] = []
+        self.untapeable: str | None = None  # why the function must run eagerly, if it must
+        self.guards: list[Guard] = []  # outcomes of Python reads, checked on every replay
+        # Tensors the trace read that are no argument: each (tensor, its array, its version).
+        self.closures: dict[int, tuple[Tensor, Any, int]] = {}
+        self._kept: list[Any] = []  # views known by alias, kept alive so that no id is reused
+
+    def slot(self, value: Any) -> int:
+        if isinstance(value, Tensor):
+            array = value.data
+            known = self.slots.get(id(array))
+            if (known is None or not self.computed(known)) and type(value) is not WeakScalar:
+                self._guard_version(value)
+        else:
+            array = value
+            known = self.slots.get(id(array))
+        return known if known is not None else self._add(array, None)
+
+    def computed(self, k: int) -> bool:
+        """Whether slot ``k`` is an input or an op's result (else a constant, kept by reference)."""
+        return k < self.n_inputs or self.made_by[k] is not None
+
+    def _add(self, array: Any, step: int | None) -> int:
+        self.slots[id(array)] = len(self.values)
+        self.values.append(array)
+        self.made_by.append(step)
+        return len(self.values) - 1
+
+    def _guard_version(self, tensor: Tensor) -> None:
+        """A Tensor read as a constant: a replay runs only while it holds the same array, unchanged."""
+        if id(tensor) not in self.closures:
+            self.closures[id(tensor)] = (tensor, tensor.data, tensor._version)
+
+    def record(self, opdef: OpDef, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Tensor) -> None:
+        """Called by every op while tracing, after its forward ran."""
+        if any([self._tracked(value) for value in kwargs.values()]) and self.untapeable is None:
+            self.untapeable = f"a keyword argument of '{opdef.name}' is computed from the inputs"
+        refs = tuple([self.slot(value) for value in args])
+        self.steps.append((opdef, refs, kwargs, self._add(out.data, len(self.steps))))
+
+    def check(self, name: str, function: Callable[..., None], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        """A value check (``graph.check_values``): a step of its own, whose result nothing reads."""
+        opdef = _CHECKS.get(function)
+        if opdef is None:  # an OpDef outside the registry: a tape step, not an op
+            opdef = _CHECKS[function] = OpDef(name, function, None, Hints(), False, composite=False)
+        refs = tuple([self.slot(value) for value in args])
+        self.steps.append((opdef, refs, kwargs, self._add(object(), len(self.steps))))
+
+    def _tracked(self, value: Any) -> bool:
+        """Whether a keyword value holds an input or a computed array (a tape would freeze it).
+
+        A keyword Tensor that is a constant (an index tensor the function closes over) is
+        guarded by its version instead.
+        """
+        if isinstance(value, tuple | list):
+            return any([self._tracked(v) for v in value])
+        if isinstance(value, Tensor | np.ndarray):
+            k = self.slots.get(id(value.data if isinstance(value, Tensor) else value))
+            if k is not None and self.computed(k):
+                return True
+            if isinstance(value, Tensor) and type(value) is not WeakScalar:
+                self._guard_version(value)
+        return False
+
+    def read(self, tensor: Tensor, how: str) -> None:
+        """``tensor``'s values go into Python: guard the outcome, or make the signature eager."""
+        k = self.slots.get(id(tensor.data))
+        if k is None or not self.computed(k):  # a constant: its version is guarded
+            if type(tensor) is not WeakScalar:
+                self._guard_version(tensor)
+            return
+        if how in _TRUTH_READS:
+            guard: Guard = ("truth", k, bool(tensor.data), how)
+        elif how in _VALUE_READS:
+            guard = ("bytes", k, np.asarray(tensor.data).tobytes(), how)
+        elif self.untapeable is None:
+            self.untapeable = (
+                f"func reads a traced value ({describe(tensor)}) into Python with {how}; a tape would "
+                "freeze what it computes from it"
+            )
+            return
+        if guard not in self.guards:
+            self.guards.append(guard)
+
+    def alias(self, tensor: Tensor, view: Any) -> None:
+        """``view`` shows ``tensor``'s array (a ``detach()``): a replay reads it from the same slot."""
+        k = self.slot(tensor)
+        self.slots[id(view)] = k
+        self._kept.append(view)
+
+
+def is_array(value: Any) -> bool:
+    """Whether an argument is a tape input: a Tensor, a numpy array or a numpy scalar."""
+    return isinstance(value, Tensor | np.ndarray | np.generic)
+
+
+class StaticNaN(Exception):
+    """A static argument holds a NaN: no two calls share a tape for it."""
+
+
+def _static_key(value: Any, position: int) -> Any:
+    """A static argument as a signature entry: its type and its exact value.
+
+    ``True`` and ``1``, ``0.0`` and ``-0.0``, ``inf`` and ``-inf`` are different keys (``==``
+    would merge them); a NaN raises ``StaticNaN``.
+    """
+    kind = type(value)
+    if kind is float:
+        if math.isnan(value):
+            raise StaticNaN
+        return (kind, value.hex())
+    if kind is complex:
+        if math.isnan(value.real) or math.isnan(value.imag):
+            raise StaticNaN
+        return (kind, value.real.hex(), value.imag.hex())
+    if kind is tuple:
+        return (kind, tuple([_static_key(v, position) for v in value]))
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(
+            f"tape.value_and_grad: argument {position} ({describe(value)}) is static (not a Tensor or array), "
+            "so it keys the tape and must be hashable; pass a tuple, or an array if its values change"
+        ) from None
+    return (kind, value)
+
+
+def inputs_and_signature(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
+    """The array inputs, and the signature a tape is kept under: shapes, dtypes, static values,
+    and which arguments are the same array (a tape reads each array from one slot).
+
+    Raises ``StaticNaN`` for a static NaN, ``TypeError`` for an unhashable static argument.
+    """
+    arrays: list[np.ndarray] = []
+    key: list[Any] = []  # shape, dtype, shape, dtype, ...: flat, it hashes and compares faster
+    for position, arg in enumerate(args):
+        if isinstance(arg, Tensor):
+            arg = arg.data
+        elif type(arg) is not np.ndarray:
+            if not isinstance(arg, np.ndarray | np.generic):
+                key.append(("static", _static_key(arg, position)))
+                continue
+            # A numpy scalar or an ndarray subclass: the plain array a Tensor would hold (the
+            # tape knows inputs by identity, and Tensors hold plain arrays).
+            arg = np.asarray(arg)
+        arrays.append(arg)
+        key.append(arg.shape)
+        key.append(arg.dtype)
+    if len(set(map(id, arrays))) != len(arrays):
+        ids = [id(a) for a in arrays]
+        key.append(("aliases", tuple(ids.index(i) for i in ids)))
+    return arrays, tuple(key)
+
+
+def wanted_leaves(positions: tuple[int, ...], args: tuple[Any, ...], argnums: Any) -> list[int]:
+    """The differentiated arguments, as indices among the array arguments."""
+    array_positions = [i for i, arg in enumerate(args) if is_array(arg)]
+    wanted = []
+    for p in positions:
+        if not -len(args) <= p < len(args) or p % len(args) not in array_positions:
+            shown = ", ".join(describe(a) for a in args)
+            raise TypeError(f"tape.value_and_grad: argnums {argnums} must name Tensor or array arguments: ({shown})")
+        array = np.asarray(args[p].data if isinstance(args[p], Tensor) else args[p])
+        if array.dtype.kind != "f":
+            raise TypeError(
+                f"tape.value_and_grad: argument {p % len(args)} ({describe(array)}) is differentiated "
+                "but not floating-point"
+            )
+        wanted.append(array_positions.index(p % len(args)))
+    return wanted
+
+
+def as_tensors(args: tuple[Any, ...], arrays: list[np.ndarray], leaves: list[int]) -> list[Any]:
+    """The arguments as ``func`` sees them: the input ``arrays`` as Tensors sharing them (the tape
+    knows them by identity), those at ``leaves`` requiring grad; static arguments as they are."""
+    tensors, k = [], 0
+    for arg in args:
+        if is_array(arg):
+            tensors.append(Tensor._wrap(arrays[k], k in leaves))
+            k += 1
+        else:
+            tensors.append(arg)
+    return tensors
