@@ -249,15 +249,32 @@ def _lowest(dtype: np.dtype[Any]) -> float:
 
 
 def _pool_argmax(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, out_size: Pair) -> np.ndarray:
-    """Flat index (i * kw + j) of each window's maximum; the first one on ties, like PyTorch."""
+    """Flat index (i * kw + j) in each window of the cell its gradient goes to, as PyTorch picks it.
+
+    PyTorch scans the window's cells inside the input in order and takes a cell when
+    ``value > best or isnan(value)``, starting from ``best = -inf`` at the first cell inside the
+    input: the first maximum on ties, the last NaN (the forward's NaN) if there is one, and the
+    first cell inside the input when all are -inf, never a padding cell.
+    """
     padded = _padded(x, padding, _lowest(x.dtype))
     best = np.full((*x.shape[:2], *out_size), _lowest(x.dtype), dtype=x.dtype)
-    index = np.zeros(best.shape, dtype=np.intp)
+    index = np.broadcast_to(_first_inside(kernel, stride, padding, out_size), best.shape).copy()
+    has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
     for i, j, where in _offsets(kernel, stride, out_size):
         better = padded[where] > best
+        if has_nan:
+            better |= np.isnan(padded[where])
         np.copyto(best, padded[where], where=better)
         index[better] = i * kernel[1] + j
     return index
+
+
+def _first_inside(kernel: Pair, stride: Pair, padding: Pair, out_size: Pair) -> np.ndarray:
+    """Shapes: -> (Ho, Wo): the flat index of each window's first cell that is not padding."""
+    # window (r, c) starts at row r * sh - ph: its first row inside the input is max(0, ph - r * sh)
+    rows = np.maximum(0, padding[0] - stride[0] * np.arange(out_size[0]))
+    columns = np.maximum(0, padding[1] - stride[1] * np.arange(out_size[1]))
+    return rows[:, None] * kernel[1] + columns[None, :]
 
 
 POOL = Hints(shapes="pool2d", kwargs={"kernel_size": (2, 3), "stride": (None, 1)}, distinct=True)
