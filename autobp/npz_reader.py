@@ -10,7 +10,7 @@ import math
 import struct
 import zipfile
 import zlib
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -112,18 +112,21 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, fil
                 f"{entry} holds {data_size} bytes of data, but its header declares {dtype}{list(shape)} "
                 f"({count * dtype.itemsize} bytes)"
             )
-        buffer = bytearray(data_size)
+        order: Literal["C", "F"] = "F" if fortran_order else "C"
+        # data_size is bounded by the archive's real size (checked above): this allocates no
+        # more than the file holds. Chunks keep each copy in cache, as np.load's reader does.
+        array = np.empty(shape, dtype, order=order)
+        target = memoryview(array.reshape(-1, order="A").view(np.uint8)) if data_size else memoryview(b"")
         filled = 0
-        while filled < data_size:  # in chunks: what is allocated is what the file really holds
-            chunk = member.read(min(data_size - filled, 1 << 24))
+        while filled < data_size:
+            chunk = member.read(min(data_size - filled, 1 << 18))
             if not chunk:
                 raise LoadError(f"{entry} ends after {filled} of its {data_size} bytes of data")
-            buffer[filled : filled + len(chunk)] = chunk
+            target[filled : filled + len(chunk)] = chunk
             filled += len(chunk)
         if member.read(1):  # also runs zipfile's CRC check of the whole member
             raise LoadError(f"{entry} holds more bytes than its header declares")
-    array = np.frombuffer(buffer, dtype=dtype, count=count) if count and dtype.itemsize else np.empty(0, dtype)
-    return array.reshape(shape, order="F" if fortran_order else "C")
+    return array
 
 
 def refuse_foreign(where: str, head: bytes) -> None:
