@@ -116,13 +116,14 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, fil
         # data_size is bounded by the archive's real size (checked above): this allocates no
         # more than the file holds. Chunks keep each copy in cache, as np.load's reader does.
         array = np.empty(shape, dtype, order=order)
-        target = memoryview(array.reshape(-1, order="A").view(np.uint8)) if data_size else memoryview(b"")
+        # the array's bytes in file order: a view (reshape in the array's own order copies nothing)
+        target = array.reshape(-1, order="A").view(np.uint8) if data_size else np.empty(0, np.uint8)
         filled = 0
         while filled < data_size:
             chunk = member.read(min(data_size - filled, 1 << 18))
             if not chunk:
                 raise LoadError(f"{entry} ends after {filled} of its {data_size} bytes of data")
-            target[filled : filled + len(chunk)] = chunk
+            target[filled : filled + len(chunk)] = np.frombuffer(chunk, np.uint8)
             filled += len(chunk)
         if member.read(1):  # also runs zipfile's CRC check of the whole member
             raise LoadError(f"{entry} holds more bytes than its header declares")

@@ -302,3 +302,25 @@ def test_random_byte_damage_loads_the_original_or_raises_load_error(data: st.Dat
         path = Path(folder) / "damaged.npz"
         path.write_bytes(bytes(damaged))
         load_intact_or_refused(path)
+
+
+def test_every_dtype_and_memory_order_reads_back_exactly_and_writeable(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {
+        "fortran": np.asfortranarray(rng.standard_normal((3, 4, 2))),
+        "big_endian": np.arange(5, dtype=">i4"),
+        "bool": np.array([True, False]),
+        "unicode": np.array(["ab", "c"]),
+        "datetime": np.array(["2020-01-01"], dtype="M8[D]"),
+        "complex": np.array([1 + 2j]),
+        "zero_d": np.array(3.5),
+        "empty": np.zeros((0, 3)),
+        "structured": np.zeros(2, dtype=[("a", "<f4"), ("b", "<i8")]),
+        "strided": np.arange(10.0)[::2],
+        "several_chunks": rng.standard_normal(100_000),  # read in more than one chunk
+    }
+    ab.save(arrays, tmp_path / "dtypes.npz")
+    loaded = ab.load(tmp_path / "dtypes.npz")
+    assert_same(loaded, arrays)
+    assert all(array.flags.writeable for array in loaded.values())
+    assert loaded["fortran"].flags.f_contiguous
