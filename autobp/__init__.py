@@ -26,7 +26,7 @@ from autobp.creation import (
 )
 from autobp.engine import grad
 from autobp.graph import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from autobp.io import load, save
+from autobp.io import LoadError, load, save
 from autobp.ops import *  # noqa: F403  (the op namespace is the public API: ab.exp, ab.sum, ...)
 from autobp.ops import REGISTRY
 from autobp.ops import __all__ as _op_names
@@ -69,6 +69,7 @@ __all__ = [
     "zeros_like",
     "save",
     "load",
+    "LoadError",
     "nn",
     "optim",
     "viz",

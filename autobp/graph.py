@@ -6,12 +6,12 @@ keyword arguments and its output array. ``autobp.engine`` walks these nodes back
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import operator
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
@@ -32,6 +32,8 @@ __all__ = [
     "check_values",
     "WeakScalar",
 ]
+
+Decorated = TypeVar("Decorated", bound=Callable[..., Any])
 
 
 class _GradMode(threading.local):
@@ -104,19 +106,48 @@ def check_values(label: str, check: Callable[..., None], *values: Any, **kwargs:
         _mode.tape.check(label, check, values, kwargs)
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Turn graph recording on or off inside a ``with`` block or a decorated function."""
+class set_grad_enabled:
+    """Turn graph recording on or off inside a ``with`` block or a decorated function.
+
+    Grad mode is per thread. Each decorated call enters a fresh manager, and a manager shared by
+    ``with`` blocks keeps one stack of previous modes per thread, so recursion, re-entry and
+    threads that call the same decorated function (``Optimizer.step``) each get their own mode
+    back on exit.
+
+    >>> import autobp as ab
+    >>> @ab.set_grad_enabled(False)
+    ... def frozen(x):
+    ...     return x * 2
+    >>> frozen(ab.tensor([1.0], requires_grad=True)).requires_grad
+    False
+    """
 
     def __init__(self, mode: bool) -> None:
         self.mode = mode
-        self.previous: list[bool] = []
+        # keyed by thread id: threads sharing one manager must not pop each other's saved mode
+        self.previous: dict[int, list[bool]] = {}
 
     def __enter__(self) -> None:
-        self.previous.append(_mode.enabled)
+        self.previous.setdefault(threading.get_ident(), []).append(_mode.enabled)
         _mode.enabled = self.mode
 
     def __exit__(self, *exc: object) -> None:
-        _mode.enabled = self.previous.pop()
+        thread = threading.get_ident()
+        stack = self.previous[thread]
+        _mode.enabled = stack.pop()
+        if not stack:
+            del self.previous[thread]
+
+    def __call__(self, function: Decorated) -> Decorated:
+        """Decorate ``function``: every call runs inside a manager of its own."""
+        mode = self.mode
+
+        @functools.wraps(function)
+        def with_grad_mode(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return function(*args, **kwargs)
+
+        return cast(Decorated, with_grad_mode)
 
 
 class no_grad(set_grad_enabled):

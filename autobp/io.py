@@ -4,23 +4,29 @@ A state dict (nested dicts, lists and tuples of Tensors, arrays and scalars) is 
 array per leaf. Each entry's name spells its path and kinds, so no pickle and no JSON is needed:
 ``d:model/d:fc1.weight|tensor`` is the Tensor at ``obj["model"]["fc1.weight"]``. Path segments
 are ``d:key`` (dict with str key), ``i:key`` (dict with int key), ``l:index`` (list) and
-``t:index`` (tuple); ``/`` and ``%`` inside keys are percent-escaped. Reading uses
-``allow_pickle=False``, and a file that carries a pickled object is refused with an error naming
-the file and the entry.
+``t:index`` (tuple); ``/`` and ``%`` inside keys are percent-escaped. Reading parses each
+``.npy`` header itself and never unpickles: a file that carries a pickled object is refused with
+an error naming the file and the entry.
+
+``load`` checks every size against the file before it allocates, reads every member to its CRC,
+and checks that the entries fit one tree: a damaged, cut or foreign file raises ``LoadError``
+(a ``ValueError``), never a wrong object, ``MemoryError``, ``EOFError`` or ``BadZipFile``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from autobp.npz_reader import DAMAGE, LoadError, declared_entries, member_infos, read_member, refuse_foreign
 from autobp.tensor import Tensor
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "LoadError"]
 
 _LEAF_KINDS = (
     "tensor",
@@ -114,82 +120,105 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
         np.savez(file, **entries)  # type: ignore[arg-type]
 
 
-def _value(kind: str, array: np.ndarray) -> Any:
+_SCALAR_KINDS = {"float": "f", "int": "iu", "bool": "b", "str": "U"}
+
+
+def _value(kind: str, array: np.ndarray, entry: str) -> Any:
     if kind == "tensor":
         return Tensor(array)
     if kind == "array":
         return array
-    if kind == "scalar":
-        return array[()]
     if kind in _EMPTY:
         return _EMPTY[kind]()
     if kind == "none":
         return None
+    # ab.save writes every scalar as a 0-d array of its own dtype kind
+    if array.ndim != 0 or (kind in _SCALAR_KINDS and array.dtype.kind not in _SCALAR_KINDS[kind]):
+        raise LoadError(f"{entry} holds {array.dtype}{list(array.shape)}, which no {kind} entry of ab.save holds")
+    if kind == "scalar":
+        return array[()]
     return {"float": float, "int": int, "bool": bool, "str": str}[kind](array.item())
 
 
-def _parse_segment(segment: str, where: str) -> tuple[str, Any]:
+def _parse_segment(segment: str, entry: str) -> tuple[str, Any]:
     tag, _, key = segment.partition(":")
     if tag == "d":
         return "d", _unescape(key)
-    if tag in ("i", "l", "t") and key.lstrip("-").isdigit():
+    if (tag == "i" and re.fullmatch(r"-?[0-9]+", key)) or (tag in ("l", "t") and re.fullmatch(r"[0-9]+", key)):
         return tag, int(key)
-    raise ValueError(f"load: {where}: malformed entry name")
+    raise LoadError(f"{entry}: malformed entry name (segment {segment!r})")
+
+
+class _Leaf(NamedTuple):
+    """A value read from one entry, told apart from the dicts that hold the tree being rebuilt."""
+
+    value: Any
 
 
 def _unflatten(items: list[tuple[str, Any]], where: str) -> Any:
-    root: dict[str, Any] = {}
+    if not items:
+        raise LoadError(f"load: {where} holds no entries; ab.save writes at least one")
+    root: dict[Any, Any] = {}
     for name, value in items:
-        segments = name.split("/") if name else []
-        node: Any = root
-        key: Any = ""
-        for segment in segments:
+        entry = f"load: {where}: entry {name!r}"
+        keys = [("", "")] + [_parse_segment(segment, entry) for segment in (name.split("/") if name else [])]
+        node = root
+        for depth, key in enumerate(keys[:-1]):
             node = node.setdefault(key, {})
-            key = _parse_segment(segment, f"{where}, entry {name!r}")
-        node[key] = value
-    return _build(root.get("", root))
+            if isinstance(node, _Leaf):
+                inside = "/".join(name.split("/")[:depth]) or "the top"
+                raise LoadError(f"{entry} lies inside {inside!r}, which another entry stores as a value")
+        if keys[-1] in node:
+            raise LoadError(f"{entry} collides with another entry for the same place")
+        node[keys[-1]] = _Leaf(value)
+    return _build(root[("", "")], where, "the top")
 
 
-def _build(node: Any) -> Any:
+def _build(node: Any, where: str, path: str) -> Any:
     # Containers were read as dicts keyed by (tag, key); turn lists and tuples back into sequences.
-    if not isinstance(node, dict) or not node or not all(isinstance(k, tuple) for k in node):
-        return node
+    if isinstance(node, _Leaf):
+        return node.value
     tags = {tag for tag, _ in node}
-    if tags <= {"l"} or tags <= {"t"}:
-        items = [_build(node[k]) for k in sorted(node, key=lambda k: k[1])]
-        return items if tags == {"l"} else tuple(items)
-    return {key: _build(value) for (_, key), value in node.items()}
+    child = {key: f"{path}/{tag}:{key}" if path != "the top" else f"{tag}:{key}" for tag, key in node}
+    if tags <= {"d", "i"}:
+        return {key: _build(value, where, child[key]) for (_, key), value in node.items()}
+    if tags == {"l"} or tags == {"t"}:
+        indices = sorted(key for _, key in node)
+        if indices != list(range(len(indices))):
+            raise LoadError(f"load: {where}: the sequence at {path!r} has items {indices}, not 0..{len(indices) - 1}")
+        (tag,) = tags
+        items = [_build(node[(tag, index)], where, child[index]) for index in indices]
+        return items if tag == "l" else tuple(items)
+    raise LoadError(f"load: {where}: entries under {path!r} mix container kinds {sorted(tags)}")
 
 
 def load(path: str | os.PathLike[str]) -> Any:
     """Read an object written by ``save``. Pickled content is never unpickled: it is refused.
 
     Raises:
-        ValueError: the file holds a pickled object or an object array, or is not an autobp file.
+        LoadError: (a ``ValueError``) the file is empty, cut short or damaged, holds a pickled
+            object or an object array, or is not an autobp file; the message names the entry.
+        OSError: the file cannot be opened (``FileNotFoundError`` for a missing one).
     """
     where = os.fspath(path)
-    try:
-        archive = np.load(where, allow_pickle=False)
-    except ValueError as error:  # numpy refuses anything it would have to unpickle, before reading it
-        raise ValueError(
-            f"load: {where} is not an .npz file written by ab.save: numpy would have to unpickle it, "
-            f"which autobp never does ({error})"
-        ) from error
-    except zipfile.BadZipFile as error:
-        raise ValueError(f"load: cannot read {where} as an .npz file: {error}") from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"load: {where} is a single .npy array, not a file written by ab.save")
-    items = []
-    with archive:
-        for name in archive.files:
-            stem, _, kind = name.rpartition("|")
-            if kind not in _LEAF_KINDS:
-                raise ValueError(f"load: {where}: entry {name!r} was not written by ab.save")
-            try:
-                array = archive[name]
-            except ValueError as error:
-                raise ValueError(
-                    f"load: {where}: entry {name!r} holds a pickled object array; refused (never unpickled)"
-                ) from error
-            items.append((stem, _value(kind, array)))
+    with open(where, "rb") as file:  # errors opening the file are not damage: they propagate
+        file_size = os.fstat(file.fileno()).st_size
+        refuse_foreign(where, file.read(8))
+        try:
+            declared = declared_entries(file, file_size, where)
+            file.seek(0)
+            with zipfile.ZipFile(file) as archive:
+                items = []
+                for info in member_infos(archive, where, declared):
+                    stem, _, kind = info.filename[:-4].rpartition("|")
+                    if kind not in _LEAF_KINDS:
+                        raise LoadError(f"load: {where}: entry {info.filename[:-4]!r} was not written by ab.save")
+                    array = read_member(archive, info, where, file_size)
+                    items.append((stem, _value(kind, array, f"load: {where}: entry {info.filename[:-4]!r}")))
+        except LoadError:
+            raise
+        except DAMAGE as error:
+            raise LoadError(
+                f"load: {where} is damaged or not written by ab.save ({type(error).__name__}: {error})"
+            ) from error
     return _unflatten(items, where)

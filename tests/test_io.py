@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import struct
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import autobp as ab
 from autobp import nn, optim
@@ -129,3 +134,193 @@ def test_foreign_files_are_refused_with_clear_errors(tmp_path: Path) -> None:
         ab.load(tmp_path / "bad.npz")
     with pytest.raises(FileNotFoundError):
         ab.load(tmp_path / "missing.npz")
+
+
+# -- damaged files: one error type, LoadError (a ValueError), for every kind of damage ------------------
+SMALL = {"w": ab.tensor([[1.0, -2.0], [0.5, 3.0]]), "steps": [3, 2.5], "name": "net", "ids": np.arange(3)}
+
+
+def small_file(tmp_path: Path, compression: int = zipfile.ZIP_STORED) -> bytes:
+    """SMALL as ab.save writes it; deflated member by member (as np.savez_compressed does) if asked."""
+    ab.save(SMALL, tmp_path / "small.npz")
+    if compression != zipfile.ZIP_STORED:
+        with zipfile.ZipFile(tmp_path / "small.npz") as stored:
+            members = {name: stored.read(name) for name in stored.namelist()}
+        with zipfile.ZipFile(tmp_path / "small.npz", "w", compression) as deflated:
+            for name, data in members.items():
+                deflated.writestr(name, data)
+    return (tmp_path / "small.npz").read_bytes()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def zip_of(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def load_intact_or_refused(path: Path) -> None:
+    """A damaged file loads as the original (the byte did not matter) or raises LoadError; nothing else."""
+    try:
+        loaded = ab.load(path)
+    except ab.LoadError as error:
+        assert str(path) in str(error)
+        return
+    assert_same(loaded, SMALL)
+
+
+def test_load_error_is_a_value_error_and_public() -> None:
+    assert issubclass(ab.LoadError, ValueError) and ab.LoadError is ab.io.LoadError
+
+
+def test_an_empty_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ab.LoadError, match=r"empty\.npz is empty"):
+        ab.load(tmp_path / "empty.npz")
+
+
+def test_a_member_shorter_than_its_header_is_refused(tmp_path: Path) -> None:
+    data = npy_bytes(np.arange(6.0))
+    path = zip_of(tmp_path / "short.npz", {"d:a|tensor.npy": data[:-8]})
+    with pytest.raises(
+        ab.LoadError, match=r"'d:a\|tensor' holds 40 bytes of data, but its header declares float64\[6\]"
+    ):
+        ab.load(path)
+    path = zip_of(tmp_path / "long.npz", {"d:a|tensor.npy": data + b"\0" * 8})  # longer: as wrong
+    with pytest.raises(ab.LoadError, match=r"holds 56 bytes of data"):
+        ab.load(path)
+
+
+def test_a_header_declaring_terabytes_is_refused_before_allocating(tmp_path: Path) -> None:
+    data = npy_bytes(np.arange(2.0)).replace(b"(2,)", b"(1099511627776,)")  # 2**40 float64: 8 TiB
+    path = zip_of(tmp_path / "huge.npz", {"d:a|tensor.npy": data})
+    with pytest.raises(ab.LoadError, match=r"header declares float64\[1099511627776\]"):
+        ab.load(path)
+
+
+def test_a_zip_entry_declaring_gigabytes_is_refused_before_reading(tmp_path: Path) -> None:
+    raw = bytearray(small_file(tmp_path))
+    directory = raw.index(b"PK\x01\x02")  # the first central-directory record
+    raw[directory + 20 : directory + 28] = struct.pack("<II", 0xFFFFFFF0, 0xFFFFFFF0)  # both sizes
+    (tmp_path / "big.npz").write_bytes(bytes(raw))
+    with pytest.raises(ab.LoadError, match=r"declares 4294967280 bytes"):
+        ab.load(tmp_path / "big.npz")
+
+
+@pytest.mark.parametrize("first", ["d:a|tensor", "d:a/d:b|tensor"])
+def test_an_entry_inside_another_entrys_value_is_refused(tmp_path: Path, first: str) -> None:
+    second = "d:a/d:b|tensor" if first == "d:a|tensor" else "d:a|tensor"
+    np.savez(tmp_path / "clash.npz", **{first: np.ones(2), second: np.zeros(2)})
+    with pytest.raises(ab.LoadError, match=r"clash\.npz: entry 'd:a.*(lies inside|collides)"):
+        ab.load(tmp_path / "clash.npz")
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["d:a|tensor", "d:a|array"], "collides"),  # two values for one key
+        (["|tensor", "d:a|tensor"], "lies inside"),  # a top-level value and a dict
+        (["l:0|int", "l:2|int"], r"items \[0, 2\], not 0\.\.1"),  # a gap in a list
+        (["l:0|int", "d:x|int"], "mix container kinds"),
+        (["t:-1|int"], "malformed entry name"),
+        (["i:\u00b2|int"], "malformed entry name"),  # a digit to str.isdigit, not to int()
+    ],
+)
+def test_entries_that_contradict_each_other_are_refused(tmp_path: Path, names: list[str], message: str) -> None:
+    zip_of(tmp_path / "odd.npz", {f"{name}.npy": npy_bytes(np.array(1)) for name in names})
+    with pytest.raises(ab.LoadError, match=message):
+        ab.load(tmp_path / "odd.npz")
+
+
+def test_members_that_are_not_npy_arrays_are_refused(tmp_path: Path) -> None:
+    zip_of(tmp_path / "text.npz", {"d:a|tensor": npy_bytes(np.ones(2))})
+    with pytest.raises(ab.LoadError, match=r"member 'd:a\|tensor' is not an \.npy array"):
+        ab.load(tmp_path / "text.npz")
+    zip_of(tmp_path / "none.npz", {})
+    with pytest.raises(ab.LoadError, match="holds no entries"):
+        ab.load(tmp_path / "none.npz")
+    zip_of(tmp_path / "twice.npz", {"d:a|int.npy": npy_bytes(np.array(1))})
+    with zipfile.ZipFile(tmp_path / "twice.npz", "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr("d:a|int.npy", npy_bytes(np.array(2)))
+    with pytest.raises(ab.LoadError, match="appears more than once"):
+        ab.load(tmp_path / "twice.npz")
+
+
+@pytest.mark.parametrize(
+    "name, array, message",
+    [
+        ("d:a|float.npy", np.ones(2), r"holds float64\[2\], which no float entry"),
+        ("d:a|int.npy", np.array(1.5), r"holds float64\[\], which no int entry"),
+        ("d:a|tensor.npy", np.ones(2, dtype=np.float32).reshape(2, 1)[:, :0], None),  # an empty array is fine
+    ],
+)
+def test_scalar_entries_must_hold_what_save_writes(tmp_path: Path, name: str, array: np.ndarray, message: str) -> None:
+    zip_of(tmp_path / "kinds.npz", {name: npy_bytes(array)})
+    if message is None:
+        assert_same(ab.load(tmp_path / "kinds.npz"), {"a": ab.tensor(array)})
+        return
+    with pytest.raises(ab.LoadError, match=message):
+        ab.load(tmp_path / "kinds.npz")
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_every_flipped_byte_loads_the_original_or_raises_load_error(tmp_path: Path, compression: int) -> None:
+    original = small_file(tmp_path, compression)
+    (tmp_path / "intact.npz").write_bytes(original)
+    assert_same(ab.load(tmp_path / "intact.npz"), SMALL)  # np.savez_compressed-style files load too
+    path = tmp_path / "flipped.npz"
+    for position in range(len(original)):  # exhaustive: the file is small
+        damaged = bytearray(original)
+        damaged[position] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        load_intact_or_refused(path)
+
+
+def test_every_truncation_raises_load_error(tmp_path: Path) -> None:
+    original = small_file(tmp_path)
+    path = tmp_path / "cut.npz"
+    for length in range(len(original)):
+        path.write_bytes(original[:length])
+        with pytest.raises(ab.LoadError):
+            ab.load(path)
+
+
+@given(data=st.data(), compression=st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+def test_random_byte_damage_loads_the_original_or_raises_load_error(data: st.DataObject, compression: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        original = small_file(Path(folder), compression)
+        damaged = bytearray(original)
+        for _ in range(data.draw(st.integers(1, 4), label="bytes changed")):
+            position = data.draw(st.integers(0, len(original) - 1), label="position")
+            damaged[position] = data.draw(st.integers(0, 255).filter(lambda b: b != original[position]), label="byte")
+        path = Path(folder) / "damaged.npz"
+        path.write_bytes(bytes(damaged))
+        load_intact_or_refused(path)
+
+
+def test_every_dtype_and_memory_order_reads_back_exactly_and_writeable(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {
+        "fortran": np.asfortranarray(rng.standard_normal((3, 4, 2))),
+        "big_endian": np.arange(5, dtype=">i4"),
+        "bool": np.array([True, False]),
+        "unicode": np.array(["ab", "c"]),
+        "datetime": np.array(["2020-01-01"], dtype="M8[D]"),
+        "complex": np.array([1 + 2j]),
+        "zero_d": np.array(3.5),
+        "empty": np.zeros((0, 3)),
+        "structured": np.zeros(2, dtype=[("a", "<f4"), ("b", "<i8")]),
+        "strided": np.arange(10.0)[::2],
+        "several_chunks": rng.standard_normal(100_000),  # read in more than one chunk
+    }
+    ab.save(arrays, tmp_path / "dtypes.npz")
+    loaded = ab.load(tmp_path / "dtypes.npz")
+    assert_same(loaded, arrays)
+    assert all(array.flags.writeable for array in loaded.values())
+    assert loaded["fortran"].flags.f_contiguous

@@ -12,6 +12,7 @@ from autobp.creation import as_generator
 from autobp.nn import functional as F
 from autobp.nn import init
 from autobp.nn.module import Module, Parameter
+from autobp.ops.nn import int_pair, pool_params
 from autobp.tensor import Tensor
 
 __all__ = [
@@ -85,7 +86,13 @@ class Conv2d(Module):
         dtype: Any = np.float64,
     ) -> None:
         super().__init__()
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        # Checked here, so a bad layer fails where it is built, not at its first call.
+        for what, count in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(count, int | np.integer) or isinstance(count, bool) or count < 1:
+                raise ValueError(f"Conv2d: {what} must be a positive int, got {what}={count!r}")
+        kh, kw = int_pair(kernel_size, "Conv2d", "kernel_size", 1)
+        int_pair(stride, "Conv2d", "stride", 1)
+        int_pair(padding, "Conv2d", "padding", 0)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.weight = Parameter(np.zeros((out_channels, in_channels, kh, kw), dtype=dtype))
@@ -109,6 +116,7 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
         super().__init__()
+        pool_params("MaxPool2d", kernel_size, stride, padding)  # fail where the layer is built
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x: Any) -> Tensor:

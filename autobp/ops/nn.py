@@ -22,11 +22,20 @@ from autobp.tensor import Tensor
 Pair = tuple[int, int]
 
 
-def _pair(value: Any, name: str, what: str) -> Pair:
-    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int | np.integer) for v in pair):
-        raise ValueError(f"{name}: {what} must be an int or a pair of ints, got {value!r}")
+def int_pair(value: Any, name: str, what: str, least: int) -> Pair:
+    """``value`` (an int, or a pair for rows and columns) as a pair of ints, each at least ``least``.
+
+    Hyper-parameters are checked before any computation: ``stride=0`` would divide by zero and a
+    negative padding would silently crop. Bools and floats are refused (``stride=True`` is a slip).
+    """
+    pair = (value, value) if _is_int(value) else tuple(value) if isinstance(value, tuple | list) else ()
+    if len(pair) != 2 or not all(_is_int(v) for v in pair) or min(pair) < least:
+        raise ValueError(f"{name}: {what} must be an int or a pair of ints, each >= {least}; got {what}={value!r}")
     return int(pair[0]), int(pair[1])
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _check_4d(name: str, x: np.ndarray, what: str) -> None:
@@ -67,9 +76,14 @@ def _im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, out_size: 
     return cols.reshape(c * kernel[0] * kernel[1], -1)
 
 
+def _check_kernel(name: str, w: np.ndarray) -> None:
+    if min(w.shape[2:]) < 1:
+        raise ValueError(f"{name}: weight {w.shape} has an empty kernel {w.shape[2:]}; kernel sizes must be >= 1")
+
+
 def _out_size(name: str, size: tuple[int, int], kernel: Pair, stride: Pair, padding: Pair) -> Pair:
     out = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
-    if min(out) < 1 or min(stride) < 1 or min(padding) < 0:
+    if min(out) < 1:
         raise ValueError(
             f"{name}: input size {size} with kernel {kernel}, stride {stride}, padding {padding} gives no output"
         )
@@ -86,15 +100,16 @@ def conv2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0) -> np.ndarray:
 
     Shapes: x (N, C, H, W), w (O, C, kh, kw) -> (N, O, Ho, Wo), ``Ho = (H + 2 ph - kh) // sh + 1``.
     """
+    stride, padding = int_pair(stride, "conv2d", "stride", 1), int_pair(padding, "conv2d", "padding", 0)
     x, w = np.asarray(x), np.asarray(w)
     _check_4d("conv2d", x, "input")
     _check_4d("conv2d", w, "weight")
+    _check_kernel("conv2d", w)
     if x.shape[1] != w.shape[1]:
         raise ValueError(
             f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but weight {w.shape} expects {w.shape[1]}"
         )
     kernel = (w.shape[2], w.shape[3])
-    stride, padding = _pair(stride, "conv2d", "stride"), _pair(padding, "conv2d", "padding")
     out_size = _out_size("conv2d", x.shape[2:], kernel, stride, padding)
     out = w.reshape(w.shape[0], -1) @ _im2col(x, kernel, stride, padding, out_size)  # (O, N * Ho * Wo)
     return np.ascontiguousarray(out.reshape(w.shape[0], x.shape[0], *out_size).transpose(1, 0, 2, 3))
@@ -107,22 +122,27 @@ def conv_transpose2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0, output_p
     Shapes: x (N, O, Ho, Wo), w (O, C, kh, kw) -> (N, C, H, W) with
     ``H = (Ho - 1) sh - 2 ph + kh + output_padding``.
     """
+    name = "conv_transpose2d"
+    (sh, sw), (ph, pw) = int_pair(stride, name, "stride", 1), int_pair(padding, name, "padding", 0)
+    oh, ow = int_pair(output_padding, name, "output_padding", 0)
+    if oh >= sh or ow >= sw:
+        raise ValueError(f"{name}: output_padding={output_padding!r} must be smaller than the stride {(sh, sw)}")
     x, w = np.asarray(x), np.asarray(w)
-    _check_4d("conv_transpose2d", x, "input")
-    _check_4d("conv_transpose2d", w, "weight")
+    _check_4d(name, x, "input")
+    _check_4d(name, w, "weight")
+    _check_kernel(name, w)
     if x.shape[1] != w.shape[0]:
         raise ValueError(
             f"conv_transpose2d: input has {x.shape[1]} channels (shape {x.shape}) "
             f"but weight {w.shape} expects {w.shape[0]}"
         )
-    (sh, sw), (ph, pw) = _pair(stride, "conv_transpose2d", "stride"), _pair(padding, "conv_transpose2d", "padding")
-    oh, ow = _pair(output_padding, "conv_transpose2d", "output_padding")
     n, _, ho, wo = x.shape
     kh, kw = w.shape[2:]
     height, width = (ho - 1) * sh + kh + oh, (wo - 1) * sw + kw + ow  # padded size
-    if height - 2 * ph < 1 or width - 2 * pw < 1 or not (0 <= oh < sh and 0 <= ow < sw):
+    if height - 2 * ph < 1 or width - 2 * pw < 1:
         raise ValueError(
-            f"conv_transpose2d: invalid stride/padding/output_padding for input {x.shape}, weight {w.shape}"
+            f"{name}: input {x.shape} with weight {w.shape}, stride {(sh, sw)}, padding {(ph, pw)} "
+            f"and output_padding {(oh, ow)} gives no output"
         )
     c = w.shape[1]
     cols = w.reshape(x.shape[1], -1).T @ x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
@@ -140,11 +160,11 @@ def conv2d_weight(x: Any, grad: Any, kernel_size: Any, stride: Any = 1, padding:
 
     Shapes: x (N, C, H, W), grad (N, O, Ho, Wo) -> (O, C, kh, kw) with ``(kh, kw) = kernel_size``.
     """
+    kernel = int_pair(kernel_size, "conv2d_weight", "kernel_size", 1)
+    stride, padding = int_pair(stride, "conv2d_weight", "stride", 1), int_pair(padding, "conv2d_weight", "padding", 0)
     x, grad = np.asarray(x), np.asarray(grad)
     _check_4d("conv2d_weight", x, "input")
     _check_4d("conv2d_weight", grad, "grad")
-    kernel = _pair(kernel_size, "conv2d_weight", "kernel_size")
-    stride, padding = _pair(stride, "conv2d_weight", "stride"), _pair(padding, "conv2d_weight", "padding")
     out_size = _out_size("conv2d_weight", x.shape[2:], kernel, stride, padding)
     if (grad.shape[0], grad.shape[2:]) != (x.shape[0], out_size):
         raise ValueError(f"conv2d_weight: grad shape {grad.shape} does not match input {x.shape} and kernel {kernel}")
@@ -154,7 +174,7 @@ def conv2d_weight(x: Any, grad: Any, kernel_size: Any, stride: Any = 1, padding:
 
 def _output_padding(size: tuple[int, ...], out_size: tuple[int, ...], kernel: Pair, stride: Any, padding: Any) -> Pair:
     """The ``output_padding`` that makes ``conv_transpose2d`` give back the input size ``size``."""
-    s, p = _pair(stride, "conv2d", "stride"), _pair(padding, "conv2d", "padding")
+    s, p = int_pair(stride, "conv2d", "stride", 1), int_pair(padding, "conv2d", "padding", 0)
     extra = [n - ((m - 1) * si - 2 * pi + k) for n, m, k, si, pi in zip(size, out_size, kernel, s, p, strict=True)]
     return extra[0], extra[1]
 
@@ -191,7 +211,7 @@ def _conv_w_dx(
     grad: Tensor, out: Tensor, x: Tensor, g: Tensor, kernel_size: Any, stride: Any = 1, padding: Any = 0
 ) -> Tensor:
     # <G, conv2d_weight(x, g)> = <conv(x, G), g>: its x-derivative is conv^T(g, G)
-    kernel = _pair(kernel_size, "conv2d_weight", "kernel_size")
+    kernel = int_pair(kernel_size, "conv2d_weight", "kernel_size", 1)
     extra = _output_padding(x.shape[2:], g.shape[2:], kernel, stride, padding)
     return conv_transpose2d(g, grad, stride=stride, padding=padding, output_padding=extra)
 
@@ -207,13 +227,20 @@ conv2d_weight.defvjp(_conv_w_dx, _conv_w_dg, plain_arrays=True)
 
 
 # -- max pooling ----------------------------------------------------------------------------------
-def _pool_args(name: str, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair, Pair]:
-    _check_4d(name, x, "input")
-    kernel = _pair(kernel_size, name, "kernel_size")
-    step = kernel if stride is None else _pair(stride, name, "stride")
-    pad = _pair(padding, name, "padding")
+def pool_params(name: str, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair]:
+    """Checked ``(kernel, stride, padding)`` pairs of a max pooling; ``stride=None`` means the kernel."""
+    kernel = int_pair(kernel_size, name, "kernel_size", 1)
+    step = kernel if stride is None else int_pair(stride, name, "stride", 1)
+    pad = int_pair(padding, name, "padding", 0)
     if pad[0] * 2 > kernel[0] or pad[1] * 2 > kernel[1]:
-        raise ValueError(f"{name}: padding {pad} must be at most half the kernel {kernel}")
+        # a window of padding only would have no maximum to route a gradient to
+        raise ValueError(f"{name}: padding={padding!r} must be at most half the kernel {kernel}")
+    return kernel, step, pad
+
+
+def _pool_args(name: str, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair, Pair]:
+    kernel, step, pad = pool_params(name, kernel_size, stride, padding)
+    _check_4d(name, x, "input")
     return kernel, step, pad, _out_size(name, x.shape[2:], kernel, step, pad)
 
 
@@ -222,15 +249,32 @@ def _lowest(dtype: np.dtype[Any]) -> float:
 
 
 def _pool_argmax(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, out_size: Pair) -> np.ndarray:
-    """Flat index (i * kw + j) of each window's maximum; the first one on ties, like PyTorch."""
+    """Flat index (i * kw + j) in each window of the cell its gradient goes to, as PyTorch picks it.
+
+    PyTorch scans the window's cells inside the input in order and takes a cell when
+    ``value > best or isnan(value)``, starting from ``best = -inf`` at the first cell inside the
+    input: the first maximum on ties, the last NaN (the forward's NaN) if there is one, and the
+    first cell inside the input when all are -inf, never a padding cell.
+    """
     padded = _padded(x, padding, _lowest(x.dtype))
     best = np.full((*x.shape[:2], *out_size), _lowest(x.dtype), dtype=x.dtype)
-    index = np.zeros(best.shape, dtype=np.intp)
+    index = np.broadcast_to(_first_inside(kernel, stride, padding, out_size), best.shape).copy()
+    has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
     for i, j, where in _offsets(kernel, stride, out_size):
         better = padded[where] > best
+        if has_nan:
+            better |= np.isnan(padded[where])
         np.copyto(best, padded[where], where=better)
         index[better] = i * kernel[1] + j
     return index
+
+
+def _first_inside(kernel: Pair, stride: Pair, padding: Pair, out_size: Pair) -> np.ndarray:
+    """Shapes: -> (Ho, Wo): the flat index of each window's first cell that is not padding."""
+    # window (r, c) starts at row r * sh - ph: its first row inside the input is max(0, ph - r * sh)
+    rows = np.maximum(0, padding[0] - stride[0] * np.arange(out_size[0]))
+    columns = np.maximum(0, padding[1] - stride[1] * np.arange(out_size[1]))
+    return rows[:, None] * kernel[1] + columns[None, :]
 
 
 POOL = Hints(shapes="pool2d", kwargs={"kernel_size": (2, 3), "stride": (None, 1)}, distinct=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp.graph import no_grad
+from autobp.graph import enable_grad, no_grad
 from autobp.tensor import Tensor
 
 __all__ = ["Optimizer"]
@@ -67,12 +67,12 @@ class Optimizer:
                 else:
                     param.grad = Tensor(np.zeros_like(param.data))
 
-    @no_grad()
+    @no_grad()  # a fresh manager per call: threads stepping their own optimizers keep their own mode
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; ``closure`` re-evaluates the loss first."""
         loss = None
         if closure is not None:
-            with _enable_grad():
+            with enable_grad():
                 loss = closure()
         for group in self.param_groups:
             for param in group["params"]:
@@ -158,9 +158,3 @@ def _restore(value: Any, param: Tensor, key: str, name: str) -> Any:
             raise ValueError(f"{name}.load_state_dict: {key} has shape {data.shape}, its parameter {param.shape}")
         return np.array(data, dtype=param.dtype)
     return _scalar(data)
-
-
-def _enable_grad() -> Any:
-    from autobp.graph import enable_grad
-
-    return enable_grad()
