@@ -250,3 +250,17 @@ def test_quick_start_matches_the_readme() -> None:
         assert command in readme, (
             f"README.md no longer shows {command!r}: update QUICK_START in docs/hooks/autobp_docs.py"
         )
+
+
+def test_the_trust_page_names_tests_that_exist() -> None:
+    # docs/trust.md names the tests that guard each class; a renamed or deleted test must fail here.
+    import re
+
+    text = (ROOT / "docs" / "trust.md").read_text()
+    named = re.findall(r"`(tests/[\w/]+\.py)((?:::\w+)?)`((?:, `::\w+`)*)", text)
+    assert named, "docs/trust.md names no tests"
+    for path, first, more in named:
+        source = (ROOT / path).read_text()
+        for name in [first, *re.findall(r"::\w+", more)]:
+            if name:
+                assert f"def {name[2:]}(" in source, f"docs/trust.md names {path}{name}, which does not exist"
