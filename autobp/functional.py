@@ -1,4 +1,4 @@
-"""Functional transforms: vjp, jvp, jacobian, hessian, hvp, value_and_grad.
+"""Functional transforms: vjp, jvp, jacobian, jacfwd, hessian, hvp, value_and_grad.
 
 The call shapes follow ``torch.autograd.functional``: ``inputs`` is a Tensor or a tuple of
 Tensors, and each result mirrors that structure (a Tensor for a Tensor, a tuple for a tuple).
@@ -6,8 +6,9 @@ The inputs are never modified and never receive ``.grad``: each transform works 
 leaves holding the same values (or, with ``create_graph=True``, on differentiable copies, so
 the results can be differentiated again with respect to the original inputs).
 
-``jvp`` uses the double-vjp trick: ``u -> J^T u`` is linear in ``u``, so its own vjp with
-cotangent ``v`` is ``J v``; the vjp rules are written in autobp ops, which makes this exact.
+``jvp`` and ``jacfwd`` run forward mode (``autobp.forward``): one pass carrying tangents, no
+backward graph. ``hvp`` and ``hessian`` run forward-over-reverse: the gradient is computed
+with the vjp rules on Tensors inside a forward-mode level, whose tangents along ``v`` are H v.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from typing import Any
 import numpy as np
 
 from autobp.engine import grad
+from autobp.forward import attach, dual_level, tangent_of
 from autobp.graph import enable_grad
 from autobp.ops import copy as _copy
+from autobp.ops import reshape, stack
 from autobp.tensor import Tensor
 
-__all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "value_and_grad"]
+__all__ = ["vjp", "jvp", "jacobian", "jacfwd", "hessian", "hvp", "value_and_grad"]
 
 
 def _as_tuple(value: Any, what: str, arg: str) -> tuple[bool, tuple[Tensor, ...]]:
@@ -36,7 +39,9 @@ def _as_tuple(value: Any, what: str, arg: str) -> tuple[bool, tuple[Tensor, ...]
     return is_tuple, items
 
 
-def _prepare(inputs: tuple[Tensor, ...], create_graph: bool, what: str) -> tuple[Tensor, ...]:
+def _prepare(
+    inputs: tuple[Tensor, ...], create_graph: bool, what: str, requires_grad: bool = True
+) -> tuple[Tensor, ...]:
     prepared = []
     for i, x in enumerate(inputs):
         if x.dtype.kind != "f":
@@ -44,7 +49,7 @@ def _prepare(inputs: tuple[Tensor, ...], create_graph: bool, what: str) -> tuple
         if create_graph and x.requires_grad:
             prepared.append(_copy(x))  # stays connected to x, so results differentiate back to it
         else:
-            prepared.append(Tensor._wrap(x.data, requires_grad=True))
+            prepared.append(Tensor._wrap(x.data, requires_grad=requires_grad))
     return tuple(prepared)
 
 
@@ -122,10 +127,12 @@ def vjp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
 
 
 def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False) -> tuple[Any, Any]:
-    """``(func(inputs), J v)``: the Jacobian-vector product at ``inputs`` (by the double-vjp trick).
+    """``(func(inputs), J v)``: the Jacobian-vector product at ``inputs``, by forward mode.
 
-    Shapes: ``v`` has the inputs' shapes (may be omitted for one single-element input); the jvp
-    has the outputs' shapes.
+    One evaluation of ``func`` carries the tangents ``v`` along (``autobp.forward``); no
+    backward graph is built unless ``create_graph=True`` (then the result is differentiable
+    with respect to ``inputs`` and ``v``). Shapes: ``v`` has the inputs' shapes (may be omitted
+    for one single-element input); the jvp has the outputs' shapes.
 
     >>> import autobp as ab
     >>> out, t = jvp(lambda x: x**2, ab.tensor([1.0, 2.0]), ab.tensor([1.0, 0.0]))
@@ -133,20 +140,35 @@ def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     [2.0, 0.0]
     """
     _, xs = _as_tuple(inputs, "jvp", "inputs")
-    xs = _prepare(xs, create_graph, "jvp")
+    xs = _prepare(xs, create_graph, "jvp", requires_grad=False)
     tangents = _cotangents(v, xs, "jvp")  # same checks: one entry per input, of its shape
-    out_tuple, outs = _call(func, xs, "jvp")
-    # u -> J^T u is linear; differentiating <J^T u, v> with respect to u gives J v.
-    dummies = [Tensor(np.zeros(o.shape, dtype=o.dtype), requires_grad=True) for o in outs]
-    with enable_grad():
-        transposed = _grads(outs, xs, dummies, create_graph=True)
-    tangent_outs = _grads(transposed, tuple(dummies), tangents, create_graph)
+    out_tuple, outs, tangent_outs = _forward(func, xs, tangents, create_graph, "jvp")
     return _pack(out_tuple, _result(outs, create_graph)), _pack(out_tuple, _result(tangent_outs, create_graph))
 
 
-def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -> Any:
-    """The Jacobian of ``func`` at ``inputs``, one row (a vjp) per output element.
+def _forward(
+    func: Callable[..., Any], xs: tuple[Tensor, ...], tangents: Sequence[Tensor], create_graph: bool, what: str
+) -> tuple[bool, tuple[Tensor, ...], list[Tensor]]:
+    """Run ``func`` once in forward mode: ``(out_tuple, outputs, their tangents)``."""
+    with dual_level(differentiable=create_graph) as level:
+        for x, t in zip(xs, tangents, strict=True):
+            attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
+        out_tuple, outs = _call(func, xs, what)
+        return out_tuple, outs, _tangents_or_zeros(level, outs)
 
+
+def _tangents_or_zeros(level: dual_level, values: Sequence[Tensor]) -> list[Tensor]:
+    """Each value's tangent; zeros for a value that does not depend on the inputs."""
+    found = [tangent_of(level, value) for value in values]
+    return [Tensor(np.zeros(v.shape, v.dtype)) if t is None else t for t, v in zip(found, values, strict=True)]
+
+
+def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False, strategy: str = "auto") -> Any:
+    """The Jacobian of ``func`` at ``inputs``, by forward or reverse mode.
+
+    ``strategy="auto"`` picks by the shapes: forward mode (one jvp per input element, as
+    ``jacfwd``) when the inputs have fewer elements in all than the outputs, reverse mode (one
+    vjp per output element) otherwise; ``"forward-mode"`` or ``"reverse-mode"`` force one.
     Shapes: entry ``[i][j]`` has shape ``outputs[i].shape + inputs[j].shape``; a Tensor input or
     output drops its index.
 
@@ -154,17 +176,76 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) 
     >>> jacobian(lambda x: x * ab.tensor([2.0, 3.0]), ab.tensor([1.0, 1.0])).tolist()
     [[2.0, 0.0], [0.0, 3.0]]
     """
+    if strategy not in ("auto", "forward-mode", "reverse-mode"):
+        raise ValueError(f"jacobian: strategy must be 'auto', 'forward-mode' or 'reverse-mode', got {strategy!r}")
+    if strategy == "forward-mode":
+        return jacfwd(func, inputs, create_graph)
     in_tuple, xs = _as_tuple(inputs, "jacobian", "inputs")
     xs = _prepare(xs, create_graph, "jacobian")
     out_tuple, outs = _call(func, xs, "jacobian")
+    if strategy == "auto" and sum(x.size for x in xs) < sum(o.size for o in outs):
+        return jacfwd(func, inputs, create_graph)
     return _jacobian_of(outs, xs, in_tuple, out_tuple, create_graph)
+
+
+def jacfwd(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -> Any:
+    """The Jacobian of ``func`` at ``inputs`` by forward mode: one jvp (a column) per input element.
+
+    Cheaper than reverse mode when the inputs have fewer elements than the outputs.
+    Shapes: as ``jacobian``.
+
+    >>> import autobp as ab
+    >>> jacfwd(lambda x: ab.stack([x.sum(), (x * x).sum(), x[0]]), ab.tensor([1.0, 2.0])).tolist()
+    [[1.0, 1.0], [2.0, 4.0], [1.0, 0.0]]
+    """
+    in_tuple, xs = _as_tuple(inputs, "jacfwd", "inputs")
+    xs = _prepare(xs, create_graph, "jacfwd", requires_grad=False)
+
+    def column(tangents: list[Tensor]) -> tuple[bool, tuple[Tensor, ...], list[Tensor]]:
+        return _forward(func, xs, tangents, create_graph, "jacfwd")
+
+    return _columns(column, xs, in_tuple, create_graph)
+
+
+def _columns(
+    run: Callable[[list[Tensor]], tuple[bool, tuple[Tensor, ...], list[Tensor]]],
+    xs: tuple[Tensor, ...],
+    in_tuple: bool,
+    create_graph: bool,
+) -> Any:
+    """Jacobian blocks from ``run(tangents) -> (out_tuple, outputs, output tangents)``, one input
+    element at a time: entry ``[i][j]`` has shape ``outputs[i].shape + xs[j].shape``."""
+    columns: list[list[list[Tensor]]] = [[] for _ in xs]  # [j][element] -> the tangent of each output
+    out_tuple, outs = False, ()
+    for j, x in enumerate(xs):
+        for flat in range(x.size):
+            tangents = [Tensor(np.zeros(z.shape, z.dtype)) for z in xs]
+            unit = np.zeros(x.size, x.dtype)
+            unit[flat] = 1.0
+            tangents[j] = Tensor(unit.reshape(x.shape))
+            out_tuple, outs, tangent_outs = run(tangents)
+            columns[j].append(tangent_outs)
+    if not any(columns):  # every input is empty: one plain evaluation gives the output shapes
+        out_tuple, outs, _ = run([Tensor(np.zeros(z.shape, z.dtype)) for z in xs])
+    table = []
+    for i, out in enumerate(outs):
+        entry = []
+        for j, x in enumerate(xs):
+            parts = [tangent_outs[i] for tangent_outs in columns[j]]
+            if parts and create_graph:  # stacked along a last axis, then that axis becomes x's shape
+                block = reshape(stack(parts, axis=-1), out.shape + x.shape)
+            elif parts:
+                block = Tensor(np.stack([p.data for p in parts], axis=-1).reshape(out.shape + x.shape))
+            else:
+                block = Tensor(np.zeros(out.shape + x.shape, dtype=out.dtype))
+            entry.append(block)
+        table.append(_pack(in_tuple, entry))
+    return _pack(out_tuple, table)
 
 
 def _jacobian_of(
     outs: tuple[Tensor, ...], xs: tuple[Tensor, ...], in_tuple: bool, out_tuple: bool, create_graph: bool
 ) -> Any:
-    from autobp.ops import reshape, stack
-
     table = []
     for i, out in enumerate(outs):
         rows: list[list[Tensor]] = [[] for _ in xs]
@@ -190,7 +271,8 @@ def _jacobian_of(
 
 
 def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -> Any:
-    """The Hessian of a scalar ``func`` at ``inputs``: the Jacobian of its gradient.
+    """The Hessian of a scalar ``func`` at ``inputs``, one Hessian-vector product (forward-over-
+    reverse, as ``hvp``) per input element.
 
     Shapes: entry ``[i][j]`` has shape ``inputs[i].shape + inputs[j].shape`` (a Tensor input
     gives one array of shape ``x.shape + x.shape``).
@@ -201,11 +283,12 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -
     """
     in_tuple, xs = _as_tuple(inputs, "hessian", "inputs")
     xs = _prepare(xs, create_graph, "hessian")
-    _, outs = _call(func, xs, "hessian")
-    _scalar(outs, "hessian")
-    with enable_grad():
-        gradient = _grads(outs, xs, [Tensor(np.ones(outs[0].shape, dtype=outs[0].dtype))], create_graph=True)
-    return _jacobian_of(gradient, xs, in_tuple, in_tuple, create_graph)
+
+    def column(vectors: list[Tensor]) -> tuple[bool, tuple[Tensor, ...], list[Tensor]]:
+        _, products = _forward_over_reverse(func, xs, vectors, create_graph, "hessian")
+        return in_tuple, xs, products
+
+    return _columns(column, xs, in_tuple, create_graph)
 
 
 def _scalar(outs: tuple[Tensor, ...], what: str) -> None:
@@ -213,9 +296,26 @@ def _scalar(outs: tuple[Tensor, ...], what: str) -> None:
         raise ValueError(f"{what}: func must return a single one-element Tensor, got shapes {[o.shape for o in outs]}")
 
 
-def hvp(func: Callable[..., Any], inputs: Any, v: Any, create_graph: bool = False) -> tuple[Tensor, Any]:
-    """``(func(inputs), H v)``: the Hessian-vector product of a scalar ``func``, by two vjps.
+def _forward_over_reverse(
+    func: Callable[..., Any], xs: tuple[Tensor, ...], vectors: Sequence[Tensor], create_graph: bool, what: str
+) -> tuple[Tensor, list[Tensor]]:
+    """``(func(xs), H v)``: the gradient, computed inside a forward-mode level where ``xs`` carry
+    ``vectors``, has tangents ``H v``. Its vjp rules run on Tensors (``create_graph`` for the
+    engine) so that they carry the tangents; without ``create_graph`` those run on arrays."""
+    with dual_level(differentiable=create_graph) as level:
+        for x, t in zip(xs, vectors, strict=True):
+            attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
+        _, outs = _call(func, xs, what)
+        _scalar(outs, what)
+        with enable_grad():
+            gradient = _grads(outs, xs, [Tensor(np.ones(outs[0].shape, dtype=outs[0].dtype))], create_graph=True)
+        return outs[0], _tangents_or_zeros(level, gradient)
 
+
+def hvp(func: Callable[..., Any], inputs: Any, v: Any, create_graph: bool = False) -> tuple[Tensor, Any]:
+    """``(func(inputs), H v)``: the Hessian-vector product of a scalar ``func``, forward-over-reverse.
+
+    The gradient is computed once, carrying tangents along ``v`` (no second backward pass).
     Shapes: ``v`` and the result have the inputs' shapes.
 
     >>> import autobp as ab
@@ -226,12 +326,8 @@ def hvp(func: Callable[..., Any], inputs: Any, v: Any, create_graph: bool = Fals
     in_tuple, xs = _as_tuple(inputs, "hvp", "inputs")
     xs = _prepare(xs, create_graph, "hvp")
     vectors = _cotangents(v, xs, "hvp")
-    _, outs = _call(func, xs, "hvp")
-    _scalar(outs, "hvp")
-    with enable_grad():
-        gradient = _grads(outs, xs, [Tensor(np.ones(outs[0].shape, dtype=outs[0].dtype))], create_graph=True)
-    products = _grads(gradient, xs, vectors, create_graph)
-    return _result(outs, create_graph)[0], _pack(in_tuple, _result(products, create_graph))
+    out, products = _forward_over_reverse(func, xs, vectors, create_graph, "hvp")
+    return _result((out,), create_graph)[0], _pack(in_tuple, _result(products, create_graph))
 
 
 def value_and_grad(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable[..., tuple[Tensor, Any]]:

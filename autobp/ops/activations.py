@@ -33,10 +33,13 @@ tanh_backward.defvjp(
     lambda g2, res, grad, out: tanh_backward(g2, out),  # linear in grad
     lambda g2, res, grad, out: g2 * grad * out * -2,  # d(1 - t^2)/dt = -2t
     plain_arrays=True,
+    elementwise=True,
 )
 
 
-tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True)  # d(tanh x)/dx = 1 - tanh^2 x
+tanh.defvjp(
+    lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True, elementwise=True
+)  # d(tanh x)/dx = 1 - tanh^2 x
 
 
 @op("sigmoid", hints=Hints(domain=(-4.0, 4.0)))
@@ -71,10 +74,11 @@ sigmoid_backward.defvjp(
     lambda g2, res, grad, out: sigmoid_backward(g2, out),  # linear in grad
     lambda g2, res, grad, out: g2 * grad * (1 - 2 * out),  # d(s - s^2)/ds = 1 - 2s
     plain_arrays=True,
+    elementwise=True,
 )
 
 
-sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out), plain_arrays=True)  # s' = s (1 - s)
+sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out), plain_arrays=True, elementwise=True)  # s' = s (1 - s)
 
 
 @op("relu", hints=Hints(avoid=(0.0,)))
@@ -83,7 +87,7 @@ def relu(x: Any) -> np.ndarray:
     return np.maximum(x, 0)
 
 
-relu.defvjp(lambda grad, out, x: grad * (x > 0), plain_arrays=True)  # 1 where x > 0
+relu.defvjp(lambda grad, out, x: grad * (x > 0), plain_arrays=True, elementwise=True)  # 1 where x > 0
 
 
 @op("softplus", hints=Hints(domain=(-4.0, 4.0)))
@@ -92,4 +96,6 @@ def softplus(x: Any) -> np.ndarray:
     return np.logaddexp(0, x)
 
 
-softplus.defvjp(lambda grad, out, x: grad * sigmoid(x), plain_arrays=True)  # d softplus/dx = sigmoid(x)
+softplus.defvjp(
+    lambda grad, out, x: grad * sigmoid(x), plain_arrays=True, elementwise=True
+)  # d softplus/dx = sigmoid(x)

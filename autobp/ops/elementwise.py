@@ -4,6 +4,8 @@ Shapes: inputs broadcast as numpy does; the output has the broadcast shape. Each
 a gradient of the output's shape and the engine sums it back to the input's shape.
 At domain edges the ops behave like numpy and PyTorch (``log(0) = -inf``, ``sqrt(-1) = nan``,
 and the matching infinite gradients), without raising or warning.
+Each input's Jacobian is diagonal, so the vjp rules are the jvp rules too (``elementwise=True``:
+the tangent takes the gradient's place).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ add.defvjp(
     lambda grad, out, x, y: grad,  # d(x+y)/dx = 1
     lambda grad, out, x, y: grad,  # d(x+y)/dy = 1
     plain_arrays=True,
+    elementwise=True,
 )
 
 
@@ -53,6 +56,7 @@ sub.defvjp(
     lambda grad, out, x, y: grad,  # d(x-y)/dx = 1
     lambda grad, out, x, y: -grad,  # d(x-y)/dy = -1
     plain_arrays=True,
+    elementwise=True,
 )
 
 
@@ -65,6 +69,7 @@ mul.defvjp(
     lambda grad, out, x, y: grad * y,  # d(xy)/dx = y
     lambda grad, out, x, y: grad * x,  # d(xy)/dy = x
     plain_arrays=True,
+    elementwise=True,
 )
 
 
@@ -79,6 +84,7 @@ div.defvjp(
     lambda grad, out, x, y: grad / y,  # d(x/y)/dx = 1/y
     lambda grad, out, x, y: -grad * out / y,  # d(x/y)/dy = -x/y^2 = -out/y
     plain_arrays=True,
+    elementwise=True,
 )
 
 
@@ -99,7 +105,7 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     return where((x == 0) & (y >= 0), 0.0, grad * out * log(x))
 
 
-pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
+pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True, elementwise=True)
 
 
 @op("neg", ufunc=np.negative)
@@ -107,7 +113,7 @@ def neg(x: Any) -> Any:
     """Elementwise ``-x``. Shapes: any -> same."""
 
 
-neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True)  # d(-x)/dx = -1
+neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True, elementwise=True)  # d(-x)/dx = -1
 
 
 @op("copy")
@@ -116,7 +122,7 @@ def copy(x: Any) -> np.ndarray:
     return np.array(x, copy=True)
 
 
-copy.defvjp(lambda grad, out, x: grad, plain_arrays=True)  # identity
+copy.defvjp(lambda grad, out, x: grad, plain_arrays=True, elementwise=True)  # identity
 
 
 @op("astype", hints=Hints(kwargs={"dtype": ("float64",)}))
@@ -125,7 +131,7 @@ def astype(x: Any, dtype: Any) -> np.ndarray:
     return np.asarray(x).astype(dtype)
 
 
-astype.defvjp(lambda grad, out, x, dtype: grad, plain_arrays=True)  # the engine casts to x's dtype
+astype.defvjp(lambda grad, out, x, dtype: grad, plain_arrays=True, elementwise=True)  # the engine casts to x's dtype
 
 
 # -- transcendental functions --------------------------------------------------------------------
@@ -136,7 +142,7 @@ def exp(x: Any) -> np.ndarray:
     return np.exp(x)
 
 
-exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True)  # d(e^x)/dx = e^x
+exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True, elementwise=True)  # d(e^x)/dx = e^x
 
 
 @op("log", hints=POSITIVE)
@@ -146,7 +152,7 @@ def log(x: Any) -> np.ndarray:
     return np.log(x)
 
 
-log.defvjp(lambda grad, out, x: grad / x, plain_arrays=True)  # d(log x)/dx = 1/x
+log.defvjp(lambda grad, out, x: grad / x, plain_arrays=True, elementwise=True)  # d(log x)/dx = 1/x
 
 
 @op("log1p", hints=Hints(domain=(-0.5, 3.0)))
@@ -156,7 +162,7 @@ def log1p(x: Any) -> np.ndarray:
     return np.log1p(x)
 
 
-log1p.defvjp(lambda grad, out, x: grad / (1 + x), plain_arrays=True)  # d log(1+x)/dx = 1/(1+x)
+log1p.defvjp(lambda grad, out, x: grad / (1 + x), plain_arrays=True, elementwise=True)  # d log(1+x)/dx = 1/(1+x)
 
 
 @op("expm1")
@@ -166,7 +172,7 @@ def expm1(x: Any) -> np.ndarray:
     return np.expm1(x)
 
 
-expm1.defvjp(lambda grad, out, x: grad * (out + 1), plain_arrays=True)  # d(e^x - 1)/dx = e^x
+expm1.defvjp(lambda grad, out, x: grad * (out + 1), plain_arrays=True, elementwise=True)  # d(e^x - 1)/dx = e^x
 
 
 @op("sqrt", hints=POSITIVE)
@@ -176,7 +182,7 @@ def sqrt(x: Any) -> np.ndarray:
     return np.sqrt(x)
 
 
-sqrt.defvjp(lambda grad, out, x: grad / (2 * out), plain_arrays=True)  # d(sqrt x)/dx = 1/(2 sqrt x)
+sqrt.defvjp(lambda grad, out, x: grad / (2 * out), plain_arrays=True, elementwise=True)  # d(sqrt x)/dx = 1/(2 sqrt x)
 
 
 @op("square", ufunc=np.square)
@@ -184,7 +190,9 @@ def square(x: Any) -> Any:
     """Elementwise ``x ** 2``. Shapes: any -> same."""
 
 
-square.defvjp(lambda grad, out, x: (grad * 2) * x, plain_arrays=True)  # d(x^2)/dx = 2x (grad * 2 folds on a tape)
+square.defvjp(
+    lambda grad, out, x: (grad * 2) * x, plain_arrays=True, elementwise=True
+)  # d(x^2)/dx = 2x (grad * 2 folds on a tape)
 
 
 @op("sign", hints=Hints(avoid=(0.0,)))
@@ -193,7 +201,7 @@ def sign(x: Any) -> np.ndarray:
     return np.sign(x)
 
 
-sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True)  # piecewise constant
+sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True, elementwise=True)  # piecewise constant
 
 
 @op("abs", hints=Hints(avoid=(0.0,)), ufunc=np.abs)
@@ -201,7 +209,7 @@ def abs(x: Any) -> Any:
     """Elementwise ``|x|``; its gradient at 0 is 0. Shapes: any -> same."""
 
 
-abs.defvjp(lambda grad, out, x: grad * sign(x), plain_arrays=True)  # d|x|/dx = sign(x)
+abs.defvjp(lambda grad, out, x: grad * sign(x), plain_arrays=True, elementwise=True)  # d|x|/dx = sign(x)
 
 
 @op("sin", ufunc=np.sin)
@@ -214,8 +222,8 @@ def cos(x: Any) -> Any:
     """Elementwise cosine. Shapes: any -> same."""
 
 
-sin.defvjp(lambda grad, out, x: grad * cos(x), plain_arrays=True)  # d(sin x)/dx = cos x
-cos.defvjp(lambda grad, out, x: -grad * sin(x), plain_arrays=True)  # d(cos x)/dx = -sin x
+sin.defvjp(lambda grad, out, x: grad * cos(x), plain_arrays=True, elementwise=True)  # d(sin x)/dx = cos x
+cos.defvjp(lambda grad, out, x: -grad * sin(x), plain_arrays=True, elementwise=True)  # d(cos x)/dx = -sin x
 
 
 @op("tan", hints=Hints(domain=(-1.2, 1.2)))
@@ -224,7 +232,9 @@ def tan(x: Any) -> np.ndarray:
     return np.tan(x)
 
 
-tan.defvjp(lambda grad, out, x: grad * (1 + out * out), plain_arrays=True)  # d(tan x)/dx = 1 + tan^2 x
+tan.defvjp(
+    lambda grad, out, x: grad * (1 + out * out), plain_arrays=True, elementwise=True
+)  # d(tan x)/dx = 1 + tan^2 x
 
 
 # -- piecewise selections --------------------------------------------------------------------------
@@ -250,7 +260,7 @@ def _clip_dx(grad: Tensor, out: Tensor, x: Tensor, a_min: Any = None, a_max: Any
     return grad if inside is None else grad * inside
 
 
-clip.defvjp(_clip_dx, plain_arrays=True)
+clip.defvjp(_clip_dx, plain_arrays=True, elementwise=True)
 
 
 def _tie_share(grad: Tensor, wins: Tensor, ties: Tensor) -> Tensor:
@@ -267,6 +277,7 @@ maximum.defvjp(
     lambda grad, out, x, y: _tie_share(grad, x > y, x == y),
     lambda grad, out, x, y: _tie_share(grad, y > x, x == y),
     plain_arrays=True,
+    elementwise=True,
 )
 
 
@@ -279,6 +290,7 @@ minimum.defvjp(
     lambda grad, out, x, y: _tie_share(grad, x < y, x == y),
     lambda grad, out, x, y: _tie_share(grad, y < x, x == y),
     plain_arrays=True,
+    elementwise=True,
 )
 
 
@@ -299,6 +311,7 @@ where.defvjp(
     lambda grad, out, c, x, y: where(c, grad, 0.0),  # passes where c holds
     lambda grad, out, c, x, y: where(c, 0.0, grad),  # passes elsewhere
     plain_arrays=True,
+    elementwise=True,
 )
 
 

@@ -17,8 +17,21 @@ as Tensors and returns the gradient for one input; rules are written with autobp
 gradient is itself differentiable. The engine sums each returned gradient back to its input's
 shape, so rules never un-broadcast by hand.
 
+Forward mode (``autobp.forward``) reads each op's jvp rules, set beside the vjp rules::
+
+    mul.defjvp(
+        lambda tangent, out, x, y: tangent * y,  # d(xy) = dx y
+        lambda tangent, out, x, y: tangent * x,  # ... + x dy
+    )
+
+A jvp rule takes the tangent of one input and returns its contribution to the output's tangent;
+forward mode adds the contributions and broadcasts them to the output's shape. An op declared
+``linear=True`` needs none: its jvp is the op applied to the tangents. For an elementwise op,
+whose Jacobian is diagonal, ``defvjp(..., elementwise=True)`` makes the vjp rules the jvp rules
+too (the tangent takes the gradient's place).
+
 The registry is the declarative table of the API: the docs list it and the test suite is
-generated from it (``tests/test_ops.py``).
+generated from it (``tests/test_ops.py``, ``tests/test_ops_jvp.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from autobp import graph
+from autobp.forward import propagate
 from autobp.tensor import Tensor
 
 __all__ = ["Hints", "OpDef", "REGISTRY", "op", "composite", "describe"]
@@ -66,6 +80,7 @@ class Hints:
 
 
 VjpRule = Callable[..., Any]
+JvpRule = Callable[..., Any]
 
 
 class OpFunction(Protocol):
@@ -75,9 +90,13 @@ class OpFunction(Protocol):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
-    def defvjp(self, *rules: VjpRule, plain_arrays: bool = True) -> None: ...
+    def defvjp(self, *rules: VjpRule, plain_arrays: bool = True, elementwise: bool = False) -> None: ...
 
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None: ...
+
+    def defjvp(self, *rules: JvpRule | None, plain_arrays: bool = True) -> None: ...
+
+    def defjvp_variadic(self, rule: Callable[..., Any], plain_arrays: bool = False) -> None: ...
 
 
 class OpDef:
@@ -99,6 +118,10 @@ class OpDef:
         "composite",
         "public",
         "plain_arrays",
+        "jvp_rules",
+        "jvp_variadic_rule",
+        "jvp_plain_arrays",
+        "linear",
         "declared",
         "explain",
         "_kwarg_names",
@@ -114,6 +137,7 @@ class OpDef:
         composite: bool,
         declared: Callable[..., Any] | None = None,
         explain: Callable[..., None] | None = None,
+        linear: bool = False,
     ) -> None:
         self.name = name
         self.forward = forward
@@ -127,6 +151,12 @@ class OpDef:
         self.composite = composite
         self.public: Callable[..., Any] = forward
         self.plain_arrays = False  # whether the rules also run on plain arrays (see defvjp)
+        # Forward mode: one jvp rule per tensor input (None: that input's tangent contributes
+        # nothing), or one rule for all inputs; ``linear``: the op applied to the tangents is the jvp.
+        self.jvp_rules: tuple[JvpRule | None, ...] = ()
+        self.jvp_variadic_rule: Callable[..., Any] | None = None
+        self.jvp_plain_arrays = False
+        self.linear = linear
         params = list(inspect.signature(self.declared).parameters.values())
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         start = arity if arity is not None else len(positional)
@@ -135,7 +165,7 @@ class OpDef:
     def __repr__(self) -> str:
         return f"<op {self.name}>"
 
-    def defvjp(self, *rules: VjpRule, plain_arrays: bool = False) -> None:
+    def defvjp(self, *rules: VjpRule, plain_arrays: bool = False, elementwise: bool = False) -> None:
         """Set one vjp rule per tensor input: ``rule(grad, out, *inputs, **kwargs) -> Tensor``.
 
         With ``plain_arrays=True`` a first-order backward (no ``create_graph``) runs the rules on
@@ -143,16 +173,49 @@ class OpDef:
         own, so the rules cost what hand-written numpy costs. Only rules that use nothing but
         autobp ops, operators and attributes numpy arrays share (``.shape``, ``.T``, ``.sum``)
         may opt in; the default runs them on Tensors, where every Tensor method works.
+
+        ``elementwise=True`` says the Jacobian of each input is diagonal (an elementwise op, its
+        inputs broadcast): the same rules, given a tangent in the gradient's place, are the jvp
+        rules (the generated tests check ``<u, J v> == <J^T u, v>`` for every op).
         """
         if self.arity is None or len(rules) != self.arity:
             raise TypeError(f"{self.name}: defvjp needs {self.arity} rules, got {len(rules)}")
         self.rules = rules
         self.plain_arrays = plain_arrays
+        if elementwise:
+            self.defjvp(*rules, plain_arrays=plain_arrays)
 
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None:
         """Set one rule returning the gradients of all inputs, for ops with any number of inputs."""
         self.variadic_rule = rule
         self.plain_arrays = plain_arrays
+
+    def defjvp(self, *rules: JvpRule | None, plain_arrays: bool = False) -> None:
+        """Set one jvp rule per tensor input: ``rule(tangent, out, *inputs, **kwargs) -> Tensor``.
+
+        A rule gives the part of the output's tangent that the input's ``tangent`` makes (the
+        Jacobian of that input applied to it); forward mode sums the parts of the inputs that
+        carry tangents and broadcasts the sum to the output's shape. ``None`` marks an input whose
+        tangent contributes nothing (piecewise-constant dependence). Rules are written in autobp
+        ops, so tangents are differentiable again; ``plain_arrays`` as in ``defvjp``.
+        """
+        if self.arity is None or len(rules) != self.arity:
+            raise TypeError(f"{self.name}: defjvp needs {self.arity} rules, got {len(rules)}")
+        self.jvp_rules = rules
+        self.jvp_plain_arrays = plain_arrays
+
+    def defjvp_variadic(self, rule: Callable[..., Any], plain_arrays: bool = False) -> None:
+        """Set one jvp rule for ops with any number of inputs: ``rule(tangents, out, *inputs, **kwargs)``.
+
+        ``tangents`` holds one entry per input, None where the input carries no tangent.
+        """
+        self.jvp_variadic_rule = rule
+        self.jvp_plain_arrays = plain_arrays
+
+    @property
+    def has_jvp(self) -> bool:
+        """Whether forward mode can go through this op (a jvp rule, or linear)."""
+        return self.linear or bool(self.jvp_rules) or self.jvp_variadic_rule is not None
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Split a call into tensor arguments and keywords (extra positionals become keywords)."""
@@ -235,11 +298,33 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
         except (ValueError, TypeError, IndexError) as error:
             _raise_with_context(opdef, error, args)
         out = record(opdef, result, args, kwargs) if needs_grad and differentiable and mode.enabled else wrap(result)
+        if mode.forward is not None:  # forward mode is on (autobp.forward): carry the tangents
+            propagate(opdef, args, kwargs, out)
         if mode.tape is not None:  # a taped function is being traced (autobp.tape)
             mode.tape.record(opdef, args, kwargs, out)
         return out
 
     return public
+
+
+def _set_linear_jvp(opdef: OpDef) -> None:
+    """The jvp rules of a linear op: the op itself applied to the tangents."""
+    public = opdef.public
+    if opdef.arity == 1:
+        # d f(x) = f(dx) for a linear f
+        opdef.defjvp(lambda tangent, out, x, **kwargs: public(tangent, **kwargs), plain_arrays=True)
+        return
+
+    def linear_jvp(tangents: Sequence[Any], out: Any, *inputs: Any, **kwargs: Any) -> Any:
+        # d f(x, y, ...) = f(dx, dy, ...) for f linear in all inputs together; no tangent: zeros.
+        dtype = np.result_type(*[t.dtype for t in tangents if t is not None])
+        filled = [np.zeros(np.shape(x), dtype) if t is None else t for t, x in zip(tangents, inputs, strict=True)]
+        return public(*filled, **kwargs)
+
+    if opdef.arity is None:
+        opdef.defjvp_variadic(linear_jvp, plain_arrays=True)
+    else:
+        raise TypeError(f"{opdef.name}: linear=True needs arity 1 or None; give defjvp rules instead")
 
 
 def op(
@@ -250,6 +335,7 @@ def op(
     differentiable: bool = True,
     ufunc: np.ufunc | None = None,
     explain: Callable[..., None] | None = None,
+    linear: bool = False,
 ) -> Callable[[Callable[..., Any]], OpFunction]:
     """Register an array function as an autobp op and return its public Tensor function.
 
@@ -263,6 +349,9 @@ def op(
             Python frame, which elementwise chains and taped replays feel.
         explain: called with the input arrays when the forward raised; it raises a clearer
             error than the forward's (numpy's messages name neither the op nor the fix).
+        linear: the op is linear in its tensor inputs taken together (``reshape``, ``sum``,
+            ``concatenate``): its jvp is the op applied to the tangents (zeros for inputs
+            without one), so it needs no jvp rule.
     """
 
     def register(declared: Callable[..., Any]) -> OpFunction:
@@ -272,14 +361,26 @@ def op(
             raise TypeError(f"{name}: ufunc {ufunc.__name__} takes {ufunc.nin} inputs, but arity is {arity}")
         forward = declared if ufunc is None else ufunc
         opdef = OpDef(
-            name, forward, arity, hints or Hints(), differentiable, composite=False, declared=declared, explain=explain
+            name,
+            forward,
+            arity,
+            hints or Hints(),
+            differentiable,
+            composite=False,
+            declared=declared,
+            explain=explain,
+            linear=linear,
         )
 
         public = _make_public(opdef)
         public.op = opdef  # type: ignore[attr-defined]
         public.defvjp = opdef.defvjp  # type: ignore[attr-defined]
         public.defvjp_variadic = opdef.defvjp_variadic  # type: ignore[attr-defined]
+        public.defjvp = opdef.defjvp  # type: ignore[attr-defined]
+        public.defjvp_variadic = opdef.defjvp_variadic  # type: ignore[attr-defined]
         opdef.public = public
+        if linear:
+            _set_linear_jvp(opdef)
         REGISTRY[name] = opdef
         return public  # type: ignore[return-value]
 
