@@ -89,9 +89,11 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
     """
     levels = _mode.forward
     for depth, level in enumerate(levels):
-        tangents = [level.get(value) for value in args]
-        if not any(t is not None for t in tangents):
+        known = level.tangents
+        # Most ops of a step see no tangent at some level, or one: look before building the list.
+        if not any([type(value) is Tensor and (value.grad_fn or value) in known for value in args]):
             continue
+        tangents = [level.get(value) for value in args]
         if not opdef.differentiable:  # integer or boolean results: nothing to carry
             continue
         if not opdef.has_jvp:
@@ -116,8 +118,7 @@ def _apply(
         previous = _mode.arrays
         _mode.arrays = True
         try:
-            with np.errstate(all="ignore"):  # rules on arrays use numpy's operators (as the engine does)
-                result = _rules(opdef, tangent_arrays, out.data, arrays, kwargs)
+            result = _quiet_rules(opdef, tangent_arrays, out.data, arrays, kwargs)
         finally:
             _mode.arrays = previous
         if result is None:
@@ -165,6 +166,11 @@ def _rules(opdef: Any, tangents: list[Any], out: Any, inputs: Sequence[Any], kwa
         if part is not None:
             total = part if total is None else total + part
     return total
+
+
+# Rules on arrays use numpy's operators, not the ops' quiet forwards: silence numpy's warnings,
+# as the engine does (errstate as a decorator costs half of a ``with`` block per call).
+_quiet_rules = np.errstate(all="ignore")(_rules)
 
 
 # -- the user API ------------------------------------------------------------------------------------

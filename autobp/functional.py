@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp import graph
 from autobp.engine import grad
 from autobp.forward import attach, dual_level, tangent_of
 from autobp.graph import enable_grad
@@ -48,6 +49,10 @@ def _prepare(
             raise TypeError(f"{what}: inputs[{i}] has dtype {x.dtype}; only floating-point inputs are differentiable")
         if create_graph and x.requires_grad:
             prepared.append(_copy(x))  # stays connected to x, so results differentiate back to it
+        elif graph._mode.forward is not None:  # inside forward mode: a copy keeps x's tangents
+            copied = _copy(x)
+            copied.requires_grad = copied.requires_grad or requires_grad  # a leaf unless x requires grad
+            prepared.append(copied)
         else:
             prepared.append(Tensor._wrap(x.data, requires_grad=requires_grad))
     return tuple(prepared)
