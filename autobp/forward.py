@@ -45,33 +45,38 @@ class _Level:
     Tangents are keyed by the tensor's ``grad_fn`` when it has one (the engine wraps a node's
     output anew when it runs vjp rules on Tensors: the node finds the tangent again), else by
     the tensor itself. A leaf's entry keeps its version: an in-place change afterwards makes
-    the tangent stale, and reading it then raises.
+    the tangent stale, and reading it then raises. A level whose tangents are not
+    differentiated (``plain``) keeps them as arrays, which its rules then take as they are.
     """
 
-    __slots__ = ("tangents", "differentiable", "active")
+    __slots__ = ("tangents", "plain", "active")
 
     def __init__(self, differentiable: bool) -> None:
         self.tangents: dict[Any, tuple[Any, Tensor, int]] = {}
-        self.differentiable = differentiable  # whether tangent computations record a graph
+        self.plain = not differentiable  # tangents are arrays, computed without recording
         self.active = True
 
-    def get(self, value: Any) -> Any:
+    def get(self, value: Any) -> Tensor | None:
         """The tangent of ``value`` (a Tensor, or a constant: None) at this level, or None."""
-        if type(value) is not Tensor:
+        if not isinstance(value, Tensor):
             return None
         entry = self.tangents.get(value.grad_fn or value)
         if entry is None:
             return None
         tangent, tensor, version = entry
         if tensor._version != version:
-            raise RuntimeError(
-                f"forward mode: tensor {tensor.dtype}{list(tensor.shape)} was modified in place after it "
-                "received a tangent, which no longer describes it; make the dual again after the change"
-            )
-        return tangent
+            raise _stale(tensor)
+        return Tensor._wrap(tangent) if self.plain else tangent
 
-    def set(self, tensor: Tensor, tangent: Any) -> None:
-        self.tangents[tensor.grad_fn or tensor] = (tangent, tensor, tensor._version)
+    def set(self, tensor: Tensor, tangent: Tensor) -> None:
+        self.tangents[tensor.grad_fn or tensor] = (tangent.data if self.plain else tangent, tensor, tensor._version)
+
+
+def _stale(tensor: Tensor) -> RuntimeError:
+    return RuntimeError(
+        f"forward mode: tensor {tensor.dtype}{list(tensor.shape)} was modified in place after it received a "
+        "tangent, which no longer describes it; make the dual again after the change"
+    )
 
 
 def _error(opdef: Any) -> ForwardModeError:
@@ -88,53 +93,85 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
     a rule of an inner level then sees the outer tangents of the output it reads.
     """
     levels = _mode.forward
+    if len(levels) == 1 and levels[0].plain and opdef.jvp_plain_arrays and opdef.jvp_rules and _mode.tape is None:
+        _propagate_on_arrays(opdef, levels[0], args, kwargs, out)  # the fast path (W5, benchmarks/w5_hvp.py)
+        return
     for depth, level in enumerate(levels):
-        known = level.tangents
-        # Most ops of a step see no tangent at some level, or one: look before building the list.
-        if not any([type(value) is Tensor and (value.grad_fn or value) in known for value in args]):
-            continue
         tangents = [level.get(value) for value in args]
-        if not opdef.differentiable:  # integer or boolean results: nothing to carry
-            continue
+        if not any(t is not None for t in tangents) or not opdef.differentiable:
+            continue  # no tangent here, or integer or boolean results: nothing to carry
         if not opdef.has_jvp:
             raise _error(opdef)
         # The rule runs with only the outer levels on: they differentiate it, this one does not.
         _mode.forward = levels[:depth] or None
         try:
-            tangent = _apply(opdef, level, depth, tangents, args, kwargs, out)
+            with graph.set_grad_enabled(not level.plain and graph.is_grad_enabled()):
+                tangent = _on_tensors(opdef, tangents, args, kwargs, out)
         finally:
             _mode.forward = levels
         if tangent is not None:
             level.set(out, tangent)
 
 
-def _apply(
-    opdef: Any, level: _Level, depth: int, tangents: list[Any], args: Sequence[Any], kwargs: Any, out: Tensor
-) -> Tensor | None:
-    """The output's tangent from the op's rules: on plain arrays when nothing differentiates it."""
-    if opdef.jvp_plain_arrays and not level.differentiable and depth == 0 and _mode.tape is None:
-        arrays = [value.data if isinstance(value, Tensor) else value for value in args]
-        tangent_arrays = [None if t is None else t.data for t in tangents]
-        previous = _mode.arrays
-        _mode.arrays = True
-        try:
-            result = _quiet_rules(opdef, tangent_arrays, out.data, arrays, kwargs)
-        finally:
-            _mode.arrays = previous
-        if result is None:
-            return None
-        return Tensor._wrap(_fit(result, out.data))
+def _propagate_on_arrays(opdef: Any, level: _Level, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
+    """``propagate`` for one plain level and rules that take arrays: the rules cost what numpy costs."""
+    known, rules = level.tangents, opdef.jvp_rules
+    parts = []
+    for i, value in enumerate(args):
+        if isinstance(value, Tensor):
+            entry = known.get(value.grad_fn or value)
+            if entry is not None:
+                if entry[1]._version != entry[2]:
+                    raise _stale(entry[1])
+                if rules[i] is not None:
+                    parts.append((rules[i], entry[0]))
+    if not parts:
+        return
+    arrays = [value.data if isinstance(value, Tensor) else value for value in args]
+    previous = _mode.arrays
+    _mode.arrays = True  # the rules' ops act as numpy functions
+    try:
+        total = _quiet_parts(parts, out.data, arrays, kwargs)
+    finally:
+        _mode.arrays = previous
+    if total is not None:
+        level.tangents[out.grad_fn or out] = (_fit(total, out.data), out, out._version)
+
+
+def _parts(parts: list[tuple[Any, Any]], out: np.ndarray, arrays: list[Any], kwargs: Any) -> Any:
+    total = None
+    for rule, tangent in parts:
+        part = rule(tangent, out, *arrays, **kwargs)
+        if part is not None:
+            total = part if total is None else total + part
+    return total
+
+
+# Rules on arrays use numpy's operators, not the ops' quiet forwards: silence numpy's warnings,
+# as the engine does (errstate as a decorator costs half of a ``with`` block per call).
+_quiet_parts = np.errstate(all="ignore")(_parts)
+
+
+def _on_tensors(opdef: Any, tangents: list[Any], args: Sequence[Any], kwargs: Any, out: Tensor) -> Tensor | None:
+    """The output's tangent from the op's rules run on Tensors (constants wrapped)."""
     inputs = [value if isinstance(value, Tensor) else Tensor._wrap(value) for value in args]
-    with graph.set_grad_enabled(level.differentiable and graph.is_grad_enabled()):
-        result = _rules(opdef, tangents, out, inputs, kwargs)
-        if result is None:
-            return None
-        if not isinstance(result, Tensor):
-            result = Tensor._wrap(result)
-        if result.shape != out.shape:
-            result = _broadcast(result, out.shape)
-        if result.dtype != out.dtype:
-            result = result.astype(out.dtype)
+    if opdef.jvp_variadic_rule is not None:
+        result = opdef.jvp_variadic_rule(tangents, out, *inputs, **kwargs)
+    else:
+        result = None
+        for rule, tangent in zip(opdef.jvp_rules, tangents, strict=True):
+            if tangent is not None and rule is not None:
+                part = rule(tangent, out, *inputs, **kwargs)
+                if part is not None:
+                    result = part if result is None else result + part
+    if result is None:
+        return None
+    if not isinstance(result, Tensor):
+        result = Tensor._wrap(result)
+    if result.shape != out.shape:
+        result = _broadcast(result, out.shape)
+    if result.dtype != out.dtype:
+        result = result.astype(out.dtype)
     return result
 
 
@@ -146,31 +183,13 @@ def _broadcast(tangent: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 def _fit(tangent: Any, out: np.ndarray) -> np.ndarray:
     """A tangent array of the output's shape and dtype (a rule's part may broadcast)."""
-    tangent = np.asarray(tangent)
+    if type(tangent) is not np.ndarray:
+        tangent = np.asarray(tangent)
     if tangent.shape != out.shape:
         tangent = np.broadcast_to(tangent, out.shape)
     if tangent.dtype != out.dtype:
         tangent = tangent.astype(out.dtype)
     return tangent
-
-
-def _rules(opdef: Any, tangents: list[Any], out: Any, inputs: Sequence[Any], kwargs: Any) -> Any:
-    """The sum of the rules' parts for the inputs that carry a tangent (None: no part)."""
-    if opdef.jvp_variadic_rule is not None:
-        return opdef.jvp_variadic_rule(tangents, out, *inputs, **kwargs)
-    total = None
-    for rule, tangent in zip(opdef.jvp_rules, tangents, strict=True):
-        if tangent is None or rule is None:
-            continue
-        part = rule(tangent, out, *inputs, **kwargs)
-        if part is not None:
-            total = part if total is None else total + part
-    return total
-
-
-# Rules on arrays use numpy's operators, not the ops' quiet forwards: silence numpy's warnings,
-# as the engine does (errstate as a decorator costs half of a ``with`` block per call).
-_quiet_rules = np.errstate(all="ignore")(_rules)
 
 
 # -- the user API ------------------------------------------------------------------------------------
