@@ -15,12 +15,12 @@ from autobp.ops.elementwise import quiet
 from autobp.ops.registry import Hints, op
 
 
-@op("tanh", ufunc=np.tanh)
+@op("tanh", ufunc=np.tanh, elementwise=True)
 def tanh(x: Any) -> Any:
     """Elementwise hyperbolic tangent. Shapes: any -> same."""
 
 
-@op("tanh_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (-0.95, 0.95))))
+@op("tanh_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (-0.95, 0.95))), elementwise=True)
 def tanh_backward(grad: Any, out: Any) -> np.ndarray:
     """``grad * (1 - out ** 2)``: tanh's vjp from its output, as one op (one call, not three).
 
@@ -33,16 +33,13 @@ tanh_backward.defvjp(
     lambda g2, res, grad, out: tanh_backward(g2, out),  # linear in grad
     lambda g2, res, grad, out: g2 * grad * out * -2,  # d(1 - t^2)/dt = -2t
     plain_arrays=True,
-    elementwise=True,
 )
 
 
-tanh.defvjp(
-    lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True, elementwise=True
-)  # d(tanh x)/dx = 1 - tanh^2 x
+tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True)  # d(tanh x)/dx = 1 - tanh^2 x
 
 
-@op("sigmoid", hints=Hints(domain=(-4.0, 4.0)))
+@op("sigmoid", hints=Hints(domain=(-4.0, 4.0)), elementwise=True)
 @quiet
 def sigmoid(x: Any) -> np.ndarray:
     """Elementwise logistic ``1 / (1 + e^-x)``, stable for large |x|. Shapes: any -> same."""
@@ -58,7 +55,7 @@ def sigmoid(x: Any) -> np.ndarray:
     return np.divide(1.0, t, out=t)
 
 
-@op("sigmoid_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.05, 0.95))))
+@op("sigmoid_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.05, 0.95))), elementwise=True)
 def sigmoid_backward(grad: Any, out: Any) -> np.ndarray:
     """``grad * out * (1 - out)``: the sigmoid's vjp from its output, as one op (one call, not three).
 
@@ -74,28 +71,25 @@ sigmoid_backward.defvjp(
     lambda g2, res, grad, out: sigmoid_backward(g2, out),  # linear in grad
     lambda g2, res, grad, out: g2 * grad * (1 - 2 * out),  # d(s - s^2)/ds = 1 - 2s
     plain_arrays=True,
-    elementwise=True,
 )
 
 
-sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out), plain_arrays=True, elementwise=True)  # s' = s (1 - s)
+sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out), plain_arrays=True)  # s' = s (1 - s)
 
 
-@op("relu", hints=Hints(avoid=(0.0,)))
+@op("relu", hints=Hints(avoid=(0.0,)), elementwise=True)
 def relu(x: Any) -> np.ndarray:
     """Elementwise ``max(x, 0)``; its gradient at 0 is 0. Shapes: any -> same."""
     return np.maximum(x, 0)
 
 
-relu.defvjp(lambda grad, out, x: grad * (x > 0), plain_arrays=True, elementwise=True)  # 1 where x > 0
+relu.defvjp(lambda grad, out, x: grad * (x > 0), plain_arrays=True)  # 1 where x > 0
 
 
-@op("softplus", hints=Hints(domain=(-4.0, 4.0)))
+@op("softplus", hints=Hints(domain=(-4.0, 4.0)), elementwise=True)
 def softplus(x: Any) -> np.ndarray:
     """Elementwise ``log(1 + e^x)``, stable for large |x|. Shapes: any -> same."""
     return np.logaddexp(0, x)
 
 
-softplus.defvjp(
-    lambda grad, out, x: grad * sigmoid(x), plain_arrays=True, elementwise=True
-)  # d softplus/dx = sigmoid(x)
+softplus.defvjp(lambda grad, out, x: grad * sigmoid(x), plain_arrays=True)  # d softplus/dx = sigmoid(x)

@@ -34,7 +34,7 @@ def quiet(function: Any) -> Any:
 
 
 # -- arithmetic --------------------------------------------------------------------------------
-@op("add", arity=2, hints=BINARY, ufunc=np.add)
+@op("add", arity=2, hints=BINARY, ufunc=np.add, elementwise=True)
 def add(x: Any, y: Any) -> Any:
     """Elementwise ``x + y``. Shapes: broadcastable -> broadcast shape."""
 
@@ -43,11 +43,10 @@ add.defvjp(
     lambda grad, out, x, y: grad,  # d(x+y)/dx = 1
     lambda grad, out, x, y: grad,  # d(x+y)/dy = 1
     plain_arrays=True,
-    elementwise=True,
 )
 
 
-@op("sub", arity=2, hints=BINARY, ufunc=np.subtract)
+@op("sub", arity=2, hints=BINARY, ufunc=np.subtract, elementwise=True)
 def sub(x: Any, y: Any) -> Any:
     """Elementwise ``x - y``. Shapes: broadcastable -> broadcast shape."""
 
@@ -56,11 +55,10 @@ sub.defvjp(
     lambda grad, out, x, y: grad,  # d(x-y)/dx = 1
     lambda grad, out, x, y: -grad,  # d(x-y)/dy = -1
     plain_arrays=True,
-    elementwise=True,
 )
 
 
-@op("mul", arity=2, hints=BINARY, ufunc=np.multiply)
+@op("mul", arity=2, hints=BINARY, ufunc=np.multiply, elementwise=True)
 def mul(x: Any, y: Any) -> Any:
     """Elementwise ``x * y``. Shapes: broadcastable -> broadcast shape."""
 
@@ -69,11 +67,10 @@ mul.defvjp(
     lambda grad, out, x, y: grad * y,  # d(xy)/dx = y
     lambda grad, out, x, y: grad * x,  # d(xy)/dy = x
     plain_arrays=True,
-    elementwise=True,
 )
 
 
-@op("div", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.5, 2.0))))
+@op("div", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.5, 2.0))), elementwise=True)
 @quiet
 def div(x: Any, y: Any) -> np.ndarray:
     """Elementwise ``x / y`` (true division). Shapes: broadcastable -> broadcast shape."""
@@ -84,11 +81,10 @@ div.defvjp(
     lambda grad, out, x, y: grad / y,  # d(x/y)/dx = 1/y
     lambda grad, out, x, y: -grad * out / y,  # d(x/y)/dy = -x/y^2 = -out/y
     plain_arrays=True,
-    elementwise=True,
 )
 
 
-@op("pow", arity=2, hints=Hints(shapes="broadcast", domain=((0.5, 2.0), (-2.0, 2.0))))
+@op("pow", arity=2, hints=Hints(shapes="broadcast", domain=((0.5, 2.0), (-2.0, 2.0))), elementwise=True)
 @quiet
 def pow(x: Any, y: Any) -> np.ndarray:
     """Elementwise ``x ** y``. Shapes: broadcastable -> broadcast shape."""
@@ -105,142 +101,139 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     return where((x == 0) & (y >= 0), 0.0, grad * out * log(x))
 
 
-pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True, elementwise=True)
+pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
 
 
-@op("neg", ufunc=np.negative)
+@op("neg", ufunc=np.negative, elementwise=True)
 def neg(x: Any) -> Any:
     """Elementwise ``-x``. Shapes: any -> same."""
 
 
-neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True, elementwise=True)  # d(-x)/dx = -1
+neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True)  # d(-x)/dx = -1
 
 
-@op("copy")
+@op("copy", elementwise=True)
 def copy(x: Any) -> np.ndarray:
     """A copy of ``x``, differentiable. Shapes: any -> same."""
     return np.array(x, copy=True)
 
 
-copy.defvjp(lambda grad, out, x: grad, plain_arrays=True, elementwise=True)  # identity
+copy.defvjp(lambda grad, out, x: grad, plain_arrays=True)  # identity
 
 
-@op("astype", hints=Hints(kwargs={"dtype": ("float64",)}))
+@op("astype", hints=Hints(kwargs={"dtype": ("float64",)}), elementwise=True)
 def astype(x: Any, dtype: Any) -> np.ndarray:
     """``x`` converted to ``dtype``; the gradient is converted back to ``x``'s dtype."""
     return np.asarray(x).astype(dtype)
 
 
-astype.defvjp(lambda grad, out, x, dtype: grad, plain_arrays=True, elementwise=True)  # the engine casts to x's dtype
+astype.defvjp(lambda grad, out, x, dtype: grad, plain_arrays=True)  # the engine casts to x's dtype
 
 
 # -- transcendental functions --------------------------------------------------------------------
-@op("exp")
+@op("exp", elementwise=True)
 @quiet
 def exp(x: Any) -> np.ndarray:
     """Elementwise ``e ** x``. Shapes: any -> same."""
     return np.exp(x)
 
 
-exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True, elementwise=True)  # d(e^x)/dx = e^x
+exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True)  # d(e^x)/dx = e^x
 
 
-@op("log", hints=POSITIVE)
+@op("log", hints=POSITIVE, elementwise=True)
 @quiet
 def log(x: Any) -> np.ndarray:
     """Elementwise natural logarithm (``-inf`` at 0, ``nan`` below). Shapes: any -> same."""
     return np.log(x)
 
 
-log.defvjp(lambda grad, out, x: grad / x, plain_arrays=True, elementwise=True)  # d(log x)/dx = 1/x
+log.defvjp(lambda grad, out, x: grad / x, plain_arrays=True)  # d(log x)/dx = 1/x
 
 
-@op("log1p", hints=Hints(domain=(-0.5, 3.0)))
+@op("log1p", hints=Hints(domain=(-0.5, 3.0)), elementwise=True)
 @quiet
 def log1p(x: Any) -> np.ndarray:
     """Elementwise ``log(1 + x)``, accurate for small x. Shapes: any -> same."""
     return np.log1p(x)
 
 
-log1p.defvjp(lambda grad, out, x: grad / (1 + x), plain_arrays=True, elementwise=True)  # d log(1+x)/dx = 1/(1+x)
+log1p.defvjp(lambda grad, out, x: grad / (1 + x), plain_arrays=True)  # d log(1+x)/dx = 1/(1+x)
 
 
-@op("expm1")
+@op("expm1", elementwise=True)
 @quiet
 def expm1(x: Any) -> np.ndarray:
     """Elementwise ``e ** x - 1``, accurate for small x. Shapes: any -> same."""
     return np.expm1(x)
 
 
-expm1.defvjp(lambda grad, out, x: grad * (out + 1), plain_arrays=True, elementwise=True)  # d(e^x - 1)/dx = e^x
+expm1.defvjp(lambda grad, out, x: grad * (out + 1), plain_arrays=True)  # d(e^x - 1)/dx = e^x
 
 
-@op("sqrt", hints=POSITIVE)
+@op("sqrt", hints=POSITIVE, elementwise=True)
 @quiet
 def sqrt(x: Any) -> np.ndarray:
     """Elementwise square root (``nan`` below 0; infinite gradient at 0). Shapes: any -> same."""
     return np.sqrt(x)
 
 
-sqrt.defvjp(lambda grad, out, x: grad / (2 * out), plain_arrays=True, elementwise=True)  # d(sqrt x)/dx = 1/(2 sqrt x)
+sqrt.defvjp(lambda grad, out, x: grad / (2 * out), plain_arrays=True)  # d(sqrt x)/dx = 1/(2 sqrt x)
 
 
-@op("square", ufunc=np.square)
+@op("square", ufunc=np.square, elementwise=True)
 def square(x: Any) -> Any:
     """Elementwise ``x ** 2``. Shapes: any -> same."""
 
 
-square.defvjp(
-    lambda grad, out, x: (grad * 2) * x, plain_arrays=True, elementwise=True
-)  # d(x^2)/dx = 2x (grad * 2 folds on a tape)
+square.defvjp(lambda grad, out, x: (grad * 2) * x, plain_arrays=True)  # d(x^2)/dx = 2x (grad * 2 folds on a tape)
 
 
-@op("sign", hints=Hints(avoid=(0.0,)))
+@op("sign", hints=Hints(avoid=(0.0,)), elementwise=True)
 def sign(x: Any) -> np.ndarray:
     """Elementwise sign (-1, 0 or 1); its gradient is 0. Shapes: any -> same."""
     return np.sign(x)
 
 
-sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True, elementwise=True)  # piecewise constant
+sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True)  # piecewise constant
 
 
-@op("abs", hints=Hints(avoid=(0.0,)), ufunc=np.abs)
+@op("abs", hints=Hints(avoid=(0.0,)), ufunc=np.abs, elementwise=True)
 def abs(x: Any) -> Any:
     """Elementwise ``|x|``; its gradient at 0 is 0. Shapes: any -> same."""
 
 
-abs.defvjp(lambda grad, out, x: grad * sign(x), plain_arrays=True, elementwise=True)  # d|x|/dx = sign(x)
+abs.defvjp(lambda grad, out, x: grad * sign(x), plain_arrays=True)  # d|x|/dx = sign(x)
 
 
-@op("sin", ufunc=np.sin)
+@op("sin", ufunc=np.sin, elementwise=True)
 def sin(x: Any) -> Any:
     """Elementwise sine. Shapes: any -> same."""
 
 
-@op("cos", ufunc=np.cos)
+@op("cos", ufunc=np.cos, elementwise=True)
 def cos(x: Any) -> Any:
     """Elementwise cosine. Shapes: any -> same."""
 
 
-sin.defvjp(lambda grad, out, x: grad * cos(x), plain_arrays=True, elementwise=True)  # d(sin x)/dx = cos x
-cos.defvjp(lambda grad, out, x: -grad * sin(x), plain_arrays=True, elementwise=True)  # d(cos x)/dx = -sin x
+sin.defvjp(lambda grad, out, x: grad * cos(x), plain_arrays=True)  # d(sin x)/dx = cos x
+cos.defvjp(lambda grad, out, x: -grad * sin(x), plain_arrays=True)  # d(cos x)/dx = -sin x
 
 
-@op("tan", hints=Hints(domain=(-1.2, 1.2)))
+@op("tan", hints=Hints(domain=(-1.2, 1.2)), elementwise=True)
 def tan(x: Any) -> np.ndarray:
     """Elementwise tangent. Shapes: any -> same."""
     return np.tan(x)
 
 
-tan.defvjp(
-    lambda grad, out, x: grad * (1 + out * out), plain_arrays=True, elementwise=True
-)  # d(tan x)/dx = 1 + tan^2 x
+tan.defvjp(lambda grad, out, x: grad * (1 + out * out), plain_arrays=True)  # d(tan x)/dx = 1 + tan^2 x
 
 
 # -- piecewise selections --------------------------------------------------------------------------
 @op(
     "clip",
     hints=Hints(kwargs={"a_min": (-1.0, None), "a_max": (1.0, None)}, avoid=(-1.0, 1.0)),
+    elementwise=True,
 )
 def clip(x: Any, a_min: Any = None, a_max: Any = None) -> np.ndarray:
     """Elementwise clamp of ``x`` into ``[a_min, a_max]`` (either may be None).
@@ -260,7 +253,7 @@ def _clip_dx(grad: Tensor, out: Tensor, x: Tensor, a_min: Any = None, a_max: Any
     return grad if inside is None else grad * inside
 
 
-clip.defvjp(_clip_dx, plain_arrays=True, elementwise=True)
+clip.defvjp(_clip_dx, plain_arrays=True)
 
 
 def _tie_share(grad: Tensor, wins: Tensor, ties: Tensor) -> Tensor:
@@ -268,7 +261,7 @@ def _tie_share(grad: Tensor, wins: Tensor, ties: Tensor) -> Tensor:
     return where(wins, grad, where(ties, grad * 0.5, 0.0))
 
 
-@op("maximum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.maximum)
+@op("maximum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.maximum, elementwise=True)
 def maximum(x: Any, y: Any) -> Any:
     """Elementwise larger of ``x`` and ``y``; ties share the gradient equally. Shapes: broadcast."""
 
@@ -277,11 +270,10 @@ maximum.defvjp(
     lambda grad, out, x, y: _tie_share(grad, x > y, x == y),
     lambda grad, out, x, y: _tie_share(grad, y > x, x == y),
     plain_arrays=True,
-    elementwise=True,
 )
 
 
-@op("minimum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.minimum)
+@op("minimum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.minimum, elementwise=True)
 def minimum(x: Any, y: Any) -> Any:
     """Elementwise smaller of ``x`` and ``y``; ties share the gradient equally. Shapes: broadcast."""
 
@@ -290,11 +282,10 @@ minimum.defvjp(
     lambda grad, out, x, y: _tie_share(grad, x < y, x == y),
     lambda grad, out, x, y: _tie_share(grad, y < x, x == y),
     plain_arrays=True,
-    elementwise=True,
 )
 
 
-@op("where", arity=3, hints=Hints(shapes="where"))
+@op("where", arity=3, hints=Hints(shapes="where"), elementwise=True)
 def where(condition: Any, x: Any, y: Any) -> np.ndarray:
     """``x`` where ``condition`` holds, else ``y``. Shapes: all three broadcast together."""
     return np.where(condition, x, y)
@@ -311,7 +302,6 @@ where.defvjp(
     lambda grad, out, c, x, y: where(c, grad, 0.0),  # passes where c holds
     lambda grad, out, c, x, y: where(c, 0.0, grad),  # passes elsewhere
     plain_arrays=True,
-    elementwise=True,
 )
 
 

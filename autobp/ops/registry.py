@@ -27,7 +27,7 @@ Forward mode (``autobp.forward``) reads each op's jvp rules, set beside the vjp 
 A jvp rule takes the tangent of one input and returns its contribution to the output's tangent;
 forward mode adds the contributions and broadcasts them to the output's shape. An op declared
 ``linear=True`` needs none: its jvp is the op applied to the tangents. For an elementwise op,
-whose Jacobian is diagonal, ``defvjp(..., elementwise=True)`` makes the vjp rules the jvp rules
+whose Jacobian is diagonal, ``@op(..., elementwise=True)`` makes its vjp rules its jvp rules
 too (the tangent takes the gradient's place).
 
 The registry is the declarative table of the API: the docs list it and the test suite is
@@ -90,7 +90,7 @@ class OpFunction(Protocol):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
-    def defvjp(self, *rules: VjpRule, plain_arrays: bool = True, elementwise: bool = False) -> None: ...
+    def defvjp(self, *rules: VjpRule, plain_arrays: bool = True) -> None: ...
 
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None: ...
 
@@ -122,6 +122,7 @@ class OpDef:
         "jvp_variadic_rule",
         "jvp_plain_arrays",
         "linear",
+        "elementwise",
         "declared",
         "explain",
         "_kwarg_names",
@@ -138,6 +139,7 @@ class OpDef:
         declared: Callable[..., Any] | None = None,
         explain: Callable[..., None] | None = None,
         linear: bool = False,
+        elementwise: bool = False,
     ) -> None:
         self.name = name
         self.forward = forward
@@ -157,6 +159,7 @@ class OpDef:
         self.jvp_variadic_rule: Callable[..., Any] | None = None
         self.jvp_plain_arrays = False
         self.linear = linear
+        self.elementwise = elementwise  # a diagonal Jacobian: the vjp rules are the jvp rules
         params = list(inspect.signature(self.declared).parameters.values())
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         start = arity if arity is not None else len(positional)
@@ -165,7 +168,7 @@ class OpDef:
     def __repr__(self) -> str:
         return f"<op {self.name}>"
 
-    def defvjp(self, *rules: VjpRule, plain_arrays: bool = False, elementwise: bool = False) -> None:
+    def defvjp(self, *rules: VjpRule, plain_arrays: bool = False) -> None:
         """Set one vjp rule per tensor input: ``rule(grad, out, *inputs, **kwargs) -> Tensor``.
 
         With ``plain_arrays=True`` a first-order backward (no ``create_graph``) runs the rules on
@@ -174,15 +177,13 @@ class OpDef:
         autobp ops, operators and attributes numpy arrays share (``.shape``, ``.T``, ``.sum``)
         may opt in; the default runs them on Tensors, where every Tensor method works.
 
-        ``elementwise=True`` says the Jacobian of each input is diagonal (an elementwise op, its
-        inputs broadcast): the same rules, given a tangent in the gradient's place, are the jvp
-        rules (the generated tests check ``<u, J v> == <J^T u, v>`` for every op).
+        For an op declared ``elementwise=True`` the rules are its jvp rules too.
         """
         if self.arity is None or len(rules) != self.arity:
             raise TypeError(f"{self.name}: defvjp needs {self.arity} rules, got {len(rules)}")
         self.rules = rules
         self.plain_arrays = plain_arrays
-        if elementwise:
+        if self.elementwise:
             self.defjvp(*rules, plain_arrays=plain_arrays)
 
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None:
@@ -336,6 +337,7 @@ def op(
     ufunc: np.ufunc | None = None,
     explain: Callable[..., None] | None = None,
     linear: bool = False,
+    elementwise: bool = False,
 ) -> Callable[[Callable[..., Any]], OpFunction]:
     """Register an array function as an autobp op and return its public Tensor function.
 
@@ -352,6 +354,9 @@ def op(
         linear: the op is linear in its tensor inputs taken together (``reshape``, ``sum``,
             ``concatenate``): its jvp is the op applied to the tangents (zeros for inputs
             without one), so it needs no jvp rule.
+        elementwise: the op is elementwise (each input's Jacobian is diagonal once inputs
+            broadcast): its vjp rules, given a tangent in the gradient's place, are its jvp
+            rules, which ``defvjp`` then sets too.
     """
 
     def register(declared: Callable[..., Any]) -> OpFunction:
@@ -370,6 +375,7 @@ def op(
             declared=declared,
             explain=explain,
             linear=linear,
+            elementwise=elementwise,
         )
 
         public = _make_public(opdef)
