@@ -1,36 +1,29 @@
 """Forward mode: tangents carried alongside values, one pass, from the ops' jvp rules.
 
-Inside ``dual_level()``, ``make_dual(primal, tangent)`` gives a Tensor that carries a tangent;
-every op applied to tensors that carry one computes its output's tangent from the op's jvp
-rules (``OpDef.jvp_rules``, next to the vjp rules) and attaches it; ``unpack_dual`` reads it
-back. No backward graph is built for the tangents beyond what grad mode records anyway.
-
->>> import autobp as ab
->>> with ab.forward_ad.dual_level():
-...     x = ab.forward_ad.make_dual(ab.tensor([1.0, 2.0]), ab.tensor([1.0, 0.0]))
-...     y = ab.forward_ad.unpack_dual(x * x)
->>> y.tangent.tolist()
-[2.0, 0.0]
+While a level is active (``autobp.forward_ad.dual_level``), every op applied to tensors that
+carry a tangent computes its output's tangent from the op's jvp rules (``OpDef.jvp_rules``,
+next to the vjp rules; ``propagate`` is called by each op) and attaches it to the output. No
+backward graph is built for the tangents beyond what grad mode records anyway.
 
 Levels nest (forward-of-forward): a rule of one level runs with only the levels outside it
 active, so their tangents flow through it, and its own tangents are never differentiated by
 itself. Rules are written in autobp ops, so tangents are differentiable in reverse mode too,
 and gradients computed with ``create_graph=True`` inside a level carry tangents
 (forward-over-reverse: ``autobp.functional.hvp``). A first-order backward inside a level runs
-its rules on plain arrays: its gradients carry no tangent (``unpack_dual`` gives None).
+its rules on plain arrays: its gradients carry no tangent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from autobp import graph
 from autobp.tensor import Tensor
 
-__all__ = ["dual_level", "make_dual", "unpack_dual", "UnpackedDual", "ForwardModeError"]
+__all__ = ["ForwardModeError", "propagate", "linear_jvp"]
 
 _mode = graph._mode
 
@@ -39,7 +32,7 @@ class ForwardModeError(NotImplementedError):
     """An op without a jvp rule met a tensor carrying a tangent."""
 
 
-class _Level:
+class Level:
     """One forward-mode level: the tangents of the tensors made or marked inside it.
 
     Tangents are keyed by the tensor's ``grad_fn`` when it has one (the engine wraps a node's
@@ -113,7 +106,7 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
             level.set(out, tangent)
 
 
-def _propagate_on_arrays(opdef: Any, level: _Level, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
+def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
     """``propagate`` for one plain level and rules that take arrays: the rules cost what numpy costs."""
     known, rules = level.tangents, opdef.jvp_rules
     parts = []
@@ -192,104 +185,20 @@ def _fit(tangent: Any, out: np.ndarray) -> np.ndarray:
     return tangent
 
 
-# -- the user API ------------------------------------------------------------------------------------
-class dual_level:
-    """Context manager: a forward-mode level; tangents made inside it are dropped on exit.
+def linear_jvp(opdef: Any) -> None:
+    """Set the jvp rules of a linear op (``@op(..., linear=True)``): the op applied to the tangents."""
+    public = opdef.public
+    if opdef.arity == 1:
+        # d f(x) = f(dx) for a linear f
+        opdef.defjvp(lambda tangent, out, x, **kwargs: public(tangent, **kwargs), plain_arrays=True)
+        return
 
-    ``differentiable=False`` computes tangents without recording a graph for them (faster; what
-    ``autobp.functional.jvp`` does unless ``create_graph=True``).
-    """
+    def jvp_of_linear(tangents: Sequence[Any], out: Any, *inputs: Any, **kwargs: Any) -> Any:
+        # d f(x, y, ...) = f(dx, dy, ...) for f linear in all inputs together; no tangent: zeros.
+        dtype = np.result_type(*[t.dtype for t in tangents if t is not None])
+        filled = [np.zeros(np.shape(x), dtype) if t is None else t for t, x in zip(tangents, inputs, strict=True)]
+        return public(*filled, **kwargs)
 
-    def __init__(self, differentiable: bool = True) -> None:
-        self.level = _Level(differentiable)
-
-    def __enter__(self) -> dual_level:
-        graph.refuse_while_tracing("forward mode (dual_level, jvp, hvp)")
-        levels = _mode.forward or ()
-        _mode.forward = (*levels, self.level)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        levels = _mode.forward or ()
-        if not levels or levels[-1] is not self.level:
-            raise RuntimeError("dual_level: levels must be exited in the reverse order of entering them")
-        _mode.forward = levels[:-1] or None
-        self.level.active = False
-        self.level.tangents.clear()
-
-
-def _innermost(what: str) -> _Level:
-    if _mode.forward is None:
-        raise RuntimeError(f"{what}: no forward-mode level is active; use it inside `with dual_level():`")
-    level: _Level = _mode.forward[-1]
-    return level
-
-
-def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Tensor:
-    """A Tensor with the values of ``primal`` that carries ``tangent`` at the innermost level.
-
-    The result is a new Tensor (``primal`` itself carries no tangent); when ``primal`` requires
-    grad the result is differentiable with respect to it. Shapes: ``tangent`` has the shape of
-    ``primal``; it is cast to ``primal``'s dtype, which must be floating point.
-
-    >>> import autobp as ab
-    >>> with ab.forward_ad.dual_level():
-    ...     x = ab.forward_ad.make_dual(ab.tensor(3.0), ab.tensor(1.0))
-    ...     ab.forward_ad.unpack_dual(x**2).tangent.item()
-    6.0
-    """
-    target = level.level if level is not None else _innermost("make_dual")
-    if not target.active:
-        raise RuntimeError("make_dual: its dual_level has been exited")
-    primal = primal if isinstance(primal, Tensor) else Tensor(primal)
-    tangent = tangent if isinstance(tangent, Tensor) else Tensor(tangent)
-    if primal.dtype.kind != "f":
-        raise TypeError(f"make_dual: primal has dtype {primal.dtype}; only floating-point tensors carry tangents")
-    if tangent.shape != primal.shape:
-        raise ValueError(
-            f"make_dual: tangent has shape {tangent.shape} but primal has shape {primal.shape}; they must match"
-        )
-    if tangent.dtype != primal.dtype:
-        tangent = tangent.astype(primal.dtype)
-    if primal.requires_grad and graph.is_grad_enabled():
-        from autobp.ops.elementwise import copy
-
-        saved, _mode.forward = _mode.forward, None  # the copy must not take primal's own tangents
-        try:
-            dual = copy(primal)
-        finally:
-            _mode.forward = saved
-    else:
-        dual = Tensor._wrap(primal.data.view())  # a view: the primal's array never carries the tangent
-    target.set(dual, tangent)
-    return dual
-
-
-def attach(level: dual_level, tensor: Tensor, tangent: Tensor) -> None:
-    """Give ``tensor`` itself ``tangent`` at ``level`` (for the functional transforms, whose fresh
-    leaves are theirs to mark; users call ``make_dual``). Shapes and dtypes must already match."""
-    level.level.set(tensor, tangent)
-
-
-def tangent_of(level: dual_level, tensor: Tensor) -> Tensor | None:
-    """The tangent of ``tensor`` at ``level``, or None."""
-    return level.level.get(tensor)  # type: ignore[no-any-return]
-
-
-class UnpackedDual(NamedTuple):
-    """What ``unpack_dual`` returns: the values and the tangent (None when there is none)."""
-
-    primal: Tensor
-    tangent: Tensor | None
-
-
-def unpack_dual(tensor: Tensor, level: dual_level | None = None) -> UnpackedDual:
-    """``(primal, tangent)`` of ``tensor`` at the innermost level; the tangent is None if it has none.
-
-    The primal is ``tensor`` cut from its tangent (and from the graph). Shapes: both have
-    ``tensor``'s shape.
-    """
-    target = level.level if level is not None else _innermost("unpack_dual")
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"unpack_dual: expected a Tensor, got {type(tensor).__name__}")
-    return UnpackedDual(Tensor._wrap(tensor.data), target.get(tensor))
+    if opdef.arity is not None:
+        raise TypeError(f"{opdef.name}: linear=True needs arity 1 or None; give defjvp rules instead")
+    opdef.defjvp_variadic(jvp_of_linear, plain_arrays=True)

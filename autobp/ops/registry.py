@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from autobp import graph
-from autobp.forward import propagate
+from autobp.forward import linear_jvp, propagate
 from autobp.tensor import Tensor
 
 __all__ = ["Hints", "OpDef", "REGISTRY", "op", "composite", "describe"]
@@ -308,26 +308,6 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     return public
 
 
-def _set_linear_jvp(opdef: OpDef) -> None:
-    """The jvp rules of a linear op: the op itself applied to the tangents."""
-    public = opdef.public
-    if opdef.arity == 1:
-        # d f(x) = f(dx) for a linear f
-        opdef.defjvp(lambda tangent, out, x, **kwargs: public(tangent, **kwargs), plain_arrays=True)
-        return
-
-    def linear_jvp(tangents: Sequence[Any], out: Any, *inputs: Any, **kwargs: Any) -> Any:
-        # d f(x, y, ...) = f(dx, dy, ...) for f linear in all inputs together; no tangent: zeros.
-        dtype = np.result_type(*[t.dtype for t in tangents if t is not None])
-        filled = [np.zeros(np.shape(x), dtype) if t is None else t for t, x in zip(tangents, inputs, strict=True)]
-        return public(*filled, **kwargs)
-
-    if opdef.arity is None:
-        opdef.defjvp_variadic(linear_jvp, plain_arrays=True)
-    else:
-        raise TypeError(f"{opdef.name}: linear=True needs arity 1 or None; give defjvp rules instead")
-
-
 def op(
     name: str,
     *,
@@ -386,7 +366,7 @@ def op(
         public.defjvp_variadic = opdef.defjvp_variadic  # type: ignore[attr-defined]
         opdef.public = public
         if linear:
-            _set_linear_jvp(opdef)
+            linear_jvp(opdef)
         REGISTRY[name] = opdef
         return public  # type: ignore[return-value]
 
