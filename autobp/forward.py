@@ -85,14 +85,16 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
     Called by each op (``autobp.ops.registry``) while a level is active. Outer levels go first:
     a rule of an inner level then sees the outer tangents of the output it reads.
     """
+    if not opdef.differentiable or out.data.dtype.kind != "f":
+        return  # integer or boolean results (comparisons, argmax, astype to int): nothing to carry
     levels = _mode.forward
     if len(levels) == 1 and levels[0].plain and opdef.jvp_plain_arrays and opdef.jvp_rules and _mode.tape is None:
         _propagate_on_arrays(opdef, levels[0], args, kwargs, out)  # the fast path (W5, benchmarks/w5_hvp.py)
         return
     for depth, level in enumerate(levels):
         tangents = [level.get(value) for value in args]
-        if not any(t is not None for t in tangents) or not opdef.differentiable:
-            continue  # no tangent here, or integer or boolean results: nothing to carry
+        if not any(t is not None for t in tangents):
+            continue
         if not opdef.has_jvp:
             raise _error(opdef)
         # The rule runs with only the outer levels on: they differentiate it, this one does not.

@@ -158,3 +158,21 @@ def test_tangents_do_not_outlive_their_level() -> None:
         x = fwd.make_dual(ab.tensor([1.0]), ab.tensor([1.0]))
     with fwd.dual_level():
         assert fwd.unpack_dual(x * 2.0).tangent is None
+
+
+def test_integer_and_boolean_results_carry_no_tangent() -> None:
+    with fwd.dual_level():
+        x = fwd.make_dual(ab.tensor([1.5, -2.5]), ab.tensor([1.0, 1.0]))
+        assert fwd.unpack_dual(x > 0).tangent is None
+        assert fwd.unpack_dual(ab.astype(x, "int64")).tangent is None
+        assert fwd.unpack_dual(ab.argmax(x)).tangent is None
+        assert fwd.unpack_dual(ab.astype(x, "float32")).tangent.dtype == np.float32
+
+
+def test_forward_mode_is_refused_inside_a_taped_function() -> None:
+    # The tape does not record tangents yet: it must refuse, not replay a program without them.
+    def loss(x: ab.Tensor) -> ab.Tensor:
+        return (x * ab.functional.jvp(lambda z: z * z, x, ab.ones(2))[1]).sum()
+
+    with pytest.raises(ab.graph.TapeError, match="forward mode"):
+        ab.tape.value_and_grad(loss)(np.ones(2))
