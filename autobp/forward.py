@@ -137,9 +137,26 @@ def _parts(parts: list[tuple[Any, Any]], out: np.ndarray, arrays: list[Any], kwa
     total = None
     for rule, tangent in parts:
         part = rule(tangent, out, *arrays, **kwargs)
-        if part is not None:
-            total = part if total is None else total + part
+        if part is None:
+            continue
+        if total is None:
+            total = part
+        elif _owned(total, parts) and np.shape(part) == total.shape and total.dtype == np.result_type(total, part):
+            np.add(total, part, out=total)  # into the first part's own fresh buffer (W5: one array fewer)
+        else:
+            total = total + part
     return total
+
+
+def _owned(array: Any, parts: list[tuple[Any, Any]]) -> bool:
+    """Whether ``array`` is a rule's fresh result, safe to add into: a writeable array that owns
+    its memory and is none of the input tangents (``add``'s rule returns its tangent itself)."""
+    return (
+        type(array) is np.ndarray
+        and array.base is None
+        and array.flags.writeable
+        and not any(array is tangent for _, tangent in parts)
+    )
 
 
 # Rules on arrays use numpy's operators, not the ops' quiet forwards: silence numpy's warnings,
