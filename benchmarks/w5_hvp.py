@@ -1,12 +1,12 @@
 """W5: a Hessian-vector product of a tanh MLP's loss against Pearlmutter's R-operator by hand.
 
 The network is 20-64-64-1 with tanh hidden layers, float64, on a batch of inputs; the loss is
-``0.5 * sum (f(x) - y)^2``. autobp runs ``functional.hvp``: forward-over-reverse, the gradient
-computed once while carrying tangents along ``v`` (``autobp.forward``). PyTorch computes
-``g = grad(loss, params, create_graph=True)`` and then ``grad(sum_i <g_i, v_i>, params)``
-(double backward). The numpy version runs the R-operator by hand: a forward pass with its
-directional derivative along ``v``, then the backward pass with its directional derivative
-(Pearlmutter 1994). MyGrad has no double backward.
+``0.5 * sum (f(x) - y)^2``. The ``autobp`` and PyTorch rows compute ``g = grad(loss, params,
+create_graph=True)`` and then ``grad(sum_i <g_i, v_i>, params)`` (reverse-over-reverse). The
+``autobp-fwdrev`` row runs ``autobp.functional.hvp``: forward-over-reverse, the gradient computed
+once while carrying tangents along ``v`` (``autobp.forward``). The numpy version runs the
+R-operator by hand: a forward pass with its directional derivative along ``v``, then the backward
+pass with its directional derivative (Pearlmutter 1994). MyGrad has no double backward.
 """
 
 from __future__ import annotations
@@ -91,17 +91,29 @@ def make(impl: str, batch: int) -> Run:
     if impl == "autobp":
         import autobp as ab
 
-        tensors = tuple(ab.tensor(p) for p in params)
-        vs = tuple(ab.tensor(v) for v in direction)
+        tensors = [ab.tensor(p, requires_grad=True) for p in params]
+        vs = [ab.tensor(v) for v in direction]
+
+        def run_autobp() -> Params:
+            grads = ab.grad(_loss(ab, tensors, x, y), tensors, create_graph=True)
+            dot = _dot([g * v for g, v in zip(grads, vs, strict=True)])
+            return [h.data for h in ab.grad(dot, tensors)]  # type: ignore[union-attr]
+
+        return run_autobp
+    if impl == "autobp-fwdrev":
+        import autobp as ab
+
+        points = tuple(ab.tensor(p) for p in params)
+        directions = tuple(ab.tensor(v) for v in direction)
 
         def loss(*weights: Any) -> Any:
             return _loss(ab, list(weights), x, y)
 
-        def run_autobp() -> Params:
-            _, products = ab.functional.hvp(loss, tensors, vs)
+        def run_forward_over_reverse() -> Params:
+            _, products = ab.functional.hvp(loss, points, directions)
             return [h.data for h in products]
 
-        return run_autobp
+        return run_forward_over_reverse
     if impl == "torch":
         import torch
 
@@ -123,5 +135,5 @@ WORKLOAD = Workload(
     title="Hessian-vector product of a tanh MLP 20-64-64-1 loss, float64",
     sizes={"full": {"batch": 128}, "quick": {"batch": 128}, "tiny": {"batch": 4}},
     make=make,
-    impls=("numpy", "autobp", "torch"),
+    impls=("numpy", "autobp", "autobp-fwdrev", "torch"),
 )
