@@ -98,12 +98,15 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
         if not opdef.has_jvp:
             raise _error(opdef)
         # The rule runs with only the outer levels on: they differentiate it, this one does not.
-        _mode.forward = levels[:depth] or None
+        _mode.forward = levels[:depth] if depth else None
+        recording = _mode.enabled
         try:
-            with graph.set_grad_enabled(not level.plain and graph.is_grad_enabled()):
-                tangent = _on_tensors(opdef, tangents, args, kwargs, out)
+            if level.plain and recording:  # a plain level's tangents are constants: record nothing
+                _mode.enabled = False
+            tangent = _on_tensors(opdef, tangents, args, kwargs, out)
         finally:
             _mode.forward = levels
+            _mode.enabled = recording
         if tangent is not None:
             level.set(out, tangent)
 

@@ -71,6 +71,11 @@ def test_hvp_and_hessian_match_reverse_over_reverse() -> None:
     expected = ab.grad((grads[0] * v[0]).sum() + (grads[1] * v[1]).sum(), leaves)
     for got, want in zip(products, expected, strict=True):
         np.testing.assert_allclose(got.data, want.data, rtol=1e-10, atol=1e-12)
+    _, other = ab.functional.hvp(lambda w, b: _mlp_loss(w, b, x), (w, b), v, strategy="reverse-over-forward")
+    for got, want in zip(other, expected, strict=True):
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="hvp: strategy"):
+        ab.functional.hvp(lambda w: _mlp_loss(w, b, x), w, v[0], strategy="sideways")
     hessian = ab.functional.hessian(lambda w: _mlp_loss(w, b, x), w)
     reverse = ab.functional.jacobian(
         lambda w: ab.grad(_mlp_loss(w, b, x), [w], create_graph=True)[0], w, strategy="reverse-mode"
