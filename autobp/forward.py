@@ -95,6 +95,8 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
         tangents = [level.get(value) for value in args]
         if not any(t is not None for t in tangents):
             continue
+        # A tape records ops, not tangents: a dual tensor reaching a traced function is refused.
+        graph.refuse_while_tracing("forward mode (a tensor carrying a tangent)")
         if not opdef.has_jvp:
             raise _error(opdef)
         # The rule runs with only the outer levels on: they differentiate it, this one does not.

@@ -181,3 +181,11 @@ def test_forward_mode_is_refused_inside_a_taped_function() -> None:
 
     with pytest.raises(ab.graph.TapeError, match="forward mode"):
         ab.tape.value_and_grad(loss)(np.ones(2))
+
+
+def test_a_dual_tensor_reaching_a_taped_function_is_refused() -> None:
+    with fwd.dual_level():
+        x = fwd.make_dual(ab.tensor([1.0, 2.0]), ab.tensor([1.0, 1.0]))
+        taped = ab.tape.value_and_grad(lambda w: (w * x).sum())
+        with pytest.raises(ab.graph.TapeError, match="forward mode"):
+            taped(np.ones(2))
