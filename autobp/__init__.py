@@ -7,7 +7,8 @@
 tensor([2., 4.])
 """
 
-from autobp import datasets, functional, models, nn, optim, reference, tape, viz  # numpy-only until used
+# ab.forward_ad: dual tensors, PyTorch's names (dual_level, make_dual, unpack_dual)
+from autobp import datasets, forward_ad, functional, models, nn, optim, reference, tape, viz  # numpy-only until used
 from autobp.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from autobp.creation import (
     arange,
@@ -41,6 +42,7 @@ __all__ = [
     "is_anomaly_enabled",
     "AnomalyError",
     "functional",
+    "forward_ad",
     "tape",
     *_op_names,
     "Tensor",

@@ -40,6 +40,7 @@ class _GradMode(threading.local):
     enabled = True
     arrays = False  # set by the engine while first-order vjp rules run on plain arrays
     tape: Any = None  # the recorder of autobp.tape while a taped function is traced
+    forward: Any = None  # the active forward-mode levels of autobp.forward (a tuple), or None
 
 
 _mode = _GradMode()

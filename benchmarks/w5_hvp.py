@@ -1,10 +1,14 @@
-"""W5: a Hessian-vector product of a tanh MLP's loss: double backward against Pearlmutter's R-operator.
+"""W5: a Hessian-vector product of a tanh MLP's loss against Pearlmutter's R-operator by hand.
 
 The network is 20-64-64-1 with tanh hidden layers, float64, on a batch of inputs; the loss is
-``0.5 * sum (f(x) - y)^2``. The framework versions compute ``g = grad(loss, params,
-create_graph=True)`` and then ``grad(sum_i <g_i, v_i>, params)``; the numpy version runs the
-R-operator by hand: a forward pass with its directional derivative along ``v``, then the backward
-pass with its directional derivative (Pearlmutter 1994). MyGrad has no double backward.
+``0.5 * sum (f(x) - y)^2``. The ``autobp`` and PyTorch rows compute ``g = grad(loss, params,
+create_graph=True)`` and then ``grad(sum_i <g_i, v_i>, params)`` (reverse-over-reverse). The
+``autobp-fwdrev`` row runs ``autobp.functional.hvp``: forward-over-reverse, the gradient computed
+once while carrying tangents along ``v`` (``autobp.forward``); ``autobp-revfwd`` its
+``strategy="reverse-over-forward"``: the directional derivative in forward mode, then one
+backward. The numpy version runs the R-operator by hand: a forward pass with its directional
+derivative along ``v``, then the backward pass with its directional derivative (Pearlmutter
+1994). MyGrad has no double backward.
 """
 
 from __future__ import annotations
@@ -98,6 +102,21 @@ def make(impl: str, batch: int) -> Run:
             return [h.data for h in ab.grad(dot, tensors)]  # type: ignore[union-attr]
 
         return run_autobp
+    if impl in ("autobp-fwdrev", "autobp-revfwd"):
+        import autobp as ab
+
+        strategy = "forward-over-reverse" if impl == "autobp-fwdrev" else "reverse-over-forward"
+        points = tuple(ab.tensor(p) for p in params)
+        directions = tuple(ab.tensor(v) for v in direction)
+
+        def loss(*weights: Any) -> Any:
+            return _loss(ab, list(weights), x, y)
+
+        def run_forward_over_reverse() -> Params:
+            _, products = ab.functional.hvp(loss, points, directions, strategy=strategy)
+            return [h.data for h in products]
+
+        return run_forward_over_reverse
     if impl == "torch":
         import torch
 
@@ -119,5 +138,5 @@ WORKLOAD = Workload(
     title="Hessian-vector product of a tanh MLP 20-64-64-1 loss, float64",
     sizes={"full": {"batch": 128}, "quick": {"batch": 128}, "tiny": {"batch": 4}},
     make=make,
-    impls=("numpy", "autobp", "torch"),
+    impls=("numpy", "autobp", "autobp-fwdrev", "autobp-revfwd", "torch"),
 )

@@ -47,6 +47,7 @@ PUBLIC_MODULES = [
     "autobp.nn.init",
     "autobp.optim",
     "autobp.functional",
+    "autobp.forward_ad",
     "autobp.hooks",
     "autobp.anomaly",
     "autobp.testing",

@@ -4,6 +4,8 @@ Shapes: inputs broadcast as numpy does; the output has the broadcast shape. Each
 a gradient of the output's shape and the engine sums it back to the input's shape.
 At domain edges the ops behave like numpy and PyTorch (``log(0) = -inf``, ``sqrt(-1) = nan``,
 and the matching infinite gradients), without raising or warning.
+Each input's Jacobian is diagonal, so the vjp rules are the jvp rules too (``elementwise=True``:
+the tangent takes the gradient's place).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def quiet(function: Any) -> Any:
 
 
 # -- arithmetic --------------------------------------------------------------------------------
-@op("add", arity=2, hints=BINARY, ufunc=np.add)
+@op("add", arity=2, hints=BINARY, ufunc=np.add, elementwise=True)
 def add(x: Any, y: Any) -> Any:
     """Elementwise ``x + y``. Shapes: broadcastable -> broadcast shape."""
 
@@ -44,7 +46,7 @@ add.defvjp(
 )
 
 
-@op("sub", arity=2, hints=BINARY, ufunc=np.subtract)
+@op("sub", arity=2, hints=BINARY, ufunc=np.subtract, elementwise=True)
 def sub(x: Any, y: Any) -> Any:
     """Elementwise ``x - y``. Shapes: broadcastable -> broadcast shape."""
 
@@ -56,7 +58,7 @@ sub.defvjp(
 )
 
 
-@op("mul", arity=2, hints=BINARY, ufunc=np.multiply)
+@op("mul", arity=2, hints=BINARY, ufunc=np.multiply, elementwise=True)
 def mul(x: Any, y: Any) -> Any:
     """Elementwise ``x * y``. Shapes: broadcastable -> broadcast shape."""
 
@@ -68,7 +70,7 @@ mul.defvjp(
 )
 
 
-@op("div", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.5, 2.0))))
+@op("div", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.5, 2.0))), elementwise=True)
 @quiet
 def div(x: Any, y: Any) -> np.ndarray:
     """Elementwise ``x / y`` (true division). Shapes: broadcastable -> broadcast shape."""
@@ -82,7 +84,7 @@ div.defvjp(
 )
 
 
-@op("pow", arity=2, hints=Hints(shapes="broadcast", domain=((0.5, 2.0), (-2.0, 2.0))))
+@op("pow", arity=2, hints=Hints(shapes="broadcast", domain=((0.5, 2.0), (-2.0, 2.0))), elementwise=True)
 @quiet
 def pow(x: Any, y: Any) -> np.ndarray:
     """Elementwise ``x ** y``. Shapes: broadcastable -> broadcast shape."""
@@ -102,7 +104,7 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
 pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
 
 
-@op("neg", ufunc=np.negative)
+@op("neg", ufunc=np.negative, elementwise=True)
 def neg(x: Any) -> Any:
     """Elementwise ``-x``. Shapes: any -> same."""
 
@@ -110,7 +112,7 @@ def neg(x: Any) -> Any:
 neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True)  # d(-x)/dx = -1
 
 
-@op("copy")
+@op("copy", elementwise=True)
 def copy(x: Any) -> np.ndarray:
     """A copy of ``x``, differentiable. Shapes: any -> same."""
     return np.array(x, copy=True)
@@ -119,7 +121,7 @@ def copy(x: Any) -> np.ndarray:
 copy.defvjp(lambda grad, out, x: grad, plain_arrays=True)  # identity
 
 
-@op("astype", hints=Hints(kwargs={"dtype": ("float64",)}))
+@op("astype", hints=Hints(kwargs={"dtype": ("float64",)}), elementwise=True)
 def astype(x: Any, dtype: Any) -> np.ndarray:
     """``x`` converted to ``dtype``; the gradient is converted back to ``x``'s dtype."""
     return np.asarray(x).astype(dtype)
@@ -129,7 +131,7 @@ astype.defvjp(lambda grad, out, x, dtype: grad, plain_arrays=True)  # the engine
 
 
 # -- transcendental functions --------------------------------------------------------------------
-@op("exp")
+@op("exp", elementwise=True)
 @quiet
 def exp(x: Any) -> np.ndarray:
     """Elementwise ``e ** x``. Shapes: any -> same."""
@@ -139,7 +141,7 @@ def exp(x: Any) -> np.ndarray:
 exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True)  # d(e^x)/dx = e^x
 
 
-@op("log", hints=POSITIVE)
+@op("log", hints=POSITIVE, elementwise=True)
 @quiet
 def log(x: Any) -> np.ndarray:
     """Elementwise natural logarithm (``-inf`` at 0, ``nan`` below). Shapes: any -> same."""
@@ -149,7 +151,7 @@ def log(x: Any) -> np.ndarray:
 log.defvjp(lambda grad, out, x: grad / x, plain_arrays=True)  # d(log x)/dx = 1/x
 
 
-@op("log1p", hints=Hints(domain=(-0.5, 3.0)))
+@op("log1p", hints=Hints(domain=(-0.5, 3.0)), elementwise=True)
 @quiet
 def log1p(x: Any) -> np.ndarray:
     """Elementwise ``log(1 + x)``, accurate for small x. Shapes: any -> same."""
@@ -159,7 +161,7 @@ def log1p(x: Any) -> np.ndarray:
 log1p.defvjp(lambda grad, out, x: grad / (1 + x), plain_arrays=True)  # d log(1+x)/dx = 1/(1+x)
 
 
-@op("expm1")
+@op("expm1", elementwise=True)
 @quiet
 def expm1(x: Any) -> np.ndarray:
     """Elementwise ``e ** x - 1``, accurate for small x. Shapes: any -> same."""
@@ -169,7 +171,7 @@ def expm1(x: Any) -> np.ndarray:
 expm1.defvjp(lambda grad, out, x: grad * (out + 1), plain_arrays=True)  # d(e^x - 1)/dx = e^x
 
 
-@op("sqrt", hints=POSITIVE)
+@op("sqrt", hints=POSITIVE, elementwise=True)
 @quiet
 def sqrt(x: Any) -> np.ndarray:
     """Elementwise square root (``nan`` below 0; infinite gradient at 0). Shapes: any -> same."""
@@ -179,7 +181,7 @@ def sqrt(x: Any) -> np.ndarray:
 sqrt.defvjp(lambda grad, out, x: grad / (2 * out), plain_arrays=True)  # d(sqrt x)/dx = 1/(2 sqrt x)
 
 
-@op("square", ufunc=np.square)
+@op("square", ufunc=np.square, elementwise=True)
 def square(x: Any) -> Any:
     """Elementwise ``x ** 2``. Shapes: any -> same."""
 
@@ -187,7 +189,7 @@ def square(x: Any) -> Any:
 square.defvjp(lambda grad, out, x: (grad * 2) * x, plain_arrays=True)  # d(x^2)/dx = 2x (grad * 2 folds on a tape)
 
 
-@op("sign", hints=Hints(avoid=(0.0,)))
+@op("sign", hints=Hints(avoid=(0.0,)), elementwise=True)
 def sign(x: Any) -> np.ndarray:
     """Elementwise sign (-1, 0 or 1); its gradient is 0. Shapes: any -> same."""
     return np.sign(x)
@@ -196,7 +198,7 @@ def sign(x: Any) -> np.ndarray:
 sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True)  # piecewise constant
 
 
-@op("abs", hints=Hints(avoid=(0.0,)), ufunc=np.abs)
+@op("abs", hints=Hints(avoid=(0.0,)), ufunc=np.abs, elementwise=True)
 def abs(x: Any) -> Any:
     """Elementwise ``|x|``; its gradient at 0 is 0. Shapes: any -> same."""
 
@@ -204,12 +206,12 @@ def abs(x: Any) -> Any:
 abs.defvjp(lambda grad, out, x: grad * sign(x), plain_arrays=True)  # d|x|/dx = sign(x)
 
 
-@op("sin", ufunc=np.sin)
+@op("sin", ufunc=np.sin, elementwise=True)
 def sin(x: Any) -> Any:
     """Elementwise sine. Shapes: any -> same."""
 
 
-@op("cos", ufunc=np.cos)
+@op("cos", ufunc=np.cos, elementwise=True)
 def cos(x: Any) -> Any:
     """Elementwise cosine. Shapes: any -> same."""
 
@@ -218,7 +220,7 @@ sin.defvjp(lambda grad, out, x: grad * cos(x), plain_arrays=True)  # d(sin x)/dx
 cos.defvjp(lambda grad, out, x: -grad * sin(x), plain_arrays=True)  # d(cos x)/dx = -sin x
 
 
-@op("tan", hints=Hints(domain=(-1.2, 1.2)))
+@op("tan", hints=Hints(domain=(-1.2, 1.2)), elementwise=True)
 def tan(x: Any) -> np.ndarray:
     """Elementwise tangent. Shapes: any -> same."""
     return np.tan(x)
@@ -231,6 +233,7 @@ tan.defvjp(lambda grad, out, x: grad * (1 + out * out), plain_arrays=True)  # d(
 @op(
     "clip",
     hints=Hints(kwargs={"a_min": (-1.0, None), "a_max": (1.0, None)}, avoid=(-1.0, 1.0)),
+    elementwise=True,
 )
 def clip(x: Any, a_min: Any = None, a_max: Any = None) -> np.ndarray:
     """Elementwise clamp of ``x`` into ``[a_min, a_max]`` (either may be None).
@@ -258,7 +261,7 @@ def _tie_share(grad: Tensor, wins: Tensor, ties: Tensor) -> Tensor:
     return where(wins, grad, where(ties, grad * 0.5, 0.0))
 
 
-@op("maximum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.maximum)
+@op("maximum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.maximum, elementwise=True)
 def maximum(x: Any, y: Any) -> Any:
     """Elementwise larger of ``x`` and ``y``; ties share the gradient equally. Shapes: broadcast."""
 
@@ -270,7 +273,7 @@ maximum.defvjp(
 )
 
 
-@op("minimum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.minimum)
+@op("minimum", arity=2, hints=Hints(shapes="broadcast", distinct=True), ufunc=np.minimum, elementwise=True)
 def minimum(x: Any, y: Any) -> Any:
     """Elementwise smaller of ``x`` and ``y``; ties share the gradient equally. Shapes: broadcast."""
 
@@ -282,7 +285,7 @@ minimum.defvjp(
 )
 
 
-@op("where", arity=3, hints=Hints(shapes="where"))
+@op("where", arity=3, hints=Hints(shapes="where"), elementwise=True)
 def where(condition: Any, x: Any, y: Any) -> np.ndarray:
     """``x`` where ``condition`` holds, else ``y``. Shapes: all three broadcast together."""
     return np.where(condition, x, y)

@@ -68,7 +68,7 @@ def _index_error(name: str, shape: tuple[int, ...], index: Any, error: Exception
     return IndexError(message) if isinstance(error, IndexError) else type(error)(message)
 
 
-@op("getitem", arity=1, hints=Hints(shapes="getitem"))
+@op("getitem", arity=1, hints=Hints(shapes="getitem"), linear=True)
 def getitem(x: Any, index: Any) -> np.ndarray:
     """``x[index]`` with numpy's basic and advanced indexing.
 
@@ -88,7 +88,7 @@ def getitem(x: Any, index: Any) -> np.ndarray:
         raise _index_error("getitem", x.shape, index, error) from error
 
 
-@op("scatter_add", arity=1, hints=Hints(shapes="scatter_add"))
+@op("scatter_add", arity=1, hints=Hints(shapes="scatter_add"), linear=True)
 def scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     """Zeros of ``shape`` with ``values`` added at ``index``; repeated positions accumulate.
 

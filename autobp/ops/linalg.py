@@ -66,6 +66,11 @@ def _matmul_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
 
 
 matmul.defvjp(_matmul_dx, _matmul_dy, plain_arrays=True)
+matmul.defjvp(
+    lambda tangent, out, x, y: matmul(tangent, y),  # d(xy) = dx y
+    lambda tangent, out, x, y: matmul(x, tangent),  # ... + x dy
+    plain_arrays=True,
+)
 
 
 # A matmul's vjps multiply by a transposed operand. As ops of their own they are one call each
@@ -102,6 +107,17 @@ matmul_nt.defvjp(
 matmul_tn.defvjp(
     lambda grad, out, x, y: matmul_nt(y, grad),  # d(x^T y)/dx = y grad^T
     lambda grad, out, x, y: matmul(x, grad),  # d(x^T y)/dy = x grad
+    plain_arrays=True,
+)
+# Both are bilinear: each operand's tangent goes through the same product.
+matmul_nt.defjvp(
+    lambda tangent, out, x, y: matmul_nt(tangent, y),  # d(x y^T) = dx y^T
+    lambda tangent, out, x, y: matmul_nt(x, tangent),  # ... + x dy^T
+    plain_arrays=True,
+)
+matmul_tn.defjvp(
+    lambda tangent, out, x, y: matmul_tn(tangent, y),  # d(x^T y) = dx^T y
+    lambda tangent, out, x, y: matmul_tn(x, tangent),  # ... + x^T dy
     plain_arrays=True,
 )
 
@@ -234,6 +250,19 @@ def _einsum_vjp(grad: Tensor, out: Tensor, *operands: Tensor, subscripts: str) -
 
 
 _einsum.defvjp_variadic(_einsum_vjp, plain_arrays=False)  # reads .requires_grad
+
+
+def _einsum_jvp(tangents: list[Any], out: Tensor, *operands: Tensor, subscripts: str) -> Any:
+    # Multilinear: d einsum(x_1, ..., x_n) = sum_k einsum(x_1, ..., dx_k, ..., x_n).
+    total = None
+    for k, tangent in enumerate(tangents):
+        if tangent is not None:
+            part = einsum(subscripts, *operands[:k], tangent, *operands[k + 1 :])
+            total = part if total is None else total + part
+    return total
+
+
+_einsum.defjvp_variadic(_einsum_jvp, plain_arrays=True)
 
 
 # -- dot and outer: built from the ops above -------------------------------------------------------------

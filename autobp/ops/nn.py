@@ -192,6 +192,12 @@ def _conv2d_dw(grad: Tensor, out: Tensor, x: Tensor, w: Tensor, stride: Any = 1,
 
 
 conv2d.defvjp(_conv2d_dx, _conv2d_dw, plain_arrays=True)
+# The three convolution ops are bilinear: each operand's tangent goes through the same op.
+conv2d.defjvp(
+    lambda tangent, out, x, w, **kw: conv2d(tangent, w, **kw),
+    lambda tangent, out, x, w, **kw: conv2d(x, tangent, **kw),
+    plain_arrays=True,
+)
 
 
 def _conv_t_dx(grad: Tensor, out: Tensor, x: Tensor, w: Tensor, stride: Any = 1, padding: Any = 0, **_: Any) -> Tensor:
@@ -205,6 +211,11 @@ def _conv_t_dw(grad: Tensor, out: Tensor, x: Tensor, w: Tensor, stride: Any = 1,
 
 
 conv_transpose2d.defvjp(_conv_t_dx, _conv_t_dw, plain_arrays=True)
+conv_transpose2d.defjvp(
+    lambda tangent, out, x, w, **kw: conv_transpose2d(tangent, w, **kw),
+    lambda tangent, out, x, w, **kw: conv_transpose2d(x, tangent, **kw),
+    plain_arrays=True,
+)
 
 
 def _conv_w_dx(
@@ -224,6 +235,11 @@ def _conv_w_dg(
 
 
 conv2d_weight.defvjp(_conv_w_dx, _conv_w_dg, plain_arrays=True)
+conv2d_weight.defjvp(
+    lambda tangent, out, x, g, kernel_size, **kw: conv2d_weight(tangent, g, kernel_size, **kw),
+    lambda tangent, out, x, g, kernel_size, **kw: conv2d_weight(x, tangent, kernel_size, **kw),
+    plain_arrays=True,
+)
 
 
 # -- max pooling ----------------------------------------------------------------------------------
@@ -337,5 +353,18 @@ max_pool2d_scatter.defvjp(
 max_pool2d_gather.defvjp(
     lambda grad, out, values, x, **kw: max_pool2d_scatter(grad, x, **kw),
     lambda grad, out, values, x, **kw: None,
+    plain_arrays=True,
+)
+# Forward mode: each window's output moves with its maximum's tangent (a gather); the scatter
+# and the gather are linear in their first input, and x's tangent moves no argmax (None).
+max_pool2d.defjvp(lambda tangent, out, x, **kw: max_pool2d_gather(tangent, x, **kw), plain_arrays=True)
+max_pool2d_scatter.defjvp(
+    lambda tangent, out, g, x, **kw: max_pool2d_scatter(tangent, x, **kw),
+    None,
+    plain_arrays=True,
+)
+max_pool2d_gather.defjvp(
+    lambda tangent, out, values, x, **kw: max_pool2d_gather(tangent, x, **kw),
+    None,
     plain_arrays=True,
 )

@@ -47,12 +47,28 @@ def _kept(value: Tensor, x: Tensor, axis: Any) -> Tensor:
     return value.reshape(kept_shape(x.shape, normalize_axes(axis, x.ndim, "reduction")))
 
 
+def _reduction_jvp(vjp: Any) -> Any:
+    """A reduction's jvp from its vjp: the partials (the vjp of ones) times the tangent, reduced.
+
+    ``d reduce(x) = sum_i (d out / d x_i) dx_i`` over the reduced axes.
+    """
+
+    def jvp(tangent: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
+        ones = np.ones(np.shape(out), dtype=out.dtype)
+        partials = vjp(
+            ones if type(out) is np.ndarray else Tensor._wrap(ones), out, x, axis, keepdims=keepdims, **kwargs
+        )
+        return sum(partials * tangent, axis=axis, keepdims=keepdims)
+
+    return jvp
+
+
 def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
     """How many elements each output element reduces over."""
     return math.prod(shape[a] for a in axes)
 
 
-@op("sum", hints=REDUCTION)
+@op("sum", hints=REDUCTION, linear=True)
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
     if axis is None:  # the usual loss total: x.sum(), without its Python wrapper
@@ -67,7 +83,7 @@ sum.defvjp(
 )  # d sum/dx_i = 1
 
 
-@op("mean", hints=REDUCTION)
+@op("mean", hints=REDUCTION, linear=True)
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     """Arithmetic mean over ``axis`` (nan over no elements). Shapes: see the module docstring.
 
@@ -122,6 +138,7 @@ def _var_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 
 
 
 var.defvjp(_var_dx, plain_arrays=True)
+var.defjvp(_reduction_jvp(_var_dx), plain_arrays=True)
 
 
 @op("std", hints=SPREAD)
@@ -149,6 +166,7 @@ def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 
 
 
 std.defvjp(_std_dx, plain_arrays=False)  # reads .data
+std.defjvp(_reduction_jvp(_std_dx), plain_arrays=False)
 
 
 @op("prod", hints=NONZERO_REDUCTION)
@@ -182,6 +200,7 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
 
 
 prod.defvjp(_prod_dx, plain_arrays=False)  # reads .data
+prod.defjvp(_reduction_jvp(_prod_dx), plain_arrays=False)
 
 
 @op("logsumexp", hints=REDUCTION)
@@ -202,10 +221,13 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     return result if keepdims else result.reshape([n for i, n in enumerate(x.shape) if i not in axes])
 
 
-logsumexp.defvjp(  # d lse/dx_i = softmax(x)_i = exp(x_i - lse)
-    lambda grad, out, x, axis=None, keepdims=False: _kept(grad, x, axis) * exp(x - _kept(out, x, axis)),
-    plain_arrays=True,
-)
+def _logsumexp_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    # d lse/dx_i = softmax(x)_i = exp(x_i - lse)
+    return _kept(grad, x, axis) * exp(x - _kept(out, x, axis))
+
+
+logsumexp.defvjp(_logsumexp_dx, plain_arrays=True)
+logsumexp.defjvp(_reduction_jvp(_logsumexp_dx), plain_arrays=True)
 
 
 def _extreme(name: str, reduce: Any) -> Any:
@@ -238,6 +260,7 @@ def _extreme(name: str, reduce: Any) -> Any:
         return _kept(grad, x, axis) * share
 
     public.defvjp(vjp, plain_arrays=False)  # reads .data
+    public.defjvp(_reduction_jvp(vjp), plain_arrays=False)
     return public
 
 

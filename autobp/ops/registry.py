@@ -17,8 +17,21 @@ as Tensors and returns the gradient for one input; rules are written with autobp
 gradient is itself differentiable. The engine sums each returned gradient back to its input's
 shape, so rules never un-broadcast by hand.
 
+Forward mode (``autobp.forward``) reads each op's jvp rules, set beside the vjp rules::
+
+    mul.defjvp(
+        lambda tangent, out, x, y: tangent * y,  # d(xy) = dx y
+        lambda tangent, out, x, y: tangent * x,  # ... + x dy
+    )
+
+A jvp rule takes the tangent of one input and returns its contribution to the output's tangent;
+forward mode adds the contributions and broadcasts them to the output's shape. An op declared
+``linear=True`` needs none: its jvp is the op applied to the tangents. For an elementwise op,
+whose Jacobian is diagonal, ``@op(..., elementwise=True)`` makes its vjp rules its jvp rules
+too (the tangent takes the gradient's place).
+
 The registry is the declarative table of the API: the docs list it and the test suite is
-generated from it (``tests/test_ops.py``).
+generated from it (``tests/test_ops.py``, ``tests/test_ops_jvp.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from autobp import graph
+from autobp.forward import linear_jvp, propagate
 from autobp.tensor import Tensor
 
 __all__ = ["Hints", "OpDef", "REGISTRY", "op", "composite", "describe"]
@@ -66,6 +80,7 @@ class Hints:
 
 
 VjpRule = Callable[..., Any]
+JvpRule = Callable[..., Any]
 
 
 class OpFunction(Protocol):
@@ -78,6 +93,10 @@ class OpFunction(Protocol):
     def defvjp(self, *rules: VjpRule, plain_arrays: bool = True) -> None: ...
 
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None: ...
+
+    def defjvp(self, *rules: JvpRule | None, plain_arrays: bool = True) -> None: ...
+
+    def defjvp_variadic(self, rule: Callable[..., Any], plain_arrays: bool = False) -> None: ...
 
 
 class OpDef:
@@ -99,6 +118,11 @@ class OpDef:
         "composite",
         "public",
         "plain_arrays",
+        "jvp_rules",
+        "jvp_variadic_rule",
+        "jvp_plain_arrays",
+        "linear",
+        "elementwise",
         "declared",
         "explain",
         "_kwarg_names",
@@ -114,6 +138,8 @@ class OpDef:
         composite: bool,
         declared: Callable[..., Any] | None = None,
         explain: Callable[..., None] | None = None,
+        linear: bool = False,
+        elementwise: bool = False,
     ) -> None:
         self.name = name
         self.forward = forward
@@ -127,6 +153,13 @@ class OpDef:
         self.composite = composite
         self.public: Callable[..., Any] = forward
         self.plain_arrays = False  # whether the rules also run on plain arrays (see defvjp)
+        # Forward mode: one jvp rule per tensor input (None: that input's tangent contributes
+        # nothing), or one rule for all inputs; ``linear``: the op applied to the tangents is the jvp.
+        self.jvp_rules: tuple[JvpRule | None, ...] = ()
+        self.jvp_variadic_rule: Callable[..., Any] | None = None
+        self.jvp_plain_arrays = False
+        self.linear = linear
+        self.elementwise = elementwise  # a diagonal Jacobian: the vjp rules are the jvp rules
         params = list(inspect.signature(self.declared).parameters.values())
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         start = arity if arity is not None else len(positional)
@@ -143,16 +176,47 @@ class OpDef:
         own, so the rules cost what hand-written numpy costs. Only rules that use nothing but
         autobp ops, operators and attributes numpy arrays share (``.shape``, ``.T``, ``.sum``)
         may opt in; the default runs them on Tensors, where every Tensor method works.
+
+        For an op declared ``elementwise=True`` the rules are its jvp rules too.
         """
         if self.arity is None or len(rules) != self.arity:
             raise TypeError(f"{self.name}: defvjp needs {self.arity} rules, got {len(rules)}")
         self.rules = rules
         self.plain_arrays = plain_arrays
+        if self.elementwise:
+            self.defjvp(*rules, plain_arrays=plain_arrays)
 
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None:
         """Set one rule returning the gradients of all inputs, for ops with any number of inputs."""
         self.variadic_rule = rule
         self.plain_arrays = plain_arrays
+
+    def defjvp(self, *rules: JvpRule | None, plain_arrays: bool = False) -> None:
+        """Set one jvp rule per tensor input: ``rule(tangent, out, *inputs, **kwargs) -> Tensor``.
+
+        A rule gives the part of the output's tangent that the input's ``tangent`` makes (the
+        Jacobian of that input applied to it); forward mode sums the parts of the inputs that
+        carry tangents and broadcasts the sum to the output's shape. ``None`` marks an input whose
+        tangent contributes nothing (piecewise-constant dependence). Rules are written in autobp
+        ops, so tangents are differentiable again; ``plain_arrays`` as in ``defvjp``.
+        """
+        if self.arity is None or len(rules) != self.arity:
+            raise TypeError(f"{self.name}: defjvp needs {self.arity} rules, got {len(rules)}")
+        self.jvp_rules = rules
+        self.jvp_plain_arrays = plain_arrays
+
+    def defjvp_variadic(self, rule: Callable[..., Any], plain_arrays: bool = False) -> None:
+        """Set one jvp rule for ops with any number of inputs: ``rule(tangents, out, *inputs, **kwargs)``.
+
+        ``tangents`` holds one entry per input, None where the input carries no tangent.
+        """
+        self.jvp_variadic_rule = rule
+        self.jvp_plain_arrays = plain_arrays
+
+    @property
+    def has_jvp(self) -> bool:
+        """Whether forward mode can go through this op (a jvp rule, or linear)."""
+        return self.linear or bool(self.jvp_rules) or self.jvp_variadic_rule is not None
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Split a call into tensor arguments and keywords (extra positionals become keywords)."""
@@ -237,6 +301,8 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
         out = record(opdef, result, args, kwargs) if needs_grad and differentiable and mode.enabled else wrap(result)
         if out.data.base is not None:  # a view of an input's memory: one storage, one version counter
             share_storage(out, args)
+        if mode.forward is not None:  # forward mode is on (autobp.forward): carry the tangents
+            propagate(opdef, args, kwargs, out)
         if mode.tape is not None:  # a taped function is being traced (autobp.tape)
             mode.tape.record(opdef, args, kwargs, out)
         return out
@@ -252,6 +318,8 @@ def op(
     differentiable: bool = True,
     ufunc: np.ufunc | None = None,
     explain: Callable[..., None] | None = None,
+    linear: bool = False,
+    elementwise: bool = False,
 ) -> Callable[[Callable[..., Any]], OpFunction]:
     """Register an array function as an autobp op and return its public Tensor function.
 
@@ -265,6 +333,12 @@ def op(
             Python frame, which elementwise chains and taped replays feel.
         explain: called with the input arrays when the forward raised; it raises a clearer
             error than the forward's (numpy's messages name neither the op nor the fix).
+        linear: the op is linear in its tensor inputs taken together (``reshape``, ``sum``,
+            ``concatenate``): its jvp is the op applied to the tangents (zeros for inputs
+            without one), so it needs no jvp rule.
+        elementwise: the op is elementwise (each input's Jacobian is diagonal once inputs
+            broadcast): its vjp rules, given a tangent in the gradient's place, are its jvp
+            rules, which ``defvjp`` then sets too.
     """
 
     def register(declared: Callable[..., Any]) -> OpFunction:
@@ -274,14 +348,27 @@ def op(
             raise TypeError(f"{name}: ufunc {ufunc.__name__} takes {ufunc.nin} inputs, but arity is {arity}")
         forward = declared if ufunc is None else ufunc
         opdef = OpDef(
-            name, forward, arity, hints or Hints(), differentiable, composite=False, declared=declared, explain=explain
+            name,
+            forward,
+            arity,
+            hints or Hints(),
+            differentiable,
+            composite=False,
+            declared=declared,
+            explain=explain,
+            linear=linear,
+            elementwise=elementwise,
         )
 
         public = _make_public(opdef)
         public.op = opdef  # type: ignore[attr-defined]
         public.defvjp = opdef.defvjp  # type: ignore[attr-defined]
         public.defvjp_variadic = opdef.defvjp_variadic  # type: ignore[attr-defined]
+        public.defjvp = opdef.defjvp  # type: ignore[attr-defined]
+        public.defjvp_variadic = opdef.defjvp_variadic  # type: ignore[attr-defined]
         opdef.public = public
+        if linear:
+            linear_jvp(opdef)
         REGISTRY[name] = opdef
         return public  # type: ignore[return-value]
 

@@ -1,7 +1,8 @@
 """Shape ops: reshaping, transposing, broadcasting and summing back, joining and splitting.
 
 Shapes are stated in each docstring. These ops move values without arithmetic, so each vjp
-moves the gradient back the same way (reshape back, transpose back, sum back).
+moves the gradient back the same way (reshape back, transpose back, sum back). They are linear
+(``linear=True``): the jvp moves the tangent the way the op moves the values.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-@op("sum_to", hints=Hints(shapes="sum_to"))
+@op("sum_to", hints=Hints(shapes="sum_to"), linear=True)
 def sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``x`` down to ``shape``, undoing a numpy broadcast from ``shape`` to ``x.shape``.
 
@@ -61,7 +62,7 @@ def _summed_axes(have: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ..
     return tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and have[lead + i] != 1)
 
 
-@op("broadcast_to", hints=Hints(shapes="broadcast_to"))
+@op("broadcast_to", hints=Hints(shapes="broadcast_to"), linear=True)
 def broadcast_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``x`` broadcast to ``shape`` (a read-only view). Shapes: s -> shape, s broadcastable to it."""
     x = np.asarray(x)
@@ -81,7 +82,7 @@ sum_to.defvjp(
 )  # the adjoint of summing is copying
 
 
-@op("reshape", hints=Hints(shapes="reshape"))
+@op("reshape", hints=Hints(shapes="reshape"), linear=True)
 def reshape(x: Any, shape: Any) -> np.ndarray:
     """``x`` with a new shape of the same size (one entry may be -1). Shapes: s -> shape."""
     return np.reshape(x, shape)
@@ -90,7 +91,7 @@ def reshape(x: Any, shape: Any) -> np.ndarray:
 reshape.defvjp(lambda grad, out, x, shape: grad.reshape(x.shape), plain_arrays=True)
 
 
-@op("transpose", hints=Hints(shapes="transpose"))
+@op("transpose", hints=Hints(shapes="transpose"), linear=True)
 def transpose(x: Any, axes: Any = None) -> np.ndarray:
     """``x`` with its axes permuted (reversed when ``axes`` is None). Shapes: s -> s[axes]."""
     return np.transpose(x, axes)
@@ -104,7 +105,7 @@ def _transpose_back(grad: Tensor, out: Tensor, x: Tensor, axes: Any = None) -> T
 transpose.defvjp(_transpose_back, plain_arrays=True)
 
 
-@op("swapaxes", hints=Hints(shapes="swapaxes"))
+@op("swapaxes", hints=Hints(shapes="swapaxes"), linear=True)
 def swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
     """``x`` with two axes interchanged. Shapes: s -> s with s[axis1], s[axis2] swapped."""
     return x.swapaxes(axis1, axis2) if type(x) is np.ndarray else np.swapaxes(x, axis1, axis2)
@@ -113,7 +114,7 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
 swapaxes.defvjp(lambda grad, out, x, axis1, axis2: grad.swapaxes(axis1, axis2), plain_arrays=True)  # its own inverse
 
 
-@op("expand_dims", hints=Hints(shapes="expand_dims"))
+@op("expand_dims", hints=Hints(shapes="expand_dims"), linear=True)
 def expand_dims(x: Any, axis: Any) -> np.ndarray:
     """``x`` with new axes of size 1 at ``axis`` (int or tuple, positions in the result).
 
@@ -132,7 +133,7 @@ def expand_dims(x: Any, axis: Any) -> np.ndarray:
 expand_dims.defvjp(lambda grad, out, x, axis: grad.reshape(x.shape), plain_arrays=True)  # same values, old shape
 
 
-@op("squeeze", hints=Hints(shapes="squeeze"))
+@op("squeeze", hints=Hints(shapes="squeeze"), linear=True)
 def squeeze(x: Any, axis: Any = None) -> np.ndarray:
     """``x`` without axes of size 1 (all of them, or those in ``axis``, which must have size 1).
 
@@ -171,7 +172,7 @@ def _along(axis: int, part: int | slice) -> tuple[Any, ...]:
     return (slice(None),) * axis + (part,)
 
 
-@op("concatenate", arity=None, hints=Hints(shapes="concatenate"))
+@op("concatenate", arity=None, hints=Hints(shapes="concatenate"), linear=True)
 def _concatenate(*xs: Any, axis: int | None = 0) -> np.ndarray:
     """The inputs joined along an existing ``axis`` (flattened first when ``axis`` is None)."""
     return np.concatenate(xs, axis=axis)
@@ -210,7 +211,7 @@ def concatenate(tensors: Sequence[Any], axis: int | None = 0) -> Tensor:
 concatenate.op = _concatenate.op  # type: ignore[attr-defined]
 
 
-@op("stack", arity=None, hints=Hints(shapes="stack"))
+@op("stack", arity=None, hints=Hints(shapes="stack"), linear=True)
 def _stack(*xs: Any, axis: int = 0) -> np.ndarray:
     """The inputs joined along a new ``axis``."""
     return np.stack(xs, axis=axis)
@@ -328,3 +329,8 @@ def _pad_back(grad: Tensor, out: Tensor, x: Tensor, pad_width: Any, mode: str = 
 
 
 pad.defvjp(_pad_back, plain_arrays=True)
+# Padding is affine: the tangent is padded the same way, with zeros where constants went in.
+pad.defjvp(
+    lambda tangent, out, x, pad_width, mode="constant", constant_values=0: pad(tangent, pad_width, mode),
+    plain_arrays=True,
+)

@@ -74,8 +74,8 @@ def op_table() -> str:
         else:
             first_name[opname] = name
     rows = [
-        "| op | arity | sample kind | gradient | summary |",
-        "| --- | --- | --- | --- | --- |",
+        "| op | arity | sample kind | gradient | jvp | summary |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for opname, opdef in sorted(REGISTRY.items()):
         public = first_name.get(opname)
@@ -91,8 +91,24 @@ def op_table() -> str:
             gradient = "vjp (all inputs)"
         else:
             gradient = "vjp" + (", 2nd order" if opdef.hints.second_order else "")
-        rows.append(f"| {shown} | {arity} | `{opdef.hints.shapes}` | {gradient} | {_summary(opdef.declared)} |")
+        jvp = _jvp_kind(opdef)
+        rows.append(f"| {shown} | {arity} | `{opdef.hints.shapes}` | {gradient} | {jvp} | {_summary(opdef.declared)} |")
     return "\n".join(rows)
+
+
+def _jvp_kind(opdef: Any) -> str:
+    """The op table's jvp column: how forward mode goes through the op."""
+    if opdef.composite:
+        return "composite"
+    if not opdef.differentiable:
+        return "none"
+    if opdef.linear:
+        return "linear"
+    if opdef.elementwise:
+        return "elementwise (its vjp rules)"
+    if opdef.jvp_rules or opdef.jvp_variadic_rule is not None:
+        return "jvp"
+    return "**missing**"
 
 
 FAMILIES = {

@@ -1,0 +1,228 @@
+"""Forward mode: tangents carried alongside values, one pass, from the ops' jvp rules.
+
+While a level is active (``autobp.forward_ad.dual_level``), every op applied to tensors that
+carry a tangent computes its output's tangent from the op's jvp rules (``OpDef.jvp_rules``,
+next to the vjp rules; ``propagate`` is called by each op) and attaches it to the output. No
+backward graph is built for the tangents beyond what grad mode records anyway.
+
+Levels nest (forward-of-forward): a rule of one level runs with only the levels outside it
+active, so their tangents flow through it, and its own tangents are never differentiated by
+itself. Rules are written in autobp ops, so tangents are differentiable in reverse mode too,
+and gradients computed with ``create_graph=True`` inside a level carry tangents
+(forward-over-reverse: ``autobp.functional.hvp``). A first-order backward inside a level runs
+its rules on plain arrays: its gradients carry no tangent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from autobp import graph
+from autobp.tensor import Tensor
+
+__all__ = ["ForwardModeError", "propagate", "linear_jvp"]
+
+_mode = graph._mode
+
+
+class ForwardModeError(NotImplementedError):
+    """An op without a jvp rule met a tensor carrying a tangent."""
+
+
+class Level:
+    """One forward-mode level: the tangents of the tensors made or marked inside it.
+
+    Tangents are keyed by the tensor's ``grad_fn`` when it has one (the engine wraps a node's
+    output anew when it runs vjp rules on Tensors: the node finds the tangent again), else by
+    the tensor itself. A leaf's entry keeps its version: an in-place change afterwards makes
+    the tangent stale, and reading it then raises. A level whose tangents are not
+    differentiated (``plain``) keeps them as arrays, which its rules then take as they are.
+    """
+
+    __slots__ = ("tangents", "plain", "active")
+
+    def __init__(self, differentiable: bool) -> None:
+        self.tangents: dict[Any, tuple[Any, Tensor, int]] = {}
+        self.plain = not differentiable  # tangents are arrays, computed without recording
+        self.active = True
+
+    def get(self, value: Any) -> Tensor | None:
+        """The tangent of ``value`` (a Tensor, or a constant: None) at this level, or None."""
+        if not isinstance(value, Tensor):
+            return None
+        entry = self.tangents.get(value.grad_fn or value)
+        if entry is None:
+            return None
+        tangent, tensor, version = entry
+        if tensor._version != version:
+            raise _stale(tensor)
+        return Tensor._wrap(tangent) if self.plain else tangent
+
+    def set(self, tensor: Tensor, tangent: Tensor) -> None:
+        self.tangents[tensor.grad_fn or tensor] = (tangent.data if self.plain else tangent, tensor, tensor._version)
+
+
+def _stale(tensor: Tensor) -> RuntimeError:
+    return RuntimeError(
+        f"forward mode: tensor {tensor.dtype}{list(tensor.shape)} was modified in place after it received a "
+        "tangent, which no longer describes it; make the dual again after the change"
+    )
+
+
+def _error(opdef: Any) -> ForwardModeError:
+    return ForwardModeError(
+        f"{opdef.name}: forward mode (jvp, hvp, make_dual) reached this op with a tangent, but it has no jvp "
+        f"rule; give it one with {opdef.name}.defjvp(...) (see docs/custom-ops.md)"
+    )
+
+
+def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
+    """Attach to ``out`` its tangent at every active level where an input carries one.
+
+    Called by each op (``autobp.ops.registry``) while a level is active. Outer levels go first:
+    a rule of an inner level then sees the outer tangents of the output it reads.
+    """
+    if not opdef.differentiable or out.data.dtype.kind != "f":
+        return  # integer or boolean results (comparisons, argmax, astype to int): nothing to carry
+    levels = _mode.forward
+    if len(levels) == 1 and levels[0].plain and opdef.jvp_plain_arrays and opdef.jvp_rules and _mode.tape is None:
+        _propagate_on_arrays(opdef, levels[0], args, kwargs, out)  # the fast path (W5, benchmarks/w5_hvp.py)
+        return
+    for depth, level in enumerate(levels):
+        tangents = [level.get(value) for value in args]
+        if not any(t is not None for t in tangents):
+            continue
+        # A tape records ops, not tangents: a dual tensor reaching a traced function is refused.
+        graph.refuse_while_tracing("forward mode (a tensor carrying a tangent)")
+        if not opdef.has_jvp:
+            raise _error(opdef)
+        # The rule runs with only the outer levels on: they differentiate it, this one does not.
+        _mode.forward = levels[:depth] if depth else None
+        recording = _mode.enabled
+        try:
+            if level.plain and recording:  # a plain level's tangents are constants: record nothing
+                _mode.enabled = False
+            tangent = _on_tensors(opdef, tangents, args, kwargs, out)
+        finally:
+            _mode.forward = levels
+            _mode.enabled = recording
+        if tangent is not None:
+            level.set(out, tangent)
+
+
+def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
+    """``propagate`` for one plain level and rules that take arrays: the rules cost what numpy costs."""
+    known, rules = level.tangents, opdef.jvp_rules
+    parts = []
+    for i, value in enumerate(args):
+        if isinstance(value, Tensor):
+            entry = known.get(value.grad_fn or value)
+            if entry is not None:
+                if entry[1]._version != entry[2]:
+                    raise _stale(entry[1])
+                if rules[i] is not None:
+                    parts.append((rules[i], entry[0]))
+    if not parts:
+        return
+    arrays = [value.data if isinstance(value, Tensor) else value for value in args]
+    previous = _mode.arrays
+    _mode.arrays = True  # the rules' ops act as numpy functions
+    try:
+        total = _quiet_parts(parts, out.data, arrays, kwargs)
+    finally:
+        _mode.arrays = previous
+    if total is not None:
+        level.tangents[out.grad_fn or out] = (_fit(total, out.data), out, out._version)
+
+
+def _parts(parts: list[tuple[Any, Any]], out: np.ndarray, arrays: list[Any], kwargs: Any) -> Any:
+    total = None
+    for rule, tangent in parts:
+        part = rule(tangent, out, *arrays, **kwargs)
+        if part is None:
+            continue
+        if total is None:
+            total = part
+        elif _owned(total, parts) and np.shape(part) == total.shape and total.dtype == np.result_type(total, part):
+            np.add(total, part, out=total)  # into the first part's own fresh buffer (W5: one array fewer)
+        else:
+            total = total + part
+    return total
+
+
+def _owned(array: Any, parts: list[tuple[Any, Any]]) -> bool:
+    """Whether ``array`` is a rule's fresh result, safe to add into: a writeable array that owns
+    its memory and is none of the input tangents (``add``'s rule returns its tangent itself)."""
+    return (
+        type(array) is np.ndarray
+        and array.base is None
+        and array.flags.writeable
+        and not any(array is tangent for _, tangent in parts)
+    )
+
+
+# Rules on arrays use numpy's operators, not the ops' quiet forwards: silence numpy's warnings,
+# as the engine does (errstate as a decorator costs half of a ``with`` block per call).
+_quiet_parts = np.errstate(all="ignore")(_parts)
+
+
+def _on_tensors(opdef: Any, tangents: list[Any], args: Sequence[Any], kwargs: Any, out: Tensor) -> Tensor | None:
+    """The output's tangent from the op's rules run on Tensors (constants wrapped)."""
+    inputs = [value if isinstance(value, Tensor) else Tensor._wrap(value) for value in args]
+    if opdef.jvp_variadic_rule is not None:
+        result = opdef.jvp_variadic_rule(tangents, out, *inputs, **kwargs)
+    else:
+        result = None
+        for rule, tangent in zip(opdef.jvp_rules, tangents, strict=True):
+            if tangent is not None and rule is not None:
+                part = rule(tangent, out, *inputs, **kwargs)
+                if part is not None:
+                    result = part if result is None else result + part
+    if result is None:
+        return None
+    if not isinstance(result, Tensor):
+        result = Tensor._wrap(result)
+    if result.shape != out.shape:
+        result = _broadcast(result, out.shape)
+    if result.dtype != out.dtype:
+        result = result.astype(out.dtype)
+    return result
+
+
+def _broadcast(tangent: Tensor, shape: tuple[int, ...]) -> Tensor:
+    from autobp.ops.shape import broadcast_to
+
+    return broadcast_to(tangent, shape)  # type: ignore[no-any-return]
+
+
+def _fit(tangent: Any, out: np.ndarray) -> np.ndarray:
+    """A tangent array of the output's shape and dtype (a rule's part may broadcast)."""
+    if type(tangent) is not np.ndarray:
+        tangent = np.asarray(tangent)
+    if tangent.shape != out.shape:
+        tangent = np.broadcast_to(tangent, out.shape)
+    if tangent.dtype != out.dtype:
+        tangent = tangent.astype(out.dtype)
+    return tangent
+
+
+def linear_jvp(opdef: Any) -> None:
+    """Set the jvp rules of a linear op (``@op(..., linear=True)``): the op applied to the tangents."""
+    public = opdef.public
+    if opdef.arity == 1:
+        # d f(x) = f(dx) for a linear f
+        opdef.defjvp(lambda tangent, out, x, **kwargs: public(tangent, **kwargs), plain_arrays=True)
+        return
+
+    def jvp_of_linear(tangents: Sequence[Any], out: Any, *inputs: Any, **kwargs: Any) -> Any:
+        # d f(x, y, ...) = f(dx, dy, ...) for f linear in all inputs together; no tangent: zeros.
+        dtype = np.result_type(*[t.dtype for t in tangents if t is not None])
+        filled = [np.zeros(np.shape(x), dtype) if t is None else t for t, x in zip(tangents, inputs, strict=True)]
+        return public(*filled, **kwargs)
+
+    if opdef.arity is not None:
+        raise TypeError(f"{opdef.name}: linear=True needs arity 1 or None; give defjvp rules instead")
+    opdef.defjvp_variadic(jvp_of_linear, plain_arrays=True)

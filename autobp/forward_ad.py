@@ -1,0 +1,126 @@
+"""Dual tensors for forward mode, under PyTorch's names: ``ab.forward_ad``.
+
+Inside ``dual_level()``, ``make_dual(primal, tangent)`` gives a Tensor that carries a tangent;
+every op carries it on (``autobp.forward``); ``unpack_dual`` reads the tangent of a result.
+
+>>> import autobp as ab
+>>> with ab.forward_ad.dual_level():
+...     x = ab.forward_ad.make_dual(ab.tensor([1.0, 2.0]), ab.tensor([1.0, 0.0]))
+...     y = ab.forward_ad.unpack_dual(x * x)
+>>> y.tangent.tolist()
+[2.0, 0.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from autobp import graph
+from autobp.forward import ForwardModeError, Level
+from autobp.tensor import Tensor
+
+__all__ = ["dual_level", "make_dual", "unpack_dual", "UnpackedDual", "ForwardModeError"]
+
+_mode = graph._mode
+
+
+class dual_level:
+    """Context manager: a forward-mode level; tangents made inside it are dropped on exit.
+
+    ``differentiable=False`` computes tangents without recording a graph for them (faster; what
+    ``autobp.functional.jvp`` does unless ``create_graph=True``).
+    """
+
+    def __init__(self, differentiable: bool = True) -> None:
+        self.level = Level(differentiable)
+
+    def __enter__(self) -> dual_level:
+        graph.refuse_while_tracing("forward mode (dual_level, jvp, hvp)")
+        levels = _mode.forward or ()
+        _mode.forward = (*levels, self.level)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        levels = _mode.forward or ()
+        if not levels or levels[-1] is not self.level:
+            raise RuntimeError("dual_level: levels must be exited in the reverse order of entering them")
+        _mode.forward = levels[:-1] or None
+        self.level.active = False
+        self.level.tangents.clear()
+
+
+def _innermost(what: str) -> Level:
+    if _mode.forward is None:
+        raise RuntimeError(f"{what}: no forward-mode level is active; use it inside `with dual_level():`")
+    level: Level = _mode.forward[-1]
+    return level
+
+
+def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Tensor:
+    """A Tensor with the values of ``primal`` that carries ``tangent`` at the innermost level.
+
+    The result is a new Tensor (``primal`` itself carries no tangent); when ``primal`` requires
+    grad the result is differentiable with respect to it. Shapes: ``tangent`` has the shape of
+    ``primal``; it is cast to ``primal``'s dtype, which must be floating point.
+
+    >>> import autobp as ab
+    >>> with ab.forward_ad.dual_level():
+    ...     x = ab.forward_ad.make_dual(ab.tensor(3.0), ab.tensor(1.0))
+    ...     ab.forward_ad.unpack_dual(x**2).tangent.item()
+    6.0
+    """
+    target = level.level if level is not None else _innermost("make_dual")
+    if not target.active:
+        raise RuntimeError("make_dual: its dual_level has been exited")
+    primal = primal if isinstance(primal, Tensor) else Tensor(primal)
+    tangent = tangent if isinstance(tangent, Tensor) else Tensor(tangent)
+    if primal.dtype.kind != "f":
+        raise TypeError(f"make_dual: primal has dtype {primal.dtype}; only floating-point tensors carry tangents")
+    if tangent.shape != primal.shape:
+        raise ValueError(
+            f"make_dual: tangent has shape {tangent.shape} but primal has shape {primal.shape}; they must match"
+        )
+    if tangent.dtype != primal.dtype:
+        tangent = tangent.astype(primal.dtype)
+    if primal.requires_grad and graph.is_grad_enabled():
+        from autobp.ops.elementwise import copy
+
+        saved, _mode.forward = _mode.forward, None  # the copy must not take primal's own tangents
+        try:
+            dual = copy(primal)
+        finally:
+            _mode.forward = saved
+    else:
+        dual = Tensor._wrap(primal.data.view())  # a view: the primal's array never carries the tangent
+    target.set(dual, tangent)
+    return dual
+
+
+def attach(level: dual_level, tensor: Tensor, tangent: Tensor) -> None:
+    """Give ``tensor`` itself ``tangent`` at ``level`` (for the functional transforms, whose fresh
+    leaves are theirs to mark; users call ``make_dual``). Shapes and dtypes must already match."""
+    level.level.set(tensor, tangent)
+
+
+def tangent_of(level: dual_level, tensor: Tensor) -> Tensor | None:
+    """The tangent of ``tensor`` at ``level``, or None."""
+    return level.level.get(tensor)  # type: ignore[no-any-return]
+
+
+class UnpackedDual(NamedTuple):
+    """What ``unpack_dual`` returns: the values and the tangent (None when there is none)."""
+
+    primal: Tensor
+    tangent: Tensor | None
+
+
+def unpack_dual(tensor: Tensor, level: dual_level | None = None) -> UnpackedDual:
+    """``(primal, tangent)`` of ``tensor`` at the innermost level; the tangent is None if it has none.
+
+    The primal is ``tensor`` cut from its tangent (and from the graph). Shapes: both have
+    ``tensor``'s shape.
+    """
+    target = level.level if level is not None else _innermost("unpack_dual")
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"unpack_dual: expected a Tensor, got {type(tensor).__name__}")
+    return UnpackedDual(Tensor._wrap(tensor.data), target.get(tensor))

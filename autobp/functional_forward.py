@@ -1,0 +1,212 @@
+"""Forward-mode transforms: ``jvp``, ``jacfwd``, and forward-over-reverse ``hvp`` and ``hessian``.
+
+They run ``autobp.forward``: the inputs carry tangents through one evaluation of ``func``. For
+``hvp`` the gradient is computed inside the forward-mode level, its vjp rules run on Tensors, so
+that its tangent along ``v`` is ``H v``. Public through ``autobp.functional``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from autobp.forward_ad import attach, dual_level, tangent_of
+from autobp.functional_args import (
+    as_tensors,
+    call_func,
+    check_scalar,
+    checked_vectors,
+    fresh_inputs,
+    input_grads,
+    maybe_detached,
+    packed,
+)
+from autobp.graph import enable_grad
+from autobp.ops import reshape, stack
+from autobp.tensor import Tensor
+
+__all__ = ["jvp", "jacfwd", "hessian", "hvp"]
+
+
+def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False) -> tuple[Any, Any]:
+    """``(func(inputs), J v)``: the Jacobian-vector product at ``inputs``, by forward mode.
+
+    One evaluation of ``func`` carries the tangents ``v`` along (``autobp.forward``); no
+    backward graph is built unless ``create_graph=True`` (then the result is differentiable
+    with respect to ``inputs`` and ``v``). Shapes: ``v`` has the inputs' shapes (may be omitted
+    for one single-element input); the jvp has the outputs' shapes.
+
+    >>> import autobp as ab
+    >>> out, t = jvp(lambda x: x**2, ab.tensor([1.0, 2.0]), ab.tensor([1.0, 0.0]))
+    >>> t.tolist()
+    [2.0, 0.0]
+    """
+    _, xs = as_tensors(inputs, "jvp", "inputs")
+    xs = fresh_inputs(xs, create_graph, "jvp", requires_grad=False)
+    tangents = checked_vectors(v, xs, "jvp")  # same checks: one entry per input, of its shape
+    out_tuple, outs, tangent_outs = _forward(func, xs, tangents, create_graph, "jvp")
+    return packed(out_tuple, maybe_detached(outs, create_graph)), packed(
+        out_tuple, maybe_detached(tangent_outs, create_graph)
+    )
+
+
+def _forward(
+    func: Callable[..., Any], xs: tuple[Tensor, ...], tangents: Sequence[Tensor], create_graph: bool, what: str
+) -> tuple[bool, tuple[Tensor, ...], list[Tensor]]:
+    """Run ``func`` once in forward mode: ``(out_tuple, outputs, their tangents)``."""
+    with dual_level(differentiable=create_graph) as level:
+        for x, t in zip(xs, tangents, strict=True):
+            attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
+        out_tuple, outs = call_func(func, xs, what)
+        return out_tuple, outs, _tangents_or_zeros(level, outs)
+
+
+def _tangents_or_zeros(level: dual_level, values: Sequence[Tensor]) -> list[Tensor]:
+    """Each value's tangent; zeros for a value that does not depend on the inputs."""
+    found = [tangent_of(level, value) for value in values]
+    return [Tensor(np.zeros(v.shape, v.dtype)) if t is None else t for t, v in zip(found, values, strict=True)]
+
+
+def jacfwd(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -> Any:
+    """The Jacobian of ``func`` at ``inputs`` by forward mode: one jvp (a column) per input element.
+
+    Cheaper than reverse mode when the inputs have fewer elements than the outputs.
+    Shapes: as ``jacobian``.
+
+    >>> import autobp as ab
+    >>> jacfwd(lambda x: ab.stack([x.sum(), (x * x).sum(), x[0]]), ab.tensor([1.0, 2.0])).tolist()
+    [[1.0, 1.0], [2.0, 4.0], [1.0, 0.0]]
+    """
+    in_tuple, xs = as_tensors(inputs, "jacfwd", "inputs")
+    xs = fresh_inputs(xs, create_graph, "jacfwd", requires_grad=False)
+
+    def column(tangents: list[Tensor]) -> tuple[bool, tuple[Tensor, ...], list[Tensor]]:
+        return _forward(func, xs, tangents, create_graph, "jacfwd")
+
+    return _columns(column, xs, in_tuple, create_graph)
+
+
+def _columns(
+    run: Callable[[list[Tensor]], tuple[bool, tuple[Tensor, ...], list[Tensor]]],
+    xs: tuple[Tensor, ...],
+    in_tuple: bool,
+    create_graph: bool,
+) -> Any:
+    """Jacobian blocks from ``run(tangents) -> (out_tuple, outputs, output tangents)``, one input
+    element at a time: entry ``[i][j]`` has shape ``outputs[i].shape + xs[j].shape``."""
+    columns: list[list[list[Tensor]]] = [[] for _ in xs]  # [j][element] -> the tangent of each output
+    out_tuple: bool = False
+    outs: tuple[Tensor, ...] = ()
+    for j, x in enumerate(xs):
+        for flat in range(x.size):
+            tangents = [Tensor(np.zeros(z.shape, z.dtype)) for z in xs]
+            unit = np.zeros(x.size, x.dtype)
+            unit[flat] = 1.0
+            tangents[j] = Tensor(unit.reshape(x.shape))
+            out_tuple, outs, tangent_outs = run(tangents)
+            columns[j].append(tangent_outs)
+    if not any(columns):  # every input is empty: one plain evaluation gives the output shapes
+        out_tuple, outs, _ = run([Tensor(np.zeros(z.shape, z.dtype)) for z in xs])
+    table = []
+    for i, out in enumerate(outs):
+        entry = []
+        for j, x in enumerate(xs):
+            parts = [tangent_outs[i] for tangent_outs in columns[j]]
+            if parts and create_graph:  # stacked along a last axis, then that axis becomes x's shape
+                block = reshape(stack(parts, axis=-1), out.shape + x.shape)
+            elif parts:
+                block = Tensor(np.stack([p.data for p in parts], axis=-1).reshape(out.shape + x.shape))
+            else:
+                block = Tensor(np.zeros(out.shape + x.shape, dtype=out.dtype))
+            entry.append(block)
+        table.append(packed(in_tuple, entry))
+    return packed(out_tuple, table)
+
+
+def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -> Any:
+    """The Hessian of a scalar ``func`` at ``inputs``, one Hessian-vector product (forward-over-
+    reverse, as ``hvp``) per input element.
+
+    Shapes: entry ``[i][j]`` has shape ``inputs[i].shape + inputs[j].shape`` (a Tensor input
+    gives one array of shape ``x.shape + x.shape``).
+
+    >>> import autobp as ab
+    >>> hessian(lambda x: (x**3).sum(), ab.tensor([1.0, 2.0])).tolist()
+    [[6.0, 0.0], [0.0, 12.0]]
+    """
+    in_tuple, xs = as_tensors(inputs, "hessian", "inputs")
+    xs = fresh_inputs(xs, create_graph, "hessian")
+
+    def column(vectors: list[Tensor]) -> tuple[bool, tuple[Tensor, ...], list[Tensor]]:
+        _, products = _forward_over_reverse(func, xs, vectors, create_graph, "hessian")
+        return in_tuple, xs, products
+
+    return _columns(column, xs, in_tuple, create_graph)
+
+
+def _forward_over_reverse(
+    func: Callable[..., Any], xs: tuple[Tensor, ...], vectors: Sequence[Tensor], create_graph: bool, what: str
+) -> tuple[Tensor, list[Tensor]]:
+    """``(func(xs), H v)``: the gradient, computed inside a forward-mode level where ``xs`` carry
+    ``vectors``, has tangents ``H v``. Its vjp rules run on Tensors (``create_graph`` for the
+    engine) so that they carry the tangents; without ``create_graph`` those run on arrays."""
+    with dual_level(differentiable=create_graph) as level:
+        for x, t in zip(xs, vectors, strict=True):
+            attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
+        _, outs = call_func(func, xs, what)
+        check_scalar(outs, what)
+        with enable_grad():
+            gradient = input_grads(outs, xs, [Tensor(np.ones(outs[0].shape, dtype=outs[0].dtype))], create_graph=True)
+        return outs[0], _tangents_or_zeros(level, gradient)
+
+
+def _reverse_over_forward(
+    func: Callable[..., Any], xs: tuple[Tensor, ...], vectors: Sequence[Tensor], create_graph: bool, what: str
+) -> tuple[Tensor, list[Tensor]]:
+    """``(func(xs), H v)`` as the gradient of the directional derivative ``<grad f, v>``: forward
+    mode gives that scalar, its tangent ops recorded, and one backward differentiates it."""
+    with dual_level(differentiable=True) as level:
+        for x, t in zip(xs, vectors, strict=True):
+            attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
+        _, outs = call_func(func, xs, what)
+        check_scalar(outs, what)
+        slope = tangent_of(level, outs[0])
+    if slope is None:  # func does not depend on xs
+        return outs[0], [Tensor(np.zeros(x.shape, x.dtype)) for x in xs]
+    ones = Tensor(np.ones(slope.shape, dtype=slope.dtype))
+    return outs[0], list(input_grads([slope], xs, [ones], create_graph))
+
+
+HVP_STRATEGIES = {"forward-over-reverse": _forward_over_reverse, "reverse-over-forward": _reverse_over_forward}
+
+
+def hvp(
+    func: Callable[..., Any],
+    inputs: Any,
+    v: Any,
+    create_graph: bool = False,
+    strategy: str = "forward-over-reverse",
+) -> tuple[Tensor, Any]:
+    """``(func(inputs), H v)``: the Hessian-vector product of a scalar ``func``.
+
+    ``strategy="forward-over-reverse"`` computes the gradient once, carrying tangents along ``v``
+    (no second backward pass). ``"reverse-over-forward"`` computes the directional derivative
+    ``<grad f, v>`` in forward mode and differentiates it by one first-order backward: the same
+    ``H v`` (the Hessian is symmetric), and faster in autobp's eager mode on an MLP (W5 in
+    ``benchmarks/``), because that backward runs its rules on plain arrays.
+    Shapes: ``v`` and the result have the inputs' shapes.
+
+    >>> import autobp as ab
+    >>> out, hv = hvp(lambda x: (x**3).sum(), ab.tensor([1.0, 2.0]), ab.tensor([1.0, 1.0]))
+    >>> hv.tolist()
+    [6.0, 12.0]
+    """
+    if strategy not in HVP_STRATEGIES:
+        raise ValueError(f"hvp: strategy must be one of {sorted(HVP_STRATEGIES)}, got {strategy!r}")
+    in_tuple, xs = as_tensors(inputs, "hvp", "inputs")
+    xs = fresh_inputs(xs, create_graph, "hvp")
+    vectors = checked_vectors(v, xs, "hvp")
+    out, products = HVP_STRATEGIES[strategy](func, xs, vectors, create_graph, "hvp")
+    return maybe_detached((out,), create_graph)[0], packed(in_tuple, maybe_detached(products, create_graph))

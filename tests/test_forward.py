@@ -1,0 +1,191 @@
+"""autobp.forward (``ab.forward_ad``) and the forward-mode functional transforms.
+
+Oracles: numpy derivatives written out by hand, reverse mode (``ab.grad``), and the other
+strategy of ``jacobian``. The per-op rules are checked over the registry in test_ops_jvp.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.ops.registry import op
+
+fwd = ab.forward_ad
+
+
+def test_make_dual_carries_a_tangent_through_a_chain() -> None:
+    x0, t0 = np.array([0.3, -1.2, 2.0]), np.array([1.0, 0.5, -2.0])
+    with fwd.dual_level():
+        x = fwd.make_dual(ab.tensor(x0), ab.tensor(t0))
+        y = ab.sin(x) * ab.exp(x) + x**3
+        primal, tangent = fwd.unpack_dual(y)
+    expected = (np.cos(x0) * np.exp(x0) + np.sin(x0) * np.exp(x0) + 3 * x0**2) * t0
+    np.testing.assert_allclose(tangent.data, expected, rtol=1e-12)
+    np.testing.assert_allclose(primal.data, np.sin(x0) * np.exp(x0) + x0**3, rtol=1e-12)
+
+
+def test_a_closed_over_primal_carries_no_tangent() -> None:
+    # make_dual gives a new Tensor: the primal it was made from stays a constant.
+    p = ab.tensor([2.0, 3.0])
+    with fwd.dual_level():
+        x = fwd.make_dual(p, ab.tensor([1.0, 1.0]))
+        assert fwd.unpack_dual(x * p).tangent.tolist() == [2.0, 3.0]
+        assert fwd.unpack_dual(p * p).tangent is None
+    _, tangent = ab.functional.jvp(lambda a: a * p, p, ab.tensor([1.0, 1.0]))
+    assert tangent.tolist() == [2.0, 3.0]
+
+
+def test_forward_of_forward_gives_the_second_derivative() -> None:
+    # d^2/dx^2 of x^4 at x = 1.5 is 12 x^2 = 27.
+    def derivative(x: ab.Tensor) -> ab.Tensor:
+        return ab.functional.jvp(lambda z: z**4, x, ab.tensor(1.0), create_graph=True)[1]
+
+    _, second = ab.functional.jvp(derivative, ab.tensor(1.5), ab.tensor(1.0))
+    assert second.item() == pytest.approx(27.0, rel=1e-12)
+
+
+def test_reverse_over_forward_differentiates_the_tangent() -> None:
+    x = ab.tensor([0.5, -0.7], requires_grad=True)
+    _, tangent = ab.functional.jvp(lambda z: ab.tanh(z).sum(), x, ab.tensor([1.0, 1.0]), create_graph=True)
+    (g,) = ab.grad(tangent, [x])
+    # d/dx of sum(1 - tanh^2 x) = -2 tanh x (1 - tanh^2 x)
+    t = np.tanh(x.data)
+    np.testing.assert_allclose(g.data, -2 * t * (1 - t**2), rtol=1e-12)
+
+
+def _mlp_loss(w: ab.Tensor, b: ab.Tensor, x: np.ndarray) -> ab.Tensor:
+    return (ab.tanh(x @ w + b) ** 2).sum()
+
+
+def test_hvp_and_hessian_match_reverse_over_reverse() -> None:
+    rng = np.random.default_rng(0)
+    w, b, x = ab.tensor(rng.standard_normal((3, 2))), ab.tensor(rng.standard_normal(2)), rng.standard_normal((4, 3))
+    v = (ab.tensor(rng.standard_normal((3, 2))), ab.tensor(rng.standard_normal(2)))
+    _, products = ab.functional.hvp(lambda w, b: _mlp_loss(w, b, x), (w, b), v)
+    leaves = [ab.tensor(w.data, requires_grad=True), ab.tensor(b.data, requires_grad=True)]
+    grads = ab.grad(_mlp_loss(*leaves, x), leaves, create_graph=True)
+    expected = ab.grad((grads[0] * v[0]).sum() + (grads[1] * v[1]).sum(), leaves)
+    for got, want in zip(products, expected, strict=True):
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-10, atol=1e-12)
+    _, other = ab.functional.hvp(lambda w, b: _mlp_loss(w, b, x), (w, b), v, strategy="reverse-over-forward")
+    for got, want in zip(other, expected, strict=True):
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="hvp: strategy"):
+        ab.functional.hvp(lambda w: _mlp_loss(w, b, x), w, v[0], strategy="sideways")
+    hessian = ab.functional.hessian(lambda w: _mlp_loss(w, b, x), w)
+    reverse = ab.functional.jacobian(
+        lambda w: ab.grad(_mlp_loss(w, b, x), [w], create_graph=True)[0], w, strategy="reverse-mode"
+    )
+    np.testing.assert_allclose(hessian.data, reverse.data, rtol=1e-10, atol=1e-12)
+
+
+def test_jacobian_picks_forward_mode_for_fewer_inputs_than_outputs() -> None:
+    calls = []
+
+    def widen(x: ab.Tensor) -> ab.Tensor:  # 2 inputs -> 6 outputs
+        calls.append(1)
+        return ab.concatenate([ab.sin(x), x * x, ab.exp(x)])
+
+    x = ab.tensor([0.2, -0.4])
+    auto = ab.functional.jacobian(widen, x)
+    assert len(calls) == 1 + 2  # one call to see the shapes, then one jvp per input element
+    reverse = ab.functional.jacobian(widen, x, strategy="reverse-mode")
+    forward = ab.functional.jacfwd(widen, x)
+    np.testing.assert_allclose(auto.data, reverse.data, rtol=1e-12)
+    np.testing.assert_allclose(forward.data, reverse.data, rtol=1e-12)
+    calls.clear()
+    ab.functional.jacobian(lambda x: widen(x).sum(), x)  # 2 inputs -> 1 output: reverse
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="strategy"):
+        ab.functional.jacobian(widen, x, strategy="sideways")
+
+
+def test_jacfwd_of_several_inputs_and_outputs_matches_reverse() -> None:
+    def func(a: ab.Tensor, b: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor]:
+        return a @ b, ab.sum(a * a, axis=0)
+
+    rng = np.random.default_rng(1)
+    inputs = (ab.tensor(rng.standard_normal((2, 3))), ab.tensor(rng.standard_normal((3, 2))))
+    forward = ab.functional.jacfwd(func, inputs)
+    reverse = ab.functional.jacobian(func, inputs, strategy="reverse-mode")
+    for row_f, row_r in zip(forward, reverse, strict=True):
+        for block_f, block_r in zip(row_f, row_r, strict=True):
+            assert block_f.shape == block_r.shape
+            np.testing.assert_allclose(block_f.data, block_r.data, rtol=1e-12, atol=1e-14)
+
+
+def test_an_output_that_ignores_the_inputs_has_a_zero_tangent() -> None:
+    _, tangent = ab.functional.jvp(lambda x: ab.ones(3) * 2.0, ab.tensor([1.0]), ab.tensor([1.0]))
+    assert tangent.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_custom_op_without_a_jvp_rule_is_refused_by_name() -> None:
+    @op("test_forward_cube_no_jvp")
+    def cube(x: Any) -> np.ndarray:
+        """x ** 3. Shapes: any -> same."""
+        return np.asarray(x) ** 3
+
+    cube.defvjp(lambda grad, out, x: grad * 3 * x * x)
+    try:
+        with pytest.raises(NotImplementedError, match=r"test_forward_cube_no_jvp: forward mode .*defjvp"):
+            ab.functional.jvp(cube, ab.tensor([1.0, 2.0]), ab.tensor([1.0, 1.0]))
+        cube.defjvp(lambda tangent, out, x: tangent * 3 * x * x)  # d x^3 = 3 x^2 dx
+        _, tangent = ab.functional.jvp(cube, ab.tensor([1.0, 2.0]), ab.tensor([1.0, 1.0]))
+        assert tangent.tolist() == [3.0, 12.0]
+    finally:
+        del ab.REGISTRY["test_forward_cube_no_jvp"]
+
+
+def test_misuse_is_explained() -> None:
+    with pytest.raises(RuntimeError, match="no forward-mode level is active"):
+        fwd.make_dual(ab.tensor([1.0]), ab.tensor([1.0]))
+    with fwd.dual_level():
+        with pytest.raises(ValueError, match=r"make_dual: tangent has shape \(2,\) but primal has shape \(1,\)"):
+            fwd.make_dual(ab.tensor([1.0]), ab.tensor([1.0, 2.0]))
+        with pytest.raises(TypeError, match="floating-point"):
+            fwd.make_dual(ab.tensor([1]), ab.tensor([1]))
+
+
+def test_an_in_place_change_makes_the_tangent_stale() -> None:
+    with fwd.dual_level():
+        x = fwd.make_dual(ab.tensor([1.0, 2.0]), ab.tensor([1.0, 1.0]))
+        x.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified in place"):
+            x * 2.0
+
+
+def test_tangents_do_not_outlive_their_level() -> None:
+    with fwd.dual_level():
+        x = fwd.make_dual(ab.tensor([1.0]), ab.tensor([1.0]))
+    with fwd.dual_level():
+        assert fwd.unpack_dual(x * 2.0).tangent is None
+
+
+def test_integer_and_boolean_results_carry_no_tangent() -> None:
+    with fwd.dual_level():
+        x = fwd.make_dual(ab.tensor([1.5, -2.5]), ab.tensor([1.0, 1.0]))
+        assert fwd.unpack_dual(x > 0).tangent is None
+        assert fwd.unpack_dual(ab.astype(x, "int64")).tangent is None
+        assert fwd.unpack_dual(ab.argmax(x)).tangent is None
+        assert fwd.unpack_dual(ab.astype(x, "float32")).tangent.dtype == np.float32
+
+
+def test_forward_mode_is_refused_inside_a_taped_function() -> None:
+    # The tape does not record tangents yet: it must refuse, not replay a program without them.
+    def loss(x: ab.Tensor) -> ab.Tensor:
+        return (x * ab.functional.jvp(lambda z: z * z, x, ab.ones(2))[1]).sum()
+
+    with pytest.raises(ab.graph.TapeError, match="forward mode"):
+        ab.tape.value_and_grad(loss)(np.ones(2))
+
+
+def test_a_dual_tensor_reaching_a_taped_function_is_refused() -> None:
+    with fwd.dual_level():
+        x = fwd.make_dual(ab.tensor([1.0, 2.0]), ab.tensor([1.0, 1.0]))
+        taped = ab.tape.value_and_grad(lambda w: (w * x).sum())
+        with pytest.raises(ab.graph.TapeError, match="forward mode"):
+            taped(np.ones(2))
