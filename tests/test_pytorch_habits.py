@@ -60,3 +60,12 @@ def test_optimizers_given_the_model_say_to_pass_its_parameters(optimizer: type) 
     ):
         optimizer(model, lr=0.1)
     assert optimizer(model.parameters(), lr=0.1).param_groups[0]["params"] == list(model.parameters())
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min", "prod", "var", "std", "logsumexp"])
+def test_function_forms_name_numpy_keywords(name: str) -> None:
+    x = ab.tensor([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(TypeError, match=rf"{name}: .*write axis= instead of dim="):
+        getattr(ab, name)(x, dim=1)
+    with pytest.raises(TypeError, match=r"write keepdims= instead of keepdim=$"):
+        getattr(ab, name)(x, axis=1, keepdim=True)

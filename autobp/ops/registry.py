@@ -46,7 +46,7 @@ import numpy as np
 
 from autobp import graph
 from autobp.forward import linear_jvp, propagate
-from autobp.tensor import Tensor
+from autobp.tensor import _TORCH_SPELLINGS, Tensor
 
 __all__ = ["Hints", "OpDef", "REGISTRY", "op", "composite", "describe"]
 
@@ -252,6 +252,11 @@ def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -
         raise error
     shown = ", ".join(describe(x) for x in inputs)
     message = f"{opdef.name}: {error} (inputs: {shown})"
+    if isinstance(error, TypeError):  # PyTorch's dim=/keepdim=: say numpy's spelling, which autobp uses
+        spellings = _TORCH_SPELLINGS.items()
+        wrong = [f"{numpy}= instead of {torch}=" for torch, numpy in spellings if f"'{torch}'" in message]
+        if wrong:
+            message += "; autobp uses numpy's keywords: write " + ", ".join(wrong)
     try:
         new = type(error)(message)
     except Exception:  # types with unusual constructors (numpy's UFuncTypeError): keep the builtin kind
