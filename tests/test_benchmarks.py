@@ -105,3 +105,24 @@ def test_seed_bar_notices_a_run_that_trained_differently(monkeypatch: pytest.Mon
     monkeypatch.setitem(seed_bar.RUNS, "autobp", lazy_run)
     assert seed_bar.measure(images=40, epochs=1, repeats=1)["difference"] > 1e-3
     assert seed_bar.main(["--images", "40", "--epochs", "1", "--repeats", "1"]) == 1
+
+
+def test_instruction_count_workloads_compute_what_they_claim() -> None:
+    from benchmarks import instructions
+
+    # The eager and taped steps train the same network to the same weights, bit for bit.
+    np.testing.assert_array_equal(instructions.run("eager", 3), instructions.run("taped", 3))
+    assert not np.array_equal(instructions.run("eager", 3), instructions.run("eager", 0))
+    # The chain's gradient, against the derivative carried back by hand.
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, 10)
+    grad = np.ones(10)
+    saved = []
+    for i in range(50):
+        saved.append(x)
+        x = [np.sin, lambda t: t * 0.9, lambda t: t + 0.1, np.tanh][i % 4](x)
+    for i in reversed(range(50)):
+        before = saved.pop()
+        grad = grad * [np.cos(before), 0.9, 1.0, 1.0 - np.tanh(before) ** 2][i % 4]
+    np.testing.assert_allclose(instructions.run("w2", 1), grad, rtol=1e-12)
+    with pytest.raises(ValueError, match="unknown kind"):
+        instructions.run("w9", 1)

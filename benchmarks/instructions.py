@@ -1,0 +1,52 @@
+"""Fixed work for instruction counts: ``valgrind --tool=callgrind python -m benchmarks.instructions KIND N``.
+
+Wall-clock ratios on a shared machine move by ±10% between identical runs; callgrind's instruction
+counts do not. Count ``N`` steps and ``0`` steps and subtract (the difference is the steps alone,
+without Python's start-up and autobp's import), for two commits, to compare a small change:
+
+    for n in 0 200; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        python -m benchmarks.instructions eager $n 2>&1 | grep Collected; done
+
+Kinds: ``eager`` and ``taped`` are W1's [784, 30, 10] step on one mini-batch of 10 (the seed's
+``Network``, graph built every step or replayed from a tape); ``w2`` is W2's elementwise chain
+(50 ops of ``sin``/``* 0.9``/``+ 0.1``/``tanh`` on 10 elements, forward and backward).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+import autobp as ab
+from autobp.models import Network
+
+
+def run(kind: str, steps: int) -> np.ndarray:
+    """Do ``steps`` steps of ``kind``; returns the final weights (network) or gradient (chain)."""
+    rng = np.random.default_rng(0)
+    if kind in ("eager", "taped"):
+        x = rng.random((784, 10))
+        y = np.zeros((10, 10))
+        y[rng.integers(0, 10, 10), np.arange(10)] = 1.0
+        net = Network([784, 30, 10], rng=1, taped=kind == "taped")
+        for _ in range(steps):
+            net.update_mini_batch((x, y), 3.0)
+        return np.concatenate([w.data.ravel() for w in net.weights])
+    if kind == "w2":
+        x0 = rng.uniform(-1.0, 1.0, 10)
+        grad = np.zeros(10)
+        for _ in range(steps):
+            x = ab.tensor(x0, requires_grad=True)
+            z = x
+            for i in range(50):
+                z = [ab.sin, lambda t: t * 0.9, lambda t: t + 0.1, ab.tanh][i % 4](z)
+            (g,) = ab.grad(z.sum(), [x])
+            grad = g.data
+        return grad
+    raise ValueError(f"instructions: unknown kind {kind!r}; use eager, taped or w2")
+
+
+if __name__ == "__main__":
+    result = run(sys.argv[1], int(sys.argv[2]))
+    print(f"{sys.argv[1]} x{sys.argv[2]}: checksum {float(np.abs(result).sum()):.17g}")
