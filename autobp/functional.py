@@ -44,7 +44,9 @@ def _prepare(inputs: tuple[Tensor, ...], create_graph: bool, what: str) -> tuple
         if create_graph and x.requires_grad:
             prepared.append(_copy(x))  # stays connected to x, so results differentiate back to it
         else:
-            prepared.append(Tensor._wrap(x.data, requires_grad=True))
+            leaf = Tensor._wrap(x.data, requires_grad=True)
+            leaf._share_storage_with(x)  # one storage, one counter: func writing into x is seen
+            prepared.append(leaf)
     return tuple(prepared)
 
 

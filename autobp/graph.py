@@ -285,7 +285,19 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
         return tuple([_frozen(part, tensors) for part in value])
     elif isinstance(value, list):  # a list index, possibly nested
         return [_frozen(part, tensors) for part in value]
+    elif type(value) is slice and not all([_is_fixed(b) for b in (value.start, value.stop, value.step)]):
+        # A bound given as a Tensor or a 0-d array (x[i:j]) can change in place after the op: the
+        # vjp must scatter into the elements the forward read, so it keeps the bounds as ints.
+        return slice(*[_fixed(b) for b in (value.start, value.stop, value.step)])
     return value
+
+
+def _is_fixed(bound: Any) -> bool:
+    return not isinstance(bound, Tensor | np.ndarray)
+
+
+def _fixed(bound: Any) -> Any:
+    return operator.index(bound.data if isinstance(bound, Tensor) else bound) if not _is_fixed(bound) else bound
 
 
 def _freeze_kwargs(node: Node, kwargs: Mapping[str, Any]) -> None:

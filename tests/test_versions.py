@@ -211,3 +211,45 @@ def test_a_tape_sees_a_closure_written_through_a_view() -> None:
         np.testing.assert_array_equal(g.data, wanted.data)
         assert value.item() == want.item()
         scale[0:2].mul_(2.0)
+
+
+@pytest.mark.parametrize("bound", [lambda v: ab.tensor(v), lambda v: np.array(v)], ids=["Tensor", "0-d array"])
+def test_slice_bounds_changed_after_getitem_keep_the_gradient_of_the_slice_read(bound: Callable[[int], Any]) -> None:
+    # x[i:j] read elements 1 and 2; moving the bounds afterwards must not move the gradient.
+    x = ab.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    start, stop = bound(1), bound(3)
+    expected = np.zeros(4)
+    expected[1:3] = [1.0, 10.0]  # the slow obvious gradient of the slice as read
+    y = (x[start:stop] * ab.tensor([1.0, 10.0])).sum()
+    for b in (start, stop):
+        b[...] = b[...] - 1  # both bounds move left: x[0:2] now
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, expected)
+
+
+def test_functional_sees_func_writing_into_its_input_in_place() -> None:
+    # functional's leaf shares x's memory, so it shares x's counter: the write is caught.
+    x = ab.tensor([1.0, 2.0])
+
+    def func(t: ab.Tensor) -> ab.Tensor:
+        y = (t * t).sum()
+        x.mul_(2.0)  # x is a constant to the caller: allowed, and the saved t changes with it
+        return y
+
+    with pytest.raises(RuntimeError, match=STALE):
+        ab.functional.value_and_grad(func)(x)
+
+
+def test_a_tape_guards_a_closure_read_through_detach() -> None:
+    # c.detach() is a temporary Tensor; the tape must guard c itself, or the folded c * 2 goes stale.
+    scale = ab.tensor([1.0, 2.0, 3.0])
+    func = lambda w: (w * (scale.detach() * 2.0)).sum()  # noqa: E731
+    taped = ab.tape.value_and_grad(func)
+    for step in range(5):
+        w = np.array([1.0, -1.0, 0.5]) + step
+        value, g = taped(w)
+        want, wanted = ab.functional.value_and_grad(func)(ab.tensor(w))
+        assert value.item() == want.item()
+        np.testing.assert_array_equal(g.data, wanted.data)
+        if step == 2:
+            scale.mul_(10.0)

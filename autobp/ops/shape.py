@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from autobp.ops.indexing import getitem, scatter_add
-from autobp.ops.registry import Hints, composite, op
+from autobp.ops.registry import Hints, composite, describe, op
 from autobp.tensor import Tensor
 
 
@@ -303,6 +303,13 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0
     [0.0, 1.0, 1.0, 0.0, 0.0]
     """
     x = np.asarray(x)
+    if isinstance(constant_values, Tensor) and constant_values.requires_grad:
+        # A keyword gets no gradient: the fill value's would be lost without a word.
+        raise TypeError(
+            f"pad: constant_values is a Tensor that requires grad ({describe(constant_values)}); pad "
+            "differentiates x only. Pad with zeros and add the fill through an op, e.g. "
+            "ab.pad(x, w) + ab.pad(ab.zeros_like(x), w, constant_values=1.0) * value"
+        )
     if mode not in PAD_MODES:
         raise ValueError(f"pad: mode {mode!r} is not supported; use one of {PAD_MODES}")
     widths = pad_widths(pad_width, x.ndim)

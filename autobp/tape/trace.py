@@ -8,6 +8,7 @@ tape's sight: a read into Python (``bool()``, ``.item()``, ``.numpy()``: ``read`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -159,8 +160,18 @@ def _static_key(value: Any, position: int) -> Any:
         if math.isnan(value.real) or math.isnan(value.imag):
             raise StaticNaN
         return (kind, value.real.hex(), value.imag.hex())
-    if kind is tuple:
+    if isinstance(value, tuple):  # a namedtuple too: its fields are keyed as exactly as plain values
         return (kind, tuple([_static_key(v, position) for v in value]))
+    if isinstance(value, frozenset):
+        return (kind, frozenset([_static_key(v, position) for v in value]))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # == would merge Config(0.0) and Config(-0.0): key the fields one by one.
+        fields = tuple([_static_key(getattr(value, f.name), position) for f in dataclasses.fields(value)])
+        return (kind, _hashable(value, position), fields)
+    return (kind, _hashable(value, position))
+
+
+def _hashable(value: Any, position: int) -> Any:
     try:
         hash(value)
     except TypeError:
@@ -168,7 +179,7 @@ def _static_key(value: Any, position: int) -> Any:
             f"tape.value_and_grad: argument {position} ({describe(value)}) is static (not a Tensor or array), "
             "so it keys the tape and must be hashable; pass a tuple, or an array if its values change"
         ) from None
-    return (kind, value)
+    return value
 
 
 def inputs_and_signature(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
