@@ -253,3 +253,19 @@ def test_a_tape_guards_a_closure_read_through_detach() -> None:
         np.testing.assert_array_equal(g.data, wanted.data)
         if step == 2:
             scale.mul_(10.0)
+
+
+@pytest.mark.parametrize(
+    "no_op_view",
+    [lambda c: ab.squeeze(c), lambda c: ab.squeeze(c, axis=()), lambda c: ab.ops.sum_to(c, (2, 2))],
+    ids=["squeeze, no axis of size 1", "squeeze axis=()", "sum_to its own shape"],
+)
+def test_an_op_that_changes_nothing_still_shares_the_counter(no_op_view: Callable[[ab.Tensor], Any]) -> None:
+    # numpy hands such calls the input array itself; without a counter of its own storage the
+    # result would let a write into c go unseen by a graph that saved the result.
+    c = ab.tensor([[1.0, 2.0], [3.0, 4.0]])
+    x = ab.tensor(np.ones((2, 2)), requires_grad=True)
+    y = (x * no_op_view(c)).sum()
+    c.mul_(10.0)
+    with pytest.raises(RuntimeError, match=STALE):
+        y.backward()
