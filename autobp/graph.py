@@ -271,6 +271,16 @@ def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
         if isinstance(value, Tensor) and _owner(value.data) is owner:
             out._share_storage_with(value)
             return
+    for value in args:
+        if type(value) is np.ndarray and value.flags.writeable and _owner(value) is owner:
+            # A view of the caller's numpy array (ab.reshape(buffer, ...)), which has no counter: a
+            # graph saving the result would not see the caller refill the buffer. Copy, as record does.
+            copied = out.data.copy()
+            if out.grad_fn is not None:
+                out.grad_fn.out = copied
+                copied.setflags(write=False)
+            out.data = copied
+            return
 
 
 def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:

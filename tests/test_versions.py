@@ -132,6 +132,22 @@ def test_numpy_constants_are_copied_at_the_op() -> None:
     assert c[0] == 100.0  # the caller's array is theirs: never made read-only
 
 
+@pytest.mark.parametrize(
+    "view",
+    [lambda b: ab.reshape(b, (4,)), lambda b: ab.expand_dims(b, 0), lambda b: ab.getitem(b, slice(0, 2))],
+    ids=["reshape", "expand_dims", "getitem"],
+)
+def test_a_view_an_op_makes_of_a_numpy_buffer_is_a_copy(view: Callable[[np.ndarray], Any]) -> None:
+    # The prefetch pattern on a numpy buffer: refilling it must not change a graph that holds a view.
+    buffer = np.arange(4.0).reshape(2, 2)
+    expected = np.asarray(view(buffer.copy()).data).reshape(-1)  # the values the graph read
+    x = ab.tensor(np.ones(4), requires_grad=True)
+    y = (x * view(buffer).reshape(4)).sum()
+    buffer[...] = 100.0
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, expected)
+
+
 def test_writes_to_unrelated_storage_are_not_errors() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     c = ab.tensor([3.0, 4.0])
