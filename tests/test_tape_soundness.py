@@ -99,13 +99,14 @@ Pair = collections.namedtuple("Pair", "first")  # == merges Pair(0.0) and Pair(-
 class Frozen:
     first: float
 
+
 @pytest.mark.parametrize(
     "statics",
     [
         *[(1, True), (0.0, -0.0), (math.inf, -math.inf), (math.nan, math.nan), (2, 2.0), ((1, 2), (1.0, 2))],
         *[(Pair(0.0), Pair(-0.0)), (frozenset([0.0]), frozenset([-0.0])), (Frozen(0.0), Frozen(-0.0))],
     ],
-    ids=["1 vs True", "0.0 vs -0.0", "inf vs -inf", "nan", "2 vs 2.0", "tuples", "namedtuple", "frozenset", "dataclass"],
+    ids=["1 vs True", "0.0 vs -0.0", "inf vs -inf", "nan", "2 vs 2.0", "tuples", "namedtuple", "frozenset", "class"],
 )
 def test_static_arguments_are_keyed_by_type_and_exact_value(statics: tuple[Any, Any]) -> None:
     def func(x: ab.Tensor, p: Any) -> ab.Tensor:
