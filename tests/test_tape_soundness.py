@@ -172,6 +172,17 @@ def test_a_closed_over_index_tensor_and_a_detached_closure_are_guarded() -> None
             base.mul_(3.0)
 
 
+def test_a_closure_that_is_also_an_argument_runs_eagerly() -> None:
+    # Traced with the closure's own array as argument 1, then called on the same one (the tape counts
+    # as checked); a replay on another array would read it where func reads the closure.
+    scale = ab.tensor([1.0, 2.0, 3.0])
+    func = lambda w, x: (w * scale).sum() + (x * w).sum()  # noqa: E731
+    calls = [(np.ones(3), scale.data)] * 4 + [(np.ones(3), np.array([5.0, 6.0, 7.0]))]
+    taped = _check_calls(func, calls)
+    assert "same array as array argument 1" in next(iter(taped.eager_reasons.values()))
+    _check_calls(lambda w: (w * scale).sum(), [(scale,)] * 4 + [(ab.tensor([5.0, 6.0, 7.0]),)])
+
+
 # -- detach() and views --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "func",

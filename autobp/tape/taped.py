@@ -142,7 +142,7 @@ class Taped:
         wanted = wanted_leaves(self._positions, args, self.argnums)
         call_args = as_tensors(args, arrays, wanted)
         leaves = [arg for arg in call_args if isinstance(arg, Tensor)]
-        recorder = Recorder(arrays)
+        recorder = Recorder(arrays, leaves)
         mode = graph._mode
         mode.tape = recorder
         try:

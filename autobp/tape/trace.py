@@ -40,8 +40,11 @@ class Recorder:
     recorded result; anything else is a constant, kept by reference.
     """
 
-    def __init__(self, inputs: list[np.ndarray]) -> None:
+    def __init__(self, inputs: list[np.ndarray], arguments: list[Tensor] | None = None) -> None:
         self.n_inputs = len(inputs)
+        # The Tensors func receives for the inputs: another Tensor on an input's array (func closing
+        # over the Tensor it was also given) is no argument, and a replay could not tell the two apart.
+        self.arguments = arguments
         self.values: list[Any] = list(inputs)  # keeps every array alive, so no two share an id
         self.made_by: list[int | None] = [None] * len(inputs)  # the step that computes each slot
         self.slots: dict[int, int] = {id(array): k for k, array in enumerate(inputs)}
@@ -58,10 +61,24 @@ class Recorder:
             known = self.slots.get(id(array))
             if (known is None or not self.computed(known)) and type(value) is not WeakScalar:
                 self._guard_version(value)
+            elif known < self.n_inputs:
+                self._check_argument(value, known)
         else:
             array = value
             known = self.slots.get(id(array))
         return known if known is not None else self._add(array, None)
+
+    def _check_argument(self, tensor: Tensor, k: int) -> None:
+        """``tensor`` holds input ``k``'s array: fine if it is that argument or shares its storage
+        counter (its ``detach()``); else func closes over a Tensor it was also given, and runs eagerly."""
+        argument = None if self.arguments is None else self.arguments[k]
+        if argument is None or tensor is argument or (tensor._vc is not None and tensor._vc is argument._vc):
+            return
+        if self.untapeable is None:
+            self.untapeable = (
+                f"func reads a Tensor it does not take as an argument ({describe(tensor)}) that holds the "
+                f"same array as array argument {k}; a replay could not tell the two apart"
+            )
 
     def computed(self, k: int) -> bool:
         """Whether slot ``k`` is an input or an op's result (else a constant, kept by reference)."""
@@ -116,6 +133,8 @@ class Recorder:
             if type(tensor) is not WeakScalar:
                 self._guard_version(tensor)
             return
+        if k < self.n_inputs:
+            self._check_argument(tensor, k)
         if how in _TRUTH_READS:
             guard: Guard = ("truth", k, bool(tensor.data), how)
         elif how in _VALUE_READS:
