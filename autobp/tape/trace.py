@@ -61,7 +61,7 @@ class Recorder:
             known = self.slots.get(id(array))
             if (known is None or not self.computed(known)) and type(value) is not WeakScalar:
                 self._guard_version(value)
-            elif known < self.n_inputs:
+            elif known is not None and known < self.n_inputs:
                 self._check_argument(value, known)
         else:
             array = value
