@@ -185,3 +185,5 @@ def test_a_keyword_tensor_that_requires_grad_is_refused_not_dropped() -> None:
     padded = ab.pad(x, (1, 1)) + ab.pad(ab.zeros_like(x), (1, 1), constant_values=1.0) * value
     (padded**2).sum().backward()
     assert value.grad.item() == 2 * 2 * 3.0 and x.grad.tolist() == [2.0, 4.0]
+    with pytest.raises(TypeError, match="clip: a_min and a_max are numbers or arrays, not Tensors"):
+        x.clip(value, None)  # (numpy's own message named no argument)
