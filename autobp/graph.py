@@ -295,7 +295,7 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
         return tuple([_frozen(part, tensors) for part in value])
     elif isinstance(value, list):  # a list index, possibly nested
         return [_frozen(part, tensors) for part in value]
-    elif type(value) is slice and not all([_is_fixed(b) for b in (value.start, value.stop, value.step)]):
+    elif type(value) is slice and not (_is_fixed(value.start) and _is_fixed(value.stop) and _is_fixed(value.step)):
         # A bound given as a Tensor or a 0-d array (x[i:j]) can change in place after the op: the
         # vjp must scatter into the elements the forward read, so it keeps the bounds as ints.
         return slice(*[_fixed(b) for b in (value.start, value.stop, value.step)])
@@ -303,7 +303,7 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
 
 
 def _is_fixed(bound: Any) -> bool:
-    return not isinstance(bound, Tensor | np.ndarray)
+    return bound is None or type(bound) is int or not isinstance(bound, Tensor | np.ndarray)
 
 
 def _fixed(bound: Any) -> Any:
