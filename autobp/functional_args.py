@@ -43,7 +43,9 @@ def fresh_inputs(
             copied.requires_grad = copied.requires_grad or requires_grad  # a leaf unless x requires grad
             prepared.append(copied)
         else:
-            prepared.append(Tensor._wrap(x.data, requires_grad=requires_grad))
+            leaf = Tensor._wrap(x.data, requires_grad=requires_grad)
+            leaf._share_storage_with(x)  # one storage, one counter: func writing into x is seen
+            prepared.append(leaf)
     return tuple(prepared)
 
 

@@ -272,6 +272,16 @@ def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
         if isinstance(value, Tensor) and _owner(value.data) is owner:
             out._share_storage_with(value)
             return
+    for value in args:
+        if type(value) is np.ndarray and value.flags.writeable and _owner(value) is owner:
+            # A view of the caller's numpy array (ab.reshape(buffer, ...)), which has no counter: a
+            # graph saving the result would not see the caller refill the buffer. Copy, as record does.
+            copied = out.data.copy()
+            if out.grad_fn is not None:
+                out.grad_fn.out = copied
+                copied.setflags(write=False)
+            out.data = copied
+            return
 
 
 def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
@@ -286,7 +296,19 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
         return tuple([_frozen(part, tensors) for part in value])
     elif isinstance(value, list):  # a list index, possibly nested
         return [_frozen(part, tensors) for part in value]
+    elif type(value) is slice and not (_is_fixed(value.start) and _is_fixed(value.stop) and _is_fixed(value.step)):
+        # A bound given as a Tensor or a 0-d array (x[i:j]) can change in place after the op: the
+        # vjp must scatter into the elements the forward read, so it keeps the bounds as ints.
+        return slice(*[_fixed(b) for b in (value.start, value.stop, value.step)])
     return value
+
+
+def _is_fixed(bound: Any) -> bool:
+    return bound is None or type(bound) is int or not isinstance(bound, Tensor | np.ndarray)
+
+
+def _fixed(bound: Any) -> Any:
+    return operator.index(bound.data if isinstance(bound, Tensor) else bound) if not _is_fixed(bound) else bound
 
 
 def _freeze_kwargs(node: Node, kwargs: Mapping[str, Any]) -> None:

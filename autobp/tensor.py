@@ -252,6 +252,7 @@ class Tensor:
             detached = Tensor._wrap(view)
         else:
             detached = Tensor._wrap(self.data)
+            graph.note_detach(self, self.data)  # a tape guards self (the detached Tensor may be a temporary)
         detached._share_storage_with(self)  # one storage, one version counter (as in PyTorch)
         return detached
 

@@ -174,3 +174,16 @@ def test_second_order_with_an_unrelated_term(name: str, data: st.DataObject) -> 
     for p, h, c in zip(leaves, hv, weights, strict=True):
         assert p.grad is not None, f"{name}: a leaf lost its second-order gradient"
         np.testing.assert_allclose(p.grad.data, h + c, rtol=1e-9, atol=1e-9)
+
+
+def test_a_keyword_tensor_that_requires_grad_is_refused_not_dropped() -> None:
+    # pad's fill value is a keyword: no rule differentiates it, so its gradient would be lost.
+    x, value = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor(3.0, requires_grad=True)
+    with pytest.raises(TypeError, match="pad: constant_values is a Tensor that requires grad"):
+        ab.pad(x, (1, 1), constant_values=value)
+    # The spelling the error suggests differentiates both; d/dv sum(pad(x, v)^2) = 2 v per padded cell.
+    padded = ab.pad(x, (1, 1)) + ab.pad(ab.zeros_like(x), (1, 1), constant_values=1.0) * value
+    (padded**2).sum().backward()
+    assert value.grad.item() == 2 * 2 * 3.0 and x.grad.tolist() == [2.0, 4.0]
+    with pytest.raises(TypeError, match="clip: a_min and a_max are numbers or arrays, not Tensors"):
+        x.clip(value, None)  # (numpy's own message named no argument)

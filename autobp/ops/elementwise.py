@@ -242,7 +242,15 @@ def clip(x: Any, a_min: Any = None, a_max: Any = None) -> np.ndarray:
     """
     if a_min is None and a_max is None:
         return np.array(x, copy=True)
-    return np.clip(x, a_min, a_max)
+    try:
+        return np.clip(x, a_min, a_max)
+    except TypeError:
+        if isinstance(a_min, Tensor) or isinstance(a_max, Tensor):  # keywords get no gradient
+            raise TypeError(
+                "clip: a_min and a_max are numbers or arrays, not Tensors; for Tensor bounds use "
+                "ab.minimum(ab.maximum(x, a_min), a_max), which differentiates the bounds too"
+            ) from None
+        raise
 
 
 def _clip_dx(grad: Tensor, out: Tensor, x: Tensor, a_min: Any = None, a_max: Any = None) -> Tensor:

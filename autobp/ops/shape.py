@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from autobp.ops.indexing import getitem, scatter_add
-from autobp.ops.registry import Hints, composite, op
+from autobp.ops.registry import Hints, composite, describe, op
 from autobp.tensor import Tensor
 
 
@@ -49,7 +49,8 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
         x = np.asarray(x)
     shape = shape if type(shape) is tuple else tuple(shape)
     axes = _summed_axes(x.shape, shape)
-    summed = np.add.reduce(x, axes, keepdims=True) if axes else x  # x.sum(...) without its wrapper
+    # x.sum(...) without its wrapper; never x itself, which would share x's memory but not its version counter
+    summed = np.add.reduce(x, axes, keepdims=True) if axes else x.view()
     return summed if summed.shape == shape else summed.reshape(shape)
 
 
@@ -145,12 +146,14 @@ def squeeze(x: Any, axis: Any = None) -> np.ndarray:
     """
     x = np.asarray(x)
     if axis is None:
-        return np.squeeze(x)
+        # numpy returns x itself when no axis has size 1: a view instead, so that the result shares
+        # x's version counter (the registry shares it with views only) and in-place writes are seen
+        return np.squeeze(x.view())
     axes = normalize_axes(axis, x.ndim, "squeeze")
     for a in axes:
         if x.shape[a] != 1:
             raise ValueError(f"squeeze: cannot squeeze axis {a} of shape {x.shape}: its size is {x.shape[a]}, not 1")
-    return np.squeeze(x, axis=axes)
+    return np.squeeze(x.view(), axis=axes)
 
 
 squeeze.defvjp(lambda grad, out, x, axis=None: grad.reshape(x.shape), plain_arrays=True)  # same values, old shape
@@ -304,6 +307,13 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0
     [0.0, 1.0, 1.0, 0.0, 0.0]
     """
     x = np.asarray(x)
+    if isinstance(constant_values, Tensor) and constant_values.requires_grad:
+        # A keyword gets no gradient: the fill value's would be lost without a word.
+        raise TypeError(
+            f"pad: constant_values is a Tensor that requires grad ({describe(constant_values)}); pad "
+            "differentiates x only. Pad with zeros and add the fill through an op, e.g. "
+            "ab.pad(x, w) + ab.pad(ab.zeros_like(x), w, constant_values=1.0) * value"
+        )
     if mode not in PAD_MODES:
         raise ValueError(f"pad: mode {mode!r} is not supported; use one of {PAD_MODES}")
     widths = pad_widths(pad_width, x.ndim)

@@ -112,8 +112,8 @@ class Taped:
             entry.eager = f"its guards failed on {MAX_TRACES} traces ({_why_missed(entry.tapes[0])})"
             self._ready.pop(signature, None)
             return self._eager(args, arrays)
+        traced, reason = self._trace(args, arrays)  # raises as eager does (a bad value): no trace counted
         entry.traces += 1
-        traced, reason = self._trace(args, arrays)
         result = traced.run(arrays) if traced is not None else None
         if traced is None or result is None or not self._compare(args, arrays, result, raise_error=False):
             entry.eager = reason or "its replay on the traced values differs from running it"
@@ -142,7 +142,7 @@ class Taped:
         wanted = wanted_leaves(self._positions, args, self.argnums)
         call_args = as_tensors(args, arrays, wanted)
         leaves = [arg for arg in call_args if isinstance(arg, Tensor)]
-        recorder = Recorder(arrays)
+        recorder = Recorder(arrays, leaves)
         mode = graph._mode
         mode.tape = recorder
         try:
@@ -151,7 +151,12 @@ class Taped:
                 if not isinstance(loss, Tensor) or loss.size != 1:
                     shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
                     raise TypeError(f"tape.value_and_grad: func must return a scalar Tensor, got {shown}")
-                found = engine.grad(loss, [leaves[k] for k in wanted], create_graph=True, allow_unused=True)
+                # A value that depends on no differentiated argument has no graph: zero gradients.
+                found = (
+                    engine.grad(loss, [leaves[k] for k in wanted], create_graph=True, allow_unused=True)
+                    if loss.requires_grad
+                    else [None] * len(wanted)
+                )
         finally:
             mode.tape = None
         if recorder.untapeable is not None:

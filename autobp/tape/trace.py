@@ -8,6 +8,7 @@ tape's sight: a read into Python (``bool()``, ``.item()``, ``.numpy()``: ``read`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,8 +40,11 @@ class Recorder:
     recorded result; anything else is a constant, kept by reference.
     """
 
-    def __init__(self, inputs: list[np.ndarray]) -> None:
+    def __init__(self, inputs: list[np.ndarray], arguments: list[Tensor] | None = None) -> None:
         self.n_inputs = len(inputs)
+        # The Tensors func receives for the inputs: another Tensor on an input's array (func closing
+        # over the Tensor it was also given) is no argument, and a replay could not tell the two apart.
+        self.arguments = arguments
         self.values: list[Any] = list(inputs)  # keeps every array alive, so no two share an id
         self.made_by: list[int | None] = [None] * len(inputs)  # the step that computes each slot
         self.slots: dict[int, int] = {id(array): k for k, array in enumerate(inputs)}
@@ -57,10 +61,24 @@ class Recorder:
             known = self.slots.get(id(array))
             if (known is None or not self.computed(known)) and type(value) is not WeakScalar:
                 self._guard_version(value)
+            elif known is not None and known < self.n_inputs:
+                self._check_argument(value, known)
         else:
             array = value
             known = self.slots.get(id(array))
         return known if known is not None else self._add(array, None)
+
+    def _check_argument(self, tensor: Tensor, k: int) -> None:
+        """``tensor`` holds input ``k``'s array: fine if it is that argument or shares its storage
+        counter (its ``detach()``); else func closes over a Tensor it was also given, and runs eagerly."""
+        argument = None if self.arguments is None else self.arguments[k]
+        if argument is None or tensor is argument or (tensor._vc is not None and tensor._vc is argument._vc):
+            return
+        if self.untapeable is None:
+            self.untapeable = (
+                f"func reads a Tensor it does not take as an argument ({describe(tensor)}) that holds the "
+                f"same array as array argument {k}; a replay could not tell the two apart"
+            )
 
     def computed(self, k: int) -> bool:
         """Whether slot ``k`` is an input or an op's result (else a constant, kept by reference)."""
@@ -115,6 +133,8 @@ class Recorder:
             if type(tensor) is not WeakScalar:
                 self._guard_version(tensor)
             return
+        if k < self.n_inputs:
+            self._check_argument(tensor, k)
         if how in _TRUTH_READS:
             guard: Guard = ("truth", k, bool(tensor.data), how)
         elif how in _VALUE_READS:
@@ -159,8 +179,18 @@ def _static_key(value: Any, position: int) -> Any:
         if math.isnan(value.real) or math.isnan(value.imag):
             raise StaticNaN
         return (kind, value.real.hex(), value.imag.hex())
-    if kind is tuple:
+    if isinstance(value, tuple):  # a namedtuple too: its fields are keyed as exactly as plain values
         return (kind, tuple([_static_key(v, position) for v in value]))
+    if isinstance(value, frozenset):
+        return (kind, frozenset([_static_key(v, position) for v in value]))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # == would merge Config(0.0) and Config(-0.0): key the fields one by one.
+        fields = tuple([_static_key(getattr(value, f.name), position) for f in dataclasses.fields(value)])
+        return (kind, _hashable(value, position), fields)
+    return (kind, _hashable(value, position))
+
+
+def _hashable(value: Any, position: int) -> Any:
     try:
         hash(value)
     except TypeError:
@@ -168,7 +198,7 @@ def _static_key(value: Any, position: int) -> Any:
             f"tape.value_and_grad: argument {position} ({describe(value)}) is static (not a Tensor or array), "
             "so it keys the tape and must be hashable; pass a tuple, or an array if its values change"
         ) from None
-    return (kind, value)
+    return value
 
 
 def inputs_and_signature(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
