@@ -109,3 +109,9 @@ def test_valid_spellings_are_accepted_by_layer_and_op(stride: Any, padding: Any)
     out = layer(ab.randn(1, 2, 6, 7, rng=1))
     assert out.shape == (1, 3, (6 + 2 * ph - 3) // sh + 1, (7 + 2 * pw - 2) // sw + 1)
     assert nn.MaxPool2d(2, stride, padding)(out).shape[:2] == (1, 3)
+
+
+@pytest.mark.parametrize("sizes", [(0, 2), (2, 0), (-1, 2), (2.0, 2), (True, 2)])
+def test_linear_sizes_are_checked_where_the_layer_is_built(sizes: tuple[object, object]) -> None:
+    with pytest.raises(ValueError, match=r"Linear: (in|out)_features must be a positive int"):
+        ab.nn.Linear(*sizes)  # type: ignore[arg-type]

@@ -40,6 +40,13 @@ def _default_init(weight: Parameter, bias: Parameter | None, rng: np.random.Gene
         init.uniform_(bias, -bound, bound, rng=rng)
 
 
+def _positive_counts(layer: str, **counts: Any) -> None:
+    """Checked where a layer is built, so a bad layer fails there, not at its first call."""
+    for what, count in counts.items():
+        if not isinstance(count, int | np.integer) or isinstance(count, bool) or count < 1:
+            raise ValueError(f"{layer}: {what} must be a positive int, got {what}={count!r}")
+
+
 class Linear(Module):
     """``y = x @ weight.T + bias``, weight initialized as PyTorch does (seeded by ``rng``).
 
@@ -54,6 +61,7 @@ class Linear(Module):
         self, in_features: int, out_features: int, bias: bool = True, rng: Rng = None, dtype: Any = np.float64
     ) -> None:
         super().__init__()
+        _positive_counts("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.zeros((out_features, in_features), dtype=dtype))
         self.register_parameter("bias", Parameter(np.zeros(out_features, dtype=dtype)) if bias else None)
@@ -86,10 +94,7 @@ class Conv2d(Module):
         dtype: Any = np.float64,
     ) -> None:
         super().__init__()
-        # Checked here, so a bad layer fails where it is built, not at its first call.
-        for what, count in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(count, int | np.integer) or isinstance(count, bool) or count < 1:
-                raise ValueError(f"Conv2d: {what} must be a positive int, got {what}={count!r}")
+        _positive_counts("Conv2d", in_channels=in_channels, out_channels=out_channels)
         kh, kw = int_pair(kernel_size, "Conv2d", "kernel_size", 1)
         int_pair(stride, "Conv2d", "stride", 1)
         int_pair(padding, "Conv2d", "padding", 0)
