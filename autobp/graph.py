@@ -7,6 +7,7 @@ keyword arguments and its output array. ``autobp.engine`` walks these nodes back
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 import threading
 from collections.abc import Callable, Mapping
@@ -140,8 +141,26 @@ class set_grad_enabled:
             del self.previous[thread]
 
     def __call__(self, function: Decorated) -> Decorated:
-        """Decorate ``function``: every call runs inside a manager of its own."""
+        """Decorate ``function``: every call runs inside a manager of its own.
+
+        A generator function runs each of its steps in the mode (the caller's mode between steps).
+        """
         mode = self.mode
+        if inspect.isgeneratorfunction(function):
+
+            @functools.wraps(function)
+            def generator_with_grad_mode(*args: Any, **kwargs: Any) -> Any:
+                steps = function(*args, **kwargs)
+                sent = None
+                while True:
+                    with set_grad_enabled(mode):
+                        try:
+                            value = steps.send(sent)
+                        except StopIteration as stop:
+                            return stop.value
+                    sent = yield value
+
+            return cast(Decorated, generator_with_grad_mode)
 
         @functools.wraps(function)
         def with_grad_mode(*args: Any, **kwargs: Any) -> Any:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 
 import autobp as ab
 from autobp import optim
@@ -206,3 +207,19 @@ def test_the_decorator_keeps_the_function_name_and_result() -> None:
     out = double(ab.tensor([1.0], requires_grad=True))
     assert (double.__name__, double.__doc__) == ("double", "Twice x.")
     assert not out.requires_grad and out.item() == 2.0
+
+
+def test_a_decorated_generator_runs_each_step_in_the_mode() -> None:
+    @ab.no_grad()
+    def modes() -> Any:
+        received = yield ab.is_grad_enabled()
+        yield (received, ab.is_grad_enabled())
+        return "done"
+
+    steps = modes()
+    assert next(steps) is False
+    assert ab.is_grad_enabled()  # the caller's mode between steps
+    assert steps.send("x") == ("x", False)
+    with pytest.raises(StopIteration) as stop:
+        next(steps)
+    assert stop.value.value == "done"
