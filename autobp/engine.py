@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from autobp import graph
-from autobp.graph import Node, set_grad_enabled
+from autobp.graph import Node
 from autobp.tensor import Tensor
 
 __all__ = ["backward", "grad"]
@@ -78,7 +78,7 @@ def _check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
         for tensor, saved in rare.kwarg_versions:
             if tensor._version != saved:
                 raise _modified("a tensor it read from its keywords (an index, say)", node, tensor, saved)
-    versions = None if rare is None else rare.versions
+    versions = node.versions
     if versions is None and not any([isinstance(v, Tensor) and v._version for v in inputs]):
         return  # nothing was modified before or after the op: the usual case, checked quickly
     for i, tensor in enumerate(inputs):
@@ -140,9 +140,9 @@ def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: An
     """``_vjps`` for a node of one or two inputs whose rules take plain arrays (first order)."""
     out, kwargs = node.out, node.kwargs
     try:
-        # Checked only when something was ever written in place (a counter exists) or the node has
-        # saved versions (in its rare part, with keyword Tensors): the usual node pays one attribute read.
-        check = node._rare is not None
+        # Checked only when something was ever written in place (a counter exists), or the node saved
+        # versions or read keyword Tensors (in its rare part): the usual node pays two attribute reads.
+        check = node.versions is not None or node._rare is not None
         if len(inputs) == 1:
             x = inputs[0]  # the only input of a recorded node requires grad
             if check or x._vc is not None:
@@ -166,6 +166,25 @@ def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: An
     except Exception as error:
         _explain_in_anomaly_mode(node, error)
         raise
+
+
+class _modes:
+    """While active, grad mode is ``enabled`` and array mode ``arrays`` (for one walk).
+
+    Sets and restores the thread's modes itself: ``set_grad_enabled`` keeps per-thread stacks for
+    managers that user code shares, and every backward pays for two (W1's fixed cost per step).
+    """
+
+    def __init__(self, enabled: bool, arrays: bool) -> None:
+        self.enabled, self.arrays = enabled, arrays
+
+    def __enter__(self) -> None:
+        mode = graph._mode
+        self.previous = mode.enabled, mode.arrays
+        mode.enabled, mode.arrays = self.enabled, self.arrays
+
+    def __exit__(self, *exc: object) -> None:
+        graph._mode.enabled, graph._mode.arrays = self.previous
 
 
 class _plain_arrays:
@@ -211,7 +230,7 @@ def _walk(
     plain = not create_graph
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
     # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
-    with set_grad_enabled(create_graph), _plain_arrays(not create_graph), np.errstate(all="ignore"):
+    with _modes(create_graph, not create_graph), np.errstate(all="ignore"):
         while ready:
             vertex = ready.pop()
             g = grads.pop(vertex, None)
@@ -269,7 +288,7 @@ def _walk(
                 consumers[target] = remaining
                 if not remaining:
                     ready.append(target)
-    with set_grad_enabled(create_graph):
+    with _modes(create_graph, False):
         # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
         for leaf, g in leaves:
             _accumulate(leaf, g if create_graph else Tensor._wrap(g))
@@ -341,8 +360,6 @@ def _accumulate(leaf: Tensor, g: Tensor) -> None:
 
 
 def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, what: str) -> list[Tensor]:
-    from autobp.creation import ones_like
-
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     if len(grad_outputs) != len(outputs):
@@ -362,7 +379,7 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
                     f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
                     "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
                 )
-            g = ones_like(out)
+            g = Tensor._wrap(np.ones_like(out.data))
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype)
         if g.shape != out.shape:

@@ -176,10 +176,9 @@ class _Rare:
     """The fields few nodes use, kept out of ``Node`` so that the usual node is small and cheap to
     make (W4 measures bytes per node, W2 the cost of recording one)."""
 
-    __slots__ = ("versions", "kwarg_versions", "hooks", "retained", "trace")
+    __slots__ = ("kwarg_versions", "hooks", "retained", "trace")
 
     def __init__(self) -> None:
-        self.versions: tuple[int, ...] | None = None
         self.kwarg_versions: tuple[tuple[Tensor, int], ...] | None = None
         self.hooks: list[Callable[[Tensor], Tensor | None]] | None = None
         self.retained: Any = None
@@ -212,16 +211,15 @@ class Node:
     chain of ``y * 2.0`` costs no Tensor per constant. ``release`` drops inputs and output
     once backward has used them.
 
-    What few nodes need (saved versions after in-place writes, hooks, retain_grad, anomaly
-    traces) lives in one optional part, ``_rare``: None for the usual node, so that the engine
-    tells the usual node by one attribute read.
+    ``versions`` are the inputs' versions when the op ran, to catch in-place changes before
+    backward; None when all were 0 (no tuple). Every node that reads a trained parameter has them
+    (an optimizer step bumps its version), so they are a slot. What few nodes need (keyword
+    Tensors' versions, hooks, retain_grad, anomaly traces) lives in one optional part, ``_rare``:
+    None for the usual node, so that the engine tells the usual node by one attribute read.
     """
 
-    __slots__ = ("op", "_inputs", "kwargs", "out", "_rare", "__weakref__")
+    __slots__ = ("op", "_inputs", "kwargs", "out", "versions", "_rare", "__weakref__")
 
-    versions = _rare_field(
-        "versions", "The inputs' versions when the op ran; None when all were 0, the common case (no tuple)."
-    )
     kwarg_versions = _rare_field(
         "kwarg_versions",
         "Tensors the op read from its keywords (an index, say) with their versions: the vjp reads them "
@@ -235,6 +233,7 @@ class Node:
     _inputs: tuple[Any, ...] | None
     kwargs: Mapping[str, Any]
     out: Any
+    versions: tuple[int, ...] | None
     _rare: _Rare | None
 
     def __init__(self) -> None:
@@ -363,9 +362,9 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     node._inputs = saved
     node.kwargs = kwargs or NO_KWARGS
     node.out = out.data
+    # The versions to check before backward; a node whose inputs are all at version 0 keeps none.
+    node.versions = tuple([v._version if isinstance(v, Tensor) else 0 for v in saved]) if versioned else None
     node._rare = None
-    if versioned:  # the versions to check before backward; a node whose inputs are all at 0 keeps none
-        node.versions = tuple([v._version if isinstance(v, Tensor) else 0 for v in saved])
     if kwargs and _mode.tape is None:
         _freeze_kwargs(node, kwargs)
     if _anomaly_hook is not None:
