@@ -379,7 +379,7 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
                     f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
                     "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
                 )
-            g = Tensor._wrap(np.ones_like(out.data))
+            g = Tensor._wrap(np.ones(out.data.shape, out.data.dtype))  # (np.ones_like: a Python call more)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype)
         if g.shape != out.shape:
@@ -439,7 +439,7 @@ def grad(
                 f"grad: input {describe_tensor(t)} was not used to compute the outputs; "
                 "pass allow_unused=True to get None for it"
             )
-        results.append(g if g is None or create_graph else g.detach())
+        results.append(g)  # first order: a fresh Tensor of _walk's, on no graph
     return tuple(results)
 
 
