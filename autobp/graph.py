@@ -348,16 +348,16 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
             if saved is args and _mode.tape is None and value.flags.writeable:
                 saved = _copy_arrays(args)
     # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
-    out = _new_node(Tensor)
+    out = _new_object(Tensor)
     out.data = result if type(result) is np.ndarray else np.asarray(result)
     out.requires_grad = True
     out.grad = None
     out.name = None
     out._vc = None
     out._hooks = None
-    # The node saves the Tensor's own array (numpy scalars become 0-d arrays in _wrap): one object
+    # The node saves the Tensor's own array (numpy scalars become 0-d arrays above): one object
     # for the output wherever it is used, which a tape recognises by identity (autobp.tape).
-    node = out.grad_fn = _new_node(Node)
+    node = out.grad_fn = _new_object(Node)
     node.op = opdef
     node._inputs = saved
     node.kwargs = kwargs or NO_KWARGS
@@ -374,7 +374,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     return out
 
 
-_new_node = object.__new__
+_new_object = object.__new__  # an instance with no slot set: record() fills them
 
 # Set by autobp.anomaly while detect_anomaly() is active; None keeps recording free of its cost.
 _anomaly_hook: Callable[[Node], None] | None = None
