@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from autobp import graph
-from autobp.graph import Node, set_grad_enabled
+from autobp.graph import Node
 from autobp.tensor import Tensor
 
 __all__ = ["backward", "grad"]
@@ -43,7 +43,7 @@ def _count_consumers(roots: Sequence[Vertex]) -> dict[Vertex, int]:
     # Vertices key the dicts by identity: Tensor hashes by id and live objects never share one.
     consumers: dict[Vertex, int] = {}
     stack = [v for v in roots if type(v) is Node]
-    seen = set(stack)
+    started = set(stack)  # the roots, walked from the start
     while stack:
         node = stack.pop()
         inputs = node._inputs
@@ -54,9 +54,11 @@ def _count_consumers(roots: Sequence[Vertex]) -> dict[Vertex, int]:
                 continue
             parent = value.grad_fn
             vertex: Vertex = parent or value
-            consumers[vertex] = consumers.get(vertex, 0) + 1
-            if parent is not None and parent not in seen:
-                seen.add(parent)
+            count = consumers.get(vertex, 0)
+            consumers[vertex] = count + 1
+            # A node is walked when its first consumer is found: the counts double as the set of
+            # nodes seen, so a million-node graph needs no second table (W4's bytes per node).
+            if not count and parent is not None and parent not in started:
                 stack.append(parent)
     return consumers
 
@@ -71,8 +73,9 @@ def _modified(what: str, node: Node, tensor: Tensor, saved: int) -> RuntimeError
 
 def _check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
     """Raise if a tensor the node saved (an input, or a Tensor in its keywords) changed since."""
-    if node.kwarg_versions is not None:
-        for tensor, saved in node.kwarg_versions:
+    rare = node._rare
+    if rare is not None and rare.kwarg_versions is not None:
+        for tensor, saved in rare.kwarg_versions:
             if tensor._version != saved:
                 raise _modified("a tensor it read from its keywords (an index, say)", node, tensor, saved)
     versions = node.versions
@@ -137,19 +140,25 @@ def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: An
     """``_vjps`` for a node of one or two inputs whose rules take plain arrays (first order)."""
     out, kwargs = node.out, node.kwargs
     try:
-        # Checked only when something was ever written in place (a counter exists) or the op read Tensors
-        # from its keywords: the usual node pays two attribute reads.
-        check = node.versions is not None or node.kwarg_versions is not None
+        # Checked only when something was ever written in place (a counter exists), or the node saved
+        # versions or read keyword Tensors (in its rare part): the usual node pays two attribute reads.
+        check = node.versions is not None or node._rare is not None
         if len(inputs) == 1:
             x = inputs[0]  # the only input of a recorded node requires grad
             if check or x._vc is not None:
                 _check_versions(node, inputs)
-            return (rules[0](g, out, x.data, **kwargs),)
+            # (a call with `**` misses the interpreter's inlined call of a Python function: only when needed)
+            return (rules[0](g, out, x.data, **kwargs) if kwargs else rules[0](g, out, x.data),)
         x, y = inputs
         x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
         if check or (x_is and x._vc is not None) or (y_is and y._vc is not None):
             _check_versions(node, inputs)
         xa, ya = (x.data if x_is else x), (y.data if y_is else y)
+        if not kwargs:
+            return (
+                rules[0](g, out, xa, ya) if x_is and x.requires_grad else None,
+                rules[1](g, out, xa, ya) if y_is and y.requires_grad else None,
+            )
         return (
             rules[0](g, out, xa, ya, **kwargs) if x_is and x.requires_grad else None,
             rules[1](g, out, xa, ya, **kwargs) if y_is and y.requires_grad else None,
@@ -157,6 +166,25 @@ def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: An
     except Exception as error:
         _explain_in_anomaly_mode(node, error)
         raise
+
+
+class _modes:
+    """While active, grad mode is ``enabled`` and array mode ``arrays`` (for one walk).
+
+    Sets and restores the thread's modes itself: ``set_grad_enabled`` keeps per-thread stacks for
+    managers that user code shares, and every backward pays for two (W1's fixed cost per step).
+    """
+
+    def __init__(self, enabled: bool, arrays: bool) -> None:
+        self.enabled, self.arrays = enabled, arrays
+
+    def __enter__(self) -> None:
+        mode = graph._mode
+        self.previous = mode.enabled, mode.arrays
+        mode.enabled, mode.arrays = self.enabled, self.arrays
+
+    def __exit__(self, *exc: object) -> None:
+        graph._mode.enabled, graph._mode.arrays = self.previous
 
 
 class _plain_arrays:
@@ -202,7 +230,7 @@ def _walk(
     plain = not create_graph
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
     # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
-    with set_grad_enabled(create_graph), _plain_arrays(not create_graph), np.errstate(all="ignore"):
+    with _modes(create_graph, not create_graph), np.errstate(all="ignore"):
         while ready:
             vertex = ready.pop()
             g = grads.pop(vertex, None)
@@ -224,7 +252,7 @@ def _walk(
                 elif vertex in wanted:
                     found[vertex] = g
                 continue
-            if vertex.hooks or vertex.retained is not None:
+            if vertex._rare is not None:  # hooks or retain_grad, perhaps
                 g = _run_node_hooks(vertex, g, create_graph, retain=wanted is None)
             if wanted is not None and vertex in wanted:
                 found[vertex] = g
@@ -248,7 +276,8 @@ def _walk(
                     # The engine, not each rule, sums a broadcast gradient back to the input's shape.
                     if input_grad.shape != tensor.data.shape:
                         input_grad = sum_to(input_grad, tensor.data.shape)
-                    if input_grad.dtype != tensor.data.dtype:
+                    # (`is` first: numpy's builtin dtypes are singletons, and `!=` on dtypes is slow)
+                    if input_grad.dtype is not tensor.data.dtype and input_grad.dtype != tensor.data.dtype:
                         input_grad = input_grad.astype(tensor.data.dtype)
                     if anomaly:
                         from autobp.anomaly import check_backward
@@ -259,7 +288,7 @@ def _walk(
                 consumers[target] = remaining
                 if not remaining:
                     ready.append(target)
-    with set_grad_enabled(create_graph):
+    with _modes(create_graph, False):
         # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
         for leaf, g in leaves:
             _accumulate(leaf, g if create_graph else Tensor._wrap(g))
@@ -331,8 +360,6 @@ def _accumulate(leaf: Tensor, g: Tensor) -> None:
 
 
 def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, what: str) -> list[Tensor]:
-    from autobp.creation import ones_like
-
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     if len(grad_outputs) != len(outputs):
@@ -352,7 +379,7 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
                     f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
                     "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
                 )
-            g = ones_like(out)
+            g = Tensor._wrap(np.ones(out.data.shape, out.data.dtype))  # (np.ones_like: a Python call more)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype)
         if g.shape != out.shape:
@@ -412,7 +439,7 @@ def grad(
                 f"grad: input {describe_tensor(t)} was not used to compute the outputs; "
                 "pass allow_unused=True to get None for it"
             )
-        results.append(g if g is None or create_graph else g.detach())
+        results.append(g)  # first order: a fresh Tensor of _walk's, on no graph
     return tuple(results)
 
 

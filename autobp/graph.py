@@ -192,6 +192,37 @@ class enable_grad(set_grad_enabled):
         super().__init__(True)
 
 
+class _Rare:
+    """The fields few nodes use, kept out of ``Node`` so that the usual node is small and cheap to
+    make (W4 measures bytes per node, W2 the cost of recording one)."""
+
+    __slots__ = ("kwarg_versions", "hooks", "retained", "trace")
+
+    def __init__(self) -> None:
+        self.kwarg_versions: tuple[tuple[Tensor, int], ...] | None = None
+        self.hooks: list[Callable[[Tensor], Tensor | None]] | None = None
+        self.retained: Any = None
+        self.trace: Any = None
+
+
+def _rare_field(name: str, doc: str) -> Any:
+    """A Node attribute stored on its ``_rare`` part: reads give None until first set."""
+
+    def get(node: Node) -> Any:
+        rare = node._rare
+        return None if rare is None else getattr(rare, name)
+
+    def set_(node: Node, value: Any) -> None:
+        rare = node._rare
+        if rare is None:
+            if value is None:
+                return  # None is what a node without the part reads already
+            rare = node._rare = _Rare()
+        setattr(rare, name, value)
+
+    return property(get, set_, doc=doc)
+
+
 class Node:
     """One recorded op application: the ``grad_fn`` of the Tensor it produced.
 
@@ -199,39 +230,36 @@ class Node:
     float, an array) are kept as they came and become Tensors only when asked for, so a long
     chain of ``y * 2.0`` costs no Tensor per constant. ``release`` drops inputs and output
     once backward has used them.
+
+    ``versions`` are the inputs' versions when the op ran, to catch in-place changes before
+    backward; None when all were 0 (no tuple). Every node that reads a trained parameter has them
+    (an optimizer step bumps its version), so they are a slot. What few nodes need (keyword
+    Tensors' versions, hooks, retain_grad, anomaly traces) lives in one optional part, ``_rare``:
+    None for the usual node, so that the engine tells the usual node by one attribute read.
     """
 
-    __slots__ = (
-        "op",
-        "_inputs",
-        "kwargs",
-        "out",
-        "versions",
-        "kwarg_versions",
-        "hooks",
-        "retained",
-        "trace",
-        "__weakref__",
-    )
+    __slots__ = ("op", "_inputs", "kwargs", "out", "versions", "_rare", "__weakref__")
 
-    def __init__(self, opdef: OpDef, inputs: tuple[Any, ...], kwargs: Mapping[str, Any], out: Any) -> None:
-        self.op = opdef
-        self._inputs: tuple[Any, ...] | None = inputs
-        self.kwargs = kwargs
-        self.out = out
-        # The inputs' versions, to catch in-place changes before backward; None when all are 0,
-        # the common case, which then costs no tuple.
-        self.versions: tuple[int, ...] | None = None
-        for value in inputs:
-            if isinstance(value, Tensor) and value._vc is not None and value._vc[0]:
-                self.versions = tuple([v._version if isinstance(v, Tensor) else 0 for v in inputs])
-                break
-        # Tensors the op reads from its keywords (an index Tensor, say) and their versions: the
-        # vjp reads them again, so an in-place change after the op must be caught as well.
-        self.kwarg_versions: tuple[tuple[Tensor, int], ...] | None = None
-        self.hooks: list[Callable[[Tensor], Tensor | None]] | None = None
-        self.retained: Any = None  # weakref to a non-leaf Tensor whose .grad is kept (retain_grad)
-        self.trace: Any = None  # the forward's user stack, recorded in anomaly mode
+    kwarg_versions = _rare_field(
+        "kwarg_versions",
+        "Tensors the op read from its keywords (an index, say) with their versions: the vjp reads them "
+        "again, so an in-place change after the op must be caught as well.",
+    )
+    hooks = _rare_field("hooks", "Gradient hooks of the output (autobp.hooks); None when there are none.")
+    retained = _rare_field("retained", "A weakref to the non-leaf output whose .grad is kept (retain_grad).")
+    trace = _rare_field("trace", "The forward's user stack, recorded in anomaly mode.")
+
+    op: OpDef
+    _inputs: tuple[Any, ...] | None
+    kwargs: Mapping[str, Any]
+    out: Any
+    versions: tuple[int, ...] | None
+    _rare: _Rare | None
+
+    def __init__(self) -> None:
+        # record() makes every node and fills its slots itself: a constructor call costs a Python
+        # frame per recorded op (W2, W4), and record already loops over the inputs.
+        raise TypeError("Node: nodes are made by autobp.graph.record when an op runs on Tensors")
 
     @property
     def inputs(self) -> tuple[Tensor, ...] | None:
@@ -349,19 +377,36 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     its inputs by identity).
     """
     saved = args
+    versioned = False  # whether an input's storage was ever written in place
     for value in args:
         if isinstance(value, Tensor):
             if value.data is result:  # an op returned its input: freeze a view, never the input itself
                 result = result.view()
+            if value._vc is not None and value._vc[0]:
+                versioned = True
         elif type(value) is np.ndarray:
             if value is result:
                 result = result.view()
             if saved is args and _mode.tape is None and value.flags.writeable:
                 saved = _copy_arrays(args)
-    out = Tensor._wrap(result, True)
-    # The node saves the Tensor's own array (numpy scalars become 0-d arrays in _wrap): one object
+    # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
+    out = _new_object(Tensor)
+    out.data = result if type(result) is np.ndarray else np.asarray(result)
+    out.requires_grad = True
+    out.grad = None
+    out.name = None
+    out._vc = None
+    out._hooks = None
+    # The node saves the Tensor's own array (numpy scalars become 0-d arrays above): one object
     # for the output wherever it is used, which a tape recognises by identity (autobp.tape).
-    node = out.grad_fn = Node(opdef, saved, kwargs or NO_KWARGS, out.data)
+    node = out.grad_fn = _new_object(Node)
+    node.op = opdef
+    node._inputs = saved
+    node.kwargs = kwargs or NO_KWARGS
+    node.out = out.data
+    # The versions to check before backward; a node whose inputs are all at version 0 keeps none.
+    node.versions = tuple([v._version if isinstance(v, Tensor) else 0 for v in saved]) if versioned else None
+    node._rare = None
     if kwargs and _mode.tape is None:
         _freeze_kwargs(node, kwargs)
     if _anomaly_hook is not None:
@@ -370,6 +415,8 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     out.data.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
     return out
 
+
+_new_object = object.__new__  # an instance with no slot set: record() fills them
 
 # Set by autobp.anomaly while detect_anomaly() is active; None keeps recording free of its cost.
 _anomaly_hook: Callable[[Node], None] | None = None

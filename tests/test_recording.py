@@ -1,0 +1,194 @@
+"""The eager path's shortcuts (graph.record, the engine's walk) against slow, obvious versions.
+
+``record`` fills a Tensor's and a Node's slots itself instead of calling ``Tensor._wrap`` and a
+constructor; the engine counts consumers without a second table, passes keywords to rules only
+when a node has some, casts a gradient's dtype only when it differs, and switches modes by hand
+for each walk. Each test here tries to break one of these.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp import engine, graph
+from autobp.graph import Node
+from autobp.tensor import Tensor
+
+
+def _slots(cls: type) -> list[str]:
+    return [name for name in cls.__slots__ if name != "__weakref__"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x: x * 2.0,  # a Python constant
+        lambda x: ab.sin(x),  # a ufunc forward
+        lambda x: x.sum(),  # a reduction to a numpy scalar, which becomes a 0-d array
+        lambda x: x.reshape(3, 1),  # a view of the input
+        lambda x: x @ np.ones((3, 2)),  # a writeable numpy constant, copied
+    ],
+)
+def test_a_recorded_tensor_and_node_have_every_slot_a_wrapped_one_has(make: Any) -> None:
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    out = make(x)
+    plain = Tensor._wrap(out.data)
+    for name in _slots(Tensor):  # a slot added to Tensor but not to record() fails here
+        if name == "_vc" and out.data.base is not None:
+            assert out._vc is x._vc  # a view shares its input's version counter
+        elif name not in ("data", "requires_grad", "grad_fn"):
+            assert getattr(out, name) == getattr(plain, name), name
+    assert type(out.data) is np.ndarray and not out.data.flags.writeable
+    assert out.requires_grad and out.grad_fn is not None
+    node = out.grad_fn
+    for name in _slots(Node):  # unset slots would raise AttributeError
+        getattr(node, name)
+    assert node.out is out.data and node._rare is None and node.versions is None
+    (g,) = ab.grad(out.sum(), [x], retain_graph=True)
+    (general,) = ab.grad(out.sum(), [x], create_graph=True)  # the general path, on Tensors
+    np.testing.assert_array_equal(g.data, general.data)
+
+
+def test_nodes_are_made_only_by_record() -> None:
+    with pytest.raises(TypeError, match="made by autobp"):
+        Node()  # type: ignore[call-arg]
+
+
+def test_rare_fields_read_none_and_cost_nothing_until_set() -> None:
+    node = (ab.tensor([1.0], requires_grad=True) * 3.0).grad_fn
+    assert node is not None
+    assert (node.kwarg_versions, node.hooks, node.retained, node.trace) == (None, None, None, None)
+    node.hooks = None
+    assert node._rare is None  # setting None keeps the usual node small
+    node.hooks = []
+    assert node._rare is not None and node.hooks == [] and node.trace is None
+
+
+def test_versions_are_saved_only_after_a_write_and_still_caught() -> None:
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    x = ab.tensor([3.0, 4.0])
+    assert (w * x).grad_fn.versions is None  # type: ignore[union-attr]
+    x.add_(1.0)  # version 1: nodes that read x now save the versions of all inputs
+    y = w * x
+    assert y.grad_fn.versions == (0, 1)  # type: ignore[union-attr]
+    x.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y.sum().backward()
+    assert w.grad is None
+
+
+def test_a_keyword_tensor_is_version_checked() -> None:
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    index = ab.tensor(np.array([2, 0]))
+    y = x[index]
+    assert y.grad_fn is not None and y.grad_fn.kwarg_versions is not None
+    index[0] = 1  # an in-place write moves the index's version
+    with pytest.raises(RuntimeError, match="keywords"):
+        y.sum().backward()
+
+
+def _slow_consumer_counts(roots: list[Node]) -> dict[Any, int]:
+    """Every node reachable from ``roots``, found by recursion; one count per edge into a vertex."""
+    reached: set[Node] = set()
+
+    def visit(node: Node) -> None:
+        if node not in reached:
+            reached.add(node)
+            for value in node._inputs or ():
+                if isinstance(value, Tensor) and value.grad_fn is not None:
+                    visit(value.grad_fn)
+
+    for root in roots:
+        visit(root)
+    counts: dict[Any, int] = {}
+    for node in reached:
+        for value in node._inputs or ():
+            if isinstance(value, Tensor) and value.requires_grad:
+                vertex = value.grad_fn or value
+                counts[vertex] = counts.get(vertex, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_consumer_counts_match_a_slow_count_on_random_graphs(seed: int) -> None:
+    # Random DAGs with shared inputs, a tensor used twice by one op, and roots that feed other roots.
+    rng = np.random.default_rng(seed)
+    leaves = [ab.tensor(rng.standard_normal(2), requires_grad=True) for _ in range(3)]
+    values: list[Tensor] = [*leaves, ab.tensor(rng.standard_normal(2))]
+    for _ in range(30):
+        a, b = (values[int(i)] for i in rng.integers(0, len(values), 2))
+        values.append(ab.tanh(a * b) if rng.random() < 0.5 else a + b)
+    recorded = [v for v in values if v.grad_fn is not None]
+    roots = [recorded[int(i)].grad_fn for i in rng.choice(len(recorded), 3, replace=False)]
+    assert engine._count_consumers(roots) == _slow_consumer_counts(roots)  # type: ignore[arg-type]
+    outputs = [v for v in recorded if v.grad_fn in roots]
+    grads = ab.grad([o.sum() for o in outputs], leaves, allow_unused=True, retain_graph=True)
+    general = ab.grad([o.sum() for o in outputs], leaves, allow_unused=True, create_graph=True)
+    for g, h in zip(grads, general, strict=True):
+        assert (g is None) == (h is None)
+        if g is not None and h is not None:
+            np.testing.assert_allclose(g.data, h.data, rtol=1e-12)
+
+
+def test_rules_with_and_without_keywords_agree_with_the_general_path() -> None:
+    x = ab.tensor(np.arange(6.0).reshape(2, 3) / 7, requires_grad=True)
+    y = ab.tensor(np.linspace(-1, 1, 3), requires_grad=True)
+    for loss in (
+        lambda: (ab.sum(x * y, axis=0) ** 2).sum(),  # keywords on a one-input node
+        lambda: ab.mean(x, axis=1, keepdims=True).sum() * ab.exp(y).sum(),
+        lambda: (x - y).sum(),  # no keywords, two inputs
+    ):
+        fast = ab.grad(loss(), [x, y])
+        general = ab.grad(loss(), [x, y], create_graph=True)
+        for g, h in zip(fast, general, strict=True):
+            np.testing.assert_allclose(g.data, h.data, rtol=1e-12)  # type: ignore[union-attr]
+
+
+def test_a_gradient_is_cast_to_its_inputs_dtype_when_a_rule_promotes() -> None:
+    x = ab.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    big_endian = ab.tensor(np.array([1.0, 2.0], ">f8"), requires_grad=True)  # equal to float64, not identical
+    constant = np.array([0.5, 3.0])  # float64: the rule's product is float64
+    (gx, gb) = ab.grad((x * constant).sum() + (big_endian * constant).sum(), [x, big_endian])
+    assert gx.dtype == np.float32 and gb.dtype == big_endian.dtype  # type: ignore[union-attr]
+    np.testing.assert_array_equal(gx.data, constant.astype(np.float32))  # type: ignore[union-attr]
+
+
+def test_modes_come_back_after_a_walk_fails_and_inside_no_grad() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+
+    def failing(grad: Tensor) -> Tensor:
+        raise ValueError("hook says no")
+
+    x.register_hook(failing)
+    with pytest.raises(ValueError, match="hook says no"):
+        (x * 2.0).sum().backward()
+    assert ab.is_grad_enabled() and graph._mode.arrays is False
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = (w * 3.0).sum()  # recorded before no_grad
+    with ab.no_grad():
+        y.backward()
+        assert not ab.is_grad_enabled() and graph._mode.arrays is False
+    assert ab.is_grad_enabled()
+    np.testing.assert_array_equal(w.grad.data, [3.0, 3.0])  # type: ignore[union-attr]
+
+
+def test_a_recorded_scalar_op_holds_the_bytes_performance_md_gives() -> None:
+    # docs/performance.md (issue #17): a node of W4's chain holds 344 B (the 0-d output array, the
+    # Tensor, the Node, the inputs tuple); it held 368 B before the Node lost its rare slots.
+    x = ab.tensor(0.5, requires_grad=True)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        y = x
+        for i in range(2000):
+            y = y * 1.0000001 if i % 2 == 0 else y + 1e-9
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held / 2000 <= 350, f"{held / 2000:.0f} B per recorded scalar op"
