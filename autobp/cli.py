@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from autobp import cli_explain
-from autobp.commandline import Progress, add_data_flags, load_data, plural
+from autobp.commandline import Progress, add_data_flags, layer_sizes, load_data, plural
 
 __all__ = ["main", "build_parser"]
 
@@ -42,23 +42,14 @@ def _positive(kind: type) -> Any:
     return parse
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes like 784,30,10, got {text!r}") from None
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected at least two positive layer sizes like 784,30,10, got {text!r}")
-    return sizes
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``autobp`` command (subcommands ``demo`` and ``graph``)."""
     parser = argparse.ArgumentParser(prog="autobp", description="autobp: reverse-mode autograd on numpy.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,graph,explain}")
     demo = commands.add_parser("demo", help="train the seed's sigmoid network on MNIST (bundled subset by default)")
     add_data_flags(demo)
-    demo.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
+    sizes = layer_sizes("784,30,10")
+    demo.add_argument("--sizes", type=sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
     demo.add_argument("--epochs", type=_positive(int), default=10, help="training epochs (default 10)")
     demo.add_argument("--batch", type=_positive(int), default=10, help="mini-batch size (default 10)")
     demo.add_argument("--eta", type=_positive(float), default=3.0, help="learning rate (default 3.0)")
@@ -69,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--limit", type=_positive(int), help="train on the first LIMIT images only (default: all)")
     demo.add_argument("--out", type=Path, default=Path("autobp-demo"), help="output directory (default ./autobp-demo)")
     graph = commands.add_parser("graph", help="draw the seed network's loss graph for one small mini-batch")
-    graph.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
+    graph.add_argument("--sizes", type=sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
     graph.add_argument("--batch", type=_positive(int), default=4, help="mini-batch size (default 4)")
     graph.add_argument("--seed", type=int, default=0, help="seed of the weights and the random mini-batch (default 0)")
     graph.add_argument("--format", choices=["svg", "png", "pdf"], default="svg", help="picture format (default svg)")

@@ -18,17 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from autobp.commandline import layer_sizes
+
 __all__ = ["add_parser", "example", "run"]
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes like 2,3,2, got {text!r}") from None
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected at least two positive layer sizes like 2,3,2, got {text!r}")
-    return sizes
 
 
 def _count(text: str) -> int:
@@ -59,7 +51,10 @@ def add_parser(commands: Any) -> None:
         description=__doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else None,
     )
     parser.add_argument(
-        "--sizes", type=_sizes, default=[2, 3, 2], help="layer sizes (default 2,3,2; 784,...,10 reads MNIST)"
+        "--sizes",
+        type=layer_sizes("2,3,2"),
+        default=[2, 3, 2],
+        help="layer sizes (default 2,3,2; 784,...,10 reads MNIST)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the initial weights (and of a synthetic example); default 0"

@@ -17,7 +17,24 @@ from typing import Any, TextIO, TypeVar
 from autobp.datasets import MNIST, DownloadError, IDXError, load_bundled, load_mnist
 from autobp.datasets.mnist import missing_files
 
-__all__ = ["add_data_flags", "load_data", "Progress", "plural"]
+__all__ = ["add_data_flags", "layer_sizes", "load_data", "Progress", "plural"]
+
+
+def layer_sizes(example: str) -> Any:
+    """An argparse ``type=`` for ``--sizes``: comma-separated positive layer sizes (``example`` in errors)."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            sizes = [int(part) for part in text.split(",")]
+        except ValueError:
+            sizes = []
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise argparse.ArgumentTypeError(f"expected two or more positive layer sizes like {example}, got {text!r}")
+        return sizes
+
+    parse.__name__ = "layer sizes"  # argparse names the type in its error: "invalid layer sizes value"
+    return parse
+
 
 Item = TypeVar("Item")
 
