@@ -165,3 +165,38 @@ def test_bad_directions_name_the_problem() -> None:
         taped(np.ones(2), np.ones(2), (np.ones(2), np.ones(3)))
     with pytest.raises(ValueError, match="names an argument twice"):
         ab.tape.hvp(lambda a: a.sum(), (0, 0))
+
+
+def test_steps_no_result_needs_are_left_out_only_where_they_cannot_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The primal weight gradient (a matmul_tn) is needed by nothing: left out of the replay.
+    # With the list of ops that cannot raise emptied, every step runs: same results, bit for bit.
+    def loss(w: Any, x: Any) -> Any:
+        return (ab.tanh(x @ w) ** 2).sum()
+
+    rng = np.random.default_rng(1)
+    calls = [(rng.standard_normal((3, 2)), rng.standard_normal((4, 3)), rng.standard_normal((3, 2))) for _ in range(3)]
+
+    def run() -> tuple[int, list[bytes]]:
+        taped = ab.tape.hvp(loss)
+        outputs = [
+            b"".join(a.tobytes() for a in [value, *products])
+            for value, products in map(lambda c: taped.arrays(*c), calls)
+        ]
+        return taped.source(*calls[0]).count("# matmul"), outputs
+
+    pruned, pruned_outputs = run()
+    monkeypatch.setattr("autobp.tape.compile._CANNOT_RAISE_ON_FLOATS", frozenset())
+    every, every_outputs = run()
+    assert pruned == every - 1 and pruned_outputs == every_outputs
+
+
+def test_the_taped_w5_product_runs_as_many_matrix_products_as_the_r_operator() -> None:
+    import inspect
+
+    from benchmarks.w5_hvp import _loss, _setup, numpy_hvp
+
+    params, direction, x, y = _setup(4)
+    taped = ab.tape.hvp(lambda *a: _loss(ab, list(a[:-2]), a[-2], a[-1]), tuple(range(len(params))))
+    source = taped.source(*params, x, y, tuple(direction))
+    r_operator = [line.split("#")[0] for line in inspect.getsource(numpy_hvp).splitlines()]
+    assert source.count("# matmul") == sum(line.count(" @ ") for line in r_operator)
