@@ -157,6 +157,20 @@ def test_forward_mode_outside_the_tape_is_refused() -> None:
             ab.tape.value_and_grad(lambda w: (w * dual).sum())(np.array([2.0]))
 
 
+def test_forward_mode_inside_the_traced_function_is_refused() -> None:
+    def opens_a_level(w: Any) -> Any:
+        with ab.forward_ad.dual_level():
+            return (w * w).sum()
+
+    def makes_a_dual(w: Any) -> Any:  # would mark tape.hvp's own level
+        return (ab.forward_ad.make_dual(w, ab.tensor(np.ones(2))) * w).sum()
+
+    for func in (opens_a_level, makes_a_dual):
+        with pytest.raises(ab.tape.TapeError, match="forward mode"):
+            ab.tape.hvp(func)(np.ones(2), np.ones(2))
+        assert not ab.tape.is_tracing()
+
+
 def test_bad_directions_name_the_problem() -> None:
     taped = ab.tape.hvp(lambda a, b: (a * b).sum(), (0, 1))
     with pytest.raises(TypeError, match="v must be a tuple of arrays"):
