@@ -48,9 +48,6 @@ class TapedHvp(Taped):
     def __repr__(self) -> str:
         return f"<taped hvp of {getattr(self.func, '__qualname__', self.func)}>"
 
-    def __call__(self, *args: Any) -> tuple[Tensor, Any]:
-        return super().__call__(*args)
-
     def arrays(self, *args: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         """A call with numpy arrays for results: the value, and a list of the products (fresh arrays)."""
         return self._arrays(self._expanded(args))
