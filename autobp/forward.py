@@ -95,8 +95,10 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
         tangents = [level.get(value) for value in args]
         if not any(t is not None for t in tangents):
             continue
-        # A tape records ops, not tangents: a dual tensor reaching a traced function is refused.
-        graph.refuse_while_tracing("forward mode (a tensor carrying a tangent)")
+        # A tape records the tangents' ops only for ``tape.hvp``, whose level it made and whose
+        # tangents it returns; a dual tensor reaching any other traced function is refused.
+        if _mode.tape is not None and not _mode.tape.forward_mode:
+            graph.refuse_while_tracing("forward mode (a tensor carrying a tangent)")
         if not opdef.has_jvp:
             raise _error(opdef)
         # The rule runs with only the outer levels on: they differentiate it, this one does not.
@@ -171,7 +173,9 @@ _quiet_parts = np.errstate(all="ignore")(_parts)
 
 def _on_tensors(opdef: Any, tangents: list[Any], args: Sequence[Any], kwargs: Any, out: Tensor) -> Tensor | None:
     """The output's tangent from the op's rules run on Tensors (constants wrapped)."""
-    inputs = [value if isinstance(value, Tensor) else Tensor._wrap(value) for value in args]
+    # A Python number stays weak (a WeakScalar, as the engine wraps it): a float32 tangent times
+    # 0.3 is computed in float32, as the rules on arrays compute it, not in float64 and cast.
+    inputs = [value if isinstance(value, Tensor) else graph._as_tensor(value) for value in args]
     if opdef.jvp_variadic_rule is not None:
         result = opdef.jvp_variadic_rule(tangents, out, *inputs, **kwargs)
     else:

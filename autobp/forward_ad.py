@@ -69,6 +69,8 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
     ...     ab.forward_ad.unpack_dual(x**2).tangent.item()
     6.0
     """
+    # Inside tape.hvp's trace it would mark tape.hvp's own level, with a view the tape cannot see.
+    graph.refuse_while_tracing("forward mode (make_dual)")
     target = level.level if level is not None else _innermost("make_dual")
     if not target.active:
         raise RuntimeError("make_dual: its dual_level has been exited")

@@ -6,9 +6,10 @@ create_graph=True)`` and then ``grad(sum_i <g_i, v_i>, params)`` (reverse-over-r
 ``autobp-fwdrev`` row runs ``autobp.functional.hvp``: forward-over-reverse, the gradient computed
 once while carrying tangents along ``v`` (``autobp.forward``); ``autobp-revfwd`` its
 ``strategy="reverse-over-forward"``: the directional derivative in forward mode, then one
-backward. The numpy version runs the R-operator by hand: a forward pass with its directional
-derivative along ``v``, then the backward pass with its directional derivative (Pearlmutter
-1994). MyGrad has no double backward.
+backward. ``autobp-taped`` runs ``autobp.tape.hvp``: the forward-over-reverse program traced
+once, then replayed as straight numpy calls. The numpy version runs the R-operator by hand: a
+forward pass with its directional derivative along ``v``, then the backward pass with its
+directional derivative (Pearlmutter 1994). MyGrad has no double backward.
 """
 
 from __future__ import annotations
@@ -117,6 +118,20 @@ def make(impl: str, batch: int) -> Run:
             return [h.data for h in products]
 
         return run_forward_over_reverse
+    if impl == "autobp-taped":
+        import autobp as ab
+
+        def loss_of(*arguments: Any) -> Any:  # the six parameters, then x and y (tape inputs, not closures)
+            return _loss(ab, list(arguments[:-2]), arguments[-2], arguments[-1])
+
+        taped = ab.tape.hvp(loss_of, argnums=tuple(range(len(params))))
+        directions_tuple = tuple(direction)
+
+        def run_taped() -> Params:
+            _, products = taped.arrays(*params, x, y, directions_tuple)
+            return products
+
+        return run_taped
     if impl == "torch":
         import torch
 
@@ -138,5 +153,5 @@ WORKLOAD = Workload(
     title="Hessian-vector product of a tanh MLP 20-64-64-1 loss, float64",
     sizes={"full": {"batch": 128}, "quick": {"batch": 128}, "tiny": {"batch": 4}},
     make=make,
-    impls=("numpy", "autobp", "autobp-fwdrev", "autobp-revfwd", "torch"),
+    impls=("numpy", "autobp", "autobp-fwdrev", "autobp-revfwd", "autobp-taped", "torch"),
 )

@@ -306,10 +306,10 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
         out = record(opdef, result, args, kwargs) if needs_grad and differentiable and mode.enabled else wrap(result)
         if out.data.base is not None:  # a view of an input's memory: one storage, one version counter
             share_storage(out, args)
+        if mode.tape is not None:  # a taped function is being traced (autobp.tape); before the
+            mode.tape.record(opdef, args, kwargs, out)  # tangent's ops, which read out's slot
         if mode.forward is not None:  # forward mode is on (autobp.forward): carry the tangents
             propagate(opdef, args, kwargs, out)
-        if mode.tape is not None:  # a taped function is being traced (autobp.tape)
-            mode.tape.record(opdef, args, kwargs, out)
         return out
 
     return public

@@ -1,4 +1,4 @@
-"""Taping: record a scalar function and its gradient once, then replay them as plain numpy calls.
+"""Taping: record a scalar function and its derivatives once, then replay them as plain numpy calls.
 
 ``value_and_grad(func)`` computes what ``autobp.functional.value_and_grad`` computes, bit for
 bit, but pays the define-by-run bookkeeping (Tensors, nodes, the engine's walk) once per input
@@ -22,8 +22,9 @@ model, docs/design.md#taping):
   into ``ab.tensor``), ops whose gradient reads values (``max``, ``prod``, ``std``...), keywords
   computed from the inputs, a static NaN, anomaly mode: ``Taped.eager_reasons`` says why.
 - **Refused** (``TapeError``): a first-order ``backward``/``grad`` or an in-place method while
-  tracing; a taped function called inside another one being traced; a first replay on new values
-  that differs from an eager run (each tape is checked so, once).
+  tracing; forward mode while tracing (``hvp`` below makes its own level); a taped function
+  called inside another one being traced; a first replay on new values that differs from an
+  eager run (each tape is checked so, once).
 - **Documented limitations**: ``func`` reading ``t.data`` (the raw array), numpy randomness, a
   numpy array it closes over and that changes in place, or Python values from outside its
   arguments that change later (a global name rebound to another object, an attribute of a
@@ -46,10 +47,11 @@ from collections.abc import Callable
 
 from autobp import graph
 from autobp.graph import TapeError
+from autobp.tape.hvp import TapedHvp
 from autobp.tape.taped import MAX_TAPES, MAX_TRACES, Taped
 from autobp.tensor import Tensor
 
-__all__ = ["TapeError", "Taped", "value_and_grad", "is_tracing", "MAX_TAPES", "MAX_TRACES"]
+__all__ = ["TapeError", "Taped", "TapedHvp", "value_and_grad", "hvp", "is_tracing", "MAX_TAPES", "MAX_TRACES"]
 
 
 def is_tracing() -> bool:
@@ -77,3 +79,23 @@ def value_and_grad(func: Callable[..., Tensor], argnums: int | tuple[int, ...] =
     [[2.0, 4.0], [-1.0, -1.0], [6.0, 2.0]]
     """
     return Taped(func, argnums)
+
+
+def hvp(func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> TapedHvp:
+    """``functional.hvp`` on a tape: ``(func(*args), H v)`` for the arguments at ``argnums``.
+
+    Call the result with ``func``'s arguments followed by the direction ``v`` (one array for an
+    int ``argnums``, a tuple of them otherwise). The trace is forward-over-reverse (the gradient
+    computed once while carrying ``v`` as tangents, as ``functional.hvp`` does by default); a
+    replay runs the forward, the backward and the tangents' ops as straight numpy calls, under
+    the same guards as ``value_and_grad`` (module docstring), and gives what
+    ``functional.hvp(f, args[argnums], v)`` gives, bit for bit, with the other arguments held
+    fixed. Shapes: ``v`` and ``H v`` have the shapes of the differentiated arguments.
+
+    >>> import autobp as ab
+    >>> f = ab.tape.hvp(lambda w, x: ((w * x).sum()) ** 2)
+    >>> value, hv = f(ab.tensor([1.0, 2.0]), ab.tensor([3.0, 4.0]), ab.tensor([1.0, 0.0]))
+    >>> value.item(), hv.tolist()
+    (121.0, [18.0, 24.0])
+    """
+    return TapedHvp(func, argnums)

@@ -57,12 +57,16 @@ class Tape:
             return f"s{k}"
 
         body = [line.format(name(k)) for k in range(n_inputs) for line in guards_at.get(k, ())]
+        dead = _dead_steps(recorder, results, guards_at)
         for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
             if all(constant[k] for k in refs):
                 constant[out] = True  # a guard on it holds by construction; a check raised already
                 continue
+            if i in dead:
+                continue
             # A step no result needs still runs, as it does eagerly: its forward may raise on
-            # the values (a value check, an integer power), and a replay must raise alike.
+            # the values (a value check, an integer power), and a replay must raise alike;
+            # unless its op cannot raise on floats (``_dead_steps``).
             kept = _times_one(opdef, refs, out, recorder, constant)
             if kept is not None and out not in results:  # a result must stay an array of its own
                 same[out] = same.get(kept, kept)
@@ -166,6 +170,28 @@ def _fresh_results(
         others = "".join(f" and {name(k)} is not {name(j)}" for j in same_kind)
         returned.append(f"({name(k)} if {name(k)}.base is None{others} else {name(k)}.copy())")
     return returned
+
+
+# Ops whose forward cannot raise on floating-point arrays of the traced shapes (fixed by the
+# signature) with numpy's warnings off, as a replay runs: a step of one that no result, guard
+# or other kept step reads is left out of the replay (a tape.hvp's primal gradients: W5).
+_CANNOT_RAISE_ON_FLOATS = frozenset({"add", "sub", "mul", "matmul", "matmul_nt", "matmul_tn", "sum", "sum_to"})
+
+
+def _dead_steps(recorder: Recorder, results: list[int], guards_at: dict[int, list[str]]) -> set[int]:
+    """The steps a replay may skip: no result, guard or kept step reads them, and their op on
+    their (floating-point) operands cannot raise, so skipping them changes nothing observable."""
+    live = set(results) | set(guards_at)
+    dead: set[int] = set()
+    for i in range(len(recorder.steps) - 1, -1, -1):
+        opdef, refs, _, out = recorder.steps[i]
+        operands = [recorder.values[k] for k in (*refs, out)]
+        floats = all(isinstance(v, np.ndarray | float) and np.asarray(v).dtype.kind == "f" for v in operands)
+        if out not in live and opdef.name in _CANNOT_RAISE_ON_FLOATS and floats:
+            dead.add(i)
+        else:
+            live.update(refs)
+    return dead
 
 
 def _times_one(opdef: OpDef, refs: tuple[int, ...], out: int, recorder: Recorder, constant: list[bool]) -> int | None:

@@ -45,6 +45,9 @@ class Taped:
     ``"float64[3], int 2"``) to the reason; ``source(*args)`` shows the program a call replays.
     """
 
+    _result_name = "gradient"  # what the results after the value are, in errors
+    _eager_name = "value_and_grad"  # the eager transform the tape stands for
+
     def __init__(self, func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> None:
         self.func, self.argnums = func, argnums
         self._positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
@@ -68,6 +71,9 @@ class Taped:
 
     def arrays(self, *args: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         """A call with numpy arrays for results: the value, and a list of the gradients (fresh arrays)."""
+        return self._arrays(args)
+
+    def _arrays(self, args: tuple[Any, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
         if graph._mode.tape is not None:  # its replay would hand the outer trace untracked arrays
             raise TapeError("tape: a taped function was called while another one was being traced")
         try:
@@ -127,7 +133,7 @@ class Taped:
     def source(self, *args: Any) -> str:
         """The program a call with these arguments replays (tracing their signature if new):
         one line per op, e.g. ``s6 = f0(s2, s4)  # matmul``. Runs one call to get there."""
-        self.arrays(*args)
+        self._arrays(args)
         try:
             entry = self._signatures.get(inputs_and_signature(args)[1])
         except StaticNaN:
@@ -178,7 +184,7 @@ class Taped:
         """Whether an eager run gives the replay's results bit for bit; else False, or TapeError."""
         value, grads = result
         eager_value, eager_grads = self._eager(args, arrays)
-        names = ["value", *(f"gradient of argument {p}" for p in self._positions)]
+        names = ["value", *(f"{self._result_name} of argument {p}" for p in self._positions)]
         for name, got, want in zip(names, [value, *grads], [eager_value, *eager_grads], strict=True):
             got, want = np.asarray(got), np.asarray(want)
             if got.shape != want.shape or got.dtype != want.dtype or got.tobytes() != want.tobytes():
@@ -188,7 +194,7 @@ class Taped:
                     f"tape: replaying the function gave a different {name} than running it ({describe(got)} "
                     f"vs {describe(want)}): it computes something the tape cannot see (an array made "
                     "without autobp ops, such as from .data, or a global that changed). Use "
-                    "autobp.functional.value_and_grad for it."
+                    f"autobp.functional.{self._eager_name} for it."
                 )
         return True
 

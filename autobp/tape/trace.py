@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,11 +40,13 @@ class Recorder:
     recorded result; anything else is a constant, kept by reference.
     """
 
-    def __init__(self, inputs: list[np.ndarray], arguments: list[Tensor] | None = None) -> None:
+    def __init__(self, inputs: list[np.ndarray], arguments: Sequence[Tensor | None] | None = None) -> None:
         self.n_inputs = len(inputs)
         # The Tensors func receives for the inputs: another Tensor on an input's array (func closing
         # over the Tensor it was also given) is no argument, and a replay could not tell the two apart.
-        self.arguments = arguments
+        self.arguments = arguments  # None for an input func never sees (tape.hvp's directions)
+        # Whether forward mode's tangents may go on the tape: only tape.hvp's own level, set by it.
+        self.forward_mode = False
         self.values: list[Any] = list(inputs)  # keeps every array alive, so no two share an id
         self.made_by: list[int | None] = [None] * len(inputs)  # the step that computes each slot
         self.slots: dict[int, int] = {id(array): k for k, array in enumerate(inputs)}
