@@ -26,7 +26,7 @@ from autobp.creation import (
     zeros_like,
 )
 from autobp.engine import grad
-from autobp.graph import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from autobp.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from autobp.io import LoadError, load, save
 from autobp.ops import *  # noqa: F403  (the op namespace is the public API: ab.exp, ab.sum, ...)
 from autobp.ops import REGISTRY

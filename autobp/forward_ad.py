@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from autobp import graph
+from autobp import grad_mode, graph
 from autobp.forward import ForwardModeError, Level
 from autobp.tensor import Tensor
 
@@ -84,7 +84,7 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
         )
     if tangent.dtype != primal.dtype:
         tangent = tangent.astype(primal.dtype)
-    if primal.requires_grad and graph.is_grad_enabled():
+    if primal.requires_grad and grad_mode.is_grad_enabled():
         from autobp.ops.elementwise import copy
 
         saved, _mode.forward = _mode.forward, None  # the copy must not take primal's own tangents

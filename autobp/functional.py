@@ -30,7 +30,7 @@ from autobp.functional_args import (
     packed,
 )
 from autobp.functional_forward import hessian, hvp, jacfwd, jvp
-from autobp.graph import enable_grad
+from autobp.grad_mode import enable_grad
 from autobp.ops import reshape, stack
 from autobp.tensor import Tensor
 

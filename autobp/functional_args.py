@@ -13,7 +13,7 @@ import numpy as np
 
 from autobp import graph
 from autobp.engine import grad
-from autobp.graph import enable_grad
+from autobp.grad_mode import enable_grad
 from autobp.ops import copy as _copy
 from autobp.tensor import Tensor
 

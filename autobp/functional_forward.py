@@ -23,7 +23,7 @@ from autobp.functional_args import (
     maybe_detached,
     packed,
 )
-from autobp.graph import enable_grad
+from autobp.grad_mode import enable_grad
 from autobp.ops import reshape, stack
 from autobp.tensor import Tensor
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import graph
+from autobp import grad_mode, graph
 from autobp.tensor import Tensor
 
 
@@ -43,7 +43,7 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
             "saved for backward); in-place changes are refused. Use an out-of-place op (y = y + 1), or "
             "work on a copy (y.detach().copy())"
         )
-    if graph.is_grad_enabled():
+    if grad_mode.is_grad_enabled():
         if tensor.requires_grad:
             raise RuntimeError(
                 f"{where} is a leaf that requires grad; an in-place change would not be seen by the "

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from autobp import grad_mode
+
 if TYPE_CHECKING:
     from autobp.graph import Node
 
@@ -328,7 +330,9 @@ class Tensor:
         # A graph tensor cannot change in place; ``y += 1`` then rebinds ``y`` to a new tensor,
         # exactly what Python does for types without in-place operators. So does ``c += x``
         # when x requires grad: writing into c would drop x's gradient.
-        if self.grad_fn is not None or (isinstance(other, Tensor) and other.requires_grad and graph.is_grad_enabled()):
+        if self.grad_fn is not None or (
+            isinstance(other, Tensor) and other.requires_grad and grad_mode.is_grad_enabled()
+        ):
             return getattr(_ops, op_name)(self, other)  # type: ignore[no-any-return]
         return _inplace(self, name, ufunc, other)
 

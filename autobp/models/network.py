@@ -17,7 +17,7 @@ import numpy as np
 
 from autobp.creation import as_generator
 from autobp.engine import grad
-from autobp.graph import no_grad
+from autobp.grad_mode import no_grad
 from autobp.ops import matmul, sigmoid, square, sub
 from autobp.ops import sum as ab_sum
 from autobp.tape import value_and_grad

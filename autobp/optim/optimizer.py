@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp.graph import enable_grad, no_grad
+from autobp.grad_mode import enable_grad, no_grad
 from autobp.tensor import Tensor
 
 __all__ = ["Optimizer"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import engine, functional, graph
+from autobp import engine, functional, grad_mode, graph
 from autobp.forward_ad import attach, dual_level, tangent_of
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
@@ -100,7 +100,7 @@ class TapedHvp(Taped):
         with dual_level(differentiable=False) as level:  # entered before the tape: its own level
             mode.tape = recorder
             try:
-                with graph.enable_grad():
+                with grad_mode.enable_grad():
                     for k, direction in zip(wanted, directions, strict=True):  # as functional.hvp attaches
                         x = leaves[k]
                         attach(level, x, direction if direction.dtype == x.dtype else direction.astype(x.dtype))

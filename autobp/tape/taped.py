@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import engine, functional, graph
+from autobp import engine, functional, grad_mode, graph
 from autobp.creation import zeros_like
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
@@ -152,7 +152,7 @@ class Taped:
         mode = graph._mode
         mode.tape = recorder
         try:
-            with graph.enable_grad():
+            with grad_mode.enable_grad():
                 loss = self.func(*call_args)
                 if not isinstance(loss, Tensor) or loss.size != 1:
                     shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from autobp.engine import grad as engine_grad
-from autobp.graph import Node, no_grad
+from autobp.grad_mode import no_grad
+from autobp.graph import Node
 from autobp.hooks import register_hook
 from autobp.ops import sum_to
 from autobp.tensor import Tensor
