@@ -21,25 +21,11 @@ from typing import Any
 import numpy as np
 
 from autobp import cli_explain
-from autobp.commandline import Progress, add_data_flags, layer_sizes, load_data, plural
+from autobp.commandline import Progress, add_data_flags, layer_sizes, load_data, plural, positive
 
 __all__ = ["main", "build_parser"]
 
 INSTALL_DOT = "install Graphviz to render it (Debian/Ubuntu: apt install graphviz; macOS: brew install graphviz)"
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,18 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_flags(demo)
     sizes = layer_sizes("784,30,10")
     demo.add_argument("--sizes", type=sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
-    demo.add_argument("--epochs", type=_positive(int), default=10, help="training epochs (default 10)")
-    demo.add_argument("--batch", type=_positive(int), default=10, help="mini-batch size (default 10)")
-    demo.add_argument("--eta", type=_positive(float), default=3.0, help="learning rate (default 3.0)")
+    demo.add_argument("--epochs", type=positive(int), default=10, help="training epochs (default 10)")
+    demo.add_argument("--batch", type=positive(int), default=10, help="mini-batch size (default 10)")
+    demo.add_argument("--eta", type=positive(float), default=3.0, help="learning rate (default 3.0)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling (default 0)")
     demo.add_argument(
         "--init", choices=["book", "scaled"], default="book", help="weights N(0,1) or N(0,1/n_in) (default book)"
     )
-    demo.add_argument("--limit", type=_positive(int), help="train on the first LIMIT images only (default: all)")
+    demo.add_argument("--limit", type=positive(int), help="train on the first LIMIT images only (default: all)")
     demo.add_argument("--out", type=Path, default=Path("autobp-demo"), help="output directory (default ./autobp-demo)")
     graph = commands.add_parser("graph", help="draw the seed network's loss graph for one small mini-batch")
     graph.add_argument("--sizes", type=sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
-    graph.add_argument("--batch", type=_positive(int), default=4, help="mini-batch size (default 4)")
+    graph.add_argument("--batch", type=positive(int), default=4, help="mini-batch size (default 4)")
     graph.add_argument("--seed", type=int, default=0, help="seed of the weights and the random mini-batch (default 0)")
     graph.add_argument("--format", choices=["svg", "png", "pdf"], default="svg", help="picture format (default svg)")
     graph.add_argument(

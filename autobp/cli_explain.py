@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp.commandline import layer_sizes
+from autobp.commandline import layer_sizes, positive
 
 __all__ = ["add_parser", "example", "run"]
 
@@ -30,16 +30,6 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _eta(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive learning rate, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive learning rate, got {text!r}")
     return value
 
 
@@ -61,7 +51,10 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--example", type=_count, default=0, help="which training example (default 0)")
     parser.add_argument(
-        "--eta", type=_eta, default=3.0, help="learning rate of the closing gradient-descent step (default 3.0)"
+        "--eta",
+        type=positive(float),
+        default=3.0,
+        help="learning rate of the closing gradient-descent step (default 3.0)",
     )
     parser.add_argument("--data", type=Path, help="directory with the four MNIST files (default: the bundled subset)")
     parser.add_argument(

@@ -17,7 +17,23 @@ from typing import Any, TextIO, TypeVar
 from autobp.datasets import MNIST, DownloadError, IDXError, load_bundled, load_mnist
 from autobp.datasets.mnist import missing_files
 
-__all__ = ["add_data_flags", "layer_sizes", "load_data", "Progress", "plural"]
+__all__ = ["add_data_flags", "layer_sizes", "load_data", "positive", "Progress", "plural"]
+
+
+def positive(kind: type) -> Any:
+    """An argparse ``type=``: a value of ``kind`` (int, float) that is > 0."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
 
 
 def layer_sizes(example: str) -> Any:
