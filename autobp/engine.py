@@ -245,7 +245,9 @@ def _walk(
     ready = [v for v in dict.fromkeys(roots) if v not in consumers]
     found: dict[Vertex, Any] = {}
     leaves: list[tuple[Tensor, Any]] = []
-    sum_to = _ops.sum_to
+    # First order, gradients are arrays: sum_to's forward itself, without the public function's
+    # checks for Tensors and modes (two calls per W1 step, one per bias).
+    sum_to = _ops.sum_to.op.forward if not create_graph else _ops.sum_to
     anomaly = graph._anomaly_hook is not None
     plain = not create_graph
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
@@ -395,7 +397,7 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
                 "requires_grad=True on an input, or compute it under ab.no_grad()?"
             )
         if g is None:
-            if out.size != 1:
+            if out.data.size != 1:
                 raise RuntimeError(
                     f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
                     "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
@@ -403,7 +405,7 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
             g = Tensor._wrap(np.ones(out.data.shape, out.data.dtype))  # (np.ones_like: a Python call more)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype)
-        if g.shape != out.shape:
+        if g.data.shape != out.data.shape:  # (the arrays' shapes: no property calls)
             raise ValueError(f"{what}: gradient shape {g.shape} does not match output shape {out.shape}")
         seeds.append(g)
     return seeds
