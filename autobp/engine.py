@@ -402,7 +402,9 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
                     f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
                     "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
                 )
-            g = Tensor._wrap(np.ones(out.data.shape, out.data.dtype))  # (np.ones_like: a Python call more)
+            ones = np.empty(out.data.shape, out.data.dtype)  # np.ones without its Python frame
+            ones.fill(1)
+            g = Tensor._wrap(ones)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype)
         if g.data.shape != out.data.shape:  # (the arrays' shapes: no property calls)
