@@ -136,22 +136,42 @@ def _explain_in_anomaly_mode(node: Node, error: Exception) -> None:
         raise explain(node, error) from error
 
 
+def _changed(versions: tuple[int, ...] | None, x: Tensor | None, y: Tensor | None) -> bool:
+    """Whether input Tensor ``x`` or ``y`` (None: not a Tensor) is off its saved version (0 if none saved).
+
+    ``_check_versions``'s test for two inputs, without its loops: it runs for every node that reads a
+    parameter an optimizer or ``Network`` has stepped (W1 eager); ``_check_versions`` then raises.
+    """
+    saved_x, saved_y = versions if versions is not None else (0, 0)
+    return (x is not None and (x._vc[0] if x._vc is not None else 0) != saved_x) or (
+        y is not None and (y._vc[0] if y._vc is not None else 0) != saved_y
+    )
+
+
 def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: Any) -> Sequence[Any]:
     """``_vjps`` for a node of one or two inputs whose rules take plain arrays (first order)."""
     out, kwargs = node.out, node.kwargs
     try:
-        # Checked only when something was ever written in place (a counter exists), or the node saved
-        # versions or read keyword Tensors (in its rare part): the usual node pays two attribute reads.
-        check = node.versions is not None or node._rare is not None
+        # Checked by _check_versions only when an input is off the version the node saved (0 when it
+        # saved none) or the node read keyword Tensors (in its rare part); the test is inline here.
+        versions, rare = node.versions, node._rare
         if len(inputs) == 1:
             x = inputs[0]  # the only input of a recorded node requires grad
-            if check or x._vc is not None:
+            counter = x._vc
+            if rare is not None or (
+                # Inline, the usual case of the check below: the saved version (0 when none were
+                # saved) against the counter's. Any difference, or keyword Tensors, take the check.
+                (counter[0] if counter is not None else 0) != (versions[0] if versions is not None else 0)
+            ):
                 _check_versions(node, inputs)
             # (a call with `**` misses the interpreter's inlined call of a Python function: only when needed)
             return (rules[0](g, out, x.data, **kwargs) if kwargs else rules[0](g, out, x.data),)
         x, y = inputs
         x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
-        if check or (x_is and x._vc is not None) or (y_is and y._vc is not None):
+        if rare is not None or (
+            (versions is not None or (x_is and x._vc is not None) or (y_is and y._vc is not None))
+            and _changed(versions, x if x_is else None, y if y_is else None)
+        ):
             _check_versions(node, inputs)
         xa, ya = (x.data if x_is else x), (y.data if y_is else y)
         if not kwargs:
@@ -225,7 +245,9 @@ def _walk(
     ready = [v for v in dict.fromkeys(roots) if v not in consumers]
     found: dict[Vertex, Any] = {}
     leaves: list[tuple[Tensor, Any]] = []
-    sum_to = _ops.sum_to
+    # First order, gradients are arrays: sum_to's forward itself, without the public function's
+    # checks for Tensors and modes (two calls per W1 step, one per bias).
+    sum_to = _ops.sum_to.op.forward if not create_graph else _ops.sum_to
     anomaly = graph._anomaly_hook is not None
     plain = not create_graph
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
@@ -288,12 +310,13 @@ def _walk(
                 consumers[target] = remaining
                 if not remaining:
                     ready.append(target)
-    with _modes(create_graph, False):
-        # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
-        for leaf, g in leaves:
-            _accumulate(leaf, g if create_graph else Tensor._wrap(g))
-        if create_graph and any(g.requires_grad for _, g in leaves):
-            _warn_grad_cycle()
+    if leaves:  # (none for ab.grad, which W1 eager calls: no mode switch to pay for)
+        with _modes(create_graph, False):
+            # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
+            for leaf, g in leaves:
+                _accumulate(leaf, g if create_graph else Tensor._wrap(g))
+            if create_graph and any(g.requires_grad for _, g in leaves):
+                _warn_grad_cycle()
     return found if create_graph else {vertex: Tensor._wrap(g) for vertex, g in found.items()}
 
 
@@ -374,15 +397,17 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
                 "requires_grad=True on an input, or compute it under ab.no_grad()?"
             )
         if g is None:
-            if out.size != 1:
+            if out.data.size != 1:
                 raise RuntimeError(
                     f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
                     "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
                 )
-            g = Tensor._wrap(np.ones(out.data.shape, out.data.dtype))  # (np.ones_like: a Python call more)
+            ones = np.empty(out.data.shape, out.data.dtype)  # np.ones without its Python frame
+            ones.fill(1)
+            g = Tensor._wrap(ones)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype)
-        if g.shape != out.shape:
+        if g.data.shape != out.data.shape:  # (the arrays' shapes: no property calls)
             raise ValueError(f"{what}: gradient shape {g.shape} does not match output shape {out.shape}")
         seeds.append(g)
     return seeds

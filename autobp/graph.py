@@ -300,7 +300,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     node.kwargs = kwargs or NO_KWARGS
     node.out = out.data
     # The versions to check before backward; a node whose inputs are all at version 0 keeps none.
-    node.versions = tuple([v._version if isinstance(v, Tensor) else 0 for v in saved]) if versioned else None
+    node.versions = _versions(saved) if versioned else None
     node._rare = None
     if kwargs and _mode.tape is None:
         _freeze_kwargs(node, kwargs)
@@ -309,6 +309,11 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).
     out.data.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
     return out
+
+
+def _versions(args: tuple[Any, ...]) -> tuple[int, ...]:
+    """Each input's version now (0 for a non-Tensor), read off the counters (not the property)."""
+    return tuple([v._vc[0] if isinstance(v, Tensor) and v._vc is not None else 0 for v in args])
 
 
 _new_object = object.__new__  # an instance with no slot set: record() fills them

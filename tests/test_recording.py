@@ -93,6 +93,53 @@ def test_a_keyword_tensor_is_version_checked() -> None:
         y.sum().backward()
 
 
+def _bump(tensor: Tensor, times: int, through_a_view: bool = False) -> None:
+    with ab.no_grad():  # as an optimizer's step writes a parameter
+        target = tensor[:, :1] if through_a_view else tensor  # a view shares the counter
+        for _ in range(times):
+            target.add_(0.0)  # an in-place write: the values stay, the version moves
+
+
+@pytest.mark.parametrize("before", [0, 1, 2])  # writes before the op: versions saved or not
+@pytest.mark.parametrize("after", [0, 1])  # writes between the op and backward
+@pytest.mark.parametrize("which", ["w", "x", "view of x"])
+@pytest.mark.parametrize("op", ["mul", "sin", "matmul", "mul by a constant"])
+def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions(
+    before: int, after: int, which: str, op: str
+) -> None:
+    """``_one_or_two`` tests versions inline and calls ``_check_versions`` only on a difference:
+    it must raise exactly when ``_check_versions`` (the general test) does, for every case."""
+    w = ab.tensor(np.arange(1.0, 5.0).reshape(2, 2), requires_grad=True)
+    x = ab.tensor(np.arange(2.0, 6.0).reshape(2, 2), requires_grad=True)
+    written = w if which == "w" else x
+    _bump(written, before)
+    make = {
+        "mul": lambda: w * x,
+        "sin": lambda: ab.sin(x if which != "w" else w),
+        "matmul": lambda: w @ x,
+        "mul by a constant": lambda: (x if which != "w" else w) * np.float64(3.0),
+    }[op]
+    out = make()
+    node = out.grad_fn
+    assert node is not None and node.op.plain_arrays and node._rare is None
+    _bump(written, after, through_a_view=which == "view of x")
+    try:
+        engine._check_versions(node, node._inputs)  # type: ignore[arg-type]
+        general_raises = False
+    except RuntimeError:
+        general_raises = True
+    assert general_raises == bool(after)
+    if general_raises:
+        with pytest.raises(RuntimeError, match="modified in place"):
+            ab.grad(out.sum(), [t for t in (w, x) if t.requires_grad])
+    else:
+        inputs = [t for t in (w, x) if t.requires_grad and any(t is v for v in node._inputs)]  # type: ignore[union-attr]
+        fast = ab.grad(out.sum(), inputs, retain_graph=True)
+        general = ab.grad(out.sum(), inputs, create_graph=True)  # the general path, _check_versions
+        for a, b in zip(fast, general, strict=True):
+            np.testing.assert_array_equal(a.data, b.data)  # type: ignore[union-attr]
+
+
 def _slow_consumer_counts(roots: list[Node]) -> dict[Any, int]:
     """Every node reachable from ``roots``, found by recursion; one count per edge into a vertex."""
     reached: set[Node] = set()

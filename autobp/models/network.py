@@ -200,7 +200,11 @@ class Network:
             # [784, 30, 10] step, measured). The version bump still lets a graph that saved these
             # parameters notice the change, as an optimizer's step does.
             param.data -= step * g
-            param._version += 1
+            counter = param._vc  # `param._version += 1` without the property's two calls
+            if counter is None:
+                param._vc = [1]
+            else:
+                counter[0] += 1
         return cost
 
     def SGD(  # the seed's name, capitals included
