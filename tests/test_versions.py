@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import autobp as ab
+from autobp.ops.registry import REGISTRY, op
 
 STALE = r"modified in place after the op ran"
 
@@ -284,10 +285,25 @@ def test_a_tape_guards_a_closure_read_through_detach() -> None:
             scale.mul_(10.0)
 
 
+@op("identity_for_test")
+def _identity(x: np.ndarray) -> np.ndarray:
+    """x itself, as a user's op may return it. Shapes: any -> same."""
+    return x
+
+
+_identity.defvjp(lambda grad, out, x: grad, plain_arrays=True)
+del REGISTRY["identity_for_test"]  # a test-only op: keep the registry-driven suites to the library's ops
+
+
 @pytest.mark.parametrize(
     "no_op_view",
-    [lambda c: ab.squeeze(c), lambda c: ab.squeeze(c, axis=()), lambda c: ab.ops.sum_to(c, (2, 2))],
-    ids=["squeeze, no axis of size 1", "squeeze axis=()", "sum_to its own shape"],
+    [
+        lambda c: ab.squeeze(c),
+        lambda c: ab.squeeze(c, axis=()),
+        lambda c: ab.ops.sum_to(c, (2, 2)),
+        lambda c: _identity(c),
+    ],
+    ids=["squeeze, no axis of size 1", "squeeze axis=()", "sum_to its own shape", "a custom op returning x"],
 )
 def test_an_op_that_changes_nothing_still_shares_the_counter(no_op_view: Callable[[ab.Tensor], Any]) -> None:
     # numpy hands such calls the input array itself; without a counter of its own storage the

@@ -303,7 +303,14 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
             result = forward(*arrays, **kwargs)
         except (ValueError, TypeError, IndexError) as error:
             _raise_with_context(opdef, error, args)
-        out = record(opdef, result, args, kwargs) if needs_grad and differentiable and mode.enabled else wrap(result)
+        if needs_grad and differentiable and mode.enabled:
+            out = record(opdef, result, args, kwargs)  # (a returned input becomes a view there)
+        else:
+            for array in arrays:
+                if array is result:  # an op returned its input (squeeze, sum_to): a view, to share its counter
+                    result = result.view()
+                    break
+            out = wrap(result)
         if out.data.base is not None:  # a view of an input's memory: one storage, one version counter
             share_storage(out, args)
         if mode.tape is not None:  # a taped function is being traced (autobp.tape); before the

@@ -49,8 +49,7 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
         x = np.asarray(x)
     shape = shape if type(shape) is tuple else tuple(shape)
     axes = _summed_axes(x.shape, shape)
-    # x.sum(...) without its wrapper; never x itself, which would share x's memory but not its version counter
-    summed = np.add.reduce(x, axes, keepdims=True) if axes else x.view()
+    summed = np.add.reduce(x, axes, keepdims=True) if axes else x  # x.sum(...) without its wrapper
     return summed if summed.shape == shape else summed.reshape(shape)
 
 
@@ -146,14 +145,12 @@ def squeeze(x: Any, axis: Any = None) -> np.ndarray:
     """
     x = np.asarray(x)
     if axis is None:
-        # numpy returns x itself when no axis has size 1: a view instead, so that the result shares
-        # x's version counter (the registry shares it with views only) and in-place writes are seen
-        return np.squeeze(x.view())
+        return np.squeeze(x)
     axes = normalize_axes(axis, x.ndim, "squeeze")
     for a in axes:
         if x.shape[a] != 1:
             raise ValueError(f"squeeze: cannot squeeze axis {a} of shape {x.shape}: its size is {x.shape[a]}, not 1")
-    return np.squeeze(x.view(), axis=axes)
+    return np.squeeze(x, axis=axes)
 
 
 squeeze.defvjp(lambda grad, out, x, axis=None: grad.reshape(x.shape), plain_arrays=True)  # same values, old shape
