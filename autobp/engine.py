@@ -120,7 +120,7 @@ def _vjps(node: Node, g: Any, create_graph: bool) -> tuple[tuple[Any, ...], Sequ
             arrays = [v.data if isinstance(v, Tensor) else v for v in recorded]
             return recorded, _apply_rules(node, g, node.out, arrays)
         # Rules that need Tensors: run them on Tensors, recording nothing, and unwrap the results.
-        with _plain_arrays(False):
+        with _modes(None, arrays=False):
             grads = _apply_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
         return recorded, [None if x is None else x.data for x in grads]
     except Exception as error:
@@ -189,36 +189,26 @@ def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: An
 
 
 class _modes:
-    """While active, grad mode is ``enabled`` and array mode ``arrays`` (for one walk).
+    """While active, grad mode is ``enabled`` (None: as it was) and array mode ``arrays``.
 
-    Sets and restores the thread's modes itself: ``set_grad_enabled`` keeps per-thread stacks for
-    managers that user code shares, and every backward pays for two (W1's fixed cost per step).
+    Array mode on: autobp ops take and return plain arrays (the first-order backward); off: ops
+    behave as usual, for rules and hooks that need Tensors. Sets and restores the thread's modes
+    itself: ``set_grad_enabled`` keeps per-thread stacks for managers that user code shares, and
+    every backward would pay for two (W1's fixed cost per step).
     """
 
-    def __init__(self, enabled: bool, arrays: bool) -> None:
+    def __init__(self, enabled: bool | None, arrays: bool) -> None:
         self.enabled, self.arrays = enabled, arrays
 
     def __enter__(self) -> None:
         mode = graph._mode
         self.previous = mode.enabled, mode.arrays
-        mode.enabled, mode.arrays = self.enabled, self.arrays
+        if self.enabled is not None:
+            mode.enabled = self.enabled
+        mode.arrays = self.arrays
 
     def __exit__(self, *exc: object) -> None:
         graph._mode.enabled, graph._mode.arrays = self.previous
-
-
-class _plain_arrays:
-    """While active, autobp ops take and return plain arrays (the first-order backward)."""
-
-    def __init__(self, on: bool) -> None:
-        self.on = on
-
-    def __enter__(self) -> None:
-        self.previous = graph._mode.arrays
-        graph._mode.arrays = self.on
-
-    def __exit__(self, *exc: object) -> None:
-        graph._mode.arrays = self.previous
 
 
 def _walk(
@@ -353,7 +343,7 @@ def _warn_grad_cycle() -> None:
 def _run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
     """Run user hooks on a gradient. Hooks always see Tensors, with ops behaving as usual."""
     tensor = g if create_graph else Tensor._wrap(g)
-    with _plain_arrays(False):
+    with _modes(None, arrays=False):
         for hook in hooks:
             replaced = hook(tensor)
             if replaced is not None:
@@ -369,7 +359,7 @@ def _run_node_hooks(node: Node, g: Any, create_graph: bool, retain: bool) -> Any
         tensor = node.retained()
         if tensor is not None:
             kept = g if create_graph else Tensor._wrap(g.copy())
-            with _plain_arrays(False):
+            with _modes(None, arrays=False):
                 tensor.grad = kept if tensor.grad is None else tensor.grad + kept
     return g
 
