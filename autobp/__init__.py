@@ -8,7 +8,18 @@ tensor([2., 4.])
 """
 
 # ab.forward_ad: dual tensors, PyTorch's names (dual_level, make_dual, unpack_dual)
-from autobp import datasets, forward_ad, functional, models, nn, optim, reference, tape, viz  # numpy-only until used
+from autobp import (
+    backends,
+    datasets,
+    forward_ad,
+    functional,
+    models,
+    nn,
+    optim,
+    reference,
+    tape,
+    viz,
+)  # numpy-only until used
 from autobp.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from autobp.creation import (
     arange,
@@ -43,6 +54,7 @@ __all__ = [
     "AnomalyError",
     "functional",
     "forward_ad",
+    "backends",
     "tape",
     *_op_names,
     "Tensor",

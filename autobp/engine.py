@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import graph
+from autobp import backends, graph
 from autobp.graph import Node
 from autobp.tensor import Tensor
 
@@ -290,7 +290,7 @@ def _walk(
                         input_grad = sum_to(input_grad, tensor.data.shape)
                     # (`is` first: numpy's builtin dtypes are singletons, and `!=` on dtypes is slow)
                     if input_grad.dtype is not tensor.data.dtype and input_grad.dtype != tensor.data.dtype:
-                        input_grad = input_grad.astype(tensor.data.dtype)
+                        input_grad = _cast(input_grad, tensor.data)
                     if anomaly:
                         from autobp.anomaly import check_backward
 
@@ -310,9 +310,19 @@ def _walk(
     return found if create_graph else {vertex: Tensor._wrap(g) for vertex, g in found.items()}
 
 
+def _cast(grad: Any, like: Any) -> Any:
+    """``grad`` converted to ``like``'s dtype (a float32 input gets a float32 gradient)."""
+    if type(grad) is np.ndarray or isinstance(grad, Tensor):
+        return grad.astype(like.dtype)
+    return backends.namespace(grad).astype(grad, like.dtype)
+
+
 def _zeros(like: Any, create_graph: bool) -> Any:
     """A zero gradient for an array of ``like``'s shape and dtype (a constant Tensor with create_graph)."""
-    zeros = np.zeros(like.shape, dtype=like.dtype)
+    if type(like) is np.ndarray:
+        zeros = np.zeros(like.shape, dtype=like.dtype)
+    else:
+        zeros = backends.namespace(like).zeros_like(like)
     return Tensor._wrap(zeros) if create_graph else zeros
 
 
@@ -392,8 +402,11 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
                     f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
                     "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
                 )
-            ones = np.empty(out.data.shape, out.data.dtype)  # np.ones without its Python frame
-            ones.fill(1)
+            if type(out.data) is np.ndarray:
+                ones = np.empty(out.data.shape, out.data.dtype)  # np.ones without its Python frame
+                ones.fill(1)
+            else:
+                ones = backends.namespace(out.data).ones_like(out.data)
             g = Tensor._wrap(ones)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype)

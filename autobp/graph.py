@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 # The per-thread state of grad mode, which recording reads (and others as graph._mode).
+from autobp import backends
 from autobp.grad_mode import _mode
 
 if TYPE_CHECKING:
@@ -286,7 +287,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
                 saved = _copy_arrays(args)
     # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
     out = _new_object(Tensor)
-    out.data = result if type(result) is np.ndarray else np.asarray(result)
+    out.data = result if type(result) is np.ndarray else backends.as_array(result)
     out.requires_grad = True
     out.grad = None
     out.name = None
@@ -307,7 +308,8 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     if _anomaly_hook is not None:
         _anomaly_hook(node)
     # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).
-    out.data.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
+    if type(out.data) is np.ndarray:  # (other libraries have no read-only flag: docs/arrays.md)
+        out.data.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
     return out
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from autobp import grad_mode
+from autobp import backends, grad_mode
 
 if TYPE_CHECKING:
     from autobp.graph import Node
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Tensor", "tensor"]
 
 _FLOAT_KINDS = ("f",)
+_NUMPY = backends.library("numpy")
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 _TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims"}  # PyTorch's keyword -> numpy's, which autobp uses
 
@@ -41,8 +42,9 @@ def _numpy_keywords(method: _Method) -> _Method:
     return checked  # type: ignore[return-value]
 
 
-def _check_requires_grad(dtype: np.dtype[Any], what: str) -> None:
-    if dtype.kind not in _FLOAT_KINDS:
+def _check_requires_grad(array: Any, what: str) -> None:
+    dtype = array.dtype
+    if not (dtype.kind in _FLOAT_KINDS if type(array) is np.ndarray else backends.namespace(array).float_dtype(dtype)):
         raise TypeError(
             f"{what}: only floating-point tensors can require gradients, got dtype {dtype}; "
             "convert first, e.g. ab.tensor(data, dtype='float64', requires_grad=True)"
@@ -83,6 +85,9 @@ class Tensor:
         if isinstance(data, Tensor):
             graph.note_read(data, "a copy into a new Tensor")  # the copy is a constant to a tape
             data = data.data
+        if backends.library_of(data) not in (None, _NUMPY):  # another library's array: keep its library
+            self._init_foreign(data, requires_grad, dtype)
+            return
         try:
             array = np.array(data, dtype=dtype, copy=True)
         except (ValueError, TypeError) as error:  # ragged nesting, unknown dtype, unconvertible values
@@ -91,7 +96,7 @@ class Tensor:
         if array.dtype == object:
             raise TypeError(f"tensor: cannot make a Tensor from {type(data).__name__} (numpy gives dtype object)")
         if requires_grad:
-            _check_requires_grad(array.dtype, "tensor")
+            _check_requires_grad(array, "tensor")
         self.data = array
         self.requires_grad = bool(requires_grad)
         self.grad = None
@@ -100,11 +105,24 @@ class Tensor:
         self._vc = None
         self._hooks = None
 
+    def _init_foreign(self, data: Any, requires_grad: bool, dtype: Any) -> None:
+        xp = backends.namespace(data)
+        array = xp.asarray(data, dtype=None if dtype is None else getattr(xp, str(np.dtype(dtype))), copy=True)
+        if requires_grad:
+            _check_requires_grad(array, "tensor")
+        self.data = array
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self.grad_fn = None
+        self.name = None
+        self._vc = None
+        self._hooks = None
+
     @classmethod
     def _wrap(cls, array: Any, requires_grad: bool = False, grad_fn: Node | None = None) -> Tensor:
         """Wrap an op's result without copying (the fast internal constructor)."""
         tensor = object.__new__(cls if cls is Tensor else Tensor)
-        tensor.data = array if type(array) is np.ndarray else np.asarray(array)
+        tensor.data = array if type(array) is np.ndarray else backends.as_array(array)
         tensor.requires_grad = requires_grad
         tensor.grad = None
         tensor.grad_fn = grad_fn
@@ -163,10 +181,35 @@ class Tensor:
         """The transpose (all axes reversed)."""
         return _ops.transpose(self)
 
+    @property
+    def library(self) -> str:
+        """The array library that holds the data: ``"numpy"``, ``"torch"``, ``"cupy"``..."""
+        return backends.library_name(self.data)
+
+    @property
+    def device(self) -> str:
+        """Where the data lives: ``"cpu"``, ``"cuda:0"``..."""
+        return backends.namespace(self.data).device_name(self.data)
+
     def numpy(self) -> np.ndarray:
-        """The array behind this tensor (no copy; do not modify it)."""
+        """The data as a numpy array: the array itself for numpy (no copy; do not modify it), a
+        copy on the host for other libraries."""
         graph.note_read(self, ".numpy()")
-        return self.data
+        data = self.data
+        return data if type(data) is np.ndarray else backends.namespace(data).to_numpy(data)
+
+    def to(self, library: str | None = None, device: Any = None) -> Tensor:
+        """This tensor's data in another array library or on another device, as a new leaf.
+
+        ``t.to("torch", device="cuda")``, ``t.to("cupy")``, ``t.to("numpy")``; ``library=None``
+        keeps the library and moves the device. The result is a copy, detached from the graph
+        (as ``detach()``), with ``requires_grad`` kept; move parameters before building a graph.
+        """
+        graph.note_read(self, ".to()")
+        target = backends.library(library) if library is not None else backends.namespace(self.data)
+        moved = Tensor._wrap(backends.move(self.data, target, device), requires_grad=self.requires_grad)
+        moved.name = self.name
+        return moved
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python scalar."""
@@ -181,6 +224,11 @@ class Tensor:
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         graph.note_read(self, "__array__ (numpy reading the tensor)")
+        if type(self.data) is not np.ndarray:
+            raise TypeError(
+                f"numpy cannot read a {self.library} tensor in place (no silent copy to the host); "
+                "call t.numpy() for a host copy, or t.to('numpy')"
+            )
         if dtype is not None and dtype != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
@@ -222,10 +270,17 @@ class Tensor:
         return int(self.data.item())
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        data = self.data
         extras = []
-        if self.data.dtype not in (np.float64, np.int64, np.bool_):
-            extras.append(f"dtype={self.data.dtype}")
+        if type(data) is not np.ndarray:
+            xp = backends.namespace(data)
+            data = xp.to_numpy(data)
+            extras.append(f"library={xp.name}")
+            if xp.device_name(self.data) != "cpu":
+                extras.append(f"device={xp.device_name(self.data)}")
+        body = np.array2string(data, separator=", ", prefix="tensor(")
+        if data.dtype not in (np.float64, np.int64, np.bool_):
+            extras.append(f"dtype={data.dtype}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn=<{self.grad_fn.op.name}>")
         elif self.requires_grad:
@@ -269,7 +324,7 @@ class Tensor:
         if not self.is_leaf:
             raise RuntimeError("requires_grad_: only leaf tensors can change requires_grad")
         if requires_grad:
-            _check_requires_grad(self.dtype, "requires_grad_")
+            _check_requires_grad(self.data, "requires_grad_")
         self.requires_grad = requires_grad
         return self
 

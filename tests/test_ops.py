@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import Library
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -186,9 +187,11 @@ ALL_OPS = sorted(REGISTRY)
 SECOND_ORDER = sorted(name for name in DIFFERENTIABLE if REGISTRY[name].hints.second_order)
 
 
-def call(opdef: OpDef, sample: Sample, dtype: Any = np.float64, requires_grad: bool = False) -> Any:
+def call(opdef: OpDef, sample: Sample, library: Library, dtype: Any = np.float64, requires_grad: bool = False) -> Any:
     tensors = [
-        ab.Tensor(a.astype(dtype) if a.dtype.kind == "f" else a, requires_grad=requires_grad and a.dtype.kind == "f")
+        library.tensor(
+            a.astype(dtype) if a.dtype.kind == "f" else a, requires_grad=requires_grad and a.dtype.kind == "f"
+        )
         for a in sample.arrays
     ]
     return tensors, opdef.public(*tensors, **sample.kwargs)
@@ -200,20 +203,21 @@ def as_list(value: Any) -> list[Any]:
 
 @pytest.mark.parametrize("name", ALL_OPS)
 @given(data=st.data())
-def test_forward_matches_numpy(name: str, data: st.DataObject) -> None:
+def test_forward_matches_numpy(name: str, library: Library, data: st.DataObject) -> None:
     opdef = REGISTRY[name]
     sample = data.draw(samples_for(opdef), label="sample")
-    _, result = call(opdef, sample)
+    _, result = call(opdef, sample, library)
     expected = oracle(name)(*sample.arrays, **sample.kwargs)
     for got, want in zip(as_list(result), as_list(expected), strict=True):
         assert isinstance(got, ab.Tensor)
-        assert got.shape == np.shape(want)
-        assert got.dtype == np.asarray(want).dtype
-        np.testing.assert_allclose(got.data, want, rtol=1e-12, atol=1e-12)
+        assert got.library == library.name
+        assert tuple(got.shape) == np.shape(want)
+        assert got.numpy().dtype == np.asarray(want).dtype
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
 
 
-def _select_differentiable(opdef: OpDef, sample: Sample) -> tuple[list[ab.Tensor], Any]:
-    tensors, _ = call(opdef, sample, requires_grad=True)
+def _select_differentiable(opdef: OpDef, sample: Sample, library: Library) -> tuple[list[ab.Tensor], Any]:
+    tensors, _ = call(opdef, sample, library, requires_grad=True)
 
     def function(*inputs: ab.Tensor) -> Any:
         return opdef.public(*inputs, **sample.kwargs)
@@ -223,30 +227,30 @@ def _select_differentiable(opdef: OpDef, sample: Sample) -> tuple[list[ab.Tensor
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 @given(data=st.data())
-def test_gradcheck(name: str, data: st.DataObject) -> None:
+def test_gradcheck(name: str, library: Library, data: st.DataObject) -> None:
     opdef = REGISTRY[name]
     sample = data.draw(samples_for(opdef), label="sample")
-    tensors, function = _select_differentiable(opdef, sample)
+    tensors, function = _select_differentiable(opdef, sample, library)
     assert ab.gradcheck(function, tuple(tensors), atol=opdef.hints.fd_atol)
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)
 @given(data=st.data())
-def test_gradgradcheck(name: str, data: st.DataObject) -> None:
+def test_gradgradcheck(name: str, library: Library, data: st.DataObject) -> None:
     opdef = REGISTRY[name]
     sample = data.draw(samples_for(opdef), label="sample")
-    tensors, function = _select_differentiable(opdef, sample)
+    tensors, function = _select_differentiable(opdef, sample, library)
     assert ab.gradgradcheck(function, tuple(tensors), atol=opdef.hints.fd_atol)
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 @given(data=st.data())
-def test_float32_stays_float32(name: str, data: st.DataObject) -> None:
+def test_float32_stays_float32(name: str, library: Library, data: st.DataObject) -> None:
     opdef = REGISTRY[name]
     sample = data.draw(samples_for(opdef), label="sample")
     if name == "astype":  # its very purpose is to change the dtype; its gradient still comes back as float32
         sample.kwargs["dtype"] = "float32"
-    tensors, result = call(opdef, sample, dtype=np.float32, requires_grad=True)
+    tensors, result = call(opdef, sample, library, dtype=np.float32, requires_grad=True)
     outputs = [r for r in as_list(result) if r.requires_grad]
     for out in as_list(result):
         assert out.dtype == np.float32, f"{name} returned {out.dtype} for float32 inputs"

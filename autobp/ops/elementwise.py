@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends import namespace
 from autobp.ops.registry import Hints, op
 from autobp.tensor import Tensor
 
@@ -34,9 +35,10 @@ def quiet(function: Any) -> Any:
 
 
 # -- arithmetic --------------------------------------------------------------------------------
-@op("add", arity=2, hints=BINARY, ufunc=np.add, elementwise=True)
+@op("add", arity=2, hints=BINARY, elementwise=True)
 def add(x: Any, y: Any) -> Any:
     """Elementwise ``x + y``. Shapes: broadcastable -> broadcast shape."""
+    return namespace(x, y).add(x, y)
 
 
 add.defvjp(
@@ -46,9 +48,10 @@ add.defvjp(
 )
 
 
-@op("sub", arity=2, hints=BINARY, ufunc=np.subtract, elementwise=True)
+@op("sub", arity=2, hints=BINARY, elementwise=True)
 def sub(x: Any, y: Any) -> Any:
     """Elementwise ``x - y``. Shapes: broadcastable -> broadcast shape."""
+    return namespace(x, y).subtract(x, y)
 
 
 sub.defvjp(
@@ -58,9 +61,10 @@ sub.defvjp(
 )
 
 
-@op("mul", arity=2, hints=BINARY, ufunc=np.multiply, elementwise=True)
+@op("mul", arity=2, hints=BINARY, elementwise=True)
 def mul(x: Any, y: Any) -> Any:
     """Elementwise ``x * y``. Shapes: broadcastable -> broadcast shape."""
+    return namespace(x, y).multiply(x, y)
 
 
 mul.defvjp(
@@ -104,9 +108,10 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
 pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
 
 
-@op("neg", ufunc=np.negative, elementwise=True)
+@op("neg", elementwise=True)
 def neg(x: Any) -> Any:
     """Elementwise ``-x``. Shapes: any -> same."""
+    return namespace(x).negative(x)
 
 
 neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True)  # d(-x)/dx = -1

@@ -43,8 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from numpy import ndarray
 
-from autobp import graph
+from autobp import backends, graph
+from autobp.backends import numpy as numpy_backend
 from autobp.forward import linear_jvp, propagate
 from autobp.tensor import _TORCH_SPELLINGS, Tensor
 
@@ -110,6 +112,7 @@ class OpDef:
     __slots__ = (
         "name",
         "forward",
+        "numpy_forward",
         "arity",
         "rules",
         "variadic_rule",
@@ -143,6 +146,8 @@ class OpDef:
     ) -> None:
         self.name = name
         self.forward = forward
+        # numpy's fast forward (backends/numpy.py), for calls whose arrays are all numpy arrays.
+        self.numpy_forward = numpy_backend.FORWARDS.get(name, forward)
         self.declared = declared or forward
         self.explain = explain  # raises a clearer error than the forward's, given the same inputs
         self.arity = arity  # number of leading tensor arguments; None: all positionals are tensors
@@ -264,6 +269,18 @@ def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -
     raise new from error
 
 
+# Arguments that a numpy fast forward takes as numpy would: the arrays are checked by type.
+_NUMPY_LIKE = (ndarray, np.generic, int, float, complex, list, tuple, type(None))
+
+
+def _all_numpy(args: tuple[Any, ...]) -> bool:
+    return all(type(value) is ndarray or isinstance(value, _NUMPY_LIKE) for value in args)
+
+
+def _is_foreign_view(data: Any) -> bool:
+    return backends.namespace(data).is_view(data)
+
+
 def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     """The function users call: unwrap Tensors, run the forward, record a node when needed.
 
@@ -271,6 +288,9 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     """
     forward, arity, differentiable, mode = opdef.forward, opdef.arity, opdef.differentiable, graph._mode
     record, wrap, share_storage = graph.record, Tensor._wrap, graph.share_storage
+    # numpy's fast forward (backends/numpy.py), taken when every array argument is a numpy array.
+    fast = opdef.numpy_forward
+    special = fast is not forward
 
     @functools.wraps(opdef.declared)
     def public(*args: Any, **kwargs: Any) -> Tensor:
@@ -278,6 +298,8 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
             args, kwargs = opdef.bind(args, kwargs)
         if mode.arrays:  # inside a first-order backward: arrays in, arrays out, nothing recorded
             try:
+                if special and _all_numpy(args):
+                    return fast(*args, **kwargs)
                 return forward(*args, **kwargs)
             except TypeError as error:
                 if not any(isinstance(value, Tensor) for value in args):
@@ -292,15 +314,21 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
                 _raise_with_context(opdef, error, args)
         arrays = []
         needs_grad = False
+        numpy_only = True
         for value in args:
             if isinstance(value, Tensor):
-                arrays.append(value.data)
+                data = value.data
+                arrays.append(data)
                 if value.requires_grad:
                     needs_grad = True
+                if type(data) is not ndarray:
+                    numpy_only = False
             else:
                 arrays.append(value)
+                if numpy_only and not isinstance(value, _NUMPY_LIKE):
+                    numpy_only = False
         try:
-            result = forward(*arrays, **kwargs)
+            result = (fast if special and numpy_only else forward)(*arrays, **kwargs)
         except (ValueError, TypeError, IndexError) as error:
             _raise_with_context(opdef, error, args)
         if needs_grad and differentiable and mode.enabled:
@@ -311,8 +339,9 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
                     result = result.view()
                     break
             out = wrap(result)
-        if out.data.base is not None:  # a view of an input's memory: one storage, one version counter
-            share_storage(out, args)
+        data = out.data
+        if data.base is not None if type(data) is ndarray else not numpy_only and _is_foreign_view(data):
+            share_storage(out, args)  # a view of an input's memory: one storage, one version counter
         if mode.tape is not None:  # a taped function is being traced (autobp.tape); before the
             mode.tape.record(opdef, args, kwargs, out)  # tangent's ops, which read out's slot
         if mode.forward is not None:  # forward mode is on (autobp.forward): carry the tangents

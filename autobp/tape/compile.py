@@ -71,7 +71,8 @@ class Tape:
             if kept is not None and out not in results:  # a result must stay an array of its own
                 same[out] = same.get(kept, kept)
             else:
-                namespace[f"f{i}"] = getattr(opdef.forward, "quiet_body", opdef.forward)  # the replay is quiet
+                forward = opdef.numpy_forward  # (a tape replays numpy programs only: autobp.tape.trace)
+                namespace[f"f{i}"] = getattr(forward, "quiet_body", forward)  # the replay is quiet
                 arguments = [name(k) for k in refs]
                 for j, (key, value) in enumerate(kwargs.items()):
                     namespace[f"k{i}_{j}"] = value
@@ -201,7 +202,7 @@ def _times_one(opdef: OpDef, refs: tuple[int, ...], out: int, recorder: Recorder
     imaginary part's ``inf * 0`` is nan); the step is an identity when, besides, ``x`` has the
     product's shape and dtype. (A square's gradient under a ``0.5 *`` is one of these.)
     """
-    if opdef.forward is not np.multiply:
+    if opdef.name != "mul":
         return None
     for one, kept in (refs, refs[::-1]):
         if constant[one] and not constant[kept]:

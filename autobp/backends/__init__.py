@@ -1,0 +1,193 @@
+"""The array libraries autobp computes with, found from the arrays themselves.
+
+``namespace(*arrays)`` gives the library of its array arguments as one object ``xp``: the array
+API standard's functions (``xp.exp``, ``xp.sum``, ``xp.matmul``) and the few extras the standard
+lacks (``xp.scatter_add``, ``xp.to_numpy``...), which each library's module here supplies:
+``numpy.py``, ``torch.py``, ``cupy.py`` and ``strict.py`` (``array-api-strict``, the standard and
+nothing more, which the test suite runs on to prove no numpy-only call slipped into an op).
+
+Python scalars (and numpy scalars) belong to no library: they combine with any array. Arrays of
+two libraries in one call are an error naming both; autobp never moves data behind your back.
+With no array at all, the library is numpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Namespace",
+    "MixedArraysError",
+    "LIBRARIES",
+    "namespace",
+    "library",
+    "library_of",
+    "library_name",
+    "as_array",
+    "move",
+    "describe",
+]
+
+# A library's name, as users write it in Tensor.to(...), and the module that adapts it.
+LIBRARIES = {
+    "numpy": "autobp.backends.numpy",
+    "torch": "autobp.backends.torch",
+    "cupy": "autobp.backends.cupy",
+    "array_api_strict": "autobp.backends.strict",
+}
+_ALIASES = {"np": "numpy", "strict": "array_api_strict", "pytorch": "torch", "cp": "cupy"}
+# The top-level module of an array type -> the library name (for types seen the first time).
+_MODULE_ROOTS = {"numpy": "numpy", "torch": "torch", "cupy": "cupy", "array_api_strict": "array_api_strict"}
+
+
+class MixedArraysError(TypeError):
+    """Arrays of two libraries (or devices) met in one operation."""
+
+
+class Namespace(types.SimpleNamespace):
+    """One array library: the standard's functions and autobp's extras, as attributes.
+
+    ``name`` is the library's name (``"numpy"``, ``"torch"``...). Attribute lookups are plain
+    instance-dict reads, as fast as a module's: ops call ``xp.exp`` on the hot path.
+    """
+
+    name: str
+
+    def __repr__(self) -> str:
+        return f"<autobp array library {self.name}>"
+
+
+def _assemble(module: types.ModuleType) -> Namespace:
+    """The standard namespace of a backend module's library, with the module's extras on top."""
+    standard = module.standard()
+    names: dict[str, Any] = {k: getattr(standard, k) for k in dir(standard) if not k.startswith("_")}
+    names.update({k: getattr(module, k) for k in module.__all__})
+    names["name"] = module.NAME
+    return Namespace(**names)
+
+
+_LOADED: dict[str, Namespace] = {}
+# An array type -> its library (None: a scalar, belonging to none). Filled as types are met.
+_BY_TYPE: dict[type, Namespace | None] = {float: None, int: None, bool: None, complex: None, type(None): None}
+
+
+def library(name: str) -> Namespace:
+    """The library called ``name`` (``"numpy"``, ``"torch"``, ``"cupy"``, ``"array_api_strict"``)."""
+    key = _ALIASES.get(name, name) if isinstance(name, str) else name
+    if key in _LOADED:
+        return _LOADED[key]
+    if key not in LIBRARIES:
+        raise ValueError(f"unknown array library {name!r}; autobp knows {', '.join(LIBRARIES)}")
+    try:
+        module = importlib.import_module(LIBRARIES[key])
+        loaded = _LOADED[key] = _assemble(module)
+    except ImportError as error:
+        raise ImportError(
+            f"array library {key!r} is not installed ({error}); "
+            f"e.g. pip install 'autobp[{key.replace('array_api_', '')}]'"
+        ) from error
+    return loaded
+
+
+def _identify(kind: type) -> Namespace | None:
+    root = kind.__module__.split(".")[0]
+    name = _MODULE_ROOTS.get(root)
+    if name == "numpy":
+        found = library("numpy") if issubclass(kind, np.ndarray) else None  # numpy scalars: no library
+    elif (name is not None and hasattr(kind, "__array_namespace__")) or (name == "torch" and hasattr(kind, "dtype")):
+        found = library(name)
+    elif hasattr(kind, "__array_namespace__"):
+        raise TypeError(
+            f"autobp has no backend for arrays of type {root}.{kind.__name__}; it computes with "
+            f"{', '.join(LIBRARIES)} arrays"
+        )
+    else:
+        found = None  # lists, tuples, slices, dtypes...: not arrays of a library
+    _BY_TYPE[kind] = found
+    return found
+
+
+def library_of(value: Any) -> Namespace | None:
+    """The library of one array (None for Python and numpy scalars and other non-arrays)."""
+    kind = type(value)
+    try:
+        return _BY_TYPE[kind]
+    except KeyError:
+        return _identify(kind)
+
+
+def namespace(*arrays: Any) -> Namespace:
+    """The library of the arrays among ``arrays`` (numpy when there are none).
+
+    Raises:
+        MixedArraysError: arrays of two libraries, or of one library on two devices.
+    """
+    found: Namespace | None = None
+    first: Any = None
+    for value in arrays:
+        kind = type(value)
+        try:
+            lib = _BY_TYPE[kind]
+        except KeyError:
+            lib = _identify(kind)
+        if lib is None:
+            continue
+        if found is None:
+            found, first = lib, value
+        elif lib is not found:
+            raise MixedArraysError(
+                f"arrays of two libraries in one operation: {describe(first)} and {describe(value)}; "
+                "move one first, e.g. t.to('numpy') or t.to('torch', device='cuda')"
+            )
+        elif lib.name != "numpy" and lib.device_name(value) != lib.device_name(first):
+            raise MixedArraysError(
+                f"arrays on two devices in one operation: {describe(first)} and {describe(value)}; "
+                "move one first, e.g. t.to(device='cuda')"
+            )
+    return found if found is not None else library("numpy")
+
+
+def as_array(value: Any) -> Any:
+    """An op's result as an array: another library's array as it is, anything else through numpy."""
+    return value if library_of(value) not in (None, _numpy()) else np.asarray(value)
+
+
+def _numpy() -> Namespace:
+    return library("numpy")
+
+
+def move(array: Any, target: Namespace, device: Any = None) -> Any:
+    """A copy of ``array`` in library ``target`` on ``device`` (None: the default device, or the
+    array's own device when the library does not change)."""
+    source = namespace(array)
+    if source is target:
+        if device is None:
+            device = source.device(array)
+        return target.asarray(array, device=device, copy=True) if source.name != "numpy" else np.array(array, copy=True)
+    return target.from_numpy(source.to_numpy(array), device)
+
+
+def library_name(value: Any) -> str:
+    """``"numpy"``, ``"torch"``...: the library of an array (numpy for scalars)."""
+    lib = library_of(value)
+    return "numpy" if lib is None else lib.name
+
+
+def describe(value: Any) -> str:
+    """``float64[3, 4]`` for numpy arrays and Tensors, ``torch float32[3] on cuda:0`` for others,
+    ``float 2.0`` for scalars: how error messages show a value."""
+    data = getattr(value, "data", value) if type(value).__name__ == "Tensor" else value
+    lib = library_of(data)
+    if lib is None:
+        if isinstance(data, np.generic):
+            return f"{data.dtype}[]"
+        return f"{type(value).__name__} {value!r}"
+    shown = f"{lib.dtype_name(data.dtype)}{list(data.shape)}"
+    if lib.name == "numpy":
+        return shown
+    device = lib.device_name(data)
+    return f"{lib.name} {shown}" + ("" if device == "cpu" else f" on {device}")

@@ -1,0 +1,81 @@
+"""PyTorch tensors (CPU or CUDA) as autobp's arrays, through array-api-compat's torch namespace.
+
+autobp does its own differentiation: the torch tensors it holds never require grad, and torch's
+autograd records nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+NAME = "torch"
+__all__ = [
+    "to_numpy",
+    "from_numpy",
+    "device",
+    "device_name",
+    "dtype_name",
+    "is_view",
+    "scatter_add",
+    "quiet",
+    "float_dtype",
+]
+
+
+def standard() -> Any:
+    import array_api_compat.torch
+
+    return array_api_compat.torch
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy().copy()
+
+
+def from_numpy(array: np.ndarray, device: Any = None) -> Any:
+    return _torch().tensor(np.array(array, copy=True), device=device)
+
+
+def device(x: Any) -> Any:
+    return x.device
+
+
+def device_name(x: Any) -> str:
+    return str(x.device)
+
+
+def dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def float_dtype(dtype: Any) -> bool:
+    return bool(dtype.is_floating_point)
+
+
+def is_view(x: Any) -> bool:
+    return x._base is not None
+
+
+def scatter_add(target: Any, index: Any, values: Any) -> Any:
+    """``target`` with ``values`` added at ``index``; repeated positions accumulate. Writes ``target``."""
+    torch = _torch()
+    if not isinstance(index, tuple):
+        index = (index,)
+    # index_put_ takes integer tensors only: turn slices, None and Ellipsis into index tensors
+    # through an index grid of the target (one gather of positions, then one accumulate).
+    positions = torch.arange(target.numel(), device=target.device).reshape(target.shape)[index]
+    flat = target.reshape(-1)
+    flat.index_put_((positions.reshape(-1),), torch.broadcast_to(values, positions.shape).reshape(-1), accumulate=True)
+    return target
+
+
+def quiet(function: Any) -> Any:
+    return function
