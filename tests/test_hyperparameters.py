@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import autobp as ab
+import autobp.backends.numpy_nn as numpy_nn
 import autobp.ops.nn as nn_ops
 from autobp import nn
 
@@ -57,13 +58,16 @@ CASES: list[tuple[str, str, CallWith, list[Any]]] = [
 
 @pytest.fixture
 def no_array_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trap the helpers every conv/pool computation starts with: a call fails the test."""
+    """Trap the helpers every conv/pool computation starts with, in the general forwards (any
+    library) and in numpy's fast ones: a call fails the test."""
 
     def trap(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("computation started before the hyper-parameters were checked")
 
     for helper in ("_padded", "_im2col", "_offsets", "_pool_argmax"):
         monkeypatch.setattr(nn_ops, helper, trap)
+    for helper in ("padded", "im2col", "offsets", "pool_argmax"):
+        monkeypatch.setattr(numpy_nn, helper, trap)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ __all__ = [
     "scatter_add",
     "quiet",
     "float_dtype",
+    "sliding_windows",
 ]
 
 
@@ -74,3 +75,21 @@ def scatter_add(target: Any, index: Any, values: Any) -> Any:
 
 def quiet(function: Any) -> Any:
     return function
+
+
+# -- convolution / pooling (ops/nn.py) ------------------------------------------------------------
+def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) -> Any:
+    """Every ``kernel`` window of the last two axes, ``stride`` apart, as a strided view.
+
+    Shapes: x (..., H, W) -> (..., Ho, Wo, kh, kw) with ``Ho = (H - kh) // sh + 1``.
+    """
+    from cupy.lib.stride_tricks import as_strided
+
+    (kh, kw), (sh, sw) = kernel, stride
+    rows, columns = (x.shape[-2] - kh) // sh + 1, (x.shape[-1] - kw) // sw + 1
+    row_step, column_step = x.strides[-2], x.strides[-1]
+    return as_strided(
+        x,
+        shape=(*x.shape[:-2], rows, columns, kh, kw),
+        strides=(*x.strides[:-2], row_step * sh, column_step * sw, row_step, column_step),
+    )

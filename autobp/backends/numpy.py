@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends import numpy_nn
+
 NAME = "numpy"
 __all__ = [
     "to_numpy",
@@ -22,6 +24,7 @@ __all__ = [
     "scatter_add",
     "quiet",
     "float_dtype",
+    "sliding_windows",
 ]
 
 
@@ -88,3 +91,17 @@ FORWARDS: dict[str, Any] = {
     "mul": np.multiply,
     "neg": np.negative,
 }
+
+
+# -- convolution / pooling (ops/nn.py) ------------------------------------------------------------
+def sliding_windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Every ``kernel`` window of the last two axes, ``stride`` apart, as a read-only view.
+
+    Shapes: x (..., H, W) -> (..., Ho, Wo, kh, kw) with ``Ho = (H - kh) // sh + 1``.
+    """
+    found = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=(-2, -1))
+    return found[..., :: stride[0], :: stride[1], :, :]
+
+
+# The convolution and pooling ops' fast forwards: strided slices per kernel offset, out= buffers.
+FORWARDS.update(numpy_nn.FORWARDS)

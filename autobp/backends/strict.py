@@ -22,6 +22,7 @@ __all__ = [
     "scatter_add",
     "quiet",
     "float_dtype",
+    "sliding_windows",
 ]
 
 
@@ -78,3 +79,21 @@ def _as_tuple(index: Any) -> tuple[Any, ...]:
 
 def quiet(function: Any) -> Any:
     return function
+
+
+# -- convolution / pooling (ops/nn.py) ------------------------------------------------------------
+def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) -> Any:
+    """Every ``kernel`` window of the last two axes, ``stride`` apart (a copy: the standard has no views).
+
+    Shapes: x (..., H, W) -> (..., Ho, Wo, kh, kw) with ``Ho = (H - kh) // sh + 1``.
+    """
+    xp = standard()
+    (kh, kw), (sh, sw) = kernel, stride
+    rows, columns = (x.shape[-2] - kh) // sh + 1, (x.shape[-1] - kw) // sw + 1
+    # One strided slice per kernel offset (i, j), stacked last in (i, j) order: then (kh, kw).
+    parts = [
+        x[..., i : i + sh * (rows - 1) + 1 : sh, j : j + sw * (columns - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return xp.reshape(xp.stack(parts, axis=-1), (*x.shape[:-2], rows, columns, kh, kw))

@@ -21,6 +21,7 @@ __all__ = [
     "scatter_add",
     "quiet",
     "float_dtype",
+    "sliding_windows",
 ]
 
 
@@ -79,3 +80,13 @@ def scatter_add(target: Any, index: Any, values: Any) -> Any:
 
 def quiet(function: Any) -> Any:
     return function
+
+
+# -- convolution / pooling (ops/nn.py) ------------------------------------------------------------
+def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) -> Any:
+    """Every ``kernel`` window of the last two axes, ``stride`` apart, as a view (``Tensor.unfold``).
+
+    Shapes: x (..., H, W) -> (..., Ho, Wo, kh, kw) with ``Ho = (H - kh) // sh + 1``.
+    """
+    # unfold(-2) turns H into (Ho, kh) with kh last; the second unfold(-2) then reaches W.
+    return x.unfold(-2, kernel[0], stride[0]).unfold(-2, kernel[1], stride[1])

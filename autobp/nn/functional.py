@@ -7,11 +7,13 @@ constant, which the result does not depend on) and the binary losses use ``softp
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from autobp import graph, ops
+from autobp.backends import MixedArraysError, describe, library_of, namespace
 from autobp.creation import as_generator
 from autobp.ops.nn import max_pool2d
 from autobp.tensor import Tensor
@@ -38,7 +40,7 @@ sigmoid, relu, tanh = ops.sigmoid, ops.relu, ops.tanh
 
 _REDUCTIONS = ("mean", "sum", "none")
 # PyTorch clamps binary_cross_entropy's logs at -100 so that p = 0 or 1 gives a finite loss.
-_LOG_FLOOR = float(np.exp(-100.0))
+_LOG_FLOOR = math.exp(-100.0)
 
 
 def _as_tensor(x: Any) -> Tensor:
@@ -81,24 +83,39 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
     return ops.exp(log_softmax(x, axis))
 
 
-def _check_targets(name: str, scores: Tensor, targets: Any) -> np.ndarray:
-    target = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
-    if scores.ndim != 2 or target.shape != scores.shape[:1]:
+def _check_targets(name: str, scores: Tensor, targets: Any) -> Any:
+    """The targets as an integer array of the scores' library, checked against the scores.
+
+    A list (or tuple) of class indices becomes an array of the scores' library and device; an
+    array of another library is an error, as in every op (no silent copy between devices).
+    """
+    target = targets.data if isinstance(targets, Tensor) else targets
+    if library_of(target) is None:  # host data (a list, a numpy scalar): an array where the scores live
+        xp = namespace(scores.data)
+        target = np.asarray(target) if xp.name == "numpy" else xp.from_numpy(np.asarray(target), xp.device(scores.data))
+    try:
+        xp = namespace(scores.data, target)
+    except MixedArraysError as error:
+        raise MixedArraysError(f"{name}: the targets must be in the scores' library: {error}") from None
+    if scores.ndim != 2 or tuple(target.shape) != tuple(scores.shape[:1]):
         raise ValueError(
-            f"{name}: expected input (N, C) and integer targets (N,), got {scores.dtype}{list(scores.shape)} "
-            f"and {target.dtype}{list(target.shape)}"
+            f"{name}: expected input (N, C) and integer targets (N,), got {describe(scores)} and {describe(target)}"
         )
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"{name}: targets must be integer class indices, got dtype {target.dtype}")
+    if not xp.isdtype(target.dtype, "integral"):
+        raise TypeError(f"{name}: targets must be integer class indices, got dtype {xp.dtype_name(target.dtype)}")
     # Through graph.check_values: a tape (autobp.tape) checks the targets of every replay too.
     graph.check_values(name, _targets_in_range, targets, classes=scores.shape[1], name=name)
     return target
 
 
 def _targets_in_range(target: Any, classes: int, name: str) -> None:
-    target = np.asarray(target)
-    if target.size and (target.min() < 0 or target.max() >= classes):
-        raise IndexError(f"{name}: targets must lie in [0, {classes}), got range [{target.min()}, {target.max()}]")
+    target = target if library_of(target) is not None else np.asarray(target)
+    xp = namespace(target)
+    if math.prod(target.shape) == 0:
+        return
+    low, high = int(xp.min(target)), int(xp.max(target))  # two integers read back, for the check
+    if low < 0 or high >= classes:
+        raise IndexError(f"{name}: targets must lie in [0, {classes}), got range [{low}, {high}]")
 
 
 def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
@@ -110,8 +127,10 @@ def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
     target = _check_targets("nll_loss", log_probs, targets)
     # A one-hot mask picks each row's target entry with ops that already have vjps. The mask is
     # made by ops too, so that a tape (autobp.tape) replays it for new targets.
-    rows = ops.reshape(target, (len(target), 1))
-    one_hot = ops.astype(ops.equal(rows, np.arange(log_probs.shape[1])), log_probs.dtype)
+    xp = namespace(target)
+    rows = ops.reshape(target, (target.shape[0], 1))
+    classes = xp.arange(log_probs.shape[1], device=xp.device(target))
+    one_hot = ops.astype(ops.equal(rows, classes), log_probs.dtype)
     return _reduce(-ops.sum(log_probs * one_hot, axis=1), reduction, "nll_loss")
 
 
@@ -182,9 +201,14 @@ def dropout(x: Any, p: float = 0.5, training: bool = True, rng: int | np.random.
     if not training or p == 0.0:
         return x
     if p == 1.0:
-        return x * np.zeros(x.shape, dtype=x.dtype)
-    keep = as_generator(rng).random(x.shape) >= p
-    return x * (keep / (1.0 - p)).astype(x.dtype)
+        return x * 0.0  # (not a zeros array: x's NaN and inf still give NaN, as x * mask does)
+    # The mask is drawn by numpy on the host, from ``rng``: one seed gives one mask on every
+    # library (the standard has no random numbers); another library gets it uploaded.
+    scale = (as_generator(rng).random(x.shape) >= p) / (1.0 - p)
+    xp = namespace(x.data)
+    if xp.name == "numpy":
+        return x * scale.astype(x.dtype)
+    return x * xp.astype(xp.from_numpy(scale, xp.device(x.data)), x.dtype)
 
 
 def conv2d(x: Any, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0) -> Tensor:
