@@ -408,8 +408,8 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
             else:
                 ones = backends.namespace(out.data).ones_like(out.data)
             g = Tensor._wrap(ones)
-        elif not isinstance(g, Tensor):
-            g = Tensor(g, dtype=out.dtype)
+        elif not isinstance(g, Tensor) or type(g.data) is not type(out.data):
+            g = graph.as_gradient(g, out, what)  # in the output's library (another library's: an error)
         if g.data.shape != out.data.shape:  # (the arrays' shapes: no property calls)
             raise ValueError(f"{what}: gradient shape {g.shape} does not match output shape {out.shape}")
         seeds.append(g)

@@ -13,6 +13,7 @@ here against ``functional.hvp``.
 from __future__ import annotations
 
 from collections.abc import Callable
+import math
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,7 @@ class TapedHvp(Taped):
                         x = leaves[k]
                         attach(level, x, direction if direction.dtype == x.dtype else direction.astype(x.dtype))
                     loss = self.func(*call_args[:n])
-                    if not isinstance(loss, Tensor) or loss.size != 1:
+                    if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
                         shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
                         raise TypeError(f"tape.hvp: func must return a one-element Tensor, got {shown}")
                     seed = [Tensor(np.ones(loss.shape, dtype=loss.dtype))]

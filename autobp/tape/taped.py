@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import math
 from typing import Any
 
 import numpy as np
@@ -154,7 +155,7 @@ class Taped:
         try:
             with grad_mode.enable_grad():
                 loss = self.func(*call_args)
-                if not isinstance(loss, Tensor) or loss.size != 1:
+                if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
                     shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
                     raise TypeError(f"tape.value_and_grad: func must return a scalar Tensor, got {shown}")
                 # A value that depends on no differentiated argument has no graph: zero gradients.
