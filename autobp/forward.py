@@ -237,9 +237,7 @@ def linear_jvp(opdef: Any) -> None:
         dtype = xp.result_type(*[t.dtype for t in given])
         device = xp.device(given[0])
         filled = [
-            xp.zeros(tuple(np.shape(x)), dtype=dtype, device=device)
-            if t is None
-            else t
+            xp.zeros(tuple(np.shape(x)), dtype=dtype, device=device) if t is None else t
             for t, x in zip(tangents, inputs, strict=True)
         ]
         return public(*filled, **kwargs)

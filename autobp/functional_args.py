@@ -6,8 +6,8 @@ name the transform and the argument.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from autobp.forward_ad import attach, dual_level, tangent_of
 from autobp.functional_args import (
     as_tensors,

@@ -269,9 +269,8 @@ def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
             out._share_storage_with(value)
             return
     for value in args:
-        if (
-            type(value) is np.ndarray and value.flags.writeable or not isinstance(value, Tensor) and _is_foreign_array(value)
-        ) and _owner(value) is owner:
+        writeable = value.flags.writeable if type(value) is np.ndarray else _is_foreign_array(value)
+        if writeable and not isinstance(value, Tensor) and _owner(value) is owner:
             # A view of the caller's array (ab.reshape(buffer, ...)), which has no counter: a graph
             # saving the result would not see the caller refill the buffer. Copy, as record does.
             copied = _copy_array(out.data)
@@ -308,7 +307,9 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
 
 
 def _is_fixed(bound: Any) -> bool:
-    return bound is None or type(bound) is int or not (isinstance(bound, Tensor | np.ndarray) or _is_foreign_array(bound))
+    if bound is None or type(bound) is int:
+        return True
+    return not (isinstance(bound, Tensor | np.ndarray) or _is_foreign_array(bound))
 
 
 def _fixed(bound: Any) -> Any:

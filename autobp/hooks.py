@@ -84,8 +84,7 @@ def register_hook(tensor: Tensor, hook: Hook) -> RemovableHandle:
         raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
     if not tensor.requires_grad:
         raise RuntimeError(
-            f"register_hook: tensor {describe(tensor)} does not require grad, so no "
-            "gradient will ever reach the hook"
+            f"register_hook: tensor {describe(tensor)} does not require grad, so no gradient will ever reach the hook"
         )
     wrapped = _checked(tensor, hook)
     node = tensor.grad_fn
@@ -130,8 +129,7 @@ def retain_grad(tensor: Tensor) -> None:
     """
     if not tensor.requires_grad:
         raise RuntimeError(
-            f"retain_grad: tensor {describe(tensor)} does not require grad, "
-            "so it has no gradient to keep"
+            f"retain_grad: tensor {describe(tensor)} does not require grad, so it has no gradient to keep"
         )
     if tensor.grad_fn is not None:
         # A weak reference: retaining must not keep the tensor (and its graph) alive.

@@ -25,7 +25,7 @@ class _Where:
         self.method, self.tensor = method, tensor
 
     def __format__(self, spec: str) -> str:
-        return f"{self.method}: tensor {self.tensor.dtype}{list(self.tensor.shape)}"
+        return f"{self.method}: tensor {backends.describe(self.tensor)}"
 
 
 def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: Any) -> Tensor:
@@ -143,9 +143,9 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
                 f"{where}: operand of shape {shape} does not broadcast to the tensor's shape "
                 f"{tuple(data.shape)} (an in-place op cannot change the shape)"
             )
-    if method == "copy_" and arrays and backends.library_of(arrays[0]) is not None:
-        if not _torch().can_cast(arrays[0].dtype, data.dtype):  # numpy's copyto casts "same_kind" only
-            raise TypeError(f"{where}: cannot copy {backends.describe(arrays[0])} into it (would change the kind)")
+    source = arrays[0] if method == "copy_" and backends.library_of(arrays[0]) is not None else None
+    if source is not None and not _torch().can_cast(source.dtype, data.dtype):  # numpy casts "same_kind" only
+        raise TypeError(f"{where}: cannot copy {backends.describe(arrays[0])} into it (would change the kind)")
     try:
         (_TORCH_WRITES[method] if method != "setitem" else write)(data, *arrays)
     except (ValueError, TypeError, IndexError, RuntimeError) as error:
