@@ -1,4 +1,4 @@
-"""Compiling a trace: a straight-line Python function of numpy calls, with its guards inline."""
+"""Compiling a trace: a straight-line Python function of array calls, with its guards inline."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ CHECK_PATIENCE = 3
 
 
 class Tape:
-    """One traced signature, compiled into a straight-line Python function of numpy calls.
+    """One traced signature, compiled into a straight-line Python function of array calls (the
+    forwards the eager call took: numpy's fast ones for numpy arrays, general ones otherwise).
 
     ``source`` holds the program, one line per op: ``s7 = f0(s2, s4)`` reads slots (``s``: inputs
     and results, ``c``: constants) and calls op forwards (``f``) with keywords (``k``) bound as
@@ -184,9 +185,9 @@ def _fresh_results(
     for r, k in enumerate(results):
         value = recorder.values[k]
         if not isinstance(value, np.ndarray | np.generic) and library_of(value) is not None:  # another library's
-            others = [name(j) for j in [*range(recorder.n_inputs), *results[:r]] if j != k]
-            copied = k < recorder.n_inputs or constant[k] or k in results[:r]
-            returned.append(f"fresh({name(k)}, {name(k)})" if copied else f"fresh({', '.join([name(k), *others])})")
+            candidates = [name(j) for j in [*range(recorder.n_inputs), *results[:r]] if j != k]
+            copied = k < recorder.n_inputs or constant[k] or k in results[:r]  # fresh(x, x) always copies
+            returned.append(f"fresh({', '.join([name(k), name(k)] if copied else [name(k), *candidates])})")
             continue
         if k < recorder.n_inputs or constant[k] or k in results[:r]:
             returned.append(f"{name(k)}.copy()")

@@ -72,7 +72,8 @@ class Taped:
         return Tensor._wrap(value), wrapped[0] if isinstance(self.argnums, int) else wrapped
 
     def arrays(self, *args: Any) -> tuple[np.ndarray, list[np.ndarray]]:
-        """A call with numpy arrays for results: the value, and a list of the gradients (fresh arrays)."""
+        """A call with arrays for results (of the arguments' library): the value, and a list of the
+        gradients (fresh arrays)."""
         return self._arrays(args)
 
     def _arrays(self, args: tuple[Any, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
