@@ -280,7 +280,7 @@ def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
                 if type(copied) is np.ndarray:
                     copied.setflags(write=False)
                 else:
-                    _save_array_versions(node, out.data, copied)
+                    _save_array_versions(node, copied)  # (the node's output is the copy now)
             out.data = copied
             return
 
@@ -386,12 +386,12 @@ def _record_foreign(node: Node) -> None:
         inputs = node._inputs = tuple(
             [_copy_array(v) if not isinstance(v, Tensor) and _is_foreign_array(v) else v for v in inputs]
         )
-    _save_array_versions(node, None, node.out)
+    _save_array_versions(node, node.out)
 
 
-def _save_array_versions(node: Node, replaced: Any, out: Any) -> None:
-    """Note the write counts of ``out`` (the node's output array, in place of ``replaced`` if that
-    was noted before) and of its input Tensors' arrays, for libraries that count writes (torch)."""
+def _save_array_versions(node: Node, out: Any) -> None:
+    """Note the write counts of ``out`` (the node's output array) and of its input Tensors' arrays,
+    for libraries that count writes (torch); replaces what was noted before."""
     entries = [(out, out._version, "its output")] if hasattr(out, "_version") else []
     for i, value in enumerate(node._inputs or ()):
         if isinstance(value, Tensor) and hasattr(value.data, "_version") and type(value) is not WeakScalar:
