@@ -350,3 +350,14 @@ def test_a_taped_hvp_replays_with_the_library(library: str) -> None:
         _assert_like(product, want, library)
         _assert_like(value, want_value, library)
     assert taped.eager_reasons == {}
+
+
+def test_a_view_of_a_callers_raw_torch_array_is_copied() -> None:
+    torch = pytest.importorskip("torch")
+    raw = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    head = _head(raw)  # would look into the caller's memory, which has no version counter
+    w = _on("torch", np.array([1.0, 1.0]), True)
+    out = _sum(w * head)
+    raw.mul_(10.0)
+    assert head.numpy().tolist() == [1.0, 2.0]
+    assert ab.grad(out, [w])[0].numpy().tolist() == [1.0, 2.0]
