@@ -18,9 +18,8 @@ import os
 import traceback
 from typing import Any
 
-import numpy as np
-
 from autobp import graph
+from autobp.backends import describe, namespace
 
 __all__ = [
     "AnomalyError",
@@ -67,21 +66,34 @@ def _user_stack() -> traceback.StackSummary:
 def _record(node: graph.Node) -> None:
     node.trace = _user_stack()
     if _state.check_nan:
-        values = np.asarray(node.out)
-        if values.dtype.kind in "fc" and not np.isfinite(values).all():
-            inputs_finite = all(np.isfinite(t.data).all() for t in node.inputs or () if t.data.dtype.kind in "fc")
+        values = node.out
+        if not _finite(values):
+            inputs_finite = all(_finite(t.data) for t in node.inputs or ())
             hint = "" if inputs_finite else " (its inputs already held non-finite values)"
             raise AnomalyError(
                 f"anomaly: op '{node.name}' produced {_count(values)} in its forward output "
-                f"{values.dtype}{list(values.shape)}{hint}.\n{_where(node)}"
+                f"{describe(values)}{hint}.\n{_where(node)}"
             )
 
 
-def _count(values: np.ndarray) -> str:
-    nan = int(np.isnan(values).sum())
-    inf = int(np.isinf(values).sum())
+def _finite(values: Any) -> bool:
+    """Whether an array holds no NaN or infinity (True for integer and boolean arrays), computed
+    with the array's own library: one boolean comes back, not the array."""
+    xp = namespace(values)
+    if not xp.isdtype(values.dtype, ("real floating", "complex floating")):
+        return True
+    return bool(xp.all(xp.isfinite(values)))
+
+
+def _count(values: Any) -> str:
+    xp = namespace(values)
+    nan = int(xp.sum(xp.astype(xp.isnan(values), xp.int64)))
+    inf = int(xp.sum(xp.astype(xp.isinf(values), xp.int64)))
     parts = [f"{nan} nan" if nan else "", f"{inf} inf" if inf else ""]
-    return " and ".join(p for p in parts if p) + f" of {values.size} values"
+    size = 1
+    for n in values.shape:
+        size *= n
+    return " and ".join(p for p in parts if p) + f" of {size} values"
 
 
 def _where(node: graph.Node) -> str:
@@ -103,11 +115,11 @@ def check_backward(node: graph.Node, input_grad: Any) -> None:
     """Raise if a gradient computed by ``node``'s backward holds NaN or infinity (engine hook)."""
     if not _state.check_nan:
         return
-    values = np.asarray(input_grad.data)
-    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+    values = input_grad.data
+    if not _finite(values):
         raise AnomalyError(
             f"anomaly: backward of op '{node.name}' produced {_count(values)} in a gradient of shape "
-            f"{values.shape}.\n{_where(node)}"
+            f"{tuple(values.shape)}.\n{_where(node)}"
         )
 
 

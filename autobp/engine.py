@@ -12,6 +12,7 @@ no graph. With ``create_graph=True`` they record, and the gradients are differen
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -397,7 +398,7 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
                 "requires_grad=True on an input, or compute it under ab.no_grad()?"
             )
         if g is None:
-            if out.data.size != 1:
+            if math.prod(out.data.shape) != 1:  # (a torch tensor's size is a method)
                 raise RuntimeError(
                     f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
                     "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
@@ -408,8 +409,8 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, w
             else:
                 ones = backends.namespace(out.data).ones_like(out.data)
             g = Tensor._wrap(ones)
-        elif not isinstance(g, Tensor):
-            g = Tensor(g, dtype=out.dtype)
+        elif not isinstance(g, Tensor) or type(g.data) is not type(out.data):
+            g = graph.as_gradient(g, out, what)  # in the output's library (another library's: an error)
         if g.data.shape != out.data.shape:  # (the arrays' shapes: no property calls)
             raise ValueError(f"{what}: gradient shape {g.shape} does not match output shape {out.shape}")
         seeds.append(g)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import graph
+from autobp import backends, graph
 from autobp.tensor import Tensor
 
 __all__ = ["ForwardModeError", "propagate", "linear_jvp"]
@@ -85,7 +85,10 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
     Called by each op (``autobp.ops.registry``) while a level is active. Outer levels go first:
     a rule of an inner level then sees the outer tangents of the output it reads.
     """
-    if not opdef.differentiable or out.data.dtype.kind != "f":
+    data = out.data
+    if not opdef.differentiable or (
+        data.dtype.kind != "f" if type(data) is np.ndarray else not backends.namespace(data).float_dtype(data.dtype)
+    ):
         return  # integer or boolean results (comparisons, argmax, astype to int): nothing to carry
     levels = _mode.forward
     if len(levels) == 1 and levels[0].plain and opdef.jvp_plain_arrays and opdef.jvp_rules and _mode.tape is None:
@@ -175,7 +178,7 @@ def _on_tensors(opdef: Any, tangents: list[Any], args: Sequence[Any], kwargs: An
     """The output's tangent from the op's rules run on Tensors (constants wrapped)."""
     # A Python number stays weak (a WeakScalar, as the engine wraps it): a float32 tangent times
     # 0.3 is computed in float32, as the rules on arrays compute it, not in float64 and cast.
-    inputs = [value if isinstance(value, Tensor) else graph._as_tensor(value) for value in args]
+    inputs = [value if isinstance(value, Tensor) else graph._as_tensor(value, out.data) for value in args]
     if opdef.jvp_variadic_rule is not None:
         result = opdef.jvp_variadic_rule(tangents, out, *inputs, **kwargs)
     else:
@@ -202,8 +205,14 @@ def _broadcast(tangent: Tensor, shape: tuple[int, ...]) -> Tensor:
     return broadcast_to(tangent, shape)  # type: ignore[no-any-return]
 
 
-def _fit(tangent: Any, out: np.ndarray) -> np.ndarray:
+def _fit(tangent: Any, out: Any) -> Any:
     """A tangent array of the output's shape and dtype (a rule's part may broadcast)."""
+    if type(out) is not np.ndarray:
+        xp = backends.namespace(out)
+        tangent = xp.asarray(tangent, device=xp.device(out))  # (a Python number from a rule: out's library)
+        if tuple(tangent.shape) != tuple(out.shape):
+            tangent = xp.broadcast_to(tangent, out.shape)
+        return tangent if tangent.dtype == out.dtype else xp.astype(tangent, out.dtype)
     if type(tangent) is not np.ndarray:
         tangent = np.asarray(tangent)
     if tangent.shape != out.shape:
@@ -223,8 +232,14 @@ def linear_jvp(opdef: Any) -> None:
 
     def jvp_of_linear(tangents: Sequence[Any], out: Any, *inputs: Any, **kwargs: Any) -> Any:
         # d f(x, y, ...) = f(dx, dy, ...) for f linear in all inputs together; no tangent: zeros.
-        dtype = np.result_type(*[t.dtype for t in tangents if t is not None])
-        filled = [np.zeros(np.shape(x), dtype) if t is None else t for t, x in zip(tangents, inputs, strict=True)]
+        given = [t.data if isinstance(t, Tensor) else t for t in tangents if t is not None]
+        xp = backends.namespace(*given)
+        dtype = xp.result_type(*[t.dtype for t in given])
+        device = xp.device(given[0])
+        filled = [
+            xp.zeros(tuple(np.shape(x)), dtype=dtype, device=device) if t is None else t
+            for t, x in zip(tangents, inputs, strict=True)
+        ]
         return public(*filled, **kwargs)
 
     if opdef.arity is not None:

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from autobp import grad_mode, graph
+from autobp.backends import describe, namespace
 from autobp.forward import ForwardModeError, Level
 from autobp.tensor import Tensor
 
@@ -76,8 +79,10 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
         raise RuntimeError("make_dual: its dual_level has been exited")
     primal = primal if isinstance(primal, Tensor) else Tensor(primal)
     tangent = tangent if isinstance(tangent, Tensor) else Tensor(tangent)
-    if primal.dtype.kind != "f":
-        raise TypeError(f"make_dual: primal has dtype {primal.dtype}; only floating-point tensors carry tangents")
+    if not _is_float(primal):
+        raise TypeError(f"make_dual: primal is {describe(primal)}; only floating-point tensors carry tangents")
+    if type(tangent.data) is not type(primal.data):
+        namespace(primal.data, tangent.data)  # another library or device: an error naming both
     if tangent.shape != primal.shape:
         raise ValueError(
             f"make_dual: tangent has shape {tangent.shape} but primal has shape {primal.shape}; they must match"
@@ -93,9 +98,14 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
         finally:
             _mode.forward = saved
     else:
-        dual = Tensor._wrap(primal.data.view())  # a view: the primal's array never carries the tangent
+        dual = Tensor._wrap(graph._view(primal.data))  # a view: the primal's array never carries the tangent
     target.set(dual, tangent)
     return dual
+
+
+def _is_float(tensor: Tensor) -> bool:
+    data = tensor.data
+    return data.dtype.kind == "f" if type(data) is np.ndarray else bool(namespace(data).float_dtype(data.dtype))
 
 
 def attach(level: dual_level, tensor: Tensor, tangent: Tensor) -> None:

@@ -24,10 +24,14 @@ from autobp.functional_args import (
     call_func,
     check_scalar,
     checked_vectors,
+    filled,
     fresh_inputs,
     input_grads,
     maybe_detached,
+    numel,
+    one_hot,
     packed,
+    stacked,
 )
 from autobp.functional_forward import hessian, hvp, jacfwd, jvp
 from autobp.grad_mode import enable_grad
@@ -76,7 +80,7 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False, 
     in_tuple, xs = as_tensors(inputs, "jacobian", "inputs")
     xs = fresh_inputs(xs, create_graph, "jacobian")
     out_tuple, outs = call_func(func, xs, "jacobian")
-    if strategy == "auto" and sum(x.size for x in xs) < sum(o.size for o in outs):
+    if strategy == "auto" and sum(numel(x) for x in xs) < sum(numel(o) for o in outs):
         return jacfwd(func, inputs, create_graph)
     return _jacobian_of(outs, xs, in_tuple, out_tuple, create_graph)
 
@@ -87,12 +91,10 @@ def _jacobian_of(
     table = []
     for i, out in enumerate(outs):
         rows: list[list[Tensor]] = [[] for _ in xs]
-        for flat in range(out.size):
-            unit = np.zeros(out.size, dtype=out.dtype)
-            unit[flat] = 1.0
-            one_hot = [Tensor(np.zeros(o.shape, dtype=o.dtype)) for o in outs]
-            one_hot[i] = Tensor(unit.reshape(out.shape))
-            grads = input_grads(outs, xs, one_hot, create_graph, retain_graph=True)
+        for flat in range(numel(out)):
+            units = [filled(o, 0) for o in outs]
+            units[i] = one_hot(out, flat)
+            grads = input_grads(outs, xs, units, create_graph, retain_graph=True)
             for j, g in enumerate(grads):
                 rows[j].append(g)
         entry = []
@@ -100,9 +102,9 @@ def _jacobian_of(
             if rows[j] and create_graph:
                 block = reshape(stack(rows[j]), out.shape + x.shape)
             elif rows[j]:
-                block = Tensor(np.stack([r.data for r in rows[j]]).reshape(out.shape + x.shape))
+                block = stacked(rows[j], 0, out.shape + x.shape)
             else:  # an empty output has an empty Jacobian
-                block = Tensor(np.zeros(out.shape + x.shape, dtype=x.dtype))
+                block = filled(x, 0, out.shape + x.shape)
             entry.append(block)
         table.append(packed(in_tuple, entry))
     return packed(out_tuple, table)
@@ -137,7 +139,7 @@ def value_and_grad(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0)
             out = func(*values, **kwargs)
         _, outs = as_tensors(out, "value_and_grad", "func's output")
         check_scalar(outs, "value_and_grad")
-        grads = input_grads(outs, xs, [Tensor(np.ones(outs[0].shape, dtype=outs[0].dtype))], False)
+        grads = input_grads(outs, xs, [filled(outs[0], 1)], False)
         return outs[0].detach(), packed(not isinstance(argnums, int), list(grads))
 
     return run

@@ -6,12 +6,14 @@ name the transform and the argument.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from autobp import graph
+from autobp.backends import namespace
 from autobp.engine import grad
 from autobp.grad_mode import enable_grad
 from autobp.ops import copy as _copy
@@ -34,7 +36,7 @@ def fresh_inputs(
 ) -> tuple[Tensor, ...]:
     prepared = []
     for i, x in enumerate(inputs):
-        if x.dtype.kind != "f":
+        if not is_float(x):
             raise TypeError(f"{what}: inputs[{i}] has dtype {x.dtype}; only floating-point inputs are differentiable")
         if create_graph and x.requires_grad:
             prepared.append(_copy(x))  # stays connected to x, so results differentiate back to it
@@ -57,10 +59,10 @@ def call_func(func: Callable[..., Any], inputs: tuple[Tensor, ...], what: str) -
 
 def checked_vectors(v: Any, outputs: tuple[Tensor, ...], what: str, arg: str = "v") -> list[Tensor]:
     if v is None:
-        if len(outputs) != 1 or outputs[0].size != 1:
+        if len(outputs) != 1 or numel(outputs[0]) != 1:
             shapes = [o.shape for o in outputs]
             raise ValueError(f"{what}: {arg} may be omitted only for one single-element Tensor, got shapes {shapes}")
-        return [Tensor(np.ones(outputs[0].shape, dtype=outputs[0].dtype))]
+        return [filled(outputs[0], 1)]
     _, vs = as_tensors(v, what, arg)
     if len(vs) != len(outputs):
         raise ValueError(f"{what}: {arg} has {len(vs)} entries for {len(outputs)} outputs of func")
@@ -90,9 +92,7 @@ def input_grads(
             create_graph=create_graph,
             allow_unused=True,
         )
-    return tuple(
-        Tensor(np.zeros(x.shape, dtype=x.dtype)) if g is None else g for g, x in zip(found, inputs, strict=True)
-    )
+    return tuple(filled(x, 0) if g is None else g for g, x in zip(found, inputs, strict=True))
 
 
 def maybe_detached(values: Sequence[Tensor], create_graph: bool) -> tuple[Tensor, ...]:
@@ -104,5 +104,48 @@ def packed(is_tuple: bool, values: Sequence[Any]) -> Any:
 
 
 def check_scalar(outs: tuple[Tensor, ...], what: str) -> None:
-    if len(outs) != 1 or outs[0].size != 1:
+    if len(outs) != 1 or numel(outs[0]) != 1:
         raise ValueError(f"{what}: func must return a single one-element Tensor, got shapes {[o.shape for o in outs]}")
+
+
+def numel(x: Tensor) -> int:
+    """The number of elements (``Tensor.size`` reads the array's ``size``, a method on torch tensors)."""
+    return math.prod(x.shape)
+
+
+def is_float(x: Tensor) -> bool:
+    """Whether a Tensor holds a real floating-point type (the kind that is differentiable)."""
+    data = x.data
+    return data.dtype.kind == "f" if type(data) is np.ndarray else bool(namespace(data).float_dtype(data.dtype))
+
+
+def filled(like: Tensor, value: float, shape: tuple[int, ...] | None = None) -> Tensor:
+    """A constant Tensor of ``like``'s library, device and dtype holding ``value``; ``like``'s shape
+    unless ``shape`` is given."""
+    data = like.data
+    shape = tuple(data.shape) if shape is None else shape
+    if type(data) is np.ndarray:
+        return Tensor._wrap(np.full(shape, value, dtype=data.dtype))
+    xp = namespace(data)
+    return Tensor._wrap(xp.full(shape, value, dtype=data.dtype, device=xp.device(data)))
+
+
+def one_hot(like: Tensor, flat: int) -> Tensor:
+    """A Tensor of ``like``'s shape, library and dtype: 1 at flat position ``flat``, 0 elsewhere."""
+    data = like.data
+    if type(data) is np.ndarray:
+        unit = np.zeros(data.size, dtype=data.dtype)
+        unit[flat] = 1.0
+        return Tensor._wrap(unit.reshape(data.shape))
+    xp = namespace(data)
+    unit = xp.astype(xp.arange(numel(like), device=xp.device(data)) == flat, data.dtype)
+    return Tensor._wrap(xp.reshape(unit, tuple(data.shape)))
+
+
+def stacked(parts: Sequence[Tensor], axis: int, shape: tuple[int, ...]) -> Tensor:
+    """The arrays of ``parts`` stacked along ``axis`` and reshaped to ``shape``, as a constant Tensor."""
+    arrays = [p.data for p in parts]
+    if type(arrays[0]) is np.ndarray:
+        return Tensor._wrap(np.stack(arrays, axis=axis).reshape(shape))
+    xp = namespace(*arrays)
+    return Tensor._wrap(xp.reshape(xp.stack(arrays, axis=axis), shape))

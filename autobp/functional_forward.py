@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from autobp.forward_ad import attach, dual_level, tangent_of
 from autobp.functional_args import (
     as_tensors,
     call_func,
     check_scalar,
     checked_vectors,
+    filled,
     fresh_inputs,
     input_grads,
     maybe_detached,
+    numel,
+    one_hot,
     packed,
+    stacked,
 )
 from autobp.grad_mode import enable_grad
 from autobp.ops import reshape, stack
@@ -66,7 +68,7 @@ def _forward(
 def _tangents_or_zeros(level: dual_level, values: Sequence[Tensor]) -> list[Tensor]:
     """Each value's tangent; zeros for a value that does not depend on the inputs."""
     found = [tangent_of(level, value) for value in values]
-    return [Tensor(np.zeros(v.shape, v.dtype)) if t is None else t for t, v in zip(found, values, strict=True)]
+    return [filled(v, 0) if t is None else t for t, v in zip(found, values, strict=True)]
 
 
 def jacfwd(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -> Any:
@@ -100,15 +102,13 @@ def _columns(
     out_tuple: bool = False
     outs: tuple[Tensor, ...] = ()
     for j, x in enumerate(xs):
-        for flat in range(x.size):
-            tangents = [Tensor(np.zeros(z.shape, z.dtype)) for z in xs]
-            unit = np.zeros(x.size, x.dtype)
-            unit[flat] = 1.0
-            tangents[j] = Tensor(unit.reshape(x.shape))
+        for flat in range(numel(x)):
+            tangents = [filled(z, 0) for z in xs]
+            tangents[j] = one_hot(x, flat)
             out_tuple, outs, tangent_outs = run(tangents)
             columns[j].append(tangent_outs)
     if not any(columns):  # every input is empty: one plain evaluation gives the output shapes
-        out_tuple, outs, _ = run([Tensor(np.zeros(z.shape, z.dtype)) for z in xs])
+        out_tuple, outs, _ = run([filled(z, 0) for z in xs])
     table = []
     for i, out in enumerate(outs):
         entry = []
@@ -117,9 +117,9 @@ def _columns(
             if parts and create_graph:  # stacked along a last axis, then that axis becomes x's shape
                 block = reshape(stack(parts, axis=-1), out.shape + x.shape)
             elif parts:
-                block = Tensor(np.stack([p.data for p in parts], axis=-1).reshape(out.shape + x.shape))
+                block = stacked(parts, -1, out.shape + x.shape)
             else:
-                block = Tensor(np.zeros(out.shape + x.shape, dtype=out.dtype))
+                block = filled(out, 0, out.shape + x.shape)
             entry.append(block)
         table.append(packed(in_tuple, entry))
     return packed(out_tuple, table)
@@ -158,7 +158,7 @@ def _forward_over_reverse(
         _, outs = call_func(func, xs, what)
         check_scalar(outs, what)
         with enable_grad():
-            gradient = input_grads(outs, xs, [Tensor(np.ones(outs[0].shape, dtype=outs[0].dtype))], create_graph=True)
+            gradient = input_grads(outs, xs, [filled(outs[0], 1)], create_graph=True)
         return outs[0], _tangents_or_zeros(level, gradient)
 
 
@@ -174,8 +174,8 @@ def _reverse_over_forward(
         check_scalar(outs, what)
         slope = tangent_of(level, outs[0])
     if slope is None:  # func does not depend on xs
-        return outs[0], [Tensor(np.zeros(x.shape, x.dtype)) for x in xs]
-    ones = Tensor(np.ones(slope.shape, dtype=slope.dtype))
+        return outs[0], [filled(x, 0) for x in xs]
+    ones = filled(slope, 1)
     return outs[0], list(input_grads([slope], xs, [ones], create_graph))
 
 

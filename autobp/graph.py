@@ -92,13 +92,28 @@ class _Rare:
     """The fields few nodes use, kept out of ``Node`` so that the usual node is small and cheap to
     make (W4 measures bytes per node, W2 the cost of recording one)."""
 
-    __slots__ = ("kwarg_versions", "hooks", "retained", "trace")
+    __slots__ = ("_kwarg_versions", "array_versions", "hooks", "retained", "trace")
 
     def __init__(self) -> None:
-        self.kwarg_versions: tuple[tuple[Tensor, int], ...] | None = None
+        self._kwarg_versions: tuple[tuple[Tensor, int], ...] | None = None
+        # The op's name and another library's arrays it saved, each with that library's own write
+        # count when the op ran (torch's ``_version``): writes through ``.data`` bypass autobp's counters.
+        self.array_versions: tuple[str, tuple[tuple[Any, int, str], ...]] | None = None
         self.hooks: list[Callable[[Tensor], Tensor | None]] | None = None
         self.retained: Any = None
         self.trace: Any = None
+
+    @property
+    def kwarg_versions(self) -> tuple[tuple[Tensor, int], ...] | None:
+        """The keyword Tensors' versions. The engine reads them right before it runs the node's
+        rules, to check them: the saved arrays of another library are checked at that moment too."""
+        if self.array_versions is not None:
+            check_array_versions(self.array_versions)
+        return self._kwarg_versions
+
+    @kwarg_versions.setter
+    def kwarg_versions(self, value: tuple[tuple[Tensor, int], ...] | None) -> None:
+        self._kwarg_versions = value
 
 
 def _rare_field(name: str, doc: str) -> Any:
@@ -144,6 +159,9 @@ class Node:
     hooks = _rare_field("hooks", "Gradient hooks of the output (autobp.hooks); None when there are none.")
     retained = _rare_field("retained", "A weakref to the non-leaf output whose .grad is kept (retain_grad).")
     trace = _rare_field("trace", "The forward's user stack, recorded in anomaly mode.")
+    array_versions = _rare_field(
+        "array_versions", "Another library's saved arrays with its write counts when the op ran (torch)."
+    )
 
     op: OpDef
     _inputs: tuple[Any, ...] | None
@@ -168,7 +186,7 @@ class Node:
         if inputs is not None:
             for value in inputs:
                 if not isinstance(value, Tensor):
-                    inputs = tuple([v if isinstance(v, Tensor) else _as_tensor(v) for v in inputs])
+                    inputs = tuple([v if isinstance(v, Tensor) else _as_tensor(v, self.out) for v in inputs])
                     self._inputs = inputs
                     break
         return inputs
@@ -196,12 +214,47 @@ class Node:
 NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
-def _owner(array: np.ndarray) -> Any:
+def _owner(array: Any) -> Any:
     """The object that owns ``array``'s memory (numpy points a view of a view at the owner)."""
+    if type(array) is not np.ndarray:
+        return _foreign_owner(array)
     base = array.base
     while isinstance(base, np.ndarray):
         array, base = base, base.base
     return array
+
+
+def _foreign_owner(array: Any) -> Any:
+    """``_owner`` for another library's array: torch's ``_base`` is the tensor a view looks into
+    (the root already); cupy, like numpy, chains ``base``; array_api_strict has no views to ask about."""
+    if backends.library_name(array) == "torch":
+        base = array._base
+        return array if base is None else base
+    base = getattr(array, "base", None)
+    while base is not None and type(base) is type(array):
+        array, base = base, base.base
+    return array
+
+
+def _copy_array(array: Any) -> Any:
+    """A copy of an array of any library (numpy's: writeable)."""
+    if type(array) is np.ndarray:
+        return array.copy()
+    return backends.namespace(array).asarray(array, copy=True)
+
+
+def _view(array: Any) -> Any:
+    """A new array object on ``array``'s memory (a node never saves the object an op returned as its input)."""
+    if type(array) is np.ndarray:
+        return array.view()
+    if backends.library_name(array) == "torch":
+        return array.view_as(array)
+    return backends.namespace(array).reshape(array, array.shape)
+
+
+def _is_foreign_array(value: Any) -> bool:
+    """Whether ``value`` is an array of a library other than numpy (a torch tensor, a cupy array...)."""
+    return type(value) is not np.ndarray and backends.library_of(value) is not None
 
 
 def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
@@ -216,13 +269,18 @@ def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
             out._share_storage_with(value)
             return
     for value in args:
-        if type(value) is np.ndarray and value.flags.writeable and _owner(value) is owner:
-            # A view of the caller's numpy array (ab.reshape(buffer, ...)), which has no counter: a
-            # graph saving the result would not see the caller refill the buffer. Copy, as record does.
-            copied = out.data.copy()
-            if out.grad_fn is not None:
-                out.grad_fn.out = copied
-                copied.setflags(write=False)
+        writeable = value.flags.writeable if type(value) is np.ndarray else _is_foreign_array(value)
+        if writeable and not isinstance(value, Tensor) and _owner(value) is owner:
+            # A view of the caller's array (ab.reshape(buffer, ...)), which has no counter: a graph
+            # saving the result would not see the caller refill the buffer. Copy, as record does.
+            copied = _copy_array(out.data)
+            node = out.grad_fn
+            if node is not None:
+                node.out = copied
+                if type(copied) is np.ndarray:
+                    copied.setflags(write=False)
+                else:
+                    _save_array_versions(node, copied)  # (the node's output is the copy now)
             out.data = copied
             return
 
@@ -235,6 +293,8 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
         if value.flags.writeable:  # the caller may write into it before backward
             value = value.copy()
             value.setflags(write=False)
+    elif _is_foreign_array(value):  # (no read-only flag to set: the copy is the node's own)
+        value = _copy_array(value)
     elif isinstance(value, tuple):
         return tuple([_frozen(part, tensors) for part in value])
     elif isinstance(value, list):  # a list index, possibly nested
@@ -247,7 +307,9 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
 
 
 def _is_fixed(bound: Any) -> bool:
-    return bound is None or type(bound) is int or not isinstance(bound, Tensor | np.ndarray)
+    if bound is None or type(bound) is int:
+        return True
+    return not (isinstance(bound, Tensor | np.ndarray) or _is_foreign_array(bound))
 
 
 def _fixed(bound: Any) -> Any:
@@ -277,7 +339,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     for value in args:
         if isinstance(value, Tensor):
             if value.data is result:  # an op returned its input: freeze a view, never the input itself
-                result = result.view()
+                result = _view(result)
             if value._vc is not None and value._vc[0]:
                 versioned = True
         elif type(value) is np.ndarray:
@@ -308,9 +370,76 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     if _anomaly_hook is not None:
         _anomaly_hook(node)
     # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).
-    if type(out.data) is np.ndarray:  # (other libraries have no read-only flag: docs/arrays.md)
+    if type(out.data) is np.ndarray:
         out.data.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
+    else:  # other libraries have no read-only flag (docs/arrays.md)
+        _record_foreign(node)
     return out
+
+
+def _record_foreign(node: Node) -> None:
+    """``record``'s care for another library's arrays: copy the array operands a caller could still
+    write into (as numpy's are copied), and note the write counts of the saved arrays where the
+    library keeps one (torch's ``_version``), so that backward sees writes through ``.data``."""
+    inputs = node._inputs or ()
+    if _mode.tape is None and any([not isinstance(v, Tensor) and _is_foreign_array(v) for v in inputs]):
+        inputs = node._inputs = tuple(
+            [_copy_array(v) if not isinstance(v, Tensor) and _is_foreign_array(v) else v for v in inputs]
+        )
+    _save_array_versions(node, node.out)
+
+
+def _save_array_versions(node: Node, out: Any) -> None:
+    """Note the write counts of ``out`` (the node's output array) and of its input Tensors' arrays,
+    for libraries that count writes (torch); replaces what was noted before."""
+    entries = [(out, out._version, "its output")] if hasattr(out, "_version") else []
+    for i, value in enumerate(node._inputs or ()):
+        if isinstance(value, Tensor) and hasattr(value.data, "_version") and type(value) is not WeakScalar:
+            entries.append((value.data, value.data._version, f"input {i}"))
+    if entries:
+        node.array_versions = (node.op.name, tuple(entries))
+
+
+def check_array_versions(saved: tuple[str, tuple[tuple[Any, int, str], ...]]) -> None:
+    """Raise if an array a node saved was written since the op ran (read off the library's own
+    write count: a write through ``t.data``, or through a view sharing its memory)."""
+    name, entries = saved
+    for array, version, role in entries:
+        if array._version != version:
+            raise RuntimeError(
+                f"{name}: {role} ({backends.describe(array)}), saved for backward, was written in place "
+                f"after the op ran ({backends.library_name(array)} counts {array._version - version} write(s) "
+                "since), e.g. through .data or a view of its memory; gradients through it would be wrong. "
+                "Write into a copy (t.data.clone()), or recompute the graph after the change."
+            )
+
+
+def as_gradient(value: Any, like: Tensor, what: str) -> Tensor:
+    """A gradient the user gave (a backward seed, a hook's replacement) as a Tensor of ``like``'s
+    library, device and dtype: a list or a number is converted; another library's array (or one on
+    another device) is an error, never a silent copy between libraries.
+
+    >>> import autobp as ab
+    >>> as_gradient([1, 2], ab.tensor([0.5, 1.5]), "backward").dtype
+    dtype('float64')
+    """
+    data = value.data if isinstance(value, Tensor) else value
+    target = like.data
+    if type(target) is np.ndarray and not _is_foreign_array(data):
+        return value if isinstance(value, Tensor) else Tensor(value, dtype=target.dtype)
+    source = backends.library_of(data)
+    if source is not None:
+        try:
+            backends.namespace(target, data)
+        except backends.MixedArraysError:
+            raise backends.MixedArraysError(
+                f"{what}: the gradient is {backends.describe(data)} but the tensor is {backends.describe(target)}; "
+                f"give it in the tensor's library and device, e.g. ab.tensor(...).to({backends.library_name(target)!r})"
+            ) from None
+        if isinstance(value, Tensor):
+            return value
+    xp = backends.namespace(target)
+    return Tensor._wrap(xp.asarray(data, dtype=target.dtype, device=xp.device(target), copy=True))
 
 
 def _versions(args: tuple[Any, ...]) -> tuple[int, ...]:
@@ -329,8 +458,16 @@ from autobp.tensor import Tensor  # noqa: E402  (tensor.py imports this module f
 _PYTHON_NUMBERS = (bool, int, float, complex)
 
 
-def _as_tensor(value: Any) -> Tensor:
-    return WeakScalar(value) if type(value) in _PYTHON_NUMBERS else Tensor._wrap(value)
+def _as_tensor(value: Any, like: Any = None) -> Tensor:
+    """A constant input as a Tensor; a Python number as a ``WeakScalar`` in the library of the
+    array ``like`` (an op's output: the number then combines with the op's other arrays)."""
+    if type(value) not in _PYTHON_NUMBERS:
+        return Tensor._wrap(value)
+    scalar = WeakScalar(value)
+    if like is not None and type(like) is not np.ndarray and backends.library_of(like) is not None:
+        xp = backends.namespace(like)
+        scalar.data = xp.asarray(value, dtype=getattr(xp, str(scalar.data.dtype)), device=xp.device(like))
+    return scalar
 
 
 def _binary(apply: Callable[[Any, Any], Any], reflected: bool = False) -> Callable[[WeakScalar, Any], Any]:

@@ -13,8 +13,8 @@ import itertools
 import weakref
 from collections.abc import Callable
 
-import numpy as np
-
+from autobp.backends import describe
+from autobp.graph import as_gradient
 from autobp.tensor import Tensor
 
 __all__ = ["RemovableHandle", "register_hook", "retain_grad"]
@@ -53,8 +53,8 @@ def _checked(tensor: Tensor, hook: Hook) -> Hook:
         replaced = hook(grad)
         if replaced is None:
             return None
-        if not isinstance(replaced, Tensor):
-            replaced = Tensor(np.asarray(replaced), dtype=grad.dtype)
+        if not isinstance(replaced, Tensor) or type(replaced.data) is not type(grad.data):
+            replaced = as_gradient(replaced, grad, f"hook {name}")  # the gradient's library (or an error)
         if replaced.shape != shape:
             raise RuntimeError(
                 f"hook {name}: returned a gradient of shape {replaced.shape} for a tensor of shape {shape}; "
@@ -84,8 +84,7 @@ def register_hook(tensor: Tensor, hook: Hook) -> RemovableHandle:
         raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
     if not tensor.requires_grad:
         raise RuntimeError(
-            f"register_hook: tensor {tensor.dtype}{list(tensor.shape)} does not require grad, so no "
-            "gradient will ever reach the hook"
+            f"register_hook: tensor {describe(tensor)} does not require grad, so no gradient will ever reach the hook"
         )
     wrapped = _checked(tensor, hook)
     node = tensor.grad_fn
@@ -130,8 +129,7 @@ def retain_grad(tensor: Tensor) -> None:
     """
     if not tensor.requires_grad:
         raise RuntimeError(
-            f"retain_grad: tensor {tensor.dtype}{list(tensor.shape)} does not require grad, "
-            "so it has no gradient to keep"
+            f"retain_grad: tensor {describe(tensor)} does not require grad, so it has no gradient to keep"
         )
     if tensor.grad_fn is not None:
         # A weak reference: retaining must not keep the tensor (and its graph) alive.

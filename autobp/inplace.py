@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import grad_mode, graph
+from autobp import backends, grad_mode, graph
 from autobp.tensor import Tensor
 
 
@@ -25,7 +25,7 @@ class _Where:
         self.method, self.tensor = method, tensor
 
     def __format__(self, spec: str) -> str:
-        return f"{self.method}: tensor {self.tensor.dtype}{list(self.tensor.shape)}"
+        return f"{self.method}: tensor {backends.describe(self.tensor)}"
 
 
 def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: Any) -> Tensor:
@@ -54,6 +54,8 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
                 f"{where} does not require grad but the operand does; writing into it in place would "
                 "drop the operand's gradient. Use an out-of-place op (c = c + x)"
             )
+    if type(tensor.data) is not np.ndarray:
+        return _inplace_foreign(tensor, method, write, where, operands)
     if not tensor.data.flags.writeable:
         raise RuntimeError(
             f"{where} is read-only: it shares memory with a tensor that requires grad (detach() of "
@@ -83,3 +85,80 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
         raise kind(f"{where}, operand {described}: {error}") from error
     tensor._version += 1
     return tensor
+
+
+# In-place writes on another library's arrays. torch writes in place with its own methods, and
+# its views share storage as numpy's do (``graph.share_storage`` gives them one version counter).
+# array_api_strict: the standard leaves open whether two arrays share memory (a slice does there),
+# so a write could change values a graph saved without any counter seeing it; ``+=`` rebinds, as
+# for immutable types, and the named methods are refused. cupy: refused until tested on a GPU.
+_TORCH_WRITES: dict[str, Callable[..., Any]] = {
+    "add_": lambda out, other: out.add_(other),
+    "sub_": lambda out, other: out.sub_(other),
+    "mul_": lambda out, other: out.mul_(other),
+    "div_": lambda out, other: out.div_(other),
+    "+=": lambda out, other: out.add_(other),
+    "-=": lambda out, other: out.sub_(other),
+    "*=": lambda out, other: out.mul_(other),
+    "/=": lambda out, other: out.div_(other),
+    "copy_": lambda out, source: out.copy_(source),
+    "fill_": lambda out, scalar: out.fill_(scalar),
+    "zero_": lambda out, scalar: out.zero_(),
+    "clamp_": lambda out, low, high: out.clamp_(low, high),
+}
+_REBOUND = {"+=": "add", "-=": "sub", "*=": "mul", "/=": "div"}  # Python's own fallback for ``a += b``
+
+
+def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], where: _Where, operands: Any) -> Tensor:
+    """``_inplace`` for another library's array (after the graph checks, which hold for every library)."""
+    data = tensor.data
+    arrays = [_unwrap(o) for o in operands]
+    try:  # an operand of another library or device: an error naming both, never a silent copy
+        xp = backends.namespace(data, *arrays)
+    except backends.MixedArraysError as error:
+        raise backends.MixedArraysError(f"{where}: {error}") from None
+    if xp.name != "torch":
+        if method in _REBOUND:
+            from autobp import ops
+
+            return getattr(ops, _REBOUND[method])(tensor, operands[0])  # type: ignore[no-any-return]
+        why = (
+            "the array API standard leaves open whether arrays share memory (a slice may), so autobp "
+            "cannot tell which saved values a write would change"
+            if xp.name == "array_api_strict"
+            else "autobp writes in place only into numpy arrays and torch tensors so far"
+        )
+        raise RuntimeError(
+            f"{where} ({xp.name}): in-place writes are refused: {why}. Use an out-of-place op (x = x + 1, "
+            "x = ab.where(mask, value, x)), or t.to('numpy') / t.to('torch')"
+        )
+    if method not in ("setitem", "clamp_") and tuple(getattr(arrays[0], "shape", ())) != tuple(data.shape):
+        shape = tuple(getattr(arrays[0], "shape", ()))
+        try:
+            fits = np.broadcast_shapes(shape, tuple(data.shape)) == tuple(data.shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{where}: operand of shape {shape} does not broadcast to the tensor's shape "
+                f"{tuple(data.shape)} (an in-place op cannot change the shape)"
+            )
+    source = arrays[0] if method == "copy_" and backends.library_of(arrays[0]) is not None else None
+    if source is not None and not _torch().can_cast(source.dtype, data.dtype):  # numpy casts "same_kind" only
+        raise TypeError(f"{where}: cannot copy {backends.describe(arrays[0])} into it (would change the kind)")
+    try:
+        (_TORCH_WRITES[method] if method != "setitem" else write)(data, *arrays)
+    except (ValueError, TypeError, IndexError, RuntimeError) as error:
+        described = ", ".join(backends.describe(a) for a in arrays)
+        kind = next(k for k in (IndexError, TypeError, ValueError, RuntimeError) if isinstance(error, k))
+        if kind is RuntimeError:  # torch's cast and shape errors: a bad operand, as numpy says TypeError
+            kind = TypeError if "cast" in str(error) else ValueError
+        raise kind(f"{where}, operand {described}: {error}") from error
+    tensor._version += 1
+    return tensor
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch

@@ -1,4 +1,4 @@
-"""Taping: record a scalar function and its derivatives once, then replay them as plain numpy calls.
+"""Taping: record a scalar function and its derivatives once, then replay them as plain array calls.
 
 ``value_and_grad(func)`` computes what ``autobp.functional.value_and_grad`` computes, bit for
 bit, but pays the define-by-run bookkeeping (Tensors, nodes, the engine's walk) once per input
@@ -7,7 +7,10 @@ The first call *traces*: ``func`` runs as usual and the engine differentiates it
 ``create_graph=True``, so that every op of the forward and of the backward goes through an
 autobp op; each op call is written on a tape. The tape becomes a straight-line Python function
 of the ops' array forwards (``Taped.source`` shows it); later calls run it on the new input
-arrays, with no Tensor, node or walk in between. Classic AD calls this taping (ADOL-C);
+arrays, with no Tensor, node or walk in between. A tape computes with the library it traced:
+numpy's fast forwards for numpy arrays, the ops' general forwards for another library's (torch,
+cupy, array_api_strict), whose tensors are tape inputs like numpy arrays (the signature holds
+their library and device). Classic AD calls this taping (ADOL-C);
 ``jax.jit`` traces the same way.
 
 A replay computes what running ``func`` computes, or the call does not replay (the soundness
@@ -62,12 +65,12 @@ def is_tracing() -> bool:
 def value_and_grad(func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> Taped:
     """``functional.value_and_grad`` on a tape: ``(func(*args), d func / d args[argnums])``.
 
-    ``func`` takes positional arguments and returns a scalar Tensor. Tensors and numpy arrays
-    among the arguments are the tape's inputs and reach ``func`` as Tensors; their values may
+    ``func`` takes positional arguments and returns a scalar Tensor. Tensors and arrays (numpy's
+    or another library's) among the arguments are the tape's inputs and reach ``func`` as Tensors; their values may
     change from call to call. Any other argument is static and must be hashable: a new type or
     value (``1`` and ``True``, ``0.0`` and ``-0.0`` differ) is traced anew. Returns Tensors:
     the value, and one gradient for an int ``argnums`` or a tuple of them (``Taped.arrays``
-    returns numpy arrays), each a fresh array. Shapes: each gradient has its argument's shape;
+    returns the arrays), each a fresh array. Shapes: each gradient has its argument's shape;
     differentiated arguments are floating-point; one the value does not depend on gets zeros.
 
     Raises ``TapeError`` when ``func`` does what a tape cannot replay (module docstring).
@@ -87,7 +90,7 @@ def hvp(func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> Tape
     Call the result with ``func``'s arguments followed by the direction ``v`` (one array for an
     int ``argnums``, a tuple of them otherwise). The trace is forward-over-reverse (the gradient
     computed once while carrying ``v`` as tangents, as ``functional.hvp`` does by default); a
-    replay runs the forward, the backward and the tangents' ops as straight numpy calls, under
+    replay runs the forward, the backward and the tangents' ops as straight array calls, under
     the same guards as ``value_and_grad`` (module docstring), and gives what
     ``functional.hvp(f, args[argnums], v)`` gives, bit for bit, with the other arguments held
     fixed. Shapes: ``v`` and ``H v`` have the shapes of the differentiated arguments.

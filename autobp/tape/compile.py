@@ -1,4 +1,4 @@
-"""Compiling a trace: a straight-line Python function of numpy calls, with its guards inline."""
+"""Compiling a trace: a straight-line Python function of array calls, with its guards inline."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from autobp.ops.registry import OpDef
-from autobp.tape.trace import Recorder
+from autobp.backends import describe, library_of
+from autobp.graph import _copy_array
+from autobp.ops.registry import _NUMPY_LIKE, OpDef
+from autobp.tape.trace import Recorder, bytes_of
 from autobp.tensor import Tensor
 
 __all__ = ["Tape", "CHECK_PATIENCE"]
@@ -20,7 +22,8 @@ CHECK_PATIENCE = 3
 
 
 class Tape:
-    """One traced signature, compiled into a straight-line Python function of numpy calls.
+    """One traced signature, compiled into a straight-line Python function of array calls (the
+    forwards the eager call took: numpy's fast ones for numpy arrays, general ones otherwise).
 
     ``source`` holds the program, one line per op: ``s7 = f0(s2, s4)`` reads slots (``s``: inputs
     and results, ``c``: constants) and calls op forwards (``f``) with keywords (``k``) bound as
@@ -38,15 +41,18 @@ class Tape:
         n_inputs = recorder.n_inputs
         guards_at: dict[int, list[str]] = {}
         for g, (kind, k, outcome, how) in enumerate(recorder.guards):
+            # (another library's array has no tobytes: bytes_of copies its values to the host)
+            read = "{}.tobytes()" if type(recorder.values[k]) is np.ndarray else "bytes_of({})"
             guards_at.setdefault(k, []).append(
                 (f"if {'not ' if outcome else ''}{{}}: return None  # guard: {how} gave {outcome}")
                 if kind == "truth"
-                else f"if {{}}.tobytes() != g{g}: return None  # guard: {how} read these bytes"
+                else f"if {read} != g{g}: return None  # guard: {how} read these bytes"
             )
         # A slot is constant unless it is an input or computed from one: a step that reads only
         # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
         constant = [not recorder.computed(k) for k in range(len(recorder.values))]
         namespace: dict[str, Any] = {"g" + str(g): guard[2] for g, guard in enumerate(recorder.guards)}
+        namespace["bytes_of"], namespace["fresh"] = bytes_of, fresh_array
         same: dict[int, int] = {}  # slots that are another slot's array (a product with ones)
 
         def name(k: int) -> str:
@@ -71,7 +77,10 @@ class Tape:
             if kept is not None and out not in results:  # a result must stay an array of its own
                 same[out] = same.get(kept, kept)
             else:
-                forward = opdef.numpy_forward  # (a tape replays numpy programs only: autobp.tape.trace)
+                # The forward the eager call took: numpy's fast one when every operand is numpy's
+                # (as the registry decides), the op's general one for another library's arrays.
+                numpy_only = all([_numpy_like(recorder.values[k]) for k in refs])
+                forward = opdef.numpy_forward if numpy_only else opdef.forward
                 namespace[f"f{i}"] = getattr(forward, "quiet_body", forward)  # the replay is quiet
                 arguments = [name(k) for k in refs]
                 for j, (key, value) in enumerate(kwargs.items()):
@@ -102,7 +111,7 @@ class Tape:
         self._closure_refs = [(weakref.ref(t), array, version) for t, array, version in recorder.closures.values()]
         self.closures: list[tuple[Tensor, Any, int]] = []
         # The traced inputs (copies: callers update arrays in place), until a replay on other values is checked.
-        self.traced: list[np.ndarray] | None = [np.array(a, copy=True) for a in recorder.values[:n_inputs]]
+        self.traced: list[Any] | None = [_copy_array(a) for a in recorder.values[:n_inputs]]
         self.patience = CHECK_PATIENCE
         self.guards = [f"{how} of a {describe_slot(recorder, k)} value" for _, k, _, how in recorder.guards]
 
@@ -119,7 +128,7 @@ class Tape:
         to ``CHECK_PATIENCE`` times; then the tape counts as checked."""
         if self.traced is None:
             return True
-        if any([a.tobytes() != t.tobytes() for a, t in zip(arrays, self.traced, strict=True)]):
+        if any([bytes_of(a) != bytes_of(t) for a, t in zip(arrays, self.traced, strict=True)]):
             self.traced = None
             return True
         self.patience -= 1
@@ -147,7 +156,25 @@ class Tape:
 
 def describe_slot(recorder: Recorder, k: int) -> str:
     array = recorder.values[k]
-    return f"{np.asarray(array).dtype}{list(np.shape(array))}"
+    if isinstance(array, np.ndarray | np.generic) or library_of(array) is None:
+        return f"{np.asarray(array).dtype}{list(np.shape(array))}"
+    return describe(array)
+
+
+def _numpy_like(value: Any) -> bool:
+    """Whether an operand is one numpy's fast forwards take (``registry._NUMPY_LIKE``'s test)."""
+    return type(value) is np.ndarray or isinstance(value, _NUMPY_LIKE)
+
+
+def fresh_array(array: Any, *others: Any) -> Any:
+    """Another library's result as an array of its own: copied when it is a view or one of ``others``.
+
+    array_api_strict cannot tell a view (a reshape there shares memory): its results are copied.
+    """
+    lib = library_of(array)
+    if lib is None or lib.name == "array_api_strict" or lib.is_view(array) or any([array is o for o in others]):
+        return _copy_array(array)
+    return array
 
 
 def _fresh_results(
@@ -157,6 +184,11 @@ def _fresh_results(
     returned = []
     for r, k in enumerate(results):
         value = recorder.values[k]
+        if not isinstance(value, np.ndarray | np.generic) and library_of(value) is not None:  # another library's
+            candidates = [name(j) for j in [*range(recorder.n_inputs), *results[:r]] if j != k]
+            copied = k < recorder.n_inputs or constant[k] or k in results[:r]  # fresh(x, x) always copies
+            returned.append(f"fresh({', '.join([name(k), name(k)] if copied else [name(k), *candidates])})")
+            continue
         if k < recorder.n_inputs or constant[k] or k in results[:r]:
             returned.append(f"{name(k)}.copy()")
             continue
@@ -187,12 +219,20 @@ def _dead_steps(recorder: Recorder, results: list[int], guards_at: dict[int, lis
     for i in range(len(recorder.steps) - 1, -1, -1):
         opdef, refs, _, out = recorder.steps[i]
         operands = [recorder.values[k] for k in (*refs, out)]
-        floats = all(isinstance(v, np.ndarray | float) and np.asarray(v).dtype.kind == "f" for v in operands)
+        floats = all([_is_float_value(v) for v in operands])
         if out not in live and opdef.name in _CANNOT_RAISE_ON_FLOATS and floats:
             dead.add(i)
         else:
             live.update(refs)
     return dead
+
+
+def _is_float_value(value: Any) -> bool:
+    """Whether an operand is a float or a real floating-point array (of any library)."""
+    if isinstance(value, np.ndarray | float):
+        return bool(np.asarray(value).dtype.kind == "f")
+    lib = library_of(value)
+    return lib is not None and bool(lib.float_dtype(value.dtype))
 
 
 def _times_one(opdef: OpDef, refs: tuple[int, ...], out: int, recorder: Recorder, constant: list[bool]) -> int | None:

@@ -12,6 +12,7 @@ here against ``functional.hvp``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from autobp import engine, functional, grad_mode, graph
 from autobp.forward_ad import attach, dual_level, tangent_of
+from autobp.functional_args import filled
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
 from autobp.tape.compile import Tape
@@ -105,10 +107,10 @@ class TapedHvp(Taped):
                         x = leaves[k]
                         attach(level, x, direction if direction.dtype == x.dtype else direction.astype(x.dtype))
                     loss = self.func(*call_args[:n])
-                    if not isinstance(loss, Tensor) or loss.size != 1:
+                    if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
                         shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
                         raise TypeError(f"tape.hvp: func must return a one-element Tensor, got {shown}")
-                    seed = [Tensor(np.ones(loss.shape, dtype=loss.dtype))]
+                    seed = [filled(loss, 1)]
                     found = (
                         engine.grad([loss], [leaves[k] for k in wanted], seed, create_graph=True, allow_unused=True)
                         if loss.requires_grad
@@ -145,4 +147,4 @@ class TapedHvp(Taped):
 def _product(level: dual_level, gradient: Tensor | None, x: Tensor) -> Tensor:
     """The tangent of ``gradient`` (``H v``), or zeros (constant) where there is none."""
     tangent = tangent_of(level, gradient) if gradient is not None else None
-    return Tensor(np.zeros(x.shape, x.dtype)) if tangent is None else tangent
+    return filled(x, 0) if tangent is None else tangent

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from autobp import engine, functional, grad_mode, graph
-from autobp.creation import zeros_like
+from autobp.backends import library_of
+from autobp.functional_args import filled
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
-from autobp.tape.compile import Tape
-from autobp.tape.trace import Recorder, StaticNaN, as_tensors, inputs_and_signature, is_array, wanted_leaves
+from autobp.tape.compile import Tape, fresh_array
+from autobp.tape.trace import Recorder, StaticNaN, as_tensors, bytes_of, inputs_and_signature, is_array, wanted_leaves
 from autobp.tensor import Tensor
 
 __all__ = ["Taped", "MAX_TAPES", "MAX_TRACES"]
@@ -70,7 +72,8 @@ class Taped:
         return Tensor._wrap(value), wrapped[0] if isinstance(self.argnums, int) else wrapped
 
     def arrays(self, *args: Any) -> tuple[np.ndarray, list[np.ndarray]]:
-        """A call with numpy arrays for results: the value, and a list of the gradients (fresh arrays)."""
+        """A call with arrays for results (of the arguments' library): the value, and a list of the
+        gradients (fresh arrays)."""
         return self._arrays(args)
 
     def _arrays(self, args: tuple[Any, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -154,7 +157,7 @@ class Taped:
         try:
             with grad_mode.enable_grad():
                 loss = self.func(*call_args)
-                if not isinstance(loss, Tensor) or loss.size != 1:
+                if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
                     shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
                     raise TypeError(f"tape.value_and_grad: func must return a scalar Tensor, got {shown}")
                 # A value that depends on no differentiated argument has no graph: zero gradients.
@@ -168,7 +171,7 @@ class Taped:
         if recorder.untapeable is not None:
             return None, recorder.untapeable
         # An argument the result does not depend on gets zeros, as functional.value_and_grad gives.
-        grads = [g if g is not None else zeros_like(leaves[k]) for g, k in zip(found, wanted, strict=True)]
+        grads = [g if g is not None else filled(leaves[k], 0) for g, k in zip(found, wanted, strict=True)]
         tape = Tape(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)])
         del recorder, loss, found, grads, call_args, leaves  # the trace's graph: Tensors only it held go
         tape.settle()
@@ -186,8 +189,14 @@ class Taped:
         eager_value, eager_grads = self._eager(args, arrays)
         names = ["value", *(f"{self._result_name} of argument {p}" for p in self._positions)]
         for name, got, want in zip(names, [value, *grads], [eager_value, *eager_grads], strict=True):
-            got, want = np.asarray(got), np.asarray(want)
-            if got.shape != want.shape or got.dtype != want.dtype or got.tobytes() != want.tobytes():
+            if isinstance(got, np.ndarray | np.generic) and isinstance(want, np.ndarray | np.generic):
+                got, want = np.asarray(got), np.asarray(want)
+            if (
+                library_of(got) is not library_of(want)
+                or tuple(got.shape) != tuple(want.shape)
+                or got.dtype != want.dtype
+                or bytes_of(got) != bytes_of(want)
+            ):
                 if not raise_error:
                     return False
                 raise TapeError(
@@ -203,6 +212,9 @@ def _fresh(results: list[Any], inputs: list[np.ndarray]) -> list[Any]:
     """Each result as an array of its own: a view, a read-only array, an input or a repeat is copied."""
     fresh: list[Any] = []
     for result in results:
+        if not isinstance(result, np.ndarray) and library_of(result) is not None:  # another library's array
+            fresh.append(fresh_array(result, *inputs, *fresh))
+            continue
         if isinstance(result, np.ndarray) and (
             result.base is not None
             or not result.flags.writeable
@@ -214,8 +226,9 @@ def _fresh(results: list[Any], inputs: list[np.ndarray]) -> list[Any]:
     return fresh
 
 
-def _plain(args: tuple[Any, ...]) -> list[np.ndarray]:
-    return [np.asarray(a.data if isinstance(a, Tensor) else a) for a in args if is_array(a)]
+def _plain(args: tuple[Any, ...]) -> list[Any]:
+    arrays = [a.data if isinstance(a, Tensor) else a for a in args if is_array(a)]
+    return [a if library_of(a) is not None else np.asarray(a) for a in arrays]
 
 
 def _shown(args: tuple[Any, ...]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends import library_of
 from autobp.graph import WeakScalar
 from autobp.ops.registry import Hints, OpDef, describe
 from autobp.tensor import Tensor
@@ -120,7 +121,7 @@ class Recorder:
         """
         if isinstance(value, tuple | list):
             return any([self._tracked(v) for v in value])
-        if isinstance(value, Tensor | np.ndarray):
+        if isinstance(value, Tensor | np.ndarray) or library_of(value) is not None:
             k = self.slots.get(id(value.data if isinstance(value, Tensor) else value))
             if k is not None and self.computed(k):
                 return True
@@ -140,7 +141,7 @@ class Recorder:
         if how in _TRUTH_READS:
             guard: Guard = ("truth", k, bool(tensor.data), how)
         elif how in _VALUE_READS:
-            guard = ("bytes", k, np.asarray(tensor.data).tobytes(), how)
+            guard = ("bytes", k, bytes_of(tensor.data), how)
         elif self.untapeable is None:
             self.untapeable = (
                 f"func reads a traced value ({describe(tensor)}) into Python with {how}; a tape would "
@@ -158,8 +159,20 @@ class Recorder:
 
 
 def is_array(value: Any) -> bool:
-    """Whether an argument is a tape input: a Tensor, a numpy array or a numpy scalar."""
-    return isinstance(value, Tensor | np.ndarray | np.generic)
+    """Whether an argument is a tape input: a Tensor, a numpy array or scalar, another library's array."""
+    return isinstance(value, Tensor | np.ndarray | np.generic) or library_of(value) is not None
+
+
+def bytes_of(array: Any) -> bytes:
+    """An array's values as bytes, to compare bit for bit (-0.0 is not 0.0, NaN payloads differ).
+
+    Another library's array is copied to the host for it: the tape compares values only for a
+    guard on a value read into Python (which ``.item()`` itself copies) and to check replays.
+    """
+    if type(array) is np.ndarray:
+        return array.tobytes()
+    lib = library_of(array)
+    return (lib.to_numpy(array) if lib is not None else np.asarray(array)).tobytes()
 
 
 class StaticNaN(Exception):
@@ -214,13 +227,17 @@ def inputs_and_signature(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple
     for position, arg in enumerate(args):
         if isinstance(arg, Tensor):
             arg = arg.data
-        elif type(arg) is not np.ndarray:
-            if not isinstance(arg, np.ndarray | np.generic):
-                key.append(("static", _static_key(arg, position)))
-                continue
-            # A numpy scalar or an ndarray subclass: the plain array a Tensor would hold (the
-            # tape knows inputs by identity, and Tensors hold plain arrays).
-            arg = np.asarray(arg)
+        if type(arg) is not np.ndarray:
+            if isinstance(arg, np.ndarray | np.generic):
+                # A numpy scalar or an ndarray subclass: the plain array a Tensor would hold (the
+                # tape knows inputs by identity, and Tensors hold plain arrays).
+                arg = np.asarray(arg)
+            else:
+                lib = library_of(arg)
+                if lib is None:
+                    key.append(("static", _static_key(arg, position)))
+                    continue
+                key.append((lib.name, lib.device_name(arg)))  # replayed with its library, on its device
         arrays.append(arg)
         key.append(arg.shape)
         key.append(arg.dtype)
@@ -238,8 +255,9 @@ def wanted_leaves(positions: tuple[int, ...], args: tuple[Any, ...], argnums: An
         if not -len(args) <= p < len(args) or p % len(args) not in array_positions:
             shown = ", ".join(describe(a) for a in args)
             raise TypeError(f"tape.value_and_grad: argnums {argnums} must name Tensor or array arguments: ({shown})")
-        array = np.asarray(args[p].data if isinstance(args[p], Tensor) else args[p])
-        if array.dtype.kind != "f":
+        array = args[p].data if isinstance(args[p], Tensor) else args[p]
+        lib = None if isinstance(array, np.ndarray | np.generic) else library_of(array)
+        if not (lib.float_dtype(array.dtype) if lib is not None else np.asarray(array).dtype.kind == "f"):
             raise TypeError(
                 f"tape.value_and_grad: argument {p % len(args)} ({describe(array)}) is differentiated "
                 "but not floating-point"

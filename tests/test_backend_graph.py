@@ -1,0 +1,363 @@
+"""The machinery around the ops on other array libraries (torch CPU, array_api_strict): backward,
+``ab.grad``, create_graph, hooks, anomaly mode, in-place writes and version counting, forward
+mode and the tape. Each result is compared with the same computation on numpy.
+
+The graphs use ``add``/``sub``/``mul``/``neg`` and four small test ops written with the array
+API standard only (``_sum``, ``_exp``, ``_head``, ``_positive``), so that these tests check the engine, the graph
+and the tape, whatever the state of any one op family.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.backends import MixedArraysError, namespace
+from autobp.ops.registry import REGISTRY, op
+
+LIBRARIES = [
+    pytest.param(
+        "torch",
+        marks=pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed"),
+    ),
+    "array_api_strict",
+]
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+
+
+@op("test_graph_sum")
+def _sum(x: Any) -> Any:
+    """The sum of all elements. Shapes: any -> ()."""
+    return namespace(x).sum(x)
+
+
+@op("test_graph_exp")
+def _exp(x: Any) -> Any:
+    """Elementwise exp. Shapes: any -> same."""
+    return namespace(x).exp(x)
+
+
+@op("test_graph_head", differentiable=False)
+def _head(x: Any) -> Any:
+    """The first two elements along axis 0, a view where the library makes one. Shapes: (n, ...) -> (2, ...)."""
+    return x[0:2]
+
+
+@op("test_graph_positive", differentiable=False)
+def _positive(x: Any) -> Any:
+    """Elementwise x > 0. Shapes: any -> same (bool)."""
+    return namespace(x).greater(x, 0.0)
+
+
+for _name in ("test_graph_sum", "test_graph_exp", "test_graph_head", "test_graph_positive"):
+    del REGISTRY[_name]  # keep the test ops out of the registry-driven suite
+
+_sum.defvjp(lambda grad, out, x: grad + x * 0.0, plain_arrays=True)  # d sum/dx_i = 1
+_sum.defjvp(lambda tangent, out, x: _sum(tangent), plain_arrays=True)  # linear
+_exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True)  # d e^x = e^x dx
+_exp.defjvp(lambda tangent, out, x: tangent * out, plain_arrays=True)
+
+
+def _loss(x: ab.Tensor, y: ab.Tensor) -> ab.Tensor:
+    """A scalar of two vectors with products, constants, exp and a reused intermediate."""
+    z = x * y - _exp(x * 0.5) + (-y)
+    return _sum(z * z * 0.25 + z * x)
+
+
+def _on(library: str, array: np.ndarray, requires_grad: bool = False) -> ab.Tensor:
+    return ab.tensor(ab.backends.library(library).from_numpy(array), requires_grad=requires_grad)
+
+
+def _host(value: ab.Tensor) -> np.ndarray:
+    return value.numpy()
+
+
+def _samples(dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return rng.uniform(-1, 1, 5).astype(dtype), rng.uniform(-1, 1, 5).astype(dtype)
+
+
+def _assert_like(got: ab.Tensor, want: ab.Tensor, library: str) -> None:
+    """``got`` (on ``library``) holds ``want``'s numpy values, in ``want``'s dtype."""
+    assert got.library == library, got
+    assert ab.backends.library(library).dtype_name(got.dtype) == str(want.dtype)
+    np.testing.assert_allclose(_host(got), want.numpy(), rtol=TOLERANCE[str(want.dtype)], atol=0)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_grad_equals_numpys(library: str, dtype: str) -> None:
+    a, b = _samples(dtype)
+    x, y = ab.tensor(a, requires_grad=True), ab.tensor(b, requires_grad=True)
+    want = ab.grad(_loss(x, y), [x, y])
+    xs, ys = _on(library, a, True), _on(library, b, True)
+    got = ab.grad(_loss(xs, ys), [xs, ys])
+    for g, w in zip(got, want, strict=True):
+        _assert_like(g, w, library)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_second_order_gradients_equal_numpys(library: str) -> None:
+    a, b = _samples()
+
+    def second(x: ab.Tensor, y: ab.Tensor) -> tuple[ab.Tensor, ...]:
+        gx, gy = ab.grad(_loss(x, y), [x, y], create_graph=True)
+        return ab.grad(_sum(gx * gy), [x, y])
+
+    want = second(ab.tensor(a, requires_grad=True), ab.tensor(b, requires_grad=True))
+    got = second(_on(library, a, True), _on(library, b, True))
+    for g, w in zip(got, want, strict=True):
+        _assert_like(g, w, library)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_backward_accumulates_grad_in_the_library(library: str) -> None:
+    a, b = _samples()
+    x, y = ab.tensor(a, requires_grad=True), ab.tensor(b, requires_grad=True)
+    for _ in range(2):
+        _loss(x, y).backward()
+    xs, ys = _on(library, a, True), _on(library, b, True)
+    for _ in range(2):
+        _loss(xs, ys).backward()
+    assert xs.grad is not None and ys.grad is not None
+    _assert_like(xs.grad, x.grad, library)  # type: ignore[arg-type]
+    _assert_like(ys.grad, y.grad, library)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_seed_is_taken_in_the_outputs_library_or_refused(library: str) -> None:
+    a, b = _samples()
+    xs = _on(library, a, True)
+    out = xs * _on(library, b)
+    (g,) = ab.grad(out, [xs], [b.tolist()], retain_graph=True)  # a list: made in the output's library and dtype
+    _assert_like(g, ab.tensor(b * b), library)
+    with pytest.raises(MixedArraysError, match=r"grad: the gradient is float64\[5\] but the tensor is"):
+        ab.grad(out, [xs], [np.ones(5)], retain_graph=True)
+    x = ab.tensor(a, requires_grad=True)
+    with pytest.raises(MixedArraysError, match=rf"backward: the gradient is {library}"):
+        (x * 2.0).backward(_on(library, np.ones(5)))
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_hooks_and_retain_grad_see_the_librarys_gradients(library: str) -> None:
+    a, b = _samples()
+    seen: list[ab.Tensor] = []
+
+    def run(x: ab.Tensor, y: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor, ab.Tensor]:
+        x.register_hook(lambda g: g * 2.0)  # doubles x's gradient
+        z = x * y
+        z.register_hook(lambda g: seen.append(g))
+        z.retain_grad()
+        (gx,) = ab.grad(_sum(_exp(z)), [x], create_graph=True)
+        loss = _sum(gx * x)
+        loss.backward(create_graph=True)
+        return gx, z.grad, seen[-1]  # type: ignore[return-value]
+
+    with pytest.warns(UserWarning, match="reference cycle"):
+        want = run(ab.tensor(a, requires_grad=True), ab.tensor(b))
+        got = run(_on(library, a, True), _on(library, b))
+    for g, w in zip(got, want, strict=True):
+        _assert_like(g, w, library)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_hook_returning_another_librarys_array_is_refused(library: str) -> None:
+    xs = _on(library, np.ones(3), True)
+    xs.register_hook(lambda g: np.zeros(3))
+    with pytest.raises(MixedArraysError, match=r"hook <lambda>: the gradient is float64\[3\]"):
+        ab.grad(_sum(xs * 2.0), [xs])
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_anomaly_mode_finds_non_finite_values_on_the_library(library: str) -> None:
+    x = _on(library, np.array([1.0, np.inf]), True)  # (exp(inf) is inf without a warning on every library)
+    with ab.detect_anomaly(), pytest.raises(ab.AnomalyError, match="test_graph_exp' produced 1 inf of 2 values"):
+        _exp(x)
+    x = _on(library, np.array([1.0, 2.0]), True)
+    with ab.detect_anomaly(), pytest.raises(ab.AnomalyError, match="backward of op 'mul' produced 1 nan of 2 values"):
+        out = x * _on(library, np.array([0.0, 1.0]))
+        ab.grad(out, [x], [_on(library, np.array([np.inf, 1.0]))])  # inf * 0 in mul's rule
+
+
+# -- in-place writes -----------------------------------------------------------------------------
+
+
+def _writes(t: ab.Tensor, operand: Callable[[np.ndarray], Any]) -> ab.Tensor:
+    """Every in-place method once, with operands made by ``operand`` from numpy arrays."""
+    t.add_(operand(np.array([1.0, 2.0, 3.0])))
+    t.sub_(0.5)
+    t.mul_(operand(np.array([2.0, -1.0, 0.5])))
+    t.div_(4.0)
+    t += 1.0
+    t -= operand(np.array([0.25, 0.25, 0.25]))
+    t *= 3.0
+    t /= 2.0
+    t.clamp_(-1.0, 1.5)
+    t[1] = 7.0
+    t[0:1] = operand(np.array([-2.0]))
+    return t
+
+
+def test_in_place_methods_on_torch_match_numpy_and_count_versions() -> None:
+    pytest.importorskip("torch")
+    want = _writes(ab.tensor(np.array([0.5, -0.5, 2.0])), lambda a: a)
+    got = _writes(_on("torch", np.array([0.5, -0.5, 2.0])), lambda a: _on("torch", a))
+    _assert_like(got, want, "torch")
+    assert got._version == want._version == 11
+    got.copy_(_on("torch", np.array([1.0, 2.0, 3.0]))).fill_(4.0)
+    assert got.numpy().tolist() == [4.0, 4.0, 4.0] and got.zero_().numpy().tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(MixedArraysError, match=r"add_: tensor torch float64\[3\]: arrays of two libraries"):
+        got.add_(np.ones(3))
+    with pytest.raises(TypeError, match=r"copy_.*cannot copy torch float64"):
+        _on("torch", np.array([1, 2])).copy_(_on("torch", np.array([0.5, 1.5])))  # float into int
+    with pytest.raises(ValueError, match=r"operand of shape \(2,\) does not broadcast"):
+        got.add_(_on("torch", np.ones(2)))
+
+
+def test_a_write_into_a_torch_view_is_seen_by_the_graph() -> None:
+    pytest.importorskip("torch")
+    base = _on("torch", np.array([1.0, 2.0, 3.0]))
+    head = _head(base)  # a view: one storage, one version counter
+    assert head._vc is not None and head._vc is base._vc
+    w = _on("torch", np.array([0.5, 0.5]), True)
+    out = _sum(w * head)
+    base.mul_(3.0)
+    with pytest.raises(RuntimeError, match=r"mul: .*(modified|written) in place"):
+        ab.grad(out, [w])
+
+
+def test_array_api_strict_refuses_named_in_place_methods_and_rebinds_augmented_ones() -> None:
+    t = _on("array_api_strict", np.array([1.0, 2.0]))
+    for write in (lambda: t.add_(1.0), lambda: t.zero_(), lambda: t.__setitem__(0, 1.0), lambda: t.clamp_(0, 1)):
+        with pytest.raises(RuntimeError, match=r"\(array_api_strict\): in-place writes are refused"):
+            write()
+    before = t
+    t += 1.0  # Python's fallback for immutable types: a new tensor
+    assert t is not before and t.numpy().tolist() == [2.0, 3.0] and before.numpy().tolist() == [1.0, 2.0]
+
+
+def test_writes_through_data_on_torch_are_caught_at_backward() -> None:
+    pytest.importorskip("torch")
+    w = _on("torch", np.array([1.0, 2.0]), True)
+    y = w * w
+    y.data.add_(1.0)  # the output mul saved (and the input of the next op)
+    with pytest.raises(RuntimeError, match=r"mul: its output \(torch float64\[2\]\), saved for backward, was written"):
+        ab.grad(_sum(y * w), [w])
+    w = _on("torch", np.array([1.0, 2.0]), True)
+    out = _sum(_exp(w))
+    w.data.mul_(2.0)  # the input exp saved
+    with pytest.raises(RuntimeError, match=r"test_graph_exp: input 0 .* was written in place"):
+        ab.grad(out, [w])
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_raw_array_operand_is_copied_when_recorded(library: str) -> None:
+    raw = ab.backends.library(library).from_numpy(np.array([1.0, 2.0]))
+    w = _on(library, np.array([3.0, 4.0]), True)
+    out = _sum(w * raw)
+    if library == "torch":
+        raw.mul_(10.0)
+    else:
+        raw[0] = 10.0  # (array_api_strict arrays take __setitem__)
+    (g,) = ab.grad(out, [w])
+    assert g.numpy().tolist() == [1.0, 2.0]
+
+
+# -- forward mode ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_forward_mode_transforms_equal_numpys(library: str) -> None:
+    a, b = _samples()
+
+    def f(x: ab.Tensor) -> ab.Tensor:
+        return _exp(x * 0.5) * x - x * x
+
+    def scalar(x: ab.Tensor) -> ab.Tensor:
+        return _sum(f(x) * x)
+
+    def all_of(x: np.ndarray, v: np.ndarray, make: Callable[[np.ndarray], ab.Tensor]) -> list[ab.Tensor]:
+        _, jv = ab.functional.jvp(f, make(x), make(v))
+        _, hv = ab.functional.hvp(scalar, make(x), make(v))
+        _, hv_rof = ab.functional.hvp(scalar, make(x), make(v), strategy="reverse-over-forward")
+        jacobian = ab.functional.jacfwd(f, make(x[:3]))
+        hessian = ab.functional.hessian(scalar, make(x[:3]))
+        reverse = ab.functional.jacobian(f, make(x[:3]), strategy="reverse-mode")
+        with ab.forward_ad.dual_level():
+            dual = ab.forward_ad.make_dual(make(x), make(v))
+            tangent = ab.forward_ad.unpack_dual(f(dual)).tangent
+        return [jv, hv, hv_rof, jacobian, hessian, reverse, tangent]  # type: ignore[list-item]
+
+    want = all_of(a, b, ab.tensor)
+    got = all_of(a, b, lambda array: _on(library, array))
+    for g, w in zip(got, want, strict=True):
+        _assert_like(g, w, library)
+
+
+# -- the tape --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_taped_step_replays_with_the_library_and_equals_eager(library: str) -> None:
+    rng = np.random.default_rng(3)
+    taped = ab.tape.value_and_grad(_loss, argnums=(0, 1))
+    eager = ab.functional.value_and_grad(_loss, argnums=(0, 1))
+    for _ in range(4):  # a trace, then replays (the first on new values is checked against eager)
+        a, b = rng.uniform(-1, 1, 5), rng.uniform(-1, 1, 5)
+        value, grads = taped(_on(library, a), _on(library, b))
+        want_value, want_grads = eager(_on(library, a), _on(library, b))
+        for got, want in zip([value, *grads], [want_value, *want_grads], strict=True):
+            assert got.library == library
+            assert got.numpy().tobytes() == want.numpy().tobytes()  # bit for bit
+        numpy_value, numpy_grads = eager(ab.tensor(a), ab.tensor(b))
+        for got, want in zip([value, *grads], [numpy_value, *numpy_grads], strict=True):
+            _assert_like(got, want, library)
+    assert taped.eager_reasons == {}
+    assert "test_graph_exp" in taped.source(_on(library, a), _on(library, b))
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_taped_guard_on_a_read_value_holds_on_the_library(library: str) -> None:
+    def branchy(x: ab.Tensor) -> ab.Tensor:
+        return _sum(x * x) if bool(_positive(_sum(x))) else _sum(-x)
+
+    taped = ab.tape.value_and_grad(branchy)
+    for values in ([1.0, 2.0], [-1.0, -2.0], [3.0, 1.0], [-3.0, 0.5]):
+        value, grad = taped(_on(library, np.array(values)))
+        want_value, want_grad = ab.functional.value_and_grad(branchy)(ab.tensor(np.array(values)))
+        _assert_like(grad, want_grad, library)
+        _assert_like(value, want_value, library)
+    assert taped.eager_reasons == {}
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_taped_hvp_replays_with_the_library(library: str) -> None:
+    rng = np.random.default_rng(5)
+
+    def scalar(x: ab.Tensor) -> ab.Tensor:
+        return _sum(_exp(x * 0.5) * x * x)
+
+    taped = ab.tape.hvp(scalar)
+    for _ in range(3):
+        a, v = rng.uniform(-1, 1, 4), rng.uniform(-1, 1, 4)
+        value, product = taped(_on(library, a), _on(library, v))
+        want_value, want = ab.functional.hvp(scalar, ab.tensor(a), ab.tensor(v))
+        _assert_like(product, want, library)
+        _assert_like(value, want_value, library)
+    assert taped.eager_reasons == {}
+
+
+def test_a_view_of_a_callers_raw_torch_array_is_copied() -> None:
+    torch = pytest.importorskip("torch")
+    raw = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    head = _head(raw)  # would look into the caller's memory, which has no version counter
+    w = _on("torch", np.array([1.0, 1.0]), True)
+    out = _sum(w * head)
+    raw.mul_(10.0)
+    assert head.numpy().tolist() == [1.0, 2.0]
+    assert ab.grad(out, [w])[0].numpy().tolist() == [1.0, 2.0]
