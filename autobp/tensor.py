@@ -111,7 +111,7 @@ class Tensor:
         if isinstance(data, Tensor):
             graph.note_read(data, "a copy into a new Tensor")  # the copy is a constant to a tape
             data = data.data
-        xp = backends.library_of(data)
+        xp = None if isinstance(data, np.ndarray) else backends.library_of(data)  # (ndarray subclasses too)
         if xp is not None and xp is not _NUMPY:  # another library's array keeps its library and device
             array = xp.asarray(data, dtype=None if dtype is None else _foreign_dtype(xp, dtype), copy=True)
         else:

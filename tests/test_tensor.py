@@ -239,3 +239,12 @@ def test_the_constructor_keeps_the_library_and_converts_dtypes(library: str) -> 
 def test_a_dtype_the_library_lacks_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match="array_api_strict has no dtype float16"):
         ab.tensor(_foreign("array_api_strict", [1.0]), dtype="float16")
+
+
+def test_an_ndarray_subclass_becomes_a_plain_numpy_tensor() -> None:
+    class Marked(np.ndarray):
+        pass
+
+    t = ab.tensor(np.arange(3.0).view(Marked), requires_grad=True)
+    assert type(t.data) is np.ndarray and t.library == "numpy"
+    np.testing.assert_array_equal(t.data, np.arange(3.0))
