@@ -1,63 +1,89 @@
 """The Tensor: an array, whether it requires a gradient, and the node (``grad_fn``) that made it.
 
-Operators and methods delegate to the ops in ``autobp.ops``; the Tensor itself holds no math,
+Operators and methods are the ops of ``autobp.ops`` themselves (``t + u`` is ``ab.add(t, u)``,
+``t.sum(1)`` is ``ab.sum(t, 1)``), listed in a table in the class body; the Tensor holds no math,
 so the engine and the ops stay the only places that touch arrays.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from autobp import backends, grad_mode
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these modules imports Tensor
+    from autobp import engine, graph
+    from autobp import ops as _ops
     from autobp.graph import Node
+    from autobp.inplace import _inplace, _unwrap
 
 __all__ = ["Tensor", "tensor"]
 
-_FLOAT_KINDS = ("f",)
 _NUMPY = backends.library("numpy")
-_Method = TypeVar("_Method", bound=Callable[..., Any])
-_TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims"}  # PyTorch's keyword -> numpy's, which autobp uses
+_Method = Callable[..., "Tensor"]
+_Operator = Callable[["Tensor", Any], "Tensor"]  # typed as a method, so mypy checks `t + u` and `t += u`
 
 
-def _numpy_keywords(method: _Method) -> _Method:
-    """Make PyTorch's ``dim=``/``keepdim=`` on a reduction an error that gives numpy's spelling."""
+class _OpEntry:
+    """An entry of Tensor's method table: op ``name`` (empty: the attribute's own name), its
+    operands swapped when ``reflected`` (``2 - t``). ``install_ops`` puts the op in its place."""
 
-    keepdims = ", keepdims=True" if "keepdims" in method.__code__.co_varnames else ""
-    example = f"x.{method.__name__}(axis=1{keepdims})"
+    __slots__ = ("name", "reflected")
 
-    @functools.wraps(method)
-    def checked(self: Tensor, *args: Any, **kwargs: Any) -> Any:
-        wrong = [key for key in kwargs if key in _TORCH_SPELLINGS]
-        if wrong:
-            fix = ", ".join(f"{_TORCH_SPELLINGS[key]}= instead of {key}=" for key in wrong)
-            raise TypeError(f"Tensor.{method.__name__}: autobp uses numpy's keywords: write {fix}, e.g. {example}")
-        return method(self, *args, **kwargs)
+    def __init__(self, name: str = "", reflected: bool = False) -> None:
+        self.name, self.reflected = name, reflected
 
-    return checked  # type: ignore[return-value]
+
+def _op(name: str = "") -> _Method:
+    return _OpEntry(name)  # type: ignore[return-value]
+
+
+def _ops_named(*names: str) -> tuple[_Method, ...]:
+    return tuple(_op(name) for name in names)
+
+
+def _binary(name: str) -> tuple[_Operator, _Operator]:
+    """The operator and its reflected twin (``__add__``, ``__radd__``) for op ``name``."""
+    return _op(name), _OpEntry(name, reflected=True)  # type: ignore[return-value]
+
+
+_NAMESAKE = _op()  # the op of the attribute's own name: ``exp = _NAMESAKE`` makes ``t.exp()`` ``ab.exp(t)``
 
 
 def _check_requires_grad(array: Any, what: str) -> None:
     dtype = array.dtype
-    if not (dtype.kind in _FLOAT_KINDS if type(array) is np.ndarray else backends.namespace(array).float_dtype(dtype)):
+    if not (dtype.kind == "f" if type(array) is np.ndarray else backends.namespace(array).float_dtype(dtype)):
         raise TypeError(
             f"{what}: only floating-point tensors can require gradients, got dtype {dtype}; "
             "convert first, e.g. ab.tensor(data, dtype='float64', requires_grad=True)"
         )
 
 
+def _foreign_dtype(xp: Any, dtype: Any) -> Any:
+    """``dtype`` (a numpy dtype or its name, or the library's own dtype) as library ``xp`` spells it."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:  # not a numpy dtype: the library's own (torch.float32)
+        return dtype
+    if not hasattr(xp, name):
+        raise TypeError(f"tensor: {xp.name} has no dtype {name}; use one of its own dtypes")
+    return getattr(xp, name)
+
+
 class Tensor:
     """An n-dimensional array that records the operations applied to it.
 
-    Shapes: any; ``data`` is a numpy array of the same shape and dtype. Python floats become
-    float64, numpy arrays keep their dtype, and float32 stays float32 through every op and
+    Shapes: any; ``data`` is an array of the same shape and dtype: a numpy array, or another
+    library's (a torch tensor, a CuPy array), which keeps its library and device. Python floats
+    become float64, arrays keep their dtype, and float32 stays float32 through every op and
     gradient. The constructor copies ``data``, so later changes to the caller's array cannot
-    change the graph.
+    change the graph. Operators and numpy-like methods are the ops themselves (``t.sum(1)`` is
+    ``ab.sum(t, 1)``), so they take numpy's keywords (``axis=``, ``keepdims=``).
 
     >>> import autobp as ab
     >>> x = ab.Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
@@ -85,16 +111,17 @@ class Tensor:
         if isinstance(data, Tensor):
             graph.note_read(data, "a copy into a new Tensor")  # the copy is a constant to a tape
             data = data.data
-        if backends.library_of(data) not in (None, _NUMPY):  # another library's array: keep its library
-            self._init_foreign(data, requires_grad, dtype)
-            return
-        try:
-            array = np.array(data, dtype=dtype, copy=True)
-        except (ValueError, TypeError) as error:  # ragged nesting, unknown dtype, unconvertible values
-            kind = TypeError if isinstance(error, TypeError) else ValueError
-            raise kind(f"tensor: cannot make a Tensor from {type(data).__name__}: {error}") from error
-        if array.dtype == object:
-            raise TypeError(f"tensor: cannot make a Tensor from {type(data).__name__} (numpy gives dtype object)")
+        xp = None if isinstance(data, np.ndarray) else backends.library_of(data)  # (ndarray subclasses too)
+        if xp is not None and xp is not _NUMPY:  # another library's array keeps its library and device
+            array = xp.asarray(data, dtype=None if dtype is None else _foreign_dtype(xp, dtype), copy=True)
+        else:
+            try:
+                array = np.array(data, dtype=dtype, copy=True)
+            except (ValueError, TypeError) as error:  # ragged nesting, unknown dtype, unconvertible values
+                kind = TypeError if isinstance(error, TypeError) else ValueError
+                raise kind(f"tensor: cannot make a Tensor from {type(data).__name__}: {error}") from error
+            if array.dtype == object:
+                raise TypeError(f"tensor: cannot make a Tensor from {type(data).__name__} (numpy gives dtype object)")
         if requires_grad:
             _check_requires_grad(array, "tensor")
         self.data = array
@@ -102,19 +129,6 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self.name: str | None = None  # a label for graph pictures; nn modules set dotted names
-        self._vc = None
-        self._hooks = None
-
-    def _init_foreign(self, data: Any, requires_grad: bool, dtype: Any) -> None:
-        xp = backends.namespace(data)
-        array = xp.asarray(data, dtype=None if dtype is None else getattr(xp, str(np.dtype(dtype))), copy=True)
-        if requires_grad:
-            _check_requires_grad(array, "tensor")
-        self.data = array
-        self.requires_grad = bool(requires_grad)
-        self.grad = None
-        self.grad_fn = None
-        self.name = None
         self._vc = None
         self._hooks = None
 
@@ -169,7 +183,8 @@ class Tensor:
     def size(self) -> int:
         # A plain int on purpose: an int subclass that could explain PyTorch's x.size() is not a weak
         # scalar to numpy, so float32 / x.size would turn float64 (tests/test_benchmarks.py, W3).
-        return self.data.size
+        data = self.data
+        return data.size if type(data) is np.ndarray else math.prod(data.shape)  # torch's .size is a method
 
     @property
     def is_leaf(self) -> bool:
@@ -194,9 +209,7 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The data as a numpy array: the array itself for numpy (no copy; do not modify it), a
         copy on the host for other libraries."""
-        graph.note_read(self, ".numpy()")
-        data = self.data
-        return data if type(data) is np.ndarray else backends.namespace(data).to_numpy(data)
+        return self._host(".numpy()")
 
     def to(self, library: str | None = None, device: Any = None) -> Tensor:
         """This tensor's data in another array library or on another device, as a new leaf.
@@ -213,14 +226,18 @@ class Tensor:
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python scalar."""
-        if self.data.size != 1:
+        if self.size != 1:
             raise ValueError(f"item: only one-element tensors convert to a Python scalar, got shape {self.shape}")
-        graph.note_read(self, ".item()")
-        return self.data.item()
+        return self._host(".item()").item()
 
     def tolist(self) -> Any:
-        graph.note_read(self, ".tolist()")
-        return self.data.tolist()
+        return self._host(".tolist()").tolist()
+
+    def _host(self, how: str) -> np.ndarray:
+        """The data as a numpy array, for a value that goes into Python (a tape notes the read)."""
+        graph.note_read(self, how)
+        data = self.data
+        return data if type(data) is np.ndarray else backends.namespace(data).to_numpy(data)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         graph.note_read(self, "__array__ (numpy reading the tensor)")
@@ -236,7 +253,7 @@ class Tensor:
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return int(self.shape[0])
 
     def __iter__(self) -> Iterator[Tensor]:
         if self.ndim == 0:
@@ -245,13 +262,12 @@ class Tensor:
             yield self[i]
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self.size != 1:
             raise ValueError(
                 f"bool(): the truth value of a tensor of shape {self.shape} is ambiguous; reduce it "
                 "first, e.g. bool((t > 0).numpy().all())"
             )
-        graph.note_read(self, "bool()")
-        return bool(self.data)
+        return bool(self._host("bool()"))
 
     def __float__(self) -> float:
         return float(self.item())
@@ -261,13 +277,12 @@ class Tensor:
 
     def __index__(self) -> int:
         """A one-element integer tensor as a Python int (``range(t)``, ``items[t]``), as PyTorch allows."""
-        if self.data.size != 1 or self.data.dtype.kind not in "iu":
+        value = self._host("__index__").item() if self.size == 1 else None
+        if type(value) is not int:  # (a bool is no index either)
             raise TypeError(
-                "__index__: only one-element integer tensors can be used as an index, "
-                f"got {self.dtype}{list(self.shape)}"
+                f"__index__: only one-element integer tensors can be used as an index, got {backends.describe(self)}"
             )
-        graph.note_read(self, "__index__")
-        return int(self.data.item())
+        return value
 
     def __repr__(self) -> str:
         data = self.data
@@ -302,7 +317,7 @@ class Tensor:
         The detached view of a tensor that requires grad is read-only, so that writes through it
         cannot change values a graph saved for backward (see docs/trust.md).
         """
-        if self.requires_grad and self.data.flags.writeable:
+        if self.requires_grad and type(self.data) is np.ndarray and self.data.flags.writeable:
             view = self.data.view()
             view.flags.writeable = False
             graph.note_detach(self, view)  # a tape reads the view from self's slot
@@ -312,12 +327,6 @@ class Tensor:
             graph.note_detach(self, self.data)  # a tape guards self (the detached Tensor may be a temporary)
         detached._share_storage_with(self)  # one storage, one version counter (as in PyTorch)
         return detached
-
-    def copy(self) -> Tensor:
-        """A copy of the data, in the graph (differentiable)."""
-        return _ops.copy(self)
-
-    clone = copy
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf, in place; returns self."""
@@ -403,164 +412,27 @@ class Tensor:
     def __itruediv__(self, other: Any) -> Tensor:
         return self._augmented("/=", np.true_divide, other, "div")
 
-    # -- operators -------------------------------------------------------------------------
-    def __add__(self, other: Any) -> Tensor:
-        return _ops.add(self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return _ops.add(other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return _ops.sub(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return _ops.sub(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return _ops.mul(self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return _ops.mul(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return _ops.div(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops.div(other, self)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return _ops.pow(self, other)
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return _ops.pow(other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return _ops.matmul(other, self)
-
-    def __neg__(self) -> Tensor:
-        return _ops.neg(self)
+    # -- operators and numpy-like methods: the ops themselves, put in place by install_ops, so
+    # ``t * u`` runs ab.mul(t, u) with no Python frame between (benchmarks/instructions.py w2) --
+    __add__, __radd__ = _binary("add")
+    __sub__, __rsub__ = _binary("sub")
+    __mul__, __rmul__ = _binary("mul")
+    __truediv__, __rtruediv__ = _binary("div")
+    __pow__, __rpow__ = _binary("pow")
+    __matmul__, __rmatmul__ = _binary("matmul")
+    __and__, __rand__ = _binary("logical_and")  # `flag & t`, as vjp rules on Python numbers write
+    __or__, __ror__ = _binary("logical_or")
+    __eq__, __ne__ = _ops_named("equal", "not_equal")  # type: ignore[assignment]  # elementwise, as numpy's
+    __lt__, __le__, __gt__, __ge__ = _ops_named("less", "less_equal", "greater", "greater_equal")
+    __neg__, __abs__, __invert__, __getitem__ = _ops_named("neg", "abs", "logical_not", "getitem")
+    exp = log = sin = cos = square = sqrt = tanh = sigmoid = relu = abs = clip = astype = _NAMESAKE
+    # Reductions take numpy's keywords (axis=, keepdims=); PyTorch's dim= is an error saying so.
+    sum = mean = max = min = prod = var = std = logsumexp = argmax = argmin = _NAMESAKE
+    expand_dims = swapaxes = squeeze = flatten = dot = copy = _NAMESAKE
+    clone = _op("copy")
 
     def __pos__(self) -> Tensor:
         return self
-
-    def __abs__(self) -> Tensor:
-        return _ops.abs(self)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return _ops.equal(self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return _ops.not_equal(self, other)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return _ops.less(self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return _ops.less_equal(self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return _ops.greater(self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return _ops.greater_equal(self, other)
-
-    def __and__(self, other: Any) -> Tensor:
-        return _ops.logical_and(self, other)
-
-    def __or__(self, other: Any) -> Tensor:
-        return _ops.logical_or(self, other)
-
-    def __rand__(self, other: Any) -> Tensor:  # `flag & t`, as vjp rules on Python numbers write
-        return _ops.logical_and(other, self)
-
-    def __ror__(self, other: Any) -> Tensor:
-        return _ops.logical_or(other, self)
-
-    def __invert__(self) -> Tensor:
-        return _ops.logical_not(self)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return _ops.getitem(self, index)
-
-    # -- methods numpy users expect ----------------------------------------------------------
-    def astype(self, dtype: Any) -> Tensor:
-        return _ops.astype(self, dtype)
-
-    def exp(self) -> Tensor:
-        return _ops.exp(self)
-
-    def log(self) -> Tensor:
-        return _ops.log(self)
-
-    def sin(self) -> Tensor:
-        return _ops.sin(self)
-
-    def cos(self) -> Tensor:
-        return _ops.cos(self)
-
-    def square(self) -> Tensor:
-        return _ops.square(self)
-
-    def sqrt(self) -> Tensor:
-        return _ops.sqrt(self)
-
-    def tanh(self) -> Tensor:
-        return _ops.tanh(self)
-
-    def sigmoid(self) -> Tensor:
-        return _ops.sigmoid(self)
-
-    def relu(self) -> Tensor:
-        return _ops.relu(self)
-
-    def abs(self) -> Tensor:
-        return _ops.abs(self)
-
-    def clip(self, a_min: Any = None, a_max: Any = None) -> Tensor:
-        return _ops.clip(self, a_min, a_max)
-
-    @_numpy_keywords
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.sum(self, axis=axis, keepdims=keepdims)
-
-    @_numpy_keywords
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.mean(self, axis=axis, keepdims=keepdims)
-
-    @_numpy_keywords
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.max(self, axis=axis, keepdims=keepdims)
-
-    @_numpy_keywords
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.min(self, axis=axis, keepdims=keepdims)
-
-    @_numpy_keywords
-    def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.prod(self, axis=axis, keepdims=keepdims)
-
-    @_numpy_keywords
-    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-        return _ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    @_numpy_keywords
-    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-        return _ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    @_numpy_keywords
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.logsumexp(self, axis=axis, keepdims=keepdims)
-
-    @_numpy_keywords
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return _ops.argmax(self, axis=axis, keepdims=keepdims)
-
-    @_numpy_keywords
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return _ops.argmin(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
         return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
@@ -569,22 +441,6 @@ class Tensor:
         """Permute the axes: ``t.transpose(1, 0)``, ``t.transpose((1, 0))`` or all reversed."""
         order: Any = axes[0] if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], tuple | list)) else axes
         return _ops.transpose(self, order or None)
-
-    def expand_dims(self, axis: Any) -> Tensor:
-        return _ops.expand_dims(self, axis)
-
-    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
-        return _ops.swapaxes(self, axis1, axis2)
-
-    @_numpy_keywords
-    def squeeze(self, axis: Any = None) -> Tensor:
-        return _ops.squeeze(self, axis)
-
-    def flatten(self) -> Tensor:
-        return _ops.flatten(self)
-
-    def dot(self, other: Any) -> Tensor:
-        return _ops.dot(self, other)
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
@@ -597,6 +453,26 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-from autobp import engine, graph  # noqa: E402  (graph, engine and ops import Tensor: bind them after the class)
-from autobp import ops as _ops  # noqa: E402
-from autobp.inplace import _inplace, _unwrap  # noqa: E402
+def install_ops(ops: ModuleType) -> None:
+    """Make each entry of Tensor's method table the op of ``ops`` it names, and bind the modules
+    Tensor delegates to.
+
+    Called once, by ``autobp/ops/__init__.py`` when every op is registered. Those modules import
+    Tensor, so this module looks them up late instead of importing them at its top.
+    """
+    from autobp import engine, graph, inplace  # loaded by now, but for engine, which needs the ops first
+
+    globals().update(_ops=ops, engine=engine, graph=graph, _inplace=inplace._inplace, _unwrap=inplace._unwrap)
+    for name, entry in list(vars(Tensor).items()):
+        if isinstance(entry, _OpEntry):
+            function = getattr(ops, entry.name or name)
+            setattr(Tensor, name, _swapped(function, name) if entry.reflected else function)
+
+
+def _swapped(function: Callable[..., Tensor], name: str) -> Callable[[Tensor, Any], Tensor]:
+    def reflected(self: Tensor, other: Any) -> Tensor:
+        return function(other, self)
+
+    reflected.__name__ = reflected.__qualname__ = name
+    reflected.__doc__ = f"The reflected operator: ``{function.__name__}(other, self)``."
+    return reflected

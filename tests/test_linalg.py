@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import autobp as ab
+from autobp.ops import linalg as linalg_ops
 
 
 def arrays(*shapes: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
@@ -178,14 +179,14 @@ def test_einsum_refuses_a_malformed_ellipsis() -> None:
 @pytest.mark.parametrize(("x_shape", "y_shape"), [((3,), (2, 3)), ((2, 3), (3,))])
 def test_transposed_products_need_matrices(name: str, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=f"{name}: operands must have at least two dimensions"):
-        getattr(ab, name)(ab.ones(x_shape), ab.ones(y_shape))
+        getattr(linalg_ops, name)(ab.ones(x_shape), ab.ones(y_shape))
 
 
 def test_transposed_products_take_nested_lists() -> None:
-    assert ab.matmul_nt([[1.0, 2.0]], [[3.0, 4.0]]).tolist() == [[11.0]]
-    assert ab.matmul_tn([[1.0], [2.0]], [[3.0], [4.0]]).tolist() == [[11.0]]
+    assert linalg_ops.matmul_nt([[1.0, 2.0]], [[3.0, 4.0]]).tolist() == [[11.0]]
+    assert linalg_ops.matmul_tn([[1.0], [2.0]], [[3.0], [4.0]]).tolist() == [[11.0]]
     with pytest.raises(ValueError, match="matmul_tn: operands must have at least two dimensions"):
-        ab.matmul_tn([1.0, 2.0], [[3.0], [4.0]])
+        linalg_ops.matmul_tn([1.0, 2.0], [[3.0], [4.0]])
 
 
 def test_batch_axes_that_do_not_broadcast_keep_numpy_s_message_with_the_op_s_name() -> None:

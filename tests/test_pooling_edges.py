@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import autobp as ab
+from autobp.ops.nn import max_pool2d_gather, max_pool2d_scatter
 
 Pair = tuple[int, int]
 
@@ -119,9 +120,9 @@ def test_scatter_and_gather_ops_agree_with_the_loop(seed: int) -> None:
     cells = chosen_cells(data, kernel, stride, padding)
     rng = np.random.default_rng(seed)
     grad, values = rng.standard_normal(cells.shape[:4]), rng.standard_normal(data.shape)
-    scattered = ab.max_pool2d_scatter(grad, data, kernel, stride, padding).numpy()
+    scattered = max_pool2d_scatter(grad, data, kernel, stride, padding).numpy()
     assert same(scattered, scatter(grad, cells, data.shape))
-    assert np.array_equal(ab.max_pool2d_gather(values, data, kernel, stride, padding).numpy(), gather(values, cells))
+    assert np.array_equal(max_pool2d_gather(values, data, kernel, stride, padding).numpy(), gather(values, cells))
 
 
 def test_an_all_minus_inf_window_with_padding_keeps_its_gradient() -> None:
@@ -154,5 +155,5 @@ def test_other_dtypes_pick_the_same_cells(dtype: Any) -> None:
     assert np.array_equal(ab.max_pool2d(data, (3, 2), (2, 1), (1, 1)).numpy(), gather(data, cells), equal_nan=True)
     grad = np.arange(float(cells[..., 0].size)).reshape(cells.shape[:4])
     assert np.array_equal(
-        ab.max_pool2d_scatter(grad, data, (3, 2), (2, 1), (1, 1)).numpy(), scatter(grad, cells, data.shape)
+        max_pool2d_scatter(grad, data, (3, 2), (2, 1), (1, 1)).numpy(), scatter(grad, cells, data.shape)
     )

@@ -15,7 +15,7 @@ REDUCTIONS = ["sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "a
 @pytest.mark.parametrize("method", REDUCTIONS)
 def test_dim_and_keepdim_name_axis_and_keepdims(method: str) -> None:
     x = ab.tensor(np.arange(6.0).reshape(2, 3))
-    with pytest.raises(TypeError, match=rf"Tensor\.{method}: .*axis= instead of dim="):
+    with pytest.raises(TypeError, match=rf"^{method}: .*axis= instead of dim="):
         getattr(x, method)(dim=1)
     with pytest.raises(TypeError, match=r"keepdims= instead of keepdim="):
         getattr(x, method)(axis=1, keepdim=True)
@@ -29,7 +29,7 @@ def test_dim_and_keepdim_name_axis_and_keepdims(method: str) -> None:
 
 def test_squeeze_dim_names_axis() -> None:
     x = ab.ones((1, 3))
-    with pytest.raises(TypeError, match=r"Tensor\.squeeze: .*axis= instead of dim="):
+    with pytest.raises(TypeError, match=r"^squeeze: .*axis= instead of dim="):
         x.squeeze(dim=0)
     assert x.squeeze(axis=0).shape == (3,)
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import autobp as ab
-from autobp.ops.registry import REGISTRY, composite, op
+from autobp.graph import WeakScalar
+from autobp.ops.registry import REGISTRY, composite, describe, op
 
 
 @pytest.fixture
@@ -147,3 +148,43 @@ def test_a_ufunc_op_shows_its_declared_signature_and_runs_the_ufunc(scratch_ops:
     assert hypot_for_test.__doc__ == "sqrt(x^2 + y^2)."
     assert list(inspect.signature(hypot_for_test).parameters) == ["x", "y"]
     assert hypot_for_test(ab.tensor(3.0), ab.tensor(4.0)).item() == 5.0
+
+
+def test_internal_ops_are_registered_but_not_public() -> None:
+    import autobp.ops
+
+    assert set(REGISTRY) >= autobp.ops.INTERNAL
+    public = set(ab.__all__) | set(autobp.ops.__all__) | set(dir(ab)) | set(vars(autobp.ops))
+    assert not autobp.ops.INTERNAL & public
+    # Every registry entry is either public (under its own name or an alias) or internal.
+    public_ops = {getattr(ab, name).op.name for name in autobp.ops.__all__}
+    assert set(REGISTRY) == public_ops | autobp.ops.INTERNAL
+    assert not public_ops & autobp.ops.INTERNAL
+    # An internal op still works as an op: its public function computes and records.
+    matmul_tn = REGISTRY["matmul_tn"].public
+    x, y = ab.tensor(np.arange(6.0).reshape(3, 2), requires_grad=True), ab.tensor(np.arange(3.0).reshape(3, 1))
+    out = matmul_tn(x, y)
+    np.testing.assert_array_equal(out.data, x.data.T @ y.data)
+    assert out.grad_fn.name == "matmul_tn"
+
+
+def test_describe_shows_dtype_shape_library_and_device() -> None:
+    assert describe(ab.ones((3, 4))) == "float64[3, 4]"
+    assert describe(np.ones(2, np.float32)) == "float32[2]"
+    assert describe(2.0) == "float 2.0"
+    assert describe(WeakScalar(2.0)) == "float64[]"  # a Tensor subclass: its array is shown
+    torch = pytest.importorskip("torch")
+    assert describe(ab.tensor(torch.ones(2, 3))) == "torch float32[2, 3]"
+
+
+def test_an_error_between_libraries_names_both_inputs() -> None:
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"add: .*float64\[2\] and torch float32\[2\]"):
+        ab.tensor([1.0, 2.0]) + ab.tensor(torch.ones(2))
+
+
+def test_describe_shows_an_ndarray_subclass_as_its_array() -> None:
+    class Marked(np.ndarray):
+        pass
+
+    assert describe(np.ones((2, 3), np.float32).view(Marked)) == "float32[2, 3]"

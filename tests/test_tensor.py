@@ -158,3 +158,93 @@ def test_conversions_and_truth_values() -> None:
     t = ab.tensor([1.0, 2.0])
     assert np.array(t, copy=True) is not t.data
     assert ab.Tensor(t).data is not t.data  # the constructor copies a Tensor's data too
+
+
+REFLECTED = {  # Tensor's reflected operators and what numpy computes for `other OP self`
+    "__radd__": np.add,
+    "__rsub__": np.subtract,
+    "__rmul__": np.multiply,
+    "__rtruediv__": np.true_divide,
+    "__rpow__": np.power,
+    "__rmatmul__": np.matmul,
+}
+
+
+def test_operators_and_methods_are_the_ops_themselves() -> None:
+    # No Python frame between `t * u` and ab.mul: the method table installs the op functions.
+    pairs = {"__add__": ab.add, "__mul__": ab.mul, "__eq__": ab.equal, "__getitem__": ab.getitem, "__neg__": ab.neg}
+    pairs.update({"exp": ab.exp, "sum": ab.sum, "argmax": ab.argmax, "squeeze": ab.squeeze, "clone": ab.copy})
+    for method, function in pairs.items():
+        assert getattr(ab.Tensor, method) is function, method
+    entries = [name for name, value in vars(ab.Tensor).items() if type(value).__name__ == "_OpEntry"]
+    assert not entries, f"table entries left without their op: {entries}"
+
+
+@pytest.mark.parametrize("method", sorted(REFLECTED))
+def test_reflected_operators_put_the_other_operand_first(method: str) -> None:
+    other = np.array([[2.0, 0.5], [1.5, 3.0]])
+    x = ab.tensor([[1.5, 2.0], [0.5, 1.0]], requires_grad=True)
+    y = getattr(x, method)(other)
+    np.testing.assert_allclose(y.data, REFLECTED[method](other, x.data), rtol=1e-15)
+    assert y.grad_fn.inputs[1] is x  # the graph records op(other, x), in that order
+
+
+def test_reflected_logical_operators_put_the_other_operand_first() -> None:
+    x = ab.tensor([True, False])
+    np.testing.assert_array_equal((np.array([True, True]) & x).data, [True, False])
+    np.testing.assert_array_equal(x.__ror__(np.array([False, False])).data, [True, False])
+
+
+FOREIGN = ["torch", "array_api_strict"]
+
+
+def _foreign(library: str, values: object) -> object:
+    module = pytest.importorskip(library)  # both are test dependencies: installed wherever the suite runs
+    return module.asarray(values)
+
+
+@pytest.mark.parametrize("library", FOREIGN)
+def test_python_conversions_work_on_other_libraries_as_on_numpy(library: str) -> None:
+    values = [[1.5, -2.0, 3.0]]
+    t, n = ab.tensor(_foreign(library, values)), ab.tensor(values)
+    assert t.library == library and t.size == n.size == 3 and type(t.size) is int
+    assert len(t) == len(n) == 1 and t.ndim == 2 and tuple(t.shape) == n.shape
+    assert t.tolist() == n.tolist()
+    one = ab.tensor(_foreign(library, [[2.5]]))
+    assert one.item() == 2.5 and float(one) == 2.5 and int(one) == 2 and bool(one)
+    assert not bool(ab.tensor(_foreign(library, [0.0])))
+    assert [0, 1, 2][ab.tensor(_foreign(library, 2))] == 2  # __index__
+    with pytest.raises(TypeError, match="integer tensors"):
+        [0, 1, 2][one]
+    with pytest.raises(ValueError, match="one-element"):
+        t.item()
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(t)
+
+
+@pytest.mark.parametrize("library", FOREIGN)
+def test_the_constructor_keeps_the_library_and_converts_dtypes(library: str) -> None:
+    source = _foreign(library, [1.0, 2.0])
+    for dtype in ("float32", np.float32, np.dtype("float32")):
+        t = ab.tensor(source, dtype=dtype)
+        assert t.library == library and t.dtype == ab.backends.library(library).float32
+    own = ab.backends.library(library).float32  # the library's own dtype object works too
+    assert ab.tensor(source, dtype=own).dtype == own
+    with pytest.raises(TypeError, match="floating-point"):
+        ab.tensor(_foreign(library, [1, 2]), requires_grad=True)
+    t = ab.tensor(source, requires_grad=True)
+    assert t.detach().data is t.data and not t.detach().requires_grad
+
+
+def test_a_dtype_the_library_lacks_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="array_api_strict has no dtype float16"):
+        ab.tensor(_foreign("array_api_strict", [1.0]), dtype="float16")
+
+
+def test_an_ndarray_subclass_becomes_a_plain_numpy_tensor() -> None:
+    class Marked(np.ndarray):
+        pass
+
+    t = ab.tensor(np.arange(3.0).view(Marked), requires_grad=True)
+    assert type(t.data) is np.ndarray and t.library == "numpy"
+    np.testing.assert_array_equal(t.data, np.arange(3.0))

@@ -1,6 +1,11 @@
-"""All ops, by family. Each public function here is a registry entry (see ``registry.py``)."""
+"""All ops, by family. Each public function here is a registry entry (see ``registry.py``).
 
-from autobp.ops.activations import relu, sigmoid, sigmoid_backward, softplus, tanh, tanh_backward
+Importing this package gives Tensor its operators and methods (``autobp.tensor.install_ops``).
+"""
+
+import sys
+
+from autobp.ops.activations import relu, sigmoid, softplus, tanh
 from autobp.ops.elementwise import (
     abs,
     add,
@@ -36,8 +41,8 @@ from autobp.ops.elementwise import (
     where,
 )
 from autobp.ops.indexing import getitem, scatter_add
-from autobp.ops.linalg import dot, einsum, matmul, matmul_nt, matmul_tn, outer
-from autobp.ops.nn import conv2d, conv2d_weight, conv_transpose2d, max_pool2d, max_pool2d_gather, max_pool2d_scatter
+from autobp.ops.linalg import dot, einsum, matmul, outer
+from autobp.ops.nn import conv2d, conv2d_weight, conv_transpose2d, max_pool2d
 from autobp.ops.reduction import argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var
 from autobp.ops.registry import REGISTRY, Hints, OpDef, composite, op  # noqa: F401  (for writers of new ops)
 from autobp.ops.shape import (
@@ -54,9 +59,17 @@ from autobp.ops.shape import (
     swapaxes,
     transpose,
 )
+from autobp.tensor import install_ops
 
 # numpy's spellings of the arithmetic ops
 subtract, multiply, divide, true_divide, power, negative = sub, mul, div, div, pow, neg
+
+# Ops that exist only to serve other ops' vjps, faster than the ops they stand for: registered and
+# tested like every op (tests/test_ops.py), but not public (not here, nor in ``ab.`` or docs/api).
+# They live in their family's module, e.g. ``autobp.ops.linalg.matmul_nt``.
+INTERNAL = frozenset(
+    {"matmul_nt", "matmul_tn", "sigmoid_backward", "tanh_backward", "max_pool2d_gather", "max_pool2d_scatter"}
+)
 
 __all__ = [  # the public op functions; tests/test_ops.py checks this list against the registry
     "abs",
@@ -93,12 +106,8 @@ __all__ = [  # the public op functions; tests/test_ops.py checks this list again
     "logical_or",
     "logsumexp",
     "matmul",
-    "matmul_nt",
-    "matmul_tn",
     "max",
     "max_pool2d",
-    "max_pool2d_gather",
-    "max_pool2d_scatter",
     "maximum",
     "mean",
     "min",
@@ -117,7 +126,6 @@ __all__ = [  # the public op functions; tests/test_ops.py checks this list again
     "reshape",
     "scatter_add",
     "sigmoid",
-    "sigmoid_backward",
     "sign",
     "sin",
     "softplus",
@@ -134,9 +142,10 @@ __all__ = [  # the public op functions; tests/test_ops.py checks this list again
     "swapaxes",
     "tan",
     "tanh",
-    "tanh_backward",
     "transpose",
     "true_divide",
     "var",
     "where",
 ]
+
+install_ops(sys.modules[__name__])  # every op is registered: Tensor's methods can be the ops

@@ -48,7 +48,7 @@ from numpy import ndarray
 from autobp import backends, graph
 from autobp.backends import numpy as numpy_backend
 from autobp.forward import linear_jvp, propagate
-from autobp.tensor import _TORCH_SPELLINGS, Tensor
+from autobp.tensor import Tensor
 
 __all__ = ["Hints", "OpDef", "REGISTRY", "op", "composite", "describe"]
 
@@ -243,11 +243,19 @@ REGISTRY: dict[str, OpDef] = {}
 
 
 def describe(value: Any) -> str:
-    """``float64[3, 4]`` for arrays and Tensors, ``float 2.0`` for scalars: used in error messages."""
+    """How error messages show a value: ``float64[3, 4]``, ``torch float32[3] on cuda:0``, ``float 2.0``.
+
+    ``autobp.backends.describe``, given a Tensor's array (a Tensor subclass's too) and an ndarray
+    subclass as a plain ndarray (backends know numpy's arrays by their type's module).
+    """
     data = value.data if isinstance(value, Tensor) else value
-    if isinstance(data, np.ndarray | np.generic):
-        return f"{data.dtype}{list(data.shape)}"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(data, ndarray) and type(data) is not ndarray:
+        data = data.view(ndarray)
+    return backends.describe(data)
+
+
+# PyTorch's keyword -> numpy's, which autobp uses: named when a call fails on the former.
+_TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims"}
 
 
 def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -> None:
