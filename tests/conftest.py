@@ -37,24 +37,72 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="numpy",
         help="the array library the registry-driven op suite computes with (numpy, array_api_strict, torch, cupy)",
     )
+    parser.addoption(
+        "--array-device",
+        default=None,
+        help="the device of --array-library's arrays (e.g. cuda for torch on a GPU); default: the library's own",
+    )
+
+
+def _missing_gpu_reason(name: str) -> str | None:
+    """Why ``name``'s arrays cannot be made on this machine (None: they can)."""
+    if name not in ("cupy", "cp"):
+        return None
+    try:
+        import cupy
+    except ImportError as error:
+        return f"--array-library cupy: cupy is not installed ({error}); pip install 'autobp[cupy]' on a CUDA machine"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # no driver, no device: cupy raises its own CUDA runtime errors
+        return f"--array-library cupy: no CUDA GPU is usable here ({type(error).__name__}: {error})"
+    return None if count > 0 else "--array-library cupy: cupy found no CUDA GPU on this machine"
 
 
 class Library:
     """The array library under test: moves numpy samples in and results out."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, device: str | None = None) -> None:
         self.xp = ab.backends.library(name)
         self.name = self.xp.name
+        self.device = device
 
     def array(self, array: np.ndarray) -> Any:
-        """A numpy sample as an array of this library."""
-        return array if self.name == "numpy" else self.xp.from_numpy(np.asarray(array))
+        """A numpy sample as an array of this library (on the chosen device)."""
+        if self.name == "numpy":
+            return array
+        return self.xp.from_numpy(np.asarray(array), self.device)
 
     def tensor(self, array: np.ndarray, requires_grad: bool = False) -> ab.Tensor:
         return ab.Tensor(self.array(array), requires_grad=requires_grad)
 
+    def convert(self, value: Any) -> Any:
+        """Numpy arrays inside a keyword value (an index tuple) as this library's arrays: array type in."""
+        if isinstance(value, np.ndarray):
+            return self.array(value)
+        if isinstance(value, tuple):
+            return tuple(self.convert(v) for v in value)
+        return value
+
+    def kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {key: self.convert(value) for key, value in kwargs.items()}
+
+    @staticmethod
+    def dtype(tensor: ab.Tensor) -> str:
+        """``"float32"``, ``"int64"``...: a Tensor's dtype by name, comparable across libraries."""
+        return ab.backends.namespace(tensor.data).dtype_name(tensor.dtype)
+
+    @staticmethod
+    def host(value: Any) -> Any:
+        """A Tensor's values as a numpy array (None stays None)."""
+        return None if value is None else value.numpy()
+
 
 @pytest.fixture(scope="session")
 def library(request: pytest.FixtureRequest) -> Library:
-    """The library of ``--array-library`` (numpy by default)."""
-    return Library(request.config.getoption("--array-library"))
+    """The library of ``--array-library`` (numpy by default); skips when cupy or a GPU is missing."""
+    name = request.config.getoption("--array-library")
+    reason = _missing_gpu_reason(name)
+    if reason is not None:
+        pytest.skip(reason)
+    return Library(name, request.config.getoption("--array-device"))
