@@ -1,7 +1,9 @@
-"""Shared test configuration: hypothesis profiles.
+"""Shared test configuration: hypothesis profiles and the array library under test.
 
 ``default`` keeps the local suite fast; ``ci`` (selected by ``.ci/run`` through
-``HYPOTHESIS_PROFILE=ci``) draws many more examples.
+``HYPOTHESIS_PROFILE=ci``) draws many more examples; ``backends`` draws a few, for the registry
+suite on another array library (``--array-library array_api_strict|torch|cupy``, with
+``--array-device cuda`` for torch on a GPU).
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ settings.register_profile(
 settings.register_profile(
     "ci",
     max_examples=100,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# The registry suite on another array library (.ci/run, benchmarks/gpu.sh): every op still runs,
+# on fewer draws, so that two more libraries fit in CI's time.
+settings.register_profile(
+    "backends",
+    max_examples=5,
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
