@@ -10,6 +10,8 @@ with ``--array-library``.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -103,3 +105,16 @@ def test_gradcheck_catches_a_wrong_vjp_on_the_library(library: Library, monkeypa
     monkeypatch.setattr(REGISTRY["neg"], "rules", (lambda grad, out, x: -grad * 1.01,))
     with pytest.raises(ab.GradcheckError, match="analytic"):
         ab.gradcheck(ab.neg, (x,))
+
+
+def test_every_backend_module_offers_the_same_extras() -> None:
+    """An op calls ``xp.<extra>`` whatever the library: each backend module must define every extra,
+    with the same parameters (the modules import their library lazily, so all four load here)."""
+    modules = {name: importlib.import_module(path) for name, path in ab.backends.LIBRARIES.items()}
+    reference = modules["numpy"]
+    for name, module in modules.items():
+        assert name == module.NAME
+        assert sorted(module.__all__) == sorted(reference.__all__), f"backends/{name}: extras differ from numpy's"
+        for extra in reference.__all__:
+            mine, numpys = inspect.signature(getattr(module, extra)), inspect.signature(getattr(reference, extra))
+            assert list(mine.parameters) == list(numpys.parameters), f"backends/{name}.{extra}{mine} vs {numpys}"
