@@ -55,8 +55,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _missing_gpu_reason(name: str) -> str | None:
-    """Why ``name``'s arrays cannot be made on this machine (None: they can)."""
+def _missing_gpu_reason(name: str, device: str | None) -> str | None:
+    """Why ``name``'s arrays cannot be made on ``device`` on this machine (None: they can)."""
+    if name in ("torch", "pytorch") and device is not None and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"--array-library torch --array-device {device}: this torch has no usable CUDA device"
+        return None
     if name not in ("cupy", "cp"):
         return None
     try:
@@ -111,9 +117,10 @@ class Library:
 
 @pytest.fixture(scope="session")
 def library(request: pytest.FixtureRequest) -> Library:
-    """The library of ``--array-library`` (numpy by default); skips when cupy or a GPU is missing."""
-    name = request.config.getoption("--array-library")
-    reason = _missing_gpu_reason(name)
+    """The library of ``--array-library`` (numpy by default) on ``--array-device``; skips, saying
+    why, when cupy or the GPU asked for is missing."""
+    name, device = request.config.getoption("--array-library"), request.config.getoption("--array-device")
+    reason = _missing_gpu_reason(name, device)
     if reason is not None:
         pytest.skip(reason)
-    return Library(name, request.config.getoption("--array-device"))
+    return Library(name, device)
