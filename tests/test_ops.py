@@ -5,6 +5,10 @@ the forward matches numpy, the gradient matches finite differences (gradcheck), 
 derivative too (gradgradcheck), float32 stays float32 in value and gradient, and a taped
 gradient (``autobp.tape``) equals the eager one bit for bit. Adding an op to the registry adds
 it here; no test code is written per op.
+
+``--array-library array_api_strict`` (or ``torch``, ``cupy``) runs the same checks with the
+inputs in that library: results and gradients must stay in it, and are compared on the host.
+``tests/test_ops_libraries.py`` holds each library's numbers to numpy's.
 """
 
 from __future__ import annotations
@@ -194,7 +198,7 @@ def call(opdef: OpDef, sample: Sample, library: Library, dtype: Any = np.float64
         )
         for a in sample.arrays
     ]
-    return tensors, opdef.public(*tensors, **sample.kwargs)
+    return tensors, opdef.public(*tensors, **library.kwargs(sample.kwargs))
 
 
 def as_list(value: Any) -> list[Any]:
@@ -218,9 +222,10 @@ def test_forward_matches_numpy(name: str, library: Library, data: st.DataObject)
 
 def _select_differentiable(opdef: OpDef, sample: Sample, library: Library) -> tuple[list[ab.Tensor], Any]:
     tensors, _ = call(opdef, sample, library, requires_grad=True)
+    kwargs = library.kwargs(sample.kwargs)
 
     def function(*inputs: ab.Tensor) -> Any:
-        return opdef.public(*inputs, **sample.kwargs)
+        return opdef.public(*inputs, **kwargs)
 
     return tensors, function
 
@@ -253,41 +258,47 @@ def test_float32_stays_float32(name: str, library: Library, data: st.DataObject)
     tensors, result = call(opdef, sample, library, dtype=np.float32, requires_grad=True)
     outputs = [r for r in as_list(result) if r.requires_grad]
     for out in as_list(result):
-        assert out.dtype == np.float32, f"{name} returned {out.dtype} for float32 inputs"
+        assert library.dtype(out) == "float32", f"{name} returned {out.dtype} for float32 inputs"
+        assert out.library == library.name, f"{name} returned a {out.library} array for {library.name} inputs"
     if not outputs:
         return
     leaves = [t for t in tensors if t.requires_grad]
-    grads = ab.grad(outputs, leaves, grad_outputs=[ab.ones_like(o) for o in outputs], allow_unused=True)
+    seeds = [library.tensor(np.ones(o.shape, np.float32)) for o in outputs]
+    grads = ab.grad(outputs, leaves, grad_outputs=seeds, allow_unused=True)
     for leaf, g in zip(leaves, grads, strict=True):
         if g is not None:
-            assert g.dtype == np.float32 and g.shape == leaf.shape
+            assert library.dtype(g) == "float32" and g.shape == leaf.shape
+            assert (g.library, g.device) == (leaf.library, leaf.device)
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 @given(data=st.data())
-def test_tape_replays_the_eager_gradient(name: str, data: st.DataObject) -> None:
+def test_tape_replays_the_eager_gradient(name: str, library: Library, data: st.DataObject) -> None:
     # A taped value_and_grad must give the eager numbers bit for bit: on the traced values, on the
     # first replay (which also checks itself against an eager run) and on new values of the same shapes.
     opdef = REGISTRY[name]
     sample = data.draw(samples_for(opdef), label="sample")
+    kwargs = library.kwargs(sample.kwargs)
 
     def loss(*inputs: ab.Tensor) -> Any:
-        outputs = [o for o in as_list(opdef.public(*inputs, **sample.kwargs)) if o.dtype.kind == "f"]
+        outputs = [o for o in as_list(opdef.public(*inputs, **kwargs)) if library.xp.float_dtype(o.dtype)]
         return sum((o * o).sum() for o in outputs)
 
     # Differentiate the float inputs the output depends on (max_pool2d_gather's x only indexes).
-    tensors = [ab.tensor(a, requires_grad=a.dtype.kind == "f") for a in sample.arrays]
+    tensors = [library.tensor(a, requires_grad=a.dtype.kind == "f") for a in sample.arrays]
     positions = [i for i, t in enumerate(tensors) if t.requires_grad]
     used = ab.grad(loss(*tensors), [tensors[i] for i in positions], allow_unused=True)
     floats = tuple(i for i, g in zip(positions, used, strict=True) if g is not None)
     taped = ab.tape.value_and_grad(loss, floats)
     eager = ab.functional.value_and_grad(loss, floats)
     scaled = [a * 0.97 if a.dtype.kind == "f" else a for a in sample.arrays]
-    for arrays in (sample.arrays, sample.arrays, scaled):
+    for host in (sample.arrays, sample.arrays, scaled):
+        arrays = [library.array(a) for a in host]
         (value, grads), (want, wanted) = taped(*arrays), eager(*[ab.tensor(a) for a in arrays])
         for got, expected in zip([value, *grads], [want, *wanted], strict=True):
-            assert got.dtype == expected.dtype and got.shape == expected.shape
-            assert np.array_equal(got.data, expected.data, equal_nan=True), f"{name}: replay differs from eager"
+            assert library.dtype(got) == library.dtype(expected) and got.shape == expected.shape
+            assert (got.library, got.device) == (expected.library, expected.device)
+            assert np.array_equal(got.numpy(), expected.numpy(), equal_nan=True), f"{name}: replay differs from eager"
 
 
 # -- the registry is the API -----------------------------------------------------------------------------

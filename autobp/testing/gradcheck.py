@@ -5,6 +5,12 @@ analytic ``d<v, f(x)>/dx`` against central differences. Small inputs are checked
 element (the full Jacobian row); large ones along random directions, so the cost stays a
 handful of evaluations. ``gradgradcheck`` runs ``gradcheck`` on the gradient function itself,
 built with ``create_graph=True``: it checks second derivatives.
+
+Inputs of any array library work (torch, cupy, array-api-strict): the analytic gradients are
+computed by that library on float64 copies of the inputs, on their device; the finite
+differences perturb host (numpy) float64 copies and move each trial point to the library; the
+comparison runs on the host. A gradient that comes back in another library or on another device
+than its input fails the check.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp import backends
 from autobp.engine import grad
 from autobp.tensor import Tensor
 
@@ -38,7 +45,7 @@ def _promote(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
     promoted = []
     for x in inputs:
         if isinstance(x, Tensor) and x.requires_grad:
-            if x.dtype != np.float64:
+            if backends.namespace(x.data).dtype_name(x.dtype) != "float64":
                 warnings.warn(
                     f"gradcheck: input of dtype {x.dtype} promoted to float64; finite differences "
                     "in lower precision cannot check gradients reliably",
@@ -57,9 +64,30 @@ def _outputs(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[Tensor, .
     return outs
 
 
+def _host(array: Any) -> np.ndarray:
+    """A float64 numpy copy of an array of any library (the array itself for float64 numpy)."""
+    return np.asarray(backends.namespace(array).to_numpy(array), dtype=np.float64)
+
+
+def _like(values: np.ndarray, like: Tensor, same_dtype: bool = False, requires_grad: bool = False) -> Tensor:
+    """A host float64 array as a Tensor in ``like``'s library and on its device; of ``like``'s
+    dtype if ``same_dtype``, else float64."""
+    xp = backends.namespace(like.data)
+    if xp.name == "numpy":
+        return Tensor(values, dtype=like.dtype if same_dtype else np.float64, requires_grad=requires_grad)
+    moved = xp.from_numpy(values, xp.device_name(like.data))
+    return Tensor(xp.astype(moved, like.dtype) if same_dtype else moved, requires_grad=requires_grad)
+
+
+def _where(array: Any) -> str:
+    """``numpy``, ``torch on cuda:0``...: an array's library and device, to compare and report."""
+    xp = backends.namespace(array)
+    return xp.name if xp.name == "numpy" else f"{xp.name} on {xp.device_name(array)}"
+
+
 def _pairing(outs: tuple[Tensor, ...], cotangents: list[np.ndarray]) -> float:
-    """<v, f(x)> summed over outputs, in float64."""
-    return float(sum(np.sum(np.asarray(o.data, dtype=np.float64) * v) for o, v in zip(outs, cotangents, strict=True)))
+    """<v, f(x)> summed over outputs, in float64 on the host."""
+    return float(sum(np.sum(_host(o.data) * v) for o, v in zip(outs, cotangents, strict=True)))
 
 
 def _fail(message: str, raise_exception: bool) -> bool:
@@ -104,10 +132,11 @@ def gradcheck(
     differentiable = [o for o in outs if o.requires_grad]
     cotangents = [generator.standard_normal(o.shape) for o in outs]
     if differentiable:
+        seeds = [_like(v, o, same_dtype=True) for o, v in zip(outs, cotangents, strict=True) if o.requires_grad]
         analytic = grad(
             [o for o in outs if o.requires_grad],
             [args[i] for i in checked],
-            grad_outputs=[Tensor(v, dtype=o.dtype) for o, v in zip(outs, cotangents, strict=True) if o.requires_grad],
+            grad_outputs=seeds,
             allow_unused=True,
         )
     else:
@@ -115,13 +144,19 @@ def gradcheck(
 
     def pairing_at(index: int, values: np.ndarray) -> float:
         trial = list(args)
-        trial[index] = Tensor(values, dtype=np.float64, requires_grad=True)
+        trial[index] = _like(values, args[index], requires_grad=True)
         return _pairing(_outputs(fn, tuple(trial)), cotangents)
 
     for slot, index in enumerate(checked):
-        x = args[index].data
+        x = _host(args[index].data)
         g = analytic[slot]
-        a = np.zeros(x.shape) if g is None else np.asarray(g.data, dtype=np.float64)
+        if g is not None and _where(g.data) != _where(args[index].data):
+            return _fail(
+                f"gradcheck: gradient of input {index} is a {_where(g.data)} array, "
+                f"but the input is a {_where(args[index].data)} array",
+                raise_exception,
+            )
+        a = np.zeros(x.shape) if g is None else _host(g.data)
         if a.shape != x.shape:
             return _fail(
                 f"gradcheck: gradient of input {index} has shape {a.shape}, expected {x.shape}", raise_exception
@@ -182,7 +217,7 @@ def gradgradcheck(
     outs = _outputs(fn, args)
     generator = np.random.default_rng(rng + 1)
     if grad_outputs is None:
-        vs = [Tensor(generator.standard_normal(o.shape), requires_grad=True) for o in outs if o.requires_grad]
+        vs = [_like(generator.standard_normal(o.shape), o, requires_grad=True) for o in outs if o.requires_grad]
     else:
         vs = [Tensor(v, dtype=np.float64, requires_grad=True) for v in _as_tuple(grad_outputs)]
     n = len(args)
