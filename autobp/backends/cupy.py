@@ -17,6 +17,11 @@ __all__ = [
     "scatter_add",
     "quiet",
     "float_dtype",
+    # shape / indexing / linalg
+    "advanced_indexing",
+    "negative_steps",
+    "einsum",
+    "pad",
 ]
 
 
@@ -74,3 +79,20 @@ def scatter_add(target: Any, index: Any, values: Any) -> Any:
 
 def quiet(function: Any) -> Any:
     return function
+
+
+# -- shape / indexing / linalg ---------------------------------------------------------------------
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
+advanced_indexing = True
+negative_steps = True
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
+    return _cupy().einsum(subscripts, *operands)
+
+
+def pad(x: Any, widths: Any, mode: str, **keywords: Any) -> Any:
+    """numpy's ``pad`` (CuPy has its own)."""
+    return _cupy().pad(x, widths, mode, **keywords)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends.shapes import summed_axes
+
 NAME = "numpy"
 __all__ = [
     "to_numpy",
@@ -22,6 +24,10 @@ __all__ = [
     "scatter_add",
     "quiet",
     "float_dtype",
+    # shape / indexing / linalg
+    "advanced_indexing",
+    "negative_steps",
+    "einsum",
 ]
 
 
@@ -80,6 +86,106 @@ def quiet(function: Any) -> Any:
     return run
 
 
+# -- shape / indexing / linalg ---------------------------------------------------------------------
+# numpy's indexing is the reference: integer arrays anywhere, negative steps (ops/indexing.py).
+advanced_indexing = True
+negative_steps = True
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
+    # optimize picks a contraction order and BLAS for two or more operands.
+    return np.asarray(np.einsum(subscripts, *operands, optimize=len(operands) > 1))
+
+
+def _sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    shape = shape if type(shape) is tuple else tuple(shape)
+    axes = summed_axes(x.shape, shape)
+    summed = np.add.reduce(x, axes, keepdims=True) if axes else x  # x.sum(...) without its wrapper
+    return summed if summed.shape == shape else summed.reshape(shape)
+
+
+def _broadcast_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+    x = np.asarray(x)
+    shape = tuple(shape)
+    if x.ndim == 0 and x.flags.c_contiguous:
+        # The view np.broadcast_to makes of a 0-d array (all strides 0), at a fifth of its cost:
+        # this runs in the backward of every full sum and mean.
+        view = np.ndarray(shape, x.dtype, x, 0, (0,) * len(shape))
+        view.setflags(write=False)
+        return view
+    return np.broadcast_to(x, shape)
+
+
+def _swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
+    return x.swapaxes(axis1, axis2) if type(x) is np.ndarray else np.swapaxes(x, axis1, axis2)
+
+
+def _host_index(index: Any) -> Any:
+    """An index with Tensor and list components as numpy arrays, as numpy's indexing takes it."""
+    parts = index if isinstance(index, tuple) else (index,)
+    key = []
+    for part in parts:
+        if type(part).__name__ == "Tensor":
+            part = part.data
+        elif isinstance(part, list):
+            part = np.asarray(part)
+            part = part.astype(np.intp) if part.size == 0 else part  # [] selects nothing, as integers
+        key.append(part)
+    return tuple(key) if isinstance(index, tuple) else key[0]
+
+
+def _index_error(name: str, shape: tuple[int, ...], index: Any, error: Exception) -> Exception:
+    from autobp.ops.indexing import index_error  # the error path only: the ops import this module
+
+    return index_error(name, shape, index, error)
+
+
+def _getitem(x: Any, index: Any) -> np.ndarray:
+    x = np.asarray(x)
+    try:
+        return np.asarray(x[_host_index(index)])
+    except (IndexError, ValueError, TypeError) as error:
+        raise _index_error("getitem", x.shape, index, error) from error
+
+
+def _scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    values = np.asarray(values)
+    shape = tuple(shape)
+    result = np.zeros(shape, dtype=values.dtype)
+    key = _host_index(index)
+    try:
+        parts = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(p, np.ndarray) and p.ndim > 0 and p.dtype.kind in "iu" for p in parts):
+            np.add.at(result, key, values)  # an integer array may repeat a position: accumulate
+        else:
+            result[key] = values  # each element at most once: a plain write, much faster
+    except (IndexError, ValueError, TypeError) as error:
+        raise _index_error("scatter_add", shape, index, error) from error
+    return result
+
+
+def _matrices(name: str, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = x if type(x) is np.ndarray else np.asarray(x)
+    y = y if type(y) is np.ndarray else np.asarray(y)
+    if x.ndim < 2 or y.ndim < 2:
+        flat = x if x.ndim < 2 else y
+        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {flat.shape}")
+    return x, y
+
+
+def _matmul_nt(x: Any, y: Any) -> np.ndarray:
+    x, y = _matrices("matmul_nt", x, y)
+    return np.matmul(x, y.swapaxes(-1, -2))
+
+
+def _matmul_tn(x: Any, y: Any) -> np.ndarray:
+    x, y = _matrices("matmul_tn", x, y)
+    return np.matmul(x.swapaxes(-1, -2), y)
+
+
 # The numpy-only fast forwards by op name (see the module docstring); the op files' general
 # forwards are the reference.
 FORWARDS: dict[str, Any] = {
@@ -87,4 +193,15 @@ FORWARDS: dict[str, Any] = {
     "sub": np.subtract,
     "mul": np.multiply,
     "neg": np.negative,
+    # shape / indexing / linalg
+    "sum_to": _sum_to,
+    "broadcast_to": _broadcast_to,
+    "reshape": np.reshape,
+    "transpose": np.transpose,
+    "swapaxes": _swapaxes,
+    "getitem": _getitem,
+    "scatter_add": _scatter_add,
+    "matmul": np.matmul,
+    "matmul_nt": _matmul_nt,
+    "matmul_tn": _matmul_tn,
 }

@@ -22,6 +22,11 @@ __all__ = [
     "scatter_add",
     "quiet",
     "float_dtype",
+    # shape / indexing / linalg
+    "advanced_indexing",
+    "negative_steps",
+    "einsum",
+    "pad",
 ]
 
 
@@ -78,3 +83,47 @@ def _as_tuple(index: Any) -> tuple[Any, ...]:
 
 def quiet(function: Any) -> Any:
     return function
+
+
+# -- shape / indexing / linalg ---------------------------------------------------------------------
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
+advanced_indexing = False  # integer arrays only with integers, a mask only alone: autobp reads flat positions
+# No pad of its own: ops/shape.py pads with take and concat.
+pad = None
+negative_steps = True
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation from the standard's functions: diagonals taken, operands laid out over
+    all labels, multiplied with broadcasting and summed (memory grows with the labels' product:
+    this library is for testing, not speed). ``subscripts`` explicit, one letter per axis."""
+    xp = standard()
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    labels = list(output) + sorted({c for t in terms for c in t} - set(output))
+    total = None
+    for term, x in zip(terms, operands, strict=True):
+        term, x = _diagonals(xp, term, x)
+        order = sorted(range(len(term)), key=lambda i: labels.index(term[i]))
+        x = xp.permute_dims(x, tuple(order))
+        sizes = dict(zip((term[i] for i in order), x.shape, strict=True))
+        x = xp.reshape(x, tuple(sizes.get(c, 1) for c in labels))
+        total = x if total is None else total * x
+    assert total is not None
+    summed = tuple(range(len(output), len(labels)))
+    result = xp.sum(total, axis=summed) if summed else total
+    return result
+
+
+def _diagonals(xp: Any, term: str, x: Any) -> tuple[str, Any]:
+    """``x`` with each label repeated in ``term`` reduced to its diagonal (one axis, last)."""
+    while len(set(term)) != len(term):
+        label = next(c for c in term if term.count(c) > 1)
+        first, second = term.index(label), term.index(label, term.index(label) + 1)
+        rest = [i for i in range(len(term)) if i not in (first, second)]
+        n = x.shape[first]
+        x = xp.reshape(xp.permute_dims(x, (*rest, first, second)), (*(x.shape[i] for i in rest), n * n))
+        x = xp.take(x, xp.arange(n, device=x.device) * (n + 1), axis=-1)  # elements (k, k)
+        term = "".join(term[i] for i in rest) + label
+    return term, x

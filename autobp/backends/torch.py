@@ -21,6 +21,11 @@ __all__ = [
     "scatter_add",
     "quiet",
     "float_dtype",
+    # shape / indexing / linalg
+    "advanced_indexing",
+    "negative_steps",
+    "einsum",
+    "pad",
 ]
 
 
@@ -79,3 +84,17 @@ def scatter_add(target: Any, index: Any, values: Any) -> Any:
 
 def quiet(function: Any) -> Any:
     return function
+
+
+# -- shape / indexing / linalg ---------------------------------------------------------------------
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
+advanced_indexing = True
+# No pad of its own: ops/shape.py pads with take and concat.
+pad = None
+negative_steps = False  # torch slices take positive steps only
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
+    return _torch().einsum(subscripts, *operands)
