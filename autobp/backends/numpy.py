@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends import namespace
 from autobp.backends.shapes import summed_axes
 
 NAME = "numpy"
@@ -123,6 +124,9 @@ def _swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
     return x.swapaxes(axis1, axis2) if type(x) is np.ndarray else np.swapaxes(x, axis1, axis2)
 
 
+_HOST = np.empty(0)
+
+
 def _host_index(index: Any) -> Any:
     """An index with Tensor and list components as numpy arrays, as numpy's indexing takes it."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -130,9 +134,11 @@ def _host_index(index: Any) -> Any:
     for part in parts:
         if type(part).__name__ == "Tensor":
             part = part.data
-        elif isinstance(part, list):
+        if isinstance(part, list):
             part = np.asarray(part)
             part = part.astype(np.intp) if part.size == 0 else part  # [] selects nothing, as integers
+        elif type(part) is not np.ndarray and hasattr(part, "shape") and not isinstance(part, np.generic):
+            namespace(_HOST, part)  # another library's array as an index: refused, never copied here
         key.append(part)
     return tuple(key) if isinstance(index, tuple) else key[0]
 

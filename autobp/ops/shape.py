@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp.backends import as_array, describe, namespace
+from autobp.backends import Namespace, as_array, describe, namespace
 from autobp.backends.shapes import summed_axes
 from autobp.ops.indexing import getitem, scatter_add
 from autobp.ops.registry import Hints, composite, op
@@ -358,6 +358,12 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0
         if mode == "constant":
             return xp.pad(x, widths, "constant", constant_values=constant_values)
         return xp.pad(x, widths, mode)
+    return pad_by_copies(xp, x, widths, mode, constant_values)
+
+
+def pad_by_copies(xp: Namespace, x: Any, widths: list[tuple[int, int]], mode: str, constant_values: Any = 0) -> Any:
+    """``pad``'s route from the standard alone, one axis at a time: ``take`` copies elements
+    (``pad_sources`` says which), ``concat`` joins constants. Shapes: as ``pad``."""
     if mode == "constant" and not isinstance(constant_values, int | float):
         raise TypeError(
             f"pad: constant_values must be one number for {xp.name} arrays, got {constant_values!r}; "
