@@ -115,10 +115,17 @@ def scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> Any:
     """
     xp = namespace(values)
     shape = tuple(shape)
+    device = xp.device(values)
     try:
-        # Every library adds at flat positions alike (the backends' scatter_add takes one 1-D index).
-        positions, selected = flat_positions(xp, shape, as_key(xp, values, index), xp.device(values))
-        flat = xp.zeros((_size(shape),), dtype=values.dtype, device=xp.device(values))
+        key = as_key(xp, values, index)
+        if not has_arrays(key) and _native(xp, key) and not any(part is None for part in key):
+            # Ints, slices and ...: each element at most once, so a plain write adds.
+            result = xp.zeros(shape, dtype=values.dtype, device=device)
+            result[bounded(xp, shape, key)] = values
+            return result
+        # Otherwise add at flat positions, as every library can (the backends' scatter_add).
+        positions, selected = flat_positions(xp, shape, key, device)
+        flat = xp.zeros((_size(shape),), dtype=values.dtype, device=device)
         spread = xp.reshape(xp.broadcast_to(values, selected), (-1,))
         return xp.reshape(xp.scatter_add(flat, xp.reshape(positions, (-1,)), spread), shape)
     except (IndexError, ValueError, TypeError) as error:
