@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 import autobp as ab
 from autobp.backends import MixedArraysError, library
 from autobp.backends import numpy as numpy_backend
+from autobp.ops.padding import pad_by_copies, pad_sources
 from autobp.ops.positions import as_key, flat_positions
 from autobp.ops.registry import REGISTRY
-from autobp.ops.shape import PAD_MODES, pad_by_copies, pad_sources
+from autobp.ops.shape import PAD_MODES
 from autobp.testing.samples import samples_for
 from autobp.testing.strategies import advanced_indices, basic_indices, shapes
 

@@ -89,7 +89,7 @@ def quiet(function: Any) -> Any:
 # Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
 # not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
 advanced_indexing = False  # integer arrays only with integers, a mask only alone: autobp reads flat positions
-# No pad of its own: ops/shape.py pads with take and concat.
+# No pad of its own: ops/padding.py pads with take and concat.
 pad = None
 negative_steps = True
 

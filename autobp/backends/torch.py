@@ -90,7 +90,7 @@ def quiet(function: Any) -> Any:
 # Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
 # not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
 advanced_indexing = True
-# No pad of its own: ops/shape.py pads with take and concat.
+# No pad of its own: ops/padding.py pads with take and concat.
 pad = None
 negative_steps = False  # torch slices take positive steps only
 
