@@ -26,6 +26,7 @@ __all__ = [
     "quiet",
     "float_dtype",
     # shape / indexing / linalg
+    "sum_kept",
     "advanced_indexing",
     "negative_steps",
     "einsum",
@@ -91,6 +92,12 @@ def quiet(function: Any) -> Any:
 # numpy's indexing is the reference: integer arrays anywhere, negative steps (ops/indexing.py).
 advanced_indexing = True
 negative_steps = True
+
+
+def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` summed over ``axes``, kept with size 1 (the ufunc's reduce: np.sum without its wrapper,
+    which the engine's sum_to feels every backward: benchmarks/instructions.py)."""
+    return np.add.reduce(x, axes, keepdims=True)
 
 
 def einsum(subscripts: str, *operands: Any) -> Any:

@@ -23,6 +23,7 @@ __all__ = [
     "quiet",
     "float_dtype",
     # shape / indexing / linalg
+    "sum_kept",
     "advanced_indexing",
     "negative_steps",
     "einsum",
@@ -88,6 +89,11 @@ def quiet(function: Any) -> Any:
 # -- shape / indexing / linalg ---------------------------------------------------------------------
 # Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
 # not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
+def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` summed over ``axes``, kept with size 1."""
+    return standard().sum(x, axis=axes, keepdims=True)
+
+
 advanced_indexing = False  # integer arrays only with integers, a mask only alone: autobp reads flat positions
 # No pad of its own: ops/padding.py pads with take and concat.
 pad = None

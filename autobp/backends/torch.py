@@ -22,6 +22,7 @@ __all__ = [
     "quiet",
     "float_dtype",
     # shape / indexing / linalg
+    "sum_kept",
     "advanced_indexing",
     "negative_steps",
     "einsum",
@@ -89,6 +90,11 @@ def quiet(function: Any) -> Any:
 # -- shape / indexing / linalg ---------------------------------------------------------------------
 # Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
 # not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
+def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` summed over ``axes``, kept with size 1."""
+    return standard().sum(x, axis=axes, keepdims=True)
+
+
 advanced_indexing = True
 # No pad of its own: ops/padding.py pads with take and concat.
 pad = None

@@ -46,7 +46,7 @@ def as_key(xp: Namespace, x: Any, index: Any) -> tuple[Any, ...]:
             if part.size == 0:  # an empty list selects nothing; numpy reads it as integers
                 part = part.astype(np.intp)
         if isinstance(part, np.ndarray) and xp.name != "numpy":
-            part = xp.from_numpy(part, xp.device(x))
+            part = xp.from_numpy(part, xp.device_name(x))  # (a name every backend's from_numpy takes)
         elif _is_array(part):
             namespace(x, part)  # raises for arrays of two libraries or devices
         key.append(part)
