@@ -55,11 +55,12 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
 
     Shapes: x (..., *s) -> shape, where ``shape`` broadcasts to ``x.shape``.
     """
-    x = as_array(x)
+    if not hasattr(x, "shape"):  # (a Python number; the engine calls this forward on arrays, often)
+        x = as_array(x)
     xp = namespace(x)
     shape = shape if type(shape) is tuple else _shape(shape)
     axes = summed_axes(tuple(x.shape), shape)
-    summed = xp.sum_kept(x, axes) if axes else x  # (the engine calls this forward on every backend)
+    summed = xp.sum_kept(x, axes) if axes else x
     return summed if tuple(summed.shape) == shape else xp.reshape(summed, shape)
 
 
