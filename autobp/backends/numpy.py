@@ -27,6 +27,8 @@ __all__ = [
     "float_dtype",
     # shape / indexing / linalg
     "sum_kept",
+    "matmul_nt",
+    "matmul_tn",
     "advanced_indexing",
     "negative_steps",
     "einsum",
@@ -98,6 +100,18 @@ def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1 (the ufunc's reduce: np.sum without its wrapper,
     which the engine's sum_to feels every backward: benchmarks/instructions.py)."""
     return np.add.reduce(x, axes, keepdims=True)
+
+
+# The products with a transposed operand are extras, not fast forwards: a backward calls them
+# with no check of its arguments' library in between (benchmarks/instructions.py, W1).
+def matmul_nt(x: Any, y: Any) -> Any:
+    """``x @ y^T`` over the last two axes (a view swaps them: no copy)."""
+    return np.matmul(x, y.swapaxes(-1, -2))
+
+
+def matmul_tn(x: Any, y: Any) -> Any:
+    """``x^T @ y`` over the last two axes."""
+    return np.matmul(x.swapaxes(-1, -2), y)
 
 
 def einsum(subscripts: str, *operands: Any) -> Any:
@@ -180,25 +194,6 @@ def _scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     return result
 
 
-def _matrices(name: str, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = x if type(x) is np.ndarray else np.asarray(x)
-    y = y if type(y) is np.ndarray else np.asarray(y)
-    if x.ndim < 2 or y.ndim < 2:
-        flat = x if x.ndim < 2 else y
-        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {flat.shape}")
-    return x, y
-
-
-def _matmul_nt(x: Any, y: Any) -> np.ndarray:
-    x, y = _matrices("matmul_nt", x, y)
-    return np.matmul(x, y.swapaxes(-1, -2))
-
-
-def _matmul_tn(x: Any, y: Any) -> np.ndarray:
-    x, y = _matrices("matmul_tn", x, y)
-    return np.matmul(x.swapaxes(-1, -2), y)
-
-
 # The numpy-only fast forwards by op name (see the module docstring); the op files' general
 # forwards are the reference.
 FORWARDS: dict[str, Any] = {
@@ -215,6 +210,4 @@ FORWARDS: dict[str, Any] = {
     "getitem": _getitem,
     "scatter_add": _scatter_add,
     "matmul": np.matmul,
-    "matmul_nt": _matmul_nt,
-    "matmul_tn": _matmul_tn,
 }

@@ -23,6 +23,8 @@ __all__ = [
     "float_dtype",
     # shape / indexing / linalg
     "sum_kept",
+    "matmul_nt",
+    "matmul_tn",
     "advanced_indexing",
     "negative_steps",
     "einsum",
@@ -93,6 +95,18 @@ def quiet(function: Any) -> Any:
 def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1."""
     return standard().sum(x, axis=axes, keepdims=True)
+
+
+def matmul_nt(x: Any, y: Any) -> Any:
+    """``x @ y^T`` over the last two axes."""
+    xp = standard()
+    return xp.matmul(x, xp.matrix_transpose(y))
+
+
+def matmul_tn(x: Any, y: Any) -> Any:
+    """``x^T @ y`` over the last two axes."""
+    xp = standard()
+    return xp.matmul(xp.matrix_transpose(x), y)
 
 
 advanced_indexing = True

@@ -32,7 +32,8 @@ def _check_aligned(x: Any, y: Any) -> None:
         )
 
 
-# numpy's fast forwards of the products (np.matmul itself, swapaxes views) are in backends/numpy.py.
+# numpy's matmul is its fast forward (backends/numpy.py); each library's products with a transposed
+# operand are its backend's matmul_nt and matmul_tn.
 @op("matmul", arity=2, hints=Hints(shapes="matmul"), explain=_check_aligned)
 def matmul(x: Any, y: Any) -> Any:
     """Matrix product ``x @ y``. Shapes: (..., m, k) @ (..., k, n) -> (..., m, n); 1-D as numpy."""
@@ -78,27 +79,28 @@ matmul.defjvp(
 # (not a transpose and a product), in the eager backward and on a tape (BLAS names them NT, TN).
 def _matrices(name: str, x: Any, y: Any) -> tuple[Any, Any]:
     """Both operands as arrays, refused unless both have two dimensions or more."""
-    x, y = as_array(x), as_array(y)
+    if not (hasattr(x, "ndim") and hasattr(y, "ndim")):  # (Python values; arrays go straight through)
+        x, y = as_array(x), as_array(y)
     if x.ndim < 2 or y.ndim < 2:
         flat = x if x.ndim < 2 else y
-        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {flat.shape}")
+        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {tuple(flat.shape)}")
     return x, y
 
 
 @op("matmul_nt", arity=2, hints=Hints(shapes="matmul_transposed"))
 def matmul_nt(x: Any, y: Any) -> Any:
     """``x @ y^T``, ``y`` with its last two axes swapped. Shapes: (..., m, k), (..., n, k) -> (..., m, n)."""
-    x, y = _matrices("matmul_nt", x, y)
-    xp = namespace(x, y)
-    return xp.matmul(x, xp.matrix_transpose(y))
+    if not (hasattr(x, "ndim") and hasattr(y, "ndim")) or x.ndim < 2 or y.ndim < 2:  # (inline: W1's backward)
+        x, y = _matrices("matmul_nt", x, y)
+    return namespace(x, y).matmul_nt(x, y)
 
 
 @op("matmul_tn", arity=2, hints=Hints(shapes="matmul_transposed"))
 def matmul_tn(x: Any, y: Any) -> Any:
     """``x^T @ y``, ``x`` with its last two axes swapped. Shapes: (..., k, m), (..., k, n) -> (..., m, n)."""
-    x, y = _matrices("matmul_tn", x, y)
-    xp = namespace(x, y)
-    return xp.matmul(xp.matrix_transpose(x), y)
+    if not (hasattr(x, "ndim") and hasattr(y, "ndim")) or x.ndim < 2 or y.ndim < 2:  # (inline: W1's backward)
+        x, y = _matrices("matmul_tn", x, y)
+    return namespace(x, y).matmul_tn(x, y)
 
 
 matmul_nt.defvjp(
