@@ -85,8 +85,6 @@ def quiet(function: Any) -> Any:
 
 
 # -- shape / indexing / linalg ---------------------------------------------------------------------
-# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
-# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
 def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1."""
     return standard().sum(x, axis=axes, keepdims=True)
@@ -104,6 +102,8 @@ def matmul_tn(x: Any, y: Any) -> Any:
     return xp.matmul(xp.matrix_transpose(x), y)
 
 
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
 advanced_indexing = True
 negative_steps = True
 

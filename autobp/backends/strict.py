@@ -89,8 +89,6 @@ def quiet(function: Any) -> Any:
 
 
 # -- shape / indexing / linalg ---------------------------------------------------------------------
-# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
-# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
 def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1."""
     return standard().sum(x, axis=axes, keepdims=True)
@@ -108,9 +106,9 @@ def matmul_tn(x: Any, y: Any) -> Any:
     return xp.matmul(xp.matrix_transpose(x), y)
 
 
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
 advanced_indexing = False  # integer arrays only with integers, a mask only alone: autobp reads flat positions
-# No pad of its own: ops/padding.py pads with take and concat.
-pad = None
 negative_steps = True
 
 
@@ -147,3 +145,7 @@ def _diagonals(xp: Any, term: str, x: Any) -> tuple[str, Any]:
         x = xp.take(x, xp.arange(n, device=x.device) * (n + 1), axis=-1)  # elements (k, k)
         term = "".join(term[i] for i in rest) + label
     return term, x
+
+
+# No pad of its own: ops/padding.py pads with take and concat.
+pad = None

@@ -90,8 +90,6 @@ def quiet(function: Any) -> Any:
 
 
 # -- shape / indexing / linalg ---------------------------------------------------------------------
-# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
-# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
 def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1."""
     return standard().sum(x, axis=axes, keepdims=True)
@@ -109,12 +107,16 @@ def matmul_tn(x: Any, y: Any) -> Any:
     return xp.matmul(xp.matrix_transpose(x), y)
 
 
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
 advanced_indexing = True
-# No pad of its own: ops/padding.py pads with take and concat.
-pad = None
 negative_steps = False  # torch slices take positive steps only
 
 
 def einsum(subscripts: str, *operands: Any) -> Any:
     """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
     return _torch().einsum(subscripts, *operands)
+
+
+# No pad of its own: ops/padding.py pads with take and concat.
+pad = None
