@@ -18,6 +18,14 @@ __all__ = [
     "quiet",
     "float_dtype",
     "sliding_windows",
+    # shape / indexing / linalg
+    "sum_kept",
+    "matmul_nt",
+    "matmul_tn",
+    "advanced_indexing",
+    "negative_steps",
+    "einsum",
+    "pad",
 ]
 
 
@@ -93,3 +101,35 @@ def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) ->
         shape=(*x.shape[:-2], rows, columns, kh, kw),
         strides=(*x.strides[:-2], row_step * sh, column_step * sw, row_step, column_step),
     )
+# -- shape / indexing / linalg ---------------------------------------------------------------------
+def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` summed over ``axes``, kept with size 1."""
+    return standard().sum(x, axis=axes, keepdims=True)
+
+
+def matmul_nt(x: Any, y: Any) -> Any:
+    """``x @ y^T`` over the last two axes."""
+    xp = standard()
+    return xp.matmul(x, xp.matrix_transpose(y))
+
+
+def matmul_tn(x: Any, y: Any) -> Any:
+    """``x^T @ y`` over the last two axes."""
+    xp = standard()
+    return xp.matmul(xp.matrix_transpose(x), y)
+
+
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
+advanced_indexing = True
+negative_steps = True
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
+    return _cupy().einsum(subscripts, *operands)
+
+
+def pad(x: Any, widths: Any, mode: str, **keywords: Any) -> Any:
+    """numpy's ``pad`` (CuPy has its own)."""
+    return _cupy().pad(x, widths, mode, **keywords)

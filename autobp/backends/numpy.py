@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from autobp.backends import numpy_nn
+from autobp.backends import namespace, numpy_nn
+from autobp.backends.shapes import summed_axes
 
 NAME = "numpy"
 __all__ = [
@@ -25,6 +26,13 @@ __all__ = [
     "quiet",
     "float_dtype",
     "sliding_windows",
+    # shape / indexing / linalg
+    "sum_kept",
+    "matmul_nt",
+    "matmul_tn",
+    "advanced_indexing",
+    "negative_steps",
+    "einsum",
 ]
 
 
@@ -83,6 +91,110 @@ def quiet(function: Any) -> Any:
     return run
 
 
+# -- shape / indexing / linalg ---------------------------------------------------------------------
+# numpy's indexing is the reference: integer arrays anywhere, negative steps (ops/indexing.py).
+advanced_indexing = True
+negative_steps = True
+
+
+def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` summed over ``axes``, kept with size 1 (the ufunc's reduce: np.sum without its wrapper,
+    which the engine's sum_to feels every backward: benchmarks/instructions.py)."""
+    return np.add.reduce(x, axes, keepdims=True)
+
+
+# The products with a transposed operand are extras, not fast forwards: a backward calls them
+# with no check of its arguments' library in between (benchmarks/instructions.py, W1).
+def matmul_nt(x: Any, y: Any) -> Any:
+    """``x @ y^T`` over the last two axes (a view swaps them: no copy)."""
+    return np.matmul(x, y.swapaxes(-1, -2))
+
+
+def matmul_tn(x: Any, y: Any) -> Any:
+    """``x^T @ y`` over the last two axes."""
+    return np.matmul(x.swapaxes(-1, -2), y)
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
+    # optimize picks a contraction order and BLAS for two or more operands.
+    return np.asarray(np.einsum(subscripts, *operands, optimize=len(operands) > 1))
+
+
+def _sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    shape = shape if type(shape) is tuple else tuple(shape)
+    axes = summed_axes(x.shape, shape)
+    summed = np.add.reduce(x, axes, keepdims=True) if axes else x  # x.sum(...) without its wrapper
+    return summed if summed.shape == shape else summed.reshape(shape)
+
+
+def _broadcast_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+    x = np.asarray(x)
+    shape = tuple(shape)
+    if x.ndim == 0 and x.flags.c_contiguous:
+        # The view np.broadcast_to makes of a 0-d array (all strides 0), at a fifth of its cost:
+        # this runs in the backward of every full sum and mean.
+        view = np.ndarray(shape, x.dtype, x, 0, (0,) * len(shape))
+        view.setflags(write=False)
+        return view
+    return np.broadcast_to(x, shape)
+
+
+def _swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
+    return x.swapaxes(axis1, axis2) if type(x) is np.ndarray else np.swapaxes(x, axis1, axis2)
+
+
+_HOST = np.empty(0)
+
+
+def _host_index(index: Any) -> Any:
+    """An index with Tensor and list components as numpy arrays, as numpy's indexing takes it."""
+    parts = index if isinstance(index, tuple) else (index,)
+    key = []
+    for part in parts:
+        if type(part).__name__ == "Tensor":
+            part = part.data
+        if isinstance(part, list):
+            part = np.asarray(part)
+            part = part.astype(np.intp) if part.size == 0 else part  # [] selects nothing, as integers
+        elif type(part) is not np.ndarray and hasattr(part, "shape") and not isinstance(part, np.generic):
+            namespace(_HOST, part)  # another library's array as an index: refused, never copied here
+        key.append(part)
+    return tuple(key) if isinstance(index, tuple) else key[0]
+
+
+def _index_error(name: str, shape: tuple[int, ...], index: Any, error: Exception) -> Exception:
+    from autobp.ops.indexing import index_error  # the error path only: the ops import this module
+
+    return index_error(name, shape, index, error)
+
+
+def _getitem(x: Any, index: Any) -> np.ndarray:
+    x = np.asarray(x)
+    try:
+        return np.asarray(x[_host_index(index)])
+    except (IndexError, ValueError, TypeError) as error:
+        raise _index_error("getitem", x.shape, index, error) from error
+
+
+def _scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    values = np.asarray(values)
+    shape = tuple(shape)
+    result = np.zeros(shape, dtype=values.dtype)
+    key = _host_index(index)
+    try:
+        parts = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(p, np.ndarray) and p.ndim > 0 and p.dtype.kind in "iu" for p in parts):
+            np.add.at(result, key, values)  # an integer array may repeat a position: accumulate
+        else:
+            result[key] = values  # each element at most once: a plain write, much faster
+    except (IndexError, ValueError, TypeError) as error:
+        raise _index_error("scatter_add", shape, index, error) from error
+    return result
+
+
 # The numpy-only fast forwards by op name (see the module docstring); the op files' general
 # forwards are the reference.
 FORWARDS: dict[str, Any] = {
@@ -90,6 +202,15 @@ FORWARDS: dict[str, Any] = {
     "sub": np.subtract,
     "mul": np.multiply,
     "neg": np.negative,
+    # shape / indexing / linalg
+    "sum_to": _sum_to,
+    "broadcast_to": _broadcast_to,
+    "reshape": np.reshape,
+    "transpose": np.transpose,
+    "swapaxes": _swapaxes,
+    "getitem": _getitem,
+    "scatter_add": _scatter_add,
+    "matmul": np.matmul,
 }
 
 

@@ -23,6 +23,14 @@ __all__ = [
     "quiet",
     "float_dtype",
     "sliding_windows",
+    # shape / indexing / linalg
+    "sum_kept",
+    "matmul_nt",
+    "matmul_tn",
+    "advanced_indexing",
+    "negative_steps",
+    "einsum",
+    "pad",
 ]
 
 
@@ -97,3 +105,64 @@ def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) ->
         for j in range(kw)
     ]
     return xp.reshape(xp.stack(parts, axis=-1), (*x.shape[:-2], rows, columns, kh, kw))
+# -- shape / indexing / linalg ---------------------------------------------------------------------
+def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` summed over ``axes``, kept with size 1."""
+    return standard().sum(x, axis=axes, keepdims=True)
+
+
+def matmul_nt(x: Any, y: Any) -> Any:
+    """``x @ y^T`` over the last two axes."""
+    xp = standard()
+    return xp.matmul(x, xp.matrix_transpose(y))
+
+
+def matmul_tn(x: Any, y: Any) -> Any:
+    """``x^T @ y`` over the last two axes."""
+    xp = standard()
+    return xp.matmul(xp.matrix_transpose(x), y)
+
+
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
+advanced_indexing = False  # integer arrays only with integers, a mask only alone: autobp reads flat positions
+negative_steps = True
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation from the standard's functions: diagonals taken, operands laid out over
+    all labels, multiplied with broadcasting and summed (memory grows with the labels' product:
+    this library is for testing, not speed). ``subscripts`` explicit, one letter per axis."""
+    xp = standard()
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    labels = list(output) + sorted({c for t in terms for c in t} - set(output))
+    total = None
+    for term, x in zip(terms, operands, strict=True):
+        term, x = _diagonals(xp, term, x)
+        order = sorted(range(len(term)), key=lambda i: labels.index(term[i]))
+        x = xp.permute_dims(x, tuple(order))
+        sizes = dict(zip((term[i] for i in order), x.shape, strict=True))
+        x = xp.reshape(x, tuple(sizes.get(c, 1) for c in labels))
+        total = x if total is None else total * x
+    assert total is not None
+    summed = tuple(range(len(output), len(labels)))
+    result = xp.sum(total, axis=summed) if summed else total
+    return result
+
+
+def _diagonals(xp: Any, term: str, x: Any) -> tuple[str, Any]:
+    """``x`` with each label repeated in ``term`` reduced to its diagonal (one axis, last)."""
+    while len(set(term)) != len(term):
+        label = next(c for c in term if term.count(c) > 1)
+        first, second = term.index(label), term.index(label, term.index(label) + 1)
+        rest = [i for i in range(len(term)) if i not in (first, second)]
+        n = x.shape[first]
+        x = xp.reshape(xp.permute_dims(x, (*rest, first, second)), (*(x.shape[i] for i in rest), n * n))
+        x = xp.take(x, xp.arange(n, device=x.device) * (n + 1), axis=-1)  # elements (k, k)
+        term = "".join(term[i] for i in rest) + label
+    return term, x
+
+
+# No pad of its own: ops/padding.py pads with take and concat.
+pad = None

@@ -22,6 +22,14 @@ __all__ = [
     "quiet",
     "float_dtype",
     "sliding_windows",
+    # shape / indexing / linalg
+    "sum_kept",
+    "matmul_nt",
+    "matmul_tn",
+    "advanced_indexing",
+    "negative_steps",
+    "einsum",
+    "pad",
 ]
 
 
@@ -90,3 +98,34 @@ def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) ->
     """
     # unfold(-2) turns H into (Ho, kh) with kh last; the second unfold(-2) then reaches W.
     return x.unfold(-2, kernel[0], stride[0]).unfold(-2, kernel[1], stride[1])
+# -- shape / indexing / linalg ---------------------------------------------------------------------
+def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` summed over ``axes``, kept with size 1."""
+    return standard().sum(x, axis=axes, keepdims=True)
+
+
+def matmul_nt(x: Any, y: Any) -> Any:
+    """``x @ y^T`` over the last two axes."""
+    xp = standard()
+    return xp.matmul(x, xp.matrix_transpose(y))
+
+
+def matmul_tn(x: Any, y: Any) -> Any:
+    """``x^T @ y`` over the last two axes."""
+    xp = standard()
+    return xp.matmul(xp.matrix_transpose(x), y)
+
+
+# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
+# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
+advanced_indexing = True
+negative_steps = False  # torch slices take positive steps only
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
+    return _torch().einsum(subscripts, *operands)
+
+
+# No pad of its own: ops/padding.py pads with take and concat.
+pad = None

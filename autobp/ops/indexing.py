@@ -4,8 +4,12 @@ Indices follow numpy: ints, slices (any step), ``None``, ``Ellipsis``, integer a
 numpy arrays or integer Tensors) and boolean masks, mixed as numpy allows. The vjp of
 ``getitem`` scatters the gradient back with ``scatter_add``, whose own vjp is ``getitem``, so
 gradients of any order flow through indexing. Integer arrays may repeat an element; their
-gradients accumulate (``np.add.at``). Other indices select each element at most once, so a
-plain assignment into zeros suffices, which is much faster.
+gradients accumulate.
+
+On every library the meaning is numpy's. Where a library's own indexing means less (the array
+API standard has no integer arrays mixed with slices, PyTorch no negative steps), the general
+forwards read elements by flat position instead (``autobp.ops.positions``), with standard
+functions only; numpy's own indexing is its fast forward (``backends/numpy.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends import Namespace, namespace
+from autobp.ops.positions import as_key, bounded, flat_positions, has_arrays, has_negative_step
 from autobp.ops.registry import Hints, op
 from autobp.tensor import Tensor
 
-__all__ = ["getitem", "scatter_add", "normalize_index", "describe_index"]
+__all__ = ["getitem", "scatter_add", "normalize_index", "describe_index", "index_error"]
 
 
 def _component(part: Any) -> Any:
@@ -32,16 +38,10 @@ def _component(part: Any) -> Any:
 
 
 def normalize_index(index: Any) -> Any:
-    """``index`` with Tensor and list components replaced by numpy arrays (tuples stay tuples)."""
+    """``index`` with Tensor and list components replaced by arrays (tuples stay tuples)."""
     if isinstance(index, tuple):
         return tuple(_component(part) for part in index)
     return _component(index)
-
-
-def _may_repeat(index: Any) -> bool:
-    """Whether ``index`` (normalized) can select one element twice: it holds an integer array."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, np.ndarray) and p.ndim > 0 and p.dtype.kind in "iu" for p in parts)
 
 
 def _describe_part(part: Any) -> str:
@@ -53,6 +53,9 @@ def _describe_part(part: Any) -> str:
     if isinstance(part, np.ndarray):
         values = np.array2string(part, separator=", ", threshold=8, edgeitems=3)
         return f"{part.dtype} array {values}"
+    if hasattr(part, "shape") and hasattr(part, "dtype"):  # another library's array: no host copy to show it
+        xp = namespace(part)
+        return f"{xp.name} {xp.dtype_name(part.dtype)} array of shape {tuple(part.shape)}"
     return repr(part)
 
 
@@ -63,14 +66,21 @@ def describe_index(index: Any) -> str:
     return "[" + ", ".join(_describe_part(p) for p in parts) + "]"
 
 
-def _index_error(name: str, shape: tuple[int, ...], index: Any, error: Exception) -> Exception:
-    message = f"{name}: index {describe_index(index)} does not fit shape {shape}: {error}"
+def index_error(name: str, shape: tuple[int, ...], index: Any, error: Exception) -> Exception:
+    message = f"{name}: index {describe_index(index)} does not fit shape {tuple(shape)}: {error}"
     return IndexError(message) if isinstance(error, IndexError) else type(error)(message)
 
 
+def _native(xp: Namespace, key: tuple[Any, ...]) -> bool:
+    """Whether the library's own ``x[key]`` means what numpy's does for this key."""
+    if has_arrays(key) and not xp.advanced_indexing:
+        return False
+    return xp.negative_steps or not has_negative_step(key)
+
+
 @op("getitem", arity=1, hints=Hints(shapes="getitem"), linear=True)
-def getitem(x: Any, index: Any) -> np.ndarray:
-    """``x[index]`` with numpy's basic and advanced indexing.
+def getitem(x: Any, index: Any) -> Any:
+    """``x[index]`` with numpy's basic and advanced indexing, on any array library.
 
     Shapes: as numpy: ints drop an axis, slices keep it, ``None`` adds one, integer arrays are
     replaced by their broadcast shape, a boolean mask by its number of true elements.
@@ -81,15 +91,19 @@ def getitem(x: Any, index: Any) -> np.ndarray:
     >>> x.grad.tolist()
     [2.0, 0.0, 1.0]
     """
-    x = np.asarray(x)
+    xp = namespace(x)
     try:
-        return np.asarray(x[normalize_index(index)])
+        key = as_key(xp, x, index)
+        if _native(xp, key):
+            return x[bounded(xp, tuple(x.shape), key)]
+        positions, shape = flat_positions(xp, tuple(x.shape), key, xp.device(x))
+        return xp.reshape(xp.take(xp.reshape(x, (-1,)), xp.reshape(positions, (-1,))), shape)
     except (IndexError, ValueError, TypeError) as error:
-        raise _index_error("getitem", x.shape, index, error) from error
+        raise index_error("getitem", x.shape, index, error) from error
 
 
 @op("scatter_add", arity=1, hints=Hints(shapes="scatter_add"), linear=True)
-def scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+def scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> Any:
     """Zeros of ``shape`` with ``values`` added at ``index``; repeated positions accumulate.
 
     The adjoint of ``getitem``: ``scatter_add(g, index, x.shape)`` is the gradient of
@@ -99,18 +113,30 @@ def scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     >>> ab.scatter_add(ab.tensor([1.0, 2.0, 3.0]), [0, 2, 0], (3,)).tolist()
     [4.0, 0.0, 2.0]
     """
-    values = np.asarray(values)
+    xp = namespace(values)
     shape = tuple(shape)
-    result = np.zeros(shape, dtype=values.dtype)
-    normalized = normalize_index(index)
+    device = xp.device(values)
     try:
-        if _may_repeat(normalized):
-            np.add.at(result, normalized, values)
-        else:
-            result[normalized] = values
+        key = as_key(xp, values, index)
+        if not has_arrays(key) and _native(xp, key) and not any(part is None for part in key):
+            # Ints, slices and ...: each element at most once, so a plain write adds.
+            result = xp.zeros(shape, dtype=values.dtype, device=device)
+            result[bounded(xp, shape, key)] = values
+            return result
+        # Otherwise add at flat positions, as every library can (the backends' scatter_add).
+        positions, selected = flat_positions(xp, shape, key, device)
+        flat = xp.zeros((_size(shape),), dtype=values.dtype, device=device)
+        spread = xp.reshape(xp.broadcast_to(values, selected), (-1,))
+        return xp.reshape(xp.scatter_add(flat, xp.reshape(positions, (-1,)), spread), shape)
     except (IndexError, ValueError, TypeError) as error:
-        raise _index_error("scatter_add", shape, index, error) from error
-    return result
+        raise index_error("scatter_add", shape, index, error) from error
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    size = 1
+    for n in shape:
+        size *= n
+    return size
 
 
 # d scatter_add(v)[index] / dv: the gradient is read back at the same index.

@@ -12,16 +12,15 @@ import functools
 import string
 from typing import Any
 
-import numpy as np
-
-from autobp.ops.registry import Hints, composite, describe, op
+from autobp.backends import as_array, describe, namespace
+from autobp.ops.registry import Hints, composite, op
 from autobp.ops.shape import broadcast_to, reshape, sum_to
 from autobp.tensor import Tensor
 
 
 def _check_aligned(x: Any, y: Any) -> None:
     """Raise a clear error for operands numpy's matmul refused (numpy names neither op nor axes)."""
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = as_array(x), as_array(y)
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got shapes {x.shape} and {y.shape}")
     k_x = x.shape[-1]
@@ -33,21 +32,24 @@ def _check_aligned(x: Any, y: Any) -> None:
         )
 
 
-@op("matmul", arity=2, hints=Hints(shapes="matmul"), ufunc=np.matmul, explain=_check_aligned)
+# numpy's matmul is its fast forward (backends/numpy.py); each library's products with a transposed
+# operand are its backend's matmul_nt and matmul_tn.
+@op("matmul", arity=2, hints=Hints(shapes="matmul"), explain=_check_aligned)
 def matmul(x: Any, y: Any) -> Any:
     """Matrix product ``x @ y``. Shapes: (..., m, k) @ (..., k, n) -> (..., m, n); 1-D as numpy."""
+    x, y = as_array(x), as_array(y)
+    return namespace(x, y).matmul(x, y)
 
 
-# The rules use methods that Tensors and numpy arrays share (.reshape, .swapaxes): on the
-# first-order path they are then numpy's own C methods, with no op call around them.
+# The rules take arrays of any library on the first-order path: they reshape with the op.
 def _promoted(grad: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Operands and output gradient with 1-D operands promoted to matrices."""
     if y.ndim == 1:
-        y = y.reshape((y.shape[0], 1))
-        grad = grad.reshape((*grad.shape, 1))
+        y = reshape(y, (y.shape[0], 1))
+        grad = reshape(grad, (*grad.shape, 1))
     if x.ndim == 1:
-        x = x.reshape((1, x.shape[0]))
-        grad = grad.reshape((*grad.shape[:-1], 1, grad.shape[-1]))
+        x = reshape(x, (1, x.shape[0]))
+        grad = reshape(grad, (*grad.shape[:-1], 1, grad.shape[-1]))
     return grad, x, y
 
 
@@ -55,14 +57,14 @@ def _matmul_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # d(xy)/dx: grad @ y^T
     g, x2, y2 = _promoted(grad, x, y)
     dx = matmul_nt(g, y2)
-    return sum_to(dx, x2.shape).reshape(x.shape) if x.ndim == 1 else dx
+    return reshape(sum_to(dx, x2.shape), x.shape) if x.ndim == 1 else dx
 
 
 def _matmul_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # d(xy)/dy: x^T @ grad
     g, x2, y2 = _promoted(grad, x, y)
     dy = matmul_tn(x2, g)
-    return sum_to(dy, y2.shape).reshape(y.shape) if y.ndim == 1 else dy
+    return reshape(sum_to(dy, y2.shape), y.shape) if y.ndim == 1 else dy
 
 
 matmul.defvjp(_matmul_dx, _matmul_dy, plain_arrays=True)
@@ -75,28 +77,30 @@ matmul.defjvp(
 
 # A matmul's vjps multiply by a transposed operand. As ops of their own they are one call each
 # (not a transpose and a product), in the eager backward and on a tape (BLAS names them NT, TN).
-def _matrices(name: str, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def _matrices(name: str, x: Any, y: Any) -> tuple[Any, Any]:
     """Both operands as arrays, refused unless both have two dimensions or more."""
-    x = x if type(x) is np.ndarray else np.asarray(x)
-    y = y if type(y) is np.ndarray else np.asarray(y)
+    if not (hasattr(x, "ndim") and hasattr(y, "ndim")):  # (Python values; arrays go straight through)
+        x, y = as_array(x), as_array(y)
     if x.ndim < 2 or y.ndim < 2:
         flat = x if x.ndim < 2 else y
-        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {flat.shape}")
+        raise ValueError(f"{name}: operands must have at least two dimensions, got shape {tuple(flat.shape)}")
     return x, y
 
 
 @op("matmul_nt", arity=2, hints=Hints(shapes="matmul_transposed"))
-def matmul_nt(x: Any, y: Any) -> np.ndarray:
+def matmul_nt(x: Any, y: Any) -> Any:
     """``x @ y^T``, ``y`` with its last two axes swapped. Shapes: (..., m, k), (..., n, k) -> (..., m, n)."""
-    x, y = _matrices("matmul_nt", x, y)
-    return np.matmul(x, y.swapaxes(-1, -2))
+    if not (hasattr(x, "ndim") and hasattr(y, "ndim")) or x.ndim < 2 or y.ndim < 2:  # (inline: W1's backward)
+        x, y = _matrices("matmul_nt", x, y)
+    return namespace(x, y).matmul_nt(x, y)
 
 
 @op("matmul_tn", arity=2, hints=Hints(shapes="matmul_transposed"))
-def matmul_tn(x: Any, y: Any) -> np.ndarray:
+def matmul_tn(x: Any, y: Any) -> Any:
     """``x^T @ y``, ``x`` with its last two axes swapped. Shapes: (..., k, m), (..., k, n) -> (..., m, n)."""
-    x, y = _matrices("matmul_tn", x, y)
-    return np.matmul(x.swapaxes(-1, -2), y)
+    if not (hasattr(x, "ndim") and hasattr(y, "ndim")) or x.ndim < 2 or y.ndim < 2:  # (inline: W1's backward)
+        x, y = _matrices("matmul_tn", x, y)
+    return namespace(x, y).matmul_tn(x, y)
 
 
 matmul_nt.defvjp(
@@ -165,7 +169,7 @@ def _parse(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[
     return tuple(terms), output
 
 
-def _check_sizes(subscripts: str, terms: tuple[str, ...], operands: tuple[np.ndarray, ...]) -> None:
+def _check_sizes(subscripts: str, terms: tuple[str, ...], operands: tuple[Any, ...]) -> None:
     seen: dict[str, tuple[int, int]] = {}  # label -> (size, operand)
     for k, (term, x) in enumerate(zip(terms, operands, strict=True)):
         for label, size in zip(term, x.shape, strict=True):
@@ -180,18 +184,19 @@ def _check_sizes(subscripts: str, terms: tuple[str, ...], operands: tuple[np.nda
 
 
 @op("einsum", arity=None, hints=Hints(shapes="einsum"))
-def _einsum(*operands: Any, subscripts: str) -> np.ndarray:
+def _einsum(*operands: Any, subscripts: str) -> Any:
     """Einstein summation of ``operands`` as ``subscripts`` say (numpy's notation, ``...`` included).
 
-    Shapes: as the subscripts say; axes of size 1 broadcast.
+    numpy, PyTorch and CuPy sum with their own ``einsum``; array-api-strict, which has none,
+    multiplies with broadcasting and sums (``backends/strict.py``). Shapes: as the subscripts
+    say; axes of size 1 broadcast.
     """
     if not isinstance(subscripts, str):
         raise TypeError(f"einsum: subscripts must be a str, got {type(subscripts).__name__}")
-    arrays = tuple(np.asarray(x) for x in operands)
-    terms, output = _parse(subscripts, tuple(x.shape for x in arrays))
+    arrays = tuple(as_array(x) for x in operands)
+    terms, output = _parse(subscripts, tuple(tuple(x.shape) for x in arrays))
     _check_sizes(subscripts, terms, arrays)
-    # optimize picks a contraction order and BLAS for two or more operands.
-    return np.asarray(np.einsum(",".join(terms) + "->" + output, *arrays, optimize=len(arrays) > 1))
+    return namespace(*arrays).einsum(",".join(terms) + "->" + output, *arrays)
 
 
 def einsum(subscripts: str, *operands: Any) -> Tensor:
@@ -214,7 +219,7 @@ einsum.op = _einsum.op  # type: ignore[attr-defined]  # the registry entry, for 
 def _einsum_vjp(grad: Tensor, out: Tensor, *operands: Tensor, subscripts: str) -> list[Tensor | None]:
     # d/dx_k of sum(grad * einsum(...)) contracts grad with every other operand: an einsum from
     # the output's labels and the others' labels to x_k's labels.
-    terms, output = _parse(subscripts, tuple(x.shape for x in operands))
+    terms, output = _parse(subscripts, tuple(tuple(x.shape) for x in operands))
     spare = iter(c for c in _LABELS if c not in output and all(c not in t for t in terms))
     grads: list[Tensor | None] = []
     for k, x in enumerate(operands):
@@ -232,7 +237,8 @@ def _einsum_vjp(grad: Tensor, out: Tensor, *operands: Tensor, subscripts: str) -
             if label in target:
                 fresh = next(spare)
                 specs.append(label + fresh)
-                tensors.append(Tensor._wrap(np.eye(x.shape[position], dtype=grad.dtype)))
+                xp = namespace(grad.data)
+                tensors.append(Tensor._wrap(xp.eye(x.shape[position], dtype=grad.dtype, device=xp.device(grad.data))))
                 label = fresh
             target += label
         present = "".join(specs)
@@ -267,7 +273,7 @@ _einsum.defjvp_variadic(_einsum_jvp, plain_arrays=True)
 
 # -- dot and outer: built from the ops above -------------------------------------------------------------
 def _as_tensor(value: Any) -> Tensor:
-    return value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value))
+    return value if isinstance(value, Tensor) else Tensor._wrap(as_array(value))
 
 
 @composite("dot", hints=Hints(shapes="dot"))

@@ -7,15 +7,18 @@ moves the gradient back the same way (reshape back, transpose back, sum back). T
 
 from __future__ import annotations
 
-import functools
+import math
 from collections.abc import Sequence
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any
 
 import numpy as np
 
+from autobp.backends import as_array, describe, namespace
+from autobp.backends.shapes import summed_axes
 from autobp.ops.indexing import getitem, scatter_add
-from autobp.ops.registry import Hints, composite, describe, op
+from autobp.ops.padding import pad_by_copies, pad_sources
+from autobp.ops.registry import Hints, composite, op
 from autobp.tensor import Tensor
 
 
@@ -39,41 +42,35 @@ def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _shape(shape: Any) -> tuple[int, ...]:
+    """A shape argument (an int, a list, a tuple) as a tuple of ints."""
+    return (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(n) for n in shape)
+
+
+# numpy's fast forwards of these ops (np.add.reduce, a hand-strided view, the array methods) are
+# in backends/numpy.py; the forwards here use the array API standard only.
 @op("sum_to", hints=Hints(shapes="sum_to"), linear=True)
-def sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``x`` down to ``shape``, undoing a numpy broadcast from ``shape`` to ``x.shape``.
 
     Shapes: x (..., *s) -> shape, where ``shape`` broadcasts to ``x.shape``.
     """
-    if type(x) is not np.ndarray:
-        x = np.asarray(x)
-    shape = shape if type(shape) is tuple else tuple(shape)
-    axes = _summed_axes(x.shape, shape)
-    summed = np.add.reduce(x, axes, keepdims=True) if axes else x  # x.sum(...) without its wrapper
-    return summed if summed.shape == shape else summed.reshape(shape)
-
-
-@functools.lru_cache(maxsize=1024)
-def _summed_axes(have: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The axes ``sum_to`` sums over (cached: backward asks for the same few shapes every step)."""
-    lead = len(have) - len(shape)
-    if lead < 0 or any(n not in (1, m) for n, m in zip(shape, have[lead:], strict=True)):
-        raise ValueError(f"sum_to: cannot sum shape {have} down to {shape}")
-    return tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and have[lead + i] != 1)
+    if not hasattr(x, "shape"):  # (a Python number; the engine calls this forward on arrays, often)
+        x = as_array(x)
+    xp = namespace(x)
+    shape = shape if type(shape) is tuple else _shape(shape)
+    axes = summed_axes(tuple(x.shape), shape)
+    if not axes:  # (a new array object even so: the registry gives an op's returned input a numpy view)
+        return xp.reshape(x, shape)
+    summed = xp.sum_kept(x, axes)
+    return summed if tuple(summed.shape) == shape else xp.reshape(summed, shape)
 
 
 @op("broadcast_to", hints=Hints(shapes="broadcast_to"), linear=True)
-def broadcast_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
     """``x`` broadcast to ``shape`` (a read-only view). Shapes: s -> shape, s broadcastable to it."""
-    x = np.asarray(x)
-    shape = tuple(shape)
-    if x.ndim == 0 and x.flags.c_contiguous:
-        # The view np.broadcast_to makes of a 0-d array (all strides 0), at a fifth of its cost:
-        # this runs in the backward of every full sum and mean.
-        view = np.ndarray(shape, x.dtype, x, 0, (0,) * len(shape))
-        view.setflags(write=False)
-        return view
-    return np.broadcast_to(x, shape)
+    x = as_array(x)
+    return namespace(x).broadcast_to(x, _shape(shape))
 
 
 broadcast_to.defvjp(lambda grad, out, x, shape: sum_to(grad, x.shape), plain_arrays=True)  # copies sum back
@@ -83,39 +80,56 @@ sum_to.defvjp(
 
 
 @op("reshape", hints=Hints(shapes="reshape"), linear=True)
-def reshape(x: Any, shape: Any) -> np.ndarray:
+def reshape(x: Any, shape: Any) -> Any:
     """``x`` with a new shape of the same size (one entry may be -1). Shapes: s -> shape."""
-    return np.reshape(x, shape)
+    x = as_array(x)
+    return namespace(x).reshape(x, _shape(shape))
 
 
-reshape.defvjp(lambda grad, out, x, shape: grad.reshape(x.shape), plain_arrays=True)
+reshape.defvjp(lambda grad, out, x, shape: reshape(grad, x.shape), plain_arrays=True)
 
 
 @op("transpose", hints=Hints(shapes="transpose"), linear=True)
-def transpose(x: Any, axes: Any = None) -> np.ndarray:
+def transpose(x: Any, axes: Any = None) -> Any:
     """``x`` with its axes permuted (reversed when ``axes`` is None). Shapes: s -> s[axes]."""
-    return np.transpose(x, axes)
+    x = as_array(x)
+    return namespace(x).permute_dims(x, _permutation(axes, x.ndim))
+
+
+def _permutation(axes: Any, ndim: int) -> tuple[int, ...]:
+    """``axes`` (None: reversed) as a permutation of ``range(ndim)``; errors name ``transpose``."""
+    if axes is None:
+        return tuple(range(ndim - 1, -1, -1))
+    order = tuple(int(a) % ndim if ndim and -ndim <= a < ndim else -1 for a in axes)
+    if sorted(order) != list(range(ndim)):
+        raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {ndim} axes of the input")
+    return order
 
 
 def _transpose_back(grad: Tensor, out: Tensor, x: Tensor, axes: Any = None) -> Tensor:
     # The inverse permutation undoes the transpose.
-    return grad.transpose(None if axes is None else tuple(np.argsort(axes)))
+    order = _permutation(axes, x.ndim)
+    return transpose(grad, tuple(sorted(range(x.ndim), key=order.__getitem__)))
 
 
 transpose.defvjp(_transpose_back, plain_arrays=True)
 
 
 @op("swapaxes", hints=Hints(shapes="swapaxes"), linear=True)
-def swapaxes(x: Any, axis1: int, axis2: int) -> np.ndarray:
+def swapaxes(x: Any, axis1: int, axis2: int) -> Any:
     """``x`` with two axes interchanged. Shapes: s -> s with s[axis1], s[axis2] swapped."""
-    return x.swapaxes(axis1, axis2) if type(x) is np.ndarray else np.swapaxes(x, axis1, axis2)
+    x = as_array(x)
+    (first,), (second,) = normalize_axes(axis1, x.ndim, "swapaxes"), normalize_axes(axis2, x.ndim, "swapaxes")
+    order = list(range(x.ndim))
+    order[first], order[second] = second, first
+    return namespace(x).permute_dims(x, tuple(order))
 
 
-swapaxes.defvjp(lambda grad, out, x, axis1, axis2: grad.swapaxes(axis1, axis2), plain_arrays=True)  # its own inverse
+swapaxes.defvjp(lambda grad, out, x, axis1, axis2: swapaxes(grad, axis1, axis2), plain_arrays=True)  # its own inverse
 
 
 @op("expand_dims", hints=Hints(shapes="expand_dims"), linear=True)
-def expand_dims(x: Any, axis: Any) -> np.ndarray:
+def expand_dims(x: Any, axis: Any) -> Any:
     """``x`` with new axes of size 1 at ``axis`` (int or tuple, positions in the result).
 
     Shapes: s -> s with a 1 inserted at each of ``axis``.
@@ -124,17 +138,18 @@ def expand_dims(x: Any, axis: Any) -> np.ndarray:
     >>> ab.expand_dims(ab.zeros(2, 3), (0, -1)).shape
     (1, 2, 3, 1)
     """
-    x = np.asarray(x)
+    x = as_array(x)
     count = 1 if isinstance(axis, int | np.integer) else len(tuple(axis))
     axes = normalize_axes(axis, x.ndim + count, "expand_dims")
-    return np.expand_dims(x, axes)
+    sizes = iter(x.shape)
+    return namespace(x).reshape(x, tuple(1 if i in axes else next(sizes) for i in range(x.ndim + count)))
 
 
-expand_dims.defvjp(lambda grad, out, x, axis: grad.reshape(x.shape), plain_arrays=True)  # same values, old shape
+expand_dims.defvjp(lambda grad, out, x, axis: reshape(grad, x.shape), plain_arrays=True)  # same values, old shape
 
 
 @op("squeeze", hints=Hints(shapes="squeeze"), linear=True)
-def squeeze(x: Any, axis: Any = None) -> np.ndarray:
+def squeeze(x: Any, axis: Any = None) -> Any:
     """``x`` without axes of size 1 (all of them, or those in ``axis``, which must have size 1).
 
     Shapes: s -> s without the squeezed axes.
@@ -143,17 +158,19 @@ def squeeze(x: Any, axis: Any = None) -> np.ndarray:
     >>> ab.squeeze(ab.zeros(1, 3, 1), axis=0).shape
     (3, 1)
     """
-    x = np.asarray(x)
+    x = as_array(x)
+    shape = tuple(x.shape)
     if axis is None:
-        return np.squeeze(x)
-    axes = normalize_axes(axis, x.ndim, "squeeze")
-    for a in axes:
-        if x.shape[a] != 1:
-            raise ValueError(f"squeeze: cannot squeeze axis {a} of shape {x.shape}: its size is {x.shape[a]}, not 1")
-    return np.squeeze(x, axis=axes)
+        axes = tuple(i for i, n in enumerate(shape) if n == 1)
+    else:
+        axes = normalize_axes(axis, x.ndim, "squeeze")
+        for a in axes:
+            if shape[a] != 1:
+                raise ValueError(f"squeeze: cannot squeeze axis {a} of shape {shape}: its size is {shape[a]}, not 1")
+    return namespace(x).reshape(x, tuple(n for i, n in enumerate(shape) if i not in axes))
 
 
-squeeze.defvjp(lambda grad, out, x, axis=None: grad.reshape(x.shape), plain_arrays=True)  # same values, old shape
+squeeze.defvjp(lambda grad, out, x, axis=None: reshape(grad, x.shape), plain_arrays=True)  # same values, old shape
 
 
 @composite("flatten", hints=Hints(shapes="unary"))
@@ -173,17 +190,19 @@ def _along(axis: int, part: int | slice) -> tuple[Any, ...]:
 
 
 @op("concatenate", arity=None, hints=Hints(shapes="concatenate"), linear=True)
-def _concatenate(*xs: Any, axis: int | None = 0) -> np.ndarray:
+def _concatenate(*xs: Any, axis: int | None = 0) -> Any:
     """The inputs joined along an existing ``axis`` (flattened first when ``axis`` is None)."""
-    return np.concatenate(xs, axis=axis)
+    arrays = [as_array(x) for x in xs]
+    return namespace(*arrays).concat(arrays, axis=axis)
 
 
 def _concatenate_back(grad: Tensor, out: Tensor, *xs: Tensor, axis: int | None = 0) -> list[Tensor | None]:
     # Each input receives the slice of the gradient where its values went.
-    sizes = [x.size if axis is None else x.shape[axis] for x in xs]
-    ends = np.cumsum(sizes)
+    sizes = [math.prod(x.shape) if axis is None else x.shape[axis] for x in xs]
+    ends = list(accumulate(sizes))
     grads: list[Tensor | None] = []
-    for x, start, end in zip(xs, ends - sizes, ends, strict=True):
+    for x, size, end in zip(xs, sizes, ends, strict=True):
+        start = end - size
         if not x.requires_grad:
             grads.append(None)
         elif axis is None:
@@ -212,9 +231,10 @@ concatenate.op = _concatenate.op  # type: ignore[attr-defined]
 
 
 @op("stack", arity=None, hints=Hints(shapes="stack"), linear=True)
-def _stack(*xs: Any, axis: int = 0) -> np.ndarray:
+def _stack(*xs: Any, axis: int = 0) -> Any:
     """The inputs joined along a new ``axis``."""
-    return np.stack(xs, axis=axis)
+    arrays = [as_array(x) for x in xs]
+    return namespace(*arrays).stack(arrays, axis=axis)
 
 
 def _stack_back(grad: Tensor, out: Tensor, *xs: Tensor, axis: int = 0) -> list[Tensor | None]:
@@ -251,7 +271,7 @@ def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
     >>> [t.shape for t in ab.split(ab.zeros(5, 2), [1, 3])]
     [(1, 2), (2, 2), (2, 2)]
     """
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = tuple(as_array(x.data if isinstance(x, Tensor) else x).shape)
     if not shape:
         raise ValueError("split: cannot split a 0-d tensor")
     (where,) = normalize_axes(axis, len(shape), "split")
@@ -294,16 +314,17 @@ def pad_widths(pad_width: Any, ndim: int) -> np.ndarray:
 
 
 @op("pad", hints=Hints(shapes="pad"))
-def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0) -> np.ndarray:
+def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0) -> Any:
     """``x`` padded along each axis (numpy's ``pad``; modes constant, edge, reflect, symmetric, wrap).
 
-    Shapes: s -> s[i] + before[i] + after[i] per axis.
+    numpy and CuPy pad with their own ``pad``; other libraries copy elements with ``take`` and
+    join constants with ``concat``. Shapes: s -> s[i] + before[i] + after[i] per axis.
 
     >>> import autobp as ab
     >>> ab.pad(ab.ones(2), (1, 2)).tolist()
     [0.0, 1.0, 1.0, 0.0, 0.0]
     """
-    x = np.asarray(x)
+    x = as_array(x)
     if isinstance(constant_values, Tensor) and constant_values.requires_grad:
         # A keyword gets no gradient: the fill value's would be lost without a word.
         raise TypeError(
@@ -313,26 +334,29 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0
         )
     if mode not in PAD_MODES:
         raise ValueError(f"pad: mode {mode!r} is not supported; use one of {PAD_MODES}")
-    widths = pad_widths(pad_width, x.ndim)
+    widths = [(int(b), int(a)) for b, a in pad_widths(pad_width, x.ndim)]
+    xp = namespace(x)
     if x.ndim == 0:  # nothing to pad (numpy's own pad fails on an empty width table)
-        return x.copy()
-    if mode == "constant":
-        return np.pad(x, widths, "constant", constant_values=constant_values)
-    return _pad_array(x, widths, mode)
-
-
-def _pad_array(array: np.ndarray, widths: Any, mode: str) -> np.ndarray:
-    # numpy's stubs type the mode as a Literal; ours was checked against PAD_MODES.
-    return np.pad(array, widths, mode)  # type: ignore[call-overload,no-any-return]
+        return xp.asarray(x, copy=True)
+    if xp.pad is not None:
+        if mode == "constant":
+            return xp.pad(x, widths, "constant", constant_values=constant_values)
+        return xp.pad(x, widths, mode)
+    return pad_by_copies(xp, x, widths, mode, constant_values)
 
 
 def _pad_back(grad: Tensor, out: Tensor, x: Tensor, pad_width: Any, mode: str = "constant", **_: Any) -> Tensor:
     widths = pad_widths(pad_width, x.ndim)
     if mode == "constant":  # the padding is constant: only the inner block depends on x
         return getitem(grad, tuple(slice(int(b), int(b) + n) for (b, _a), n in zip(widths, x.shape, strict=True)))
-    # Other modes copy elements of x (padding an index range the same way says which): add the copies back.
-    sources = [_pad_array(np.arange(n), ((b, a),), mode) for (b, a), n in zip(widths, x.shape, strict=True)]
-    return scatter_add(grad, np.ix_(*sources), x.shape)
+    # Other modes copy elements of x: add each copy back to its source, one axis at a time.
+    shape = list(grad.shape)
+    for axis, ((before, after), size) in enumerate(zip(widths, x.shape, strict=True)):
+        if before or after:
+            shape[axis] = size
+            index = (slice(None),) * axis + (pad_sources(size, int(before), int(after), mode),)
+            grad = scatter_add(grad, index, tuple(shape))
+    return grad
 
 
 pad.defvjp(_pad_back, plain_arrays=True)

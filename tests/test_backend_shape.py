@@ -1,0 +1,154 @@
+"""Shape, indexing and linalg ops across array libraries: what the registry-driven suite cannot state.
+
+Repeated indices accumulate on every library (its own ``scatter_add`` extra, and the op); numpy's
+fast forwards (``backends/numpy.py``) equal the general forwards bit for bit; the routes built
+from the standard alone (flat positions for indexing, take/concat for ``pad``) equal numpy's own
+indexing and ``np.pad`` when run on numpy arrays.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import autobp as ab
+from autobp.backends import MixedArraysError, library
+from autobp.backends import numpy as numpy_backend
+from autobp.ops.padding import pad_by_copies, pad_sources
+from autobp.ops.positions import as_key, flat_positions
+from autobp.ops.registry import REGISTRY
+from autobp.ops.shape import PAD_MODES
+from autobp.testing.samples import samples_for
+from autobp.testing.strategies import advanced_indices, basic_indices, shapes
+
+
+def _library_or_skip(name: str) -> Any:
+    module = {"array_api_strict": "array_api_strict", "torch": "torch", "cupy": "cupy"}.get(name, "numpy")
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{name} is not installed here (autobp[{name.replace('array_api_', '')}] installs it)")
+    if name == "cupy":
+        try:
+            import cupy
+
+            cupy.cuda.runtime.getDeviceCount()
+        except Exception as error:  # no GPU or no driver: CuPy cannot run here
+            pytest.skip(f"cupy needs a CUDA GPU: {error}")
+    return library(name)
+
+
+LIBRARIES = ["numpy", "torch", "array_api_strict", "cupy"]
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+def test_the_scatter_add_extra_accumulates_repeated_positions(name: str) -> None:
+    xp = _library_or_skip(name)
+    target = xp.from_numpy(np.zeros(4), None)
+    index = xp.from_numpy(np.array([0, 2, 0, 0, 3]), None)
+    values = xp.from_numpy(np.array([1.0, 10.0, 100.0, 1000.0, 5.0]), None)
+    result = xp.to_numpy(xp.scatter_add(target, index, values))
+    # Position 0 is hit three times: each value counts, not only the last one written.
+    np.testing.assert_array_equal(result, [1101.0, 0.0, 10.0, 5.0])
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+@pytest.mark.parametrize(
+    "index",
+    [
+        [0, 0, 2, 0],
+        ([1, 1, 0], [2, 2, 2]),
+        (slice(None), [3, -1, 3]),
+        ([1, 1], slice(None, None, -1)),
+    ],
+    ids=["list", "two-arrays", "slice-then-array", "array-then-negative-step"],
+)
+def test_repeated_indices_accumulate_in_the_gradient_on_every_library(name: str, index: Any) -> None:
+    xp = _library_or_skip(name)
+    x = np.arange(12.0).reshape(3, 4) if isinstance(index, tuple) else np.arange(4.0)
+    rng = np.random.default_rng(0)
+    cotangent = rng.standard_normal(np.shape(x[index]))
+    want = np.zeros_like(x)
+    np.add.at(want, index, cotangent)  # numpy's own accumulate, the oracle
+    leaf = ab.tensor(xp.from_numpy(x, None), requires_grad=True)
+    (grad,) = ab.grad([leaf[index]], [leaf], grad_outputs=[ab.tensor(xp.from_numpy(cotangent, None))])
+    assert grad.library == xp.name
+    np.testing.assert_allclose(grad.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+FAST = sorted(
+    name
+    for name in numpy_backend.FORWARDS
+    if name in REGISTRY and REGISTRY[name].forward is not numpy_backend.FORWARDS[name]
+)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in FAST if REGISTRY[n].declared.__module__.split(".")[-1] in ("shape", "indexing", "linalg")]
+)
+@given(data=st.data())
+def test_numpy_fast_forwards_equal_the_general_forwards_bit_for_bit(name: str, data: st.DataObject) -> None:
+    opdef = REGISTRY[name]
+    sample = data.draw(samples_for(opdef), label="sample")
+    # (numpy returns a scalar for some 0-d results, np.matmul included: Tensor wraps either as an array.)
+    fast = np.asarray(opdef.numpy_forward(*sample.arrays, **sample.kwargs))
+    general = np.asarray(opdef.forward(*sample.arrays, **sample.kwargs))
+    assert fast.dtype == general.dtype and fast.shape == general.shape
+    assert np.array_equal(fast, general), f"{name}: numpy's fast forward differs from the general one"
+
+
+@given(data=st.data())
+def test_flat_positions_follow_numpy_indexing(data: st.DataObject) -> None:
+    # The route libraries take where their own indexing means less than numpy's, run on numpy:
+    # reading and adding at the positions must match numpy's own indexing exactly.
+    shape = data.draw(shapes(), label="shape")
+    index = data.draw(st.one_of(basic_indices(shape), advanced_indices(shape)), label="index")
+    xp = library("numpy")
+    x = np.arange(float(np.prod(shape))).reshape(shape) * 1.5 - 3.0
+    positions, result_shape = flat_positions(xp, shape, as_key(xp, x, index), "cpu")
+    assert result_shape == x[index].shape
+    np.testing.assert_array_equal(np.take(x.reshape(-1), positions.reshape(-1)).reshape(result_shape), x[index])
+    values = np.random.default_rng(1).standard_normal(result_shape)
+    want = np.zeros(shape)
+    np.add.at(want, index if not isinstance(index, list) else np.asarray(index, dtype=np.intp), values)
+    got = np.zeros(int(np.prod(shape)))
+    np.add.at(got, positions.reshape(-1), values.reshape(-1))
+    np.testing.assert_allclose(got.reshape(shape), want, rtol=1e-12, atol=1e-12)
+
+
+def test_pad_sources_copy_what_np_pad_copies() -> None:
+    # Widths past the axis's length too, where numpy mirrors or wraps more than once.
+    for size in range(1, 5):
+        for before in range(0, 10):
+            for after in range(0, 10):
+                for mode in ("edge", "reflect", "symmetric", "wrap"):
+                    want = np.pad(np.arange(size), (before, after), mode).tolist()  # type: ignore[call-overload]
+                    assert pad_sources(size, before, after, mode) == want, (size, before, after, mode)
+
+
+@pytest.mark.parametrize("mode", PAD_MODES)
+def test_pad_by_copies_equals_np_pad_bit_for_bit(mode: str) -> None:
+    x = np.random.default_rng(2).standard_normal((2, 3, 1))
+    widths = [(1, 2), (0, 4), (3, 0)]
+    kwargs = {"constant_values": 1.5} if mode == "constant" else {}
+    want = np.pad(x, widths, mode, **kwargs)  # type: ignore[call-overload]
+    got = pad_by_copies(library("numpy"), x, widths, mode, **kwargs)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["torch", "array_api_strict"])
+def test_an_index_of_another_library_is_refused(name: str) -> None:
+    xp = _library_or_skip(name)
+    x = ab.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(MixedArraysError, match="two libraries"):
+        x[ab.tensor(xp.from_numpy(np.array([0, 1]), None))]
+
+
+def test_pad_on_a_library_without_its_own_pad_takes_one_constant() -> None:
+    _library_or_skip("array_api_strict")
+    x = ab.tensor(library("array_api_strict").from_numpy(np.ones((2, 2)), None))
+    with pytest.raises(TypeError, match=r"pad: constant_values must be one number for array_api_strict arrays"):
+        ab.pad(x, 1, constant_values=((1.0, 2.0), (3.0, 4.0)))
