@@ -111,8 +111,8 @@ def _sigmoid(x: Any) -> Any:
 
 def _tanh_backward(grad: Any, out: Any) -> Any:
     factor = np.square(out)
-    if type(factor) is not np.ndarray:  # 0-d inputs give numpy scalars
-        return grad * (1 - factor)
+    if type(factor) is not np.ndarray:  # 0-d inputs give numpy scalars, not weak Python floats
+        return grad * (1 - out * out)
     # The same three steps written into one buffer: the same values, one allocation fewer.
     np.subtract(1, factor, out=factor)
     return np.multiply(grad, factor, out=factor) if factor.shape == np.shape(grad) else grad * factor

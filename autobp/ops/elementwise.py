@@ -264,6 +264,8 @@ def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
     xp = namespace(x, a_min, a_max)
     if a_min is None and a_max is None:
         return xp.asarray(x, copy=True)
+    if isinstance(a_min, int | float) and isinstance(a_max, int | float) and a_min > a_max:
+        a_min = a_max  # numpy's answer, a_max everywhere; the standard leaves it open (strict refuses)
     return xp.clip(x, a_min, a_max)
 
 
@@ -320,7 +322,8 @@ def where(condition: Any, x: Any, y: Any) -> Any:
     """``x`` where ``condition`` holds (nonzero), else ``y``. Shapes: all three broadcast together."""
     xp = namespace(condition, x, y)
     if library_of(x) is None and library_of(y) is None:  # the standard takes at most one scalar
-        x = xp.asarray(x, device=xp.device(condition))
+        floats = xp.float64 if isinstance(x, float) else None  # numpy's float64, not torch's default
+        x = xp.asarray(x, dtype=floats, device=xp.device(condition))
     return xp.where(_as_bool(xp, condition), x, y)
 
 

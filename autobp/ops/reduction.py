@@ -231,8 +231,9 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     peak = xp.max(x, axis=axes, keepdims=True)
     # Shifting by the peak keeps exp from overflowing; infinite peaks are not shifted (inf - inf).
     peak = xp.where(xp.isfinite(peak), peak, 0.0)
-    result = xp.log(xp.sum(xp.exp(x - peak), axis=axes, keepdims=True)) + peak
-    return result if keepdims else xp.reshape(result, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    total = xp.sum(xp.exp(x - peak), axis=axes, keepdims=keepdims)
+    # The peak takes the result's shape before the sum: the result is a fresh array, not a view.
+    return xp.log(total) + (peak if keepdims else xp.reshape(peak, tuple(total.shape)))
 
 
 def _logsumexp_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
