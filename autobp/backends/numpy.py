@@ -128,7 +128,7 @@ def _sigmoid_backward(grad: Any, out: Any) -> Any:
 def _sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if axis is None:  # the usual loss total: x.sum() without its Python wrapper
         array: Any = x if type(x) is np.ndarray else np.asarray(x)
-        return np.add.reduce(array, None, keepdims=keepdims)
+        return np.add.reduce(array, None, keepdims=keepdims)  # type: ignore[call-overload]
     from autobp.ops.reduction import sum  # the general forward checks the axes (ops import this module)
 
     return sum.op.forward(x, axis, keepdims)
