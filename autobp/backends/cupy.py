@@ -101,6 +101,8 @@ def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) ->
         shape=(*x.shape[:-2], rows, columns, kh, kw),
         strides=(*x.strides[:-2], row_step * sh, column_step * sw, row_step, column_step),
     )
+
+
 # -- shape / indexing / linalg ---------------------------------------------------------------------
 def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1."""

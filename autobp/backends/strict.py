@@ -105,6 +105,8 @@ def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) ->
         for j in range(kw)
     ]
     return xp.reshape(xp.stack(parts, axis=-1), (*x.shape[:-2], rows, columns, kh, kw))
+
+
 # -- shape / indexing / linalg ---------------------------------------------------------------------
 def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1."""

@@ -98,6 +98,8 @@ def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) ->
     """
     # unfold(-2) turns H into (Ho, kh) with kh last; the second unfold(-2) then reaches W.
     return x.unfold(-2, kernel[0], stride[0]).unfold(-2, kernel[1], stride[1])
+
+
 # -- shape / indexing / linalg ---------------------------------------------------------------------
 def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1."""

@@ -9,29 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from autobp.ops.elementwise import quiet
+from autobp.backends import namespace
+from autobp.ops.elementwise import quiet, where
 from autobp.ops.registry import Hints, op
 
 
-@op("tanh", ufunc=np.tanh, elementwise=True)
+@op("tanh", elementwise=True)
 def tanh(x: Any) -> Any:
     """Elementwise hyperbolic tangent. Shapes: any -> same."""
+    return namespace(x).tanh(x)
 
 
 @op("tanh_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (-0.95, 0.95))), elementwise=True)
-def tanh_backward(grad: Any, out: Any) -> np.ndarray:
+def tanh_backward(grad: Any, out: Any) -> Any:
     """``grad * (1 - out ** 2)``: tanh's vjp from its output, as one op (one call, not three).
 
     Shapes: broadcastable -> broadcast shape.
     """
-    factor = np.square(out)
-    if type(factor) is not np.ndarray:  # 0-d inputs give numpy scalars
-        return grad * (1 - factor)
-    # The same three steps written into one buffer: the same values, one allocation fewer.
-    np.subtract(1, factor, out=factor)
-    return np.multiply(grad, factor, out=factor) if factor.shape == np.shape(grad) else grad * factor
+    namespace(grad, out)  # arrays of one library (operators alone might mix two)
+    return grad * (1 - out * out)
 
 
 tanh_backward.defvjp(
@@ -46,30 +42,22 @@ tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True)  #
 
 @op("sigmoid", hints=Hints(domain=(-4.0, 4.0)), elementwise=True)
 @quiet
-def sigmoid(x: Any) -> np.ndarray:
+def sigmoid(x: Any) -> Any:
     """Elementwise logistic ``1 / (1 + e^-x)``, stable for large |x|. Shapes: any -> same."""
     # Accurate in both tails (4.7e-20 at x = -44.5, where 0.5 * (1 + tanh(x / 2)) rounds to 0);
     # below x = -709, e^-x overflows to inf and the result is 0, the right limit. Twice as fast
     # as exp(-logaddexp(0, -x)), which gives the same values.
-    t = np.negative(x)
-    if type(t) is not np.ndarray or t.dtype.kind != "f":  # a scalar, or ints that exp makes floats
-        return 1.0 / (1.0 + np.exp(t))
-    # The same three steps written into one buffer: the same values, two allocations fewer.
-    np.exp(t, out=t)
-    np.add(1.0, t, out=t)
-    return np.divide(1.0, t, out=t)
+    return 1.0 / (1.0 + namespace(x).exp(-x))
 
 
 @op("sigmoid_backward", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.05, 0.95))), elementwise=True)
-def sigmoid_backward(grad: Any, out: Any) -> np.ndarray:
+def sigmoid_backward(grad: Any, out: Any) -> Any:
     """``grad * out * (1 - out)``: the sigmoid's vjp from its output, as one op (one call, not three).
 
     Shapes: broadcastable -> broadcast shape.
     """
-    product = np.multiply(grad, out)
-    if type(product) is not np.ndarray:
-        return product * (1 - out)
-    return np.multiply(product, np.subtract(1, out), out=product)  # no third array for the product
+    namespace(grad, out)  # arrays of one library (operators alone might mix two)
+    return grad * out * (1 - out)
 
 
 sigmoid_backward.defvjp(
@@ -83,18 +71,19 @@ sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out), plain_arrays=Tr
 
 
 @op("relu", hints=Hints(avoid=(0.0,)), elementwise=True)
-def relu(x: Any) -> np.ndarray:
-    """Elementwise ``max(x, 0)``; its gradient at 0 is 0. Shapes: any -> same."""
-    return np.maximum(x, 0)
+def relu(x: Any) -> Any:
+    """Elementwise ``max(x, 0)`` (nan stays nan); its gradient at 0 is 0. Shapes: any -> same."""
+    return namespace(x).maximum(x, 0)
 
 
-relu.defvjp(lambda grad, out, x: grad * (x > 0), plain_arrays=True)  # 1 where x > 0
+relu.defvjp(lambda grad, out, x: where(x > 0, grad, 0.0), plain_arrays=True)  # 1 where x > 0
 
 
 @op("softplus", hints=Hints(domain=(-4.0, 4.0)), elementwise=True)
-def softplus(x: Any) -> np.ndarray:
+@quiet
+def softplus(x: Any) -> Any:
     """Elementwise ``log(1 + e^x)``, stable for large |x|. Shapes: any -> same."""
-    return np.logaddexp(0, x)
+    return namespace(x).logaddexp(0.0, x)
 
 
 softplus.defvjp(lambda grad, out, x: grad * sigmoid(x), plain_arrays=True)  # d softplus/dx = sigmoid(x)

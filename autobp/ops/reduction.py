@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 from typing import Any
 
-import numpy as np
-
 from autobp import graph
-from autobp.ops.elementwise import exp, where
+from autobp.backends import namespace
+from autobp.ops.elementwise import exp, quiet, where
 from autobp.ops.registry import Hints, op
-from autobp.ops.shape import broadcast_to, kept_shape, normalize_axes
+from autobp.ops.shape import broadcast_to, kept_shape, normalize_axes, reshape
 from autobp.tensor import Tensor
 
 REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)})
@@ -39,12 +39,12 @@ def expand_reduced(grad: Tensor, x: Tensor, axis: Any) -> Tensor:
     if axis is None or grad.ndim == x.ndim:  # a 0-d total, or keepdims: it broadcasts as it is
         return broadcast_to(grad, x.shape)
     axes = normalize_axes(axis, x.ndim, "reduction")
-    return broadcast_to(grad.reshape(kept_shape(x.shape, axes)), x.shape)  # a method arrays share
+    return broadcast_to(reshape(grad, kept_shape(x.shape, axes)), x.shape)
 
 
 def _kept(value: Tensor, x: Tensor, axis: Any) -> Tensor:
     """A reduction's output (or its gradient) with the reduced axes as 1s: it broadcasts against x."""
-    return value.reshape(kept_shape(x.shape, normalize_axes(axis, x.ndim, "reduction")))
+    return reshape(value, kept_shape(x.shape, normalize_axes(axis, x.ndim, "reduction")))
 
 
 def _reduction_jvp(vjp: Any) -> Any:
@@ -54,13 +54,18 @@ def _reduction_jvp(vjp: Any) -> Any:
     """
 
     def jvp(tangent: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
-        ones = np.ones(np.shape(out), dtype=out.dtype)
-        partials = vjp(
-            ones if type(out) is np.ndarray else Tensor._wrap(ones), out, x, axis, keepdims=keepdims, **kwargs
-        )
+        data = out.data if isinstance(out, Tensor) else out
+        ones = namespace(data).ones_like(data)
+        seed = Tensor._wrap(ones) if isinstance(out, Tensor) else ones
+        partials = vjp(seed, out, x, axis, keepdims=keepdims, **kwargs)
         return sum(partials * tangent, axis=axis, keepdims=keepdims)
 
     return jvp
+
+
+def _array(xp: Any, x: Any) -> Any:
+    """``x`` as an array of ``xp`` (numpy's path also takes lists and scalars)."""
+    return x if hasattr(x, "shape") else xp.asarray(x)
 
 
 def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
@@ -69,13 +74,11 @@ def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
 
 
 @op("sum", hints=REDUCTION, linear=True)
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
-    if axis is None:  # the usual loss total: x.sum(), without its Python wrapper
-        array: Any = x if type(x) is np.ndarray else np.asarray(x)
-        return np.add.reduce(array, None, keepdims=keepdims)  # type: ignore[call-overload, no-any-return]
-    x = np.asarray(x)
-    return x.sum(axis=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
+    xp = namespace(x)
+    x = _array(xp, x)
+    return xp.sum(x, axis=None if axis is None else normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
 
 
 sum.defvjp(
@@ -84,17 +87,23 @@ sum.defvjp(
 
 
 @op("mean", hints=REDUCTION, linear=True)
-def mean(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+@quiet
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean over ``axis`` (nan over no elements). Shapes: see the module docstring.
 
     >>> import autobp as ab
     >>> ab.mean(ab.tensor([[1.0, 2.0], [3.0, 6.0]]), axis=0).tolist()
     [2.0, 4.0]
     """
-    x = np.asarray(x)
+    xp = namespace(x)
+    x = _floats(xp, _array(xp, x))
     axes = normalize_axes(axis, x.ndim, "mean")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.true_divide(np.sum(x, axis=axes, keepdims=keepdims), _count(x.shape, axes))
+    return xp.sum(x, axis=axes, keepdims=keepdims) / _count(x.shape, axes)
+
+
+def _floats(xp: Any, x: Any) -> Any:
+    """``x``, with integers and booleans as float64 (numpy's mean and var do so; the standard's refuse)."""
+    return x if xp.float_dtype(x.dtype) else xp.astype(x, xp.float64)
 
 
 def _mean_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -106,11 +115,15 @@ def _mean_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
 mean.defvjp(_mean_dx, plain_arrays=True)
 
 
-def _variance(x: np.ndarray, axes: tuple[int, ...], ddof: int, keepdims: bool) -> np.ndarray:
+@quiet
+def _variance(x: Any, axis: Any, ddof: int, keepdims: bool, name: str) -> Any:
+    """The variance in the library's own calls, two passes (the mean, then the squared deviations)."""
+    xp = namespace(x)
+    x = _floats(xp, _array(xp, x))
+    axes = normalize_axes(axis, x.ndim, name)
     count = _count(x.shape, axes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centered = x - np.sum(x, axis=axes, keepdims=True) / count
-        return np.sum(centered * centered, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
+    centered = x - xp.sum(x, axis=axes, keepdims=True) / count
+    return xp.sum(centered * centered, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
 
 
 def _centered_scaled(x: Tensor, axis: Any, ddof: int, name: str, factor: float = 1.0) -> Tensor:
@@ -121,15 +134,14 @@ def _centered_scaled(x: Tensor, axis: Any, ddof: int, name: str, factor: float =
 
 
 @op("var", hints=SPREAD)
-def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> np.ndarray:
+def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     """Variance over ``axis``, dividing by ``n - ddof``. Shapes: see the module docstring.
 
     >>> import autobp as ab
     >>> ab.var(ab.tensor([1.0, 2.0, 3.0, 4.0]), ddof=1).item()
     1.6666666666666667
     """
-    x = np.asarray(x)
-    return _variance(x, normalize_axes(axis, x.ndim, "var"), ddof, keepdims)
+    return _variance(x, axis, ddof, keepdims, "var")
 
 
 def _var_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
@@ -142,7 +154,7 @@ var.defjvp(_reduction_jvp(_var_dx), plain_arrays=True)
 
 
 @op("std", hints=SPREAD)
-def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> np.ndarray:
+def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     """Standard deviation over ``axis``, ``sqrt(var)``; its gradient is 0 where it is 0.
 
     Shapes: see the module docstring.
@@ -151,9 +163,8 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> np.n
     >>> ab.std(ab.tensor([1.0, 3.0])).item()
     1.0
     """
-    x = np.asarray(x)
-    with np.errstate(invalid="ignore"):
-        return np.sqrt(_variance(x, normalize_axes(axis, x.ndim, "std"), ddof, keepdims))
+    variance = _variance(x, axis, ddof, keepdims, "std")
+    return namespace(variance).sqrt(variance)  # (no warning: a variance is never negative, nan stays nan)
 
 
 def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
@@ -170,26 +181,28 @@ std.defjvp(_reduction_jvp(_std_dx), plain_arrays=False)
 
 
 @op("prod", hints=NONZERO_REDUCTION)
-def prod(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Product of elements over ``axis``. Shapes: see the module docstring.
 
     >>> import autobp as ab
     >>> ab.prod(ab.tensor([[1.0, 2.0], [3.0, 4.0]]), axis=1).tolist()
     [2.0, 12.0]
     """
-    x = np.asarray(x)
-    return np.prod(x, axis=normalize_axes(axis, x.ndim, "prod"), keepdims=keepdims)
+    xp = namespace(x)
+    x = _array(xp, x)
+    return xp.prod(x, axis=normalize_axes(axis, x.ndim, "prod"), keepdims=keepdims)
 
 
 def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     # d prod/dx_i = prod_{j != i} x_j, which is out / x_i when the slice holds no zero.
     grad, out = _kept(grad, x, axis), _kept(out, x, axis)
     graph.mark_untapeable("prod's gradient reads where the input is zero")
+    xp = namespace(x.data)
     is_zero = x.data == 0
-    if not is_zero.any():
+    if not xp.any(is_zero):
         return grad * out / x
     axes = normalize_axes(axis, x.ndim, "prod")
-    zeros = np.sum(is_zero, axis=axes, keepdims=True)
+    zeros = xp.sum(xp.astype(is_zero, x.data.dtype), axis=axes, keepdims=True)  # how many per slice
     nonzero_product = prod(where(is_zero, 1.0, x), axis=axes, keepdims=True)
     # At a zero, the other elements' product is the nonzero product times the other zeros: 1 of
     # them (one zero), x_k (two zeros: the sum of zeros minus x_i, kept so that second order is
@@ -204,21 +217,23 @@ prod.defjvp(_reduction_jvp(_prod_dx), plain_arrays=False)
 
 
 @op("logsumexp", hints=REDUCTION)
-def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+@quiet
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """``log(sum(exp(x)))`` over ``axis``, without overflow. Shapes: see the module docstring.
 
     >>> import autobp as ab
     >>> round(ab.logsumexp(ab.tensor([1e4, 1e4])).item() - 1e4, 9)  # 1e4 + log(2)
     0.693147181
     """
-    x = np.asarray(x)
+    xp = namespace(x)
+    x = _array(xp, x)
     axes = normalize_axes(axis, x.ndim, "logsumexp")
-    peak = np.max(x, axis=axes, keepdims=True)
+    peak = xp.max(x, axis=axes, keepdims=True)
     # Shifting by the peak keeps exp from overflowing; infinite peaks are not shifted (inf - inf).
-    peak = np.where(np.isfinite(peak), peak, 0)
-    with np.errstate(divide="ignore"):
-        result = np.log(np.sum(np.exp(x - peak), axis=axes, keepdims=True)) + peak
-    return result if keepdims else result.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+    peak = xp.where(xp.isfinite(peak), peak, 0.0)
+    total = xp.sum(xp.exp(x - peak), axis=axes, keepdims=keepdims)
+    # The peak takes the result's shape before the sum: the result is a fresh array, not a view.
+    return xp.log(total) + (peak if keepdims else xp.reshape(peak, tuple(total.shape)))
 
 
 def _logsumexp_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -230,10 +245,11 @@ logsumexp.defvjp(_logsumexp_dx, plain_arrays=True)
 logsumexp.defjvp(_reduction_jvp(_logsumexp_dx), plain_arrays=True)
 
 
-def _extreme(name: str, reduce: Any) -> Any:
-    def forward(x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-        x = np.asarray(x)
-        return reduce(x, axis=normalize_axes(axis, x.ndim, name), keepdims=keepdims)
+def _extreme(name: str) -> Any:
+    def forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        xp = namespace(x)
+        x = _array(xp, x)
+        return getattr(xp, name)(x, axis=normalize_axes(axis, x.ndim, name), keepdims=keepdims)
 
     forward.__name__ = name
     forward.__doc__ = (
@@ -251,28 +267,36 @@ def _extreme(name: str, reduce: Any) -> Any:
         # 1/k at each of the k elements that reach the extreme, 0 elsewhere: piecewise constant.
         axes = normalize_axes(axis, x.ndim, name)
         graph.mark_untapeable(f"{name}'s gradient reads which elements reach the {name}imum")
-        hits = x.data == out.data.reshape(kept_shape(x.shape, axes))
-        ties = np.sum(hits, axis=axes, keepdims=True, dtype=np.intp)
-        if (ties == 1).all():  # the common case, no ties: skip the division
+        xp = namespace(x.data)
+        hits = xp.astype(x.data == xp.reshape(out.data, kept_shape(x.shape, axes)), x.data.dtype)
+        ties = xp.sum(hits, axis=axes, keepdims=True)  # counts, exact in floats
+        if xp.all(ties == 1):  # the common case, no ties: skip the division
             return _kept(grad, x, axis) * hits
-        with np.errstate(invalid="ignore", divide="ignore"):  # nan extremes hit nothing: 0/0
-            share = (hits / ties).astype(x.dtype, copy=False)
-        return _kept(grad, x, axis) * share
+        return _kept(grad, x, axis) * _share(hits, ties)
 
     public.defvjp(vjp, plain_arrays=False)  # reads .data
     public.defjvp(_reduction_jvp(vjp), plain_arrays=False)
     return public
 
 
-max = _extreme("max", np.max)
-min = _extreme("min", np.min)
+@quiet
+def _share(hits: Any, ties: Any) -> Any:
+    return hits / ties  # nan extremes hit nothing: 0/0, a nan gradient, quietly
 
 
-def _arg_extreme(name: str, reduce: Any) -> Any:
-    def forward(x: Any, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
-        if axis is not None and not isinstance(axis, int | np.integer):
-            raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
-        return reduce(x, axis=axis, keepdims=keepdims)
+max = _extreme("max")
+min = _extreme("min")
+
+
+def _arg_extreme(name: str) -> Any:
+    def forward(x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+        if axis is not None:
+            try:
+                axis = operator.index(axis)  # Python and numpy integers
+            except TypeError:
+                raise TypeError(f"{name}: axis must be an int or None, got {axis!r}") from None
+        xp = namespace(x)
+        return getattr(xp, name)(_array(xp, x), axis=axis, keepdims=keepdims)
 
     forward.__name__ = name
     forward.__doc__ = (
@@ -284,5 +308,5 @@ def _arg_extreme(name: str, reduce: Any) -> Any:
     )
 
 
-argmax = _arg_extreme("argmax", np.argmax)
-argmin = _arg_extreme("argmin", np.argmin)
+argmax = _arg_extreme("argmax")
+argmin = _arg_extreme("argmin")

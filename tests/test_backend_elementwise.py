@@ -1,0 +1,160 @@
+"""Elementwise ops, activations and reductions across array libraries: what the registry suite cannot see.
+
+numpy's fast forwards (``autobp/backends/numpy.py`` ``FORWARDS``) must give their general forward's
+numbers bit for bit, domain edges included (the registry suite samples inside the domain and only
+ever runs the fast one on numpy). And the general forwards on other libraries must keep numpy's
+conventions where the standard leaves room or refuses (float conditions, logic on numbers, clip
+with crossed bounds, nan and signed zeros, dtype names).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.backends import MixedArraysError, library
+from autobp.backends.numpy import FORWARDS
+from autobp.ops.activations import tanh_backward
+from autobp.ops.registry import REGISTRY
+
+EDGES = np.array([-np.inf, -710.0, -2.5, -1.0, -0.0, 0.0, 1e-300, 0.5, 1.0, 3.0, 710.0, np.inf, np.nan])
+OWN_FILES = ("autobp.ops.elementwise", "autobp.ops.activations", "autobp.ops.reduction")
+FAST = sorted(name for name in FORWARDS if REGISTRY[name].declared.__module__ in OWN_FILES)
+
+
+def _arguments(name: str, dtype: Any) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Inputs that reach every branch of a fast forward: 0-d and n-d, broadcast, edge values."""
+    x = EDGES.astype(dtype)
+    column, row = x[:, None], x[None, :]
+    opdef = REGISTRY[name]
+    if name == "where":
+        return [((row > 0, column, row), {}), ((x != 0, x, 2.0), {}), ((np.array(True), x[3], x[4]), {})]
+    if name == "sum":
+        grid = np.outer(x[2:-3], x[2:-3])
+        return [((grid,), {}), ((grid,), {"axis": 0}), ((grid,), {"axis": (0, 1), "keepdims": True}), ((x[5],), {})]
+    if opdef.arity == 2:
+        return [((column, row), {}), ((x[3], x[7]), {}), ((x, 2.0), {})]
+    return [((x,), {}), ((column * row,), {}), ((x[3],), {}), ((x[0],), {})]
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_fast_forward_gives_the_general_forwards_bits(name: str, dtype: Any) -> None:
+    opdef = REGISTRY[name]
+    assert opdef.numpy_forward is FORWARDS[name] and opdef.forward is not FORWARDS[name]
+    with np.errstate(all="ignore"):  # sin(inf) warns in both; the comparison is the point
+        cases = _arguments(name, dtype)
+    for args, kwargs in cases:
+        with np.errstate(all="ignore"):
+            fast = np.asarray(opdef.numpy_forward(*args, **kwargs))
+            general = np.asarray(opdef.forward(*args, **kwargs))
+        assert fast.dtype == general.dtype and fast.shape == general.shape, (name, args)
+        assert np.array_equal(fast, general, equal_nan=True), f"{name}: fast {fast} != general {general}"
+        assert np.array_equal(np.signbit(fast), np.signbit(general)), f"{name}: signed zeros or nan signs differ"
+
+
+def test_the_public_function_takes_the_fast_forward_on_numpy_only() -> None:
+    # The same call on numpy and on array_api_strict: one value (the strict one came by the general path).
+    x = np.linspace(-3.0, 3.0, 7)
+    strict = library("array_api_strict")
+    for name in FAST:
+        if REGISTRY[name].arity != 1:
+            continue
+        here = REGISTRY[name].public(ab.tensor(x))
+        there = REGISTRY[name].public(ab.Tensor(strict.from_numpy(x)))
+        assert there.library == "array_api_strict"
+        np.testing.assert_allclose(there.numpy(), here.numpy(), rtol=1e-15, atol=0, err_msg=name)
+
+
+LIBRARIES = [
+    "array_api_strict",
+    pytest.param(
+        "torch",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("torch") is None, reason="torch is not installed (pip install 'autobp[torch]')"
+        ),
+    ),
+]
+
+
+def _on(name: str, array: np.ndarray) -> ab.Tensor:
+    return ab.Tensor(library(name).from_numpy(np.asarray(array)))
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_numpy_conventions_on_other_libraries(lib: str) -> None:
+    # Each case: the op on the library equals numpy's answer, nan and signed zeros included.
+    with np.errstate(all="ignore"):
+        cases = _convention_cases(lib)
+        for what, got, want in cases:
+            assert got.library == lib, what
+            host, want = got.numpy(), np.asarray(want)
+            assert host.dtype == want.dtype and host.shape == want.shape, (what, host.dtype, want.dtype)
+            np.testing.assert_allclose(host, want, rtol=1e-15, atol=0, err_msg=what)
+            number = ~np.isnan(want)  # (a nan's sign bit means nothing)
+            assert np.array_equal(np.signbit(host[number]), np.signbit(want[number])), f"{what}: signed zeros differ"
+
+
+def _convention_cases(lib: str) -> list[tuple[str, Any, Any]]:
+    """(what, the op on the library, numpy's answer) for edge values."""
+    x = EDGES
+    y = x[::-1].copy()
+    cases: list[tuple[str, Any, Any]] = [
+        ("sign", ab.sign(_on(lib, x)), np.sign(x)),
+        ("abs", ab.abs(_on(lib, x)), np.abs(x)),
+        ("relu", ab.relu(_on(lib, x)), np.maximum(x, 0)),
+        ("maximum", ab.maximum(_on(lib, x), _on(lib, y)), np.maximum(x, y)),
+        ("minimum", ab.minimum(_on(lib, x), _on(lib, y)), np.minimum(x, y)),
+        ("clip crossed", ab.clip(_on(lib, x), a_min=1.0, a_max=-1.0), np.clip(x, 1.0, -1.0)),
+        ("clip one side", ab.clip(_on(lib, x), a_max=0.5), np.clip(x, None, 0.5)),
+        ("clip none", ab.clip(_on(lib, x)), x),
+        ("where on numbers", ab.where(_on(lib, x), _on(lib, y), 7.0), np.where(x, y, 7.0)),
+        ("where two scalars", ab.where(_on(lib, x > 0), 1.0, 0.0), np.where(x > 0, 1.0, 0.0)),
+        ("logical_and numbers", ab.logical_and(_on(lib, x), _on(lib, y)), np.logical_and(x, y)),
+        ("logical_or numbers", ab.logical_or(_on(lib, x), 0.0), np.logical_or(x, 0.0)),
+        ("logical_not numbers", ab.logical_not(_on(lib, x)), np.logical_not(x)),
+        ("equal nan", ab.equal(_on(lib, x), _on(lib, x)), np.equal(x, x)),
+        ("less_equal", ab.less_equal(_on(lib, x), 0.0), np.less_equal(x, 0.0)),
+        ("sigmoid tails", ab.sigmoid(_on(lib, x)), 1.0 / (1.0 + np.exp(-x))),
+        ("softplus tails", ab.softplus(_on(lib, x)), np.logaddexp(0.0, x)),
+        ("log edges", ab.log(_on(lib, x)), np.log(x)),
+        ("div by zero", ab.div(_on(lib, x), 0.0), np.true_divide(x, 0.0)),
+    ]
+    grid = np.array([[1.0, 3.0, 3.0], [-np.inf, -np.inf, 2.0], [np.inf, 1.0, 0.0]])
+    cases += [
+        ("logsumexp infinite", ab.logsumexp(_on(lib, grid), axis=1), np.log(np.sum(np.exp(grid), axis=1))),
+        ("max", ab.max(_on(lib, grid), axis=0, keepdims=True), np.max(grid, axis=0, keepdims=True)),
+        ("argmax first of ties", ab.argmax(_on(lib, grid), axis=1), np.argmax(grid, axis=1)),
+        ("argmin flat", ab.argmin(_on(lib, grid)), np.argmin(grid)),
+        ("prod", ab.prod(_on(lib, grid[:1]), axis=(0, 1)), np.prod(grid[:1])),
+        ("var ddof", ab.var(_on(lib, grid[:1]), ddof=1), np.var(grid[:1], ddof=1)),
+        ("std of one", ab.std(_on(lib, grid[0, :1])), np.std(grid[0, :1])),
+        ("mean of ints", ab.mean(_on(lib, np.arange(5))), np.mean(np.arange(5))),
+        ("sum axes", ab.sum(_on(lib, grid[:1]), axis=-1), np.sum(grid[:1], axis=-1)),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_float32_stays_float32_and_dtype_names_are_the_librarys(lib: str) -> None:
+    x = _on(lib, np.linspace(-2.0, 2.0, 5, dtype=np.float32))
+    for result in (ab.sigmoid(x), ab.softplus(x), ab.div(x, 3.0), ab.where(x > 0, x, 0.0), ab.logsumexp(x)):
+        assert result.numpy().dtype == np.float32
+    for spelling in ("float64", np.float64, np.dtype("float64"), float):
+        converted = ab.astype(x, spelling)
+        assert converted.library == lib and converted.numpy().dtype == np.float64, spelling
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_mixing_libraries_is_an_error_naming_both(lib: str) -> None:
+    x = _on(lib, np.ones(3))
+    with pytest.raises(MixedArraysError, match=r"two libraries.*numpy|numpy.*two libraries|float64\[3\]"):
+        ab.clip(x, a_min=np.zeros(3))
+    with pytest.raises(MixedArraysError, match="two libraries"):
+        tanh_backward(x, np.ones(3))
+    with pytest.raises(TypeError, match="clip: a_min and a_max are numbers or arrays, not Tensors"):
+        ab.clip(x, a_min=ab.tensor(0.0))
