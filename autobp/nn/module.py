@@ -46,8 +46,9 @@ def _name(param: Parameter, name: str) -> None:
         param.name = param._module_name = name
 
 
-def _move_in_place(param: Tensor, target: backends.Namespace | None, device: Any) -> None:
-    """Give ``param`` (and its gradient) copies of their arrays in ``target`` on ``device``."""
+def move_parameter(param: Tensor, target: backends.Namespace | None, device: Any) -> None:
+    """Give ``param`` (and its gradient) copies of their arrays in ``target`` (None: its own library)
+    on ``device``, in place: the parameter stays the same object."""
     source = backends.namespace(param.data)
     where = target if target is not None else source
     if where is source and (device is None or str(device) == source.device_name(param.data)):
@@ -217,7 +218,7 @@ class Module:
         """
         target = backends.library(library) if library is not None else None
         for param in self.parameters():
-            _move_in_place(param, target, device)
+            move_parameter(param, target, device)
         return self
 
     # -- state ------------------------------------------------------------------------------------
