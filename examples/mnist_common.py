@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 import autobp as ab
-from autobp import nn
-from autobp import backends
+from autobp import backends, nn
 from autobp.commandline import Progress, add_data_flags, load_data
 from autobp.nn import functional as F
 

@@ -61,8 +61,8 @@ def move_parameter(param: Tensor, target: backends.Namespace | None, device: Any
 
 def _casts(source: Any, target: Any) -> bool:
     """Whether ``source``'s dtype casts to ``target``'s within its kind (floats to floats...)."""
-    names = (backends.namespace(a).dtype_name(a.dtype) for a in (source, target))
-    return bool(np.can_cast(*(np.dtype(n) for n in names), casting="same_kind"))
+    source_type, target_type = (np.dtype(backends.namespace(a).dtype_name(a.dtype)) for a in (source, target))
+    return bool(np.can_cast(source_type, target_type, casting="same_kind"))
 
 
 def _copy_into(param: Tensor, values: Any) -> None:
@@ -254,8 +254,10 @@ class Module:
                         f"shape mismatch for {name}: got {tuple(array.shape)}, the model has {own[name].shape}"
                     )
                 elif not _casts(array, own[name].data):
-                    problems.append(f"dtype mismatch for {name}: {backends.describe(array)} cannot be cast to "
-                                    f"{backends.describe(own[name].data)}")
+                    problems.append(
+                        f"dtype mismatch for {name}: {backends.describe(array)} cannot be cast to "
+                        f"{backends.describe(own[name].data)}"
+                    )
                 arrays[name] = array
         if problems:
             raise ValueError(f"load_state_dict: {type(self).__name__}: " + "; ".join(problems))

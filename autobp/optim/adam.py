@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
-
-import math
 
 from autobp.backends import namespace
 from autobp.optim.optimizer import Optimizer
