@@ -117,7 +117,7 @@ def test_module_to_moves_every_parameter_in_place_keeping_names_and_flags(lib: b
     model.to(lib.name, device="cpu")
     assert [p.data for p in model.parameters()] == arrays and [p._version for p in model.parameters()] == versions
     model.to("numpy")
-    for name, (param, values, _) in before.items():
+    for param, values, _ in before.values():
         assert type(param.data) is np.ndarray and np.array_equal(param.data, values)
 
 
@@ -248,3 +248,93 @@ def test_optimizer_state_round_trip_through_a_file_resumes_exactly(lib: backends
         resumed.step()
     for param, reference in zip(params, uninterrupted, strict=True):
         np.testing.assert_array_equal(host(param), host(reference))
+
+
+# -- the seed network and the MNIST examples, end to end -------------------------------------------
+def small_classification(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """40 examples of 12 features as columns, 4 classes: (x (12, 40), labels (40,))."""
+    rng = np.random.default_rng(seed)
+    return rng.random((12, 40)), rng.integers(0, 4, 40)
+
+
+@pytest.mark.parametrize("taped", [False, True])
+def test_the_seed_network_trains_to_numpys_weights(lib: backends.Namespace, taped: bool) -> None:
+    data = small_classification()
+    runs = []
+    for library in (None, lib.name):
+        net = Network([12, 6, 4], rng=0, taped=taped)
+        if library is not None:
+            net.to(library)
+        history = net.SGD(data, 2, 8, 3.0, test_data=data)
+        runs.append((net, history))
+    (expected, expected_history), (got, history) = runs
+    assert [(r["correct"], r["total"]) for r in history] == [(r["correct"], r["total"]) for r in expected_history]
+    np.testing.assert_allclose([r["loss"] for r in history], [r["loss"] for r in expected_history], rtol=1e-12)
+    for param, reference in zip(got.parameters(), expected.parameters(), strict=True):
+        assert_in(param, lib, "float64")
+        np.testing.assert_allclose(host(param), host(reference), rtol=1e-12, atol=1e-12)
+    # backprop and update_mini_batch take host data too, and answer in the network's library.
+    x, labels = data
+    y = ab.models.one_hot(labels[:5], 4)
+    (got_b, got_w), (expected_b, expected_w) = got.backprop(x[:, :5], y), expected.backprop(x[:, :5], y)
+    for gradient, reference in zip(got_b + got_w, expected_b + expected_w, strict=True):
+        assert_in(gradient, lib, "float64")
+        np.testing.assert_allclose(host(gradient), host(reference), rtol=1e-12, atol=1e-12)
+    assert got.update_mini_batch((x[:, :5], y), 1.0) == pytest.approx(expected.update_mini_batch((x[:, :5], y), 1.0))
+
+
+def test_the_seed_network_refuses_another_librarys_data(lib: backends.Namespace) -> None:
+    net = Network([3, 2], rng=0)
+    with pytest.raises(backends.MixedArraysError, match="move one first"):
+        net.predict(lib.from_numpy(np.ones((3, 2))))
+
+
+@pytest.fixture(scope="module")
+def examples() -> Any:
+    """The MNIST examples' modules, imported as the scripts import each other."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import cnn_mnist
+        import mlp_mnist
+        import mnist_common
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    return mlp_mnist, cnn_mnist, mnist_common
+
+
+@pytest.mark.parametrize("script", ["mlp_mnist", "cnn_mnist"])
+def test_the_mnist_examples_take_numpys_steps_with_library(lib: backends.Namespace, examples: Any, script: str) -> None:
+    mlp_mnist, cnn_mnist, common = examples
+    module, width = (mlp_mnist, 32) if script == "mlp_mnist" else (cnn_mnist, 2)  # small: a few seconds
+    flags = ["--limit", "96", "--batch-size", "32", "--epochs", "2"]
+    runs = []
+    for library in (None, lib.name):
+        args = module.parse(flags + (["--library", library] if library else []))
+        train_x, train_y, test_x, test_y = common.load(args, f"{script}.py", channel_axis=script == "cnn_mnist")
+        model = module.build(width, 0)
+        accuracy = common.train(model, args, (train_x, train_y, test_x[:100], test_y[:100]), decay_every=1)
+        runs.append((model, accuracy))
+    (expected, expected_accuracy), (got, accuracy) = runs
+    assert accuracy == expected_accuracy
+    for (name, param), reference in zip(got.named_parameters(), expected.parameters(), strict=True):
+        assert_in(param, lib, "float32")
+        # float32 through six Adam steps: torch sums in another order (measured: 4e-8 at most).
+        np.testing.assert_allclose(host(param), host(reference), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_autobp_demo_with_library_trains_as_on_numpy(
+    lib: backends.Namespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from autobp import cli
+
+    histories = []
+    for library in ("numpy", lib.name):
+        out = tmp_path / library
+        flags = ["demo", "--epochs", "1", "--limit", "300", "--sizes", "784,8,10", "--out", str(out)]
+        assert cli.main([*flags, "--library", library]) == 0, capsys.readouterr().out
+        histories.append(json.loads((out / "history.json").read_text()))
+    expected, got = histories
+    assert [(r["correct"], r["total"]) for r in got] == [(r["correct"], r["total"]) for r in expected]
+    assert [r["loss"] for r in got] == pytest.approx([r["loss"] for r in expected], rel=1e-12)
