@@ -4,6 +4,8 @@
 bundled with autobp (or on full MNIST with ``--data``), checks autograd's gradients against the
 hand-written backprop in ``autobp.reference``, and writes a picture of one mini-batch's graph and a
 plot of accuracy and loss per epoch. It needs the ``demo`` extra (tqdm, matplotlib, graphviz).
+``--library torch`` (with ``--device``) trains with another array library; the check and the
+picture are made on numpy first.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--limit", type=positive(int), help="train on the first LIMIT images only (default: all)")
     demo.add_argument("--out", type=Path, default=Path("autobp-demo"), help="output directory (default ./autobp-demo)")
+    demo.add_argument(
+        "--library",
+        choices=["numpy", "torch", "cupy", "array_api_strict"],
+        default="numpy",
+        help="the array library to train with (default numpy)",
+    )
+    demo.add_argument("--device", help="the library's device, e.g. cuda (default: the library's default, cpu)")
     graph = commands.add_parser("graph", help="draw the seed network's loss graph for one small mini-batch")
     graph.add_argument("--sizes", type=sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
     graph.add_argument("--batch", type=positive(int), default=4, help="mini-batch size (default 4)")
@@ -181,6 +190,8 @@ def demo(args: argparse.Namespace) -> int:
     print(f"gradient check: max |autograd - reference| = {difference:.3e} on one mini-batch of {x.shape[1]}")
     args.out.mkdir(parents=True, exist_ok=True)
     _loss_graph(net, x, y, args.out, "svg")
+    if args.library != "numpy" or args.device is not None:
+        net.to(args.library, args.device)  # after the check and the picture, which read numpy arrays
 
     history: list[dict[str, Any]] = []
     steps = len(range(0, train[0].shape[1], args.batch))
@@ -229,6 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --sizes: the demo's network reads 784 pixels and outputs 10 digits, got {args.sizes}")
     if args.command == "explain":
         return cli_explain.run(args)
+    if args.command == "demo" and args.library != "numpy":
+        from autobp import backends
+
+        try:
+            backends.library(args.library)
+        except ImportError as error:
+            parser.error(f"argument --library: {error}")
     try:
         return demo(args) if args.command == "demo" else graph(args)
     except SystemExit as error:  # a problem the command explains in one line: no traceback, exit status 1

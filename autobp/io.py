@@ -11,6 +11,10 @@ an error naming the file and the entry.
 ``load`` checks every size against the file before it allocates, reads every member to its CRC,
 and checks that the entries fit one tree: a damaged, cut or foreign file raises ``LoadError``
 (a ``ValueError``), never a wrong object, ``MemoryError``, ``EOFError`` or ``BadZipFile``.
+
+Tensors and arrays of other libraries (torch, cupy...) are saved as host copies; ``load(path,
+library="torch", device="cuda")`` puts every tensor and array it reads there (or load, then
+``model.load_state_dict``, which copies into the model's own library and device).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from autobp import backends
 from autobp.npz_reader import DAMAGE, LoadError, declared_entries, member_infos, read_member, refuse_foreign
 from autobp.tensor import Tensor
 
@@ -52,11 +57,16 @@ def _unescape(key: str) -> str:
     return key.replace("%7C", "|").replace("%2F", "/").replace("%25", "%")
 
 
+def _host(array: Any) -> np.ndarray:
+    """A numpy array as it is; another library's array as a host copy (saving copies it anyway)."""
+    return array if isinstance(array, np.ndarray) else backends.namespace(array).to_numpy(array)
+
+
 def _leaf(value: Any, where: str) -> tuple[str, np.ndarray]:
     if isinstance(value, Tensor):
-        kind, array = "tensor", value.data
-    elif isinstance(value, np.ndarray):
-        kind, array = "array", value
+        kind, array = "tensor", _host(value.data)
+    elif isinstance(value, np.ndarray) or backends.library_of(value) is not None:
+        kind, array = "array", _host(value)
     elif isinstance(value, np.generic):
         kind, array = "scalar", np.asarray(value)
     elif isinstance(value, bool):
@@ -123,7 +133,9 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
 _SCALAR_KINDS = {"float": "f", "int": "iu", "bool": "b", "str": "U"}
 
 
-def _value(kind: str, array: np.ndarray, entry: str) -> Any:
+def _value(kind: str, array: np.ndarray, entry: str, target: backends.Namespace | None, device: Any) -> Any:
+    if kind in ("tensor", "array") and target is not None:
+        array = target.from_numpy(array, device)
     if kind == "tensor":
         return Tensor(array)
     if kind == "array":
@@ -192,8 +204,11 @@ def _build(node: Any, where: str, path: str) -> Any:
     raise LoadError(f"load: {where}: entries under {path!r} mix container kinds {sorted(tags)}")
 
 
-def load(path: str | os.PathLike[str]) -> Any:
+def load(path: str | os.PathLike[str], library: str | None = None, device: Any = None) -> Any:
     """Read an object written by ``save``. Pickled content is never unpickled: it is refused.
+
+    Tensors and arrays are numpy's, or ``library``'s on ``device`` when given (e.g.
+    ``ab.load(path, library="torch", device="cuda")``); scalars stay Python values.
 
     Raises:
         LoadError: (a ``ValueError``) the file is empty, cut short or damaged, holds a pickled
@@ -201,6 +216,9 @@ def load(path: str | os.PathLike[str]) -> Any:
         OSError: the file cannot be opened (``FileNotFoundError`` for a missing one).
     """
     where = os.fspath(path)
+    target = backends.library(library or "numpy") if library is not None or device is not None else None
+    if target is not None and target.name == "numpy" and device is None:
+        target = None  # numpy arrays as read: no copy
     with open(where, "rb") as file:  # errors opening the file are not damage: they propagate
         file_size = os.fstat(file.fileno()).st_size
         refuse_foreign(where, file.read(8))
@@ -214,7 +232,8 @@ def load(path: str | os.PathLike[str]) -> Any:
                     if kind not in _LEAF_KINDS:
                         raise LoadError(f"load: {where}: entry {info.filename[:-4]!r} was not written by ab.save")
                     array = read_member(archive, info, where, file_size)
-                    items.append((stem, _value(kind, array, f"load: {where}: entry {info.filename[:-4]!r}")))
+                    entry = f"load: {where}: entry {info.filename[:-4]!r}"
+                    items.append((stem, _value(kind, array, entry, target, device)))
         except LoadError:
             raise
         except DAMAGE as error:

@@ -8,6 +8,8 @@ Full MNIST (see docs/models.md for the measured accuracy and time; one BLAS thre
 faster for these small matrices on a busy machine)::
 
     OPENBLAS_NUM_THREADS=1 python examples/cnn_mnist.py --data ../shared/data/mnist --epochs 3
+
+``--library torch --device cuda`` (or ``--library cupy``) runs the same model on a GPU.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from mnist_common import add_common_arguments, load, train
+from mnist_common import add_common_arguments, check_library, load, train
 
 import autobp as ab
 from autobp import nn
@@ -53,6 +55,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="channels of the first convolution; the second has twice as many (default: 8)",
     )
     args = parser.parse_args(argv)
+    check_library(parser, args)
     if args.data is None and args.limit is None:
         args.limit = 2000  # keeps the default run to seconds
     return args

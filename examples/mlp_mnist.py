@@ -7,6 +7,10 @@ Quick run on the bundled subset (seconds)::
 Full MNIST (see docs/models.md for the measured accuracy and time)::
 
     OPENBLAS_NUM_THREADS=1 python examples/mlp_mnist.py --data ../shared/data/mnist --epochs 10
+
+The same model on a GPU through PyTorch (or CuPy: ``--library cupy``)::
+
+    python examples/mlp_mnist.py --library torch --device cuda
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from mnist_common import add_common_arguments, load, train
+from mnist_common import add_common_arguments, check_library, load, train
 
 import autobp as ab
 from autobp import nn
@@ -37,7 +41,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--hidden", type=int, default=256, help="width of the first hidden layer; the second is half (default: 256)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_library(parser, args)
+    return args
 
 
 def main(argv: list[str] | None = None) -> float:

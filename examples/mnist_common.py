@@ -2,6 +2,9 @@
 
 The ``--data``/``--download`` flags, their one-line errors and the progress bar come from
 ``autobp.commandline``, which ``autobp demo`` and ``reproduce_nielsen.py`` use too.
+``--library torch --device cuda`` runs the same model code with another array library: the model
+moves there once (``model.to``), each mini-batch is copied there, and the same seed gives the same
+numbers as numpy's run up to rounding.
 """
 
 from __future__ import annotations
@@ -9,11 +12,12 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 import autobp as ab
-from autobp import nn
+from autobp import backends, nn
 from autobp.commandline import Progress, add_data_flags, load_data
 from autobp.nn import functional as F
 
@@ -34,6 +38,35 @@ def add_common_arguments(
         "--seed", type=int, default=0, help="seed of the initial weights and the shuffling (default: 0)"
     )
     parser.add_argument("--save", help="write the trained state dict to this .npz file (default: not saved)")
+    add_library_arguments(parser)
+
+
+def add_library_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--library`` and ``--device``: where the model computes (default: numpy on the cpu)."""
+    parser.add_argument(
+        "--library",
+        choices=list(backends.LIBRARIES),
+        default=None,
+        help="the array library to compute with: numpy, torch, cupy, array_api_strict (default: numpy)",
+    )
+    parser.add_argument("--device", default=None, help="the library's device, e.g. cuda or cuda:1 (default: cpu)")
+
+
+def check_library(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """End with a one-line error naming the flag when ``--library`` is not installed."""
+    if args.library is None and args.device is not None:
+        parser.error("argument --device: give --library too, e.g. --library torch --device cuda")
+    if args.library is not None:
+        try:
+            backends.library(args.library)
+        except ImportError as error:
+            parser.error(f"argument --library: {error}")
+
+
+def to_library(array: np.ndarray, args: argparse.Namespace) -> ab.Tensor:
+    """A host array as a Tensor in ``args.library`` on ``args.device`` (numpy: as it is)."""
+    x = ab.tensor(array)
+    return x if args.library is None else x.to(args.library, args.device)
 
 
 def load(
@@ -68,13 +101,14 @@ def batches(n: int, size: int, rng: np.random.Generator | None) -> Iterator[np.n
         yield order[start : start + size]
 
 
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, args: Any = None, batch_size: int = 500) -> float:
     """The fraction of ``x`` whose argmax prediction equals ``y`` (model in eval mode, no graph)."""
     model.eval()
     correct = 0
     with ab.no_grad():
         for index in batches(len(x), batch_size, None):
-            correct += int((model(ab.tensor(x[index])).numpy().argmax(axis=1) == y[index]).sum())
+            logits = model(ab.tensor(x[index]) if args is None else to_library(x[index], args))
+            correct += int((logits.numpy().argmax(axis=1) == y[index]).sum())
     model.train()
     return correct / len(x)
 
@@ -83,6 +117,8 @@ def train(model: nn.Module, args: argparse.Namespace, data: tuple[np.ndarray, ..
     """Train with Adam and softmax cross-entropy, multiplying the learning rate by 0.3 every
     ``decay_every`` epochs; prints one line per epoch and returns the final test accuracy."""
     train_x, train_y, test_x, test_y = data
+    if args.library is not None:
+        model.to(args.library, args.device)  # before the optimizer, so that its state is made there
     optimizer = ab.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = ab.optim.StepLR(optimizer, step_size=max(decay_every, 1), gamma=0.3)
     rng = np.random.default_rng(args.seed)
@@ -93,13 +129,13 @@ def train(model: nn.Module, args: argparse.Namespace, data: tuple[np.ndarray, ..
         for epoch in range(1, args.epochs + 1):
             total = 0.0
             for index in progress.iterate(batches(len(train_x), args.batch_size, rng)):
-                loss = F.cross_entropy(model(ab.tensor(train_x[index])), train_y[index])
+                loss = F.cross_entropy(model(to_library(train_x[index], args)), to_library(train_y[index], args))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 total += loss.item() * len(index)
             scheduler.step()
-            test_accuracy = accuracy(model, test_x, test_y)
+            test_accuracy = accuracy(model, test_x, test_y, args)
             progress.postfix(f"epoch {epoch}/{args.epochs}, test accuracy {100 * test_accuracy:.2f}%")
             progress.line(
                 f"epoch {epoch}: train loss {total / len(train_x):.4f}, test accuracy {100 * test_accuracy:.2f}%, "

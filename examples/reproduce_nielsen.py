@@ -11,7 +11,8 @@ for every seed next to the book's figure, and optionally writes everything as JS
     python examples/reproduce_nielsen.py --data ../shared/data/mnist --sizes 784,100,10 --init scaled
 
 ``--engine reference`` trains with the hand-written numpy backprop (``autobp.reference``) from the
-same initial weights and shuffling instead, for comparison of results and time.
+same initial weights and shuffling instead, for comparison of results and time. ``--library torch``
+(with ``--device cuda``) trains autobp's network with another array library.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mnist_common import add_library_arguments, check_library
 
 from autobp import reference
 from autobp.commandline import Progress, add_data_flags, load_data, plural
@@ -55,6 +57,8 @@ def run_one(
     val_acc: list[float] = []
     weights = [w.data.copy() for w in net.weights]
     biases = [b.data.copy() for b in net.biases]
+    if args.library is not None:
+        net.to(args.library, args.device)
     targets = one_hot(y_train, 10)
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
@@ -153,12 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory for the plot test_accuracy.png (default: ./autobp-reproduction)",
     )
     parser.add_argument("--json", help="write all results to this file (default: not written)")
+    add_library_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_library(parser, args)
+    if args.engine == "reference" and args.library is not None:
+        parser.error("argument --library: the reference engine is numpy only; use --engine autobp")
     if args.validation is None:
         args.validation = 1_000 if args.data is None else 10_000
     mnist, where = load_data(args, PROGRAM)

@@ -5,6 +5,8 @@ Same layout, names and update rule as the seed (Nielsen's ``network.py``): ``wei
 is ``0.5 * ||a - y||^2``. ``backprop`` differs only in *how* the gradients are found: by autobp's
 reverse-mode engine rather than by hand (``autobp.reference`` holds the hand-written version, and
 the tests hold the two equal). A mini-batch is one (n_in, m) matrix, never a Python loop.
+``net.to("torch", device="cuda")`` trains and evaluates with another array library: the data stay
+numpy arrays on the host and are moved there once per ``SGD`` call.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from autobp import backends
 from autobp.creation import as_generator
 from autobp.engine import grad
 from autobp.grad_mode import no_grad
+from autobp.nn.module import move_parameter
 from autobp.ops import matmul, sigmoid, square, sub
 from autobp.ops import sum as ab_sum
 from autobp.tape import value_and_grad
@@ -142,6 +146,35 @@ class Network:
     def __repr__(self) -> str:
         return f"Network({self.sizes})"
 
+    def to(self, library: str | None = None, device: Any = None) -> Network:
+        """Move the weights and biases to another array library or device, in place; returns self.
+
+        >>> net = Network([2, 3, 1], rng=0).to("array_api_strict")
+        >>> net.weights[0].library
+        'array_api_strict'
+        """
+        target = backends.library(library) if library is not None else None
+        for param in self.parameters():
+            move_parameter(param, target, device)
+        return self
+
+    def _library(self) -> backends.Namespace:
+        return backends.namespace(self.weights[0].data)
+
+    def _here(self, array: Any) -> Any:
+        """``array`` (host data: numpy, lists) as float64 in the parameters' library and device; an
+        array of that library as it is. Another library's array is an error (no silent host copy)."""
+        xp, lib = self._library(), backends.library_of(array)
+        if lib is xp and xp.name != "numpy":
+            return array
+        if lib is not None and lib.name != "numpy":
+            raise backends.MixedArraysError(
+                f"Network: got {backends.describe(array)} for a network in {xp.name}; "
+                f"move one first: net.to({lib.name!r}) or pass numpy data"
+            )
+        host = np.asarray(array, dtype=np.float64)
+        return host if xp.name == "numpy" else xp.from_numpy(host, xp.device(self.weights[0].data))
+
     def feedforward(self, a: Any) -> Tensor:
         """The output activations. Shapes: a (n_in, m) -> (n_out, m). Records a graph when grad is on."""
         return _feedforward(self.weights, self.biases, a)
@@ -164,11 +197,11 @@ class Network:
         Shapes: x (n_in, m), y (n_out, m) -> (nabla_b, nabla_w), numpy arrays shaped like the
         biases and the weights. With one column this is the seed's ``backprop(x, y)``.
         """
-        gradients, _ = self._gradients(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        gradients, _ = self._gradients(self._here(x), self._here(y))
         n = len(self.biases)
         return gradients[:n], gradients[n:]
 
-    def _gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], float]:
+    def _gradients(self, x: Any, y: Any) -> tuple[list[Any], float]:
         n_in, n_out = self.sizes[0], self.sizes[-1]
         if x.ndim != 2 or y.ndim != 2 or x.shape[0] != n_in or y.shape[0] != n_out or x.shape[1] != y.shape[1]:
             raise ValueError(
@@ -190,9 +223,11 @@ class Network:
         mini-batch's summed cost before the step.
         """
         x, y = stack_examples(mini_batch, self.sizes[-1])
+        if type(self.weights[0].data) is not np.ndarray:
+            x, y = self._here(x), self._here(y)
         return self._step(x, y, eta)
 
-    def _step(self, x: np.ndarray, y: np.ndarray, eta: float) -> float:
+    def _step(self, x: Any, y: Any, eta: float) -> float:
         gradients, cost = self._gradients(x, y)
         step = eta / x.shape[1]
         for param, g in zip(self.biases + self.weights, gradients, strict=True):
@@ -233,16 +268,25 @@ class Network:
         rows_x, rows_y = np.ascontiguousarray(x.T), np.ascontiguousarray(y.T)
         n = rows_x.shape[0]
         test = stack_labels(test_data) if test_data is not None else None
+        xp = self._library()
+        on_numpy = xp.name == "numpy"
+        if not on_numpy:  # the data moved once, the batches gathered where they live
+            rows_x, rows_y = self._here(rows_x), self._here(rows_y)
         history = []
         for epoch in range(epochs):
-            order = self.rng.permutation(n)
+            order = self.rng.permutation(n)  # drawn on the host: the same order on every library
             starts: Iterable[int] = range(0, n, mini_batch_size)
             if progress is not None:
                 starts = progress(starts, len(range(0, n, mini_batch_size)))
             total_cost = 0.0
+            if not on_numpy:
+                order = xp.from_numpy(order, xp.device(rows_x))
             for start in starts:
                 batch = order[start : start + mini_batch_size]
-                total_cost += self._step(rows_x[batch].T, rows_y[batch].T, eta)
+                if on_numpy:
+                    total_cost += self._step(rows_x[batch].T, rows_y[batch].T, eta)
+                else:
+                    total_cost += self._step(xp.take(rows_x, batch, axis=0).T, xp.take(rows_y, batch, axis=0).T, eta)
             record: dict[str, Any] = {"epoch": epoch, "loss": total_cost / n}
             if test is not None:
                 record["correct"], record["total"] = self.evaluate(test), test[0].shape[1]
@@ -254,7 +298,9 @@ class Network:
     def predict(self, x: Any) -> np.ndarray:
         """The argmax class of each column. Shapes: x (n_in, m) -> (m,) ints."""
         with no_grad():
-            return np.asarray(self.feedforward(np.asarray(x, dtype=np.float64)).data.argmax(axis=0))
+            out = self.feedforward(self._here(x)).data
+        xp = backends.namespace(out)
+        return xp.to_numpy(xp.argmax(out, axis=0))
 
     def evaluate(self, test_data: Any) -> int:
         """How many test inputs the network classifies correctly (argmax of the output layer).

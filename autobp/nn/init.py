@@ -1,7 +1,8 @@
 """Parameter initializers (in place, seeded): xavier/kaiming, uniform and normal.
 
 Each takes ``rng``: an int seed, a ``numpy.random.Generator`` or None, so a model built with
-the same seeds starts from the same weights.
+the same seeds starts from the same weights. Draws are made by numpy on the host and then written
+into the tensor in its own library and device: the same seed gives the same weights everywhere.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 
 import numpy as np
 
+from autobp import backends
 from autobp.creation import as_generator
 from autobp.tensor import Tensor
 
@@ -57,7 +59,11 @@ def fans(tensor: Tensor) -> tuple[int, int]:
 
 
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
-    tensor.data[...] = values
+    data = tensor.data
+    if type(data) is not np.ndarray:  # another library: copy the host draws to the tensor's device
+        xp = backends.namespace(data)
+        values = xp.from_numpy(values.astype(xp.dtype_name(data.dtype), copy=False), xp.device(data))
+    data[...] = values
     tensor._version += 1  # an in-place write: graphs that saved the old values must notice
     return tensor
 

@@ -3,6 +3,7 @@
 Assigning a ``Parameter`` or a ``Module`` to an attribute registers it; ``named_parameters``
 walks the tree and names each parameter by its dotted path (``"fc1.weight"``). The assignment
 also sets each parameter's ``.name`` to that path, so graph pictures label its box.
+``model.to("torch", device="cuda")`` moves every parameter to another array library or device.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp import backends
 from autobp.tensor import Tensor
 
 __all__ = ["Module", "Parameter"]
@@ -42,6 +44,41 @@ def _name(param: Parameter, name: str) -> None:
     """Give ``param`` the dotted ``name`` unless the user named it."""
     if param.name is None or param.name == getattr(param, "_module_name", None):
         param.name = param._module_name = name
+
+
+def move_parameter(param: Tensor, target: backends.Namespace | None, device: Any) -> None:
+    """Give ``param`` (and its gradient) copies of their arrays in ``target`` (None: its own library)
+    on ``device``, in place: the parameter stays the same object."""
+    source = backends.namespace(param.data)
+    where = target if target is not None else source
+    if where is source and (device is None or str(device) == source.device_name(param.data)):
+        return  # already there: no copy, and graphs that saved it stay valid
+    param.data = backends.move(param.data, where, device)
+    if param.grad is not None:
+        param.grad = Tensor(backends.move(param.grad.data, where, device))
+    param._version += 1  # graphs that saved the old arrays must not mix them with the new ones
+
+
+def _casts(source: Any, target: Any) -> bool:
+    """Whether ``source``'s dtype casts to ``target``'s within its kind (floats to floats...)."""
+    source_type, target_type = (np.dtype(backends.namespace(a).dtype_name(a.dtype)) for a in (source, target))
+    return bool(np.can_cast(source_type, target_type, casting="same_kind"))
+
+
+def _copy_into(param: Tensor, values: Any) -> None:
+    """Write ``values`` (any library) into ``param``'s array, keeping its dtype, library and device."""
+    data = param.data
+    if type(data) is np.ndarray:
+        if type(values) is not np.ndarray:
+            values = backends.namespace(values).to_numpy(values)
+        np.copyto(data, values, casting="same_kind")
+    else:
+        xp = backends.namespace(data)
+        if backends.library_of(values) is not xp or xp.device_name(values) != xp.device_name(data):
+            values = xp.from_numpy(backends.namespace(values).to_numpy(values), xp.device(data))
+        # A new array in the parameter's place (libraries differ in how they write in place).
+        param.data = xp.astype(values, data.dtype, copy=True)
+    param._version += 1  # saved tensors of an earlier graph are now stale
 
 
 class Module:
@@ -152,7 +189,7 @@ class Module:
             if set_to_none or param.grad is None:
                 param.grad = None
             else:
-                param.grad = Tensor(np.zeros_like(param.data))
+                param.grad = Tensor(backends.namespace(param.data).zeros_like(param.data))
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (dropout active) here and below; returns self."""
@@ -163,6 +200,26 @@ class Module:
     def eval(self) -> Module:
         """Set evaluation mode (dropout off); returns self."""
         return self.train(False)
+
+    def to(self, library: str | None = None, device: Any = None) -> Module:
+        """Move every parameter (and its ``.grad``) to another array library or device, in place;
+        returns this module. ``model.to("torch")``, ``model.to("torch", device="cuda")``,
+        ``model.to(device="cuda:1")`` (same library), ``model.to("numpy")``.
+
+        The parameters stay the same objects (names, ``requires_grad`` and an optimizer built on
+        them remain valid); only their arrays are replaced by copies in the new place, so move the
+        model before building an optimizer whose state should live there. A graph recorded before
+        the move refuses to backpropagate (the parameters' versions change).
+
+        >>> import autobp as ab
+        >>> model = ab.nn.Linear(3, 2, rng=0).to("array_api_strict")
+        >>> [(name, p.library) for name, p in model.named_parameters()]
+        [('weight', 'array_api_strict'), ('bias', 'array_api_strict')]
+        """
+        target = backends.library(library) if library is not None else None
+        for param in self.parameters():
+            move_parameter(param, target, device)
+        return self
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:
@@ -189,16 +246,23 @@ class Module:
         arrays = {}
         for name, value in state.items():
             if name in own:
-                array = np.asarray(value.data if isinstance(value, Tensor) else value)
-                if array.shape != own[name].shape:
-                    problems.append(f"shape mismatch for {name}: got {array.shape}, the model has {own[name].shape}")
+                array = value.data if isinstance(value, Tensor) else value
+                if backends.library_of(array) is None:  # lists, scalars: numpy reads them
+                    array = np.asarray(array)
+                if tuple(array.shape) != own[name].shape:
+                    problems.append(
+                        f"shape mismatch for {name}: got {tuple(array.shape)}, the model has {own[name].shape}"
+                    )
+                elif not _casts(array, own[name].data):
+                    problems.append(
+                        f"dtype mismatch for {name}: {backends.describe(array)} cannot be cast to "
+                        f"{backends.describe(own[name].data)}"
+                    )
                 arrays[name] = array
         if problems:
             raise ValueError(f"load_state_dict: {type(self).__name__}: " + "; ".join(problems))
         for name, array in arrays.items():
-            param = own[name]
-            np.copyto(param.data, array, casting="same_kind")
-            param._version += 1  # saved tensors of an earlier graph are now stale
+            _copy_into(own[name], array)
         return missing, unexpected
 
     # -- printing ---------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 An update writes each parameter's array in place (references to the parameter stay valid) and
 bumps its ``_version``, so a graph that saved the old value refuses to backpropagate through it.
+Updates compute with the parameters' own array library (numpy, torch, cupy...) and keep the
+state there too: move a model (``model.to(...)``) before building its optimizer.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp import backends
 from autobp.grad_mode import enable_grad, no_grad
 from autobp.tensor import Tensor
 
@@ -21,8 +24,10 @@ __all__ = ["Optimizer"]
 class Optimizer:
     """Holds ``param_groups`` (dicts of ``params`` plus hyperparameters) and per-parameter ``state``.
 
-    Subclasses implement ``update(param, grad, state, group)`` on numpy arrays; ``step`` runs it
-    for every parameter that has a gradient, without recording the graph.
+    Subclasses implement ``update(param, grad, state, group)`` on arrays of any library, with the
+    functions of ``autobp.backends.namespace(param)`` and arithmetic operators, writing ``param`` in
+    place (``param -= ...``, which every library has); ``step`` runs it for every parameter that has
+    a gradient (its gradient and state in the parameter's library), without recording the graph.
     """
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
@@ -65,7 +70,7 @@ class Optimizer:
                 if set_to_none or param.grad is None:
                     param.grad = None
                 else:
-                    param.grad = Tensor(np.zeros_like(param.data))
+                    param.grad = Tensor(backends.namespace(param.data).zeros_like(param.data))
 
     @no_grad()  # a fresh manager per call: threads stepping their own optimizers keep their own mode
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -78,12 +83,22 @@ class Optimizer:
             for param in group["params"]:
                 if param.grad is None:
                     continue
-                grad = np.asarray(param.grad.data, dtype=param.dtype)
-                self.update(param.data, grad, self.state.setdefault(id(param), {}), group)
+                data, grad = param.data, param.grad.data
+                state = self.state.setdefault(id(param), {})
+                try:
+                    xp = backends.namespace(data, grad, *state.values())
+                except backends.MixedArraysError as error:
+                    raise backends.MixedArraysError(
+                        f"{type(self).__name__}.step: a parameter {backends.describe(data)}, its gradient or "
+                        f"its state are in different places ({error}); build the optimizer after model.to(...)"
+                    ) from None
+                if grad.dtype != data.dtype:
+                    grad = xp.astype(grad, data.dtype)
+                self.update(data, grad, state, group)
                 param._version += 1
         return loss
 
-    def update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
+    def update(self, param: Any, grad: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Change ``param`` in place from ``grad``, the per-parameter ``state`` and the ``group``'s settings."""
         raise NotImplementedError(f"{type(self).__name__}: optimizers must define update()")
 
@@ -152,9 +167,19 @@ def _scalar(value: Any) -> Any:
 
 
 def _restore(value: Any, param: Tensor, key: str, name: str) -> Any:
+    """A saved state entry for ``param``: arrays copied into its dtype, library and device."""
     data = value.data if isinstance(value, Tensor) else value
-    if isinstance(data, np.ndarray) and data.ndim > 0:
-        if data.shape != param.shape:
-            raise ValueError(f"{name}.load_state_dict: {key} has shape {data.shape}, its parameter {param.shape}")
-        return np.array(data, dtype=param.dtype)
+    lib = backends.library_of(data)
+    if lib is not None and data.ndim > 0:
+        if tuple(data.shape) != param.shape:
+            raise ValueError(
+                f"{name}.load_state_dict: {key} has shape {tuple(data.shape)}, its parameter {param.shape}"
+            )
+        own = backends.namespace(param.data)
+        if own.name == "numpy":
+            return np.array(lib.to_numpy(data), dtype=param.dtype)
+        moved = backends.move(data, own, own.device(param.data))
+        return own.astype(moved, param.data.dtype)
+    if lib is not None and lib.name != "numpy":
+        data = lib.to_numpy(data)  # a 0-d array: its Python value
     return _scalar(data)
