@@ -369,7 +369,7 @@ def _run_node_hooks(node: Node, g: Any, create_graph: bool, retain: bool) -> Any
     if retain and node.retained is not None:
         tensor = node.retained()
         if tensor is not None:
-            kept = g if create_graph else Tensor._wrap(g.copy())
+            kept = g if create_graph else Tensor._wrap(graph.copy_array(g))
             with _modes(None, arrays=False):
                 tensor.grad = kept if tensor.grad is None else tensor.grad + kept
     return g

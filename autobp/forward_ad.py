@@ -98,7 +98,7 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
         finally:
             _mode.forward = saved
     else:
-        dual = Tensor._wrap(graph._view(primal.data))  # a view: the primal's array never carries the tangent
+        dual = Tensor._wrap(graph.new_view(primal.data))  # a view: the primal's array never carries the tangent
     target.set(dual, tangent)
     return dual
 

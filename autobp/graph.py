@@ -236,14 +236,14 @@ def _foreign_owner(array: Any) -> Any:
     return array
 
 
-def _copy_array(array: Any) -> Any:
+def copy_array(array: Any) -> Any:
     """A copy of an array of any library (numpy's: writeable)."""
     if type(array) is np.ndarray:
         return array.copy()
     return backends.namespace(array).asarray(array, copy=True)
 
 
-def _view(array: Any) -> Any:
+def new_view(array: Any) -> Any:
     """A new array object on ``array``'s memory (a node never saves the object an op returned as its input)."""
     if type(array) is np.ndarray:
         return array.view()
@@ -273,7 +273,7 @@ def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
         if writeable and not isinstance(value, Tensor) and _owner(value) is owner:
             # A view of the caller's array (ab.reshape(buffer, ...)), which has no counter: a graph
             # saving the result would not see the caller refill the buffer. Copy, as record does.
-            copied = _copy_array(out.data)
+            copied = copy_array(out.data)
             node = out.grad_fn
             if node is not None:
                 node.out = copied
@@ -294,7 +294,7 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
             value = value.copy()
             value.setflags(write=False)
     elif _is_foreign_array(value):  # (no read-only flag to set: the copy is the node's own)
-        value = _copy_array(value)
+        value = copy_array(value)
     elif isinstance(value, tuple):
         return tuple([_frozen(part, tensors) for part in value])
     elif isinstance(value, list):  # a list index, possibly nested
@@ -339,12 +339,12 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     for value in args:
         if isinstance(value, Tensor):
             if value.data is result:  # an op returned its input: freeze a view, never the input itself
-                result = _view(result)
+                result = new_view(result)
             if value._vc is not None and value._vc[0]:
                 versioned = True
         elif type(value) is np.ndarray:
             if value is result:
-                result = result.view()
+                result = new_view(result)
             if saved is args and _mode.tape is None and value.flags.writeable:
                 saved = _copy_arrays(args)
     # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
@@ -384,7 +384,7 @@ def _record_foreign(node: Node) -> None:
     inputs = node._inputs or ()
     if _mode.tape is None and any([not isinstance(v, Tensor) and _is_foreign_array(v) for v in inputs]):
         inputs = node._inputs = tuple(
-            [_copy_array(v) if not isinstance(v, Tensor) and _is_foreign_array(v) else v for v in inputs]
+            [copy_array(v) if not isinstance(v, Tensor) and _is_foreign_array(v) else v for v in inputs]
         )
     _save_array_versions(node, node.out)
 

@@ -95,7 +95,7 @@ def library(name: str) -> Namespace:
 
 def _identify(kind: type) -> Namespace | None:
     root = kind.__module__.split(".")[0]
-    name = _MODULE_ROOTS.get(root)
+    name = "numpy" if issubclass(kind, np.ndarray) else _MODULE_ROOTS.get(root)  # (subclasses: any module)
     if name == "numpy":
         found = library("numpy") if issubclass(kind, np.ndarray) else None  # numpy scalars: no library
     elif (name is not None and hasattr(kind, "__array_namespace__")) or (name == "torch" and hasattr(kind, "dtype")):

@@ -49,7 +49,8 @@ def from_numpy(array: np.ndarray, device: Any = None) -> Any:
     cupy = _cupy()
     if device in (None, "cuda", "gpu"):
         return cupy.array(array, copy=True)
-    with cupy.cuda.Device(int(str(device).rsplit(":", 1)[-1])):
+    index = device.id if isinstance(device, cupy.cuda.Device) else int(str(device).rsplit(":", 1)[-1])
+    with cupy.cuda.Device(index):
         return cupy.array(array, copy=True)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "quiet",
     "float_dtype",
     "sliding_windows",
+    "pad",
     # shape / indexing / linalg
     "sum_kept",
     "matmul_nt",
@@ -215,6 +216,11 @@ FORWARDS: dict[str, Any] = {
 
 
 # -- convolution / pooling (ops/nn.py) ------------------------------------------------------------
+def pad(x: Any, widths: Any, mode: str, **keywords: Any) -> Any:
+    """numpy's own ``pad`` (the standard has none)."""
+    return np.pad(x, widths, mode, **keywords)
+
+
 def sliding_windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
     """Every ``kernel`` window of the last two axes, ``stride`` apart, as a read-only view.
 

@@ -273,7 +273,8 @@ def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -
     try:
         new = type(error)(message)
     except Exception:  # types with unusual constructors (numpy's UFuncTypeError): keep the builtin kind
-        new = next(kind for kind in (TypeError, IndexError, ValueError) if isinstance(error, kind))(message)
+        kinds = (TypeError, IndexError, ValueError, RuntimeError)
+        new = next(kind for kind in kinds if isinstance(error, kind))(message)
     raise new from error
 
 
@@ -343,12 +344,16 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
             result = (fast if special and numpy_only else forward)(*arrays, **kwargs)
         except (ValueError, TypeError, IndexError) as error:
             _raise_with_context(opdef, error, args)
+        except RuntimeError as error:  # torch reports shape errors as RuntimeError: name the op there too
+            if numpy_only:
+                raise
+            _raise_with_context(opdef, error, args)
         if needs_grad and differentiable and mode.enabled:
             out = record(opdef, result, args, kwargs)  # (a returned input becomes a view there)
         else:
             for array in arrays:
                 if array is result:  # an op returned its input (squeeze, sum_to): a view, to share its counter
-                    result = result.view()
+                    result = graph.new_view(result)
                     break
             out = wrap(result)
         data = out.data

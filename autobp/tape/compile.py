@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from autobp.backends import describe, library_of
-from autobp.graph import _copy_array
+from autobp.graph import copy_array
 from autobp.ops.registry import _NUMPY_LIKE, OpDef
 from autobp.tape.trace import Recorder, bytes_of
 from autobp.tensor import Tensor
@@ -111,7 +111,7 @@ class Tape:
         self._closure_refs = [(weakref.ref(t), array, version) for t, array, version in recorder.closures.values()]
         self.closures: list[tuple[Tensor, Any, int]] = []
         # The traced inputs (copies: callers update arrays in place), until a replay on other values is checked.
-        self.traced: list[Any] | None = [_copy_array(a) for a in recorder.values[:n_inputs]]
+        self.traced: list[Any] | None = [copy_array(a) for a in recorder.values[:n_inputs]]
         self.patience = CHECK_PATIENCE
         self.guards = [f"{how} of a {describe_slot(recorder, k)} value" for _, k, _, how in recorder.guards]
 
@@ -173,7 +173,7 @@ def fresh_array(array: Any, *others: Any) -> Any:
     """
     lib = library_of(array)
     if lib is None or lib.name == "array_api_strict" or lib.is_view(array) or any([array is o for o in others]):
-        return _copy_array(array)
+        return copy_array(array)
     return array
 
 
