@@ -123,10 +123,10 @@ def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any
     is: the saved versions are compared with the counters inline, and ``_check_versions``, the
     general path's test, runs on any difference or when the node read keyword Tensors.
     """
-    out, kwargs, versions, rare = node.out, node.kwargs, node.versions, node._rare
-    count = len(inputs) if rules else 0  # (0: a variadic rule)
+    out, kwargs = node.out, node.kwargs
+    versions, rare = node.versions, node._rare
     try:
-        if count == 1:
+        if len(inputs) == 1 and rules:  # (no rules: a variadic one)
             x = inputs[0]  # the only input of a recorded node requires grad
             counter = x._vc
             if rare is not None or (
@@ -135,7 +135,7 @@ def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any
                 _check_versions(node, inputs)
             # (a call with `**` misses the interpreter's inlined call of a Python function: only when needed)
             return (rules[0](g, out, x.data, **kwargs) if kwargs else rules[0](g, out, x.data),)
-        if count == 2:
+        if len(inputs) == 2 and rules:
             x, y = inputs
             x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
             if rare is not None or (
