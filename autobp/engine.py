@@ -6,8 +6,12 @@ vertex runs once all of them arrived. Gradients live in the engine's dict, keyed
 and are popped as the walk goes, so memory is released early; only leaves accumulate into
 ``.grad``, and only once the whole walk succeeded.
 
-With ``create_graph=False`` the vjp rules run with recording off: the first-order path builds
-no graph. With ``create_graph=True`` they record, and the gradients are differentiable.
+A node's rules run one of two ways, held to the same results by ``tests/test_engine_paths.py``:
+
+- ``_on_tensors``, the general path: the rules get Tensors and record their ops only with
+  ``create_graph=True`` (then the gradients are differentiable);
+- ``_on_arrays``, the first-order fast path, for rules declared ``plain_arrays=True``: they get
+  plain arrays, and the autobp ops they call return plain arrays (array mode, see ``_modes``).
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ import numpy as np
 
 from autobp import backends, graph
 from autobp.graph import Node
+from autobp.ops.shape import sum_to as _sum_to
 from autobp.tensor import Tensor
 
 __all__ = ["backward", "grad"]
 
 Vertex = Node | Tensor
+
+# Whether first-order walks take the fast path (``_on_arrays``) for nodes whose rules allow it.
+# Tests turn it off to hold the fast path to the general path's results on the same graphs.
+_fast_path = True
 
 
 def describe_tensor(tensor: Tensor) -> str:
@@ -91,50 +100,66 @@ def _check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
 
 
 def _needs(value: Any) -> bool:
+    """Whether a recorded input wants a gradient (constants never do)."""
     return isinstance(value, Tensor) and value.requires_grad
 
 
-def _apply_rules(node: Node, g: Any, out: Any, inputs: Sequence[Any]) -> Sequence[Any]:
+def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[Any]:
+    """The gradient of each input, from ``node``'s vjp rules applied to ``values`` (the inputs as
+    arrays or as Tensors); a rule runs only for an input that needs a gradient, else None."""
     opdef, kwargs = node.op, node.kwargs
     if opdef.variadic_rule is not None:
-        return opdef.variadic_rule(g, out, *inputs, **kwargs)
-    grads = []
-    for rule, value in zip(opdef.rules, node._inputs or (), strict=True):
-        grads.append(rule(g, out, *inputs, **kwargs) if _needs(value) else None)
-    return grads
+        return opdef.variadic_rule(g, out, *values, **kwargs)
+    inputs = node._inputs or ()
+    return [rule(g, out, *values, **kwargs) if _needs(x) else None for rule, x in zip(opdef.rules, inputs, strict=True)]
 
 
-def _vjps(node: Node, g: Any, create_graph: bool) -> tuple[tuple[Any, ...], Sequence[Any]]:
-    """The node's inputs (as recorded) and the gradient each receives (None where none is needed).
+def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any) -> Sequence[Any]:
+    """The first-order fast path, for ops whose rules take plain arrays (``defvjp(plain_arrays=True)``).
 
-    First order: ``g`` and the results are plain arrays, and rules that allow it run on arrays.
-    With ``create_graph`` everything is a Tensor and the rules record their ops.
+    The rules get the gradient, the output and the inputs as arrays, and the walk's array mode
+    makes the autobp ops they call return arrays: a rule costs what the same numpy code costs.
+    Nodes of one or two inputs (nearly all) are unrolled: loops, and calls with ``*``, would
+    cost W2 (``benchmarks/instructions.py``) about half its backward. Guarded as the general path
+    is: the saved versions are compared with the counters inline, and ``_check_versions``, the
+    general path's test, runs on any difference or when the node read keyword Tensors.
     """
-    recorded = node._inputs
-    assert recorded is not None  # checked by _count_consumers
+    out, kwargs = node.out, node.kwargs
+    versions, rare = node.versions, node._rare
     try:
-        _check_versions(node, recorded)
-        opdef = node.op
-        if create_graph:
-            return recorded, _apply_rules(node, g, Tensor._wrap(node.out, True, node), node.inputs or ())
-        if opdef.plain_arrays:  # (fixed-arity nodes of one or two inputs take _one_or_two instead)
-            arrays = [v.data if isinstance(v, Tensor) else v for v in recorded]
-            return recorded, _apply_rules(node, g, node.out, arrays)
-        # Rules that need Tensors: run them on Tensors, recording nothing, and unwrap the results.
-        with _modes(None, arrays=False):
-            grads = _apply_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
-        return recorded, [None if x is None else x.data for x in grads]
+        if len(inputs) == 1 and rules:  # (no rules: a variadic one)
+            x = inputs[0]  # the only input of a recorded node requires grad
+            counter = x._vc
+            if rare is not None or (
+                (counter[0] if counter is not None else 0) != (versions[0] if versions is not None else 0)
+            ):
+                _check_versions(node, inputs)
+            # (a call with `**` misses the interpreter's inlined call of a Python function: only when needed)
+            return (rules[0](g, out, x.data, **kwargs) if kwargs else rules[0](g, out, x.data),)
+        if len(inputs) == 2 and rules:
+            x, y = inputs
+            x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
+            if rare is not None or (
+                (versions is not None or (x_is and x._vc is not None) or (y_is and y._vc is not None))
+                and _changed(versions, x if x_is else None, y if y_is else None)
+            ):
+                _check_versions(node, inputs)
+            xa, ya = (x.data if x_is else x), (y.data if y_is else y)
+            if not kwargs:
+                return (
+                    rules[0](g, out, xa, ya) if x_is and x.requires_grad else None,
+                    rules[1](g, out, xa, ya) if y_is and y.requires_grad else None,
+                )
+            return (
+                rules[0](g, out, xa, ya, **kwargs) if x_is and x.requires_grad else None,
+                rules[1](g, out, xa, ya, **kwargs) if y_is and y.requires_grad else None,
+            )
+        # Three inputs or more, or a variadic rule: the same steps, in loops.
+        _check_versions(node, inputs)
+        return _run_rules(node, g, out, [x.data if isinstance(x, Tensor) else x for x in inputs])
     except Exception as error:
         _explain_in_anomaly_mode(node, error)
         raise
-
-
-def _explain_in_anomaly_mode(node: Node, error: Exception) -> None:
-    """In anomaly mode, replace a backward error by one naming the op and its forward's line."""
-    if graph._anomaly_hook is not None:
-        from autobp.anomaly import explain
-
-        raise explain(node, error) from error
 
 
 def _changed(versions: tuple[int, ...] | None, x: Tensor | None, y: Tensor | None) -> bool:
@@ -149,53 +174,38 @@ def _changed(versions: tuple[int, ...] | None, x: Tensor | None, y: Tensor | Non
     )
 
 
-def _one_or_two(node: Node, rules: Sequence[Any], inputs: tuple[Any, ...], g: Any) -> Sequence[Any]:
-    """``_vjps`` for a node of one or two inputs whose rules take plain arrays (first order)."""
-    out, kwargs = node.out, node.kwargs
+def _on_tensors(node: Node, g: Any, create_graph: bool) -> Sequence[Any]:
+    """The general path: the rules run on Tensors, where every Tensor method works, and record
+    their ops (a differentiable gradient) only with ``create_graph``. First order, ``g`` and the
+    results the walk keeps are arrays (the walk unwraps them)."""
     try:
-        # Checked by _check_versions only when an input is off the version the node saved (0 when it
-        # saved none) or the node read keyword Tensors (in its rare part); the test is inline here.
-        versions, rare = node.versions, node._rare
-        if len(inputs) == 1:
-            x = inputs[0]  # the only input of a recorded node requires grad
-            counter = x._vc
-            if rare is not None or (
-                # Inline, the usual case of the check below: the saved version (0 when none were
-                # saved) against the counter's. Any difference, or keyword Tensors, take the check.
-                (counter[0] if counter is not None else 0) != (versions[0] if versions is not None else 0)
-            ):
-                _check_versions(node, inputs)
-            # (a call with `**` misses the interpreter's inlined call of a Python function: only when needed)
-            return (rules[0](g, out, x.data, **kwargs) if kwargs else rules[0](g, out, x.data),)
-        x, y = inputs
-        x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
-        if rare is not None or (
-            (versions is not None or (x_is and x._vc is not None) or (y_is and y._vc is not None))
-            and _changed(versions, x if x_is else None, y if y_is else None)
-        ):
-            _check_versions(node, inputs)
-        xa, ya = (x.data if x_is else x), (y.data if y_is else y)
-        if not kwargs:
-            return (
-                rules[0](g, out, xa, ya) if x_is and x.requires_grad else None,
-                rules[1](g, out, xa, ya) if y_is and y.requires_grad else None,
-            )
-        return (
-            rules[0](g, out, xa, ya, **kwargs) if x_is and x.requires_grad else None,
-            rules[1](g, out, xa, ya, **kwargs) if y_is and y.requires_grad else None,
-        )
+        _check_versions(node, node._inputs or ())
+        if create_graph:  # `out` is the node's output, on the graph: second order flows through it
+            grad, out = g, Tensor._wrap(node.out, True, node)
+        else:
+            grad, out = Tensor._wrap(g), Tensor._wrap(node.out)
+        with _modes(None, arrays=False):  # autobp ops act on Tensors as they do anywhere
+            return _run_rules(node, grad, out, node.inputs or ())
     except Exception as error:
         _explain_in_anomaly_mode(node, error)
         raise
 
 
+def _explain_in_anomaly_mode(node: Node, error: Exception) -> None:
+    """In anomaly mode, replace a backward error by one naming the op and its forward's line."""
+    if graph._anomaly_hook is not None:
+        from autobp.anomaly import explain
+
+        raise explain(node, error) from error
+
+
 class _modes:
     """While active, grad mode is ``enabled`` (None: as it was) and array mode ``arrays``.
 
-    Array mode on: autobp ops take and return plain arrays (the first-order backward); off: ops
-    behave as usual, for rules and hooks that need Tensors. Sets and restores the thread's modes
-    itself: ``set_grad_enabled`` keeps per-thread stacks for managers that user code shares, and
-    every backward would pay for two (W1's fixed cost per step).
+    Array mode on (the first-order walk): autobp ops given no Tensor return plain arrays and record
+    nothing, so rules on the fast path compute on arrays; ops given a Tensor act as usual. Sets and
+    restores the thread's modes itself: ``set_grad_enabled`` keeps per-thread stacks for managers
+    that user code shares, and every backward would pay for two (W1's fixed cost per step).
     """
 
     def __init__(self, enabled: bool | None, arrays: bool) -> None:
@@ -222,28 +232,34 @@ def _walk(
     """The reverse walk. Accumulates into leaves' ``.grad``, unless ``wanted`` names the vertices
     whose total gradient is returned instead (``ab.grad``).
 
-    Gradients are Tensors with ``create_graph`` and plain arrays otherwise (the fast first-order
-    path); the user sees Tensors either way.
+    The walk keeps Tensors with ``create_graph`` and plain arrays otherwise; the user sees Tensors
+    either way. Everything that depends on ``create_graph`` is chosen here, before the loop.
     """
     if not create_graph:  # its rules would compute on plain arrays, out of a tape's sight
         graph.refuse_while_tracing("a first-order backward or grad")
+    plain = not create_graph  # the walk keeps plain arrays (first order) or Tensors (create_graph)
+    fast = plain and _fast_path  # the fast path is first order only: it records nothing
+    as_tensor: Any = Tensor._wrap if plain else _same  # a kept gradient as the user sees it
+    from_array: Any = _same if plain else Tensor._wrap  # a fresh array (zeros) as the walk keeps it
+    # A rule's gradient of the other kind (a Tensor from a rule on arrays that built one, an array
+    # from a user's rule on Tensors) is converted: the walk keeps one kind.
+    other_kind: Any = _data if plain else _array
+    # First order, the gradients are arrays: sum_to's forward itself, without the public function's
+    # checks for Tensors and modes (two calls per W1 step, one per bias).
+    sum_to = _sum_to.op.forward if plain else _sum_to
     roots: list[Vertex] = [t.grad_fn or t for t in outputs]
     consumers = _count_consumers(roots)
     grads: dict[Vertex, Any] = {}
     for vertex, seed in zip(roots, seeds, strict=True):
-        g = seed if create_graph else seed.data
+        g = seed.data if plain else seed
         grads[vertex] = grads[vertex] + g if vertex in grads else g
     ready = [v for v in dict.fromkeys(roots) if v not in consumers]
     found: dict[Vertex, Any] = {}
     leaves: list[tuple[Tensor, Any]] = []
-    # First order, gradients are arrays: sum_to's forward itself, without the public function's
-    # checks for Tensors and modes (two calls per W1 step, one per bias).
-    sum_to = _ops.sum_to.op.forward if not create_graph else _ops.sum_to
     anomaly = graph._anomaly_hook is not None
-    plain = not create_graph
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
     # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
-    with _modes(create_graph, not create_graph), np.errstate(all="ignore"):
+    with _modes(create_graph, arrays=fast), np.errstate(all="ignore"):
         while ready:
             vertex = ready.pop()
             g = grads.pop(vertex, None)
@@ -253,10 +269,10 @@ def _walk(
                 # be counted down, or every gradient upstream of it would be lost.
                 if isinstance(vertex, Node):
                     if wanted is not None and vertex in wanted:
-                        found[vertex] = _zeros(vertex.out, create_graph)
+                        found[vertex] = from_array(_zeros(vertex.out))
                     _skip(vertex, consumers, ready, retain_graph)
                     continue
-                g = _zeros(vertex.data, create_graph)
+                g = from_array(_zeros(vertex.data))
             if not isinstance(vertex, Node):
                 if vertex._hooks:
                     g = _run_hooks(vertex._hooks.values(), g, create_graph)
@@ -269,14 +285,12 @@ def _walk(
                 g = _run_node_hooks(vertex, g, create_graph, retain=wanted is None)
             if wanted is not None and vertex in wanted:
                 found[vertex] = g
-            opdef = vertex.op
             inputs: tuple[Any, ...] = vertex._inputs or ()  # never None here: _count_consumers checked
-            if plain and opdef.plain_arrays and opdef.rules and len(inputs) <= 2:
-                # The usual first-order node, without the general path's calls (this loop is the
-                # engine's hot path): one or two inputs, rules that take arrays.
-                input_grads = _one_or_two(vertex, opdef.rules, inputs, g)
+            opdef = vertex.op
+            if fast and opdef.plain_arrays:
+                input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
             else:
-                inputs, input_grads = _vjps(vertex, g, create_graph)
+                input_grads = _on_tensors(vertex, g, create_graph)
             if not retain_graph:
                 vertex.release()
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
@@ -284,8 +298,8 @@ def _walk(
                     continue
                 target = tensor.grad_fn or tensor
                 if input_grad is not None:  # None: a zero contribution, counted below all the same
-                    if not create_graph and isinstance(input_grad, Tensor):  # a user rule returned a Tensor
-                        input_grad = input_grad.data
+                    if isinstance(input_grad, Tensor) is plain:
+                        input_grad = other_kind(input_grad)
                     # The engine, not each rule, sums a broadcast gradient back to the input's shape.
                     if input_grad.shape != tensor.data.shape:
                         input_grad = sum_to(input_grad, tensor.data.shape)
@@ -295,20 +309,33 @@ def _walk(
                     if anomaly:
                         from autobp.anomaly import check_backward
 
-                        check_backward(vertex, input_grad if create_graph else Tensor._wrap(input_grad))
+                        check_backward(vertex, as_tensor(input_grad))
                     grads[target] = grads[target] + input_grad if target in grads else input_grad
                 remaining = consumers[target] - 1
                 consumers[target] = remaining
                 if not remaining:
                     ready.append(target)
     if leaves:  # (none for ab.grad, which W1 eager calls: no mode switch to pay for)
-        with _modes(create_graph, False):
+        with _modes(create_graph, arrays=False):
             # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
             for leaf, g in leaves:
-                _accumulate(leaf, g if create_graph else Tensor._wrap(g))
+                _accumulate(leaf, as_tensor(g))
             if create_graph and any(g.requires_grad for _, g in leaves):
                 _warn_grad_cycle()
-    return found if create_graph else {vertex: Tensor._wrap(g) for vertex, g in found.items()}
+    return {vertex: as_tensor(g) for vertex, g in found.items()}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _data(tensor: Tensor) -> Any:
+    return tensor.data
+
+
+def _array(value: Any) -> Tensor:
+    """A plain array (a user's rule on Tensors may return one) as a constant Tensor."""
+    return Tensor._wrap(backends.as_array(value))
 
 
 def _cast(grad: Any, like: Any) -> Any:
@@ -318,13 +345,11 @@ def _cast(grad: Any, like: Any) -> Any:
     return backends.namespace(grad).astype(grad, like.dtype)
 
 
-def _zeros(like: Any, create_graph: bool) -> Any:
-    """A zero gradient for an array of ``like``'s shape and dtype (a constant Tensor with create_graph)."""
+def _zeros(like: Any) -> Any:
+    """A zero gradient: an array of ``like``'s shape and dtype."""
     if type(like) is np.ndarray:
-        zeros = np.zeros(like.shape, dtype=like.dtype)
-    else:
-        zeros = backends.namespace(like).zeros_like(like)
-    return Tensor._wrap(zeros) if create_graph else zeros
+        return np.zeros(like.shape, dtype=like.dtype)
+    return backends.namespace(like).zeros_like(like)
 
 
 def _skip(node: Node, consumers: dict[Vertex, int], ready: list[Vertex], retain_graph: bool) -> None:
@@ -470,6 +495,3 @@ def grad(
             )
         results.append(g)  # first order: a fresh Tensor of _walk's, on no graph
     return tuple(results)
-
-
-from autobp import ops as _ops  # noqa: E402  (the ops import the engine's modules first)

@@ -20,7 +20,10 @@ Decorated = TypeVar("Decorated", bound=Callable[..., Any])
 
 class _GradMode(threading.local):
     enabled = True
-    arrays = False  # set by the engine while first-order vjp rules run on plain arrays
+    # Set by the engine's first-order walk (and forward mode's plain levels) while rules run on
+    # plain arrays: an autobp op given no Tensor then returns a plain array (one given a Tensor
+    # acts as anywhere). Off, ops always return Tensors, as users' calls on numpy arrays expect.
+    arrays = False
     tape: Any = None  # the recorder of autobp.tape while a taped function is traced
     forward: Any = None  # the active forward-mode levels of autobp.forward (a tuple), or None
 

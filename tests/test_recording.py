@@ -107,8 +107,9 @@ def _bump(tensor: Tensor, times: int, through_a_view: bool = False) -> None:
 def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions(
     before: int, after: int, which: str, op: str
 ) -> None:
-    """``_one_or_two`` tests versions inline and calls ``_check_versions`` only on a difference:
-    it must raise exactly when ``_check_versions`` (the general test) does, for every case."""
+    """The fast path (``_on_arrays``) tests versions inline for nodes of one or two inputs and calls
+    ``_check_versions`` only on a difference: it must raise exactly when ``_check_versions`` (the
+    general path's test) does, for every case."""
     w = ab.tensor(np.arange(1.0, 5.0).reshape(2, 2), requires_grad=True)
     x = ab.tensor(np.arange(2.0, 6.0).reshape(2, 2), requires_grad=True)
     written = w if which == "w" else x

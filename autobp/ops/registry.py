@@ -305,7 +305,7 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     def public(*args: Any, **kwargs: Any) -> Tensor:
         if len(args) != arity:
             args, kwargs = opdef.bind(args, kwargs)
-        if mode.arrays:  # inside a first-order backward: arrays in, arrays out, nothing recorded
+        if mode.arrays:  # a first-order backward's rules: an op given no Tensor returns a plain array
             try:
                 # (one or two arguments checked inline: a call per op costs W2 2%, benchmarks/instructions.py)
                 if special and (
@@ -313,16 +313,12 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
                     or _all_numpy(args)
                 ):
                     return fast(*args, **kwargs)
-                return forward(*args, **kwargs)
-            except TypeError as error:
-                if not any(isinstance(value, Tensor) for value in args):
-                    _raise_with_context(opdef, error, args)
-            except (ValueError, IndexError) as error:
-                _raise_with_context(opdef, error, args)
-            # A rule mixed in a Tensor (from a creation function, say): unwrap it and go on.
-            args = tuple(value.data if isinstance(value, Tensor) else value for value in args)
-            try:
-                return forward(*args, **kwargs)
+                for value in args:
+                    # (`type() is` first: a rule's arguments are arrays, and isinstance walks their MRO)
+                    if type(value) is not ndarray and isinstance(value, Tensor):
+                        break  # a Tensor (a rule built one): the op acts as anywhere, returning a Tensor
+                else:
+                    return forward(*args, **kwargs)
             except (ValueError, TypeError, IndexError) as error:
                 _raise_with_context(opdef, error, args)
         arrays = []
