@@ -218,7 +218,7 @@ FORWARDS: dict[str, Any] = {
 # -- convolution / pooling (ops/nn.py) ------------------------------------------------------------
 def pad(x: Any, widths: Any, mode: str, **keywords: Any) -> Any:
     """numpy's own ``pad`` (the standard has none)."""
-    return np.pad(x, widths, mode, **keywords)
+    return np.pad(x, widths, mode, **keywords)  # type: ignore[call-overload]
 
 
 def sliding_windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
