@@ -38,7 +38,7 @@ _fast_path = True
 
 
 def describe_tensor(tensor: Tensor) -> str:
-    return f"tensor {tensor.dtype}{list(tensor.shape)}"
+    return f"tensor {backends.describe(tensor)}"
 
 
 def _freed_error(node: Node) -> RuntimeError:
@@ -244,9 +244,9 @@ def _walk(
     # A rule's gradient of the other kind (a Tensor from a rule on arrays that built one, an array
     # from a user's rule on Tensors) is converted: the walk keeps one kind.
     other_kind: Any = _data if plain else _array
-    # First order, the gradients are arrays: sum_to's forward itself, without the public function's
-    # checks for Tensors and modes (two calls per W1 step, one per bias).
-    sum_to = _sum_to.op.forward if plain else _sum_to
+    # First order, the gradients are arrays: sum_to's array forward itself (numpy's own for numpy
+    # arrays), without the public function's checks for Tensors and modes (two calls per W1 step).
+    sum_to = _sum_to_arrays if plain else _sum_to
     roots: list[Vertex] = [t.grad_fn or t for t in outputs]
     consumers = _count_consumers(roots)
     grads: dict[Vertex, Any] = {}
@@ -293,7 +293,7 @@ def _walk(
                 input_grads = _on_tensors(vertex, g, create_graph)
             if not retain_graph:
                 vertex.release()
-            for tensor, input_grad in zip(inputs, input_grads, strict=True):
+            for index, (tensor, input_grad) in enumerate(zip(inputs, input_grads, strict=True)):
                 if not (isinstance(tensor, Tensor) and tensor.requires_grad):
                     continue
                 target = tensor.grad_fn or tensor
@@ -302,7 +302,7 @@ def _walk(
                         input_grad = other_kind(input_grad)
                     # The engine, not each rule, sums a broadcast gradient back to the input's shape.
                     if input_grad.shape != tensor.data.shape:
-                        input_grad = sum_to(input_grad, tensor.data.shape)
+                        input_grad = _unbroadcast(sum_to, input_grad, tensor, vertex, index)
                     # (`is` first: numpy's builtin dtypes are singletons, and `!=` on dtypes is slow)
                     if input_grad.dtype is not tensor.data.dtype and input_grad.dtype != tensor.data.dtype:
                         input_grad = _cast(input_grad, tensor.data)
@@ -336,6 +336,24 @@ def _data(tensor: Tensor) -> Any:
 def _array(value: Any) -> Tensor:
     """A plain array (a user's rule on Tensors may return one) as a constant Tensor."""
     return Tensor._wrap(backends.as_array(value))
+
+
+def _sum_to_arrays(grad: Any, shape: tuple[int, ...]) -> Any:
+    forward = _sum_to.op.numpy_forward if type(grad) is np.ndarray else _sum_to.op.forward
+    return forward(grad, shape)
+
+
+def _unbroadcast(sum_to: Any, grad: Any, tensor: Tensor, node: Any, index: int) -> Any:
+    """``grad`` summed back to ``tensor``'s shape (a broadcast undone), or an error naming the op
+    and the input whose vjp rule returned a gradient of a shape that cannot come from it."""
+    try:
+        return sum_to(grad, tensor.data.shape)
+    except ValueError as error:
+        name = getattr(getattr(node, "op", None), "name", "backward")
+        raise ValueError(
+            f"{name}: the vjp rule for input {index} returned a gradient of shape {tuple(grad.shape)}, "
+            f"which is not that input's shape {tuple(tensor.shape)} nor broadcast from it ({error})"
+        ) from error
 
 
 def _cast(grad: Any, like: Any) -> Any:

@@ -16,6 +16,7 @@ import numpy as np
 # The per-thread state of grad mode, which recording reads (and others as graph._mode).
 from autobp import backends
 from autobp.grad_mode import _mode
+from autobp.tensor import Tensor
 
 if TYPE_CHECKING:
     from autobp.ops.registry import OpDef
@@ -452,8 +453,6 @@ _new_object = object.__new__  # an instance with no slot set: record() fills the
 # Set by autobp.anomaly while detect_anomaly() is active; None keeps recording free of its cost.
 _anomaly_hook: Callable[[Node], None] | None = None
 
-
-from autobp.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)
 
 _PYTHON_NUMBERS = (bool, int, float, complex)
 

@@ -188,3 +188,25 @@ def test_describe_shows_an_ndarray_subclass_as_its_array() -> None:
         pass
 
     assert describe(np.ones((2, 3), np.float32).view(Marked)) == "float32[2, 3]"
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("plain_arrays", [False, True])
+def test_a_vjp_of_the_wrong_shape_names_the_op_and_the_input(
+    scratch_ops: list[str], create_graph: bool, plain_arrays: bool
+) -> None:
+    name = f"wrong_shape_vjp_{create_graph}_{plain_arrays}"
+    scratch_ops.append(name)
+
+    @op(name, arity=2)
+    def wrong(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """x * y."""
+        return x * y
+
+    # Input 1's rule returns a gradient of a shape that no broadcast of y's (3,) could give.
+    wrong.defvjp(lambda grad, out, x, y: grad * y, lambda grad, out, x, y: grad[:, :2], plain_arrays=plain_arrays)
+    x, y = ab.tensor(np.ones((2, 3)), requires_grad=True), ab.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(
+        ValueError, match=rf"^{name}: the vjp rule for input 1 returned a gradient of shape \(2, 2\).*\(3,\)"
+    ):
+        ab.grad(wrong(x, y).sum(), [x, y], create_graph=create_graph)

@@ -178,9 +178,16 @@ def library_name(value: Any) -> str:
 
 
 def describe(value: Any) -> str:
-    """``float64[3, 4]`` for numpy arrays and Tensors, ``torch float32[3] on cuda:0`` for others,
-    ``float 2.0`` for scalars: how error messages show a value."""
-    data = getattr(value, "data", value) if type(value).__name__ == "Tensor" else value
+    """How every error message shows a value: ``float64[3, 4]`` for numpy arrays and Tensors,
+    ``torch float32[3] on cuda:0`` for other libraries' (and their Tensors), ``float 2.0`` for scalars.
+
+    >>> import autobp as ab
+    >>> describe(ab.zeros(3, 4)), describe(2.0)
+    ('float64[3, 4]', 'float 2.0')
+    """
+    from autobp.tensor import Tensor  # (an error path: tensor.py imports this module)
+
+    data = value.data if isinstance(value, Tensor) else value
     lib = library_of(data)
     if lib is None:
         if isinstance(data, np.generic):

@@ -46,6 +46,7 @@ import numpy as np
 from numpy import ndarray
 
 from autobp import backends, graph
+from autobp.backends import describe
 from autobp.backends import numpy as numpy_backend
 from autobp.forward import linear_jvp, propagate
 from autobp.tensor import Tensor
@@ -240,18 +241,6 @@ class OpDef:
 
 
 REGISTRY: dict[str, OpDef] = {}
-
-
-def describe(value: Any) -> str:
-    """How error messages show a value: ``float64[3, 4]``, ``torch float32[3] on cuda:0``, ``float 2.0``.
-
-    ``autobp.backends.describe``, given a Tensor's array (a Tensor subclass's too) and an ndarray
-    subclass as a plain ndarray (backends know numpy's arrays by their type's module).
-    """
-    data = value.data if isinstance(value, Tensor) else value
-    if isinstance(data, ndarray) and type(data) is not ndarray:
-        data = data.view(ndarray)
-    return backends.describe(data)
 
 
 # PyTorch's keyword -> numpy's, which autobp uses: named when a call fails on the former.
