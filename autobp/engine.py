@@ -246,7 +246,9 @@ def _walk(
     other_kind: Any = _data if plain else _array
     # First order, the gradients are arrays: sum_to's array forward itself (numpy's own for numpy
     # arrays), without the public function's checks for Tensors and modes (two calls per W1 step).
-    sum_to = _sum_to_arrays if plain else _sum_to
+    # (one graph, one library: the seeds' tells which forward)
+    numpy_seeds = type(seeds[0].data) is np.ndarray if seeds else True
+    sum_to = (_sum_to.op.numpy_forward if numpy_seeds else _sum_to.op.forward) if plain else _sum_to
     roots: list[Vertex] = [t.grad_fn or t for t in outputs]
     consumers = _count_consumers(roots)
     grads: dict[Vertex, Any] = {}
@@ -293,7 +295,7 @@ def _walk(
                 input_grads = _on_tensors(vertex, g, create_graph)
             if not retain_graph:
                 vertex.release()
-            for index, (tensor, input_grad) in enumerate(zip(inputs, input_grads, strict=True)):
+            for tensor, input_grad in zip(inputs, input_grads, strict=True):
                 if not (isinstance(tensor, Tensor) and tensor.requires_grad):
                     continue
                 target = tensor.grad_fn or tensor
@@ -302,7 +304,7 @@ def _walk(
                         input_grad = other_kind(input_grad)
                     # The engine, not each rule, sums a broadcast gradient back to the input's shape.
                     if input_grad.shape != tensor.data.shape:
-                        input_grad = _unbroadcast(sum_to, input_grad, tensor, vertex, index)
+                        input_grad = _unbroadcast(sum_to, input_grad, tensor, vertex, inputs)
                     # (`is` first: numpy's builtin dtypes are singletons, and `!=` on dtypes is slow)
                     if input_grad.dtype is not tensor.data.dtype and input_grad.dtype != tensor.data.dtype:
                         input_grad = _cast(input_grad, tensor.data)
@@ -338,18 +340,14 @@ def _array(value: Any) -> Tensor:
     return Tensor._wrap(backends.as_array(value))
 
 
-def _sum_to_arrays(grad: Any, shape: tuple[int, ...]) -> Any:
-    forward = _sum_to.op.numpy_forward if type(grad) is np.ndarray else _sum_to.op.forward
-    return forward(grad, shape)
-
-
-def _unbroadcast(sum_to: Any, grad: Any, tensor: Tensor, node: Any, index: int) -> Any:
+def _unbroadcast(sum_to: Any, grad: Any, tensor: Tensor, node: Any, inputs: Sequence[Any]) -> Any:
     """``grad`` summed back to ``tensor``'s shape (a broadcast undone), or an error naming the op
     and the input whose vjp rule returned a gradient of a shape that cannot come from it."""
     try:
         return sum_to(grad, tensor.data.shape)
     except ValueError as error:
         name = getattr(getattr(node, "op", None), "name", "backward")
+        index = next(i for i, value in enumerate(inputs) if value is tensor)
         raise ValueError(
             f"{name}: the vjp rule for input {index} returned a gradient of shape {tuple(grad.shape)}, "
             f"which is not that input's shape {tuple(tensor.shape)} nor broadcast from it ({error})"
