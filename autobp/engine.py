@@ -304,7 +304,10 @@ def _walk(
                         input_grad = other_kind(input_grad)
                     # The engine, not each rule, sums a broadcast gradient back to the input's shape.
                     if input_grad.shape != tensor.data.shape:
-                        input_grad = _unbroadcast(sum_to, input_grad, tensor, vertex, inputs)
+                        try:
+                            input_grad = sum_to(input_grad, tensor.data.shape)
+                        except ValueError as error:
+                            raise _wrong_shape(input_grad, tensor, vertex, inputs) from error
                     # (`is` first: numpy's builtin dtypes are singletons, and `!=` on dtypes is slow)
                     if input_grad.dtype is not tensor.data.dtype and input_grad.dtype != tensor.data.dtype:
                         input_grad = _cast(input_grad, tensor.data)
@@ -340,18 +343,14 @@ def _array(value: Any) -> Tensor:
     return Tensor._wrap(backends.as_array(value))
 
 
-def _unbroadcast(sum_to: Any, grad: Any, tensor: Tensor, node: Any, inputs: Sequence[Any]) -> Any:
-    """``grad`` summed back to ``tensor``'s shape (a broadcast undone), or an error naming the op
-    and the input whose vjp rule returned a gradient of a shape that cannot come from it."""
-    try:
-        return sum_to(grad, tensor.data.shape)
-    except ValueError as error:
-        name = getattr(getattr(node, "op", None), "name", "backward")
-        index = next(i for i, value in enumerate(inputs) if value is tensor)
-        raise ValueError(
-            f"{name}: the vjp rule for input {index} returned a gradient of shape {tuple(grad.shape)}, "
-            f"which is not that input's shape {tuple(tensor.shape)} nor broadcast from it ({error})"
-        ) from error
+def _wrong_shape(grad: Any, tensor: Tensor, node: Any, inputs: Sequence[Any]) -> ValueError:
+    """The error for a vjp rule whose gradient cannot be summed back to its input's shape."""
+    name = getattr(getattr(node, "op", None), "name", "backward")
+    index = next(i for i, value in enumerate(inputs) if value is tensor)
+    return ValueError(
+        f"{name}: the vjp rule for input {index} returned a gradient of shape {tuple(grad.shape)}, "
+        f"which is not that input's shape {tuple(tensor.shape)} nor broadcast from it"
+    )
 
 
 def _cast(grad: Any, like: Any) -> Any:

@@ -116,6 +116,16 @@ def matmul_tn(x: Any, y: Any) -> Any:
     return np.matmul(x.swapaxes(-1, -2), y)
 
 
+def _transposed_product(name: str, x: Any, y: Any) -> Any:
+    # The backward's matrix products (two or three per W1 step): numpy's call straight away, the
+    # general forward (which checks and explains the operands) for anything but two matrices.
+    if type(x) is np.ndarray and type(y) is np.ndarray and x.ndim >= 2 and y.ndim >= 2:
+        return matmul_nt(x, y) if name == "matmul_nt" else matmul_tn(x, y)
+    from autobp.ops.registry import REGISTRY  # (the ops import this module)
+
+    return REGISTRY[name].forward(x, y)
+
+
 def einsum(subscripts: str, *operands: Any) -> Any:
     """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
     # optimize picks a contraction order and BLAS for two or more operands.
@@ -212,6 +222,8 @@ FORWARDS: dict[str, Any] = {
     "getitem": _getitem,
     "scatter_add": _scatter_add,
     "matmul": np.matmul,
+    "matmul_nt": lambda x, y: _transposed_product("matmul_nt", x, y),
+    "matmul_tn": lambda x, y: _transposed_product("matmul_tn", x, y),
 }
 
 

@@ -268,11 +268,14 @@ def _raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -
 
 
 # Arguments that a numpy fast forward takes as numpy would: the arrays are checked by type.
-_NUMPY_LIKE = (ndarray, np.generic, int, float, complex, list, tuple, type(None))
+_NUMPY_LIKE = (float, ndarray, int, np.generic, complex, list, tuple, type(None))  # (common first)
 
 
 def _all_numpy(args: tuple[Any, ...]) -> bool:
-    return all(type(value) is ndarray or isinstance(value, _NUMPY_LIKE) for value in args)
+    for value in args:  # noqa: SIM110  (a loop, not all() over a generator: one frame fewer per call)
+        if type(value) is not ndarray and not isinstance(value, _NUMPY_LIKE):
+            return False
+    return True
 
 
 def _is_foreign_view(data: Any) -> bool:
