@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np
 
-from benchmarks.w3_mlp import LR, _setup, numpy_step
+from benchmarks.w3_mlp import LR, _setup, numpy_step, torch_sgd_step
 
 WIDTHS = [784, 1024, 1024, 10]
 BATCH = 256
@@ -83,17 +83,7 @@ def torch_step(device: str) -> Step:
     xt, tt = torch.tensor(x, device=device), torch.tensor(targets, device=device)
 
     def step() -> list[Any]:
-        a = xt
-        for layer in range(len(weights) // 2):
-            a = a @ weights[2 * layer] + weights[2 * layer + 1]
-            if layer < len(weights) // 2 - 1:
-                a = torch.relu(a)
-        loss = torch.nn.functional.cross_entropy(a, tt)
-        grads = torch.autograd.grad(loss, weights)
-        with torch.no_grad():
-            for p, g in zip(weights, grads, strict=True):
-                p -= LR * g
-        return [loss.detach(), *(p.detach() for p in weights)]
+        return torch_sgd_step(weights, xt, tt)
 
     return step
 

@@ -21,6 +21,24 @@ LR = 0.01
 Params = list[np.ndarray]
 
 
+def torch_sgd_step(weights: list[Any], xt: Any, tt: Any) -> list[Any]:
+    """One SGD step of the MLP in PyTorch (weights and biases alternate, ReLU between layers), on
+    whatever device the tensors are: the loss and the updated parameters, detached."""
+    import torch
+
+    a = xt
+    for layer in range(len(weights) // 2):
+        a = a @ weights[2 * layer] + weights[2 * layer + 1]
+        if layer < len(weights) // 2 - 1:
+            a = torch.relu(a)
+    loss = torch.nn.functional.cross_entropy(a, tt)
+    grads = torch.autograd.grad(loss, weights)
+    with torch.no_grad():
+        for p, g in zip(weights, grads, strict=True):
+            p -= LR * g
+    return [loss.detach(), *(p.detach() for p in weights)]
+
+
 def _setup(batch: int, widths: list[int]) -> tuple[Params, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(3)
     params: Params = []
@@ -107,17 +125,7 @@ def make(impl: str, batch: int, hidden: int) -> Run:
         xt, tt = torch.from_numpy(x), torch.from_numpy(targets)
 
         def run_torch() -> list[Any]:
-            a = xt
-            for layer in range(len(weights) // 2):
-                a = a @ weights[2 * layer] + weights[2 * layer + 1]
-                if layer < len(weights) // 2 - 1:
-                    a = torch.relu(a)
-            loss = torch.nn.functional.cross_entropy(a, tt)
-            grads = torch.autograd.grad(loss, weights)
-            with torch.no_grad():
-                for p, g in zip(weights, grads, strict=True):
-                    p -= LR * g
-            return [loss.detach().numpy(), *(p.detach().numpy() for p in weights)]
+            return [t.numpy() for t in torch_sgd_step(weights, xt, tt)]
 
         return run_torch
     if impl == "mygrad":
