@@ -155,9 +155,12 @@ def namespace(*arrays: Any) -> Namespace:
     return found if found is not None else library("numpy")
 
 
+_SCALARS = (np.generic, float, int)  # (a tuple: isinstance walks a `|` union more slowly)
+
+
 def as_array(value: Any) -> Any:
     """An op's result as an array: another library's array as it is, anything else through numpy."""
-    if isinstance(value, np.generic | float | int):  # numpy's scalar results (a total sum)
+    if isinstance(value, _SCALARS):  # numpy's scalar results (a total sum, a 0-d op's result)
         return np.asarray(value)
     return value if library_of(value) not in (None, _numpy()) else np.asarray(value)
 

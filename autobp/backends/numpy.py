@@ -12,29 +12,11 @@ from typing import Any
 import numpy as np
 
 from autobp.backends import namespace, numpy_nn
+from autobp.backends.interface import EXTRAS
 from autobp.backends.shapes import summed_axes
 
 NAME = "numpy"
-__all__ = [
-    "to_numpy",
-    "from_numpy",
-    "device",
-    "device_name",
-    "dtype_name",
-    "is_view",
-    "scatter_add",
-    "quiet",
-    "float_dtype",
-    "sliding_windows",
-    "pad",
-    # shape / indexing / linalg
-    "sum_kept",
-    "matmul_nt",
-    "matmul_tn",
-    "advanced_indexing",
-    "negative_steps",
-    "einsum",
-]
+__all__ = list(EXTRAS)  # every extra (autobp/backends/interface.py)
 
 
 def standard() -> Any:

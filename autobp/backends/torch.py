@@ -10,27 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends.interface import EXTRAS
+
 NAME = "torch"
-__all__ = [
-    "to_numpy",
-    "from_numpy",
-    "device",
-    "device_name",
-    "dtype_name",
-    "is_view",
-    "scatter_add",
-    "quiet",
-    "float_dtype",
-    "sliding_windows",
-    # shape / indexing / linalg
-    "sum_kept",
-    "matmul_nt",
-    "matmul_tn",
-    "advanced_indexing",
-    "negative_steps",
-    "einsum",
-    "pad",
-]
+__all__ = list(EXTRAS)  # every extra (autobp/backends/interface.py)
 
 
 def standard() -> Any:
