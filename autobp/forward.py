@@ -67,7 +67,7 @@ class Level:
 
 def _stale(tensor: Tensor) -> RuntimeError:
     return RuntimeError(
-        f"forward mode: tensor {tensor.dtype}{list(tensor.shape)} was modified in place after it received a "
+        f"forward mode: tensor {backends.describe(tensor)} was modified in place after it received a "
         "tangent, which no longer describes it; make the dual again after the change"
     )
 

@@ -80,7 +80,8 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
             else:
                 write(tensor.data, *arrays)
     except (ValueError, TypeError, IndexError) as error:
-        described = ", ".join(f"{np.asarray(a).dtype}{list(np.shape(a))}" for a in arrays)
+        # (a list operand as the array it becomes: describe() would print all of its elements)
+        described = ", ".join(backends.describe(np.asarray(a) if isinstance(a, list | tuple) else a) for a in arrays)
         kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(error, k))
         raise kind(f"{where}, operand {described}: {error}") from error
     tensor._version += 1
@@ -149,7 +150,8 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
     try:
         (_TORCH_WRITES[method] if method != "setitem" else write)(data, *arrays)
     except (ValueError, TypeError, IndexError, RuntimeError) as error:
-        described = ", ".join(backends.describe(a) for a in arrays)
+        # (a list operand as the array it becomes: describe() would print all of its elements)
+        described = ", ".join(backends.describe(np.asarray(a) if isinstance(a, list | tuple) else a) for a in arrays)
         kind = next(k for k in (IndexError, TypeError, ValueError, RuntimeError) if isinstance(error, k))
         if kind is RuntimeError:  # torch's cast and shape errors: a bad operand, as numpy says TypeError
             kind = TypeError if "cast" in str(error) else ValueError

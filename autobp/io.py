@@ -146,7 +146,7 @@ def _value(kind: str, array: np.ndarray, entry: str, target: backends.Namespace 
         return None
     # ab.save writes every scalar as a 0-d array of its own dtype kind
     if array.ndim != 0 or (kind in _SCALAR_KINDS and array.dtype.kind not in _SCALAR_KINDS[kind]):
-        raise LoadError(f"{entry} holds {array.dtype}{list(array.shape)}, which no {kind} entry of ab.save holds")
+        raise LoadError(f"{entry} holds {backends.describe(array)}, which no {kind} entry of ab.save holds")
     if kind == "scalar":
         return array[()]
     return {"float": float, "int": int, "bool": bool, "str": str}[kind](array.item())

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from autobp.backends import describe  # (formats error messages; no autograd)
+
 __all__ = [
     "sigmoid",
     "sigmoid_prime",
@@ -71,7 +73,7 @@ def _check(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], x: np.nd
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != n_in or y.shape[0] != n_out or x.shape[1] != y.shape[1]:
         raise ValueError(
             f"backprop: x must be (n_in={n_in}, m) and y (n_out={n_out}, m) with the same m; "
-            f"got x {x.dtype}{list(x.shape)} and y {y.dtype}{list(y.shape)}"
+            f"got x {describe(x)} and y {describe(y)}"
         )
 
 

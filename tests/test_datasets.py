@@ -119,6 +119,13 @@ def test_load_mnist_checks_the_files_agree(tmp_path: Path) -> None:
         load_mnist(tmp_path)
 
 
+def test_load_mnist_names_the_dtype_and_shape_it_refuses(tmp_path: Path) -> None:
+    fake_mnist(tmp_path)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((30, 28, 28), np.float32))
+    with pytest.raises(IDXError, match=r"got float32\[30, 28, 28\] and uint8\[30\]"):
+        load_mnist(tmp_path)
+
+
 def test_missing_files_say_how_to_get_them(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="download=True"):
         load_mnist(tmp_path)

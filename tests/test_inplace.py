@@ -154,10 +154,10 @@ def test_inplace_write_of_a_grad_operand_into_a_constant_is_refused() -> None:
         (lambda t: t.copy_(np.ones(4)), ValueError, r"copy_: .*\(4,\)"),
         (lambda t: t.fill_([1.0, 2.0]), ValueError, "fill_: value must be a scalar"),
         (lambda t: t.clamp_(), ValueError, "clamp_: give at least one"),
-        (lambda t: t.__setitem__(7, 1.0), IndexError, r"setitem: tensor float64\[3\].*out of bounds"),
+        (lambda t: t.__setitem__(7, 1.0), IndexError, r"setitem: tensor float64\[3\], operand float 1\.0: index 7"),
         (lambda t: t.__setitem__(slice(None), np.ones(5)), ValueError, "setitem: .*broadcast"),
-        (lambda t: ab.tensor([1, 2, 3]).div_(2), TypeError, r"div_: tensor int64\[3\].*cast"),
-        (lambda t: ab.tensor([1, 2, 3]).copy_([0.5, 1.0, 2.0]), TypeError, "copy_: tensor int64"),
+        (lambda t: ab.tensor([1, 2, 3]).div_(2), TypeError, r"div_: tensor int64\[3\], operand int 2: .*cast"),
+        (lambda t: ab.tensor([1, 2, 3]).copy_([0.5] * 3), TypeError, r"copy_: tensor int64\[3\], operand float64\[3\]"),
         (lambda t: ab.broadcast_to(ab.tensor(1.0), (3,)).add_(1.0), RuntimeError, "read-only"),
     ],
 )

@@ -164,6 +164,16 @@ def test_an_index_computed_from_the_inputs_runs_eagerly() -> None:
     assert list(taped.eager_reasons.values()) == ["a keyword argument of 'getitem' is computed from the inputs"]
 
 
+def test_a_read_whose_guard_keeps_failing_is_named_with_its_dtype_and_shape() -> None:
+    func = lambda x: (x * float(x.sum())).sum()  # noqa: E731 (a new value read on every call)
+    taped = ab.tape.value_and_grad(func)
+    for step in range(ab.tape.MAX_TRACES + 2):
+        x = np.array([1.0, 2.0 + step])
+        assert _same(taped(x)[1], ab.functional.value_and_grad(func)(ab.tensor(x))[1])
+    (reason,) = taped.eager_reasons.values()
+    assert f".item() of a {ab.backends.describe(ab.tensor([1.0, 2.0]).sum())} value" in reason  # float64[]
+
+
 def test_anomaly_mode_runs_eagerly() -> None:
     taped = ab.tape.value_and_grad(lambda x: (x * x).sum())
     with ab.detect_anomaly():

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from autobp.backends import describe
 from autobp.datasets.idx import IDXError, decompress, read_idx
 
 __all__ = [
@@ -80,7 +81,7 @@ def _validate(data: MNIST, where: str) -> MNIST:
         if images.ndim != 3 or images.dtype != np.uint8 or labels.ndim != 1 or labels.dtype != np.uint8:
             raise IDXError(
                 f"load_mnist: {where}: {split} images must be uint8 (n, rows, cols) and labels uint8 (n,), "
-                f"got {images.dtype}{list(images.shape)} and {labels.dtype}{list(labels.shape)}"
+                f"got {describe(images)} and {describe(labels)}"
             )
         if images.shape[0] != labels.shape[0]:
             raise IDXError(f"load_mnist: {where}: {images.shape[0]} {split} images but {labels.shape[0]} labels")

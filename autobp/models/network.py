@@ -206,7 +206,7 @@ class Network:
         if x.ndim != 2 or y.ndim != 2 or x.shape[0] != n_in or y.shape[0] != n_out or x.shape[1] != y.shape[1]:
             raise ValueError(
                 f"Network.backprop: x must be ({n_in}, m) and y ({n_out}, m) with the same m; "
-                f"got x {x.dtype}{list(x.shape)} and y {y.dtype}{list(y.shape)}"
+                f"got x {backends.describe(x)} and y {backends.describe(y)}"
             )
         if self._taped_cost is not None:
             cost, gradients = self._taped_cost.arrays(*self.biases, *self.weights, x, y)

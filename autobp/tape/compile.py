@@ -148,17 +148,16 @@ class Tape:
         for tensor, array, version in self.closures:
             if tensor.data is not array or tensor._version != version:
                 return (
-                    f"a Tensor the function reads but does not take as an argument ({tensor.dtype}"
-                    f"{list(tensor.shape)}) was changed in place or given a new array"
+                    f"a Tensor the function reads but does not take as an argument ({describe(tensor)}) "
+                    "was changed in place or given a new array"
                 )
         return None
 
 
 def describe_slot(recorder: Recorder, k: int) -> str:
     array = recorder.values[k]
-    if isinstance(array, np.ndarray | np.generic) or library_of(array) is None:
-        return f"{np.asarray(array).dtype}{list(np.shape(array))}"
-    return describe(array)
+    # (a Python number or a numpy scalar as the 0-d array it is in the trace)
+    return describe(array if library_of(array) is not None else np.asarray(array))
 
 
 def _numpy_like(value: Any) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends import describe
 from autobp.engine import grad as engine_grad
 from autobp.grad_mode import no_grad
 from autobp.graph import Node
@@ -172,7 +173,7 @@ def explain(
         raise TypeError(f"explain: loss must be a Tensor, got {type(loss).__name__}")
     if not loss.requires_grad or loss.grad_fn is None:
         raise ValueError(
-            f"explain: loss {loss.dtype}{list(loss.shape)} has no graph; compute it from tensors made with "
+            f"explain: loss {describe(loss)} has no graph; compute it from tensors made with "
             "requires_grad=True, outside ab.no_grad()"
         )
     if loss.size != 1:

@@ -1,0 +1,198 @@
+"""What keeps the arrays a node saved for backward unchanged, or tells when they changed.
+
+Which object owns an array's memory (numpy's ``base`` chain, torch's ``_base``), so that a view
+shares its input's version counter; copies of the arrays a caller could still write into (a
+constant operand, a keyword index); and, for another library's arrays, which have no read-only
+flag, the library's own write count (torch's ``_version``), checked before backward reads them.
+``autobp.graph.record`` calls these; the hot path reads them as its own module globals.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autobp import backends
+from autobp.grad_mode import _mode
+from autobp.tensor import Tensor
+from autobp.weak_scalar import WeakScalar
+
+if TYPE_CHECKING:
+    from autobp.graph import Node
+
+__all__ = [
+    "copy_array",
+    "new_view",
+    "is_foreign_array",
+    "share_storage",
+    "copy_writeable_arrays",
+    "freeze_kwargs",
+    "record_foreign",
+    "check_array_versions",
+]
+
+# A foreign array's saved write counts: the op's name, then (array, its write count, its role).
+ArrayVersions = tuple[str, tuple[tuple[Any, int, str], ...]]
+
+
+def _owner(array: Any) -> Any:
+    """The object that owns ``array``'s memory (numpy points a view of a view at the owner)."""
+    if type(array) is not np.ndarray:
+        return _foreign_owner(array)
+    base = array.base
+    while isinstance(base, np.ndarray):
+        array, base = base, base.base
+    return array
+
+
+def _foreign_owner(array: Any) -> Any:
+    """``_owner`` for another library's array: torch's ``_base`` is the tensor a view looks into
+    (the root already); cupy, like numpy, chains ``base``; array_api_strict has no views to ask about."""
+    if backends.library_name(array) == "torch":
+        base = array._base
+        return array if base is None else base
+    base = getattr(array, "base", None)
+    while base is not None and type(base) is type(array):
+        array, base = base, base.base
+    return array
+
+
+def copy_array(array: Any) -> Any:
+    """A copy of an array of any library (numpy's: writeable).
+
+    Shapes: the copy has ``array``'s shape and dtype.
+
+    >>> import numpy as np
+    >>> source = np.zeros(2)
+    >>> copy_array(source) is source
+    False
+    """
+    if type(array) is np.ndarray:
+        return array.copy()
+    return backends.namespace(array).asarray(array, copy=True)
+
+
+def new_view(array: Any) -> Any:
+    """A new array object on ``array``'s memory (a node never saves the object an op returned as its input)."""
+    if type(array) is np.ndarray:
+        return array.view()
+    if backends.library_name(array) == "torch":
+        return array.view_as(array)
+    return backends.namespace(array).reshape(array, array.shape)
+
+
+def is_foreign_array(value: Any) -> bool:
+    """Whether ``value`` is an array of a library other than numpy (a torch tensor, a cupy array...)."""
+    return type(value) is not np.ndarray and backends.library_of(value) is not None
+
+
+def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
+    """Give ``out`` the version counter of the input Tensor whose memory it views.
+
+    Called for op results that are views (``out.data.base`` is set): a slice, a reshape, a
+    transpose. A write through the base or any view is then seen by every node that saved one.
+    """
+    owner = _owner(out.data)
+    for value in args:
+        if isinstance(value, Tensor) and _owner(value.data) is owner:
+            out._share_storage_with(value)
+            return
+    for value in args:
+        writeable = value.flags.writeable if type(value) is np.ndarray else is_foreign_array(value)
+        if writeable and not isinstance(value, Tensor) and _owner(value) is owner:
+            # A view of the caller's array (ab.reshape(buffer, ...)), which has no counter: a graph
+            # saving the result would not see the caller refill the buffer. Copy, as record does.
+            copied = copy_array(out.data)
+            node = out.grad_fn
+            if node is not None:
+                node.out = copied
+                if type(copied) is np.ndarray:
+                    copied.setflags(write=False)
+                else:
+                    _save_array_versions(node, copied)  # (the node's output is the copy now)
+            out.data = copied
+            return
+
+
+def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
+    """A keyword value as the vjp will read it: Tensors noted with their version, arrays copied."""
+    if isinstance(value, Tensor):
+        tensors.append((value, value._version))
+    elif isinstance(value, np.ndarray):
+        if value.flags.writeable:  # the caller may write into it before backward
+            value = value.copy()
+            value.setflags(write=False)
+    elif is_foreign_array(value):  # (no read-only flag to set: the copy is the node's own)
+        value = copy_array(value)
+    elif isinstance(value, tuple):
+        return tuple([_frozen(part, tensors) for part in value])
+    elif isinstance(value, list):  # a list index, possibly nested
+        return [_frozen(part, tensors) for part in value]
+    elif type(value) is slice and not (_is_fixed(value.start) and _is_fixed(value.stop) and _is_fixed(value.step)):
+        # A bound given as a Tensor or a 0-d array (x[i:j]) can change in place after the op: the
+        # vjp must scatter into the elements the forward read, so it keeps the bounds as ints.
+        return slice(*[_fixed(b) for b in (value.start, value.stop, value.step)])
+    return value
+
+
+def _is_fixed(bound: Any) -> bool:
+    if bound is None or type(bound) is int:
+        return True
+    return not (isinstance(bound, Tensor | np.ndarray) or is_foreign_array(bound))
+
+
+def _fixed(bound: Any) -> Any:
+    return operator.index(bound.data if isinstance(bound, Tensor) else bound) if not _is_fixed(bound) else bound
+
+
+def freeze_kwargs(node: Node, kwargs: Mapping[str, Any]) -> None:
+    """Store ``kwargs`` on ``node`` as its vjp will read them (arrays copied, Tensors' versions noted)."""
+    tensors: list[tuple[Tensor, int]] = []
+    node.kwargs = {name: _frozen(value, tensors) for name, value in kwargs.items()}
+    if tensors:
+        node.kwarg_versions = tuple(tensors)
+
+
+def copy_writeable_arrays(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with each writeable numpy array copied (a constant the caller could refill before backward)."""
+    return tuple([v.copy() if type(v) is np.ndarray and v.flags.writeable else v for v in args])
+
+
+def record_foreign(node: Node) -> None:
+    """``record``'s care for another library's arrays: copy the array operands a caller could still
+    write into (as numpy's are copied), and note the write counts of the saved arrays where the
+    library keeps one (torch's ``_version``), so that backward sees writes through ``.data``."""
+    inputs = node._inputs or ()
+    if _mode.tape is None and any([not isinstance(v, Tensor) and is_foreign_array(v) for v in inputs]):
+        inputs = node._inputs = tuple(
+            [copy_array(v) if not isinstance(v, Tensor) and is_foreign_array(v) else v for v in inputs]
+        )
+    _save_array_versions(node, node.out)
+
+
+def _save_array_versions(node: Node, out: Any) -> None:
+    """Note the write counts of ``out`` (the node's output array) and of its input Tensors' arrays,
+    for libraries that count writes (torch); replaces what was noted before."""
+    entries = [(out, out._version, "its output")] if hasattr(out, "_version") else []
+    for i, value in enumerate(node._inputs or ()):
+        if isinstance(value, Tensor) and hasattr(value.data, "_version") and type(value) is not WeakScalar:
+            entries.append((value.data, value.data._version, f"input {i}"))
+    if entries:
+        node.array_versions = (node.op.name, tuple(entries))
+
+
+def check_array_versions(saved: ArrayVersions) -> None:
+    """Raise if an array a node saved was written since the op ran (read off the library's own
+    write count: a write through ``t.data``, or through a view sharing its memory)."""
+    name, entries = saved
+    for array, version, role in entries:
+        if array._version != version:
+            raise RuntimeError(
+                f"{name}: {role} ({backends.describe(array)}), saved for backward, was written in place "
+                f"after the op ran ({backends.library_name(array)} counts {array._version - version} write(s) "
+                "since), e.g. through .data or a view of its memory; gradients through it would be wrong. "
+                "Write into a copy (t.data.clone()), or recompute the graph after the change."
+            )

@@ -1,0 +1,92 @@
+"""A Python number among an op's inputs, as vjp rules see it when they build a graph themselves.
+
+``autobp.graph.Node.inputs`` wraps constants with ``constant_as_tensor``: a Python number becomes a
+``WeakScalar``, which computes as the number does (numpy's weak scalar rule), an array a Tensor.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from autobp import backends
+from autobp.tensor import Tensor
+
+__all__ = ["WeakScalar", "constant_as_tensor"]
+
+_PYTHON_NUMBERS = (bool, int, float, complex)
+
+
+def constant_as_tensor(value: Any, like: Any = None) -> Tensor:
+    """A constant input as a Tensor; a Python number as a ``WeakScalar`` in the library of the
+    array ``like`` (an op's output: the number then combines with the op's other arrays).
+
+    Shapes: ``value``'s shape; a number's is ().
+
+    >>> import numpy as np
+    >>> type(constant_as_tensor(2.0)).__name__, constant_as_tensor(np.ones(3)).shape
+    ('WeakScalar', (3,))
+    """
+    if type(value) not in _PYTHON_NUMBERS:
+        return Tensor._wrap(value)
+    scalar = WeakScalar(value)
+    if like is not None and type(like) is not np.ndarray and backends.library_of(like) is not None:
+        xp = backends.namespace(like)
+        scalar.data = xp.asarray(value, dtype=getattr(xp, str(scalar.data.dtype)), device=xp.device(like))
+    return scalar
+
+
+def _binary(apply: Callable[[Any, Any], Any], reflected: bool = False) -> Callable[[WeakScalar, Any], Any]:
+    def method(self: WeakScalar, other: Any) -> Any:
+        other = other.value if isinstance(other, WeakScalar) else other
+        return apply(other, self.value) if reflected else apply(self.value, other)
+
+    return method
+
+
+class WeakScalar(Tensor):
+    """A Python number among an op's inputs, as a vjp rule sees it with ``create_graph=True``.
+
+    Shapes: () (``data`` is a 0-d array, for code that inspects inputs). Arithmetic and
+    comparisons act on the number itself (``value``), as they do on the first-order path, so
+    numpy treats it as a weak scalar: ``grad * 3`` keeps a float32 ``grad`` float32. (A 0-d
+    array would promote it to float64.) Python's operator rules try a subclass's reflected method
+    first, so ``grad * y`` reaches ``y.__rmul__`` too.
+
+    >>> import numpy as np
+    >>> import autobp as ab
+    >>> x = ab.tensor(np.ones(2, np.float32), requires_grad=True)
+    >>> (g,) = ab.grad((x ** 3).sum(), [x], create_graph=True)  # the rule computes 3 * x ** 2
+    >>> g.dtype
+    dtype('float32')
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
+
+    __hash__ = Tensor.__hash__
+    __add__, __radd__ = _binary(operator.add), _binary(operator.add, True)
+    __sub__, __rsub__ = _binary(operator.sub), _binary(operator.sub, True)
+    __mul__, __rmul__ = _binary(operator.mul), _binary(operator.mul, True)
+    __truediv__, __rtruediv__ = _binary(operator.truediv), _binary(operator.truediv, True)
+    __pow__, __rpow__ = _binary(operator.pow), _binary(operator.pow, True)  # type: ignore[assignment]
+    __and__, __rand__ = _binary(operator.and_), _binary(operator.and_, True)
+    __or__, __ror__ = _binary(operator.or_), _binary(operator.or_, True)
+    __eq__, __ne__ = _binary(operator.eq), _binary(operator.ne)  # type: ignore[assignment]
+    __lt__, __le__ = _binary(operator.lt), _binary(operator.le)
+    __gt__, __ge__ = _binary(operator.gt), _binary(operator.ge)
+
+    def __neg__(self) -> Any:
+        return -self.value
+
+    def __abs__(self) -> Any:
+        return abs(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
