@@ -173,6 +173,9 @@ def test_describe_shows_dtype_shape_library_and_device() -> None:
     assert describe(np.ones(2, np.float32)) == "float32[2]"
     assert describe(2.0) == "float 2.0"
     assert describe(WeakScalar(2.0)) == "float64[]"  # a Tensor subclass: its array is shown
+    assert describe([1.5, 2.5]) == "list [1.5, 2.5]"
+    long = describe(list(range(10**5)))  # a long value is cut short, not pasted whole into a message
+    assert long.startswith("list [0, 1, 2") and long.endswith("...]") and len(long) < 80
     torch = pytest.importorskip("torch")
     assert describe(ab.tensor(torch.ones(2, 3))) == "torch float32[2, 3]"
 

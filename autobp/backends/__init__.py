@@ -14,6 +14,7 @@ With no array at all, the library is numpy.
 from __future__ import annotations
 
 import importlib
+import reprlib
 import types
 from typing import Any
 
@@ -186,6 +187,16 @@ def library_name(value: Any) -> str:
     return "numpy" if lib is None else lib.name
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def _short_repr(value: Any) -> str:
+    """``repr(value)`` cut short: an error message shows a long list's first items, not all of them."""
+    return _REPR.repr(value)
+
+
 def describe(value: Any) -> str:
     """How every error message shows a value: ``float64[3, 4]`` for numpy arrays and Tensors,
     ``torch float32[3] on cuda:0`` for other libraries' (and their Tensors), ``float 2.0`` for scalars.
@@ -201,7 +212,7 @@ def describe(value: Any) -> str:
     if lib is None:
         if isinstance(data, np.generic):
             return f"{data.dtype}[]"
-        return f"{type(value).__name__} {value!r}"
+        return f"{type(value).__name__} {_short_repr(value)}"
     shown = f"{lib.dtype_name(data.dtype)}{list(data.shape)}"
     if lib.name == "numpy":
         return shown
