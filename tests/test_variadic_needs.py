@@ -96,6 +96,16 @@ def test_a_rule_that_takes_needs_positionally_is_refused_by_name() -> None:
     assert total.op.variadic_rule is None
 
 
+def test_an_op_with_its_own_needs_argument_is_refused_by_name() -> None:
+    def forward(*xs: np.ndarray, needs: float = 1.0) -> np.ndarray:
+        """needs times the sum of the inputs."""
+        return needs * sum(xs)
+
+    clashing = _scratch_op("total_with_a_needs_keyword", forward)
+    with pytest.raises(TypeError, match=r"total_with_a_needs_keyword: .*argument named 'needs'.*rename"):
+        clashing.defvjp_variadic(lambda grad, out, *xs, needs: [grad for _ in xs])
+
+
 @contextlib.contextmanager
 def _counting(module: Any, name: str) -> Iterator[list[int]]:
     """How often the rules call ``module.name`` (an op) while active."""

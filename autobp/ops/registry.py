@@ -202,8 +202,14 @@ class OpDef:
         ``needs=None`` (a caller that does not say, such as ``autobp.viz.explain``) asks for every
         input. A rule that declares no ``needs`` keyword (written before it existed) is called
         without one and must compute every input's gradient; the engine drops those not needed.
+        A rule taking ``needs`` positionally, or an op with an argument of that name, is refused.
         ``plain_arrays`` as in ``defvjp``.
         """
+        if "needs" in inspect.signature(self.declared).parameters:
+            raise TypeError(
+                f"{self.name}: the op has an argument named 'needs', the keyword the engine passes its "
+                "variadic vjp rule (which inputs need a gradient); rename the op's argument"
+            )
         try:
             parameter = inspect.signature(rule).parameters.get("needs")
         except (TypeError, ValueError):  # a callable whose signature Python cannot read: no `needs`
