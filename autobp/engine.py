@@ -106,11 +106,15 @@ def _needs(value: Any) -> bool:
 
 def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[Any]:
     """The gradient of each input, from ``node``'s vjp rules applied to ``values`` (the inputs as
-    arrays or as Tensors); a rule runs only for an input that needs a gradient, else None."""
+    arrays or as Tensors); a rule runs only for an input that needs a gradient, else None.
+
+    A variadic rule is told which inputs need one (``needs``): ``values`` may be plain arrays,
+    which carry no ``requires_grad`` to read.
+    """
     opdef, kwargs = node.op, node.kwargs
-    if opdef.variadic_rule is not None:
-        return opdef.variadic_rule(g, out, *values, **kwargs)
     inputs = node._inputs or ()
+    if opdef.variadic_rule is not None:
+        return opdef.variadic_rule(g, out, *values, needs=tuple([_needs(x) for x in inputs]), **kwargs)
     return [rule(g, out, *values, **kwargs) if _needs(x) else None for rule, x in zip(opdef.rules, inputs, strict=True)]
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import collections
 import functools
 import string
+from collections.abc import Sequence
 from typing import Any
 
 from autobp.backends import as_array, describe, namespace
 from autobp.ops.registry import Hints, composite, op
-from autobp.ops.shape import broadcast_to, reshape, sum_to
+from autobp.ops.shape import array_of, broadcast_to, reshape, sum_to
 from autobp.tensor import Tensor
 
 
@@ -216,14 +217,16 @@ def einsum(subscripts: str, *operands: Any) -> Tensor:
 einsum.op = _einsum.op  # type: ignore[attr-defined]  # the registry entry, for tests and docs
 
 
-def _einsum_vjp(grad: Tensor, out: Tensor, *operands: Tensor, subscripts: str) -> list[Tensor | None]:
+def _einsum_vjp(
+    grad: Tensor, out: Tensor, *operands: Tensor, needs: Sequence[bool] | None = None, subscripts: str
+) -> list[Tensor | None]:
     # d/dx_k of sum(grad * einsum(...)) contracts grad with every other operand: an einsum from
     # the output's labels and the others' labels to x_k's labels.
     terms, output = _parse(subscripts, tuple(tuple(x.shape) for x in operands))
     spare = iter(c for c in _LABELS if c not in output and all(c not in t for t in terms))
     grads: list[Tensor | None] = []
-    for k, x in enumerate(operands):
-        if not x.requires_grad:
+    for k, (x, needed) in enumerate(zip(operands, needs or (True,) * len(operands), strict=True)):
+        if not needed:
             grads.append(None)
             continue
         specs, tensors = [output], [grad]
@@ -237,8 +240,11 @@ def _einsum_vjp(grad: Tensor, out: Tensor, *operands: Tensor, subscripts: str) -
             if label in target:
                 fresh = next(spare)
                 specs.append(label + fresh)
-                xp = namespace(grad.data)
-                tensors.append(Tensor._wrap(xp.eye(x.shape[position], dtype=grad.dtype, device=xp.device(grad.data))))
+                array = array_of(grad)
+                xp = namespace(array)
+                eye = xp.eye(x.shape[position], dtype=array.dtype, device=xp.device(array))
+                # (a constant: a Tensor beside a Tensor gradient, an array beside an array, first order)
+                tensors.append(Tensor._wrap(eye) if isinstance(grad, Tensor) else eye)
                 label = fresh
             target += label
         present = "".join(specs)
@@ -255,7 +261,7 @@ def _einsum_vjp(grad: Tensor, out: Tensor, *operands: Tensor, subscripts: str) -
     return grads
 
 
-_einsum.defvjp_variadic(_einsum_vjp, plain_arrays=False)  # reads .requires_grad
+_einsum.defvjp_variadic(_einsum_vjp, plain_arrays=True)
 
 
 def _einsum_jvp(tangents: list[Any], out: Tensor, *operands: Tensor, subscripts: str) -> Any:

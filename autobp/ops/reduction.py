@@ -23,7 +23,7 @@ from autobp import graph
 from autobp.backends import namespace
 from autobp.ops.elementwise import exp, quiet, where
 from autobp.ops.registry import Hints, op
-from autobp.ops.shape import broadcast_to, kept_shape, normalize_axes, reshape
+from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes, reshape
 from autobp.tensor import Tensor
 
 REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)})
@@ -54,7 +54,7 @@ def _reduction_jvp(vjp: Any) -> Any:
     """
 
     def jvp(tangent: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
-        data = out.data if isinstance(out, Tensor) else out
+        data = array_of(out)
         ones = namespace(data).ones_like(data)
         seed = Tensor._wrap(ones) if isinstance(out, Tensor) else ones
         partials = vjp(seed, out, x, axis, keepdims=keepdims, **kwargs)
@@ -171,13 +171,13 @@ def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 
     # d std/dx_i = (x_i - mean) / ((n - ddof) std); the safe denominator keeps nan out of second order.
     spread = _kept(out, x, axis)
     graph.mark_untapeable("std's gradient reads where the deviation is zero")
-    flat = spread.data == 0
+    flat = array_of(spread) == 0
     scaled = _kept(grad, x, axis) / where(flat, 1.0, spread)
     return where(flat, 0.0, scaled * _centered_scaled(x, axis, ddof, "std"))
 
 
-std.defvjp(_std_dx, plain_arrays=False)  # reads .data
-std.defjvp(_reduction_jvp(_std_dx), plain_arrays=False)
+std.defvjp(_std_dx, plain_arrays=True)
+std.defjvp(_reduction_jvp(_std_dx), plain_arrays=True)
 
 
 @op("prod", hints=NONZERO_REDUCTION)
@@ -197,12 +197,13 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     # d prod/dx_i = prod_{j != i} x_j, which is out / x_i when the slice holds no zero.
     grad, out = _kept(grad, x, axis), _kept(out, x, axis)
     graph.mark_untapeable("prod's gradient reads where the input is zero")
-    xp = namespace(x.data)
-    is_zero = x.data == 0
+    values = array_of(x)
+    xp = namespace(values)
+    is_zero = values == 0
     if not xp.any(is_zero):
         return grad * out / x
     axes = normalize_axes(axis, x.ndim, "prod")
-    zeros = xp.sum(xp.astype(is_zero, x.data.dtype), axis=axes, keepdims=True)  # how many per slice
+    zeros = xp.sum(xp.astype(is_zero, values.dtype), axis=axes, keepdims=True)  # how many per slice
     nonzero_product = prod(where(is_zero, 1.0, x), axis=axes, keepdims=True)
     # At a zero, the other elements' product is the nonzero product times the other zeros: 1 of
     # them (one zero), x_k (two zeros: the sum of zeros minus x_i, kept so that second order is
@@ -212,8 +213,8 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     return grad * where(is_zero, nonzero_product * other_zeros, out / where(is_zero, 1.0, x))
 
 
-prod.defvjp(_prod_dx, plain_arrays=False)  # reads .data
-prod.defjvp(_reduction_jvp(_prod_dx), plain_arrays=False)
+prod.defvjp(_prod_dx, plain_arrays=True)
+prod.defjvp(_reduction_jvp(_prod_dx), plain_arrays=True)
 
 
 @op("logsumexp", hints=REDUCTION)
@@ -267,15 +268,16 @@ def _extreme(name: str) -> Any:
         # 1/k at each of the k elements that reach the extreme, 0 elsewhere: piecewise constant.
         axes = normalize_axes(axis, x.ndim, name)
         graph.mark_untapeable(f"{name}'s gradient reads which elements reach the {name}imum")
-        xp = namespace(x.data)
-        hits = xp.astype(x.data == xp.reshape(out.data, kept_shape(x.shape, axes)), x.data.dtype)
+        values = array_of(x)
+        xp = namespace(values)
+        hits = xp.astype(values == xp.reshape(array_of(out), kept_shape(x.shape, axes)), values.dtype)
         ties = xp.sum(hits, axis=axes, keepdims=True)  # counts, exact in floats
         if xp.all(ties == 1):  # the common case, no ties: skip the division
             return _kept(grad, x, axis) * hits
         return _kept(grad, x, axis) * _share(hits, ties)
 
-    public.defvjp(vjp, plain_arrays=False)  # reads .data
-    public.defjvp(_reduction_jvp(vjp), plain_arrays=False)
+    public.defvjp(vjp, plain_arrays=True)
+    public.defjvp(_reduction_jvp(vjp), plain_arrays=True)
     return public
 
 

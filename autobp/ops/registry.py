@@ -193,7 +193,40 @@ class OpDef:
             self.defjvp(*rules, plain_arrays=plain_arrays)
 
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None:
-        """Set one rule returning the gradients of all inputs, for ops with any number of inputs."""
+        """Set one rule returning the gradients of all inputs, for ops with any number of inputs:
+        ``rule(grad, out, *inputs, needs, **kwargs) -> [gradient or None per input]``.
+
+        ``needs`` (keyword-only) holds one bool per input, True where the input needs a gradient:
+        the rule returns None for the others without computing them, and never reads
+        ``.requires_grad`` (on the fast path its inputs are plain arrays, which have none).
+        ``needs=None`` (a caller that does not say, such as ``autobp.viz.explain``) asks for every
+        input. A rule that declares no ``needs`` keyword (written before it existed) is called
+        without one and must compute every input's gradient; the engine drops those not needed.
+        A rule taking ``needs`` positionally, or an op with an argument of that name, is refused.
+        ``plain_arrays`` as in ``defvjp``.
+        """
+        if "needs" in inspect.signature(self.declared).parameters:
+            raise TypeError(
+                f"{self.name}: the op has an argument named 'needs', the keyword the engine passes its "
+                "variadic vjp rule (which inputs need a gradient); rename the op's argument"
+            )
+        try:
+            parameter = inspect.signature(rule).parameters.get("needs")
+        except (TypeError, ValueError):  # a callable whose signature Python cannot read: no `needs`
+            parameter = None
+        if parameter is None:
+            declared = rule
+
+            @functools.wraps(declared)
+            def without_needs(grad: Any, out: Any, *inputs: Any, needs: Any = None, **kwargs: Any) -> Sequence[Any]:
+                return declared(grad, out, *inputs, **kwargs)  # (the engine passes `needs` to every rule)
+
+            rule = without_needs
+        elif parameter.kind is not parameter.KEYWORD_ONLY:
+            raise TypeError(
+                f"{self.name}: defvjp_variadic's rule takes 'needs' as a {parameter.kind.description} "
+                "parameter; declare it keyword-only, after the inputs: rule(grad, out, *inputs, needs, **kwargs)"
+            )
         self.variadic_rule = rule
         self.plain_arrays = plain_arrays
 

@@ -42,6 +42,12 @@ def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def array_of(value: Any) -> Any:
+    """A Tensor's array, or an array as it is: what a vjp rule reads for the parts of its gradient
+    that are not differentiated (masks, comparisons, counts), on Tensors or, first order, on arrays."""
+    return value.data if isinstance(value, Tensor) else value
+
+
 def _shape(shape: Any) -> tuple[int, ...]:
     """A shape argument (an int, a list, a tuple) as a tuple of ints."""
     return (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(n) for n in shape)
@@ -196,14 +202,16 @@ def _concatenate(*xs: Any, axis: int | None = 0) -> Any:
     return namespace(*arrays).concat(arrays, axis=axis)
 
 
-def _concatenate_back(grad: Tensor, out: Tensor, *xs: Tensor, axis: int | None = 0) -> list[Tensor | None]:
+def _concatenate_back(
+    grad: Tensor, out: Tensor, *xs: Tensor, needs: Sequence[bool] | None = None, axis: int | None = 0
+) -> list[Tensor | None]:
     # Each input receives the slice of the gradient where its values went.
     sizes = [math.prod(x.shape) if axis is None else x.shape[axis] for x in xs]
     ends = list(accumulate(sizes))
     grads: list[Tensor | None] = []
-    for x, size, end in zip(xs, sizes, ends, strict=True):
+    for x, size, end, needed in zip(xs, sizes, ends, needs or (True,) * len(xs), strict=True):
         start = end - size
-        if not x.requires_grad:
+        if not needed:
             grads.append(None)
         elif axis is None:
             grads.append(reshape(getitem(grad, slice(int(start), int(end))), x.shape))
@@ -212,7 +220,7 @@ def _concatenate_back(grad: Tensor, out: Tensor, *xs: Tensor, axis: int | None =
     return grads
 
 
-_concatenate.defvjp_variadic(_concatenate_back, plain_arrays=False)  # reads .requires_grad
+_concatenate.defvjp_variadic(_concatenate_back, plain_arrays=True)
 
 
 def concatenate(tensors: Sequence[Any], axis: int | None = 0) -> Tensor:
@@ -237,13 +245,15 @@ def _stack(*xs: Any, axis: int = 0) -> Any:
     return namespace(*arrays).stack(arrays, axis=axis)
 
 
-def _stack_back(grad: Tensor, out: Tensor, *xs: Tensor, axis: int = 0) -> list[Tensor | None]:
+def _stack_back(
+    grad: Tensor, out: Tensor, *xs: Tensor, needs: Sequence[bool] | None = None, axis: int = 0
+) -> list[Tensor | None]:
     # Input i went to position i along the new axis.
     where = axis % out.ndim
-    return [getitem(grad, _along(where, i)) if x.requires_grad else None for i, x in enumerate(xs)]
+    return [getitem(grad, _along(where, i)) if needed else None for i, needed in enumerate(needs or (True,) * len(xs))]
 
 
-_stack.defvjp_variadic(_stack_back, plain_arrays=False)  # reads .requires_grad
+_stack.defvjp_variadic(_stack_back, plain_arrays=True)
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
