@@ -23,7 +23,7 @@ from autobp.method_table import NAMESAKE, binary, op, ops_named
 from autobp.tensor_data import check_requires_grad, copied_array
 
 if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these modules imports Tensor
-    from autobp import engine, graph, tensor_inplace, tensor_values
+    from autobp import engine, graph, hooks, tensor_inplace, tensor_values
     from autobp import ops as _ops
     from autobp.graph import Node
     from autobp.inplace import _inplace
@@ -195,15 +195,11 @@ class Tensor:
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
-        from autobp.hooks import register_hook
-
-        return register_hook(self, hook)
+        return hooks.register_hook(self, hook)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
-        from autobp.hooks import retain_grad
-
-        retain_grad(self)
+        hooks.retain_grad(self)
 
     # -- in-place ops: each bumps _version, so graphs that saved this tensor notice ----------
     def add_(self, other: Any) -> Tensor:
@@ -292,14 +288,11 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 
 
 def install_ops(ops: ModuleType) -> None:
-    """Give Tensor its methods that live elsewhere, and bind the modules Tensor delegates to.
-
-    Called once, by ``autobp/ops/__init__.py`` when every op is registered: the op table's entries
-    become the ops of ``ops``, and ``autobp.tensor_values`` and ``autobp.tensor_inplace`` add
-    their methods. Those modules import Tensor, so this module looks them up late instead of
-    importing them at its top.
+    """Give Tensor its methods from ``ops`` (the table) and from the method modules, and bind the
+    modules Tensor delegates to. Called once, by ``autobp/ops/__init__.py`` when every op is
+    registered; those modules import Tensor, so this module looks them up late.
     """
-    from autobp import engine, graph, inplace, tensor_inplace, tensor_values  # (engine needs the ops first)
+    from autobp import engine, graph, hooks, inplace, tensor_inplace, tensor_values  # (engine needs the ops)
 
-    globals().update(_ops=ops, engine=engine, graph=graph, _inplace=inplace._inplace)
+    globals().update(_ops=ops, engine=engine, graph=graph, hooks=hooks, _inplace=inplace._inplace)
     method_table.install(Tensor, ops, tensor_values, tensor_inplace)
