@@ -2,77 +2,33 @@
 
 Operators and methods are the ops of ``autobp.ops`` themselves (``t + u`` is ``ab.add(t, u)``,
 ``t.sum(1)`` is ``ab.sum(t, 1)``), listed in a table in the class body; the Tensor holds no math,
-so the engine and the ops stay the only places that touch arrays.
+so the engine and the ops stay the only places that touch arrays. Two groups of methods live in
+their own modules and are installed as they stand (``install_ops``): handing values to Python and
+numpy (``autobp.tensor_values``: repr, len, bool, float, ``__array__``...) and in-place assignment
+with its version counter (``autobp.tensor_inplace``); ``autobp.tensor_data`` turns the
+constructor's data into an array.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autobp import backends, grad_mode
+from autobp import backends, method_table
+from autobp.method_table import NAMESAKE, binary, op, ops_named
+from autobp.tensor_data import check_requires_grad, copied_array
 
 if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these modules imports Tensor
-    from autobp import engine, graph
+    from autobp import engine, graph, hooks, tensor_inplace, tensor_values
     from autobp import ops as _ops
     from autobp.graph import Node
-    from autobp.inplace import _inplace, _unwrap
+    from autobp.inplace import _inplace
 
 __all__ = ["Tensor", "tensor"]
-
-_NUMPY = backends.library("numpy")
-_Method = Callable[..., "Tensor"]
-_Operator = Callable[["Tensor", Any], "Tensor"]  # typed as a method, so mypy checks `t + u` and `t += u`
-
-
-class _OpEntry:
-    """An entry of Tensor's method table: op ``name`` (empty: the attribute's own name), its
-    operands swapped when ``reflected`` (``2 - t``). ``install_ops`` puts the op in its place."""
-
-    __slots__ = ("name", "reflected")
-
-    def __init__(self, name: str = "", reflected: bool = False) -> None:
-        self.name, self.reflected = name, reflected
-
-
-def _op(name: str = "") -> _Method:
-    return _OpEntry(name)  # type: ignore[return-value]
-
-
-def _ops_named(*names: str) -> tuple[_Method, ...]:
-    return tuple(_op(name) for name in names)
-
-
-def _binary(name: str) -> tuple[_Operator, _Operator]:
-    """The operator and its reflected twin (``__add__``, ``__radd__``) for op ``name``."""
-    return _op(name), _OpEntry(name, reflected=True)  # type: ignore[return-value]
-
-
-_NAMESAKE = _op()  # the op of the attribute's own name: ``exp = _NAMESAKE`` makes ``t.exp()`` ``ab.exp(t)``
-
-
-def _check_requires_grad(array: Any, what: str) -> None:
-    dtype = array.dtype
-    if not (dtype.kind == "f" if type(array) is np.ndarray else backends.namespace(array).float_dtype(dtype)):
-        raise TypeError(
-            f"{what}: only floating-point tensors can require gradients, got dtype {dtype}; "
-            "convert first, e.g. ab.tensor(data, dtype='float64', requires_grad=True)"
-        )
-
-
-def _foreign_dtype(xp: Any, dtype: Any) -> Any:
-    """``dtype`` (a numpy dtype or its name, or the library's own dtype) as library ``xp`` spells it."""
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:  # not a numpy dtype: the library's own (torch.float32)
-        return dtype
-    if not hasattr(xp, name):
-        raise TypeError(f"tensor: {xp.name} has no dtype {name}; use one of its own dtypes")
-    return getattr(xp, name)
 
 
 class Tensor:
@@ -111,19 +67,9 @@ class Tensor:
         if isinstance(data, Tensor):
             graph.note_read(data, "a copy into a new Tensor")  # the copy is a constant to a tape
             data = data.data
-        xp = None if isinstance(data, np.ndarray) else backends.library_of(data)  # (ndarray subclasses too)
-        if xp is not None and xp is not _NUMPY:  # another library's array keeps its library and device
-            array = xp.asarray(data, dtype=None if dtype is None else _foreign_dtype(xp, dtype), copy=True)
-        else:
-            try:
-                array = np.array(data, dtype=dtype, copy=True)
-            except (ValueError, TypeError) as error:  # ragged nesting, unknown dtype, unconvertible values
-                kind = TypeError if isinstance(error, TypeError) else ValueError
-                raise kind(f"tensor: cannot make a Tensor from {type(data).__name__}: {error}") from error
-            if array.dtype == object:
-                raise TypeError(f"tensor: cannot make a Tensor from {type(data).__name__} (numpy gives dtype object)")
+        array = copied_array(data, dtype)
         if requires_grad:
-            _check_requires_grad(array, "tensor")
+            check_requires_grad(array, "tensor")
         self.data = array
         self.requires_grad = bool(requires_grad)
         self.grad = None
@@ -144,27 +90,6 @@ class Tensor:
         tensor._vc = None
         tensor._hooks = None
         return tensor
-
-    @property
-    def _version(self) -> int:
-        """How many in-place writes this tensor's storage has seen (through it or any view)."""
-        counter = self._vc
-        return 0 if counter is None else counter[0]
-
-    @_version.setter
-    def _version(self, value: int) -> None:
-        counter = self._vc
-        if counter is None:
-            self._vc = [value]
-        else:
-            counter[0] = value
-
-    def _share_storage_with(self, base: Tensor) -> None:
-        """Make this tensor (a view of ``base``'s memory) use ``base``'s version counter."""
-        counter = base._vc
-        if counter is None:
-            counter = base._vc = [0]
-        self._vc = counter
 
     # -- array-like attributes -------------------------------------------------------------
     @property
@@ -233,75 +158,6 @@ class Tensor:
     def tolist(self) -> Any:
         return self._host(".tolist()").tolist()
 
-    def _host(self, how: str) -> np.ndarray:
-        """The data as a numpy array, for a value that goes into Python (a tape notes the read)."""
-        graph.note_read(self, how)
-        data = self.data
-        return data if type(data) is np.ndarray else backends.namespace(data).to_numpy(data)
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        graph.note_read(self, "__array__ (numpy reading the tensor)")
-        if type(self.data) is not np.ndarray:
-            raise TypeError(
-                f"numpy cannot read a {self.library} tensor in place (no silent copy to the host); "
-                "call t.numpy() for a host copy, or t.to('numpy')"
-            )
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
-
-    def __len__(self) -> int:
-        if self.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
-        return int(self.shape[0])
-
-    def __iter__(self) -> Iterator[Tensor]:
-        if self.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
-        for i in range(len(self)):
-            yield self[i]
-
-    def __bool__(self) -> bool:
-        if self.size != 1:
-            raise ValueError(
-                f"bool(): the truth value of a tensor of shape {self.shape} is ambiguous; reduce it "
-                "first, e.g. bool((t > 0).numpy().all())"
-            )
-        return bool(self._host("bool()"))
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
-
-    def __index__(self) -> int:
-        """A one-element integer tensor as a Python int (``range(t)``, ``items[t]``), as PyTorch allows."""
-        value = self._host("__index__").item() if self.size == 1 else None
-        if type(value) is not int:  # (a bool is no index either)
-            raise TypeError(
-                f"__index__: only one-element integer tensors can be used as an index, got {backends.describe(self)}"
-            )
-        return value
-
-    def __repr__(self) -> str:
-        data = self.data
-        extras = []
-        if type(data) is not np.ndarray:
-            xp = backends.namespace(data)
-            data = xp.to_numpy(data)
-            extras.append(f"library={xp.name}")
-            if xp.device_name(self.data) != "cpu":
-                extras.append(f"device={xp.device_name(self.data)}")
-        body = np.array2string(data, separator=", ", prefix="tensor(")
-        if data.dtype not in (np.float64, np.int64, np.bool_):
-            extras.append(f"dtype={data.dtype}")
-        if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{self.grad_fn.op.name}>")
-        elif self.requires_grad:
-            extras.append("requires_grad=True")
-        return "tensor(" + ", ".join([body, *extras]) + ")"
-
     # -- autograd --------------------------------------------------------------------------
     def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into every leaf's ``.grad``.
@@ -333,21 +189,17 @@ class Tensor:
         if not self.is_leaf:
             raise RuntimeError("requires_grad_: only leaf tensors can change requires_grad")
         if requires_grad:
-            _check_requires_grad(self.data, "requires_grad_")
+            check_requires_grad(self.data, "requires_grad_")
         self.requires_grad = requires_grad
         return self
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
-        from autobp.hooks import register_hook
-
-        return register_hook(self, hook)
+        return hooks.register_hook(self, hook)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
-        from autobp.hooks import retain_grad
-
-        retain_grad(self)
+        hooks.retain_grad(self)
 
     # -- in-place ops: each bumps _version, so graphs that saved this tensor notice ----------
     def add_(self, other: Any) -> Tensor:
@@ -386,50 +238,32 @@ class Tensor:
             raise ValueError("clamp_: give at least one of min and max")
         return _inplace(self, "clamp_", lambda out, lo, hi: np.clip(out, lo, hi, out=out), min, max)
 
-    def __setitem__(self, index: Any, value: Any) -> None:
-        index = tuple(_unwrap(i) for i in index) if isinstance(index, tuple) else _unwrap(index)
-        _inplace(self, "setitem", lambda out, item: out.__setitem__(index, item), value)
-
-    def _augmented(self, name: str, ufunc: Any, other: Any, op_name: str) -> Tensor:
-        # A graph tensor cannot change in place; ``y += 1`` then rebinds ``y`` to a new tensor,
-        # exactly what Python does for types without in-place operators. So does ``c += x``
-        # when x requires grad: writing into c would drop x's gradient.
-        if self.grad_fn is not None or (
-            isinstance(other, Tensor) and other.requires_grad and grad_mode.is_grad_enabled()
-        ):
-            return getattr(_ops, op_name)(self, other)  # type: ignore[no-any-return]
-        return _inplace(self, name, ufunc, other)
-
-    def __iadd__(self, other: Any) -> Tensor:
-        return self._augmented("+=", np.add, other, "add")
-
-    def __isub__(self, other: Any) -> Tensor:
-        return self._augmented("-=", np.subtract, other, "sub")
-
-    def __imul__(self, other: Any) -> Tensor:
-        return self._augmented("*=", np.multiply, other, "mul")
-
-    def __itruediv__(self, other: Any) -> Tensor:
-        return self._augmented("/=", np.true_divide, other, "div")
-
     # -- operators and numpy-like methods: the ops themselves, put in place by install_ops, so
     # ``t * u`` runs ab.mul(t, u) with no Python frame between (benchmarks/instructions.py w2) --
-    __add__, __radd__ = _binary("add")
-    __sub__, __rsub__ = _binary("sub")
-    __mul__, __rmul__ = _binary("mul")
-    __truediv__, __rtruediv__ = _binary("div")
-    __pow__, __rpow__ = _binary("pow")
-    __matmul__, __rmatmul__ = _binary("matmul")
-    __and__, __rand__ = _binary("logical_and")  # `flag & t`, as vjp rules on Python numbers write
-    __or__, __ror__ = _binary("logical_or")
-    __eq__, __ne__ = _ops_named("equal", "not_equal")  # type: ignore[assignment]  # elementwise, as numpy's
-    __lt__, __le__, __gt__, __ge__ = _ops_named("less", "less_equal", "greater", "greater_equal")
-    __neg__, __abs__, __invert__, __getitem__ = _ops_named("neg", "abs", "logical_not", "getitem")
-    exp = log = sin = cos = square = sqrt = tanh = sigmoid = relu = abs = clip = astype = _NAMESAKE
+    __add__, __radd__ = binary("add")
+    __sub__, __rsub__ = binary("sub")
+    __mul__, __rmul__ = binary("mul")
+    __truediv__, __rtruediv__ = binary("div")
+    __pow__, __rpow__ = binary("pow")
+    __matmul__, __rmatmul__ = binary("matmul")
+    __and__, __rand__ = binary("logical_and")  # `flag & t`, as vjp rules on Python numbers write
+    __or__, __ror__ = binary("logical_or")
+    __eq__, __ne__ = ops_named("equal", "not_equal")  # type: ignore[assignment]  # elementwise, as numpy's
+    __lt__, __le__, __gt__, __ge__ = ops_named("less", "less_equal", "greater", "greater_equal")
+    __neg__, __abs__, __invert__, __getitem__ = ops_named("neg", "abs", "logical_not", "getitem")
+    exp = log = sin = cos = square = sqrt = tanh = sigmoid = relu = abs = clip = astype = NAMESAKE
     # Reductions take numpy's keywords (axis=, keepdims=); PyTorch's dim= is an error saying so.
-    sum = mean = max = min = prod = var = std = logsumexp = argmax = argmin = _NAMESAKE
-    expand_dims = swapaxes = squeeze = flatten = dot = copy = _NAMESAKE
-    clone = _op("copy")
+    sum = mean = max = min = prod = var = std = logsumexp = argmax = argmin = NAMESAKE
+    expand_dims = swapaxes = squeeze = flatten = dot = copy = NAMESAKE
+    clone = op("copy")
+
+    if TYPE_CHECKING:  # installed by install_ops() as they stand in their modules (no wrapper frame)
+        _host, __array__, __repr__ = tensor_values._host, tensor_values.__array__, tensor_values.__repr__
+        __len__, __iter__, __bool__ = tensor_values.__len__, tensor_values.__iter__, tensor_values.__bool__
+        __float__, __int__, __index__ = tensor_values.__float__, tensor_values.__int__, tensor_values.__index__
+        __setitem__, __iadd__, __isub__ = tensor_inplace.__setitem__, tensor_inplace.__iadd__, tensor_inplace.__isub__
+        __imul__, __itruediv__ = tensor_inplace.__imul__, tensor_inplace.__itruediv__
+        _version, _share_storage_with = tensor_inplace._version, tensor_inplace._share_storage_with
 
     def __pos__(self) -> Tensor:
         return self
@@ -454,25 +288,11 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 
 
 def install_ops(ops: ModuleType) -> None:
-    """Make each entry of Tensor's method table the op of ``ops`` it names, and bind the modules
-    Tensor delegates to.
-
-    Called once, by ``autobp/ops/__init__.py`` when every op is registered. Those modules import
-    Tensor, so this module looks them up late instead of importing them at its top.
+    """Give Tensor its methods from ``ops`` (the table) and from the method modules, and bind the
+    modules Tensor delegates to. Called once, by ``autobp/ops/__init__.py`` when every op is
+    registered; those modules import Tensor, so this module looks them up late.
     """
-    from autobp import engine, graph, inplace  # loaded by now, but for engine, which needs the ops first
+    from autobp import engine, graph, hooks, inplace, tensor_inplace, tensor_values  # (engine needs the ops)
 
-    globals().update(_ops=ops, engine=engine, graph=graph, _inplace=inplace._inplace, _unwrap=inplace._unwrap)
-    for name, entry in list(vars(Tensor).items()):
-        if isinstance(entry, _OpEntry):
-            function = getattr(ops, entry.name or name)
-            setattr(Tensor, name, _swapped(function, name) if entry.reflected else function)
-
-
-def _swapped(function: Callable[..., Tensor], name: str) -> Callable[[Tensor, Any], Tensor]:
-    def reflected(self: Tensor, other: Any) -> Tensor:
-        return function(other, self)
-
-    reflected.__name__ = reflected.__qualname__ = name
-    reflected.__doc__ = f"The reflected operator: ``{function.__name__}(other, self)``."
-    return reflected
+    globals().update(_ops=ops, engine=engine, graph=graph, hooks=hooks, _inplace=inplace._inplace)
+    method_table.install(Tensor, ops, tensor_values, tensor_inplace)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+
 import numpy as np
 import pytest
 
 import autobp as ab
+from autobp import tensor_inplace, tensor_values
 
 
 def test_python_floats_become_float64_and_arrays_keep_their_dtype() -> None:
@@ -178,6 +182,35 @@ def test_operators_and_methods_are_the_ops_themselves() -> None:
         assert getattr(ab.Tensor, method) is function, method
     entries = [name for name, value in vars(ab.Tensor).items() if type(value).__name__ == "_OpEntry"]
     assert not entries, f"table entries left without their op: {entries}"
+
+
+METHOD_MODULES = (tensor_values, tensor_inplace)
+
+
+def test_methods_kept_in_other_modules_are_installed_as_they_stand() -> None:
+    # No wrapper frame either: Tensor's attribute is the module's function (or property) itself.
+    for module in METHOD_MODULES:
+        for name in module.TENSOR_METHODS:
+            assert vars(ab.Tensor)[name] is getattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_type_checkers_see_every_installed_method() -> None:
+    # Tensor's class body declares the installed methods under TYPE_CHECKING, so that mypy types
+    # user code that calls them; a method installed but not declared (or declared, not installed) fails.
+    (class_body,) = ast.parse(inspect.getsource(ab.Tensor)).body
+    assert isinstance(class_body, ast.ClassDef)
+    (declarations,) = [
+        node for node in class_body.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    ]
+    declared = {
+        target.id
+        for statement in declarations.body
+        if isinstance(statement, ast.Assign)
+        for assigned in statement.targets
+        for target in (assigned.elts if isinstance(assigned, ast.Tuple) else [assigned])
+        if isinstance(target, ast.Name)
+    }
+    assert declared == {name for module in METHOD_MODULES for name in module.TENSOR_METHODS}
 
 
 @pytest.mark.parametrize("method", sorted(REFLECTED))

@@ -1,0 +1,79 @@
+"""Tensor's augmented assignments (``t += u``), item assignment (``t[i] = v``) and the version
+counter that in-place writes bump (``_version``; ``_share_storage_with`` gives a view its base's).
+
+On a tensor outside any graph they write in place through ``autobp.inplace._inplace``, which
+refuses writes that would change values a graph saved and bumps the version counter. On a graph
+tensor, ``+=`` rebinds the name to a new tensor instead, as Python does for immutable types.
+They are Tensor's methods as they stand here (no wrapper frame on an optimizer's ``param -= ...``),
+installed by ``autobp.method_table.install``; Tensor's class body declares them for type checkers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autobp import grad_mode
+from autobp import ops as _ops
+from autobp.inplace import _inplace, _unwrap
+from autobp.tensor import Tensor
+
+TENSOR_METHODS = ("_version", "_share_storage_with", "__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__")
+
+
+def _get_version(self: Tensor) -> int:
+    """How many in-place writes this tensor's storage has seen (through it or any view)."""
+    counter = self._vc
+    return 0 if counter is None else counter[0]
+
+
+def _set_version(self: Tensor, value: int) -> None:
+    counter = self._vc
+    if counter is None:
+        self._vc = [value]
+    else:
+        counter[0] = value
+
+
+_version: property = property(_get_version, _set_version, doc=_get_version.__doc__)
+
+
+def _share_storage_with(self: Tensor, base: Tensor) -> None:
+    """Make this tensor (a view of ``base``'s memory) use ``base``'s version counter."""
+    counter = base._vc
+    if counter is None:
+        counter = base._vc = [0]
+    self._vc = counter
+
+
+def __setitem__(self: Tensor, index: Any, value: Any) -> None:
+    index = tuple(_unwrap(i) for i in index) if isinstance(index, tuple) else _unwrap(index)
+    _inplace(self, "setitem", lambda out, item: out.__setitem__(index, item), value)
+
+
+def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) -> Tensor:
+    # A graph tensor cannot change in place; ``y += 1`` then rebinds ``y`` to a new tensor,
+    # exactly what Python does for types without in-place operators. So does ``c += x``
+    # when x requires grad: writing into c would drop x's gradient.
+    if tensor.grad_fn is not None or (
+        isinstance(other, Tensor) and other.requires_grad and grad_mode.is_grad_enabled()
+    ):
+        return getattr(_ops, op_name)(tensor, other)  # type: ignore[no-any-return]
+    return _inplace(tensor, name, ufunc, other)
+
+
+def __iadd__(self: Tensor, other: Any) -> Tensor:
+    return _augmented(self, "+=", np.add, other, "add")
+
+
+def __isub__(self: Tensor, other: Any) -> Tensor:
+    return _augmented(self, "-=", np.subtract, other, "sub")
+
+
+def __imul__(self: Tensor, other: Any) -> Tensor:
+    return _augmented(self, "*=", np.multiply, other, "mul")
+
+
+def __itruediv__(self: Tensor, other: Any) -> Tensor:
+    return _augmented(self, "/=", np.true_divide, other, "div")

@@ -1,0 +1,112 @@
+"""Tensor's methods that hand its values to Python and numpy: ``repr``, ``len``, iteration,
+``bool``, ``float``, ``int``, ``__index__`` and ``__array__``.
+
+Each reads the values out of the graph, so a tape notes the read (``graph.note_read``). They are
+Tensor's methods as they stand here, installed by ``autobp.method_table.install`` (this module
+imports Tensor, so Tensor's module cannot import it); Tensor's class body declares them for type
+checkers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from autobp import backends, graph
+from autobp.tensor import Tensor
+
+TENSOR_METHODS = (
+    "_host",
+    "__array__",
+    "__len__",
+    "__iter__",
+    "__bool__",
+    "__float__",
+    "__int__",
+    "__index__",
+    "__repr__",
+)
+
+
+def _host(self: Tensor, how: str) -> np.ndarray:
+    """The data as a numpy array, for a value that goes into Python (a tape notes the read).
+
+    Shapes: the tensor's.
+    """
+    graph.note_read(self, how)
+    data = self.data
+    return data if type(data) is np.ndarray else backends.namespace(data).to_numpy(data)
+
+
+def __array__(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+    """The numpy array itself (numpy reading the tensor); refused for other libraries' arrays."""
+    graph.note_read(self, "__array__ (numpy reading the tensor)")
+    if type(self.data) is not np.ndarray:
+        raise TypeError(
+            f"numpy cannot read a {self.library} tensor in place (no silent copy to the host); "
+            "call t.numpy() for a host copy, or t.to('numpy')"
+        )
+    if dtype is not None and dtype != self.data.dtype:
+        return self.data.astype(dtype)
+    return self.data.copy() if copy else self.data
+
+
+def __len__(self: Tensor) -> int:
+    if self.ndim == 0:
+        raise TypeError("len() of a 0-d tensor")
+    return int(self.shape[0])
+
+
+def __iter__(self: Tensor) -> Iterator[Tensor]:
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    for i in range(len(self)):
+        yield self[i]
+
+
+def __bool__(self: Tensor) -> bool:
+    if self.size != 1:
+        raise ValueError(
+            f"bool(): the truth value of a tensor of shape {self.shape} is ambiguous; reduce it "
+            "first, e.g. bool((t > 0).numpy().all())"
+        )
+    return bool(_host(self, "bool()"))
+
+
+def __float__(self: Tensor) -> float:
+    return float(self.item())
+
+
+def __int__(self: Tensor) -> int:
+    return int(self.item())
+
+
+def __index__(self: Tensor) -> int:
+    """A one-element integer tensor as a Python int (``range(t)``, ``items[t]``), as PyTorch allows."""
+    value = _host(self, "__index__").item() if self.size == 1 else None
+    if type(value) is not int:  # (a bool is no index either)
+        raise TypeError(
+            f"__index__: only one-element integer tensors can be used as an index, got {backends.describe(self)}"
+        )
+    return value
+
+
+def __repr__(self: Tensor) -> str:
+    data = self.data
+    extras = []
+    if type(data) is not np.ndarray:
+        xp = backends.namespace(data)
+        data = xp.to_numpy(data)
+        extras.append(f"library={xp.name}")
+        if xp.device_name(self.data) != "cpu":
+            extras.append(f"device={xp.device_name(self.data)}")
+    body = np.array2string(data, separator=", ", prefix="tensor(")
+    if data.dtype not in (np.float64, np.int64, np.bool_):
+        extras.append(f"dtype={data.dtype}")
+    if self.grad_fn is not None:
+        extras.append(f"grad_fn=<{self.grad_fn.op.name}>")
+    elif self.requires_grad:
+        extras.append("requires_grad=True")
+    return "tensor(" + ", ".join([body, *extras]) + ")"
