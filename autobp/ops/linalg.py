@@ -218,14 +218,14 @@ einsum.op = _einsum.op  # type: ignore[attr-defined]  # the registry entry, for 
 
 
 def _einsum_vjp(
-    grad: Tensor, out: Tensor, *operands: Tensor, needs: Sequence[bool] | None = None, subscripts: str
+    grad: Tensor, out: Tensor, *operands: Tensor, needs: Sequence[bool], subscripts: str
 ) -> list[Tensor | None]:
     # d/dx_k of sum(grad * einsum(...)) contracts grad with every other operand: an einsum from
     # the output's labels and the others' labels to x_k's labels.
     terms, output = _parse(subscripts, tuple(tuple(x.shape) for x in operands))
     spare = iter(c for c in _LABELS if c not in output and all(c not in t for t in terms))
     grads: list[Tensor | None] = []
-    for k, (x, needed) in enumerate(zip(operands, needs or (True,) * len(operands), strict=True)):
+    for k, (x, needed) in enumerate(zip(operands, needs, strict=True)):
         if not needed:
             grads.append(None)
             continue

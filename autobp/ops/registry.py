@@ -199,8 +199,8 @@ class OpDef:
         ``needs`` (keyword-only) holds one bool per input, True where the input needs a gradient:
         the rule returns None for the others without computing them, and never reads
         ``.requires_grad`` (on the fast path its inputs are plain arrays, which have none).
-        ``needs=None`` (a caller that does not say, such as ``autobp.viz.explain``) asks for every
-        input. A rule that declares no ``needs`` keyword (written before it existed) is called
+        Every caller (the engine's two paths, ``autobp.viz.explain``) passes it. A rule that
+        declares no ``needs`` keyword (written before it existed) is called
         without one and must compute every input's gradient; the engine drops those not needed.
         A rule taking ``needs`` positionally, or an op with an argument of that name, is refused.
         ``plain_arrays`` as in ``defvjp``.

@@ -203,13 +203,13 @@ def _concatenate(*xs: Any, axis: int | None = 0) -> Any:
 
 
 def _concatenate_back(
-    grad: Tensor, out: Tensor, *xs: Tensor, needs: Sequence[bool] | None = None, axis: int | None = 0
+    grad: Tensor, out: Tensor, *xs: Tensor, needs: Sequence[bool], axis: int | None = 0
 ) -> list[Tensor | None]:
     # Each input receives the slice of the gradient where its values went.
     sizes = [math.prod(x.shape) if axis is None else x.shape[axis] for x in xs]
     ends = list(accumulate(sizes))
     grads: list[Tensor | None] = []
-    for x, size, end, needed in zip(xs, sizes, ends, needs or (True,) * len(xs), strict=True):
+    for x, size, end, needed in zip(xs, sizes, ends, needs, strict=True):
         start = end - size
         if not needed:
             grads.append(None)
@@ -245,12 +245,10 @@ def _stack(*xs: Any, axis: int = 0) -> Any:
     return namespace(*arrays).stack(arrays, axis=axis)
 
 
-def _stack_back(
-    grad: Tensor, out: Tensor, *xs: Tensor, needs: Sequence[bool] | None = None, axis: int = 0
-) -> list[Tensor | None]:
+def _stack_back(grad: Tensor, out: Tensor, *xs: Tensor, needs: Sequence[bool], axis: int = 0) -> list[Tensor | None]:
     # Input i went to position i along the new axis.
     where = axis % out.ndim
-    return [getitem(grad, _along(where, i)) if needed else None for i, needed in enumerate(needs or (True,) * len(xs))]
+    return [getitem(grad, _along(where, i)) if needed else None for i, needed in enumerate(needs)]
 
 
 _stack.defvjp_variadic(_stack_back, plain_arrays=True)

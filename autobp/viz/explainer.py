@@ -108,7 +108,8 @@ def _rule_gradients(node: Node, incoming: np.ndarray) -> list[np.ndarray | None]
     grad, out = Tensor._wrap(incoming), Tensor._wrap(node.out)
     with no_grad():
         if node.op.variadic_rule is not None:
-            results = list(node.op.variadic_rule(grad, out, *inputs, **node.kwargs))
+            needs = tuple([tensor.requires_grad for tensor in inputs])
+            results = list(node.op.variadic_rule(grad, out, *inputs, needs=needs, **node.kwargs))
         else:
             results = [
                 rule(grad, out, *inputs, **node.kwargs) if tensor.requires_grad else None
