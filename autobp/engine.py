@@ -131,7 +131,8 @@ def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any
     out, kwargs = node.out, node.kwargs
     versions, rare = node.versions, node._rare
     try:
-        if len(inputs) == 1 and rules:  # (no rules: a variadic one)
+        count = len(inputs) if rules else 0  # (no rules: a variadic one, run below)
+        if count == 1:
             x = inputs[0]  # the only input of a recorded node requires grad
             counter = x._vc
             if rare is not None or (
@@ -140,7 +141,7 @@ def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any
                 _check_versions(node, inputs)
             # (a call with `**` misses the interpreter's inlined call of a Python function: only when needed)
             return (rules[0](g, out, x.data, **kwargs) if kwargs else rules[0](g, out, x.data),)
-        if len(inputs) == 2 and rules:
+        if count == 2:
             x, y = inputs
             x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
             if rare is not None or (

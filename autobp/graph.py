@@ -32,6 +32,7 @@ from autobp.storage import (
     record_foreign,
 )
 from autobp.storage import copy_array as copy_array
+from autobp.storage import is_foreign_view as is_foreign_view
 from autobp.storage import share_storage as share_storage
 from autobp.tape_notes import (
     TapeError,
@@ -207,7 +208,15 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
                 saved = copy_writeable_arrays(args)
     # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
     out = _new_object(Tensor)
-    out.data = result if type(result) is np.ndarray else backends.as_array(result)
+    numpy_result = type(result) is np.ndarray
+    if not numpy_result:
+        if isinstance(result, np.generic):  # numpy's scalar results (every op of W4's 0-d chain): inline,
+            result = np.asarray(result)  # as_array's frame cost W4 3% in instructions
+            numpy_result = True
+        else:
+            result = backends.as_array(result)
+            numpy_result = type(result) is np.ndarray  # (a Python number's result is numpy's)
+    out.data = result
     out.requires_grad = True
     out.grad = None
     out.name = None
@@ -219,7 +228,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     node.op = opdef
     node._inputs = saved
     node.kwargs = kwargs or NO_KWARGS
-    node.out = out.data
+    node.out = result
     # The versions to check before backward; a node whose inputs are all at version 0 keeps none.
     node.versions = _versions(saved) if versioned else None
     node._rare = None
@@ -228,10 +237,14 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     if _anomaly_hook is not None:
         _anomaly_hook(node)
     # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).
-    if type(out.data) is np.ndarray:
-        out.data.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
+    if numpy_result:
+        result.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
+        if result.base is not None:  # a view of an input's memory: one storage, one version counter
+            share_storage(out, args)
     else:  # other libraries have no read-only flag (docs/arrays.md)
         record_foreign(node)
+        if is_foreign_view(result):
+            share_storage(out, args)
     return out
 
 

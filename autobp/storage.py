@@ -89,6 +89,11 @@ def is_foreign_array(value: Any) -> bool:
     return type(value) is not np.ndarray and backends.library_of(value) is not None
 
 
+def is_foreign_view(data: Any) -> bool:
+    """Whether another library's array is a view of another array's memory."""
+    return bool(backends.namespace(data).is_view(data))
+
+
 def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
     """Give ``out`` the version counter of the input Tensor whose memory it views.
 

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy import ndarray
 
-from autobp import backends, graph
+from autobp import graph
 from autobp.backends import describe
 from autobp.backends import numpy as numpy_backend
 from autobp.forward import linear_jvp, propagate
@@ -311,10 +311,6 @@ def _all_numpy(args: tuple[Any, ...]) -> bool:
     return True
 
 
-def _is_foreign_view(data: Any) -> bool:
-    return backends.namespace(data).is_view(data)
-
-
 def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     """The function users call: unwrap Tensors, run the forward, record a node when needed.
 
@@ -322,6 +318,7 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
     """
     forward, arity, differentiable, mode = opdef.forward, opdef.arity, opdef.differentiable, graph._mode
     record, wrap, share_storage = graph.record, Tensor._wrap, graph.share_storage
+    is_foreign_view = graph.is_foreign_view
     # numpy's fast forward (backends/numpy.py), taken when every array argument is a numpy array.
     fast = opdef.numpy_forward
     special = fast is not forward
@@ -362,7 +359,7 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
                 if numpy_only and not isinstance(value, _NUMPY_LIKE):
                     numpy_only = False
         try:
-            result = (fast if special and numpy_only else forward)(*arrays, **kwargs)
+            result = (fast if numpy_only else forward)(*arrays, **kwargs)  # (fast is forward if none)
         except (ValueError, TypeError, IndexError) as error:
             _raise_with_context(opdef, error, args)
         except RuntimeError as error:  # torch reports shape errors as RuntimeError: name the op there too
@@ -370,16 +367,16 @@ def _make_public(opdef: OpDef) -> Callable[..., Tensor]:
                 raise
             _raise_with_context(opdef, error, args)
         if needs_grad and differentiable and mode.enabled:
-            out = record(opdef, result, args, kwargs)  # (a returned input becomes a view there)
+            out = record(opdef, result, args, kwargs)  # (views of inputs: handled there, as below)
         else:
             for array in arrays:
                 if array is result:  # an op returned its input (squeeze, sum_to): a view, to share its counter
                     result = graph.new_view(result)
                     break
             out = wrap(result)
-        data = out.data
-        if data.base is not None if type(data) is ndarray else not numpy_only and _is_foreign_view(data):
-            share_storage(out, args)  # a view of an input's memory: one storage, one version counter
+            data = out.data
+            if data.base is not None if type(data) is ndarray else not numpy_only and is_foreign_view(data):
+                share_storage(out, args)  # a view of an input's memory: one storage, one version counter
         if mode.tape is not None:  # a taped function is being traced (autobp.tape); before the
             mode.tape.record(opdef, args, kwargs, out)  # tangent's ops, which read out's slot
         if mode.forward is not None:  # forward mode is on (autobp.forward): carry the tangents
