@@ -9,7 +9,9 @@ without Python's start-up and autobp's import), for two commits, to compare a sm
 
 Kinds: ``eager`` and ``taped`` are W1's [784, 30, 10] step on one mini-batch of 10 (the seed's
 ``Network``, graph built every step or replayed from a tape); ``w2`` is W2's elementwise chain
-(50 ops of ``sin``/``* 0.9``/``+ 0.1``/``tanh`` on 10 elements, forward and backward).
+(50 ops of ``sin``/``* 0.9``/``+ 0.1``/``tanh`` on 10 elements, forward and backward); ``w4`` is
+W4's scalar chain at 1,000 ops (forward and backward). ``benchmarks/opcodes.py`` counts the same
+steps in Python opcodes per function, without valgrind.
 """
 
 from __future__ import annotations
@@ -44,7 +46,16 @@ def run(kind: str, steps: int) -> np.ndarray:
             (g,) = ab.grad(z.sum(), [x])
             grad = g.data
         return grad
-    raise ValueError(f"instructions: unknown kind {kind!r}; use eager, taped or w2")
+    if kind == "w4":
+        from benchmarks.w4_scalar_chain import _framework_chain
+
+        grad = np.zeros(())
+        for _ in range(steps):
+            x = ab.tensor(0.5, requires_grad=True)
+            (g,) = ab.grad(_framework_chain(x, 1000), [x])
+            grad = g.data
+        return grad
+    raise ValueError(f"instructions: unknown kind {kind!r}; use eager, taped, w2 or w4")
 
 
 if __name__ == "__main__":

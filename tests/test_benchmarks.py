@@ -126,3 +126,17 @@ def test_instruction_count_workloads_compute_what_they_claim() -> None:
     np.testing.assert_allclose(instructions.run("w2", 1), grad, rtol=1e-12)
     with pytest.raises(ValueError, match="unknown kind"):
         instructions.run("w9", 1)
+    # W4's chain: d/dx of alternating (* c, + s) over 1,000 ops is c ** 500.
+    np.testing.assert_allclose(instructions.run("w4", 1), 1.0000001**500, rtol=1e-12)
+
+
+def test_opcode_counts_are_exact_and_name_the_hot_functions(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import opcodes
+
+    first, second = opcodes.count("w2", 1), opcodes.count("w2", 1)
+    assert first == second  # the same step runs the same opcodes: no noise to average out
+    assert first[("ops/registry.py", "public")] > 0 and first[("graph.py", "record")] > 0
+    assert sum(opcodes.count("w2", 3).values()) == 3 * sum(first.values())  # per step, setup left out
+    opcodes.main(["w2", "1", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("w2: ") and len(lines) == 4
