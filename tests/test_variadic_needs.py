@@ -170,19 +170,23 @@ def test_einsum_with_a_repeated_label_on_arrays_matches_numpy() -> None:
     np.testing.assert_allclose(grads[0], expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["concatenate", "stack", "einsum", "std", "prod", "max", "min"])
+_Y = np.array([[2.0, 1.0, 0.0], [1.0, 1.0, 2.5]])  # no gradient: the variadic rules get needs=(.., False)
+_FORMER_TENSOR_ONLY = {
+    "concatenate": lambda x, y: ab.concatenate([x, y], axis=0),
+    "stack": lambda x, y: ab.stack([y, x]),
+    "einsum": lambda x, y: ab.einsum("ij,kj->ik", x, y),
+    "std": lambda x, y: ab.std(x, axis=1, ddof=1),
+    "prod": lambda x, y: ab.prod(x, axis=0),
+    "max": lambda x, y: ab.max(x, axis=1),
+    "min": lambda x, y: ab.min(x),
+}
+
+
+@pytest.mark.parametrize("name", list(_FORMER_TENSOR_ONLY))
 def test_former_tensor_only_rules_take_the_fast_path(name: str) -> None:
     x = ab.tensor([[1.0, 3.0, 2.0], [0.5, -1.0, 4.0]], requires_grad=True)
-    y = ab.tensor([[2.0, 1.0, 0.0], [1.0, 1.0, 2.5]])  # no gradient: the variadic rules get needs=(.., False)
-    out = {
-        "concatenate": lambda: ab.concatenate([x, y], axis=0),
-        "stack": lambda: ab.stack([y, x]),
-        "einsum": lambda: ab.einsum("ij,kj->ik", x, y),
-        "std": lambda: ab.std(x, axis=1, ddof=1),
-        "prod": lambda: ab.prod(x, axis=0),
-        "max": lambda: ab.max(x, axis=1),
-        "min": lambda: ab.min(x),
-    }[name]()
+    y = ab.tensor(_Y)
+    out = _FORMER_TENSOR_ONLY[name](x, y)
     grads, fast_nodes = _walk_both_ways((out * out).sum(), [x])
     assert name in fast_nodes
     # The gradient by central differences (every op here is smooth at these distinct values).
@@ -192,16 +196,7 @@ def test_former_tensor_only_rules_take_the_fast_path(name: str) -> None:
             shifted = flat.copy()
             shifted[i] += sign * eps
             with ab.no_grad():
-                x_shifted = ab.tensor(shifted.reshape(2, 3))
-                value = {
-                    "concatenate": lambda: ab.concatenate([x_shifted, y], axis=0),
-                    "stack": lambda: ab.stack([y, x_shifted]),
-                    "einsum": lambda: ab.einsum("ij,kj->ik", x_shifted, y),
-                    "std": lambda: ab.std(x_shifted, axis=1, ddof=1),
-                    "prod": lambda: ab.prod(x_shifted, axis=0),
-                    "max": lambda: ab.max(x_shifted, axis=1),
-                    "min": lambda: ab.min(x_shifted),
-                }[name]()
+                value = _FORMER_TENSOR_ONLY[name](ab.tensor(shifted.reshape(2, 3)), y)
             numeric[i] += sign * float((value * value).sum().item()) / (2 * eps)
     np.testing.assert_allclose(grads[0].ravel(), numeric, rtol=1e-6, atol=1e-6)
 
