@@ -1,0 +1,68 @@
+"""The reverse walk's errors and warnings, each naming the op, the tensor and what to do."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from autobp import backends, graph
+from autobp.graph import Node
+from autobp.tensor import Tensor
+
+__all__ = [
+    "describe_tensor",
+    "freed_error",
+    "modified_error",
+    "wrong_shape_error",
+    "warn_grad_cycle",
+    "explain_in_anomaly_mode",
+]
+
+
+def describe_tensor(tensor: Tensor) -> str:
+    return f"tensor {backends.describe(tensor)}"
+
+
+def freed_error(node: Node) -> RuntimeError:
+    return RuntimeError(
+        f"backward through op '{node.op.name}' a second time: its saved values were freed after the "
+        "first backward. Pass retain_graph=True to the first backward (or ab.grad) to keep them."
+    )
+
+
+def modified_error(what: str, node: Node, tensor: Tensor, saved: int) -> RuntimeError:
+    return RuntimeError(
+        f"{node.op.name}: {what} ({describe_tensor(tensor)}) was modified in place after the op ran "
+        f"(saved at version {saved}, now version {tensor._version}), through it or a view of its storage; "
+        "gradients through it would be wrong. Use an out-of-place op, or .clone() first."
+    )
+
+
+def wrong_shape_error(grad: Any, tensor: Tensor, node: Any, inputs: Sequence[Any]) -> ValueError:
+    """The error for a vjp rule whose gradient cannot be summed back to its input's shape."""
+    name = getattr(getattr(node, "op", None), "name", "backward")
+    index = next(i for i, value in enumerate(inputs) if value is tensor)
+    return ValueError(
+        f"{name}: the vjp rule for input {index} returned a gradient of shape {tuple(grad.shape)}, "
+        f"which is not that input's shape {tuple(tensor.shape)} nor broadcast from it"
+    )
+
+
+def warn_grad_cycle() -> None:
+    warnings.warn(
+        "backward(create_graph=True) stored gradients that carry their own graph in .grad; that graph "
+        "refers back to the leaves, a reference cycle that keeps it alive until the garbage collector "
+        "runs. Prefer ab.grad(..., create_graph=True), which never writes .grad, or set .grad = None "
+        "when done with it.",
+        UserWarning,
+        stacklevel=5,
+    )
+
+
+def explain_in_anomaly_mode(node: Node, error: Exception) -> None:
+    """In anomaly mode, replace a backward error by one naming the op and its forward's line."""
+    if graph._anomaly_hook is not None:
+        from autobp.anomaly import explain
+
+        raise explain(node, error) from error

@@ -1,0 +1,52 @@
+"""The seeds of a reverse walk: ``backward``'s ``gradient`` and ``grad``'s ``grad_outputs``, checked.
+
+Shapes: each seed has its output's shape; a scalar output's default seed is a one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from autobp import backends, graph
+from autobp.engine_errors import describe_tensor
+from autobp.tensor import Tensor
+
+__all__ = ["seed_grads"]
+
+
+def seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, what: str) -> list[Tensor]:
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"{what}: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    seeds = []
+    for out, g in zip(outputs, grad_outputs, strict=True):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{what}: outputs must be Tensors, got {type(out).__name__}")
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"{what}: output {describe_tensor(out)} does not require grad; did you forget "
+                "requires_grad=True on an input, or compute it under ab.no_grad()?"
+            )
+        if g is None:
+            if math.prod(out.data.shape) != 1:  # (a torch tensor's size is a method)
+                raise RuntimeError(
+                    f"{what}: output {describe_tensor(out)} is not a scalar; pass a gradient of its shape "
+                    "(grad_outputs / gradient=) or reduce it first, e.g. out.sum().backward()"
+                )
+            if type(out.data) is np.ndarray:
+                ones = np.empty(out.data.shape, out.data.dtype)  # np.ones without its Python frame
+                ones.fill(1)
+            else:
+                ones = backends.namespace(out.data).ones_like(out.data)
+            g = Tensor._wrap(ones)
+        elif not isinstance(g, Tensor) or type(g.data) is not type(out.data):
+            g = graph.as_gradient(g, out, what)  # in the output's library (another library's: an error)
+        if g.data.shape != out.data.shape:  # (the arrays' shapes: no property calls)
+            raise ValueError(f"{what}: gradient shape {g.shape} does not match output shape {out.shape}")
+        seeds.append(g)
+    return seeds

@@ -1,0 +1,134 @@
+"""The public function of an op (``ab.mul``): unwrap Tensors, run the forward, record a node.
+
+``make_public`` builds it from an ``OpDef``; it is the hottest path of the library (every op call,
+and every op a vjp rule calls on the fast path), so what it reads per call is a closure variable or
+a global of this module, never an attribute of another module. Its errors name the op and the
+inputs (``raise_with_context``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy import ndarray
+
+from autobp import graph
+from autobp.backends import describe
+from autobp.forward import propagate
+from autobp.ops.opdef import OpDef
+from autobp.tensor import Tensor
+
+__all__ = ["make_public", "raise_with_context", "NUMPY_LIKE"]
+
+
+# PyTorch's keyword -> numpy's, which autobp uses: named when a call fails on the former.
+TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims"}
+
+
+def raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -> None:
+    if opdef.explain is not None and isinstance(error, ValueError):  # the op's own account of bad shapes
+        opdef.explain(*[value.data if isinstance(value, Tensor) else value for value in inputs])
+    if str(error).startswith(f"{opdef.name}: "):  # the forward named itself already
+        raise error
+    shown = ", ".join(describe(x) for x in inputs)
+    message = f"{opdef.name}: {error} (inputs: {shown})"
+    if isinstance(error, TypeError):  # PyTorch's dim=/keepdim=: say numpy's spelling, which autobp uses
+        spellings = TORCH_SPELLINGS.items()
+        wrong = [f"{numpy}= instead of {torch}=" for torch, numpy in spellings if f"'{torch}'" in message]
+        if wrong:
+            message += "; autobp uses numpy's keywords: write " + ", ".join(wrong)
+    try:
+        new = type(error)(message)
+    except Exception:  # types with unusual constructors (numpy's UFuncTypeError): keep the builtin kind
+        kinds = (TypeError, IndexError, ValueError, RuntimeError)
+        new = next(kind for kind in kinds if isinstance(error, kind))(message)
+    raise new from error
+
+
+# Arguments that a numpy fast forward takes as numpy would: the arrays are checked by type.
+NUMPY_LIKE = (float, ndarray, int, np.generic, complex, list, tuple, type(None))  # (common first)
+
+
+def all_numpy(args: tuple[Any, ...]) -> bool:
+    for value in args:  # noqa: SIM110  (a loop, not all() over a generator: one frame fewer per call)
+        if type(value) is not ndarray and not isinstance(value, NUMPY_LIKE):
+            return False
+    return True
+
+
+def make_public(opdef: OpDef) -> Callable[..., Tensor]:
+    """The function users call: unwrap Tensors, run the forward, record a node when needed.
+
+    This is the hottest path of the library, so the op's fields are bound as closure variables.
+    """
+    forward, arity, differentiable, mode = opdef.forward, opdef.arity, opdef.differentiable, graph._mode
+    record, wrap, share_storage = graph.record, Tensor._wrap, graph.share_storage
+    is_foreign_view = graph.is_foreign_view
+    # numpy's fast forward (backends/numpy.py), taken when every array argument is a numpy array.
+    fast = opdef.numpy_forward
+    special = fast is not forward
+
+    @functools.wraps(opdef.declared)
+    def public(*args: Any, **kwargs: Any) -> Tensor:
+        if len(args) != arity:
+            args, kwargs = opdef.bind(args, kwargs)
+        if mode.arrays:  # a first-order backward's rules: an op given no Tensor returns a plain array
+            try:
+                # (one or two arguments checked inline: a call per op costs W2 2%, benchmarks/instructions.py)
+                if special and (
+                    ((arity == 1 or (arity == 2 and isinstance(args[1], NUMPY_LIKE))) and type(args[0]) is ndarray)
+                    or all_numpy(args)
+                ):
+                    return fast(*args, **kwargs)
+                for value in args:
+                    # (`type() is` first: a rule's arguments are arrays, and isinstance walks their MRO)
+                    if type(value) is not ndarray and isinstance(value, Tensor):
+                        break  # a Tensor (a rule built one): the op acts as anywhere, returning a Tensor
+                else:
+                    return forward(*args, **kwargs)
+            except (ValueError, TypeError, IndexError) as error:
+                raise_with_context(opdef, error, args)
+        arrays = []
+        needs_grad = False
+        numpy_only = True
+        for value in args:
+            if isinstance(value, Tensor):
+                data = value.data
+                arrays.append(data)
+                if value.requires_grad:
+                    needs_grad = True
+                if type(data) is not ndarray:
+                    numpy_only = False
+            else:
+                arrays.append(value)
+                if numpy_only and not isinstance(value, NUMPY_LIKE):
+                    numpy_only = False
+        try:
+            result = (fast if numpy_only else forward)(*arrays, **kwargs)  # (fast is forward if none)
+        except (ValueError, TypeError, IndexError) as error:
+            raise_with_context(opdef, error, args)
+        except RuntimeError as error:  # torch reports shape errors as RuntimeError: name the op there too
+            if numpy_only:
+                raise
+            raise_with_context(opdef, error, args)
+        if needs_grad and differentiable and mode.enabled:
+            out = record(opdef, result, args, kwargs)  # (views of inputs: handled there, as below)
+        else:
+            for array in arrays:
+                if array is result:  # an op returned its input (squeeze, sum_to): a view, to share its counter
+                    result = graph.new_view(result)
+                    break
+            out = wrap(result)
+            data = out.data
+            if data.base is not None if type(data) is ndarray else not numpy_only and is_foreign_view(data):
+                share_storage(out, args)  # a view of an input's memory: one storage, one version counter
+        if mode.tape is not None:  # a taped function is being traced (autobp.tape); before the
+            mode.tape.record(opdef, args, kwargs, out)  # tangent's ops, which read out's slot
+        if mode.forward is not None:  # forward mode is on (autobp.forward): carry the tangents
+            propagate(opdef, args, kwargs, out)
+        return out
+
+    return public
