@@ -1,8 +1,8 @@
 """Tracing: the recorder that writes a taped function's op calls down, and the input signature.
 
 The recorder is installed as ``graph._mode.tape`` while a function is traced. Every op call
-goes through it (``registry.public``), and so does every way a traced value can leave the
-tape's sight: a read into Python (``bool()``, ``.item()``, ``.numpy()``: ``read``), a
+goes through it (each op's public function: ``ops/public_function.py``), and so does every way a
+traced value can leave the tape's sight: a read into Python (``bool()``, ``.item()``, ``.numpy()``: ``read``), a
 ``detach()`` view (``alias``), a Tensor that is no argument (``slot``: its version is guarded).
 """
 
