@@ -1,7 +1,7 @@
 """Padding from the array API standard alone, for libraries without a ``pad`` of their own.
 
 Each axis is padded in turn: ``take`` copies elements (``pad_sources`` says which, as numpy's
-``pad`` would) and ``concat`` joins constants. ``ab.pad`` (``ops/shape.py``) takes this route
+``pad`` would) and ``concat`` joins constants. ``ab.pad`` (``ops/shape/padding.py``) takes this route
 where the library has no ``pad`` (PyTorch, array-api-strict); numpy and CuPy pad with theirs.
 """
 

@@ -111,12 +111,17 @@ def _jvp_kind(opdef: Any) -> str:
     return "**missing**"
 
 
-FAMILIES = {
-    "autobp.ops.elementwise": "Elementwise",
+FAMILIES = {  # the module of each family, in the reference's order
+    "autobp.ops.elementwise.arithmetic": "Elementwise arithmetic",
+    "autobp.ops.elementwise.elementary": "Elementary functions",
+    "autobp.ops.elementwise.selection": "Selections, comparisons and logic",
     "autobp.ops.activations": "Activations",
     "autobp.ops.reduction": "Reductions",
     "autobp.ops.linalg": "Linear algebra",
-    "autobp.ops.shape": "Shape",
+    "autobp.ops.shape.broadcasting": "Broadcasting",
+    "autobp.ops.shape.reshaping": "Reshaping and transposing",
+    "autobp.ops.shape.joining": "Joining and splitting",
+    "autobp.ops.shape.padding": "Padding",
     "autobp.ops.indexing": "Indexing",
     "autobp.ops.nn": "Neural-network ops",
 }

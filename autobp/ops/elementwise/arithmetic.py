@@ -1,0 +1,153 @@
+"""Elementwise arithmetic: ``+ - * / **``, negation, copies and dtype conversions.
+
+Shapes: inputs broadcast as numpy does; the output has the broadcast shape (each vjp returns a
+gradient of that shape and the engine sums it back to each input's shape). At domain edges
+(``1 / 0``, ``0 ** -1``) they give numpy's inf and nan without raising or warning. Each input's
+Jacobian is diagonal, so the vjp rules are the jvp rules too (``elementwise=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autobp.backends import namespace
+from autobp.backends.numpy import quiet
+from autobp.graph import WeakScalar
+from autobp.ops.registry import Hints, op
+from autobp.tensor import Tensor
+
+BINARY = Hints(shapes="broadcast")
+# ``quiet``: numpy, and array_api_strict (which computes with numpy), warn at domain edges, where
+# torch and cupy are silent; the general forwards below give inf and nan quietly on every library.
+
+
+@op("add", arity=2, hints=BINARY, elementwise=True)
+def add(x: Any, y: Any) -> Any:
+    """Elementwise ``x + y``. Shapes: broadcastable -> broadcast shape."""
+    return namespace(x, y).add(x, y)
+
+
+add.defvjp(
+    lambda grad, out, x, y: grad,  # d(x+y)/dx = 1
+    lambda grad, out, x, y: grad,  # d(x+y)/dy = 1
+    plain_arrays=True,
+)
+
+
+@op("sub", arity=2, hints=BINARY, elementwise=True)
+def sub(x: Any, y: Any) -> Any:
+    """Elementwise ``x - y``. Shapes: broadcastable -> broadcast shape."""
+    return namespace(x, y).subtract(x, y)
+
+
+sub.defvjp(
+    lambda grad, out, x, y: grad,  # d(x-y)/dx = 1
+    lambda grad, out, x, y: -grad,  # d(x-y)/dy = -1
+    plain_arrays=True,
+)
+
+
+@op("mul", arity=2, hints=BINARY, elementwise=True)
+def mul(x: Any, y: Any) -> Any:
+    """Elementwise ``x * y``. Shapes: broadcastable -> broadcast shape."""
+    return namespace(x, y).multiply(x, y)
+
+
+mul.defvjp(
+    lambda grad, out, x, y: grad * y,  # d(xy)/dx = y
+    lambda grad, out, x, y: grad * x,  # d(xy)/dy = x
+    plain_arrays=True,
+)
+
+
+@op("div", arity=2, hints=Hints(shapes="broadcast", domain=((-2.0, 2.0), (0.5, 2.0))), elementwise=True)
+@quiet
+def div(x: Any, y: Any) -> Any:
+    """Elementwise ``x / y`` (true division). Shapes: broadcastable -> broadcast shape."""
+    return namespace(x, y).divide(x, y)
+
+
+div.defvjp(
+    lambda grad, out, x, y: grad / y,  # d(x/y)/dx = 1/y
+    lambda grad, out, x, y: -grad * out / y,  # d(x/y)/dy = -x/y^2 = -out/y
+    plain_arrays=True,
+)
+
+
+@op("pow", arity=2, hints=Hints(shapes="broadcast", domain=((0.5, 2.0), (-2.0, 2.0))), elementwise=True)
+@quiet
+def pow(x: Any, y: Any) -> Any:
+    """Elementwise ``x ** y``. Shapes: broadcastable -> broadcast shape."""
+    return namespace(x, y).pow(x, y)
+
+
+def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    # d(x^y)/dx = y x^(y-1); at x = y = 0 that is 0 * inf: take 0, PyTorch's convention.
+    exponent = y.value if type(y) is WeakScalar else y  # (a number, as rules on Tensors see it)
+    if isinstance(exponent, int | float) and exponent != 0:
+        # A constant nonzero exponent (`x ** 2`) never meets that mask, and x ** 1 == x exactly
+        # (nan and inf included): the same numbers with fewer ops (a taped HVP of a squared error
+        # runs this rule and its derivatives: W5).
+        if exponent == 2:
+            return grad * y * x
+        return grad * y * x ** (y - 1)
+    from autobp.ops.elementwise.selection import where  # (see _pow_dy)
+
+    return where((x == 0) & (y == 0), 0.0, grad * y * x ** (y - 1))
+
+
+def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    # d(x^y)/dy = x^y log x; 0 at x == 0 with y >= 0, where x^y log x -> 0.
+    # Imported here: at the top, importing them would register log and where before add (the
+    # registry lists arithmetic first, and its order is the op tables' and tests' order).
+    from autobp.ops.elementwise.elementary import log
+    from autobp.ops.elementwise.selection import where
+
+    return where((x == 0) & (y >= 0), 0.0, grad * out * log(x))
+
+
+pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
+
+
+@op("neg", elementwise=True)
+def neg(x: Any) -> Any:
+    """Elementwise ``-x``. Shapes: any -> same."""
+    return namespace(x).negative(x)
+
+
+neg.defvjp(lambda grad, out, x: -grad, plain_arrays=True)  # d(-x)/dx = -1
+
+
+@op("copy", elementwise=True)
+def copy(x: Any) -> Any:
+    """A copy of ``x``, differentiable. Shapes: any -> same."""
+    return namespace(x).asarray(x, copy=True)
+
+
+copy.defvjp(lambda grad, out, x: grad, plain_arrays=True)  # identity
+
+
+@op("astype", hints=Hints(kwargs={"dtype": ("float64",)}), elementwise=True)
+def astype(x: Any, dtype: Any) -> Any:
+    """``x`` converted to ``dtype``; the gradient is converted back to ``x``'s dtype.
+
+    ``dtype`` is a name (``"float32"``), a numpy dtype or the library's own. Shapes: any -> same.
+    """
+    xp = namespace(x)
+    return xp.astype(xp.asarray(x), _library_dtype(xp, dtype))
+
+
+def _library_dtype(xp: Any, dtype: Any) -> Any:
+    """``dtype`` in library ``xp``: a name, numpy dtype or Python type, read as numpy reads it."""
+    if xp.name == "numpy":
+        return dtype
+    try:
+        name = np.dtype(dtype).name  # only the dtype's spelling goes through numpy, no data
+    except TypeError:
+        return dtype  # the library's own dtype (torch.float32)
+    return getattr(xp, name)
+
+
+astype.defvjp(lambda grad, out, x, dtype: grad, plain_arrays=True)  # the engine casts to x's dtype

@@ -1,0 +1,40 @@
+"""How the shape ops (and the reductions and linalg) read their arguments: axes, shapes, arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autobp.tensor import Tensor
+
+
+def normalize_axes(axis: Any, ndim: int, name: str) -> tuple[int, ...]:
+    """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes; errors name the op."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    result = []
+    for a in axes:
+        if not -ndim <= a < ndim or (ndim == 0 and a not in (0, -1)):
+            raise np.exceptions.AxisError(f"{name}: axis {a} is out of bounds for an array of dimension {ndim}")
+        result.append(int(a) % ndim if ndim else 0)
+    if len(set(result)) != len(result):
+        raise ValueError(f"{name}: repeated axis in {axis}")
+    return tuple(sorted(result)) if ndim else ()
+
+
+def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with the reduced ``axes`` set to 1: the shape of a reduction with keepdims."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def array_of(value: Any) -> Any:
+    """A Tensor's array, or an array as it is: what a vjp rule reads for the parts of its gradient
+    that are not differentiated (masks, comparisons, counts), on Tensors or, first order, on arrays."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+def as_shape(shape: Any) -> tuple[int, ...]:
+    """A shape argument (an int, a list, a tuple) as a tuple of ints."""
+    return (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(n) for n in shape)
