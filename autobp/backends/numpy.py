@@ -229,7 +229,7 @@ FORWARDS.update(numpy_nn.FORWARDS)
 
 
 # -- elementwise / activations / reductions ---------------------------------------------------------
-# Fast forwards of autobp/ops/elementwise.py, activations.py and reduction.py: the ufunc itself (no
+# Fast forwards of autobp/ops/elementwise/, activations.py and reduction.py: the ufunc itself (no
 # Python frame; benchmarks/instructions.py w2), quiet where domain edges give inf/nan, buffers
 # written in place, np.add.reduce for totals (W1). Each gives its general forward's values bit for
 # bit (tests/test_backend_elementwise.py). Ops with no entry run their general forward on numpy.
