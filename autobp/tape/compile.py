@@ -11,7 +11,6 @@ import numpy as np
 from autobp.backends import describe, library_of
 from autobp.graph import copy_array
 from autobp.ops.registry import _NUMPY_LIKE, OpDef
-from autobp.tape.buffers import buffered_call, guarded
 from autobp.tape.trace import Recorder, bytes_of
 from autobp.tensor import Tensor
 
@@ -64,9 +63,6 @@ class Tape:
             return f"s{k}"
 
         body = [line.format(name(k)) for k in range(n_inputs) for line in guards_at.get(k, ())]
-        # The same program with intermediates written into the tape's own buffers (tape/buffers.py):
-        # it differs from `body` only in the calls of the steps it buffers.
-        buffered_body = list(body)
         dead = _dead_steps(recorder, results, guards_at)
         for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
             if all(constant[k] for k in refs):
@@ -85,32 +81,30 @@ class Tape:
                 # (as the registry decides), the op's general one for another library's arrays.
                 numpy_only = all([_numpy_like(recorder.values[k]) for k in refs])
                 forward = opdef.numpy_forward if numpy_only else opdef.forward
-                run = namespace[f"f{i}"] = getattr(forward, "quiet_body", forward)  # the replay is quiet
+                namespace[f"f{i}"] = getattr(forward, "quiet_body", forward)  # the replay is quiet
                 arguments = [name(k) for k in refs]
                 for j, (key, value) in enumerate(kwargs.items()):
                     namespace[f"k{i}_{j}"] = value
                     arguments.append(f"{key}=k{i}_{j}")  # keys are keyword names the forward accepted
-                call = f"f{i}({', '.join(arguments)})"
-                body.append(f"s{out} = {call}  # {opdef.name}")
-                if numpy_only and not kwargs and out not in results:
-                    operands, value = [recorder.values[k] for k in refs], recorder.values[out]
-                    call = buffered_call(opdef, f"f{i}", run, arguments, operands, value, out, namespace) or call
-                buffered_body.append(f"s{out} = {call}  # {opdef.name}")
-            guards = [line.format(name(out)) for line in guards_at.get(out, ())]
-            body += guards
-            buffered_body += guards
+                body.append(f"s{out} = f{i}({', '.join(arguments)})  # {opdef.name}")
+            body += [line.format(name(out)) for line in guards_at.get(out, ())]
+        returned = _fresh_results(recorder, results, constant, name)
+        inputs = "".join(f"s{k}, " for k in range(n_inputs))
+        self.source = "\n".join(
+            [
+                "def replay(inputs):",
+                f"    {inputs}= inputs" if n_inputs else "    pass",
+                *("    " + line for line in body),
+                f"    return {returned[0]}, [{', '.join(returned[1:])}]",
+            ]
+        )
+        # Generated from op names, slot numbers and keyword names only; values live in the namespace.
+        exec(compile(self.source, "<autobp tape>", "exec"), namespace)
         # Quiet as the engine's backward is (edges give inf/nan without warnings); errstate as a
         # decorator costs half of a with block per call.
-        allocating = np.errstate(all="ignore")(self._program(body, recorder, results, constant, name, namespace))
-        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]] | None] = allocating
-        self.buffers: list[np.ndarray] = []  # the buffered program's own arrays (tape/buffers.py)
-        if buffered_body != body:
-            # A result must never be a buffer (a forward may return its operand itself: sum_to).
-            self.buffers = [value for key, value in namespace.items() if key[0] == "b" and key[1:].isdigit()]
-            namespace["buffer_ids"] = frozenset(map(id, self.buffers))
-            apart = " and id({}) not in buffer_ids"
-            buffered = self._program(buffered_body, recorder, results, constant, name, namespace, apart)
-            self.replay = guarded(np.errstate(all="ignore")(buffered), allocating)
+        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]] | None] = np.errstate(all="ignore")(
+            namespace["replay"]
+        )
         # Tensors read as constants: (tensor, its array, its version) at the trace. (The tape
         # keeps the array alive, so `is` compares identities that cannot be reused.) Held weakly
         # until ``settle``: one made while tracing and dropped since cannot change any more.
@@ -120,32 +114,6 @@ class Tape:
         self.traced: list[Any] | None = [copy_array(a) for a in recorder.values[:n_inputs]]
         self.patience = CHECK_PATIENCE
         self.guards = [f"{how} of a {describe_slot(recorder, k)} value" for _, k, _, how in recorder.guards]
-
-    def _program(
-        self,
-        body: list[str],
-        recorder: Recorder,
-        results: list[int],
-        constant: list[bool],
-        name: Callable[[int], str],
-        namespace: dict[str, Any],
-        apart: str = "",
-    ) -> Callable[[list[np.ndarray]], tuple[Any, list[Any]] | None]:
-        """Compile ``body`` into a replay function. ``self.source`` shows the last one compiled:
-        the buffered program when there is one, which is what replays run."""
-        returned = _fresh_results(recorder, results, constant, name, apart)
-        inputs = "".join(f"s{k}, " for k in range(recorder.n_inputs))
-        self.source = "\n".join(
-            [
-                "def replay(inputs):",
-                f"    {inputs}= inputs" if recorder.n_inputs else "    pass",
-                *("    " + line for line in body),
-                f"    return {returned[0]}, [{', '.join(returned[1:])}]",
-            ]
-        )
-        # Generated from op names, slot numbers and keyword names only; values live in the namespace.
-        exec(compile(self.source, "<autobp tape>", "exec"), namespace)
-        return namespace["replay"]  # type: ignore[no-any-return]
 
     def settle(self) -> None:
         """Keep the guards of the Tensors read as constants that are still alive once the trace's
@@ -209,10 +177,9 @@ def fresh_array(array: Any, *others: Any) -> Any:
 
 
 def _fresh_results(
-    recorder: Recorder, results: list[int], constant: list[bool], name: Callable[[int], str], apart: str = ""
+    recorder: Recorder, results: list[int], constant: list[bool], name: Callable[[int], str]
 ) -> list[str]:
-    """The return expressions: each result a fresh array (see ``Tape``); ``apart`` adds a test
-    (``{}`` for the result) that a numpy result must pass to be returned uncopied."""
+    """The return expressions: each result a fresh array (see ``Tape``)."""
     returned = []
     for r, k in enumerate(results):
         value = recorder.values[k]
@@ -232,7 +199,7 @@ def _fresh_results(
             if np.shape(recorder.values[j]) == np.shape(value)
             and np.asarray(recorder.values[j]).dtype == np.asarray(value).dtype
         ]
-        others = "".join(f" and {name(k)} is not {name(j)}" for j in same_kind) + apart.format(name(k))
+        others = "".join(f" and {name(k)} is not {name(j)}" for j in same_kind)
         returned.append(f"({name(k)} if {name(k)}.base is None{others} else {name(k)}.copy())")
     return returned
 
