@@ -3,7 +3,7 @@
 ``Tensor.register_hook(fn)`` calls ``fn(grad)`` when the gradient of that tensor is complete
 (every consumer has contributed); a returned Tensor replaces the gradient for everything
 upstream. Leaf hooks live on the Tensor (``_hooks``), non-leaf hooks on its ``grad_fn`` node,
-where the engine runs them (``engine_hooks.run_hooks`` / ``engine_hooks.run_node_hooks``).
+where the engine runs them (``engine.hook_calls.run_hooks`` / ``engine.hook_calls.run_node_hooks``).
 ``retain_grad`` keeps ``.grad`` on a non-leaf tensor after backward.
 """
 

@@ -1,5 +1,5 @@
 """The hot path reads its helpers as its own module's globals, after the engine and the registry
-were split into modules (``engine_*.py``; ``ops/opdef.py``, ``ops/public_function.py``).
+were split into modules (``engine/*.py``; ``ops/opdef.py``, ``ops/public_function.py``).
 
 A helper read as ``module.helper`` costs an attribute lookup on every call; per op or per node
 that is W2's and W4's cost (``benchmarks/opcodes.py``). These tests read the bytecode: a function
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from autobp import engine, engine_counts, engine_hooks, engine_versions
+from autobp import engine
 from autobp.ops import public_function, registry
 from autobp.ops.opdef import Hints, OpDef
 from autobp.ops.registry import REGISTRY
@@ -47,11 +47,11 @@ PER_NODE = [
     engine._on_arrays,
     engine._on_tensors,
     engine._run_rules,
-    engine_versions.check_versions,
-    engine_versions.changed,
-    engine_counts.count_consumers,
-    engine_counts.skip_node,
-    engine_hooks.accumulate,
+    engine.versions.check_versions,
+    engine.versions.changed,
+    engine.counts.count_consumers,
+    engine.counts.skip_node,
+    engine.hook_calls.accumulate,
 ]
 
 
@@ -74,10 +74,10 @@ def test_an_ops_public_function_loads_a_module_attribute_only_on_its_rare_view_b
 
 def test_the_helpers_the_walk_calls_are_the_ones_it_would_find_in_their_modules() -> None:
     # The walk reads its own globals; they must be the moved functions themselves, not stale copies.
-    assert engine._check_versions is engine_versions.check_versions is engine.check_versions
-    assert engine._count_consumers is engine_counts.count_consumers is engine.count_consumers
-    assert engine._run_hooks is engine_hooks.run_hooks is engine.run_hooks
-    assert engine._run_node_hooks is engine_hooks.run_node_hooks is engine.run_node_hooks
+    assert engine._check_versions is engine.versions.check_versions is engine.check_versions
+    assert engine._count_consumers is engine.counts.count_consumers is engine.count_consumers
+    assert engine._run_hooks is engine.hook_calls.run_hooks is engine.run_hooks
+    assert engine._run_node_hooks is engine.hook_calls.run_node_hooks is engine.run_node_hooks
 
 
 def test_the_registry_still_exports_what_ops_tests_and_the_tape_import_from_it() -> None:

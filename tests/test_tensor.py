@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import autobp as ab
-from autobp import tensor_inplace, tensor_values
+from autobp.tensor import inplace as tensor_inplace
+from autobp.tensor import values as tensor_values
 
 
 def test_python_floats_become_float64_and_arrays_keep_their_dtype() -> None:

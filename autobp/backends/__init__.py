@@ -205,7 +205,7 @@ def describe(value: Any) -> str:
     >>> describe(ab.zeros(3, 4)), describe(2.0)
     ('float64[3, 4]', 'float 2.0')
     """
-    from autobp.tensor import Tensor  # (an error path: tensor.py imports this module)
+    from autobp.tensor import Tensor  # (an error path: autobp.tensor imports this module)
 
     data = value.data if isinstance(value, Tensor) else value
     lib = library_of(data)

@@ -3,7 +3,7 @@
 Two kinds. Table entries in Tensor's class body name an op (``__mul__ = op("mul")``,
 ``exp = NAMESAKE``): ``install`` replaces each with the op function itself, so ``t * u`` runs
 ``ab.mul(t, u)`` with no Python frame between (benchmarks/instructions.py w2). And modules that
-keep a cohesive group of Tensor's methods (``autobp.tensor_values``, ``autobp.tensor_inplace``)
+keep a cohesive group of Tensor's methods (``autobp.tensor.values``, ``autobp.tensor.inplace``)
 list them in ``TENSOR_METHODS``; ``install`` sets those functions on Tensor as they are (no
 wrapper either). Those modules import Tensor, so they cannot be imported by ``autobp.tensor``;
 Tensor's class body declares their methods under ``TYPE_CHECKING`` for type checkers.

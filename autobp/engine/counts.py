@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autobp.engine_errors import freed_error
+from autobp.engine.errors import freed_error
 from autobp.graph import Node
 from autobp.tensor import Tensor
 

@@ -2,7 +2,7 @@
 ``bool``, ``float``, ``int``, ``__index__`` and ``__array__``.
 
 Each reads the values out of the graph, so a tape notes the read (``graph.note_read``). They are
-Tensor's methods as they stand here, installed by ``autobp.method_table.install`` (this module
+Tensor's methods as they stand here, installed by ``autobp.tensor.method_table.install`` (this module
 imports Tensor, so Tensor's module cannot import it); Tensor's class body declares them for type
 checkers.
 """

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends, graph
-from autobp.engine_errors import describe_tensor
+from autobp.engine.errors import describe_tensor
 from autobp.tensor import Tensor
 
 __all__ = ["seed_grads"]

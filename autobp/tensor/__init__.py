@@ -4,8 +4,8 @@ Operators and methods are the ops of ``autobp.ops`` themselves (``t + u`` is ``a
 ``t.sum(1)`` is ``ab.sum(t, 1)``), listed in a table in the class body; the Tensor holds no math,
 so the engine and the ops stay the only places that touch arrays. Two groups of methods live in
 their own modules and are installed as they stand (``install_ops``): handing values to Python and
-numpy (``autobp.tensor_values``: repr, len, bool, float, ``__array__``...) and in-place assignment
-with its version counter (``autobp.tensor_inplace``); ``autobp.tensor_data`` turns the
+numpy (``autobp.tensor.values``: repr, len, bool, float, ``__array__``...) and in-place assignment
+with its version counter (``autobp.tensor.inplace``); ``autobp.tensor.data`` turns the
 constructor's data into an array.
 """
 
@@ -18,15 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autobp import backends, method_table
-from autobp.method_table import NAMESAKE, binary, op, ops_named
-from autobp.tensor_data import check_requires_grad, copied_array
+from autobp import backends
+from autobp.tensor import method_table
+from autobp.tensor.data import check_requires_grad, copied_array
+from autobp.tensor.method_table import NAMESAKE, binary, op, ops_named
 
 if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these modules imports Tensor
-    from autobp import engine, graph, hooks, tensor_inplace, tensor_values
+    from autobp import engine, graph, hooks
     from autobp import ops as _ops
     from autobp.graph import Node
     from autobp.inplace import _inplace
+    from autobp.tensor import inplace as tensor_inplace
+    from autobp.tensor import values as tensor_values
 
 __all__ = ["Tensor", "tensor"]
 
@@ -292,7 +295,9 @@ def install_ops(ops: ModuleType) -> None:
     modules Tensor delegates to. Called once, by ``autobp/ops/__init__.py`` when every op is
     registered; those modules import Tensor, so this module looks them up late.
     """
-    from autobp import engine, graph, hooks, inplace, tensor_inplace, tensor_values  # (engine needs the ops)
+    from autobp import engine, graph, hooks, inplace  # (engine needs the ops)
+    from autobp.tensor import inplace as tensor_inplace
+    from autobp.tensor import values as tensor_values
 
     globals().update(_ops=ops, engine=engine, graph=graph, hooks=hooks, _inplace=inplace._inplace)
     method_table.install(Tensor, ops, tensor_values, tensor_inplace)

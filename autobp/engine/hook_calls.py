@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from autobp import graph
-from autobp.engine_modes import modes
+from autobp.engine.mode_switch import modes
 from autobp.graph import Node
 from autobp.tensor import Tensor
 

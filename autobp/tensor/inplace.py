@@ -5,7 +5,7 @@ On a tensor outside any graph they write in place through ``autobp.inplace._inpl
 refuses writes that would change values a graph saved and bumps the version counter. On a graph
 tensor, ``+=`` rebinds the name to a new tensor instead, as Python does for immutable types.
 They are Tensor's methods as they stand here (no wrapper frame on an optimizer's ``param -= ...``),
-installed by ``autobp.method_table.install``; Tensor's class body declares them for type checkers.
+installed by ``autobp.tensor.method_table.install``; Tensor's class body declares them for type checkers.
 """
 
 from __future__ import annotations

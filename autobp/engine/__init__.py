@@ -11,7 +11,7 @@ A node's rules run one of two ways, held to the same results by ``tests/test_eng
 - ``_on_tensors``, the general path: the rules get Tensors and record their ops only with
   ``create_graph=True`` (then the gradients are differentiable);
 - ``_on_arrays``, the first-order fast path, for rules declared ``plain_arrays=True``: they get
-  plain arrays, and the autobp ops they call return plain arrays (array mode, see ``engine_modes.modes``).
+  plain arrays, and the autobp ops they call return plain arrays (array mode, see ``engine.mode_switch.modes``).
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ from typing import Any
 import numpy as np
 
 from autobp import graph
-from autobp.engine_counts import Vertex, count_consumers, skip_node
-from autobp.engine_errors import (
+from autobp.engine.counts import Vertex, count_consumers, skip_node
+from autobp.engine.errors import (
     describe_tensor,
     explain_in_anomaly_mode,
     warn_grad_cycle,
     wrong_shape_error,
 )
-from autobp.engine_hooks import accumulate, run_hooks, run_node_hooks
-from autobp.engine_modes import modes
-from autobp.engine_seeds import seed_grads
-from autobp.engine_values import cast_like, unchanged, unwrap, wrap_array, zeros_like
-from autobp.engine_versions import changed, check_versions
+from autobp.engine.hook_calls import accumulate, run_hooks, run_node_hooks
+from autobp.engine.mode_switch import modes
+from autobp.engine.seeds import seed_grads
+from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros_like
+from autobp.engine.versions import changed, check_versions
 from autobp.graph import Node
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.tensor import Tensor

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autobp.engine_errors import modified_error
+from autobp.engine.errors import modified_error
 from autobp.graph import Node
 from autobp.tensor import Tensor
 
