@@ -126,7 +126,8 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
         if isinstance(value, Tensor):
             entry = known.get(value.grad_fn or value)
             if entry is not None:
-                if entry[1]._version != entry[2]:
+                counter = entry[1]._vc  # (its version without the property's frame: once per tangent read)
+                if (0 if counter is None else counter[0]) != entry[2]:
                     raise _stale(entry[1])
                 if rules[i] is not None:
                     parts.append((rules[i], entry[0]))
@@ -140,7 +141,8 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
     finally:
         _mode.arrays = previous
     if total is not None:
-        level.tangents[out.grad_fn or out] = (_fit(total, out.data), out, out._version)
+        counter = out._vc
+        level.tangents[out.grad_fn or out] = (_fit(total, out.data), out, 0 if counter is None else counter[0])
 
 
 def _parts(parts: list[tuple[Any, Any]], out: np.ndarray, arrays: list[Any], kwargs: Any) -> Any:

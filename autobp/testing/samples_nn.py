@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from autobp.ops.registry import OpDef
-from autobp.testing.samples import Sample, draw_array, sample_kind
+from autobp.testing.sample_parts import Sample, draw_array, sample_kind
 
 
 def _pairs(value: Any) -> tuple[int, int]:
