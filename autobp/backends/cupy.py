@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from autobp.backends.interface import EXTRAS
+from autobp.backends.standard_extras import written_in_the_standard
 
 NAME = "cupy"
 __all__ = list(EXTRAS)  # every extra (autobp/backends/interface.py)
@@ -88,21 +89,7 @@ def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) ->
 
 
 # -- shape / indexing / linalg ---------------------------------------------------------------------
-def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
-    """``x`` summed over ``axes``, kept with size 1."""
-    return standard().sum(x, axis=axes, keepdims=True)
-
-
-def matmul_nt(x: Any, y: Any) -> Any:
-    """``x @ y^T`` over the last two axes."""
-    xp = standard()
-    return xp.matmul(x, xp.matrix_transpose(y))
-
-
-def matmul_tn(x: Any, y: Any) -> Any:
-    """``x^T @ y`` over the last two axes."""
-    xp = standard()
-    return xp.matmul(xp.matrix_transpose(x), y)
+sum_kept, matmul_nt, matmul_tn = written_in_the_standard(standard)
 
 
 # Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
