@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np
 
-from benchmarks.w3_mlp import LR, _setup, numpy_step, torch_sgd_step
+from benchmarks.w3_mlp import _setup, autobp_sgd_step, numpy_step, torch_sgd_step
 
 WIDTHS = [784, 1024, 1024, 10]
 BATCH = 256
@@ -47,31 +47,15 @@ def synchronizer(library: str, device: str) -> Callable[[], None]:
 
 
 def autobp_step(library: str, device: str) -> Step:
-    """autobp's W3 step with every array in ``library`` on ``device``; returns host copies."""
+    """autobp's W3 step with every array in ``library`` on ``device``."""
     import autobp as ab
-    from autobp.nn.functional import cross_entropy
-    from autobp.ops import relu
 
     params, x, targets = _setup(BATCH, WIDTHS)
     tensors = [ab.tensor(p).to(library, device) for p in params]
     for t in tensors:
         t.requires_grad = True
     xs, ts = ab.tensor(x).to(library, device), ab.tensor(targets).to(library, device)
-    layers = len(tensors) // 2
-
-    def step() -> list[np.ndarray]:
-        a: Any = xs
-        for layer in range(layers):
-            a = a @ tensors[2 * layer] + tensors[2 * layer + 1]
-            if layer < layers - 1:
-                a = relu(a)
-        loss = cross_entropy(a, ts)
-        grads = ab.grad(loss, tensors)
-        for p, g in zip(tensors, grads, strict=True):
-            p.data -= LR * g.data  # type: ignore[union-attr]
-        return [loss.data, *(p.data for p in tensors)]
-
-    return step
+    return lambda: autobp_sgd_step(tensors, xs, ts)
 
 
 def torch_step(device: str) -> Step:

@@ -39,6 +39,25 @@ def torch_sgd_step(weights: list[Any], xt: Any, tt: Any) -> list[Any]:
     return [loss.detach(), *(p.detach() for p in weights)]
 
 
+def autobp_sgd_step(tensors: list[Any], x: Any, targets: Any) -> list[Any]:
+    """The same step in autobp, on the tensors' own library and device: the loss and the updated
+    parameters' arrays."""
+    import autobp as ab
+    from autobp.nn.functional import cross_entropy
+    from autobp.ops import relu
+
+    a = x
+    for layer in range(len(tensors) // 2):
+        a = a @ tensors[2 * layer] + tensors[2 * layer + 1]
+        if layer < len(tensors) // 2 - 1:
+            a = relu(a)
+    loss = cross_entropy(a, targets)
+    grads = ab.grad(loss, tensors)
+    for p, g in zip(tensors, grads, strict=True):
+        p.data -= LR * g.data  # type: ignore[union-attr]
+    return [loss.data, *(p.data for p in tensors)]
+
+
 def _setup(batch: int, widths: list[int]) -> tuple[Params, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(3)
     params: Params = []
@@ -78,21 +97,6 @@ def numpy_step(params: Params, x: np.ndarray, targets: np.ndarray) -> list[Any]:
     return [loss, *params]
 
 
-def _cross_entropy_autobp(logits: Any, targets: np.ndarray) -> Any:
-    from autobp.ops import exp, log
-    from autobp.ops import sum as ab_sum
-
-    try:
-        from autobp.nn.functional import cross_entropy
-    except ImportError:  # before autobp.nn exists: the same loss from core ops
-        shifted = logits - logits.data.max(axis=1, keepdims=True)
-        one_hot = np.zeros(logits.shape, dtype=logits.dtype)
-        one_hot[np.arange(len(targets)), targets] = 1
-        log_total = log(ab_sum(exp(shifted), axis=1))
-        return ab_sum(log_total - ab_sum(shifted * one_hot, axis=1)) / len(targets)
-    return cross_entropy(logits, targets)
-
-
 def make(impl: str, batch: int, hidden: int) -> Run:
     """One SGD step of the MLP [784, hidden, hidden, 10] on ``batch`` examples."""
     widths = [784, hidden, hidden, 10]
@@ -101,23 +105,9 @@ def make(impl: str, batch: int, hidden: int) -> Run:
         return lambda: numpy_step(params, x, targets)
     if impl == "autobp":
         import autobp as ab
-        from autobp.ops import relu
 
         tensors = [ab.tensor(p, requires_grad=True) for p in params]
-
-        def run_autobp() -> list[Any]:
-            a: Any = x
-            for layer in range(len(tensors) // 2):
-                a = a @ tensors[2 * layer] + tensors[2 * layer + 1]
-                if layer < len(tensors) // 2 - 1:
-                    a = relu(a)
-            loss = _cross_entropy_autobp(a, targets)
-            grads = ab.grad(loss, tensors)
-            for p, g in zip(tensors, grads, strict=True):
-                p.data -= LR * g.data  # type: ignore[union-attr]
-            return [loss.data, *(p.data for p in tensors)]
-
-        return run_autobp
+        return lambda: autobp_sgd_step(tensors, x, targets)
     if impl == "torch":
         import torch
 
