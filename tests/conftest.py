@@ -32,13 +32,7 @@ settings.register_profile(
 )
 # The registry suite on another array library (.ci/run, benchmarks/gpu.sh): every op still runs,
 # on fewer draws, so that two more libraries fit in CI's time.
-settings.register_profile(
-    "backends",
-    max_examples=5,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+settings.register_profile("backends", settings.get_profile("ci"), max_examples=5)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
