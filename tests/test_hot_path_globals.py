@@ -74,10 +74,10 @@ def test_an_ops_public_function_loads_a_module_attribute_only_on_its_rare_view_b
 
 def test_the_helpers_the_walk_calls_are_the_ones_it_would_find_in_their_modules() -> None:
     # The walk reads its own globals; they must be the moved functions themselves, not stale copies.
-    assert engine._check_versions is engine.versions.check_versions is engine.check_versions
-    assert engine._count_consumers is engine.counts.count_consumers is engine.count_consumers
-    assert engine._run_hooks is engine.hook_calls.run_hooks is engine.run_hooks
-    assert engine._run_node_hooks is engine.hook_calls.run_node_hooks is engine.run_node_hooks
+    assert engine.versions.check_versions is engine.check_versions
+    assert engine.counts.count_consumers is engine.count_consumers
+    assert engine.hook_calls.run_hooks is engine.run_hooks
+    assert engine.hook_calls.run_node_hooks is engine.run_node_hooks
 
 
 def test_the_registry_still_exports_what_ops_tests_and_the_tape_import_from_it() -> None:

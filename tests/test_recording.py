@@ -108,7 +108,7 @@ def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions
     before: int, after: int, which: str, op: str
 ) -> None:
     """The fast path (``_on_arrays``) tests versions inline for nodes of one or two inputs and calls
-    ``_check_versions`` only on a difference: it must raise exactly when ``_check_versions`` (the
+    ``check_versions`` only on a difference: it must raise exactly when ``check_versions`` (the
     general path's test) does, for every case."""
     w = ab.tensor(np.arange(1.0, 5.0).reshape(2, 2), requires_grad=True)
     x = ab.tensor(np.arange(2.0, 6.0).reshape(2, 2), requires_grad=True)
@@ -125,7 +125,7 @@ def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions
     assert node is not None and node.op.plain_arrays and node._rare is None
     _bump(written, after, through_a_view=which == "view of x")
     try:
-        engine._check_versions(node, node._inputs)  # type: ignore[arg-type]
+        engine.check_versions(node, node._inputs)  # type: ignore[arg-type]
         general_raises = False
     except RuntimeError:
         general_raises = True
@@ -136,7 +136,7 @@ def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions
     else:
         inputs = [t for t in (w, x) if t.requires_grad and any(t is v for v in node._inputs)]  # type: ignore[union-attr]
         fast = ab.grad(out.sum(), inputs, retain_graph=True)
-        general = ab.grad(out.sum(), inputs, create_graph=True)  # the general path, _check_versions
+        general = ab.grad(out.sum(), inputs, create_graph=True)  # the general path, check_versions
         for a, b in zip(fast, general, strict=True):
             np.testing.assert_array_equal(a.data, b.data)  # type: ignore[union-attr]
 
@@ -174,7 +174,7 @@ def test_consumer_counts_match_a_slow_count_on_random_graphs(seed: int) -> None:
         values.append(ab.tanh(a * b) if rng.random() < 0.5 else a + b)
     recorded = [v for v in values if v.grad_fn is not None]
     roots = [recorded[int(i)].grad_fn for i in rng.choice(len(recorded), 3, replace=False)]
-    assert engine._count_consumers(roots) == _slow_consumer_counts(roots)  # type: ignore[arg-type]
+    assert engine.count_consumers(roots) == _slow_consumer_counts(roots)  # type: ignore[arg-type]
     outputs = [v for v in recorded if v.grad_fn in roots]
     grads = ab.grad([o.sum() for o in outputs], leaves, allow_unused=True, retain_graph=True)
     general = ab.grad([o.sum() for o in outputs], leaves, allow_unused=True, create_graph=True)

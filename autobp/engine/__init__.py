@@ -195,7 +195,7 @@ def _walk(
                 g = run_node_hooks(vertex, g, create_graph, retain=wanted is None)
             if wanted is not None and vertex in wanted:
                 found[vertex] = g
-            inputs: tuple[Any, ...] = vertex._inputs or ()  # never None here: _count_consumers checked
+            inputs: tuple[Any, ...] = vertex._inputs or ()  # never None here: count_consumers checked
             opdef = vertex.op
             if fast and opdef.plain_arrays:
                 input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
@@ -291,8 +291,3 @@ def grad(
             )
         results.append(g)  # first order: a fresh Tensor of _walk's, on no graph
     return tuple(results)
-
-
-# The helpers' names before they moved out of this module, which tests and docstrings use.
-_check_versions, _count_consumers = check_versions, count_consumers
-_run_hooks, _run_node_hooks = run_hooks, run_node_hooks
