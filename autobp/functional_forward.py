@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from autobp.engine import grad_carrying_tangents
 from autobp.forward_ad import attach, dual_level, tangent_of
 from autobp.functional_args import (
     as_tensors,
@@ -151,15 +152,29 @@ def _forward_over_reverse(
 ) -> tuple[Tensor, list[Tensor]]:
     """``(func(xs), H v)``: the gradient, computed inside a forward-mode level where ``xs`` carry
     ``vectors``, has tangents ``H v``. Its vjp rules run on Tensors (``create_graph`` for the
-    engine) so that they carry the tangents; without ``create_graph`` those run on arrays."""
+    engine) so that they carry the tangents; without ``create_graph`` they record nothing
+    (``engine.grad_carrying_tangents``), and the graph is freed as the gradient is computed."""
     with dual_level(differentiable=create_graph) as level:
         for x, t in zip(xs, vectors, strict=True):
             attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
         _, outs = call_func(func, xs, what)
         check_scalar(outs, what)
         with enable_grad():
-            gradient = input_grads(outs, xs, [filled(outs[0], 1)], create_graph=True)
+            gradient: Sequence[Tensor]
+            if create_graph:
+                gradient = input_grads(outs, xs, [filled(outs[0], 1)], create_graph=True)
+            else:  # H v is all that is wanted: the gradient's rules carry tangents and record nothing
+                gradient = _gradient_carrying_tangents(outs[0], xs)
         return outs[0], _tangents_or_zeros(level, gradient)
+
+
+def _gradient_carrying_tangents(out: Tensor, xs: tuple[Tensor, ...]) -> list[Tensor]:
+    """The gradient of ``out`` in ``xs`` (zeros where it does not depend on one), its rules run on
+    Tensors without recording (``engine.grad_carrying_tangents``): only their tangents are kept."""
+    if not out.requires_grad:
+        return [filled(x, 0) for x in xs]
+    found = grad_carrying_tangents([out], list(xs), [filled(out, 1)])
+    return [filled(x, 0) if g is None else g for g, x in zip(found, xs, strict=True)]
 
 
 def _reverse_over_forward(

@@ -115,6 +115,11 @@ def test_jvp_of_the_vjp_matches_reverse_over_reverse(
         return total
 
     _, forward = ab.functional.hvp(h, tuple(inputs), tuple(tangents))
+    # Without create_graph the gradient's rules record nothing (engine.grad_carrying_tangents);
+    # with it they record, and their tangents carry the same numbers.
+    _, recorded = ab.functional.hvp(h, tuple(inputs), tuple(tangents), create_graph=True)
+    for got, other in zip(forward, recorded, strict=True):
+        np.testing.assert_allclose(got.numpy(), other.detach().numpy(), rtol=1e-12, atol=1e-12)
     leaves = [ab.tensor(x.data, requires_grad=True) for x in inputs]
     grads = ab.grad(h(*leaves), leaves, create_graph=True, allow_unused=True)
     paired = [(g, t) for g, t in zip(grads, tangents, strict=True) if g is not None and g.requires_grad]

@@ -38,7 +38,7 @@ from autobp.graph import Node
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.tensor import Tensor
 
-__all__ = ["backward", "grad"]
+__all__ = ["backward", "grad", "grad_carrying_tangents"]
 
 # Whether first-order walks take the fast path (``_on_arrays``) for nodes whose rules allow it.
 # Tests turn it off to hold the fast path to the general path's results on the same graphs.
@@ -113,13 +113,14 @@ def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any
         raise
 
 
-def _on_tensors(node: Node, g: Any, create_graph: bool) -> Sequence[Any]:
+def _on_tensors(node: Node, g: Any, kept_tensors: bool) -> Sequence[Any]:
     """The general path: the rules run on Tensors, where every Tensor method works, and record
     their ops (a differentiable gradient) only with ``create_graph``. First order, ``g`` and the
-    results the walk keeps are arrays (the walk unwraps them)."""
+    results the walk keeps are arrays (the walk unwraps them); with ``kept_tensors`` (``create_graph``,
+    or a walk for forward-over-reverse) they are Tensors."""
     try:
         check_versions(node, node._inputs or ())
-        if create_graph:  # `out` is the node's output, on the graph: second order flows through it
+        if kept_tensors:  # `out` is the node's output, on the graph: second order (and tangents) flow through it
             grad, out = g, Tensor._wrap(node.out, True, node)
         else:
             grad, out = Tensor._wrap(g), Tensor._wrap(node.out)
@@ -136,16 +137,19 @@ def _walk(
     retain_graph: bool,
     create_graph: bool,
     wanted: set[Vertex] | None,
+    tensors: bool = False,
 ) -> dict[Vertex, Tensor]:
     """The reverse walk. Accumulates into leaves' ``.grad``, unless ``wanted`` names the vertices
     whose total gradient is returned instead (``ab.grad``).
 
-    The walk keeps Tensors with ``create_graph`` and plain arrays otherwise; the user sees Tensors
-    either way. Everything that depends on ``create_graph`` is chosen here, before the loop.
+    The walk keeps Tensors with ``create_graph`` or ``tensors`` and plain arrays otherwise; the
+    user sees Tensors either way. ``tensors`` without ``create_graph`` runs every rule on Tensors
+    with recording off: the ops carry forward-mode tangents (``grad_carrying_tangents``) and build
+    no graph. Everything that depends on these is chosen here, before the loop.
     """
-    if not create_graph:  # its rules would compute on plain arrays, out of a tape's sight
+    plain = not (create_graph or tensors)  # the walk keeps plain arrays (first order) or Tensors
+    if plain:  # its rules would compute on plain arrays, out of a tape's sight
         graph.refuse_while_tracing("a first-order backward or grad")
-    plain = not create_graph  # the walk keeps plain arrays (first order) or Tensors (create_graph)
     fast = plain and _fast_path  # the fast path is first order only: it records nothing
     as_tensor: Any = Tensor._wrap if plain else unchanged  # a kept gradient as the user sees it
     from_array: Any = unchanged if plain else Tensor._wrap  # a fresh array (zeros) as the walk keeps it
@@ -185,14 +189,14 @@ def _walk(
                 g = from_array(zeros_like(vertex.data))
             if not isinstance(vertex, Node):
                 if vertex._hooks:
-                    g = run_hooks(vertex._hooks.values(), g, create_graph)
+                    g = run_hooks(vertex._hooks.values(), g, not plain)
                 if wanted is None:
                     leaves.append((vertex, g))
                 elif vertex in wanted:
                     found[vertex] = g
                 continue
             if vertex._rare is not None:  # hooks or retain_grad, perhaps
-                g = run_node_hooks(vertex, g, create_graph, retain=wanted is None)
+                g = run_node_hooks(vertex, g, not plain, retain=wanted is None)
             if wanted is not None and vertex in wanted:
                 found[vertex] = g
             inputs: tuple[Any, ...] = vertex._inputs or ()  # never None here: count_consumers checked
@@ -200,7 +204,7 @@ def _walk(
             if fast and opdef.plain_arrays:
                 input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
             else:
-                input_grads = _on_tensors(vertex, g, create_graph)
+                input_grads = _on_tensors(vertex, g, not plain)
             if not retain_graph:
                 vertex.release()
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
@@ -231,7 +235,7 @@ def _walk(
     if leaves:  # (none for ab.grad, which W1 eager calls: no mode switch to pay for)
         with modes(create_graph, arrays=False):
             # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
-            for leaf, g in leaves:
+            for leaf, g in leaves:  # (backward, whose walk never has `tensors` alone)
                 accumulate(leaf, as_tensor(g))
             if create_graph and any(g.requires_grad for _, g in leaves):
                 warn_grad_cycle()
@@ -269,6 +273,28 @@ def grad(
     >>> g.numpy().tolist(), ab.grad(g.sum(), [x])[0].numpy().tolist()
     ([3.0, 12.0], [6.0, 12.0])
     """
+    return _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, tensors=create_graph)
+
+
+def grad_carrying_tangents(
+    outputs: Sequence[Tensor], inputs: Sequence[Tensor], grad_outputs: Any
+) -> tuple[Tensor | None, ...]:
+    """``grad`` (first order, unused inputs give None) with every vjp rule run on Tensors and
+    recording off: inside a forward-mode level the rules' ops carry tangents, so each gradient's
+    tangent is a Hessian-vector product (``functional.hvp`` without ``create_graph``), and no
+    backward graph is built. The graph is freed as it is walked, as a first-order ``grad`` frees it."""
+    return _grad(outputs, inputs, grad_outputs, None, False, True, tensors=True)
+
+
+def _grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any,
+    retain_graph: bool | None,
+    create_graph: bool,
+    allow_unused: bool,
+    tensors: bool,
+) -> tuple[Tensor | None, ...]:
     # Anything but a list or tuple is one output (or input): a non-Tensor then fails by name below.
     outs: list[Tensor] = list(outputs) if isinstance(outputs, list | tuple) else [outputs]  # type: ignore[list-item]
     ins: list[Tensor] = list(inputs) if isinstance(inputs, list | tuple) else [inputs]  # type: ignore[list-item]
@@ -280,7 +306,7 @@ def grad(
             raise ValueError(f"grad: every input must be a Tensor that requires grad, got {t!r}")
     wanted: set[Vertex] = {t.grad_fn or t for t in ins}
     keep = create_graph if retain_graph is None else retain_graph
-    found = _walk(outs, seeds, keep, create_graph, wanted)
+    found = _walk(outs, seeds, keep, create_graph, wanted, tensors)
     results: list[Tensor | None] = []
     for t in ins:
         g = found.get(t.grad_fn or t)
