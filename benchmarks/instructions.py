@@ -10,7 +10,8 @@ without Python's start-up and autobp's import), for two commits, to compare a sm
 Kinds: ``eager`` and ``taped`` are W1's [784, 30, 10] step on one mini-batch of 10 (the seed's
 ``Network``, graph built every step or replayed from a tape); ``w2`` is W2's elementwise chain
 (50 ops of ``sin``/``* 0.9``/``+ 0.1``/``tanh`` on 10 elements, forward and backward); ``w4`` is
-W4's scalar chain at 1,000 ops (forward and backward). ``benchmarks/opcodes.py`` counts the same
+W4's scalar chain at 1,000 ops (forward and backward); ``w5`` is W5's forward-over-reverse ``hvp``
+(``w5revfwd``, ``w5rev`` and ``w5taped`` its other rows). ``benchmarks/opcodes.py`` counts the same
 steps in Python opcodes per function, without valgrind.
 """
 
@@ -55,7 +56,21 @@ def run(kind: str, steps: int) -> np.ndarray:
             (g,) = ab.grad(_framework_chain(x, 1000), [x])
             grad = g.data
         return grad
-    raise ValueError(f"instructions: unknown kind {kind!r}; use eager, taped, w2 or w4")
+    if kind in W5_KINDS:
+        from benchmarks.w5_hvp import make
+
+        step = make(W5_KINDS[kind], 128)
+        products = [np.zeros(1)]
+        for _ in range(5):  # (a tape's trace and checked replays: the same in a run of 0 steps)
+            step()
+        for _ in range(steps):
+            products = step()
+        return np.concatenate([np.ravel(p) for p in products])
+    raise ValueError(f"instructions: unknown kind {kind!r}; use eager, taped, w2, w4, {', '.join(W5_KINDS)}")
+
+
+# W5's Hessian-vector products (batch 128), by the benchmark's own rows.
+W5_KINDS = {"w5": "autobp-fwdrev", "w5revfwd": "autobp-revfwd", "w5rev": "autobp", "w5taped": "autobp-taped"}
 
 
 if __name__ == "__main__":

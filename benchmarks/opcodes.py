@@ -4,7 +4,7 @@ The interpreter's work on autobp's side of a step, counted exactly (``sys.settra
 opcode events), so two commits can be compared without valgrind and without noise: the same
 step always runs the same opcodes. It counts Python only; numpy's C work and the interpreter's
 cost per opcode are callgrind's (``benchmarks/instructions.py``), and time is the benchmarks'.
-Kinds are ``benchmarks/instructions.py``'s (``eager``, ``taped``, ``w2``, ``w4``); two steps
+Kinds are ``benchmarks/instructions.py``'s (``eager``, ``taped``, ``w2``, ``w4``, ``w5``...); two steps
 run first, uncounted, so that one-time work (a tape's trace) is left out, and a run of no steps
 is subtracted, so that the setup is.
 """

@@ -11,6 +11,8 @@ import numpy as np
 from autobp.backends import describe, library_of
 from autobp.graph import copy_array
 from autobp.ops.registry import _NUMPY_LIKE, OpDef
+from autobp.tape.numpy_forms import factor_of, form_of
+from autobp.tape.program import Liveness
 from autobp.tape.trace import Recorder, bytes_of
 from autobp.tensor import Tensor
 
@@ -52,7 +54,9 @@ class Tape:
         # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
         constant = [not recorder.computed(k) for k in range(len(recorder.values))]
         namespace: dict[str, Any] = {"g" + str(g): guard[2] for g, guard in enumerate(recorder.guards)}
-        namespace["bytes_of"], namespace["fresh"] = bytes_of, fresh_array
+        namespace["bytes_of"], namespace["fresh"], namespace["np"] = bytes_of, fresh_array, np
+        factors: set[str] = set()  # the shared factors made so far (``numpy_forms.factor_of``)
+        program = Liveness()  # which arrays the replay owns, and when each is read last
         same: dict[int, int] = {}  # slots that are another slot's array (a product with ones)
 
         def name(k: int) -> str:
@@ -80,22 +84,42 @@ class Tape:
                 # The forward the eager call took: numpy's fast one when every operand is numpy's
                 # (as the registry decides), the op's general one for another library's arrays.
                 numpy_only = all([_numpy_like(recorder.values[k]) for k in refs])
-                forward = opdef.numpy_forward if numpy_only else opdef.forward
-                namespace[f"f{i}"] = getattr(forward, "quiet_body", forward)  # the replay is quiet
-                arguments = [name(k) for k in refs]
-                for j, (key, value) in enumerate(kwargs.items()):
-                    namespace[f"k{i}_{j}"] = value
-                    arguments.append(f"{key}=k{i}_{j}")  # keys are keyword names the forward accepted
-                body.append(f"s{out} = f{i}({', '.join(arguments)})  # {opdef.name}")
+                operands = [name(k) for k in refs]
+                values = [recorder.values[k] for k in refs]
+                # numpy's calls written out where the traced shapes decide what the forward would do
+                factor = factor_of(opdef.name, values, kwargs) if numpy_only else None
+                written = form_of(opdef.name, values, kwargs) if numpy_only and factor is None else None
+                if factor is not None:
+                    made, product = factor
+                    d = "d" + operands[1]  # the factor of this operand, made at its first use
+                    if d not in factors:
+                        factors.add(d)
+                        body.append(made.format(*operands, d=d))
+                    body.append(f"s{out} = {product.format(*operands, d=d)}  # {opdef.name}")
+                    program.made(f"s{out}", recorder.values[out])
+                elif written is not None:
+                    body.append(f"s{out} = {written.format(*operands)}  # {opdef.name}")
+                    program.made(f"s{out}", recorder.values[out])
+                else:
+                    forward = opdef.numpy_forward if numpy_only else opdef.forward
+                    forward = getattr(forward, "quiet_body", forward)  # the replay is quiet
+                    namespace[f"f{i}"] = forward
+                    arguments = list(operands)
+                    for j, (key, value) in enumerate(kwargs.items()):
+                        namespace[f"k{i}_{j}"] = value
+                        arguments.append(f"{key}=k{i}_{j}")  # keys are keyword names the forward accepted
+                    into = program.call(forward, operands, values, kwargs, f"s{out}", recorder.values[out])
+                    body.append(f"s{out} = f{i}({', '.join(arguments)}{into})  # {opdef.name}")
             body += [line.format(name(out)) for line in guards_at.get(out, ())]
         returned = _fresh_results(recorder, results, constant, name)
         inputs = "".join(f"s{k}, " for k in range(n_inputs))
+        ending = f"return {returned[0]}, [{', '.join(returned[1:])}]"
         self.source = "\n".join(
             [
                 "def replay(inputs):",
                 f"    {inputs}= inputs" if n_inputs else "    pass",
-                *("    " + line for line in body),
-                f"    return {returned[0]}, [{', '.join(returned[1:])}]",
+                *("    " + line for line in program.finished(body, ending)),
+                "    " + ending,
             ]
         )
         # Generated from op names, slot numbers and keyword names only; values live in the namespace.
@@ -207,7 +231,9 @@ def _fresh_results(
 # Ops whose forward cannot raise on floating-point arrays of the traced shapes (fixed by the
 # signature) with numpy's warnings off, as a replay runs: a step of one that no result, guard
 # or other kept step reads is left out of the replay (a tape.hvp's primal gradients: W5).
-_CANNOT_RAISE_ON_FLOATS = frozenset({"add", "sub", "mul", "matmul", "matmul_nt", "matmul_tn", "sum", "sum_to"})
+_CANNOT_RAISE_ON_FLOATS = frozenset(
+    {"add", "sub", "mul", "matmul", "matmul_nt", "matmul_tn", "sum", "sum_to", "tanh_backward"}
+)
 
 
 def _dead_steps(recorder: Recorder, results: list[int], guards_at: dict[int, list[str]]) -> set[int]:
@@ -217,8 +243,9 @@ def _dead_steps(recorder: Recorder, results: list[int], guards_at: dict[int, lis
     dead: set[int] = set()
     for i in range(len(recorder.steps) - 1, -1, -1):
         opdef, refs, _, out = recorder.steps[i]
-        operands = [recorder.values[k] for k in (*refs, out)]
-        floats = all([_is_float_value(v) for v in operands])
+        # (a Python int beside floats, ``x * 2``, gives floats too)
+        operands = [recorder.values[k] for k in refs]
+        floats = _is_float_value(recorder.values[out]) and all([type(v) is int or _is_float_value(v) for v in operands])
         if out not in live and opdef.name in _CANNOT_RAISE_ON_FLOATS and floats:
             dead.add(i)
         else:

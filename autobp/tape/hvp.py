@@ -72,6 +72,10 @@ class TapedHvp(Taped):
                 f"per entry of argnums {self.argnums}, given as the last argument; got {describe(v)}"
             )
         for p, vector in zip(self._positions, vectors, strict=True):
+            if type(vector) is np.ndarray and -len(given) <= p < len(given):  # the usual call: numpy arrays
+                arg = given[p]
+                if type(arg) is np.ndarray and arg.shape == vector.shape:
+                    continue
             if not is_array(vector) or not -len(given) <= p < len(given) or not is_array(given[p]):
                 raise TypeError(
                     f"tape.hvp: argnums {self.argnums} must name array arguments and v hold arrays; "

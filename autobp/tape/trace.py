@@ -225,6 +225,10 @@ def inputs_and_signature(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple
     arrays: list[np.ndarray] = []
     key: list[Any] = []  # shape, dtype, shape, dtype, ...: flat, it hashes and compares faster
     for position, arg in enumerate(args):
+        if type(arg) is np.ndarray:  # the usual argument, taken first (every call of a tape does this)
+            arrays.append(arg)
+            key += (arg.shape, arg.dtype)
+            continue
         if isinstance(arg, Tensor):
             arg = arg.data
         if type(arg) is not np.ndarray:
