@@ -71,11 +71,14 @@ class TapedHvp(Taped):
                 f"tape.hvp: v must be {'one array' if isinstance(self.argnums, int) else 'a tuple of arrays'}, one "
                 f"per entry of argnums {self.argnums}, given as the last argument; got {describe(v)}"
             )
+        return (*given, *vectors)
+
+    def _checked(self, args: tuple[Any, ...]) -> None:
+        """Each direction an array of its argument's shape. (A call whose signature has a checked
+        tape has the same arrays and shapes as one that passed: it is not checked again.)"""
+        n = self._split(args)
+        given, vectors = args[:n], args[n:]
         for p, vector in zip(self._positions, vectors, strict=True):
-            if type(vector) is np.ndarray and -len(given) <= p < len(given):  # the usual call: numpy arrays
-                arg = given[p]
-                if type(arg) is np.ndarray and arg.shape == vector.shape:
-                    continue
             if not is_array(vector) or not -len(given) <= p < len(given) or not is_array(given[p]):
                 raise TypeError(
                     f"tape.hvp: argnums {self.argnums} must name array arguments and v hold arrays; "
@@ -87,7 +90,6 @@ class TapedHvp(Taped):
                     f"tape.hvp: the direction for argument {p} has shape {np.shape(vector)}, but the argument "
                     f"has shape {np.shape(given[p])}; they must match"
                 )
-        return (*given, *vectors)
 
     def _split(self, args: tuple[Any, ...]) -> int:
         """How many of ``args`` are ``func``'s (the rest are the directions)."""

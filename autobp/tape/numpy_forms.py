@@ -29,13 +29,18 @@ def _matrices(values: Sequence[Any]) -> bool:
     return len(values) == 2 and all([type(v) is np.ndarray and v.ndim >= 2 for v in values])
 
 
+def _swapped(value: Any, operand: str) -> str:
+    # the view with the last two axes swapped; of a matrix that is .T (an attribute, not a call)
+    return f"{operand}.T" if value.ndim == 2 else f"{operand}.swapaxes(-1, -2)"
+
+
 def _matmul_nt(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
     # backends.numpy.matmul_nt: x @ y^T through a view that swaps the last two axes
-    return "np.matmul({0}, {1}.swapaxes(-1, -2))" if not kwargs and _matrices(values) else None
+    return f"np.matmul({{0}}, {_swapped(values[1], '{1}')})" if not kwargs and _matrices(values) else None
 
 
 def _matmul_tn(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
-    return "np.matmul({0}.swapaxes(-1, -2), {1})" if not kwargs and _matrices(values) else None
+    return f"np.matmul({_swapped(values[0], '{0}')}, {{1}})" if not kwargs and _matrices(values) else None
 
 
 def _sum_to(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:

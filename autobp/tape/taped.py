@@ -82,6 +82,7 @@ class Taped:
         try:
             arrays, signature = inputs_and_signature(args)
         except StaticNaN:
+            self._checked(args)
             self._other_reasons[_shown(args)] = "a static argument is NaN: no two calls share a tape for it"
             return self._eager(args, _plain(args))
         ready = self._ready.get(signature)
@@ -91,8 +92,12 @@ class Taped:
                 return result  # the usual call, kept short
         return self._call(args, arrays, signature)
 
+    def _checked(self, args: tuple[Any, ...]) -> None:
+        """Raise for arguments that no call may take; subclasses check theirs (``TapedHvp``)."""
+
     def _call(self, args: tuple[Any, ...], arrays: list[np.ndarray], signature: tuple[Any, ...]) -> Any:
         """Any call but a replay of a checked tape whose guards hold: find, trace or fall back."""
+        self._checked(args)
         entry = self._signatures.get(signature)
         if entry is None:
             if len(self._signatures) >= MAX_TAPES:
