@@ -95,8 +95,9 @@ class Tape:
                     if d not in factors:
                         factors.add(d)
                         body.append(made.format(*operands, d=d))
-                    body.append(f"s{out} = {product.format(*operands, d=d)}  # {opdef.name}")
                     program.made(f"s{out}", recorder.values[out])
+                    into = program.into(operands[:1], values[:1], recorder.values[out])  # (g may take it)
+                    body.append(f"s{out} = {product.format(*operands, d=d).replace('{into}', into)}  # {opdef.name}")
                 elif written is not None:
                     body.append(f"s{out} = {written.format(*operands)}  # {opdef.name}")
                     program.made(f"s{out}", recorder.values[out])

@@ -89,7 +89,8 @@ def form_of(name: str, values: Sequence[Any], kwargs: Mapping[str, Any]) -> str 
 
 def factor_of(name: str, values: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str] | None:
     """For ``tanh_backward(g, y)``, which is ``g * (1 - y^2)``: the factor's statements (``{d}``
-    the factor, ``{1}`` y) and the product (``{0}`` g), or None.
+    the factor, ``{1}`` y) and the product (``{0}`` g; ``{into}`` is left for ``tape.program``),
+    or None.
 
     The factor depends on ``y`` alone, and a forward-over-reverse program meets each tanh output
     in three of these (W5): the tape computes it once per ``y``. The forward
@@ -102,4 +103,4 @@ def factor_of(name: str, values: Sequence[Any], kwargs: Mapping[str, Any]) -> tu
     same = type(g) is np.ndarray and type(y) is np.ndarray and g.shape == y.shape and g.dtype == y.dtype
     if not same or y.ndim == 0 or y.dtype.kind != "f":  # (0-d: np.square gives a numpy scalar)
         return None
-    return "{d} = np.square({1}); np.subtract(1, {d}, out={d})", "np.multiply({0}, {d})"
+    return "{d} = np.square({1}); np.subtract(1, {d}, out={d})", "np.multiply({0}, {d}{{into}})"

@@ -65,14 +65,17 @@ class Liveness:
             self.viewed.update(operands)  # a Python forward may return an operand or a view of it
             return ""
         self.made(out, value)
-        if forward not in _ARITHMETIC or kwargs or type(value) is not np.ndarray or not value.ndim:
+        return self.into(operands, values, value) if forward in _ARITHMETIC and not kwargs else ""
+
+    def into(self, operands: Sequence[str], values: Sequence[Any], value: Any) -> str:
+        """For IEEE arithmetic on ``operands`` (traced ``values``) that gives ``value``: the mark
+        where one of them may take the result, else nothing."""
+        if type(value) is not np.ndarray or not value.ndim:
             return ""
         if value.dtype.kind != "f":  # (complex products differ by loop: fused multiply-adds or not)
             return ""
-        if not all(
-            [type(v) is int or type(v) is float or (type(v) is np.ndarray and v.dtype == value.dtype) for v in values]
-        ):
-            return ""  # (a Python number is weak: it leaves the dtype to the array)
+        if not all([_weak_or(value.dtype, v) for v in values]):
+            return ""
         donors = tuple(
             [
                 name
@@ -105,3 +108,8 @@ class Liveness:
             if done:
                 lines.append(f"del {', '.join(done)}")
         return lines
+
+
+def _weak_or(dtype: np.dtype[Any], operand: Any) -> bool:
+    """An array of ``dtype``, or a Python number (weak: it leaves the dtype to the array)."""
+    return type(operand) is int or type(operand) is float or (type(operand) is np.ndarray and operand.dtype == dtype)
