@@ -32,6 +32,7 @@ def _form_value(expression: str, *operands: Any) -> Any:
         ("sum_to", [(128, 1)], {"shape": (1,)}),
         ("sum_to", [(6, 4, 3)], {"shape": (4, 1)}),  # kept as 1 and dropped: summed, then reshaped
         ("sum_to", [(6, 4, 3)], {"shape": (1, 4, 1)}),  # kept: keepdims alone
+        ("sum_to", [(5,)], {"shape": ()}),  # all summed: a 0-d array, as the forward gives
         ("sum", [(7, 5)], {}),
         ("sum", [(7, 5)], {"keepdims": True}),
     ],
@@ -43,6 +44,7 @@ def test_each_form_computes_its_forward_bit_for_bit(name: str, shapes: list[Any]
     expression = numpy_forms.form_of(name, operands, kwargs)
     assert expression is not None
     got, want = _form_value(expression, *operands), REGISTRY[name].numpy_forward(*operands, **kwargs)
+    assert type(got) is type(want)
     assert got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
 
 

@@ -38,7 +38,7 @@ from autobp.graph import Node
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.tensor import Tensor
 
-__all__ = ["backward", "grad", "grad_carrying_tangents"]
+__all__ = ["backward", "grad"]
 
 # Whether first-order walks take the fast path (``_on_arrays``) for nodes whose rules allow it.
 # Tests turn it off to hold the fast path to the general path's results on the same graphs.

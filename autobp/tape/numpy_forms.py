@@ -62,7 +62,7 @@ def _sum_to(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
     # keepdims changes only the result's shape, not the sums: where dropping the summed axes
     # gives ``shape``, the array of that shape comes straight out (not a view that a result copies)
     dropped = tuple([n for i, n in enumerate(x.shape) if i not in axes])
-    if dropped == shape:
+    if dropped == shape and shape:  # (all axes dropped: numpy gives a scalar, not a 0-d array)
         return f"np.add.reduce({{0}}, {axes!r})"
     return f"np.add.reduce({{0}}, {axes!r}, keepdims=True).reshape({shape!r})"
 
