@@ -128,6 +128,12 @@ def test_instruction_count_workloads_compute_what_they_claim() -> None:
         instructions.run("w9", 1)
     # W4's chain: d/dx of alternating (* c, + s) over 1,000 ops is c ** 500.
     np.testing.assert_allclose(instructions.run("w4", 1), 1.0000001**500, rtol=1e-12)
+    # W5's rows all give the R-operator's H v.
+    from benchmarks.w5_hvp import _setup, numpy_hvp
+
+    want = np.concatenate([h.ravel() for h in numpy_hvp(*_setup(128))])
+    for kind in instructions.W5_KINDS:
+        np.testing.assert_allclose(instructions.run(kind, 1), want, rtol=1e-9, atol=1e-12)
 
 
 def test_opcode_counts_are_exact_and_name_the_hot_functions(capsys: pytest.CaptureFixture[str]) -> None:
