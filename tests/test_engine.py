@@ -58,6 +58,28 @@ def test_shared_subexpression_and_reused_input() -> None:
     assert x.grad.item() == pytest.approx(4 * 1.5**3 + 3 * 1.5**2 + 1)
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_an_output_given_twice_receives_both_cotangents(
+    fast_path: bool, create_graph: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # grad([y, y], x, [a, b]) is grad(y, x, a + b). Counted twice, y's inputs waited for a second
+    # contribution the walk never sent: every gradient came back None (found by the fuzzer's
+    # gradgradcheck of sin(x0 + x1), whose two first derivatives are one Tensor).
+    monkeypatch.setattr("autobp.engine._fast_path", fast_path)
+    x = ab.tensor([0.5, -1.0], requires_grad=True)
+    y = ab.sin(x) * 3.0
+    a, b = ab.tensor([0.3, 1.0]), ab.tensor([-0.7, 2.0])
+    twice = ab.grad([y, y], [x], grad_outputs=[a, b], retain_graph=True, create_graph=create_graph)[0]
+    once = ab.grad([ab.sin(x) * 3.0], [x], grad_outputs=[a + b])[0]
+    assert twice is not None and np.array_equal(twice.data, once.data)
+    # A leaf given twice too, and the graph's root given beside a node inside it.
+    z = y.sum()
+    both = ab.grad([z, y, x, x], [x], grad_outputs=[ab.tensor(1.0), a, b, b])[0]
+    want = 3.0 * np.cos(x.data) * (1.0 + a.data) + 2.0 * b.data
+    np.testing.assert_allclose(both.data, want, rtol=1e-14)
+
+
 def test_graph_is_freed_after_backward_and_second_backward_raises() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp() * 2).sum()

@@ -22,7 +22,9 @@ def count_consumers(roots: Sequence[Vertex]) -> dict[Vertex, int]:
     """How many gradient contributions each vertex will receive, by an iterative DFS."""
     # Vertices key the dicts by identity: Tensor hashes by id and live objects never share one.
     consumers: dict[Vertex, int] = {}
-    stack = [v for v in roots if type(v) is Node]
+    # Each root once: an output given twice (``grad([y, y], ...)``) would count its inputs twice,
+    # and the walk, which runs it once, would wait forever for the second contribution.
+    stack = list(dict.fromkeys([v for v in roots if type(v) is Node]))
     started = set(stack)  # the roots, walked from the start
     while stack:
         node = stack.pop()
