@@ -34,7 +34,7 @@ from autobp.engine.mode_switch import modes
 from autobp.engine.seeds import seed_grads
 from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros_like
 from autobp.engine.versions import changed, check_versions
-from autobp.graph import Node
+from autobp.graph import NO_KWARGS, Node
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.tensor import Tensor
 
@@ -205,8 +205,9 @@ def _walk(
                 input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
             else:
                 input_grads = _on_tensors(vertex, g, not plain)
-            if not retain_graph:
-                vertex.release()
+            if not retain_graph:  # Node.release's three stores, without its call (a frame per node: W1, W4)
+                vertex._inputs = vertex.out = None
+                vertex.kwargs = NO_KWARGS
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
                 if not (isinstance(tensor, Tensor) and tensor.requires_grad):
                     continue
