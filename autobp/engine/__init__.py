@@ -40,6 +40,8 @@ from autobp.tensor import Tensor
 
 __all__ = ["backward", "grad"]
 
+_mode = graph._mode  # the per-thread modes (read per node: a global of this module, not graph's)
+
 # Whether first-order walks take the fast path (``_on_arrays``) for nodes whose rules allow it.
 # Tests turn it off to hold the fast path to the general path's results on the same graphs.
 _fast_path = True
@@ -124,6 +126,8 @@ def _on_tensors(node: Node, g: Any, kept_tensors: bool) -> Sequence[Any]:
             grad, out = g, Tensor._wrap(node.out, True, node)
         else:
             grad, out = Tensor._wrap(g), Tensor._wrap(node.out)
+        if not _mode.arrays:  # (a walk on Tensors throughout: nothing to switch)
+            return _run_rules(node, grad, out, node.inputs or ())
         with modes(None, arrays=False):  # autobp ops act on Tensors as they do anywhere
             return _run_rules(node, grad, out, node.inputs or ())
     except Exception as error:

@@ -23,13 +23,14 @@ def check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
             if tensor._version != saved:
                 raise modified_error("a tensor it read from its keywords (an index, say)", node, tensor, saved)
     versions = node.versions
-    if versions is None and not any([isinstance(v, Tensor) and v._version for v in inputs]):
+    # (the counters read directly, not through the ``_version`` property: a frame per input)
+    if versions is None and not any([isinstance(v, Tensor) and v._vc is not None and v._vc[0] for v in inputs]):
         return  # nothing was modified before or after the op: the usual case, checked quickly
     for i, tensor in enumerate(inputs):
         if not isinstance(tensor, Tensor):
             continue
         saved = versions[i] if versions is not None else 0
-        if tensor._version != saved:
+        if (tensor._vc[0] if tensor._vc is not None else 0) != saved:
             raise modified_error("an input it saved for backward", node, tensor, saved)
 
 
