@@ -17,6 +17,7 @@ from autobp.backends import namespace
 from autobp.engine import grad
 from autobp.grad_mode import enable_grad
 from autobp.ops import copy as _copy
+from autobp.storage import unaliased
 from autobp.tensor import Tensor
 
 
@@ -97,6 +98,16 @@ def input_grads(
 
 def maybe_detached(values: Sequence[Tensor], create_graph: bool) -> tuple[Tensor, ...]:
     return tuple(v if create_graph else v.detach() for v in values)
+
+
+def detached_tangents(values: Sequence[Tensor], create_graph: bool, directions: Sequence[Tensor]) -> tuple[Tensor, ...]:
+    """``maybe_detached`` for tangents: without ``create_graph`` each also an array of its own, not
+    a direction's (an identity jvp hands it through: ``jvp(lambda x: x + 0, x, v)``) nor another's."""
+    if create_graph:
+        return tuple(values)
+    return tuple(
+        unaliased([v.detach() for v in values], [d.data for d in directions])
+    )  # (a new list: changed in place)
 
 
 def packed(is_tuple: bool, values: Sequence[Any]) -> Any:

@@ -17,6 +17,7 @@ from autobp.functional_args import (
     call_func,
     check_scalar,
     checked_vectors,
+    detached_tangents,
     filled,
     fresh_inputs,
     input_grads,
@@ -51,7 +52,7 @@ def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     tangents = checked_vectors(v, xs, "jvp")  # same checks: one entry per input, of its shape
     out_tuple, outs, tangent_outs = _forward(func, xs, tangents, create_graph, "jvp")
     return packed(out_tuple, maybe_detached(outs, create_graph)), packed(
-        out_tuple, maybe_detached(tangent_outs, create_graph)
+        out_tuple, detached_tangents(tangent_outs, create_graph, tangents)
     )
 
 
@@ -224,4 +225,4 @@ def hvp(
     xs = fresh_inputs(xs, create_graph, "hvp")
     vectors = checked_vectors(v, xs, "hvp")
     out, products = HVP_STRATEGIES[strategy](func, xs, vectors, create_graph, "hvp")
-    return maybe_detached((out,), create_graph)[0], packed(in_tuple, maybe_detached(products, create_graph))
+    return maybe_detached((out,), create_graph)[0], packed(in_tuple, detached_tangents(products, create_graph, vectors))

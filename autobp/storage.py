@@ -32,6 +32,7 @@ __all__ = [
     "freeze_kwargs",
     "record_foreign",
     "check_array_versions",
+    "unaliased",
 ]
 
 # A foreign array's saved write counts: the op's name, then (array, its write count, its role).
@@ -58,6 +59,31 @@ def _foreign_owner(array: Any) -> Any:
     while base is not None and type(base) is type(array):
         array, base = base, base.base
     return array
+
+
+def unaliased(results: list[Any], given: list[Any]) -> list[Any]:
+    """``results`` (a list of Tensors or None, changed in place) with a copy in place of each whose
+    array shares memory with one of ``given`` (the arrays a caller passed in: backward seeds,
+    tangents) or with an earlier result's: a first-order gradient or a tangent is a Tensor with a
+    version counter of its own, so an in-place write to it must not reach what the caller passed,
+    or another result.
+
+    An identity vjp or jvp (``x + 0``) hands its seed through unchanged; before this,
+    ``ab.grad(x + 0.0, [x], grad_outputs=[u])[0].add_(1)`` changed ``u``.
+    """
+    taken: dict[int, Any] = {}  # id -> owner (kept: the ids stay theirs)
+    for array in given:
+        owner = array if type(array) is np.ndarray and array.base is None else _owner(array)
+        taken[id(owner)] = owner
+    for i, result in enumerate(results):
+        if result is not None:
+            data = result.data
+            owner = data if type(data) is np.ndarray and data.base is None else _owner(data)
+            if id(owner) in taken:
+                results[i] = Tensor._wrap(copy_array(data))
+            else:
+                taken[id(owner)] = owner
+    return results
 
 
 def copy_array(array: Any) -> Any:

@@ -80,6 +80,25 @@ def test_an_output_given_twice_receives_both_cotangents(
     np.testing.assert_allclose(both.data, want, rtol=1e-14)
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_first_order_gradients_never_share_memory_with_the_seed_or_each_other(
+    fast_path: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # add's vjp hands its seed through: the gradient was the caller's grad_outputs array, and the
+    # gradients of x and y were one array, so an in-place write to one changed the others.
+    monkeypatch.setattr("autobp.engine._fast_path", fast_path)
+    x, y = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0, 4.0], requires_grad=True)
+    u = ab.tensor([0.5, 0.25])
+    gx, gy = ab.grad(x + y, [x, y], grad_outputs=[u])
+    (alone,) = ab.grad(x + 0.0, [x], grad_outputs=[u])
+    first, again = ab.grad((x * 2.0).sum(), [x, x])
+    for a, b in [(gx, u), (gy, u), (gx, gy), (alone, u), (first, again)]:
+        assert not np.shares_memory(a.data, b.data)
+    gx.add_(1.0)
+    alone.add_(1.0)
+    assert u.tolist() == [0.5, 0.25] and gy.tolist() == [0.5, 0.25]
+
+
 def test_graph_is_freed_after_backward_and_second_backward_raises() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp() * 2).sum()

@@ -61,6 +61,19 @@ def _mlp_loss(w: ab.Tensor, b: ab.Tensor, x: np.ndarray) -> ab.Tensor:
     return (ab.tanh(x @ w + b) ** 2).sum()
 
 
+def test_tangents_never_share_memory_with_the_directions_or_each_other() -> None:
+    # add's jvp hands the tangent through: jvp(x + 0) returned the direction's own array, so an
+    # in-place write to the tangent changed the caller's v.
+    x, v = ab.tensor([1.0, 2.0]), ab.tensor([0.5, 0.25])
+    _, t = ab.functional.jvp(lambda x: x + 0.0, x, v)
+    _, (t1, t2) = ab.functional.jvp(lambda x: (x + 0.0, x - 0.0), x, v)
+    _, hv = ab.functional.hvp(lambda x: (x * x).sum() * 0.5, x, v)
+    for a, b in [(t, v), (t1, v), (t2, v), (t1, t2), (hv, v)]:
+        assert not np.shares_memory(a.data, b.data)
+    t.add_(1.0)
+    assert v.tolist() == [0.5, 0.25] and t.tolist() == [1.5, 1.25]
+
+
 def test_hvp_and_hessian_match_reverse_over_reverse() -> None:
     rng = np.random.default_rng(0)
     w, b, x = ab.tensor(rng.standard_normal((3, 2))), ab.tensor(rng.standard_normal(2)), rng.standard_normal((4, 3))

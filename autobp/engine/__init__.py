@@ -36,6 +36,7 @@ from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros
 from autobp.engine.versions import changed, check_versions
 from autobp.graph import NO_KWARGS, Node
 from autobp.ops.shape import sum_to as _sum_to
+from autobp.storage import unaliased
 from autobp.tensor import Tensor
 
 __all__ = ["backward", "grad"]
@@ -321,4 +322,6 @@ def _grad(
                 "pass allow_unused=True to get None for it"
             )
         results.append(g)  # first order: a fresh Tensor of _walk's, on no graph
+    if not (create_graph or tensors):  # arrays of their own: not a seed the caller gave, nor each other's
+        unaliased(results, [] if grad_outputs is None else [s.data for s in seeds])
     return tuple(results)
