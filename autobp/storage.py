@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy import ndarray
 
 from autobp import backends
 from autobp.grad_mode import _mode
@@ -71,18 +72,17 @@ def unaliased(results: list[Any], given: list[Any]) -> list[Any]:
     An identity vjp or jvp (``x + 0``) hands its seed through unchanged; before this,
     ``ab.grad(x + 0.0, [x], grad_outputs=[u])[0].add_(1)`` changed ``u``.
     """
-    taken: dict[int, Any] = {}  # id -> owner (kept: the ids stay theirs)
-    for array in given:
-        owner = array if type(array) is np.ndarray and array.base is None else _owner(array)
-        taken[id(owner)] = owner
+    # The owners' ids: each owner stays alive while this runs (the caller holds ``given``, and a
+    # result's array holds its owner), so no id is reused.
+    taken = {id(array if type(array) is ndarray and array.base is None else _owner(array)) for array in given}
     for i, result in enumerate(results):
         if result is not None:
             data = result.data
-            owner = data if type(data) is np.ndarray and data.base is None else _owner(data)
-            if id(owner) in taken:
+            owner = id(data if type(data) is ndarray and data.base is None else _owner(data))
+            if owner in taken:
                 results[i] = Tensor._wrap(copy_array(data))
             else:
-                taken[id(owner)] = owner
+                taken.add(owner)
     return results
 
 

@@ -302,8 +302,9 @@ def _grad(
     tensors: bool,
 ) -> tuple[Tensor | None, ...]:
     # Anything but a list or tuple is one output (or input): a non-Tensor then fails by name below.
-    outs: list[Tensor] = list(outputs) if isinstance(outputs, list | tuple) else [outputs]  # type: ignore[list-item]
-    ins: list[Tensor] = list(inputs) if isinstance(inputs, list | tuple) else [inputs]  # type: ignore[list-item]
+    # (a tuple of types, not `list | tuple`: the union is a new object on every call)
+    outs: list[Tensor] = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]  # type: ignore[list-item]
+    ins: list[Tensor] = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]  # type: ignore[list-item]
     if isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs]
     seeds = seed_grads(outs, grad_outputs, "grad")
