@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import autobp as ab
-from autobp.ops.registry import REGISTRY
+from autobp.ops.registry import REGISTRY, op
 from autobp.tape import numpy_forms, program
 
 
@@ -93,6 +93,25 @@ def test_a_replay_holds_only_the_arrays_still_needed() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 * x.nbytes  # (every intermediate kept: more than 40)
+
+
+@op("scaled_by_s9")
+def _scaled_by_s9(x: Any, s9: float = 2.0) -> Any:
+    """x * s9, with a parameter named like a replay's slot. Shapes: any -> same."""
+    return x * s9
+
+
+_scaled_by_s9.defvjp(lambda g, out, x, s9=2.0: g * s9, plain_arrays=True)
+del REGISTRY["scaled_by_s9"]  # a test-only op: keep the registry-driven suites to the library's ops
+
+
+def test_a_keyword_named_like_a_slot_is_not_read_as_one() -> None:
+    # `f0(s0, s9=k0_0)`: s9 is the op's parameter, not a slot; dropping "it" raised UnboundLocalError.
+    taped = ab.tape.value_and_grad(lambda x: _scaled_by_s9(x, s9=3.0).sum())
+    for _ in range(4):
+        value, (grad,) = taped.arrays(np.ones(3))
+        assert value == 9.0 and grad.tolist() == [3.0, 3.0, 3.0]
+    assert "del s9" not in taped.source(np.ones(3))
 
 
 def _w5_like(w1: Any, b1: Any, w2: Any, x: Any, y: Any) -> Any:

@@ -27,6 +27,8 @@ __all__ = ["Liveness"]
 
 # The replay's local names of arrays: slots (``s7``) and shared factors (``ds7``, ``dc3``).
 _LOCAL = re.compile(r"\b(?:s|ds|dc)\d+\b")
+# A keyword's name in a call (``f3(s5, s9=k3_0)``: an op's parameter may look like a slot).
+_KEYWORD = re.compile(r"\b\w+=(?!=)")
 
 # Ufuncs that may write into an operand: each element correctly rounded, on any loop.
 # (Transcendentals are left out: a vectorized loop and a scalar one may differ in the last bit.)
@@ -91,7 +93,7 @@ class Liveness:
     def finished(self, body: list[str], ending: str) -> list[str]:
         """``body`` with each marked line's result written into a dead donor where one is, and
         a ``del`` after the last line that reads each local array (``ending`` returns some)."""
-        reads = [set(_LOCAL.findall(line.split("  #", 1)[0])) for line in body]
+        reads = [set(_LOCAL.findall(_KEYWORD.sub("", line.split("  #", 1)[0]))) for line in body]
         returned = set(_LOCAL.findall(ending))
         last: dict[str, int] = {}
         for i, names in enumerate(reads):
