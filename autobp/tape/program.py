@@ -102,7 +102,7 @@ class Liveness:
         donors = iter(self.donors)
         lines: list[str] = []
         for i, line in enumerate(body):
-            if _INTO in line:
+            if _INTO in line.split("  #", 1)[0]:  # (the code: an op's name, in the comment, is the user's)
                 dead = [d for d in next(donors) if last[d] == i and d not in returned]
                 line = line.replace(_INTO, f", out={dead[0]}" if dead else "")
             lines.append(line)
