@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy import ndarray
 
 from autobp import backends
 from autobp.grad_mode import _mode
@@ -74,13 +73,12 @@ def unaliased(results: list[Any], given: list[Any]) -> list[Any]:
     """
     # The owners' ids: each owner stays alive while this runs (the caller holds ``given``, and a
     # result's array holds its owner), so no id is reused.
-    taken = {id(array if type(array) is ndarray and array.base is None else _owner(array)) for array in given}
+    taken = {id(_owner(array)) for array in given}
     for i, result in enumerate(results):
         if result is not None:
-            data = result.data
-            owner = id(data if type(data) is ndarray and data.base is None else _owner(data))
+            owner = id(_owner(result.data))
             if owner in taken:
-                results[i] = Tensor._wrap(copy_array(data))
+                results[i] = Tensor._wrap(copy_array(result.data))
             else:
                 taken.add(owner)
     return results
