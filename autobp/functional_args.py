@@ -14,7 +14,7 @@ import numpy as np
 
 from autobp import graph
 from autobp.backends import namespace
-from autobp.engine import grad
+from autobp.engine import grad, grad_carrying_tangents
 from autobp.grad_mode import enable_grad
 from autobp.ops import copy as _copy
 from autobp.storage import unaliased
@@ -79,16 +79,24 @@ def input_grads(
     cotangents: Sequence[Tensor],
     create_graph: bool,
     retain_graph: bool | None = None,
+    carry_tangents: bool = False,
 ) -> tuple[Tensor, ...]:
-    """d<cotangents, outputs>/d(inputs), zeros for inputs the outputs do not depend on."""
+    """d<cotangents, outputs>/d(inputs), zeros for inputs the outputs do not depend on.
+
+    ``carry_tangents`` (first order): the rules run on Tensors with recording off, so that inside
+    a forward-mode level the gradients carry tangents (``engine.grad_carrying_tangents``: ``hvp``).
+    """
     pairs = [(o, c) for o, c in zip(outputs, cotangents, strict=True) if o.requires_grad]
+    outs, cots = [o for o, _ in pairs], [c for _, c in pairs]
     if not pairs:
         found: tuple[Tensor | None, ...] = (None,) * len(inputs)
+    elif carry_tangents:
+        found = grad_carrying_tangents(outs, list(inputs), cots)
     else:
         found = grad(
-            [o for o, _ in pairs],
+            outs,
             list(inputs),
-            grad_outputs=[c for _, c in pairs],
+            grad_outputs=cots,
             retain_graph=retain_graph,
             create_graph=create_graph,
             allow_unused=True,
@@ -105,9 +113,8 @@ def detached_tangents(values: Sequence[Tensor], create_graph: bool, directions: 
     a direction's (an identity jvp hands it through: ``jvp(lambda x: x + 0, x, v)``) nor another's."""
     if create_graph:
         return tuple(values)
-    return tuple(
-        unaliased([v.detach() for v in values], [d.data for d in directions])
-    )  # (a new list: changed in place)
+    detached = [v.detach() for v in values]  # (a list of our own: unaliased changes it in place)
+    return tuple(unaliased(detached, [d.data for d in directions]))
 
 
 def packed(is_tuple: bool, values: Sequence[Any]) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from autobp.engine import grad_carrying_tangents
 from autobp.forward_ad import attach, dual_level, tangent_of
 from autobp.functional_args import (
     as_tensors,
@@ -160,22 +159,10 @@ def _forward_over_reverse(
             attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
         _, outs = call_func(func, xs, what)
         check_scalar(outs, what)
-        with enable_grad():
-            gradient: Sequence[Tensor]
-            if create_graph:
-                gradient = input_grads(outs, xs, [filled(outs[0], 1)], create_graph=True)
-            else:  # H v is all that is wanted: the gradient's rules carry tangents and record nothing
-                gradient = _gradient_carrying_tangents(outs[0], xs)
+        with enable_grad():  # (without create_graph, H v is all that is wanted: the rules record nothing)
+            seed = [filled(outs[0], 1)]
+            gradient = input_grads(outs, xs, seed, create_graph=create_graph, carry_tangents=not create_graph)
         return outs[0], _tangents_or_zeros(level, gradient)
-
-
-def _gradient_carrying_tangents(out: Tensor, xs: tuple[Tensor, ...]) -> list[Tensor]:
-    """The gradient of ``out`` in ``xs`` (zeros where it does not depend on one), its rules run on
-    Tensors without recording (``engine.grad_carrying_tangents``): only their tangents are kept."""
-    if not out.requires_grad:
-        return [filled(x, 0) for x in xs]
-    found = grad_carrying_tangents([out], list(xs), [filled(out, 1)])
-    return [filled(x, 0) if g is None else g for g, x in zip(found, xs, strict=True)]
 
 
 def _reverse_over_forward(

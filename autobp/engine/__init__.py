@@ -279,7 +279,7 @@ def grad(
     >>> g.numpy().tolist(), ab.grad(g.sum(), [x])[0].numpy().tolist()
     ([3.0, 12.0], [6.0, 12.0])
     """
-    return _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, tensors=create_graph)
+    return _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, tensors=False)
 
 
 def grad_carrying_tangents(
