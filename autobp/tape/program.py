@@ -93,7 +93,8 @@ class Liveness:
     def finished(self, body: list[str], ending: str) -> list[str]:
         """``body`` with each marked line's result written into a dead donor where one is, and
         a ``del`` after the last line that reads each local array (``ending`` returns some)."""
-        reads = [set(_LOCAL.findall(_KEYWORD.sub("", line.split("  #", 1)[0]))) for line in body]
+        codes = [line.split("  #", 1)[0] for line in body]  # (a comment holds an op's name: the user's)
+        reads = [set(_LOCAL.findall(_KEYWORD.sub("", code))) for code in codes]
         returned = set(_LOCAL.findall(ending))
         last: dict[str, int] = {}
         for i, names in enumerate(reads):
@@ -102,7 +103,7 @@ class Liveness:
         donors = iter(self.donors)
         lines: list[str] = []
         for i, line in enumerate(body):
-            if _INTO in line.split("  #", 1)[0]:  # (the code: an op's name, in the comment, is the user's)
+            if _INTO in codes[i]:
                 dead = [d for d in next(donors) if last[d] == i and d not in returned]
                 line = line.replace(_INTO, f", out={dead[0]}" if dead else "")
             lines.append(line)
