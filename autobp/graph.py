@@ -8,6 +8,7 @@ and the ``WeakScalar`` in ``autobp.weak_scalar``; this module re-exports the nam
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -121,7 +122,7 @@ class Node:
     None for the usual node, so that the engine tells the usual node by one attribute read.
     """
 
-    __slots__ = ("op", "_inputs", "kwargs", "out", "versions", "_rare", "__weakref__")
+    __slots__ = ("op", "_inputs", "kwargs", "out", "versions", "_rare", "_seq", "__weakref__")
 
     kwarg_versions = _rare_field(
         "kwarg_versions",
@@ -137,6 +138,9 @@ class Node:
 
     op: OpDef
     _inputs: tuple[Any, ...] | None
+    # When the node was recorded, from one counter: every consumer of a node has a greater number,
+    # which orders the engine's walk (autobp.engine.order).
+    _seq: int
     kwargs: Mapping[str, Any]
     out: Any
     versions: tuple[int, ...] | None
@@ -233,6 +237,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     # The versions to check before backward; a node whose inputs are all at version 0 keeps none.
     node.versions = _versions(saved) if versioned else None
     node._rare = None
+    node._seq = _next_seq()
     if kwargs and _mode.tape is None:
         freeze_kwargs(node, kwargs)
     if _anomaly_hook is not None:
@@ -283,6 +288,10 @@ def _versions(args: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 _new_object = object.__new__  # an instance with no slot set: record() fills them
+
+# Node._seq's counter (a C-level `next`: atomic under the GIL, so threads recording at once get
+# distinct numbers).
+_next_seq = itertools.count(1).__next__
 
 # Set by autobp.anomaly while detect_anomaly() is active; None keeps recording free of its cost.
 _anomaly_hook: Callable[[Node], None] | None = None

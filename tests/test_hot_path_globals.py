@@ -49,8 +49,8 @@ PER_NODE = [
     engine._run_rules,
     engine.versions.check_versions,
     engine.versions.changed,
-    engine.counts.count_consumers,
-    engine.counts.skip_node,
+    engine.order.queue_seeds,
+    engine.order.pass_zeros,
     engine.hook_calls.accumulate,
 ]
 
@@ -75,7 +75,7 @@ def test_an_ops_public_function_loads_a_module_attribute_only_on_its_rare_view_b
 def test_the_helpers_the_walk_calls_are_the_ones_it_would_find_in_their_modules() -> None:
     # The walk reads its own globals; they must be the moved functions themselves, not stale copies.
     assert engine.versions.check_versions is engine.check_versions
-    assert engine.counts.count_consumers is engine.count_consumers
+    assert engine.order.pass_zeros is engine.pass_zeros
     assert engine.hook_calls.run_hooks is engine.run_hooks
     assert engine.hook_calls.run_node_hooks is engine.run_node_hooks
 

@@ -1,7 +1,7 @@
 """The eager path's shortcuts (graph.record, the engine's walk) against slow, obvious versions.
 
 ``record`` fills a Tensor's and a Node's slots itself instead of calling ``Tensor._wrap`` and a
-constructor; the engine counts consumers without a second table, passes keywords to rules only
+constructor; the engine walks nodes in recording order (checked against a counting walk), passes keywords to rules only
 when a node has some, casts a gradient's dtype only when it differs, and switches modes by hand
 for each walk. Each test here tries to break one of these.
 """
@@ -141,31 +141,55 @@ def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions
             np.testing.assert_array_equal(a.data, b.data)  # type: ignore[union-attr]
 
 
-def _slow_consumer_counts(roots: list[Node]) -> dict[Any, int]:
-    """Every node reachable from ``roots``, found by recursion; one count per edge into a vertex."""
-    reached: set[Node] = set()
+def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray]:
+    """d(sum of outputs)/d(vertex) for every vertex, by the textbook walk: every one reachable from the outputs
+    found by recursion, one count per edge into it, and a vertex run once all its counts arrived.
+    Nothing here reads ``Node._seq``: it checks the engine's order by an independent one."""
+    reached: list[Node] = []
 
     def visit(node: Node) -> None:
-        if node not in reached:
-            reached.add(node)
+        if all(node is not n for n in reached):
+            reached.append(node)
             for value in node._inputs or ():
                 if isinstance(value, Tensor) and value.grad_fn is not None:
                     visit(value.grad_fn)
 
-    for root in roots:
-        visit(root)
-    counts: dict[Any, int] = {}
+    for output in outputs:
+        visit(output.grad_fn)  # type: ignore[arg-type]
+    waiting: dict[Any, int] = {}
     for node in reached:
         for value in node._inputs or ():
             if isinstance(value, Tensor) and value.requires_grad:
                 vertex = value.grad_fn or value
-                counts[vertex] = counts.get(vertex, 0) + 1
-    return counts
+                waiting[vertex] = waiting.get(vertex, 0) + 1
+    grads: dict[Any, np.ndarray] = {}
+    for output in outputs:
+        vertex = output.grad_fn
+        grads[vertex] = grads.get(vertex, 0) + np.ones_like(output.data)
+    ready = [v for v in dict.fromkeys(o.grad_fn for o in outputs) if v not in waiting]
+    totals: dict[Any, np.ndarray] = {}
+    while ready:
+        node = ready.pop()
+        g = totals[node] = grads.pop(node)
+        with ab.no_grad():
+            results = engine._run_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
+        for value, contribution in zip(node._inputs or (), results, strict=True):
+            if not (isinstance(value, Tensor) and value.requires_grad):
+                continue
+            vertex = value.grad_fn or value
+            c = contribution.data  # (every value of these graphs has one shape: nothing to sum back)
+            grads[vertex] = grads[vertex] + c if vertex in grads else c
+            waiting[vertex] -= 1
+            if not waiting[vertex] and isinstance(vertex, Node):
+                ready.append(vertex)
+    return {**totals, **grads}  # (what is left in grads: the leaves')
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_consumer_counts_match_a_slow_count_on_random_graphs(seed: int) -> None:
-    # Random DAGs with shared inputs, a tensor used twice by one op, and roots that feed other roots.
+def test_the_walk_in_recording_order_matches_a_counting_walk_on_random_graphs(seed: int) -> None:
+    # Random DAGs with shared inputs, a tensor used twice by one op, and outputs that feed other
+    # outputs; recorded in an order that interleaves unrelated branches, so that the latest node
+    # is often not the next one a depth-first walk would take.
     rng = np.random.default_rng(seed)
     leaves = [ab.tensor(rng.standard_normal(2), requires_grad=True) for _ in range(3)]
     values: list[Tensor] = [*leaves, ab.tensor(rng.standard_normal(2))]
@@ -173,15 +197,56 @@ def test_consumer_counts_match_a_slow_count_on_random_graphs(seed: int) -> None:
         a, b = (values[int(i)] for i in rng.integers(0, len(values), 2))
         values.append(ab.tanh(a * b) if rng.random() < 0.5 else a + b)
     recorded = [v for v in values if v.grad_fn is not None]
-    roots = [recorded[int(i)].grad_fn for i in rng.choice(len(recorded), 3, replace=False)]
-    assert engine.count_consumers(roots) == _slow_consumer_counts(roots)  # type: ignore[arg-type]
-    outputs = [v for v in recorded if v.grad_fn in roots]
-    grads = ab.grad([o.sum() for o in outputs], leaves, allow_unused=True, retain_graph=True)
-    general = ab.grad([o.sum() for o in outputs], leaves, allow_unused=True, create_graph=True)
-    for g, h in zip(grads, general, strict=True):
-        assert (g is None) == (h is None)
+    outputs = [recorded[int(i)] for i in rng.choice(len(recorded), 3, replace=False)]
+    for node in {v.grad_fn for v in recorded}:  # the order the walk relies on, as recorded
+        for value in node._inputs or ():  # type: ignore[union-attr]
+            if isinstance(value, Tensor) and value.grad_fn is not None:
+                assert value.grad_fn._seq < node._seq  # type: ignore[union-attr]
+    want = _slow_gradients(outputs)
+    # Each node must run once, with its whole gradient: its hook sees what it is given. (Leaves'
+    # gradients alone could not tell: a node run twice on two parts of its gradient sums to the
+    # same leaves' gradients.)
+    seen: dict[Any, list[np.ndarray]] = {}
+    for value in recorded:
+        value.register_hook(lambda g, node=value.grad_fn: seen.setdefault(node, []).append(g.data.copy()))
+    ones = [ab.tensor(np.ones(2)) for _ in outputs]
+    general = ab.grad(outputs, leaves, ones, allow_unused=True, create_graph=True)
+    fast = ab.grad(outputs, leaves, ones, allow_unused=True)  # frees the graph: a node run twice would raise
+    for leaf, g, h in zip(leaves, fast, general, strict=True):
+        assert (leaf in want) == (g is not None) == (h is not None)
         if g is not None and h is not None:
-            np.testing.assert_allclose(g.data, h.data, rtol=1e-12)
+            np.testing.assert_allclose(g.data, want[leaf], rtol=1e-12)
+            np.testing.assert_allclose(h.data, want[leaf], rtol=1e-12)
+    assert set(seen) == {v.grad_fn for v in recorded if v.grad_fn in want}  # (a*b in tanh(a*b): no hook)
+    for node, gradients in seen.items():
+        assert len(gradients) == 2, node  # once per walk
+        for g in gradients:
+            np.testing.assert_allclose(g, want[node], rtol=1e-12)
+
+
+def test_a_grad_fn_pointed_at_a_later_node_is_refused_not_walked() -> None:
+    # The walk's order holds for every graph ops build; a grad_fn set by hand can break it, and
+    # walking on would drop the later node's contribution without an error.
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    a = x * 2.0
+    y = (a * 3.0).sum()  # its node reads `a`
+    later = x * 5.0  # recorded after y's nodes
+    a.grad_fn = later.grad_fn
+    with pytest.raises(RuntimeError, match="recorded after it"):
+        y.backward()
+    assert x.grad is None  # nothing written
+
+
+def test_a_node_passing_zeros_on_checks_the_order_too() -> None:
+    from tests.test_contributions import _halve_first
+
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    e = x.exp()  # its only consumer passes it None: it is walked by pass_zeros
+    out = _halve_first(x, e).sum()
+    later = x * 5.0
+    e.grad_fn._inputs = (later,)  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError, match="recorded after it"):
+        ab.grad(out, [x])
 
 
 def test_rules_with_and_without_keywords_agree_with_the_general_path() -> None:
@@ -227,8 +292,10 @@ def test_modes_come_back_after_a_walk_fails_and_inside_no_grad() -> None:
 
 
 def test_a_recorded_scalar_op_holds_the_bytes_performance_md_gives() -> None:
-    # docs/performance.md (issue #17): a node of W4's chain holds 344 B (the 0-d output array, the
-    # Tensor, the Node, the inputs tuple); it held 368 B before the Node lost its rare slots.
+    # docs/performance.md (issue #17): a node of W4's chain holds 380 B (the 0-d output array, the
+    # Tensor, the Node, the inputs tuple, the Node's number, _seq); it held 368 B before the Node
+    # lost its rare slots, and 344 B before it was numbered (then the walk counted consumers in a
+    # table instead, 52 B more per node while it ran).
     x = ab.tensor(0.5, requires_grad=True)
     gc.collect()
     tracemalloc.start()
@@ -239,4 +306,4 @@ def test_a_recorded_scalar_op_holds_the_bytes_performance_md_gives() -> None:
         held = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert held / 2000 <= 350, f"{held / 2000:.0f} B per recorded scalar op"
+    assert held / 2000 <= 385, f"{held / 2000:.0f} B per recorded scalar op"

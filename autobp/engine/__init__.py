@@ -17,20 +17,22 @@ A node's rules run one of two ways, held to the same results by ``tests/test_eng
 from __future__ import annotations
 
 from collections.abc import Sequence
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
 
 from autobp import graph
-from autobp.engine.counts import Vertex, count_consumers, skip_node
 from autobp.engine.errors import (
     describe_tensor,
     explain_in_anomaly_mode,
+    freed_error,
     warn_grad_cycle,
     wrong_shape_error,
 )
 from autobp.engine.hook_calls import accumulate, run_hooks, run_node_hooks
 from autobp.engine.mode_switch import modes
+from autobp.engine.order import Vertex, out_of_order, pass_zeros, queue_seeds
 from autobp.engine.seeds import seed_grads
 from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros_like
 from autobp.engine.versions import changed, check_versions
@@ -166,45 +168,38 @@ def _walk(
     # (one graph, one library: the seeds' tells which forward)
     numpy_seeds = type(seeds[0].data) is np.ndarray if seeds else True
     sum_to = (_sum_to.op.numpy_forward if numpy_seeds else _sum_to.op.forward) if plain else _sum_to
-    roots: list[Vertex] = [t.grad_fn or t for t in outputs]
-    consumers = count_consumers(roots)
+    # Gradients received so far, by vertex (None: only zero contributions yet). A vertex enters when
+    # its first contribution arrives: a node goes on the heap as (-_seq, node), a leaf in leaf_queue.
     grads: dict[Vertex, Any] = {}
-    for vertex, seed in zip(roots, seeds, strict=True):
-        g = seed.data if plain else seed
-        grads[vertex] = grads[vertex] + g if vertex in grads else g
-    ready = [v for v in dict.fromkeys(roots) if v not in consumers]
+    heap: list[tuple[int, Node]] = []
+    leaf_queue: list[Tensor] = []
+    queue_seeds([t.grad_fn or t for t in outputs], [s.data if plain else s for s in seeds], grads, heap, leaf_queue)
     found: dict[Vertex, Any] = {}
     leaves: list[tuple[Tensor, Any]] = []
     anomaly = graph._anomaly_hook is not None
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
     # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
     with modes(create_graph, arrays=fast), np.errstate(all="ignore"):
-        while ready:
-            vertex = ready.pop()
-            g = grads.pop(vertex, None)
+        while heap:  # the latest node first (autobp.engine.order): its gradient is complete
+            vertex = heappop(heap)[1]
+            g = grads.pop(vertex)
+            inputs: tuple[Any, ...] | None = vertex._inputs
+            if inputs is None:
+                raise freed_error(vertex)
             if g is None:
-                # Every contribution was None (a symbolic zero): the gradient is zero. A leaf or a
-                # wanted vertex receives zeros; a node's rules need not run, but its inputs must still
-                # be counted down, or every gradient upstream of it would be lost.
-                if isinstance(vertex, Node):
-                    if wanted is not None and vertex in wanted:
-                        found[vertex] = from_array(zeros_like(vertex.out))
-                    skip_node(vertex, consumers, ready, retain_graph)
-                    continue
-                g = from_array(zeros_like(vertex.data))
-            if not isinstance(vertex, Node):
-                if vertex._hooks:
-                    g = run_hooks(vertex._hooks.values(), g, not plain)
-                if wanted is None:
-                    leaves.append((vertex, g))
-                elif vertex in wanted:
-                    found[vertex] = g
+                # Every contribution was None (a symbolic zero): the gradient is zero. A wanted vertex
+                # receives zeros; the rules need not run, but the inputs are still queued, or every
+                # gradient upstream of this node would be lost.
+                if wanted is not None and vertex in wanted:
+                    found[vertex] = from_array(zeros_like(vertex.out))
+                pass_zeros(vertex, grads, heap, leaf_queue)
+                if not retain_graph:
+                    vertex.release()
                 continue
             if vertex._rare is not None:  # hooks or retain_grad, perhaps
                 g = run_node_hooks(vertex, g, not plain, retain=wanted is None)
             if wanted is not None and vertex in wanted:
                 found[vertex] = g
-            inputs: tuple[Any, ...] = vertex._inputs or ()  # never None here: count_consumers checked
             opdef = vertex.op
             if fast and opdef.plain_arrays:
                 input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
@@ -217,7 +212,7 @@ def _walk(
                 if not (isinstance(tensor, Tensor) and tensor.requires_grad):
                     continue
                 target = tensor.grad_fn or tensor
-                if input_grad is not None:  # None: a zero contribution, counted below all the same
+                if input_grad is not None:  # None: a zero contribution, which queues the target all the same
                     if isinstance(input_grad, Tensor) is plain:
                         input_grad = other_kind(input_grad)
                     # The engine, not each rule, sums a broadcast gradient back to the input's shape.
@@ -233,11 +228,30 @@ def _walk(
                         from autobp.anomaly import check_backward
 
                         check_backward(vertex, as_tensor(input_grad))
-                    grads[target] = grads[target] + input_grad if target in grads else input_grad
-                remaining = consumers[target] - 1
-                consumers[target] = remaining
-                if not remaining:
-                    ready.append(target)
+                if target in grads:
+                    if input_grad is not None:
+                        so_far = grads[target]
+                        grads[target] = input_grad if so_far is None else so_far + input_grad
+                else:
+                    grads[target] = input_grad
+                    node = tensor.grad_fn
+                    if node is None:
+                        leaf_queue.append(tensor)
+                    else:
+                        if node._seq >= vertex._seq:  # the order's guard: never walk past a contribution
+                            raise out_of_order(node, vertex)
+                        heappush(heap, (-node._seq, node))
+        # Leaves last: every node has run, so their gradients are complete.
+        for leaf in leaf_queue:
+            g = grads.pop(leaf)
+            if g is None:
+                g = from_array(zeros_like(leaf.data))
+            if leaf._hooks:
+                g = run_hooks(leaf._hooks.values(), g, not plain)
+            if wanted is None:
+                leaves.append((leaf, g))
+            elif leaf in wanted:
+                found[leaf] = g
     if leaves:  # (none for ab.grad, which W1 eager calls: no mode switch to pay for)
         with modes(create_graph, arrays=False):
             # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.

@@ -1,0 +1,69 @@
+"""The reverse walk's order: nodes by when they were recorded, the latest first.
+
+``record`` numbers every ``Node`` from one counter (``Node._seq``). An op's inputs exist before
+it runs, so the node that made an input was recorded before the node that reads it: every
+consumer of a node has a greater number. The walk keeps the nodes given a gradient on a heap
+and takes the greatest number next. By the time a node comes off the heap, every node that
+could still send it a contribution has run, so its gradient is complete. Leaves (no node) run
+after every node.
+
+This replaces a pass before the walk that counted, for every vertex, the contributions it
+would receive: that pass cost about a tenth of a first-order step's Python (W1), and its table a
+dictionary entry per node while the walk ran (W4's bytes per node).
+
+The order holds for every graph ``record`` builds. A ``grad_fn`` pointed by hand at a node
+recorded later would break it, and a node that runs before all its contributions arrived loses
+the late ones: the walk checks each node it queues (``out_of_order``) and refuses such a graph.
+"""
+
+from __future__ import annotations
+
+from heapq import heappush
+from typing import Any
+
+from autobp.graph import Node
+from autobp.tensor import Tensor
+
+__all__ = ["Vertex", "queue_seeds", "pass_zeros", "out_of_order"]
+
+Vertex = Node | Tensor
+
+
+def queue_seeds(
+    roots: list[Vertex], seeds: list[Any], grads: dict[Vertex, Any], heap: list[tuple[int, Node]], leaves: list[Tensor]
+) -> None:
+    """Start the walk: each root's seed in ``grads`` (a root given twice gets their sum), its node
+    on the heap as ``(-_seq, node)``, or a leaf root in ``leaves``."""
+    for vertex, seed in zip(roots, seeds, strict=True):
+        if vertex in grads:
+            grads[vertex] = grads[vertex] + seed
+            continue
+        grads[vertex] = seed
+        if isinstance(vertex, Node):
+            heappush(heap, (-vertex._seq, vertex))
+        else:
+            leaves.append(vertex)
+
+
+def pass_zeros(node: Node, grads: dict[Vertex, Any], heap: list[tuple[int, Node]], leaves: list[Tensor]) -> None:
+    """Pass on a node that received no gradient (every contribution was None, a symbolic zero):
+    its inputs are queued with a zero (None) contribution, so that a wanted input still gets
+    zeros and what is upstream of it is still walked."""
+    for value in node._inputs or ():
+        if isinstance(value, Tensor) and value.requires_grad:
+            target = value.grad_fn
+            if (target or value) not in grads:
+                grads[target or value] = None
+                if target is None:
+                    leaves.append(value)
+                else:
+                    if target._seq >= node._seq:
+                        raise out_of_order(target, node)
+                    heappush(heap, (-target._seq, target))
+
+
+def out_of_order(target: Node, consumer: Node) -> RuntimeError:
+    return RuntimeError(
+        f"backward: op '{target.op.name}' feeds op '{consumer.op.name}' but was recorded after it, so the "
+        "walk cannot know when its gradient is complete. A grad_fn was set by hand; let ops set grad_fn."
+    )
