@@ -44,9 +44,9 @@ def module_attributes(function: Callable[..., Any]) -> set[tuple[str, str]]:
 
 
 PER_NODE = [
-    engine._on_arrays,
-    engine._on_tensors,
-    engine._run_rules,
+    engine.rule_paths._on_arrays,
+    engine.rule_paths._on_tensors,
+    engine.rule_paths._run_rules,
     engine.versions.check_versions,
     engine.versions.changed,
     engine.order.queue_seeds,
@@ -74,7 +74,8 @@ def test_an_ops_public_function_loads_a_module_attribute_only_on_its_rare_view_b
 
 def test_the_helpers_the_walk_calls_are_the_ones_it_would_find_in_their_modules() -> None:
     # The walk reads its own globals; they must be the moved functions themselves, not stale copies.
-    assert engine.versions.check_versions is engine.check_versions
+    assert engine.versions.check_versions is engine.rule_paths.check_versions
+    assert engine.rule_paths._on_arrays is engine._on_arrays
     assert engine.order.pass_zeros is engine.pass_zeros
     assert engine.hook_calls.run_hooks is engine.run_hooks
     assert engine.hook_calls.run_node_hooks is engine.run_node_hooks

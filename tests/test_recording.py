@@ -125,7 +125,7 @@ def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions
     assert node is not None and node.op.plain_arrays and node._rare is None
     _bump(written, after, through_a_view=which == "view of x")
     try:
-        engine.check_versions(node, node._inputs)  # type: ignore[arg-type]
+        engine.rule_paths.check_versions(node, node._inputs)  # type: ignore[arg-type]
         general_raises = False
     except RuntimeError:
         general_raises = True
@@ -172,7 +172,7 @@ def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray]:
         node = ready.pop()
         g = totals[node] = grads.pop(node)
         with ab.no_grad():
-            results = engine._run_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
+            results = engine.rule_paths._run_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
         for value, contribution in zip(node._inputs or (), results, strict=True):
             if not (isinstance(value, Tensor) and value.requires_grad):
                 continue

@@ -1,12 +1,13 @@
 """The reverse-mode engine: ``backward`` and ``grad``.
 
-The walk is iterative (no recursion: million-node graphs work). A first pass counts, for every
-vertex (a ``Node``, or a leaf Tensor), how many gradient contributions it will receive; a
-vertex runs once all of them arrived. Gradients live in the engine's dict, keyed by vertex,
-and are popped as the walk goes, so memory is released early; only leaves accumulate into
-``.grad``, and only once the whole walk succeeded.
+The walk is iterative (no recursion: million-node graphs work). It takes nodes in reverse
+recording order from a heap (``engine.order``): a node runs once every contribution to it has
+arrived, and leaves run last. Gradients live in the engine's dict, keyed by vertex (a ``Node``,
+or a leaf Tensor), and are popped as the walk goes, so memory is released early; only leaves
+accumulate into ``.grad``, and only once the whole walk succeeded.
 
-A node's rules run one of two ways, held to the same results by ``tests/test_engine_paths.py``:
+A node's rules run one of two ways (``engine.rule_paths``), held to the same results by
+``tests/test_engine_paths.py``:
 
 - ``_on_tensors``, the general path: the rules get Tensors and record their ops only with
   ``create_graph=True`` (then the gradients are differentiable);
@@ -25,7 +26,6 @@ import numpy as np
 from autobp import graph
 from autobp.engine.errors import (
     describe_tensor,
-    explain_in_anomaly_mode,
     freed_error,
     warn_grad_cycle,
     wrong_shape_error,
@@ -33,9 +33,9 @@ from autobp.engine.errors import (
 from autobp.engine.hook_calls import accumulate, run_hooks, run_node_hooks
 from autobp.engine.mode_switch import modes
 from autobp.engine.order import Vertex, out_of_order, pass_zeros, queue_seeds
+from autobp.engine.rule_paths import _on_arrays, _on_tensors
 from autobp.engine.seeds import seed_grads
 from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros_like
-from autobp.engine.versions import changed, check_versions
 from autobp.graph import NO_KWARGS, Node
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.storage import unaliased
@@ -43,99 +43,9 @@ from autobp.tensor import Tensor
 
 __all__ = ["backward", "grad"]
 
-_mode = graph._mode  # the per-thread modes (read per node: a global of this module, not graph's)
-
 # Whether first-order walks take the fast path (``_on_arrays``) for nodes whose rules allow it.
 # Tests turn it off to hold the fast path to the general path's results on the same graphs.
 _fast_path = True
-
-
-def _needs(value: Any) -> bool:
-    """Whether a recorded input wants a gradient (constants never do)."""
-    return isinstance(value, Tensor) and value.requires_grad
-
-
-def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[Any]:
-    """The gradient of each input, from ``node``'s vjp rules applied to ``values`` (the inputs as
-    arrays or as Tensors); a rule runs only for an input that needs a gradient, else None.
-
-    A variadic rule is told which inputs need one (``needs``): ``values`` may be plain arrays,
-    which carry no ``requires_grad`` to read.
-    """
-    opdef, kwargs = node.op, node.kwargs
-    inputs = node._inputs or ()
-    if opdef.variadic_rule is not None:
-        return opdef.variadic_rule(g, out, *values, needs=tuple([_needs(x) for x in inputs]), **kwargs)
-    return [rule(g, out, *values, **kwargs) if _needs(x) else None for rule, x in zip(opdef.rules, inputs, strict=True)]
-
-
-def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any) -> Sequence[Any]:
-    """The first-order fast path, for ops whose rules take plain arrays (``defvjp(plain_arrays=True)``).
-
-    The rules get the gradient, the output and the inputs as arrays, and the walk's array mode
-    makes the autobp ops they call return arrays: a rule costs what the same numpy code costs.
-    Nodes of one or two inputs (nearly all) are unrolled: loops, and calls with ``*``, would
-    cost W2 (``benchmarks/instructions.py``) about half its backward. Guarded as the general path
-    is: the saved versions are compared with the counters inline, and ``check_versions``, the
-    general path's test, runs on any difference or when the node read keyword Tensors.
-    """
-    out, kwargs = node.out, node.kwargs
-    versions, rare = node.versions, node._rare
-    try:
-        count = len(inputs) if rules else 0  # (no rules: a variadic one, run below)
-        if count == 1:
-            x = inputs[0]  # the only input of a recorded node requires grad
-            counter = x._vc
-            if rare is not None or (
-                (counter[0] if counter is not None else 0) != (versions[0] if versions is not None else 0)
-            ):
-                check_versions(node, inputs)
-            # (a call with `**` misses the interpreter's inlined call of a Python function: only when needed)
-            return (rules[0](g, out, x.data, **kwargs) if kwargs else rules[0](g, out, x.data),)
-        if count == 2:
-            x, y = inputs
-            x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
-            if rare is not None or (
-                (versions is not None or (x_is and x._vc is not None) or (y_is and y._vc is not None))
-                and changed(versions, x if x_is else None, y if y_is else None)
-            ):
-                check_versions(node, inputs)
-            xa, ya = (x.data if x_is else x), (y.data if y_is else y)
-            if not kwargs:
-                return (
-                    rules[0](g, out, xa, ya) if x_is and x.requires_grad else None,
-                    rules[1](g, out, xa, ya) if y_is and y.requires_grad else None,
-                )
-            return (
-                rules[0](g, out, xa, ya, **kwargs) if x_is and x.requires_grad else None,
-                rules[1](g, out, xa, ya, **kwargs) if y_is and y.requires_grad else None,
-            )
-        # Three inputs or more, or a variadic rule: the same steps, in loops.
-        check_versions(node, inputs)
-        return _run_rules(node, g, out, [x.data if isinstance(x, Tensor) else x for x in inputs])
-    except Exception as error:
-        explain_in_anomaly_mode(node, error)
-        raise
-
-
-def _on_tensors(node: Node, g: Any, kept_tensors: bool) -> Sequence[Any]:
-    """The general path: the rules run on Tensors, where every Tensor method works, and record
-    their ops (a differentiable gradient) only with ``create_graph``. First order, ``g`` and the
-    results the walk keeps are arrays (the walk unwraps them); with ``kept_tensors`` (``create_graph``,
-    or a walk for forward-over-reverse) they are Tensors."""
-    try:
-        check_versions(node, node._inputs or ())
-        if kept_tensors:  # `out` is the node's output, on the graph: second order (and tangents) flow through it
-            grad, out = g, Tensor._wrap(node.out, True, node)
-        else:
-            grad, out = Tensor._wrap(g), Tensor._wrap(node.out)
-        if not _mode.arrays:  # (a walk on Tensors throughout: nothing to switch)
-            return _run_rules(node, grad, out, node.inputs or ())
-        with modes(None, arrays=False):  # autobp ops act on Tensors as they do anywhere
-            return _run_rules(node, grad, out, node.inputs or ())
-    except Exception as error:
-        explain_in_anomaly_mode(node, error)
-        raise
 
 
 def _walk(

@@ -1,0 +1,109 @@
+"""The two ways a node's vjp rules run, held to the same results by ``tests/test_engine_paths.py``.
+
+``_on_tensors``, the general path, hands the rules Tensors; ``_on_arrays``, the first-order fast
+path, hands them plain arrays. The walk (``autobp.engine``) picks one per node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from autobp import graph
+from autobp.engine.errors import explain_in_anomaly_mode
+from autobp.engine.mode_switch import modes
+from autobp.engine.versions import changed, check_versions
+from autobp.graph import Node
+from autobp.tensor import Tensor
+
+__all__ = ["_on_arrays", "_on_tensors", "_run_rules"]
+
+_mode = graph._mode  # the per-thread modes (read per node: a global of this module, not graph's)
+
+
+def _needs(value: Any) -> bool:
+    """Whether a recorded input wants a gradient (constants never do)."""
+    return isinstance(value, Tensor) and value.requires_grad
+
+
+def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[Any]:
+    """The gradient of each input, from ``node``'s vjp rules applied to ``values`` (the inputs as
+    arrays or as Tensors); a rule runs only for an input that needs a gradient, else None.
+
+    A variadic rule is told which inputs need one (``needs``): ``values`` may be plain arrays,
+    which carry no ``requires_grad`` to read.
+    """
+    opdef, kwargs = node.op, node.kwargs
+    inputs = node._inputs or ()
+    if opdef.variadic_rule is not None:
+        return opdef.variadic_rule(g, out, *values, needs=tuple([_needs(x) for x in inputs]), **kwargs)
+    return [rule(g, out, *values, **kwargs) if _needs(x) else None for rule, x in zip(opdef.rules, inputs, strict=True)]
+
+
+def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any) -> Sequence[Any]:
+    """The first-order fast path, for ops whose rules take plain arrays (``defvjp(plain_arrays=True)``).
+
+    The rules get the gradient, the output and the inputs as arrays, and the walk's array mode
+    makes the autobp ops they call return arrays: a rule costs what the same numpy code costs.
+    Nodes of one or two inputs (nearly all) are unrolled: loops, and calls with ``*``, would
+    cost W2 (``benchmarks/instructions.py``) about half its backward. Guarded as the general path
+    is: the saved versions are compared with the counters inline, and ``check_versions``, the
+    general path's test, runs on any difference or when the node read keyword Tensors.
+    """
+    out, kwargs = node.out, node.kwargs
+    versions, rare = node.versions, node._rare
+    try:
+        count = len(inputs) if rules else 0  # (no rules: a variadic one, run below)
+        if count == 1:
+            x = inputs[0]  # the only input of a recorded node requires grad
+            counter = x._vc
+            if rare is not None or (
+                (counter[0] if counter is not None else 0) != (versions[0] if versions is not None else 0)
+            ):
+                check_versions(node, inputs)
+            # (a call with `**` misses the interpreter's inlined call of a Python function: only when needed)
+            return (rules[0](g, out, x.data, **kwargs) if kwargs else rules[0](g, out, x.data),)
+        if count == 2:
+            x, y = inputs
+            x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
+            if rare is not None or (
+                (versions is not None or (x_is and x._vc is not None) or (y_is and y._vc is not None))
+                and changed(versions, x if x_is else None, y if y_is else None)
+            ):
+                check_versions(node, inputs)
+            xa, ya = (x.data if x_is else x), (y.data if y_is else y)
+            if not kwargs:
+                return (
+                    rules[0](g, out, xa, ya) if x_is and x.requires_grad else None,
+                    rules[1](g, out, xa, ya) if y_is and y.requires_grad else None,
+                )
+            return (
+                rules[0](g, out, xa, ya, **kwargs) if x_is and x.requires_grad else None,
+                rules[1](g, out, xa, ya, **kwargs) if y_is and y.requires_grad else None,
+            )
+        # Three inputs or more, or a variadic rule: the same steps, in loops.
+        check_versions(node, inputs)
+        return _run_rules(node, g, out, [x.data if isinstance(x, Tensor) else x for x in inputs])
+    except Exception as error:
+        explain_in_anomaly_mode(node, error)
+        raise
+
+
+def _on_tensors(node: Node, g: Any, kept_tensors: bool) -> Sequence[Any]:
+    """The general path: the rules run on Tensors, where every Tensor method works, and record
+    their ops (a differentiable gradient) only with ``create_graph``. First order, ``g`` and the
+    results the walk keeps are arrays (the walk unwraps them); with ``kept_tensors`` (``create_graph``,
+    or a walk for forward-over-reverse) they are Tensors."""
+    try:
+        check_versions(node, node._inputs or ())
+        if kept_tensors:  # `out` is the node's output, on the graph: second order (and tangents) flow through it
+            grad, out = g, Tensor._wrap(node.out, True, node)
+        else:
+            grad, out = Tensor._wrap(g), Tensor._wrap(node.out)
+        if not _mode.arrays:  # (a walk on Tensors throughout: nothing to switch)
+            return _run_rules(node, grad, out, node.inputs or ())
+        with modes(None, arrays=False):  # autobp ops act on Tensors as they do anywhere
+            return _run_rules(node, grad, out, node.inputs or ())
+    except Exception as error:
+        explain_in_anomaly_mode(node, error)
+        raise
