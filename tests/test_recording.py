@@ -141,8 +141,9 @@ def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions
             np.testing.assert_array_equal(a.data, b.data)  # type: ignore[union-attr]
 
 
-def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray]:
-    """d(sum of outputs)/d(vertex) for every vertex, by the textbook walk: every one reachable from the outputs
+def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray | None]:
+    """d(sum of outputs)/d(vertex) for every vertex (None: only zero contributions reached it), by
+    the textbook walk: every one reachable from the outputs
     found by recursion, one count per edge into it, and a vertex run once all its counts arrived.
     Nothing here reads ``Node._seq``: it checks the engine's order by an independent one."""
     reached: list[Node] = []
@@ -167,18 +168,25 @@ def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray]:
         vertex = output.grad_fn
         grads[vertex] = grads.get(vertex, 0) + np.ones_like(output.data)
     ready = [v for v in dict.fromkeys(o.grad_fn for o in outputs) if v not in waiting]
-    totals: dict[Any, np.ndarray] = {}
+    totals: dict[Any, np.ndarray | None] = {}
     while ready:
         node = ready.pop()
         g = totals[node] = grads.pop(node)
-        with ab.no_grad():
-            results = engine.rule_paths._run_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
+        if g is None:  # only zeros arrived: its inputs get zeros too
+            results: Any = [None] * len(node._inputs or ())
+        else:
+            with ab.no_grad():
+                results = engine.rule_paths._run_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
         for value, contribution in zip(node._inputs or (), results, strict=True):
             if not (isinstance(value, Tensor) and value.requires_grad):
                 continue
             vertex = value.grad_fn or value
-            c = contribution.data  # (every value of these graphs has one shape: nothing to sum back)
-            grads[vertex] = grads[vertex] + c if vertex in grads else c
+            if contribution is None:  # a zero that the walk passes on without running rules or hooks
+                grads.setdefault(vertex, None)
+            else:
+                c = contribution.data  # (every value of these graphs has one shape: nothing to sum back)
+                so_far = grads.get(vertex)
+                grads[vertex] = c if so_far is None else so_far + c
             waiting[vertex] -= 1
             if not waiting[vertex] and isinstance(vertex, Node):
                 ready.append(vertex)
@@ -187,15 +195,19 @@ def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray]:
 
 @pytest.mark.parametrize("seed", range(8))
 def test_the_walk_in_recording_order_matches_a_counting_walk_on_random_graphs(seed: int) -> None:
-    # Random DAGs with shared inputs, a tensor used twice by one op, and outputs that feed other
-    # outputs; recorded in an order that interleaves unrelated branches, so that the latest node
-    # is often not the next one a depth-first walk would take.
+    # Random DAGs with shared inputs, a tensor used twice by one op, outputs that feed other
+    # outputs, and an op whose rule gives None (a zero contribution) for its second input;
+    # recorded in an order that interleaves unrelated branches, so that the latest node is often
+    # not the next one a depth-first walk would take.
+    from tests.test_contributions import _halve_first
+
     rng = np.random.default_rng(seed)
     leaves = [ab.tensor(rng.standard_normal(2), requires_grad=True) for _ in range(3)]
     values: list[Tensor] = [*leaves, ab.tensor(rng.standard_normal(2))]
     for _ in range(30):
         a, b = (values[int(i)] for i in rng.integers(0, len(values), 2))
-        values.append(ab.tanh(a * b) if rng.random() < 0.5 else a + b)
+        kind = rng.random()
+        values.append(ab.tanh(a * b) if kind < 0.4 else a + b if kind < 0.8 else _halve_first(a, b))
     recorded = [v for v in values if v.grad_fn is not None]
     outputs = [recorded[int(i)] for i in rng.choice(len(recorded), 3, replace=False)]
     for node in {v.grad_fn for v in recorded}:  # the order the walk relies on, as recorded
@@ -210,14 +222,20 @@ def test_the_walk_in_recording_order_matches_a_counting_walk_on_random_graphs(se
     for value in recorded:
         value.register_hook(lambda g, node=value.grad_fn: seen.setdefault(node, []).append(g.data.copy()))
     ones = [ab.tensor(np.ones(2)) for _ in outputs]
-    general = ab.grad(outputs, leaves, ones, allow_unused=True, create_graph=True)
-    fast = ab.grad(outputs, leaves, ones, allow_unused=True)  # frees the graph: a node run twice would raise
-    for leaf, g, h in zip(leaves, fast, general, strict=True):
-        assert (leaf in want) == (g is not None) == (h is not None)
+    middle = recorded[int(rng.integers(0, len(recorded)))]  # an intermediate asked for, too
+    asked = [*leaves, middle]
+    general = ab.grad(outputs, asked, ones, allow_unused=True, create_graph=True)
+    fast = ab.grad(outputs, asked, ones, allow_unused=True)  # frees the graph: a node run twice would raise
+    for tensor, g, h in zip(asked, fast, general, strict=True):
+        vertex = tensor.grad_fn or tensor
+        assert (vertex in want) == (g is not None) == (h is not None)
         if g is not None and h is not None:
-            np.testing.assert_allclose(g.data, want[leaf], rtol=1e-12)
-            np.testing.assert_allclose(h.data, want[leaf], rtol=1e-12)
-    assert set(seen) == {v.grad_fn for v in recorded if v.grad_fn in want}  # (a*b in tanh(a*b): no hook)
+            expected = want[vertex]
+            expected = np.zeros(2) if expected is None else expected
+            np.testing.assert_allclose(g.data, expected, rtol=1e-12)
+            np.testing.assert_allclose(h.data, expected, rtol=1e-12)
+    # Hooks run on nodes that received a gradient (not only zeros); a*b in tanh(a*b) has none.
+    assert set(seen) == {v.grad_fn for v in recorded if want.get(v.grad_fn) is not None}
     for node, gradients in seen.items():
         assert len(gradients) == 2, node  # once per walk
         for g in gradients:
