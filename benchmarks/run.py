@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np
 
-from benchmarks import workloads
+from benchmarks import torch_func_checks, workloads
 from benchmarks.harness import PEERS, Result, available_peers, measure
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
@@ -160,12 +160,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         w1_network.DATA_DIR[:] = [args.data]
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
     info = machine(peers)  # before measuring: the commit is the code the run imported
+    # Forward mode against torch.func, as every workload's result is checked before it is timed.
+    checked = torch_func_checks.summary() if "torch" in peers else None
     results: list[Result] = []
     for key in selected:
         results += measure(known[key], args.scale, peers, args.repeats, log, args.min_seconds)
     print(f"# {info['cpu']} ({info['cpus']} CPUs), Python {info['python']}, numpy {info['numpy']} ({info['blas']})")
     print(f"# autobp {info['autobp']} at {info['commit'] or 'an unknown commit'}")
     print(f"# peers: {', '.join(f'{p} {info[p]}' for p in peers) or 'none installed'}; scale {args.scale}")
+    if checked is not None:
+        print(f"# {checked}")
     print(table(results, markdown=args.markdown))
     if args.json:
         settings = {"scale": args.scale, "repeats": args.repeats, "min_seconds": args.min_seconds, "argv": sys.argv[1:]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -146,3 +147,50 @@ def test_opcode_counts_are_exact_and_name_the_hot_functions(capsys: pytest.Captu
     opcodes.main(["w2", "1", "3"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("w2: ") and len(lines) == 4
+
+
+# -- forward mode against torch.func (the peer check; torch is installed in CI, not needed here) ----------
+def test_forward_mode_agrees_with_torch_func() -> None:
+    pytest.importorskip("torch")
+    from benchmarks import torch_func_checks
+
+    checks = torch_func_checks.run_all(seeds=(3,))
+    expected = {(case.name, transform) for case in torch_func_checks.CASES for transform in case.transforms}
+    assert {(name, transform) for name, transform, _ in checks} == expected
+    assert {t for _, t, _ in checks} == set(torch_func_checks.TRANSFORMS)  # every transform somewhere
+    assert all(worst < 1e-4 for _, _, worst in checks)
+
+
+def test_the_torch_func_check_rejects_wrong_values_shapes_and_dtypes() -> None:
+    pytest.importorskip("torch")
+    import autobp as ab
+    from benchmarks import torch_func_checks
+    from benchmarks.torch_func_checks import CASES, autobp_result, check
+
+    scalar = CASES[2]  # sum(exp(a) * b ** 3) + sum(sin(a * b)): every transform
+
+    def scaled(case: Any, transform: str, inputs: Any, direction: Any) -> Any:
+        return tuple(h * (1 + 1e-6) for h in autobp_result(case, transform, inputs, direction))
+
+    def first_only(case: Any, transform: str, inputs: Any, direction: Any) -> Any:
+        return autobp_result(case, transform, inputs, direction)[:1]
+
+    def single(case: Any, transform: str, inputs: Any, direction: Any) -> Any:
+        return tuple(ab.tensor(h.data.astype(np.float32)) for h in autobp_result(case, transform, inputs, direction))
+
+    assert check(scalar, "hvp") < 1e-12
+    with pytest.raises(AssertionError, match="differ by up to"):
+        check(scalar, "hvp", ours=scaled)
+    with pytest.raises(AssertionError, match="shapes"):
+        check(scalar, "hvp", ours=first_only)
+    with pytest.raises(AssertionError, match="float32 for float64 inputs"):
+        check(scalar, "hvp", ours=single)
+    with pytest.raises(ValueError, match="unknown transform"):
+        torch_func_checks.autobp_result(scalar, "jacrev", [np.ones(3)] * 2, [np.ones(3)] * 2)
+
+
+def test_run_main_reports_the_torch_func_checks_when_torch_is_a_peer(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    argv = ["--tiny", "--only", "W2", "--repeats", "1", "--min-seconds", "0", "--peers", "torch", "--json", ""]
+    assert run.main(argv) == 0
+    assert "# torch.func checks: 17 agree" in capsys.readouterr().out
