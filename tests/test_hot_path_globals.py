@@ -50,7 +50,6 @@ PER_NODE = [
     engine.versions.check_versions,
     engine.versions.changed,
     engine.order.queue_seeds,
-    engine.order.pass_zeros,
     engine.hook_calls.accumulate,
 ]
 
@@ -76,7 +75,7 @@ def test_the_helpers_the_walk_calls_are_the_ones_it_would_find_in_their_modules(
     # The walk reads its own globals; they must be the moved functions themselves, not stale copies.
     assert engine.versions.check_versions is engine.rule_paths.check_versions
     assert engine.rule_paths._on_arrays is engine._on_arrays
-    assert engine.order.pass_zeros is engine.pass_zeros
+    assert engine.order.queue_seeds is engine.queue_seeds
     assert engine.hook_calls.run_hooks is engine.run_hooks
     assert engine.hook_calls.run_node_hooks is engine.run_node_hooks
 

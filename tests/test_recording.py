@@ -259,7 +259,7 @@ def test_a_node_passing_zeros_on_checks_the_order_too() -> None:
     from tests.test_contributions import _halve_first
 
     x = ab.tensor([1.0, 2.0], requires_grad=True)
-    e = x.exp()  # its only consumer passes it None: it is walked by pass_zeros
+    e = x.exp()  # its only consumer passes it None: it passes zeros on, queueing its input
     out = _halve_first(x, e).sum()
     later = x * 5.0
     e.grad_fn._inputs = (later,)  # type: ignore[union-attr]

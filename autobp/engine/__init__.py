@@ -32,7 +32,7 @@ from autobp.engine.errors import (
 )
 from autobp.engine.hook_calls import accumulate, run_hooks, run_node_hooks
 from autobp.engine.mode_switch import modes
-from autobp.engine.order import Vertex, out_of_order, pass_zeros, queue_seeds
+from autobp.engine.order import Vertex, out_of_order, queue_seeds
 from autobp.engine.rule_paths import _on_arrays, _on_tensors
 from autobp.engine.seeds import seed_grads
 from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros_like
@@ -108,23 +108,21 @@ def _walk(
                 raise freed_error(vertex)
             if g is None:
                 # Every contribution was None (a symbolic zero): the gradient is zero. A wanted vertex
-                # receives zeros; the rules need not run, but the inputs are still queued, or every
-                # gradient upstream of this node would be lost.
+                # receives zeros; the rules need not run, but each input still gets a zero (None) below,
+                # which queues it: else every gradient upstream of this node would be lost.
                 if wanted is not None and vertex in wanted:
                     found[vertex] = from_array(zeros_like(vertex.out))
-                pass_zeros(vertex, grads, heap, leaf_queue)
-                if not retain_graph:
-                    vertex.release()
-                continue
-            if vertex._rare is not None:  # hooks or retain_grad, perhaps
-                g = run_node_hooks(vertex, g, not plain, retain=wanted is None)
-            if wanted is not None and vertex in wanted:
-                found[vertex] = g
-            opdef = vertex.op
-            if fast and opdef.plain_arrays:
-                input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
+                input_grads: Sequence[Any] = (None,) * len(inputs)
             else:
-                input_grads = _on_tensors(vertex, g, not plain)
+                if vertex._rare is not None:  # hooks or retain_grad, perhaps
+                    g = run_node_hooks(vertex, g, not plain, retain=wanted is None)
+                if wanted is not None and vertex in wanted:
+                    found[vertex] = g
+                opdef = vertex.op
+                if fast and opdef.plain_arrays:
+                    input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
+                else:
+                    input_grads = _on_tensors(vertex, g, not plain)
             if not retain_graph:  # Node.release's three stores, without its call (a frame per node: W1, W4)
                 vertex._inputs = vertex.out = None
                 vertex.kwargs = NO_KWARGS

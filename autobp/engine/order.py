@@ -13,7 +13,8 @@ dictionary entry per node while the walk ran (W4's bytes per node).
 
 The order holds for every graph ``record`` builds. A ``grad_fn`` pointed by hand at a node
 recorded later would break it, and a node that runs before all its contributions arrived loses
-the late ones: the walk checks each node it queues (``out_of_order``) and refuses such a graph.
+the late ones: the walk checks each node it queues, a zero contribution's too (``out_of_order``),
+and refuses such a graph.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from autobp.graph import Node
 from autobp.tensor import Tensor
 
-__all__ = ["Vertex", "queue_seeds", "pass_zeros", "out_of_order"]
+__all__ = ["Vertex", "queue_seeds", "out_of_order"]
 
 Vertex = Node | Tensor
 
@@ -43,23 +44,6 @@ def queue_seeds(
             heappush(heap, (-vertex._seq, vertex))
         else:
             leaves.append(vertex)
-
-
-def pass_zeros(node: Node, grads: dict[Vertex, Any], heap: list[tuple[int, Node]], leaves: list[Tensor]) -> None:
-    """Pass on a node that received no gradient (every contribution was None, a symbolic zero):
-    its inputs are queued with a zero (None) contribution, so that a wanted input still gets
-    zeros and what is upstream of it is still walked."""
-    for value in node._inputs or ():
-        if isinstance(value, Tensor) and value.requires_grad:
-            target = value.grad_fn
-            if (target or value) not in grads:
-                grads[target or value] = None
-                if target is None:
-                    leaves.append(value)
-                else:
-                    if target._seq >= node._seq:
-                        raise out_of_order(target, node)
-                    heappush(heap, (-target._seq, target))
 
 
 def out_of_order(target: Node, consumer: Node) -> RuntimeError:
