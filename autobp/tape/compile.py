@@ -12,7 +12,7 @@ from autobp.backends import describe, library_of
 from autobp.graph import copy_array
 from autobp.ops.registry import _NUMPY_LIKE, OpDef
 from autobp.tape.numpy_forms import factor_of, form_of
-from autobp.tape.program import Liveness
+from autobp.tape.program import INTO, Liveness
 from autobp.tape.trace import Recorder, bytes_of
 from autobp.tensor import Tensor
 
@@ -97,7 +97,7 @@ class Tape:
                         body.append(made.format(*operands, d=d))
                     program.made(f"s{out}", recorder.values[out])
                     into = program.into(operands[:1], values[:1], recorder.values[out])  # (g may take it)
-                    body.append(f"s{out} = {product.format(*operands, d=d).replace('{into}', into)}  # {opdef.name}")
+                    body.append(f"s{out} = {product.format(*operands, d=d).replace(INTO, into)}  # {opdef.name}")
                 elif written is not None:
                     body.append(f"s{out} = {written.format(*operands)}  # {opdef.name}")
                     program.made(f"s{out}", recorder.values[out])

@@ -4,7 +4,7 @@ A tape's signature fixes every slot's array type, shape and dtype, so what a for
 per call (``sum_to``'s axes, whether ``matmul_nt`` gets two matrices) is decided once, when
 the tape is compiled, and the replay calls numpy directly: no Python frame per step. Each form
 computes what the forward computes, with the same numpy calls in the same order, so the numbers
-are the same bit for bit (``tests/test_tape_forms.py``); a form returns None where it does not
+are the same bit for bit (``tests/test_tape_program.py``); a form returns None where it does not
 apply, and the replay calls the forward.
 
 A form gets the traced operand values and the keywords, and returns a Python expression with
@@ -20,7 +20,7 @@ import numpy as np
 
 from autobp.backends.shapes import summed_axes
 
-__all__ = ["FORMS", "form_of"]
+__all__ = ["FORMS", "form_of", "factor_of"]
 
 Form = Callable[[Sequence[Any], Mapping[str, Any]], "str | None"]
 
@@ -89,8 +89,8 @@ def form_of(name: str, values: Sequence[Any], kwargs: Mapping[str, Any]) -> str 
 
 def factor_of(name: str, values: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str] | None:
     """For ``tanh_backward(g, y)``, which is ``g * (1 - y^2)``: the factor's statements (``{d}``
-    the factor, ``{1}`` y) and the product (``{0}`` g; ``{into}`` is left for ``tape.program``),
-    or None.
+    the factor, ``{1}`` y) and the product (``{0}`` g; the mark ``{into}``, ``tape.program.INTO``,
+    is left for ``tape.program``), or None.
 
     The factor depends on ``y`` alone, and a forward-over-reverse program meets each tanh output
     in three of these (W5): the tape computes it once per ``y``. The forward

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Liveness"]
+__all__ = ["Liveness", "INTO"]
 
 # The replay's local names of arrays: slots (``s7``) and shared factors (``ds7``, ``dc3``).
 _LOCAL = re.compile(r"\b(?:s|ds|dc)\d+\b")
@@ -35,7 +35,7 @@ _KEYWORD = re.compile(r"\b\w+=(?!=)")
 _ARITHMETIC = frozenset([np.add, np.subtract, np.multiply, np.true_divide])
 
 # The mark of a line whose result may go into an operand (``finished`` fills it or drops it).
-_INTO = "{into}"
+INTO = "{into}"
 
 
 class Liveness:
@@ -88,7 +88,7 @@ class Liveness:
         if not donors:
             return ""
         self.donors.append(donors)
-        return _INTO
+        return INTO
 
     def finished(self, body: list[str], ending: str) -> list[str]:
         """``body`` with each marked line's result written into a dead donor where one is, and
@@ -103,9 +103,9 @@ class Liveness:
         donors = iter(self.donors)
         lines: list[str] = []
         for i, line in enumerate(body):
-            if _INTO in codes[i]:
+            if INTO in codes[i]:
                 dead = [d for d in next(donors) if last[d] == i and d not in returned]
-                line = line.replace(_INTO, f", out={dead[0]}" if dead else "")
+                line = line.replace(INTO, f", out={dead[0]}" if dead else "")
             lines.append(line)
             done = sorted([local for local in reads[i] if last[local] == i and local not in returned])
             if done:
