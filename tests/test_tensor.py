@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import autobp as ab
+from autobp.tensor import copies as tensor_copies
 from autobp.tensor import inplace as tensor_inplace
 from autobp.tensor import values as tensor_values
 
@@ -185,7 +186,7 @@ def test_operators_and_methods_are_the_ops_themselves() -> None:
     assert not entries, f"table entries left without their op: {entries}"
 
 
-METHOD_MODULES = (tensor_values, tensor_inplace)
+METHOD_MODULES = (tensor_values, tensor_inplace, tensor_copies)
 
 
 def test_methods_kept_in_other_modules_are_installed_as_they_stand() -> None:

@@ -2,11 +2,11 @@
 
 Operators and methods are the ops of ``autobp.ops`` themselves (``t + u`` is ``ab.add(t, u)``,
 ``t.sum(1)`` is ``ab.sum(t, 1)``), listed in a table in the class body; the Tensor holds no math,
-so the engine and the ops stay the only places that touch arrays. Two groups of methods live in
+so the engine and the ops stay the only places that touch arrays. Three groups of methods live in
 their own modules and are installed as they stand (``install_ops``): handing values to Python and
-numpy (``autobp.tensor.values``: repr, len, bool, float, ``__array__``...) and in-place assignment
-with its version counter (``autobp.tensor.inplace``); ``autobp.tensor.data`` turns the
-constructor's data into an array.
+numpy (``autobp.tensor.values``: repr, len, bool, float, ``__array__``...), in-place assignment
+with its version counter (``autobp.tensor.inplace``), and copies and pickles
+(``autobp.tensor.copies``); ``autobp.tensor.data`` turns the constructor's data into an array.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these 
     from autobp import ops as _ops
     from autobp.graph import Node
     from autobp.inplace import _inplace
+    from autobp.tensor import copies as tensor_copies
     from autobp.tensor import inplace as tensor_inplace
     from autobp.tensor import values as tensor_values
 
@@ -267,6 +268,8 @@ class Tensor:
         __setitem__, __iadd__, __isub__ = tensor_inplace.__setitem__, tensor_inplace.__iadd__, tensor_inplace.__isub__
         __imul__, __itruediv__ = tensor_inplace.__imul__, tensor_inplace.__itruediv__
         _version, _share_storage_with = tensor_inplace._version, tensor_inplace._share_storage_with
+        __copy__, __deepcopy__ = tensor_copies.__copy__, tensor_copies.__deepcopy__
+        __reduce_ex__ = tensor_copies.__reduce_ex__
 
     def __pos__(self) -> Tensor:
         return self
@@ -296,8 +299,9 @@ def install_ops(ops: ModuleType) -> None:
     registered; those modules import Tensor, so this module looks them up late.
     """
     from autobp import engine, graph, hooks, inplace  # (engine needs the ops)
+    from autobp.tensor import copies as tensor_copies
     from autobp.tensor import inplace as tensor_inplace
     from autobp.tensor import values as tensor_values
 
     globals().update(_ops=ops, engine=engine, graph=graph, hooks=hooks, _inplace=inplace._inplace)
-    method_table.install(Tensor, ops, tensor_values, tensor_inplace)
+    method_table.install(Tensor, ops, tensor_values, tensor_inplace, tensor_copies)

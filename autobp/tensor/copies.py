@@ -1,0 +1,84 @@
+"""Tensor's copy and pickle protocols: ``copy.copy``, ``copy.deepcopy`` and ``pickle``.
+
+Each gives a tensor with its own copy of the data, as numpy's ``copy.copy`` of an array does,
+and a fresh version counter. Python's default for a slotted class would share the data and not
+the counter: an in-place write through the copy would then change values a graph saved for
+backward without the graph noticing, and backward would return a wrong gradient with no error.
+
+Only leaves are copied. A tensor made by an op belongs to a graph, which a copy cannot take
+along: copying one raises, and says to detach it first (PyTorch's ``deepcopy`` refuses these
+too). Gradient hooks are copied by ``copy.copy`` and ``copy.deepcopy`` (as the rest of the
+state: shared by the one, deep-copied by the other) and left out of a pickle: they are
+functions of this process, often lambdas that pickle cannot store.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from autobp import backends, graph
+from autobp.tensor import Tensor
+
+TENSOR_METHODS = ("__copy__", "__deepcopy__", "__reduce_ex__")
+
+
+def __copy__(self: Tensor) -> Tensor:
+    """``copy.copy(t)``: a leaf with a copy of the data and of ``.grad``; the rest shared."""
+    state = _state(self, "copy.copy")
+    state["data"] = _copied(self.data)
+    if self.grad is not None:
+        state["grad"] = __copy__(self.grad)
+    if self._hooks is not None:
+        state["_hooks"] = dict(self._hooks)  # (hooks added to the copy are its own)
+    return rebuild(type(self), state)
+
+
+def __deepcopy__(self: Tensor, memo: dict[int, Any]) -> Tensor:
+    """``copy.deepcopy(t)``: a leaf whose every part is deep-copied (the data, ``.grad``, hooks)."""
+    state = _state(self, "copy.deepcopy")
+    copied = object.__new__(type(self))
+    memo[id(self)] = copied  # (before the parts: a hook may refer back to this tensor)
+    for name, value in state.items():
+        setattr(copied, name, copy.deepcopy(value, memo))
+    return copied
+
+
+def __reduce_ex__(self: Tensor, protocol: Any) -> tuple[Any, ...]:
+    """``pickle``: the data, ``requires_grad``, ``.grad`` and ``name``; hooks are left out."""
+    state = _state(self, "pickle")
+    state["_hooks"] = None
+    return rebuild, (type(self), state)
+
+
+def rebuild(cls: type[Tensor], state: dict[str, Any]) -> Tensor:
+    """A tensor of class ``cls`` whose slots are ``state`` (what the protocols above return)."""
+    tensor = object.__new__(cls)
+    for name, value in state.items():
+        setattr(tensor, name, value)
+    return tensor
+
+
+def _state(tensor: Tensor, how: str) -> dict[str, Any]:
+    """The slots of a leaf ``tensor`` (its class's included) with a fresh version counter; a
+    tensor made by an op is refused, naming ``how`` it was to be copied."""
+    node = tensor.grad_fn
+    if node is not None:
+        raise TypeError(
+            f"{how}: {backends.describe(tensor)} was made by an op ({node!r}), and a copy cannot take its "
+            "graph along; copy t.detach() for its values, or use t.clone() for a copy on the graph"
+        )
+    graph.note_read(tensor, how)  # a tape being traced: the copy's values are read out of the graph
+    state = {}
+    for cls in type(tensor).__mro__:
+        for name in vars(cls).get("__slots__", ()):
+            if name != "__weakref__" and hasattr(tensor, name):
+                state[name] = getattr(tensor, name)
+    state["_vc"] = None  # new memory: version 0, shared with no other tensor
+    return state
+
+
+def _copied(data: Any) -> Any:
+    """A copy of an array of any library, on its device."""
+    xp = backends.namespace(data)
+    return xp.asarray(data, copy=True, device=xp.device(data))
