@@ -5,9 +5,10 @@ and a fresh version counter. Python's default for a slotted class would share th
 the counter: an in-place write through the copy would then change values a graph saved for
 backward without the graph noticing, and backward would return a wrong gradient with no error.
 
-Only leaves are copied. A tensor made by an op belongs to a graph, which a copy cannot take
-along: copying one raises, and says to detach it first (PyTorch's ``deepcopy`` refuses these
-too). Gradient hooks are copied by ``copy.copy`` and ``copy.deepcopy`` (as the rest of the
+Only leaves are copied, and a copy is a new leaf: as ``ab.tensor(t)``, it shares no graph and
+no forward-mode tangent with ``t`` (``t.clone()`` is the copy that does). A tensor made by an op
+belongs to a graph, which a copy cannot take along: copying one raises, and says to detach it
+first (PyTorch's ``deepcopy`` refuses these too). Gradient hooks are copied by ``copy.copy`` and ``copy.deepcopy`` (as the rest of the
 state: shared by the one, deep-copied by the other) and left out of a pickle: they are
 functions of this process, often lambdas that pickle cannot store.
 """
