@@ -21,70 +21,16 @@ from autobp import backends
 from autobp.creation import as_generator
 from autobp.engine import grad
 from autobp.grad_mode import no_grad
+from autobp.models.layouts import stack_examples, stack_labels
 from autobp.nn.module import move_parameter
 from autobp.ops import matmul, sigmoid, square, sub
 from autobp.ops import sum as ab_sum
 from autobp.tape import value_and_grad
 from autobp.tensor import Tensor
 
-__all__ = ["Network", "one_hot", "stack_examples", "stack_labels"]
+__all__ = ["Network"]
 
 Progress = Callable[[Iterable[int], int], Iterable[int]]
-
-
-def stack_examples(data: Any, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training data in either accepted layout, as (x, y) matrices with one example per column.
-
-    Shapes: a list of ``(x (n_in, 1), y (n_out, 1))`` pairs, or a tuple of arrays
-    ``(x (n_in, n), y (n_out, n) or labels (n,))`` -> x (n_in, n), y (n_out, n) one-hot.
-    """
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
-        x, y = np.asarray(data[0], dtype=np.float64), np.asarray(data[1])
-        if y.ndim == 1:
-            y = one_hot(y, n_out)
-    else:
-        pairs = list(data)
-        if not pairs:
-            raise ValueError("Network: training data is empty")
-        x = np.hstack([np.asarray(p[0], dtype=np.float64) for p in pairs])
-        y = np.hstack([np.asarray(p[1], dtype=np.float64) for p in pairs])
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or y.shape[0] != n_out:
-        raise ValueError(
-            f"Network: training data must give x (n_in, n) and y ({n_out}, n), got x {list(x.shape)}, y {list(y.shape)}"
-        )
-    return x, y.astype(np.float64, copy=False)
-
-
-def stack_labels(data: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Test data as (x, labels). Shapes: pairs ``(x (n_in, 1), int)`` or ``(x (n_in, n), labels (n,))``
-    -> x (n_in, n), labels (n,) ints. One-hot ``y`` columns are turned into labels by argmax."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
-        x, labels = np.asarray(data[0], dtype=np.float64), np.asarray(data[1])
-    else:
-        pairs = list(data)
-        x = np.hstack([np.asarray(p[0], dtype=np.float64) for p in pairs])
-        labels = np.array([np.argmax(p[1]) if np.ndim(p[1]) else p[1] for p in pairs])
-    if labels.ndim == 2:
-        labels = labels.argmax(axis=0)
-    if x.ndim != 2 or labels.shape != (x.shape[1],):
-        raise ValueError(
-            f"Network: test data must give x (n_in, n) and labels (n,), got {list(x.shape)}, {labels.shape}"
-        )
-    return x, labels.astype(np.int64)
-
-
-def one_hot(labels: np.ndarray, n_out: int) -> np.ndarray:
-    """Int labels as one-hot columns. Shapes: (n,) -> (n_out, n).
-
-    >>> one_hot(np.array([2, 0]), 3).tolist()
-    [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]
-    """
-    labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= n_out):
-        raise ValueError(f"one_hot: labels must lie in [0, {n_out}), got range [{labels.min()}, {labels.max()}]")
-    out = np.zeros((n_out, labels.shape[0]))
-    out[labels, np.arange(labels.shape[0])] = 1.0
-    return out
 
 
 def _feedforward(weights: Sequence[Any], biases: Sequence[Any], a: Any) -> Tensor:
