@@ -9,6 +9,8 @@ implementation alike, and reports medians and ratios to numpy.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import importlib.util
 import statistics
@@ -20,7 +22,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PEERS", "Result", "Workload", "available_peers", "check_close", "measure", "peak_bytes"]
+__all__ = [
+    "PEERS",
+    "Result",
+    "Workload",
+    "available_peers",
+    "check_close",
+    "measure",
+    "peak_bytes",
+    "steady_allocator",
+]
 
 PEERS = ("torch", "mygrad")
 Run = Callable[[], Any]
@@ -111,6 +122,34 @@ def peak_bytes(run: Run) -> int:
         return tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
+
+
+# glibc's mallopt parameters (malloc.h): what steady_allocator pins.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's largest on 64-bit systems; bigger arrays are still mapped
+
+
+def steady_allocator() -> str:
+    """Keep freed memory in the process for the rest of the run (glibc's malloc: no trimming of
+    the heap, no mapping per array under 32 MiB); returns what the allocator does, for the report.
+
+    By default glibc gives the top of its heap back to the system when more than 128 KiB there are
+    free, and maps large arrays fresh each time. A call then pays page faults (the kernel zeroing
+    each page again) for memory the implementation timed before it freed: W5's numpy baseline took
+    320 µs after itself and 660 µs after autobp, so every ratio depended on the order of the
+    rotation. Pinned, each implementation runs as in a training loop, on memory it reuses.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = getattr(libc, "mallopt", None)
+    except OSError:
+        mallopt = None
+    if mallopt is None:
+        return "the platform's default (no glibc mallopt)"
+    if not (mallopt(_M_TRIM_THRESHOLD, 1 << 30) and mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)):
+        return "the platform's default (mallopt refused)"
+    return "glibc malloc pinned: no heap trimming, no mmap under 32 MiB (benchmarks/harness.py)"
 
 
 def _time_once(run: Run) -> float:

@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import numpy as np
 
 from benchmarks import torch_func_checks, workloads
-from benchmarks.harness import PEERS, Result, available_peers, measure
+from benchmarks.harness import PEERS, Result, available_peers, measure, steady_allocator
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
@@ -133,6 +133,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     parser.add_argument("--data", default="", help="a folder with MNIST for W1 (default: random data)")
     parser.add_argument("--verbose", action="store_true", help="log each repeat on stderr")
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave malloc as it is (default: glibc keeps freed memory, so no call pays another's page faults)",
+    )
     parser.set_defaults(scale="full")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -160,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         w1_network.DATA_DIR[:] = [args.data]
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
     info = machine(peers)  # before measuring: the commit is the code the run imported
+    info["allocator"] = "the platform's default (--default-allocator)" if args.default_allocator else steady_allocator()
     # Forward mode against torch.func, as every workload's result is checked before it is timed.
     checked = torch_func_checks.summary() if "torch" in peers else None
     results: list[Result] = []
@@ -168,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"# {info['cpu']} ({info['cpus']} CPUs), Python {info['python']}, numpy {info['numpy']} ({info['blas']})")
     print(f"# autobp {info['autobp']} at {info['commit'] or 'an unknown commit'}")
     print(f"# peers: {', '.join(f'{p} {info[p]}' for p in peers) or 'none installed'}; scale {args.scale}")
+    print(f"# allocator: {info['allocator']}")
     if checked is not None:
         print(f"# {checked}")
     print(table(results, markdown=args.markdown))

@@ -8,6 +8,8 @@ dtype and values before timing), and that the entry points run and write their r
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,44 @@ def test_run_main_markdown_and_unknown_workload(capsys: pytest.CaptureFixture[st
     assert run.main(argv) == 0
     assert "| W5 |" in capsys.readouterr().out
     assert run.main(["--only", "W9", "--json", ""]) == 2
+
+
+# A training step's pattern: twenty 64 KiB arrays made and freed, fifty times, counting the page
+# faults the process takes meanwhile (each fault: the kernel zeroing a page handed out again).
+_CYCLES = """
+import resource, sys
+import numpy as np
+from benchmarks.harness import steady_allocator
+if sys.argv[1] == "pinned":
+    assert steady_allocator().startswith("glibc malloc pinned"), steady_allocator()
+def cycle():
+    arrays = [np.ones((128, 64)) for _ in range(20)]
+    del arrays
+cycle()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(50):
+    cycle()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc: Linux only")
+def test_the_steady_allocator_takes_no_page_faults_for_memory_it_reuses() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def faults(how: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _CYCLES, how], env=env, capture_output=True, text=True, check=True)
+        return int(done.stdout.split()[-1])
+
+    assert faults("default") > 1000  # glibc trims its heap after each cycle and faults it back in
+    assert faults("pinned") < 50
+
+
+def test_run_main_reports_the_allocator(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--tiny", "--only", "W2", "--repeats", "1", "--min-seconds", "0", "--peers", "", "--json", ""]
+    assert run.main([*argv, "--default-allocator"]) == 0
+    assert "# allocator: the platform's default (--default-allocator)" in capsys.readouterr().out
 
 
 def test_overhead_script_rows() -> None:
