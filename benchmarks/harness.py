@@ -10,7 +10,6 @@ implementation alike, and reports medians and ratios to numpy.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import importlib.util
 import statistics
@@ -139,10 +138,8 @@ def steady_allocator() -> str:
     320 µs after itself and 660 µs after autobp, so every ratio depended on the order of the
     rotation. Pinned, each implementation runs as in a training loop, on memory it reuses.
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = getattr(libc, "mallopt", None)
+    try:  # (the process's own symbols: the C library it runs on, whatever its file is called)
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     except OSError:
         mallopt = None
     if mallopt is None:
