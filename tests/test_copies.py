@@ -84,6 +84,14 @@ def test_a_tensor_made_by_an_op_is_refused_naming_the_op_and_the_way_out(how: st
     np.testing.assert_array_equal(COPIES[how](y.detach()).numpy(), 6.0)
 
 
+def test_a_pickle_with_out_of_band_buffers_shares_no_memory_with_the_original() -> None:
+    a = ab.tensor([3.0, 4.0])
+    buffers: list[pickle.PickleBuffer] = []
+    duplicate = pickle.loads(pickle.dumps(a, protocol=5, buffer_callback=buffers.append), buffers=buffers)
+    assert buffers  # the array did travel out of band
+    assert not np.shares_memory(duplicate.data, a.data)
+
+
 @pytest.mark.parametrize("how", HOW)
 def test_a_parameter_stays_a_parameter_with_its_module_name(how: str) -> None:
     layer = ab.nn.Linear(3, 2, rng=0)

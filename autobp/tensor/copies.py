@@ -5,12 +5,13 @@ and a fresh version counter. Python's default for a slotted class would share th
 the counter: an in-place write through the copy would then change values a graph saved for
 backward without the graph noticing, and backward would return a wrong gradient with no error.
 
-Only leaves are copied, and a copy is a new leaf: as ``ab.tensor(t)``, it shares no graph and
-no forward-mode tangent with ``t`` (``t.clone()`` is the copy that does). A tensor made by an op
+Only leaves are copied, and a copy is a new leaf: as ``ab.tensor(t)``, it shares no graph and no
+forward-mode tangent with ``t`` (``t.clone()`` is the copy that does). A tensor made by an op
 belongs to a graph, which a copy cannot take along: copying one raises, and says to detach it
-first (PyTorch's ``deepcopy`` refuses these too). Gradient hooks are copied by ``copy.copy`` and ``copy.deepcopy`` (as the rest of the
-state: shared by the one, deep-copied by the other) and left out of a pickle: they are
-functions of this process, often lambdas that pickle cannot store.
+first (PyTorch's ``deepcopy`` refuses these too). Gradient hooks are copied by ``copy.copy`` and
+``copy.deepcopy`` (as the rest of the state: shared by the one, deep-copied by the other) and
+left out of a pickle: they are functions of this process, often lambdas that pickle cannot
+store.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def __deepcopy__(self: Tensor, memo: dict[int, Any]) -> Tensor:
 def __reduce_ex__(self: Tensor, protocol: Any) -> tuple[Any, ...]:
     """``pickle``: the data, ``requires_grad``, ``.grad`` and ``name``; hooks are left out."""
     state = _state(self, "pickle")
+    # A copy, pickled: with protocol 5 and out-of-band buffers the unpickled tensor shares the
+    # pickled array's memory, which must then be no other tensor's.
+    state["data"] = _copied(self.data)
     state["_hooks"] = None
     return rebuild, (type(self), state)
 
