@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import autobp as ab
 
@@ -56,6 +59,22 @@ def test_a_copy_keeps_values_dtype_flags_gradient_and_name_in_memory_of_its_own(
     (duplicate * 2.0).sum().backward()
     np.testing.assert_array_equal(duplicate.grad.numpy(), [5.0, -2.0])
     np.testing.assert_array_equal(x.grad.numpy(), [3.0, -4.0])
+
+
+@given(
+    how=st.sampled_from(HOW),
+    dtype=st.sampled_from([np.float64, np.float32, np.int64, np.bool_]),
+    data=st.data(),
+)
+def test_any_leaf_comes_back_equal_and_independent(how: str, dtype: Any, data: st.DataObject) -> None:
+    values = data.draw(hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4)))
+    original = ab.tensor(values, requires_grad=np.dtype(dtype).kind == "f")
+    duplicate = COPIES[how](original)
+    assert duplicate.shape == original.shape and duplicate.dtype == original.dtype
+    assert duplicate.requires_grad == original.requires_grad
+    np.testing.assert_array_equal(duplicate.numpy(), values)
+    assert not np.shares_memory(duplicate.data, original.data)
+    assert duplicate._vc is None and duplicate.grad_fn is None
 
 
 @pytest.mark.parametrize("how", HOW)
