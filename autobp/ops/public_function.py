@@ -9,6 +9,7 @@ inputs (``raise_with_context``).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,6 +25,9 @@ from autobp.tensor import Tensor
 __all__ = ["make_public", "raise_with_context", "NUMPY_LIKE"]
 
 
+# A call's TypeError begins with the function Python called, e.g. "_sum() got an unexpected keyword".
+_CALLED = re.compile(r"^[\w.<>]+\(\) ")
+
 # PyTorch's keyword -> numpy's, which autobp uses: named when a call fails on the former.
 TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims"}
 
@@ -34,7 +38,10 @@ def raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) ->
     if str(error).startswith(f"{opdef.name}: "):  # the forward named itself already
         raise error
     shown = ", ".join(describe(x) for x in inputs)
-    message = f"{opdef.name}: {error} (inputs: {shown})"
+    text = str(error)
+    if isinstance(error, TypeError):  # Python names the forward it called (`_extreme.<locals>.forward()`)
+        text = _CALLED.sub(f"{opdef.name}() ", text, count=1)
+    message = f"{opdef.name}: {text} (inputs: {shown})"
     if isinstance(error, TypeError):  # PyTorch's dim=/keepdim=: say numpy's spelling, which autobp uses
         spellings = TORCH_SPELLINGS.items()
         wrong = [f"{numpy}= instead of {torch}=" for torch, numpy in spellings if f"'{torch}'" in message]
