@@ -135,8 +135,9 @@ def steady_allocator() -> str:
     By default glibc gives the top of its heap back to the system when more than 128 KiB there are
     free, and maps large arrays fresh each time. A call then pays page faults (the kernel zeroing
     each page again) for memory the implementation timed before it freed: W5's numpy baseline took
-    320 µs after itself and 660 µs after autobp, so every ratio depended on the order of the
-    rotation. Pinned, each implementation runs as in a training loop, on memory it reuses.
+    660 µs a call when each call followed one of autobp's, 320 µs with the heap kept, so every
+    ratio depended on the order of the rotation. Pinned, each implementation runs as in a
+    training loop, on memory it reuses.
     """
     try:  # (the process's own symbols: the C library it runs on, whatever its file is called)
         mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
