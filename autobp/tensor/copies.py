@@ -28,7 +28,7 @@ TENSOR_METHODS = ("__copy__", "__deepcopy__", "__reduce_ex__")
 def __copy__(self: Tensor) -> Tensor:
     """``copy.copy(t)``: a leaf with a copy of the data and of ``.grad``; the rest shared."""
     state = _state(self, "copy.copy")
-    state["data"] = _copied(self.data)
+    state["data"] = graph.copy_array(self.data)
     if self.grad is not None:
         state["grad"] = __copy__(self.grad)
     if self._hooks is not None:
@@ -51,7 +51,7 @@ def __reduce_ex__(self: Tensor, protocol: Any) -> tuple[Any, ...]:
     state = _state(self, "pickle")
     # A copy, pickled: with protocol 5 and out-of-band buffers the unpickled tensor shares the
     # pickled array's memory, which must then be no other tensor's.
-    state["data"] = _copied(self.data)
+    state["data"] = graph.copy_array(self.data)
     state["_hooks"] = None
     return rebuild, (type(self), state)
 
@@ -81,9 +81,3 @@ def _state(tensor: Tensor, how: str) -> dict[str, Any]:
                 state[name] = getattr(tensor, name)
     state["_vc"] = None  # new memory: version 0, shared with no other tensor
     return state
-
-
-def _copied(data: Any) -> Any:
-    """A copy of an array of any library, on its device."""
-    xp = backends.namespace(data)
-    return xp.asarray(data, copy=True, device=xp.device(data))
