@@ -129,7 +129,8 @@ def _walk(
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
                 if not (isinstance(tensor, Tensor) and tensor.requires_grad):
                     continue
-                target = tensor.grad_fn or tensor
+                node = tensor.grad_fn
+                target = node or tensor
                 if input_grad is not None:  # None: a zero contribution, which queues the target all the same
                     if isinstance(input_grad, Tensor) is plain:
                         input_grad = other_kind(input_grad)
@@ -152,7 +153,6 @@ def _walk(
                         grads[target] = input_grad if so_far is None else so_far + input_grad
                 else:
                     grads[target] = input_grad
-                    node = tensor.grad_fn
                     if node is None:
                         leaf_queue.append(tensor)
                     else:
