@@ -57,12 +57,15 @@ class Level:
         if entry is None:
             return None
         tangent, tensor, version = entry
-        if tensor._version != version:
+        counter = tensor._vc  # (the version without the property's frame)
+        if (0 if counter is None else counter[0]) != version:
             raise _stale(tensor)
         return Tensor._wrap(tangent) if self.plain else tangent
 
     def set(self, tensor: Tensor, tangent: Tensor) -> None:
-        self.tangents[tensor.grad_fn or tensor] = (tangent.data if self.plain else tangent, tensor, tensor._version)
+        counter = tensor._vc
+        version = 0 if counter is None else counter[0]
+        self.tangents[tensor.grad_fn or tensor] = (tangent.data if self.plain else tangent, tensor, version)
 
 
 def _stale(tensor: Tensor) -> RuntimeError:
@@ -142,7 +145,14 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
     previous = _mode.arrays
     _mode.arrays = True  # the rules' ops act as numpy functions
     try:
-        total = _quiet_parts(parts, data, arrays, kwargs)
+        if _mode.quiet:  # inside the engine's walk, numpy's warnings are off already: no errstate per op
+            if len(parts) == 1:  # (one input carries a tangent, as in most ops: the rule without _parts' frame)
+                rule, tangent = parts[0]
+                total = rule(tangent, data, *arrays, **kwargs)
+            else:
+                total = _parts(parts, data, arrays, kwargs)
+        else:
+            total = _quiet_parts(parts, data, arrays, kwargs)
     finally:
         _mode.arrays = previous
     if total is None:
@@ -175,12 +185,12 @@ def _parts(parts: list[tuple[Any, Any]], out: np.ndarray, arrays: list[Any], kwa
 def _owned(array: Any, parts: list[tuple[Any, Any]]) -> bool:
     """Whether ``array`` is a rule's fresh result, safe to add into: a writeable array that owns
     its memory and is none of the input tangents (``add``'s rule returns its tangent itself)."""
-    return (
-        type(array) is np.ndarray
-        and array.base is None
-        and array.flags.writeable
-        and not any(array is tangent for _, tangent in parts)
-    )
+    if type(array) is not np.ndarray or array.base is not None or not array.flags.writeable:
+        return False
+    for _, tangent in parts:  # noqa: SIM110  (a loop, not all() over a generator: a frame fewer per call, W5)
+        if array is tangent:
+            return False
+    return True
 
 
 # Rules on arrays use numpy's operators, not the ops' quiet forwards: silence numpy's warnings,

@@ -26,6 +26,9 @@ class _GradMode(threading.local):
     arrays = False
     tape: Any = None  # the recorder of autobp.tape while a taped function is traced
     forward: Any = None  # the active forward-mode levels of autobp.forward (a tuple), or None
+    # Set while the engine's walk runs its rules under np.errstate(all="ignore") (engine.mode_switch):
+    # forward mode's rules on arrays then skip setting it once per op.
+    quiet = False
 
 
 _mode = _GradMode()

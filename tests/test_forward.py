@@ -202,3 +202,37 @@ def test_a_dual_tensor_reaching_a_taped_function_is_refused() -> None:
         taped = ab.tape.value_and_grad(lambda w: (w * x).sum())
         with pytest.raises(ab.graph.TapeError, match="forward mode"):
             taped(np.ones(2))
+
+
+def test_hvp_at_a_domain_edge_is_quiet_and_leaves_the_modes_as_they_were() -> None:
+    # Inside the engine's walk the jvp rules run without an errstate of their own (the walk's
+    # covers them): the edge must still give inf/nan without a warning (warnings fail the suite),
+    # the finite entries must be right, and the flag that says so must not outlive the walk.
+    x = ab.tensor([0.0, 1.0])
+    for strategy in ("forward-over-reverse", "reverse-over-forward"):
+        _, hv = ab.functional.hvp(lambda t: ab.sqrt(t).sum(), x, ab.ones(2), strategy=strategy)
+        assert not np.isfinite(hv.data[0])
+        np.testing.assert_allclose(hv.data[1], -0.25)  # d2/dx2 sqrt(x) = -x^(-3/2) / 4
+    assert ab.graph._mode.quiet is False
+    with pytest.raises(RuntimeError):  # a walk that fails half-way restores the flag too
+        y = ab.tensor([1.0], requires_grad=True) * 2.0
+        y.sum().backward()
+        y.sum().backward()
+    assert ab.graph._mode.quiet is False
+
+
+def test_a_hook_in_the_walk_computes_tangents_as_user_code_does() -> None:
+    # A hook is user code: forward-mode ops in it set numpy's errstate as they do outside the walk,
+    # whatever the walk set. Here the hook's own np.errstate(all="raise") must not reach the rule.
+    seen = []
+
+    def hook(g: ab.Tensor) -> None:
+        with np.errstate(all="raise"), fwd.dual_level(differentiable=False):  # (rules on arrays)
+            t = fwd.make_dual(ab.tensor([0.0, 4.0]), ab.tensor([1.0, 1.0]))
+            seen.append(fwd.unpack_dual(ab.sqrt(t)).tangent.data)
+
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = w * 3.0
+    y.register_hook(hook)
+    y.sum().backward()
+    assert np.isinf(seen[0][0]) and seen[0][1] == 0.25  # d sqrt(x) = dx / (2 sqrt(x))

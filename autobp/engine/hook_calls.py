@@ -19,7 +19,7 @@ __all__ = ["run_hooks", "run_node_hooks", "accumulate"]
 def run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
     """Run user hooks on a gradient. Hooks always see Tensors, with ops behaving as usual."""
     tensor = g if create_graph else Tensor._wrap(g)
-    with modes(None, arrays=False):
+    with modes(None, arrays=False, quiet=False):  # (the hook's own np.errstate, if any, holds for its ops)
         for hook in hooks:
             replaced = hook(tensor)
             if replaced is not None:

@@ -1,4 +1,5 @@
-"""The modes a reverse walk sets for its duration: grad mode, and array mode for the fast path."""
+"""The modes a reverse walk sets for its duration: grad mode, array mode for the fast path, and
+whether numpy's floating-point warnings are silenced already."""
 
 from __future__ import annotations
 
@@ -14,17 +15,23 @@ class modes:
     nothing, so rules on the fast path compute on arrays; ops given a Tensor act as usual. Sets and
     restores the thread's modes itself: ``set_grad_enabled`` keeps per-thread stacks for managers
     that user code shares, and every backward would pay for two (W1's fixed cost per step).
+
+    ``quiet`` (None: as it was) tells forward mode that the code inside runs under
+    ``np.errstate(all="ignore")`` already, as the walk's rules do, so that its jvp rules need not
+    set it again per op (``autobp.forward``). User code inside (hooks) is run with it off.
     """
 
-    def __init__(self, enabled: bool | None, arrays: bool) -> None:
-        self.enabled, self.arrays = enabled, arrays
+    def __init__(self, enabled: bool | None, arrays: bool, quiet: bool | None = None) -> None:
+        self.enabled, self.arrays, self.quiet = enabled, arrays, quiet
 
     def __enter__(self) -> None:
         mode = graph._mode
-        self.previous = mode.enabled, mode.arrays
+        self.previous = mode.enabled, mode.arrays, mode.quiet
         if self.enabled is not None:
             mode.enabled = self.enabled
         mode.arrays = self.arrays
+        if self.quiet is not None:
+            mode.quiet = self.quiet
 
     def __exit__(self, *exc: object) -> None:
-        graph._mode.enabled, graph._mode.arrays = self.previous
+        graph._mode.enabled, graph._mode.arrays, graph._mode.quiet = self.previous
