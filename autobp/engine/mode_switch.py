@@ -26,12 +26,16 @@ class modes:
 
     def __enter__(self) -> None:
         mode = graph._mode
-        self.previous = mode.enabled, mode.arrays, mode.quiet
+        self.previous = mode.enabled, mode.arrays
         if self.enabled is not None:
             mode.enabled = self.enabled
         mode.arrays = self.arrays
-        if self.quiet is not None:
+        if self.quiet is not None:  # (only when asked: a first-order walk, W1's, never touches it)
+            self.previous_quiet = mode.quiet
             mode.quiet = self.quiet
 
     def __exit__(self, *exc: object) -> None:
-        graph._mode.enabled, graph._mode.arrays, graph._mode.quiet = self.previous
+        mode = graph._mode
+        mode.enabled, mode.arrays = self.previous
+        if self.quiet is not None:
+            mode.quiet = self.previous_quiet
