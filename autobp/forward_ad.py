@@ -99,6 +99,7 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
             _mode.forward = saved
     else:
         dual = Tensor._wrap(graph.new_view(primal.data))  # a view: the primal's array never carries the tangent
+        dual._share_storage_with(primal)  # one storage, one counter: a write through the dual is seen by graphs
     target.set(dual, tangent)
     return dual
 
@@ -129,10 +130,11 @@ class UnpackedDual(NamedTuple):
 def unpack_dual(tensor: Tensor, level: dual_level | None = None) -> UnpackedDual:
     """``(primal, tangent)`` of ``tensor`` at the innermost level; the tangent is None if it has none.
 
-    The primal is ``tensor`` cut from its tangent (and from the graph). Shapes: both have
-    ``tensor``'s shape.
+    The primal is ``tensor`` cut from its tangent and from the graph: ``tensor.detach()``, which
+    shares its memory and version counter (read-only if ``tensor`` requires grad), so that a
+    write through it cannot change what a graph saved unnoticed. Shapes: both have ``tensor``'s shape.
     """
     target = level.level if level is not None else _innermost("unpack_dual")
     if not isinstance(tensor, Tensor):
         raise TypeError(f"unpack_dual: expected a Tensor, got {type(tensor).__name__}")
-    return UnpackedDual(Tensor._wrap(tensor.data), target.get(tensor))
+    return UnpackedDual(tensor.detach(), target.get(tensor))

@@ -26,9 +26,10 @@ from autobp.grad_mode import _mode
 from autobp.storage import (
     ArrayVersions,
     check_array_versions,
-    copy_writeable_arrays,
+    copy_changeable_arrays,
     freeze_kwargs,
     is_foreign_array,
+    may_change,
     new_view,
     record_foreign,
 )
@@ -209,8 +210,8 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         elif type(value) is np.ndarray:
             if value is result:
                 result = new_view(result)
-            if saved is args and _mode.tape is None and value.flags.writeable:
-                saved = copy_writeable_arrays(args)
+            if saved is args and _mode.tape is None and may_change(value):
+                saved = copy_changeable_arrays(args)
     # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
     out = _new_object(Tensor)
     numpy_result = type(result) is np.ndarray

@@ -28,7 +28,8 @@ __all__ = [
     "new_view",
     "is_foreign_array",
     "share_storage",
-    "copy_writeable_arrays",
+    "copy_changeable_arrays",
+    "may_change",
     "freeze_kwargs",
     "record_foreign",
     "check_array_versions",
@@ -151,7 +152,7 @@ def _frozen(value: Any, tensors: list[tuple[Tensor, int]]) -> Any:
     if isinstance(value, Tensor):
         tensors.append((value, value._version))
     elif isinstance(value, np.ndarray):
-        if value.flags.writeable:  # the caller may write into it before backward
+        if may_change(value):  # the caller may write into it (or through its base) before backward
             value = value.copy()
             value.setflags(write=False)
     elif is_foreign_array(value):  # (no read-only flag to set: the copy is the node's own)
@@ -185,9 +186,18 @@ def freeze_kwargs(node: Node, kwargs: Mapping[str, Any]) -> None:
         node.kwarg_versions = tuple(tensors)
 
 
-def copy_writeable_arrays(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``args`` with each writeable numpy array copied (a constant the caller could refill before backward)."""
-    return tuple([v.copy() if type(v) is np.ndarray and v.flags.writeable else v for v in args])
+def may_change(array: np.ndarray) -> bool:
+    """Whether a numpy array's values can change after an op read it: it is writeable, or it is a
+    view (read-only or not) of memory that may be written through its base or another view, as
+    ``t.detach().numpy()`` of a leaf or ``np.broadcast_to(a, ...)`` is. A read-only array that owns
+    its memory cannot, unless its owner made it read-only while still writing through an older view."""
+    return array.flags.writeable or array.base is not None
+
+
+def copy_changeable_arrays(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with each numpy array that ``may_change`` copied (a constant the caller could
+    refill before backward)."""
+    return tuple([v.copy() if type(v) is np.ndarray and may_change(v) else v for v in args])
 
 
 def record_foreign(node: Node) -> None:

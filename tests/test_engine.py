@@ -258,3 +258,35 @@ def test_next_functions_and_grad_fn_names() -> None:
     assert parent.name == "exp"
     assert parent.next_functions == (x,)
     assert repr(y.grad_fn) == "<mul backward>"
+
+
+def test_create_graph_gradients_in_grad_are_each_their_own_and_stay_differentiable() -> None:
+    # An identity vjp (x + y) hands one gradient to both leaves; with create_graph it is the seed
+    # itself. Each .grad must be its own (a write to one reaches neither the other nor the seed),
+    # and a later first-order backward adding to a differentiable .grad must keep its graph.
+    x, y = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0, 4.0], requires_grad=True)
+    seed = ab.tensor([1.0, 1.0], requires_grad=True)
+    with pytest.warns(UserWarning, match="reference cycle"):
+        (x + y).backward(seed, create_graph=True)
+    assert x.grad is not y.grad and x.grad is not seed and y.grad is not seed
+    with pytest.raises(RuntimeError, match="belongs to the graph"):  # a write is refused, not shared
+        x.grad.mul_(5.0)
+    (d_seed,) = ab.grad(x.grad.sum(), [seed])  # still differentiable with respect to the seed
+    np.testing.assert_array_equal(d_seed.data, [1.0, 1.0])
+
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.warns(UserWarning, match="reference cycle"):
+        (w**3).sum().backward(create_graph=True)  # w.grad = 3 w^2, on a graph
+    (w**2).sum().backward()  # adds 2 w, a constant
+    assert w.grad.requires_grad
+    (second,) = ab.grad(w.grad.sum() + (w * w).sum(), [w])
+    np.testing.assert_array_equal(second.data, [8.0, 16.0])  # 6 w + 2 w, as PyTorch gives
+
+    r = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = r * 1.0
+    h.retain_grad()
+    with pytest.warns(UserWarning, match="reference cycle"):
+        (h * r).sum().backward(create_graph=True)  # h.grad = r, on a graph
+    (h * 2.0).sum().backward()
+    assert h.grad.requires_grad
+    np.testing.assert_array_equal(ab.grad(h.grad.sum(), [r])[0].data, [1.0, 1.0])

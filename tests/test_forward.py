@@ -236,3 +236,25 @@ def test_a_hook_in_the_walk_computes_tangents_as_user_code_does() -> None:
     y.register_hook(hook)
     y.sum().backward()
     assert np.isinf(seen[0][0]) and seen[0][1] == 0.25  # d sqrt(x) = dx / (2 sqrt(x))
+
+
+def test_writes_through_a_primal_or_a_dual_are_seen_by_graphs_that_saved_the_tensor() -> None:
+    # unpack_dual's primal is the tensor detached (one storage, one counter; read-only when it
+    # requires grad), and make_dual's dual of a constant shares the constant's counter: a write
+    # through either cannot change what a graph saved without backward noticing.
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    loss = (x * x).sum()
+    with fwd.dual_level(), pytest.raises(RuntimeError, match="read-only"):
+        fwd.unpack_dual(x).primal.mul_(10.0)
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0, 6.0])
+
+    c = ab.tensor([1.0, 2.0, 3.0])
+    w = ab.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    loss = (w * c).sum()
+    with fwd.dual_level():
+        fwd.make_dual(c, ab.zeros(3)).mul_(10.0)
+        fwd.unpack_dual(c).primal.add_(1.0)  # (c requires no grad: its primal is writeable)
+    assert c._version == 2
+    with pytest.raises(RuntimeError, match=r"mul: .*modified in place"):
+        loss.backward()

@@ -314,3 +314,42 @@ def test_an_op_that_changes_nothing_still_shares_the_counter(no_op_view: Callabl
     c.mul_(10.0)
     with pytest.raises(RuntimeError, match=STALE):
         y.backward()
+
+
+@pytest.mark.parametrize(
+    "constant",
+    [
+        lambda a, x: x.detach().numpy(),  # a read-only view of a leaf's writeable memory
+        lambda a, x: np.broadcast_to(a, (2, 3)),  # a read-only view of the caller's array
+        lambda a, x: a[::-1].view(),  # a view of a view
+    ],
+    ids=["detach-numpy", "broadcast_to", "view-of-view"],
+)
+def test_a_read_only_view_of_changeable_memory_is_saved_as_a_copy(
+    constant: Callable[[np.ndarray, ab.Tensor], np.ndarray],
+) -> None:
+    # Read-only is a property of the view, not of the memory: the base can still be written (and
+    # a leaf under no_grad, as an optimizer does). The graph must keep the values it read.
+    a = np.array([1.0, 2.0, 3.0])
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    saved = constant(a, x)
+    saved.setflags(write=False)
+    expected = saved.copy()
+    w = ab.tensor(np.ones(saved.shape), requires_grad=True)
+    loss = (w * saved).sum()
+    a[:] = 100.0
+    with ab.no_grad():
+        x.mul_(10.0)
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.data, expected)
+
+
+def test_a_read_only_view_given_as_an_index_is_saved_as_a_copy() -> None:
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    index = np.array([0, 1])
+    read_only = index.view()
+    read_only.setflags(write=False)
+    loss = (x[read_only] * ab.tensor([1.0, 2.0])).sum()
+    index[:] = 2  # written through its base after the op
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 2.0, 0.0])

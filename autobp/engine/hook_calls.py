@@ -11,6 +11,7 @@ from typing import Any
 from autobp import graph
 from autobp.engine.mode_switch import modes
 from autobp.graph import Node
+from autobp.ops.elementwise import copy as _differentiable_copy
 from autobp.tensor import Tensor
 
 __all__ = ["run_hooks", "run_node_hooks", "accumulate"]
@@ -34,15 +35,33 @@ def run_node_hooks(node: Node, g: Any, create_graph: bool, retain: bool) -> Any:
     if retain and node.retained is not None:
         tensor = node.retained()
         if tensor is not None:
-            kept = g if create_graph else Tensor._wrap(graph.copy_array(g))
             with modes(None, arrays=False):
-                tensor.grad = kept if tensor.grad is None else tensor.grad + kept
+                kept = _own(g) if create_graph else Tensor._wrap(graph.copy_array(g))
+                tensor.grad = kept if tensor.grad is None else _sum(tensor.grad, kept)
     return g
 
 
 def accumulate(leaf: Tensor, g: Tensor) -> None:
-    if leaf.grad is None:
-        # A graph-free gradient may be shared with other leaves (identity vjps): give each its own.
-        leaf.grad = g if g.requires_grad else g.copy()
-    else:
-        leaf.grad = leaf.grad + g
+    leaf.grad = _own(g) if leaf.grad is None else _sum(leaf.grad, g)
+
+
+def _sum(so_far: Tensor, g: Tensor) -> Tensor:
+    """``so_far + g`` for ``.grad``. A ``.grad`` that carries a graph (from ``create_graph``) keeps
+    it when a first-order backward adds to it, as in PyTorch: the sum is recorded."""
+    if so_far.requires_grad and not graph._mode.enabled:
+        with modes(True, arrays=False):
+            return so_far + g
+    return so_far + g
+
+
+def _own(g: Tensor) -> Tensor:
+    """``g`` as a ``.grad`` of its own. Identity vjps (``x + y``) hand one gradient to several
+    tensors, and with ``create_graph`` it may be the seed the user passed: an array each, so that
+    an in-place change to one ``.grad`` reaches no other, nor the seed. A gradient made by an op
+    (it has a ``grad_fn``) refuses in-place changes and is kept; a leaf that requires grad (the
+    seed) is copied by an op, so that the copy stays differentiable with respect to it."""
+    if not g.requires_grad:
+        return g.copy()
+    if g.grad_fn is None:
+        return _differentiable_copy(g)  # type: ignore[no-any-return]
+    return g
