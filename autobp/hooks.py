@@ -60,6 +60,11 @@ def _checked(tensor: Tensor, hook: Hook) -> Hook:
                 f"hook {name}: returned a gradient of shape {replaced.shape} for a tensor of shape {shape}; "
                 "a hook must return None or a gradient of the tensor's shape"
             )
+        if replaced.dtype != grad.dtype:  # (else the walk would go on in it: float16 rounds every input's gradient)
+            raise RuntimeError(
+                f"hook {name}: returned a gradient of dtype {replaced.dtype} for a gradient of dtype "
+                f"{grad.dtype}; a hook must keep the gradient's dtype (cast inside it if needed)"
+            )
         return replaced
 
     return run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from typing import Any
 
 import numpy as np
 import pytest
@@ -290,3 +291,38 @@ def test_create_graph_gradients_in_grad_are_each_their_own_and_stay_differentiab
     (h * 2.0).sum().backward()
     assert h.grad.requires_grad
     np.testing.assert_array_equal(ab.grad(h.grad.sum(), [r])[0].data, [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "seed",
+    # Bool seeds added as a logical or ([1, 1] for [2, 2]), uint8 ones overflowed (144 for 400),
+    # float16 ones kept the walk in float16 (its own sums rounded).
+    [np.array([True, True]), np.array([200, 200], np.uint8), np.array([1.1, 2.2], np.float16)],
+    ids=["bool", "uint8", "float16"],
+)
+def test_a_tensor_seed_of_another_dtype_is_cast_to_the_output_dtype(seed: np.ndarray) -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.3
+    (g,) = ab.grad([y, y], [x], grad_outputs=[ab.tensor(seed), ab.tensor(seed)], retain_graph=True)
+    assert g.dtype == np.float64
+    as_float64 = seed.astype(np.float64)
+    np.testing.assert_allclose(g.data, 2 * as_float64 * 3.3, rtol=1e-15)  # what numpy seeds give
+    y.backward(ab.tensor(seed))
+    np.testing.assert_allclose(x.grad.data, as_float64 * 3.3, rtol=1e-15)
+
+
+def test_a_keyword_tensor_that_requires_grad_is_refused_by_name() -> None:
+    # An op differentiates its positional inputs: a keyword's gradient would be lost silently.
+    @op("scale_by_keyword", arity=1)
+    def scale(x: Any, s: Any = 1.0) -> Any:
+        return x * (s.data if isinstance(s, ab.Tensor) else s)
+
+    scale.defvjp(lambda g, out, x, s=1.0: g * s)
+    del REGISTRY["scale_by_keyword"]  # keep the test op out of the registry-driven suite
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    for call in (lambda: scale(x, s=x), lambda: scale(ab.tensor([1.0, 1.0]), s=x), lambda: scale(x, x)):
+        with pytest.raises(TypeError, match=r"scale_by_keyword: keyword argument 's' is a Tensor that requires grad"):
+            call()
+    with ab.no_grad():  # no gradient wanted: fine
+        np.testing.assert_array_equal(scale(x, s=x).data, [1.0, 4.0])
+    np.testing.assert_array_equal(scale(x, s=x.detach()).data, [1.0, 4.0])

@@ -141,3 +141,29 @@ def test_grad_never_writes_retained_grads() -> None:
     assert y.grad is None and x.grad is None
     (y * y).sum().backward()
     np.testing.assert_array_equal(y.grad.data, 2.0 * y.data)
+
+
+def test_a_hook_that_changes_the_dtype_is_refused() -> None:
+    # Else the walk goes on in the hook's dtype: float16 would round every gradient upstream.
+    x = ab.tensor([1.0], requires_grad=True)
+    y = x * 1.0
+    y.register_hook(lambda g: g.astype(np.float16))
+    with pytest.raises(RuntimeError, match=r"hook <lambda>: returned a gradient of dtype float16 .* float64"):
+        (y * 3.3).sum().backward()
+    assert x.grad is None
+
+
+def test_a_leaf_hook_may_remove_itself_or_another_during_backward() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    handles = []
+
+    def once(g: ab.Tensor) -> ab.Tensor:
+        handles[0].remove()
+        handles[1].remove()  # the other hook: it has not run yet, and does not run now
+        return g * 3.0
+
+    handles.append(x.register_hook(once))
+    handles.append(x.register_hook(lambda g: g * 100.0))
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [6.0, 12.0])
+    assert x._hooks is None

@@ -30,7 +30,7 @@ from autobp.engine.errors import (
     warn_grad_cycle,
     wrong_shape_error,
 )
-from autobp.engine.hook_calls import accumulate, run_hooks, run_node_hooks
+from autobp.engine.hook_calls import accumulate, leaf_hooks, run_hooks, run_node_hooks
 from autobp.engine.mode_switch import modes
 from autobp.engine.order import Vertex, out_of_order, queue_seeds
 from autobp.engine.rule_paths import _on_arrays, _on_tensors
@@ -169,7 +169,7 @@ def _walk(
             if g is None:
                 g = from_array(zeros_like(leaf.data))
             if leaf._hooks:
-                g = run_hooks(leaf._hooks.values(), g, not plain)
+                g = run_hooks(leaf_hooks(leaf), g, not plain)
             if wanted is None:
                 leaves.append((leaf, g))
             elif leaf in wanted:

@@ -6,6 +6,7 @@ Hooks see Tensors with ops behaving as usual, whichever path the walk takes; lea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from autobp import graph
@@ -14,7 +15,7 @@ from autobp.graph import Node
 from autobp.ops.elementwise import copy as _differentiable_copy
 from autobp.tensor import Tensor
 
-__all__ = ["run_hooks", "run_node_hooks", "accumulate"]
+__all__ = ["run_hooks", "run_node_hooks", "leaf_hooks", "accumulate"]
 
 
 def run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
@@ -26,6 +27,16 @@ def run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
             if replaced is not None:
                 tensor = replaced
     return tensor if create_graph else tensor.data
+
+
+def leaf_hooks(leaf: Tensor) -> Iterator[Any]:
+    """A leaf's hooks in registration order, each as it runs: a hook may remove itself or one not
+    run yet (its handle's ``remove``), which then does not run, and the dict is not iterated while
+    it changes."""
+    for key in list(leaf._hooks or ()):
+        hooks = leaf._hooks
+        if hooks is not None and key in hooks:
+            yield hooks[key]
 
 
 def run_node_hooks(node: Node, g: Any, create_graph: bool, retain: bool) -> Any:

@@ -48,5 +48,10 @@ def seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, wh
             g = graph.as_gradient(g, out, what)  # in the output's library (another library's: an error)
         if g.data.shape != out.data.shape:  # (the arrays' shapes: no property calls)
             raise ValueError(f"{what}: gradient shape {g.shape} does not match output shape {out.shape}")
+        if g.data.dtype != out.data.dtype:
+            # The walk computes in the seed's dtype: a bool seed would add as logical or, an int
+            # one overflow, a float16 one round; cast to the output's, as PyTorch does (an op: a
+            # seed that requires grad stays on its graph).
+            g = g.astype(out.data.dtype)
         seeds.append(g)
     return seeds

@@ -66,6 +66,28 @@ def all_numpy(args: tuple[Any, ...]) -> bool:
     return True
 
 
+def _needs_grad(values: Any) -> bool:
+    """Whether a keyword value (or a tuple or list of them) is a Tensor that requires grad."""
+    for value in values:
+        if isinstance(value, Tensor):
+            if value.requires_grad:
+                return True
+        elif isinstance(value, tuple | list) and _needs_grad(value):
+            return True
+    return False
+
+
+def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
+    """An op differentiates its positional inputs only: a keyword Tensor that requires grad would
+    get no gradient, with no error. Refused, naming the op and the keyword."""
+    names = [name for name, value in kwargs.items() if _needs_grad([value])]
+    raise TypeError(
+        f"{opdef.name}: keyword argument {names[0]!r} is a Tensor that requires grad, but {opdef.name} "
+        "differentiates only its positional inputs, so that gradient would be lost; pass a tensor that "
+        "needs a gradient as an input (or .detach() it if no gradient is wanted)"
+    )
+
+
 def make_public(opdef: OpDef) -> Callable[..., Tensor]:
     """The function users call: unwrap Tensors, run the forward, record a node when needed.
 
@@ -121,6 +143,8 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
             if numpy_only:
                 raise
             raise_with_context(opdef, error, args)
+        if kwargs and mode.enabled and _needs_grad(kwargs.values()):
+            raise_keyword_needs_grad(opdef, kwargs)
         if needs_grad and differentiable and mode.enabled:
             out = record(opdef, result, args, kwargs)  # (views of inputs: handled there, as below)
         else:
