@@ -9,8 +9,8 @@ Levels nest (forward-of-forward): a rule of one level runs with only the levels 
 active, so their tangents flow through it, and its own tangents are never differentiated by
 itself. Rules are written in autobp ops, so tangents are differentiable in reverse mode too,
 and gradients computed with ``create_graph=True`` inside a level carry tangents
-(forward-over-reverse: ``autobp.functional.hvp``). A first-order backward inside a level runs
-its rules on plain arrays: its gradients carry no tangent.
+(forward-over-reverse: ``autobp.functional.hvp``); so do first-order ``ab.grad`` gradients
+taken inside a level (their rules then run on Tensors, ``engine.grad``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from autobp import backends, graph
 from autobp.tensor import Tensor
 
-__all__ = ["ForwardModeError", "propagate", "linear_jvp"]
+__all__ = ["ForwardModeError", "propagate", "linear_jvp", "carries_tangent"]
 
 _mode = graph._mode
 
@@ -66,6 +66,15 @@ class Level:
         counter = tensor._vc
         version = 0 if counter is None else counter[0]
         self.tangents[tensor.grad_fn or tensor] = (tangent.data if self.plain else tangent, tensor, version)
+
+
+def carries_tangent(value: Any) -> bool:
+    """Whether ``value`` is a Tensor with a tangent at an active level."""
+    levels = _mode.forward
+    if not levels or not isinstance(value, Tensor):
+        return False
+    key = value.grad_fn or value
+    return any(key in level.tangents for level in levels)
 
 
 def _stale(tensor: Tensor) -> RuntimeError:

@@ -62,8 +62,9 @@ def _innermost(what: str) -> Level:
 def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Tensor:
     """A Tensor with the values of ``primal`` that carries ``tangent`` at the innermost level.
 
-    The result is a new Tensor (``primal`` itself carries no tangent); when ``primal`` requires
-    grad the result is differentiable with respect to it. Shapes: ``tangent`` has the shape of
+    The result is a new Tensor (``primal`` itself carries no tangent at this level; the tangents
+    it carries at other levels, the result carries too); when ``primal`` requires grad the result
+    is differentiable with respect to it. Shapes: ``tangent`` has the shape of
     ``primal``; it is cast to ``primal``'s dtype, which must be floating point.
 
     >>> import autobp as ab
@@ -100,6 +101,13 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
     else:
         dual = Tensor._wrap(graph.new_view(primal.data))  # a view: the primal's array never carries the tangent
         dual._share_storage_with(primal)  # one storage, one counter: a write through the dual is seen by graphs
+    # The tangents primal carries at the other levels go with it (make_dual of a tensor that is
+    # dual at an outer level, as nested forward mode does): dropped, they read as zeros there.
+    for other in _mode.forward or ():
+        if other is not target:
+            carried = other.get(primal)
+            if carried is not None:
+                other.set(dual, carried)
     target.set(dual, tangent)
     return dual
 

@@ -24,6 +24,7 @@ from autobp.functional_args import (
     call_func,
     check_scalar,
     checked_vectors,
+    differentiable,
     filled,
     fresh_inputs,
     input_grads,
@@ -52,6 +53,7 @@ def vjp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     >>> g.tolist()
     [2.0, 4.0]
     """
+    create_graph = differentiable(create_graph)  # (inside a forward-mode transform too)
     in_tuple, xs = as_tensors(inputs, "vjp", "inputs")
     xs = fresh_inputs(xs, create_graph, "vjp")
     out_tuple, outs = call_func(func, xs, "vjp")
@@ -73,6 +75,7 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False, 
     >>> jacobian(lambda x: x * ab.tensor([2.0, 3.0]), ab.tensor([1.0, 1.0])).tolist()
     [[2.0, 0.0], [0.0, 3.0]]
     """
+    create_graph = differentiable(create_graph)  # (inside a forward-mode transform too)
     if strategy not in ("auto", "forward-mode", "reverse-mode"):
         raise ValueError(f"jacobian: strategy must be 'auto', 'forward-mode' or 'reverse-mode', got {strategy!r}")
     if strategy == "forward-mode":
@@ -132,14 +135,15 @@ def value_and_grad(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0)
         for p in positions:
             value = values[p] if isinstance(values[p], Tensor) else Tensor(values[p], dtype=np.float64)
             values[p] = value
-        xs = fresh_inputs(tuple(values[p] for p in positions), False, "value_and_grad")
+        keep = differentiable(False)  # inside a forward-mode transform: results carry its tangents
+        xs = fresh_inputs(tuple(values[p] for p in positions), keep, "value_and_grad")
         for p, x in zip(positions, xs, strict=True):
             values[p] = x
         with enable_grad():
             out = func(*values, **kwargs)
         _, outs = as_tensors(out, "value_and_grad", "func's output")
         check_scalar(outs, "value_and_grad")
-        grads = input_grads(outs, xs, [filled(outs[0], 1)], False)
-        return outs[0].detach(), packed(not isinstance(argnums, int), list(grads))
+        grads = input_grads(outs, xs, [filled(outs[0], 1)], keep)
+        return maybe_detached(outs, keep)[0], packed(not isinstance(argnums, int), list(grads))
 
     return run

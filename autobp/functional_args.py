@@ -32,6 +32,14 @@ def as_tensors(value: Any, what: str, arg: str) -> tuple[bool, tuple[Tensor, ...
     return is_tuple, items
 
 
+def differentiable(create_graph: bool) -> bool:
+    """Whether a transform's results must stay differentiable: ``create_graph``, or inside a
+    forward-mode level (an outer ``jvp``, ``jacfwd``, ``hessian``...), whose tangents they must
+    carry. Detached results there would carry none, which the outer transform reads as zeros:
+    ``jvp(lambda a: jvp(f, a, v)[1], x, u)`` gave zeros instead of the second derivative."""
+    return create_graph or graph._mode.forward is not None
+
+
 def fresh_inputs(
     inputs: tuple[Tensor, ...], create_graph: bool, what: str, requires_grad: bool = True
 ) -> tuple[Tensor, ...]:

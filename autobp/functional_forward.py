@@ -17,6 +17,7 @@ from autobp.functional_args import (
     check_scalar,
     checked_vectors,
     detached_tangents,
+    differentiable,
     filled,
     fresh_inputs,
     input_grads,
@@ -46,6 +47,7 @@ def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     >>> t.tolist()
     [2.0, 0.0]
     """
+    create_graph = differentiable(create_graph)  # (inside another forward-mode transform too)
     _, xs = as_tensors(inputs, "jvp", "inputs")
     xs = fresh_inputs(xs, create_graph, "jvp", requires_grad=False)
     tangents = checked_vectors(v, xs, "jvp")  # same checks: one entry per input, of its shape
@@ -75,13 +77,15 @@ def _tangents_or_zeros(level: dual_level, values: Sequence[Tensor]) -> list[Tens
 def jacfwd(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -> Any:
     """The Jacobian of ``func`` at ``inputs`` by forward mode: one jvp (a column) per input element.
 
-    Cheaper than reverse mode when the inputs have fewer elements than the outputs.
+    Cheaper than reverse mode when the inputs have fewer elements than the outputs. ``func`` runs
+    once per column, so it must be pure (no in-place writes to its inputs, no random draws).
     Shapes: as ``jacobian``.
 
     >>> import autobp as ab
     >>> jacfwd(lambda x: ab.stack([x.sum(), (x * x).sum(), x[0]]), ab.tensor([1.0, 2.0])).tolist()
     [[1.0, 1.0], [2.0, 4.0], [1.0, 0.0]]
     """
+    create_graph = differentiable(create_graph)  # (inside another forward-mode transform too)
     in_tuple, xs = as_tensors(inputs, "jacfwd", "inputs")
     xs = fresh_inputs(xs, create_graph, "jacfwd", requires_grad=False)
 
@@ -137,6 +141,7 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -
     >>> hessian(lambda x: (x**3).sum(), ab.tensor([1.0, 2.0])).tolist()
     [[6.0, 0.0], [0.0, 12.0]]
     """
+    create_graph = differentiable(create_graph)  # (inside another forward-mode transform too)
     in_tuple, xs = as_tensors(inputs, "hessian", "inputs")
     xs = fresh_inputs(xs, create_graph, "hessian")
 
@@ -208,6 +213,7 @@ def hvp(
     """
     if strategy not in HVP_STRATEGIES:
         raise ValueError(f"hvp: strategy must be one of {sorted(HVP_STRATEGIES)}, got {strategy!r}")
+    create_graph = differentiable(create_graph)  # (inside another forward-mode transform too)
     in_tuple, xs = as_tensors(inputs, "hvp", "inputs")
     xs = fresh_inputs(xs, create_graph, "hvp")
     vectors = checked_vectors(v, xs, "hvp")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends, grad_mode, graph
+from autobp.forward import carries_tangent
 from autobp.tensor import Tensor
 
 
@@ -54,6 +55,12 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
                 f"{where} does not require grad but the operand does; writing into it in place would "
                 "drop the operand's gradient. Use an out-of-place op (c = c + x)"
             )
+    if graph._mode.forward is not None and any(carries_tangent(o) for o in operands):
+        raise RuntimeError(
+            f"{where}: the operand carries a forward-mode tangent, which an in-place write cannot give "
+            "the tensor (its tangent would be lost: jvp would read zeros). Use an out-of-place op "
+            "(y = y + x, ab.where(mask, x, y), ab.concatenate([...]))"
+        )
     if type(tensor.data) is not np.ndarray:
         return _inplace_foreign(tensor, method, write, where, operands)
     if not tensor.data.flags.writeable:

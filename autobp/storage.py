@@ -10,7 +10,7 @@ flag, the library's own write count (torch's ``_version``), checked before backw
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,7 +62,7 @@ def _foreign_owner(array: Any) -> Any:
     return array
 
 
-def unaliased(results: list[Any], given: list[Any]) -> list[Any]:
+def unaliased(results: list[Any], given: list[Any], copy: Callable[[Tensor], Tensor] | None = None) -> list[Any]:
     """``results`` (a list of Tensors or None, changed in place) with a copy in place of each whose
     array shares memory with one of ``given`` (the arrays a caller passed in: backward seeds,
     tangents) or with an earlier result's: a first-order gradient or a tangent is a Tensor with a
@@ -70,7 +70,9 @@ def unaliased(results: list[Any], given: list[Any]) -> list[Any]:
     or another result.
 
     An identity vjp or jvp (``x + 0``) hands its seed through unchanged; before this,
-    ``ab.grad(x + 0.0, [x], grad_outputs=[u])[0].add_(1)`` changed ``u``.
+    ``ab.grad(x + 0.0, [x], grad_outputs=[u])[0].add_(1)`` changed ``u``. ``copy`` makes the
+    copies (default: a new array, off any graph); results that carry forward-mode tangents need
+    an op's copy, which carries them too.
     """
     # The owners' ids: each owner stays alive while this runs (the caller holds ``given``, and a
     # result's array holds its owner), so no id is reused.
@@ -79,7 +81,7 @@ def unaliased(results: list[Any], given: list[Any]) -> list[Any]:
         if result is not None:
             owner = id(_owner(result.data))
             if owner in taken:
-                results[i] = Tensor._wrap(copy_array(result.data))
+                results[i] = Tensor._wrap(copy_array(result.data)) if copy is None else copy(result)
             else:
                 taken.add(owner)
     return results

@@ -258,3 +258,63 @@ def test_writes_through_a_primal_or_a_dual_are_seen_by_graphs_that_saved_the_ten
     assert c._version == 2
     with pytest.raises(RuntimeError, match=r"mul: .*modified in place"):
         loss.backward()
+
+
+def test_transforms_nested_in_forward_mode_carry_its_tangents() -> None:
+    # Inside an outer forward-mode transform, an inner transform (or a first-order ab.grad) must
+    # give results that carry the outer tangents; detached, they read as zeros there.
+    x, v, u = ab.tensor([1.0, 2.0, 3.0]), ab.tensor([1.0, 1.0, 1.0]), ab.tensor([1.0, 0.0, 2.0])
+    cube = lambda a: (a**3).sum()  # noqa: E731
+    fn = ab.functional
+    second = 6.0 * x.data * u.data  # d/dt <grad cube(x + t u), v> with v = ones
+    np.testing.assert_allclose(fn.jvp(lambda a: fn.jvp(cube, a, v)[1], x, u)[1].data, second.sum())
+    np.testing.assert_allclose(fn.jvp(lambda a: fn.hvp(cube, a, v)[1], x, u)[1].data, 6.0 * u.data)
+    np.testing.assert_allclose(fn.jvp(lambda a: fn.vjp(lambda b: b**2, a, v)[1], x, u)[1].data, 2.0 * u.data)
+    np.testing.assert_allclose(fn.jvp(lambda a: fn.value_and_grad(cube)(a)[1], x, u)[1].data, second)
+    np.testing.assert_allclose(
+        fn.jvp(lambda a: (a.requires_grad_(), ab.grad((a**3).sum(), [a])[0])[1], x, u)[1].data, second
+    )
+    np.testing.assert_allclose(fn.jvp(lambda a: fn.jacobian(lambda b: b**2, a), x, u)[1].data, np.diag(2.0 * u.data))
+    # A gradient that aliases its seed inside a level is copied by an op, which keeps the tangent.
+    with fwd.dual_level():
+        a = fwd.make_dual(ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([1.0, 1.0]))
+        seed = a * 3.0
+        (g,) = ab.grad(a + 0.0, [a], grad_outputs=[seed])
+        assert g.data is not seed.data
+        np.testing.assert_array_equal(fwd.unpack_dual(g).tangent.data, [3.0, 3.0])
+
+
+def test_make_dual_keeps_the_tangents_of_outer_levels() -> None:
+    with fwd.dual_level() as outer:
+        a = fwd.make_dual(ab.tensor(2.0), ab.tensor(1.0))
+        with fwd.dual_level() as inner:
+            b = fwd.make_dual(a, ab.tensor(1.0))
+            inner_tangent = fwd.unpack_dual(b * b * a, level=inner).tangent  # d/db (b^2 a) = 2 a b
+            cubed = fwd.unpack_dual(b**3, level=inner).tangent  # 3 b^2
+        assert fwd.unpack_dual(inner_tangent, level=outer).tangent.item() == 8.0  # d/dt 2 (2+t)^2 = 8
+        assert fwd.unpack_dual(cubed, level=outer).tangent.item() == 12.0  # d/dt 3 (2+t)^2 = 12
+
+
+def test_in_place_writes_never_drop_a_tangent() -> None:
+    x, v = ab.tensor([1.0, 2.0, 3.0]), ab.tensor([1.0, 10.0, 100.0])
+
+    def slice_assign(t: ab.Tensor) -> ab.Tensor:
+        y = ab.zeros(3)
+        y[1:] = t[:2] * 2.0
+        return y
+
+    with pytest.raises(RuntimeError, match=r"setitem: .*carries a forward-mode tangent"):
+        ab.functional.jvp(slice_assign, x, v)
+    with fwd.dual_level():
+        d = fwd.make_dual(ab.tensor([1.0, 2.0]), ab.tensor([1.0, 1.0]))
+        for write in (lambda b: b.copy_(d), lambda b: b.add_(d), lambda b: b.mul_(d)):
+            with pytest.raises(RuntimeError, match="carries a forward-mode tangent"):
+                write(ab.zeros(2))
+
+    def augmented(t: ab.Tensor) -> ab.Tensor:
+        y = ab.zeros(3)
+        y += t * 2.0  # rebinds y to the sum, as for a graph tensor: the tangent rides along
+        y *= t
+        return y
+
+    np.testing.assert_array_equal(ab.functional.jvp(augmented, x, v)[1].data, 4.0 * x.data * v.data)

@@ -37,6 +37,7 @@ from autobp.engine.rule_paths import _on_arrays, _on_tensors
 from autobp.engine.seeds import seed_grads
 from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros_like
 from autobp.graph import NO_KWARGS, Node
+from autobp.ops.elementwise import copy as _tangent_carrying_copy
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.storage import unaliased
 from autobp.tensor import Tensor
@@ -215,7 +216,11 @@ def grad(
     >>> g.numpy().tolist(), ab.grad(g.sum(), [x])[0].numpy().tolist()
     ([3.0, 12.0], [6.0, 12.0])
     """
-    return _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, tensors=False)
+    # Inside a forward-mode level (jvp, make_dual) a gradient carries the tangent of what it was
+    # computed from: the rules then run on Tensors, as hvp's do. On arrays (the fast path) it
+    # would carry none, and jvp would read that as a zero.
+    carry_tangents = not create_graph and graph._mode.forward is not None
+    return _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, tensors=carry_tangents)
 
 
 def grad_carrying_tangents(
@@ -259,6 +264,8 @@ def _grad(
                 "pass allow_unused=True to get None for it"
             )
         results.append(g)  # first order: a fresh Tensor of _walk's, on no graph
-    if not (create_graph or tensors):  # arrays of their own: not a seed the caller gave, nor each other's
-        unaliased(results, [] if grad_outputs is None else [s.data for s in seeds])
+    if not create_graph:  # arrays of their own: not a seed the caller gave, nor each other's
+        # (a gradient carrying tangents is copied by an op, which carries them along)
+        copy = _tangent_carrying_copy if tensors else None
+        unaliased(results, [] if grad_outputs is None else [s.data for s in seeds], copy)
     return tuple(results)

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from autobp import grad_mode
+from autobp import grad_mode, graph
 from autobp import ops as _ops
+from autobp.forward import carries_tangent
 from autobp.inplace import _inplace, _unwrap
 from autobp.tensor import Tensor
 
@@ -55,9 +56,12 @@ def __setitem__(self: Tensor, index: Any, value: Any) -> None:
 def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) -> Tensor:
     # A graph tensor cannot change in place; ``y += 1`` then rebinds ``y`` to a new tensor,
     # exactly what Python does for types without in-place operators. So does ``c += x``
-    # when x requires grad: writing into c would drop x's gradient.
-    if tensor.grad_fn is not None or (
-        isinstance(other, Tensor) and other.requires_grad and grad_mode.is_grad_enabled()
+    # when x requires grad (writing into c would drop x's gradient), and when either carries a
+    # forward-mode tangent (the sum carries the tangents; a write would drop x's, or stale c's).
+    if (
+        tensor.grad_fn is not None
+        or (isinstance(other, Tensor) and other.requires_grad and grad_mode.is_grad_enabled())
+        or (graph._mode.forward is not None and (carries_tangent(other) or carries_tangent(tensor)))
     ):
         return getattr(_ops, op_name)(tensor, other)  # type: ignore[no-any-return]
     return _inplace(tensor, name, ufunc, other)
