@@ -77,6 +77,18 @@ def carries_tangent(value: Any) -> bool:
     return any(key in level.tangents for level in levels)
 
 
+def restamp(tensor: Tensor, before: int) -> None:
+    """``tensor``'s version moved from ``before`` without a write (``requires_grad`` turned on):
+    the tangents it carries still describe it, so their entries take the new version."""
+    key = tensor.grad_fn or tensor
+    counter = tensor._vc
+    now = 0 if counter is None else counter[0]
+    for level in _mode.forward or ():
+        entry = level.tangents.get(key)
+        if entry is not None and entry[1] is tensor and entry[2] == before:
+            level.tangents[key] = (entry[0], tensor, now)
+
+
 def _stale(tensor: Tensor) -> RuntimeError:
     return RuntimeError(
         f"forward mode: tensor {backends.describe(tensor)} was modified in place after it received a "

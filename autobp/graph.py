@@ -223,7 +223,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
             result = backends.as_array(result)
             numpy_result = type(result) is np.ndarray  # (a Python number's result is numpy's)
     out.data = result
-    out.requires_grad = True
+    out._requires_grad = True
     out.grad = None
     out.name = None
     out._vc = None

@@ -42,7 +42,7 @@ def test_a_recorded_tensor_and_node_have_every_slot_a_wrapped_one_has(make: Any)
     for name in _slots(Tensor):  # a slot added to Tensor but not to record() fails here
         if name == "_vc" and out.data.base is not None:
             assert out._vc is x._vc  # a view shares its input's version counter
-        elif name not in ("data", "requires_grad", "grad_fn"):
+        elif name not in ("data", "_requires_grad", "grad_fn"):
             assert getattr(out, name) == getattr(plain, name), name
     assert type(out.data) is np.ndarray and not out.data.flags.writeable
     assert out.requires_grad and out.grad_fn is not None

@@ -353,3 +353,20 @@ def test_a_read_only_view_given_as_an_index_is_saved_as_a_copy() -> None:
     index[:] = 2  # written through its base after the op
     loss.backward()
     np.testing.assert_array_equal(x.grad.data, [1.0, 2.0, 0.0])
+
+
+@pytest.mark.parametrize("turn_on", [lambda t: t.requires_grad_(), lambda t: setattr(t, "requires_grad", True)])
+def test_requires_grad_turned_on_after_use_is_refused_not_half_counted(turn_on: Callable[[ab.Tensor], Any]) -> None:
+    # x was a constant when the graph was built: only the ops recorded for w's sake saved it.
+    # Counting those would give x part of its gradient (here 3, 4 of the true 9, 20).
+    x, w = ab.tensor([1.0, 2.0]), ab.tensor([3.0, 4.0], requires_grad=True)
+    loss = (x * w).sum() + ((x * x) * w).sum()
+    turn_on(x)
+    with pytest.raises(RuntimeError, match=r"mul: .*requires_grad turned on after the op used it"):
+        loss.backward()
+    assert x.grad is None and w.grad is None
+    # Turned on before use: the usual way, nothing refused.
+    y = ab.tensor([1.0, 2.0])
+    turn_on(y)
+    (y * y * w).sum().backward()
+    np.testing.assert_array_equal(y.grad.data, [6.0, 16.0])

@@ -129,7 +129,7 @@ def _walk(
                 vertex._inputs = vertex.out = None
                 vertex.kwargs = NO_KWARGS
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
-                if not (isinstance(tensor, Tensor) and tensor.requires_grad):
+                if not (isinstance(tensor, Tensor) and tensor._requires_grad):
                     continue
                 node = tensor.grad_fn
                 target = node or tensor
@@ -250,7 +250,7 @@ def _grad(
         grad_outputs = [grad_outputs]
     seeds = seed_grads(outs, grad_outputs, "grad")
     for t in ins:
-        if not isinstance(t, Tensor) or not t.requires_grad:
+        if not isinstance(t, Tensor) or not t._requires_grad:
             raise ValueError(f"grad: every input must be a Tensor that requires grad, got {t!r}")
     wanted: set[Vertex] = {t.grad_fn or t for t in ins}
     keep = create_graph if retain_graph is None else retain_graph

@@ -34,8 +34,9 @@ def freed_error(node: Node) -> RuntimeError:
 def modified_error(what: str, node: Node, tensor: Tensor, saved: int) -> RuntimeError:
     return RuntimeError(
         f"{node.op.name}: {what} ({describe_tensor(tensor)}) was modified in place after the op ran "
-        f"(saved at version {saved}, now version {tensor._version}), through it or a view of its storage; "
-        "gradients through it would be wrong. Use an out-of-place op, or .clone() first."
+        f"(saved at version {saved}, now version {tensor._version}), through it or a view of its storage, "
+        "or had requires_grad turned on after the op used it; gradients through it would be wrong. Use an "
+        "out-of-place op, or .clone() first; set requires_grad before computing with a tensor."
     )
 
 

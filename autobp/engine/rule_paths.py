@@ -23,7 +23,7 @@ _mode = graph._mode  # the per-thread modes (read per node: a global of this mod
 
 def _needs(value: Any) -> bool:
     """Whether a recorded input wants a gradient (constants never do)."""
-    return isinstance(value, Tensor) and value.requires_grad
+    return isinstance(value, Tensor) and value._requires_grad
 
 
 def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[Any]:
@@ -42,12 +42,12 @@ def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[
     # cost the general path (create_graph, forward-over-reverse: W5) a tenth of its rule dispatch.
     if len(rules) == 1:
         x = inputs[0]
-        return (rules[0](g, out, *values, **kwargs) if isinstance(x, Tensor) and x.requires_grad else None,)
+        return (rules[0](g, out, *values, **kwargs) if isinstance(x, Tensor) and x._requires_grad else None,)
     if len(rules) == 2:
         x, y = inputs
         return (
-            rules[0](g, out, *values, **kwargs) if isinstance(x, Tensor) and x.requires_grad else None,
-            rules[1](g, out, *values, **kwargs) if isinstance(y, Tensor) and y.requires_grad else None,
+            rules[0](g, out, *values, **kwargs) if isinstance(x, Tensor) and x._requires_grad else None,
+            rules[1](g, out, *values, **kwargs) if isinstance(y, Tensor) and y._requires_grad else None,
         )
     return [rule(g, out, *values, **kwargs) if _needs(x) else None for rule, x in zip(opdef.rules, inputs, strict=True)]
 
@@ -86,12 +86,12 @@ def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any
             xa, ya = (x.data if x_is else x), (y.data if y_is else y)
             if not kwargs:
                 return (
-                    rules[0](g, out, xa, ya) if x_is and x.requires_grad else None,
-                    rules[1](g, out, xa, ya) if y_is and y.requires_grad else None,
+                    rules[0](g, out, xa, ya) if x_is and x._requires_grad else None,
+                    rules[1](g, out, xa, ya) if y_is and y._requires_grad else None,
                 )
             return (
-                rules[0](g, out, xa, ya, **kwargs) if x_is and x.requires_grad else None,
-                rules[1](g, out, xa, ya, **kwargs) if y_is and y.requires_grad else None,
+                rules[0](g, out, xa, ya, **kwargs) if x_is and x._requires_grad else None,
+                rules[1](g, out, xa, ya, **kwargs) if y_is and y._requires_grad else None,
             )
         # Three inputs or more, or a variadic rule: the same steps, in loops.
         check_versions(node, inputs)

@@ -27,7 +27,7 @@ def seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, wh
     for out, g in zip(outputs, grad_outputs, strict=True):
         if not isinstance(out, Tensor):
             raise TypeError(f"{what}: outputs must be Tensors, got {type(out).__name__}")
-        if not out.requires_grad:
+        if not out._requires_grad:
             raise RuntimeError(
                 f"{what}: output {describe_tensor(out)} does not require grad; did you forget "
                 "requires_grad=True on an input, or compute it under ab.no_grad()?"
@@ -48,7 +48,7 @@ def seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, wh
             g = graph.as_gradient(g, out, what)  # in the output's library (another library's: an error)
         if g.data.shape != out.data.shape:  # (the arrays' shapes: no property calls)
             raise ValueError(f"{what}: gradient shape {g.shape} does not match output shape {out.shape}")
-        if g.data.dtype != out.data.dtype:
+        if g.data.dtype is not out.data.dtype and g.data.dtype != out.data.dtype:
             # The walk computes in the seed's dtype: a bool seed would add as logical or, an int
             # one overflow, a float16 one round; cast to the output's, as PyTorch does (an op: a
             # seed that requires grad stays on its graph).

@@ -70,7 +70,7 @@ def _needs_grad(values: Any) -> bool:
     """Whether a keyword value (or a tuple or list of them) is a Tensor that requires grad."""
     for value in values:
         if isinstance(value, Tensor):
-            if value.requires_grad:
+            if value._requires_grad:
                 return True
         elif isinstance(value, tuple | list) and _needs_grad(value):
             return True
@@ -127,7 +127,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
             if isinstance(value, Tensor):
                 data = value.data
                 arrays.append(data)
-                if value.requires_grad:
+                if value._requires_grad:
                     needs_grad = True
                 if type(data) is not ndarray:
                     numpy_only = False

@@ -52,7 +52,7 @@ class Tensor:
     [[2.0, 4.0], [6.0, 8.0]]
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_vc", "_hooks", "__weakref__")
+    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "name", "_vc", "_hooks", "__weakref__")
 
     # numpy must defer to Tensor: `array * tensor` calls Tensor.__rmul__ instead of making an object array.
     __array_ufunc__ = None
@@ -75,7 +75,7 @@ class Tensor:
         if requires_grad:
             check_requires_grad(array, "tensor")
         self.data = array
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         self.grad = None
         self.grad_fn = None
         self.name: str | None = None  # a label for graph pictures; nn modules set dotted names
@@ -87,7 +87,7 @@ class Tensor:
         """Wrap an op's result without copying (the fast internal constructor)."""
         tensor = object.__new__(cls if cls is Tensor else Tensor)
         tensor.data = array if type(array) is np.ndarray else backends.as_array(array)
-        tensor.requires_grad = requires_grad
+        tensor._requires_grad = requires_grad
         tensor.grad = None
         tensor.grad_fn = grad_fn
         tensor.name = None
@@ -188,14 +188,52 @@ class Tensor:
         detached._share_storage_with(self)  # one storage, one version counter (as in PyTorch)
         return detached
 
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow back to this tensor (ops on it are recorded).
+
+        Set it on a leaf before computing with the tensor. Turned on afterwards, it also bumps the
+        version counter: a graph that used the tensor as a constant then refuses backward, instead
+        of giving it the part of its gradient from the ops that happened to be recorded.
+        """
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad: bool) -> None:
+        if self.grad_fn is not None:
+            if requires_grad:
+                return  # (an op's result requires grad already)
+            raise RuntimeError(
+                "requires_grad: only leaf tensors can change requires_grad; for a value without a graph use t.detach()"
+            )
+        self._set_requires_grad(requires_grad, "requires_grad")
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf, in place; returns self."""
         if not self.is_leaf:
             raise RuntimeError("requires_grad_: only leaf tensors can change requires_grad")
-        if requires_grad:
-            check_requires_grad(self.data, "requires_grad_")
-        self.requires_grad = requires_grad
+        self._set_requires_grad(requires_grad, "requires_grad_")
         return self
+
+    def _set_requires_grad(self, requires_grad: bool, what: str) -> None:
+        if requires_grad:
+            check_requires_grad(self.data, what)
+            # (getattr: a tensor being unpickled sets its slots one by one, this one maybe first)
+            if not getattr(self, "_requires_grad", True):
+                # Turned on after the tensor may have been used as a constant: a graph that saved it
+                # would send it only the gradients of the ops recorded for other reasons. The bump
+                # makes such a graph refuse backward (engine.versions) instead.
+                counter = self._vc
+                before = 0 if counter is None else counter[0]
+                if counter is None:
+                    self._vc = [1]
+                else:
+                    counter[0] += 1
+                if graph._mode.forward is not None:  # (nothing was written: its tangents still hold)
+                    from autobp.forward import restamp
+
+                    restamp(self, before)
+        self._requires_grad = bool(requires_grad)
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
