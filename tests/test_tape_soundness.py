@@ -91,6 +91,21 @@ def test_a_whole_array_read_into_python_runs_the_signature_eagerly(read: Any, ho
     assert how in reason and "float64[2]" in reason
 
 
+@pytest.mark.parametrize(
+    ("func", "how"),
+    [
+        (lambda x: (x * float(x.numpy().sum()) + x * x.numpy()[0]).sum(), "(float64[3]) into Python with .numpy()"),
+        (lambda x: (ab.tensor([x[0] * 2, x[1]]) * x[:2]).sum(), "(float64[]) into Python with __array__"),
+    ],
+    ids=["two .numpy()", "a list of two tensors copied"],
+)
+def test_two_whole_array_reads_run_eagerly_with_the_first_reason(func: Any, how: str) -> None:
+    # The second read once met the first's reason already set, and crashed (UnboundLocalError).
+    taped = _check_calls(func, [(np.array(v),) for v in ([1.0, 2.0, 3.0], [3.0, -1.0, 0.5], [0.5, 0.25, 2.0])])
+    (reason,) = taped.eager_reasons.values()
+    assert how in reason
+
+
 # -- static arguments ---------------------------------------------------------------------------
 Pair = collections.namedtuple("Pair", "first")  # == merges Pair(0.0) and Pair(-0.0); a tape must not
 

@@ -142,11 +142,12 @@ class Recorder:
             guard: Guard = ("truth", k, bool(tensor.data), how)
         elif how in _VALUE_READS:
             guard = ("bytes", k, bytes_of(tensor.data), how)
-        elif self.untapeable is None:
-            self.untapeable = (
-                f"func reads a traced value ({describe(tensor)}) into Python with {how}; a tape would "
-                "freeze what it computes from it"
-            )
+        else:
+            if self.untapeable is None:  # the first reason is the one shown; later reads change nothing
+                self.untapeable = (
+                    f"func reads a traced value ({describe(tensor)}) into Python with {how}; a tape would "
+                    "freeze what it computes from it"
+                )
             return
         if guard not in self.guards:
             self.guards.append(guard)
