@@ -71,6 +71,33 @@ def test_a_python_read_is_guarded_on_every_replay(read: str) -> None:
         assert len(entry.tapes) == 2 and entry.eager is None
 
 
+TEXTS = {"str()": str, "repr()": repr, "format()": format, "an f-string": lambda t: f"{t}"}
+
+
+@pytest.mark.parametrize("read", sorted(TEXTS))
+def test_the_text_of_a_traced_value_is_guarded_as_its_value(read: str) -> None:
+    # Python logic on a value's text (its length here) was frozen at the trace: the third call
+    # replayed the length of "tensor(3., grad_fn=<sum>)" for "tensor(3.123456, grad_fn=<sum>)".
+    # Guarded by the value's bytes, as .item() is: one tape per value met, replayed.
+    func = lambda x: x.sum() * len(TEXTS[read](x.sum()))  # noqa: E731
+    values = ([1.0, 2.0], [1.0, 2.0], [1.0, 2.123456], [1.0, 2.0], [1.0, 2.123456])
+    taped = _check_calls(func, [(np.array(v),) for v in values])
+    assert not taped.eager_reasons and len(next(iter(taped._signatures.values())).tapes) == 2
+
+
+@pytest.mark.parametrize("read", sorted(TEXTS))
+def test_the_text_of_a_traced_array_runs_the_signature_eagerly(read: str) -> None:
+    func = lambda x: x.sum() * len(TEXTS[read](x * 1.0))  # noqa: E731
+    taped = _check_calls(func, [(np.array(v),) for v in ([1.0, 2.0], [1.0, 3.0], [1.5, 2.25], [1.0, 2.0])])
+    (reason,) = taped.eager_reasons.values()
+    assert f"(float64[2]) into Python with {read if read != 'an f-string' else 'format()'}" in reason
+
+
+def test_a_format_spec_is_refused_as_python_refuses_it() -> None:
+    with pytest.raises(TypeError, match=r"unsupported format string passed to Tensor\.__format__"):
+        f"{ab.tensor(1.0):.2f}"
+
+
 @pytest.mark.parametrize(
     ("read", "how"),
     [

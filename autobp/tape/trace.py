@@ -2,8 +2,9 @@
 
 The recorder is installed as ``graph._mode.tape`` while a function is traced. Every op call
 goes through it (each op's public function: ``ops/public_function.py``), and so does every way a
-traced value can leave the tape's sight: a read into Python (``bool()``, ``.item()``, ``.numpy()``: ``read``), a
-``detach()`` view (``alias``), a Tensor that is no argument (``slot``: its version is guarded).
+traced value can leave the tape's sight: a read into Python (``bool()``, ``.item()``, ``.numpy()``,
+``str()``: ``read``), a ``detach()`` view (``alias``), a Tensor that is no argument (``slot``: its
+version is guarded).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ __all__ = ["Recorder", "Guard", "inputs_and_signature", "wanted_leaves", "as_ten
 # make the signature eager: a guard on every element would cost what it saves.
 _TRUTH_READS = ("bool()",)
 _VALUE_READS = (".item()", "__index__")
+# Text shows every value (and dtype, shape, grad_fn: fixed by the trace): one value's text is
+# guarded by its bytes, like .item(); a longer text is a whole-array read.
+_TEXT_READS = ("repr()", "str()", "format()")
 
 _CHECKS: dict[Callable[..., None], OpDef] = {}
 
@@ -140,7 +144,7 @@ class Recorder:
             self._check_argument(tensor, k)
         if how in _TRUTH_READS:
             guard: Guard = ("truth", k, bool(tensor.data), how)
-        elif how in _VALUE_READS:
+        elif how in _VALUE_READS or (how in _TEXT_READS and math.prod(tensor.shape) == 1):
             guard = ("bytes", k, bytes_of(tensor.data), how)
         else:
             if self.untapeable is None:  # the first reason is the one shown; later reads change nothing

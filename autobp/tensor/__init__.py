@@ -303,6 +303,7 @@ class Tensor:
         _host, __array__, __repr__ = tensor_values._host, tensor_values.__array__, tensor_values.__repr__
         __len__, __iter__, __bool__ = tensor_values.__len__, tensor_values.__iter__, tensor_values.__bool__
         __float__, __int__, __index__ = tensor_values.__float__, tensor_values.__int__, tensor_values.__index__
+        __str__, __format__ = tensor_values.__str__, tensor_values.__format__
         __setitem__, __iadd__, __isub__ = tensor_inplace.__setitem__, tensor_inplace.__iadd__, tensor_inplace.__isub__
         __imul__, __itruediv__ = tensor_inplace.__imul__, tensor_inplace.__itruediv__
         _version, _share_storage_with = tensor_inplace._version, tensor_inplace._share_storage_with

@@ -1,5 +1,5 @@
-"""Tensor's methods that hand its values to Python and numpy: ``repr``, ``len``, iteration,
-``bool``, ``float``, ``int``, ``__index__`` and ``__array__``.
+"""Tensor's methods that hand its values to Python and numpy: ``repr``, ``str``, ``format``,
+``len``, iteration, ``bool``, ``float``, ``int``, ``__index__`` and ``__array__``.
 
 Each reads the values out of the graph, so a tape notes the read (``graph.note_read``). They are
 Tensor's methods as they stand here, installed by ``autobp.tensor.method_table.install`` (this module
@@ -27,6 +27,8 @@ TENSOR_METHODS = (
     "__int__",
     "__index__",
     "__repr__",
+    "__str__",
+    "__format__",
 )
 
 
@@ -94,6 +96,22 @@ def __index__(self: Tensor) -> int:
 
 
 def __repr__(self: Tensor) -> str:
+    return _text(self, "repr()")
+
+
+def __str__(self: Tensor) -> str:
+    return _text(self, "str()")
+
+
+def __format__(self: Tensor, spec: str) -> str:
+    if spec:  # as object.__format__, which would otherwise read the values through str() unnoted
+        raise TypeError(f"unsupported format string passed to {type(self).__name__}.__format__")
+    return _text(self, "format()")
+
+
+def _text(self: Tensor, how: str) -> str:
+    """The values as text: Python code can decide on it (its length, say) as on ``.item()``."""
+    graph.note_read(self, how)
     data = self.data
     extras = []
     if type(data) is not np.ndarray:
