@@ -133,6 +133,34 @@ def test_two_whole_array_reads_run_eagerly_with_the_first_reason(func: Any, how:
     assert how in reason
 
 
+# -- slice bounds ------------------------------------------------------------------------------
+SLICED = {
+    "an argument": lambda w, x, n: ((x[:n].sum(axis=0) * w) ** 2).sum(),
+    "computed, in a tuple": lambda w, x, n: ((x[n - 1 : n + 1, ::-1].sum(axis=0) * w) ** 2).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SLICED))
+@pytest.mark.parametrize("transform", ["value_and_grad", "hvp"])
+def test_a_slice_bound_from_the_arguments_is_guarded_by_its_value(name: str, transform: str) -> None:
+    # The replay read the bound from the Tensor the trace had wrapped around the first call's
+    # array: the caller refilling that array changed every later replay (x[:1] for x[:3]).
+    func, w, x = SLICED[name], np.array([1.0, 2.0]), np.arange(10.0).reshape(5, 2)
+    taped = ab.tape.value_and_grad(func) if transform == "value_and_grad" else ab.tape.hvp(func)
+    direction = (np.array([0.5, -1.0]),) if transform == "hvp" else ()
+    if transform == "value_and_grad":
+        eager = ab.functional.value_and_grad(func)
+    else:
+        eager = lambda w, x, n, v: ab.functional.hvp(lambda w: func(w, x, n), ab.tensor(w), ab.tensor(v))  # noqa: E731
+    first = np.array(3)
+    taped(w, x, first, *direction)
+    first[...] = 1
+    for n in (3, 3, 1, 2, 3, 1):
+        got, want = taped.arrays(w, x, np.array(n), *direction), eager(w, x, ab.tensor(np.array(n)), *direction)
+        assert _bits(got[0]) == _bits(want[0]) and _bits(got[1][0]) == _bits(want[1])
+    assert not taped.eager_reasons
+
+
 # -- static arguments ---------------------------------------------------------------------------
 Pair = collections.namedtuple("Pair", "first")  # == merges Pair(0.0) and Pair(-0.0); a tape must not
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -104,6 +105,8 @@ class Recorder:
 
     def record(self, opdef: OpDef, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Tensor) -> None:
         """Called by every op while tracing, after its forward ran."""
+        if kwargs:
+            kwargs = {key: self._bounds_read(value) for key, value in kwargs.items()}
         if any([self._tracked(value) for value in kwargs.values()]) and self.untapeable is None:
             self.untapeable = f"a keyword argument of '{opdef.name}' is computed from the inputs"
         refs = tuple([self.slot(value) for value in args])
@@ -116,6 +119,36 @@ class Recorder:
             opdef = _CHECKS[function] = OpDef(name, function, None, Hints(), False, composite=False)
         refs = tuple([self.slot(value) for value in args])
         self.steps.append((opdef, refs, kwargs, self._add(object(), len(self.steps))))
+
+    def _bounds_read(self, value: Any) -> Any:
+        """A keyword value with each array slice bound (``x[:n]``) as the int the forward read.
+
+        The object the trace saw must not be replayed: a Tensor on an input's array is the
+        trace's, and the caller may refill that array. The bound decides shapes, so it is a read
+        like ``__index__``: the replay keeps the traced int and guards where it came from.
+        """
+        if type(value) is slice:
+            bounds = (value.start, value.stop, value.step)
+            if all([b is None or type(b) is int for b in bounds]):
+                return value
+            return slice(*[self._bound(b) for b in bounds])
+        if type(value) is tuple:  # an index of several parts (x[1, :n])
+            parts = tuple([self._bounds_read(v) for v in value])
+            return value if all([p is v for p, v in zip(parts, value, strict=True)]) else parts
+        return value
+
+    def _bound(self, bound: Any) -> Any:
+        if isinstance(bound, Tensor):
+            self.read(bound, "__index__")  # computed: its bytes are guarded; a constant: its version
+            return operator.index(bound.data)
+        if isinstance(bound, np.ndarray) or library_of(bound) is not None:
+            k = self.slots.get(id(bound))
+            if k is not None and self.computed(k):  # an input's or a result's array (read through .data)
+                guard: Guard = ("bytes", k, bytes_of(bound), "__index__")
+                if guard not in self.guards:
+                    self.guards.append(guard)
+            return operator.index(bound)  # a numpy constant: its traced value, which the traced shapes assume
+        return bound  # None, an int, or an object that is its own index (np.int64)
 
     def _tracked(self, value: Any) -> bool:
         """Whether a keyword value holds an input or a computed array (a tape would freeze it).
