@@ -214,3 +214,15 @@ def test_the_taped_w5_product_runs_as_many_matrix_products_as_the_r_operator() -
     source = taped.source(*params, x, y, tuple(direction))
     r_operator = [line.split("#")[0] for line in inspect.getsource(numpy_hvp).splitlines()]
     assert source.count("# matmul") == sum(line.count(" @ ") for line in r_operator)
+
+
+def test_numpy_scalars_are_inputs_where_differentiated_and_static_elsewhere() -> None:
+    # An axis given as np.int64 reached func as a 0-d Tensor; a differentiated one and a direction stay inputs.
+    func = lambda s, x, axis: (ab.tanh(x * s) * s).sum(axis=axis).sum()  # noqa: E731
+    taped = ab.tape.hvp(func)
+    for s, v in ((2.0, 1.0), (3.0, -0.5), (-1.5, 2.0)):
+        args = (np.float64(s), np.array([[1.0, 2.0], [0.5, -1.0]]), np.int64(1))
+        value, (product,) = taped.arrays(*args, np.float64(v))
+        eager = _eager(func, (np.asarray(s), *args[1:]), (0,), (np.asarray(v),))
+        assert [value.tobytes(), product.tobytes()] == [a.tobytes() for a in eager]
+    assert taped.eager_reasons == {} and len(taped._signatures) == 1

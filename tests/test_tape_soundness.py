@@ -189,6 +189,42 @@ def test_static_arguments_are_keyed_by_type_and_exact_value(statics: tuple[Any, 
     _check_calls(func, [(x, statics[0]), (x, statics[1]), (x + 1, statics[0]), (x + 2, statics[1])])
 
 
+def test_a_numpy_scalar_passes_through_as_functional_passes_it() -> None:
+    # An axis given as np.int64 reached func as a 0-d Tensor ("sum: iteration over a 0-d tensor").
+    calls = [(np.ones((2, 3)), np.int64(axis)) for axis in (1, 0, 1)]
+    taped = _check_calls(lambda x, axis: ab.sum(x, axis=axis).sum(), calls)
+    assert not taped.eager_reasons and len(taped._signatures) == 2
+
+
+@pytest.mark.parametrize(
+    "statics",
+    [
+        (np.float64(0.0), np.float64(-0.0)),
+        (np.float64(2.0), np.float32(2.0)),
+        (np.int64(2), np.int32(2)),
+        (np.float64(math.nan), np.float64(math.nan)),
+        (np.float64(math.nan), -np.float64(math.nan)),
+    ],
+    ids=["0.0 vs -0.0", "float64 vs float32", "int64 vs int32", "nan", "nan vs -nan"],
+)
+def test_static_numpy_scalars_are_keyed_by_type_and_bytes(statics: tuple[Any, Any]) -> None:
+    def func(x: ab.Tensor, p: Any) -> ab.Tensor:
+        flip = math.copysign(1.0, p)  # tells 0.0 from -0.0, and a NaN's sign
+        return (x * p + x * flip).sum() if not math.isnan(p) else (x * flip).sum()
+
+    x = np.array([1.0, 2.0])
+    taped = _check_calls(func, [(x, statics[0]), (x, statics[1]), (x + 1, statics[0]), (x + 2, statics[1])])
+    assert not taped.eager_reasons
+
+
+def test_a_differentiated_numpy_scalar_is_an_input() -> None:
+    calls = [(np.float64(v), np.array([1.0, 2.0])) for v in (2.0, 3.0, -1.5)]
+    taped = _check_calls(lambda s, x: (ab.tanh(x * s) * s).sum(), calls, (0, 1))
+    assert not taped.eager_reasons and len(taped._signatures) == 1
+    _, (gs, _) = taped(np.float32(2.0), np.array([1.0, 2.0], np.float32))
+    assert gs.shape == () and gs.dtype == np.float32
+
+
 def test_an_unhashable_static_argument_is_an_error_naming_it() -> None:
     taped = ab.tape.value_and_grad(lambda x, weights: (x * weights[0]).sum())
     with pytest.raises(TypeError, match=r"argument 1 \(list \[2.0, 3.0\]\) is static .* must be hashable"):

@@ -68,9 +68,12 @@ def value_and_grad(func: Callable[..., Tensor], argnums: int | tuple[int, ...] =
     """``functional.value_and_grad`` on a tape: ``(func(*args), d func / d args[argnums])``.
 
     ``func`` takes positional arguments and returns a scalar Tensor. Tensors and arrays (numpy's
-    or another library's) among the arguments are the tape's inputs and reach ``func`` as Tensors; their values may
-    change from call to call. Any other argument is static and must be hashable: a new type or
-    value (``1`` and ``True``, ``0.0`` and ``-0.0`` differ) is traced anew. Returns Tensors:
+    or another library's) among the arguments are the tape's inputs and reach ``func`` as
+    Tensors; their values may change from call to call. So does a numpy scalar at ``argnums``;
+    elsewhere it reaches ``func`` as it is, as ``functional.value_and_grad`` passes it (an axis,
+    ``np.int64(1)``). Any other argument is static and must be hashable: a new type or value
+    (``1`` and ``True``, ``0.0`` and ``-0.0``, ``np.float64(2)`` and ``np.float32(2)`` differ) is
+    traced anew. Returns Tensors:
     the value, and one gradient for an int ``argnums`` or a tuple of them (``Taped.arrays``
     returns the arrays), each a fresh array. Shapes: each gradient has its argument's shape;
     differentiated arguments are floating-point; one the value does not depend on gets zeros.

@@ -44,6 +44,7 @@ class TapedHvp(Taped):
 
     def __init__(self, func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> None:
         super().__init__(func, argnums)
+        self._directions = len(self._positions)
         if len(set(self._positions)) != len(self._positions):
             raise ValueError(f"tape.hvp: argnums {argnums} names an argument twice; name each once")
 

@@ -14,7 +14,16 @@ from autobp.functional_args import filled
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
 from autobp.tape.compile import Tape, fresh_array
-from autobp.tape.trace import Recorder, StaticNaN, as_tensors, bytes_of, inputs_and_signature, is_array, wanted_leaves
+from autobp.tape.trace import (
+    Recorder,
+    StaticNaN,
+    as_tensors,
+    bytes_of,
+    inputs_and_signature,
+    is_array,
+    promoted,
+    wanted_leaves,
+)
 from autobp.tensor import Tensor
 
 __all__ = ["Taped", "MAX_TAPES", "MAX_TRACES"]
@@ -49,6 +58,7 @@ class Taped:
 
     _result_name = "gradient"  # what the results after the value are, in errors
     _eager_name = "value_and_grad"  # the eager transform the tape stands for
+    _directions = 0  # arguments after func's that are tape inputs (tape.hvp's directions)
 
     def __init__(self, func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> None:
         self.func, self.argnums = func, argnums
@@ -80,8 +90,9 @@ class Taped:
         if graph._mode.tape is not None:  # its replay would hand the outer trace untracked arrays
             raise TapeError("tape: a taped function was called while another one was being traced")
         try:
-            arrays, signature = inputs_and_signature(args)
+            arrays, signature = inputs_and_signature(args, self._positions, self._directions)
         except StaticNaN:
+            args = promoted(args, self._positions, self._directions)
             self._checked(args)
             self._other_reasons[_shown(args)] = "a static argument is NaN: no two calls share a tape for it"
             return self._eager(args, _plain(args))
@@ -90,7 +101,7 @@ class Taped:
             result = ready.replay(arrays)
             if result is not None:
                 return result  # the usual call, kept short
-        return self._call(args, arrays, signature)
+        return self._call(promoted(args, self._positions, self._directions), arrays, signature)
 
     def _checked(self, args: tuple[Any, ...]) -> None:
         """Raise for arguments that no call may take; subclasses check theirs (``TapedHvp``)."""
@@ -143,7 +154,7 @@ class Taped:
         one line per op, e.g. ``s6 = f0(s2, s4)  # matmul``. Runs one call to get there."""
         self._arrays(args)
         try:
-            entry = self._signatures.get(inputs_and_signature(args)[1])
+            entry = self._signatures.get(inputs_and_signature(args, self._positions, self._directions)[1])
         except StaticNaN:
             entry = None
         if entry is None or entry.eager is not None or not entry.tapes:

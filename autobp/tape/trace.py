@@ -22,7 +22,7 @@ from autobp.graph import WeakScalar
 from autobp.ops.registry import Hints, OpDef, describe
 from autobp.tensor import Tensor
 
-__all__ = ["Recorder", "Guard", "inputs_and_signature", "wanted_leaves", "as_tensors", "is_array"]
+__all__ = ["Recorder", "Guard", "inputs_and_signature", "wanted_leaves", "as_tensors", "is_array", "promoted"]
 
 # A read whose outcome is one bit is guarded by that bit; the other reads of one value by the
 # value's bytes (exact: -0.0 is not 0.0, each NaN payload is its own). Reads of whole arrays
@@ -197,8 +197,37 @@ class Recorder:
 
 
 def is_array(value: Any) -> bool:
-    """Whether an argument is a tape input: a Tensor, a numpy array or scalar, another library's array."""
-    return isinstance(value, Tensor | np.ndarray | np.generic) or library_of(value) is not None
+    """Whether an argument is a tape input: a Tensor, a numpy array, another library's array.
+
+    A numpy scalar is one only where it is differentiated (``promoted`` makes it an array there).
+    """
+    return isinstance(value, Tensor | np.ndarray) or library_of(value) is not None
+
+
+def is_input_position(position: int, n: int, differentiated: tuple[int, ...], directions: int) -> bool:
+    """Whether argument ``position`` of ``n`` is differentiated (named by ``differentiated``, which
+    counts among the first ``n - directions``) or one of the ``directions`` last (``tape.hvp``'s)."""
+    m = n - directions
+    return position >= m or any([-m <= p < m and p % m == position for p in differentiated])
+
+
+def promoted(args: tuple[Any, ...], differentiated: tuple[int, ...], directions: int = 0) -> tuple[Any, ...]:
+    """``args`` with each numpy scalar that is a tape input as the 0-d array a Tensor would hold.
+
+    ``functional.value_and_grad`` makes a differentiated numpy scalar a Tensor and passes any
+    other one to ``func`` as it is (an axis, a scale): a tape does the same, keying it as static.
+    """
+    if not any([isinstance(arg, np.generic) for arg in args]):
+        return args
+    n = len(args)
+    return tuple(
+        [
+            np.asarray(arg)
+            if isinstance(arg, np.generic) and is_input_position(i, n, differentiated, directions)
+            else arg
+            for i, arg in enumerate(args)
+        ]
+    )
 
 
 def bytes_of(array: Any) -> bytes:
@@ -221,9 +250,12 @@ def _static_key(value: Any, position: int) -> Any:
     """A static argument as a signature entry: its type and its exact value.
 
     ``True`` and ``1``, ``0.0`` and ``-0.0``, ``inf`` and ``-inf`` are different keys (``==``
-    would merge them); a NaN raises ``StaticNaN``.
+    would merge them); a NaN raises ``StaticNaN``. A numpy scalar is keyed by its bytes, which
+    tell every value apart (NaN payloads too).
     """
     kind = type(value)
+    if isinstance(value, np.generic):  # (np.float64(0.0) == np.float64(-0.0), and they hash alike)
+        return (kind, value.dtype, value.tobytes())
     if kind is float:
         if math.isnan(value):
             raise StaticNaN
@@ -254,9 +286,12 @@ def _hashable(value: Any, position: int) -> Any:
     return value
 
 
-def inputs_and_signature(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple[Any, ...]]:
+def inputs_and_signature(
+    args: tuple[Any, ...], differentiated: tuple[int, ...] = (), directions: int = 0
+) -> tuple[list[np.ndarray], tuple[Any, ...]]:
     """The array inputs, and the signature a tape is kept under: shapes, dtypes, static values,
-    and which arguments are the same array (a tape reads each array from one slot).
+    and which arguments are the same array (a tape reads each array from one slot). A numpy
+    scalar is an input where ``is_input_position`` says so, else static (``promoted``).
 
     Raises ``StaticNaN`` for a static NaN, ``TypeError`` for an unhashable static argument.
     """
@@ -270,6 +305,9 @@ def inputs_and_signature(args: tuple[Any, ...]) -> tuple[list[np.ndarray], tuple
         if isinstance(arg, Tensor):
             arg = arg.data
         if type(arg) is not np.ndarray:
+            if isinstance(arg, np.generic) and not is_input_position(position, len(args), differentiated, directions):
+                key.append(("static", _static_key(arg, position)))
+                continue
             if isinstance(arg, np.ndarray | np.generic):
                 # A numpy scalar or an ndarray subclass: the plain array a Tensor would hold (the
                 # tape knows inputs by identity, and Tensors hold plain arrays).
