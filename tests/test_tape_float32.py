@@ -69,3 +69,39 @@ def test_create_graph_gradients_of_float32_with_python_numbers_equal_the_plain_o
     (plain,) = ab.grad(loss(), [x])
     (general,) = ab.grad(loss(), [x], create_graph=True)
     assert plain.dtype == np.float32 and _bits(general) == _bits(plain)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_raw_float_arrays_keep_their_dtype_taped_and_in_functional_bit_for_bit(dtype: Any) -> None:
+    # autobp.tape's claim: what functional.value_and_grad computes, bit for bit. functional made a
+    # raw float32 argument float64 (the tape keeps its dtype, as ab.tensor does), so the two differed.
+    def func(w: ab.Tensor, x: ab.Tensor) -> ab.Tensor:
+        return (ab.tanh(x @ w) ** 2).sum() / 3.0
+
+    taped = ab.tape.value_and_grad(func, (0, 1))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        w, x = rng.standard_normal((3, 2)).astype(dtype), rng.standard_normal((4, 3)).astype(dtype)
+        value, grads = taped.arrays(w, x)
+        want, wanted = ab.functional.value_and_grad(func, (0, 1))(w, x)  # the raw arrays, as the tape got them
+        assert want.dtype == dtype and _bits(value) == _bits(want)
+        assert [_bits(g) for g in grads] == [_bits(g) for g in wanted]
+    assert not taped.eager_reasons
+
+
+def test_functional_makes_array_likes_without_a_float_dtype_float64() -> None:
+    for arg in ([1, 2], np.array([1, 2], np.int32), 3, 2.5, [np.float32(1.0), 2.0]):
+        value, g = ab.functional.value_and_grad(lambda t: (t * t).sum())(arg)
+        assert value.dtype == np.float64 and g.dtype == np.float64
+    _, g = ab.functional.value_and_grad(lambda t: (t * t).sum())(np.float32(3.0))
+    assert g.dtype == np.float32 and g.item() == 6.0
+
+
+def test_another_librarys_float32_array_keeps_its_dtype_in_functional_too() -> None:
+    xp = pytest.importorskip("array_api_strict")
+    func = lambda w: (ab.tanh(w) ** 2).sum() / 3.0  # noqa: E731
+    taped = ab.tape.value_and_grad(func)
+    for values in ([0.1, 0.7, 1.3], [0.2, -0.7, 2.5]):
+        w = xp.asarray(values, dtype=xp.float32)
+        (value, (g,)), (want, wanted) = taped.arrays(w), ab.functional.value_and_grad(func)(w)
+        assert want.dtype == xp.float32 and _bits(value) == _bits(want.numpy()) and _bits(g) == _bits(wanted.numpy())
