@@ -89,13 +89,18 @@ def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     if isinstance(exponent, int | float) and exponent != 0:
         # A constant nonzero exponent (`x ** 2`) never meets that mask, and x ** 1 == x exactly
         # (nan and inf included): the same numbers with fewer ops (a taped HVP of a squared error
-        # runs this rule and its derivatives: W5).
+        # runs this rule and its derivatives: W5). Its higher derivatives reach the mask below
+        # through x ** (y - 1) (x ** 1 -> x ** 0), whose rule is this one again.
         if exponent == 2:
             return grad * y * x
         return grad * y * x ** (y - 1)
     from autobp.ops.elementwise.selection import where  # (see _pow_dy)
 
-    return where((x == 0) & (y == 0), 0.0, grad * y * x ** (y - 1))
+    # The mask twice ("double where"): masking only the result leaves 0^(-1) = inf in the branch
+    # not taken, and the next derivative multiplies its zero cotangent by the inf below it (nan).
+    # Base 1 where masked keeps every number of that branch, and of its derivatives, finite.
+    masked = (x == 0) & (y == 0)
+    return where(masked, 0.0, grad * y * where(masked, 1.0, x) ** (y - 1))
 
 
 def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
@@ -105,7 +110,10 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     from autobp.ops.elementwise.elementary import log
     from autobp.ops.elementwise.selection import where
 
-    return where((x == 0) & (y >= 0), 0.0, grad * out * log(x))
+    # Double where, as in _pow_dx: log(0) = -inf in the branch not taken would turn the next
+    # derivative's zero cotangent into nan (0 * -inf, and 0 / 0 through log's rule).
+    masked = (x == 0) & (y >= 0)
+    return where(masked, 0.0, grad * out * log(where(masked, 1.0, x)))
 
 
 pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)

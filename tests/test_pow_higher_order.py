@@ -1,0 +1,251 @@
+"""``pow``'s derivatives of every order at x = 0: finite wherever the true derivative is.
+
+The rules mask x = 0 (d/dx at x = y = 0, d/dy at x = 0 with y >= 0). Masking only the rule's
+result left inf in the branch not taken (``0 ** -1``, ``log(0)``), and the next derivative
+multiplied its zero cotangent by it: nan. Checked here against hand-written oracles (falling
+factorials, the closed-form Hessian), and against PyTorch where it is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.functional import hvp, jvp
+from tests.conftest import Library
+from tests.test_engine_paths import _counting_fast_nodes, _general_path_only
+
+EXPONENTS = [0, 0.0, 1, 1.0, 2, 2.0, 3, 0.5, 2.5, -1, -2]
+BASES = [0.0, -0.0, -2.0, -0.5, 1.5]
+# The exponent as the rules meet it: a Python number (the constant fast path), an array, a Tensor
+# that requires grad (the general rules, on Tensors from the first order on).
+KINDS: dict[str, Callable[[Any], Any]] = {
+    "number": lambda c: c,
+    "array": lambda c: np.asarray(c, dtype=np.float64),
+    "tensor": lambda c: ab.tensor(float(c), requires_grad=True),
+}
+STRATEGIES = ["forward-over-reverse", "reverse-over-forward"]
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+
+
+def _x_derivatives(x0: float, exponent: Any, orders: int = 3) -> list[float]:
+    """d^k/dx^k x ** exponent at x0 for k = 1..orders, each the derivative of the one before."""
+    x = ab.tensor(x0, requires_grad=True)
+    found, f = [], x**exponent
+    for _ in range(orders):
+        if not f.requires_grad:  # a constant derivative (x ** 2 -> 2): the next ones are 0
+            found.append(0.0)
+            continue
+        (f,) = ab.grad(f, [x], create_graph=True)
+        found.append(float(f.numpy()))
+    return found
+
+
+def _falling_factorial_oracle(x0: float, c: float, k: int) -> float:
+    """d^k/dx^k x^c = c (c-1) ... (c-k+1) x^(c-k), and 0 where that coefficient is 0."""
+    coefficient = math.prod(c - i for i in range(k))
+    if coefficient == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        return float(coefficient * np.float64(x0) ** np.float64(c - k))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("c", EXPONENTS, ids=repr)
+@pytest.mark.parametrize("x0", BASES, ids=repr)
+def test_x_derivatives_of_every_order_match_the_falling_factorial(x0: float, c: Any, kind: str) -> None:
+    with np.errstate(all="ignore"):  # (0 * inf in the rules at x = 0 with a negative exponent)
+        found = _x_derivatives(x0, KINDS[kind](c))
+    expected = [_falling_factorial_oracle(x0, float(c), k) for k in (1, 2, 3)]
+    np.testing.assert_allclose(found, expected, rtol=1e-14, atol=0)  # equal infinities, equal nans
+
+
+def test_the_reported_cases_are_zero_not_nan() -> None:
+    x = ab.tensor(0.0, requires_grad=True)
+    (g,) = ab.grad(x**0.0, [x], create_graph=True)
+    assert ab.grad(g, [x])[0].item() == 0.0
+    for c in (1, 1.0):
+        (g,) = ab.grad(x**c, [x], create_graph=True)
+        (g2,) = ab.grad(g, [x], create_graph=True)
+        assert (g.item(), g2.item(), ab.grad(g2, [x])[0].item()) == (1.0, 0.0, 0.0)
+
+
+# x = 0, where f(0, y) = 0 for every y > 0: a partial derivative taking j times d/dx and at least
+# once d/dy is lim x^(y-j) (a polynomial in log x) = 0 when y > j; with y <= j it is infinite or
+# undefined (not checked: the rules give 0 there, the value of the mask they differentiate).
+ZERO_AT_ZERO = [
+    (y, "".join(order))
+    for y in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+    for n in (1, 2, 3)
+    for order in itertools.product("xy", repeat=n)
+    if "y" in order and order.count("x") < y
+]
+
+
+def _partial(x0: float, y0: float, order: str) -> float:
+    """The partial derivative of x ** y at (x0, y0), differentiating by the letters of ``order``."""
+    x, y = ab.tensor(x0, requires_grad=True), ab.tensor(y0, requires_grad=True)
+    f = x**y
+    for letter in order:
+        (f,) = ab.grad(f, [x if letter == "x" else y], create_graph=True)
+    return float(f.numpy())
+
+
+@pytest.mark.parametrize(("y0", "order"), ZERO_AT_ZERO, ids=str)
+def test_derivatives_through_the_exponent_at_zero_are_zero(y0: float, order: str) -> None:
+    assert _partial(0.0, y0, order) == 0.0
+
+
+def test_d_dy_at_zero_keeps_its_conventions() -> None:
+    x, y = ab.tensor([0.0, 0.0, 0.0, 2.0], requires_grad=True), ab.tensor([0.0, 2.0, -1.0, 3.0], requires_grad=True)
+    with np.errstate(all="ignore"):
+        (dy,) = ab.grad(ab.pow(x, y).sum(), [y])
+    # 0 at x = 0 with y >= 0 (PyTorch's convention), 0 ** -1 * log 0 = -inf, 2^3 log 2.
+    np.testing.assert_array_equal(dy.numpy(), [0.0, 0.0, -np.inf, 8 * np.log(2.0)])
+
+
+def _hessian_times(a: np.ndarray, b: np.ndarray, va: np.ndarray, vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """H v for sum(a ** b), a >= 0, b >= 2, in closed form; at a = 0 the limits (a^k log^m a -> 0)."""
+    with np.errstate(all="ignore"):
+        log = np.where(a > 0, np.log(np.where(a > 0, a, 1.0)), 0.0)
+        haa = b * (b - 1) * a ** (b - 2)
+        hab = a ** (b - 1) * (1 + b * log)
+        hbb = a**b * log**2
+    return haa * va + hab * vb, hab * va + hbb * vb
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_hvp_of_pow_in_base_and_exponent_matches_the_closed_form(strategy: str) -> None:
+    a, b = np.meshgrid([0.0, 0.5, 1.5, 2.0], [2.0, 2.5, 3.0, 4.0])
+    a, b = a.ravel(), b.ravel()
+    va, vb = np.linspace(-1.0, 1.5, a.size), np.linspace(0.5, -2.0, a.size)
+    _, (ha, hb) = hvp(
+        lambda s, t: ab.pow(s, t).sum(), (ab.tensor(a), ab.tensor(b)), (ab.tensor(va), ab.tensor(vb)), strategy=strategy
+    )
+    want_a, want_b = _hessian_times(a, b, va, vb)
+    np.testing.assert_allclose(ha.numpy(), want_a, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(hb.numpy(), want_b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_reported_hvps_are_finite(strategy: str) -> None:
+    ones = ab.ones(2)
+    _, found = hvp(lambda t: (t**0.0 * t).sum(), ab.tensor([0.0, 1.0]), ones, strategy=strategy)
+    np.testing.assert_array_equal(found.numpy(), [0.0, 0.0])
+    _, found = hvp(lambda t: (t**0).sum(), ab.tensor([0.0, 1.0]), ones, strategy=strategy)
+    np.testing.assert_array_equal(found.numpy(), [0.0, 0.0])
+    _, (ha, hb) = hvp(
+        lambda s, t: ab.pow(s, t).sum(), (ab.tensor([0.0, 1.0]), ab.tensor([2.0, 2.0])), (ones, ones), strategy=strategy
+    )
+    np.testing.assert_array_equal(ha.numpy(), [2.0, 3.0])  # PyTorch's torch.func.hessian too
+    np.testing.assert_array_equal(hb.numpy(), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("c", [0, 0.0, 1, 1.0, 2, 3, 4], ids=repr)
+def test_hvp_of_a_constant_exponent_at_zero_and_negative_bases(strategy: str, c: Any) -> None:
+    x0, v = np.array([0.0, -0.0, -2.0, -0.5, 1.5]), np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+    _, found = hvp(lambda t: (t**c).sum(), ab.tensor(x0), ab.tensor(v), strategy=strategy)
+    expected = [_falling_factorial_oracle(x, c, 2) * w for x, w in zip(x0, v, strict=True)]
+    np.testing.assert_allclose(found.numpy(), expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("c", [0, 0.0, 1, 1.0, 2, 3], ids=repr)
+def test_forward_mode_of_every_order_at_zero(c: Any) -> None:
+    x0, v = np.array([0.0, -2.0, 1.5]), np.array([1.0, 1.0, 1.0])
+
+    def tangent(f: Callable[[ab.Tensor], ab.Tensor]) -> Callable[[ab.Tensor], ab.Tensor]:
+        return lambda x: jvp(f, (x,), (ab.tensor(v),), create_graph=True)[1]
+
+    first = tangent(lambda x: x**c)
+    for k, f in enumerate([first, tangent(first), tangent(tangent(first))], start=1):
+        expected = [_falling_factorial_oracle(x, c, k) for x in x0]
+        np.testing.assert_allclose(f(ab.tensor(x0)).numpy(), expected, rtol=1e-14)
+
+
+def test_first_order_rules_on_plain_arrays_equal_the_general_path(library: Library) -> None:
+    x0 = np.array([0.0, 0.0, 0.0, 0.0, -2.0, 1.5, 0.0])
+    y0 = np.array([0.0, 1.0, 2.0, 0.5, 3.0, 0.0, 3.0])
+
+    def grads(general: bool) -> list[np.ndarray]:
+        x, y = library.tensor(x0, requires_grad=True), library.tensor(y0, requires_grad=True)
+        weights = library.tensor(np.linspace(0.5, 1.5, x0.size))
+        with _general_path_only() if general else _counting_fast_nodes() as fast_nodes:
+            found = ab.grad((ab.pow(x, y) * weights).sum(), [x, y])
+        assert general or "pow" in fast_nodes
+        return [library.host(g) for g in found]
+
+    fast = grads(general=False)
+    for a, b in zip(fast, grads(general=True), strict=True):
+        np.testing.assert_array_equal(a, b)
+    w = np.linspace(0.5, 1.5, x0.size)
+    np.testing.assert_allclose(fast[0], w * [0.0, 1.0, 0.0, np.inf, 12.0, 0.0, 0.0], rtol=1e-12)
+    np.testing.assert_allclose(fast[1], w * [0.0, 0.0, 0.0, 0.0, np.nan, np.log(1.5), 0.0], rtol=1e-12)
+
+
+def test_second_order_at_zero_on_the_library(library: Library) -> None:
+    x = library.tensor(np.zeros(4), requires_grad=True)
+    y = library.tensor(np.array([0.0, 1.0, 2.0, 3.0]), requires_grad=True)
+    (gx,) = ab.grad(ab.pow(x, y).sum(), [x], create_graph=True)
+    gxx, gxy = ab.grad(gx.sum(), [x, y])
+    np.testing.assert_array_equal(library.host(gxx), [0.0, 0.0, 2.0, 0.0])
+    np.testing.assert_array_equal(library.host(gxy), [0.0, 1.0, 0.0, 0.0])  # d/dy (y x^(y-1)), as PyTorch
+
+
+# -- PyTorch as the oracle ----------------------------------------------------------------------
+def _torch_x_derivatives(x0: float, c: Any) -> list[float]:
+    """PyTorch with a Python-number exponent, whose pow(Tensor, Scalar) rules give 0 for a zero
+    coefficient at every order (its Tensor-exponent rules give nan at x = 0, as autobp did)."""
+    import torch
+
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    found, f = [], x**c
+    for _ in range(3):
+        if not f.requires_grad:
+            found.append(0.0)
+            continue
+        (f,) = torch.autograd.grad(f, x, create_graph=True)
+        found.append(f.item())
+    return found
+
+
+def _assert_like_torch(found: list[float], want: list[float]) -> None:
+    """Equal where PyTorch is finite; where it gives inf or nan, not finite either (not matched:
+    the sign of inf at x = -0.0 differs with non-integer exponents, nan where autobp gives inf)."""
+    for a, b in zip(found, want, strict=True):
+        if math.isfinite(b):
+            assert a == pytest.approx(b, rel=1e-14, abs=0), (found, want)
+        else:
+            assert not math.isfinite(a), (found, want)
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("c", EXPONENTS, ids=repr)
+@pytest.mark.parametrize("x0", BASES, ids=repr)
+def test_x_derivatives_match_torch(x0: float, c: Any, kind: str) -> None:
+    with np.errstate(all="ignore"):
+        found = _x_derivatives(x0, KINDS[kind](c))
+    _assert_like_torch(found, _torch_x_derivatives(x0, c))
+
+
+@needs_torch
+@pytest.mark.parametrize("order", ["".join(o) for n in (1, 2, 3) for o in itertools.product("xy", repeat=n)])
+@pytest.mark.parametrize("y0", [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+def test_partials_at_zero_match_torch_where_it_is_finite(y0: float, order: str) -> None:
+    import torch
+
+    x, y = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.0, y0))
+    f = x**y
+    for letter in order:
+        (f,) = torch.autograd.grad(f, x if letter == "x" else y, create_graph=True)
+    want = f.item()
+    if math.isfinite(want):  # (where PyTorch's own Tensor-exponent rules give nan, ZERO_AT_ZERO checks)
+        assert _partial(0.0, y0, order) == want
