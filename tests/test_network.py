@@ -231,3 +231,16 @@ def test_reproduction_script_gives_the_same_accuracies_with_either_engine(tmp_pa
     for key in ("test_accuracy", "validation_accuracy", "best_epoch"):
         assert results["autobp"][key] == results["reference"][key]
     assert len(results["autobp"]["test_accuracy"]) == 3
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.array([[0, 1, 2, 1]]), np.array([[0.2, 0.7, 0.1, 0.0], [0.8, 0.3, 0.9, 1.0]]), np.array([0.5, 1, 2, 1])],
+    ids=["row-of-labels", "scores", "fractional"],
+)
+def test_evaluate_refuses_labels_it_would_misread(labels: np.ndarray) -> None:
+    # argmax over a (1, n) row gave every label 0; 1.7 was truncated to 1: wrong counts, no error.
+    net = Network([3, 4, 3], rng=0)
+    with pytest.raises(ValueError, match="labels"):
+        net.evaluate((np.zeros((3, 4)), labels))
+    assert net.evaluate((np.zeros((3, 4)), np.array([0.0, 1.0, 2.0, 1.0]))) >= 0  # integral floats are labels

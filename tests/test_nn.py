@@ -362,3 +362,23 @@ def test_graph_pictures_show_nn_parameter_names() -> None:
     loss = model(ab.tensor(np.ones((1, 3)))).sum()
     source = ab.viz.draw_graph(loss).source
     assert "<B>0.weight</B>" in source and "<B>0.bias</B>" in source
+
+
+def test_a_masked_logit_at_minus_inf_gives_the_loss_not_nan() -> None:
+    # The target is picked by selection, not by multiplying with a one-hot mask (-inf * 0 = nan).
+    logits = ab.tensor([[1.0, 2.0, -np.inf]], requires_grad=True)
+    loss = nn.functional.cross_entropy(logits, [0])
+    np.testing.assert_allclose(loss.item(), np.log(np.exp(1.0) + np.exp(2.0)) - 1.0)
+    loss.backward()
+    softmax = np.array([1.0, np.e, 0.0]) / (1.0 + np.e)
+    np.testing.assert_allclose(logits.grad.data, [softmax - [1.0, 0.0, 0.0]])
+    assert nn.functional.nll_loss(ab.tensor([[-0.5, -np.inf]]), [0]).item() == 0.5
+
+
+def test_assigning_a_plain_tensor_to_a_parameter_is_refused() -> None:
+    # Unregistered without a word, the new weight would be neither trained nor saved.
+    lin = nn.Linear(2, 1, rng=0)
+    with pytest.raises(TypeError, match=r"Linear.weight is a parameter: assign an nn.Parameter"):
+        lin.weight = ab.tensor([[1.0, 1.0]], requires_grad=True)
+    lin.weight = nn.Parameter([[1.0, 1.0]])
+    assert sorted(name for name, _ in lin.named_parameters()) == ["bias", "weight"]

@@ -191,3 +191,28 @@ def test_schedulers_follow_their_formulas() -> None:
         cosine.step()
         got.append(opt.param_groups[0]["lr"])
     assert np.allclose(got, [0.1 + 0.9 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(1, 5)])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+        lambda p: optim.Adam(p, lr=0.1, amsgrad=True),
+        lambda p: optim.AdamW(p, lr=0.1, weight_decay=0.1),
+    ],
+    ids=["sgd-momentum", "adam-amsgrad", "adamw"],
+)
+def test_a_0d_parameter_keeps_its_state_moving_after_load_state_dict(make, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A 0-d parameter's buffers are 0-d arrays; restored as Python floats, the update's in-place
+    # `buf *= momentum` rebound a local and the state froze at the loaded value.
+    w, reloaded = ab.tensor(1.0, requires_grad=True), ab.tensor(1.0, requires_grad=True)
+    plain, opt = make([w]), make([reloaded])
+    for step in range(5):
+        if step == 2:
+            ab.save(opt.state_dict(), tmp_path / "state.ab")
+            opt.load_state_dict(ab.load(tmp_path / "state.ab"))
+        for param, optimizer in ((w, plain), (reloaded, opt)):
+            (param**4).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    assert reloaded.item() == w.item()

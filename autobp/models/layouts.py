@@ -47,11 +47,20 @@ def stack_labels(data: Any) -> tuple[np.ndarray, np.ndarray]:
         x = np.hstack([np.asarray(p[0], dtype=np.float64) for p in pairs])
         labels = np.array([np.argmax(p[1]) if np.ndim(p[1]) else p[1] for p in pairs])
     if labels.ndim == 2:
+        # One-hot columns only: argmax of anything else (a (1, n) row of labels, scores) would
+        # turn it into wrong labels without a word.
+        if labels.shape[0] < 2 or not (np.isin(labels, (0, 1)).all() and (labels.sum(axis=0) == 1).all()):
+            raise ValueError(
+                f"Network: 2-D labels must be one-hot columns (n_out, n), got shape {labels.shape}; "
+                "give class indices as a 1-D array (n,)"
+            )
         labels = labels.argmax(axis=0)
     if x.ndim != 2 or labels.shape != (x.shape[1],):
         raise ValueError(
             f"Network: test data must give x (n_in, n) and labels (n,), got {list(x.shape)}, {labels.shape}"
         )
+    if labels.dtype.kind not in "iub" and not (labels.dtype.kind == "f" and (labels == np.round(labels)).all()):
+        raise ValueError(f"Network: labels must be class indices (integers), got {labels.dtype} values")
     return x, labels.astype(np.int64)
 
 

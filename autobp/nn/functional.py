@@ -126,12 +126,14 @@ def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
     log_probs = _as_tensor(log_probs)
     target = _check_targets("nll_loss", log_probs, targets)
     # A one-hot mask picks each row's target entry with ops that already have vjps. The mask is
-    # made by ops too, so that a tape (autobp.tape) replays it for new targets.
+    # made by ops too, so that a tape (autobp.tape) replays it for new targets. It selects
+    # (where), not multiplies: a masked-out class at -inf (a logit masked by the user) times 0
+    # would make the loss nan.
     xp = namespace(target)
     rows = ops.reshape(target, (target.shape[0], 1))
     classes = xp.arange(log_probs.shape[1], device=xp.device(target))
-    one_hot = ops.astype(ops.equal(rows, classes), log_probs.dtype)
-    return _reduce(-ops.sum(log_probs * one_hot, axis=1), reduction, "nll_loss")
+    picked = ops.where(ops.equal(rows, classes), log_probs, 0.0)
+    return _reduce(-ops.sum(picked, axis=1), reduction, "nll_loss")
 
 
 def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:

@@ -113,6 +113,13 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
         params: dict[str, Parameter | None] = self.__dict__["_parameters"]
         modules: dict[str, Module] = self.__dict__["_modules"]
+        if isinstance(value, Tensor) and not isinstance(value, Parameter) and params.get(name) is not None:
+            # Unregistered without a word, the slot's new tensor would not be trained, nor saved.
+            raise TypeError(
+                f"{type(self).__name__}.{name} is a parameter: assign an nn.Parameter (nn.Parameter(t)), "
+                f"or change its values in place (with ab.no_grad(): module.{name}.copy_(t)); "
+                f"got {backends.describe(value)}"
+            )
         params.pop(name, None)
         modules.pop(name, None)
         if isinstance(value, Parameter):
