@@ -72,6 +72,8 @@ def _leaf(value: Any, where: str) -> tuple[str, np.ndarray]:
     elif isinstance(value, bool):
         kind, array = "bool", np.asarray(value)
     elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise OverflowError(f"save: the int at {where or 'the top'!r} does not fit in 64 bits: {value}")
         kind, array = "int", np.asarray(value, dtype=np.int64)
     elif isinstance(value, float):
         kind, array = "float", np.asarray(value, dtype=np.float64)

@@ -324,3 +324,8 @@ def test_every_dtype_and_memory_order_reads_back_exactly_and_writeable(tmp_path:
     assert_same(loaded, arrays)
     assert all(array.flags.writeable for array in loaded.values())
     assert loaded["fortran"].flags.f_contiguous
+
+
+def test_an_int_beyond_64_bits_is_refused_by_where_it_is(tmp_path: Path) -> None:
+    with pytest.raises(OverflowError, match=r"save: the int at 'd:v' does not fit in 64 bits"):
+        ab.save({"v": 2**70}, tmp_path / "big.ab")
