@@ -175,6 +175,24 @@ def test_anomaly_mode_adds_the_line_that_produced_the_first_nan() -> None:
     assert f"(forward at test_viz.py:{line})" in graph_text(root)
 
 
+def test_first_nan_is_the_op_that_ran_first_not_the_first_argument() -> None:
+    # A depth-first walk visits add's first argument (the log) first; the sqrt ran before it.
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    with ab.detect_anomaly(check_nan=False), np.errstate(all="ignore"):
+        a = ab.sqrt(x - 5.0)
+        b = ab.log(x - 5.0)
+        loss = (b + a).sum()
+    found = nodes(draw_graph(loss, names={"a": a, "b": b}).source)
+    first = [attrs for attrs in found.values() if "first NaN/Inf" in attrs]
+    assert len(first) == 1 and "<B>sqrt</B>" in first[0] and "#dc2626" in first[0]
+    lines = graph_text(loss, names={"a": a, "b": b}).splitlines()
+    (marked,) = [line for line in lines if "first appears here" in line]
+    assert " a = sqrt(" in marked
+    # The listing is in recording order: sqrt's line before log's, each sub before its user.
+    ops = [line.split(" = ")[1].split("(")[0] for line in lines if " = " in line]
+    assert ops == ["sub", "sqrt", "sub", "log", "add", "sum"]
+
+
 def test_freed_graph_says_retain_graph_keeps_it() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     loss = (x * x).sum()

@@ -153,7 +153,7 @@ def draw_graph(
     shape, norm, min and max where one is kept (leaves' ``.grad``; non-leaves after
     ``retain_grad()``). Every op is an ellipse named by the registry, with its scalar constants
     and keyword arguments. Boxes whose value or gradient holds NaN/Inf turn red and say so; the
-    first op in forward order producing one is filled red.
+    first op to run (in recording order) producing one is filled red.
 
     Args:
         root: the tensor (or list of tensors) whose graph is drawn.
@@ -196,7 +196,7 @@ def draw_graph(
 
     clusters: dict[str | None, list[tuple[str, dict[str, str]]]] = {}
     producer = {op.output: op for op in view.ops}
-    for t in view.tensors.values():  # forward order, each op just before its output
+    for t in view.tensors.values():  # recording order, each op just before its output
         op = producer.get(t.id)
         if op is not None:
             attrs = {"shape": "ellipse", "style": "filled", **_op_attrs(op)}

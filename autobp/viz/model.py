@@ -1,8 +1,8 @@
 """What a graph picture shows, computed once for both the graphviz and the text form.
 
-``build_view`` walks the recorded graph without recursion, orders it forward (inputs before the
-ops that use them), finds where NaN or Inf first appears, and keeps the part nearest the root
-when the graph is larger than ``max_nodes``.
+``build_view`` walks the recorded graph without recursion, orders it as it was recorded (each op
+after the ops whose outputs it reads, leaves just before their first use), finds where NaN or Inf
+first appears, and keeps the part nearest the root when the graph is larger than ``max_nodes``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class OpView:
 
 @dataclass
 class GraphView:
-    """Everything a picture shows, in forward order."""
+    """Everything a picture shows, in recording order (``forward_order``)."""
 
     tensors: dict[str, TensorView]
     ops: list[OpView]
@@ -105,26 +105,38 @@ def _inputs(vertex: Vertex) -> tuple[Tensor, ...]:
 
 
 def forward_order(roots: Sequence[Vertex]) -> list[Vertex]:
-    """Every vertex reachable from ``roots``, inputs before the ops using them (iterative DFS)."""
-    order: list[Vertex] = []
+    """Every vertex reachable from ``roots``: ops in the order they were recorded, each leaf just
+    before the first op that reads it (a leaf root that no op reads comes last).
+
+    Recording order, not a depth-first walk: a walk visits a node's inputs in argument order, so
+    ``log(...) + sqrt(...)`` would list the log first although the sqrt ran first, and "where
+    NaN first appears" would name the wrong op. ``Node._seq`` numbers nodes as they are recorded
+    (every consumer has a greater number), so sorting by it keeps inputs before their users.
+    """
+    ops: list[Node] = []
+    leaves: list[Tensor] = []
     seen: set[int] = set()
-    stack: list[tuple[Vertex, bool]] = [(v, False) for v in reversed(roots)]
-    while stack:
-        vertex, expanded = stack.pop()
-        if expanded:
-            order.append(vertex)
-            continue
+    stack: list[Vertex] = list(roots)
+    while stack:  # iterative: no graph is too deep to draw
+        vertex = stack.pop()
         if id(vertex) in seen:
             continue
         seen.add(id(vertex))
-        if type(vertex) is not Node or not vertex.inputs:
-            order.append(vertex)
+        if not isinstance(vertex, Node):
+            leaves.append(vertex)
             continue
-        stack.append((vertex, True))
-        for tensor in reversed(vertex.inputs):
-            child = tensor.grad_fn or tensor
-            if id(child) not in seen:
-                stack.append((child, False))
+        ops.append(vertex)
+        stack.extend(tensor.grad_fn or tensor for tensor in vertex.inputs or ())
+    ops.sort(key=lambda node: node._seq)
+    order: list[Vertex] = []
+    placed: set[int] = set()
+    for node in ops:
+        for tensor in node.inputs or ():
+            if tensor.grad_fn is None and id(tensor) not in placed:
+                placed.add(id(tensor))
+                order.append(tensor)
+        order.append(node)
+    order.extend(leaf for leaf in leaves if id(leaf) not in placed)
     return order
 
 
@@ -173,7 +185,7 @@ def build_view(
     root_ids = {id(v) for v in root_vertices}
     order = forward_order(root_vertices)
 
-    # NaN/Inf: the first op in forward order whose output is bad while all its inputs were finite.
+    # NaN/Inf: the first op to run (recording order) whose output is bad while all its inputs were finite.
     bad: set[int] = set()
     first_bad_id = None
     for vertex in order:

@@ -1,4 +1,4 @@
-"""The graph as plain text: one line per tensor, in forward order, for terminals and machines without ``dot``."""
+"""The graph as plain text: one line per tensor, in recording order, for terminals and machines without ``dot``."""
 
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ def graph_text(
 ) -> str:
     """The graph behind ``root`` as text: what ``draw_graph`` draws, without needing graphviz.
 
-    One line per tensor in forward order: leaves by name (or kind), op outputs as
-    ``t3 = matmul(t0, t1)``, then dtype and shape, the kept gradient's norm/min/max, a block
-    name in brackets for ``collapse``, ``!!`` where a value or gradient holds NaN/Inf and
-    ``<-- NaN/Inf first appears here`` at the first op producing one. ``…`` stands for an input
-    left out by ``max_nodes``.
+    One line per tensor in the order the ops were recorded (a leaf just before its first use):
+    leaves by name (or kind), op outputs as ``t3 = matmul(t0, t1)``, then dtype and shape, the
+    kept gradient's norm/min/max, a block name in brackets for ``collapse``, ``!!`` where a
+    value or gradient holds NaN/Inf and ``<-- NaN/Inf first appears here`` at the first op
+    producing one. ``…`` stands for an input left out by ``max_nodes``.
 
     Shapes: any; printed as ``float64[4, 3]``.
 
