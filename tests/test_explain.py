@@ -316,3 +316,13 @@ def test_browser_renders_the_page_and_its_bp_numbers(tmp_path: Path) -> None:
             np.testing.assert_allclose(shown.reshape(expected.shape), expected, rtol=1e-12, atol=1e-15)
     png = (tmp_path / "page.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (1200, 900)
+
+
+def test_zero_size_arrays_are_explained_as_empty(tmp_path: Path) -> None:
+    x = ab.tensor(np.zeros((0, 3)), requires_grad=True)
+    w = ab.tensor(np.ones((3, 2)), requires_grad=True)
+    explanation = ab.viz.explain((x @ w).sum() + (w * w).sum(), names={"x": x, "w": w})
+    text = str(explanation)
+    assert "dC/d x = empty (0, 3)" in text and "saved x = x = empty (0, 3)" in text
+    page = explanation.save_html(tmp_path).read_text(encoding="utf-8")
+    assert "data-shape=\"[0, 3]\" data-values='[]'>empty" in page

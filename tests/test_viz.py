@@ -357,3 +357,18 @@ def test_graph_text_counts_in_the_singular_for_one() -> None:
     one = ab.sum(v)
     assert ab.viz.graph_text(one).splitlines()[0] == "autobp graph: 1 op, 2 tensors"
     assert ab.viz.graph_text(one * 2.0).splitlines()[0] == "autobp graph: 2 ops, 3 tensors"
+
+
+def test_zero_size_tensors_are_labelled_empty_not_all_zero() -> None:
+    x = ab.tensor(np.zeros((0, 3)), requires_grad=True)
+    w = ab.tensor(np.ones((3, 2)), requires_grad=True)
+    loss = (x @ w).sum() + (w * w).sum()
+    loss.backward(retain_graph=True)
+    found = nodes(draw_graph(loss, show_values=True, names={"x": x}).source)
+    label = next(attrs for attrs in found.values() if "<B>x</B>" in attrs)
+    assert "value  empty" in label and "grad [0, 3]  empty" in label and "all 0" not in label
+    product = next(attrs for attrs in found.values() if "float64[0, 2]" in attrs)
+    assert "value  empty" in product and "all 0" not in product
+    lines = graph_text(loss, show_values=True, names={"x": x}).splitlines()
+    (x_line,) = [line for line in lines if " x " in line]
+    assert x_line.endswith("value [0, 3] empty  grad [0, 3] empty")

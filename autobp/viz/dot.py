@@ -41,6 +41,8 @@ def _describe(shape: tuple[int, ...] | None, dtype: str | None) -> str:
 
 def _stats_rows(label: str, stats: Stats, show_shapes: bool) -> list[str]:
     head = f"{label} {list(stats.shape)}" if show_shapes and stats.shape != () else label
+    if stats.empty:  # no elements: the zeros Stats holds for min and max are no values of the array
+        return [f"{head}  empty"]
     if stats.bad:  # the NaN/Inf row follows; summarize what is still finite
         if not stats.finite:
             return [head]

@@ -58,6 +58,8 @@ def _array_html(value: Any) -> str:
     array = np.asarray(value, dtype=np.float64)
     exact = f" data-values='{json.dumps(array.tolist())}'" if array.size <= EXACT_VALUES else ""
     attrs = f'class="array" data-shape="{list(array.shape)}"{exact}'
+    if array.size == 0:  # no numbers to show (and no rows to reshape into)
+        return f"<span {attrs}>empty <small>{array.shape}</small></span>"
     if array.size == 1:
         return f"<span {attrs}>{_number(float(array.reshape(())))}</span>"
     if array.size > SHOWN_ELEMENTS:

@@ -31,6 +31,8 @@ def array_text(value: Any, indent: str = "") -> str:
     if isinstance(value, tuple):
         return str(value)
     array = np.asarray(value, dtype=np.float64)
+    if array.size == 0:  # no numbers to print (and no rows to reshape into)
+        return f"empty {array.shape}"
     if array.size == 1:
         return _number(float(array.reshape(())))
     if array.size > SHOWN_ELEMENTS:

@@ -32,6 +32,11 @@ class Stats:
     bad: str  # "" when finite, else e.g. "2 NaN, 1 Inf"
     finite: int  # how many elements norm, low and high summarize (NaN/Inf are left out)
 
+    @property
+    def empty(self) -> bool:
+        """The array has no elements (a dimension of size 0): there is nothing to summarize."""
+        return 0 in self.shape
+
 
 def more(n: int, one: str, many: str) -> str:
     """``"1 more leaf"``, ``"2,500 more ops"``: the counts of what a picture leaves out."""

@@ -13,6 +13,8 @@ __all__ = ["graph_text"]
 
 def _stats(label: str, stats: Stats) -> str:
     text = f"{label} {list(stats.shape)}" + (" finite part" if stats.bad and stats.finite else "")
+    if stats.empty:  # said in words, as draw_graph says it: no numbers to show is not "0"
+        return f"{text} empty"
     if stats.finite == 1 or (stats.finite and stats.low == stats.high):
         text += f" {'all ' if stats.finite > 1 else ''}{stats.low:.3g}"
     elif stats.finite:
