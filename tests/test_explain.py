@@ -326,3 +326,25 @@ def test_zero_size_arrays_are_explained_as_empty(tmp_path: Path) -> None:
     assert "dC/d x = empty (0, 3)" in text and "saved x = x = empty (0, 3)" in text
     page = explanation.save_html(tmp_path).read_text(encoding="utf-8")
     assert "data-shape=\"[0, 3]\" data-values='[]'>empty" in page
+
+
+def test_float32_seed_network_is_checked_at_float32_rounding() -> None:
+    rng = np.random.default_rng(0)
+    f = np.float32
+    w1 = ab.tensor(rng.normal(size=(30, 20)).astype(f), requires_grad=True)
+    b1 = ab.tensor(rng.normal(size=(30, 1)).astype(f), requires_grad=True)
+    w2 = ab.tensor(rng.normal(size=(10, 30)).astype(f), requires_grad=True)
+    b2 = ab.tensor(rng.normal(size=(10, 1)).astype(f), requires_grad=True)
+    x = ab.tensor(rng.uniform(size=(20, 7)).astype(f))
+    y = ab.tensor(np.eye(10, dtype=f)[:, rng.integers(0, 10, 7)])
+    loss = ab.sum(ab.square(ab.sigmoid(w2 @ ab.sigmoid(w1 @ x + b1) + b2) - y)) * 0.5
+    explanation = ab.viz.explain(loss)
+    assert explanation.seed is not None and len(explanation.checks) == 7
+    # float32 rounding (~6e-8 here) is not a mismatch; a fixed float64 tolerance of 1e-12 called it one.
+    assert max(c.max_diff for c in explanation.checks) > 1e-12
+    assert all(c.ok for c in explanation.checks) and "MISMATCH" not in str(explanation)
+    assert all(1e-5 < c.tolerance < 1e-2 for c in explanation.checks)
+    assert f"<= tolerance {explanation.checks[1].tolerance:.2g}" in str(explanation)
+    check = explanation.checks[1]
+    check.reference = check.reference + np.float32(0.01)  # a real error is still one
+    assert not check.ok and "MISMATCH" in str(explanation) and "> tolerance" in str(explanation)

@@ -86,7 +86,8 @@ def _check_html(check: Check) -> str:
         f'<div class="check {"ok" if check.ok else "bad"}" data-equation="{check.equation}" '
         f'data-what="{html.escape(check.what)}" data-max-diff="{check.max_diff!r}">'
         f'<span class="eq">{check.equation}</span> {html.escape(check.what)} against '
-        f"<code>{html.escape(check.source)}</code>: max |diff| = {check.max_diff:.3g} <b>{verdict}</b>"
+        f"<code>{html.escape(check.source)}</code>: max |diff| = {check.max_diff:.3g} "
+        f"(tolerance {check.tolerance:.2g}) <b>{verdict}</b>"
         f'<div class="shown">reference: {_array_html(check.reference)}</div></div>'
     )
 

@@ -46,10 +46,26 @@ class Check:
         return float(np.max(np.abs(self.value - self.reference))) if self.value.size else 0.0
 
     @property
-    def ok(self) -> bool:
-        """Equal up to float64 rounding (the two sum in different orders)."""
+    def tolerance(self) -> float:
+        """The largest difference still called equal: rounding of the coarser of the two dtypes.
+
+        The two sum in different orders, so they differ by rounding: 1e-12 relative in float64
+        (about 4,500 machine epsilons), the same number of epsilons in float32 (about 5e-4), whose
+        rounding is 2**29 times coarser; a fixed 1e-12 would call every float32 network a mismatch.
+        """
+        eps = max(_epsilon(self.value.dtype), _epsilon(self.reference.dtype))
         scale = 1.0 + float(np.max(np.abs(self.reference))) if self.reference.size else 1.0
-        return self.value.shape == self.reference.shape and self.max_diff <= 1e-12 * scale
+        return 1e-12 * (eps / _epsilon(np.dtype(np.float64))) * scale
+
+    @property
+    def ok(self) -> bool:
+        """Equal up to rounding in the arrays' dtype (``tolerance``)."""
+        return self.value.shape == self.reference.shape and self.max_diff <= self.tolerance
+
+
+def _epsilon(dtype: np.dtype) -> float:
+    # Integer or other non-float arrays compare as the float64 they are computed in.
+    return float(np.finfo(dtype).eps) if dtype.kind in "fc" else float(np.finfo(np.float64).eps)
 
 
 @dataclass

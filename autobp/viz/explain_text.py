@@ -51,9 +51,13 @@ def array_text(value: Any, indent: str = "") -> str:
 
 
 def check_text(check: Check) -> str:
-    """``BP3 dC/db2: max |autobp - reference| = 0 (reference.backprop nabla_b[1]) ok``."""
+    """``BP3 dC/db2: max |autobp - reference| = 0 <= tolerance 3.1e-12 (reference.backprop nabla_b[1]) ok``."""
     verdict = "ok" if check.ok else "MISMATCH"
-    return f"{check.equation} {check.what}: max |autobp - reference| = {check.max_diff:.3g} ({check.source}) {verdict}"
+    bound = f"{'<=' if check.max_diff <= check.tolerance else '>'} tolerance {check.tolerance:.2g}"
+    return (
+        f"{check.equation} {check.what}: max |autobp - reference| = {check.max_diff:.3g} {bound} "
+        f"({check.source}) {verdict}"
+    )
 
 
 def _step_text(step: Step, total: int) -> list[str]:
