@@ -348,3 +348,23 @@ def test_float32_seed_network_is_checked_at_float32_rounding() -> None:
     check = explanation.checks[1]
     check.reference = check.reference + np.float32(0.01)  # a real error is still one
     assert not check.ok and "MISMATCH" in str(explanation) and "> tolerance" in str(explanation)
+
+
+def test_a_hooked_gradient_is_not_called_dc_d_and_the_closing_claim_stays_true(tmp_path: Path) -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    h.register_hook(lambda g: g * 10)
+    explanation = ab.viz.explain((h * h).sum(), names={"x": x, "h": h})
+    text = str(explanation)
+    # dC/dh = 2h = [4, 8]; the hook makes it [40, 80]: the rules sent 4 and 8, the engine passed 40 and 80.
+    assert explanation.engine_max_diff == pytest.approx(72.0)
+    assert "equals what the engine delivered" not in text
+    assert "differ from what the engine delivered there by max |diff| = 72: the hooks on h changed them" in text
+    assert "Gradient hooks on h change" in text
+    assert "grad (arriving at h, changed by its hook) = [40  80]" in text and "dC/d h) =" not in text
+    assert "grad of x (from a hooked gradient) = [80  160]" in text and "dC/d x" not in text
+    page = explanation.save_html(tmp_path).read_text(encoding="utf-8")
+    assert "differ from what the engine delivered" in page and 'id="engine-diff">72<' in page
+    assert "arriving at h, changed by its hook" in page and "dC/d x" not in page
+    plain = ab.viz.explain((x * x).sum(), names={"x": x})  # no hook: the claim of equality holds
+    assert "equals what the engine delivered there: max |diff| = 0" in str(plain)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autobp.viz.explain_graph import graph_ids, graph_svg
-from autobp.viz.explain_text import SHOWN_ELEMENTS, array_text
+from autobp.viz.explain_text import SHOWN_ELEMENTS, array_text, engine_text, hooks_text
 
 if TYPE_CHECKING:
     from autobp.viz.explain_model import Check, Explanation, Step
@@ -92,6 +92,22 @@ def _check_html(check: Check) -> str:
     )
 
 
+def _arriving(step: Step) -> str:
+    # A hooked gradient is what the engine passed, not dC/d of the cost: say which.
+    output = html.escape(step.output)
+    if step.hooked == "hook":
+        return f"arriving at {output}, changed by its hook"
+    if step.hooked == "below":
+        return f"arriving at {output}, from a hooked gradient"
+    return f"dC/d {output} arriving"
+
+
+def _leaf_head(label: str, explanation: Explanation) -> str:
+    if label in explanation.hooked_leaves:
+        return f"grad of {html.escape(label)} (from a hooked gradient)"
+    return f"dC/d {html.escape(label)}"
+
+
 def _step_html(step: Step, total: int, ids: dict[str, str], math: bool) -> str:
     output_id = ids.get(step.output, "")
     inputs = " ".join(ids[f.label] for f in step.flows if f.gradient is not None and f.label in ids)
@@ -122,7 +138,7 @@ def _step_html(step: Step, total: int, ids: dict[str, str], math: bool) -> str:
         )
     saved = "".join(f'<div class="saved"><b>{html.escape(name)}</b> {_array_html(v)}</div>' for name, v in step.saved)
     parts.append(
-        f'<div class="incoming"><h3>grad</h3> dC/d {html.escape(step.output)} arriving: '
+        f'<div class="incoming"><h3>grad</h3> {_arriving(step)}: '
         f"{_array_html(step.incoming)}</div>" + (f"<div><h3>saved</h3> the rule reads{saved}</div>" if saved else "")
     )
     parts.append(f'<div class="rules"><h3>vjp rules</h3> what the op sends to each input{"".join(rows)}</div>')
@@ -139,9 +155,15 @@ def _summary_html(explanation: Explanation) -> str:
         f"cost <b>C = {_number(explanation.loss)}</b>; {len(explanation.steps)} steps in the order autobp's engine "
         "ran them. <code>grad</code> is the gradient arriving at a node's output; each rule is the op's vjp "
         "from the registry, applied to the values the forward pass saved.",
-        f"The gradients shown, summed per tensor, equal what the engine delivered: max |diff| = "
-        f'<span id="engine-diff">{explanation.engine_max_diff:.3g}</span>.',
+        # The same claim as the text form's (engine_text), with the number tagged for tests.
+        html.escape(engine_text(explanation)).replace(
+            f"max |diff| = {explanation.engine_max_diff:.3g}",
+            f'max |diff| = <span id="engine-diff">{explanation.engine_max_diff:.3g}</span>',
+        )
+        + ".",
     ]
+    if explanation.hooks:
+        lines.append(html.escape(hooks_text(explanation)))
     if checks:
         bad = sum(not c.ok for c in checks)
         worst = max(c.max_diff for c in checks)
@@ -155,7 +177,8 @@ def _summary_html(explanation: Explanation) -> str:
 
 def _end_html(explanation: Explanation) -> str:
     leaves = "".join(
-        f"<tr><th>dC/d {html.escape(label)}</th><td>{_array_html(g)}</td></tr>" for label, g in explanation.leaves
+        f"<tr><th>{_leaf_head(label, explanation)}</th><td>{_array_html(g)}</td></tr>"
+        for label, g in explanation.leaves
     )
     parts = [f'<section class="end"><h2>Gradients of the leaves</h2><table class="values">{leaves}</table>']
     d = explanation.descent

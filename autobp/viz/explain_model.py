@@ -91,6 +91,9 @@ class Step:
     flows: list[Flow]
     notes: list[Note] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    # "hook": a gradient hook on the output changed ``incoming``; "below": a hooked gradient reached it
+    # from a later op. Either way its numbers are what the engine passed, not dC/d of the cost.
+    hooked: str = ""
 
 
 @dataclass
@@ -118,6 +121,8 @@ class Explanation:
     labels: list[tuple[str, Tensor]]  # every drawn tensor and its label, for the graph picture
     seed: Any = None  # the matched seed network (explain_seed.SeedGraph), or None
     descent: Descent | None = None
+    hooks: list[str] = field(default_factory=list)  # labels of the tensors with gradient hooks
+    hooked_leaves: list[str] = field(default_factory=list)  # leaves whose gradient a hook changed
 
     @property
     def checks(self) -> list[Check]:

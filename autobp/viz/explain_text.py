@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 if TYPE_CHECKING:
     from autobp.viz.explain_model import Check, Explanation, Step
 
-__all__ = ["array_text", "explanation_text", "SHOWN_ELEMENTS"]
+__all__ = ["array_text", "engine_text", "explanation_text", "hooks_text", "SHOWN_ELEMENTS"]
 
 SHOWN_ELEMENTS = 40  # arrays up to this size are printed in full; larger ones are summarised
 
@@ -60,6 +61,26 @@ def check_text(check: Check) -> str:
     )
 
 
+def hooks_text(explanation: Explanation) -> str:
+    """Which tensors have gradient hooks, and what that means for the numbers shown."""
+    return (
+        f"Gradient hooks on {', '.join(explanation.hooks)} change the gradient the engine passes back there: "
+        "at those tensors and below them the numbers are what the engine passed, not dC/d of the cost."
+    )
+
+
+def engine_text(explanation: Explanation) -> str:
+    """The closing comparison of the rules' gradients with the engine's, true whichever way it went."""
+    diff = explanation.engine_max_diff
+    if diff == 0.0:
+        return "Every gradient above, summed per tensor, equals what the engine delivered there: max |diff| = 0"
+    cause = f": the hooks on {', '.join(explanation.hooks)} changed them" if explanation.hooks else ""
+    return (
+        "The gradients above, summed per tensor, differ from what the engine delivered there by "
+        f"max |diff| = {diff:.3g}{cause}"
+    )
+
+
 def _step_text(step: Step, total: int) -> list[str]:
     pad = "    "
     head = f"Step {step.number}/{total}  {step.op}" + (f" ({step.kwargs})" if step.kwargs else "")
@@ -70,14 +91,20 @@ def _step_text(step: Step, total: int) -> list[str]:
         param = "xy"[index] if len(step.flows) <= 2 else f"input {index}"  # the rule's name for the input
         if flow.gradient is not None:
             lines.append(f"  rule for {flow.label} ({param}): {flow.formula.text}")
-    lines.append(f"  grad (dC/d {step.output}) = {array_text(step.incoming, pad)}")
+    if step.hooked == "hook":
+        lines.append(f"  grad (arriving at {step.output}, changed by its hook) = {array_text(step.incoming, pad)}")
+    elif step.hooked == "below":
+        lines.append(f"  grad (arriving at {step.output}, from a hooked gradient) = {array_text(step.incoming, pad)}")
+    else:
+        lines.append(f"  grad (dC/d {step.output}) = {array_text(step.incoming, pad)}")
     for name, value in step.saved:
         lines.append(f"  saved {name} = {array_text(value, pad)}")
     for flow in step.flows:
         if flow.gradient is None:
             lines.append(f"  sends nothing to {flow.label} (needs no gradient)")
         else:
-            lines.append(f"  sends dC/d {flow.label} = {array_text(flow.gradient, pad)}")
+            what = f"to {flow.label} (from a hooked gradient)" if step.hooked else f"dC/d {flow.label}"
+            lines.append(f"  sends {what} = {array_text(flow.gradient, pad)}")
     for check in step.checks:
         lines.append("  check " + check_text(check))
     return lines
@@ -93,15 +120,16 @@ def explanation_text(explanation: Explanation) -> str:
         "registry, applied to the values the forward pass saved.",
         "",
     ]
+    if explanation.hooks:
+        lines += [*textwrap.wrap(hooks_text(explanation), 96), ""]
     for step in steps:
         lines.extend(_step_text(step, len(steps)))
         lines.append("")
     lines.append("Gradients of the leaves:")
-    lines.extend(f"  dC/d {label} = {array_text(g, '    ')}" for label, g in explanation.leaves)
-    lines.append(
-        f"Every gradient above, summed per tensor, equals what the engine delivered there: "
-        f"max |diff| = {explanation.engine_max_diff:.3g}"
-    )
+    for label, g in explanation.leaves:
+        what = f"grad of {label} (from a hooked gradient)" if label in explanation.hooked_leaves else f"dC/d {label}"
+        lines.append(f"  {what} = {array_text(g, '    ')}")
+    lines.append(engine_text(explanation))
     checks = explanation.checks
     if checks:
         bad = [c for c in checks if not c.ok]

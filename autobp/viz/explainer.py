@@ -190,6 +190,10 @@ def explain(
     given.update(vertex_names([loss], names))
     labels, tensors, drawn = _labels(loss, order, given)
 
+    # Gradient hooks (the user's, before explain adds its own) change what the engine passes back:
+    # at a hooked tensor and below it, the numbers are no longer dC/d of the cost.
+    hooked = {id(v) for v in order if (v.hooks if isinstance(v, Node) else v._hooks)}
+    below = _below(order, hooked)
     visited, leaf_grads = _capture(loss, tensors)
     delivered = {id(vertex): g for vertex, g in visited}
     sent: dict[int, np.ndarray] = {}
@@ -216,17 +220,29 @@ def explain(
                 incoming,
                 _saved(vertex, needed, labels),
                 flows,
+                hooked="hook" if id(vertex) in hooked else "below" if id(vertex) in below else "",
             )
         )
     # Every gradient the rules sent, summed per tensor, against what the engine delivered there.
     engine_diff = max((float(np.max(np.abs(g - delivered[k]), initial=0.0)) for k, g in sent.items()), default=0.0)
     leaves = [(labels[k], g) for k, g in leaf_grads.items()]
     explanation = Explanation(title or "a user's graph", float(loss.data), steps, leaves, engine_diff, loss, drawn)
+    explanation.hooks = [labels[id(v)] for v in order if id(v) in hooked]
+    explanation.hooked_leaves = [labels[k] for k in leaf_grads if k in hooked or k in below]
     if seed is not None:
         explain_seed.annotate(explanation, seed, {id(v): s for (v, _), s in zip(_nodes(visited), steps, strict=True)})
         if eta is not None:
             explanation.descent = explain_seed.descent(seed, leaf_grads, float(loss.data), eta)
     return explanation
+
+
+def _below(order: list[Any], hooked: set[int]) -> set[int]:
+    """Vertices a hooked gradient flows into: the inputs, recursively, of every hooked node."""
+    below: set[int] = set()
+    for vertex in reversed(order):  # consumers before the vertices they read
+        if isinstance(vertex, Node) and (id(vertex) in hooked or id(vertex) in below):
+            below.update(id(vertex_of(t)) for t in vertex.inputs or () if t.requires_grad)
+    return below
 
 
 def _nodes(visited: list[tuple[Any, np.ndarray]]) -> list[tuple[Any, np.ndarray]]:
