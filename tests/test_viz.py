@@ -372,3 +372,23 @@ def test_zero_size_tensors_are_labelled_empty_not_all_zero() -> None:
     lines = graph_text(loss, show_values=True, names={"x": x}).splitlines()
     (x_line,) = [line for line in lines if " x " in line]
     assert x_line.endswith("value [0, 3] empty  grad [0, 3] empty")
+
+
+def test_an_input_changed_after_the_forward_is_marked_not_paired_silently() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    c = ab.tensor([1.0, 2.0])
+    y = (x * c).sum()  # 5, computed from c = [1, 2]
+    c.add_(10.0)  # c is now [11, 12]; y still holds 5
+    lines = graph_text(y, show_values=True, names={"x": x, "c": c}).splitlines()
+    (c_line,) = [line for line in lines if " c " in line]
+    assert c_line.endswith("!! changed since mul read it (version 0 -> 1)")
+    assert not any("changed" in line for line in lines if line is not c_line)
+    found = nodes(draw_graph(y, show_values=True, names={"x": x, "c": c}).source)
+    label = next(attrs for attrs in found.values() if "<B>c</B>" in attrs)
+    assert "changed since mul read it (version 0 -&gt; 1)" in label
+    w = ab.tensor([1.0, 2.0], requires_grad=True)  # an optimizer step moves a parameter the same way
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    with ab.no_grad():
+        w -= 0.5 * w.grad
+    assert "!! changed since mul read it (version 0 -> 1)" in graph_text(loss, names={"w": w})

@@ -70,6 +70,8 @@ def _tensor_label(t: TensorView, show_shapes: bool, show_values: bool) -> str:
     for what, stats in (("value", t.value), ("grad", t.grad)):
         if stats is not None and stats.bad:
             rows.append(f'<FONT COLOR="#b91c1c"><B>{what} has {html.escape(stats.bad)}</B></FONT>')
+    if t.changed:  # the value shown is newer than what the ops reading it computed with
+        rows.append(f'<FONT COLOR="#b45309"><B>{html.escape(t.changed)}</B></FONT>')
     cells = "".join(f"<TR><TD>{row}</TD></TR>" for row in rows)
     table = (
         f'<TABLE BORDER="1" STYLE="rounded" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" '

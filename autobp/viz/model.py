@@ -42,6 +42,9 @@ class TensorView:
     value: Stats | None
     grad: Stats | None
     cluster: str | None = None
+    # "changed since mul read it (version 0 -> 1)": written in place (or stepped by an optimizer)
+    # after an op read it, so its value is newer than what the op's output was computed from.
+    changed: str | None = None
 
 
 @dataclass
@@ -165,6 +168,19 @@ def _retained_grad(node: Node) -> Any:
     return getattr(tensor, "grad", None)
 
 
+def _mark_changed(node: Node, view: GraphView, ids: dict[int, str]) -> None:
+    """Mark the drawn inputs of ``node`` whose version moved since it ran (autobp.engine.versions)."""
+    saved = node.versions  # None: every input was at version 0
+    for i, tensor in enumerate(node._inputs or ()):
+        if not isinstance(tensor, Tensor):
+            continue
+        then = saved[i] if saved is not None else 0
+        now = tensor._vc[0] if tensor._vc is not None else 0
+        tid = ids.get(id(_vertex(tensor)))
+        if now != then and tid is not None and view.tensors[tid].changed is None:
+            view.tensors[tid].changed = f"changed since {node.op.name} read it (version {then} -> {now})"
+
+
 def build_view(
     roots: Sequence[Tensor],
     *,
@@ -250,6 +266,7 @@ def build_view(
                     args.append(("tensor", ids[id(_vertex(t))]))
                 else:
                     args.append(("omitted", "…"))
+            _mark_changed(vertex, view, ids)
             if any(kind == "omitted" for kind, _ in args):
                 view.cut.append("op" + tid[1:])
             if id(vertex) == first_bad_id:

@@ -76,6 +76,8 @@ def graph_text(
             parts.append(_stats("value", t.value))
         if t.grad is not None:
             parts.append(_stats("grad", t.grad))
+        if t.changed:  # the value shown is newer than what the ops reading it computed with
+            parts.append(f"!! {t.changed}")
         if op is not None and op.freed:
             parts.append("(freed)")
         if op is not None and op.first_bad:
