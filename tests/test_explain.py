@@ -7,6 +7,7 @@ gradients from ``ab.grad``, and the order in which the engine runs hooks on a pl
 from __future__ import annotations
 
 import json
+import re
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -368,3 +369,20 @@ def test_a_hooked_gradient_is_not_called_dc_d_and_the_closing_claim_stays_true(t
     assert "arriving at h, changed by its hook" in page and "dC/d x" not in page
     plain = ab.viz.explain((x * x).sum(), names={"x": x})  # no hook: the claim of equality holds
     assert "equals what the engine delivered there: max |diff| = 0" in str(plain)
+
+
+def test_a_one_element_loss_that_is_not_0d_is_explained() -> None:
+    x = ab.tensor([[2.0]], requires_grad=True)
+    explanation = ab.viz.explain(x * 3.0, names={"x": x})
+    assert explanation.loss == 6.0 and explanation.leaves[0][0] == "x"
+    assert explanation.leaves[0][1].tolist() == [[3.0]]
+
+
+def test_nan_in_the_page_values_is_valid_json(tmp_path: Path) -> None:
+    x = ab.tensor([0.0, 1.0], requires_grad=True)
+    with np.errstate(all="ignore"):
+        explanation = ab.viz.explain((ab.sqrt(x) * 0.0).sum(), names={"x": x})
+        page = explanation.save_html(tmp_path).read_text(encoding="utf-8")
+    values = re.findall(r"data-values='([^']*)'", page)
+    decoded = [json.loads(v, parse_constant=lambda name: pytest.fail(f"{name} is not JSON")) for v in values]
+    assert any("NaN" in json.dumps(d) for d in decoded)  # the NaN gradient is spelled as a string

@@ -52,11 +52,29 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _json_values(array: np.ndarray) -> Any:
+    """The values as JSON allows them: NaN and the infinities are no JSON numbers, so they become
+    the strings "NaN", "Infinity" and "-Infinity" (which Python's float() reads back)."""
+    if np.isfinite(array).all():
+        return array.tolist()
+    return _spelled(array.tolist())
+
+
+def _spelled(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_spelled(v) for v in values]
+    if values != values:
+        return "NaN"
+    if values in (float("inf"), float("-inf")):
+        return "Infinity" if values > 0 else "-Infinity"
+    return values
+
+
 def _array_html(value: Any) -> str:
     if isinstance(value, tuple):
         return f"<code>{html.escape(str(value))}</code>"
     array = np.asarray(value, dtype=np.float64)
-    exact = f" data-values='{json.dumps(array.tolist())}'" if array.size <= EXACT_VALUES else ""
+    exact = f" data-values='{json.dumps(_json_values(array))}'" if array.size <= EXACT_VALUES else ""
     attrs = f'class="array" data-shape="{list(array.shape)}"{exact}'
     if array.size == 0:  # no numbers to show (and no rows to reshape into)
         return f"<span {attrs}>empty <small>{array.shape}</small></span>"

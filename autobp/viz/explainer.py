@@ -226,13 +226,15 @@ def explain(
     # Every gradient the rules sent, summed per tensor, against what the engine delivered there.
     engine_diff = max((float(np.max(np.abs(g - delivered[k]), initial=0.0)) for k, g in sent.items()), default=0.0)
     leaves = [(labels[k], g) for k, g in leaf_grads.items()]
-    explanation = Explanation(title or "a user's graph", float(loss.data), steps, leaves, engine_diff, loss, drawn)
+    # A one-element loss need not be 0-d (shape (1, 1) passes the size check): read its one value.
+    cost = float(np.asarray(loss.data).reshape(()))
+    explanation = Explanation(title or "a user's graph", cost, steps, leaves, engine_diff, loss, drawn)
     explanation.hooks = [labels[id(v)] for v in order if id(v) in hooked]
     explanation.hooked_leaves = [labels[k] for k in leaf_grads if k in hooked or k in below]
     if seed is not None:
         explain_seed.annotate(explanation, seed, {id(v): s for (v, _), s in zip(_nodes(visited), steps, strict=True)})
         if eta is not None:
-            explanation.descent = explain_seed.descent(seed, leaf_grads, float(loss.data), eta)
+            explanation.descent = explain_seed.descent(seed, leaf_grads, cost, eta)
     return explanation
 
 
