@@ -157,3 +157,57 @@ def test_pad_on_a_library_without_its_own_pad_takes_one_constant() -> None:
     x = ab.tensor(library("array_api_strict").from_numpy(np.ones((2, 2)), None))
     with pytest.raises(TypeError, match=r"pad: constant_values must be one number for array_api_strict arrays"):
         ab.pad(x, 1, constant_values=((1.0, 2.0), (3.0, 4.0)))
+
+
+# Keys whose advanced indices (arrays, and ints beside them) a slice, None or ... separates: numpy
+# puts their axes first, torch's own indexing (ints read as basic indices) does not.
+SEPARATED = [
+    (0, slice(None), [0, 1]),
+    (slice(None), 0, slice(None), [0, 1, 0]),
+    (0, slice(None), 0, [1, 0]),
+    (None, 0, [0, 1], slice(None), 0),
+    (np.array(1), slice(None), np.array([0, 2])),
+    ([1, 0], slice(None, None, -1), [0, 2]),
+    (0, slice(None), np.array([True, False, True, True])),
+    (0, slice(None), np.arange(20).reshape(4, 5) % 3 == 0),
+    (slice(None), [0, 1], 1, [2, 3]),  # adjacent: each library's own indexing
+]
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+@pytest.mark.parametrize("index", SEPARATED, ids=[f"key{i}" for i in range(len(SEPARATED))])
+def test_separated_advanced_indices_read_and_write_as_numpy(name: str, index: Any) -> None:
+    xp = _library_or_skip(name)
+    x = np.arange(120.0).reshape(2, 3, 4, 5)
+    want = x[index]
+    rng = np.random.default_rng(1)
+    cotangent = rng.standard_normal(want.shape)
+    want_grad = np.zeros_like(x)
+    np.add.at(want_grad, index, cotangent)
+    leaf = ab.tensor(xp.from_numpy(x, None), requires_grad=True)
+    got = leaf[index]
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got.numpy(), want)
+    (grad,) = ab.grad([got], [leaf], grad_outputs=[ab.tensor(xp.from_numpy(cotangent, None))])
+    np.testing.assert_array_equal(grad.numpy(), want_grad)
+    if name == "array_api_strict":
+        return  # no in-place writes there (docs/arrays.md)
+    values = 100.0 + np.arange(want.size, dtype=float).reshape(want.shape)
+    expected = x.copy()
+    expected[index] = values
+    target = ab.tensor(xp.from_numpy(x, None))
+    target[index] = ab.tensor(xp.from_numpy(values, None))
+    np.testing.assert_array_equal(target.numpy(), expected)
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+@pytest.mark.parametrize("index", [slice(None, None, -1), (1, slice(None, None, -2)), (slice(2, 0, -1), [3, 0])])
+def test_writes_through_negative_steps_land_where_numpy_puts_them(name: str, index: Any) -> None:
+    xp = _library_or_skip(name)
+    x = np.arange(12.0).reshape(3, 4)
+    values = -1.0 - np.arange(x[index].size, dtype=float).reshape(x[index].shape)
+    expected = x.copy()
+    expected[index] = values
+    target = ab.tensor(xp.from_numpy(x, None))
+    target[index] = ab.tensor(xp.from_numpy(values, None))  # torch's own slices step forward only
+    np.testing.assert_array_equal(target.numpy(), expected)

@@ -94,7 +94,7 @@ sum_kept, matmul_nt, matmul_tn = written_in_the_standard(standard)
 
 # Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
 # not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
-advanced_indexing = True
+advanced_indexing = "anywhere"
 negative_steps = True
 
 

@@ -76,7 +76,7 @@ def quiet(function: Any) -> Any:
 
 # -- shape / indexing / linalg ---------------------------------------------------------------------
 # numpy's indexing is the reference: integer arrays anywhere, negative steps (ops/indexing.py).
-advanced_indexing = True
+advanced_indexing = "anywhere"
 negative_steps = True
 
 

@@ -97,7 +97,7 @@ sum_kept, matmul_nt, matmul_tn = written_in_the_standard(standard)
 
 # Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
 # not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
-advanced_indexing = False  # integer arrays only with integers, a mask only alone: autobp reads flat positions
+advanced_indexing = "nowhere"  # integer arrays only with integers, a mask only alone: autobp reads flat positions
 negative_steps = True
 
 

@@ -88,9 +88,11 @@ def sliding_windows(x: Any, kernel: tuple[int, int], stride: tuple[int, int]) ->
 sum_kept, matmul_nt, matmul_tn = written_in_the_standard(standard)
 
 
-# Whether x[key] means numpy's for integer arrays anywhere in a key and for negative steps; where
-# not, ops/indexing.py reads elements by flat position instead (ops/positions.py).
-advanced_indexing = True
+# Whether x[key] means numpy's for integer arrays in a key and for negative steps; where not,
+# ops/indexing.py reads elements by flat position instead (ops/positions.py). "adjacent": torch
+# reads ints as basic indices, so its result has numpy's axis order only when the key's advanced
+# indices (arrays, and ints beside them) sit next to each other (x[0, :, [0, 1]] differs).
+advanced_indexing = "adjacent"
 negative_steps = False  # torch slices take positive steps only
 
 

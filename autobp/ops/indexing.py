@@ -19,11 +19,19 @@ from typing import Any
 import numpy as np
 
 from autobp.backends import Namespace, namespace
-from autobp.ops.positions import as_key, bounded, flat_positions, has_arrays, has_negative_step
+from autobp.ops.positions import (
+    advanced_adjacent,
+    as_key,
+    bounded,
+    flat_positions,
+    has_arrays,
+    has_negative_step,
+    unravel,
+)
 from autobp.ops.registry import Hints, op
 from autobp.tensor import Tensor
 
-__all__ = ["getitem", "scatter_add", "normalize_index", "describe_index", "index_error"]
+__all__ = ["getitem", "scatter_add", "set_at", "normalize_index", "describe_index", "index_error"]
 
 
 def _component(part: Any) -> Any:
@@ -73,7 +81,10 @@ def index_error(name: str, shape: tuple[int, ...], index: Any, error: Exception)
 
 def _native(xp: Namespace, key: tuple[Any, ...]) -> bool:
     """Whether the library's own ``x[key]`` means what numpy's does for this key."""
-    if has_arrays(key) and not xp.advanced_indexing:
+    # advanced_indexing: "anywhere" (numpy's rules), "adjacent" (torch: only where the key's
+    # advanced indices sit next to each other) or "nowhere" (the standard's integer arrays only).
+    advanced = xp.advanced_indexing
+    if has_arrays(key) and advanced != "anywhere" and (advanced == "nowhere" or not advanced_adjacent(key)):
         return False
     return xp.negative_steps or not has_negative_step(key)
 
@@ -100,6 +111,25 @@ def getitem(x: Any, index: Any) -> Any:
         return xp.reshape(xp.take(xp.reshape(x, (-1,)), xp.reshape(positions, (-1,))), shape)
     except (IndexError, ValueError, TypeError) as error:
         raise index_error("getitem", x.shape, index, error) from error
+
+
+def set_at(x: Any, index: Any, value: Any) -> None:
+    """``x[index] = value`` with numpy's meaning of ``index``, on an array that takes writes.
+
+    numpy's own assignment for numpy arrays; on another library its own where it agrees with
+    numpy's (``_native``), else one integer array per axis from the flat positions numpy's
+    ``x[index]`` reads, which every library reads as numpy does.
+    """
+    if type(x) is np.ndarray:
+        x[index] = value
+        return
+    xp = namespace(x)
+    key = as_key(xp, x, index)
+    if _native(xp, key):
+        x[bounded(xp, tuple(x.shape), key)] = value
+        return
+    positions, _ = flat_positions(xp, tuple(x.shape), key, xp.device(x))
+    x[unravel(xp, positions, tuple(x.shape))] = value
 
 
 @op("scatter_add", arity=1, hints=Hints(shapes="scatter_add"), linear=True)

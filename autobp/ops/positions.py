@@ -20,7 +20,7 @@ import numpy as np
 
 from autobp.backends import Namespace, namespace
 
-__all__ = ["as_key", "has_arrays", "has_negative_step", "bounded", "flat_positions"]
+__all__ = ["as_key", "has_arrays", "advanced_adjacent", "has_negative_step", "bounded", "flat_positions", "unravel"]
 
 
 def _is_array(part: Any) -> bool:
@@ -56,6 +56,18 @@ def as_key(xp: Namespace, x: Any, index: Any) -> tuple[Any, ...]:
 def has_arrays(key: tuple[Any, ...]) -> bool:
     """Whether ``key`` holds an array (integer or boolean): an advanced index."""
     return any(_is_array(part) for part in key)
+
+
+def advanced_adjacent(key: tuple[Any, ...]) -> bool:
+    """Whether the advanced indices of ``key`` (its arrays, and its ints when it holds an array)
+    sit next to each other, so that numpy puts their axes where the first one stands.
+
+    Where they do, PyTorch's own indexing agrees with numpy's; where a slice, ``None`` or ``...``
+    separates them, numpy puts their axes first but torch, which reads ints as basic indices, does
+    not (``x[0, :, [0, 1]]`` on a (2, 3, 4) array: numpy (2, 3), torch (3, 2)).
+    """
+    at = [i for i, part in enumerate(key) if _is_array(part) or isinstance(part, int)]
+    return at == list(range(at[0], at[-1] + 1)) if at else True
 
 
 def has_negative_step(key: tuple[Any, ...]) -> bool:
@@ -204,3 +216,15 @@ def flat_positions(
                 total = total + xp.reshape(values * strides[axis], (1,) * group_at + lead + (1,) * after)
         axis += _takes_axis(part)
     return total, result
+
+
+def unravel(xp: Namespace, positions: Any, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """Flat C-order ``positions`` in an array of ``shape`` as one integer array per axis: an index
+    whose arrays all sit next to each other, which every library with integer-array indexing reads
+    as numpy does (so ``x[unravel(...)] = v`` writes where numpy's ``x[key] = v`` would)."""
+    index, rest = [], positions
+    for n in reversed(shape):
+        n = max(n, 1)  # (an axis of 0 elements leaves no positions to divide)
+        index.append(rest % n)
+        rest = rest // n
+    return tuple(reversed(index))

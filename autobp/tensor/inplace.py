@@ -18,6 +18,7 @@ from autobp import grad_mode, graph
 from autobp import ops as _ops
 from autobp.forward import carries_tangent
 from autobp.inplace import _inplace, _unwrap
+from autobp.ops import indexing as _indexing
 from autobp.tensor import Tensor
 
 TENSOR_METHODS = ("_version", "_share_storage_with", "__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__")
@@ -50,7 +51,7 @@ def _share_storage_with(self: Tensor, base: Tensor) -> None:
 
 def __setitem__(self: Tensor, index: Any, value: Any) -> None:
     index = tuple(_unwrap(i) for i in index) if isinstance(index, tuple) else _unwrap(index)
-    _inplace(self, "setitem", lambda out, item: out.__setitem__(index, item), value)
+    _inplace(self, "setitem", lambda out, item: _indexing.set_at(out, index, item), value)
 
 
 def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) -> Tensor:
