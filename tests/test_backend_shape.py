@@ -211,3 +211,24 @@ def test_writes_through_negative_steps_land_where_numpy_puts_them(name: str, ind
     target = ab.tensor(xp.from_numpy(x, None))
     target[index] = ab.tensor(xp.from_numpy(values, None))  # torch's own slices step forward only
     np.testing.assert_array_equal(target.numpy(), expected)
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "uint16", "int32", "uint32"])
+@pytest.mark.parametrize("native", [False, True], ids=["numpy-index", "library-index"])
+def test_integer_index_arrays_of_any_width_are_positions(name: str, dtype: str, native: bool) -> None:
+    # torch reads a uint8 index as a boolean mask (x[[1, 0]] gave one row) and refuses int8/int16.
+    xp = _library_or_skip(name)
+    x = np.arange(6.0).reshape(3, 2)
+    positions = np.array([1, 0, 1], dtype=dtype)
+    index = xp.from_numpy(positions, None) if native and name != "numpy" else positions
+    leaf = ab.tensor(xp.from_numpy(x, None), requires_grad=True)
+    got = leaf[index]
+    np.testing.assert_array_equal(got.numpy(), x[positions])
+    (grad,) = ab.grad([got.sum()], [leaf])
+    np.testing.assert_array_equal(grad.numpy(), [[1.0, 1.0], [2.0, 2.0], [0.0, 0.0]])  # row 1 twice
+    if name == "array_api_strict":
+        return  # no in-place writes there
+    target = ab.tensor(xp.from_numpy(x, None))
+    target[index, 1] = -1.0
+    np.testing.assert_array_equal(target.numpy(), [[0.0, -1.0], [2.0, -1.0], [4.0, 5.0]])

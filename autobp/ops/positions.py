@@ -49,8 +49,18 @@ def as_key(xp: Namespace, x: Any, index: Any) -> tuple[Any, ...]:
             part = xp.from_numpy(part, xp.device_name(x))  # (a name every backend's from_numpy takes)
         elif _is_array(part):
             namespace(x, part)  # raises for arrays of two libraries or devices
+        if _is_array(part) and xp.name != "numpy" and _narrow_integers(xp, part.dtype):
+            # numpy reads every integer dtype as positions; torch reads uint8 as a boolean mask (a
+            # deprecated reading: x[[1, 0]] gave one row) and refuses int8 and int16.
+            part = xp.astype(part, xp.int64)
         key.append(part)
     return tuple(key)
+
+
+def _narrow_integers(xp: Namespace, dtype: Any) -> bool:
+    """Whether ``dtype`` is an integer dtype that int64 holds and that is not int64 or int32
+    (uint64 stays: its values past int64's would wrap into valid positions)."""
+    return bool(xp.isdtype(dtype, "integral")) and dtype not in (xp.int64, xp.int32, xp.uint64)
 
 
 def has_arrays(key: tuple[Any, ...]) -> bool:
