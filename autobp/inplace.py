@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import backends, grad_mode, graph
+from autobp import backends, grad_mode, graph, storage
 from autobp.forward import carries_tangent
 from autobp.tensor import Tensor
 
@@ -139,6 +139,14 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
         raise RuntimeError(
             f"{where} ({xp.name}): in-place writes are refused: {why}. Use an out-of-place op (x = x + 1, "
             "x = ab.where(mask, value, x)), or t.to('numpy') / t.to('torch')"
+        )
+    read = storage.copy_for_view(data)
+    if read is not None:
+        raise RuntimeError(
+            f"{where} holds a copy made by {read}, where numpy gives a view: torch has no "
+            "negative-step views, so a write here would not reach the tensor it was read from, as "
+            "numpy's would. Write through that tensor instead (t[::-1] = values, or t[...] = "
+            "new values), or write into an explicit copy (v = v.copy())"
         )
     if method not in ("setitem", "clamp_") and tuple(getattr(arrays[0], "shape", ())) != tuple(data.shape):
         shape = tuple(getattr(arrays[0], "shape", ()))

@@ -34,6 +34,8 @@ __all__ = [
     "record_foreign",
     "check_array_versions",
     "unaliased",
+    "mark_copy_for_view",
+    "copy_for_view",
 ]
 
 # A foreign array's saved write counts: the op's name, then (array, its write count, its role).
@@ -60,6 +62,22 @@ def _foreign_owner(array: Any) -> Any:
     while base is not None and type(base) is type(array):
         array, base = base, base.base
     return array
+
+
+# The attribute that marks another library's array as a copy standing where numpy gives a view.
+_COPY_FOR_VIEW = "_autobp_copy_for_view"
+
+
+def mark_copy_for_view(array: Any, read: str) -> None:
+    """Note on ``array``'s memory that it is a copy ``read`` made where numpy returns a view
+    (``t[::-1]`` on torch, which has no negative strides): a write into it, or into any view of it,
+    would not reach the array it was read from, as numpy's would; ``autobp.inplace`` refuses it."""
+    setattr(_owner(array), _COPY_FOR_VIEW, read)
+
+
+def copy_for_view(array: Any) -> str | None:
+    """What read ``array``'s memory as a copy where numpy gives a view (None: nothing did)."""
+    return getattr(_owner(array), _COPY_FOR_VIEW, None)
 
 
 def unaliased(results: list[Any], given: list[Any], copy: Callable[[Tensor], Tensor] | None = None) -> list[Any]:

@@ -361,3 +361,29 @@ def test_a_view_of_a_callers_raw_torch_array_is_copied() -> None:
     raw.mul_(10.0)
     assert head.numpy().tolist() == [1.0, 2.0]
     assert ab.grad(out, [w])[0].numpy().tolist() == [1.0, 2.0]
+
+
+def test_a_write_into_a_torch_copy_where_numpy_gives_a_view_is_refused() -> None:
+    pytest.importorskip("torch")
+    # numpy's t[::-1] is a view, so writing into it changes t; torch has no negative strides and
+    # reads a copy, which a write would change alone: a different number, so an error instead.
+    t = _on("torch", np.arange(4.0))
+    flipped = t[::-1]
+    writes = [
+        lambda: flipped.add_(100.0),
+        lambda: flipped.__setitem__(0, 5.0),
+        lambda: flipped[1:].zero_(),  # a view of the copy
+        lambda: flipped.detach().fill_(1.0),
+        lambda: t[:, None][::-2, 0].mul_(2.0),
+    ]
+    for write in writes:
+        with pytest.raises(RuntimeError, match=r"copy made by getitem \[.*::-.*torch has no negative-step views"):
+            write()
+    assert t.numpy().tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert flipped.numpy().tolist() == [3.0, 2.0, 1.0, 0.0]
+    # What the error offers: write through the base (numpy's result), or into an explicit copy.
+    t[::-1] = flipped + 100.0
+    assert t.numpy().tolist() == [100.0, 101.0, 102.0, 103.0]
+    mine = flipped.copy()
+    assert mine.add_(1.0).numpy().tolist() == [4.0, 3.0, 2.0, 1.0]
+    t[[2, 0]].add_(1.0)  # an integer array reads a copy in numpy too: writes into it stay there

@@ -29,6 +29,7 @@ from autobp.ops.positions import (
     unravel,
 )
 from autobp.ops.registry import Hints, op
+from autobp.storage import mark_copy_for_view
 from autobp.tensor import Tensor
 
 __all__ = ["getitem", "scatter_add", "set_at", "normalize_index", "describe_index", "index_error"]
@@ -108,7 +109,10 @@ def getitem(x: Any, index: Any) -> Any:
         if _native(xp, key):
             return x[bounded(xp, tuple(x.shape), key)]
         positions, shape = flat_positions(xp, tuple(x.shape), key, xp.device(x))
-        return xp.reshape(xp.take(xp.reshape(x, (-1,)), xp.reshape(positions, (-1,))), shape)
+        result = xp.reshape(xp.take(xp.reshape(x, (-1,)), xp.reshape(positions, (-1,))), shape)
+        if not has_arrays(key):  # numpy's x[key] is a view here: in-place writes must not pass silently
+            mark_copy_for_view(result, f"getitem {describe_index(index)}")
+        return result
     except (IndexError, ValueError, TypeError) as error:
         raise index_error("getitem", x.shape, index, error) from error
 
