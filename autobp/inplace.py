@@ -69,6 +69,10 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
             "a graph tensor) or is a broadcast view; call .copy() (under ab.no_grad()) first"
         )
     arrays = [_unwrap(o) for o in operands]
+    try:  # another library's operand: refused as every op refuses it (numpy would read it through __array__)
+        backends.namespace(tensor.data, *arrays)
+    except backends.MixedArraysError as error:
+        raise backends.MixedArraysError(f"{where}: {error}") from None
     shape = np.shape(arrays[0])
     if method not in ("setitem", "clamp_") and shape != tensor.shape:
         try:
@@ -89,7 +93,8 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
     except (ValueError, TypeError, IndexError) as error:
         # (a list operand as the array it becomes: describe() would print all of its elements)
         described = ", ".join(backends.describe(np.asarray(a) if isinstance(a, list | tuple) else a) for a in arrays)
-        kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(error, k))
+        kinds = (backends.MixedArraysError, IndexError, TypeError, ValueError)  # (an index's library: set_at)
+        kind = next(k for k in kinds if isinstance(error, k))
         raise kind(f"{where}, operand {described}: {error}") from error
     tensor._version += 1
     return tensor

@@ -387,3 +387,25 @@ def test_a_write_into_a_torch_copy_where_numpy_gives_a_view_is_refused() -> None
     mine = flipped.copy()
     assert mine.add_(1.0).numpy().tolist() == [4.0, 3.0, 2.0, 1.0]
     t[[2, 0]].add_(1.0)  # an integer array reads a copy in numpy too: writes into it stay there
+
+
+def test_numpy_in_place_methods_refuse_another_librarys_operand_or_index() -> None:
+    torch = pytest.importorskip("torch")
+    # numpy would read a torch tensor through __array__ (a silent copy); every op refuses the mix.
+    raw = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    writes = {
+        "add_": lambda n: n.add_(raw),
+        "mul_": lambda n: n.mul_(ab.tensor(raw)),
+        "copy_": lambda n: n.copy_(ab.tensor(raw)),
+        r"\+=": lambda n: n.__iadd__(raw),
+        "setitem": lambda n: n.__setitem__(slice(None, 2), raw[:2]),
+        "setitem(?=.*torch int64)": lambda n: n.__setitem__(torch.tensor([0, 1]), 1.0),  # the index
+    }
+    for method, write in writes.items():
+        n = ab.tensor(np.zeros(3))
+        with pytest.raises(MixedArraysError, match=rf"{method}: tensor float64\[3\].*two libraries"):
+            write(n)
+        assert n.numpy().tolist() == [0.0, 0.0, 0.0] and n._version == 0
+    n = ab.tensor(np.zeros(3))
+    n.add_(np.ones(3)).copy_([1.0, 2.0, 3.0])[ab.tensor([0])] = 7.0  # numpy operands, lists, numpy indices
+    assert n.numpy().tolist() == [7.0, 2.0, 3.0]

@@ -125,6 +125,9 @@ def set_at(x: Any, index: Any, value: Any) -> None:
     ``x[index]`` reads, which every library reads as numpy does.
     """
     if type(x) is np.ndarray:
+        # An index array of another library: refused, as getitem refuses it (numpy would read it
+        # through __array__, a silent host copy).
+        namespace(x, *(index if isinstance(index, tuple) else (index,)))
         x[index] = value
         return
     xp = namespace(x)
