@@ -40,16 +40,17 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
-def _promote(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Float64 copies of the inputs that require grad (float32 differences are too coarse)."""
+def _promote(inputs: tuple[Any, ...], stacklevel: int) -> tuple[Any, ...]:
+    """Float64 copies of the inputs that require grad (float32 differences are too coarse); a
+    lower-precision one warns, at ``stacklevel`` (0: silently)."""
     promoted = []
     for x in inputs:
         if isinstance(x, Tensor) and x.requires_grad:
-            if backends.namespace(x.data).dtype_name(x.dtype) != "float64":
+            if stacklevel and backends.namespace(x.data).dtype_name(x.dtype) != "float64":
                 warnings.warn(
                     f"gradcheck: input of dtype {x.dtype} promoted to float64; finite differences "
                     "in lower precision cannot check gradients reliably",
-                    stacklevel=3,
+                    stacklevel=stacklevel,
                 )
             x = Tensor(x.data, dtype=np.float64, requires_grad=True)
         promoted.append(x)
@@ -123,24 +124,34 @@ def gradcheck(
     >>> ab.gradcheck(lambda x: (x * x).sum(), ab.randn(3, requires_grad=True, rng=0))
     True
     """
-    args = _promote(_as_tuple(inputs))
+    return _gradcheck(fn, inputs, eps, atol, rtol, raise_exception, rng, stacklevel=4)
+
+
+def _gradcheck(
+    fn: Callable[..., Any],
+    inputs: Any,
+    eps: float,
+    atol: float,
+    rtol: float,
+    raise_exception: bool,
+    rng: int,
+    stacklevel: int,
+) -> bool:
+    """``gradcheck``; ``stacklevel`` for ``_promote``'s warning (0: none)."""
+    args = _promote(_as_tuple(inputs), stacklevel)
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
     generator = np.random.default_rng(rng)
     outs = _outputs(fn, args)
-    differentiable = [o for o in outs if o.requires_grad]
     cotangents = [generator.standard_normal(o.shape) for o in outs]
-    if differentiable:
-        seeds = [_like(v, o, same_dtype=True) for o, v in zip(outs, cotangents, strict=True) if o.requires_grad]
-        analytic = grad(
-            [o for o in outs if o.requires_grad],
-            [args[i] for i in checked],
-            grad_outputs=seeds,
-            allow_unused=True,
-        )
-    else:
-        analytic = tuple(None for _ in checked)
+    # Both backward paths: a first-order backward may run rules on plain arrays
+    # (defvjp(plain_arrays=True)) while create_graph=True runs them on Tensors, so a rule can be
+    # right on one and wrong on the other; each is checked against the same finite differences.
+    paths = {
+        "first-order backward": _analytic(fn, args, checked, cotangents, create_graph=False),
+        "create_graph backward": _analytic(fn, args, checked, cotangents, create_graph=True),
+    }
 
     def pairing_at(index: int, values: np.ndarray) -> float:
         trial = list(args)
@@ -149,41 +160,66 @@ def gradcheck(
 
     for slot, index in enumerate(checked):
         x = _host(args[index].data)
-        g = analytic[slot]
-        if g is not None and _where(g.data) != _where(args[index].data):
-            return _fail(
-                f"gradcheck: gradient of input {index} is a {_where(g.data)} array, "
-                f"but the input is a {_where(args[index].data)} array",
-                raise_exception,
-            )
-        a = np.zeros(x.shape) if g is None else _host(g.data)
-        if a.shape != x.shape:
-            return _fail(
-                f"gradcheck: gradient of input {index} has shape {a.shape}, expected {x.shape}", raise_exception
-            )
+        gradients = {}
+        for path, analytic in paths.items():
+            g = analytic[slot]
+            if g is not None and _where(g.data) != _where(args[index].data):
+                return _fail(
+                    f"gradcheck: gradient of input {index} ({path}) is a {_where(g.data)} array, "
+                    f"but the input is a {_where(args[index].data)} array",
+                    raise_exception,
+                )
+            a = np.zeros(x.shape) if g is None else _host(g.data)
+            if a.shape != x.shape:
+                return _fail(
+                    f"gradcheck: gradient of input {index} ({path}) has shape {a.shape}, expected {x.shape}",
+                    raise_exception,
+                )
+            gradients[path] = a
         if x.size <= FULL_CHECK_MAX_ELEMENTS:
             for element in np.ndindex(x.shape):
                 step = np.zeros(x.shape)
                 step[element] = eps
                 numeric = (pairing_at(index, x + step) - pairing_at(index, x - step)) / (2 * eps)
-                if not _close(a[element], numeric, atol, rtol):
-                    return _fail(
-                        f"gradcheck: input {index} (shape {x.shape}), element {element}: "
-                        f"analytic {a[element]!r} vs numeric {numeric!r}",
-                        raise_exception,
-                    )
+                for path, a in gradients.items():
+                    if not _close(a[element], numeric, atol, rtol):
+                        return _fail(
+                            f"gradcheck: input {index} (shape {x.shape}), element {element}: "
+                            f"analytic {a[element]!r} ({path}) vs numeric {numeric!r}",
+                            raise_exception,
+                        )
         else:
             for k in range(RANDOM_DIRECTIONS):
                 direction = generator.standard_normal(x.shape)
                 numeric = (pairing_at(index, x + eps * direction) - pairing_at(index, x - eps * direction)) / (2 * eps)
-                projected = float(np.sum(a * direction))
-                if not _close(projected, numeric, atol * np.sqrt(x.size), rtol):
-                    return _fail(
-                        f"gradcheck: input {index} (shape {x.shape}), random direction {k}: "
-                        f"analytic {projected!r} vs numeric {numeric!r}",
-                        raise_exception,
-                    )
+                for path, a in gradients.items():
+                    projected = float(np.sum(a * direction))
+                    if not _close(projected, numeric, atol * np.sqrt(x.size), rtol):
+                        return _fail(
+                            f"gradcheck: input {index} (shape {x.shape}), random direction {k}: "
+                            f"analytic {projected!r} ({path}) vs numeric {numeric!r}",
+                            raise_exception,
+                        )
     return True
+
+
+def _analytic(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    checked: list[int],
+    cotangents: list[np.ndarray],
+    create_graph: bool,
+) -> tuple[Tensor | None, ...]:
+    """The vjp ``d<v, fn(args)>/d(args[checked])`` from a fresh forward (a first-order backward
+    frees its graph, and each path must start from a graph of its own)."""
+    outs = _outputs(fn, args)
+    differentiable = [o for o in outs if o.requires_grad]
+    if not differentiable:
+        return tuple(None for _ in checked)
+    seeds = [_like(v, o, same_dtype=True) for o, v in zip(outs, cotangents, strict=True) if o.requires_grad]
+    return grad(
+        differentiable, [args[i] for i in checked], grad_outputs=seeds, create_graph=create_graph, allow_unused=True
+    )
 
 
 def _close(analytic: float, numeric: float, atol: float, rtol: float) -> bool:
@@ -204,6 +240,9 @@ def gradgradcheck(
 ) -> bool:
     """Check second derivatives: ``gradcheck`` of the vjp of ``fn``, built with ``create_graph``.
 
+    ``gradcheck(fn, inputs)`` runs first, so the first derivatives (on both backward paths) are
+    checked too: the derivatives of a wrong first derivative would agree with it.
+
     The checked function maps ``(inputs..., v)`` to ``d<v, fn(inputs)>/d(inputs)``, so both the
     dependence on the inputs (Hessian terms) and on the cotangent ``v`` are checked.
     ``grad_outputs`` fixes ``v``; by default it is drawn from ``rng``.
@@ -212,7 +251,11 @@ def gradgradcheck(
     >>> ab.gradgradcheck(lambda x: (x ** 3).sum(), ab.randn(3, requires_grad=True, rng=0))
     True
     """
-    args = _promote(_as_tuple(inputs))
+    # The first derivative first: the check below differentiates it, and a wrong one (on either
+    # backward path) has derivatives consistent with itself, which that check alone would pass.
+    if not _gradcheck(fn, inputs, eps, atol, rtol, raise_exception, rng, stacklevel=0):
+        return False  # (no promotion warning: _promote below gives it, once)
+    args = _promote(_as_tuple(inputs), stacklevel=3)
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     outs = _outputs(fn, args)
     generator = np.random.default_rng(rng + 1)
@@ -230,4 +273,4 @@ def gradgradcheck(
         # An input the vjp does not depend on contributes a constant zero (still a valid output).
         return tuple(g if g is not None else xs[i] * 0.0 for g, i in zip(grads, checked, strict=True))
 
-    return gradcheck(first_derivative, (*args, *vs), eps, atol, rtol, raise_exception, rng)
+    return _gradcheck(first_derivative, (*args, *vs), eps, atol, rtol, raise_exception, rng, stacklevel=0)

@@ -1,0 +1,52 @@
+"""The testing kit itself (``autobp.testing``): gradcheck and gradgradcheck must reject wrong
+rules, wherever the rule is wrong, and accept right ones; the sample kinds must honour the hints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.ops.registry import REGISTRY, op
+
+
+@pytest.fixture
+def scratch_ops() -> Iterator[list[str]]:
+    """Names registered by a test, removed afterwards so the registry-driven suite never sees them."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        REGISTRY.pop(name, None)
+
+
+def _cube(name: str, scratch_ops: list[str]) -> Any:
+    scratch_ops.append(name)
+
+    @op(name)
+    def cube(x: Any) -> Any:
+        """x^3. Shapes: any -> same."""
+        return np.asarray(x) ** 3
+
+    return cube
+
+
+X = ab.tensor([0.5, -1.0, 2.0], requires_grad=True)
+
+
+@pytest.mark.parametrize("check", [ab.gradcheck, ab.gradgradcheck])
+def test_a_rule_wrong_only_on_the_create_graph_path_fails(scratch_ops: list[str], check: Any) -> None:
+    cube = _cube("cube_wrong_on_tensors", scratch_ops)
+    # right on plain arrays (the first-order fast path), twice the truth on Tensors (create_graph)
+    cube.defvjp(lambda g, out, x: (2 if isinstance(x, ab.Tensor) else 1) * g * 3 * x * x, plain_arrays=True)
+    with pytest.raises(ab.GradcheckError, match="create_graph backward"):
+        check(cube, X)
+
+
+def test_gradgradcheck_fails_a_first_derivative_wrong_on_both_paths(scratch_ops: list[str]) -> None:
+    cube = _cube("cube_wrong_everywhere", scratch_ops)
+    cube.defvjp(lambda g, out, x: 2 * g * 3 * x * x)  # twice the truth: its own derivative agrees with it
+    with pytest.raises(ab.GradcheckError, match="analytic"):
+        ab.gradgradcheck(cube, X)
