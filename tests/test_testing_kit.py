@@ -50,3 +50,35 @@ def test_gradgradcheck_fails_a_first_derivative_wrong_on_both_paths(scratch_ops:
     cube.defvjp(lambda g, out, x: 2 * g * 3 * x * x)  # twice the truth: its own derivative agrees with it
     with pytest.raises(ab.GradcheckError, match="analytic"):
         ab.gradgradcheck(cube, X)
+
+
+def test_a_wrong_jvp_rule_fails_gradcheck_unless_forward_mode_is_off(scratch_ops: list[str]) -> None:
+    cube = _cube("cube_wrong_jvp", scratch_ops)
+    cube.defvjp(lambda g, out, x: g * 3 * x * x, plain_arrays=True)
+    cube.defjvp(lambda t, out, x: -t * 3 * x * x)  # wrong sign
+    with pytest.raises(ab.GradcheckError, match=r"forward mode \(jvp\) along input 0"):
+        ab.gradcheck(cube, X)
+    assert ab.gradcheck(cube, X, check_forward_ad=False)
+    assert ab.gradgradcheck(cube, X, check_forward_ad=False)
+
+
+def test_forward_mode_names_the_input_whose_jvp_rule_is_wrong(scratch_ops: list[str]) -> None:
+    scratch_ops.append("mul_wrong_jvp")
+
+    @op("mul_wrong_jvp", arity=2)
+    def mul(x: Any, y: Any) -> Any:
+        """x * y. Shapes: broadcastable -> broadcast shape."""
+        return np.multiply(x, y)
+
+    mul.defvjp(lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
+    mul.defjvp(lambda t, out, x, y: t * y, lambda t, out, x, y: 1.01 * t * x)  # the second is 1% off
+    y = ab.tensor([1.5, 0.25, -3.0], requires_grad=True)
+    with pytest.raises(ab.GradcheckError, match=r"along input 1, output 0"):
+        ab.gradcheck(mul, (X, y))
+
+
+def test_forward_mode_is_skipped_where_an_op_has_no_jvp_rule(scratch_ops: list[str]) -> None:
+    cube = _cube("cube_no_jvp_rule", scratch_ops)
+    cube.defvjp(lambda g, out, x: g * 3 * x * x)
+    assert ab.gradcheck(lambda t: ab.sin(cube(t)), X)
+    assert ab.gradgradcheck(cube, X)

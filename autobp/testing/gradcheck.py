@@ -105,8 +105,10 @@ def gradcheck(
     rtol: float = 1e-3,
     raise_exception: bool = True,
     rng: int = 0,
+    check_forward_ad: bool = True,
 ) -> bool:
-    """Check ``fn``'s gradients with respect to every input that requires grad.
+    """Check ``fn``'s gradients with respect to every input that requires grad, in reverse mode
+    and (``check_forward_ad``) in forward mode.
 
     Args:
         fn: maps the inputs to a Tensor or a tuple of Tensors.
@@ -116,6 +118,10 @@ def gradcheck(
         atol, rtol: a gradient passes where ``|analytic - numeric| <= atol + rtol * |numeric|``.
         raise_exception: raise ``GradcheckError`` on failure (else return False).
         rng: seed for the random cotangent and directions.
+        check_forward_ad: also check forward mode: for each input, the Jacobian-vector product
+            ``ab.functional.jvp`` gives along a random tangent against the central difference of
+            every output along it. Skipped where ``fn`` reaches an op without a jvp rule
+            (``autobp.forward.ForwardModeError``), as forward mode cannot run there.
 
     Returns:
         True when every checked gradient agrees.
@@ -124,7 +130,7 @@ def gradcheck(
     >>> ab.gradcheck(lambda x: (x * x).sum(), ab.randn(3, requires_grad=True, rng=0))
     True
     """
-    return _gradcheck(fn, inputs, eps, atol, rtol, raise_exception, rng, stacklevel=4)
+    return _gradcheck(fn, inputs, eps, atol, rtol, raise_exception, rng, check_forward_ad, stacklevel=4)
 
 
 def _gradcheck(
@@ -135,9 +141,12 @@ def _gradcheck(
     rtol: float,
     raise_exception: bool,
     rng: int,
+    check_forward_ad: bool,
     stacklevel: int,
+    both_paths: bool = True,
 ) -> bool:
-    """``gradcheck``; ``stacklevel`` for ``_promote``'s warning (0: none)."""
+    """``gradcheck``; ``stacklevel`` for ``_promote``'s warning (0: none); ``both_paths=False``
+    checks the first-order backward only."""
     args = _promote(_as_tuple(inputs), stacklevel)
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
@@ -148,10 +157,9 @@ def _gradcheck(
     # Both backward paths: a first-order backward may run rules on plain arrays
     # (defvjp(plain_arrays=True)) while create_graph=True runs them on Tensors, so a rule can be
     # right on one and wrong on the other; each is checked against the same finite differences.
-    paths = {
-        "first-order backward": _analytic(fn, args, checked, cotangents, create_graph=False),
-        "create_graph backward": _analytic(fn, args, checked, cotangents, create_graph=True),
-    }
+    paths = {"first-order backward": _analytic(fn, args, checked, cotangents, create_graph=False)}
+    if both_paths:
+        paths["create_graph backward"] = _analytic(fn, args, checked, cotangents, create_graph=True)
 
     def pairing_at(index: int, values: np.ndarray) -> float:
         trial = list(args)
@@ -200,7 +208,82 @@ def _gradcheck(
                             f"analytic {projected!r} ({path}) vs numeric {numeric!r}",
                             raise_exception,
                         )
+    if check_forward_ad:
+        return _check_forward(fn, args, checked, outs, generator, eps, atol, rtol, raise_exception)
     return True
+
+
+def _check_forward(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    checked: list[int],
+    outs: tuple[Tensor, ...],
+    generator: np.random.Generator,
+    eps: float,
+    atol: float,
+    rtol: float,
+    raise_exception: bool,
+) -> bool:
+    """Forward mode against central differences: ``J u`` from ``jvp`` along a random tangent ``u``
+    (of every checked input at once) against ``(f(x + eps u) - f(x - eps u)) / (2 eps)``, output
+    element by output element. True also when forward mode cannot run ``fn`` (an op without a
+    jvp rule)."""
+    from autobp.forward import ForwardModeError  # (autobp.functional imports much: only when used)
+    from autobp.functional import jvp
+
+    def on_checked(*values: Tensor) -> Any:
+        trial = list(args)
+        for i, value in zip(checked, values, strict=True):
+            # jvp's own copies, which require no grad: fn gets inputs as gradcheck's other calls
+            # do (a function that differentiates them, as gradgradcheck's does, needs that).
+            trial[i] = value.requires_grad_() if value.is_leaf and not value.requires_grad else value
+        return fn(*trial)
+
+    compared = [k for k, o in enumerate(outs) if o.requires_grad]
+    hosts = {i: _host(args[i].data) for i in checked}
+    # Random signs, magnitudes in [0.5, 1.5]: no element's part is too small to see, and no two
+    # wrong Jacobian entries cancel for every draw.
+    directions = {
+        i: generator.choice([-1.0, 1.0], x.shape) * generator.uniform(0.5, 1.5, x.shape) for i, x in hosts.items()
+    }
+
+    def mismatch(moved: list[int]) -> str | None:
+        """Why jvp along the inputs ``moved`` (the others fixed) disagrees, or None."""
+        plus, minus, tangents = list(args), list(args), []
+        for i in checked:
+            step = eps * directions[i] if i in moved else np.zeros(hosts[i].shape)
+            plus[i] = _like(hosts[i] + step, args[i], requires_grad=True)
+            minus[i] = _like(hosts[i] - step, args[i], requires_grad=True)
+            # the step actually taken, after rounding, as the tangent
+            tangents.append(_like((_host(plus[i].data) - _host(minus[i].data)) / (2 * eps), args[i]))
+        _, found = jvp(on_checked, tuple(args[i] for i in checked), tuple(tangents))
+        analytic = _as_tuple(found)
+        outs_plus, outs_minus = _outputs(fn, tuple(plus)), _outputs(fn, tuple(minus))
+        along = f"input {moved[0]}" if len(moved) == 1 else f"inputs {moved}"
+        for k in compared:
+            numeric = (_host(outs_plus[k].data) - _host(outs_minus[k].data)) / (2 * eps)
+            a = _host(analytic[k].data)
+            if a.shape != numeric.shape:
+                shapes = f"has shape {a.shape}, not {numeric.shape}"
+                return f"forward mode (jvp) along {along}: output {k}'s tangent {shapes}"
+            wrong = np.argwhere(~_close_elements(a, numeric, atol, rtol))
+            if wrong.size:
+                element = tuple(int(i) for i in wrong[0])
+                return (
+                    f"forward mode (jvp) along {along}, output {k} (shape {numeric.shape}), element {element}: "
+                    f"analytic {a[element]!r} vs numeric {numeric[element]!r}"
+                )
+        return None
+
+    try:
+        # All inputs along one tangent: one jvp, whatever the number of inputs; only a failure
+        # moves them one at a time, to name the input whose rule is wrong.
+        found = mismatch(checked)
+        if found is not None and len(checked) > 1:
+            found = next((m for m in (mismatch([i]) for i in checked) if m is not None), found)
+    except ForwardModeError:
+        return True  # an op without a jvp rule: forward mode cannot run fn, nothing to check
+    return True if found is None else _fail(f"gradcheck: {found}", raise_exception)
 
 
 def _analytic(
@@ -222,6 +305,14 @@ def _analytic(
     )
 
 
+def _close_elements(analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float) -> np.ndarray:
+    """``_close`` element by element."""
+    with np.errstate(invalid="ignore"):  # (inf - inf: the finite test below decides those)
+        near = np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric)
+    finite = np.isfinite(analytic) & np.isfinite(numeric)
+    return np.where(finite, near, analytic == numeric)
+
+
 def _close(analytic: float, numeric: float, atol: float, rtol: float) -> bool:
     if not (np.isfinite(analytic) and np.isfinite(numeric)):
         return bool(analytic == numeric)
@@ -237,15 +328,19 @@ def gradgradcheck(
     rtol: float = 1e-3,
     raise_exception: bool = True,
     rng: int = 0,
+    check_forward_ad: bool = True,
 ) -> bool:
     """Check second derivatives: ``gradcheck`` of the vjp of ``fn``, built with ``create_graph``.
 
-    ``gradcheck(fn, inputs)`` runs first, so the first derivatives (on both backward paths) are
-    checked too: the derivatives of a wrong first derivative would agree with it.
+    ``gradcheck(fn, inputs, check_forward_ad=False)`` runs first, so the first derivatives (on
+    both backward paths) are checked too: the derivatives of a wrong first derivative would
+    agree with it.
 
     The checked function maps ``(inputs..., v)`` to ``d<v, fn(inputs)>/d(inputs)``, so both the
     dependence on the inputs (Hessian terms) and on the cotangent ``v`` are checked.
-    ``grad_outputs`` fixes ``v``; by default it is drawn from ``rng``.
+    ``grad_outputs`` fixes ``v``; by default it is drawn from ``rng``. ``check_forward_ad`` as
+    in ``gradcheck``: for the vjp, that checks forward-over-reverse (the jvp rules of the ops the
+    vjp rules call).
 
     >>> import autobp as ab
     >>> ab.gradgradcheck(lambda x: (x ** 3).sum(), ab.randn(3, requires_grad=True, rng=0))
@@ -253,7 +348,8 @@ def gradgradcheck(
     """
     # The first derivative first: the check below differentiates it, and a wrong one (on either
     # backward path) has derivatives consistent with itself, which that check alone would pass.
-    if not _gradcheck(fn, inputs, eps, atol, rtol, raise_exception, rng, stacklevel=0):
+    # (Reverse mode only: fn's forward mode is gradcheck's; here it is checked over the vjp.)
+    if not _gradcheck(fn, inputs, eps, atol, rtol, raise_exception, rng, False, stacklevel=0):
         return False  # (no promotion warning: _promote below gives it, once)
     args = _promote(_as_tuple(inputs), stacklevel=3)
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
@@ -273,4 +369,17 @@ def gradgradcheck(
         # An input the vjp does not depend on contributes a constant zero (still a valid output).
         return tuple(g if g is not None else xs[i] * 0.0 for g, i in zip(grads, checked, strict=True))
 
-    return _gradcheck(first_derivative, (*args, *vs), eps, atol, rtol, raise_exception, rng, stacklevel=0)
+    # The first-order backward of first_derivative already runs every rule on Tensors (its graph
+    # is made of the ops the rules called); create_graph over it would check third derivatives.
+    return _gradcheck(
+        first_derivative,
+        (*args, *vs),
+        eps,
+        atol,
+        rtol,
+        raise_exception,
+        rng,
+        check_forward_ad,
+        stacklevel=0,
+        both_paths=False,
+    )
