@@ -82,3 +82,33 @@ def test_forward_mode_is_skipped_where_an_op_has_no_jvp_rule(scratch_ops: list[s
     cube.defvjp(lambda g, out, x: g * 3 * x * x)
     assert ab.gradcheck(lambda t: ab.sin(cube(t)), X)
     assert ab.gradgradcheck(cube, X)
+
+
+def _square(name: str, scratch_ops: list[str]) -> Any:
+    scratch_ops.append(name)
+
+    @op(name)
+    def square(x: Any) -> Any:
+        """x^2. Shapes: any -> same."""
+        return np.asarray(x) ** 2
+
+    return square
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_rule_wrong_only_in_lower_precision_fails(scratch_ops: list[str], dtype: Any) -> None:
+    square = _square(f"square_wrong_in_{np.dtype(dtype).name}", scratch_ops)
+    square.defvjp(lambda g, out, x: (1.1 if x.dtype == dtype else 1.0) * g * 2 * x, plain_arrays=True)
+    x = ab.tensor(np.array([0.5, -1.0, 2.0], dtype), requires_grad=True)
+    with (
+        pytest.warns(UserWarning, match="promoted to float64"),
+        pytest.raises(ab.GradcheckError, match=np.dtype(dtype).name),
+    ):
+        ab.gradcheck(square, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_right_rule_passes_in_lower_precision(dtype: Any) -> None:
+    x = ab.tensor(np.array([[0.5, -1.0, 2.0], [0.25, 1.5, -0.75]], dtype), requires_grad=True)
+    with pytest.warns(UserWarning, match="promoted to float64"):
+        assert ab.gradcheck(lambda t: ab.tanh(t @ t.T).sum(axis=0), x)

@@ -208,8 +208,61 @@ def _gradcheck(
                             f"analytic {projected!r} ({path}) vs numeric {numeric!r}",
                             raise_exception,
                         )
+    if not _check_own_dtype(fn, _as_tuple(inputs), args, checked, cotangents, paths, rtol, raise_exception):
+        return False
     if check_forward_ad:
         return _check_forward(fn, args, checked, outs, generator, eps, atol, rtol, raise_exception)
+    return True
+
+
+def _check_own_dtype(
+    fn: Callable[..., Any],
+    original: tuple[Any, ...],
+    args: tuple[Any, ...],
+    checked: list[int],
+    cotangents: list[np.ndarray],
+    paths: dict[str, tuple[Tensor | None, ...]],
+    rtol: float,
+    raise_exception: bool,
+) -> bool:
+    """Lower-precision inputs (float32, float16): the finite differences ran on float64 copies,
+    which never run a rule in the inputs' own dtype, and a rule can be wrong only there. The
+    gradients on copies in their own dtype must have that dtype and agree with the float64 ones
+    (checked against finite differences by then) to a tolerance suited to the dtype."""
+    own = {i: backends.namespace(original[i].data).dtype_name(original[i].dtype) for i in checked}
+    low = [i for i in checked if own[i] != "float64"]
+    if not low:
+        return True
+    copies = tuple(
+        _like(_host(original[i].data), original[i], same_dtype=True, requires_grad=True) if i in low else x
+        for i, x in enumerate(args)
+    )
+    for path, wanted in paths.items():
+        found = _analytic(fn, copies, checked, cotangents, create_graph=path == "create_graph backward")
+        for slot, index in enumerate(checked):
+            g = found[slot]
+            if index not in low or g is None:
+                continue
+            dtype = backends.namespace(g.data).dtype_name(g.dtype)
+            if dtype != own[index]:
+                return _fail(
+                    f"gradcheck: the gradient of {own[index]} input {index} ({path}) has dtype {dtype}",
+                    raise_exception,
+                )
+            a = _host(g.data)
+            reference = np.zeros(a.shape) if wanted[slot] is None else _host(wanted[slot].data)  # type: ignore[union-attr]
+            # Rounding in the dtype, relative to each element and to the largest one (cancellation
+            # near zero): sqrt(eps) of the dtype, or rtol if looser.
+            tol = max(rtol, float(np.sqrt(np.finfo(own[index]).eps)))
+            scale = float(np.max(np.abs(reference), initial=0.0))
+            wrong = np.argwhere(~(np.abs(a - reference) <= tol * (np.abs(reference) + scale)))
+            if wrong.size:
+                element = tuple(int(i) for i in wrong[0])
+                return _fail(
+                    f"gradcheck: input {index} (shape {a.shape}), element {element}: the gradient computed in "
+                    f"{own[index]} ({path}) is {a[element]!r}, the float64 one {reference[element]!r}",
+                    raise_exception,
+                )
     return True
 
 
