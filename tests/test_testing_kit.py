@@ -112,3 +112,27 @@ def test_a_right_rule_passes_in_lower_precision(dtype: Any) -> None:
     x = ab.tensor(np.array([[0.5, -1.0, 2.0], [0.25, 1.5, -0.75]], dtype), requires_grad=True)
     with pytest.warns(UserWarning, match="promoted to float64"):
         assert ab.gradcheck(lambda t: ab.tanh(t @ t.T).sum(axis=0), x)
+
+
+def _scale_in_place(g: Any, out: Any, x: Any) -> Any:
+    g *= 2  # writes into the incoming gradient: a real backward's is often a read-only view
+    return g * x
+
+
+def _negate_input(g: Any, out: Any, x: Any) -> Any:
+    result = g * 2 * x
+    x *= -1  # writes into the op's input, which later rules (and the caller) read
+    return result
+
+
+@pytest.mark.parametrize(
+    "rule, message",
+    [(_scale_in_place, "wrote into a read-only array"), (_negate_input, "input 0 changed during the first-order")],
+)
+def test_a_rule_that_writes_into_its_arguments_fails(scratch_ops: list[str], rule: Any, message: str) -> None:
+    square = _square(f"square_{rule.__name__}", scratch_ops)
+    square.defvjp(rule, plain_arrays=True)  # right values: only the writing is wrong
+    x = ab.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    with pytest.raises(ab.GradcheckError, match=message):
+        ab.gradcheck(square, x)
+    assert x.data.tolist() == [0.5, -1.0, 2.0]  # gradcheck works on copies

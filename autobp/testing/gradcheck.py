@@ -157,9 +157,12 @@ def _gradcheck(
     # Both backward paths: a first-order backward may run rules on plain arrays
     # (defvjp(plain_arrays=True)) while create_graph=True runs them on Tensors, so a rule can be
     # right on one and wrong on the other; each is checked against the same finite differences.
-    paths = {"first-order backward": _analytic(fn, args, checked, cotangents, create_graph=False)}
-    if both_paths:
-        paths["create_graph backward"] = _analytic(fn, args, checked, cotangents, create_graph=True)
+    try:
+        paths = {"first-order backward": _analytic(fn, args, checked, cotangents, create_graph=False)}
+        if both_paths:
+            paths["create_graph backward"] = _analytic(fn, args, checked, cotangents, create_graph=True)
+    except _Refused as refused:
+        return _fail(str(refused), raise_exception)
 
     def pairing_at(index: int, values: np.ndarray) -> float:
         trial = list(args)
@@ -238,7 +241,10 @@ def _check_own_dtype(
         for i, x in enumerate(args)
     )
     for path, wanted in paths.items():
-        found = _analytic(fn, copies, checked, cotangents, create_graph=path == "create_graph backward")
+        try:
+            found = _analytic(fn, copies, checked, cotangents, create_graph=path == "create_graph backward")
+        except _Refused as refused:
+            return _fail(str(refused), raise_exception)
         for slot, index in enumerate(checked):
             g = found[slot]
             if index not in low or g is None:
@@ -339,6 +345,10 @@ def _check_forward(
     return True if found is None else _fail(f"gradcheck: {found}", raise_exception)
 
 
+class _Refused(Exception):
+    """A backward pass wrote where it must not; the message says where (``_fail`` reports it)."""
+
+
 def _analytic(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -347,15 +357,40 @@ def _analytic(
     create_graph: bool,
 ) -> tuple[Tensor | None, ...]:
     """The vjp ``d<v, fn(args)>/d(args[checked])`` from a fresh forward (a first-order backward
-    frees its graph, and each path must start from a graph of its own)."""
+    frees its graph, and each path must start from a graph of its own).
+
+    The seeds are read-only, as a real backward's incoming gradients often are (a ``sum``'s
+    broadcast view), and the inputs must come back unchanged: a rule writing into either
+    gives right numbers here and wrong ones in a real graph. Raises ``_Refused`` when one does.
+    """
+    path = "create_graph backward" if create_graph else "first-order backward"
     outs = _outputs(fn, args)
     differentiable = [o for o in outs if o.requires_grad]
     if not differentiable:
         return tuple(None for _ in checked)
     seeds = [_like(v, o, same_dtype=True) for o, v in zip(outs, cotangents, strict=True) if o.requires_grad]
-    return grad(
-        differentiable, [args[i] for i in checked], grad_outputs=seeds, create_graph=create_graph, allow_unused=True
-    )
+    for seed in seeds:
+        if isinstance(seed.data, np.ndarray):
+            seed.data.flags.writeable = False
+    before = [_host(x.data).copy() if isinstance(x, Tensor) else None for x in args]
+    try:
+        found = grad(
+            differentiable, [args[i] for i in checked], grad_outputs=seeds, create_graph=create_graph, allow_unused=True
+        )
+    except ValueError as error:
+        if "read-only" not in str(error):
+            raise
+        raise _Refused(
+            f"gradcheck: the {path} wrote into a read-only array: a vjp rule changed its incoming gradient "
+            f"(or another argument) in place, which a real backward refuses or gets wrong ({error})"
+        ) from error
+    for index, (x, old) in enumerate(zip(args, before, strict=True)):
+        if old is not None and not np.array_equal(_host(x.data), old, equal_nan=True):
+            raise _Refused(
+                f"gradcheck: input {index} changed during the {path}: a vjp rule wrote into it in place, "
+                "which corrupts the input (and any rule that reads it later)"
+            )
+    return found
 
 
 def _close_elements(analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float) -> np.ndarray:
