@@ -136,3 +136,9 @@ def test_a_rule_that_writes_into_its_arguments_fails(scratch_ops: list[str], rul
     with pytest.raises(ab.GradcheckError, match=message):
         ab.gradcheck(square, x)
     assert x.data.tolist() == [0.5, -1.0, 2.0]  # gradcheck works on copies
+
+
+@pytest.mark.parametrize("values", [[1e7, 3e7], [-3e7]])
+def test_a_right_gradient_passes_at_large_magnitudes(values: list[float]) -> None:
+    # x +- eps rounds at these magnitudes: the difference must be divided by the step taken
+    assert ab.gradcheck(lambda t: (t * t).sum(), ab.tensor(values, requires_grad=True))

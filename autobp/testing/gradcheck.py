@@ -191,7 +191,9 @@ def _gradcheck(
             for element in np.ndindex(x.shape):
                 step = np.zeros(x.shape)
                 step[element] = eps
-                numeric = (pairing_at(index, x + step) - pairing_at(index, x - step)) / (2 * eps)
+                plus, minus = x + step, x - step
+                # The step actually taken: x +- eps rounds (by up to 0.2% at 3e7 with eps 1e-6).
+                numeric = (pairing_at(index, plus) - pairing_at(index, minus)) / (plus[element] - minus[element])
                 for path, a in gradients.items():
                     if not _close(a[element], numeric, atol, rtol):
                         return _fail(
@@ -202,9 +204,11 @@ def _gradcheck(
         else:
             for k in range(RANDOM_DIRECTIONS):
                 direction = generator.standard_normal(x.shape)
-                numeric = (pairing_at(index, x + eps * direction) - pairing_at(index, x - eps * direction)) / (2 * eps)
+                plus, minus = x + eps * direction, x - eps * direction
+                numeric = (pairing_at(index, plus) - pairing_at(index, minus)) / (2 * eps)
                 for path, a in gradients.items():
-                    projected = float(np.sum(a * direction))
+                    # along the step actually taken (x +- eps d rounds), as the numeric value is
+                    projected = float(np.sum(a * (plus - minus))) / (2 * eps)
                     if not _close(projected, numeric, atol * np.sqrt(x.size), rtol):
                         return _fail(
                             f"gradcheck: input {index} (shape {x.shape}), random direction {k}: "
