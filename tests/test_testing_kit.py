@@ -142,3 +142,10 @@ def test_a_rule_that_writes_into_its_arguments_fails(scratch_ops: list[str], rul
 def test_a_right_gradient_passes_at_large_magnitudes(values: list[float]) -> None:
     # x +- eps rounds at these magnitudes: the difference must be divided by the step taken
     assert ab.gradcheck(lambda t: (t * t).sum(), ab.tensor(values, requires_grad=True))
+
+
+@pytest.mark.parametrize("values", [[-3e7, 5e6, 2.5e7], [1e8, -1.3e8], [1e12]])
+def test_the_step_grows_with_large_values(values: list[float]) -> None:
+    # a fixed step of 1e-6 moves f = x^2 by less than f's own rounding at these magnitudes
+    assert ab.gradcheck(lambda t: (t * t).sum(), ab.tensor(values, requires_grad=True))
+    assert ab.gradcheck(lambda t: ab.sin(t * 1e-7), ab.tensor(values, requires_grad=True))

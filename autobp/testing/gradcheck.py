@@ -114,7 +114,8 @@ def gradcheck(
         fn: maps the inputs to a Tensor or a tuple of Tensors.
         inputs: a Tensor or a tuple of inputs; only Tensors with ``requires_grad`` are checked.
             Lower-precision inputs are promoted to float64 copies, with a warning.
-        eps: the finite-difference step.
+        eps: the finite-difference step, relative for elements larger than 1 in magnitude
+            (``eps * max(1, |x|)``: a fixed step drowns in the rounding of ``f`` at large ``x``).
         atol, rtol: a gradient passes where ``|analytic - numeric| <= atol + rtol * |numeric|``.
         raise_exception: raise ``GradcheckError`` on failure (else return False).
         rng: seed for the random cotangent and directions.
@@ -171,6 +172,7 @@ def _gradcheck(
 
     for slot, index in enumerate(checked):
         x = _host(args[index].data)
+        scale = _scale(x)
         gradients = {}
         for path, analytic in paths.items():
             g = analytic[slot]
@@ -190,7 +192,7 @@ def _gradcheck(
         if x.size <= FULL_CHECK_MAX_ELEMENTS:
             for element in np.ndindex(x.shape):
                 step = np.zeros(x.shape)
-                step[element] = eps
+                step[element] = eps * scale[element]
                 plus, minus = x + step, x - step
                 # The step actually taken: x +- eps rounds (by up to 0.2% at 3e7 with eps 1e-6).
                 numeric = (pairing_at(index, plus) - pairing_at(index, minus)) / (plus[element] - minus[element])
@@ -204,7 +206,7 @@ def _gradcheck(
         else:
             for k in range(RANDOM_DIRECTIONS):
                 direction = generator.standard_normal(x.shape)
-                plus, minus = x + eps * direction, x - eps * direction
+                plus, minus = x + eps * scale * direction, x - eps * scale * direction
                 numeric = (pairing_at(index, plus) - pairing_at(index, minus)) / (2 * eps)
                 for path, a in gradients.items():
                     # along the step actually taken (x +- eps d rounds), as the numeric value is
@@ -314,7 +316,7 @@ def _check_forward(
         """Why jvp along the inputs ``moved`` (the others fixed) disagrees, or None."""
         plus, minus, tangents = list(args), list(args), []
         for i in checked:
-            step = eps * directions[i] if i in moved else np.zeros(hosts[i].shape)
+            step = eps * _scale(hosts[i]) * directions[i] if i in moved else np.zeros(hosts[i].shape)
             plus[i] = _like(hosts[i] + step, args[i], requires_grad=True)
             minus[i] = _like(hosts[i] - step, args[i], requires_grad=True)
             # the step actually taken, after rounding, as the tangent
@@ -403,6 +405,12 @@ def _close_elements(analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol
         near = np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric)
     finite = np.isfinite(analytic) & np.isfinite(numeric)
     return np.where(finite, near, analytic == numeric)
+
+
+def _scale(x: np.ndarray) -> np.ndarray:
+    """What the step ``eps`` is relative to, per element: ``max(1, |x|)``. At ``x = 3e7`` a step
+    of 1e-6 moves ``f = x^2`` by 60 against its rounding of 0.1: the difference is off by 0.2%."""
+    return np.maximum(1.0, np.abs(x))
 
 
 def _close(analytic: float, numeric: float, atol: float, rtol: float) -> bool:
