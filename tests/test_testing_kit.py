@@ -149,3 +149,17 @@ def test_the_step_grows_with_large_values(values: list[float]) -> None:
     # a fixed step of 1e-6 moves f = x^2 by less than f's own rounding at these magnitudes
     assert ab.gradcheck(lambda t: (t * t).sum(), ab.tensor(values, requires_grad=True))
     assert ab.gradcheck(lambda t: ab.sin(t * 1e-7), ab.tensor(values, requires_grad=True))
+
+
+@pytest.mark.parametrize("shape", [(65,), (9, 9), (100, 100)])
+def test_one_wrong_element_of_a_large_input_fails_for_every_seed(scratch_ops: list[str], shape: Any) -> None:
+    square = _square(f"square_wrong_at_one_element_{len(shape)}_{shape[0]}", scratch_ops)
+    wrong = np.ones(shape)
+    wrong.flat[0] = 2.0  # one element's gradient twice the truth
+
+    square.defvjp(lambda g, out, x: 2 * g * x * wrong, plain_arrays=True)
+    x = ab.tensor(np.linspace(0.5, 2.0, wrong.size).reshape(shape), requires_grad=True)
+    for seed in range(10):
+        with pytest.raises(ab.GradcheckError, match="random block"):
+            ab.gradcheck(square, x, rng=seed, check_forward_ad=False)
+    assert ab.gradcheck(lambda t: (t * t * t).sum(axis=0), x)  # a right gradient passes
