@@ -8,9 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import autobp as ab
-from autobp.ops.registry import REGISTRY, op
+from autobp.ops.registry import REGISTRY, Hints, op
+from autobp.testing.sample_parts import draw_array, spread_apart
+from autobp.testing.strategies import shapes
 
 
 @pytest.fixture
@@ -163,3 +167,18 @@ def test_one_wrong_element_of_a_large_input_fails_for_every_seed(scratch_ops: li
         with pytest.raises(ab.GradcheckError, match="random block"):
             ab.gradcheck(square, x, rng=seed, check_forward_ad=False)
     assert ab.gradcheck(lambda t: (t * t * t).sum(axis=0), x)  # a right gradient passes
+
+
+@given(st.data())
+def test_distinct_samples_keep_away_from_the_avoided_points(data: st.DataObject) -> None:
+    hints = Hints(avoid=(0.0, 1.0), distinct=True)
+    values = draw_array(data.draw, hints, 0, data.draw(shapes(max_dims=2, max_side=8)))
+    assert np.all(np.abs(values - 0.0) >= hints.gap) and np.all(np.abs(values - 1.0) >= hints.gap)
+    ordered = np.sort(values.ravel())
+    assert np.all(np.diff(ordered) > hints.gap)  # still spread apart
+
+
+def test_spread_apart_never_puts_a_sample_on_an_avoided_point() -> None:
+    # evenly over [-2, 2], three samples put the middle one exactly on 0
+    spread = spread_apart(np.array([3.0, 1.0, 2.0]), -2.0, 2.0, avoid=(0.0,), gap=0.01)
+    assert np.all(np.abs(spread) >= 0.01) and list(np.argsort(spread)) == [1, 2, 0]

@@ -64,22 +64,45 @@ def keep_away(values: np.ndarray, points: tuple[float, ...], gap: float) -> np.n
     return values
 
 
-def spread_apart(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Same order as ``values``, but evenly spaced over ``[low, high]``: no ties, no near-ties."""
+def spread_apart(
+    values: np.ndarray, low: float, high: float, avoid: tuple[float, ...] = (), gap: float = 0.0
+) -> np.ndarray:
+    """Same order as ``values``, but evenly spaced over ``[low, high]`` less ``2 gap`` around each
+    point of ``avoid``: no ties, no near-ties, and nothing within ``gap`` of an avoided point
+    (spacing over the whole range put samples exactly on one: 0 among three in ``[-2, 2]``)."""
+    # The allowed intervals, in order: [low, high] with (p - 2 gap, p + 2 gap) cut out.
+    pieces = [(low, high)]
+    for point in sorted(avoid):
+        cut = []
+        for a, b in pieces:
+            if point + 2 * gap <= a or point - 2 * gap >= b:
+                cut.append((a, b))
+                continue
+            cut += [(a, point - 2 * gap)] if a < point - 2 * gap else []
+            cut += [(point + 2 * gap, b)] if point + 2 * gap < b else []
+        pieces = cut
+    lengths = np.array([b - a for a, b in pieces])
+    if not pieces or lengths.sum() <= 0:
+        raise ValueError(f"spread_apart: nothing of [{low}, {high}] is more than {2 * gap} from {avoid}")
     flat = values.ravel()
     ranks = np.empty(flat.size)
     ranks[np.argsort(flat, kind="stable")] = np.arange(flat.size)
-    return (low + (ranks + 0.5) * (high - low) / max(flat.size, 1)).reshape(values.shape)
+    # Evenly spaced over the allowed length, then mapped back onto the intervals.
+    along = (ranks + 0.5) * lengths.sum() / max(flat.size, 1)
+    starts = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+    which = np.clip(np.searchsorted(starts, along, side="right") - 1, 0, len(pieces) - 1)
+    lows = np.array([a for a, _ in pieces])
+    return (lows[which] + along - starts[which]).reshape(values.shape)
 
 
 def draw_array(draw: Any, hints: Hints, index: int, shape: tuple[int, ...]) -> np.ndarray:
     """One input array, inside the op's domain and away from its non-differentiable points."""
     low, high = domain_of(hints, index)
     values = draw(arrays(shape, np.float64, (low, high)))
+    if hints.distinct:
+        return spread_apart(values, low, high, hints.avoid, hints.gap)  # (keeping away too)
     if hints.avoid:
         values = keep_away(values, hints.avoid, hints.gap)
-    if hints.distinct:
-        values = spread_apart(values, low, high)
     return values
 
 
