@@ -3,6 +3,7 @@ rules, wherever the rule is wrong, and accept right ones; the sample kinds must 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,9 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import autobp as ab
+from autobp.ops.opdef import OpDef, OpFunction
 from autobp.ops.registry import REGISTRY, Hints, op
 from autobp.testing.sample_parts import draw_array, spread_apart
-from autobp.testing.strategies import shapes
+from autobp.testing.samples import samples_for
+from autobp.testing.strategies import arrays, shapes
 
 
 @pytest.fixture
@@ -182,3 +185,45 @@ def test_spread_apart_never_puts_a_sample_on_an_avoided_point() -> None:
     # evenly over [-2, 2], three samples put the middle one exactly on 0
     spread = spread_apart(np.array([3.0, 1.0, 2.0]), -2.0, 2.0, avoid=(0.0,), gap=0.01)
     assert np.all(np.abs(spread) >= 0.01) and list(np.argsort(spread)) == [1, 2, 0]
+
+
+def test_a_lower_precision_output_is_named_in_the_failure(scratch_ops: list[str]) -> None:
+    scratch_ops.append("square_in_float32")
+
+    @op("square_in_float32")
+    def square(x: Any) -> Any:
+        """x^2, computed in float32. Shapes: any -> same."""
+        return np.asarray(x, np.float32) ** 2
+
+    square.defvjp(lambda g, out, x: 2 * g * x, plain_arrays=True)  # right: float32 rounding fails it
+    with pytest.raises(ab.GradcheckError, match="fn returned float32 output from float64 inputs"):
+        ab.gradcheck(square, X)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@given(data=st.data())
+def test_arrays_take_bounds_the_dtype_cannot_represent(dtype: Any, data: st.DataObject) -> None:
+    values = data.draw(arrays((3,), dtype, (-0.1, 0.1)))
+    assert values.dtype == dtype and np.all(np.abs(values) <= 0.1)
+
+
+def test_the_where_kind_draws_each_input_from_its_own_domain(scratch_ops: list[str]) -> None:
+    scratch_ops.append("where_domains")
+
+    @op("where_domains", arity=3, hints=Hints(shapes="where", domain=((0.0, 1.0), (-2.0, -1.0), (5.0, 6.0))))
+    def where_domains(c: Any, x: Any, y: Any) -> Any:
+        """np.where. Shapes: all three broadcast together."""
+        return np.where(c, x, y)
+
+    @given(samples_for(where_domains.op))
+    def check(sample: Any) -> None:
+        _, x, y = sample.arrays
+        assert np.all((x >= -2.0) & (x <= -1.0)) and np.all((y >= 5.0) & (y <= 6.0))
+
+    check()
+
+
+@pytest.mark.parametrize("method", ["defvjp", "defvjp_variadic", "defjvp", "defjvp_variadic"])
+def test_the_op_function_protocol_declares_the_real_defaults(method: str) -> None:
+    declared = inspect.signature(getattr(OpFunction, method)).parameters["plain_arrays"].default
+    assert declared == inspect.signature(getattr(OpDef, method)).parameters["plain_arrays"].default is False

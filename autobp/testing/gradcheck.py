@@ -158,6 +158,15 @@ def _gradcheck(
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
     generator = np.random.default_rng(rng)
     outs = _outputs(fn, args)
+    # An output in lower precision from float64 inputs rounds the finite differences at its
+    # precision: a right rule can fail, and the message must say why.
+    low = sorted({str(o.dtype) for o in outs if o.requires_grad and _dtype_name(o) not in ("float64", "complex128")})
+    coarse = (
+        f" (fn returned {', '.join(low)} output from float64 inputs: finite differences in that "
+        "precision are too coarse to judge a gradient; compute in float64)"
+        if low
+        else ""
+    )
     # Random signs, magnitudes in [0.5, 1.5]: a normal draw near 0 would hide the output element
     # it weighs (an element wrong by a factor 2 passed where v was 0.001).
     cotangents = [generator.choice([-1.0, 1.0], o.shape) * generator.uniform(0.5, 1.5, o.shape) for o in outs]
@@ -206,7 +215,7 @@ def _gradcheck(
                     if not _close(a[element], numeric, atol, rtol):
                         return _fail(
                             f"gradcheck: input {index} (shape {x.shape}), element {element}: "
-                            f"analytic {a[element]!r} ({path}) vs numeric {numeric!r}",
+                            f"analytic {a[element]!r} ({path}) vs numeric {numeric!r}{coarse}",
                             raise_exception,
                         )
         else:
@@ -234,7 +243,7 @@ def _gradcheck(
                         return _fail(
                             f"gradcheck: input {index} (shape {x.shape}), random block {k} of {len(blocks)} "
                             f"({block.size} elements: {elements}): "
-                            f"analytic {projected!r} ({path}) vs numeric {numeric!r}",
+                            f"analytic {projected!r} ({path}) vs numeric {numeric!r}{coarse}",
                             raise_exception,
                         )
     if not _check_own_dtype(fn, _as_tuple(inputs), args, checked, cotangents, paths, rtol, raise_exception):
@@ -425,6 +434,10 @@ def _close_elements(analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol
         near = np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric)
     finite = np.isfinite(analytic) & np.isfinite(numeric)
     return np.where(finite, near, analytic == numeric)
+
+
+def _dtype_name(t: Tensor) -> str:
+    return str(backends.namespace(t.data).dtype_name(t.dtype))
 
 
 def _scale(x: np.ndarray) -> np.ndarray:

@@ -64,8 +64,8 @@ def where_sample(draw: Any, opdef: OpDef) -> Sample:
     """A boolean condition and two values, all mutually broadcastable."""
     cond_shape, x_shape, y_shape = draw(broadcastable_shapes(num_shapes=3))
     condition = draw(arrays(cond_shape, np.bool_, st.booleans()))
-    x = draw_array(draw, opdef.hints, 0, x_shape)
-    y = draw_array(draw, opdef.hints, 0, y_shape)
+    x = draw_array(draw, opdef.hints, 1, x_shape)  # each from its own domain (0 is the condition's)
+    y = draw_array(draw, opdef.hints, 2, y_shape)
     return Sample([condition, x, y])
 
 

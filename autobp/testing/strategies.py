@@ -42,9 +42,19 @@ def shapes(min_dims: int = 0, max_dims: int = MAX_DIMS, min_side: int = 1, max_s
 
 
 def elements_in(low: float, high: float, dtype: Any = np.float64) -> Any:
-    """Finite floats in ``[low, high]``, representable in ``dtype``."""
+    """Finite floats in ``[low, high]``, representable in ``dtype``.
+
+    Bounds that ``dtype`` cannot represent (0.1 in float32) are rounded inward to the nearest
+    values it can: hypothesis refuses them as they are.
+    """
+    kind = np.dtype(dtype).type
     width = np.dtype(dtype).itemsize * 8
-    return st.floats(low, high, allow_nan=False, allow_infinity=False, width=width)
+    inner_low, inner_high = kind(low), kind(high)
+    if inner_low < low:
+        inner_low = np.nextafter(inner_low, kind(np.inf))
+    if inner_high > high:
+        inner_high = np.nextafter(inner_high, kind(-np.inf))
+    return st.floats(float(inner_low), float(inner_high), allow_nan=False, allow_infinity=False, width=width)
 
 
 def _elements(elements: Any, dtype: Any) -> Any:
