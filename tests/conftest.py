@@ -9,6 +9,7 @@ suite on another array library (``--array-library array_api_strict|torch|cupy``,
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import autobp as ab
+from autobp.ops.registry import REGISTRY
 
 settings.register_profile(
     "default",
@@ -118,3 +120,12 @@ def library(request: pytest.FixtureRequest) -> Library:
     if reason is not None:
         pytest.skip(reason)
     return Library(name, device)
+
+
+@pytest.fixture
+def scratch_ops() -> Iterator[list[str]]:
+    """Names registered by a test, removed afterwards so the registry-driven suite never sees them."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        REGISTRY.pop(name, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -11,15 +10,6 @@ import pytest
 import autobp as ab
 from autobp.graph import WeakScalar
 from autobp.ops.registry import REGISTRY, composite, describe, op
-
-
-@pytest.fixture
-def scratch_ops() -> Iterator[list[str]]:
-    """Names registered by a test, removed afterwards so the registry-driven suite never sees them."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        REGISTRY.pop(name, None)
 
 
 def test_an_op_name_can_be_registered_once(scratch_ops: list[str]) -> None:

@@ -4,7 +4,6 @@ rules, wherever the rule is wrong, and accept right ones; the sample kinds must 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,30 +13,26 @@ from hypothesis import strategies as st
 
 import autobp as ab
 from autobp.ops.opdef import OpDef, OpFunction
-from autobp.ops.registry import REGISTRY, Hints, op
+from autobp.ops.registry import Hints, op
 from autobp.testing.sample_parts import draw_array, spread_apart
 from autobp.testing.samples import samples_for
 from autobp.testing.strategies import arrays, shapes
 
 
-@pytest.fixture
-def scratch_ops() -> Iterator[list[str]]:
-    """Names registered by a test, removed afterwards so the registry-driven suite never sees them."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        REGISTRY.pop(name, None)
-
-
-def _cube(name: str, scratch_ops: list[str]) -> Any:
+def _power(name: str, exponent: int, scratch_ops: list[str]) -> Any:
+    """A scratch op ``x ** exponent`` with no rules yet (each test gives its own, right or wrong)."""
     scratch_ops.append(name)
 
     @op(name)
-    def cube(x: Any) -> Any:
-        """x^3. Shapes: any -> same."""
-        return np.asarray(x) ** 3
+    def power(x: Any) -> Any:
+        """x ** exponent. Shapes: any -> same."""
+        return np.asarray(x) ** exponent
 
-    return cube
+    return power
+
+
+def _cube(name: str, scratch_ops: list[str]) -> Any:
+    return _power(name, 3, scratch_ops)
 
 
 X = ab.tensor([0.5, -1.0, 2.0], requires_grad=True)
@@ -92,14 +87,7 @@ def test_forward_mode_is_skipped_where_an_op_has_no_jvp_rule(scratch_ops: list[s
 
 
 def _square(name: str, scratch_ops: list[str]) -> Any:
-    scratch_ops.append(name)
-
-    @op(name)
-    def square(x: Any) -> Any:
-        """x^2. Shapes: any -> same."""
-        return np.asarray(x) ** 2
-
-    return square
+    return _power(name, 2, scratch_ops)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
