@@ -15,15 +15,30 @@ than its input fails the check.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from autobp import backends
 from autobp.engine import grad
 from autobp.tensor import Tensor
+from autobp.testing.gradcheck_modes import check_forward, check_own_dtype
+from autobp.testing.gradcheck_parts import (
+    GradcheckError,
+    _analytic,
+    _as_tuple,
+    _close,
+    _dtype_name,
+    _fail,
+    _host,
+    _like,
+    _outputs,
+    _pairing,
+    _promote,
+    _Refused,
+    _scale,
+    _where,
+)
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
@@ -34,71 +49,6 @@ FULL_CHECK_MAX_ELEMENTS = 64
 # one element wrong by a factor 2 in 10,000 then fails nearly always (tests/test_testing_kit.py).
 BLOCK_SIZE = 32
 MAX_BLOCKS = 64
-
-
-class GradcheckError(AssertionError):
-    """An analytic gradient disagrees with finite differences; the message says where."""
-
-
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    return tuple(value) if isinstance(value, list | tuple) else (value,)
-
-
-def _promote(inputs: tuple[Any, ...], stacklevel: int) -> tuple[Any, ...]:
-    """Float64 copies of the inputs that require grad (float32 differences are too coarse); a
-    lower-precision one warns, at ``stacklevel`` (0: silently)."""
-    promoted = []
-    for x in inputs:
-        if isinstance(x, Tensor) and x.requires_grad:
-            if stacklevel and backends.namespace(x.data).dtype_name(x.dtype) != "float64":
-                warnings.warn(
-                    f"gradcheck: input of dtype {x.dtype} promoted to float64; finite differences "
-                    "in lower precision cannot check gradients reliably",
-                    stacklevel=stacklevel,
-                )
-            x = Tensor(x.data, dtype=np.float64, requires_grad=True)
-        promoted.append(x)
-    return tuple(promoted)
-
-
-def _outputs(fn: Callable[..., Any], inputs: tuple[Any, ...]) -> tuple[Tensor, ...]:
-    outs = _as_tuple(fn(*inputs))
-    for out in outs:
-        if not isinstance(out, Tensor):
-            raise TypeError(f"gradcheck: fn must return Tensors, got {type(out).__name__}")
-    return outs
-
-
-def _host(array: Any) -> np.ndarray:
-    """A float64 numpy copy of an array of any library (the array itself for float64 numpy)."""
-    return np.asarray(backends.namespace(array).to_numpy(array), dtype=np.float64)
-
-
-def _like(values: np.ndarray, like: Tensor, same_dtype: bool = False, requires_grad: bool = False) -> Tensor:
-    """A host float64 array as a Tensor in ``like``'s library and on its device; of ``like``'s
-    dtype if ``same_dtype``, else float64."""
-    xp = backends.namespace(like.data)
-    if xp.name == "numpy":
-        return Tensor(values, dtype=like.dtype if same_dtype else np.float64, requires_grad=requires_grad)
-    moved = xp.from_numpy(values, xp.device_name(like.data))
-    return Tensor(xp.astype(moved, like.dtype) if same_dtype else moved, requires_grad=requires_grad)
-
-
-def _where(array: Any) -> str:
-    """``numpy``, ``torch on cuda:0``...: an array's library and device, to compare and report."""
-    xp = backends.namespace(array)
-    return xp.name if xp.name == "numpy" else f"{xp.name} on {xp.device_name(array)}"
-
-
-def _pairing(outs: tuple[Tensor, ...], cotangents: list[np.ndarray]) -> float:
-    """<v, f(x)> summed over outputs, in float64 on the host."""
-    return float(sum(np.sum(_host(o.data) * v) for o, v in zip(outs, cotangents, strict=True)))
-
-
-def _fail(message: str, raise_exception: bool) -> bool:
-    if raise_exception:
-        raise GradcheckError(message)
-    return False
 
 
 def gradcheck(
@@ -246,210 +196,11 @@ def _gradcheck(
                             f"analytic {projected!r} ({path}) vs numeric {numeric!r}{coarse}",
                             raise_exception,
                         )
-    if not _check_own_dtype(fn, _as_tuple(inputs), args, checked, cotangents, paths, rtol, raise_exception):
+    if not check_own_dtype(fn, _as_tuple(inputs), args, checked, cotangents, paths, rtol, raise_exception):
         return False
     if check_forward_ad:
-        return _check_forward(fn, args, checked, outs, generator, eps, atol, rtol, raise_exception)
+        return check_forward(fn, args, checked, outs, generator, eps, atol, rtol, raise_exception)
     return True
-
-
-def _check_own_dtype(
-    fn: Callable[..., Any],
-    original: tuple[Any, ...],
-    args: tuple[Any, ...],
-    checked: list[int],
-    cotangents: list[np.ndarray],
-    paths: dict[str, tuple[Tensor | None, ...]],
-    rtol: float,
-    raise_exception: bool,
-) -> bool:
-    """Lower-precision inputs (float32, float16): the finite differences ran on float64 copies,
-    which never run a rule in the inputs' own dtype, and a rule can be wrong only there. The
-    gradients on copies in their own dtype must have that dtype and agree with the float64 ones
-    (checked against finite differences by then) to a tolerance suited to the dtype."""
-    own = {i: backends.namespace(original[i].data).dtype_name(original[i].dtype) for i in checked}
-    low = [i for i in checked if own[i] != "float64"]
-    if not low:
-        return True
-    copies = tuple(
-        _like(_host(original[i].data), original[i], same_dtype=True, requires_grad=True) if i in low else x
-        for i, x in enumerate(args)
-    )
-    for path, wanted in paths.items():
-        try:
-            found = _analytic(fn, copies, checked, cotangents, create_graph=path == "create_graph backward")
-        except _Refused as refused:
-            return _fail(str(refused), raise_exception)
-        for slot, index in enumerate(checked):
-            g = found[slot]
-            if index not in low or g is None:
-                continue
-            dtype = backends.namespace(g.data).dtype_name(g.dtype)
-            if dtype != own[index]:
-                return _fail(
-                    f"gradcheck: the gradient of {own[index]} input {index} ({path}) has dtype {dtype}",
-                    raise_exception,
-                )
-            a = _host(g.data)
-            reference = np.zeros(a.shape) if wanted[slot] is None else _host(wanted[slot].data)  # type: ignore[union-attr]
-            # Rounding in the dtype, relative to each element and to the largest one (cancellation
-            # near zero): sqrt(eps) of the dtype, or rtol if looser.
-            tol = max(rtol, float(np.sqrt(np.finfo(own[index]).eps)))
-            scale = float(np.max(np.abs(reference), initial=0.0))
-            wrong = np.argwhere(~(np.abs(a - reference) <= tol * (np.abs(reference) + scale)))
-            if wrong.size:
-                element = tuple(int(i) for i in wrong[0])
-                return _fail(
-                    f"gradcheck: input {index} (shape {a.shape}), element {element}: the gradient computed in "
-                    f"{own[index]} ({path}) is {a[element]!r}, the float64 one {reference[element]!r}",
-                    raise_exception,
-                )
-    return True
-
-
-def _check_forward(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    checked: list[int],
-    outs: tuple[Tensor, ...],
-    generator: np.random.Generator,
-    eps: float,
-    atol: float,
-    rtol: float,
-    raise_exception: bool,
-) -> bool:
-    """Forward mode against central differences: ``J u`` from ``jvp`` along a random tangent ``u``
-    (of every checked input at once) against ``(f(x + eps u) - f(x - eps u)) / (2 eps)``, output
-    element by output element. True also when forward mode cannot run ``fn`` (an op without a
-    jvp rule)."""
-    from autobp.forward import ForwardModeError  # (autobp.functional imports much: only when used)
-    from autobp.functional import jvp
-
-    def on_checked(*values: Tensor) -> Any:
-        trial = list(args)
-        for i, value in zip(checked, values, strict=True):
-            # jvp's own copies, which require no grad: fn gets inputs as gradcheck's other calls
-            # do (a function that differentiates them, as gradgradcheck's does, needs that).
-            trial[i] = value.requires_grad_() if value.is_leaf and not value.requires_grad else value
-        return fn(*trial)
-
-    compared = [k for k, o in enumerate(outs) if o.requires_grad]
-    hosts = {i: _host(args[i].data) for i in checked}
-    # Random signs, magnitudes in [0.5, 1.5]: no element's part is too small to see, and no two
-    # wrong Jacobian entries cancel for every draw.
-    directions = {
-        i: generator.choice([-1.0, 1.0], x.shape) * generator.uniform(0.5, 1.5, x.shape) for i, x in hosts.items()
-    }
-
-    def mismatch(moved: list[int]) -> str | None:
-        """Why jvp along the inputs ``moved`` (the others fixed) disagrees, or None."""
-        plus, minus, tangents = list(args), list(args), []
-        for i in checked:
-            step = eps * _scale(hosts[i]) * directions[i] if i in moved else np.zeros(hosts[i].shape)
-            plus[i] = _like(hosts[i] + step, args[i], requires_grad=True)
-            minus[i] = _like(hosts[i] - step, args[i], requires_grad=True)
-            # the step actually taken, after rounding, as the tangent
-            tangents.append(_like((_host(plus[i].data) - _host(minus[i].data)) / (2 * eps), args[i]))
-        _, found = jvp(on_checked, tuple(args[i] for i in checked), tuple(tangents))
-        analytic = _as_tuple(found)
-        outs_plus, outs_minus = _outputs(fn, tuple(plus)), _outputs(fn, tuple(minus))
-        along = f"input {moved[0]}" if len(moved) == 1 else f"inputs {moved}"
-        for k in compared:
-            numeric = (_host(outs_plus[k].data) - _host(outs_minus[k].data)) / (2 * eps)
-            a = _host(analytic[k].data)
-            if a.shape != numeric.shape:
-                shapes = f"has shape {a.shape}, not {numeric.shape}"
-                return f"forward mode (jvp) along {along}: output {k}'s tangent {shapes}"
-            wrong = np.argwhere(~_close_elements(a, numeric, atol, rtol))
-            if wrong.size:
-                element = tuple(int(i) for i in wrong[0])
-                return (
-                    f"forward mode (jvp) along {along}, output {k} (shape {numeric.shape}), element {element}: "
-                    f"analytic {a[element]!r} vs numeric {numeric[element]!r}"
-                )
-        return None
-
-    try:
-        # All inputs along one tangent: one jvp, whatever the number of inputs; only a failure
-        # moves them one at a time, to name the input whose rule is wrong.
-        found = mismatch(checked)
-        if found is not None and len(checked) > 1:
-            found = next((m for m in (mismatch([i]) for i in checked) if m is not None), found)
-    except ForwardModeError:
-        return True  # an op without a jvp rule: forward mode cannot run fn, nothing to check
-    return True if found is None else _fail(f"gradcheck: {found}", raise_exception)
-
-
-class _Refused(Exception):
-    """A backward pass wrote where it must not; the message says where (``_fail`` reports it)."""
-
-
-def _analytic(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    checked: list[int],
-    cotangents: list[np.ndarray],
-    create_graph: bool,
-) -> tuple[Tensor | None, ...]:
-    """The vjp ``d<v, fn(args)>/d(args[checked])`` from a fresh forward (a first-order backward
-    frees its graph, and each path must start from a graph of its own).
-
-    The seeds are read-only, as a real backward's incoming gradients often are (a ``sum``'s
-    broadcast view), and the inputs must come back unchanged: a rule writing into either
-    gives right numbers here and wrong ones in a real graph. Raises ``_Refused`` when one does.
-    """
-    path = "create_graph backward" if create_graph else "first-order backward"
-    outs = _outputs(fn, args)
-    differentiable = [o for o in outs if o.requires_grad]
-    if not differentiable:
-        return tuple(None for _ in checked)
-    seeds = [_like(v, o, same_dtype=True) for o, v in zip(outs, cotangents, strict=True) if o.requires_grad]
-    for seed in seeds:
-        if isinstance(seed.data, np.ndarray):
-            seed.data.flags.writeable = False
-    before = [_host(x.data).copy() if isinstance(x, Tensor) else None for x in args]
-    try:
-        found = grad(
-            differentiable, [args[i] for i in checked], grad_outputs=seeds, create_graph=create_graph, allow_unused=True
-        )
-    except ValueError as error:
-        if "read-only" not in str(error):
-            raise
-        raise _Refused(
-            f"gradcheck: the {path} wrote into a read-only array: a vjp rule changed its incoming gradient "
-            f"(or another argument) in place, which a real backward refuses or gets wrong ({error})"
-        ) from error
-    for index, (x, old) in enumerate(zip(args, before, strict=True)):
-        if old is not None and not np.array_equal(_host(x.data), old, equal_nan=True):
-            raise _Refused(
-                f"gradcheck: input {index} changed during the {path}: a vjp rule wrote into it in place, "
-                "which corrupts the input (and any rule that reads it later)"
-            )
-    return found
-
-
-def _close_elements(analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float) -> np.ndarray:
-    """``_close`` element by element."""
-    with np.errstate(invalid="ignore"):  # (inf - inf: the finite test below decides those)
-        near = np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric)
-    finite = np.isfinite(analytic) & np.isfinite(numeric)
-    return np.where(finite, near, analytic == numeric)
-
-
-def _dtype_name(t: Tensor) -> str:
-    return str(backends.namespace(t.data).dtype_name(t.dtype))
-
-
-def _scale(x: np.ndarray) -> np.ndarray:
-    """What the step ``eps`` is relative to, per element: ``max(1, |x|)``. At ``x = 3e7`` a step
-    of 1e-6 moves ``f = x^2`` by 60 against its rounding of 0.1: the difference is off by 0.2%."""
-    return np.maximum(1.0, np.abs(x))
-
-
-def _close(analytic: float, numeric: float, atol: float, rtol: float) -> bool:
-    if not (np.isfinite(analytic) and np.isfinite(numeric)):
-        return bool(analytic == numeric)
-    return bool(abs(analytic - numeric) <= atol + rtol * abs(numeric))
 
 
 def gradgradcheck(

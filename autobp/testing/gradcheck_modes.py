@@ -1,0 +1,152 @@
+"""The checks ``gradcheck`` adds after the vjp's: the gradient computed in a lower-precision
+input's own dtype (``check_own_dtype``), and forward mode against central differences
+(``check_forward``). Both report through ``gradcheck_parts._fail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from autobp import backends
+from autobp.tensor import Tensor
+from autobp.testing.gradcheck_parts import (
+    _analytic,
+    _as_tuple,
+    _close_elements,
+    _fail,
+    _host,
+    _like,
+    _outputs,
+    _Refused,
+    _scale,
+)
+
+
+def check_own_dtype(
+    fn: Callable[..., Any],
+    original: tuple[Any, ...],
+    args: tuple[Any, ...],
+    checked: list[int],
+    cotangents: list[np.ndarray],
+    paths: dict[str, tuple[Tensor | None, ...]],
+    rtol: float,
+    raise_exception: bool,
+) -> bool:
+    """Lower-precision inputs (float32, float16): the finite differences ran on float64 copies,
+    which never run a rule in the inputs' own dtype, and a rule can be wrong only there. The
+    gradients on copies in their own dtype must have that dtype and agree with the float64 ones
+    (checked against finite differences by then) to a tolerance suited to the dtype."""
+    own = {i: backends.namespace(original[i].data).dtype_name(original[i].dtype) for i in checked}
+    low = [i for i in checked if own[i] != "float64"]
+    if not low:
+        return True
+    copies = tuple(
+        _like(_host(original[i].data), original[i], same_dtype=True, requires_grad=True) if i in low else x
+        for i, x in enumerate(args)
+    )
+    for path, wanted in paths.items():
+        try:
+            found = _analytic(fn, copies, checked, cotangents, create_graph=path == "create_graph backward")
+        except _Refused as refused:
+            return _fail(str(refused), raise_exception)
+        for slot, index in enumerate(checked):
+            g = found[slot]
+            if index not in low or g is None:
+                continue
+            dtype = backends.namespace(g.data).dtype_name(g.dtype)
+            if dtype != own[index]:
+                return _fail(
+                    f"gradcheck: the gradient of {own[index]} input {index} ({path}) has dtype {dtype}",
+                    raise_exception,
+                )
+            a = _host(g.data)
+            reference = np.zeros(a.shape) if wanted[slot] is None else _host(wanted[slot].data)  # type: ignore[union-attr]
+            # Rounding in the dtype, relative to each element and to the largest one (cancellation
+            # near zero): sqrt(eps) of the dtype, or rtol if looser.
+            tol = max(rtol, float(np.sqrt(np.finfo(own[index]).eps)))
+            scale = float(np.max(np.abs(reference), initial=0.0))
+            wrong = np.argwhere(~(np.abs(a - reference) <= tol * (np.abs(reference) + scale)))
+            if wrong.size:
+                element = tuple(int(i) for i in wrong[0])
+                return _fail(
+                    f"gradcheck: input {index} (shape {a.shape}), element {element}: the gradient computed in "
+                    f"{own[index]} ({path}) is {a[element]!r}, the float64 one {reference[element]!r}",
+                    raise_exception,
+                )
+    return True
+
+
+def check_forward(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    checked: list[int],
+    outs: tuple[Tensor, ...],
+    generator: np.random.Generator,
+    eps: float,
+    atol: float,
+    rtol: float,
+    raise_exception: bool,
+) -> bool:
+    """Forward mode against central differences: ``J u`` from ``jvp`` along a random tangent ``u``
+    (of every checked input at once) against ``(f(x + eps u) - f(x - eps u)) / (2 eps)``, output
+    element by output element. True also when forward mode cannot run ``fn`` (an op without a
+    jvp rule)."""
+    from autobp.forward import ForwardModeError  # (autobp.functional imports much: only when used)
+    from autobp.functional import jvp
+
+    def on_checked(*values: Tensor) -> Any:
+        trial = list(args)
+        for i, value in zip(checked, values, strict=True):
+            # jvp's own copies, which require no grad: fn gets inputs as gradcheck's other calls
+            # do (a function that differentiates them, as gradgradcheck's does, needs that).
+            trial[i] = value.requires_grad_() if value.is_leaf and not value.requires_grad else value
+        return fn(*trial)
+
+    compared = [k for k, o in enumerate(outs) if o.requires_grad]
+    hosts = {i: _host(args[i].data) for i in checked}
+    # Random signs, magnitudes in [0.5, 1.5]: no element's part is too small to see, and no two
+    # wrong Jacobian entries cancel for every draw.
+    directions = {
+        i: generator.choice([-1.0, 1.0], x.shape) * generator.uniform(0.5, 1.5, x.shape) for i, x in hosts.items()
+    }
+
+    def mismatch(moved: list[int]) -> str | None:
+        """Why jvp along the inputs ``moved`` (the others fixed) disagrees, or None."""
+        plus, minus, tangents = list(args), list(args), []
+        for i in checked:
+            step = eps * _scale(hosts[i]) * directions[i] if i in moved else np.zeros(hosts[i].shape)
+            plus[i] = _like(hosts[i] + step, args[i], requires_grad=True)
+            minus[i] = _like(hosts[i] - step, args[i], requires_grad=True)
+            # the step actually taken, after rounding, as the tangent
+            tangents.append(_like((_host(plus[i].data) - _host(minus[i].data)) / (2 * eps), args[i]))
+        _, found = jvp(on_checked, tuple(args[i] for i in checked), tuple(tangents))
+        analytic = _as_tuple(found)
+        outs_plus, outs_minus = _outputs(fn, tuple(plus)), _outputs(fn, tuple(minus))
+        along = f"input {moved[0]}" if len(moved) == 1 else f"inputs {moved}"
+        for k in compared:
+            numeric = (_host(outs_plus[k].data) - _host(outs_minus[k].data)) / (2 * eps)
+            a = _host(analytic[k].data)
+            if a.shape != numeric.shape:
+                shapes = f"has shape {a.shape}, not {numeric.shape}"
+                return f"forward mode (jvp) along {along}: output {k}'s tangent {shapes}"
+            wrong = np.argwhere(~_close_elements(a, numeric, atol, rtol))
+            if wrong.size:
+                element = tuple(int(i) for i in wrong[0])
+                return (
+                    f"forward mode (jvp) along {along}, output {k} (shape {numeric.shape}), element {element}: "
+                    f"analytic {a[element]!r} vs numeric {numeric[element]!r}"
+                )
+        return None
+
+    try:
+        # All inputs along one tangent: one jvp, whatever the number of inputs; only a failure
+        # moves them one at a time, to name the input whose rule is wrong.
+        found = mismatch(checked)
+        if found is not None and len(checked) > 1:
+            found = next((m for m in (mismatch([i]) for i in checked) if m is not None), found)
+    except ForwardModeError:
+        return True  # an op without a jvp rule: forward mode cannot run fn, nothing to check
+    return True if found is None else _fail(f"gradcheck: {found}", raise_exception)
