@@ -80,9 +80,7 @@ def carries_tangent(value: Any) -> bool:
 def restamp(tensor: Tensor, before: int) -> None:
     """``tensor``'s version moved from ``before`` without a write (``requires_grad`` turned on):
     the tangents it carries still describe it, so their entries take the new version."""
-    key = tensor.grad_fn or tensor
-    counter = tensor._vc
-    now = 0 if counter is None else counter[0]
+    key, now = tensor.grad_fn or tensor, tensor._version
     for level in _mode.forward or ():
         entry = level.tangents.get(key)
         if entry is not None and entry[1] is tensor and entry[2] == before:

@@ -173,7 +173,7 @@ def _restore(value: Any, param: Tensor, key: str, name: str) -> Any:
     # An array of the parameter's shape is a buffer (momentum, Adam's moments), also for a 0-d
     # parameter, whose buffers are 0-d float arrays: made Python floats, the update's in-place
     # `buf *= m` rebound a local and the state stopped moving. Integer scalars (`step`) are values.
-    if lib is not None and (data.ndim > 0 or (param.ndim == 0 and _is_float(data))):
+    if lib is not None and (data.ndim > 0 or (param.ndim == 0 and lib.float_dtype(data.dtype))):
         if tuple(data.shape) != param.shape:
             raise ValueError(
                 f"{name}.load_state_dict: {key} has shape {tuple(data.shape)}, its parameter {param.shape}"
@@ -186,10 +186,3 @@ def _restore(value: Any, param: Tensor, key: str, name: str) -> Any:
     if lib is not None and lib.name != "numpy":
         data = lib.to_numpy(data)  # a 0-d array: its Python value
     return _scalar(data)
-
-
-def _is_float(array: Any) -> bool:
-    kind = getattr(array.dtype, "kind", None)  # numpy's dtypes; other libraries' through numpy
-    if kind is None:
-        kind = np.dtype(str(array.dtype).rsplit(".", 1)[-1]).kind
-    return kind == "f"

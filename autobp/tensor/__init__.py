@@ -223,12 +223,8 @@ class Tensor:
                 # Turned on after the tensor may have been used as a constant: a graph that saved it
                 # would send it only the gradients of the ops recorded for other reasons. The bump
                 # makes such a graph refuse backward (engine.versions) instead.
-                counter = self._vc
-                before = 0 if counter is None else counter[0]
-                if counter is None:
-                    self._vc = [1]
-                else:
-                    counter[0] += 1
+                before = self._version
+                self._version = before + 1
                 if graph._mode.forward is not None:  # (nothing was written: its tangents still hold)
                     from autobp.forward import restamp
 
