@@ -175,7 +175,7 @@ def _mark_changed(node: Node, view: GraphView, ids: dict[int, str]) -> None:
         if not isinstance(tensor, Tensor):
             continue
         then = saved[i] if saved is not None else 0
-        now = tensor._vc[0] if tensor._vc is not None else 0
+        now = tensor._version
         tid = ids.get(id(_vertex(tensor)))
         if now != then and tid is not None and view.tensors[tid].changed is None:
             view.tensors[tid].changed = f"changed since {node.op.name} read it (version {then} -> {now})"
