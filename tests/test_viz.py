@@ -386,6 +386,9 @@ def test_an_input_changed_after_the_forward_is_marked_not_paired_silently() -> N
     found = nodes(draw_graph(y, show_values=True, names={"x": x, "c": c}).source)
     label = next(attrs for attrs in found.values() if "<B>c</B>" in attrs)
     assert "changed since mul read it (version 0 -&gt; 1)" in label
+    legend = draw_graph(y, show_values=True, names={"x": x, "c": c}).source.split("cluster_legend", 1)[1]
+    assert "changed in place since an op read it" in legend  # the mark is explained, not only drawn
+    assert "changed in place" not in draw_graph((x * x).sum()).source  # and only where a tensor has it
     w = ab.tensor([1.0, 2.0], requires_grad=True)  # an optimizer step moves a parameter the same way
     loss = (w * w).sum()
     loss.backward(retain_graph=True)

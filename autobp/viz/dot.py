@@ -27,6 +27,7 @@ STYLES = {
     "bad": ("#fee2e2", "#dc2626", "value or grad holds NaN/Inf"),
     "first_bad": ("#dc2626", "#7f1d1d", "first op producing NaN/Inf"),
     "freed": ("#ffffff", "#94a3b8", "freed by backward (dashed)"),
+    "changed": ("#ffffff", "#b45309", "changed in place since an op read it: the value shown is newer"),
     "note": ("#fffbeb", "#a16207", "note: what the picture leaves out"),
 }
 
@@ -59,6 +60,8 @@ def _tensor_label(t: TensorView, show_shapes: bool, show_values: bool) -> str:
     bad = bool((t.value and t.value.bad) or (t.grad and t.grad.bad))
     if bad:
         fill, border, _ = STYLES["bad"]
+    elif t.changed:  # the border says it too, for the legend's entry
+        border = STYLES["changed"][1]
     rows = []
     if t.name:
         rows.append(f"<B>{html.escape(t.name)}</B>")
@@ -111,6 +114,8 @@ def _legend(graph: Any, view: GraphView, folded: bool) -> None:
         kinds.add("first_bad")
     if view.freed:
         kinds.add("freed")
+    if any(t.changed for t in view.tensors.values()):
+        kinds.add("changed")
     rows = "".join(
         f'<TR><TD BGCOLOR="{fill}" COLOR="{border}" BORDER="1" WIDTH="18"> </TD>'
         f'<TD ALIGN="LEFT">{html.escape(text)}</TD></TR>'
