@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package beside autobp/, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import overhead, run, seed_bar, workloads  # noqa: E402
+from benchmarks import overhead, run, seed_bar, w4_bound, workloads  # noqa: E402
 from benchmarks.harness import Workload, check_close, measure, peak_bytes  # noqa: E402
 
 WORKLOADS = workloads()
@@ -129,6 +129,19 @@ def test_overhead_script_rows() -> None:
     rows = overhead.overhead(ops=8, elements=3, repeats=1)
     assert rows[0][0] == "forward + backward"
     assert all(autobp_us > 0 and numpy_us > 0 for _, autobp_us, numpy_us in rows)
+
+
+def test_the_w4_bound_computes_the_chain_it_times(capsys: pytest.CaptureFixture[str]) -> None:
+    w4_bound.main(ops=300, repeats=1)  # (main checks both recorders' value and gradient against numpy's)
+    rows = capsys.readouterr().out.splitlines()
+    assert [row.split()[0] for row in rows[1:]] == ["floor", "minimal", "autobp", "minimal", "autobp"]
+    assert rows[1].endswith("1.00x floor")
+
+
+def test_the_w4_bound_notices_a_recorder_that_computes_another_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(w4_bound, "SHIFT", 2e-9)  # the minimal recorder adds another constant
+    with pytest.raises(AssertionError):
+        w4_bound.main(ops=300, repeats=1)
 
 
 def test_seed_bar_trains_both_sides_alike(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,108 @@
+"""W4's lower bound: the least any define-by-run recorder in Python pays per op, against the floor.
+
+``python -m benchmarks.w4_bound [OPS] [REPEATS]`` times W4's chain (``* 1.0000001``, ``+ 1e-9`` on
+a 0-d value, forward then backward) three ways, interleaved, and prints medians as ratios to the
+one-element-array floor (W4's ``numpy-array`` row):
+
+- ``floor``: numpy on a one-element array, the derivative carried back by hand;
+- ``minimal``: a recorder with nothing but the graph: one slotted object per op holding the value,
+  the op, its two inputs and a sequence number (what a walk needs to order nodes), made inline,
+  and a backward that follows the chain (no heap, no dispatch, no checks of any kind);
+- ``autobp``: W4's autobp row.
+
+``minimal`` is not a framework (no other op, no broadcasting, no versions, no error, no second
+order); it bounds from below what one can cost. It also reports tracemalloc's peak bytes per node
+for ``minimal`` and ``autobp``: the memory a node needs at the least, and what autobp's costs.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmarks.w4_scalar_chain import FACTOR, SHIFT, START, make, numpy_chain
+
+
+class _Recorded:
+    """A value and how it was made: the merged tensor and node of the least recorder."""
+
+    __slots__ = ("data", "requires_grad", "grad", "op", "left", "right", "seq")
+
+
+def _minimal(ops: int) -> Callable[[], Any]:
+    new, count = object.__new__, itertools.count(1).__next__
+    multiply, add = np.multiply, np.add
+
+    def run() -> Any:
+        x = new(_Recorded)
+        x.data, x.requires_grad, x.grad, x.seq = np.asarray(START), True, None, 0
+        x.op = x.left = x.right = None
+        y = x
+        for i in range(ops):
+            out = new(_Recorded)
+            if i % 2 == 0:
+                out.data, out.op = multiply(y.data, FACTOR), 0
+            else:
+                out.data, out.op = add(y.data, SHIFT), 1
+            out.right = FACTOR if i % 2 == 0 else SHIFT
+            out.requires_grad, out.grad, out.left, out.seq = True, None, y, count()
+            y = out
+        grad, node = np.ones_like(y.data), y
+        while node.op is not None:  # d(x * c) = c, d(x + c) = 1; the graph freed as it is walked
+            if node.op == 0:
+                grad = multiply(grad, node.right)
+            node.left, node = None, node.left
+        return [y.data, grad]
+
+    return run
+
+
+def _peak_per_node(run: Callable[[], Any], ops: int) -> float:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        run()
+        return (tracemalloc.get_traced_memory()[1] - base) / ops
+    finally:
+        tracemalloc.stop()
+
+
+def main(ops: int = 200_000, repeats: int = 5) -> None:
+    runs = {
+        "floor": lambda: numpy_chain(ops, np.array([START])),
+        "minimal": _minimal(ops),
+        "autobp": make("autobp", ops),
+    }
+    want = numpy_chain(ops)
+    for name in ("minimal", "autobp"):  # the same chain, the same numbers
+        got = runs[name]()
+        np.testing.assert_allclose([np.reshape(g, ()) for g in got], want, rtol=1e-12)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(repeats):
+        names = list(runs)
+        for name in names[repeat % 3 :] + names[: repeat % 3]:
+            gc.collect()
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    floor = statistics.median(times["floor"])
+    print(f"W4 bound, {ops:,} ops, median of {repeats}")
+    for name, taken in times.items():
+        median = statistics.median(taken)
+        print(f"{name:8} {median / ops * 1e6:6.2f} us/op  {median / floor:5.2f}x floor")
+    for name in ("minimal", "autobp"):
+        print(f"{name:8} {_peak_per_node(runs[name], ops):6.0f} B/node (tracemalloc peak)")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))
