@@ -35,6 +35,13 @@ class _Recorded:
     """A value and how it was made: the merged tensor and node of the least recorder."""
 
     __slots__ = ("data", "requires_grad", "grad", "op", "left", "right", "seq")
+    data: Any
+    requires_grad: bool
+    grad: Any
+    op: int | None
+    left: _Recorded | None
+    right: Any
+    seq: int
 
 
 def _minimal(ops: int) -> Callable[[], Any]:
@@ -59,7 +66,7 @@ def _minimal(ops: int) -> Callable[[], Any]:
         while node.op is not None:  # d(x * c) = c, d(x + c) = 1; the graph freed as it is walked
             if node.op == 0:
                 grad = multiply(grad, node.right)
-            node.left, node = None, node.left
+            node.left, node = None, node.left  # type: ignore[assignment]
         return [y.data, grad]
 
     return run

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package beside autobp/, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import overhead, run, seed_bar, w4_bound, workloads  # noqa: E402
+from benchmarks import overhead, run, seed_bar, w4_bound, w5_parts, workloads  # noqa: E402
 from benchmarks.harness import Workload, check_close, measure, peak_bytes  # noqa: E402
 
 WORKLOADS = workloads()
@@ -142,6 +142,15 @@ def test_the_w4_bound_notices_a_recorder_that_computes_another_chain(monkeypatch
     monkeypatch.setattr(w4_bound, "SHIFT", 2e-9)  # the minimal recorder adds another constant
     with pytest.raises(AssertionError):
         w4_bound.main(ops=300, repeats=1)
+
+
+def test_w5_parts_times_a_replay_that_gives_the_r_operators_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    medians = w5_parts.parts(batch=4, repeats=3)  # (parts compares the call and the replay with numpy first)
+    assert list(medians) == ["numpy", "taped", "replay"] and all(m > 0 for m in medians.values())
+    wrong = w5_parts.numpy_hvp
+    monkeypatch.setattr(w5_parts, "numpy_hvp", lambda *a: [2.0 * p for p in wrong(*a)])
+    with pytest.raises(AssertionError):
+        w5_parts.parts(batch=4, repeats=1)
 
 
 def test_seed_bar_trains_both_sides_alike(capsys: pytest.CaptureFixture[str]) -> None:
