@@ -55,6 +55,50 @@ def test_binary_cross_entropy_floors_the_log_at_minus_100() -> None:
     assert np.all(np.isfinite(p.grad.numpy()))
 
 
+# Each loss on an empty batch: (its name, the scores, the targets). Scores (0, 3), float32 so
+# that the nan is seen to keep the dtype.
+EMPTY_BATCH = [
+    ("cross_entropy", np.zeros(0, dtype=np.int64)),
+    ("nll_loss", np.zeros(0, dtype=np.int64)),
+    ("mse_loss", np.zeros((0, 3), dtype=np.float32)),
+    ("binary_cross_entropy", np.zeros((0, 3), dtype=np.float32)),
+    ("binary_cross_entropy_with_logits", np.zeros((0, 3), dtype=np.float32)),
+]
+
+
+@pytest.mark.parametrize("name, target", EMPTY_BATCH, ids=[case[0] for case in EMPTY_BATCH])
+def test_the_mean_loss_of_an_empty_batch_is_nan_and_the_sum_zero(name: str, target: np.ndarray) -> None:
+    # A mean over no examples is undefined: nan, as in PyTorch and numpy, not the 0.0 that once
+    # came back (a plausible loss for a batch that had none). The suite runs with warnings as
+    # errors, so this also checks that no numpy RuntimeWarning leaks.
+    loss_fn = getattr(F, name)
+    scores = ab.tensor(np.zeros((0, 3), dtype=np.float32), requires_grad=True)
+    mean = loss_fn(scores, target)
+    assert mean.shape == () and mean.dtype == np.float32 and np.isnan(mean.item())
+    (g,) = ab.grad(mean, [scores], create_graph=True)
+    assert g.shape == (0, 3) and g.dtype == np.float32
+    if g.requires_grad:  # (nll_loss is linear in its scores: its gradient is a constant)
+        (gg,) = ab.grad(g.sum(), [scores], allow_unused=True)
+        assert gg is None or gg.shape == (0, 3)
+    total = loss_fn(scores, target, reduction="sum")
+    assert total.item() == 0.0 and ab.grad(total, [scores])[0].shape == (0, 3)
+    assert loss_fn(scores, target, reduction="none").shape[0] == 0
+    # forward mode too: the tangent of nothing's mean is nan, as its value
+    _, tangent = ab.functional.jvp(lambda s: loss_fn(s, target), scores.detach(), ab.zeros_like(scores))
+    assert np.isnan(tangent.item())
+
+
+@pytest.mark.parametrize("name, target", EMPTY_BATCH, ids=[case[0] for case in EMPTY_BATCH])
+def test_empty_batch_losses_match_pytorch(name: str, target: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    for reduction in ("mean", "sum"):
+        expected = getattr(torch.nn.functional, name)(
+            torch.zeros(0, 3), torch.from_numpy(target), reduction=reduction
+        ).item()
+        got = getattr(F, name)(np.zeros((0, 3), dtype=np.float32), target, reduction=reduction).item()
+        assert got == expected or (np.isnan(got) and np.isnan(expected)), (reduction, got, expected)
+
+
 LOSSES: list[tuple[str, Callable[..., ab.Tensor], Callable[[], tuple[ab.Tensor, ...]]]] = [
     ("log_softmax", lambda x: F.log_softmax(x, axis=1), lambda: (ab.randn(3, 4, requires_grad=True, rng=1),)),
     ("softmax", lambda x: F.softmax(x, axis=0), lambda: (ab.randn(3, 4, requires_grad=True, rng=2),)),

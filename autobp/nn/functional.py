@@ -1,8 +1,10 @@
 """Stateless layer functions and losses, built from autobp ops (so every order of derivative works).
 
-Losses take ``reduction`` in ``("mean", "sum", "none")``. The ones that take logits stay finite,
-in value and gradient, for logits of magnitude 1e4: softmax shifts by the row maximum (a
-constant, which the result does not depend on) and the binary losses use ``softplus``.
+Losses take ``reduction`` in ``("mean", "sum", "none")``. The mean of an empty batch is nan, as
+in PyTorch and numpy (a mean of nothing is undefined), with an empty gradient and no warning;
+the sum of an empty batch is 0. The ones that take logits stay finite, in value and gradient,
+for logits of magnitude 1e4: softmax shifts by the row maximum (a constant, which the result
+does not depend on) and the binary losses use ``softplus``.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def _as_tensor(x: Any) -> Tensor:
 
 def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
     if reduction == "mean":
-        return ops.sum(loss) / max(loss.size, 1)
+        # ops.mean: nan over no elements, without numpy's warning. Dividing the sum by
+        # max(size, 1) instead gave 0.0 for an empty batch, a plausible loss for an undefined one.
+        return ops.mean(loss)
     if reduction == "sum":
         return ops.sum(loss)
     if reduction == "none":
@@ -122,6 +126,7 @@ def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer ``targets`` under ``log_probs``.
 
     Shapes: log_probs (N, C), targets (N,) ints -> scalar, or (N,) with ``reduction="none"``.
+    The mean over an empty batch (N = 0) is nan, as in PyTorch; the sum is 0.
     """
     log_probs = _as_tensor(log_probs)
     target = _check_targets("nll_loss", log_probs, targets)
@@ -140,6 +145,7 @@ def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of integer ``targets`` given unnormalized ``logits``.
 
     Shapes: logits (N, C), targets (N,) ints -> scalar, or (N,) with ``reduction="none"``.
+    The mean over an empty batch (N = 0) is nan, as in PyTorch; the sum is 0.
 
     >>> import autobp as ab
     >>> loss = ab.nn.functional.cross_entropy(ab.tensor([[1e4, 0.0]]), [1])
@@ -152,7 +158,10 @@ def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
 
 
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
-    """Squared error ``(input - target)^2``. Shapes: same shapes -> scalar, or that shape."""
+    """Squared error ``(input - target)^2``. Shapes: same shapes -> scalar, or that shape.
+
+    The mean over no elements is nan, as in PyTorch; the sum is 0.
+    """
     input, target = _as_tensor(input), _as_tensor(target)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
@@ -162,7 +171,8 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
 def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> Tensor:
     """``-(t log p + (1 - t) log(1 - p))`` with each log floored at -100, as PyTorch does.
 
-    Shapes: same shapes -> scalar, or that shape with ``reduction="none"``.
+    Shapes: same shapes -> scalar, or that shape with ``reduction="none"``. The mean over no
+    elements is nan, as in PyTorch; the sum is 0.
     """
     probs, target = _as_tensor(probs), _as_tensor(target)
     if probs.shape != target.shape:
@@ -176,7 +186,8 @@ def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> Te
 def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
     """``binary_cross_entropy(sigmoid(logits), target)``, computed stably as ``softplus(x) - t x``.
 
-    Shapes: same shapes -> scalar, or that shape with ``reduction="none"``.
+    Shapes: same shapes -> scalar, or that shape with ``reduction="none"``. The mean over no
+    elements is nan, as in PyTorch; the sum is 0.
     """
     logits, target = _as_tensor(logits), _as_tensor(target)
     if logits.shape != target.shape:
