@@ -9,7 +9,9 @@ the results can be differentiated again with respect to the original inputs).
 ``jvp`` and ``jacfwd`` run forward mode (``autobp.forward``): one pass carrying tangents, no
 backward graph. ``hvp`` and ``hessian`` run forward-over-reverse: the gradient is computed with
 the vjp rules on Tensors inside a forward-mode level, whose tangents along ``v`` are H v. They
-live in ``autobp.functional_forward``.
+live in ``autobp.functional_forward``. ``jacfwd``, ``jacobian`` in forward mode and ``hessian``
+call ``func`` once per input element; a call that computes other values than the first (a
+``func`` drawing random numbers) raises ``RuntimeError`` rather than mixing samples.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from autobp.functional_args import (
     packed,
     stacked,
 )
-from autobp.functional_forward import hessian, hvp, jacfwd, jvp
+from autobp.functional_forward import forward_jacobian, hessian, hvp, jacfwd, jvp
 from autobp.grad_mode import enable_grad
 from autobp.ops import reshape, stack
 from autobp.tensor import Tensor
@@ -69,6 +71,9 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False, 
     ``strategy="auto"`` picks by the shapes: forward mode (one jvp per input element, as
     ``jacfwd``) when the inputs have fewer elements in all than the outputs, reverse mode (one
     vjp per output element) otherwise; ``"forward-mode"`` or ``"reverse-mode"`` force one.
+    Forward mode calls ``func`` once per input element, and raises ``RuntimeError`` when a call
+    computes other values than the first (a func that draws random numbers); reverse mode calls
+    it once.
     Shapes: entry ``[i][j]`` has shape ``outputs[i].shape + inputs[j].shape``; a Tensor input or
     output drops its index.
 
@@ -80,13 +85,19 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False, 
     if strategy not in ("auto", "forward-mode", "reverse-mode"):
         raise ValueError(f"jacobian: strategy must be 'auto', 'forward-mode' or 'reverse-mode', got {strategy!r}")
     if strategy == "forward-mode":
-        return jacfwd(func, inputs, create_graph)
+        return forward_jacobian(func, inputs, create_graph, "jacobian", FORWARD_ADVICE)
     in_tuple, xs = as_tensors(inputs, "jacobian", "inputs")
     xs = fresh_inputs(xs, create_graph, "jacobian")
     out_tuple, outs = call_func(func, xs, "jacobian")
     if strategy == "auto" and sum(numel(x) for x in xs) < sum(numel(o) for o in outs):
-        return jacfwd(func, inputs, create_graph)
+        return forward_jacobian(func, inputs, create_graph, "jacobian", FORWARD_ADVICE)
     return _jacobian_of(outs, xs, in_tuple, out_tuple, create_graph)
+
+
+FORWARD_ADVICE = (
+    'pass strategy="reverse-mode", which calls func once '
+    '(strategy="auto" picks forward mode when the inputs have fewer elements than the outputs).'
+)
 
 
 def _jacobian_of(

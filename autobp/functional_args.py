@@ -125,6 +125,70 @@ def detached_tangents(values: Sequence[Tensor], create_graph: bool, directions: 
     return tuple(unaliased(detached, [d.data for d in directions]))
 
 
+class SameEveryCall:
+    """Checks that the calls of ``func`` a transform assembles one result from computed the same values.
+
+    ``jacfwd`` and ``hessian`` call ``func`` once per input element and put the columns together:
+    a ``func`` that draws random numbers (dropout) would give each column another sample, and the
+    result would mix them without an error. Every call computes the same primal values, so each
+    later call's are compared with the first call's: on numpy their bytes (a NaN a deterministic
+    ``func`` computes matches itself), on another library on its device (equal, or NaN in both),
+    one boolean read back per call.
+    """
+
+    def __init__(self, what: str, advice: str) -> None:
+        self.what, self.advice = what, advice
+        self.first: list[tuple[str, Any]] | None = None
+
+    def check(self, values: Sequence[tuple[str, Tensor]], call: str) -> None:
+        """``values``: (a name for the error, the value) for one call, ``call`` naming that call."""
+        if self.first is None:  # a copy: func could return a Tensor it later writes into
+            self.first = [(name, _snapshot(value.data)) for name, value in values]
+            return
+        names, first = [name for name, _ in values], [name for name, _ in self.first]
+        if names != first:  # (another number of outputs, or a tuple where it returned a Tensor)
+            returned = f"returned {_outputs(names)}, the first call {_outputs(first)}"
+            raise RuntimeError(self._message(f"the call for {call} {returned}"))
+        for (name, value), (_, kept) in zip(values, self.first, strict=True):
+            if not _same(kept, value.data):
+                raise RuntimeError(self._message(f"{name} in the call for {call} differs from the first call's"))
+
+    def _message(self, detail: str) -> str:
+        return (
+            f"{self.what}: func gave different values on repeated calls ({detail}). {self.what} calls func "
+            "once per input element and assembles its result from those calls, so a func that is not "
+            "deterministic (it draws random numbers, e.g. dropout) would mix different samples. Draw them "
+            "from a fixed seed inside func (dropout(x, p, rng=0), ab.randn(..., rng=0); a Generator made "
+            f"outside func moves on between calls), or {self.advice}"
+        )
+
+
+def _outputs(names: list[str]) -> str:
+    return "one Tensor" if names == ["the output"] else f"a tuple of {len(names)}"
+
+
+def _snapshot(data: Any) -> Any:
+    """What ``_same`` compares a later call's array with: a numpy array's bytes, another
+    library's array copied on its device."""
+    if isinstance(data, np.ndarray | np.generic):
+        return (data.dtype, data.shape, data.tobytes())
+    xp = namespace(data)
+    return xp.asarray(data, copy=True)
+
+
+def _same(kept: Any, data: Any) -> bool:
+    """Whether ``data`` holds the values ``_snapshot`` kept: bit for bit on numpy."""
+    if isinstance(data, np.ndarray | np.generic):
+        return isinstance(kept, tuple) and kept == (data.dtype, data.shape, data.tobytes())
+    if isinstance(kept, tuple) or kept.dtype != data.dtype or tuple(kept.shape) != tuple(data.shape):
+        return False
+    xp = namespace(kept, data)
+    equal = kept == data
+    if xp.isdtype(data.dtype, ("real floating", "complex floating")):
+        equal = equal | (xp.isnan(kept) & xp.isnan(data))
+    return bool(xp.all(equal))
+
+
 def packed(is_tuple: bool, values: Sequence[Any]) -> Any:
     return tuple(values) if is_tuple else values[0]
 

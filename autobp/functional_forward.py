@@ -12,6 +12,7 @@ from typing import Any
 
 from autobp.forward_ad import attach, dual_level, tangent_of
 from autobp.functional_args import (
+    SameEveryCall,
     as_tensors,
     call_func,
     check_scalar,
@@ -32,6 +33,10 @@ from autobp.ops import reshape, stack
 from autobp.tensor import Tensor
 
 __all__ = ["jvp", "jacfwd", "hessian", "hvp"]
+
+# One call of func for one column of a Jacobian: (out_tuple, the outputs, their tangents, the
+# values every such call must compute alike, each named for the error SameEveryCall raises).
+Column = tuple[bool, tuple[Tensor, ...], list[Tensor], list[tuple[str, Tensor]]]
 
 
 def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False) -> tuple[Any, Any]:
@@ -78,31 +83,47 @@ def jacfwd(func: Callable[..., Any], inputs: Any, create_graph: bool = False) ->
     """The Jacobian of ``func`` at ``inputs`` by forward mode: one jvp (a column) per input element.
 
     Cheaper than reverse mode when the inputs have fewer elements than the outputs. ``func`` runs
-    once per column, so it must be pure (no in-place writes to its inputs, no random draws).
+    once per column, so it must be pure (no in-place writes to its inputs, no random draws): a
+    call whose outputs differ from the first call's raises ``RuntimeError`` (for a func that
+    draws random numbers, ``jacobian(..., strategy="reverse-mode")`` calls it once).
     Shapes: as ``jacobian``.
 
     >>> import autobp as ab
     >>> jacfwd(lambda x: ab.stack([x.sum(), (x * x).sum(), x[0]]), ab.tensor([1.0, 2.0])).tolist()
     [[1.0, 1.0], [2.0, 4.0], [1.0, 0.0]]
     """
+    return forward_jacobian(func, inputs, create_graph, "jacfwd", JACFWD_ADVICE)
+
+
+JACFWD_ADVICE = 'use jacobian(func, inputs, strategy="reverse-mode"), which calls func once.'
+
+
+def forward_jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool, what: str, advice: str) -> Any:
+    """``jacfwd`` for the transform ``what`` (``jacobian`` in forward mode too): errors name it, and
+    the one for a func that computes different values on repeated calls ends with ``advice``."""
     create_graph = differentiable(create_graph)  # (inside another forward-mode transform too)
-    in_tuple, xs = as_tensors(inputs, "jacfwd", "inputs")
-    xs = fresh_inputs(xs, create_graph, "jacfwd", requires_grad=False)
+    in_tuple, xs = as_tensors(inputs, what, "inputs")
+    xs = fresh_inputs(xs, create_graph, what, requires_grad=False)
 
-    def column(tangents: list[Tensor]) -> tuple[bool, tuple[Tensor, ...], list[Tensor]]:
-        return _forward(func, xs, tangents, create_graph, "jacfwd")
+    def column(tangents: list[Tensor]) -> Column:
+        out_tuple, outs, tangent_outs = _forward(func, xs, tangents, create_graph, what)
+        named = [(f"output {i}" if out_tuple else "the output", out) for i, out in enumerate(outs)]
+        return out_tuple, outs, tangent_outs, named
 
-    return _columns(column, xs, in_tuple, create_graph)
+    return _columns(column, xs, in_tuple, create_graph, SameEveryCall(what, advice))
 
 
 def _columns(
-    run: Callable[[list[Tensor]], tuple[bool, tuple[Tensor, ...], list[Tensor]]],
+    run: Callable[[list[Tensor]], Column],
     xs: tuple[Tensor, ...],
     in_tuple: bool,
     create_graph: bool,
+    same: SameEveryCall,
 ) -> Any:
-    """Jacobian blocks from ``run(tangents) -> (out_tuple, outputs, output tangents)``, one input
-    element at a time: entry ``[i][j]`` has shape ``outputs[i].shape + xs[j].shape``."""
+    """Jacobian blocks from ``run(tangents) -> Column``, one input element at a time: entry
+    ``[i][j]`` has shape ``outputs[i].shape + xs[j].shape``. Each call's primal values go to
+    ``same``, which raises when one differs from the first call's: the columns would then come
+    from different functions (a func drawing random numbers), and the result would be wrong."""
     columns: list[list[list[Tensor]]] = [[] for _ in xs]  # [j][element] -> the tangent of each output
     out_tuple: bool = False
     outs: tuple[Tensor, ...] = ()
@@ -110,10 +131,11 @@ def _columns(
         for flat in range(numel(x)):
             tangents = [filled(z, 0) for z in xs]
             tangents[j] = one_hot(x, flat)
-            out_tuple, outs, tangent_outs = run(tangents)
+            out_tuple, outs, tangent_outs, primals = run(tangents)
+            same.check(primals, f"inputs[{j}] element {flat}" if in_tuple else f"input element {flat}")
             columns[j].append(tangent_outs)
     if not any(columns):  # every input is empty: one plain evaluation gives the output shapes
-        out_tuple, outs, _ = run([filled(z, 0) for z in xs])
+        out_tuple, outs, _, _ = run([filled(z, 0) for z in xs])
     table = []
     for i, out in enumerate(outs):
         entry = []
@@ -134,6 +156,8 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -
     """The Hessian of a scalar ``func`` at ``inputs``, one Hessian-vector product (forward-over-
     reverse, as ``hvp``) per input element.
 
+    ``func`` runs once per input element, so it must be pure: a call whose value or gradient
+    differs from the first call's (a func that draws random numbers) raises ``RuntimeError``.
     Shapes: entry ``[i][j]`` has shape ``inputs[i].shape + inputs[j].shape`` (a Tensor input
     gives one array of shape ``x.shape + x.shape``).
 
@@ -145,19 +169,37 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -
     in_tuple, xs = as_tensors(inputs, "hessian", "inputs")
     xs = fresh_inputs(xs, create_graph, "hessian")
 
-    def column(vectors: list[Tensor]) -> tuple[bool, tuple[Tensor, ...], list[Tensor]]:
-        _, products = _forward_over_reverse(func, xs, vectors, create_graph, "hessian")
-        return in_tuple, xs, products
+    def column(vectors: list[Tensor]) -> Column:
+        value, gradient, products = _gradient_and_products(func, xs, vectors, create_graph, "hessian")
+        # The value alone could repeat with another random draw (dropout's mask of the same
+        # size); the gradient shows where the draw fell.
+        names = [f"func's gradient for inputs[{j}]" if in_tuple else "func's gradient" for j in range(len(xs))]
+        return in_tuple, xs, products, [("func's value", value), *zip(names, gradient, strict=True)]
 
-    return _columns(column, xs, in_tuple, create_graph)
+    return _columns(column, xs, in_tuple, create_graph, SameEveryCall("hessian", HESSIAN_ADVICE))
+
+
+HESSIAN_ADVICE = (
+    "differentiate one call of func twice, by reverse mode: for a Tensor input x, "
+    'jacobian(lambda x: ab.grad(func(x), [x], create_graph=True)[0], x, strategy="reverse-mode").'
+)
 
 
 def _forward_over_reverse(
     func: Callable[..., Any], xs: tuple[Tensor, ...], vectors: Sequence[Tensor], create_graph: bool, what: str
 ) -> tuple[Tensor, list[Tensor]]:
     """``(func(xs), H v)``: the gradient, computed inside a forward-mode level where ``xs`` carry
-    ``vectors``, has tangents ``H v``. Its vjp rules run on Tensors (``create_graph`` for the
-    engine) so that they carry the tangents; without ``create_graph`` they record nothing
+    ``vectors``, has tangents ``H v``."""
+    value, _, products = _gradient_and_products(func, xs, vectors, create_graph, what)
+    return value, products
+
+
+def _gradient_and_products(
+    func: Callable[..., Any], xs: tuple[Tensor, ...], vectors: Sequence[Tensor], create_graph: bool, what: str
+) -> tuple[Tensor, tuple[Tensor, ...], list[Tensor]]:
+    """``(func(xs), its gradient, H v)``: the gradient, computed inside a forward-mode level where
+    ``xs`` carry ``vectors``, has tangents ``H v``. Its vjp rules run on Tensors (``create_graph``
+    for the engine) so that they carry the tangents; without ``create_graph`` they record nothing
     (``engine.grad_carrying_tangents``), and the graph is freed as the gradient is computed."""
     with dual_level(differentiable=create_graph) as level:
         for x, t in zip(xs, vectors, strict=True):
@@ -167,7 +209,7 @@ def _forward_over_reverse(
         with enable_grad():  # (without create_graph, H v is all that is wanted: the rules record nothing)
             seed = [filled(outs[0], 1)]
             gradient = input_grads(outs, xs, seed, create_graph=create_graph, carry_tangents=not create_graph)
-        return outs[0], _tangents_or_zeros(level, gradient)
+        return outs[0], gradient, _tangents_or_zeros(level, gradient)
 
 
 def _reverse_over_forward(

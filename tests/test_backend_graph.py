@@ -299,6 +299,21 @@ def test_forward_mode_transforms_equal_numpys(library: str) -> None:
         _assert_like(g, w, library)
 
 
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_forward_mode_jacobians_refuse_random_draws_and_accept_nan_on_every_library(library: str) -> None:
+    # The check of repeated calls compares on the arrays' own library: equal, or NaN in both.
+    x = _on(library, np.array([1.0, -2.0, 3.0]))
+    rng = np.random.default_rng(0)
+    with pytest.raises(RuntimeError, match="jacfwd: func gave different values on repeated calls"):
+        ab.functional.jacfwd(lambda t: ab.nn.functional.dropout(t, 0.5, rng=rng), x)
+    with pytest.raises(RuntimeError, match="hessian: func gave different values on repeated calls"):
+        ab.functional.hessian(lambda t: ab.sum(ab.nn.functional.dropout(t, 0.5, rng=rng) ** 3), x)
+    jac = ab.functional.jacfwd(lambda t: ab.log(t), x)  # NaN at -2, at every call
+    np.testing.assert_allclose(_host(jac), np.diag([1.0, -0.5, 1.0 / 3.0]))
+    hess = ab.functional.hessian(lambda t: ab.sum(ab.log(t) * t), x)  # (the value is NaN too)
+    np.testing.assert_allclose(_host(hess), np.diag([1.0, -0.5, 1.0 / 3.0]))
+
+
 # -- the tape --------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ strategy of ``jacobian``. The per-op rules are checked over the registry in test
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,89 @@ def test_jacfwd_of_several_inputs_and_outputs_matches_reverse() -> None:
         for block_f, block_r in zip(row_f, row_r, strict=True):
             assert block_f.shape == block_r.shape
             np.testing.assert_allclose(block_f.data, block_r.data, rtol=1e-12, atol=1e-14)
+
+
+def _random_calls() -> dict[str, Any]:
+    """Calls of the transforms that run func once per input element, on funcs drawing a new
+    sample at every call from a Generator made outside them. Fresh generators on every use."""
+    x = ab.tensor([1.0, 2.0, 3.0])
+    drop = np.random.default_rng(0)  # dropout's mask differs between calls
+    swap = np.random.default_rng(0)  # the value stays 6.0 at x = 1; only the gradient shows the draw
+
+    def dropout(t: ab.Tensor) -> ab.Tensor:
+        return ab.nn.functional.dropout(t, 0.5, rng=drop)
+
+    def shuffled(t: ab.Tensor) -> ab.Tensor:
+        return (t * ab.tensor(swap.permutation([1.0, 2.0, 3.0]))).sum()
+
+    def wide(t: ab.Tensor) -> ab.Tensor:  # 3 inputs, 6 outputs: jacobian's "auto" picks forward mode
+        return ab.concatenate([dropout(t), t])
+
+    def grows(t: ab.Tensor) -> Any:  # a Tensor at the first call, a tuple after
+        calls.append(t)
+        return t if len(calls) == 1 else (t, t)
+
+    calls: list[ab.Tensor] = []
+
+    return {
+        "jacfwd": lambda: ab.functional.jacfwd(dropout, x),
+        "jacfwd, tuple": lambda: ab.functional.jacfwd(lambda a, b: (a * b, dropout(a)), (x, x)),
+        "jacfwd, another structure": lambda: ab.functional.jacfwd(grows, x),
+        "jacobian, auto": lambda: ab.functional.jacobian(wide, x),
+        "jacobian, forward-mode": lambda: ab.functional.jacobian(dropout, x, strategy="forward-mode"),
+        "hessian": lambda: ab.functional.hessian(lambda t: (dropout(t) ** 3).sum(), x),
+        "hessian, same value": lambda: ab.functional.hessian(shuffled, ab.ones(3)),
+        "hessian, tuple": lambda: ab.functional.hessian(lambda a, b: (dropout(a) * b).sum(), (x, x)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_random_calls()))
+def test_a_func_drawing_random_numbers_is_refused_not_mixed_into_one_jacobian(name: str) -> None:
+    # jacfwd and hessian call func once per input element and assemble the columns: a new dropout
+    # mask at every call once gave a Jacobian whose columns came from different functions,
+    # without an error. Every call computes the same primal values; each is checked.
+    transform = name.split(",")[0]
+    advice = {
+        "jacfwd": 'jacobian(func, inputs, strategy="reverse-mode")',
+        "jacobian": 'pass strategy="reverse-mode"',
+        "hessian": "jacobian(lambda x: ab.grad(func(x), [x], create_graph=True)[0], x",
+    }[transform]
+    differs = "func's gradient" if name == "hessian, same value" else ""
+    message = rf"^{transform}: func gave different values on repeated calls \({differs}.*element 1.*{re.escape(advice)}"
+    with pytest.raises(RuntimeError, match=message):
+        _random_calls()[name]()
+
+
+def test_the_ways_out_the_error_names_give_one_samples_derivatives() -> None:
+    x = ab.tensor([1.0, 2.0, 3.0])
+    # A seed inside func: the same mask at every call, which jacfwd and hessian accept.
+    seeded = ab.functional.jacfwd(lambda t: ab.nn.functional.dropout(t, 0.5, rng=3), x)
+    mask = ab.nn.functional.dropout(ab.ones(3), 0.5, rng=3).numpy()
+    np.testing.assert_array_equal(seeded.numpy(), np.diag(mask))
+    ab.functional.hessian(lambda t: (ab.nn.functional.dropout(t, 0.5, rng=3) ** 3).sum(), x)
+    # Reverse mode calls func once: one sample, whose Jacobian is diagonal with one mask.
+    rng = np.random.default_rng(0)
+    reverse = ab.functional.jacobian(lambda t: ab.nn.functional.dropout(t, 0.5, rng=rng), x, strategy="reverse-mode")
+    diagonal = np.diag(reverse.numpy())
+    assert set(diagonal) <= {0.0, 2.0} and np.array_equal(reverse.numpy(), np.diag(diagonal))
+
+    # hessian's way out (one call differentiated twice) is the Hessian:
+    def cubic(t: ab.Tensor) -> ab.Tensor:
+        return (t**3).sum() + t[0] * t[1]
+
+    twice = ab.functional.jacobian(lambda t: ab.grad(cubic(t), [t], create_graph=True)[0], x, strategy="reverse-mode")
+    np.testing.assert_allclose(twice.numpy(), ab.functional.hessian(cubic, x).numpy(), rtol=1e-12)
+
+
+def test_deterministic_nan_outputs_are_not_taken_for_random_draws() -> None:
+    # The check compares bytes: NaN where the first call had NaN is the same value.
+    x = ab.tensor([1.0, -2.0, 3.0])
+    jac = ab.functional.jacfwd(lambda t: ab.concatenate([ab.log(t), ab.sqrt(t) * 0.0]), x)
+    assert np.isnan(jac.numpy()).any()
+    ab.functional.jacobian(lambda t: ab.concatenate([ab.log(t), t]), x)  # auto: forward mode
+    # func's value and gradient (log(t) + 1) are NaN at every call; the Hessian, 1 / t, is not
+    hess = ab.functional.hessian(lambda t: (ab.log(t) * t).sum(), x)
+    np.testing.assert_allclose(hess.numpy(), np.diag(1.0 / x.numpy()), rtol=1e-12)
 
 
 def test_an_output_that_ignores_the_inputs_has_a_zero_tangent() -> None:
