@@ -205,7 +205,7 @@ def test_the_ways_out_the_error_names_give_one_samples_derivatives() -> None:
 
 
 def test_deterministic_nan_outputs_are_not_taken_for_random_draws() -> None:
-    # The check compares bytes: NaN where the first call had NaN is the same value.
+    # NaN where the first call had NaN is the same value.
     x = ab.tensor([1.0, -2.0, 3.0])
     jac = ab.functional.jacfwd(lambda t: ab.concatenate([ab.log(t), ab.sqrt(t) * 0.0]), x)
     assert np.isnan(jac.numpy()).any()
@@ -213,6 +213,27 @@ def test_deterministic_nan_outputs_are_not_taken_for_random_draws() -> None:
     # func's value and gradient (log(t) + 1) are NaN at every call; the Hessian, 1 / t, is not
     hess = ab.functional.hessian(lambda t: (ab.log(t) * t).sum(), x)
     np.testing.assert_allclose(hess.numpy(), np.diag(1.0 / x.numpy()), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_last_bit_differences_between_calls_pass_and_another_sample_does_not(dtype: str) -> None:
+    # A deterministic func can differ in the last bits between calls where its library sums in a
+    # varying order (atomic adds on a GPU); another random draw differs in the leading digits.
+    eps = float(np.finfo(dtype).eps)
+    x = ab.tensor(np.array([1.0, 2.0, 3.0], dtype=dtype))
+
+    def jittered(size: float) -> Any:
+        calls = iter(range(100))
+
+        def func(t: ab.Tensor) -> ab.Tensor:
+            return t * 3.0 + size * next(calls)
+
+        return func
+
+    jac = ab.functional.jacfwd(jittered(4 * eps), x)  # a few units in the last place of 3.0..9.0
+    np.testing.assert_allclose(jac.numpy(), 3.0 * np.eye(3), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="different values on repeated calls"):
+        ab.functional.jacfwd(jittered(0.05), x)
 
 
 def test_an_output_that_ignores_the_inputs_has_a_zero_tangent() -> None:
