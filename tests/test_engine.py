@@ -143,6 +143,26 @@ def test_backward_of_something_without_grad_is_explained() -> None:
         ab.tensor(1.0).backward()
 
 
+def test_the_derivative_of_a_gradient_on_no_graph_is_none_with_allow_unused() -> None:
+    # relu's first-order gradient does not vary with x, so it is on no graph; its derivative is
+    # zero (PyTorch keeps such a gradient on its graph and returns zeros).
+    x = ab.tensor([1.0, -1.0], requires_grad=True)
+    (g,) = ab.grad(ab.relu(x).sum(), [x], create_graph=True)
+    assert not g.requires_grad
+    assert ab.grad(g.sum(), [x], allow_unused=True) == (None,)
+    with pytest.raises(RuntimeError, match="allow_unused=True"):  # without it: the error says what to do
+        ab.grad(g.sum(), [x])
+    # with another output on a graph, the constant one adds nothing
+    (both,) = ab.grad([g.sum(), (x * x).sum()], [x], allow_unused=True)
+    np.testing.assert_allclose(both.data, [2.0, -2.0])
+    weighted = ab.grad([g, x * x], [x], grad_outputs=[np.ones(2), np.array([1.0, 3.0])], allow_unused=True)
+    np.testing.assert_allclose(weighted[0].data, [2.0, -6.0])
+    with pytest.raises(ValueError, match="does not match output shape"):  # a constant's seed is still checked
+        ab.grad([g, x * x], [x], grad_outputs=[np.ones(3), np.ones(2)], allow_unused=True)
+    with pytest.raises(ValueError, match="every input must be a Tensor that requires grad"):
+        ab.grad(g.sum(), [ab.tensor(1.0)], allow_unused=True)
+
+
 def test_gradient_argument_must_match_the_shape() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(ValueError, match="does not match output shape"):

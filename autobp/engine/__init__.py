@@ -208,7 +208,9 @@ def grad(
     """Gradients of ``outputs`` with respect to ``inputs``, returned and never written to ``.grad``.
 
     Shapes: each returned gradient has its input's shape. With ``create_graph=True`` the gradients
-    are themselves differentiable (Hessian-vector products, higher derivatives).
+    are themselves differentiable (Hessian-vector products, higher derivatives). ``allow_unused``
+    gives None for an input the outputs do not depend on, and lets an output be on no graph (a
+    first-order gradient that does not vary with the input, as relu's, whose derivative is zero).
 
     >>> import autobp as ab
     >>> x = ab.tensor([1.0, 2.0], requires_grad=True)
@@ -233,6 +235,12 @@ def grad_carrying_tangents(
     return _grad(outputs, inputs, grad_outputs, None, False, True, tensors=True)
 
 
+def _check_inputs(ins: list[Tensor]) -> None:
+    for t in ins:
+        if not isinstance(t, Tensor) or not t._requires_grad:
+            raise ValueError(f"grad: every input must be a Tensor that requires grad, got {t!r}")
+
+
 def _grad(
     outputs: Tensor | Sequence[Tensor],
     inputs: Tensor | Sequence[Tensor],
@@ -248,10 +256,21 @@ def _grad(
     ins: list[Tensor] = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]  # type: ignore[list-item]
     if isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs]
+    if allow_unused and not all([isinstance(o, Tensor) and o._requires_grad for o in outs]):
+        # An output on no graph is a constant (a first-order gradient that does not vary with x,
+        # as relu's): its derivative is zero, which allow_unused spells None. (grad_outputs are
+        # still checked against their outputs.)
+        if grad_outputs is not None:
+            seed_grads(outs, grad_outputs, "grad", constants=True)
+        on_graph = [i for i, o in enumerate(outs) if isinstance(o, Tensor) and o._requires_grad]
+        outs = [outs[i] for i in on_graph]
+        if grad_outputs is not None:
+            grad_outputs = [grad_outputs[i] for i in on_graph]
+        if not outs:
+            _check_inputs(ins)
+            return (None,) * len(ins)
     seeds = seed_grads(outs, grad_outputs, "grad")
-    for t in ins:
-        if not isinstance(t, Tensor) or not t._requires_grad:
-            raise ValueError(f"grad: every input must be a Tensor that requires grad, got {t!r}")
+    _check_inputs(ins)
     wanted: set[Vertex] = {t.grad_fn or t for t in ins}
     keep = create_graph if retain_graph is None else retain_graph
     found = _walk(outs, seeds, keep, create_graph, wanted, tensors)

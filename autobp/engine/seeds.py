@@ -18,7 +18,11 @@ from autobp.tensor import Tensor
 __all__ = ["seed_grads"]
 
 
-def seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, what: str) -> list[Tensor]:
+def seed_grads(
+    outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, what: str, constants: bool = False
+) -> list[Tensor]:
+    """The checked seeds, one per output. ``constants``: outputs on no graph are allowed (``grad``
+    with ``allow_unused``, which only checks their seeds' shapes)."""
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     if len(grad_outputs) != len(outputs):
@@ -27,10 +31,12 @@ def seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, wh
     for out, g in zip(outputs, grad_outputs, strict=True):
         if not isinstance(out, Tensor):
             raise TypeError(f"{what}: outputs must be Tensors, got {type(out).__name__}")
-        if not out._requires_grad:
+        if not out._requires_grad and not constants:
             raise RuntimeError(
                 f"{what}: output {describe_tensor(out)} does not require grad; did you forget "
-                "requires_grad=True on an input, or compute it under ab.no_grad()?"
+                "requires_grad=True on an input, or compute it under ab.no_grad()? (A first-order "
+                "gradient that does not vary with the input, as relu's, is on no graph either: its "
+                "derivative is zero, which ab.grad(..., allow_unused=True) returns as None)"
             )
         if g is None:
             if math.prod(out.data.shape) != 1:  # (a torch tensor's size is a method)
