@@ -158,14 +158,22 @@ class Node:
 
         A Python number becomes a ``WeakScalar``: vjp rules on it compute as on the number itself,
         so ``float32 * 3`` stays float32 with ``create_graph`` as it does on the first-order path.
+        The wrapped inputs are made once (viz and the tape tell constants by identity) and kept
+        beside the recorded ones (``_Recorded``), never in their place: a later first-order walk
+        hands its rules the numbers as they came, not a WeakScalar's 0-d array, which computes
+        differently (numpy promotes ``float32 * int64[]`` to float64, array-api-strict refuses it).
         """
         inputs = self._inputs
+        if type(inputs) is _Recorded:
+            return inputs.wrapped
         if inputs is not None:
             for value in inputs:
                 if not isinstance(value, Tensor):
-                    inputs = tuple([v if isinstance(v, Tensor) else constant_as_tensor(v, self.out) for v in inputs])
-                    self._inputs = inputs
-                    break
+                    recorded = self._inputs = _Recorded(inputs)
+                    recorded.wrapped = tuple(
+                        [v if isinstance(v, Tensor) else constant_as_tensor(v, self.out) for v in inputs]
+                    )
+                    return recorded.wrapped
         return inputs
 
     @property
@@ -186,6 +194,14 @@ class Node:
         self._inputs = None
         self.out = None
         self.kwargs = NO_KWARGS
+
+
+class _Recorded(tuple):  # type: ignore[type-arg]
+    """A node's inputs as the op got them, which first-order walks read, carrying ``wrapped``:
+    the same inputs with each constant a Tensor, made by ``Node.inputs`` for rules on Tensors.
+    Freed with the node's inputs (``release``); a slot for it would grow every node (W4)."""
+
+    wrapped: tuple[Tensor, ...]
 
 
 # Shared by every node recorded without keywords: one empty mapping instead of one per node.
