@@ -115,6 +115,56 @@ def test_second_order_gradients_equal_numpys(library: str) -> None:
         _assert_like(g, w, library)
 
 
+# -- Python numbers at higher order -----------------------------------------------------------------
+
+WITH_NUMPY = ["numpy", *LIBRARIES]
+# u(x) with a Python number c, and u's first three derivatives (numpy, float64).
+SCALAR_OPS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[np.ndarray, Any], list[np.ndarray]]]] = {
+    "mul": (lambda x, c: x * c, lambda x, c: [c + 0 * x, 0 * x, 0 * x]),
+    "rmul": (lambda x, c: c * x, lambda x, c: [c + 0 * x, 0 * x, 0 * x]),
+    "div": (lambda x, c: x / c, lambda x, c: [1 / c + 0 * x, 0 * x, 0 * x]),
+    "rdiv": (lambda x, c: c / x, lambda x, c: [-c / x**2, 2 * c / x**3, -6 * c / x**4]),
+    "add": (lambda x, c: x + c, lambda x, c: [1 + 0 * x, 0 * x, 0 * x]),
+    "sub": (lambda x, c: x - c, lambda x, c: [1 + 0 * x, 0 * x, 0 * x]),
+    "rsub": (lambda x, c: c - x, lambda x, c: [-1 + 0 * x, 0 * x, 0 * x]),
+    "pow": (
+        lambda x, c: x**c,
+        lambda x, c: [c * x ** (c - 1), c * (c - 1) * x ** (c - 2), c * (c - 1) * (c - 2) * x ** (c - 3)],
+    ),
+    "rpow": (lambda x, c: c**x, lambda x, c: [c**x * np.log(c) ** k for k in (1, 2, 3)]),
+}
+
+
+def _derivative_of_exp(u: list[np.ndarray], order: int) -> np.ndarray:
+    """The order-th derivative of exp(u(x)) from u's derivatives (Faa di Bruno), without exp(u)."""
+    u1, u2, u3 = u
+    return [u1, u1**2 + u2, u1**3 + 3 * u1 * u2 + u3][order - 1]
+
+
+@pytest.mark.parametrize("library", WITH_NUMPY)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("c", [4, 0.5], ids=["int", "float"])
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("name", sorted(SCALAR_OPS))
+def test_a_python_number_in_an_op_gives_numpys_derivatives_to_third_order(
+    name: str, order: int, c: Any, dtype: str, library: str
+) -> None:
+    # Each walk but the last records (create_graph), the last is first-order: the op's node is walked
+    # both ways, its number a WeakScalar (Node.inputs) and as it came. A Python int is a valid
+    # operand of a float array in the array API standard, so array-api-strict must take it too.
+    forward, derivatives = SCALAR_OPS[name]
+    values = np.array([0.6, 0.9, 1.3])
+    x = _on(library, values.astype(dtype), True)
+    y = _sum(_exp(forward(x, c)))
+    for k in range(order):
+        (g,) = ab.grad(y, [x], create_graph=k < order - 1)
+        y = _sum(g)
+    u = derivatives(values, c)
+    want = np.exp(forward(values, c)) * _derivative_of_exp(u, order)
+    assert g.library == library and ab.backends.library(library).dtype_name(g.dtype) == dtype
+    np.testing.assert_allclose(g.numpy(), want, rtol=TOLERANCE[dtype], atol=0)
+
+
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_backward_accumulates_grad_in_the_library(library: str) -> None:
     a, b = _samples()

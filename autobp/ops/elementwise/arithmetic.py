@@ -113,7 +113,11 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # Double where, as in _pow_dx: log(0) = -inf in the branch not taken would turn the next
     # derivative's zero cotangent into nan (0 * -inf, and 0 / 0 through log's rule).
     masked = (x == 0) & (y >= 0)
-    return where(masked, 0.0, grad * out * log(where(masked, 1.0, x)))
+    # A constant base (`4 ** x`) goes into `where` as the number, as on the first-order path: a
+    # WeakScalar's 0-d array is an int64 one for 4, which array-api-strict refuses beside 1.0 and
+    # torch widens only to float32 (log(4) then loses digits in a float64 gradient).
+    base = x.value if type(x) is WeakScalar else x
+    return where(masked, 0.0, grad * out * log(where(masked, 1.0, base)))
 
 
 pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
