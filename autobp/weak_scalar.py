@@ -18,25 +18,54 @@ from autobp.tensor import Tensor
 __all__ = ["WeakScalar", "constant_as_tensor"]
 
 _PYTHON_NUMBERS = (bool, int, float, complex)
+_NUMPY_NUMBERS = (np.number, np.bool_)
 
 
 def constant_as_tensor(value: Any, like: Any = None) -> Tensor:
     """A constant input as a Tensor; a Python number as a ``WeakScalar`` in the library of the
     array ``like`` (an op's output: the number then combines with the op's other arrays).
 
-    Shapes: ``value``'s shape; a number's is ().
+    A numpy scalar computes as the op's forward computed with it: on numpy as a 0-d array of its
+    own dtype (numpy 2's rule, NEP 50: ``float32 * np.float64(2)`` is float64); on another library
+    as that library did, which is as the Python number on torch (``float32 * np.float64(2)`` stays
+    float32 there). Shapes: ``value``'s shape; a number's is ().
 
     >>> import numpy as np
     >>> type(constant_as_tensor(2.0)).__name__, constant_as_tensor(np.ones(3)).shape
     ('WeakScalar', (3,))
     """
+    foreign = like is not None and type(like) is not np.ndarray and backends.library_of(like) is not None
+    if foreign and isinstance(value, _NUMPY_NUMBERS):
+        xp = backends.namespace(like)
+        if not _numpy_scalars_are_weak(xp, like):  # a library with numpy's rule (CuPy with NEP 50)
+            return Tensor._wrap(xp.asarray(value, device=xp.device(like)))
+        value = value.item()  # the Python number: a numpy 0-d array would mix libraries
     if type(value) not in _PYTHON_NUMBERS:
         return Tensor._wrap(value)
     scalar = WeakScalar(value)
-    if like is not None and type(like) is not np.ndarray and backends.library_of(like) is not None:
+    if foreign:
         xp = backends.namespace(like)
         scalar.data = xp.asarray(value, dtype=getattr(xp, str(scalar.data.dtype)), device=xp.device(like))
     return scalar
+
+
+# Per library name: whether its ops compute with a numpy scalar as with the Python number.
+_WEAK_NUMPY_SCALARS: dict[str, bool] = {}
+
+
+def _numpy_scalars_are_weak(xp: Any, like: Any) -> bool:
+    """Whether library ``xp`` multiplies a float32 array by ``np.float64(2)`` into float32, as it
+    would by ``2.0`` (torch), rather than float64 (numpy 2, NEP 50). Asked once of the library's
+    own multiply, which an op's forward calls, not assumed: CuPy's answer depends on its version."""
+    weak = _WEAK_NUMPY_SCALARS.get(xp.name)
+    if weak is None:
+        probe = xp.ones(1, dtype=xp.float32, device=xp.device(like))
+        try:
+            weak = bool(xp.multiply(probe, np.float64(2.0)).dtype == xp.float32)
+        except TypeError:  # array-api-strict takes none in its ops, so no forward saved one
+            weak = True
+        _WEAK_NUMPY_SCALARS[xp.name] = weak
+    return weak
 
 
 def _binary(apply: Callable[[Any, Any], Any], reflected: bool = False) -> Callable[[WeakScalar, Any], Any]:

@@ -165,6 +165,59 @@ def test_a_python_number_in_an_op_gives_numpys_derivatives_to_third_order(
     np.testing.assert_allclose(g.numpy(), want, rtol=TOLERANCE[dtype], atol=0)
 
 
+@pytest.mark.parametrize("library", WITH_NUMPY)
+def test_a_numpy_scalar_at_higher_order_computes_as_the_librarys_forward_did(library: str) -> None:
+    # numpy 2 computes float32 * np.float64(0.7) in float64 (NEP 50: a numpy scalar is a 0-d array
+    # of its dtype); torch in float32, as with the Python number. Each order must do the same as
+    # the op did, in the library's own arrays: the numpy scalar mixed libraries on torch.
+    values = np.array([0.6, 0.9, 1.3], np.float32)
+    if library == "array_api_strict":  # it takes no numpy scalar in its ops: the op says so
+        with pytest.raises(TypeError, match=r"^mul: .*numpy\.float64"):
+            _on(library, values, True) * np.float64(0.7)
+        return
+    as_forward_did = np.asarray(0.7) if library == "numpy" else 0.7
+
+    def derivatives(c: Any) -> list[ab.Tensor]:
+        x = _on(library, values, True)
+        results = [_exp(x * c)]
+        y = _sum(results[0])
+        for k in range(3):
+            (g,) = ab.grad(y, [x], create_graph=k < 2)
+            results.append(g)
+            y = _sum(g * x)
+        return results
+
+    got, want = derivatives(np.float64(0.7)), derivatives(as_forward_did)
+    assert ab.backends.library(library).dtype_name(got[0].dtype) == ("float64" if library == "numpy" else "float32")
+    for g, w in zip(got, want, strict=True):
+        assert g.library == library and g.dtype == w.dtype
+        assert g.numpy().tobytes() == w.numpy().tobytes()
+
+
+@pytest.mark.parametrize("library", ["numpy", LIBRARIES[0]])  # (torch, skipped where not installed)
+def test_a_numpy_scalar_follows_each_librarys_own_rule_in_the_forward(library: str) -> None:
+    # docs/arrays.md: autobp does not unify the libraries here; each computes as it does alone.
+    big = (_on(library, np.array([3e38], np.float32)) * np.float64(2.0)).numpy()
+    if library == "numpy":
+        assert big.dtype == np.float64 and big[0] == 2 * np.float64(np.float32(3e38))  # 6e38, finite
+    else:
+        assert big.dtype == np.float32 and np.isinf(big[0])
+
+
+def test_a_library_is_asked_how_it_computes_with_a_numpy_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from autobp import weak_scalar
+
+    like = torch.ones(2, dtype=torch.float32)
+    assert weak_scalar._numpy_scalars_are_weak(ab.backends.namespace(like), like)  # torch: as the number
+    assert type(weak_scalar.constant_as_tensor(np.float64(0.7), like)) is weak_scalar.WeakScalar
+    # A library with numpy's rule (CuPy with NEP 50; no GPU here, so torch stands in) gets a 0-d
+    # array of the scalar's own dtype, in its own library.
+    monkeypatch.setitem(weak_scalar._WEAK_NUMPY_SCALARS, "torch", False)
+    strong = weak_scalar.constant_as_tensor(np.float64(0.7), like)
+    assert type(strong) is ab.Tensor and strong.library == "torch" and strong.data.dtype == torch.float64
+
+
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_backward_accumulates_grad_in_the_library(library: str) -> None:
     a, b = _samples()
