@@ -204,6 +204,29 @@ def test_a_numpy_scalar_follows_each_librarys_own_rule_in_the_forward(library: s
         assert big.dtype == np.float32 and np.isinf(big[0])
 
 
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize(
+    "power",
+    [lambda x: x ** np.int64(3), lambda x: x ** np.int64(0), lambda x: np.float64(0.5) ** x],
+    ids=["x**3", "x**0", "0.5**x"],
+)
+def test_pow_with_a_numpy_scalar_on_torch_gives_numpys_derivatives(power: Callable[[Any], Any], order: int) -> None:
+    # pow's rules mask x == 0 (and y == 0): with a numpy scalar operand that comparison is an
+    # np.bool_, which torch's `&` took for a float and refused, at first order already.
+    pytest.importorskip("torch")
+    values = np.array([0.0, 0.6, 1.3])
+
+    def derivative(x: ab.Tensor) -> ab.Tensor:
+        y = _sum(power(x))
+        for k in range(order):
+            (g,) = ab.grad(y, [x], create_graph=k < order - 1)
+            y = _sum(g)
+        return g
+
+    want = derivative(ab.tensor(values, requires_grad=True))
+    _assert_like(derivative(_on("torch", values, True)), want, "torch")
+
+
 def test_a_library_is_asked_how_it_computes_with_a_numpy_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
     from autobp import weak_scalar

@@ -99,7 +99,7 @@ def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # The mask twice ("double where"): masking only the result leaves 0^(-1) = inf in the branch
     # not taken, and the next derivative multiplies its zero cotangent by the inf below it (nan).
     # Base 1 where masked keeps every number of that branch, and of its derivatives, finite.
-    masked = (x == 0) & (y == 0)
+    masked = _truth(x == 0) & _truth(y == 0)
     return where(masked, 0.0, grad * y * where(masked, 1.0, x) ** (y - 1))
 
 
@@ -112,12 +112,19 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
 
     # Double where, as in _pow_dx: log(0) = -inf in the branch not taken would turn the next
     # derivative's zero cotangent into nan (0 * -inf, and 0 / 0 through log's rule).
-    masked = (x == 0) & (y >= 0)
+    masked = _truth(x == 0) & _truth(y >= 0)
     # A constant base (`4 ** x`) goes into `where` as the number, as on the first-order path: a
     # WeakScalar's 0-d array is an int64 one for 4, which array-api-strict refuses beside 1.0 and
     # torch widens only to float32 (log(4) then loses digits in a float64 gradient).
     base = x.value if type(x) is WeakScalar else x
     return where(masked, 0.0, grad * out * log(where(masked, 1.0, base)))
+
+
+def _truth(condition: Any) -> Any:
+    """A comparison, ready for ``&`` with another library's bool array: a numpy scalar operand
+    (``x ** np.int64(3)`` on torch, first order) answers with np.bool_, which torch's ``&`` takes
+    for a float and refuses; the Python bool it stands for works with every library."""
+    return bool(condition) if isinstance(condition, np.bool_) else condition
 
 
 pow.defvjp(_pow_dx, _pow_dy, plain_arrays=True)
