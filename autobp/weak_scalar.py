@@ -96,7 +96,10 @@ class WeakScalar(Tensor):
     __slots__ = ("value",)
 
     def __init__(self, value: Any) -> None:
-        super().__init__(value)
+        # An int beyond 64 bits computes as numpy's forward computed with it (a weak number beside
+        # a float array), but no integer array holds it: its 0-d array is a float64 one.
+        wide = type(value) is int and not -(2**63) <= value < 2**64
+        super().__init__(float(value) if wide else value)
         self.value = value
 
     __hash__ = Tensor.__hash__

@@ -165,6 +165,17 @@ def test_a_python_number_in_an_op_gives_numpys_derivatives_to_third_order(
     np.testing.assert_allclose(g.numpy(), want, rtol=TOLERANCE[dtype], atol=0)
 
 
+@pytest.mark.parametrize("library", ["numpy", "array_api_strict"])  # (torch refuses such an int in the forward)
+def test_an_int_beyond_64_bits_works_at_higher_order_where_the_forward_takes_it(library: str) -> None:
+    # numpy computes with 2**70 as a weak number; its WeakScalar's 0-d array cannot be an integer
+    # one, and the second order raised "cannot make a Tensor from int", naming no op.
+    values = np.array([0.5, 1.5])
+    x = _on(library, values, True)
+    (g,) = ab.grad(_sum(x * x / 2**70), [x], create_graph=True)
+    (h,) = ab.grad(_sum(g * x), [x])
+    np.testing.assert_array_equal(h.numpy(), 4 * values / 2.0**70)  # powers of two: exact
+
+
 @pytest.mark.parametrize("library", WITH_NUMPY)
 def test_a_numpy_scalar_at_higher_order_computes_as_the_librarys_forward_did(library: str) -> None:
     # numpy 2 computes float32 * np.float64(0.7) in float64 (NEP 50: a numpy scalar is a 0-d array
