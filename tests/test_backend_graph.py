@@ -54,13 +54,21 @@ def _positive(x: Any) -> Any:
     return namespace(x).greater(x, 0.0)
 
 
-for _name in ("test_graph_sum", "test_graph_exp", "test_graph_head", "test_graph_positive"):
+@op("test_graph_masked")
+def _masked(x: Any) -> Any:
+    """x where x > 0, else 0. Shapes: any -> same."""
+    return x * namespace(x).astype(x > 0.0, x.dtype)
+
+
+for _name in ("test_graph_sum", "test_graph_exp", "test_graph_head", "test_graph_positive", "test_graph_masked"):
     del REGISTRY[_name]  # keep the test ops out of the registry-driven suite
 
 _sum.defvjp(lambda grad, out, x: grad + x * 0.0, plain_arrays=True)  # d sum/dx_i = 1
 _sum.defjvp(lambda tangent, out, x: _sum(tangent), plain_arrays=True)  # linear
 _exp.defvjp(lambda grad, out, x: grad * out, plain_arrays=True)  # d e^x = e^x dx
 _exp.defjvp(lambda tangent, out, x: tangent * out, plain_arrays=True)
+# A float times a bool mask: numpy and torch take it, array-api-strict refuses it (no promotion).
+_masked.defvjp(lambda grad, out, x: grad * (x > 0.0), plain_arrays=True)
 
 
 def _loss(x: ab.Tensor, y: ab.Tensor) -> ab.Tensor:
@@ -319,6 +327,15 @@ def test_anomaly_mode_finds_non_finite_values_on_the_library(library: str) -> No
     with ab.detect_anomaly(), pytest.raises(ab.AnomalyError, match="backward of op 'mul' produced 1 nan of 2 values"):
         out = x * _on(library, np.array([0.0, 1.0]))
         ab.grad(out, [x], [_on(library, np.array([np.inf, 1.0]))])  # inf * 0 in mul's rule
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_librarys_error_in_a_rule_names_the_op_and_its_inputs(create_graph: bool) -> None:
+    x = _on("array_api_strict", np.array([-1.0, 2.0]), True)
+    with pytest.raises(
+        TypeError, match=r"^test_graph_masked: in its backward: .*\(inputs: array_api_strict float64\[2\]\)$"
+    ):
+        ab.grad(_sum(_masked(x)), [x], create_graph=create_graph)
 
 
 # -- in-place writes -----------------------------------------------------------------------------

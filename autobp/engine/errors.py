@@ -16,7 +16,7 @@ __all__ = [
     "modified_error",
     "wrong_shape_error",
     "warn_grad_cycle",
-    "explain_in_anomaly_mode",
+    "explain_rule_error",
 ]
 
 
@@ -61,9 +61,20 @@ def warn_grad_cycle() -> None:
     )
 
 
-def explain_in_anomaly_mode(node: Node, error: Exception) -> None:
-    """In anomaly mode, replace a backward error by one naming the op and its forward's line."""
+# The kinds of error an array library raises from a rule's arithmetic (torch's RuntimeError and
+# NotImplementedError), re-raised naming the op; other kinds (a custom rule's own) pass as they are.
+_LIBRARY_ERRORS = (TypeError, ValueError, IndexError, RuntimeError, NotImplementedError)
+
+
+def explain_rule_error(node: Node, error: Exception) -> None:
+    """Raise an error from ``node``'s rules again, naming the op and its inputs when it names
+    neither (a library's own: array-api-strict's "float64 and int64 cannot be type promoted
+    together"); in anomaly mode, one naming the op and its forward's line. Returns to re-raise."""
     if graph._anomaly_hook is not None:
         from autobp.anomaly import explain
 
         raise explain(node, error) from error
+    name = node.op.name
+    if type(error) in _LIBRARY_ERRORS and not str(error).startswith(f"{name}: "):
+        shown = ", ".join(backends.describe(value) for value in node._inputs or ())
+        raise type(error)(f"{name}: in its backward: {error} (inputs: {shown})") from error

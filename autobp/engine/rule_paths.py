@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from autobp import graph
-from autobp.engine.errors import explain_in_anomaly_mode
+from autobp.engine.errors import explain_rule_error
 from autobp.engine.mode_switch import modes
 from autobp.engine.versions import changed, check_versions
 from autobp.graph import Node
@@ -97,7 +97,7 @@ def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any
         check_versions(node, inputs)
         return _run_rules(node, g, out, [x.data if isinstance(x, Tensor) else x for x in inputs])
     except Exception as error:
-        explain_in_anomaly_mode(node, error)
+        explain_rule_error(node, error)
         raise
 
 
@@ -131,5 +131,5 @@ def _on_tensors(node: Node, g: Any, kept_tensors: bool) -> Sequence[Any]:
         with modes(None, arrays=False):  # autobp ops act on Tensors as they do anywhere
             return _run_rules(node, grad, out, values)
     except Exception as error:
-        explain_in_anomaly_mode(node, error)
+        explain_rule_error(node, error)
         raise
