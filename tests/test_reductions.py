@@ -52,6 +52,39 @@ def test_argmax_has_no_gradient_and_rejects_tuple_axes() -> None:
         ab.argmax(x, axis=(0, 1))
 
 
+# -- axes given as index objects ---------------------------------------------------------------------
+AXIS_TAKERS = {
+    "sum": lambda x, axis: ab.sum(x, axis=axis),
+    "max": lambda x, axis: ab.max(x, axis=axis, keepdims=True),
+    "var": lambda x, axis: ab.var(x, axis=axis),
+    "logsumexp": lambda x, axis: ab.logsumexp(x, axis=axis),
+    "concatenate": lambda x, axis: ab.concatenate([x, x * 2.0], axis=axis),
+    "stack": lambda x, axis: ab.stack([x, x * 2.0], axis=axis),
+    "expand_dims": lambda x, axis: ab.expand_dims(x, axis),
+    "squeeze": lambda x, axis: ab.squeeze(ab.expand_dims(x, 1), axis),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AXIS_TAKERS))
+def test_an_axis_may_be_any_index_as_numpy_takes_it(name: str) -> None:
+    # A 0-d integer array or a one-element integer Tensor is an axis in numpy (its __index__);
+    # `sum(x, axis=np.array(1))` failed ("iteration over a 0-d array").
+    data = np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]])
+    results = []
+    axes: list[Any] = [1, np.int64(1), np.array(1), ab.tensor(1), ab.tensor([1])]
+    if name not in ("concatenate", "stack"):  # (these take one axis, as numpy's do)
+        axes += [(np.array(1),), [ab.tensor(1)]]
+    for axis in axes:
+        x = ab.tensor(data, requires_grad=True)
+        out = AXIS_TAKERS[name](x, axis)
+        (out * out).sum().backward()
+        assert x.grad is not None
+        results.append((out.tolist(), x.grad.tolist()))
+    assert all([r == results[0] for r in results])
+    with pytest.raises(TypeError, match=f"^{name}: .*(integer|iteration|float)"):
+        AXIS_TAKERS[name](ab.tensor(data), 1.0)
+
+
 # -- prod with zeros ---------------------------------------------------------------------------------------
 def test_prod_gradient_with_one_zero_is_the_product_of_the_others() -> None:
     g = grad_of(lambda x: x.prod(), [2.0, 0.0, 3.0, -1.5])

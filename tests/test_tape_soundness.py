@@ -161,6 +161,42 @@ def test_a_slice_bound_from_the_arguments_is_guarded_by_its_value(name: str, tra
     assert not taped.eager_reasons
 
 
+# -- axes given as arrays ----------------------------------------------------------------------
+AXIS_READERS = {  # ops that read an axis: the reductions, the joins, composites built of them
+    "sum": lambda w, axis: (ab.sum(w, axis=axis) ** 2).sum(),
+    "mean, in a tuple": lambda w, axis: (ab.mean(w * w, axis=(axis,)) * 3.0).sum(),
+    "log_softmax": lambda w, axis: (log_softmax(w, axis=axis) * w).sum(),
+    "concatenate": lambda w, axis: (ab.concatenate([w, w * 2.0], axis=axis) ** 2).sum(),
+    "stack": lambda w, axis: (ab.stack([w, w * w], axis=axis) ** 2).sum(),
+    "expand_dims": lambda w, axis: (ab.expand_dims(w, axis) ** 3).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AXIS_READERS))
+@pytest.mark.parametrize("transform", ["value_and_grad", "hvp"])
+def test_an_axis_given_as_a_0d_array_is_guarded_by_its_value(name: str, transform: str) -> None:
+    # A 0-d integer array is a tape input, so func sees a 0-d Tensor; `sum(x, axis=t)` failed
+    # ("iteration over a 0-d tensor"), as `axis=np.array(1)` failed eagerly. An op reads it with
+    # __index__, as numpy does: the tape guards the value and replays the int it read.
+    func, w = AXIS_READERS[name], np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]])
+    v = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
+    taped = ab.tape.value_and_grad(func) if transform == "value_and_grad" else ab.tape.hvp(func)
+    direction = (v,) if transform == "hvp" else ()
+    if transform == "value_and_grad":
+        eager = ab.functional.value_and_grad(func)  # (the axis reaches func as the 0-d array)
+    else:
+        eager = lambda w, axis, v: ab.functional.hvp(lambda w: func(w, axis), ab.tensor(w), ab.tensor(v))  # noqa: E731
+    first = np.array(1)
+    taped(w, first, *direction)
+    first[...] = 0  # the caller refilling the array the trace read changes no replay
+    for axis in (1, 1, 0, -1, 0, 1):
+        got, want = taped.arrays(w, np.array(axis), *direction), eager(w, np.array(axis), *direction)
+        assert _bits(got[0]) == _bits(want[0]) and _bits(got[1][0]) == _bits(want[1])
+    assert not taped.eager_reasons
+    (entry,) = taped._signatures.values()  # one tape per axis (1, 0, -1), each guarded by it
+    assert len(entry.tapes) == 3 and all(["__index__" in " ".join(tape.guards) for tape in entry.tapes])
+
+
 # -- static arguments ---------------------------------------------------------------------------
 Pair = collections.namedtuple("Pair", "first")  # == merges Pair(0.0) and Pair(-0.0); a tape must not
 

@@ -17,11 +17,11 @@ A replay computes what running ``func`` computes, or the call does not replay (t
 model, docs/design.md#taping):
 
 - **Guarded**: a value read into Python while tracing (``bool()``, ``.item()``, ``float()``,
-  ``int()``, ``__index__``, a slice bound ``x[:n]``, the text of one value: ``str()``,
-  ``repr()``, ``format()``) is checked on every replay, right where it is computed; a Tensor
-  ``func`` reads without taking it as an argument (a closure) must hold the same array at the
-  same version. A failed guard traces the call anew (up to ``MAX_TRACES`` tapes per signature),
-  then runs the signature eagerly.
+  ``int()``, ``__index__``, a slice bound ``x[:n]``, an axis ``sum(x, axis=t)``, the text of
+  one value: ``str()``, ``repr()``, ``format()``) is checked on every replay, right where it
+  is computed; a Tensor ``func`` reads without taking it as an argument (a closure) must hold
+  the same array at the same version. A failed guard traces the call anew (up to
+  ``MAX_TRACES`` tapes per signature), then runs the signature eagerly.
 - **Eager**: whole arrays read into Python (``.numpy()``, ``.tolist()``, ``__array__``, a copy
   into ``ab.tensor``, the text of more than one value), ops whose gradient reads values
   (``max``, ``prod``, ``std``...), keywords computed from the inputs, a static NaN, anomaly

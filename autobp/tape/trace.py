@@ -106,7 +106,7 @@ class Recorder:
     def record(self, opdef: OpDef, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Tensor) -> None:
         """Called by every op while tracing, after its forward ran."""
         if kwargs:
-            kwargs = {key: self._bounds_read(value) for key, value in kwargs.items()}
+            kwargs = {key: self._indices_read(value) for key, value in kwargs.items()}
         if any([self._tracked(value) for value in kwargs.values()]) and self.untapeable is None:
             self.untapeable = f"a keyword argument of '{opdef.name}' is computed from the inputs"
         refs = tuple([self.slot(value) for value in args])
@@ -120,11 +120,12 @@ class Recorder:
         refs = tuple([self.slot(value) for value in args])
         self.steps.append((opdef, refs, kwargs, self._add(object(), len(self.steps))))
 
-    def _bounds_read(self, value: Any) -> Any:
-        """A keyword value with each array slice bound (``x[:n]``) as the int the forward read.
+    def _indices_read(self, value: Any) -> Any:
+        """A keyword value with each index the forward read from a traced value as that int: an
+        array slice bound (``x[:n]``), an axis given as a traced one-element integer Tensor.
 
         The object the trace saw must not be replayed: a Tensor on an input's array is the
-        trace's, and the caller may refill that array. The bound decides shapes, so it is a read
+        trace's, and the caller may refill that array. An index decides shapes, so it is a read
         like ``__index__``: the replay keeps the traced int and guards where it came from.
         """
         if type(value) is slice:
@@ -132,10 +133,22 @@ class Recorder:
             if all([b is None or type(b) is int for b in bounds]):
                 return value
             return slice(*[self._bound(b) for b in bounds])
-        if type(value) is tuple:  # an index of several parts (x[1, :n])
-            parts = tuple([self._bounds_read(v) for v in value])
+        if type(value) is tuple:  # an index of several parts (x[1, :n]), or of axes (axis=(0, t))
+            parts = tuple([self._indices_read(v) for v in value])
             return value if all([p is v for p, v in zip(parts, value, strict=True)]) else parts
+        if isinstance(value, Tensor) and self._read_as_index(value):
+            return operator.index(value)  # (as the forward read it: a read already guarded)
         return value
+
+    def _read_as_index(self, tensor: Tensor) -> bool:
+        """Whether the trace read ``tensor``, a traced value, with ``__index__``: an op that took it
+        as an axis did (``sum(x, axis=t)``). Its value is then guarded on every replay, and the
+        replay passes the op that int. (Any other keyword Tensor computed from the inputs makes
+        the signature eager, ``_tracked``.)"""
+        k = self.slots.get(id(tensor.data))
+        if k is None or not self.computed(k):
+            return False
+        return ("bytes", k, bytes_of(tensor.data), "__index__") in self.guards
 
     def _bound(self, bound: Any) -> Any:
         if isinstance(bound, Tensor):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -13,15 +14,31 @@ def normalize_axes(axis: Any, ndim: int, name: str) -> tuple[int, ...]:
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes; errors name the op."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    axes = (axis,) if isinstance(axis, int | np.integer) else given_axes(axis)  # (the usual case inline)
     result = []
     for a in axes:
+        if type(a) is not int:  # each axis read as numpy reads it (a 0-d array, a Tensor: by __index__)
+            a = operator.index(a)
         if not -ndim <= a < ndim or (ndim == 0 and a not in (0, -1)):
             raise np.exceptions.AxisError(f"{name}: axis {a} is out of bounds for an array of dimension {ndim}")
         result.append(int(a) % ndim if ndim else 0)
     if len(set(result)) != len(result):
         raise ValueError(f"{name}: repeated axis in {axis}")
     return tuple(sorted(result)) if ndim else ()
+
+
+def given_axes(axis: Any) -> tuple[Any, ...]:
+    """``axis`` (an int or a sequence of them) as a tuple. One axis may be any object that is an
+    index, as numpy takes it: a numpy integer, a 0-d integer array, a one-element integer Tensor
+    (read by its ``__index__``: on a tape, a read guarded by its value)."""
+    if isinstance(axis, int | np.integer):
+        return (axis,)
+    if isinstance(axis, tuple | list):
+        return tuple(axis)
+    try:
+        return (operator.index(axis),)
+    except TypeError:
+        return tuple(axis)  # (an iterable of axes; anything else fails here, as before)
 
 
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ jvp joins the tangents.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from itertools import accumulate, pairwise
 from typing import Any
@@ -48,7 +49,7 @@ def _concatenate_back(
         elif axis is None:
             grads.append(reshape(getitem(grad, slice(int(start), int(end))), x.shape))
         else:
-            grads.append(getitem(grad, _along(axis % out.ndim, slice(int(start), int(end)))))
+            grads.append(getitem(grad, _along(operator.index(axis) % out.ndim, slice(int(start), int(end)))))
     return grads
 
 
@@ -79,7 +80,7 @@ def _stack(*xs: Any, axis: int = 0) -> Any:
 
 def _stack_back(grad: Tensor, out: Tensor, *xs: Tensor, needs: Sequence[bool], axis: int = 0) -> list[Tensor | None]:
     # Input i went to position i along the new axis.
-    where = axis % out.ndim
+    where = operator.index(axis) % out.ndim  # (an axis given as a 0-d array or Tensor too)
     return [getitem(grad, _along(where, i)) if needed else None for i, needed in enumerate(needs)]
 
 

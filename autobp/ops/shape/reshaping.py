@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from autobp.backends import as_array, namespace
 from autobp.ops.registry import Hints, composite, op
-from autobp.ops.shape.arguments import as_shape, normalize_axes
+from autobp.ops.shape.arguments import as_shape, given_axes, normalize_axes
 from autobp.tensor import Tensor
 
 
@@ -78,7 +76,7 @@ def expand_dims(x: Any, axis: Any) -> Any:
     (1, 2, 3, 1)
     """
     x = as_array(x)
-    count = 1 if isinstance(axis, int | np.integer) else len(tuple(axis))
+    count = len(given_axes(axis))
     axes = normalize_axes(axis, x.ndim + count, "expand_dims")
     sizes = iter(x.shape)
     return namespace(x).reshape(x, tuple(1 if i in axes else next(sizes) for i in range(x.ndim + count)))
