@@ -19,15 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from autobp.backends import library_of
 from autobp.functional_args import (
     as_tensors,
     call_func,
     check_scalar,
     checked_vectors,
     differentiable,
+    differentiated_tensor,
     filled,
     fresh_inputs,
     input_grads,
@@ -125,28 +123,15 @@ def _jacobian_of(
     return packed(out_tuple, table)
 
 
-def _differentiable(value: Any) -> Tensor:
-    """A differentiated argument as a Tensor: a floating-point array keeps its dtype, as in
-    ``ab.tensor`` and on a tape (which computes what this does, bit for bit: float32 in float32);
-    anything else (Python numbers, lists, integer arrays) is made float64."""
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, np.ndarray | np.generic):
-        floating = value.dtype.kind == "f"
-    else:
-        lib = library_of(value)  # another library's array (None for lists and Python numbers)
-        floating = lib is not None and bool(lib.float_dtype(value.dtype))
-    return Tensor(value) if floating else Tensor(value, dtype=np.float64)
-
-
 def value_and_grad(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable[..., tuple[Tensor, Any]]:
     """A function computing ``(func(*args), d func / d args[argnums])`` for a scalar ``func``.
 
-    Arguments at ``argnums`` may be Tensors or array-likes: a floating-point array (numpy's,
-    a numpy scalar, or another library's) keeps its dtype, as ``ab.tensor`` does, and any other
-    array-like (Python numbers, lists, integer arrays) becomes a float64 Tensor; the others pass
-    through unchanged. The gradient is a Tensor for an int ``argnums``, a tuple otherwise.
-    Shapes: each gradient has its argument's shape.
+    Arguments at ``argnums`` may be Tensors (floating-point ones) or array-likes: a
+    floating-point array (numpy's, a numpy scalar, or another library's) keeps its dtype, as
+    ``ab.tensor`` does, and any other array-like (Python numbers, lists, integer and bool
+    arrays) becomes a float64 Tensor; the others pass through unchanged. ``autobp.tape``'s
+    ``value_and_grad`` and ``hvp`` take them alike. The gradient is a Tensor for an int
+    ``argnums``, a tuple otherwise. Shapes: each gradient has its argument's shape.
 
     >>> import autobp as ab
     >>> value, g = value_and_grad(lambda x: (x * x).sum())(ab.tensor([1.0, 2.0]))
@@ -161,7 +146,7 @@ def value_and_grad(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0)
                 raise IndexError(f"value_and_grad: argnums {argnums} out of range for {len(args)} positional arguments")
         values = list(args)
         for p in positions:
-            values[p] = _differentiable(values[p])
+            values[p] = differentiated_tensor(values[p], p % len(args), "value_and_grad")
         keep = differentiable(False)  # inside a forward-mode transform: results carry its tangents
         xs = fresh_inputs(tuple(values[p] for p in positions), keep, "value_and_grad")
         for p, x in zip(positions, xs, strict=True):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from autobp import graph
-from autobp.backends import namespace
+from autobp.backends import describe, library_of, namespace
 from autobp.engine import grad, grad_carrying_tangents
 from autobp.grad_mode import enable_grad
 from autobp.ops import copy as _copy
@@ -58,6 +58,44 @@ def fresh_inputs(
             leaf._share_storage_with(x)  # one storage, one counter: func writing into x is seen
             prepared.append(leaf)
     return tuple(prepared)
+
+
+def floating_array(value: Any) -> bool:
+    """Whether ``value`` is an array of a real floating-point dtype: numpy's, a numpy scalar, or
+    another library's (a list or a Python number is none)."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.dtype.kind == "f"
+    lib = library_of(value)
+    return lib is not None and bool(lib.float_dtype(value.dtype))
+
+
+def differentiated_tensor(value: Any, position: int, what: str) -> Tensor:
+    """A differentiated argument of ``value_and_grad`` as the Tensor it is differentiated as.
+
+    A Tensor stays as it is and must be floating-point (``not_floating``); a floating-point array
+    keeps its dtype, as ``ab.tensor`` does; any other array-like (Python numbers, lists, integer
+    and bool arrays, numpy integer scalars) becomes float64 (``float64_tensor``). A tape makes
+    the same array of it (``autobp.tape.trace.differentiated_array``).
+    """
+    if isinstance(value, Tensor):
+        if not is_float(value):
+            raise not_floating(what, position, value)
+        return value
+    return Tensor(value) if floating_array(value) else float64_tensor(value)
+
+
+def float64_tensor(value: Any) -> Tensor:
+    """A differentiated array-like without a floating-point dtype as the Tensor it is
+    differentiated as: float64, the dtype ``ab.tensor`` gives Python floats."""
+    return Tensor(value, dtype=np.float64)
+
+
+def not_floating(what: str, position: int, value: Any) -> TypeError:
+    """The error for a differentiated Tensor that is not floating-point (it has no gradient)."""
+    return TypeError(
+        f"{what}: argument {position} ({describe(value)}) is differentiated but not floating-point; pass "
+        "t.astype('float64') (only a Tensor keeps its dtype: other arrays and numbers become float64)"
+    )
 
 
 def call_func(func: Callable[..., Any], inputs: tuple[Tensor, ...], what: str) -> tuple[bool, tuple[Tensor, ...]]:

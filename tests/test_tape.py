@@ -187,11 +187,10 @@ def test_anomaly_mode_runs_eagerly() -> None:
     ("func", "args", "argnums", "error", "message"),
     [
         (lambda x: x * 2.0, (np.ones(2),), 0, TypeError, "must return a scalar Tensor, got float64"),
-        (lambda x, n: (x * n).sum(), (np.ones(2), 3), 1, TypeError, "must name Tensor or array arguments"),
-        (lambda x: (x * 2.0).sum(), (np.ones(2),), 3, TypeError, "must name Tensor or array arguments"),
-        (lambda i: (i * 2.0).sum(), (np.arange(3),), 0, TypeError, "is differentiated but not floating-point"),
+        (lambda x: (x * 2.0).sum(), (np.ones(2),), 3, IndexError, "argnums 3 out of range for 1 positional"),
+        (lambda i: (i * 2.0).sum(), (ab.arange(3),), 0, TypeError, "is differentiated but not floating-point"),
     ],
-    ids=["not scalar", "static argnum", "argnum out of range", "int argnum"],
+    ids=["not scalar", "argnum out of range", "int Tensor argnum"],
 )
 def test_bad_calls_raise_clear_errors(
     func: Any, args: tuple[Any, ...], argnums: Any, error: type, message: str

@@ -413,6 +413,74 @@ def test_an_unused_differentiated_argument_gets_zeros() -> None:
     assert gx.dtype == np.float32 and not gx.numpy().any() and gy.tolist() == [2.0, 2.0, 2.0]
 
 
+# -- differentiated arguments without a floating-point dtype -------------------------------------
+NOT_FLOAT = {  # two calls' values of each; functional.value_and_grad makes them float64
+    "int64 array": (np.array([1, -2, 3]), np.array([4, 0, -1])),
+    "int32 array": (np.array([[1, 2], [0, -1]], np.int32), np.array([[3, 1], [2, 2]], np.int32)),
+    "bool array": (np.array([True, False, True]), np.array([False, False, True])),
+    "Python int": (3, -2),
+    "numpy int64": (np.int64(-2), np.int64(5)),
+    "numpy bool": (np.bool_(True), np.bool_(False)),
+    "list of ints": ([1, 2], [0, -3]),
+    "Python float": (2.5, -0.5),
+}
+
+
+def _mixed(a: ab.Tensor, w: ab.Tensor) -> ab.Tensor:
+    return (ab.tanh(a * w) * a).sum() + (a * a * w).sum()
+
+
+@pytest.mark.parametrize("name", sorted(NOT_FLOAT))
+@pytest.mark.parametrize("argnums", [0, (0, 1), (-2,)], ids=["int", "tuple", "negative"])
+def test_a_differentiated_argument_without_a_float_dtype_is_float64_as_in_functional(name: str, argnums: Any) -> None:
+    # functional.value_and_grad made it float64; a tape refused an integer or bool array
+    # ("differentiated but not floating-point"), and a Python int or list ("argnums must name
+    # Tensor or array arguments", "must be hashable").
+    taped, eager = ab.tape.value_and_grad(_mixed, argnums), ab.functional.value_and_grad(_mixed, argnums)
+    for value, scale in [(NOT_FLOAT[name][0], 0.75), (NOT_FLOAT[name][1], -1.25), (NOT_FLOAT[name][0], 0.5)]:
+        (got, grads), (want, wanted) = taped.arrays(value, np.array(scale)), eager(value, np.array(scale))
+        wanted = wanted if isinstance(wanted, tuple) else (wanted,)
+        assert _bits(got) == _bits(want) and [_bits(g) for g in grads] == [_bits(w) for w in wanted]
+        assert grads[0].dtype == np.float64 and grads[0].shape == np.shape(value)
+    assert not taped.eager_reasons and len(taped._signatures) == 1
+
+
+@pytest.mark.parametrize("name", sorted(NOT_FLOAT))
+def test_tape_hvp_takes_a_differentiated_argument_without_a_float_dtype_as_float64(name: str) -> None:
+    taped = ab.tape.hvp(_mixed)
+    for value, scale in [(NOT_FLOAT[name][0], 0.75), (NOT_FLOAT[name][1], -1.25), (NOT_FLOAT[name][0], 0.5)]:
+        v = np.linspace(-1.0, 2.0, math.prod(np.shape(value))).reshape(np.shape(value))
+        got = taped.arrays(value, np.array(scale), v)
+        x = ab.tensor(value, dtype=np.float64)  # as functional.value_and_grad makes it
+        want = ab.functional.hvp(lambda a: _mixed(a, ab.tensor(scale)), x, ab.tensor(v))
+        assert _bits(got[0]) == _bits(want[0]) and _bits(got[1][0]) == _bits(want[1])
+    assert not taped.eager_reasons
+
+
+@pytest.mark.parametrize("argnums", [0, (0, 1)], ids=["int", "tuple"])
+def test_a_differentiated_integer_tensor_is_the_same_error_taped_and_eagerly(argnums: Any) -> None:
+    # A Tensor keeps its dtype, as in ab.grad, torch and jax.grad: an integer one has no gradient.
+    x, w = ab.tensor([1, 2]), np.array(0.5)
+    message = r"argument 0 \(int64\[2\]\) is differentiated but not floating-point; pass t.astype\('float64'\)"
+    with pytest.raises(TypeError, match="^value_and_grad: " + message):
+        ab.functional.value_and_grad(_mixed, argnums)(x, w)
+    with pytest.raises(TypeError, match="^tape.value_and_grad: " + message):
+        ab.tape.value_and_grad(_mixed, argnums)(x, w)
+    with pytest.raises(TypeError, match="^tape.hvp: " + message):
+        ab.tape.hvp(_mixed, argnums)(x, w, np.ones(2) if argnums == 0 else (np.ones(2), np.ones(())))
+    with pytest.raises(TypeError, match="only floating-point"):
+        ab.functional.hvp(lambda a: _mixed(a, ab.tensor(w)), x, ab.tensor([1.0, 1.0]))
+
+
+def test_argnums_out_of_range_is_the_same_error_taped_and_eagerly() -> None:
+    # The tape raised TypeError ("must name Tensor or array arguments"), functional IndexError.
+    message = r"argnums \(0, 2\) out of range for 2 positional arguments"
+    with pytest.raises(IndexError, match="^value_and_grad: " + message):
+        ab.functional.value_and_grad(_mixed, (0, 2))(np.ones(2), np.array(0.5))
+    with pytest.raises(IndexError, match="^tape.value_and_grad: " + message):
+        ab.tape.value_and_grad(_mixed, (0, 2))(np.ones(2), np.array(0.5))
+
+
 # -- documented limitations ------------------------------------------------------------------------
 SCALE = 2.0
 

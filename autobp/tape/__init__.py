@@ -69,14 +69,16 @@ def value_and_grad(func: Callable[..., Tensor], argnums: int | tuple[int, ...] =
 
     ``func`` takes positional arguments and returns a scalar Tensor. Tensors and arrays (numpy's
     or another library's) among the arguments are the tape's inputs and reach ``func`` as
-    Tensors; their values may change from call to call. So does a numpy scalar at ``argnums``;
-    elsewhere it reaches ``func`` as it is, as ``functional.value_and_grad`` passes it (an axis,
+    Tensors; their values may change from call to call. So does every argument at ``argnums``,
+    taken as ``functional.value_and_grad`` takes it: a Tensor or a floating-point array (a numpy
+    scalar too) keeps its dtype, any other array-like (a Python number, a list, an integer or
+    bool array) becomes float64, and an integer Tensor is a ``TypeError``. A numpy scalar
+    elsewhere reaches ``func`` as it is, as ``functional.value_and_grad`` passes it (an axis,
     ``np.int64(1)``). Any other argument is static and must be hashable: a new type or value
     (``1`` and ``True``, ``0.0`` and ``-0.0``, ``np.float64(2)`` and ``np.float32(2)`` differ) is
-    traced anew. Returns Tensors:
-    the value, and one gradient for an int ``argnums`` or a tuple of them (``Taped.arrays``
-    returns the arrays), each a fresh array. Shapes: each gradient has its argument's shape;
-    differentiated arguments are floating-point; one the value does not depend on gets zeros.
+    traced anew. Returns Tensors: the value, and one gradient for an int ``argnums`` or a tuple
+    of them (``Taped.arrays`` returns the arrays), each a fresh array. Shapes: each gradient has
+    its argument's shape; one the value does not depend on gets zeros.
 
     Raises ``TapeError`` when ``func`` does what a tape cannot replay (module docstring).
 
@@ -98,7 +100,8 @@ def hvp(func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> Tape
     replay runs the forward, the backward and the tangents' ops as straight array calls, under
     the same guards as ``value_and_grad`` (module docstring), and gives what
     ``functional.hvp(f, args[argnums], v)`` gives, bit for bit, with the other arguments held
-    fixed. Shapes: ``v`` and ``H v`` have the shapes of the differentiated arguments.
+    fixed; the arguments at ``argnums`` are taken as ``value_and_grad`` takes them (an integer
+    array as float64). Shapes: ``v`` and ``H v`` have the shapes of the differentiated arguments.
 
     >>> import autobp as ab
     >>> f = ab.tape.hvp(lambda w, x: ((w * x).sum()) ** 2)

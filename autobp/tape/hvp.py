@@ -99,7 +99,7 @@ class TapedHvp(Taped):
     def _trace(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> tuple[Tape | None, str | None]:
         """Run ``func``, its create_graph backward and their tangents while recording."""
         n = self._split(args)
-        wanted = wanted_leaves(self._positions, args[:n], self.argnums)
+        wanted = wanted_leaves(self._positions, args[:n], self.argnums, "tape.hvp")
         call_args = as_tensors(args, arrays, wanted)
         leaves: list[Tensor] = [arg for arg in call_args[:n] if isinstance(arg, Tensor)]
         directions = call_args[n:]

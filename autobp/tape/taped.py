@@ -101,7 +101,10 @@ class Taped:
             result = ready.replay(arrays)
             if result is not None:
                 return result  # the usual call, kept short
-        return self._call(promoted(args, self._positions, self._directions), arrays, signature)
+        given = promoted(args, self._positions, self._directions)
+        if given is not args:  # a differentiated argument became the array it is differentiated as
+            arrays, signature = inputs_and_signature(given, self._positions, self._directions)
+        return self._call(given, arrays, signature)
 
     def _checked(self, args: tuple[Any, ...]) -> None:
         """Raise for arguments that no call may take; subclasses check theirs (``TapedHvp``)."""
@@ -153,8 +156,9 @@ class Taped:
         """The program a call with these arguments replays (tracing their signature if new):
         one line per op, e.g. ``s6 = f0(s2, s4)  # matmul``. Runs one call to get there."""
         self._arrays(args)
+        given = promoted(args, self._positions, self._directions)
         try:
-            entry = self._signatures.get(inputs_and_signature(args, self._positions, self._directions)[1])
+            entry = self._signatures.get(inputs_and_signature(given, self._positions, self._directions)[1])
         except StaticNaN:
             entry = None
         if entry is None or entry.eager is not None or not entry.tapes:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from autobp.backends import library_of
+from autobp.functional_args import float64_tensor, floating_array, not_floating
 from autobp.graph import WeakScalar
 from autobp.ops.registry import Hints, OpDef, describe
 from autobp.tensor import Tensor
@@ -212,35 +213,58 @@ class Recorder:
 def is_array(value: Any) -> bool:
     """Whether an argument is a tape input: a Tensor, a numpy array, another library's array.
 
-    A numpy scalar is one only where it is differentiated (``promoted`` makes it an array there).
+    Any differentiated argument is one: ``promoted`` makes it an array.
     """
     return isinstance(value, Tensor | np.ndarray) or library_of(value) is not None
 
 
-def is_input_position(position: int, n: int, differentiated: tuple[int, ...], directions: int) -> bool:
-    """Whether argument ``position`` of ``n`` is differentiated (named by ``differentiated``, which
-    counts among the first ``n - directions``) or one of the ``directions`` last (``tape.hvp``'s)."""
+def is_differentiated(position: int, n: int, differentiated: tuple[int, ...], directions: int) -> bool:
+    """Whether argument ``position`` of ``n`` is named by ``differentiated``, which counts among
+    the first ``n - directions`` (the last ``directions`` are ``tape.hvp``'s)."""
     m = n - directions
-    return position >= m or any([-m <= p < m and p % m == position for p in differentiated])
+    return position < m and any([-m <= p < m and p % m == position for p in differentiated])
+
+
+def is_input_position(position: int, n: int, differentiated: tuple[int, ...], directions: int) -> bool:
+    """Whether argument ``position`` of ``n`` is differentiated or one of the ``directions`` last."""
+    return position >= n - directions or is_differentiated(position, n, differentiated, directions)
+
+
+def differentiated_array(value: Any) -> Any:
+    """A differentiated argument as the array a tape differentiates: the values and dtype
+    ``functional.value_and_grad`` differentiates (``functional_args.differentiated_tensor``).
+
+    A Tensor stays as it is (``wanted_leaves`` refuses one that is not floating-point, as
+    ``functional`` does), and so does a floating-point array (not copied: the tape knows arrays
+    by identity); a numpy scalar becomes the 0-d array a Tensor would hold; any other array-like
+    (a Python number, a list, an integer or bool array) becomes the float64 array ``functional``
+    makes of it.
+    """
+    if isinstance(value, Tensor):
+        return value
+    if floating_array(value):
+        return np.asarray(value) if isinstance(value, np.generic) else value
+    return float64_tensor(value).data
 
 
 def promoted(args: tuple[Any, ...], differentiated: tuple[int, ...], directions: int = 0) -> tuple[Any, ...]:
-    """``args`` with each numpy scalar that is a tape input as the 0-d array a Tensor would hold.
+    """``args`` as the tape takes them: each differentiated argument as ``differentiated_array``
+    makes it, each numpy scalar direction (``tape.hvp``'s) as a 0-d array; ``args`` itself when
+    that changes none.
 
-    ``functional.value_and_grad`` makes a differentiated numpy scalar a Tensor and passes any
-    other one to ``func`` as it is (an axis, a scale): a tape does the same, keying it as static.
+    ``functional.value_and_grad`` makes the differentiated arguments Tensors and passes the
+    others to ``func`` as they are (a numpy scalar axis, a scale): a tape keys those as static.
     """
-    if not any([isinstance(arg, np.generic) for arg in args]):
-        return args
     n = len(args)
-    return tuple(
-        [
-            np.asarray(arg)
-            if isinstance(arg, np.generic) and is_input_position(i, n, differentiated, directions)
-            else arg
-            for i, arg in enumerate(args)
-        ]
-    )
+    m = n - directions
+    given = list(args)
+    for p in differentiated:
+        if -m <= p < m:  # (one out of range is wanted_leaves' error, as functional's)
+            given[p % m] = differentiated_array(args[p % m])
+    for i in range(m, n):
+        if isinstance(args[i], np.generic):
+            given[i] = np.asarray(args[i])
+    return args if all([a is b for a, b in zip(given, args, strict=True)]) else tuple(given)
 
 
 def bytes_of(array: Any) -> bytes:
@@ -304,7 +328,12 @@ def inputs_and_signature(
 ) -> tuple[list[np.ndarray], tuple[Any, ...]]:
     """The array inputs, and the signature a tape is kept under: shapes, dtypes, static values,
     and which arguments are the same array (a tape reads each array from one slot). A numpy
-    scalar is an input where ``is_input_position`` says so, else static (``promoted``).
+    scalar is an input where ``is_input_position`` says so, else static; a differentiated
+    Python number or list is the float64 array ``differentiated_array`` makes of it.
+
+    A differentiated array that is not floating-point (an integer array) is keyed by its own
+    dtype here, so that its signature meets no tape: the caller takes the signature of the
+    ``promoted`` arguments then (as no tape is kept under any other, a replay needs no check).
 
     Raises ``StaticNaN`` for a static NaN, ``TypeError`` for an unhashable static argument.
     """
@@ -327,10 +356,13 @@ def inputs_and_signature(
                 arg = np.asarray(arg)
             else:
                 lib = library_of(arg)
-                if lib is None:
+                if lib is None and is_differentiated(position, len(args), differentiated, directions):
+                    arg = differentiated_array(arg)  # (a float64 array)
+                elif lib is None:
                     key.append(("static", _static_key(arg, position)))
                     continue
-                key.append((lib.name, lib.device_name(arg)))  # replayed with its library, on its device
+                else:
+                    key.append((lib.name, lib.device_name(arg)))  # replayed with its library, on its device
         arrays.append(arg)
         key.append(arg.shape)
         key.append(arg.dtype)
@@ -340,22 +372,21 @@ def inputs_and_signature(
     return arrays, tuple(key)
 
 
-def wanted_leaves(positions: tuple[int, ...], args: tuple[Any, ...], argnums: Any) -> list[int]:
-    """The differentiated arguments, as indices among the array arguments."""
+def wanted_leaves(
+    positions: tuple[int, ...], args: tuple[Any, ...], argnums: Any, what: str = "tape.value_and_grad"
+) -> list[int]:
+    """The differentiated arguments of the ``promoted`` ``args``, as indices among the array
+    arguments; the errors ``functional.value_and_grad`` raises for them."""
+    n = len(args)
     array_positions = [i for i, arg in enumerate(args) if is_array(arg)]
     wanted = []
     for p in positions:
-        if not -len(args) <= p < len(args) or p % len(args) not in array_positions:
-            shown = ", ".join(describe(a) for a in args)
-            raise TypeError(f"tape.value_and_grad: argnums {argnums} must name Tensor or array arguments: ({shown})")
+        if not -n <= p < n:
+            raise IndexError(f"{what}: argnums {argnums} out of range for {n} positional arguments")
         array = args[p].data if isinstance(args[p], Tensor) else args[p]
-        lib = None if isinstance(array, np.ndarray | np.generic) else library_of(array)
-        if not (lib.float_dtype(array.dtype) if lib is not None else np.asarray(array).dtype.kind == "f"):
-            raise TypeError(
-                f"tape.value_and_grad: argument {p % len(args)} ({describe(array)}) is differentiated "
-                "but not floating-point"
-            )
-        wanted.append(array_positions.index(p % len(args)))
+        if not floating_array(array):  # (a Tensor: promoted converts any other argument)
+            raise not_floating(what, p % n, array)
+        wanted.append(array_positions.index(p % n))
     return wanted
 
 
