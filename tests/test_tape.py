@@ -186,7 +186,13 @@ def test_anomaly_mode_runs_eagerly() -> None:
 @pytest.mark.parametrize(
     ("func", "args", "argnums", "error", "message"),
     [
-        (lambda x: x * 2.0, (np.ones(2),), 0, TypeError, "must return a scalar Tensor, got float64"),
+        (
+            lambda x: x * 2.0,
+            (np.ones(2),),
+            0,
+            ValueError,
+            r"must return a single one-element Tensor, got shapes \[\(2,\)\]",
+        ),
         (lambda x: (x * 2.0).sum(), (np.ones(2),), 3, IndexError, "argnums 3 out of range for 1 positional"),
         (lambda i: (i * 2.0).sum(), (ab.arange(3),), 0, TypeError, "is differentiated but not floating-point"),
     ],

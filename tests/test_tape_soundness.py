@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -479,6 +480,37 @@ def test_argnums_out_of_range_is_the_same_error_taped_and_eagerly() -> None:
         ab.functional.value_and_grad(_mixed, (0, 2))(np.ones(2), np.array(0.5))
     with pytest.raises(IndexError, match="^tape.value_and_grad: " + message):
         ab.tape.value_and_grad(_mixed, (0, 2))(np.ones(2), np.array(0.5))
+
+
+# -- what func returns ----------------------------------------------------------------------------
+OUTPUTS = {
+    "a Tensor of two elements": lambda t: t * 2.0,
+    "a tuple of one": lambda t: ((t * t).sum(),),
+    "a float": lambda t: 3.0,
+    "a tuple of two": lambda t: ((t * t).sum(), t.sum()),
+    "one element, 1-d": lambda t: (t * t).sum().reshape(1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUTPUTS))
+@pytest.mark.parametrize("transform", ["value_and_grad", "hvp"])
+def test_what_func_returns_is_taken_or_refused_as_functional_does(name: str, transform: str) -> None:
+    # The tape refused a tuple of one that functional takes, and raised TypeError where
+    # functional raises ValueError (an output of two elements).
+    func, x = OUTPUTS[name], np.array([1.0, 2.0])
+    direction = (x,) if transform == "hvp" else ()
+    if transform == "value_and_grad":
+        taped, eager = ab.tape.value_and_grad(func), lambda: ab.functional.value_and_grad(func)(x)
+    else:
+        taped, eager = ab.tape.hvp(func), lambda: ab.functional.hvp(func, ab.tensor(x), ab.tensor(x))
+    try:
+        want = eager()
+    except (TypeError, ValueError) as error:
+        with pytest.raises(type(error), match="^tape." + re.escape(str(error)) + "$"):
+            taped(x, *direction)
+        return
+    got = taped.arrays(x, *direction)
+    assert _bits(got[0]) == _bits(want[0]) and _bits(got[1][0]) == _bits(want[1])
 
 
 # -- documented limitations ------------------------------------------------------------------------

@@ -67,9 +67,10 @@ def is_tracing() -> bool:
 def value_and_grad(func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> Taped:
     """``functional.value_and_grad`` on a tape: ``(func(*args), d func / d args[argnums])``.
 
-    ``func`` takes positional arguments and returns a scalar Tensor. Tensors and arrays (numpy's
-    or another library's) among the arguments are the tape's inputs and reach ``func`` as
-    Tensors; their values may change from call to call. So does every argument at ``argnums``,
+    ``func`` takes positional arguments and returns a one-element Tensor (or a tuple of one, as
+    ``functional.value_and_grad`` takes it; anything else raises its error). Tensors and arrays
+    (numpy's or another library's) among the arguments are the tape's inputs and reach ``func``
+    as Tensors; their values may change from call to call. So does every argument at ``argnums``,
     taken as ``functional.value_and_grad`` takes it: a Tensor or a floating-point array (a numpy
     scalar too) keeps its dtype, any other array-like (a Python number, a list, an integer or
     bool array) becomes float64, and an integer Tensor is a ``TypeError``. A numpy scalar

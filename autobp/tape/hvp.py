@@ -12,7 +12,6 @@ here against ``functional.hvp``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ from autobp.functional_args import filled
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
 from autobp.tape.compile import Tape
-from autobp.tape.taped import Taped, _fresh
+from autobp.tape.taped import Taped, _fresh, loss_of
 from autobp.tape.trace import Recorder, as_tensors, is_array, wanted_leaves
 from autobp.tensor import Tensor
 
@@ -113,10 +112,7 @@ class TapedHvp(Taped):
                     for k, direction in zip(wanted, directions, strict=True):  # as functional.hvp attaches
                         x = leaves[k]
                         attach(level, x, direction if direction.dtype == x.dtype else direction.astype(x.dtype))
-                    loss = self.func(*call_args[:n])
-                    if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
-                        shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
-                        raise TypeError(f"tape.hvp: func must return a one-element Tensor, got {shown}")
+                    loss = loss_of(self.func(*call_args[:n]), "tape.hvp")
                     seed = [filled(loss, 1)]
                     found = (
                         engine.grad([loss], [leaves[k] for k in wanted], seed, create_graph=True, allow_unused=True)

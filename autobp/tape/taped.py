@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from autobp import engine, functional, grad_mode, graph
+from autobp import engine, functional, functional_args, grad_mode, graph
 from autobp.backends import library_of
 from autobp.functional_args import filled
 from autobp.graph import TapeError
@@ -26,7 +25,7 @@ from autobp.tape.trace import (
 )
 from autobp.tensor import Tensor
 
-__all__ = ["Taped", "MAX_TAPES", "MAX_TRACES"]
+__all__ = ["Taped", "MAX_TAPES", "MAX_TRACES", "loss_of"]
 
 # Signatures kept per taped function: a training loop meets one or two (the last, smaller
 # mini-batch); the oldest is dropped beyond this.
@@ -176,10 +175,7 @@ class Taped:
         mode.tape = recorder
         try:
             with grad_mode.enable_grad():
-                loss = self.func(*call_args)
-                if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
-                    shown = describe(loss) if isinstance(loss, Tensor) else type(loss).__name__
-                    raise TypeError(f"tape.value_and_grad: func must return a scalar Tensor, got {shown}")
+                loss = loss_of(self.func(*call_args), "tape.value_and_grad")
                 # A value that depends on no differentiated argument has no graph: zero gradients.
                 found = (
                     engine.grad(loss, [leaves[k] for k in wanted], create_graph=True, allow_unused=True)
@@ -226,6 +222,14 @@ class Taped:
                     f"autobp.functional.{self._eager_name} for it."
                 )
         return True
+
+
+def loss_of(output: Any, what: str) -> Tensor:
+    """``func``'s output as ``functional`` takes it (a one-element Tensor, or a tuple of one),
+    with its errors: a ``TypeError`` for no Tensor, a ``ValueError`` for another size."""
+    _, outputs = functional_args.as_tensors(output, what, "func's output")
+    functional_args.check_scalar(outputs, what)
+    return outputs[0]
 
 
 def _fresh(results: list[Any], inputs: list[np.ndarray]) -> list[Any]:
