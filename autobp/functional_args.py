@@ -75,7 +75,7 @@ def differentiated_tensor(value: Any, position: int, what: str) -> Tensor:
     A Tensor stays as it is and must be floating-point (``not_floating``); a floating-point array
     keeps its dtype, as ``ab.tensor`` does; any other array-like (Python numbers, lists, integer
     and bool arrays, numpy integer scalars) becomes float64 (``float64_tensor``). A tape makes
-    the same array of it (``autobp.tape.trace.differentiated_array``).
+    the same array of it (``autobp.tape.arguments.differentiated_array``).
     """
     if isinstance(value, Tensor):
         if not is_float(value):

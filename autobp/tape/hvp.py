@@ -22,9 +22,10 @@ from autobp.forward_ad import attach, dual_level, tangent_of
 from autobp.functional_args import filled
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
+from autobp.tape.arguments import as_tensors, is_array, wanted_leaves
 from autobp.tape.compile import Tape
 from autobp.tape.taped import Taped, _fresh, loss_of
-from autobp.tape.trace import Recorder, as_tensors, is_array, wanted_leaves
+from autobp.tape.trace import Recorder
 from autobp.tensor import Tensor
 
 __all__ = ["TapedHvp"]

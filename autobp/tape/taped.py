@@ -12,17 +12,9 @@ from autobp.backends import library_of
 from autobp.functional_args import filled
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
+from autobp.tape.arguments import StaticNaN, as_tensors, inputs_and_signature, is_array, promoted, wanted_leaves
 from autobp.tape.compile import Tape, fresh_array
-from autobp.tape.trace import (
-    Recorder,
-    StaticNaN,
-    as_tensors,
-    bytes_of,
-    inputs_and_signature,
-    is_array,
-    promoted,
-    wanted_leaves,
-)
+from autobp.tape.trace import Recorder, bytes_of
 from autobp.tensor import Tensor
 
 __all__ = ["Taped", "MAX_TAPES", "MAX_TRACES", "loss_of"]
