@@ -14,14 +14,15 @@ def normalize_axes(axis: Any, ndim: int, name: str) -> tuple[int, ...]:
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes; errors name the op."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int | np.integer) else given_axes(axis)  # (the usual case inline)
+    # (the usual cases inline: this runs on every reduction)
+    axes = (axis,) if isinstance(axis, int | np.integer) else axis if type(axis) is tuple else given_axes(axis)
     result = []
     for a in axes:
         if type(a) is not int:  # each axis read as numpy reads it (a 0-d array, a Tensor: by __index__)
             a = operator.index(a)
         if not -ndim <= a < ndim or (ndim == 0 and a not in (0, -1)):
             raise np.exceptions.AxisError(f"{name}: axis {a} is out of bounds for an array of dimension {ndim}")
-        result.append(int(a) % ndim if ndim else 0)
+        result.append(a % ndim if ndim else 0)
     if len(set(result)) != len(result):
         raise ValueError(f"{name}: repeated axis in {axis}")
     return tuple(sorted(result)) if ndim else ()
