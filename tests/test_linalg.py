@@ -170,6 +170,27 @@ def test_float32_stays_float32_in_value_and_gradient(fn: Any, shapes: list[tuple
     assert all(g is not None and g.dtype == np.float32 for g in grads)
 
 
+@pytest.mark.parametrize(
+    ("subscripts", "operands"),
+    [
+        ("ij->j", [np.array([[1, 255], [3, 4]], np.uint8)]),  # numpy wraps: [4, 3] (torch summed to int64 259)
+        ("ij,jk->ik", [np.array([[200, 100]], np.uint8), np.array([[2], [3]], np.uint8)]),
+        ("ij->j", [np.array([[100, -128], [100, -1]], np.int8)]),
+        ("ij->j", [np.array([[True, True], [False, True]])]),  # an or of ands, in bool (torch counted)
+        ("ij,jk->ik", [np.array([[True, False], [False, False]]), np.array([[False, True], [True, False]])]),
+        ("i,i->", [np.array([True, False, True]), np.array([True, True, False])]),
+    ],
+)
+def test_einsum_of_integers_and_bools_on_torch_gives_numpys_dtype_and_values(
+    subscripts: str, operands: list[np.ndarray]
+) -> None:
+    torch = pytest.importorskip("torch")
+    want = np.einsum(subscripts, *operands)
+    got = ab.einsum(subscripts, *[ab.tensor(torch.from_numpy(a)) for a in operands])
+    assert got.library == "torch" and str(got.dtype) == f"torch.{want.dtype}"
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
 def test_einsum_refuses_a_malformed_ellipsis() -> None:
     with pytest.raises(ValueError, match="einsum: invalid ellipsis"):
         ab.einsum("i..j.->ij", ab.ones(2, 3))

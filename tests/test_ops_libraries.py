@@ -5,13 +5,15 @@ The values, the first derivatives (a vjp with a random cotangent) and the second
 gradient of ``<first derivative, w>`` for a random ``w``) must equal numpy's to 1e-12 in float64
 and 1e-5 in float32, relative to the largest magnitude; every result keeps the dtype numpy gives
 and the library and device of the inputs. With numpy under test (the default run), the other
-library is array-api-strict, the standard and nothing more.
+library is array-api-strict, the standard and nothing more. The ops that sum, multiply or pick
+elements also take integers and bools, whose result dtypes numpy chooses by rules of its own.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +22,7 @@ import pytest
 from conftest import Library
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import autobp as ab
 from autobp.ops.registry import REGISTRY, OpDef
@@ -96,6 +99,48 @@ def test_the_library_gives_numpys_numbers(
         np.testing.assert_allclose(
             result.numpy(), want, rtol=tolerance, atol=tolerance * scale, err_msg=f"{name}: result {k}"
         )
+
+
+# The ops that sum, multiply or pick among elements: numpy keeps or widens integer and bool dtypes
+# there by its own rules (a uint8 sum is uint64, a uint8 einsum stays uint8 and wraps; torch gave int64).
+REDUCING = {"reduction", "variance", "argreduction", "sum_to", "einsum", "dot", "matmul", "matmul_transposed"}
+INTEGER_OPS = sorted(name for name, opdef in REGISTRY.items() if opdef.hints.shapes in REDUCING)
+
+
+def _outputs(opdef: OpDef, arrays: list[np.ndarray], make: Callable[..., ab.Tensor], kwargs: dict[str, Any]) -> Any:
+    """The op's outputs, or the exception it raised."""
+    try:
+        return _as_list(opdef.public(*[make(a) for a in arrays], **kwargs))
+    except Exception as error:  # compared below: a library may refuse what it cannot compute
+        return error
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "int16", "uint32", "int64"])
+@pytest.mark.parametrize("name", INTEGER_OPS)
+@given(data=st.data())
+def test_the_library_gives_numpys_integers(name: str, dtype: str, library: Library, data: st.DataObject) -> None:
+    """Integer and bool inputs over the dtype's whole range (sums wrap): the library gives numpy's
+    dtype and values, or an error naming the op where it has no such computation (torch multiplies
+    no bool matrices, strict sums no bools) -- never other numbers, nor a number where numpy raises."""
+    if library.name == "numpy":
+        library = STRICT
+    opdef = REGISTRY[name]
+    sample = data.draw(samples_for(opdef), label="sample")
+    inputs = [data.draw(arrays(np.dtype(dtype), a.shape)) if a.dtype.kind == "f" else a for a in sample.arrays]
+    wanted = _outputs(opdef, inputs, ab.tensor, sample.kwargs)
+    got = _outputs(opdef, inputs, library.tensor, library.kwargs(sample.kwargs))
+    if isinstance(got, Exception):  # named by the op, or by the op a composite one (dot) calls
+        assert re.match(r"\w+: ", str(got)), f"{name}: {library.name} raised an error naming no op: {got!r}"
+        return
+    assert not isinstance(wanted, Exception), f"{name}: numpy raises {wanted!r}, {library.name} gives {got}"
+    assert len(got) == len(wanted)
+    for k, (result, expected) in enumerate(zip(got, wanted, strict=True)):
+        want = expected.numpy()
+        assert library.dtype(result) == str(want.dtype), f"{name}: result {k} is {result.dtype}, numpy's {want.dtype}"
+        if want.dtype.kind == "f":  # means and spreads: summed in another order
+            np.testing.assert_allclose(result.numpy(), want, rtol=1e-12, atol=0, err_msg=f"{name}: result {k}")
+        else:
+            np.testing.assert_array_equal(result.numpy(), want, err_msg=f"{name}: result {k}")
 
 
 def test_gradcheck_catches_a_wrong_vjp_on_the_library(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:

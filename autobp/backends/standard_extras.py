@@ -3,6 +3,7 @@ own (cupy, torch, array-api-strict); numpy's module has its own (``np.add.reduce
 
 ``written_in_the_standard(standard)`` returns the functions for one library, given how its module
 reaches its standard namespace (imported on first use, so that importing autobp imports no library).
+``total_as_numpy`` sums or multiplies in the dtype numpy gives, for the ops and ``sum_kept``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["written_in_the_standard"]
+import numpy as np
+
+__all__ = ["written_in_the_standard", "total_as_numpy"]
 
 Function = Callable[..., Any]
 
@@ -19,8 +22,9 @@ def written_in_the_standard(standard: Callable[[], Any]) -> tuple[Function, Func
     """``(sum_kept, matmul_nt, matmul_tn)`` computed with ``standard()``'s functions."""
 
     def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
-        """``x`` summed over ``axes``, kept with size 1."""
-        return standard().sum(x, axis=axes, keepdims=True)
+        """``x`` summed over ``axes``, kept with size 1 (in numpy's dtype: ``total_as_numpy``)."""
+        xp = standard()
+        return total_as_numpy(xp, xp.sum, x, axes, keepdims=True)
 
     def matmul_nt(x: Any, y: Any) -> Any:
         """``x @ y^T`` over the last two axes."""
@@ -33,3 +37,25 @@ def written_in_the_standard(standard: Callable[[], Any]) -> tuple[Function, Func
         return xp.matmul(xp.matrix_transpose(x), y)
 
     return sum_kept, matmul_nt, matmul_tn
+
+
+def total_as_numpy(xp: Any, reduce: Function, x: Any, axis: Any, keepdims: bool) -> Any:
+    """``reduce(x, axis=axis, keepdims=keepdims)`` (``xp.sum`` or ``xp.prod``) in numpy's dtype for
+    it: bools and integers of under 64 bits give the 64-bit integer of their sign (uint8 -> uint64).
+
+    torch gives int64 for unsigned integers, and keeps bools over no axes; the standard refuses to
+    sum bools. int64 wraps modulo 2**64 as uint64 does, so the cast gives numpy's values too.
+    """
+    if type(x) is np.ndarray:  # numpy's own reduction is the reference
+        return reduce(x, axis=axis, keepdims=keepdims)
+    dtype = x.dtype
+    if xp.isdtype(dtype, "unsigned integer"):
+        wide = xp.uint64
+    elif xp.isdtype(dtype, ("bool", "signed integer")):
+        wide = xp.int64
+        if dtype == xp.bool:
+            x = xp.astype(x, wide)
+    else:  # floats and complex keep their dtype everywhere
+        return reduce(x, axis=axis, keepdims=keepdims)
+    total = reduce(x, axis=axis, keepdims=keepdims)
+    return total if total.dtype == wide else xp.astype(total, wide)

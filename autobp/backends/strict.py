@@ -119,8 +119,8 @@ def einsum(subscripts: str, *operands: Any) -> Any:
         total = x if total is None else total * x
     assert total is not None
     summed = tuple(range(len(output), len(labels)))
-    result = xp.sum(total, axis=summed) if summed else total
-    return result
+    # In the operands' dtype, as numpy's einsum (the standard's sum widens uint8 to uint64).
+    return xp.sum(total, axis=summed, dtype=total.dtype) if summed else total
 
 
 def _diagonals(xp: Any, term: str, x: Any) -> tuple[str, Any]:

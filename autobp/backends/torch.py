@@ -6,6 +6,7 @@ autograd records nothing.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -97,8 +98,20 @@ negative_steps = False  # torch slices take positive steps only
 
 
 def einsum(subscripts: str, *operands: Any) -> Any:
-    """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis."""
-    return _torch().einsum(subscripts, *operands)
+    """Einstein summation; ``subscripts`` explicit (``"ij,jk->ik"``), one letter per axis.
+
+    In numpy's dtype, the operands' promoted one, with numpy's values: uint8 wraps, bools or their ands.
+    """
+    torch = _torch()
+    wanted = functools.reduce(torch.promote_types, (x.dtype for x in operands))
+    if wanted == torch.bool:
+        # torch has no bool products (bmm); counted in floats, the true products sum to 0 only
+        # when there are none (no cancellation), whatever the rounding.
+        return torch.einsum(subscripts, *(x.to(torch.float32) for x in operands)) != 0
+    result = torch.einsum(subscripts, *operands)
+    # torch sums a lone operand's narrow integers in int64; sums of products agree modulo 2**bits,
+    # so the cast back gives numpy's wrapped values.
+    return result if result.dtype == wanted else result.to(wanted)
 
 
 # No pad of its own: ops/padding.py pads with take and concat.

@@ -21,6 +21,7 @@ from typing import Any
 
 from autobp import graph
 from autobp.backends import namespace
+from autobp.backends.standard_extras import total_as_numpy
 from autobp.ops.elementwise import exp, quiet, where
 from autobp.ops.registry import Hints, op
 from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes, reshape
@@ -78,7 +79,7 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
     xp = namespace(x)
     x = _array(xp, x)
-    return xp.sum(x, axis=None if axis is None else normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
+    return total_as_numpy(xp, xp.sum, x, None if axis is None else normalize_axes(axis, x.ndim, "sum"), keepdims)
 
 
 sum.defvjp(
@@ -190,7 +191,7 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """
     xp = namespace(x)
     x = _array(xp, x)
-    return xp.prod(x, axis=normalize_axes(axis, x.ndim, "prod"), keepdims=keepdims)
+    return total_as_numpy(xp, xp.prod, x, normalize_axes(axis, x.ndim, "prod"), keepdims)
 
 
 def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -227,7 +228,7 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     0.693147181
     """
     xp = namespace(x)
-    x = _array(xp, x)
+    x = _floats(xp, _array(xp, x))  # numpy's where(.., 0.0) below gives float64 for integers, torch's float32
     axes = normalize_axes(axis, x.ndim, "logsumexp")
     peak = xp.max(x, axis=axes, keepdims=True)
     # Shifting by the peak keeps exp from overflowing; infinite peaks are not shifted (inf - inf).
