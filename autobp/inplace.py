@@ -119,6 +119,7 @@ _TORCH_WRITES: dict[str, Callable[..., Any]] = {
     "zero_": lambda out, scalar: out.zero_(),
     "clamp_": lambda out, low, high: out.clamp_(low, high),
 }
+_PYTHON_DTYPES = {bool: "bool", int: "int64", float: "float64", complex: "complex128"}
 _REBOUND = {"+=": "add", "-=": "sub", "*=": "mul", "/=": "div"}  # Python's own fallback for ``a += b``
 
 
@@ -164,8 +165,19 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
                 f"{where}: operand of shape {shape} does not broadcast to the tensor's shape "
                 f"{tuple(data.shape)} (an in-place op cannot change the shape)"
             )
-    source = arrays[0] if method == "copy_" and backends.library_of(arrays[0]) is not None else None
-    if source is not None and not _torch().can_cast(source.dtype, data.dtype):  # numpy casts "same_kind" only
+    for operand in arrays:  # numpy raises where torch wraps (u8[0] = -1 stored 255)
+        number = backends.int_out_of_bounds(data, operand)
+        if number is not None:
+            raise OverflowError(f"{where}: Python integer {number} out of bounds for {xp.dtype_name(data.dtype)}")
+    source = arrays[0] if method == "copy_" else None
+    if type(source) in _PYTHON_DTYPES:  # a number as numpy reads it: float64 for 1.5
+        source = _torch().empty(0, dtype=getattr(_torch(), _PYTHON_DTYPES[type(source)]))
+    if (
+        source is not None
+        and backends.library_of(source) is not None
+        and not _torch().can_cast(source.dtype, data.dtype)
+    ):
+        # numpy casts "same_kind" only (torch stored 1.5 into an int tensor as 1)
         raise TypeError(f"{where}: cannot copy {backends.describe(arrays[0])} into it (would change the kind)")
     try:
         (_TORCH_WRITES[method] if method != "setitem" else write)(data, *arrays)

@@ -149,6 +149,38 @@ def test_float32_stays_float32_and_dtype_names_are_the_librarys(lib: str) -> Non
         assert converted.library == lib and converted.numpy().dtype == np.float64, spelling
 
 
+# A Python int beyond an integer tensor's dtype: numpy 2 raises OverflowError; torch wrapped it
+# (uint8 + 300 gave 44, uint8 * -1 gave 255 and 254).
+WRAPPING = [
+    ("add", lambda t: t + 300),
+    ("sub", lambda t: 300 - t),
+    ("mul", lambda t: t * -1),
+    ("pow", lambda t: t**300),
+    ("maximum", lambda t: ab.maximum(t, -1)),
+    ("minimum", lambda t: ab.minimum(t, 256)),
+]
+# numpy compares such an int exactly; the library raises rather than compare a wrapped one (torch's
+# uint8 < -1 was True).
+COMPARING = [
+    ("less", lambda t: t < -1),
+    ("equal", lambda t: t == 300),
+    ("greater_equal", lambda t: ab.greater_equal(-1, t)),
+]
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+@pytest.mark.parametrize(("name", "call"), WRAPPING + COMPARING, ids=[name for name, _ in WRAPPING + COMPARING])
+def test_a_python_int_beyond_the_dtype_raises_on_every_library(lib: str, name: str, call: Any) -> None:
+    u8 = np.array([1, 2], np.uint8)
+    if (name, call) in WRAPPING:
+        with pytest.raises(OverflowError, match="out of bounds for uint8"):
+            call(ab.tensor(u8))  # numpy's own answer
+    with pytest.raises(OverflowError, match=rf"^{name}: Python integer -?\d+ out of bounds for uint8 \(inputs: "):
+        call(_on(lib, u8))
+    in_range = _on(lib, u8) + 255  # wraps within the dtype, as numpy's does
+    assert in_range.numpy().dtype == np.uint8 and in_range.numpy().tolist() == (u8 + 255).tolist() == [0, 1]
+
+
 @pytest.mark.parametrize("lib", LIBRARIES)
 def test_mixing_libraries_is_an_error_naming_both(lib: str) -> None:
     x = _on(lib, np.ones(3))

@@ -10,6 +10,7 @@ and the tape, whatever the state of any one op family.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -371,6 +372,52 @@ def test_in_place_methods_on_torch_match_numpy_and_count_versions() -> None:
         _on("torch", np.array([1, 2])).copy_(_on("torch", np.array([0.5, 1.5])))  # float into int
     with pytest.raises(ValueError, match=r"operand of shape \(2,\) does not broadcast"):
         got.add_(_on("torch", np.ones(2)))
+
+
+# In-place writes of a Python int beyond a uint8 tensor's dtype: numpy raises OverflowError for
+# each; torch stored it wrapped (u[0] = -1 gave 255, add_(300) added 44).
+INT_WRITES = [
+    ("setitem", -1, lambda t: t.__setitem__(0, -1)),
+    ("setitem", -1, lambda t: t.__setitem__(slice(None), [-1, 2])),
+    ("fill_", 256, lambda t: t.fill_(256)),
+    ("add_", 300, lambda t: t.add_(300)),
+    ("sub_", -1, lambda t: t.sub_(-1)),
+    ("mul_", -1, lambda t: t.mul_(-1)),
+    ("+=", 300, lambda t: t.__iadd__(300)),
+    ("-=", 300, lambda t: t.__isub__(300)),
+    ("*=", -1, lambda t: t.__imul__(-1)),
+    ("copy_", -1, lambda t: t.copy_(-1)),
+    ("clamp_", 300, lambda t: t.clamp_(300, None)),
+    ("clamp_", -1, lambda t: t.clamp_(None, -1)),
+]
+
+
+@pytest.mark.parametrize(("method", "value", "write"), INT_WRITES, ids=[f"{m} {v}" for m, v, _ in INT_WRITES])
+def test_an_int_beyond_a_torch_tensors_dtype_is_refused_as_numpy_refuses_it(
+    method: str, value: int, write: Any
+) -> None:
+    pytest.importorskip("torch")
+    with pytest.raises(OverflowError, match=f"{value} out of bounds for uint8"):
+        write(ab.tensor(np.array([1, 2], np.uint8)))
+    u = _on("torch", np.array([1, 2], np.uint8))
+    with pytest.raises(
+        OverflowError,
+        match=rf"^{re.escape(method)}: tensor torch uint8\[2\]: Python integer {value} out of bounds for uint8$",
+    ):
+        write(u)
+    assert u.numpy().tolist() == [1, 2] and u._version == 0  # nothing written
+
+
+def test_copy_of_a_python_number_of_another_kind_is_refused_on_torch_as_on_numpy() -> None:
+    pytest.importorskip("torch")
+    for target, number in ((np.array([1, 2]), 1.5), (np.array([True, False]), 2), (np.array([1.0, 2.0]), 1j)):
+        with pytest.raises(TypeError, match="copy_"):
+            ab.tensor(target.copy()).copy_(number)
+        with pytest.raises(TypeError, match=r"copy_: .*cannot copy (float|int|complex) .* \(would change the kind\)"):
+            _on("torch", target).copy_(number)  # torch stored 1.5 as 1, 2 as True
+    ints = _on("torch", np.array([1, 2], np.int16))
+    ints.copy_(7)  # the same kind, in range: written, as numpy writes it
+    assert ints.numpy().tolist() == [7, 7]
 
 
 def test_a_write_into_a_torch_view_is_seen_by_the_graph() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import reprlib
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "as_array",
     "move",
     "describe",
+    "int_out_of_bounds",
 ]
 
 # A library's name, as users write it in Tensor.to(...), and the module that adapts it.
@@ -185,6 +187,30 @@ def library_name(value: Any) -> str:
     """``"numpy"``, ``"torch"``...: the library of an array (numpy for scalars)."""
     lib = library_of(value)
     return "numpy" if lib is None else lib.name
+
+
+def int_out_of_bounds(array: Any, value: Any) -> int | None:
+    """The first Python int in ``value`` (a number, or lists and tuples of them) that the integer
+    dtype of ``array`` cannot hold; None where there is none, or ``array`` holds no integers.
+
+    numpy 2 raises ``OverflowError`` for such an int (``u8 + 300``, ``u8[0] = -1``); torch wraps
+    it silently (to 44, to 255), so autobp raises numpy's error there itself.
+    """
+    if type(value) is not int and not isinstance(value, list | tuple):  # (bools are not ints here)
+        return None
+    lib = library_of(array)
+    if lib is None or not lib.isdtype(array.dtype, "integral"):
+        return None
+    bounds = lib.iinfo(array.dtype)
+    return next((n for n in _python_ints(value) if not bounds.min <= n <= bounds.max), None)
+
+
+def _python_ints(value: Any) -> Iterator[int]:
+    if type(value) is int:
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _python_ints(item)
 
 
 _REPR = reprlib.Repr()

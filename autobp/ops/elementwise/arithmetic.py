@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp.backends import namespace
+from autobp.backends import describe, int_out_of_bounds, namespace
 from autobp.backends.numpy import quiet
 from autobp.graph import WeakScalar
 from autobp.ops.registry import Hints, op
@@ -23,9 +23,21 @@ BINARY = Hints(shapes="broadcast")
 # torch and cupy are silent; the general forwards below give inf and nan quietly on every library.
 
 
+def refuse_wrapping_ints(name: str, x: Any, y: Any) -> None:
+    """numpy 2's ``OverflowError`` for a Python int outside the other operand's integer dtype
+    (``u8 + 300``), which torch wraps silently (to 44)."""
+    for array, number in ((x, y), (y, x)):
+        if type(number) is int and int_out_of_bounds(array, number) is not None:
+            dtype = namespace(array).dtype_name(array.dtype)
+            raise OverflowError(
+                f"{name}: Python integer {number} out of bounds for {dtype} (inputs: {describe(x)}, {describe(y)})"
+            )
+
+
 @op("add", arity=2, hints=BINARY, elementwise=True)
 def add(x: Any, y: Any) -> Any:
     """Elementwise ``x + y``. Shapes: broadcastable -> broadcast shape."""
+    refuse_wrapping_ints("add", x, y)
     return namespace(x, y).add(x, y)
 
 
@@ -39,6 +51,7 @@ add.defvjp(
 @op("sub", arity=2, hints=BINARY, elementwise=True)
 def sub(x: Any, y: Any) -> Any:
     """Elementwise ``x - y``. Shapes: broadcastable -> broadcast shape."""
+    refuse_wrapping_ints("sub", x, y)
     return namespace(x, y).subtract(x, y)
 
 
@@ -52,6 +65,7 @@ sub.defvjp(
 @op("mul", arity=2, hints=BINARY, elementwise=True)
 def mul(x: Any, y: Any) -> Any:
     """Elementwise ``x * y``. Shapes: broadcastable -> broadcast shape."""
+    refuse_wrapping_ints("mul", x, y)
     return namespace(x, y).multiply(x, y)
 
 
@@ -80,6 +94,7 @@ div.defvjp(
 @quiet
 def pow(x: Any, y: Any) -> Any:
     """Elementwise ``x ** y``. Shapes: broadcastable -> broadcast shape."""
+    refuse_wrapping_ints("pow", x, y)
     return namespace(x, y).pow(x, y)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from autobp.backends import library_of, namespace
-from autobp.ops.elementwise.arithmetic import BINARY
+from autobp.ops.elementwise.arithmetic import BINARY, refuse_wrapping_ints
 from autobp.ops.registry import Hints, op
 from autobp.tensor import Tensor
 
@@ -62,6 +62,7 @@ def maximum(x: Any, y: Any) -> Any:
 
     Shapes: broadcast.
     """
+    refuse_wrapping_ints("maximum", x, y)
     return namespace(x, y).maximum(x, y)
 
 
@@ -78,6 +79,7 @@ def minimum(x: Any, y: Any) -> Any:
 
     Shapes: broadcast.
     """
+    refuse_wrapping_ints("minimum", x, y)
     return namespace(x, y).minimum(x, y)
 
 
@@ -122,6 +124,7 @@ where.defvjp(
 # -- comparisons and logic (results are boolean: no gradient) ---------------------------------------
 def _comparison(name: str, symbol: str) -> Any:
     def compare(x: Any, y: Any) -> Any:
+        refuse_wrapping_ints(name, x, y)  # (numpy compares such an int exactly; torch wraps it: u8 < -1 was True)
         return getattr(namespace(x, y), name)(x, y)
 
     compare.__name__ = name
