@@ -119,7 +119,8 @@ _TORCH_WRITES: dict[str, Callable[..., Any]] = {
     "zero_": lambda out, scalar: out.zero_(),
     "clamp_": lambda out, low, high: out.clamp_(low, high),
 }
-_PYTHON_DTYPES = {bool: "bool", int: "int64", float: "float64", complex: "complex128"}
+# The writes whose result numpy casts to the tensor's dtype "same_kind" only (setitem and fill_ cast unsafely).
+_SAME_KIND = {"add_", "sub_", "mul_", "div_", "+=", "-=", "*=", "/=", "copy_", "clamp_"}
 _REBOUND = {"+=": "add", "-=": "sub", "*=": "mul", "/=": "div"}  # Python's own fallback for ``a += b``
 
 
@@ -169,16 +170,7 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
         number = backends.int_out_of_bounds(data, operand)
         if number is not None:
             raise OverflowError(f"{where}: Python integer {number} out of bounds for {xp.dtype_name(data.dtype)}")
-    source = arrays[0] if method == "copy_" else None
-    if type(source) in _PYTHON_DTYPES:  # a number as numpy reads it: float64 for 1.5
-        source = _torch().empty(0, dtype=getattr(_torch(), _PYTHON_DTYPES[type(source)]))
-    if (
-        source is not None
-        and backends.library_of(source) is not None
-        and not _torch().can_cast(source.dtype, data.dtype)
-    ):
-        # numpy casts "same_kind" only (torch stored 1.5 into an int tensor as 1)
-        raise TypeError(f"{where}: cannot copy {backends.describe(arrays[0])} into it (would change the kind)")
+    _refuse_what_numpy_cannot_cast(where, method, xp, data, arrays)
     try:
         (_TORCH_WRITES[method] if method != "setitem" else write)(data, *arrays)
     except (ValueError, TypeError, IndexError, RuntimeError) as error:
@@ -190,6 +182,42 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
         raise kind(f"{where}, operand {described}: {error}") from error
     tensor._version += 1
     return tensor
+
+
+def _refuse_what_numpy_cannot_cast(where: _Where, method: str, xp: Any, data: Any, operands: list[Any]) -> None:
+    """numpy's TypeError for a write whose result the tensor's dtype takes only by an unsafe cast.
+
+    torch casts more: an int64 operand into uint8 (wrapping), 1.5 into ints, 2 into bools; numpy
+    refuses each ("same_kind"), and reads a numpy scalar as a typed array (u8 += np.int64(1)).
+    """
+    target = _numpy_dtype(xp, data.dtype) if method in _SAME_KIND else None
+    if target is None:
+        return
+    for operand in operands:
+        source: Any
+        array = backends.library_of(operand) is not None
+        if array:
+            source = _numpy_dtype(xp, operand.dtype)
+        elif isinstance(operand, int | float | complex | np.generic):
+            source = operand  # weighed as numpy weighs it: 1.5 is a float, np.int64(1) an int64 array
+        else:
+            continue  # None (an open clamp_ bound), lists: as numpy reads them, left to torch
+        if source is None:
+            continue
+        result = source if method == "copy_" and array else np.result_type(target, source)
+        if not np.can_cast(result, target, "same_kind"):
+            raise TypeError(
+                f"{where}: cannot {'copy' if method == 'copy_' else 'write'} {backends.describe(operand)} "
+                f"into it: numpy casts the {result} result 'same_kind' only (would change the kind)"
+            )
+
+
+def _numpy_dtype(xp: Any, dtype: Any) -> np.dtype[Any] | None:
+    """A library's dtype as numpy's (None for those numpy lacks, as bfloat16)."""
+    try:
+        return np.dtype(xp.dtype_name(dtype))
+    except TypeError:
+        return None
 
 
 def _torch() -> Any:

@@ -420,6 +420,37 @@ def test_copy_of_a_python_number_of_another_kind_is_refused_on_torch_as_on_numpy
     assert ints.numpy().tolist() == [7, 7]
 
 
+# Writes whose result numpy casts into the tensor's dtype only unsafely: numpy's in-place writes
+# cast "same_kind" and raise; torch's can_cast lets int64 into uint8 (300 was written as 44).
+UNSAFE_WRITES = [
+    ("add_", lambda t, make: t.add_(make(np.array([1, 300])))),
+    ("+=", lambda t, make: t.__iadd__(make(np.array([1, 300])))),
+    ("copy_", lambda t, make: t.copy_(make(np.array([1, 300])))),
+    ("clamp_", lambda t, make: t.clamp_(make(np.array([1, 300])), None)),
+    ("mul_", lambda t, make: t.mul_(np.int64(2))),  # a numpy scalar is a typed array to numpy
+]
+
+
+@pytest.mark.parametrize(("method", "write"), UNSAFE_WRITES, ids=[method for method, _ in UNSAFE_WRITES])
+def test_a_write_numpy_would_cast_unsafely_is_refused_on_torch(method: str, write: Any) -> None:
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="same_kind"):
+        write(ab.tensor(np.array([1, 2], np.uint8)), ab.tensor)
+    u = _on("torch", np.array([1, 2], np.uint8))
+    with pytest.raises(TypeError, match=rf"^{re.escape(method)}: tensor torch uint8\[2\]: cannot .* 'same_kind' only"):
+        write(u, lambda a: _on("torch", a))
+    assert u.numpy().tolist() == [1, 2] and u._version == 0  # nothing written
+    for target, operand in (
+        (np.array([1, 2], np.int8), np.array([3, 4], np.uint8)),
+        (np.ones(2, np.float32), np.ones(2)),
+    ):
+        want, got = ab.tensor(target.copy()), _on("torch", target)
+        want += ab.tensor(operand)  # casts numpy allows: written on both
+        got += _on("torch", operand)
+        assert got.numpy().dtype == want.numpy().dtype
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
 def test_a_write_into_a_torch_view_is_seen_by_the_graph() -> None:
     pytest.importorskip("torch")
     base = _on("torch", np.array([1.0, 2.0, 3.0]))
