@@ -137,7 +137,14 @@ _SCALAR_KINDS = {"float": "f", "int": "iu", "bool": "b", "str": "U"}
 
 def _value(kind: str, array: np.ndarray, entry: str, target: backends.Namespace | None, device: Any) -> Any:
     if kind in ("tensor", "array") and target is not None:
-        array = target.from_numpy(array, device)
+        try:
+            array = target.from_numpy(array, device)
+        except (TypeError, ValueError, RuntimeError) as error:
+            there = target.name if device is None else f"{target.name} on {device}"
+            raise TypeError(
+                f"{entry} holds {backends.describe(array)}, which {there} cannot hold ({error}); "
+                "load it without library= and convert what it holds"
+            ) from error
     if kind == "tensor":
         return Tensor(array)
     if kind == "array":
@@ -216,6 +223,8 @@ def load(path: str | os.PathLike[str], library: str | None = None, device: Any =
         LoadError: (a ``ValueError``) the file is empty, cut short or damaged, holds a pickled
             object or an object array, or is not an autobp file; the message names the entry.
         OSError: the file cannot be opened (``FileNotFoundError`` for a missing one).
+        TypeError: ``library`` cannot hold an array the file holds (torch has no str arrays); the
+            message names the entry. Big-endian arrays are put in the machine's byte order.
     """
     where = os.fspath(path)
     target = backends.library(library or "numpy") if library is not None or device is not None else None
@@ -228,18 +237,18 @@ def load(path: str | os.PathLike[str], library: str | None = None, device: Any =
             declared = declared_entries(file, file_size, where)
             file.seek(0)
             with zipfile.ZipFile(file) as archive:
-                items = []
+                read = []
                 for info in member_infos(archive, where, declared):
                     stem, _, kind = info.filename[:-4].rpartition("|")
                     if kind not in _LEAF_KINDS:
                         raise LoadError(f"load: {where}: entry {info.filename[:-4]!r} was not written by ab.save")
-                    array = read_member(archive, info, where, file_size)
                     entry = f"load: {where}: entry {info.filename[:-4]!r}"
-                    items.append((stem, _value(kind, array, entry, target, device)))
+                    read.append((stem, kind, read_member(archive, info, where, file_size), entry))
         except LoadError:
             raise
         except DAMAGE as error:
             raise LoadError(
                 f"load: {where} is damaged or not written by ab.save ({type(error).__name__}: {error})"
             ) from error
-    return _unflatten(items, where)
+    # Into the library once the file is read: what it refuses (a dtype or device it lacks) is no damage.
+    return _unflatten([(stem, _value(kind, array, entry, target, device)) for stem, kind, array, entry in read], where)

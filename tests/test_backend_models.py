@@ -231,6 +231,28 @@ def test_save_writes_host_copies_and_load_puts_them_back(lib: backends.Namespace
                 np.testing.assert_array_equal(host(param), host(model.state_dict()[name]))
 
 
+def test_load_puts_big_endian_arrays_in_the_library_in_native_order(lib: backends.Namespace, tmp_path: Path) -> None:
+    """A file written on a big-endian machine (or of a ">f8" array) is no damaged file: its arrays
+    reach the library byte-swapped, values and dtype kind kept (torch refuses other byte orders)."""
+    path = tmp_path / "big_endian.npz"
+    ab.save({"w": ab.tensor(np.arange(3, dtype=">f8")), "i": np.array([1, -2, 300], ">i4")}, path)
+    there = ab.load(path, library=lib.name)
+    assert_in(there["w"], lib, "float64")
+    assert_in(there["i"], lib, "int32")
+    assert host(there["w"]).tolist() == [0.0, 1.0, 2.0] and host(there["i"]).tolist() == [1, -2, 300]
+    moved = ab.tensor(np.arange(3, dtype=">f4")).to(lib.name)
+    assert_in(moved, lib, "float32")
+    assert host(moved).tolist() == [0.0, 1.0, 2.0]
+
+
+def test_load_names_an_entry_the_library_cannot_hold_and_calls_no_file_damaged(
+    lib: backends.Namespace, tmp_path: Path
+) -> None:
+    ab.save({"names": np.array(["a", "b"])}, tmp_path / "names.npz")
+    with pytest.raises(TypeError, match=rf"entry 'd:names\|array' holds <U1\[2\], which {lib.name} cannot hold"):
+        ab.load(tmp_path / "names.npz", library=lib.name)
+
+
 def test_optimizer_state_round_trip_through_a_file_resumes_exactly(lib: backends.Namespace, tmp_path: Path) -> None:
     uninterrupted, _ = steps(OPTIMIZERS["amsgrad"], lib.name, "float64", count=4)
     params, optimizer = steps(OPTIMIZERS["amsgrad"], lib.name, "float64", count=2)

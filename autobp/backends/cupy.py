@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from autobp.backends.interface import EXTRAS
-from autobp.backends.standard_extras import written_in_the_standard
+from autobp.backends.standard_extras import native_copy, written_in_the_standard
 
 NAME = "cupy"
 __all__ = list(EXTRAS)  # every extra (autobp/backends/interface.py)
@@ -32,10 +32,10 @@ def to_numpy(x: Any) -> np.ndarray:
 def from_numpy(array: np.ndarray, device: Any = None) -> Any:
     cupy = _cupy()
     if device in (None, "cuda", "gpu"):
-        return cupy.array(array, copy=True)
+        return cupy.array(native_copy(array), copy=True)
     index = device.id if isinstance(device, cupy.cuda.Device) else int(str(device).rsplit(":", 1)[-1])
     with cupy.cuda.Device(index):
-        return cupy.array(array, copy=True)
+        return cupy.array(native_copy(array), copy=True)
 
 
 def device(x: Any) -> Any:

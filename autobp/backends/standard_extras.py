@@ -3,7 +3,8 @@ own (cupy, torch, array-api-strict); numpy's module has its own (``np.add.reduce
 
 ``written_in_the_standard(standard)`` returns the functions for one library, given how its module
 reaches its standard namespace (imported on first use, so that importing autobp imports no library).
-``total_as_numpy`` sums or multiplies in the dtype numpy gives, for the ops and ``sum_kept``.
+``total_as_numpy`` sums or multiplies in the dtype numpy gives, for the ops and ``sum_kept``;
+``native_copy`` is the host copy the libraries' ``from_numpy`` take in.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["written_in_the_standard", "total_as_numpy"]
+__all__ = ["written_in_the_standard", "total_as_numpy", "native_copy"]
 
 Function = Callable[..., Any]
 
@@ -59,3 +60,13 @@ def total_as_numpy(xp: Any, reduce: Function, x: Any, axis: Any, keepdims: bool)
         return reduce(x, axis=axis, keepdims=keepdims)
     total = reduce(x, axis=axis, keepdims=keepdims)
     return total if total.dtype == wide else xp.astype(total, wide)
+
+
+def native_copy(array: Any) -> np.ndarray:
+    """A copy of a host array in the machine's byte order, values and dtype kept.
+
+    torch, cupy and array-api-strict refuse big-endian arrays (read from a file written elsewhere,
+    or by ``np.dtype(">f8")``); numpy computes with them as they are.
+    """
+    array = np.asarray(array)
+    return np.array(array, dtype=array.dtype.newbyteorder("="), copy=True)

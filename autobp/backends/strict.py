@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from autobp.backends.interface import EXTRAS
-from autobp.backends.standard_extras import written_in_the_standard
+from autobp.backends.standard_extras import native_copy, written_in_the_standard
 
 NAME = "array_api_strict"
 __all__ = list(EXTRAS)  # every extra (autobp/backends/interface.py)
@@ -31,7 +31,7 @@ def to_numpy(x: Any) -> np.ndarray:
 
 def from_numpy(array: np.ndarray, device: Any = None) -> Any:
     xp = standard()
-    return xp.asarray(np.array(array, copy=True), device=None if device in (None, "cpu") else device)
+    return xp.asarray(native_copy(array), device=None if device in (None, "cpu") else device)
 
 
 def device(x: Any) -> Any:

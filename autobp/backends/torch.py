@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from autobp.backends.interface import EXTRAS
-from autobp.backends.standard_extras import written_in_the_standard
+from autobp.backends.standard_extras import native_copy, written_in_the_standard
 
 NAME = "torch"
 __all__ = list(EXTRAS)  # every extra (autobp/backends/interface.py)
@@ -35,7 +35,7 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def from_numpy(array: np.ndarray, device: Any = None) -> Any:
-    return _torch().tensor(np.array(array, copy=True), device=device)
+    return _torch().tensor(native_copy(array), device=device)
 
 
 def device(x: Any) -> Any:
