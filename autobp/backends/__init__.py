@@ -198,11 +198,21 @@ def int_out_of_bounds(array: Any, value: Any) -> int | None:
     """
     if type(value) is not int and not isinstance(value, list | tuple):  # (bools are not ints here)
         return None
-    lib = library_of(array)
-    if lib is None or not lib.isdtype(array.dtype, "integral"):
+    dtype = getattr(array, "dtype", None)
+    key = (type(dtype), dtype)  # (never == between two libraries' dtypes: array-api-strict warns)
+    try:
+        bounds = _BOUNDS[key]
+    except KeyError:  # (once per dtype: ops on torch meet `t * 2` all the time)
+        lib = library_of(array) or _numpy()  # (numpy scalars: numpy's dtypes)
+        integral = dtype is not None and lib.isdtype(dtype, "integral")
+        bounds = _BOUNDS[key] = (int(lib.iinfo(dtype).min), int(lib.iinfo(dtype).max)) if integral else None
+    if bounds is None:
         return None
-    bounds = lib.iinfo(array.dtype)
-    return next((n for n in _python_ints(value) if not bounds.min <= n <= bounds.max), None)
+    return next((n for n in _python_ints(value) if not bounds[0] <= n <= bounds[1]), None)
+
+
+# (dtype type, dtype) -> the (min, max) of its integers, None for other dtypes.
+_BOUNDS: dict[tuple[type, Any], tuple[int, int] | None] = {}
 
 
 def _python_ints(value: Any) -> Iterator[int]:

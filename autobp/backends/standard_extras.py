@@ -50,16 +50,28 @@ def total_as_numpy(xp: Any, reduce: Function, x: Any, axis: Any, keepdims: bool)
     if type(x) is np.ndarray:  # numpy's own reduction is the reference
         return reduce(x, axis=axis, keepdims=keepdims)
     dtype = x.dtype
-    if xp.isdtype(dtype, "unsigned integer"):
-        wide = xp.uint64
-    elif xp.isdtype(dtype, ("bool", "signed integer")):
-        wide = xp.int64
-        if dtype == xp.bool:
-            x = xp.astype(x, wide)
-    else:  # floats and complex keep their dtype everywhere
+    key = (type(dtype), dtype)  # (never == between two libraries' dtypes: array-api-strict warns)
+    try:
+        wide = _WIDE[key]
+    except KeyError:
+        wide = _WIDE[key] = _widened(xp, dtype)
+    if wide is None:  # floats and complex keep their dtype everywhere
         return reduce(x, axis=axis, keepdims=keepdims)
+    if dtype == xp.bool:
+        x = xp.astype(x, wide)
     total = reduce(x, axis=axis, keepdims=keepdims)
     return total if total.dtype == wide else xp.astype(total, wide)
+
+
+# (dtype type, a library's dtype) -> the dtype numpy sums it in (None: its own), looked up once
+# per dtype: sum_kept runs in every backward.
+_WIDE: dict[tuple[type, Any], Any] = {}
+
+
+def _widened(xp: Any, dtype: Any) -> Any:
+    if xp.isdtype(dtype, "unsigned integer"):
+        return xp.uint64
+    return xp.int64 if xp.isdtype(dtype, ("bool", "signed integer")) else None
 
 
 def native_copy(array: Any) -> np.ndarray:
