@@ -249,3 +249,66 @@ def test_partials_at_zero_match_torch_where_it_is_finite(y0: float, order: str) 
     want = f.item()
     if math.isfinite(want):  # (where PyTorch's own Tensor-exponent rules give nan, ZERO_AT_ZERO checks)
         assert _partial(0.0, y0, order) == want
+
+
+# -- bases where x ** -1 overflows --------------------------------------------------------------
+# A subnormal base (and, in float16, one below 1.5e-5): 1 / x is inf although x is not 0, so the
+# zero coefficient of d/dx x ** 0 met inf (0 * inf = nan). The mask covers every base whose x ** -1
+# overflows, in each float dtype.
+TINY = [(np.float64, 1e-310), (np.float32, 1e-39), (np.float16, 1e-5)]
+
+
+def _grad_of(f: ab.Tensor, wrt: ab.Tensor) -> ab.Tensor:
+    (g,) = ab.grad(f.sum(), [wrt], create_graph=True)
+    return g
+
+
+@pytest.mark.parametrize(("dtype", "tiny"), TINY, ids=lambda v: getattr(v, "__name__", repr(v)))
+def test_a_zero_coefficient_is_zero_where_x_to_the_minus_one_overflows(dtype: Any, tiny: float) -> None:
+    x0 = np.array([tiny, -tiny, 0.0, 0.5], dtype)
+    zeros = np.zeros(4)
+    for exponent in (0, 0.0, np.zeros((), dtype), ab.tensor(np.zeros(4, dtype), requires_grad=True)):
+        x = ab.tensor(x0, requires_grad=True)
+        first = _grad_of(x**exponent, x)
+        np.testing.assert_array_equal(first.numpy(), zeros)  # d/dx x ** 0
+        np.testing.assert_array_equal(_grad_of(first, x).numpy(), zeros)  # d2/dx2 x ** 0
+    for exponent in (1, 1.0, ab.tensor(np.ones(4, dtype), requires_grad=True)):
+        x = ab.tensor(x0, requires_grad=True)
+        first = _grad_of(x**exponent, x)
+        np.testing.assert_array_equal(first.numpy(), np.ones(4))
+        second = _grad_of(first, x)
+        np.testing.assert_array_equal(second.numpy(), zeros)  # d2/dx2 x ** 1
+        if second.requires_grad:
+            np.testing.assert_array_equal(_grad_of(second, x).numpy(), zeros)  # d3/dx3 x ** 1
+
+
+@pytest.mark.parametrize(("dtype", "tiny"), TINY, ids=lambda v: getattr(v, "__name__", repr(v)))
+def test_mixed_partials_and_the_jvp_at_an_overflowing_base_are_not_nan(dtype: Any, tiny: float) -> None:
+    x0, y0 = np.array([tiny, tiny, 0.5], dtype), np.array([0.0, 1.0, 0.0], dtype)
+    x, y = ab.tensor(x0, requires_grad=True), ab.tensor(y0, requires_grad=True)
+    (dx,) = ab.grad(ab.pow(x, y).sum(), [x], create_graph=True)
+    (dxy,) = ab.grad(dx.sum(), [y])
+    # d/dy (y x^(y-1)) = x^(y-1) (1 + y log x): infinite at (tiny, 0), where the masked branch gives
+    # 0 (the convention at x = 0); 1 + log(tiny) at (tiny, 1); 1 / 0.5 at (0.5, 0).
+    with np.errstate(all="ignore"):
+        expected = [0.0, 1.0 + np.log(x0[1]), 2.0]
+    np.testing.assert_allclose(dxy.numpy(), expected, rtol=1e-3)
+    # The jvp along y alone: the x partial times a zero tangent is 0, not 0 * nan; x^y log x remains.
+    _, tangent = jvp(ab.pow, (ab.tensor(x0), ab.tensor(y0)), (ab.zeros(3, dtype=dtype), ab.ones(3, dtype=dtype)))
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(tangent.numpy(), x0**y0 * np.log(x0), rtol=1e-3)
+
+
+@needs_torch
+@pytest.mark.parametrize(("dtype", "tiny"), TINY, ids=lambda v: getattr(v, "__name__", repr(v)))
+def test_the_reported_overflowing_bases_match_torch(dtype: Any, tiny: float) -> None:
+    import torch
+
+    x0 = np.array([tiny, 0.0], dtype)
+    x, xt = ab.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+    np.testing.assert_array_equal(
+        ab.grad((x**0.0).sum(), [x])[0].numpy(), torch.autograd.grad((xt**0.0).sum(), [xt])[0].numpy()
+    )
+    (g,) = ab.grad((x**1).sum(), [x], create_graph=True)
+    (gt,) = torch.autograd.grad((xt**1).sum(), [xt], create_graph=True)
+    np.testing.assert_array_equal(ab.grad(g.sum(), [x])[0].numpy(), torch.autograd.grad(gt.sum(), [xt])[0].numpy())

@@ -8,6 +8,7 @@ Jacobian is diagonal, so the vjp rules are the jvp rules too (``elementwise=True
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,9 @@ def pow(x: Any, y: Any) -> Any:
 
 
 def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    # d(x^y)/dx = y x^(y-1); at x = y = 0 that is 0 * inf: take 0, PyTorch's convention.
+    # d(x^y)/dx = y x^(y-1); at y = 0 that is 0 * x^-1, which is 0 * inf = nan where x^-1
+    # overflows: at x = 0, and at a subnormal x (1 / 1e-310 is inf in float64, 1 / 1e-5 in
+    # float16). Take 0 there, PyTorch's convention: x^0 = 1 does not depend on x.
     exponent = y.value if type(y) is WeakScalar else y  # (a number, as rules on Tensors see it)
     if isinstance(exponent, int | float) and exponent != 0:
         # A constant nonzero exponent (`x ** 2`) never meets that mask, and x ** 1 == x exactly
@@ -109,12 +112,17 @@ def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
         if exponent == 2:
             return grad * y * x
         return grad * y * x ** (y - 1)
-    from autobp.ops.elementwise.selection import where  # (see _pow_dy)
+    from autobp.ops.elementwise.elementary import abs as magnitude  # (see _pow_dy)
+    from autobp.ops.elementwise.selection import where
 
     # The mask twice ("double where"): masking only the result leaves 0^(-1) = inf in the branch
     # not taken, and the next derivative multiplies its zero cotangent by the inf below it (nan).
     # Base 1 where masked keeps every number of that branch, and of its derivatives, finite.
-    masked = _truth(x == 0) & _truth(y == 0)
+    # Only where x^-1 is infinite: elsewhere the branch is finite, and its derivative through y
+    # (d/dy y x^(y-1) = x^-1 at y = 0) is needed. (x = nan is not masked: its nan propagates.)
+    # The mask is a constant: computed from x detached, it records no node and carries no tangent.
+    base = x.detach() if isinstance(x, Tensor) else x
+    masked = _truth(magnitude(1.0 / base) == math.inf) & _truth(y == 0)
     return where(masked, 0.0, grad * y * where(masked, 1.0, x) ** (y - 1))
 
 
