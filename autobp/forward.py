@@ -113,9 +113,13 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
     ):
         return  # integer or boolean results (comparisons, argmax, astype to int): nothing to carry
     levels = _mode.forward
-    if len(levels) == 1 and levels[0].plain and opdef.jvp_plain_arrays and opdef.jvp_rules and _mode.tape is None:
-        _propagate_on_arrays(opdef, levels[0], args, kwargs, out)  # the fast path (W5, benchmarks/w5_hvp.py)
-        return
+    if len(levels) == 1 and levels[0].plain and opdef.jvp_plain_arrays and _mode.tape is None:
+        if opdef.jvp_rules:
+            _propagate_on_arrays(opdef, levels[0], args, kwargs, out)  # the fast path (W5, benchmarks/w5_hvp.py)
+            return
+        if opdef.jvp_variadic_rule is not None:
+            _propagate_variadic_on_arrays(opdef, levels[0], args, kwargs, out)
+            return
     for depth, level in enumerate(levels):
         tangents = [level.get(value) for value in args]
         if not any(t is not None for t in tangents):
@@ -177,6 +181,42 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
     if total is None:
         return
     # (`is` first: numpy's builtin dtypes are singletons; _fit for the rest)
+    if type(total) is not np.ndarray or total.shape != data.shape or total.dtype is not data.dtype:
+        total = _fit(total, data)
+    counter = out._vc
+    known[out.grad_fn or out] = (total, out, 0 if counter is None else counter[0])
+
+
+def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
+    """``_propagate_on_arrays`` for an op with one jvp rule for all its inputs (``defjvp_variadic``):
+    the rule gets every input's tangent array, None where an input carries none."""
+    known = level.tangents
+    tangents: list[Any] = []
+    arrays: list[Any] = []
+    for value in args:
+        entry = None
+        if isinstance(value, Tensor):
+            arrays.append(value.data)
+            entry = known.get(value.grad_fn or value)
+            if entry is not None:
+                counter = entry[1]._vc
+                if (0 if counter is None else counter[0]) != entry[2]:
+                    raise _stale(entry[1])
+        else:
+            arrays.append(value)
+        tangents.append(None if entry is None else entry[0])
+    if all(tangent is None for tangent in tangents):
+        return
+    data = out.data
+    previous = _mode.arrays
+    _mode.arrays = True  # the rule's ops act as numpy functions
+    try:
+        with np.errstate(all="ignore"):  # (numpy's operators in the rule, as _quiet_parts)
+            total = opdef.jvp_variadic_rule(tangents, data, *arrays, **kwargs)
+    finally:
+        _mode.arrays = previous
+    if total is None:
+        return
     if type(total) is not np.ndarray or total.shape != data.shape or total.dtype is not data.dtype:
         total = _fit(total, data)
     counter = out._vc

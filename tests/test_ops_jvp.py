@@ -11,6 +11,7 @@ runs the same checks with every input in that library; numbers are compared on t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -141,8 +142,8 @@ def test_every_differentiable_op_has_jvp_rules(name: str) -> None:
     if opdef.composite:  # built from other ops: forward mode goes through its parts
         return
     assert opdef.jvp_rules or opdef.jvp_variadic_rule, f"{name} is differentiable but has no jvp rule"
-    if opdef.arity is not None:
-        assert len(opdef.jvp_rules) == opdef.arity
+    if opdef.jvp_variadic_rule is None:  # (one rule for all inputs: div, and ops of any arity)
+        assert opdef.arity is not None and len(opdef.jvp_rules) == opdef.arity
 
 
 def test_non_differentiable_ops_have_no_jvp_rules() -> None:
@@ -150,3 +151,58 @@ def test_non_differentiable_ops_have_no_jvp_rules() -> None:
     for opdef in REGISTRY.values():
         if not opdef.differentiable:
             assert opdef.jvp_rules == () and opdef.jvp_variadic_rule is None, opdef.name
+
+
+# -- div's jvp at a zero or tiny denominator ---------------------------------------------------------
+# d(x/y) = (dx - out dy) / y. As the sum of its parts dx / y - out dy / y it was nan where a part
+# is: 0 / 0 for an explicit zero dx at y = 0 (the whole is -inf), inf - inf for x / x at a
+# subnormal x (the whole is 0).
+@pytest.mark.parametrize("create_graph", [False, True], ids=["arrays", "tensors"])
+def test_div_jvp_is_one_quotient_not_a_sum_of_infinite_parts(create_graph: bool) -> None:
+    def tangent(f: Callable[..., Any], inputs: tuple[ab.Tensor, ...], v: tuple[ab.Tensor, ...]) -> np.ndarray:
+        with np.errstate(all="ignore"):  # (forward mode on Tensors is not quiet at domain edges)
+            return ab.functional.jvp(f, inputs, v, create_graph=create_graph)[1].numpy()
+
+    one, zero = ab.tensor([1.0]), ab.tensor([0.0])
+    assert tangent(ab.div, (one, zero), (zero, one)).tolist() == [-np.inf]  # torch.func.jvp: -inf
+    # (A zero dy times out = inf stays nan, as in torch.func: (dx - out dy) / y is PyTorch's formula.)
+    assert np.isnan(tangent(ab.div, (one, zero), (one, zero))).all()
+    for dtype, tiny in ((np.float64, 1e-310), (np.float32, 1e-39), (np.float16, 1e-6)):
+        x = ab.tensor(np.array([tiny, 1.0, -tiny], dtype))
+        np.testing.assert_array_equal(tangent(lambda t: t / t, (x,), (ab.ones_like(x),)), [0.0, 0.0, 0.0])
+    # one input carrying a tangent: the vjp rules' own values, bit for bit
+    x, y, v = ab.tensor([3.0, -2.0]), ab.tensor([0.7, 1.3]), ab.tensor([0.3, -1.1])
+    assert tangent(lambda t: t / y, (x,), (v,)).tolist() == (v.numpy() / y.numpy()).tolist()
+    assert tangent(lambda t: x / t, (y,), (v,)).tolist() == (-v.numpy() * (x / y).numpy() / y.numpy()).tolist()
+
+
+def test_div_jvp_matches_torch_func() -> None:
+    torch = pytest.importorskip("torch")
+    x0, y0 = np.array([1.0, 0.0, 2.0, 1e-310, 1.0, 0.0]), np.array([0.0, 1.0, -3.0, 1e-310, 0.0, 0.0])
+    vx, vy = np.array([0.0, 1.0, 0.5, 1.0, 1.0, 1.0]), np.array([1.0, 0.0, -2.0, 1.0, 0.0, 1.0])
+    with np.errstate(all="ignore"):
+        _, found = ab.functional.jvp(ab.div, (ab.tensor(x0), ab.tensor(y0)), (ab.tensor(vx), ab.tensor(vy)))
+    as_torch = [torch.tensor(a) for a in (x0, y0, vx, vy)]
+    with warnings.catch_warnings():  # (torch.func's first call scripts a helper; torch deprecates that)
+        warnings.filterwarnings("ignore", r".*torch\.jit\.script.* is deprecated", DeprecationWarning)
+        _, want = torch.func.jvp(torch.div, tuple(as_torch[:2]), tuple(as_torch[2:]))
+    np.testing.assert_array_equal(found.numpy(), want.numpy())  # (nan where torch's is)
+
+
+def test_a_variadic_jvp_rule_with_plain_arrays_runs_on_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    # defjvp_variadic(..., plain_arrays=True) promises what defjvp's does: a plain level (jvp, no
+    # create_graph) runs the rule on numpy arrays, with None for an input without a tangent.
+    opdef = REGISTRY["div"]
+    seen: list[tuple[type, ...]] = []
+    rule = opdef.jvp_variadic_rule
+    assert rule is not None and opdef.jvp_plain_arrays
+
+    def spy(tangents: list[Any], out: Any, *inputs: Any) -> Any:
+        seen.append(tuple(type(value) for value in (*tangents, out, *inputs)))
+        return rule(tangents, out, *inputs)
+
+    monkeypatch.setattr(opdef, "jvp_variadic_rule", spy)
+    x, y = ab.tensor([1.0, 2.0]), ab.tensor([4.0, 8.0])
+    _, found = ab.functional.jvp(lambda t: t / y, (x,), (ab.ones_like(x),))
+    np.testing.assert_array_equal(found.numpy(), [0.25, 0.125])
+    assert seen == [(np.ndarray, type(None), np.ndarray, np.ndarray, np.ndarray)]

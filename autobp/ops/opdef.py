@@ -206,14 +206,20 @@ class OpDef:
         if self.arity is None or len(rules) != self.arity:
             raise TypeError(f"{self.name}: defjvp needs {self.arity} rules, got {len(rules)}")
         self.jvp_rules = rules
+        self.jvp_variadic_rule = None  # (one kind of jvp rule at a time: the last one set)
         self.jvp_plain_arrays = plain_arrays
 
     def defjvp_variadic(self, rule: Callable[..., Any], plain_arrays: bool = False) -> None:
-        """Set one jvp rule for ops with any number of inputs: ``rule(tangents, out, *inputs, **kwargs)``.
+        """Set one jvp rule for all inputs: ``rule(tangents, out, *inputs, **kwargs)``.
 
-        ``tangents`` holds one entry per input, None where the input carries no tangent.
+        ``tangents`` holds one entry per input, None where the input carries no tangent. For ops
+        with any number of inputs, and for an op whose tangent is better computed from all its
+        inputs' tangents at once than as a sum of parts (``div``: ``(dx - out dy) / y``, where the
+        parts ``dx / y`` and ``out dy / y`` can be inf - inf). It replaces per-input rules, also
+        those ``elementwise=True`` takes from the vjp rules.
         """
         self.jvp_variadic_rule = rule
+        self.jvp_rules = ()
         self.jvp_plain_arrays = plain_arrays
 
     @property

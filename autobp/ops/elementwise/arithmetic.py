@@ -91,6 +91,19 @@ div.defvjp(
 )
 
 
+def _div_jvp(tangents: list[Any], out: Any, x: Any, y: Any) -> Any:
+    # d(x/y) = (dx - out dy) / y, one division, as PyTorch's forward mode computes it. The sum of
+    # the vjp rules, dx / y - out dy / y, is nan where a part is: 0 / 0 for a zero dx at y = 0
+    # (the whole is -inf there), inf - inf for x / x at a subnormal x (the whole is 0).
+    dx, dy = tangents
+    if dy is None:
+        return dx / y
+    return (-(out * dy) if dx is None else dx - out * dy) / y
+
+
+div.defjvp_variadic(_div_jvp, plain_arrays=True)
+
+
 @op("pow", arity=2, hints=Hints(shapes="broadcast", domain=((0.5, 2.0), (-2.0, 2.0))), elementwise=True)
 @quiet
 def pow(x: Any, y: Any) -> Any:
