@@ -42,7 +42,7 @@ def _arguments(name: str, dtype: Any) -> list[tuple[tuple[Any, ...], dict[str, A
 
 
 @pytest.mark.parametrize("name", FAST)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 def test_numpy_fast_forward_gives_the_general_forwards_bits(name: str, dtype: Any) -> None:
     opdef = REGISTRY[name]
     assert opdef.numpy_forward is FORWARDS[name] and opdef.forward is not FORWARDS[name]
@@ -179,6 +179,35 @@ def test_a_python_int_beyond_the_dtype_raises_on_every_library(lib: str, name: s
         call(_on(lib, u8))
     in_range = _on(lib, u8) + 255  # wraps within the dtype, as numpy's does
     assert in_range.numpy().dtype == np.uint8 and in_range.numpy().tolist() == (u8 + 255).tolist() == [0, 1]
+
+
+# Every finite float16 below -11.1: e^-x overflows float16 there, and computed in float16 the
+# sigmoid was 0 where it is a subnormal (6.1e-6 at -12, 1.2e-7 at -16) or a small normal.
+HALF_TAIL = np.arange(-17.0, -11.0, 0.0625, dtype=np.float16)
+
+
+@pytest.mark.parametrize("lib", ["numpy", *LIBRARIES[1:]])  # (array_api_strict has no float16)
+def test_float16_sigmoid_is_the_float32_value_rounded_once(lib: str) -> None:
+    x = np.concatenate([HALF_TAIL, EDGES.astype(np.float16)])
+    with np.errstate(all="ignore"):
+        want = (1.0 / (1.0 + np.exp(-x.astype(np.float32)))).astype(np.float16)
+        found = ab.sigmoid(ab.tensor(x) if lib == "numpy" else _on(lib, x)).numpy()
+    assert found.dtype == np.float16
+    np.testing.assert_array_equal(found, want)
+    assert np.all(found[: HALF_TAIL.size] > 0)
+
+
+def test_float16_softplus_gradient_is_the_sigmoid_in_the_tail_too() -> None:
+    x = ab.tensor(HALF_TAIL, requires_grad=True)
+    (g,) = ab.grad(ab.softplus(x).sum(), [x])
+    np.testing.assert_array_equal(g.numpy(), ab.sigmoid(x).numpy())
+    assert np.all(g.numpy() > 0)
+
+
+def test_float16_sigmoid_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    x = np.array([-12.0, -16.0, -11.0, -3.0, 0.0, 5.0, 12.0], np.float16)
+    np.testing.assert_array_equal(ab.sigmoid(ab.tensor(x)).numpy(), torch.sigmoid(torch.from_numpy(x)).numpy())
 
 
 @pytest.mark.parametrize("lib", LIBRARIES)

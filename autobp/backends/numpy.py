@@ -239,7 +239,12 @@ def _sigmoid(x: Any) -> Any:
     # Accurate in both tails (4.7e-20 at x = -44.5, where 0.5 * (1 + tanh(x / 2)) rounds to 0);
     # below x = -709, e^-x overflows to inf and the result is 0, the right limit.
     t = np.negative(x)
-    if type(t) is not np.ndarray or t.dtype.kind != "f":  # a scalar, or ints that exp makes floats
+    # (One test, as cheap as `kind != "f"` was: float32, float64 and long double arrays go on.)
+    if type(t) is not np.ndarray or t.dtype.char not in "fdg":
+        # A scalar, ints that exp makes floats, or float16, whose e^-x overflows below x = -11.1
+        # where the sigmoid is still a float16 subnormal (6e-6 at -12): float32, rounded once.
+        if np.result_type(t) == np.float16:
+            return (1.0 / (1.0 + np.exp(t.astype(np.float32)))).astype(np.float16)
         return 1.0 / (1.0 + np.exp(t))
     # The general forward's three steps written into one buffer: the same values, two allocations fewer.
     np.exp(t, out=t)
