@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,6 +54,79 @@ def test_binary_cross_entropy_floors_the_log_at_minus_100() -> None:
     assert np.allclose(loss.numpy(), [100.0, 100.0, 0.0])
     loss.sum().backward()
     assert np.all(np.isfinite(p.grad.numpy()))
+
+
+# binary_cross_entropy at and near p = 0 and 1, as PyTorch defines it: (p, t, loss, d/dp, d/dt).
+# The loss is each log clamped at -100 (exactly 100, also in float32, where clamping the argument
+# at e^-100, a subnormal, gave 99.98, and in float16, where e^-100 is 0 and the loss was inf). The
+# gradient is (p - t) / max(p (1 - p), 1e-12): -1e12 for a confidently wrong p = 0 (the clamped
+# log's derivative, 0, gave no gradient at all), 0 for a right one, capped at p = 1e-20 (not -1e20).
+# d/dt is the derivative of the clamped value.
+BCE_EDGES = [
+    (0.0, 1.0, 100.0, -1e12, 100.0),
+    (1.0, 0.0, 100.0, 1e12, -100.0),
+    (0.0, 0.0, 0.0, 0.0, 100.0),
+    (1.0, 1.0, 0.0, 0.0, -100.0),
+    (1e-20, 1.0, -np.log(1e-20), -1e12, -np.log(1e-20)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_binary_cross_entropy_clamps_the_log_and_caps_the_gradient_as_pytorch(dtype: Any) -> None:
+    with np.errstate(over="ignore"):  # (1e12 is inf in float16, as PyTorch's float16 gradient)
+        rows = BCE_EDGES if dtype != np.float16 else BCE_EDGES[:4]  # (1e-20 is 0 in float16)
+        p0, t0, *want = (np.array(column, dtype) for column in zip(*rows, strict=True))
+    p, t = ab.tensor(p0, requires_grad=True), ab.tensor(t0, requires_grad=True)
+    loss = F.binary_cross_entropy(p, t, reduction="none")
+    assert loss.dtype == dtype
+    np.testing.assert_allclose(loss.numpy(), want[0], rtol=1e-6)
+    assert loss.numpy()[0] == loss.numpy()[1] == 100.0
+    gp, gt = ab.grad(loss.sum(), [p, t])
+    np.testing.assert_allclose(gp.numpy(), want[1], rtol=1e-6)
+    np.testing.assert_allclose(gt.numpy(), want[2], rtol=1e-6)
+
+
+def test_binary_cross_entropy_second_order_is_the_derivative_of_its_gradient() -> None:
+    # Both regions: inside, the derivatives of the formula; within 1e-12 of 0 or 1, those of
+    # the capped gradient (p - t) / 1e-12: 1e12 in p, -1e12 in t. Central differences of the
+    # first-order gradient agree with the second-order one.
+    p0 = np.array([5e-13, 2e-13, 0.3, 0.5, 1.0 - 2**-45, 0.9])
+    t0 = np.array([0.0, 0.0, 0.7, 1.0, 1.0, 0.2])
+    h = np.array([1e-14, 1e-14, 1e-6, 1e-6, 2**-48, 1e-6])
+
+    def gradients(p_values: np.ndarray) -> list[np.ndarray]:
+        p, t = ab.tensor(p_values, requires_grad=True), ab.tensor(t0, requires_grad=True)
+        (gp,) = ab.grad(F.binary_cross_entropy(p, t, reduction="sum"), [p], create_graph=True)
+        return [gp.numpy(), *(g.numpy() for g in ab.grad(gp.sum(), [p, t]))]
+
+    first, hpp, hpt = gradients(p0)
+    np.testing.assert_allclose(first[:2], [0.5, 0.2], rtol=1e-12)
+    finite = (gradients(p0 + h)[0] - gradients(p0 - h)[0]) / (2 * h)
+    np.testing.assert_allclose(hpp, finite, rtol=1e-5)
+    np.testing.assert_allclose(hpp[:2], [1e12, 1e12], rtol=1e-12)
+    np.testing.assert_allclose(hpt[:2], [-1e12, -1e12], rtol=1e-12)
+    np.testing.assert_allclose(hpt[2:4], -1 / (p0[2:4] * (1 - p0[2:4])), rtol=1e-12)
+
+
+def test_binary_cross_entropy_outside_0_1_is_nan() -> None:
+    with np.errstate(invalid="ignore"):
+        loss = F.binary_cross_entropy(ab.tensor([-0.5, 1.5, 0.5]), ab.tensor([1.0, 0.0, 1.0]), reduction="none")
+    assert np.isnan(loss.numpy()[:2]).all() and np.isfinite(loss.numpy()[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_cross_entropy_matches_pytorch_at_the_edges(dtype: Any) -> None:
+    torch = pytest.importorskip("torch")
+    p0 = np.array([0.0, 1.0, 0.0, 1.0, 1e-20, 1e-13, 0.3, 1 - 1e-7, 4e-45, 0.5], dtype)
+    t0 = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.7, 1.0, 1.0, 0.25], dtype)
+    p = ab.tensor(p0, requires_grad=True)
+    loss = F.binary_cross_entropy(p, ab.tensor(t0), reduction="none")
+    (gp,) = ab.grad(loss.sum(), [p])
+    pt = torch.tensor(p0, requires_grad=True)
+    want = torch.nn.functional.binary_cross_entropy(pt, torch.tensor(t0), reduction="none")
+    (gpt,) = torch.autograd.grad(want.sum(), [pt])
+    np.testing.assert_allclose(loss.numpy(), want.detach().numpy(), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(gp.numpy(), gpt.numpy(), rtol=1e-6, atol=0)
 
 
 # Each loss on an empty batch: (its name, the scores, the targets). Scores (0, 3), float32 so

@@ -41,8 +41,10 @@ __all__ = [
 sigmoid, relu, tanh = ops.sigmoid, ops.relu, ops.tanh
 
 _REDUCTIONS = ("mean", "sum", "none")
-# PyTorch clamps binary_cross_entropy's logs at -100 so that p = 0 or 1 gives a finite loss.
-_LOG_FLOOR = math.exp(-100.0)
+# binary_cross_entropy as PyTorch defines it: each log clamped at -100, so that p = 0 or 1 gives
+# a finite loss, and the gradient (p - t) / max(p (1 - p), 1e-12) with respect to p.
+_LOG_FLOOR = -100.0
+_CURVATURE_FLOOR = 1e-12
 
 
 def _as_tensor(x: Any) -> Tensor:
@@ -169,18 +171,56 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
 
 
 def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> Tensor:
-    """``-(t log p + (1 - t) log(1 - p))`` with each log floored at -100, as PyTorch does.
+    """``-(t log p + (1 - t) log(1 - p))`` with each log clamped at -100, as PyTorch does.
+
+    The gradient with respect to ``p`` is PyTorch's, ``(p - t) / max(p (1 - p), 1e-12)``: the
+    derivative of the loss where ``p (1 - p) >= 1e-12``; elsewhere (``p`` within 1e-12 of 0 or 1)
+    it is capped, ``-1e12`` for ``p = 0, t = 1``, so that a confidently wrong prediction, whose
+    log is clamped, still gets a gradient that points the right way (a derivative of the clamped
+    value would be 0 there, and ``-1 / p`` just above the clamp). Second derivatives are the
+    derivatives of that gradient (``1e12`` where it is capped). With respect to ``t`` the
+    gradient is ``log(1 - p) - log(p)`` with the clamped logs (PyTorch's is inf where a log is
+    clamped). float16 is computed in float32 and rounded once (1e-12 is 0 in float16). ``p``
+    outside ``[0, 1]`` gives nan (PyTorch raises).
 
     Shapes: same shapes -> scalar, or that shape with ``reduction="none"``. The mean over no
     elements is nan, as in PyTorch; the sum is 0.
+
+    >>> import autobp as ab
+    >>> p = ab.tensor([0.0, 0.5], requires_grad=True)
+    >>> loss = ab.nn.functional.binary_cross_entropy(p, ab.tensor([1.0, 1.0]), reduction="sum")
+    >>> loss.item()  # 100 + log(2)
+    100.69314718055995
+    >>> ab.grad(loss, [p])[0].tolist()
+    [-1000000000000.0, -2.0]
     """
     probs, target = _as_tensor(probs), _as_tensor(target)
     if probs.shape != target.shape:
         raise ValueError(f"binary_cross_entropy: input shape {probs.shape} and target shape {target.shape} differ")
-    # Flooring the argument (not the log) keeps the gradient finite: zero where floored.
-    log_p = ops.log(ops.clip(probs, _LOG_FLOOR, None))
-    log_q = ops.log(ops.clip(1 - probs, _LOG_FLOOR, None))
-    return _reduce(-(target * log_p + (1 - target) * log_q), reduction, "binary_cross_entropy")
+    xp = namespace(probs.data, target.data)
+    dtype = xp.result_type(probs.dtype, target.dtype)
+    if xp.dtype_name(dtype) != "float16":
+        return _reduce(_binary_cross_entropy(probs, target), reduction, "binary_cross_entropy")
+    loss = _binary_cross_entropy(ops.astype(probs, "float32"), ops.astype(target, "float32"))
+    return _reduce(ops.astype(loss, dtype), reduction, "binary_cross_entropy")
+
+
+def _binary_cross_entropy(p: Tensor, t: Tensor) -> Tensor:
+    """The elementwise loss of ``binary_cross_entropy``, in autobp ops (every order differentiates)."""
+    held = p.detach()  # p's values, as constants (no node, no tangent)
+    # Where p (1 - p) >= 1e-12, both logs are above -28: the formula itself, whose derivative in
+    # p is (p - t) / (p (1 - p)). Its input elsewhere is 0.5 ("double where"): a log(0) in the
+    # branch not taken would make its zero gradient nan.
+    # (log1p(-p), not log(1 - p): accurate for small p, as PyTorch computes it.)
+    inside = held * (1 - held) >= _CURVATURE_FLOOR
+    kept = ops.where(inside, p, 0.5)
+    formula = (t - 1) * ops.log1p(-kept) - t * ops.log(kept)
+    # Elsewhere, the value is the clamped logs at p held constant, plus a term that is 0 in value
+    # (p - held is exactly 0) and has derivative (p - t) / 1e-12 in p: the capped gradient, and
+    # derivatives (1e12 in p, -1e12 in t) at every order.
+    clamped = (t - 1) * ops.maximum(ops.log1p(-held), _LOG_FLOOR) - t * ops.maximum(ops.log(held), _LOG_FLOOR)
+    capped = (p - held) * ((p + held - 2 * t) * (0.5 / _CURVATURE_FLOOR))
+    return ops.where(inside, formula, clamped + capped)
 
 
 def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
