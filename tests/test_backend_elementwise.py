@@ -210,6 +210,46 @@ def test_float16_sigmoid_matches_torch() -> None:
     np.testing.assert_array_equal(ab.sigmoid(ab.tensor(x)).numpy(), torch.sigmoid(torch.from_numpy(x)).numpy())
 
 
+# A nan that makes a selection's output nan: the comparison is undecided, and the gradient passes
+# to both inputs, as in PyTorch (it was 0 to both, which hid a nan gradient from a backward check).
+NAN_X = np.array([np.nan, 1.0, 2.0, np.nan, 3.0])
+NAN_Y = np.array([0.0, np.nan, 1.0, np.nan, 3.0])
+
+
+def _selection_grads(name: str) -> list[np.ndarray]:
+    x, y = ab.tensor(NAN_X, requires_grad=True), ab.tensor(NAN_Y, requires_grad=True)
+    return [g.numpy() for g in ab.grad(getattr(ab, name)(x, y).sum(), [x, y])]
+
+
+def test_a_nan_output_of_maximum_minimum_and_relu_passes_the_gradient() -> None:
+    # nan, nan, a decided pair, nan twice, a tie (shared)
+    x_max, y_max = _selection_grads("maximum")
+    np.testing.assert_array_equal(x_max, [1.0, 1.0, 1.0, 1.0, 0.5])
+    np.testing.assert_array_equal(y_max, [1.0, 1.0, 0.0, 1.0, 0.5])
+    x_min, y_min = _selection_grads("minimum")
+    np.testing.assert_array_equal(x_min, [1.0, 1.0, 0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(y_min, [1.0, 1.0, 1.0, 1.0, 0.5])
+    x = ab.tensor([np.nan, -1.0, 0.0, 2.0], requires_grad=True)
+    np.testing.assert_array_equal(ab.grad(ab.relu(x).sum(), [x])[0].numpy(), [1.0, 0.0, 0.0, 1.0])
+    # a nan gradient from above now reaches the nan input (0 * nan made it 0 before)
+    (g,) = ab.grad(ab.square(ab.relu(x)).sum(), [x])
+    assert np.isnan(g.numpy()[0]) and g.numpy()[1:].tolist() == [0.0, 0.0, 4.0]
+
+
+def test_nan_selections_match_torch() -> None:
+    torch = pytest.importorskip("torch")
+    for name in ("maximum", "minimum"):
+        xt, yt = torch.tensor(NAN_X, requires_grad=True), torch.tensor(NAN_Y, requires_grad=True)
+        want = torch.autograd.grad(getattr(torch, name)(xt, yt).sum(), [xt, yt])
+        for found, expected in zip(_selection_grads(name), want, strict=True):
+            np.testing.assert_array_equal(found, expected.numpy())
+    xt = torch.tensor([np.nan, -1.0, 0.0, 2.0], requires_grad=True)
+    x = ab.tensor([np.nan, -1.0, 0.0, 2.0], requires_grad=True)
+    np.testing.assert_array_equal(
+        ab.grad(ab.relu(x).sum(), [x])[0].numpy(), torch.autograd.grad(torch.relu(xt).sum(), [xt])[0].numpy()
+    )
+
+
 @pytest.mark.parametrize("lib", LIBRARIES)
 def test_mixing_libraries_is_an_error_naming_both(lib: str) -> None:
     x = _on(lib, np.ones(3))

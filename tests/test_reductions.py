@@ -28,6 +28,33 @@ def test_tied_extremes_split_the_gradient_equally(name: str) -> None:
     assert g[1].tolist() == pytest.approx([0.0, 0.0, 0.0, 1.0])
 
 
+@pytest.mark.parametrize("name", ["max", "min"])
+@pytest.mark.parametrize("axis", [None, 1, (0, 1), -1], ids=repr)
+def test_a_nan_extreme_sends_its_gradient_to_the_nans_over_any_axes(name: str, axis: Any) -> None:
+    # max and min propagate nan; the nan equals no element, so the gradient was 0 / 0 = nan over
+    # the whole slice. The nans that made the extreme share its gradient instead (torch.max(x)
+    # does so; torch.amax(x, dim) still gives nan), over all axes as over one.
+    values = np.array([[np.nan, 1.0, 2.0, np.nan], [3.0, 1.0, 2.0, 0.5]])
+    g = grad_of(lambda x: getattr(ab, name)(x, axis=axis, keepdims=True), values)
+    rows = [[0.5, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0] if name == "max" else [0.0, 0.0, 0.0, 1.0]]
+    if axis in (None, (0, 1)):
+        rows[1] = [0.0] * 4  # (one extreme for the whole array: the nans of the first row)
+    np.testing.assert_array_equal(g, rows)
+    _, tangent = ab.functional.jvp(
+        lambda x: getattr(ab, name)(x, axis=axis), (ab.tensor(values),), (ab.tensor(np.arange(8.0).reshape(2, 4)),)
+    )
+    np.testing.assert_array_equal(np.ravel(tangent.numpy())[0], 1.5)  # (0 + 3) / 2, not nan
+
+
+def test_a_nan_extreme_matches_torch_max_of_all() -> None:
+    torch = pytest.importorskip("torch")
+    values = np.array([np.nan, 1.0, 2.0, np.nan, 5.0])
+    for name in ("max", "min"):
+        t = torch.tensor(values, requires_grad=True)
+        (want,) = torch.autograd.grad(getattr(torch, name)(t), [t])
+        np.testing.assert_array_equal(grad_of(getattr(ab, name), values), want.numpy())
+
+
 def test_max_over_all_ties_and_the_method() -> None:
     g = grad_of(lambda x: x.max(), np.full((2, 3), 7.0))
     assert np.allclose(g, 1 / 6)

@@ -78,11 +78,14 @@ sigmoid.defvjp(lambda grad, out, x: sigmoid_backward(grad, out), plain_arrays=Tr
 
 @op("relu", hints=Hints(avoid=(0.0,)), elementwise=True)
 def relu(x: Any) -> Any:
-    """Elementwise ``max(x, 0)`` (nan stays nan); its gradient at 0 is 0. Shapes: any -> same."""
+    """Elementwise ``max(x, 0)`` (nan stays nan); its gradient at 0 is 0, at nan 1 (the gradient
+    passes to the nan, as in PyTorch). Shapes: any -> same."""
     return namespace(x).maximum(x, 0)
 
 
-relu.defvjp(lambda grad, out, x: where(x > 0, grad, 0.0), plain_arrays=True)  # 1 where x > 0
+# 1 where x > 0, 0 where x <= 0; "not x <= 0" also passes the gradient where x is nan (as PyTorch
+# does: a nan gradient then reaches the nan input, where a 0 hid it), with the same ops.
+relu.defvjp(lambda grad, out, x: where(x <= 0, 0.0, grad), plain_arrays=True)
 
 
 @op("softplus", hints=Hints(domain=(-4.0, 4.0)), elementwise=True)

@@ -6,7 +6,9 @@ Conventions at the edges, all without numpy warnings:
 
 - ``mean`` of no elements and ``var``/``std`` with ``ddof >= count`` give nan/inf, as numpy's
   values (numpy also warns; these ops do not).
-- ``max``/``min``: tied extremes split the gradient equally, so its mass still sums to one.
+- ``max``/``min``: tied extremes split the gradient equally, so its mass still sums to one; a
+  nan extreme's gradient goes to the nan elements (PyTorch's ``torch.max(x)`` does so; its
+  ``amax(x, dim)`` gives nan to the whole slice), over any axes, all of them included.
 - ``std`` where the spread is zero: gradient 0 (a subgradient; PyTorch gives nan there).
 - ``prod``: exact gradients with zeros in the input, to second order. Elsewhere the gradient is
   ``out / x``, which loses precision when the product underflows (values near 1e-300).
@@ -271,10 +273,15 @@ def _extreme(name: str) -> Any:
         graph.mark_untapeable(f"{name}'s gradient reads which elements reach the {name}imum")
         values = array_of(x)
         xp = namespace(values)
-        hits = xp.astype(values == xp.reshape(array_of(out), kept_shape(x.shape, axes)), values.dtype)
+        extreme = xp.reshape(array_of(out), kept_shape(x.shape, axes))
+        hits = xp.astype(values == extreme, values.dtype)
         ties = xp.sum(hits, axis=axes, keepdims=True)  # counts, exact in floats
         if xp.all(ties == 1):  # the common case, no ties: skip the division
             return _kept(grad, x, axis) * hits
+        if not xp.all(ties):  # a nan extreme (it equals no element): the nans that made it share it
+            made = xp.logical_and(xp.isnan(values), xp.isnan(extreme))
+            hits = xp.astype(xp.logical_or(values == extreme, made), values.dtype)
+            ties = xp.sum(hits, axis=axes, keepdims=True)
         return _kept(grad, x, axis) * _share(hits, ties)
 
     public.defvjp(vjp, plain_arrays=True)
@@ -284,7 +291,7 @@ def _extreme(name: str) -> Any:
 
 @quiet
 def _share(hits: Any, ties: Any) -> Any:
-    return hits / ties  # nan extremes hit nothing: 0/0, a nan gradient, quietly
+    return hits / ties  # (every slice has a hit: a nan extreme's hits are its nans)
 
 
 max = _extreme("max")

@@ -51,14 +51,19 @@ def _clip_dx(grad: Tensor, out: Tensor, x: Tensor, a_min: Any = None, a_max: Any
 clip.defvjp(_clip_dx, plain_arrays=True)
 
 
-def _tie_share(grad: Tensor, wins: Tensor, ties: Tensor) -> Tensor:
-    # All of grad where this input wins, half on ties (shared, as PyTorch does), none where it loses.
-    return where(wins, grad, where(ties, grad * 0.5, 0.0))
+def _tie_share(grad: Tensor, loses: Tensor, ties: Tensor) -> Tensor:
+    # None of grad where this input loses, half on ties (shared, as PyTorch does), all elsewhere:
+    # where it wins, and where a nan makes the comparison undecided (the output is nan). There both
+    # inputs get the gradient, as in PyTorch: the nan input that made the output keeps its path,
+    # so a nan gradient reaches it and a backward-only nan check sees it (a 0 hid it). Asking
+    # "loses" rather than "wins" costs the same ops.
+    return where(loses, 0.0, where(ties, grad * 0.5, grad))
 
 
 @op("maximum", arity=2, hints=Hints(shapes="broadcast", distinct=True), elementwise=True)
 def maximum(x: Any, y: Any) -> Any:
-    """Elementwise larger of ``x`` and ``y`` (nan if either is); ties share the gradient equally.
+    """Elementwise larger of ``x`` and ``y`` (nan if either is); ties share the gradient equally,
+    and where a nan makes the output nan, both inputs receive it (as in PyTorch).
 
     Shapes: broadcast.
     """
@@ -67,15 +72,16 @@ def maximum(x: Any, y: Any) -> Any:
 
 
 maximum.defvjp(
-    lambda grad, out, x, y: _tie_share(grad, x > y, x == y),
-    lambda grad, out, x, y: _tie_share(grad, y > x, x == y),
+    lambda grad, out, x, y: _tie_share(grad, x < y, x == y),
+    lambda grad, out, x, y: _tie_share(grad, y < x, x == y),
     plain_arrays=True,
 )
 
 
 @op("minimum", arity=2, hints=Hints(shapes="broadcast", distinct=True), elementwise=True)
 def minimum(x: Any, y: Any) -> Any:
-    """Elementwise smaller of ``x`` and ``y`` (nan if either is); ties share the gradient equally.
+    """Elementwise smaller of ``x`` and ``y`` (nan if either is); ties share the gradient equally,
+    and where a nan makes the output nan, both inputs receive it (as in PyTorch).
 
     Shapes: broadcast.
     """
@@ -84,8 +90,8 @@ def minimum(x: Any, y: Any) -> Any:
 
 
 minimum.defvjp(
-    lambda grad, out, x, y: _tie_share(grad, x < y, x == y),
-    lambda grad, out, x, y: _tie_share(grad, y < x, x == y),
+    lambda grad, out, x, y: _tie_share(grad, x > y, x == y),
+    lambda grad, out, x, y: _tie_share(grad, y > x, x == y),
     plain_arrays=True,
 )
 
