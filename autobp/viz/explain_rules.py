@@ -65,7 +65,7 @@ FORMULAS: dict[str, tuple[RuleFormula, ...]] = {
         ),
     ),
     "tanh": (_same(r"\bar{x} = \mathrm{grad} \odot (1 - \mathrm{out}^2)", "dx = grad * (1 - out^2)", "out"),),
-    "relu": (_same(r"\bar{x} = \mathrm{grad} \odot [x > 0]", "dx = grad * (x > 0)", "x"),),
+    "relu": (_same(r"\bar{x} = \mathrm{grad} \odot [x > 0]", "dx = grad * (x > 0)   (at a nan x: grad)", "x"),),
     "sum": (
         _same(
             r"\bar{x} = \mathrm{grad}\ \text{copied to every element summed (the shape of } x)",
