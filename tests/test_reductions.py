@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -232,3 +233,88 @@ def test_bad_axes_name_the_op(name: str) -> None:
 def test_max_of_empty_names_the_op_and_shape() -> None:
     with pytest.raises(ValueError, match=r"max: .*float64\[0\]"):
         ab.max(ab.tensor(np.zeros(0)))
+
+
+# -- float16: accumulated in float32, rounded once ------------------------------------------------------------
+LOW_PRECISION_LIBRARIES = ["numpy", "torch", "cupy"]  # (array-api-strict has no float16)
+
+
+def _library_or_skip(name: str) -> Any:
+    module = {"torch": "torch", "cupy": "cupy"}.get(name, "numpy")
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{name} is not installed here")
+    if name == "cupy":
+        try:
+            import cupy
+
+            cupy.cuda.runtime.getDeviceCount()
+        except Exception as error:  # no GPU or no driver: CuPy cannot run here
+            pytest.skip(f"cupy needs a CUDA GPU: {error}")
+    return ab.backends.library(name)
+
+
+def _spread_oracle(name: str, x: np.ndarray, axis: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The value and d value / d x of mean, var or std in float64: (x - mean) / n and its kin."""
+    n = x.size if axis is None else x.shape[axis]
+    centered = x - x.mean(axis=axis, keepdims=True)
+    if name == "mean":
+        return x.mean(axis=axis), np.full(x.shape, 1.0 / n)
+    if name == "var":
+        return x.var(axis=axis), 2 * centered / n
+    return x.std(axis=axis), centered / (n * x.std(axis=axis, keepdims=True))
+
+
+# The probe's cases: a 256 x 256 image (65536 elements, past float16's largest number 65504, the
+# count itself inf), a sum past 65504 (1000 x 100), squared deviations past it, and a column of
+# 100000 rows, which numpy's float16 sum adds one row at a time (stalling at 32).
+FLOAT16_CASES = [
+    ("mean", np.full((256, 256), 0.01), None),
+    ("mean", np.full(1000, 100.0), None),
+    ("std", np.array([200.0, -200.0] * 5), None),
+    ("var", np.array([200.0, -200.0] * 5), None),
+    ("mean", np.linspace(0.005, 0.015, 200000).reshape(100000, 2), 0),
+    ("std", np.linspace(-3.0, 3.0, 300 * 250).reshape(300, 250), 0),
+    ("var", np.linspace(-3.0, 3.0, 300 * 250).reshape(300, 250), None),
+]
+
+
+@pytest.mark.parametrize("lib", LOW_PRECISION_LIBRARIES)
+@pytest.mark.parametrize(("name", "values", "axis"), FLOAT16_CASES)
+def test_float16_mean_var_std_accumulate_in_float32(lib: str, name: str, values: np.ndarray, axis: Any) -> None:
+    # Value, gradient (first order and under create_graph) and jvp against float64, all in float16,
+    # as close as float16 rounding allows; before, 0 (the count was inf), inf or nan.
+    xp = _library_or_skip(lib)
+    host = values.astype(np.float16)
+    value, partials = _spread_oracle(name, host.astype(np.float64), axis)
+    rng = np.random.default_rng(0)
+    cotangent = rng.uniform(0.5, 1.5, np.shape(value)).astype(np.float16)
+    tangent = rng.uniform(-1.0, 1.0, host.shape).astype(np.float16)
+
+    def make(array: np.ndarray, requires_grad: bool = False) -> ab.Tensor:
+        return ab.Tensor(xp.from_numpy(array, None), requires_grad=requires_grad)
+
+    def op(t: ab.Tensor) -> ab.Tensor:
+        return getattr(ab, name)(t, axis=axis)
+
+    def close(got: ab.Tensor, want: np.ndarray) -> None:
+        assert ab.backends.namespace(got.data).dtype_name(got.dtype) == "float16"
+        scale = float(np.max(np.abs(want)))
+        np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=2e-3, atol=2e-3 * scale)
+
+    kept = cotangent if axis is None else np.expand_dims(cotangent, axis)
+    close(op(make(host)), value)
+    for create_graph in (False, True):
+        x = make(host, requires_grad=True)
+        (g,) = ab.grad(op(x), [x], grad_outputs=[make(cotangent)], create_graph=create_graph)
+        close(g, kept.astype(np.float64) * partials)
+    _, jv = ab.functional.jvp(op, (make(host),), (make(tangent),))
+    close(jv, (partials * tangent).sum(axis=axis))
+
+
+def test_float16_mean_losses_accumulate_in_float32() -> None:
+    # reduction="mean" goes through ab.mean: a float16 batch of 65536 elements gave a loss of 0.
+    scores = ab.tensor(np.full((256, 256), 0.1, np.float16), requires_grad=True)
+    loss = ab.nn.functional.mse_loss(scores, ab.tensor(np.zeros((256, 256), np.float16)))
+    assert loss.dtype == np.float16 and loss.item() == pytest.approx(0.01, rel=1e-3)
+    (g,) = ab.grad(loss, [scores])
+    assert g.dtype == np.float16 and np.allclose(g.numpy(), 2 * 0.1 / 65536, rtol=1e-3)

@@ -12,11 +12,15 @@ Conventions at the edges, all without numpy warnings:
 - ``std`` where the spread is zero: gradient 0 (a subgradient; PyTorch gives nan there).
 - ``prod``: exact gradients with zeros in the input, to second order. Elsewhere the gradient is
   ``out / x``, which loses precision when the product underflows (values near 1e-300).
+- Floats narrower than float32 (float16, PyTorch's bfloat16): ``mean``, ``var`` and ``std``
+  accumulate in float32, forward and backward, and round the result to the input's dtype, as
+  numpy's ``mean`` and PyTorch do.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import operator
 from typing import Any
@@ -24,7 +28,7 @@ from typing import Any
 from autobp import graph
 from autobp.backends import namespace
 from autobp.backends.standard_extras import total_as_numpy
-from autobp.ops.elementwise import exp, quiet, where
+from autobp.ops.elementwise import astype, exp, quiet, where
 from autobp.ops.registry import Hints, op
 from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes, reshape
 from autobp.tensor import Tensor
@@ -76,6 +80,31 @@ def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
     return math.prod(shape[a] for a in axes)
 
 
+def _accumulator(xp: Any, dtype: Any) -> Any:
+    """float32 for a float dtype narrower than it (float16, bfloat16), else None.
+
+    Reductions compute those in float32 and round the result once, as numpy's mean and PyTorch
+    do: in float16 a sum of many terms passes 65504 (inf) or stalls (2048 + 1 is 2048), and an
+    element count past 65504 is itself inf, so a mean came out 0, inf or nan.
+    """
+    return xp.float32 if xp.float_dtype(dtype) and xp.finfo(dtype).bits < 32 else None
+
+
+def _in_float32(rule: Any) -> Any:
+    """A vjp or jvp rule ``rule(grad or tangent, out, x, ...)`` computed in float32 when ``x`` is a
+    narrower float, its result cast back to ``x``'s dtype (see ``_accumulator``)."""
+
+    @functools.wraps(rule)
+    def widened(first: Any, out: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        data = array_of(x)
+        if _accumulator(namespace(data), data.dtype) is None:
+            return rule(first, out, x, *args, **kwargs)
+        wide = [astype(value, "float32") for value in (first, out, x)]
+        return astype(rule(*wide, *args, **kwargs), data.dtype)
+
+    return widened
+
+
 @op("sum", hints=REDUCTION, linear=True)
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
@@ -101,7 +130,11 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     xp = namespace(x)
     x = _floats(xp, _array(xp, x))
     axes = normalize_axes(axis, x.ndim, "mean")
-    return xp.sum(x, axis=axes, keepdims=keepdims) / _count(x.shape, axes)
+    wide = _accumulator(xp, x.dtype)
+    if wide is None:
+        return xp.sum(x, axis=axes, keepdims=keepdims) / _count(x.shape, axes)
+    # float16: summed and divided in float32, rounded once (numpy's mean does the same)
+    return xp.astype(xp.sum(x, axis=axes, keepdims=keepdims, dtype=wide) / _count(x.shape, axes), x.dtype)
 
 
 def _floats(xp: Any, x: Any) -> Any:
@@ -112,21 +145,34 @@ def _floats(xp: Any, x: Any) -> Any:
 def _mean_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     # d mean/dx_i = 1/n
     # Divide before broadcasting: the division runs on the small output, the broadcast is a view.
-    return broadcast_to(_kept(grad, x, axis) / _count(x.shape, normalize_axes(axis, x.ndim, "mean")), x.shape)
+    return broadcast_to(_divided(_kept(grad, x, axis), _count(x.shape, normalize_axes(axis, x.ndim, "mean"))), x.shape)
+
+
+def _divided(value: Tensor, count: int) -> Tensor:
+    """``value / count``, in float32 for narrower floats (a count past 65504 is inf in float16)."""
+    data = array_of(value)
+    if _accumulator(namespace(data), data.dtype) is None:
+        return value / count
+    return astype(astype(value, "float32") / count, data.dtype)
 
 
 mean.defvjp(_mean_dx, plain_arrays=True)
 
 
 @quiet
-def _variance(x: Any, axis: Any, ddof: int, keepdims: bool, name: str) -> Any:
-    """The variance in the library's own calls, two passes (the mean, then the squared deviations)."""
+def _spread(x: Any, axis: Any, ddof: int, keepdims: bool, name: str, root: bool) -> Any:
+    """The variance (with ``root``, its square root) in the library's own calls, two passes (the
+    mean, then the squared deviations). A narrower float runs in float32 and is rounded once."""
     xp = namespace(x)
     x = _floats(xp, _array(xp, x))
+    wide = _accumulator(xp, x.dtype)
+    if wide is not None:
+        return xp.astype(_spread(xp.astype(x, wide), axis, ddof, keepdims, name, root), x.dtype)
     axes = normalize_axes(axis, x.ndim, name)
     count = _count(x.shape, axes)
     centered = x - xp.sum(x, axis=axes, keepdims=True) / count
-    return xp.sum(centered * centered, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
+    variance = xp.sum(centered * centered, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
+    return xp.sqrt(variance) if root else variance  # (no warning: a variance is never negative, nan stays nan)
 
 
 def _centered_scaled(x: Tensor, axis: Any, ddof: int, name: str, factor: float = 1.0) -> Tensor:
@@ -144,7 +190,7 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     >>> ab.var(ab.tensor([1.0, 2.0, 3.0, 4.0]), ddof=1).item()
     1.6666666666666667
     """
-    return _variance(x, axis, ddof, keepdims, "var")
+    return _spread(x, axis, ddof, keepdims, "var", root=False)
 
 
 def _var_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
@@ -152,8 +198,8 @@ def _var_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 
     return _kept(grad, x, axis) * _centered_scaled(x, axis, ddof, "var", 2.0)
 
 
-var.defvjp(_var_dx, plain_arrays=True)
-var.defjvp(_reduction_jvp(_var_dx), plain_arrays=True)
+var.defvjp(_in_float32(_var_dx), plain_arrays=True)
+var.defjvp(_in_float32(_reduction_jvp(_var_dx)), plain_arrays=True)
 
 
 @op("std", hints=SPREAD)
@@ -166,8 +212,7 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
     >>> ab.std(ab.tensor([1.0, 3.0])).item()
     1.0
     """
-    variance = _variance(x, axis, ddof, keepdims, "std")
-    return namespace(variance).sqrt(variance)  # (no warning: a variance is never negative, nan stays nan)
+    return _spread(x, axis, ddof, keepdims, "std", root=True)
 
 
 def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
@@ -179,8 +224,8 @@ def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 
     return where(flat, 0.0, scaled * _centered_scaled(x, axis, ddof, "std"))
 
 
-std.defvjp(_std_dx, plain_arrays=True)
-std.defjvp(_reduction_jvp(_std_dx), plain_arrays=True)
+std.defvjp(_in_float32(_std_dx), plain_arrays=True)
+std.defjvp(_in_float32(_reduction_jvp(_std_dx)), plain_arrays=True)
 
 
 @op("prod", hints=NONZERO_REDUCTION)
