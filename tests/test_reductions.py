@@ -144,6 +144,25 @@ def test_prod_zero_in_one_slice_only() -> None:
     assert x.grad is not None and x.grad.tolist() == [[2.0, 0.0], [4.0, 3.0]]
 
 
+@pytest.mark.parametrize(
+    ("values", "scale"),
+    [(np.array([300.0, 200.0], np.float16), 2.0), (np.array([1e19, 3e19], np.float32), 2.0), ([1e150, 1e150], 1e10)],
+    ids=["float16", "float32", "float64"],
+)
+def test_prod_gradient_does_not_overflow_where_it_fits(values: Any, scale: float) -> None:
+    # The product, the other elements' product and the gradient fit; grad * out (60000 * 2 in
+    # float16) did not, and the gradient came out inf (PyTorch: [400, 600] in float16).
+    x = ab.tensor(values, requires_grad=True)
+    expected = scale * np.asarray(values, np.float64)[::-1]
+    seed = ab.tensor(np.asarray(scale, x.dtype))
+    for create_graph in (False, True):
+        (g,) = ab.grad(ab.prod(x), [x], grad_outputs=[seed], create_graph=create_graph)
+        assert g.dtype == x.dtype
+        np.testing.assert_allclose(g.detach().numpy().astype(np.float64), expected, rtol=1e-3)
+    (row,) = ab.grad(g[0], [x])  # d2 / dx0 dx1 = scale, d2 / dx0^2 = 0
+    np.testing.assert_allclose(row.numpy().astype(np.float64), [0.0, scale], rtol=1e-3, atol=1e-3 * scale)
+
+
 # -- logsumexp at large magnitudes --------------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [1e4, -1e4])
 def test_logsumexp_is_stable_at_large_magnitudes(scale: float) -> None:

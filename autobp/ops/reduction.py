@@ -249,7 +249,9 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     xp = namespace(values)
     is_zero = values == 0
     if not xp.any(is_zero):
-        return grad * out / x
+        # out / x first: the other elements' product fits wherever the gradient does; grad * out
+        # first overflowed when both fit (float16 [300, 200] times 2: inf, not [400, 600]).
+        return grad * (out / x)
     axes = normalize_axes(axis, x.ndim, "prod")
     zeros = xp.sum(xp.astype(is_zero, values.dtype), axis=axes, keepdims=True)  # how many per slice
     nonzero_product = prod(where(is_zero, 1.0, x), axis=axes, keepdims=True)
