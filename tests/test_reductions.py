@@ -1,4 +1,4 @@
-"""Reductions: what the registry-driven suite cannot draw (ties, zeros, extreme magnitudes, edges)."""
+"""Reductions: what the registry-driven suite cannot draw (ties, zeros, extreme magnitudes, float16, edges)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,23 @@ import numpy as np
 import pytest
 
 import autobp as ab
+
+LIBRARIES = ["numpy", "torch", "array_api_strict", "cupy"]
+LOW_PRECISION_LIBRARIES = ["numpy", "torch", "cupy"]  # (array-api-strict has no float16)
+
+
+def _library_or_skip(name: str) -> Any:
+    module = {"torch": "torch", "cupy": "cupy", "array_api_strict": "array_api_strict"}.get(name, "numpy")
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{name} is not installed here")
+    if name == "cupy":
+        try:
+            import cupy
+
+            cupy.cuda.runtime.getDeviceCount()
+        except Exception as error:  # no GPU or no driver: CuPy cannot run here
+            pytest.skip(f"cupy needs a CUDA GPU: {error}")
+    return ab.backends.library(name)
 
 
 def grad_of(fn: Any, values: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -179,6 +196,59 @@ def test_logsumexp_is_stable_at_large_magnitudes(scale: float) -> None:
     assert ab.gradgradcheck(lambda t: ab.logsumexp(t, axis=1), ab.tensor(shifted, requires_grad=True))
 
 
+@pytest.mark.parametrize("lib", LIBRARIES)
+@pytest.mark.parametrize(("dtype", "offset"), [("float32", 1e5), ("float64", 1e13)])
+def test_logsumexp_gradient_is_the_softmax_where_its_value_is_rounded(lib: str, dtype: str, offset: float) -> None:
+    # The weights were exp(x - out) with out rounded (float32 1e5: spacing 0.008), off by a factor
+    # common to the row: [0.37660 0.62091] for float32 [1e5, 1e5 + 0.5], summing to 0.9975.
+    xp = _library_or_skip(lib)
+    shifted = np.array([[0.0, 0.5, -1.0], [0.25, 0.25, 0.25]])
+    rtol = 1e-6 if dtype == "float32" else 1e-12
+    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    host = (offset + shifted).astype(dtype)
+    assert np.array_equal(host.astype(np.float64) - offset, shifted)  # the inputs are exact
+
+    def make(array: np.ndarray) -> ab.Tensor:
+        return ab.Tensor(xp.from_numpy(np.asarray(array, dtype), None))
+
+    x = make(host).requires_grad_()
+    (g,) = ab.grad(ab.logsumexp(x, axis=1).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), softmax, rtol=rtol)
+    # Second order: the Hessian of a row is diag(p) - p p^T; along w it is p * (w - <p, w>).
+    w = np.array([[1.0, -2.0, 0.5], [1.0, 0.0, -1.0]])
+    (h,) = ab.grad((g * make(w)).sum(), [x])
+    expected = softmax * (w - (softmax * w).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(h.numpy(), expected, rtol=100 * rtol, atol=100 * rtol)
+    # Forward mode: the tangent of a row is <p, v>; at float32 [3e7, 3e7] along [1, 0] it was 1.0.
+    _, jv = ab.functional.jvp(lambda t: ab.logsumexp(t, axis=1), (make(host),), (make(w),))
+    np.testing.assert_allclose(jv.numpy(), (softmax * w).sum(axis=1), rtol=rtol, atol=rtol)
+    ties = make(np.full(2, 3e7 if dtype == "float32" else 3e15))
+    _, jv = ab.functional.jvp(ab.logsumexp, (ties,), (make(np.array([1.0, 0.0])),))
+    assert jv.item() == 0.5
+
+
+def test_logsumexp_gradient_at_infinities_matches_pytorch() -> None:
+    # An input at +inf: 0 at the finite inputs, nan at the infinite one; all -inf: nan. First and
+    # second order and forward mode, as PyTorch gives and as before the weights were normalized.
+    inf = np.inf
+    cases = {
+        (1.0, inf): ([0.0, np.nan], [np.nan, np.nan], np.nan),
+        (-inf, -inf): ([np.nan, np.nan], [np.nan, np.nan], np.nan),
+        (1.0, -inf): ([1.0, 0.0], [0.0, 0.0], 1.0),
+        (-inf, inf): ([0.0, np.nan], [np.nan, np.nan], np.nan),
+    }
+    for values, (gradient, second, tangent) in cases.items():
+        x = ab.tensor(values, requires_grad=True)
+        (g,) = ab.grad(ab.logsumexp(x), [x])
+        np.testing.assert_array_equal(g.numpy(), gradient)
+        (g,) = ab.grad(ab.logsumexp(x), [x], create_graph=True)
+        np.testing.assert_array_equal(g.detach().numpy(), gradient)
+        (h,) = ab.grad((g * ab.tensor([1.0, 2.0])).sum(), [x])
+        np.testing.assert_array_equal(h.numpy(), second)
+        _, jv = ab.functional.jvp(ab.logsumexp, (ab.tensor(values),), (ab.tensor([1.0, 1.0]),))
+        np.testing.assert_array_equal(jv.numpy(), tangent)
+
+
 def test_logsumexp_of_infinities() -> None:
     assert ab.logsumexp(ab.tensor([-np.inf, -np.inf])).item() == -np.inf
     assert ab.logsumexp(ab.tensor([1.0, np.inf])).item() == np.inf
@@ -255,23 +325,6 @@ def test_max_of_empty_names_the_op_and_shape() -> None:
 
 
 # -- float16: accumulated in float32, rounded once ------------------------------------------------------------
-LOW_PRECISION_LIBRARIES = ["numpy", "torch", "cupy"]  # (array-api-strict has no float16)
-
-
-def _library_or_skip(name: str) -> Any:
-    module = {"torch": "torch", "cupy": "cupy"}.get(name, "numpy")
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{name} is not installed here")
-    if name == "cupy":
-        try:
-            import cupy
-
-            cupy.cuda.runtime.getDeviceCount()
-        except Exception as error:  # no GPU or no driver: CuPy cannot run here
-            pytest.skip(f"cupy needs a CUDA GPU: {error}")
-    return ab.backends.library(name)
-
-
 def _spread_oracle(name: str, x: np.ndarray, axis: Any) -> tuple[np.ndarray, np.ndarray]:
     """The value and d value / d x of mean, var or std in float64: (x - mean) / n and its kin."""
     n = x.size if axis is None else x.shape[axis]

@@ -28,7 +28,7 @@ from typing import Any
 from autobp import graph
 from autobp.backends import namespace
 from autobp.backends.standard_extras import total_as_numpy
-from autobp.ops.elementwise import astype, exp, quiet, where
+from autobp.ops.elementwise import astype, exp, less, quiet, where
 from autobp.ops.registry import Hints, op
 from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes, reshape
 from autobp.tensor import Tensor
@@ -288,8 +288,15 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def _logsumexp_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-    # d lse/dx_i = softmax(x)_i = exp(x_i - lse)
-    return _kept(grad, x, axis) * exp(x - _kept(out, x, axis))
+    # d lse/dx_i = softmax(x)_i = exp(x_i - lse). With lse rounded, exp(x - out) is off by a factor
+    # common to the slice, exp(lse - out): at float32 1e5 (spacing 0.008) the weights summed to
+    # 0.9975. Dividing by their sum takes that factor out, as a softmax shifted by its maximum
+    # does, with the forward's shift, and reads no values (a tape replays it). An input at +inf
+    # makes out inf: there the weights stay exp(x - out), 0 and nan as in PyTorch, not nan / nan.
+    out = _kept(out, x, axis)
+    weights = exp(x - out)
+    total = sum(weights, axis=normalize_axes(axis, x.ndim, "logsumexp"), keepdims=True)
+    return _kept(grad, x, axis) * (weights / where(less(out, math.inf), total, 1.0))
 
 
 logsumexp.defvjp(_logsumexp_dx, plain_arrays=True)
