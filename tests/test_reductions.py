@@ -81,6 +81,21 @@ def test_max_over_all_ties_and_the_method() -> None:
     assert x.grad is not None and x.grad.tolist() == [[0.0, 0.5], [0.5, 0.0]]
 
 
+@pytest.mark.parametrize("lib", LOW_PRECISION_LIBRARIES)
+@pytest.mark.parametrize(("shape", "axis"), [((100000,), None), ((3000, 2), 0)])
+def test_float16_ties_are_counted_in_float32(lib: str, shape: tuple[int, ...], axis: Any) -> None:
+    # A float16 count stalls at 2048 (2048 + 1 is 2048) and is inf past 65504: 3000 tied elements
+    # got 1/2048 each (a mass of 1.46), 100000 got 0. PyTorch shares 1/k here too.
+    xp = _library_or_skip(lib)
+    count = shape[0]
+    for name in ("max", "min"):
+        x = ab.Tensor(xp.from_numpy(np.full(shape, 1.5, np.float16), None), requires_grad=True)
+        for create_graph in (False, True):
+            (g,) = ab.grad(getattr(ab, name)(x, axis=axis).sum(), [x], create_graph=create_graph)
+            assert ab.backends.namespace(g.data).dtype_name(g.dtype) == "float16"
+            np.testing.assert_allclose(g.detach().numpy(), np.float16(1 / count), rtol=1e-3)  # (1e-5: subnormal)
+
+
 @pytest.mark.parametrize("name", ["max", "min", "argmax", "argmin"])
 def test_extremes_match_numpy_with_negative_axes(name: str) -> None:
     data = np.random.default_rng(0).standard_normal((2, 3, 4))

@@ -14,7 +14,7 @@ Conventions at the edges, all without numpy warnings:
   ``out / x``, which loses precision when the product underflows (values near 1e-300).
 - Floats narrower than float32 (float16, PyTorch's bfloat16): ``mean``, ``var`` and ``std``
   accumulate in float32, forward and backward, and round the result to the input's dtype, as
-  numpy's ``mean`` and PyTorch do.
+  numpy's ``mean`` and PyTorch do; ``max`` and ``min`` count their ties in float32.
 """
 
 from __future__ import annotations
@@ -329,13 +329,15 @@ def _extreme(name: str) -> Any:
         xp = namespace(values)
         extreme = xp.reshape(array_of(out), kept_shape(x.shape, axes))
         hits = xp.astype(values == extreme, values.dtype)
-        ties = xp.sum(hits, axis=axes, keepdims=True)  # counts, exact in floats
+        # counts, exact in float32 and float64; float16 counts past 2048 stall (and past 65504 are inf)
+        wide = _accumulator(xp, values.dtype)
+        ties = xp.sum(hits, axis=axes, keepdims=True, dtype=wide)
         if xp.all(ties == 1):  # the common case, no ties: skip the division
             return _kept(grad, x, axis) * hits
         if not xp.all(ties):  # a nan extreme (it equals no element): the nans that made it share it
             made = xp.logical_and(xp.isnan(values), xp.isnan(extreme))
             hits = xp.astype(xp.logical_or(values == extreme, made), values.dtype)
-            ties = xp.sum(hits, axis=axes, keepdims=True)
+            ties = xp.sum(hits, axis=axes, keepdims=True, dtype=wide)
         return _kept(grad, x, axis) * _share(hits, ties)
 
     public.defvjp(vjp, plain_arrays=True)
@@ -345,7 +347,9 @@ def _extreme(name: str) -> Any:
 
 @quiet
 def _share(hits: Any, ties: Any) -> Any:
-    return hits / ties  # (every slice has a hit: a nan extreme's hits are its nans)
+    # (every slice has a hit: a nan extreme's hits are its nans.) Float16 counts are float32: the
+    # share is rounded to the elements' dtype.
+    return namespace(hits).astype(hits / ties, hits.dtype, copy=False)
 
 
 max = _extreme("max")
