@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from typing import Any
 
 import numpy as np
@@ -396,6 +397,30 @@ def test_float16_mean_var_std_accumulate_in_float32(lib: str, name: str, values:
         close(g, kept.astype(np.float64) * partials)
     _, jv = ab.functional.jvp(op, (make(host),), (make(tangent),))
     close(jv, (partials * tangent).sum(axis=axis))
+
+
+@pytest.mark.parametrize("lib", LOW_PRECISION_LIBRARIES)
+@pytest.mark.parametrize(("shape", "axis"), [((300, 300), None), ((100000, 2), 0)])
+def test_float16_logsumexp_accumulates_in_float32(lib: str, shape: tuple[int, ...], axis: Any) -> None:
+    # The sum of exponentials (each near 1 after the shift) ran in float16: past 65504 it was inf,
+    # and along an axis numpy adds one row at a time it stalled at 2048.
+    xp = _library_or_skip(lib)
+    host = np.linspace(-0.1, 0.1, math.prod(shape)).reshape(shape).astype(np.float16)
+    exact = host.astype(np.float64)
+    softmax = np.exp(exact) / np.exp(exact).sum(axis=axis, keepdims=True)
+    tangent = np.random.default_rng(0).uniform(-1.0, 1.0, shape).astype(np.float16)
+
+    def make(array: np.ndarray, requires_grad: bool = False) -> ab.Tensor:
+        return ab.Tensor(xp.from_numpy(array, None), requires_grad=requires_grad)
+
+    x = make(host, requires_grad=True)
+    out = ab.logsumexp(x, axis=axis)
+    np.testing.assert_allclose(out.numpy().astype(np.float64), np.log(np.exp(exact).sum(axis=axis)), rtol=1e-3)
+    (g,) = ab.grad(out.sum(), [x], create_graph=True)
+    assert ab.backends.namespace(g.data).dtype_name(g.dtype) == "float16"
+    np.testing.assert_allclose(g.detach().numpy().astype(np.float64), softmax, rtol=2e-2, atol=1e-7)  # (subnormals)
+    _, jv = ab.functional.jvp(lambda t: ab.logsumexp(t, axis=axis), (make(host),), (make(tangent),))
+    np.testing.assert_allclose(jv.numpy().astype(np.float64), (softmax * tangent).sum(axis=axis), atol=2e-3)
 
 
 def test_float16_mean_losses_accumulate_in_float32() -> None:

@@ -14,7 +14,8 @@ Conventions at the edges, all without numpy warnings:
   ``out / x``, which loses precision when the product underflows (values near 1e-300).
 - Floats narrower than float32 (float16, PyTorch's bfloat16): ``mean``, ``var`` and ``std``
   accumulate in float32, forward and backward, and round the result to the input's dtype, as
-  numpy's ``mean`` and PyTorch do; ``max`` and ``min`` count their ties in float32.
+  numpy's ``mean`` and PyTorch do; so does ``logsumexp``; ``max`` and ``min`` count their ties
+  in float32.
 """
 
 from __future__ import annotations
@@ -278,6 +279,9 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """
     xp = namespace(x)
     x = _floats(xp, _array(xp, x))  # numpy's where(.., 0.0) below gives float64 for integers, torch's float32
+    wide = _accumulator(xp, x.dtype)
+    if wide is not None:  # (float16: the sum of exponentials stalls and overflows; see _accumulator)
+        return xp.astype(logsumexp.op.forward(xp.astype(x, wide), axis, keepdims), x.dtype)
     axes = normalize_axes(axis, x.ndim, "logsumexp")
     peak = xp.max(x, axis=axes, keepdims=True)
     # Shifting by the peak keeps exp from overflowing; infinite peaks are not shifted (inf - inf).
@@ -299,8 +303,8 @@ def _logsumexp_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdi
     return _kept(grad, x, axis) * (weights / where(less(out, math.inf), total, 1.0))
 
 
-logsumexp.defvjp(_logsumexp_dx, plain_arrays=True)
-logsumexp.defjvp(_reduction_jvp(_logsumexp_dx), plain_arrays=True)
+logsumexp.defvjp(_in_float32(_logsumexp_dx), plain_arrays=True)
+logsumexp.defjvp(_in_float32(_reduction_jvp(_logsumexp_dx)), plain_arrays=True)
 
 
 def _extreme(name: str) -> Any:
