@@ -423,6 +423,39 @@ def test_float16_logsumexp_accumulates_in_float32(lib: str, shape: tuple[int, ..
     np.testing.assert_allclose(jv.numpy().astype(np.float64), (softmax * tangent).sum(axis=axis), atol=2e-3)
 
 
+@pytest.mark.parametrize("lib", LOW_PRECISION_LIBRARIES)
+def test_float16_sums_accumulate_in_float32(lib: str) -> None:
+    # numpy adds along an outer axis one row at a time in float16, which stalls once the total's
+    # spacing passes twice the terms: a column of 20000 values in [0, 1) summed to 2048, and a
+    # bias's gradient (the engine's sum_to over the batch) of 20000 x 0.01 to 32. PyTorch
+    # accumulates in float32: [10016, 10032] and 200.
+    xp = _library_or_skip(lib)
+    host = np.random.default_rng(0).uniform(0.0, 1.0, (20000, 2)).astype(np.float16)
+    exact = host.astype(np.float64)
+
+    def make(array: np.ndarray, requires_grad: bool = False) -> ab.Tensor:
+        return ab.Tensor(xp.from_numpy(array, None), requires_grad=requires_grad)
+
+    def close(got: ab.Tensor, want: Any) -> None:
+        assert ab.backends.namespace(got.data).dtype_name(got.dtype) == "float16"
+        np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=1e-3)
+
+    close(ab.sum(make(host), axis=0), exact.sum(axis=0))
+    close(ab.sum(make(host)), exact.sum())
+    close(ab.sum_to(make(host), (1, 2)), exact.sum(axis=0, keepdims=True))
+    bias = make(np.zeros(2, np.float16), requires_grad=True)
+    for create_graph in (False, True):
+        (g,) = ab.grad(((make(host) + bias) * 0.01).sum(), [bias], create_graph=create_graph)
+        close(g, 20000 * float(np.float16(0.01)))
+    if lib == "numpy":  # a tape's replay writes numpy's reductions itself: it must not stall either
+        step = ab.tape.value_and_grad(lambda b: ((ab.tensor(host) + b) ** 2).sum() * 1e-4)
+        for _ in range(3):  # the trace, the first replay (checked against eager), a replay
+            _, g = step(np.zeros(2, np.float16))
+            assert g.dtype == np.float16
+            np.testing.assert_allclose(g.numpy().astype(np.float64), 2e-4 * exact.sum(axis=0), rtol=3e-3)
+        assert not step.eager_reasons  # (a replay writing numpy's float16 reduction differs from eager)
+
+
 def test_float16_mean_losses_accumulate_in_float32() -> None:
     # reduction="mean" goes through ab.mean: a float16 batch of 65536 elements gave a loss of 0.
     scores = ab.tensor(np.full((256, 256), 0.1, np.float16), requires_grad=True)

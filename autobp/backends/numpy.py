@@ -83,6 +83,10 @@ negative_steps = True
 def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
     """``x`` summed over ``axes``, kept with size 1 (the ufunc's reduce: np.sum without its wrapper,
     which the engine's sum_to feels every backward: benchmarks/instructions.py)."""
+    if x.dtype.char == "e":
+        # float16: numpy adds along an outer axis one row at a time in float16, which stalls (a
+        # bias gradient of 20000 rows of 0.01 came to 32); in float32, as PyTorch accumulates.
+        return np.add.reduce(x, axes, keepdims=True, dtype=np.float32).astype(np.float16)
     return np.add.reduce(x, axes, keepdims=True)
 
 
@@ -119,7 +123,12 @@ def _sum_to(x: Any, shape: tuple[int, ...]) -> np.ndarray:
         x = np.asarray(x)
     shape = shape if type(shape) is tuple else tuple(shape)
     axes = summed_axes(x.shape, shape)
-    summed = np.add.reduce(x, axes, keepdims=True) if axes else x  # x.sum(...) without its wrapper
+    if not axes:
+        summed = x
+    elif x.dtype.char != "e":
+        summed = np.add.reduce(x, axes, keepdims=True)  # x.sum(...) without its wrapper
+    else:
+        summed = sum_kept(x, axes)  # float16, in float32
     return summed if summed.shape == shape else summed.reshape(shape)
 
 
@@ -271,7 +280,8 @@ def _sigmoid_backward(grad: Any, out: Any) -> Any:
 def _sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if axis is None:  # the usual loss total: x.sum() without its Python wrapper
         array: Any = x if type(x) is np.ndarray else np.asarray(x)
-        return np.add.reduce(array, None, keepdims=keepdims)  # type: ignore[call-overload]
+        if array.dtype.char != "e":  # (float16 accumulates in float32: the general forward)
+            return np.add.reduce(array, None, keepdims=keepdims)  # type: ignore[call-overload]
     from autobp.ops.reduction import sum  # the general forward checks the axes (ops import this module)
 
     return sum.op.forward(x, axis, keepdims)

@@ -14,8 +14,8 @@ Conventions at the edges, all without numpy warnings:
   ``out / x``, which loses precision when the product underflows (values near 1e-300).
 - Floats narrower than float32 (float16, PyTorch's bfloat16): ``mean``, ``var`` and ``std``
   accumulate in float32, forward and backward, and round the result to the input's dtype, as
-  numpy's ``mean`` and PyTorch do; so does ``logsumexp``; ``max`` and ``min`` count their ties
-  in float32.
+  numpy's ``mean`` and PyTorch do; so do ``sum`` (numpy's float16 sum along an outer axis stalls)
+  and ``logsumexp``; ``max`` and ``min`` count their ties in float32.
 """
 
 from __future__ import annotations
@@ -111,7 +111,13 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
     xp = namespace(x)
     x = _array(xp, x)
-    return total_as_numpy(xp, xp.sum, x, None if axis is None else normalize_axes(axis, x.ndim, "sum"), keepdims)
+    axes = None if axis is None else normalize_axes(axis, x.ndim, "sum")
+    wide = _accumulator(xp, x.dtype)
+    if wide is None:
+        return total_as_numpy(xp, xp.sum, x, axes, keepdims)
+    # float16: numpy adds along an outer axis one row at a time in float16, which stalls (a column
+    # of 20000 x 0.01 summed to 32); PyTorch accumulates in float32, as here.
+    return xp.astype(xp.sum(x, axis=axes, keepdims=keepdims, dtype=wide), x.dtype)
 
 
 sum.defvjp(

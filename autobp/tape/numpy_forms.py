@@ -50,6 +50,8 @@ def _sum_to(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
     x, shape = values[0], kwargs.get("shape")
     if type(x) is not np.ndarray or set(kwargs) != {"shape"} or not isinstance(shape, tuple | list):
         return None
+    if x.dtype.char == "e":  # float16: the forward accumulates in float32
+        return None
     shape = tuple(shape)
     if not all([type(n) is int for n in shape]):
         return None
@@ -71,6 +73,8 @@ def _sum(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
     # backends.numpy._sum's branch for the total (axis None): numpy's reduction without the wrapper
     x = values[0] if len(values) == 1 else None
     if type(x) is not np.ndarray or kwargs.get("axis") is not None or set(kwargs) - {"axis", "keepdims"}:
+        return None
+    if x.dtype.char == "e":  # float16: the forward accumulates in float32
         return None
     keepdims = kwargs.get("keepdims", False)
     if type(keepdims) is not bool:
