@@ -22,12 +22,12 @@ import itertools
 import statistics
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from benchmarks.harness import peak_bytes
 from benchmarks.w4_scalar_chain import FACTOR, SHIFT, START, make, numpy_chain
 
 
@@ -72,18 +72,6 @@ def _minimal(ops: int) -> Callable[[], Any]:
     return run
 
 
-def _peak_per_node(run: Callable[[], Any], ops: int) -> float:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        run()
-        return (tracemalloc.get_traced_memory()[1] - base) / ops
-    finally:
-        tracemalloc.stop()
-
-
 def main(ops: int = 200_000, repeats: int = 5) -> None:
     runs = {
         "floor": lambda: numpy_chain(ops, np.array([START])),
@@ -108,7 +96,7 @@ def main(ops: int = 200_000, repeats: int = 5) -> None:
         median = statistics.median(taken)
         print(f"{name:8} {median / ops * 1e6:6.2f} us/op  {median / floor:5.2f}x floor")
     for name in ("minimal", "autobp"):
-        print(f"{name:8} {_peak_per_node(runs[name], ops):6.0f} B/node (tracemalloc peak)")
+        print(f"{name:8} {peak_bytes(runs[name]) / ops:6.0f} B/node (tracemalloc peak)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ suite on another array library (``--array-library array_api_strict|torch|cupy``,
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -70,6 +71,19 @@ def _missing_gpu_reason(name: str, device: str | None) -> str | None:
     except Exception as error:  # no driver, no device: cupy raises its own CUDA runtime errors
         return f"--array-library cupy: no CUDA GPU is usable here ({type(error).__name__}: {error})"
     return None if count > 0 else "--array-library cupy: cupy found no CUDA GPU on this machine"
+
+
+def library_or_skip(name: str) -> Any:
+    """The autobp backend of library ``name``, or a skip saying why it cannot run here (not
+    installed; CuPy without a usable GPU)."""
+    module = {"array_api_strict": "array_api_strict", "torch": "torch", "cupy": "cupy"}.get(name, "numpy")
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{name} is not installed here (autobp[{name.replace('array_api_', '')}] installs it)")
+    if name == "cupy":
+        reason = _missing_gpu_reason("cupy", None)
+        if reason is not None:
+            pytest.skip(reason)
+    return ab.backends.library(name)
 
 
 class Library:

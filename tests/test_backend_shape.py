@@ -8,7 +8,6 @@ indexing and ``np.pad`` when run on numpy arrays.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
@@ -25,28 +24,14 @@ from autobp.ops.registry import REGISTRY
 from autobp.ops.shape.padding import PAD_MODES
 from autobp.testing.samples import samples_for
 from autobp.testing.strategies import advanced_indices, basic_indices, shapes
-
-
-def _library_or_skip(name: str) -> Any:
-    module = {"array_api_strict": "array_api_strict", "torch": "torch", "cupy": "cupy"}.get(name, "numpy")
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{name} is not installed here (autobp[{name.replace('array_api_', '')}] installs it)")
-    if name == "cupy":
-        try:
-            import cupy
-
-            cupy.cuda.runtime.getDeviceCount()
-        except Exception as error:  # no GPU or no driver: CuPy cannot run here
-            pytest.skip(f"cupy needs a CUDA GPU: {error}")
-    return library(name)
-
+from tests.conftest import library_or_skip
 
 LIBRARIES = ["numpy", "torch", "array_api_strict", "cupy"]
 
 
 @pytest.mark.parametrize("name", LIBRARIES)
 def test_the_scatter_add_extra_accumulates_repeated_positions(name: str) -> None:
-    xp = _library_or_skip(name)
+    xp = library_or_skip(name)
     target = xp.from_numpy(np.zeros(4), None)
     index = xp.from_numpy(np.array([0, 2, 0, 0, 3]), None)
     values = xp.from_numpy(np.array([1.0, 10.0, 100.0, 1000.0, 5.0]), None)
@@ -67,7 +52,7 @@ def test_the_scatter_add_extra_accumulates_repeated_positions(name: str) -> None
     ids=["list", "two-arrays", "slice-then-array", "array-then-negative-step"],
 )
 def test_repeated_indices_accumulate_in_the_gradient_on_every_library(name: str, index: Any) -> None:
-    xp = _library_or_skip(name)
+    xp = library_or_skip(name)
     x = np.arange(12.0).reshape(3, 4) if isinstance(index, tuple) else np.arange(4.0)
     rng = np.random.default_rng(0)
     cotangent = rng.standard_normal(np.shape(x[index]))
@@ -146,14 +131,14 @@ def test_pad_by_copies_equals_np_pad_bit_for_bit(mode: str) -> None:
 
 @pytest.mark.parametrize("name", ["torch", "array_api_strict"])
 def test_an_index_of_another_library_is_refused(name: str) -> None:
-    xp = _library_or_skip(name)
+    xp = library_or_skip(name)
     x = ab.tensor([1.0, 2.0, 3.0])
     with pytest.raises(MixedArraysError, match="two libraries"):
         x[ab.tensor(xp.from_numpy(np.array([0, 1]), None))]
 
 
 def test_pad_on_a_library_without_its_own_pad_takes_one_constant() -> None:
-    _library_or_skip("array_api_strict")
+    library_or_skip("array_api_strict")
     x = ab.tensor(library("array_api_strict").from_numpy(np.ones((2, 2)), None))
     with pytest.raises(TypeError, match=r"pad: constant_values must be one number for array_api_strict arrays"):
         ab.pad(x, 1, constant_values=((1.0, 2.0), (3.0, 4.0)))
@@ -177,7 +162,7 @@ SEPARATED = [
 @pytest.mark.parametrize("name", LIBRARIES)
 @pytest.mark.parametrize("index", SEPARATED, ids=[f"key{i}" for i in range(len(SEPARATED))])
 def test_separated_advanced_indices_read_and_write_as_numpy(name: str, index: Any) -> None:
-    xp = _library_or_skip(name)
+    xp = library_or_skip(name)
     x = np.arange(120.0).reshape(2, 3, 4, 5)
     want = x[index]
     rng = np.random.default_rng(1)
@@ -203,7 +188,7 @@ def test_separated_advanced_indices_read_and_write_as_numpy(name: str, index: An
 @pytest.mark.parametrize("name", ["numpy", "torch"])
 @pytest.mark.parametrize("index", [slice(None, None, -1), (1, slice(None, None, -2)), (slice(2, 0, -1), [3, 0])])
 def test_writes_through_negative_steps_land_where_numpy_puts_them(name: str, index: Any) -> None:
-    xp = _library_or_skip(name)
+    xp = library_or_skip(name)
     x = np.arange(12.0).reshape(3, 4)
     values = -1.0 - np.arange(x[index].size, dtype=float).reshape(x[index].shape)
     expected = x.copy()
@@ -218,7 +203,7 @@ def test_writes_through_negative_steps_land_where_numpy_puts_them(name: str, ind
 @pytest.mark.parametrize("native", [False, True], ids=["numpy-index", "library-index"])
 def test_integer_index_arrays_of_any_width_are_positions(name: str, dtype: str, native: bool) -> None:
     # torch reads a uint8 index as a boolean mask (x[[1, 0]] gave one row) and refuses int8/int16.
-    xp = _library_or_skip(name)
+    xp = library_or_skip(name)
     x = np.arange(6.0).reshape(3, 2)
     positions = np.array([1, 0, 1], dtype=dtype)
     index = xp.from_numpy(positions, None) if native and name != "numpy" else positions

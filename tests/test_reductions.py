@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from typing import Any
 
@@ -10,23 +9,10 @@ import numpy as np
 import pytest
 
 import autobp as ab
+from tests.conftest import library_or_skip
 
 LIBRARIES = ["numpy", "torch", "array_api_strict", "cupy"]
 LOW_PRECISION_LIBRARIES = ["numpy", "torch", "cupy"]  # (array-api-strict has no float16)
-
-
-def _library_or_skip(name: str) -> Any:
-    module = {"torch": "torch", "cupy": "cupy", "array_api_strict": "array_api_strict"}.get(name, "numpy")
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{name} is not installed here")
-    if name == "cupy":
-        try:
-            import cupy
-
-            cupy.cuda.runtime.getDeviceCount()
-        except Exception as error:  # no GPU or no driver: CuPy cannot run here
-            pytest.skip(f"cupy needs a CUDA GPU: {error}")
-    return ab.backends.library(name)
 
 
 def grad_of(fn: Any, values: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -87,7 +73,7 @@ def test_max_over_all_ties_and_the_method() -> None:
 def test_float16_ties_are_counted_in_float32(lib: str, shape: tuple[int, ...], axis: Any) -> None:
     # A float16 count stalls at 2048 (2048 + 1 is 2048) and is inf past 65504: 3000 tied elements
     # got 1/2048 each (a mass of 1.46), 100000 got 0. PyTorch shares 1/k here too.
-    xp = _library_or_skip(lib)
+    xp = library_or_skip(lib)
     count = shape[0]
     for name in ("max", "min"):
         x = ab.Tensor(xp.from_numpy(np.full(shape, 1.5, np.float16), None), requires_grad=True)
@@ -217,7 +203,7 @@ def test_logsumexp_is_stable_at_large_magnitudes(scale: float) -> None:
 def test_logsumexp_gradient_is_the_softmax_where_its_value_is_rounded(lib: str, dtype: str, offset: float) -> None:
     # The weights were exp(x - out) with out rounded (float32 1e5: spacing 0.008), off by a factor
     # common to the row: [0.37660 0.62091] for float32 [1e5, 1e5 + 0.5], summing to 0.9975.
-    xp = _library_or_skip(lib)
+    xp = library_or_skip(lib)
     shifted = np.array([[0.0, 0.5, -1.0], [0.25, 0.25, 0.25]])
     rtol = 1e-6 if dtype == "float32" else 1e-12
     softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
@@ -371,7 +357,7 @@ FLOAT16_CASES = [
 def test_float16_mean_var_std_accumulate_in_float32(lib: str, name: str, values: np.ndarray, axis: Any) -> None:
     # Value, gradient (first order and under create_graph) and jvp against float64, all in float16,
     # as close as float16 rounding allows; before, 0 (the count was inf), inf or nan.
-    xp = _library_or_skip(lib)
+    xp = library_or_skip(lib)
     host = values.astype(np.float16)
     value, partials = _spread_oracle(name, host.astype(np.float64), axis)
     rng = np.random.default_rng(0)
@@ -404,7 +390,7 @@ def test_float16_mean_var_std_accumulate_in_float32(lib: str, name: str, values:
 def test_float16_logsumexp_accumulates_in_float32(lib: str, shape: tuple[int, ...], axis: Any) -> None:
     # The sum of exponentials (each near 1 after the shift) ran in float16: past 65504 it was inf,
     # and along an axis numpy adds one row at a time it stalled at 2048.
-    xp = _library_or_skip(lib)
+    xp = library_or_skip(lib)
     host = np.linspace(-0.1, 0.1, math.prod(shape)).reshape(shape).astype(np.float16)
     exact = host.astype(np.float64)
     softmax = np.exp(exact) / np.exp(exact).sum(axis=axis, keepdims=True)
@@ -429,7 +415,7 @@ def test_float16_sums_accumulate_in_float32(lib: str) -> None:
     # spacing passes twice the terms: a column of 20000 values in [0, 1) summed to 2048, and a
     # bias's gradient (the engine's sum_to over the batch) of 20000 x 0.01 to 32. PyTorch
     # accumulates in float32: [10016, 10032] and 200.
-    xp = _library_or_skip(lib)
+    xp = library_or_skip(lib)
     host = np.random.default_rng(0).uniform(0.0, 1.0, (20000, 2)).astype(np.float16)
     exact = host.astype(np.float64)
 
