@@ -181,6 +181,40 @@ def test_a_python_int_beyond_the_dtype_raises_on_every_library(lib: str, name: s
     assert in_range.numpy().dtype == np.uint8 and in_range.numpy().tolist() == (u8 + 255).tolist() == [0, 1]
 
 
+# Integers to negative integer powers: numpy raises ValueError; torch gave 0 (int64 [2, 3] ** [-1, 2]
+# was [0, 9]) for every exponent but a Python int, where it raised a RuntimeError of its own.
+NEGATIVE_POWERS = [
+    ("arrays", lambda on: on(np.array([2, 3])) ** on(np.array([-1, 2]))),
+    ("0-d exponent", lambda on: on(np.array([2, 3])) ** on(np.array(-1))),
+    ("number base", lambda on: 2 ** on(np.array([-1, 2]))),
+    ("number exponent", lambda on: on(np.array([2, 3])) ** -1),
+    ("numpy scalar exponent", lambda on: on(np.array([2, 3])) ** np.int64(-1)),
+    ("bool base", lambda on: on(np.array([True, False])) ** on(np.array([2, -1]))),
+    ("uint8 base, int8 exponent", lambda on: on(np.array([2, 3], np.uint8)) ** on(np.array([1, -1], np.int8))),
+    ("int32 base", lambda on: ab.pow(on(np.array([2, 3], np.int32)), on(np.array([1, -1], np.int16)))),
+]
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+@pytest.mark.parametrize(("what", "call"), NEGATIVE_POWERS, ids=[what for what, _ in NEGATIVE_POWERS])
+def test_integers_to_negative_integer_powers_raise_on_every_library(lib: str, what: str, call: Any) -> None:
+    with pytest.raises(ValueError, match="Integers to negative integer powers are not allowed"):
+        call(ab.tensor)  # numpy's own answer
+    with pytest.raises(ValueError, match=r"^pow: Integers to negative integer powers are not allowed\. \(inputs: "):
+        call(lambda array: _on(lib, array))
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_integer_powers_that_numpy_computes_are_computed_as_numpy_does(lib: str) -> None:
+    base, exponent = np.array([[2, -3, 0]]), np.array([[0], [1], [3]])
+    for x, y in [(base, exponent), (base.astype(np.uint8), exponent.astype(np.int8)), (2, exponent), (base, 2)]:
+        found = ab.pow(_on(lib, x) if isinstance(x, np.ndarray) else x, _on(lib, y) if isinstance(y, np.ndarray) else y)
+        want = np.power(x, y)
+        assert found.numpy().dtype == want.dtype and found.numpy().tolist() == want.tolist(), (x, y)
+    floats = _on(lib, np.array([2.0, 4.0])) ** -1  # a float base: no question
+    assert floats.numpy().tolist() == [0.5, 0.25]
+
+
 # Every finite float16 below -11.1: e^-x overflows float16 there, and computed in float16 the
 # sigmoid was 0 where it is a subnormal (6.1e-6 at -12, 1.2e-7 at -16) or a small normal.
 HALF_TAIL = np.arange(-17.0, -11.0, 0.0625, dtype=np.float16)

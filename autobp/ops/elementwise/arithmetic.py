@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp.backends import describe, int_out_of_bounds, namespace
+from autobp.backends import describe, int_out_of_bounds, library, library_of, namespace
 from autobp.backends.numpy import quiet
 from autobp.graph import WeakScalar
 from autobp.ops.registry import Hints, op
@@ -109,7 +109,47 @@ div.defjvp_variadic(_div_jvp, plain_arrays=True)
 def pow(x: Any, y: Any) -> Any:
     """Elementwise ``x ** y``. Shapes: broadcastable -> broadcast shape."""
     refuse_wrapping_ints("pow", x, y)
+    refuse_negative_int_powers(x, y)
     return namespace(x, y).pow(x, y)
+
+
+def refuse_negative_int_powers(x: Any, y: Any) -> None:
+    """numpy's ``ValueError`` for integers (or bools) to a negative integer power, which torch
+    computes as 0 (``int64 [2] ** [-1]``) and cupy too: one ``any`` where both operands hold integers,
+    a dtype test elsewhere. (numpy and array-api-strict raise themselves; a Python int exponent on
+    torch raised torch's RuntimeError, now numpy's error too.)"""
+    if not _int_kind(x) or _int_kind(y) != "i":
+        return
+    negative = y < 0 if type(y) is int else bool(namespace(y).any(y < 0))
+    if negative:
+        raise ValueError("Integers to negative integer powers are not allowed.")
+
+
+# (dtype type, dtype) -> "b" for bool, "i" for signed integers, "u" for unsigned ones, "" for the rest.
+_INT_KINDS: dict[tuple[type, Any], str] = {}
+
+
+def _int_kind(value: Any) -> str:
+    """Whether ``value`` (an array, a numpy scalar or a Python number) holds bools or integers."""
+    kind = type(value)
+    if kind is int:
+        return "i"
+    if kind is bool:
+        return "b"
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return ""
+    key = (type(dtype), dtype)  # (never == between two libraries' dtypes: array-api-strict warns)
+    try:
+        return _INT_KINDS[key]
+    except KeyError:  # (once per dtype)
+        lib = library_of(value) or library("numpy")  # (numpy scalars: numpy's dtypes)
+        found = next((k for k, name in _KIND_NAMES if lib.isdtype(dtype, name)), "")
+        _INT_KINDS[key] = found
+        return found
+
+
+_KIND_NAMES = (("b", "bool"), ("i", "signed integer"), ("u", "unsigned integer"))
 
 
 def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
