@@ -215,6 +215,22 @@ def test_integer_powers_that_numpy_computes_are_computed_as_numpy_does(lib: str)
     assert floats.numpy().tolist() == [0.5, 0.25]
 
 
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_sign_and_square_of_bools_are_numpys_on_every_library(lib: str) -> None:
+    # numpy has no sign of bools and squares them in int8; torch gave the bools back and int64.
+    bools = np.array([True, False])
+    with pytest.raises(TypeError):
+        np.sign(bools)
+    with pytest.raises(TypeError, match=r"^sign: .*\(inputs: "):
+        ab.sign(_on(lib, bools))
+    squared = ab.square(_on(lib, bools))
+    assert squared.library == lib
+    assert squared.numpy().dtype == np.square(bools).dtype == np.int8 and squared.numpy().tolist() == [1, 0]
+    ints = np.array([-2, 0, 3], np.int16)  # other dtypes as before
+    assert ab.sign(_on(lib, ints)).numpy().tolist() == [-1, 0, 1]
+    assert ab.square(_on(lib, ints)).numpy().dtype == np.int16
+
+
 # Every finite float16 below -11.1: e^-x overflows float16 there, and computed in float16 the
 # sigmoid was 0 where it is a subnormal (6.1e-6 at -12, 1.2e-7 at -16) or a small normal.
 HALF_TAIL = np.arange(-17.0, -11.0, 0.0625, dtype=np.float16)

@@ -72,7 +72,10 @@ sqrt.defvjp(lambda grad, out, x: grad / (2 * out), plain_arrays=True)  # d(sqrt 
 @op("square", elementwise=True)
 def square(x: Any) -> Any:
     """Elementwise ``x ** 2``. Shapes: any -> same."""
-    return namespace(x).square(x)
+    xp = namespace(x)
+    if _is_bool(xp, x):  # numpy squares bools in int8 (torch in int64; the standard refuses them)
+        x = xp.astype(x, xp.int8)
+    return xp.square(x)
 
 
 square.defvjp(lambda grad, out, x: (grad * 2) * x, plain_arrays=True)  # d(x^2)/dx = 2x (grad * 2 folds on a tape)
@@ -81,7 +84,15 @@ square.defvjp(lambda grad, out, x: (grad * 2) * x, plain_arrays=True)  # d(x^2)/
 @op("sign", hints=Hints(avoid=(0.0,)), elementwise=True)
 def sign(x: Any) -> Any:
     """Elementwise sign (-1, 0 or 1; nan for nan); its gradient is 0. Shapes: any -> same."""
-    return namespace(x).sign(x)
+    xp = namespace(x)
+    if _is_bool(xp, x):  # numpy has no sign of bools; torch answered with the bools themselves
+        raise TypeError("sign of bools is not defined (numpy has no bool loop for sign)")
+    return xp.sign(x)
+
+
+def _is_bool(xp: Any, x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and dtype == xp.bool
 
 
 sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True)  # piecewise constant
