@@ -136,7 +136,10 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
         try:
             if level.plain and recording:  # a plain level's tangents are constants: record nothing
                 _mode.enabled = False
-            tangent = _on_tensors(opdef, tangents, args, kwargs, out)
+            if _mode.quiet:  # inside the engine's walk, numpy's warnings are off already
+                tangent = _on_tensors(opdef, tangents, args, kwargs, out)
+            else:  # the rules' ops are not all quiet (mul: 0 * inf), as on arrays (_quiet_parts)
+                tangent = _quiet_on_tensors(opdef, tangents, args, kwargs, out)
         finally:
             _mode.forward = levels
             _mode.enabled = recording
@@ -280,6 +283,9 @@ def _on_tensors(opdef: Any, tangents: list[Any], args: Sequence[Any], kwargs: An
     if result.dtype != out.dtype:
         result = result.astype(out.dtype)
     return result
+
+
+_quiet_on_tensors = np.errstate(all="ignore")(_on_tensors)
 
 
 def _broadcast(tangent: Tensor, shape: tuple[int, ...]) -> Tensor:
