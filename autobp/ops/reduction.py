@@ -21,7 +21,6 @@ Conventions at the edges, all without numpy warnings:
 from __future__ import annotations
 
 import builtins
-import functools
 import math
 import operator
 from typing import Any
@@ -29,9 +28,19 @@ from typing import Any
 from autobp import graph
 from autobp.backends import namespace
 from autobp.backends.standard_extras import total_as_numpy
-from autobp.ops.elementwise import astype, exp, less, quiet, where
+from autobp.ops.elementwise import exp, less, quiet, where
+from autobp.ops.reduction_parts import (
+    accumulator,
+    as_array,
+    divided,
+    element_count,
+    expand_reduced,
+    floats,
+    in_float32,
+    kept,
+)
 from autobp.ops.registry import Hints, op
-from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes, reshape
+from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes
 from autobp.tensor import Tensor
 
 REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)})
@@ -40,19 +49,6 @@ DISTINCT_REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)
 # Zeros take a separate path in prod's vjp (tested directly); tiny values make out / x lose precision.
 NONZERO_REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)}, avoid=(0.0,), gap=0.05)
 SPREAD = Hints(shapes="variance", kwargs={"ddof": (0, 1), "keepdims": (False, True)}, distinct=True)
-
-
-def expand_reduced(grad: Tensor, x: Tensor, axis: Any) -> Tensor:
-    """A reduction's output gradient broadcast back to the input's shape."""
-    if axis is None or grad.ndim == x.ndim:  # a 0-d total, or keepdims: it broadcasts as it is
-        return broadcast_to(grad, x.shape)
-    axes = normalize_axes(axis, x.ndim, "reduction")
-    return broadcast_to(reshape(grad, kept_shape(x.shape, axes)), x.shape)
-
-
-def _kept(value: Tensor, x: Tensor, axis: Any) -> Tensor:
-    """A reduction's output (or its gradient) with the reduced axes as 1s: it broadcasts against x."""
-    return reshape(value, kept_shape(x.shape, normalize_axes(axis, x.ndim, "reduction")))
 
 
 def _reduction_jvp(vjp: Any) -> Any:
@@ -71,56 +67,13 @@ def _reduction_jvp(vjp: Any) -> Any:
     return jvp
 
 
-def _array(xp: Any, x: Any) -> Any:
-    """``x`` as an array of ``xp`` (numpy's path also takes lists and scalars)."""
-    return x if hasattr(x, "shape") else xp.asarray(x)
-
-
-def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
-    """How many elements each output element reduces over."""
-    return math.prod(shape[a] for a in axes)
-
-
-# (library, dtype) -> _accumulator's answer: asked at every reduction, where a dict read costs a
-# fifth of asking the library (finfo).
-_ACCUMULATORS: dict[tuple[str, Any], Any] = {}
-
-
-def _accumulator(xp: Any, dtype: Any) -> Any:
-    """float32 for a float dtype narrower than it (float16, bfloat16), else None.
-
-    Reductions compute those in float32 and round the result once, as numpy's mean and PyTorch
-    do: in float16 a sum of many terms passes 65504 (inf) or stalls (2048 + 1 is 2048), and an
-    element count past 65504 is itself inf, so a mean came out 0, inf or nan.
-    """
-    key = (xp.name, dtype)
-    if key not in _ACCUMULATORS:
-        _ACCUMULATORS[key] = xp.float32 if xp.float_dtype(dtype) and xp.finfo(dtype).bits < 32 else None
-    return _ACCUMULATORS[key]
-
-
-def _in_float32(rule: Any) -> Any:
-    """A vjp or jvp rule ``rule(grad or tangent, out, x, ...)`` computed in float32 when ``x`` is a
-    narrower float, its result cast back to ``x``'s dtype (see ``_accumulator``)."""
-
-    @functools.wraps(rule)
-    def widened(first: Any, out: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-        data = array_of(x)
-        if _accumulator(namespace(data), data.dtype) is None:
-            return rule(first, out, x, *args, **kwargs)
-        wide = [astype(value, "float32") for value in (first, out, x)]
-        return astype(rule(*wide, *args, **kwargs), data.dtype)
-
-    return widened
-
-
 @op("sum", hints=REDUCTION, linear=True)
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum of elements over ``axis``. Shapes: see the module docstring."""
     xp = namespace(x)
-    x = _array(xp, x)
+    x = as_array(xp, x)
     axes = None if axis is None else normalize_axes(axis, x.ndim, "sum")
-    wide = _accumulator(xp, x.dtype)
+    wide = accumulator(xp, x.dtype)
     if wide is None:
         return total_as_numpy(xp, xp.sum, x, axes, keepdims)
     # float16: numpy adds along an outer axis one row at a time in float16, which stalls (a column
@@ -143,32 +96,20 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     [2.0, 4.0]
     """
     xp = namespace(x)
-    x = _floats(xp, _array(xp, x))
+    x = floats(xp, as_array(xp, x))
     axes = normalize_axes(axis, x.ndim, "mean")
-    wide = _accumulator(xp, x.dtype)
+    wide = accumulator(xp, x.dtype)
     if wide is None:
-        return xp.sum(x, axis=axes, keepdims=keepdims) / _count(x.shape, axes)
+        return xp.sum(x, axis=axes, keepdims=keepdims) / element_count(x.shape, axes)
     # float16: summed and divided in float32, rounded once (numpy's mean does the same)
-    return xp.astype(xp.sum(x, axis=axes, keepdims=keepdims, dtype=wide) / _count(x.shape, axes), x.dtype)
-
-
-def _floats(xp: Any, x: Any) -> Any:
-    """``x``, with integers and booleans as float64 (numpy's mean and var do so; the standard's refuse)."""
-    return x if xp.float_dtype(x.dtype) else xp.astype(x, xp.float64)
+    return xp.astype(xp.sum(x, axis=axes, keepdims=keepdims, dtype=wide) / element_count(x.shape, axes), x.dtype)
 
 
 def _mean_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     # d mean/dx_i = 1/n
     # Divide before broadcasting: the division runs on the small output, the broadcast is a view.
-    return broadcast_to(_divided(_kept(grad, x, axis), _count(x.shape, normalize_axes(axis, x.ndim, "mean"))), x.shape)
-
-
-def _divided(value: Tensor, count: int) -> Tensor:
-    """``value / count``, in float32 for narrower floats (a count past 65504 is inf in float16)."""
-    data = array_of(value)
-    if _accumulator(namespace(data), data.dtype) is None:
-        return value / count
-    return astype(astype(value, "float32") / count, data.dtype)
+    n = element_count(x.shape, normalize_axes(axis, x.ndim, "mean"))
+    return broadcast_to(divided(kept(grad, x, axis), n), x.shape)
 
 
 mean.defvjp(_mean_dx, plain_arrays=True)
@@ -179,12 +120,12 @@ def _spread(x: Any, axis: Any, ddof: int, keepdims: bool, name: str, root: bool)
     """The variance (with ``root``, its square root) in the library's own calls, two passes (the
     mean, then the squared deviations). A narrower float runs in float32 and is rounded once."""
     xp = namespace(x)
-    x = _floats(xp, _array(xp, x))
-    wide = _accumulator(xp, x.dtype)
+    x = floats(xp, as_array(xp, x))
+    wide = accumulator(xp, x.dtype)
     if wide is not None:
         return xp.astype(_spread(xp.astype(x, wide), axis, ddof, keepdims, name, root), x.dtype)
     axes = normalize_axes(axis, x.ndim, name)
-    count = _count(x.shape, axes)
+    count = element_count(x.shape, axes)
     centered = x - xp.sum(x, axis=axes, keepdims=True) / count
     variance = xp.sum(centered * centered, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
     return xp.sqrt(variance) if root else variance  # (no warning: a variance is never negative, nan stays nan)
@@ -192,7 +133,7 @@ def _spread(x: Any, axis: Any, ddof: int, keepdims: bool, name: str, root: bool)
 
 def _centered_scaled(x: Tensor, axis: Any, ddof: int, name: str, factor: float = 1.0) -> Tensor:
     """``factor * (x - mean(x)) / (n - ddof)``, in autobp ops (nan when ``n <= ddof``)."""
-    count = _count(x.shape, normalize_axes(axis, x.ndim, name))
+    count = element_count(x.shape, normalize_axes(axis, x.ndim, name))
     scale = factor / (count - ddof) if count > ddof else math.nan
     return (x - mean(x, axis=axis, keepdims=True)) * scale
 
@@ -210,11 +151,11 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
 
 def _var_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     # d var/dx_i = 2 (x_i - mean) / (n - ddof)
-    return _kept(grad, x, axis) * _centered_scaled(x, axis, ddof, "var", 2.0)
+    return kept(grad, x, axis) * _centered_scaled(x, axis, ddof, "var", 2.0)
 
 
-var.defvjp(_in_float32(_var_dx), plain_arrays=True)
-var.defjvp(_in_float32(_reduction_jvp(_var_dx)), plain_arrays=True)
+var.defvjp(in_float32(_var_dx), plain_arrays=True)
+var.defjvp(in_float32(_reduction_jvp(_var_dx)), plain_arrays=True)
 
 
 @op("std", hints=SPREAD)
@@ -232,15 +173,15 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
 
 def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     # d std/dx_i = (x_i - mean) / ((n - ddof) std); the safe denominator keeps nan out of second order.
-    spread = _kept(out, x, axis)
+    spread = kept(out, x, axis)
     graph.mark_untapeable("std's gradient reads where the deviation is zero")
     flat = array_of(spread) == 0
-    scaled = _kept(grad, x, axis) / where(flat, 1.0, spread)
+    scaled = kept(grad, x, axis) / where(flat, 1.0, spread)
     return where(flat, 0.0, scaled * _centered_scaled(x, axis, ddof, "std"))
 
 
-std.defvjp(_in_float32(_std_dx), plain_arrays=True)
-std.defjvp(_in_float32(_reduction_jvp(_std_dx)), plain_arrays=True)
+std.defvjp(in_float32(_std_dx), plain_arrays=True)
+std.defjvp(in_float32(_reduction_jvp(_std_dx)), plain_arrays=True)
 
 
 @op("prod", hints=NONZERO_REDUCTION)
@@ -252,13 +193,13 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     [2.0, 12.0]
     """
     xp = namespace(x)
-    x = _array(xp, x)
+    x = as_array(xp, x)
     return total_as_numpy(xp, xp.prod, x, normalize_axes(axis, x.ndim, "prod"), keepdims)
 
 
 def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     # d prod/dx_i = prod_{j != i} x_j, which is out / x_i when the slice holds no zero.
-    grad, out = _kept(grad, x, axis), _kept(out, x, axis)
+    grad, out = kept(grad, x, axis), kept(out, x, axis)
     graph.mark_untapeable("prod's gradient reads where the input is zero")
     values = array_of(x)
     xp = namespace(values)
@@ -292,9 +233,9 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     0.693147181
     """
     xp = namespace(x)
-    x = _floats(xp, _array(xp, x))  # numpy's where(.., 0.0) below gives float64 for integers, torch's float32
-    wide = _accumulator(xp, x.dtype)
-    if wide is not None:  # (float16: the sum of exponentials stalls and overflows; see _accumulator)
+    x = floats(xp, as_array(xp, x))  # numpy's where(.., 0.0) below gives float64 for integers, torch's float32
+    wide = accumulator(xp, x.dtype)
+    if wide is not None:  # (float16: the sum of exponentials stalls and overflows; see accumulator)
         return xp.astype(logsumexp.op.forward(xp.astype(x, wide), axis, keepdims), x.dtype)
     axes = normalize_axes(axis, x.ndim, "logsumexp")
     peak = xp.max(x, axis=axes, keepdims=True)
@@ -311,20 +252,20 @@ def _logsumexp_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdi
     # 0.9975. Dividing by their sum takes that factor out, as a softmax shifted by its maximum
     # does, with the forward's shift, and reads no values (a tape replays it). An input at +inf
     # makes out inf: there the weights stay exp(x - out), 0 and nan as in PyTorch, not nan / nan.
-    out = _kept(out, x, axis)
+    out = kept(out, x, axis)
     weights = exp(x - out)
     total = sum(weights, axis=normalize_axes(axis, x.ndim, "logsumexp"), keepdims=True)
-    return _kept(grad, x, axis) * (weights / where(less(out, math.inf), total, 1.0))
+    return kept(grad, x, axis) * (weights / where(less(out, math.inf), total, 1.0))
 
 
-logsumexp.defvjp(_in_float32(_logsumexp_dx), plain_arrays=True)
-logsumexp.defjvp(_in_float32(_reduction_jvp(_logsumexp_dx)), plain_arrays=True)
+logsumexp.defvjp(in_float32(_logsumexp_dx), plain_arrays=True)
+logsumexp.defjvp(in_float32(_reduction_jvp(_logsumexp_dx)), plain_arrays=True)
 
 
 def _extreme(name: str) -> Any:
     def forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         xp = namespace(x)
-        x = _array(xp, x)
+        x = as_array(xp, x)
         return getattr(xp, name)(x, axis=normalize_axes(axis, x.ndim, name), keepdims=keepdims)
 
     forward.__name__ = name
@@ -348,15 +289,15 @@ def _extreme(name: str) -> Any:
         extreme = xp.reshape(array_of(out), kept_shape(x.shape, axes))
         hits = xp.astype(values == extreme, values.dtype)
         # counts, exact in float32 and float64; float16 counts past 2048 stall (and past 65504 are inf)
-        wide = _accumulator(xp, values.dtype)
+        wide = accumulator(xp, values.dtype)
         ties = xp.sum(hits, axis=axes, keepdims=True, dtype=wide)
         if xp.all(ties == 1):  # the common case, no ties: skip the division
-            return _kept(grad, x, axis) * hits
+            return kept(grad, x, axis) * hits
         if not xp.all(ties):  # a nan extreme (it equals no element): the nans that made it share it
             made = xp.logical_and(xp.isnan(values), xp.isnan(extreme))
             hits = xp.astype(xp.logical_or(values == extreme, made), values.dtype)
             ties = xp.sum(hits, axis=axes, keepdims=True, dtype=wide)
-        return _kept(grad, x, axis) * _share(hits, ties)
+        return kept(grad, x, axis) * _share(hits, ties)
 
     public.defvjp(vjp, plain_arrays=True)
     public.defjvp(_reduction_jvp(vjp), plain_arrays=True)
@@ -382,7 +323,7 @@ def _arg_extreme(name: str) -> Any:
             except TypeError:
                 raise TypeError(f"{name}: axis must be an int or None, got {axis!r}") from None
         xp = namespace(x)
-        return getattr(xp, name)(_array(xp, x), axis=axis, keepdims=keepdims)
+        return getattr(xp, name)(as_array(xp, x), axis=axis, keepdims=keepdims)
 
     forward.__name__ = name
     forward.__doc__ = (
