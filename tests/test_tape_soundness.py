@@ -458,6 +458,15 @@ def test_tape_hvp_takes_a_differentiated_argument_without_a_float_dtype_as_float
     assert not taped.eager_reasons
 
 
+@pytest.mark.parametrize("value", [None, np.array([1.0 + 2.0j]), np.complex128(1.0), "2.0", [1.0, None]], ids=repr)
+def test_a_differentiated_argument_that_is_no_real_number_is_refused_taped_and_eagerly(value: Any) -> None:
+    # float64 of None is nan and of a complex number its real part: value_and_grad gave a nan
+    # gradient, or the real part's, with no error (a ComplexWarning at most).
+    for transform in (ab.functional.value_and_grad, ab.tape.value_and_grad):
+        with pytest.raises(TypeError, match="is not a real number or an array of real numbers"):
+            transform(lambda a: (a * a).sum())(value)
+
+
 @pytest.mark.parametrize("argnums", [0, (0, 1)], ids=["int", "tuple"])
 def test_a_differentiated_integer_tensor_is_the_same_error_taped_and_eagerly(argnums: Any) -> None:
     # A Tensor keeps its dtype, as in ab.grad, torch and jax.grad: an integer one has no gradient.
