@@ -83,6 +83,17 @@ def test_static_arguments_are_part_of_the_signature() -> None:
     assert len(taped._signatures) == 2
 
 
+def test_shapes_with_the_same_dimensions_in_order_are_different_signatures() -> None:
+    # The signature lists every array's dimensions one after another: (2, 3), (4,) and (2,), (3, 4)
+    # both read 2, 3, 4 there, and must not share a tape.
+    taped = ab.tape.value_and_grad(lambda a, b: (a * a).sum() + (b * b * b).sum(), (0, 1))
+    for shapes in [((2, 3), (4,)), ((2,), (3, 4)), ((2, 3), (4,)), ((2,), (3, 4))]:
+        a, b = (np.arange(1.0, 1.0 + np.prod(s)).reshape(s) for s in shapes)
+        _, (ga, gb) = taped(a, b)
+        assert _same(ga, 2 * a) and _same(gb, 3 * b * b)
+    assert len(taped._signatures) == 2
+
+
 def test_the_same_array_twice_is_its_own_signature() -> None:
     taped = ab.tape.value_and_grad(lambda a, b: (a * b).sum(), (0, 1))
     x, y = np.array([1.0, 2.0]), np.array([3.0, 5.0])

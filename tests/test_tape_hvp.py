@@ -181,6 +181,26 @@ def test_bad_directions_name_the_problem() -> None:
         ab.tape.hvp(lambda a: a.sum(), (0, 0))
 
 
+def test_directions_as_a_list_or_one_array_give_the_tuple_calls_products() -> None:
+    # A tuple of directions takes a shorter way into the tape than a list or one array does.
+    a, b, va, vb = np.array([1.0, 2.0]), np.array([3.0, -1.0]), np.array([0.5, 1.0]), np.array([2.0, 1.0])
+
+    def func(a: Any, b: Any) -> Any:
+        return (a * a * b).sum()
+
+    both = ab.tape.hvp(func, (0, 1))
+    for _ in range(3):
+        for v in ((va, vb), [va, vb]):
+            _, (ha, hb) = both.arrays(a, b, v)
+            assert np.array_equal(ha, 2 * b * va + 2 * a * vb) and np.array_equal(hb, 2 * a * va)
+    first = ab.tape.hvp(func, 0)
+    for _ in range(3):
+        _, (ha,) = first.arrays(a, b, va)
+        assert np.array_equal(ha, 2 * b * va)
+    with pytest.raises(TypeError, match="v must be a tuple of arrays"):
+        both.arrays(a, b, (va,))
+
+
 def test_steps_no_result_needs_are_left_out_only_where_they_cannot_raise(monkeypatch: pytest.MonkeyPatch) -> None:
     # The primal weight gradient (a matmul_tn) is needed by nothing: left out of the replay.
     # With the list of ops that cannot raise emptied, every step runs: same results, bit for bit.

@@ -45,6 +45,7 @@ class TapedHvp(Taped):
     def __init__(self, func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> None:
         super().__init__(func, argnums)
         self._directions = len(self._positions)
+        self._many = not isinstance(argnums, int)  # v is a tuple of directions, one per argnum
         if len(set(self._positions)) != len(self._positions):
             raise ValueError(f"tape.hvp: argnums {argnums} names an argument twice; name each once")
 
@@ -53,6 +54,10 @@ class TapedHvp(Taped):
 
     def arrays(self, *args: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         """A call with numpy arrays for results: the value, and a list of the products (fresh arrays)."""
+        # The usual call, as _expanded makes it (checks and all), in fewer steps.
+        v = args[-1] if args else None
+        if type(v) is tuple and len(v) == self._directions and self._many and graph._mode.forward is None:
+            return self._arrays(args[:-1] + v)
         return self._arrays(self._expanded(args))
 
     def source(self, *args: Any) -> str:
