@@ -181,6 +181,28 @@ def test_a_python_int_beyond_the_dtype_raises_on_every_library(lib: str, name: s
     assert in_range.numpy().dtype == np.uint8 and in_range.numpy().tolist() == (u8 + 255).tolist() == [0, 1]
 
 
+# A numpy integer scalar: torch reads it as a Python int and wrapped it too (uint8 + np.int64(300)
+# gave [45, 46], where numpy computes [301, 302] in int64). Within the dtype's range torch's answer
+# stands, as docs/arrays.md says (uint8 - np.int16(3) wraps in uint8 on torch, is int16 on numpy).
+NUMPY_INTEGERS = [
+    ("add", lambda t: t + np.int64(300)),
+    ("sub", lambda t: t - np.int16(-300)),
+    ("mul", lambda t: np.int32(-1) * t),
+    ("maximum", lambda t: ab.maximum(t, np.int64(-1))),
+    ("less", lambda t: t < np.int64(-1)),
+]
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+@pytest.mark.parametrize(("name", "call"), NUMPY_INTEGERS, ids=[name for name, _ in NUMPY_INTEGERS])
+def test_a_numpy_integer_beyond_the_dtype_raises_where_numpy_would_not_wrap(lib: str, name: str, call: Any) -> None:
+    u8 = np.array([1, 2], np.uint8)
+    on_numpy = call(ab.tensor(u8)).numpy()  # numpy promotes the scalar's dtype: nothing wraps
+    assert on_numpy.dtype != np.uint8 and on_numpy.tolist() == np.asarray(call(u8)).tolist()
+    with pytest.raises(OverflowError, match=rf"^{name}: numpy int\d+ -?\d+ out of bounds for uint8 \(inputs: "):
+        call(_on(lib, u8))
+
+
 # Integers to negative integer powers: numpy raises ValueError; torch gave 0 (int64 [2, 3] ** [-1, 2]
 # was [0, 9]) for every exponent but a Python int, where it raised a RuntimeError of its own.
 NEGATIVE_POWERS = [

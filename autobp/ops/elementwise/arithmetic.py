@@ -26,13 +26,30 @@ BINARY = Hints(shapes="broadcast")
 
 def refuse_wrapping_ints(name: str, x: Any, y: Any) -> None:
     """numpy 2's ``OverflowError`` for a Python int outside the other operand's integer dtype
-    (``u8 + 300``), which torch wraps silently (to 44)."""
+    (``u8 + 300``), which torch wraps silently (to 44).
+
+    torch reads a numpy integer scalar as a Python int too (``u8 + np.int64(300)`` wraps, where
+    numpy computes 301 in int64), so on other libraries' arrays one out of bounds is refused the
+    same way; with numpy's arrays it promotes as numpy promotes it.
+    """
     for array, number in ((x, y), (y, x)):
-        if type(number) is int and int_out_of_bounds(array, number) is not None:
+        kind = type(number)
+        if kind is int:
+            value = number
+        elif kind in _NUMPY_INTEGERS and type(array) is not np.ndarray:
+            value = int(number)
+        else:
+            continue
+        if int_out_of_bounds(array, value) is not None:
             dtype = namespace(array).dtype_name(array.dtype)
+            what = "Python integer" if kind is int else f"numpy {kind.__name__}"
             raise OverflowError(
-                f"{name}: Python integer {number} out of bounds for {dtype} (inputs: {describe(x)}, {describe(y)})"
+                f"{name}: {what} {number} out of bounds for {dtype} (inputs: {describe(x)}, {describe(y)})"
             )
+
+
+# numpy's integer scalar types (a set: one lookup tells an array operand, the usual one, apart).
+_NUMPY_INTEGERS = frozenset([np.dtype(c).type for c in "bBhHiIlLqQ"])
 
 
 @op("add", arity=2, hints=BINARY, elementwise=True)
