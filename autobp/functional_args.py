@@ -88,13 +88,15 @@ def float64_tensor(value: Any) -> Tensor:
     """A differentiated array-like without a floating-point dtype as the Tensor it is
     differentiated as: float64, the dtype ``ab.tensor`` gives Python floats. Only real numbers
     convert: None would become nan and a complex number lose its imaginary part, silently."""
-    if isinstance(value, np.ndarray | np.generic) or library_of(value) is None:
-        kind = np.asarray(value).dtype.kind
-        if kind not in "biuf":  # bool, int, unsigned, float
-            raise TypeError(
-                f"value_and_grad: a differentiated argument ({describe(value)}) is not a real number or an "
-                "array of real numbers, so it has no gradient; pass a float array or Tensor at argnums"
-            )
+    lib = None if isinstance(value, np.ndarray | np.generic) else library_of(value)
+    # bool, int, unsigned, float; another library's array: anything but complex (torch would drop
+    # a complex tensor's imaginary part, with a warning of its own)
+    real = np.asarray(value).dtype.kind in "biuf" if lib is None else not lib.isdtype(value.dtype, "complex floating")
+    if not real:
+        raise TypeError(
+            f"value_and_grad: a differentiated argument ({describe(value)}) is not a real number or an "
+            "array of real numbers, so it has no gradient; pass a float array or Tensor at argnums"
+        )
     return Tensor(value, dtype=np.float64)
 
 

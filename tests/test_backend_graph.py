@@ -656,3 +656,13 @@ def test_numpy_in_place_methods_refuse_another_librarys_operand_or_index() -> No
     n = ab.tensor(np.zeros(3))
     n.add_(np.ones(3)).copy_([1.0, 2.0, 3.0])[ab.tensor([0])] = 7.0  # numpy operands, lists, numpy indices
     assert n.numpy().tolist() == [7.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_complex_array_of_any_library_at_argnums_is_refused(library: str) -> None:
+    # torch turned a complex tensor into float64 by dropping its imaginary part (with a warning
+    # of its own): value_and_grad gave the real part's gradient.
+    z = ab.backends.library(library).from_numpy(np.array([1.0 + 2.0j, 3.0 - 1.0j]))
+    for transform in (ab.functional.value_and_grad, ab.tape.value_and_grad):
+        with pytest.raises(TypeError, match=r"argument \(.*complex128\[2\]\) is not a real number"):
+            transform(lambda a: (a * a).sum())(z)
