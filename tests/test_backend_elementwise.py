@@ -203,6 +203,31 @@ def test_a_numpy_integer_beyond_the_dtype_raises_where_numpy_would_not_wrap(lib:
         call(_on(lib, u8))
 
 
+def test_an_overflow_error_names_the_op_and_its_inputs() -> None:
+    # numpy's own OverflowError (a Python int beyond the dtype, one beyond any float) came without
+    # the op's name, unlike its ValueError and TypeError.
+    with pytest.raises(
+        OverflowError, match=r"^add: Python integer 300 out of bounds for uint8 \(inputs: uint8\[2\], int 300\)$"
+    ):
+        ab.tensor(np.array([1, 2], np.uint8)) + 300
+    with pytest.raises(
+        OverflowError, match=r"^mul: int too large to convert to float \(inputs: float32\[1\], int 1000"
+    ):
+        ab.tensor(np.array([1.5], np.float32)) * 10**400
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_a_python_int_beyond_64_bits_beside_a_float_tensor(lib: str) -> None:
+    # numpy and array-api-strict compute it as a float; torch cannot take it (its integers are 64
+    # bits) and said only "int too big to convert", naming no op.
+    x = np.array([1.5, 2.0])
+    if lib == "torch":
+        with pytest.raises(OverflowError, match=r"^mul: int too big to convert \(inputs: torch float64\[2\], int 1180"):
+            _on(lib, x) * 2**70
+    else:
+        assert (_on(lib, x) * 2**70).numpy().tolist() == (x * 2**70).tolist() == (ab.tensor(x) * 2**70).numpy().tolist()
+
+
 # Integers to negative integer powers: numpy raises ValueError; torch gave 0 (int64 [2, 3] ** [-1, 2]
 # was [0, 9]) for every exponent but a Python int, where it raised a RuntimeError of its own.
 NEGATIVE_POWERS = [

@@ -50,7 +50,7 @@ def raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) ->
     try:
         new = type(error)(message)
     except Exception:  # types with unusual constructors (numpy's UFuncTypeError): keep the builtin kind
-        kinds = (TypeError, IndexError, ValueError, RuntimeError)
+        kinds = (TypeError, IndexError, ValueError, RuntimeError, OverflowError)
         new = next(kind for kind in kinds if isinstance(error, kind))(message)
     raise new from error
 
@@ -118,7 +118,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
                         break  # a Tensor (a rule built one): the op acts as anywhere, returning a Tensor
                 else:
                     return forward(*args, **kwargs)
-            except (ValueError, TypeError, IndexError) as error:
+            except (ValueError, TypeError, IndexError, OverflowError) as error:
                 raise_with_context(opdef, error, args)
         arrays = []
         needs_grad = False
@@ -137,7 +137,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
                     numpy_only = False
         try:
             result = (fast if numpy_only else forward)(*arrays, **kwargs)  # (fast is forward if none)
-        except (ValueError, TypeError, IndexError) as error:
+        except (ValueError, TypeError, IndexError, OverflowError) as error:
             raise_with_context(opdef, error, args)
         except RuntimeError as error:  # torch reports shape errors as RuntimeError: name the op there too
             if numpy_only:
