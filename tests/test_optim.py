@@ -216,3 +216,17 @@ def test_a_0d_parameter_keeps_its_state_moving_after_load_state_dict(make, tmp_p
             optimizer.step()
             optimizer.zero_grad()
     assert reloaded.item() == w.item()
+
+
+@pytest.mark.parametrize("make", [optim.SGD, optim.Adam])
+def test_a_parameter_given_twice_in_one_group_is_refused_not_stepped_twice(make: type[optim.Optimizer]) -> None:
+    # SGD([w, w], lr=0.5) stepped w twice with one gradient: w = 1 with loss w^2 went to -1, not
+    # 0 (PyTorch warns that this "will cause an error"). Two groups holding it were refused already.
+    w = ab.tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError, match=f"{make.__name__}: a parameter appears twice in one group"):
+        make([w, w], lr=0.5)
+    opt = make([ab.ones(1, requires_grad=True)], lr=0.5)
+    with pytest.raises(ValueError, match="appears twice"):
+        opt.add_param_group({"params": [w, w]})
+    with pytest.raises(ValueError, match="appears twice"):
+        make([{"params": (p for p in [w, w])}], lr=0.5)

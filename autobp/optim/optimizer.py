@@ -55,6 +55,9 @@ class Optimizer:
         for param in params:
             if not isinstance(param, Tensor) or not param.is_leaf or not param.requires_grad:
                 raise TypeError(f"{type(self).__name__}: can only optimize leaf Tensors that require grad")
+        if len({id(p) for p in params}) != len(params):
+            # (stepped once per appearance: SGD([w, w]) took every step twice)
+            raise ValueError(f"{type(self).__name__}: a parameter appears twice in one group")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
