@@ -295,3 +295,13 @@ def test_float16_binary_cross_entropy_with_logits_is_the_float32_loss_rounded_on
     half_ulp = 2.0**-11  # float16's rounding, relative
     np.testing.assert_allclose(loss.numpy(), want.detach().numpy(), rtol=half_ulp, atol=2.0**-24)
     np.testing.assert_allclose(grad.numpy(), want_grad.numpy(), rtol=half_ulp, atol=2.0**-24)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8, np.bool_])
+def test_dropout_of_integers_is_refused_not_scaled_by_a_truncated_factor(dtype: Any) -> None:
+    # The scale 1 / (1 - p) was cast to the input's dtype: p = 0.3 kept elements times 1, not
+    # 1.43 ([10, 10, 10, 10] gave [10, 0, 0, 0]); PyTorch raises for integers.
+    x = ab.tensor(np.full(4, 10).astype(dtype))
+    with pytest.raises(TypeError, match=r"dropout: .*floating.*(int64|uint8|bool)\[4\]"):
+        F.dropout(x, 0.3, rng=0)
+    assert F.dropout(x, 0.3, training=False) is x and F.dropout(x, 0.0) is x

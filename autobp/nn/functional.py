@@ -257,7 +257,8 @@ def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def dropout(x: Any, p: float = 0.5, training: bool = True, rng: int | np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)`` while training.
 
-    Shapes: any -> same. ``rng`` (seed or Generator) makes the mask reproducible.
+    Shapes: any -> same. ``rng`` (seed or Generator) makes the mask reproducible. Integer and
+    bool inputs are refused while training with ``0 < p < 1`` (``TypeError``), as in PyTorch.
     """
     x = _as_tensor(x)
     if not 0.0 <= p <= 1.0:
@@ -266,10 +267,13 @@ def dropout(x: Any, p: float = 0.5, training: bool = True, rng: int | np.random.
         return x
     if p == 1.0:
         return x * 0.0  # (not a zeros array: x's NaN and inf still give NaN, as x * mask does)
+    xp = namespace(x.data)
+    if not xp.float_dtype(x.dtype):
+        # (the scale 1 / (1 - p) cast to integers was truncated: 1.43 became 1), as PyTorch refuses
+        raise TypeError(f"dropout: the input must have a floating dtype to be scaled by 1 / (1 - p), got {describe(x)}")
     # The mask is drawn by numpy on the host, from ``rng``: one seed gives one mask on every
     # library (the standard has no random numbers); another library gets it uploaded.
     scale = (as_generator(rng).random(x.shape) >= p) / (1.0 - p)
-    xp = namespace(x.data)
     if xp.name == "numpy":
         return x * scale.astype(x.dtype)
     return x * xp.astype(xp.from_numpy(scale, xp.device(x.data)), x.dtype)
