@@ -164,3 +164,44 @@ def test_dropout_draws_one_mask_per_seed_on_every_library(lib: str) -> None:
     got = functional.dropout(ab.tensor(xp.from_numpy(x)), 0.3, rng=7)
     assert got.library == xp.name and got.numpy().dtype == np.float32
     assert np.array_equal(got.numpy(), expected)
+
+
+# (x shape, w shape): no input channels (every output is an empty sum, 0), no output channels,
+# an empty batch.
+NO_CHANNELS = [((2, 0, 4, 4), (3, 0, 2, 2)), ((2, 3, 4, 4), (0, 3, 2, 2)), ((0, 3, 4, 4), (2, 3, 2, 2))]
+
+
+@pytest.mark.parametrize("xs, ws", NO_CHANNELS, ids=["no-in-channels", "no-out-channels", "empty-batch"])
+@pytest.mark.parametrize("lib", ["numpy", "general", "array_api_strict", "torch"])
+def test_convolutions_with_a_size_0_axis_give_the_empty_sums(
+    lib: str, xs: tuple[int, ...], ws: tuple[int, ...]
+) -> None:
+    # A size-0 axis reached reshape(..., -1), which cannot infer it: "cannot reshape array of
+    # size 0 into shape (0,newaxis)". The definition: each output is a sum over C * kh * kw
+    # products, 0 for no input channels (PyTorch returns a (2, 0, 3, 5) result there and
+    # refuses no output channels); the gradients are sums over what is there, zeros or empty.
+    rng = np.random.default_rng(0)
+    x0, w0 = rng.standard_normal(xs), rng.standard_normal(ws)
+    kw = {"stride": (2, 1), "padding": 1}
+    cells = np.lib.stride_tricks.sliding_window_view(np.pad(x0, ((0, 0), (0, 0), (1, 1), (1, 1))), (2, 2), axis=(2, 3))
+    cells = cells[:, :, ::2, :]  # (N, C, Ho, Wo, kh, kw)
+    want = np.einsum("nchwij,ocij->nohw", cells, w0)
+    want_gw = np.einsum("nchwij,nohw->ocij", cells, 2 * want)
+    if lib == "general":  # the path of every other library, on numpy arrays, against numpy's own
+        g0 = np.ones(want.shape)
+        for name, arrays, extra in [
+            ("conv2d", [x0, w0], {}),
+            ("conv_transpose2d", [g0, w0], {"output_padding": _output_padding(xs[2:], g0.shape[2:], (2, 2), **kw)}),
+            ("conv2d_weight", [x0, g0], {"kernel_size": 2}),
+        ]:
+            general = REGISTRY[name].forward(*arrays, **kw, **extra)
+            fast = REGISTRY[name].numpy_forward(*arrays, **kw, **extra)
+            assert general.shape == fast.shape and np.array_equal(general, fast)
+        return
+    to = (lambda a: a) if lib == "numpy" else library(lib).from_numpy
+    x, w = ab.tensor(to(x0), requires_grad=True), ab.tensor(to(w0), requires_grad=True)
+    out = ab.conv2d(x, w, **kw)
+    gx, gw = ab.grad((out * out).sum(), [x, w])
+    for got, expected in [(out, want), (gx, np.zeros(xs)), (gw, want_gw)]:
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(got.numpy(), expected)

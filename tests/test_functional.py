@@ -290,7 +290,9 @@ def test_float16_binary_cross_entropy_with_logits_is_the_float32_loss_rounded_on
     (grad,) = ab.grad(loss.sum(), [x])
     assert loss.dtype == np.float16 and grad.dtype == np.float16
     xt = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
-    want = torch.nn.functional.binary_cross_entropy_with_logits(xt, torch.tensor(t0, dtype=torch.float64), reduction="none")
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        xt, torch.tensor(t0, dtype=torch.float64), reduction="none"
+    )
     (want_grad,) = torch.autograd.grad(want.sum(), [xt])
     half_ulp = 2.0**-11  # float16's rounding, relative
     np.testing.assert_allclose(loss.numpy(), want.detach().numpy(), rtol=half_ulp, atol=2.0**-24)

@@ -33,13 +33,17 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, out_size: P
     cols = np.empty((c, *kernel, n, *out_size), dtype=x.dtype)
     for i, j, where in offsets(kernel, stride, out_size):
         cols[:, i, j] = source[where]
-    return cols.reshape(c * kernel[0] * kernel[1], -1)
+    # (explicit sizes, not -1, in every reshape here: no channels or an empty batch is a size-0
+    # axis, which -1 cannot infer)
+    return cols.reshape(c * kernel[0] * kernel[1], n * out_size[0] * out_size[1])
 
 
 def conv2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0) -> np.ndarray:
     x, w = np.asarray(x), np.asarray(w)
     kernel, stride, padding, out_size = windows.conv2d_geometry(x, w, stride, padding)
-    out = w.reshape(w.shape[0], -1) @ im2col(x, kernel, stride, padding, out_size)  # (O, N * Ho * Wo)
+    out = w.reshape(w.shape[0], w.shape[1] * kernel[0] * kernel[1]) @ im2col(
+        x, kernel, stride, padding, out_size
+    )  # (O, N * Ho * Wo)
     return np.ascontiguousarray(out.reshape(w.shape[0], x.shape[0], *out_size).transpose(1, 0, 2, 3))
 
 
@@ -48,7 +52,8 @@ def conv_transpose2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0, output_p
     kernel, stride, (ph, pw), (height, width) = windows.conv_transpose2d_geometry(x, w, stride, padding, output_padding)
     n, o, ho, wo = x.shape
     c = w.shape[1]
-    cols = (w.reshape(o, -1).T @ x.transpose(1, 0, 2, 3).reshape(o, -1)).reshape(c, *kernel, n, ho, wo)
+    rows = x.transpose(1, 0, 2, 3).reshape(o, n * ho * wo)
+    cols = (w.reshape(o, c * kernel[0] * kernel[1]).T @ rows).reshape(c, *kernel, n, ho, wo)
     out = np.zeros((c, n, height, width), dtype=cols.dtype)
     # col2im: each kernel offset adds its columns back where they were read from.
     for i, j, where in offsets(kernel, stride, (ho, wo)):
@@ -59,7 +64,7 @@ def conv_transpose2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0, output_p
 def conv2d_weight(x: Any, grad: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> np.ndarray:
     x, grad = np.asarray(x), np.asarray(grad)
     kernel, stride, padding, out_size = windows.conv2d_weight_geometry(x, grad, kernel_size, stride, padding)
-    rows = grad.transpose(1, 0, 2, 3).reshape(grad.shape[1], -1)  # (O, N * Ho * Wo)
+    rows = grad.transpose(1, 0, 2, 3).reshape(grad.shape[1], x.shape[0] * out_size[0] * out_size[1])  # (O, N * Ho * Wo)
     return (rows @ im2col(x, kernel, stride, padding, out_size).T).reshape(grad.shape[1], x.shape[1], *kernel)
 
 

@@ -57,7 +57,10 @@ def conv2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0) -> Any:
     xp = namespace(x, w)
     kernel, stride, padding, out_size = windows.conv2d_geometry(x, w, stride, padding)
     n, o = x.shape[0], w.shape[0]
-    out = xp.matmul(xp.reshape(w, (o, -1)), _im2col(xp, x, kernel, stride, padding))  # (O, N * Ho * Wo)
+    # (explicit sizes, not -1, in every reshape here: no channels or an empty batch is a size-0
+    # axis, which -1 cannot infer)
+    rows = xp.reshape(w, (o, w.shape[1] * kernel[0] * kernel[1]))
+    out = xp.matmul(rows, _im2col(xp, x, kernel, stride, padding))  # (O, N * Ho * Wo)
     return xp.permute_dims(xp.reshape(out, (o, n, *out_size)), (1, 0, 2, 3))
 
 
@@ -71,8 +74,8 @@ def conv_transpose2d(x: Any, w: Any, stride: Any = 1, padding: Any = 0, output_p
     xp = namespace(x, w)
     kernel, stride, (ph, pw), (height, width) = windows.conv_transpose2d_geometry(x, w, stride, padding, output_padding)
     n, o, ho, wo = x.shape
-    rows = xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (o, -1))  # (O, N * Ho * Wo)
-    cols = xp.matmul(xp.matrix_transpose(xp.reshape(w, (o, -1))), rows)
+    rows = xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (o, n * ho * wo))  # (O, N * Ho * Wo)
+    cols = xp.matmul(xp.matrix_transpose(xp.reshape(w, (o, w.shape[1] * kernel[0] * kernel[1]))), rows)
     cols = xp.reshape(cols, (w.shape[1], *kernel, n, ho, wo))
     out = xp.zeros((w.shape[1], n, height, width), dtype=cols.dtype, device=xp.device(cols))
     # col2im: each kernel offset adds its columns back where they were read from (a new array
@@ -90,8 +93,8 @@ def conv2d_weight(x: Any, grad: Any, kernel_size: Any, stride: Any = 1, padding:
     """
     xp = namespace(x, grad)
     kernel, stride, padding, _ = windows.conv2d_weight_geometry(x, grad, kernel_size, stride, padding)
-    o = grad.shape[1]
-    rows = xp.reshape(xp.permute_dims(grad, (1, 0, 2, 3)), (o, -1))  # (O, N * Ho * Wo)
+    n, o, ho, wo = grad.shape
+    rows = xp.reshape(xp.permute_dims(grad, (1, 0, 2, 3)), (o, n * ho * wo))  # (O, N * Ho * Wo)
     columns = _im2col(xp, x, kernel, stride, padding)
     return xp.reshape(xp.matmul(rows, xp.matrix_transpose(columns)), (o, x.shape[1], *kernel))
 
