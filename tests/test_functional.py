@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -307,3 +309,19 @@ def test_dropout_of_integers_is_refused_not_scaled_by_a_truncated_factor(dtype: 
     with pytest.raises(TypeError, match=r"dropout: .*floating.*(int64|uint8|bool)\[4\]"):
         F.dropout(x, 0.3, rng=0)
     assert F.dropout(x, 0.3, training=False) is x and F.dropout(x, 0.0) is x
+
+
+def test_flatten_of_an_empty_batch_and_an_axis_out_of_range_are_pytorchs() -> None:
+    # reshape(x, (*x.shape[:1], -1)) could not infer -1 for an empty batch (0, 3, 4) and raised;
+    # a 1-D (3,) input with start_axis=1 became (3, 1), a shape PyTorch refuses to make.
+    torch = pytest.importorskip("torch")
+    for shape, start in [((0, 3, 4), 1), ((2, 0, 4), 1), ((2, 3, 4), -2), ((2, 3, 4), 0), ((2, 3), 1), ((0,), 0)]:
+        x = ab.tensor(np.arange(math.prod(shape), dtype=float).reshape(shape), requires_grad=True)
+        out = F.flatten(x, start_axis=start)
+        want = torch.flatten(torch.zeros(shape), start)
+        assert out.shape == tuple(want.shape)
+        (grad,) = ab.grad(out.sum(), [x])
+        assert grad.shape == shape
+    for shape, start in [((3,), 1), ((2, 3), 2), ((2, 3), -3)]:
+        with pytest.raises(np.exceptions.AxisError, match=rf"flatten: axis {start} is out of bounds.*{re.escape(str(shape))}"):
+            F.flatten(ab.zeros(*shape), start_axis=start)

@@ -289,6 +289,16 @@ def conv2d(x: Any, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, 
 
 
 def flatten(x: Any, start_axis: int = 1) -> Tensor:
-    """Merge the axes from ``start_axis`` on into one. Shapes: (N, C, H, W) -> (N, C*H*W)."""
+    """Merge the axes from ``start_axis`` on into one. Shapes: (N, C, H, W) -> (N, C*H*W).
+
+    ``start_axis`` must name an axis of ``x`` (``AxisError`` otherwise, as PyTorch refuses it).
+    """
     x = _as_tensor(x)
-    return ops.reshape(x, (*x.shape[:start_axis], -1))
+    ndim = max(x.ndim, 1)  # (a 0-d input flattens to one element, as in PyTorch)
+    start = start_axis + ndim if start_axis < 0 else start_axis
+    if not 0 <= start < ndim:  # (a slice past the end kept every axis and added one)
+        raise np.exceptions.AxisError(
+            f"flatten: axis {start_axis} is out of bounds for an input of shape {x.shape} ({describe(x)})"
+        )
+    # The merged size, not -1: reshape cannot infer -1 next to a size-0 axis (an empty batch).
+    return ops.reshape(x, (*x.shape[:start], math.prod(x.shape[start:])))
