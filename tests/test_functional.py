@@ -323,5 +323,23 @@ def test_flatten_of_an_empty_batch_and_an_axis_out_of_range_are_pytorchs() -> No
         (grad,) = ab.grad(out.sum(), [x])
         assert grad.shape == shape
     for shape, start in [((3,), 1), ((2, 3), 2), ((2, 3), -3)]:
-        with pytest.raises(np.exceptions.AxisError, match=rf"flatten: axis {start} is out of bounds.*{re.escape(str(shape))}"):
+        with pytest.raises(
+            np.exceptions.AxisError, match=rf"flatten: axis {start} is out of bounds.*{re.escape(str(shape))}"
+        ):
             F.flatten(ab.zeros(*shape), start_axis=start)
+
+
+def test_errors_name_the_function_called_not_the_one_it_calls() -> None:
+    # log_softmax's axis error named "max" (its shift), softmax's too; cross_entropy's reduction
+    # error named nll_loss.
+    x = ab.randn(3, 4, rng=0)
+    for function in (F.log_softmax, F.softmax):
+        with pytest.raises(
+            np.exceptions.AxisError, match=rf"^{function.__name__}: axis 2 is out of bounds.*float64\[3, 4\]"
+        ):
+            function(x, axis=2)
+        with pytest.raises(np.exceptions.AxisError, match=rf"^{function.__name__}: axis -1 .*float64\[\]"):
+            function(ab.tensor(1.0))
+    with pytest.raises(ValueError, match=r"^cross_entropy: reduction must be one of"):
+        F.cross_entropy(LOGITS, TARGETS, reduction="avg")
+    assert F.softmax(x, axis=np.int64(-2)).shape == (3, 4)

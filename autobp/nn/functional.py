@@ -18,6 +18,7 @@ from autobp import graph, ops
 from autobp.backends import MixedArraysError, describe, library_of, namespace
 from autobp.creation import as_generator
 from autobp.ops.nn import max_pool2d
+from autobp.ops.shape.arguments import normalize_axes
 from autobp.tensor import Tensor
 
 __all__ = [
@@ -70,7 +71,15 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
     >>> ab.nn.functional.log_softmax(ab.tensor([0.0, 1e4])).numpy().tolist()
     [-10000.0, 0.0]
     """
-    x = _as_tensor(x)
+    return _log_softmax(_as_tensor(x), axis, "log_softmax")
+
+
+def _log_softmax(x: Tensor, axis: Any, name: str) -> Tensor:
+    if not isinstance(axis, int) or not -x.ndim <= axis < x.ndim:  # an error naming ``name``, not max
+        try:
+            normalize_axes(axis, x.ndim, name)
+        except np.exceptions.AxisError as error:
+            raise np.exceptions.AxisError(f"{error} ({describe(x)})") from None
     # The result is invariant to shifting x by a constant: shifting by the (detached) maximum
     # keeps exp() <= 1 without changing any derivative. An op on x.detach(), not numpy on
     # x.data, so that a tape (autobp.tape) replays the shift for new values.
@@ -86,7 +95,7 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
     >>> ab.nn.functional.softmax(ab.tensor([0.0, 0.0])).numpy().tolist()
     [0.5, 0.5]
     """
-    return ops.exp(log_softmax(x, axis))
+    return ops.exp(_log_softmax(_as_tensor(x), axis, "softmax"))
 
 
 def _check_targets(name: str, scores: Tensor, targets: Any) -> Any:
@@ -156,6 +165,8 @@ def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
     """
     logits = _as_tensor(logits)
     _check_targets("cross_entropy", logits, targets)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return nll_loss(log_softmax(logits, axis=1), targets, reduction)
 
 
