@@ -356,3 +356,16 @@ def test_mixing_libraries_is_an_error_naming_both(lib: str) -> None:
         tanh_backward(x, np.ones(3))
     with pytest.raises(TypeError, match="clip: a_min and a_max are numbers or arrays, not Tensors"):
         ab.clip(x, a_min=ab.tensor(0.0))
+
+
+def test_bfloat16_sigmoid_is_the_float32_value_rounded_once() -> None:
+    # PyTorch's bfloat16 took 1 / (1 + e^-x) in bfloat16, three roundings: up to 0.84% off
+    # (0.003738 at x = -5.59, exact 0.003707, PyTorch 0.003708); now the float32 value rounded
+    # once, PyTorch's.
+    torch = pytest.importorskip("torch")
+    x = torch.linspace(-30.0, 10.0, 401, dtype=torch.float64).bfloat16()
+    found = ab.sigmoid(ab.tensor(x)).data
+    assert found.dtype == torch.bfloat16
+    want = (1.0 / (1.0 + torch.exp(-x.float()))).bfloat16()
+    assert torch.equal(found, want)
+    assert torch.equal(found, torch.sigmoid(x))

@@ -237,8 +237,8 @@ def _binary_cross_entropy(p: Tensor, t: Tensor) -> Tensor:
 def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
     """``binary_cross_entropy(sigmoid(logits), target)``, computed stably as ``softplus(x) - t x``.
 
-    float16 is computed in float32 and rounded once, as ``binary_cross_entropy`` is (in float16
-    the two terms round before they cancel).
+    float16 (and PyTorch's bfloat16) is computed in float32 and rounded once, as
+    ``binary_cross_entropy`` is (in float16 the two terms round before they cancel).
 
     Shapes: same shapes -> scalar, or that shape with ``reduction="none"``. The mean over no
     elements is nan, as in PyTorch; the sum is 0.
@@ -250,7 +250,7 @@ def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = 
         )
     xp = namespace(logits.data, target.data)
     dtype = xp.result_type(logits.dtype, target.dtype)
-    if xp.dtype_name(dtype) != "float16":
+    if xp.dtype_name(dtype) not in ("float16", "bfloat16"):
         return _reduce(ops.softplus(logits) - target * logits, reduction, "binary_cross_entropy_with_logits")
     # softplus(x) and t x, each rounded to float16, cancel: at x = 3.5, t = 0.989 the loss
     # 0.06906 came out 0.06836, 1% off.
