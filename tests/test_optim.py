@@ -230,3 +230,25 @@ def test_a_parameter_given_twice_in_one_group_is_refused_not_stepped_twice(make:
         opt.add_param_group({"params": [w, w]})
     with pytest.raises(ValueError, match="appears twice"):
         make([{"params": (p for p in [w, w])}], lr=0.5)
+
+
+@pytest.mark.parametrize("lib", ["numpy", "array_api_strict", "torch"])
+def test_numpy_scalar_hyperparameters_step_as_python_numbers_on_every_library(lib: str) -> None:
+    # np.float64(0.1) from np.logspace: array-api-strict refused it inside the update ("Expected
+    # Array or Python scalar; got <class 'numpy.float64'>", naming no optimizer); a 0-d array
+    # was refused there too. Taken as the Python numbers, every library steps as with floats.
+    pytest.importorskip(lib)
+    hyper = {"lr": np.float64(0.1), "betas": (np.float64(0.9), np.float32(0.5)), "weight_decay": np.array(0.01)}
+    results = []
+    for given in (hyper, {"lr": 0.1, "betas": (0.9, float(np.float32(0.5))), "weight_decay": 0.01}):
+        p = ab.tensor(P0.astype(np.float32), requires_grad=True)
+        if lib != "numpy":
+            p = ab.tensor(ab.backends.library(lib).from_numpy(P0.astype(np.float32)), requires_grad=True)
+        opt = optim.Adam([p], **given)  # type: ignore[arg-type]
+        for g in GRADS:
+            p.grad = ab.tensor(ab.backends.namespace(p.data).asarray(g.astype(np.float32), device=None))
+            opt.step()
+        assert all(type(v) in (float, bool, tuple) for k, v in opt.param_groups[0].items() if k != "params")
+        results.append(p.numpy())
+    assert results[0].dtype == np.float32
+    np.testing.assert_array_equal(results[0], results[1])

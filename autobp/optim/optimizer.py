@@ -31,7 +31,7 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
-        self.defaults = dict(defaults)
+        self.defaults = {key: _plain(value) for key, value in defaults.items()}
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}  # keyed by id(param): Tensor == is elementwise
         if callable(getattr(params, "parameters", None)):  # a Module or Network, as PyTorch users may pass
@@ -64,7 +64,8 @@ class Optimizer:
         unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)}")
-        self.param_groups.append({**self.defaults, **group, "params": params})
+        given = {key: _plain(value) for key, value in group.items() if key != "params"}
+        self.param_groups.append({**self.defaults, **given, "params": params})
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: to None (default), or to zeros."""
@@ -155,6 +156,17 @@ class Optimizer:
         for i, group in enumerate(self.param_groups):
             lines.append(f"  group {i}: " + ", ".join(f"{k}={v}" for k, v in group.items() if k != "params"))
         return "\n".join([*lines, ")"])
+
+
+def _plain(value: Any) -> Any:
+    """A hyperparameter as a Python value: a numpy scalar or 0-d array (``np.float64(0.1)`` from
+    ``np.logspace``) becomes its Python number, inside tuples too (``betas``). The updates compute
+    with it on every library (array-api-strict refuses numpy scalars, torch 0-d numpy arrays)."""
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    if isinstance(value, tuple | list):
+        return tuple(_plain(item) for item in value)
+    return value
 
 
 def _scalar(value: Any) -> Any:
