@@ -239,8 +239,10 @@ def test_numpy_scalar_hyperparameters_step_as_python_numbers_on_every_library(li
     # was refused there too. Taken as the Python numbers, every library steps as with floats.
     pytest.importorskip(lib)
     hyper = {"lr": np.float64(0.1), "betas": (np.float64(0.9), np.float32(0.5)), "weight_decay": np.array(0.01)}
+    hyper["eps"] = ab.tensor(1e-3)  # a 0-d Tensor, as PyTorch takes one (it was refused by numpy's operators)
     results = []
-    for given in (hyper, {"lr": 0.1, "betas": (0.9, float(np.float32(0.5))), "weight_decay": 0.01}):
+    plain = {"lr": 0.1, "betas": (0.9, float(np.float32(0.5))), "weight_decay": 0.01, "eps": 1e-3}
+    for given in (hyper, plain):
         p = ab.tensor(P0.astype(np.float32), requires_grad=True)
         if lib != "numpy":
             p = ab.tensor(ab.backends.library(lib).from_numpy(P0.astype(np.float32)), requires_grad=True)

@@ -162,8 +162,8 @@ def _plain(value: Any) -> Any:
     """A hyperparameter as a Python value: a numpy scalar or 0-d array (``np.float64(0.1)`` from
     ``np.logspace``) becomes its Python number, inside tuples too (``betas``). The updates compute
     with it on every library (array-api-strict refuses numpy scalars, torch 0-d numpy arrays)."""
-    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
-        return value.item()
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray | Tensor) and value.ndim == 0):
+        return value.item()  # (a 0-d Tensor too, as PyTorch takes a tensor lr)
     if isinstance(value, tuple | list):
         return tuple(_plain(item) for item in value)
     return value
