@@ -254,3 +254,16 @@ def test_numpy_scalar_hyperparameters_step_as_python_numbers_on_every_library(li
         results.append(p.numpy())
     assert results[0].dtype == np.float32
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_parameters_in_a_set_are_refused_as_pytorch_refuses_them() -> None:
+    # A set's order follows the parameters' hashes (their ids), which differ from run to run:
+    # state_dict numbers parameters in that order, so moments saved in one run were loaded into
+    # another same-shaped parameter in the next, without an error.
+    a, b = ab.zeros(2, requires_grad=True), ab.ones(2, requires_grad=True)
+    for params in ({a, b}, frozenset([a, b]), [{"params": {a, b}}]):
+        with pytest.raises(TypeError, match="SGD: parameters in a set have no fixed order"):
+            optim.SGD(params, lr=0.1)  # type: ignore[arg-type]
+    opt = optim.SGD([a], lr=0.1)
+    with pytest.raises(TypeError, match="no fixed order"):
+        opt.add_param_group({"params": {b}})

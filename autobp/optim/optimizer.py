@@ -40,6 +40,7 @@ class Optimizer:
                 f"{name}: got the model ({type(params).__name__}) itself; pass its parameters: "
                 f"{name}(model.parameters(), ...)"
             )
+        _ordered(params, type(self).__name__)
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -51,6 +52,7 @@ class Optimizer:
     def add_param_group(self, group: Mapping[str, Any]) -> None:
         """Add a group of parameters; hyperparameters it does not set come from the defaults."""
         params = group["params"]
+        _ordered(params, type(self).__name__)
         params = [params] if isinstance(params, Tensor) else list(params)
         for param in params:
             if not isinstance(param, Tensor) or not param.is_leaf or not param.requires_grad:
@@ -156,6 +158,16 @@ class Optimizer:
         for i, group in enumerate(self.param_groups):
             lines.append(f"  group {i}: " + ", ".join(f"{k}={v}" for k, v in group.items() if k != "params"))
         return "\n".join([*lines, ")"])
+
+
+def _ordered(params: Any, name: str) -> None:
+    """Refuse a set: ``state_dict`` numbers the parameters in their order, and a set's order
+    follows ids, which change from run to run (moments would load into another parameter)."""
+    if isinstance(params, set | frozenset):
+        raise TypeError(
+            f"{name}: parameters in a set have no fixed order (state_dict numbers them by position); "
+            f"pass a list, or model.parameters()"
+        )
 
 
 def _plain(value: Any) -> Any:
