@@ -217,3 +217,32 @@ def test_integer_index_arrays_of_any_width_are_positions(name: str, dtype: str, 
     target = ab.tensor(xp.from_numpy(x, None))
     target[index, 1] = -1.0
     np.testing.assert_array_equal(target.numpy(), [[0.0, -1.0], [2.0, -1.0], [4.0, 5.0]])
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: ab.reshape(x, (6.9,)),
+        lambda x: ab.reshape(x, (2, 3.5)),
+        lambda x: ab.broadcast_to(ab.reshape(x, (1, 6)), (2.7, 6)),
+        lambda x: ab.transpose(ab.reshape(x, (2, 3)), (1.5, 0)),
+        lambda x: ab.transpose(ab.reshape(x, (2, 3)), (0.9, 1)),
+    ],
+    ids=["reshape-6.9", "reshape-3.5", "broadcast_to-2.7", "transpose-1.5", "transpose-0.9"],
+)
+def test_a_float_in_a_shape_or_axes_is_refused_on_every_library(name: str, call: Any) -> None:
+    # numpy refuses a float size or axis; the general forwards (torch, array-api-strict) truncated
+    # it with int(): reshape(x, (6.9,)) gave 6 elements, transpose(x, (0.9, 1)) the identity.
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.arange(6.0), None))
+    with pytest.raises(TypeError, match=r"(reshape|broadcast_to|transpose): .*'float' object cannot be interpreted"):
+        call(x)
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+def test_a_shape_given_as_a_0d_integer_array_is_taken_as_numpy_takes_it(name: str) -> None:
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.arange(6.0), None))
+    assert tuple(ab.reshape(x, np.array(6)).shape) == (6,)
+    assert tuple(ab.reshape(x, (np.array(2), np.int64(3))).shape) == (2, 3)

@@ -54,5 +54,16 @@ def array_of(value: Any) -> Any:
 
 
 def as_shape(shape: Any) -> tuple[int, ...]:
-    """A shape argument (an int, a list, a tuple) as a tuple of ints."""
-    return (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(n) for n in shape)
+    """A shape argument (an int, a list, a tuple) as a tuple of ints.
+
+    Each size is read as numpy reads it, by ``__index__``: a numpy integer, a 0-d integer array,
+    a one-element integer Tensor; a float is a TypeError (``int()`` took ``6.9`` as 6).
+    """
+    if isinstance(shape, int | np.integer):
+        return (int(shape),)
+    if not isinstance(shape, tuple | list):
+        try:
+            return (operator.index(shape),)  # one size as a 0-d integer array, as numpy takes it
+        except TypeError:
+            pass
+    return tuple(operator.index(n) for n in shape)

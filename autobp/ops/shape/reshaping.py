@@ -8,6 +8,7 @@ jvp moves the tangent the way the op moves the values.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from autobp.backends import as_array, namespace
@@ -37,7 +38,9 @@ def _permutation(axes: Any, ndim: int) -> tuple[int, ...]:
     """``axes`` (None: reversed) as a permutation of ``range(ndim)``; errors name ``transpose``."""
     if axes is None:
         return tuple(range(ndim - 1, -1, -1))
-    order = tuple(int(a) % ndim if ndim and -ndim <= a < ndim else -1 for a in axes)
+    # Each axis read by __index__, as numpy reads it (int() took 1.5 as axis 1).
+    given = tuple(operator.index(a) for a in axes)
+    order = tuple(a % ndim if ndim and -ndim <= a < ndim else -1 for a in given)
     if sorted(order) != list(range(ndim)):
         raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {ndim} axes of the input")
     return order
