@@ -206,3 +206,22 @@ def test_float32_stays_float32_in_value_and_both_gradient_orders(function: Any) 
 def test_split_of_a_0d_tensor_is_refused() -> None:
     with pytest.raises(ValueError, match="split: cannot split a 0-d tensor"):
         ab.split(ab.tensor(1.0), 2)
+
+
+@pytest.mark.parametrize("where", [[1.7], np.array([1.5, 3.0])], ids=["list", "float-array"])
+def test_split_at_a_float_index_is_refused_as_numpy_refuses_it(where: Any) -> None:
+    # int() took 1.7 as 1: split(x, [1.7]) gave pieces of 1 and 3 where numpy raises.
+    with pytest.raises(TypeError, match=r"split: .*1\.(7|5).* is not an integer"):
+        ab.split(ab.zeros(4), where)
+
+
+@pytest.mark.parametrize("sections", [np.array(2), np.int64(2), ab.tensor(np.array(2))], ids=["0d", "np-int", "tensor"])
+def test_split_into_sections_given_as_a_0d_integer_is_numpys_split(sections: Any) -> None:
+    pieces = ab.split(rand(4, 2), sections)
+    assert [p.shape for p in pieces] == [(2, 2), (2, 2)]
+
+
+def test_split_with_sections_of_no_integer_type_names_the_op() -> None:
+    # Before: a bare "'float' object is not iterable" from inside split.
+    with pytest.raises(TypeError, match=r"split: indices_or_sections must be an int or a sequence of ints, got 2\.0"):
+        ab.split(ab.zeros(4), 2.0)

@@ -117,13 +117,37 @@ def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
         raise ValueError("split: cannot split a 0-d tensor")
     (where,) = normalize_axes(axis, len(shape), "split")
     size = shape[where]
-    if isinstance(indices_or_sections, int | np.integer):
-        sections = int(indices_or_sections)
+    sections = _sections(indices_or_sections)
+    if sections is not None:
         if sections <= 0 or size % sections:
             raise ValueError(
                 f"split: axis {axis} of shape {shape} (size {size}) does not divide into {sections} equal sections"
             )
         bounds = list(range(0, size + 1, size // sections)) if size else [0] * (sections + 1)
     else:
-        bounds = [0, *(int(i) for i in indices_or_sections), size]
+        bounds = [0, *(_index(i) for i in indices_or_sections), size]
     return [getitem(x, _along(where, slice(start, end))) for start, end in pairwise(bounds)]
+
+
+def _sections(given: Any) -> int | None:
+    """``split``'s ``indices_or_sections`` as a number of sections, or None for a sequence of
+    indices. A number is read by ``__index__`` (an int, a numpy integer, a 0-d integer array or
+    Tensor), as numpy reads it; anything else that is not a sequence is refused, naming split."""
+    if isinstance(given, int | np.integer):
+        return int(given)
+    if getattr(given, "ndim", None) == 0 or not hasattr(given, "__iter__"):
+        try:
+            return operator.index(given)
+        except TypeError:
+            raise TypeError(
+                f"split: indices_or_sections must be an int or a sequence of ints, got {given!r}"
+            ) from None
+    return None
+
+
+def _index(i: Any) -> int:
+    """One split index, read by ``__index__`` as numpy's slicing reads it (``int()`` took 1.7 as 1)."""
+    try:
+        return operator.index(i)
+    except TypeError:
+        raise TypeError(f"split: index {i!r} is not an integer (indices_or_sections must be ints)") from None
