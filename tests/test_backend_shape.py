@@ -246,3 +246,27 @@ def test_a_shape_given_as_a_0d_integer_array_is_taken_as_numpy_takes_it(name: st
     x = ab.tensor(xp.from_numpy(np.arange(6.0), None))
     assert tuple(ab.reshape(x, np.array(6)).shape) == (6,)
     assert tuple(ab.reshape(x, (np.array(2), np.int64(3))).shape) == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda b: b.__setitem__((0, 0), 5.0),
+        lambda b: b.__setitem__(0, 5.0),
+        lambda b: b[:, 1].__setitem__(0, 5.0),
+        lambda b: b.fill_(5.0),
+        lambda b: b.zero_(),
+    ],
+    ids=["one-element", "one-row", "through-a-column-view", "fill_", "zero_"],
+)
+def test_a_write_into_a_broadcast_view_is_refused_on_every_library(name: str, write: Any) -> None:
+    # numpy's broadcast_to is a read-only view; torch's expand is a writeable one whose rows share
+    # memory: b[0, 0] = 5 wrote x[0], so every row of b changed (3 elements for the 1 written).
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.zeros(4), None))
+    b = ab.broadcast_to(x, (3, 4))
+    with pytest.raises(RuntimeError, match=r"tensor .*float64\[.*\] .*broadcast view"):
+        write(b)
+    np.testing.assert_array_equal(xp.to_numpy(x.data), np.zeros(4))
+    assert x._version == 0
