@@ -270,3 +270,18 @@ def test_a_write_into_a_broadcast_view_is_refused_on_every_library(name: str, wr
         write(b)
     np.testing.assert_array_equal(xp.to_numpy(x.data), np.zeros(4))
     assert x._version == 0
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize(
+    ("fill", "error"), [(float("nan"), ValueError), (float("inf"), OverflowError), (-float("inf"), OverflowError)]
+)
+def test_pad_of_integers_with_a_non_finite_constant_raises_as_numpy_does(
+    name: str, fill: float, error: type[Exception]
+) -> None:
+    # np.pad raises ("cannot convert float NaN to integer"); the route from the standard alone
+    # filled int32 with -2147483648, torch raised its own RuntimeError.
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.array([1, 2], np.int32), None))
+    with pytest.raises(error, match=r"pad: cannot convert float (NaN|infinity) to integer"):
+        ab.pad(x, 1, constant_values=fill)
