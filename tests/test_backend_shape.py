@@ -285,3 +285,21 @@ def test_pad_of_integers_with_a_non_finite_constant_raises_as_numpy_does(
     x = ab.tensor(xp.from_numpy(np.array([1, 2], np.int32), None))
     with pytest.raises(error, match=r"pad: cannot convert float (NaN|infinity) to integer"):
         ab.pad(x, 1, constant_values=fill)
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+@pytest.mark.parametrize("index", [(0, 1), (-1, -3), (np.int64(1), 2)], ids=["ints", "negative", "numpy-int"])
+def test_an_element_read_by_ints_is_a_copy_as_numpys_scalar_on_every_library(name: str, index: Any) -> None:
+    # numpy's x[0, 1] is a scalar, a copy; torch's is a 0-d view: a later x[0, 1] = 5 changed the
+    # value read before (0.0 became 5.0) and v.fill_(9) wrote into x.
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.zeros((2, 3)), None))
+    v = x[index]
+    x[index] = 5.0
+    assert float(v.item()) == 0.0
+    v.fill_(9.0)
+    assert float(x[index].item()) == 5.0
+    # With an Ellipsis (or a slice, or None) numpy gives a view, and so does every library.
+    w = x[(*index, ...)]
+    w.fill_(7.0)
+    assert float(x[index].item()) == 7.0

@@ -107,7 +107,12 @@ def getitem(x: Any, index: Any) -> Any:
     try:
         key = as_key(xp, x, index)
         if _native(xp, key):
-            return x[bounded(xp, tuple(x.shape), key)]
+            result = x[bounded(xp, tuple(x.shape), key)]
+            if len(key) == x.ndim and all(type(part) is int for part in key):
+                # One element read by an int per axis: numpy gives a scalar, a copy; torch a 0-d view,
+                # which a later write through x would change (and a write into it would reach x).
+                return xp.asarray(result, copy=True)
+            return result
         positions, shape = flat_positions(xp, tuple(x.shape), key, xp.device(x))
         result = xp.reshape(xp.take(xp.reshape(x, (-1,)), xp.reshape(positions, (-1,))), shape)
         if not has_arrays(key):  # numpy's x[key] is a view here: in-place writes must not pass silently
