@@ -90,10 +90,11 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
                 write(tensor.data, *arrays, out=tensor.data)
             else:
                 write(tensor.data, *arrays)
-    except (ValueError, TypeError, IndexError) as error:
+    except (ValueError, TypeError, IndexError, OverflowError) as error:
         # (a list operand as the array it becomes: describe() would print all of its elements)
         described = ", ".join(backends.describe(np.asarray(a) if isinstance(a, list | tuple) else a) for a in arrays)
-        kinds = (backends.MixedArraysError, IndexError, TypeError, ValueError)  # (an index's library: set_at)
+        # (an index's library: set_at; OverflowError: inf or 1e30 written into integers)
+        kinds = (backends.MixedArraysError, IndexError, TypeError, ValueError, OverflowError)
         kind = next(k for k in kinds if isinstance(error, k))
         raise kind(f"{where}, operand {described}: {error}") from error
     tensor._version += 1

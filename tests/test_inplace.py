@@ -159,6 +159,13 @@ def test_inplace_write_of_a_grad_operand_into_a_constant_is_refused() -> None:
         (lambda t: ab.tensor([1, 2, 3]).div_(2), TypeError, r"div_: tensor int64\[3\], operand int 2: .*cast"),
         (lambda t: ab.tensor([1, 2, 3]).copy_([0.5] * 3), TypeError, r"copy_: tensor int64\[3\], operand float64\[3\]"),
         (lambda t: ab.broadcast_to(ab.tensor(1.0), (3,)).add_(1.0), RuntimeError, "read-only"),
+        # numpy's OverflowError once came bare: "cannot convert float infinity to integer", no method, no tensor
+        (
+            lambda t: ab.tensor([1, 2, 3]).__setitem__(0, float("inf")),
+            OverflowError,
+            r"setitem: tensor int64\[3\], operand float inf: cannot convert float infinity",
+        ),
+        (lambda t: ab.tensor([1, 2, 3]).fill_(1e30), OverflowError, r"fill_: tensor int64\[3\], operand float 1e\+30"),
     ],
 )
 def test_bad_inplace_calls_fail_clearly_and_change_nothing(change: Any, error: type, message: str) -> None:
