@@ -303,3 +303,13 @@ def test_an_element_read_by_ints_is_a_copy_as_numpys_scalar_on_every_library(nam
     w = x[(*index, ...)]
     w.fill_(7.0)
     assert float(x[index].item()) == 7.0
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+def test_pad_takes_a_numpy_integer_constant_on_every_library(name: str) -> None:
+    # np.float64(5.0) was taken and np.int64(5), np.float32(5) refused as "not one number" on torch and array-api-strict.
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.zeros(2), None))
+    for fill in (np.int64(5), np.float32(5.5)):
+        got = xp.to_numpy(ab.pad(x, 1, constant_values=fill).data)
+        np.testing.assert_array_equal(got, np.pad(np.zeros(2), 1, constant_values=fill))

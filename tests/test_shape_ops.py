@@ -225,3 +225,10 @@ def test_split_with_sections_of_no_integer_type_names_the_op() -> None:
     # Before: a bare "'float' object is not iterable" from inside split.
     with pytest.raises(TypeError, match=r"split: indices_or_sections must be an int or a sequence of ints, got 2\.0"):
         ab.split(ab.zeros(4), 2.0)
+
+
+@pytest.mark.parametrize("widths", [{0: 1.5}, {-1: (0, 2.7)}], ids=["one-float", "float-in-a-pair"])
+def test_pad_refuses_a_float_width_in_a_dict_as_elsewhere(widths: dict[int, Any]) -> None:
+    # A dict's widths were written into an integer table: {0: 1.5} padded 1 on each side, silently.
+    with pytest.raises(TypeError, match=r"pad: pad_width must be integers, got \{"):
+        ab.pad(ab.zeros(2, 3), widths)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from autobp.backends import Namespace
 
 __all__ = ["pad_sources", "pad_by_copies"]
@@ -37,6 +39,8 @@ def pad_sources(size: int, before: int, after: int, mode: str) -> list[int]:
 def pad_by_copies(xp: Namespace, x: Any, widths: list[tuple[int, int]], mode: str, constant_values: Any = 0) -> Any:
     """``pad``'s route from the standard alone, one axis at a time: ``take`` copies elements
     (``pad_sources`` says which), ``concat`` joins constants. Shapes: as ``pad``."""
+    if isinstance(constant_values, np.number | np.bool_):  # (a numpy scalar: the number it holds, as np.float64 was)
+        constant_values = constant_values.item()
     if mode == "constant" and not isinstance(constant_values, int | float):
         raise TypeError(
             f"pad: constant_values must be one number for {xp.name} arrays, got {constant_values!r}; "

@@ -26,7 +26,10 @@ def pad_widths(pad_width: Any, ndim: int) -> np.ndarray:
     if isinstance(pad_width, dict):
         table = np.zeros((ndim, 2), dtype=np.intp)
         for axis, width in pad_width.items():
-            table[normalize_axes(axis, ndim, "pad")] = width
+            given = np.asarray(width)
+            if given.dtype.kind not in "iu":  # (the table is integers: 1.5 was written as 1)
+                raise TypeError(f"pad: pad_width must be integers, got {pad_width!r}")
+            table[normalize_axes(axis, ndim, "pad")] = given
         pad_width = table
     widths = np.asarray(pad_width)
     if widths.dtype.kind not in "iu" and widths.size:
