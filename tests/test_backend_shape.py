@@ -313,3 +313,30 @@ def test_pad_takes_a_numpy_integer_constant_on_every_library(name: str) -> None:
     for fill in (np.int64(5), np.float32(5.5)):
         got = xp.to_numpy(ab.pad(x, 1, constant_values=fill).data)
         np.testing.assert_array_equal(got, np.pad(np.zeros(2), 1, constant_values=fill))
+
+
+MISMATCHED_MASKS = [
+    (np.array([True, False]),),
+    (np.array([True, False]), slice(None, None, -1)),
+    (slice(None), np.array([True, False])),
+    (np.array([[True, False], [False, True]]),),
+    (Ellipsis, np.array([True, False, True])),
+    (0, None, np.array([True, True, False])),
+]
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize("index", MISMATCHED_MASKS, ids=["short", "short-negative-step", "axis-1", "2d", "ellipsis", "int-none"])
+def test_a_mask_of_another_shape_than_its_axes_is_refused_on_every_library(name: str, index: Any) -> None:
+    # The flat-position route (array-api-strict, torch's negative steps) read a short mask as the
+    # integer arrays of its true elements: x[[True, False]] on 3 rows gave row 0, where numpy raises.
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.arange(12.0).reshape(3, 4), None))
+    with pytest.raises(IndexError, match=r"(?s)getitem: .*boolean index did not match indexed array along axis|mask"):
+        x[index]
+    with pytest.raises(IndexError, match=r"(?s)scatter_add: .*boolean index did not match|mask"):
+        ab.scatter_add(ab.tensor(xp.from_numpy(np.zeros(2), None)), index, (3, 4))
+    if name == "torch":
+        with pytest.raises(IndexError, match=r"(?s)setitem: .*boolean index did not match|mask"):
+            x[index] = -1.0
+        np.testing.assert_array_equal(xp.to_numpy(x.data), np.arange(12.0).reshape(3, 4))

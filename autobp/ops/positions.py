@@ -172,6 +172,25 @@ def _checked(xp: Namespace, values: Any, size: int, axis: int) -> Any:
     return xp.where(values < 0, values + size, values)
 
 
+def _check_masks(xp: Namespace, shape: tuple[int, ...], key: tuple[Any, ...]) -> None:
+    """numpy's IndexError for a boolean mask whose shape is not that of the axes it indexes (its
+    true elements' positions would otherwise be read as integer arrays: a short mask selected rows)."""
+    taken = sum(_axes_taken(xp, part) for part in key)
+    axis = 0
+    for part in key:
+        if part is Ellipsis:
+            axis += max(len(shape) - taken, 0)
+            continue
+        if _is_array(part) and xp.isdtype(part.dtype, "bool"):
+            for i, size in enumerate(part.shape):
+                if axis + i < len(shape) and size != shape[axis + i]:
+                    raise IndexError(
+                        f"boolean index did not match indexed array along axis {axis + i}; size of axis is "
+                        f"{shape[axis + i]} but size of corresponding boolean axis is {size}"
+                    )
+        axis += _axes_taken(xp, part)
+
+
 def flat_positions(
     xp: Namespace, shape: tuple[int, ...], key: tuple[Any, ...], device: Any
 ) -> tuple[Any, tuple[int, ...]]:
@@ -180,6 +199,7 @@ def flat_positions(
 
     Shapes: ``key`` as ``as_key`` gives it -> the shape numpy's ``zeros(shape)[key]`` has.
     """
+    _check_masks(xp, shape, key)
     parts = _expand(xp, len(shape), key)
     strides = [1] * len(shape)
     for axis in range(len(shape) - 2, -1, -1):
