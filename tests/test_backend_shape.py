@@ -340,3 +340,24 @@ def test_a_mask_of_another_shape_than_its_axes_is_refused_on_every_library(name:
         with pytest.raises(IndexError, match=r"(?s)setitem: .*boolean index did not match|mask"):
             x[index] = -1.0
         np.testing.assert_array_equal(xp.to_numpy(x.data), np.arange(12.0).reshape(3, 4))
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize(
+    "index",
+    [(np.array(-4), slice(None, None, -1)), (slice(None, None, -1), np.array(-5)), (slice(None, None, -1), np.array(4))],
+    ids=["row-negative", "column-negative", "column-past-the-end"],
+)
+def test_a_0d_index_array_out_of_bounds_is_refused_on_every_library(name: str, index: Any) -> None:
+    # The flat-position route skipped the bounds check of 0-d index arrays: x[::-1, np.array(-5)] of a
+    # (3, 4) array read [7, 3, 11], and t[::-1, np.array(4)] = -1 on torch wrote column 0.
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.arange(12.0).reshape(3, 4), None))
+    with pytest.raises(IndexError, match=r"getitem: .*out of bounds for (axis|dimension) [01] with size [34]"):
+        x[index]
+    with pytest.raises(IndexError, match=r"scatter_add: .*out of bounds for (axis|dimension) [01] with size [34]"):
+        ab.scatter_add(ab.tensor(xp.from_numpy(np.ones(3), None)), index, (3, 4))
+    if name == "torch":
+        with pytest.raises(IndexError, match=r"setitem: .*out of bounds"):
+            x[index] = -1.0
+        np.testing.assert_array_equal(xp.to_numpy(x.data), np.arange(12.0).reshape(3, 4))

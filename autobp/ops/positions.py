@@ -167,7 +167,10 @@ def _checked(xp: Namespace, values: Any, size: int, axis: int) -> Any:
             raise IndexError(f"index {values} is out of bounds for axis {axis} with size {size}")
         return values % size
     values = xp.astype(values, xp.int64)
-    if values.ndim and values.shape[0] != 0 and bool(xp.any((values < -size) | (values >= size))):
+    # (a 0-d array too: skipping it read x[::-1, np.array(-5)] of 4 columns at other rows' elements)
+    if 0 not in values.shape and bool(xp.any((values < -size) | (values >= size))):
+        if values.ndim == 0:
+            raise IndexError(f"index {int(values)} is out of bounds for axis {axis} with size {size}")
         raise IndexError(f"an index array holds values out of bounds for axis {axis} with size {size}")
     return xp.where(values < 0, values + size, values)
 
