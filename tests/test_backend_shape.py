@@ -361,3 +361,18 @@ def test_a_0d_index_array_out_of_bounds_is_refused_on_every_library(name: str, i
         with pytest.raises(IndexError, match=r"setitem: .*out of bounds"):
             x[index] = -1.0
         np.testing.assert_array_equal(xp.to_numpy(x.data), np.arange(12.0).reshape(3, 4))
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize(
+    ("shape", "index"),
+    [((1, 4), (np.zeros(0, bool),)), ((3, 2, 4), (np.zeros((0, 2), bool), slice(None, None, -1)))],
+    ids=["empty", "empty-then-negative-step"],
+)
+def test_an_empty_mask_selects_nothing_as_numpy_reads_it(name: str, shape: tuple[int, ...], index: Any) -> None:
+    # numpy lets a mask axis of 0 elements stand for any axis (torch's own indexing refuses it).
+    xp = library_or_skip(name)
+    if name == "torch" and len(index) == 1:
+        pytest.skip("torch's own indexing refuses an empty mask of another length (an error, not a value)")
+    x = ab.tensor(xp.from_numpy(np.zeros(shape), None))
+    assert tuple(x[index].shape) == np.zeros(shape)[index].shape

@@ -177,7 +177,8 @@ def _checked(xp: Namespace, values: Any, size: int, axis: int) -> Any:
 
 def _check_masks(xp: Namespace, shape: tuple[int, ...], key: tuple[Any, ...]) -> None:
     """numpy's IndexError for a boolean mask whose shape is not that of the axes it indexes (its
-    true elements' positions would otherwise be read as integer arrays: a short mask selected rows)."""
+    true elements' positions would otherwise be read as integer arrays: a short mask selected rows).
+    As numpy, a mask axis of size 0 matches any axis."""
     taken = sum(_axes_taken(xp, part) for part in key)
     axis = 0
     for part in key:
@@ -186,7 +187,8 @@ def _check_masks(xp: Namespace, shape: tuple[int, ...], key: tuple[Any, ...]) ->
             continue
         if _is_array(part) and xp.isdtype(part.dtype, "bool"):
             for i, size in enumerate(part.shape):
-                if axis + i < len(shape) and size != shape[axis + i]:
+                # (numpy lets a mask axis of size 0 stand for any axis: it selects nothing)
+                if axis + i < len(shape) and size != shape[axis + i] and size != 0:
                     raise IndexError(
                         f"boolean index did not match indexed array along axis {axis + i}; size of axis is "
                         f"{shape[axis + i]} but size of corresponding boolean axis is {size}"
