@@ -376,3 +376,42 @@ def test_an_empty_mask_selects_nothing_as_numpy_reads_it(name: str, shape: tuple
         pytest.skip("torch's own indexing refuses an empty mask of another length (an error, not a value)")
     x = ab.tensor(xp.from_numpy(np.zeros(shape), None))
     assert tuple(x[index].shape) == np.zeros(shape)[index].shape
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize(
+    ("shape", "index", "message"),
+    [
+        ((3, 4), (Ellipsis, Ellipsis), "single ellipsis"),
+        ((1, 0), (np.array([1]),), "out of bounds for axis 0 with size 1"),
+        ((1, 0, 0), (np.array([-2]),), "out of bounds for axis 0 with size 1"),
+        ((2, 1), (slice(None, -4), np.array([-2, -2])), "out of bounds for axis 1 with size 1"),
+    ],
+    ids=["two-ellipses", "past-the-end-of-an-empty-array", "negative-of-an-empty-array", "into-an-empty-result"],
+)
+def test_indices_numpy_refuses_are_refused_on_every_library(
+    name: str, shape: tuple[int, ...], index: Any, message: str
+) -> None:
+    # torch took x[..., ...], and checked no index array against an array of 0 elements: x[[1]] of
+    # a (1, 0) array gave a (1, 0) result where numpy raises.
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.zeros(shape), None))
+    with pytest.raises(IndexError, match=rf"getitem: .*{message}"):
+        x[index]
+    if name == "torch" and 0 in shape:
+        with pytest.raises(IndexError, match=rf"setitem: .*{message}"):
+            x[index] = 1.0
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize(
+    ("shape", "index"),
+    [((2, 3), (np.array(False), [[2]])), ((3, 0), (1, np.array(False), [[0]])), ((0, 3), ([[0], [0]], np.array([], int)))],
+    ids=["0d-false-mask", "int-and-false-mask", "empty-array"],
+)
+def test_advanced_indices_that_select_nothing_are_not_bounds_checked_as_in_numpy(
+    name: str, shape: tuple[int, ...], index: Any
+) -> None:
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.zeros(shape), None))
+    assert tuple(x[index].shape) == np.zeros(shape)[index].shape

@@ -80,12 +80,15 @@ def index_error(name: str, shape: tuple[int, ...], index: Any, error: Exception)
     return IndexError(message) if isinstance(error, IndexError) else type(error)(message)
 
 
-def _native(xp: Namespace, key: tuple[Any, ...]) -> bool:
-    """Whether the library's own ``x[key]`` means what numpy's does for this key."""
+def _native(xp: Namespace, key: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
+    """Whether the library's own ``x[key]`` means what numpy's does for this key, on an array of ``shape``."""
     # advanced_indexing: "anywhere" (numpy's rules), "adjacent" (torch: only where the key's
     # advanced indices sit next to each other) or "nowhere" (the standard's integer arrays only).
     advanced = xp.advanced_indexing
-    if has_arrays(key) and advanced != "anywhere" and (advanced == "nowhere" or not advanced_adjacent(key)):
+    if has_arrays(key) and (
+        (advanced != "anywhere" and (advanced == "nowhere" or not advanced_adjacent(key)))
+        or (0 in shape and xp.name != "numpy")  # (torch checks no index array against 0 elements: x[[1]] of (1, 0))
+    ):
         return False
     return xp.negative_steps or not has_negative_step(key)
 
@@ -106,8 +109,12 @@ def getitem(x: Any, index: Any) -> Any:
     xp = namespace(x)
     try:
         key = as_key(xp, x, index)
-        if _native(xp, key):
+        if _native(xp, key, tuple(x.shape)):
             result = x[bounded(xp, tuple(x.shape), key)]
+            if 0 in result.shape and has_arrays(key) and xp.name != "numpy":
+                # torch checks no index array where the result is empty (x[:0, [5]]); numpy does,
+                # unless the advanced indices select nothing: the flat positions check as numpy.
+                flat_positions(xp, tuple(x.shape), key, xp.device(x))
             if len(key) == x.ndim and all(type(part) is int for part in key):
                 # One element read by an int per axis: numpy gives a scalar, a copy; torch a 0-d view,
                 # which a later write through x would change (and a write into it would reach x).
@@ -137,7 +144,7 @@ def set_at(x: Any, index: Any, value: Any) -> None:
         return
     xp = namespace(x)
     key = as_key(xp, x, index)
-    if _native(xp, key):
+    if _native(xp, key, tuple(x.shape)):
         x[bounded(xp, tuple(x.shape), key)] = value
         return
     positions, _ = flat_positions(xp, tuple(x.shape), key, xp.device(x))
@@ -160,7 +167,7 @@ def scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> Any:
     device = xp.device(values)
     try:
         key = as_key(xp, values, index)
-        if not has_arrays(key) and _native(xp, key) and not any(part is None for part in key):
+        if not has_arrays(key) and _native(xp, key, shape) and not any(part is None for part in key):
             # Ints, slices and ...: each element at most once, so a plain write adds.
             result = xp.zeros(shape, dtype=values.dtype, device=device)
             result[bounded(xp, shape, key)] = values

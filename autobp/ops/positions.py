@@ -34,6 +34,8 @@ def as_key(xp: Namespace, x: Any, index: Any) -> tuple[Any, ...]:
     Tensor's or another array's library must be ``x``'s own (else MixedArraysError).
     """
     parts = index if isinstance(index, tuple) else (index,)
+    if sum(part is Ellipsis for part in parts) > 1:  # (torch takes x[..., ...])
+        raise IndexError("an index can only have a single ellipsis ('...')")
     key = []
     for part in parts:
         part = getattr(part, "data", part) if type(part).__name__ == "Tensor" else part
@@ -160,15 +162,17 @@ def _takes_axis(part: Any) -> bool:
     return part is not None and part is not Ellipsis and part is not _GAP and not isinstance(part, tuple)
 
 
-def _checked(xp: Namespace, values: Any, size: int, axis: int) -> Any:
-    """Integer ``values`` for an axis of ``size``, negative ones counted from the end."""
+def _checked(xp: Namespace, values: Any, size: int, axis: int, check: bool = True) -> Any:
+    """Integer ``values`` for an axis of ``size``, negative ones counted from the end (bounds
+    checked unless ``check`` is False: where the advanced indices select nothing, numpy checks
+    only its ints and 0-d arrays)."""
     if isinstance(values, int):
         if not -size <= values < size:
             raise IndexError(f"index {values} is out of bounds for axis {axis} with size {size}")
         return values % size
     values = xp.astype(values, xp.int64)
     # (a 0-d array too: skipping it read x[::-1, np.array(-5)] of 4 columns at other rows' elements)
-    if 0 not in values.shape and bool(xp.any((values < -size) | (values >= size))):
+    if (check or values.ndim == 0) and 0 not in values.shape and bool(xp.any((values < -size) | (values >= size))):
         if values.ndim == 0:
             raise IndexError(f"index {int(values)} is out of bounds for axis {axis} with size {size}")
         raise IndexError(f"an index array holds values out of bounds for axis {axis} with size {size}")
@@ -243,7 +247,7 @@ def flat_positions(
     after = len(result) - group_at - len(group)
     for part in parts:
         if advanced and (_is_array(part) or isinstance(part, int)):
-            values = _checked(xp, part, shape[axis], axis)
+            values = _checked(xp, part, shape[axis], axis, 0 not in group)
             if isinstance(values, int):
                 total = total + values * strides[axis]
             else:
