@@ -156,7 +156,9 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
             "numpy's would. Write through that tensor instead (t[::-1] = values, or t[...] = "
             "new values), or write into an explicit copy (v = v.copy())"
         )
-    if any(stride == 0 and size > 1 for stride, size in zip(data.stride(), data.shape, strict=True)):
+    if 0 not in data.shape and any(
+        stride == 0 and size > 1 for stride, size in zip(data.stride(), data.shape, strict=True)
+    ):
         # numpy's broadcast views are read-only; torch's expand writes one element for many (b[0, 0] = 5
         # on a (3, 4) broadcast of a row changed all 3 rows of b, and the row).
         raise RuntimeError(

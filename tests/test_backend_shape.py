@@ -272,6 +272,16 @@ def test_a_write_into_a_broadcast_view_is_refused_on_every_library(name: str, wr
     assert x._version == 0
 
 
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_writes_into_an_array_of_no_elements_are_taken(name: str) -> None:
+    # torch gives an array of no elements zero strides: it is no broadcast view (no element is shared).
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.zeros((2, 0, 3)), None))
+    x[...] = 1.0
+    x.fill_(2.0)
+    assert x._version == 2
+
+
 @pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
 @pytest.mark.parametrize(
     ("fill", "error"), [(float("nan"), ValueError), (float("inf"), OverflowError), (-float("inf"), OverflowError)]
