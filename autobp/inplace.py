@@ -156,11 +156,10 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
             "numpy's would. Write through that tensor instead (t[::-1] = values, or t[...] = "
             "new values), or write into an explicit copy (v = v.copy())"
         )
-    if 0 not in data.shape and any(
-        stride == 0 and size > 1 for stride, size in zip(data.stride(), data.shape, strict=True)
-    ):
-        # numpy's broadcast views are read-only; torch's expand writes one element for many (b[0, 0] = 5
-        # on a (3, 4) broadcast of a row changed all 3 rows of b, and the row).
+    # numpy's broadcast views are read-only; torch's expand writes one element for many (b[0, 0] = 5
+    # on a (3, 4) broadcast of a row changed all 3 rows of b, and the row). data is a torch tensor here.
+    strides: tuple[int, ...] = data.stride()  # type: ignore[attr-defined]
+    if 0 not in data.shape and any(stride == 0 and size > 1 for stride, size in zip(strides, data.shape, strict=True)):
         raise RuntimeError(
             f"{where} is read-only: it is a broadcast view, whose elements share memory (as numpy's "
             "broadcast_to, which refuses writes); call .copy() (under ab.no_grad()) first, or write the tensor "

@@ -317,7 +317,8 @@ def test_an_element_read_by_ints_is_a_copy_as_numpys_scalar_on_every_library(nam
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
 def test_pad_takes_a_numpy_integer_constant_on_every_library(name: str) -> None:
-    # np.float64(5.0) was taken and np.int64(5), np.float32(5) refused as "not one number" on torch and array-api-strict.
+    # np.float64(5.0) was taken; np.int64(5) and np.float32(5) were refused as "not one number" on
+    # torch and array-api-strict.
     xp = library_or_skip(name)
     x = ab.tensor(xp.from_numpy(np.zeros(2), None))
     for fill in (np.int64(5), np.float32(5.5)):
@@ -336,7 +337,9 @@ MISMATCHED_MASKS = [
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
-@pytest.mark.parametrize("index", MISMATCHED_MASKS, ids=["short", "short-negative-step", "axis-1", "2d", "ellipsis", "int-none"])
+@pytest.mark.parametrize(
+    "index", MISMATCHED_MASKS, ids=["short", "short-negative-step", "axis-1", "2d", "ellipsis", "int-none"]
+)
 def test_a_mask_of_another_shape_than_its_axes_is_refused_on_every_library(name: str, index: Any) -> None:
     # The flat-position route (array-api-strict, torch's negative steps) read a short mask as the
     # integer arrays of its true elements: x[[True, False]] on 3 rows gave row 0, where numpy raises.
@@ -355,7 +358,11 @@ def test_a_mask_of_another_shape_than_its_axes_is_refused_on_every_library(name:
 @pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
 @pytest.mark.parametrize(
     "index",
-    [(np.array(-4), slice(None, None, -1)), (slice(None, None, -1), np.array(-5)), (slice(None, None, -1), np.array(4))],
+    [
+        (np.array(-4), slice(None, None, -1)),
+        (slice(None, None, -1), np.array(-5)),
+        (slice(None, None, -1), np.array(4)),
+    ],
     ids=["row-negative", "column-negative", "column-past-the-end"],
 )
 def test_a_0d_index_array_out_of_bounds_is_refused_on_every_library(name: str, index: Any) -> None:
@@ -416,7 +423,11 @@ def test_indices_numpy_refuses_are_refused_on_every_library(
 @pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
 @pytest.mark.parametrize(
     ("shape", "index"),
-    [((2, 3), (np.array(False), [[2]])), ((3, 0), (1, np.array(False), [[0]])), ((0, 3), ([[0], [0]], np.array([], int)))],
+    [
+        ((2, 3), (np.array(False), [[2]])),
+        ((3, 0), (1, np.array(False), [[0]])),
+        ((0, 3), ([[0], [0]], np.array([], int))),
+    ],
     ids=["0d-false-mask", "int-and-false-mask", "empty-array"],
 )
 def test_advanced_indices_that_select_nothing_are_not_bounds_checked_as_in_numpy(

@@ -139,9 +139,7 @@ def _sections(given: Any) -> int | None:
         try:
             return operator.index(given)
         except TypeError:
-            raise TypeError(
-                f"split: indices_or_sections must be an int or a sequence of ints, got {given!r}"
-            ) from None
+            raise TypeError(f"split: indices_or_sections must be an int or a sequence of ints, got {given!r}") from None
     return None
 
 

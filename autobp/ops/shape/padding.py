@@ -69,13 +69,13 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: Any = 0
         raise ValueError(f"pad: mode {mode!r} is not supported; use one of {PAD_MODES}")
     widths = [(int(b), int(a)) for b, a in pad_widths(pad_width, x.ndim)]
     xp = namespace(x)
-    if isinstance(constant_values, float) and not math.isfinite(constant_values) and mode == "constant":
-        if xp.isdtype(x.dtype, "integral"):
-            # numpy's pad raises; a fill of another library cast nan into int32 as -2147483648.
-            try:
-                int(constant_values)
-            except (ValueError, OverflowError) as error:
-                raise type(error)(f"pad: {error} (constant_values {constant_values} for {describe(x)})") from None
+    non_finite = isinstance(constant_values, float) and not math.isfinite(constant_values)
+    if non_finite and mode == "constant" and xp.isdtype(x.dtype, "integral"):
+        # numpy's pad raises; a fill of another library cast nan into int32 as -2147483648.
+        try:
+            int(constant_values)
+        except (ValueError, OverflowError) as error:
+            raise type(error)(f"pad: {error} (constant_values {constant_values} for {describe(x)})") from None
     if x.ndim == 0:  # nothing to pad (numpy's own pad fails on an empty width table)
         return xp.asarray(x, copy=True)
     if xp.pad is not None:
