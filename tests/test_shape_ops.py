@@ -232,3 +232,19 @@ def test_pad_refuses_a_float_width_in_a_dict_as_elsewhere(widths: dict[int, Any]
     # A dict's widths were written into an integer table: {0: 1.5} padded 1 on each side, silently.
     with pytest.raises(TypeError, match=r"pad: pad_width must be integers, got \{"):
         ab.pad(ab.zeros(2, 3), widths)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: ab.split(x, 3, axis=1.0),
+        lambda x: ab.expand_dims(x, 1.5),
+        lambda x: ab.squeeze(x, 0.0),
+        lambda x: ab.sum(x, axis=1.0),
+    ],
+    ids=["split", "expand_dims", "squeeze", "sum"],
+)
+def test_a_float_axis_error_names_the_op_and_the_axis(call: Any) -> None:
+    # Before: a bare "'float' object is not iterable" (split named nothing at all).
+    with pytest.raises(TypeError, match=r"^(split|expand_dims|squeeze|sum): axis (1\.0|1\.5|0\.0) is not an integer"):
+        call(ab.zeros(1, 3))

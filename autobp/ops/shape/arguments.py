@@ -15,17 +15,28 @@ def normalize_axes(axis: Any, ndim: int, name: str) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     # (the usual cases inline: this runs on every reduction)
-    axes = (axis,) if isinstance(axis, int | np.integer) else axis if type(axis) is tuple else given_axes(axis)
+    axes = (axis,) if isinstance(axis, int | np.integer) else axis if type(axis) is tuple else given_axes_of(name, axis)
     result = []
     for a in axes:
         if type(a) is not int:  # each axis read as numpy reads it (a 0-d array, a Tensor: by __index__)
-            a = operator.index(a)
+            try:
+                a = operator.index(a)
+            except TypeError:
+                raise TypeError(f"{name}: axis {a!r} is not an integer or a tuple of integers") from None
         if not -ndim <= a < ndim or (ndim == 0 and a not in (0, -1)):
             raise np.exceptions.AxisError(f"{name}: axis {a} is out of bounds for an array of dimension {ndim}")
         result.append(a % ndim if ndim else 0)
     if len(set(result)) != len(result):
         raise ValueError(f"{name}: repeated axis in {axis}")
     return tuple(sorted(result)) if ndim else ()
+
+
+def given_axes_of(name: str, axis: Any) -> tuple[Any, ...]:
+    """``given_axes``, with an error naming the op for an axis that is no integer (a float)."""
+    try:
+        return given_axes(axis)
+    except TypeError:
+        raise TypeError(f"{name}: axis {axis!r} is not an integer or a tuple of integers") from None
 
 
 def given_axes(axis: Any) -> tuple[Any, ...]:

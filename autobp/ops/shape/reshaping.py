@@ -13,7 +13,7 @@ from typing import Any
 
 from autobp.backends import as_array, namespace
 from autobp.ops.registry import Hints, composite, op
-from autobp.ops.shape.arguments import as_shape, given_axes, normalize_axes
+from autobp.ops.shape.arguments import as_shape, given_axes_of, normalize_axes
 from autobp.tensor import Tensor
 
 
@@ -79,7 +79,7 @@ def expand_dims(x: Any, axis: Any) -> Any:
     (1, 2, 3, 1)
     """
     x = as_array(x)
-    count = len(given_axes(axis))
+    count = len(given_axes_of("expand_dims", axis))
     axes = normalize_axes(axis, x.ndim + count, "expand_dims")
     sizes = iter(x.shape)
     return namespace(x).reshape(x, tuple(1 if i in axes else next(sizes) for i in range(x.ndim + count)))
