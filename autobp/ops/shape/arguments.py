@@ -20,8 +20,6 @@ def normalize_axes(axis: Any, ndim: int, name: str) -> tuple[int, ...]:
     for a in axes:
         if type(a) is not int:  # each axis read as numpy reads it (a 0-d array, a Tensor: by __index__)
             try:
-                if type(a) is bool:  # (`sum(x, True)` meant keepdims; numpy's reductions refuse it, as torch does)
-                    raise TypeError
                 a = operator.index(a)
             except TypeError:
                 raise TypeError(f"{name}: axis {a!r} is not an integer or a tuple of integers") from None
