@@ -9,6 +9,7 @@ import pytest
 
 import autobp as ab
 from autobp.ops import linalg as linalg_ops
+from tests.conftest import library_or_skip
 
 
 def arrays(*shapes: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
@@ -213,3 +214,38 @@ def test_transposed_products_take_nested_lists() -> None:
 def test_batch_axes_that_do_not_broadcast_keep_numpy_s_message_with_the_op_s_name() -> None:
     with pytest.raises(ValueError, match=r"matmul: .*\(inputs: float64\[2, 1, 3\], float64\[3, 3, 2\]\)"):
         ab.matmul(ab.ones((2, 1, 3)), ab.ones((3, 3, 2)))
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize(
+    ("subscripts", "shapes"),
+    [
+        ("ij->j", [(3000, 2)]),
+        ("ijk->ik", [(2, 3000, 2)]),
+        ("ij,jk->k", [(2, 3000), (3000, 2)]),
+        ("ij,j->j", [(3000, 2), (2,)]),
+        ("ij,jk,kl->l", [(2, 3000), (3000, 2), (2, 2)]),
+    ],
+)
+def test_float16_einsum_accumulates_in_float32(lib: str, subscripts: str, shapes: list[tuple[int, ...]]) -> None:
+    # numpy's einsum adds along an outer axis one row at a time in float16, which stalls: 3000
+    # ones summed to 2048 ("ij->j") or 4096. PyTorch accumulates in float32, as sum does here.
+    xp = library_or_skip(lib)
+    hosts = [np.random.default_rng(k).uniform(0.5, 1.5, shape).astype(np.float16) for k, shape in enumerate(shapes)]
+    leaves = [ab.Tensor(xp.from_numpy(h, None), requires_grad=True) for h in hosts]
+    out = ab.einsum(subscripts, *leaves)
+    assert ab.backends.namespace(out.data).dtype_name(out.dtype) == "float16"
+    want = np.einsum(subscripts, *[h.astype(np.float64) for h in hosts])
+    np.testing.assert_allclose(out.numpy().astype(np.float64), want, rtol=1e-3)
+    # The gradients are einsums too: each operand's contracts the output's weights with the others.
+    weights = np.random.default_rng(9).uniform(0.5, 1.5, want.shape)
+    grads = ab.grad(out, leaves, grad_outputs=ab.Tensor(xp.from_numpy(weights.astype(np.float16), None)))
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    exact = [h.astype(np.float64) for h in hosts]
+    for k, g in enumerate(grads):
+        assert g is not None and ab.backends.namespace(g.data).dtype_name(g.dtype) == "float16"
+        others = [t for j, t in enumerate(terms) if j != k]  # (ones of x_k's shape: its own labels broadcast)
+        spec = ",".join([output, *others, terms[k]]) + "->" + terms[k]
+        reference = np.einsum(spec, weights, *[e for j, e in enumerate(exact) if j != k], np.ones(shapes[k]))
+        np.testing.assert_allclose(g.numpy().astype(np.float64), reference, rtol=2e-3)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from autobp.backends import as_array, describe, namespace
+from autobp.ops.reduction_parts import accumulator
 from autobp.ops.registry import Hints, composite, op
 from autobp.ops.shape import array_of, broadcast_to, reshape, sum_to
 from autobp.tensor import Tensor
@@ -190,14 +191,25 @@ def _einsum(*operands: Any, subscripts: str) -> Any:
 
     numpy, PyTorch and CuPy sum with their own ``einsum``; array-api-strict, which has none,
     multiplies with broadcasting and sums (``backends/strict.py``). Shapes: as the subscripts
-    say; axes of size 1 broadcast.
+    say; axes of size 1 broadcast. Floats narrower than float32 (float16) are multiplied and
+    summed in float32 and rounded once, as PyTorch does (numpy's float16 einsum stalls).
     """
     if not isinstance(subscripts, str):
         raise TypeError(f"einsum: subscripts must be a str, got {type(subscripts).__name__}")
     arrays = tuple(as_array(x) for x in operands)
     terms, output = _parse(subscripts, tuple(tuple(x.shape) for x in arrays))
     _check_sizes(subscripts, terms, arrays)
-    return namespace(*arrays).einsum(",".join(terms) + "->" + output, *arrays)
+    xp = namespace(*arrays)
+    spec = ",".join(terms) + "->" + output
+    if not any(accumulator(xp, x.dtype) for x in arrays):
+        return xp.einsum(spec, *arrays)
+    # float16 (bfloat16): numpy's einsum adds along an outer axis one row at a time in float16,
+    # which stalls (3000 ones summed to 2048); computed in float32 and rounded once, as PyTorch does.
+    dtype = xp.result_type(*arrays)
+    wide = accumulator(xp, dtype)
+    if wide is None:  # (a wider operand: the result is float32 or wider already)
+        return xp.einsum(spec, *arrays)
+    return xp.astype(xp.einsum(spec, *(xp.astype(x, wide) for x in arrays)), dtype)
 
 
 def einsum(subscripts: str, *operands: Any) -> Tensor:
