@@ -287,6 +287,47 @@ def test_std_gradient_is_zero_where_the_spread_is_zero() -> None:
     assert np.isfinite(h.numpy()).all()
 
 
+@pytest.mark.parametrize("lib", LIBRARIES)
+@pytest.mark.parametrize(("dtype", "scale"), [("float32", 1e-23), ("float32", 1e-21), ("float64", 1e-170)])
+def test_std_of_deviations_whose_squares_underflow_keeps_its_digits(lib: str, dtype: str, scale: float) -> None:
+    # The squared deviations are subnormal or 0 (float32 below 1e-19, float64 below 1e-154): the
+    # std of float32 [1e-23, -1e-23, 5e-24] was 0 with gradient 0, of [1e-21, ...] 8.4951e-22 (6
+    # digits of 8.4984e-22 lost). PyTorch (which accumulates float32 in float64) gives 8.4984e-24
+    # and [0.327, -0.458, 0.131]; the deviations are scaled by the largest before squaring.
+    xp = library_or_skip(lib)
+    # (the second row is equal, with an exact mean: a power of two)
+    host = np.array([[1.0, -1.0, 0.5], [1.0, 1.0, 1.0]]) * [[scale], [2.0 ** (-75 if dtype == "float32" else -565)]]
+    exact = np.array([[1.0, -1.0, 0.5], [0.0, 0.0, 0.0]])  # std / scale, which sets the gradient
+    for ddof in (0, 1):
+        x = ab.Tensor(xp.from_numpy(host.astype(dtype), None), requires_grad=True)
+        out = ab.std(x, axis=1, ddof=ddof)
+        want = np.std(exact, axis=1, ddof=ddof)
+        np.testing.assert_allclose(out.numpy().astype(np.float64), want * scale, rtol=1e-5)
+        (g,) = ab.grad(out.sum(), [x])
+        centered = exact - exact.mean(axis=1, keepdims=True)
+        slope = np.divide(centered, (3 - ddof) * want[:, None], out=np.zeros_like(centered), where=want[:, None] > 0)
+        np.testing.assert_allclose(g.numpy().astype(np.float64), slope, rtol=1e-5, atol=1e-6)
+        _, jv = ab.functional.jvp(
+            lambda t: ab.std(t, axis=1, ddof=ddof), (ab.Tensor(xp.from_numpy(host.astype(dtype), None)),),
+            (ab.Tensor(xp.from_numpy(np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=dtype), None)),),
+        )
+        np.testing.assert_allclose(jv.numpy().astype(np.float64), [slope[0, 0], 0.0], rtol=1e-5)
+
+
+def test_std_of_tiny_float32_deviations_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    values = np.array([1e-23, -1e-23, 5e-24], np.float32)
+    t = torch.tensor(values, requires_grad=True)
+    want = torch.std(t, correction=0)
+    (want_grad,) = torch.autograd.grad(want, [t])
+    x = ab.tensor(values, requires_grad=True)
+    got = ab.std(x)
+    (g,) = ab.grad(got, [x])
+    assert got.dtype == np.float32 and g.dtype == np.float32
+    np.testing.assert_allclose(got.item(), want.item(), rtol=1e-6)
+    np.testing.assert_allclose(g.numpy(), want_grad.numpy(), rtol=1e-5)
+
+
 def test_mean_gradient_and_empty_mean() -> None:
     g = grad_of(lambda x: x.mean(axis=(-1, 0)), np.ones((2, 5)))
     assert np.allclose(g, 0.1)
