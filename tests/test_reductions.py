@@ -132,6 +132,20 @@ def test_an_axis_may_be_any_index_as_numpy_takes_it(name: str) -> None:
         AXIS_TAKERS[name](ab.tensor(data), 1.0)
 
 
+@pytest.mark.parametrize("name", ["sum", "mean", "var", "std", "prod", "logsumexp", "max", "min", "argmax", "argmin"])
+def test_a_bool_axis_is_refused_as_numpy_refuses_it(name: str) -> None:
+    # `ab.mean(x, True)` (keepdims meant) reduced axis 1, True taken as the index 1: numpy's and
+    # PyTorch's reductions raise TypeError. numpy's expand_dims, swapaxes and split take it as 1.
+    x = ab.tensor([[1.0, 2.0, 4.0], [3.0, 5.0, 9.0]])
+    for axis in [True, np.True_] + ([] if name.startswith("arg") else [(0, True), (np.False_,)]):
+        with pytest.raises(TypeError, match=f"^{name}: axis must be an integer, got"):
+            getattr(ab, name)(x, axis)
+    assert ab.expand_dims(x, True).shape == np.expand_dims(np.ones((2, 3)), True).shape == (2, 1, 3)
+    assert ab.swapaxes(x, True, 0).shape == (3, 2)
+    with pytest.raises(TypeError, match="^squeeze: axis must be an integer"):
+        ab.squeeze(ab.ones((2, 1)), True)  # (numpy's squeeze refuses it too)
+
+
 # -- prod with zeros ---------------------------------------------------------------------------------------
 def test_prod_gradient_with_one_zero_is_the_product_of_the_others() -> None:
     g = grad_of(lambda x: x.prod(), [2.0, 0.0, 3.0, -1.5])

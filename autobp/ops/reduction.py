@@ -28,6 +28,8 @@ import math
 import operator
 from typing import Any
 
+import numpy as np
+
 from autobp import graph
 from autobp.backends import namespace
 from autobp.backends.standard_extras import total_as_numpy
@@ -44,6 +46,7 @@ from autobp.ops.reduction_parts import (
 )
 from autobp.ops.registry import Hints, op
 from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes
+from autobp.ops.shape.arguments import bool_axis_error
 from autobp.tensor import Tensor
 
 REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)})
@@ -336,6 +339,8 @@ min = _extreme("min")
 def _arg_extreme(name: str) -> Any:
     def forward(x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
         if axis is not None:
+            if isinstance(axis, bool | np.bool_):
+                raise bool_axis_error(name, axis)
             try:
                 axis = operator.index(axis)  # Python and numpy integers
             except TypeError:

@@ -19,6 +19,8 @@ def normalize_axes(axis: Any, ndim: int, name: str) -> tuple[int, ...]:
     result = []
     for a in axes:
         if type(a) is not int:  # each axis read as numpy reads it (a 0-d array, a Tensor: by __index__)
+            if isinstance(a, bool | np.bool_) and name not in _BOOL_AXES:
+                raise bool_axis_error(name, a)
             try:
                 a = operator.index(a)
             except TypeError:
@@ -39,11 +41,21 @@ def given_axes_of(name: str, axis: Any) -> tuple[Any, ...]:
         raise TypeError(f"{name}: axis {axis!r} is not an integer or a tuple of integers") from None
 
 
+# numpy's reductions and squeeze refuse a bool axis (`mean(x, True)` with keepdims meant reduced
+# axis 1); its expand_dims, swapaxes and split take True as 1, and so do these.
+_BOOL_AXES = frozenset({"expand_dims", "swapaxes", "split", "pad"})
+
+
+def bool_axis_error(name: str, axis: Any) -> TypeError:
+    """The error for a bool given as an axis where numpy refuses it."""
+    return TypeError(f"{name}: axis must be an integer, got {axis!r} (a bool is no axis; keepdims is a keyword)")
+
+
 def given_axes(axis: Any) -> tuple[Any, ...]:
     """``axis`` (an int or a sequence of them) as a tuple. One axis may be any object that is an
     index, as numpy takes it: a numpy integer, a 0-d integer array, a one-element integer Tensor
     (read by its ``__index__``: on a tape, a read guarded by its value)."""
-    if isinstance(axis, int | np.integer):
+    if isinstance(axis, int | np.integer | np.bool_):  # (a bool: refused or taken by normalize_axes)
         return (axis,)
     if isinstance(axis, tuple | list):
         return tuple(axis)
