@@ -302,12 +302,19 @@ def test_std_gradient_is_zero_where_the_spread_is_zero() -> None:
 
 
 @pytest.mark.parametrize("lib", LIBRARIES)
-@pytest.mark.parametrize(("dtype", "scale"), [("float32", 1e-23), ("float32", 1e-21), ("float64", 1e-170)])
-def test_std_of_deviations_whose_squares_underflow_keeps_its_digits(lib: str, dtype: str, scale: float) -> None:
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [("float32", 1e-23), ("float32", 1e-21), ("float64", 1e-170), ("float32", 1e20), ("float64", 1e155)],
+)
+def test_std_of_deviations_whose_squares_underflow_or_overflow_keeps_its_digits(
+    lib: str, dtype: str, scale: float
+) -> None:
     # The squared deviations are subnormal or 0 (float32 below 1e-19, float64 below 1e-154): the
     # std of float32 [1e-23, -1e-23, 5e-24] was 0 with gradient 0, of [1e-21, ...] 8.4951e-22 (6
     # digits of 8.4984e-22 lost). PyTorch (which accumulates float32 in float64) gives 8.4984e-24
-    # and [0.327, -0.458, 0.131]; the deviations are scaled by the largest before squaring.
+    # and [0.327, -0.458, 0.131]; the deviations are scaled by the largest before squaring. Squares
+    # past the largest float (float32 above 1.8e19) made the std of [1e20, -1e20, 5e19] inf, with
+    # gradient 0 (PyTorch: 8.4984e19 and the same gradient).
     xp = library_or_skip(lib)
     # (the second row is equal, with an exact mean: a power of two)
     host = np.array([[1.0, -1.0, 0.5], [1.0, 1.0, 1.0]]) * [[scale], [2.0 ** (-75 if dtype == "float32" else -565)]]
@@ -326,11 +333,15 @@ def test_std_of_deviations_whose_squares_underflow_keeps_its_digits(lib: str, dt
             (ab.Tensor(xp.from_numpy(np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=dtype), None)),),
         )
         np.testing.assert_allclose(jv.numpy().astype(np.float64), [slope[0, 0], 0.0], rtol=1e-5)
+    # (the first row alone: with no equal row beside it to take the rescaled path for it)
+    alone = ab.std(ab.Tensor(xp.from_numpy(host[0].astype(dtype), None)))
+    np.testing.assert_allclose(float(alone.numpy()), np.std(exact[0]) * scale, rtol=1e-5)
 
 
-def test_std_of_tiny_float32_deviations_matches_torch() -> None:
+@pytest.mark.parametrize("scale", [1e-23, 1e20])
+def test_std_of_tiny_and_huge_float32_deviations_matches_torch(scale: float) -> None:
     torch = pytest.importorskip("torch")
-    values = np.array([1e-23, -1e-23, 5e-24], np.float32)
+    values = (np.array([1.0, -1.0, 0.5]) * scale).astype(np.float32)
     t = torch.tensor(values, requires_grad=True)
     want = torch.std(t, correction=0)
     (want_grad,) = torch.autograd.grad(want, [t])

@@ -10,9 +10,10 @@ Conventions at the edges, all without numpy warnings:
   nan extreme's gradient goes to the nan elements (PyTorch's ``torch.max(x)`` does so; its
   ``amax(x, dim)`` gives nan to the whole slice), over any axes, all of them included.
 - ``std`` where the spread is zero: gradient 0 (a subgradient; PyTorch gives nan there).
-- ``std`` of deviations whose squares underflow (float32 below 1e-19, float64 below 1e-154):
-  they are scaled by the largest before squaring, so the std keeps its digits (PyTorch's
-  float32, summed in float64, does too); float32 ``[1e-23, -1e-23]`` had std 0.
+- ``std`` of deviations whose squares underflow (float32 below 1e-19, float64 below 1e-154) or
+  overflow (float32 above 1.8e19): they are scaled by the largest before squaring, so the std
+  keeps its digits (PyTorch's float32, summed in float64, does too); float32 ``[1e-23, -1e-23]``
+  had std 0, ``[1e20, -1e20]`` inf.
 - ``prod``: exact gradients with zeros in the input, to second order. Elsewhere the gradient is
   ``out / x``, which loses precision when the product underflows (values near 1e-300).
 - Floats narrower than float32 (float16, PyTorch's bfloat16): ``mean``, ``var`` and ``std``
@@ -136,9 +137,11 @@ def _spread(x: Any, axis: Any, ddof: int, keepdims: bool, name: str, root: bool)
     variance = xp.sum(centered * centered, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 0)
     if not root:
         return variance  # (a variance this small is subnormal itself: its squares' rounding is its own)
-    if axes and count > ddof and xp.any(variance < _UNDERFLOWS[x.dtype == xp.float32]):
+    lost = xp.logical_or(variance < _UNDERFLOWS[x.dtype == xp.float32], variance == math.inf)
+    if axes and count > ddof and xp.any(lost):
         # Squares of deviations below sqrt(tiny) (float32 1e-19, float64 1e-154) are subnormal or
-        # 0: float32 [1e-23, -1e-23] had std 0. Scaled by their largest, they keep their digits.
+        # 0: float32 [1e-23, -1e-23] had std 0; above sqrt(max) (1.8e19, 1.3e154) they are inf,
+        # whose square root is not. Scaled by their largest, they keep their digits.
         largest = xp.max(xp.abs(centered), axis=axes, keepdims=True)
         largest = xp.where(largest > 0, largest, 1.0)  # (all equal: the deviations are 0 either way)
         scaled = centered / largest
@@ -148,7 +151,8 @@ def _spread(x: Any, axis: Any, ddof: int, keepdims: bool, name: str, root: bool)
 
 
 # Below these (tiny / eps of float64, float32) a variance may have lost digits to squares that
-# underflowed; std then scales the deviations first (a rare second pass: a zero spread is one).
+# underflowed, and at inf to squares that overflowed; std then scales the deviations first (a
+# rare second pass: a zero spread is one).
 _UNDERFLOWS = (2.0**-1022 / 2.0**-52, 2.0**-126 / 2.0**-23)
 
 
