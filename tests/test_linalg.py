@@ -249,3 +249,18 @@ def test_float16_einsum_accumulates_in_float32(lib: str, subscripts: str, shapes
         spec = ",".join([output, *others, terms[k]]) + "->" + terms[k]
         reference = np.einsum(spec, weights, *[e for j, e in enumerate(exact) if j != k], np.ones(shapes[k]))
         np.testing.assert_allclose(g.numpy().astype(np.float64), reference, rtol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y_shape", "message"),
+    [
+        ((2, 3), (4, 2), r"matmul: shapes \(2, 3\) and \(4, 2\) are not aligned: 3 .* \(inputs: float32\[2, 3\], float64\[4, 2\]\)"),
+        ((3,), (2,), r"matmul: shapes \(3,\) and \(2,\) are not aligned: .* \(inputs: float32\[3\], float64\[2\]\)"),
+        ((), (2,), r"matmul: operands must have at least one dimension, got shapes \(\) and \(2,\) \(inputs: float32\[\], float64\[2\]\)"),
+    ],
+)
+def test_matmul_shape_errors_name_the_dtypes_too(x_shape: tuple[int, ...], y_shape: tuple[int, ...], message: str) -> None:
+    # numpy's own message names neither; the op's named the shapes only.
+    x, y = ab.tensor(np.ones(x_shape, np.float32)), ab.tensor(np.ones(y_shape))
+    with pytest.raises(ValueError, match=message):
+        ab.matmul(x, y)

@@ -23,14 +23,18 @@ from autobp.tensor import Tensor
 def _check_aligned(x: Any, y: Any) -> None:
     """Raise a clear error for operands numpy's matmul refused (numpy names neither op nor axes)."""
     x, y = as_array(x), as_array(y)
+    inputs = f"(inputs: {describe(x)}, {describe(y)})"
     if x.ndim == 0 or y.ndim == 0:
-        raise ValueError(f"matmul: operands must have at least one dimension, got shapes {x.shape} and {y.shape}")
+        raise ValueError(
+            f"matmul: operands must have at least one dimension, got shapes {x.shape} and {y.shape} {inputs}"
+        )
     k_x = x.shape[-1]
     k_y = y.shape[-2] if y.ndim > 1 else y.shape[0]
     if k_x != k_y:
         dim_y = -2 if y.ndim > 1 else -1
         raise ValueError(
-            f"matmul: shapes {x.shape} and {y.shape} are not aligned: {k_x} (dim -1 of x) != {k_y} (dim {dim_y} of y)"
+            f"matmul: shapes {x.shape} and {y.shape} are not aligned: {k_x} (dim -1 of x) != {k_y} (dim {dim_y} of y) "
+            + inputs
         )
 
 
