@@ -270,6 +270,28 @@ def test_logsumexp_of_infinities() -> None:
     assert ab.logsumexp(ab.tensor([1.0, np.inf])).item() == np.inf
 
 
+@pytest.mark.parametrize("lib", LIBRARIES)
+@pytest.mark.parametrize(("shape", "axis", "keepdims"), [((0, 3), 0, False), ((0, 3), None, True), ((3, 0), -1, False)])
+def test_logsumexp_over_no_elements_is_minus_inf(lib: str, shape: tuple[int, ...], axis: Any, keepdims: bool) -> None:
+    # log(sum of no exponentials) = log 0, as PyTorch and scipy give; it raised numpy's
+    # "zero-size array to reduction operation maximum". The gradient is empty, the jvp 0.
+    xp = library_or_skip(lib)
+    for dtype in ("float64", "float32") + (("float16",) if lib != "array_api_strict" else ()):
+        x = ab.Tensor(xp.from_numpy(np.zeros(shape, dtype), None), requires_grad=True)
+        out = ab.logsumexp(x, axis=axis, keepdims=keepdims)
+        want = np.full(np.sum(np.zeros(shape), axis=axis, keepdims=keepdims).shape, -np.inf)
+        assert ab.backends.namespace(out.data).dtype_name(out.dtype) == dtype
+        np.testing.assert_array_equal(out.numpy(), want)
+        (g,) = ab.grad(out.sum(), [x])
+        assert g.shape == shape
+        _, jv = ab.functional.jvp(
+            lambda t: ab.logsumexp(t, axis=axis, keepdims=keepdims),
+            (ab.Tensor(xp.from_numpy(np.zeros(shape, dtype), None)),),
+            (ab.Tensor(xp.from_numpy(np.zeros(shape, dtype), None)),),
+        )
+        np.testing.assert_array_equal(jv.numpy(), np.zeros(want.shape))
+
+
 # -- mean, var, std --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("ddof", [0, 1, 2])
 @pytest.mark.parametrize("name", ["var", "std"])

@@ -6,6 +6,8 @@ Conventions at the edges, all without numpy warnings:
 
 - ``mean`` of no elements and ``var``/``std`` with ``ddof >= count`` give nan/inf, as numpy's
   values (numpy also warns; these ops do not).
+- ``logsumexp`` of no elements is ``-inf`` (the log of an empty sum), as in PyTorch and scipy;
+  its gradient is empty and its jvp 0.
 - ``max``/``min``: tied extremes split the gradient equally, so its mass still sums to one; a
   nan extreme's gradient goes to the nan elements (PyTorch's ``torch.max(x)`` does so; its
   ``amax(x, dim)`` gives nan to the whole slice), over any axes, all of them included.
@@ -263,6 +265,9 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     if wide is not None:  # (float16: the sum of exponentials stalls and overflows; see accumulator)
         return xp.astype(logsumexp.op.forward(xp.astype(x, wide), axis, keepdims), x.dtype)
     axes = normalize_axes(axis, x.ndim, "logsumexp")
+    if element_count(x.shape, axes) == 0:  # log of an empty sum, as PyTorch and scipy (max raises)
+        shape = kept_shape(x.shape, axes) if keepdims else tuple(n for i, n in enumerate(x.shape) if i not in axes)
+        return xp.full(shape, -math.inf, dtype=x.dtype, device=xp.device(x))
     peak = xp.max(x, axis=axes, keepdims=True)
     # Shifting by the peak keeps exp from overflowing; infinite peaks are not shifted (inf - inf).
     peak = xp.where(xp.isfinite(peak), peak, 0.0)
