@@ -146,6 +146,20 @@ def test_a_bool_axis_is_refused_as_numpy_refuses_it(name: str) -> None:
         ab.squeeze(ab.ones((2, 1)), True)  # (numpy's squeeze refuses it too)
 
 
+@pytest.mark.parametrize("lib", LIBRARIES)
+@pytest.mark.parametrize("name", ["max", "min", "argmax", "argmin"])
+def test_extremes_of_bools_are_numpys_on_every_library(lib: str, name: str) -> None:
+    # numpy answers them (an or, an and, the first True or False); PyTorch refused argmax and
+    # argmin of bools, array-api-strict all four.
+    xp = library_or_skip(lib)
+    host = np.array([[False, True, True], [False, False, False], [True, True, True]])
+    for axis, keepdims in [(1, False), (0, True), (None, False), (-1, True)]:
+        want = getattr(np, name)(host, axis=axis, keepdims=keepdims)
+        got = getattr(ab, name)(ab.tensor(xp.from_numpy(host, None)), axis=axis, keepdims=keepdims)
+        assert got.numpy().dtype == want.dtype or name.startswith("arg")  # (indices: the library's integer)
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
 # -- prod with zeros ---------------------------------------------------------------------------------------
 def test_prod_gradient_with_one_zero_is_the_product_of_the_others() -> None:
     g = grad_of(lambda x: x.prod(), [2.0, 0.0, 3.0, -1.5])

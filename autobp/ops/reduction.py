@@ -296,7 +296,10 @@ def _extreme(name: str) -> Any:
     def forward(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         xp = namespace(x)
         x = as_array(xp, x)
-        return getattr(xp, name)(x, axis=normalize_axes(axis, x.ndim, name), keepdims=keepdims)
+        axes = normalize_axes(axis, x.ndim, name)
+        if x.dtype == xp.bool and xp.name != "numpy":  # (an or, an and: as numpy answers, in uint8)
+            return xp.astype(getattr(xp, name)(xp.astype(x, xp.uint8), axis=axes, keepdims=keepdims), xp.bool)
+        return getattr(xp, name)(x, axis=axes, keepdims=keepdims)
 
     forward.__name__ = name
     forward.__doc__ = (
@@ -355,7 +358,10 @@ def _arg_extreme(name: str) -> Any:
             except TypeError:
                 raise TypeError(f"{name}: axis must be an int or None, got {axis!r}") from None
         xp = namespace(x)
-        return getattr(xp, name)(as_array(xp, x), axis=axis, keepdims=keepdims)
+        x = as_array(xp, x)
+        if x.dtype == xp.bool and xp.name != "numpy":  # (PyTorch and the standard refuse bools; numpy
+            x = xp.astype(x, xp.uint8)  # answers the first True or False, as uint8's index does)
+        return getattr(xp, name)(x, axis=axis, keepdims=keepdims)
 
     forward.__name__ = name
     forward.__doc__ = (
