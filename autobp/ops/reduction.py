@@ -297,7 +297,7 @@ def _extreme(name: str) -> Any:
         xp = namespace(x)
         x = as_array(xp, x)
         axes = normalize_axes(axis, x.ndim, name)
-        if x.dtype == xp.bool and xp.name != "numpy":  # (an or, an and: as numpy answers, in uint8)
+        if xp.name != "numpy" and x.dtype == xp.bool:  # (an or, an and: as numpy answers, in uint8)
             return xp.astype(getattr(xp, name)(xp.astype(x, xp.uint8), axis=axes, keepdims=keepdims), xp.bool)
         return getattr(xp, name)(x, axis=axes, keepdims=keepdims)
 
@@ -359,7 +359,7 @@ def _arg_extreme(name: str) -> Any:
                 raise TypeError(f"{name}: axis must be an int or None, got {axis!r}") from None
         xp = namespace(x)
         x = as_array(xp, x)
-        if x.dtype == xp.bool and xp.name != "numpy":  # (PyTorch and the standard refuse bools; numpy
+        if xp.name != "numpy" and x.dtype == xp.bool:  # (PyTorch and the standard refuse bools; numpy
             x = xp.astype(x, xp.uint8)  # answers the first True or False, as uint8's index does)
         return getattr(xp, name)(x, axis=axis, keepdims=keepdims)
 
