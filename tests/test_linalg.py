@@ -264,3 +264,15 @@ def test_matmul_shape_errors_name_the_dtypes_too(x_shape: tuple[int, ...], y_sha
     x, y = ab.tensor(np.ones(x_shape, np.float32)), ab.tensor(np.ones(y_shape))
     with pytest.raises(ValueError, match=message):
         ab.matmul(x, y)
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize(("subscripts", "shape"), [("ii->i", (1, 3)), ("ii", (3, 1)), ("iij->j", (1, 3, 2))])
+def test_a_diagonal_of_unequal_sizes_is_one_error_on_every_library(lib: str, subscripts: str, shape: tuple[int, ...]) -> None:
+    # A label repeated within one operand takes a diagonal: its sizes must be equal (no
+    # broadcasting of a size 1 there, as numpy and PyTorch say); array-api-strict's einsum
+    # failed inside a reshape ("cannot reshape array of size 3 into shape (1,)").
+    xp = library_or_skip(lib)
+    x = ab.Tensor(xp.from_numpy(np.ones(shape), None))
+    with pytest.raises(ValueError, match=rf"^einsum: label 'i' of '{subscripts}' is repeated in operand 0 .*float64\[{shape[0]}, {shape[1]}"):
+        ab.einsum(subscripts, x)

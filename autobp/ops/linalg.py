@@ -178,6 +178,14 @@ def _parse(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[
 def _check_sizes(subscripts: str, terms: tuple[str, ...], operands: tuple[Any, ...]) -> None:
     seen: dict[str, tuple[int, int]] = {}  # label -> (size, operand)
     for k, (term, x) in enumerate(zip(terms, operands, strict=True)):
+        if len(set(term)) != len(term):  # a diagonal: equal sizes, no broadcasting within an operand
+            sizes: dict[str, int] = {}
+            for label, size in zip(term, x.shape, strict=True):
+                if sizes.setdefault(label, size) != size:
+                    raise ValueError(
+                        f"einsum: label {label!r} of {subscripts!r} is repeated in operand {k} ({describe(x)}) "
+                        f"with sizes {sizes[label]} and {size}: a diagonal needs equal sizes"
+                    )
         for label, size in zip(term, x.shape, strict=True):
             first = seen.setdefault(label, (size, k))
             if size != first[0] and 1 not in (size, first[0]):
