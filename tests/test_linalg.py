@@ -216,7 +216,7 @@ def test_batch_axes_that_do_not_broadcast_keep_numpy_s_message_with_the_op_s_nam
         ab.matmul(ab.ones((2, 1, 3)), ab.ones((3, 3, 2)))
 
 
-@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize("lib", ["numpy", "torch", "cupy"])
 @pytest.mark.parametrize(
     ("subscripts", "shapes"),
     [
@@ -266,7 +266,7 @@ def test_matmul_shape_errors_name_the_dtypes_too(x_shape: tuple[int, ...], y_sha
         ab.matmul(x, y)
 
 
-@pytest.mark.parametrize("lib", ["numpy", "torch", "array_api_strict"])
+@pytest.mark.parametrize("lib", ["numpy", "torch", "array_api_strict", "cupy"])
 @pytest.mark.parametrize(("subscripts", "shape"), [("ii->i", (1, 3)), ("ii", (3, 1)), ("iij->j", (1, 3, 2))])
 def test_a_diagonal_of_unequal_sizes_is_one_error_on_every_library(lib: str, subscripts: str, shape: tuple[int, ...]) -> None:
     # A label repeated within one operand takes a diagonal: its sizes must be equal (no
