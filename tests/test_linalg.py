@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -254,25 +255,31 @@ def test_float16_einsum_accumulates_in_float32(lib: str, subscripts: str, shapes
 @pytest.mark.parametrize(
     ("x_shape", "y_shape", "message"),
     [
-        ((2, 3), (4, 2), r"matmul: shapes \(2, 3\) and \(4, 2\) are not aligned: 3 .* \(inputs: float32\[2, 3\], float64\[4, 2\]\)"),
-        ((3,), (2,), r"matmul: shapes \(3,\) and \(2,\) are not aligned: .* \(inputs: float32\[3\], float64\[2\]\)"),
-        ((), (2,), r"matmul: operands must have at least one dimension, got shapes \(\) and \(2,\) \(inputs: float32\[\], float64\[2\]\)"),
+        ((2, 3), (4, 2), r"matmul: shapes \(2, 3\) and \(4, 2\) are not aligned: 3 .*"),
+        ((3,), (2,), r"matmul: shapes \(3,\) and \(2,\) are not aligned: .*"),
+        ((), (2,), r"matmul: operands must have at least one dimension, got shapes \(\) and \(2,\) "),
     ],
 )
-def test_matmul_shape_errors_name_the_dtypes_too(x_shape: tuple[int, ...], y_shape: tuple[int, ...], message: str) -> None:
+def test_matmul_shape_errors_name_the_dtypes_too(
+    x_shape: tuple[int, ...], y_shape: tuple[int, ...], message: str
+) -> None:
     # numpy's own message names neither; the op's named the shapes only.
     x, y = ab.tensor(np.ones(x_shape, np.float32)), ab.tensor(np.ones(y_shape))
-    with pytest.raises(ValueError, match=message):
+    inputs = rf"\(inputs: float32\[{', '.join(map(str, x_shape))}\], float64\[{', '.join(map(str, y_shape))}\]\)$"
+    with pytest.raises(ValueError, match=message + inputs):
         ab.matmul(x, y)
 
 
 @pytest.mark.parametrize("lib", ["numpy", "torch", "array_api_strict", "cupy"])
 @pytest.mark.parametrize(("subscripts", "shape"), [("ii->i", (1, 3)), ("ii", (3, 1)), ("iij->j", (1, 3, 2))])
-def test_a_diagonal_of_unequal_sizes_is_one_error_on_every_library(lib: str, subscripts: str, shape: tuple[int, ...]) -> None:
+def test_a_diagonal_of_unequal_sizes_is_one_error_on_every_library(
+    lib: str, subscripts: str, shape: tuple[int, ...]
+) -> None:
     # A label repeated within one operand takes a diagonal: its sizes must be equal (no
     # broadcasting of a size 1 there, as numpy and PyTorch say); array-api-strict's einsum
     # failed inside a reshape ("cannot reshape array of size 3 into shape (1,)").
     xp = library_or_skip(lib)
     x = ab.Tensor(xp.from_numpy(np.ones(shape), None))
-    with pytest.raises(ValueError, match=rf"^einsum: label 'i' of '{subscripts}' is repeated in operand 0 .*float64\[{shape[0]}, {shape[1]}"):
+    operand = rf"is repeated in operand 0 \((\w+ )?float64\[{shape[0]}, {shape[1]}"
+    with pytest.raises(ValueError, match=rf"^einsum: label 'i' of '{re.escape(subscripts)}' {operand}"):
         ab.einsum(subscripts, x)
