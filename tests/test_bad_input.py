@@ -70,7 +70,6 @@ ERRORS: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
     ("in-place int / float", lambda: ab.tensor([1, 2]).div_(2), TypeError, "div_: tensor int64[2]"),
     # reductions of empty arrays without an identity
     ("max of empty", lambda: ab.max(ab.zeros((0,))), ValueError, "max: zero-size array"),
-    ("logsumexp of empty", lambda: ab.logsumexp(ab.zeros((0,))), ValueError, "logsumexp: zero-size array"),
     # the engine
     (
         "backward non-scalar",
@@ -127,6 +126,7 @@ RESULTS: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
     ("divide by zero", lambda: (ab.tensor([1.0, 0.0]) / 0.0).data, lambda: [np.inf, np.nan]),
     ("sqrt gradient at 0", lambda: _grad_of(ab.sqrt, [0.0, 4.0]), lambda: [np.inf, 0.25]),
     ("mean of empty", lambda: ab.mean(ab.zeros((0,))).data, lambda: np.nan),
+    ("logsumexp of empty", lambda: ab.logsumexp(ab.zeros((0,))).data, lambda: -np.inf),  # (PyTorch's, scipy's)
     ("prod of empty", lambda: ab.prod(ab.zeros((0,))).data, lambda: 1.0),
     ("sum of empty", lambda: ab.sum(ab.zeros((0, 3)), axis=0).data, lambda: np.zeros(3)),
     ("matmul of empty", lambda: ab.matmul(ab.zeros((0, 3)), ab.ones((3, 2))).data, lambda: np.zeros((0, 2))),
