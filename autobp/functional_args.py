@@ -114,7 +114,12 @@ def call_func(func: Callable[..., Any], inputs: tuple[Tensor, ...], what: str) -
     return as_tensors(outputs, what, "func's output")
 
 
-def checked_vectors(v: Any, outputs: tuple[Tensor, ...], what: str, arg: str = "v") -> list[Tensor]:
+def checked_vectors(
+    v: Any, outputs: tuple[Tensor, ...], what: str, arg: str = "v", pairs_with: str = "outputs"
+) -> list[Tensor]:
+    """``v`` as one Tensor per entry of ``outputs``, each of that entry's shape. ``pairs_with`` says
+    what those entries are, for the errors: func's ``"outputs"`` (a cotangent: ``vjp``) or the
+    ``"inputs"`` (a tangent or direction: ``jvp``, ``hvp``)."""
     if v is None:
         if len(outputs) != 1 or numel(outputs[0]) != 1:
             shapes = [o.shape for o in outputs]
@@ -122,10 +127,12 @@ def checked_vectors(v: Any, outputs: tuple[Tensor, ...], what: str, arg: str = "
         return [filled(outputs[0], 1)]
     _, vs = as_tensors(v, what, arg)
     if len(vs) != len(outputs):
-        raise ValueError(f"{what}: {arg} has {len(vs)} entries for {len(outputs)} outputs of func")
+        counted = "outputs of func" if pairs_with == "outputs" else pairs_with
+        raise ValueError(f"{what}: {arg} has {len(vs)} entries for {len(outputs)} {counted}")
     for i, (vi, out) in enumerate(zip(vs, outputs, strict=True)):
         if vi.shape != out.shape:
-            raise ValueError(f"{what}: {arg}[{i}] has shape {vi.shape}, but func's output {i} has shape {out.shape}")
+            entry = f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
+            raise ValueError(f"{what}: {arg}[{i}] has shape {vi.shape}, but {entry} has shape {out.shape}")
     return list(vs)
 
 

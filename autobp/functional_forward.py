@@ -55,7 +55,7 @@ def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     create_graph = differentiable(create_graph)  # (inside another forward-mode transform too)
     _, xs = as_tensors(inputs, "jvp", "inputs")
     xs = fresh_inputs(xs, create_graph, "jvp", requires_grad=False)
-    tangents = checked_vectors(v, xs, "jvp")  # same checks: one entry per input, of its shape
+    tangents = checked_vectors(v, xs, "jvp", pairs_with="inputs")  # one entry per input, of its shape
     out_tuple, outs, tangent_outs = _forward(func, xs, tangents, create_graph, "jvp")
     return packed(out_tuple, maybe_detached(outs, create_graph)), packed(
         out_tuple, detached_tangents(tangent_outs, create_graph, tangents)
@@ -258,6 +258,6 @@ def hvp(
     create_graph = differentiable(create_graph)  # (inside another forward-mode transform too)
     in_tuple, xs = as_tensors(inputs, "hvp", "inputs")
     xs = fresh_inputs(xs, create_graph, "hvp")
-    vectors = checked_vectors(v, xs, "hvp")
+    vectors = checked_vectors(v, xs, "hvp", pairs_with="inputs")
     out, products = HVP_STRATEGIES[strategy](func, xs, vectors, create_graph, "hvp")
     return maybe_detached((out,), create_graph)[0], packed(in_tuple, detached_tangents(products, create_graph, vectors))

@@ -152,6 +152,27 @@ def test_create_graph_results_differentiate_back_to_the_inputs() -> None:
         (lambda: jvp(lambda t: t, ab.tensor([1.0]), (ab.tensor([1.0]), ab.tensor([1.0]))), ValueError, "2 entries"),
         (lambda: hessian(lambda t: t * 2, ab.tensor([1.0, 2.0])), ValueError, "hessian: func must return a single"),
         (lambda: hvp(lambda t: t.sum(), ab.tensor([1.0, 2.0]), ab.tensor([1.0])), ValueError, r"hvp: v\[0\]"),
+        # jvp's and hvp's v pairs with the inputs (vjp's with func's outputs): the error names them
+        (
+            lambda: jvp(lambda t: t.sum(), ab.tensor([1.0, 2.0]), ab.tensor([1.0, 2.0, 3.0])),
+            ValueError,
+            r"jvp: v\[0\] has shape \(3,\), but inputs\[0\] has shape \(2,\)",
+        ),
+        (
+            lambda: hvp(lambda t: t.sum(), ab.tensor([1.0, 2.0]), ab.tensor([1.0])),
+            ValueError,
+            r"hvp: v\[0\] has shape \(1,\), but inputs\[0\] has shape \(2,\)",
+        ),
+        (
+            lambda: jvp(lambda t: t, ab.tensor([1.0]), (ab.tensor([1.0]), ab.tensor([1.0]))),
+            ValueError,
+            "jvp: v has 2 entries for 1 inputs",
+        ),
+        (
+            lambda: vjp(lambda t: t, ab.tensor([1.0]), ab.tensor([1.0, 2.0])),
+            ValueError,
+            r"vjp: v\[0\] has shape \(2,\), but func's output 0 has shape \(1,\)",
+        ),
         (lambda: value_and_grad(lambda t: t)(ab.tensor([1.0, 2.0])), ValueError, "value_and_grad: func must"),
         (lambda: value_and_grad(lambda t: t.sum(), argnums=2)(ab.tensor([1.0])), IndexError, "argnums 2 out of range"),
     ],
