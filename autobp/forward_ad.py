@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from autobp import grad_mode, graph
-from autobp.backends import describe, namespace
+from autobp.backends import describe, namespace, refuse_complex
 from autobp.forward import ForwardModeError, Level
 from autobp.tensor import Tensor
 
@@ -89,6 +89,7 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
             f"make_dual: tangent has shape {tangent.shape} but primal has shape {primal.shape}; they must match"
         )
     if tangent.dtype != primal.dtype:
+        refuse_complex(tangent, "make_dual", "the tangent")
         tangent = tangent.astype(primal.dtype)
     if primal.requires_grad and grad_mode.is_grad_enabled():
         from autobp.ops.elementwise import copy

@@ -423,3 +423,33 @@ def test_in_place_writes_never_drop_a_tangent() -> None:
         return y
 
     np.testing.assert_array_equal(ab.functional.jvp(augmented, x, v)[1].data, 4.0 * x.data * v.data)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_a_complex_tangent_or_cotangent_is_refused_not_cut_to_its_real_part(library: str) -> None:
+    # A real function's tangents and cotangents are real: a complex one was cast to the input's
+    # (or output's) float dtype, dropping its imaginary part with no more than a ComplexWarning
+    # (jvp(lambda t: t * 3, x, [1 + 2j, 2]) gave [3, 6]; PyTorch carries it, or raises for grad).
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        x, v = ab.tensor(torch.tensor([1.0, 2.0], dtype=torch.float64)), ab.tensor(torch.tensor([1 + 2j, 2]))
+    else:
+        x, v = ab.tensor([1.0, 2.0]), ab.tensor(np.array([1 + 2j, 2]))
+    from autobp.functional import hvp, jvp, vjp
+
+    calls = [
+        ("jvp: v is", lambda: jvp(lambda t: t * 3, x, v)),
+        ("vjp: v is", lambda: vjp(lambda t: t * 3, x, v)),
+        ("hvp: v is", lambda: hvp(lambda t: (t**3).sum(), x, v)),
+        ("hvp: v is", lambda: hvp(lambda t: (t**3).sum(), x, v, strategy="reverse-over-forward")),
+        ("make_dual: the tangent is", lambda: ab.forward_ad.make_dual(x, v)),
+    ]
+    for start, call in calls:
+        with ab.forward_ad.dual_level(), pytest.raises(TypeError, match=rf"^{start} .*complex.*\[2\].*imaginary part"):
+            call()
+    leaf = x.detach().requires_grad_()
+    with pytest.raises(TypeError, match=r"grad: .*complex.*\[2\].*imaginary part"):
+        ab.grad(leaf * 3, [leaf], grad_outputs=[v])
+    with pytest.raises(TypeError, match=r"backward: .*complex.*\[2\].*imaginary part"):
+        (leaf * 3).backward(v)
+    assert leaf.grad is None

@@ -26,6 +26,7 @@ __all__ = [
     "MixedArraysError",
     "LIBRARIES",
     "namespace",
+    "refuse_complex",
     "library",
     "library_of",
     "library_name",
@@ -125,6 +126,25 @@ def library_of(value: Any) -> Namespace | None:
         return _BY_TYPE[kind]
     except KeyError:
         return _identify(kind)
+
+
+def refuse_complex(value: Any, what: str, role: str) -> None:
+    """A ``TypeError`` for a complex ``value`` (an array, or a Tensor's) given as a real function's
+    ``role`` (a tangent, a gradient): cast to the real dtype, it would lose its imaginary part with
+    no more than a warning. Called where the dtype differs from the real one, off the usual path."""
+    from autobp.tensor import Tensor  # (autobp.tensor imports this module)
+
+    data = value.data if isinstance(value, Tensor) else value
+    lib = library_of(data)
+    complex_dtype = (
+        np.asarray(data).dtype.kind == "c" if lib is None else bool(lib.isdtype(data.dtype, "complex floating"))
+    )
+    if complex_dtype:
+        raise TypeError(
+            f"{what}: {role} is {describe(value)}, complex, but autobp's functions are real: cast to "
+            "the real dtype, its imaginary part would be dropped; pass its real part, or the real and "
+            "imaginary parts as two real directions"
+        )
 
 
 def namespace(*arrays: Any) -> Namespace:

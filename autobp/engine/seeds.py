@@ -57,7 +57,8 @@ def seed_grads(
         if g.data.dtype is not out.data.dtype and g.data.dtype != out.data.dtype:
             # The walk computes in the seed's dtype: a bool seed would add as logical or, an int
             # one overflow, a float16 one round; cast to the output's, as PyTorch does (an op: a
-            # seed that requires grad stays on its graph).
+            # seed that requires grad stays on its graph). A complex one would lose its imaginary part.
+            backends.refuse_complex(g, what, f"the gradient for output {describe_tensor(out)}")
             g = g.astype(out.data.dtype)
         seeds.append(g)
     return seeds
