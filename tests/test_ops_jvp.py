@@ -11,6 +11,7 @@ runs the same checks with every input in that library; numbers are compared on t
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -223,3 +224,22 @@ def test_a_variadic_jvp_rule_with_plain_arrays_runs_on_arrays(monkeypatch: pytes
     _, found = ab.functional.jvp(lambda t: t / y, (x,), (ab.ones_like(x),))
     np.testing.assert_array_equal(found.numpy(), [0.25, 0.125])
     assert seen == [(np.ndarray, type(None), np.ndarray, np.ndarray, np.ndarray)]
+
+
+@pytest.mark.parametrize("op_name", ["sign", "pow0"])
+def test_a_zero_derivative_is_zero_for_infinite_and_nan_tangents_and_cotangents(op_name: str, library: Library) -> None:
+    # sign and x ** 0 do not vary with x: their jvp and vjp are zeros, as in PyTorch, not grad * 0,
+    # which was nan where the tangent or cotangent is inf or nan ((sign(x) * inf).sum() had the
+    # gradient nan; PyTorch's is 0), on every path: rules on arrays, on Tensors, taped.
+    f = ab.sign if op_name == "sign" else (lambda t: t**0.0)
+    x0 = library.array(np.array([np.inf, 1.0, np.nan, 0.0, -2.0]))
+    v = library.array(np.array([np.inf, -np.inf, np.nan, np.inf, 1.0]))
+    zeros = np.zeros(5)
+    for create_graph in (False, True):
+        _, tangent = ab.functional.jvp(f, ab.tensor(x0), ab.tensor(v), create_graph=create_graph)
+        np.testing.assert_array_equal(library.host(tangent), zeros)
+        _, cotangent = ab.functional.vjp(f, ab.tensor(x0), ab.tensor(v), create_graph=create_graph)
+        np.testing.assert_array_equal(library.host(cotangent), zeros)
+    x = ab.tensor(library.array(np.array([1.0, 2.0])), requires_grad=True)
+    (g,) = ab.grad((f(x) * math.inf).sum(), [x])
+    np.testing.assert_array_equal(library.host(g), [0.0, 0.0])

@@ -312,3 +312,34 @@ def test_the_reported_overflowing_bases_match_torch(dtype: Any, tiny: float) -> 
     (g,) = ab.grad((x**1).sum(), [x], create_graph=True)
     (gt,) = torch.autograd.grad((xt**1).sum(), [xt], create_graph=True)
     np.testing.assert_array_equal(ab.grad(g.sum(), [x])[0].numpy(), torch.autograd.grad(gt.sum(), [xt])[0].numpy())
+
+
+@pytest.mark.parametrize("exponent", [0, 0.0, np.zeros(()), ab.zeros(())], ids=["0", "0.0", "array", "tensor"])
+def test_a_constant_zero_exponent_gives_zeros_whatever_the_cotangent(exponent: Any) -> None:
+    # x ** 0 is 1 everywhere (inf ** 0 and nan ** 0 too): its derivative is 0, not grad * 0, which
+    # is nan where the cotangent or tangent is inf or nan. PyTorch returns zeros there (for a
+    # Python number, and for a Tensor exponent at 0 too).
+    x0 = np.array([np.inf, 1.0, np.nan, 0.0, -2.0])
+    x = ab.tensor(x0, requires_grad=True)
+    cotangent = ab.tensor([np.inf, -np.inf, np.nan, np.inf, 1.0])
+    (g,) = ab.grad(x**exponent, [x], grad_outputs=[cotangent])
+    np.testing.assert_array_equal(g.numpy(), np.zeros(5))
+    _, tangent = jvp(lambda t: t**exponent, ab.tensor(x0), cotangent)
+    np.testing.assert_array_equal(tangent.numpy(), np.zeros(5))
+    # The report: f = (x ** 0).sum() * x.sum() = 2 (x0 + x1) has gradient [2, 2] at [inf, 1] (was nan)
+    x = ab.tensor([np.inf, 1.0], requires_grad=True)
+    (g,) = ab.grad((x**exponent).sum() * x.sum(), [x])
+    np.testing.assert_array_equal(g.numpy(), [2.0, 2.0])
+
+
+@pytest.mark.parametrize(("dtype", "x0"), [(np.float64, 1e-300), (np.float16, 0.003), (np.float64, np.nan)], ids=repr)
+def test_constant_exponents_are_zero_one_order_up_where_x_to_the_minus_two_overflows(dtype: Any, x0: float) -> None:
+    # d2/dx2 x ** 0.0 and d3/dx3 x ** 1 were nan there (the zero coefficient met x ** -2 = inf),
+    # and d2/dx2 x ** 1 at nan; PyTorch's Python-number rules give 0.
+    for exponent, orders in ((0.0, 2), (0, 2), (np.zeros((), dtype), 2), (1, 3), (1.0, 3), (np.ones((), dtype), 3)):
+        x = ab.tensor(np.array([x0], dtype), requires_grad=True)
+        f = x**exponent
+        for _ in range(orders):
+            f = _grad_of(f, x)
+        np.testing.assert_array_equal(f.numpy(), [0.0])
+        assert f.dtype == dtype

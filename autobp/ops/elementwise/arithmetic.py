@@ -15,6 +15,7 @@ import numpy as np
 
 from autobp.backends import describe, int_out_of_bounds, library, library_of, namespace
 from autobp.backends.numpy import quiet
+from autobp.forward import carries_tangent
 from autobp.graph import WeakScalar
 from autobp.ops.registry import Hints, op
 from autobp.tensor import Tensor
@@ -174,7 +175,12 @@ def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # overflows: at x = 0, and at a subnormal x (1 / 1e-310 is inf in float64, 1 / 1e-5 in
     # float16). Take 0 there, PyTorch's convention: x^0 = 1 does not depend on x.
     exponent = y.value if type(y) is WeakScalar else y  # (a number, as rules on Tensors see it)
-    if isinstance(exponent, int | float) and exponent != 0:
+    if isinstance(exponent, int | float) and exponent == 0:
+        # x ** 0 is 1 everywhere (inf and nan too): zeros, whatever grad holds, as PyTorch gives;
+        # grad * 0 * x ** -1 was nan where grad is inf or nan, or where x ** -1 or, one order up
+        # (x ** 1 -> x ** 0 -> x ** -1), x ** -2 overflows (1e-300 in float64, 0.003 in float16).
+        return zero_gradient(grad, x)
+    if isinstance(exponent, int | float):
         # A constant nonzero exponent (`x ** 2`) never meets that mask, and x ** 1 == x exactly
         # (nan and inf included): the same numbers with fewer ops (a taped HVP of a squared error
         # runs this rule and its derivatives: W5). Its higher derivatives reach the mask below
@@ -190,10 +196,29 @@ def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # Base 1 where masked keeps every number of that branch, and of its derivatives, finite.
     # Only where x^-1 is infinite: elsewhere the branch is finite, and its derivative through y
     # (d/dy y x^(y-1) = x^-1 at y = 0) is needed. (x = nan is not masked: its nan propagates.)
+    # An exponent nothing differentiates (an array, a Tensor with neither grad nor tangent, any
+    # exponent at first order, whose rules run on arrays) needs no such derivative: masked at
+    # every y = 0, so that x ** 0 gives zeros whatever grad holds (inf, nan) and one order up
+    # (where x ** -2 overflows), as a Python-number exponent does and PyTorch gives.
     # The mask is a constant: computed from x detached, it records no node and carries no tangent.
     base = x.detach() if isinstance(x, Tensor) else x
-    masked = _truth(magnitude(1.0 / base) == math.inf) & _truth(y == 0)
+    constant = not isinstance(y, Tensor) or not (y.requires_grad or carries_tangent(y))
+    masked = (_truth(magnitude(1.0 / base) == math.inf) | constant) & _truth(y == 0)
     return where(masked, 0.0, grad * y * where(masked, 1.0, x) ** (y - 1))
+
+
+def zero_gradient(grad: Any, x: Any = None) -> Any:
+    """Zeros of ``grad``'s shape, dtype and library: the vjp (and jvp) of an input the output does
+    not vary with (``sign``, ``x ** 0``). ``grad * 0`` is nan where ``grad`` is inf or nan; PyTorch
+    gives 0 there. The zeros stay on ``grad``'s graph, and on ``x``'s when given (so that a higher
+    derivative is a zero on the graph, as before), through wheres on a constant condition, whose
+    derivatives are exact zeros: ``x`` enters as ``where(True, 1, x)``, never multiplied by a zero."""
+    from autobp.ops.elementwise.selection import where
+
+    data = grad.data if isinstance(grad, Tensor) else grad
+    xp = namespace(data)
+    always = xp.ones(tuple(data.shape), dtype=xp.bool, device=xp.device(data))
+    return where(always, 0.0, grad if x is None else grad * where(always, 1.0, x))
 
 
 def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ from typing import Any
 
 from autobp.backends import namespace
 from autobp.backends.numpy import quiet
+from autobp.ops.elementwise.arithmetic import zero_gradient
 from autobp.ops.registry import Hints, op
 
 POSITIVE = Hints(domain=(0.1, 3.0))
@@ -95,7 +96,8 @@ def _is_bool(xp: Any, x: Any) -> bool:
     return dtype is not None and dtype == xp.bool
 
 
-sign.defvjp(lambda grad, out, x: grad * 0, plain_arrays=True)  # piecewise constant
+# Piecewise constant: zeros, also where grad is inf or nan (grad * 0 was nan there; PyTorch: 0).
+sign.defvjp(lambda grad, out, x: zero_gradient(grad), plain_arrays=True)
 
 
 @op("abs", hints=Hints(avoid=(0.0,)), elementwise=True)
