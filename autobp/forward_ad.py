@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from autobp import grad_mode, graph
-from autobp.backends import describe, namespace, refuse_complex
+from autobp.backends import MixedArraysError, describe, namespace, refuse_complex
 from autobp.forward import ForwardModeError, Level
 from autobp.tensor import Tensor
 
@@ -83,7 +83,10 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
     if not _is_float(primal):
         raise TypeError(f"make_dual: primal is {describe(primal)}; only floating-point tensors carry tangents")
     if type(tangent.data) is not type(primal.data):
-        namespace(primal.data, tangent.data)  # another library or device: an error naming both
+        try:
+            namespace(primal.data, tangent.data)  # another library or device: an error naming both
+        except MixedArraysError as error:
+            raise MixedArraysError(f"make_dual: the primal and the tangent are {error}") from None
     if tangent.shape != primal.shape:
         raise ValueError(
             f"make_dual: tangent has shape {tangent.shape} but primal has shape {primal.shape}; they must match"

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from autobp import graph
-from autobp.backends import describe, library_of, namespace, refuse_complex
+from autobp.backends import MixedArraysError, describe, library_of, namespace, refuse_complex
 from autobp.engine import grad, grad_carrying_tangents
 from autobp.grad_mode import enable_grad
 from autobp.ops import copy as _copy
@@ -133,8 +133,14 @@ def checked_vectors(
         if vi.shape != out.shape:
             entry = f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
             raise ValueError(f"{what}: {arg}[{i}] has shape {vi.shape}, but {entry} has shape {out.shape}")
+        named = f"{arg}[{i}]" if len(vs) > 1 else arg
+        try:
+            namespace(out.data, vi.data)  # one library and device: a cast below cannot move it
+        except MixedArraysError as error:
+            paired = f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
+            raise MixedArraysError(f"{what}: {named} and {paired} are {error}") from None
         if vi.dtype != out.dtype:  # (cast later; a complex one would lose its imaginary part)
-            refuse_complex(vi, what, f"{arg}[{i}]" if len(vs) > 1 else arg)
+            refuse_complex(vi, what, named)
     return list(vs)
 
 

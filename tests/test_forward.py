@@ -453,3 +453,25 @@ def test_a_complex_tangent_or_cotangent_is_refused_not_cut_to_its_real_part(libr
     with pytest.raises(TypeError, match=r"backward: .*complex.*\[2\].*imaginary part"):
         (leaf * 3).backward(v)
     assert leaf.grad is None
+
+
+def test_a_direction_in_another_library_than_its_input_is_refused_by_name() -> None:
+    # jvp and hvp cast a direction to its input's dtype: a numpy direction for a torch input failed
+    # inside that cast ("astype: Cannot interpret 'torch.float64' as a data type"), naming neither
+    # the transform nor the argument; a torch direction for a numpy input was taken as it was,
+    # and make_dual's error named no function.
+    torch = pytest.importorskip("torch")
+    from autobp.functional import hvp, jvp, vjp
+
+    on_torch, on_numpy = ab.tensor(torch.tensor([1.0, 2.0], dtype=torch.float64)), ab.tensor([1.0, 1.0])
+    for x, v in ((on_torch, on_numpy), (on_numpy, on_torch)):
+        calls = [
+            ("jvp", lambda: jvp(lambda t: t * 2, x, v)),
+            ("vjp", lambda: vjp(lambda t: t * 2, x, v)),
+            ("hvp", lambda: hvp(lambda t: (t**3).sum(), x, v)),
+            ("hvp", lambda: hvp(lambda t: (t**3).sum(), x, v, strategy="reverse-over-forward")),
+            ("make_dual", lambda: ab.forward_ad.make_dual(x, v)),
+        ]
+        for name, call in calls:
+            with ab.forward_ad.dual_level(), pytest.raises(ab.backends.MixedArraysError, match=rf"^{name}: .*two libraries"):
+                call()
