@@ -369,3 +369,26 @@ def test_bfloat16_sigmoid_is_the_float32_value_rounded_once() -> None:
     want = (1.0 / (1.0 + torch.exp(-x.float()))).bfloat16()
     assert torch.equal(found, want)
     assert torch.equal(found, torch.sigmoid(x))
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_where_with_a_python_or_numpy_scalar_condition_works_on_every_library(lib: str) -> None:
+    # numpy takes where(True, 0.0, x); torch raised its own TypeError ("where() received an
+    # invalid combination of arguments") and array-api-strict "`condition` must be an Array".
+    x0, y0 = np.array([1.0, np.inf]), np.array([3.0, 4.0])
+    for condition in (True, False, 1, 0, np.bool_(True), np.float64(0.0)):
+        for x, y in ((0.0, x0), (x0, 0.0), (x0, y0)):
+            want = ab.where(
+                condition,
+                ab.tensor(x) if isinstance(x, np.ndarray) else x,
+                ab.tensor(y) if isinstance(y, np.ndarray) else y,
+            )
+            found = ab.where(
+                condition,
+                _on(lib, x) if isinstance(x, np.ndarray) else x,
+                _on(lib, y) if isinstance(y, np.ndarray) else y,
+            )
+            np.testing.assert_array_equal(found.numpy(), want.numpy())
+    t = ab.Tensor(library(lib).from_numpy(x0), requires_grad=True)
+    (g,) = ab.grad(ab.where(True, t, 0.0).sum(), [t])
+    np.testing.assert_array_equal(g.numpy(), [1.0, 1.0])

@@ -103,7 +103,10 @@ def where(condition: Any, x: Any, y: Any) -> Any:
     if library_of(x) is None and library_of(y) is None:  # the standard takes at most one scalar
         floats = xp.float64 if isinstance(x, float) else None  # numpy's float64, not torch's default
         x = xp.asarray(x, dtype=floats, device=xp.device(condition))
-    return xp.where(_as_bool(xp, condition), x, y)
+    condition = _as_bool(xp, condition)
+    if type(condition) is bool and xp.name != "numpy":  # (torch and the standard take an array condition)
+        condition = xp.asarray(condition, device=xp.device(x if library_of(x) is not None else y))
+    return xp.where(condition, x, y)
 
 
 def _as_bool(xp: Any, value: Any) -> Any:
