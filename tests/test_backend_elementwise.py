@@ -392,3 +392,33 @@ def test_where_with_a_python_or_numpy_scalar_condition_works_on_every_library(li
     t = ab.Tensor(library(lib).from_numpy(x0), requires_grad=True)
     (g,) = ab.grad(ab.where(True, t, 0.0).sum(), [t])
     np.testing.assert_array_equal(g.numpy(), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("lib", ["numpy", *LIBRARIES[1:]])  # (array_api_strict has no float16)
+def test_a_large_cotangent_meets_the_partial_not_a_factor_of_it(lib: str) -> None:
+    # The rules multiply the cotangent by the whole partial derivative, as PyTorch does: a large
+    # cotangent (float16 loss scaling) times a factor first overflowed where the gradient fits.
+    # float16: d(x^2)/dx at 1e-3 with cotangent 40000 was inf (grad * 2 first), PyTorch 80; d(x/y)/dy
+    # at x = 300, y = 100 with cotangent 60000 was -inf (grad * out first), PyTorch -1800.
+    as_lib = (lambda a: ab.tensor(a)) if lib == "numpy" else (lambda a: _on(lib, a))
+    half = np.float16
+    small, exponent = np.array([1e-3, 2e-3, 0.5], half), np.array([2.0, 1.5, 3.0], half)
+    large = np.array([40000, 60000, 30000], half)
+    cases = [  # (name, f, x, y, the cotangent or tangent, d/dx or d/dy, the expected product)
+        ("x ** 2", lambda x, y: x**2, small, exponent, large, 0, [80.0, 240.0, 30000.0]),
+        ("x ** 3", lambda x, y: x**3, small, exponent, large, 0, [0.12, 0.72, 22500.0]),
+        ("square", lambda x, y: ab.square(x), small, exponent, large, 0, [80.0, 240.0, 30000.0]),
+        ("x ** y", lambda x, y: x**y, small, exponent, large, 0, [80.0, 4.02e3, 22500.0]),
+        ("x / y", lambda x, y: x / y, np.array([300, 600, 3], half), np.array([100, 200, 2], half), large, 1, None),
+    ]
+    for name, f, x0, y0, v, wrt, want in cases:
+        if want is None:  # d(x/y)/dy = -x / y^2; its jvp, (dx - out dy) / y, overflows as PyTorch's does
+            want = -v.astype(np.float64) * x0 / y0.astype(np.float64) ** 2
+        x, y = as_lib(x0).requires_grad_(), as_lib(y0).requires_grad_()
+        (g,) = ab.grad(f(x, y), [(x, y)[wrt]], grad_outputs=[as_lib(v)])
+        assert g.numpy().dtype == half, name
+        np.testing.assert_allclose(g.numpy().astype(np.float64), want, rtol=2e-2, err_msg=name)  # (x^2 is subnormal)
+        if name != "x / y":
+            directions = (as_lib(v), as_lib(np.zeros(3, half)))
+            _, tangent = ab.functional.jvp(f, (as_lib(x0), as_lib(y0)), directions)
+            np.testing.assert_allclose(tangent.numpy().astype(np.float64), want, rtol=2e-2, err_msg=name)
