@@ -378,16 +378,9 @@ def test_where_with_a_python_or_numpy_scalar_condition_works_on_every_library(li
     x0, y0 = np.array([1.0, np.inf]), np.array([3.0, 4.0])
     for condition in (True, False, 1, 0, np.bool_(True), np.float64(0.0)):
         for x, y in ((0.0, x0), (x0, 0.0), (x0, y0)):
-            want = ab.where(
-                condition,
-                ab.tensor(x) if isinstance(x, np.ndarray) else x,
-                ab.tensor(y) if isinstance(y, np.ndarray) else y,
-            )
-            found = ab.where(
-                condition,
-                _on(lib, x) if isinstance(x, np.ndarray) else x,
-                _on(lib, y) if isinstance(y, np.ndarray) else y,
-            )
+            on_numpy = [ab.tensor(v) if isinstance(v, np.ndarray) else v for v in (x, y)]
+            on_lib = [_on(lib, v) if isinstance(v, np.ndarray) else v for v in (x, y)]
+            found, want = ab.where(condition, *on_lib), ab.where(condition, *on_numpy)
             np.testing.assert_array_equal(found.numpy(), want.numpy())
     t = ab.Tensor(library(lib).from_numpy(x0), requires_grad=True)
     (g,) = ab.grad(ab.where(True, t, 0.0).sum(), [t])

@@ -473,5 +473,6 @@ def test_a_direction_in_another_library_than_its_input_is_refused_by_name() -> N
             ("make_dual", lambda: ab.forward_ad.make_dual(x, v)),
         ]
         for name, call in calls:
-            with ab.forward_ad.dual_level(), pytest.raises(ab.backends.MixedArraysError, match=rf"^{name}: .*two libraries"):
+            refused = pytest.raises(ab.backends.MixedArraysError, match=rf"^{name}: .*two libraries")
+            with ab.forward_ad.dual_level(), refused:
                 call()
