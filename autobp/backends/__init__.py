@@ -46,6 +46,9 @@ LIBRARIES = {
 _ALIASES = {"np": "numpy", "strict": "array_api_strict", "pytorch": "torch", "cp": "cupy"}
 # The top-level module of an array type -> the library name (for types seen the first time).
 _MODULE_ROOTS = {"numpy": "numpy", "torch": "torch", "cupy": "cupy", "array_api_strict": "array_api_strict"}
+# Libraries whose arrays may not say `__array_namespace__` (torch's tensors; CuPy 14's ndarray on a
+# GPU machine did not, and autobp took a CuPy array for a Python object: every op failed there).
+_NO_NAMESPACE = frozenset({"torch", "cupy"})
 
 
 class MixedArraysError(TypeError):
@@ -106,7 +109,9 @@ def _identify(kind: type) -> Namespace | None:
     name = "numpy" if issubclass(kind, np.ndarray) else _MODULE_ROOTS.get(root)  # (subclasses: any module)
     if name == "numpy":
         found = library("numpy") if issubclass(kind, np.ndarray) else None  # numpy scalars: no library
-    elif (name is not None and hasattr(kind, "__array_namespace__")) or (name == "torch" and hasattr(kind, "dtype")):
+    elif name is not None and (
+        hasattr(kind, "__array_namespace__") or (name in _NO_NAMESPACE and hasattr(kind, "dtype"))
+    ):
         found = library(name)
     elif hasattr(kind, "__array_namespace__"):
         raise TypeError(
