@@ -36,11 +36,15 @@ def _traced(kind: str, steps: int) -> collections.Counter[tuple[str, str]]:
             counts[(code.co_filename.rsplit("/autobp/", 1)[-1], code.co_name)] += 1
         return tracer
 
+    # Restore the tracer that was there (coverage's, under pytest --cov), not None: clearing it
+    # stopped coverage for the rest of the test run, so that every test after test_benchmarks.py
+    # counted for nothing and covered lines were reported missing.
+    previous = sys.gettrace()
     sys.settrace(tracer)
     try:
         run(kind, steps)
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     return counts
 
 
