@@ -1,0 +1,207 @@
+"""The reverse walk's rarer branches (autobp/engine): errors that name their op, roots given twice or
+on no graph, symbolic zeros reaching a wanted tensor, seeds of another dtype, keyword Tensors
+written after the op read them, and gradients kept with their graph."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.ops.registry import REGISTRY, op
+
+
+@pytest.fixture
+def scratch() -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        REGISTRY.pop(name, None)
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+def test_a_second_backward_through_a_freed_graph_names_the_op() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = ab.sin(x)
+    y = (h * 3.0).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match=r"backward through op '\w+' a second time.*retain_graph=True"):
+        y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3.0 * np.cos([1.0, 2.0]))  # the first backward's, unchanged
+
+
+def test_a_rule_whose_gradient_has_no_way_back_to_its_input_shape_is_named(scratch: list[str]) -> None:
+    @op("edges_wrong_shape", arity=2)
+    def wrong(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return x * y
+
+    scratch.append("edges_wrong_shape")
+    wrong.defvjp(lambda grad, out, x, y: ab.ones((5,)), lambda grad, out, x, y: grad * x)
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = ab.tensor([4.0, 5.0, 6.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"edges_wrong_shape: the vjp rule for input 0 returned .* \(5,\).*\(3,\)"):
+        wrong(x, y).sum().backward()
+    assert x.grad is None and y.grad is None
+
+
+def test_a_grad_fn_set_by_hand_out_of_order_is_refused() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    a = x * 2.0
+    c = a * 3.0  # consumes a
+    later = x + 1.0  # recorded after c
+    a.grad_fn = later.grad_fn
+    with pytest.raises(RuntimeError, match="feeds op 'mul' but was recorded after it"):
+        c.sum().backward()
+
+
+def test_a_rule_error_on_the_tensor_path_propagates(scratch: list[str]) -> None:
+    @op("edges_failing", arity=1)
+    def failing(x: np.ndarray) -> np.ndarray:
+        return x * 2.0
+
+    scratch.append("edges_failing")
+
+    def broken(grad: ab.Tensor, out: ab.Tensor, x: ab.Tensor) -> ab.Tensor:
+        raise ArithmeticError("edges: broken rule")
+
+    failing.defvjp(broken)  # not plain_arrays: the rule runs on Tensors
+    x = ab.tensor([1.0], requires_grad=True)
+    with pytest.raises(ArithmeticError, match="edges: broken rule"):
+        failing(x).sum().backward()
+
+
+# -- roots --------------------------------------------------------------------------------------------------
+def test_a_root_given_twice_gets_the_sum_of_its_seeds() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    (g,) = ab.grad([y, y], [x], grad_outputs=[ab.tensor([1.0, 1.0]), ab.tensor([2.0, 0.5])])
+    np.testing.assert_allclose(g.numpy(), [3.0 * 2.0, 1.5 * 4.0])
+
+
+def test_a_leaf_root_gets_its_seed() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    (g,) = ab.grad([x], [x], grad_outputs=[ab.tensor([7.0, 8.0])])
+    np.testing.assert_allclose(g.numpy(), [7.0, 8.0])
+
+
+def test_allow_unused_with_outputs_on_no_graph() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    constant = ab.tensor([3.0, 4.0])
+    assert ab.grad(constant, [x], allow_unused=True) == (None,)
+    assert ab.grad([constant], [x], grad_outputs=[ab.ones((2,))], allow_unused=True) == (None,)
+    # a constant beside an output on the graph: only the latter's seed counts
+    (g,) = ab.grad(
+        [constant, x * x], [x], grad_outputs=[ab.tensor([9.0, 9.0]), ab.tensor([1.0, 2.0])], allow_unused=True
+    )
+    np.testing.assert_allclose(g.numpy(), [2.0, 8.0])
+    # the constant's seed is still checked against it
+    with pytest.raises(ValueError, match="gradient shape"):
+        ab.grad([constant, x * x], [x], grad_outputs=[ab.ones((3,)), ab.ones((2,))], allow_unused=True)
+    # the inputs are still checked
+    with pytest.raises(ValueError, match="every input must be a Tensor that requires grad"):
+        ab.grad(constant, [constant], allow_unused=True)
+
+
+def test_a_wanted_tensor_whose_contributions_are_all_zero_gets_zeros(scratch: list[str]) -> None:
+    @op("edges_no_gradient", arity=1)
+    def stepped(x: np.ndarray) -> np.ndarray:
+        return np.floor(x)
+
+    scratch.append("edges_no_gradient")
+    stepped.defvjp(lambda grad, out, x: None)  # piecewise constant: a symbolic zero
+    x = ab.tensor([1.5, 2.5], requires_grad=True)
+    h = x * 2.0
+    y = stepped(h)
+    gh, gx = ab.grad(y.sum(), [h, x])
+    assert gh.shape == (2,) and gx.shape == (2,)
+    np.testing.assert_array_equal(gh.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(gx.numpy(), [0.0, 0.0])
+    # through an intermediate node too: zeros, not None (k's node runs with a None gradient)
+    k = ab.sin(x * 2.0)
+    (gk,) = ab.grad(stepped(k).sum(), [k])
+    np.testing.assert_array_equal(gk.numpy(), [0.0, 0.0])
+
+
+def test_a_rule_on_tensors_may_return_a_plain_array(scratch: list[str]) -> None:
+    @op("edges_array_rule", arity=1)
+    def twice(x: np.ndarray) -> np.ndarray:
+        return 2.0 * x
+
+    scratch.append("edges_array_rule")
+    twice.defvjp(lambda grad, out, x: 2.0 * np.asarray(grad.numpy()))
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    (g,) = ab.grad((twice(x) * x).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.numpy(), [2.0 * 1.0 + 2.0 * 1.0, 2.0 * 2.0 + 2.0 * 2.0])
+
+
+# -- seeds ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed_dtype", [np.float32, np.bool_, np.int64])
+def test_a_seed_of_another_dtype_is_cast_to_the_output_s(seed_dtype: type) -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    seed = ab.tensor(np.array([1, 1], dtype=seed_dtype))
+    y.backward(seed)
+    assert x.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+    (g,) = ab.grad(x * x, [x], grad_outputs=[seed])
+    assert g.dtype == np.float64
+    np.testing.assert_allclose(g.numpy(), [2.0, 4.0])
+
+
+# -- versions -------------------------------------------------------------------------------------------
+def test_an_index_tensor_written_after_getitem_read_it_is_refused() -> None:
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    index = ab.tensor([0, 2])
+    y = x[index]
+    index[0] = 1  # now [1, 2]: the gradient would go to the wrong element
+    with pytest.raises(RuntimeError, match="getitem: a tensor it read from its keywords"):
+        y.sum().backward()
+
+
+def test_an_input_written_after_the_op_on_the_tensor_path_is_refused() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    c = ab.tensor([3.0, 4.0])
+    y = ab.multiply(x, c)  # c saved at version 0
+    c.add_(1.0)
+    with pytest.raises(RuntimeError, match=r"mul: an input it saved for backward .* modified in place"):
+        ab.grad(y.sum(), [x], create_graph=True)
+
+
+def test_saved_versions_beside_a_constant_input_give_the_right_gradient() -> None:
+    x = ab.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    keep = ab.tensor([True, False, False])
+    keep[1] = True  # version 1 when where saves it: the node saves versions
+    for create_graph in (True, False):
+        y = ab.where(keep, x * x, 0.0)  # a constant third input
+        (g,) = ab.grad(y.sum(), [x], create_graph=create_graph)
+        np.testing.assert_allclose(g.numpy(), [2.0, -4.0, 0.0])
+
+
+# -- .grad kept with its graph ---------------------------------------------------------------------------
+def test_a_first_order_backward_keeps_a_differentiable_grad_s_graph() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.warns(UserWarning, match="reference cycle"):
+        (x**3).sum().backward(create_graph=True)
+    assert x.grad.requires_grad
+    (x * 5.0).sum().backward()  # first order: recording is off in its walk
+    np.testing.assert_allclose(x.grad.numpy(), 3.0 * np.array([1.0, 4.0]) + 5.0)
+    assert x.grad.requires_grad  # the sum was recorded: d(grad)/dx = 6x
+    (second,) = ab.grad(x.grad.sum(), [x])
+    np.testing.assert_allclose(second.numpy(), [6.0, 12.0])
+
+
+def test_a_seed_that_requires_grad_reaches_grad_as_a_differentiable_copy() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    z = ab.tensor([0.5, 0.5], requires_grad=True)
+    v = ab.tensor([3.0, 4.0], requires_grad=True)
+    with pytest.warns(UserWarning, match="reference cycle"):
+        (x + z).backward(v, create_graph=True)
+    assert x.grad is not v and z.grad is not v and x.grad is not z.grad
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 4.0])
+    assert x.grad.requires_grad
+    (dv,) = ab.grad((x.grad * ab.tensor([2.0, 5.0])).sum(), [v])
+    np.testing.assert_allclose(dv.numpy(), [2.0, 5.0])
+    # arrays of their own: an in-place change to one .grad reaches neither the seed nor the other
+    assert not np.shares_memory(x.grad.data, v.data) and not np.shares_memory(x.grad.data, z.grad.data)
