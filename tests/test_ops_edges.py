@@ -1,0 +1,247 @@
+"""The ops' rarer branches (autobp/ops): errors on PyTorch and array-api-strict arrays that name the op
+as numpy's do, indexing that numpy's fast path never takes, op definitions refused by name, and
+keyword Tensors that would lose their gradient."""
+
+from __future__ import annotations
+
+import gc
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autobp as ab
+from autobp.ops import nn as nn_ops
+from autobp.ops.registry import REGISTRY, op
+from autobp.ops.shape.broadcasting import sum_to
+
+torch = pytest.importorskip("torch")
+xps = pytest.importorskip("array_api_strict")
+
+
+def on_torch(values: Any) -> ab.Tensor:
+    return ab.Tensor(torch.tensor(np.asarray(values)))
+
+
+def on_strict(values: Any) -> ab.Tensor:
+    return ab.Tensor(xps.asarray(np.asarray(values)))
+
+
+LIBRARIES = {"torch": on_torch, "array_api_strict": on_strict}
+
+
+@pytest.fixture
+def scratch() -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        REGISTRY.pop(name, None)
+
+
+# -- errors on other libraries, named as numpy's ------------------------------------------------------------
+def test_a_bool_to_a_negative_integer_power_is_refused_as_numpy_refuses_it() -> None:
+    with pytest.raises(ValueError, match="Integers to negative integer powers"):
+        np.power(True, np.array([-1, 2]))
+    with pytest.raises(ValueError, match=r"pow: Integers to negative integer powers are not allowed\. \(inputs: bool"):
+        ab.pow(True, on_torch([-1, 2]))
+    result = ab.pow(True, on_torch([0, 2]))  # non-negative powers go through
+    np.testing.assert_array_equal(result.numpy(), np.power(True, np.array([0, 2])))
+
+
+@pytest.mark.parametrize("make", LIBRARIES.values(), ids=LIBRARIES.keys())
+def test_transpose_refuses_axes_that_are_not_a_permutation(make: Any) -> None:
+    x = make([[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"transpose: axes \(0, 0\) are not a permutation of the 2 axes"):
+        ab.transpose(x, (0, 0))
+    with pytest.raises(ValueError, match=r"transpose: axes \(0, 2\)"):
+        ab.transpose(x, (0, 2))
+
+
+def test_a_torch_runtime_error_is_named_by_the_op() -> None:
+    with pytest.raises(RuntimeError, match=r"^reshape: .*\(inputs: torch float\w*\[3\]\)"):
+        ab.reshape(on_torch([1.0, 2.0, 3.0]), (2,))
+
+
+def test_a_runtime_error_from_a_numpy_forward_is_not_rewritten(scratch: list[str]) -> None:
+    @op("edges_runtime_error", arity=1)
+    def failing(x: np.ndarray) -> np.ndarray:
+        raise RuntimeError("edges: the forward's own error")
+
+    scratch.append("edges_runtime_error")
+    with pytest.raises(RuntimeError, match=r"^edges: the forward's own error$"):
+        failing(ab.tensor([1.0]))
+
+
+@pytest.mark.parametrize("make", LIBRARIES.values(), ids=LIBRARIES.keys())
+def test_pad_refuses_to_extend_an_empty_axis_except_with_constants(make: Any) -> None:
+    with pytest.raises(ValueError, match="can't extend empty axis"):
+        np.pad(np.zeros(0), 1, mode="edge")
+    with pytest.raises(ValueError, match="pad: cannot extend an empty axis with mode 'reflect'"):
+        ab.pad(make(np.zeros(0)), 1, mode="reflect")
+    padded = ab.pad(make(np.zeros(0)), (1, 2), mode="constant", constant_values=3.0)
+    np.testing.assert_array_equal(padded.numpy(), np.pad(np.zeros(0), (1, 2), constant_values=3.0))
+
+
+def test_a_keyword_tensor_that_requires_grad_inside_a_tuple_is_refused() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    fill = ab.tensor(1.0, requires_grad=True)
+    with pytest.raises(TypeError, match="pad: keyword argument 'constant_values' is a Tensor that requires grad"):
+        ab.pad(x, 1, constant_values=(fill, 2.0))
+    # a Tensor that needs no gradient is a value as any other
+    padded = ab.pad(x, 1, constant_values=(ab.tensor(1.0), 2.0))
+    np.testing.assert_array_equal(padded.numpy(), [1.0, 1.0, 2.0, 2.0])
+
+
+def test_sum_to_s_forward_takes_a_python_number() -> None:
+    result = sum_to.op.forward(2.5, ())  # type: ignore[attr-defined]
+    assert isinstance(result, np.ndarray) and result.shape == () and result == 2.5
+
+
+# -- indexing on libraries numpy's fast path does not cover ---------------------------------------------
+@pytest.mark.parametrize("make", LIBRARIES.values(), ids=LIBRARIES.keys())
+@pytest.mark.parametrize(
+    "index",
+    [True, False, np.int64(1), [], (np.int64(-1), None), ([1, 0], np.int32(2)), (slice(None), [True, False, True])],
+    ids=["true", "false", "np-int", "empty-list", "np-int-none", "list-np-int", "mask"],
+)
+def test_getitem_matches_numpy_and_its_gradient_is_the_scatter(make: Any, index: Any) -> None:
+    values = np.arange(6.0).reshape(2, 3)
+    got = make(values)[index]
+    expected = values[index]
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got.numpy(), expected)
+    # the adjoint: scatter_add of a gradient of the result's shape, against numpy's add.at
+    grad = np.arange(1.0, 1.0 + expected.size).reshape(expected.shape)
+    scattered = ab.scatter_add(make(grad), index, values.shape)
+    want = np.zeros(values.shape)
+    np.add.at(want, index, grad)
+    np.testing.assert_array_equal(scattered.numpy(), want)
+
+
+INDEX_ERRORS = [
+    (5, "index 5 is out of bounds"),
+    ((5, [0]), "index 5 is out of bounds for axis 0 with size 2"),
+    ((-3, [0]), "index -3 is out of bounds for axis 0 with size 2"),
+    ([0, 7], "out of bounds for axis 0 with size 2"),
+    (([0, 1], [0, 1, 2]), "could not be broadcast together with shapes"),
+    (np.array([0.5]), "integer or boolean type"),
+    (([0], "a"), "only integers, slices, None, Ellipsis"),
+    ((Ellipsis, [0], Ellipsis), "a single ellipsis"),
+    (([0], 0, 0), "too many indices for array: array is 2-dimensional, but 3 were indexed"),
+]
+
+
+@pytest.mark.parametrize(("index", "message"), INDEX_ERRORS)
+def test_getitem_errors_on_the_standard_s_arrays_say_what_numpy_says(index: Any, message: str) -> None:
+    # array-api-strict has no advanced indexing of its own: autobp computes positions, and its errors
+    values = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(IndexError):
+        values[index]
+    with pytest.raises(IndexError, match=r"^getitem: index .* does not fit shape \(2, 3\): .*" + message):
+        on_strict(values)[index]
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        pytest.param(
+            index,
+            marks=pytest.mark.xfail(
+                strict=True, reason="torch's indexing takes two ellipses, which numpy refuses: autobp passes it on"
+            ),
+        )
+        if message == "a single ellipsis"
+        else index
+        for index, message in INDEX_ERRORS
+    ],
+)
+def test_getitem_errors_on_torch_name_the_op_the_index_and_the_shape(index: Any) -> None:
+    # torch indexes natively: its own message, after the op, the index and the shape
+    with pytest.raises((IndexError, TypeError), match=r"^getitem: index .* does not fit shape \(2, 3\): "):
+        on_torch(np.arange(6.0).reshape(2, 3))[index]
+
+
+@pytest.mark.parametrize("make", LIBRARIES.values(), ids=LIBRARIES.keys())
+def test_scatter_add_errors_name_the_op(make: Any) -> None:
+    with pytest.raises(IndexError, match=r"^scatter_add: index .* does not fit shape \(3,\): .*out of bounds"):
+        ab.scatter_add(make([1.0, 2.0]), [5, 0], (3,))
+    with pytest.raises(IndexError, match=r"^scatter_add: index .* does not fit shape \(3,\)"):
+        ab.scatter_add(make([1.0]), 4, (3,))
+
+
+@pytest.mark.parametrize("make", LIBRARIES.values(), ids=LIBRARIES.keys())
+def test_max_pool2d_of_integers_and_its_scatter_and_gather_match_numpy_s(make: Any) -> None:
+    # integer inputs: no NaN to look for in the argmax scan; a tie (9, 9) goes to the first
+    values = np.array([[[[3, -1, 4, 1], [5, 9, 2, 6], [-5, 3, 9, 9], [9, 7, 9, 3]]]])
+    got = ab.max_pool2d(make(values), 2)
+    np.testing.assert_array_equal(got.numpy(), [[[[9, 6], [9, 9]]]])
+    assert ab.backends.namespace(got.data).dtype_name(got.dtype) == "int64"
+    grad = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    scattered = nn_ops.max_pool2d_scatter(make(grad), make(values), 2)
+    want = np.zeros((1, 1, 4, 4))
+    want[0, 0, 1, 1], want[0, 0, 1, 3], want[0, 0, 3, 0], want[0, 0, 2, 2] = 1.0, 2.0, 3.0, 4.0
+    np.testing.assert_array_equal(scattered.numpy(), want)
+    np.testing.assert_array_equal(scattered.numpy(), nn_ops.max_pool2d_scatter(grad, values, 2).numpy())
+    gathered = nn_ops.max_pool2d_gather(make(want), make(values), 2)
+    np.testing.assert_array_equal(gathered.numpy(), grad)
+
+
+# -- op definitions --------------------------------------------------------------------------------------
+def test_defjvp_with_the_wrong_number_of_rules_names_the_op(scratch: list[str]) -> None:
+    @op("edges_two_inputs", arity=2)
+    def two(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return x * y
+
+    scratch.append("edges_two_inputs")
+    with pytest.raises(TypeError, match="edges_two_inputs: defjvp needs 2 rules, got 1"):
+        two.defjvp(lambda tangent, out, x, y: tangent * y)
+
+
+class _Unreadable:
+    """A vjp rule whose signature Python cannot read: it gets no ``needs`` keyword."""
+
+    __signature__ = "not a signature"
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, grad: Any, out: Any, *inputs: Any, **kwargs: Any) -> list[Any]:
+        self.calls.append(kwargs)
+        x, y = inputs
+        return [grad * y, grad * x]
+
+
+def test_a_variadic_rule_with_an_unreadable_signature_is_called_without_needs(scratch: list[str]) -> None:
+    @op("edges_variadic", arity=None)
+    def product(*xs: np.ndarray) -> np.ndarray:
+        return xs[0] * xs[1]
+
+    scratch.append("edges_variadic")
+    rule = _Unreadable()
+    with pytest.raises(TypeError):
+        inspect.signature(rule)
+    product.defvjp_variadic(rule)
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = ab.tensor([3.0, 5.0], requires_grad=True)
+    gx, gy = ab.grad(product(x, y).sum(), [x, y])
+    np.testing.assert_allclose(gx.numpy(), [3.0, 5.0])
+    np.testing.assert_allclose(gy.numpy(), [1.0, 2.0])
+    assert rule.calls and all("needs" not in kwargs for kwargs in rule.calls)
+    # only x needs one: the engine drops y's, which the rule computed all the same
+    c = ab.tensor([3.0, 5.0])
+    (gx,) = ab.grad(product(x, c).sum(), [x])
+    np.testing.assert_allclose(gx.numpy(), [3.0, 5.0])
+
+
+# -- the engine's retained gradients, when the tensor is gone ----------------------------------------------
+def test_a_retained_tensor_deleted_before_backward_costs_nothing() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    h.retain_grad()
+    y = (h * h).sum()
+    del h
+    gc.collect()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [8.0, 16.0])  # d(4x^2)/dx
