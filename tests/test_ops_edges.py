@@ -143,24 +143,28 @@ def test_getitem_errors_on_the_standard_s_arrays_say_what_numpy_says(index: Any,
         on_strict(values)[index]
 
 
-@pytest.mark.parametrize(
-    "index",
-    [
-        pytest.param(
-            index,
-            marks=pytest.mark.xfail(
-                strict=True, reason="torch's indexing takes two ellipses, which numpy refuses: autobp passes it on"
-            ),
-        )
-        if message == "a single ellipsis"
-        else index
-        for index, message in INDEX_ERRORS
-    ],
-)
-def test_getitem_errors_on_torch_name_the_op_the_index_and_the_shape(index: Any) -> None:
+@pytest.mark.parametrize(("index", "message"), INDEX_ERRORS)
+def test_getitem_errors_on_torch_name_the_op_the_index_and_the_shape(index: Any, message: str) -> None:
     # torch indexes natively: its own message, after the op, the index and the shape
     with pytest.raises((IndexError, TypeError), match=r"^getitem: index .* does not fit shape \(2, 3\): "):
         on_torch(np.arange(6.0).reshape(2, 3))[index]
+
+
+@pytest.mark.parametrize("make", LIBRARIES.values(), ids=LIBRARIES.keys())
+@pytest.mark.parametrize("index", [(Ellipsis, Ellipsis), (Ellipsis, 0, Ellipsis), (0, Ellipsis, [1], Ellipsis)])
+def test_two_ellipses_are_refused_on_every_library_as_numpy_refuses_them(make: Any, index: Any) -> None:
+    values = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(IndexError, match="an index can only have a single ellipsis"):
+        values[index]
+    with pytest.raises(IndexError, match=r"^getitem: index .*: an index can only have a single ellipsis"):
+        make(values)[index]  # torch's own indexing took them
+    with pytest.raises(IndexError, match=r"^scatter_add: index .*: an index can only have a single ellipsis"):
+        ab.scatter_add(make(np.ones(3)), index, (2, 3))
+    if make is on_torch:  # (array-api-strict arrays refuse every in-place write)
+        target = make(values)
+        with pytest.raises(IndexError, match="an index can only have a single ellipsis"):
+            target[index] = 0.0
+        np.testing.assert_array_equal(target.numpy(), values)
 
 
 @pytest.mark.parametrize("make", LIBRARIES.values(), ids=LIBRARIES.keys())
