@@ -4,6 +4,7 @@ written after the op read them, and gradients kept with their graph."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import numpy as np
@@ -205,3 +206,17 @@ def test_a_seed_that_requires_grad_reaches_grad_as_a_differentiable_copy() -> No
     np.testing.assert_allclose(dv.numpy(), [2.0, 5.0])
     # arrays of their own: an in-place change to one .grad reaches neither the seed nor the other
     assert not np.shares_memory(x.grad.data, v.data) and not np.shares_memory(x.grad.data, z.grad.data)
+
+
+# -- retained gradients, when the tensor is gone ----------------------------------------------
+def test_a_retained_tensor_deleted_before_backward_costs_nothing() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    h.retain_grad()
+    # (h first: the walk's last input read is x, so nothing but the product's node holds h, and
+    # that node drops it once walked, before h's node runs)
+    y = (h * x).sum()
+    del h
+    gc.collect()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])  # d(2x^2)/dx

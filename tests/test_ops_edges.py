@@ -4,7 +4,6 @@ keyword Tensors that would lose their gradient."""
 
 from __future__ import annotations
 
-import gc
 import inspect
 from collections.abc import Iterator
 from typing import Any
@@ -237,15 +236,3 @@ def test_a_variadic_rule_with_an_unreadable_signature_is_called_without_needs(sc
     c = ab.tensor([3.0, 5.0])
     (gx,) = ab.grad(product(x, c).sum(), [x])
     np.testing.assert_allclose(gx.numpy(), [3.0, 5.0])
-
-
-# -- the engine's retained gradients, when the tensor is gone ----------------------------------------------
-def test_a_retained_tensor_deleted_before_backward_costs_nothing() -> None:
-    x = ab.tensor([1.0, 2.0], requires_grad=True)
-    h = x * 2.0
-    h.retain_grad()
-    y = (h * h).sum()
-    del h
-    gc.collect()
-    y.backward()
-    np.testing.assert_allclose(x.grad.numpy(), [8.0, 16.0])  # d(4x^2)/dx
