@@ -236,3 +236,24 @@ def test_a_variadic_rule_with_an_unreadable_signature_is_called_without_needs(sc
     c = ab.tensor([3.0, 5.0])
     (gx,) = ab.grad(product(x, c).sum(), [x])
     np.testing.assert_allclose(gx.numpy(), [3.0, 5.0])
+
+
+def test_an_axis_in_a_tuple_that_is_no_integer_names_the_op() -> None:
+    x = ab.tensor(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(TypeError, match=r"^sum: axis 1.5 is not an integer or a tuple of integers$"):
+        ab.sum(x, axis=(0, 1.5))
+
+
+@pytest.mark.parametrize("shape", [np.int64(6), np.array(6), np.array([3, 2]), [np.int32(3), 2]], ids=repr)
+def test_a_shape_is_read_as_numpy_reads_it(shape: Any) -> None:
+    values = np.arange(6.0).reshape(2, 3)
+    for make in (ab.tensor, on_torch, on_strict):  # (numpy's own reshape reads it on numpy's arrays)
+        assert ab.reshape(make(values), shape).numpy().tolist() == np.reshape(values, shape).tolist()
+
+
+def test_float16_einsum_beside_a_wider_operand_computes_in_the_wider_dtype() -> None:
+    # (the result is float32 already: no float32 accumulation of its own, numpy's einsum as it is)
+    a, b = np.linspace(0.5, 1.5, 3000).astype(np.float16), np.ones(3000, np.float32)
+    got = ab.einsum("i,i->", ab.tensor(a), ab.tensor(b)).numpy()
+    want = np.einsum("i,i->", a, b)
+    assert got.dtype == want.dtype == np.float32 and got == want
