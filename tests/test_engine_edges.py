@@ -5,21 +5,12 @@ written after the op read them, and gradients kept with their graph."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 import autobp as ab
-from autobp.ops.registry import REGISTRY, op
-
-
-@pytest.fixture
-def scratch() -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    for name in names:
-        REGISTRY.pop(name, None)
+from autobp.ops.registry import op
 
 
 # -- errors ---------------------------------------------------------------------------------------------
@@ -33,12 +24,12 @@ def test_a_second_backward_through_a_freed_graph_names_the_op() -> None:
     np.testing.assert_allclose(x.grad.numpy(), 3.0 * np.cos([1.0, 2.0]))  # the first backward's, unchanged
 
 
-def test_a_rule_whose_gradient_has_no_way_back_to_its_input_shape_is_named(scratch: list[str]) -> None:
+def test_a_rule_whose_gradient_has_no_way_back_to_its_input_shape_is_named(scratch_ops: list[str]) -> None:
     @op("edges_wrong_shape", arity=2)
     def wrong(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return x * y
 
-    scratch.append("edges_wrong_shape")
+    scratch_ops.append("edges_wrong_shape")
     wrong.defvjp(lambda grad, out, x, y: ab.ones((5,)), lambda grad, out, x, y: grad * x)
     x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = ab.tensor([4.0, 5.0, 6.0], requires_grad=True)
@@ -57,12 +48,12 @@ def test_a_grad_fn_set_by_hand_out_of_order_is_refused() -> None:
         c.sum().backward()
 
 
-def test_a_rule_error_on_the_tensor_path_propagates(scratch: list[str]) -> None:
+def test_a_rule_error_on_the_tensor_path_propagates(scratch_ops: list[str]) -> None:
     @op("edges_failing", arity=1)
     def failing(x: np.ndarray) -> np.ndarray:
         return x * 2.0
 
-    scratch.append("edges_failing")
+    scratch_ops.append("edges_failing")
 
     def broken(grad: ab.Tensor, out: ab.Tensor, x: ab.Tensor) -> ab.Tensor:
         raise ArithmeticError("edges: broken rule")
@@ -105,12 +96,12 @@ def test_allow_unused_with_outputs_on_no_graph() -> None:
         ab.grad(constant, [constant], allow_unused=True)
 
 
-def test_a_wanted_tensor_whose_contributions_are_all_zero_gets_zeros(scratch: list[str]) -> None:
+def test_a_wanted_tensor_whose_contributions_are_all_zero_gets_zeros(scratch_ops: list[str]) -> None:
     @op("edges_no_gradient", arity=1)
     def stepped(x: np.ndarray) -> np.ndarray:
         return np.floor(x)
 
-    scratch.append("edges_no_gradient")
+    scratch_ops.append("edges_no_gradient")
     stepped.defvjp(lambda grad, out, x: None)  # piecewise constant: a symbolic zero
     x = ab.tensor([1.5, 2.5], requires_grad=True)
     h = x * 2.0
@@ -125,12 +116,12 @@ def test_a_wanted_tensor_whose_contributions_are_all_zero_gets_zeros(scratch: li
     np.testing.assert_array_equal(gk.numpy(), [0.0, 0.0])
 
 
-def test_a_rule_on_tensors_may_return_a_plain_array(scratch: list[str]) -> None:
+def test_a_rule_on_tensors_may_return_a_plain_array(scratch_ops: list[str]) -> None:
     @op("edges_array_rule", arity=1)
     def twice(x: np.ndarray) -> np.ndarray:
         return 2.0 * x
 
-    scratch.append("edges_array_rule")
+    scratch_ops.append("edges_array_rule")
     twice.defvjp(lambda grad, out, x: 2.0 * np.asarray(grad.numpy()))
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     (g,) = ab.grad((twice(x) * x).sum(), [x], create_graph=True)

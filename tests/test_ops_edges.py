@@ -5,7 +5,6 @@ keyword Tensors that would lose their gradient."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 
 import autobp as ab
 from autobp.ops import nn as nn_ops
-from autobp.ops.registry import REGISTRY, op
+from autobp.ops.registry import op
 from autobp.ops.shape.broadcasting import sum_to
 
 torch = pytest.importorskip("torch")
@@ -29,14 +28,6 @@ def on_strict(values: Any) -> ab.Tensor:
 
 
 LIBRARIES = {"torch": on_torch, "array_api_strict": on_strict}
-
-
-@pytest.fixture
-def scratch() -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    for name in names:
-        REGISTRY.pop(name, None)
 
 
 # -- errors on other libraries, named as numpy's ------------------------------------------------------------
@@ -63,12 +54,12 @@ def test_a_torch_runtime_error_is_named_by_the_op() -> None:
         ab.reshape(on_torch([1.0, 2.0, 3.0]), (2,))
 
 
-def test_a_runtime_error_from_a_numpy_forward_is_not_rewritten(scratch: list[str]) -> None:
+def test_a_runtime_error_from_a_numpy_forward_is_not_rewritten(scratch_ops: list[str]) -> None:
     @op("edges_runtime_error", arity=1)
     def failing(x: np.ndarray) -> np.ndarray:
         raise RuntimeError("edges: the forward's own error")
 
-    scratch.append("edges_runtime_error")
+    scratch_ops.append("edges_runtime_error")
     with pytest.raises(RuntimeError, match=r"^edges: the forward's own error$"):
         failing(ab.tensor([1.0]))
 
@@ -192,12 +183,12 @@ def test_max_pool2d_of_integers_and_its_scatter_and_gather_match_numpy_s(make: A
 
 
 # -- op definitions --------------------------------------------------------------------------------------
-def test_defjvp_with_the_wrong_number_of_rules_names_the_op(scratch: list[str]) -> None:
+def test_defjvp_with_the_wrong_number_of_rules_names_the_op(scratch_ops: list[str]) -> None:
     @op("edges_two_inputs", arity=2)
     def two(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return x * y
 
-    scratch.append("edges_two_inputs")
+    scratch_ops.append("edges_two_inputs")
     with pytest.raises(TypeError, match="edges_two_inputs: defjvp needs 2 rules, got 1"):
         two.defjvp(lambda tangent, out, x, y: tangent * y)
 
@@ -216,12 +207,12 @@ class _Unreadable:
         return [grad * y, grad * x]
 
 
-def test_a_variadic_rule_with_an_unreadable_signature_is_called_without_needs(scratch: list[str]) -> None:
+def test_a_variadic_rule_with_an_unreadable_signature_is_called_without_needs(scratch_ops: list[str]) -> None:
     @op("edges_variadic", arity=None)
     def product(*xs: np.ndarray) -> np.ndarray:
         return xs[0] * xs[1]
 
-    scratch.append("edges_variadic")
+    scratch_ops.append("edges_variadic")
     rule = _Unreadable()
     with pytest.raises(TypeError):
         inspect.signature(rule)
