@@ -435,17 +435,9 @@ def test_a_complex_tangent_or_cotangent_is_refused_not_cut_to_its_real_part(libr
         x, v = ab.tensor(torch.tensor([1.0, 2.0], dtype=torch.float64)), ab.tensor(torch.tensor([1 + 2j, 2]))
     else:
         x, v = ab.tensor([1.0, 2.0]), ab.tensor(np.array([1 + 2j, 2]))
-    from autobp.functional import hvp, jvp, vjp
-
-    calls = [
-        ("jvp: v is", lambda: jvp(lambda t: t * 3, x, v)),
-        ("vjp: v is", lambda: vjp(lambda t: t * 3, x, v)),
-        ("hvp: v is", lambda: hvp(lambda t: (t**3).sum(), x, v)),
-        ("hvp: v is", lambda: hvp(lambda t: (t**3).sum(), x, v, strategy="reverse-over-forward")),
-        ("make_dual: the tangent is", lambda: ab.forward_ad.make_dual(x, v)),
-    ]
-    for start, call in calls:
-        with ab.forward_ad.dual_level(), pytest.raises(TypeError, match=rf"^{start} .*complex.*\[2\].*imaginary part"):
+    for name, call in _directional_calls(x, v):
+        refused = pytest.raises(TypeError, match=rf"^{name}: (v|the tangent) is .*complex.*\[2\].*imaginary part")
+        with ab.forward_ad.dual_level(), refused:
             call()
     leaf = x.detach().requires_grad_()
     with pytest.raises(TypeError, match=r"grad: .*complex.*\[2\].*imaginary part"):
@@ -455,24 +447,28 @@ def test_a_complex_tangent_or_cotangent_is_refused_not_cut_to_its_real_part(libr
     assert leaf.grad is None
 
 
+def _directional_calls(x: ab.Tensor, v: ab.Tensor) -> list[tuple[str, Any]]:
+    """Each transform that takes a direction ``v`` for ``x``, by the name its errors start with."""
+    from autobp.functional import hvp, jvp, vjp
+
+    return [
+        ("jvp", lambda: jvp(lambda t: t * 3, x, v)),
+        ("vjp", lambda: vjp(lambda t: t * 3, x, v)),
+        ("hvp", lambda: hvp(lambda t: (t**3).sum(), x, v)),
+        ("hvp", lambda: hvp(lambda t: (t**3).sum(), x, v, strategy="reverse-over-forward")),
+        ("make_dual", lambda: ab.forward_ad.make_dual(x, v)),
+    ]
+
+
 def test_a_direction_in_another_library_than_its_input_is_refused_by_name() -> None:
     # jvp and hvp cast a direction to its input's dtype: a numpy direction for a torch input failed
     # inside that cast ("astype: Cannot interpret 'torch.float64' as a data type"), naming neither
     # the transform nor the argument; a torch direction for a numpy input was taken as it was,
     # and make_dual's error named no function.
     torch = pytest.importorskip("torch")
-    from autobp.functional import hvp, jvp, vjp
-
     on_torch, on_numpy = ab.tensor(torch.tensor([1.0, 2.0], dtype=torch.float64)), ab.tensor([1.0, 1.0])
     for x, v in ((on_torch, on_numpy), (on_numpy, on_torch)):
-        calls = [
-            ("jvp", lambda: jvp(lambda t: t * 2, x, v)),
-            ("vjp", lambda: vjp(lambda t: t * 2, x, v)),
-            ("hvp", lambda: hvp(lambda t: (t**3).sum(), x, v)),
-            ("hvp", lambda: hvp(lambda t: (t**3).sum(), x, v, strategy="reverse-over-forward")),
-            ("make_dual", lambda: ab.forward_ad.make_dual(x, v)),
-        ]
-        for name, call in calls:
+        for name, call in _directional_calls(x, v):
             refused = pytest.raises(ab.backends.MixedArraysError, match=rf"^{name}: .*two libraries")
             with ab.forward_ad.dual_level(), refused:
                 call()
