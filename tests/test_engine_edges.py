@@ -110,10 +110,15 @@ def test_a_wanted_tensor_whose_contributions_are_all_zero_gets_zeros(scratch_ops
     assert gh.shape == (2,) and gx.shape == (2,)
     np.testing.assert_array_equal(gh.numpy(), [0.0, 0.0])
     np.testing.assert_array_equal(gx.numpy(), [0.0, 0.0])
-    # through an intermediate node too: zeros, not None (k's node runs with a None gradient)
+    # a wanted intermediate alone: zeros, not None (the walk stops at k, its last wanted vertex)
     k = ab.sin(x * 2.0)
     (gk,) = ab.grad(stepped(k).sum(), [k])
     np.testing.assert_array_equal(gk.numpy(), [0.0, 0.0])
+    # a symbolic zero that must pass through a freed node to reach a leaf: the freed graph's error
+    freed = x * 2.0
+    freed.sum().backward()
+    with pytest.raises(RuntimeError, match=r"^backward through op 'mul' a second time"):
+        stepped(freed).sum().backward()
 
 
 def test_a_rule_on_tensors_may_return_a_plain_array(scratch_ops: list[str]) -> None:
@@ -211,3 +216,35 @@ def test_a_retained_tensor_deleted_before_backward_costs_nothing() -> None:
     gc.collect()
     y.backward()
     np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])  # d(2x^2)/dx
+
+
+# -- ab.grad stops at its last wanted vertex ------------------------------------------------------------
+def test_grad_of_an_intermediate_does_not_walk_into_a_freed_graph_upstream() -> None:
+    # The walk went on past h into the graph that made it, which the first backward had freed:
+    # "backward through op 'mul' a second time" (PyTorch returns the gradient).
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    h.sum().backward()
+    (g,) = ab.grad(ab.sin(h).sum(), [h])
+    np.testing.assert_array_equal(g.numpy(), np.cos(h.numpy()))
+    (zero,) = ab.grad((h * 0.0).sum() + ab.sum(ab.sin(x)), [h])  # a wanted vertex reached by zeros only
+    np.testing.assert_array_equal(zero.numpy(), [0.0, 0.0])
+
+
+def test_grad_of_an_intermediate_runs_no_hook_upstream_of_it() -> None:
+    # What lies upstream of the last wanted vertex is not run: its hooks see nothing (they saw a
+    # gradient before), and a leaf there gets no call either, as in PyTorch.
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    a = x * 3.0
+    h = ab.exp(a)
+    seen: list[str] = []
+    a.register_hook(lambda g: seen.append("a"))
+    x.register_hook(lambda g: seen.append("x"))
+    (g,) = ab.grad((h * h).sum(), [h])
+    np.testing.assert_array_equal(g.numpy(), 2 * h.numpy())
+    assert seen == []
+    # With a leaf among the wanted, the walk goes on to it, hooks and all.
+    g_h, g_x = ab.grad((h * h).sum(), [h, x])
+    np.testing.assert_array_equal(g_h.numpy(), 2 * h.numpy())
+    np.testing.assert_allclose(g_x.numpy(), 2 * h.numpy() * h.numpy() * 3.0, rtol=1e-15)
+    assert seen == ["a", "x"]
