@@ -15,15 +15,15 @@ from autobp.ops import nn as nn_ops
 from autobp.ops.registry import op
 from autobp.ops.shape.broadcasting import sum_to
 
-torch = pytest.importorskip("torch")
-xps = pytest.importorskip("array_api_strict")
-
 
 def on_torch(values: Any) -> ab.Tensor:
+    """``values`` as a Tensor of torch's; the test skips, saying why, where torch is not installed."""
+    torch = pytest.importorskip("torch")
     return ab.Tensor(torch.tensor(np.asarray(values)))
 
 
 def on_strict(values: Any) -> ab.Tensor:
+    xps = pytest.importorskip("array_api_strict")
     return ab.Tensor(xps.asarray(np.asarray(values)))
 
 
