@@ -343,3 +343,18 @@ def test_constant_exponents_are_zero_one_order_up_where_x_to_the_minus_two_overf
             f = _grad_of(f, x)
         np.testing.assert_array_equal(f.numpy(), [0.0])
         assert f.dtype == dtype
+
+
+@pytest.mark.parametrize(("x", "y"), [(1.0, -0.0), (-2.0, 0.0), (3.0, 0.0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_gradient_at_a_zero_exponent_is_plus_zero_on_both_paths(x: float, y: float, dtype: Any) -> None:
+    # With create_graph the branch at y = 0 is kept for its derivative through y, and its value,
+    # 0 * x^-1 with the signs of x and y, was -0.0 where the first-order path (masked, as
+    # PyTorch) gives +0.0 (found by the ci profile: x = 1, y = -0.0 in float32).
+    found = []
+    for create_graph in (False, True):
+        xt, yt = ab.tensor(dtype(x), requires_grad=True), ab.tensor(dtype(y), requires_grad=True)
+        gx, _ = ab.grad(xt**yt, [xt, yt], create_graph=create_graph)
+        found.append(gx.numpy())
+    for g in found:
+        assert g.dtype == dtype and g == 0 and not np.signbit(g)

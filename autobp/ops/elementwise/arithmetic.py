@@ -208,8 +208,13 @@ def _pow_dx(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # The mask is a constant: computed from x detached, it records no node and carries no tangent.
     base = x.detach() if isinstance(x, Tensor) else x
     constant = not isinstance(y, Tensor) or not (y.requires_grad or carries_tangent(y))
-    masked = (_truth(magnitude(1.0 / base) == math.inf) | constant) & _truth(y == 0)
-    return where(masked, 0.0, grad * (y * where(masked, 1.0, x) ** (y - 1)))
+    at_zero = _truth(y == 0)
+    masked = (_truth(magnitude(1.0 / base) == math.inf) | constant) & at_zero
+    value = grad * (y * where(masked, 1.0, x) ** (y - 1))
+    # Where y = 0 and the branch is kept for its derivative through y, its value is 0 * grad *
+    # x^-1, -0.0 for a negative grad, x or y; the masked zero of the first-order path (and
+    # PyTorch's) is +0.0. Adding 0.0 gives +0.0 there and changes no derivative.
+    return where(masked, 0.0, where(at_zero, value + 0.0, value))
 
 
 def zero_gradient(grad: Any, x: Any = None) -> Any:
