@@ -130,14 +130,13 @@ def checked_vectors(
         counted = "outputs of func" if pairs_with == "outputs" else pairs_with
         raise ValueError(f"{what}: {arg} has {len(vs)} entries for {len(outputs)} {counted}")
     for i, (vi, out) in enumerate(zip(vs, outputs, strict=True)):
+        paired = f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
         if vi.shape != out.shape:
-            entry = f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
-            raise ValueError(f"{what}: {arg}[{i}] has shape {vi.shape}, but {entry} has shape {out.shape}")
+            raise ValueError(f"{what}: {arg}[{i}] has shape {vi.shape}, but {paired} has shape {out.shape}")
         named = f"{arg}[{i}]" if len(vs) > 1 else arg
         try:
             namespace(out.data, vi.data)  # one library and device: a cast below cannot move it
         except MixedArraysError as error:
-            paired = f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
             raise MixedArraysError(f"{what}: {named} and {paired} are {error}") from None
         if vi.dtype != out.dtype:  # (cast later; a complex one would lose its imaginary part)
             refuse_complex(vi, what, named)
