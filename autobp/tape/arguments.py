@@ -172,7 +172,7 @@ def inputs_and_signature(
                     key.append((lib.name, lib.device_name(arg)))  # replayed with its library, on its device
         arrays.append(arg)
         key.append(arg.dtype)
-        key += tuple(arg.shape)
+        key += arg.shape
     if len(set(map(id, arrays))) != len(arrays):
         ids = [id(a) for a in arrays]
         key.append(("aliases", tuple(ids.index(i) for i in ids)))
