@@ -129,8 +129,9 @@ _GAP = object()  # where an Ellipsis stood: it separates advanced indices even w
 
 
 def _expand(xp: Namespace, ndim: int, key: tuple[Any, ...]) -> list[Any]:
-    """``key`` with masks as their integer arrays and ``...`` as full slices, one entry per axis
-    (``None``, 0-d masks and the Ellipsis's mark, which take no axis, in between)."""
+    """``key`` (``as_key``'s, so one ``...`` at most) with masks as their integer arrays and
+    ``...`` as full slices, one entry per axis (``None``, 0-d masks and the Ellipsis's mark, which
+    take no axis, in between)."""
     parts: list[Any] = []
     for part in key:
         if _is_array(part) and xp.isdtype(part.dtype, "bool"):
@@ -146,8 +147,6 @@ def _expand(xp: Namespace, ndim: int, key: tuple[Any, ...]) -> list[Any]:
             )
         else:
             parts.append(part)
-    if sum(p is Ellipsis for p in parts) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
     taken = sum(1 for p in parts if _takes_axis(p))
     if taken > ndim:
         raise IndexError(f"too many indices for array: array is {ndim}-dimensional, but {taken} were indexed")
