@@ -182,15 +182,12 @@ def _plain(value: Any) -> Any:
 
 
 def _scalar(value: Any) -> Any:
-    """Hyperparameters read back from a file arrive as 0-d arrays or Tensors: make them Python values."""
+    """Hyperparameters read back from a file arrive as arrays or Tensors: make them Python values
+    (``_plain``'s), a 1-d array (``betas``) a tuple."""
     data = value.data if isinstance(value, Tensor) else value
-    if (isinstance(data, np.ndarray) and data.ndim == 0) or isinstance(data, np.generic):
-        return data.item()
-    if isinstance(data, np.ndarray):
+    if isinstance(data, np.ndarray) and data.ndim:
         return tuple(data.tolist())
-    if isinstance(data, list):
-        return tuple(data)
-    return data
+    return _plain(data)
 
 
 def _restore(value: Any, param: Tensor, key: str, name: str) -> Any:
