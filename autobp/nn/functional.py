@@ -140,7 +140,11 @@ def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
     The mean over an empty batch (N = 0) is nan, as in PyTorch; the sum is 0.
     """
     log_probs = _as_tensor(log_probs)
-    target = _check_targets("nll_loss", log_probs, targets)
+    return _nll(log_probs, _check_targets("nll_loss", log_probs, targets), reduction, "nll_loss")
+
+
+def _nll(log_probs: Tensor, target: Any, reduction: str, name: str) -> Tensor:
+    """``nll_loss`` of checked ``target`` (``_check_targets``'s), its errors naming ``name``."""
     # A one-hot mask picks each row's target entry with ops that already have vjps. The mask is
     # made by ops too, so that a tape (autobp.tape) replays it for new targets. It selects
     # (where), not multiplies: a masked-out class at -inf (a logit masked by the user) times 0
@@ -149,7 +153,7 @@ def nll_loss(log_probs: Any, targets: Any, reduction: str = "mean") -> Tensor:
     rows = ops.reshape(target, (target.shape[0], 1))
     classes = xp.arange(log_probs.shape[1], device=xp.device(target))
     picked = ops.where(ops.equal(rows, classes), log_probs, 0.0)
-    return _reduce(-ops.sum(picked, axis=1), reduction, "nll_loss")
+    return _reduce(-ops.sum(picked, axis=1), reduction, name)
 
 
 def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
@@ -164,10 +168,8 @@ def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Tensor:
     10000.0
     """
     logits = _as_tensor(logits)
-    _check_targets("cross_entropy", logits, targets)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return nll_loss(log_softmax(logits, axis=1), targets, reduction)
+    target = _check_targets("cross_entropy", logits, targets)
+    return _nll(log_softmax(logits, axis=1), target, reduction, "cross_entropy")
 
 
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
