@@ -11,8 +11,9 @@ Kinds: ``eager`` and ``taped`` are W1's [784, 30, 10] step on one mini-batch of 
 ``Network``, graph built every step or replayed from a tape); ``w2`` is W2's elementwise chain
 (50 ops of ``sin``/``* 0.9``/``+ 0.1``/``tanh`` on 10 elements, forward and backward); ``w4`` is
 W4's scalar chain at 1,000 ops (forward and backward); ``w5`` is W5's forward-over-reverse ``hvp``
-(``w5revfwd``, ``w5rev`` and ``w5taped`` its other rows). ``benchmarks/opcodes.py`` counts the same
-steps in Python opcodes per function, without valgrind.
+(``w5revfwd``, ``w5rev`` and ``w5taped`` its other rows, ``w5numpy`` the hand-written R-operator
+they are measured against). ``benchmarks/opcodes.py`` counts the same steps in Python opcodes
+per function, without valgrind.
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ def run(kind: str, steps: int) -> np.ndarray:
 
 
 # W5's Hessian-vector products (batch 128), by the benchmark's own rows.
-W5_KINDS = {"w5": "autobp-fwdrev", "w5revfwd": "autobp-revfwd", "w5rev": "autobp", "w5taped": "autobp-taped"}
+W5_KINDS = {
+    "w5": "autobp-fwdrev",
+    "w5revfwd": "autobp-revfwd",
+    "w5rev": "autobp",
+    "w5taped": "autobp-taped",
+    "w5numpy": "numpy",  # the hand-written R-operator: the baseline of the others
+}
 
 
 if __name__ == "__main__":

@@ -283,3 +283,41 @@ def test_a_diagonal_of_unequal_sizes_is_one_error_on_every_library(
     operand = rf"is repeated in operand 0 \((\w+ )?float64\[{shape[0]}, {shape[1]}"
     with pytest.raises(ValueError, match=rf"^einsum: label 'i' of '{re.escape(subscripts)}' {operand}"):
         ab.einsum(subscripts, x)
+
+
+@pytest.mark.parametrize(
+    ("name", "shapes"),
+    [
+        ("matmul_nt", [(6, 1), (5, 1)]),
+        ("matmul_nt", [(2, 6, 1), (1, 5, 1)]),
+        ("matmul_tn", [(1, 6), (1, 5)]),
+        ("matmul_tn", [(2, 1, 6), (1, 5)]),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_product_of_one_term_is_numpys_product_but_for_the_sign_of_zero(name: str, shapes: Any, dtype: Any) -> None:
+    # backends.numpy takes a broadcast multiply for k = 1 (W5): the values of numpy's matmul,
+    # nan and inf where it has them, and zeros with the product's own sign.
+    from autobp.backends import numpy as numpy_backend
+
+    rng = np.random.default_rng(0)
+    x, y = (rng.standard_normal(shape).astype(dtype) for shape in shapes)
+    x.flat[0], x.flat[1], y.flat[0], y.flat[1] = 0.0, np.inf, -1.0, 0.0  # -0.0, inf * -1, inf * 0
+    swap = lambda a: np.swapaxes(a, -1, -2)  # noqa: E731
+    with np.errstate(invalid="ignore"):
+        want = x @ swap(y) if name == "matmul_nt" else swap(x) @ y
+        got = getattr(numpy_backend, name)(x, y)
+        product = np.multiply(x, swap(y)) if name == "matmul_nt" else np.multiply(swap(x), y)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)  # (nan where nan; -0.0 == 0.0)
+    assert got.tobytes() == product.tobytes()  # the multiply's zeros, with their signs
+
+
+def test_complex_and_half_products_of_one_term_stay_numpys_matmul() -> None:
+    from autobp.backends import numpy as numpy_backend
+
+    rng = np.random.default_rng(1)
+    for dtype in (np.complex128, np.float16):
+        x, y = rng.standard_normal((4, 1)).astype(dtype), rng.standard_normal((3, 1)).astype(dtype)
+        assert numpy_backend.matmul_nt(x, y).tobytes() == np.matmul(x, y.T).tobytes()
+        assert numpy_backend.matmul_tn(x.T, y.T).tobytes() == np.matmul(x, y.T).tobytes()

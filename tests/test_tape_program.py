@@ -28,6 +28,10 @@ def _form_value(expression: str, *operands: Any) -> Any:
         ("matmul_nt", [(2, 5, 3), (2, 4, 3)], {}),
         ("matmul_tn", [(5, 3), (5, 4)], {}),
         ("matmul_tn", [(2, 5, 3), (5, 4)], {}),
+        ("matmul_nt", [(128, 1), (64, 1)], {}),  # one term: an outer product, a broadcast multiply
+        ("matmul_nt", [(2, 5, 1), (4, 1)], {}),
+        ("matmul_tn", [(1, 5), (1, 4)], {}),
+        ("matmul_tn", [(3, 1, 5), (1, 4)], {}),
         ("sum_to", [(128, 64)], {"shape": (64,)}),  # the leading axis dropped
         ("sum_to", [(128, 1)], {"shape": (1,)}),
         ("sum_to", [(6, 4, 3)], {"shape": (4, 1)}),  # kept as 1 and dropped: summed, then reshaped

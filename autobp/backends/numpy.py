@@ -94,12 +94,35 @@ def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
 # with no check of its arguments' library in between (benchmarks/instructions.py, W1).
 def matmul_nt(x: Any, y: Any) -> Any:
     """``x @ y^T`` over the last two axes (a view swaps them: no copy)."""
+    if x.shape[-1] == 1 and is_outer(x, y, -1):
+        return _outer(x, y.swapaxes(-1, -2))
     return np.matmul(x, y.swapaxes(-1, -2))
 
 
 def matmul_tn(x: Any, y: Any) -> Any:
     """``x^T @ y`` over the last two axes."""
+    if x.shape[-2] == 1 and is_outer(x, y, -2):
+        return _outer(x.swapaxes(-1, -2), y)
     return np.matmul(x.swapaxes(-1, -2), y)
+
+
+# A product summing one term (k = 1: the gradient of a layer with one output unit, or of a batch
+# of one) is an outer product. numpy hands it to BLAS's gemm all the same, which takes 2.4x as
+# long as a broadcast multiply for (128, 1) times (1, 64) (W5's output layer: three per step).
+# Every element is then one product, rounded once, either way; only the sign of a zero product
+# differs: gemm adds it to +0.0, the multiply keeps the product's (-0.0 for -1 * 0). Real float32
+# and float64 only: a complex product or a float16 one may round differently in BLAS's kernels.
+def is_outer(x: Any, y: Any, axis: int) -> bool:
+    """Whether ``x`` and ``y`` (arrays, two dimensions or more) have one term along the summed
+    ``axis`` (-1 for ``matmul_nt``, -2 for ``matmul_tn``) and a real float32 or float64 dtype."""
+    return (
+        x.ndim >= 2 and y.ndim >= 2 and y.shape[axis] == 1 and x.dtype.char in _BLAS_REAL and y.dtype.char in _BLAS_REAL
+    )
+
+
+_BLAS_REAL = ("f", "d")
+# (quiet as matmul is: an overflowing product is inf without a warning)
+_outer = quiet(np.multiply)
 
 
 def _transposed_product(name: str, x: Any, y: Any) -> Any:

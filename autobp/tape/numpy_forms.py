@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from autobp.backends.numpy import is_outer
 from autobp.backends.shapes import summed_axes
 
 __all__ = ["FORMS", "form_of", "factor_of"]
@@ -35,12 +36,21 @@ def _swapped(value: Any, operand: str) -> str:
 
 
 def _matmul_nt(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
-    # backends.numpy.matmul_nt: x @ y^T through a view that swaps the last two axes
-    return f"np.matmul({{0}}, {_swapped(values[1], '{1}')})" if not kwargs and _matrices(values) else None
+    # backends.numpy.matmul_nt: x @ y^T through a view that swaps the last two axes; a product of
+    # one term as the broadcast multiply it takes then (a replay is quiet throughout)
+    if kwargs or not _matrices(values):
+        return None
+    x, y = values
+    function = "np.multiply" if x.shape[-1] == 1 and is_outer(x, y, -1) else "np.matmul"
+    return f"{function}({{0}}, {_swapped(y, '{1}')})"
 
 
 def _matmul_tn(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
-    return f"np.matmul({_swapped(values[0], '{0}')}, {{1}})" if not kwargs and _matrices(values) else None
+    if kwargs or not _matrices(values):
+        return None
+    x, y = values
+    function = "np.multiply" if x.shape[-2] == 1 and is_outer(x, y, -2) else "np.matmul"
+    return f"{function}({_swapped(x, '{0}')}, {{1}})"
 
 
 def _sum_to(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
