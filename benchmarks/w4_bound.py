@@ -1,14 +1,17 @@
 """W4's lower bound: the least any define-by-run recorder in Python pays per op, against the floor.
 
 ``python -m benchmarks.w4_bound [OPS] [REPEATS]`` times W4's chain (``* 1.0000001``, ``+ 1e-9`` on
-a 0-d value, forward then backward) three ways, interleaved, and prints medians as ratios to the
+a 0-d value, forward then backward) four ways, interleaved, and prints medians as ratios to the
 one-element-array floor (W4's ``numpy-array`` row):
 
 - ``floor``: numpy on a one-element array, the derivative carried back by hand;
 - ``minimal``: a recorder with nothing but the graph: one slotted object per op holding the value,
   the op, its two inputs and a sequence number (what a walk needs to order nodes), made inline,
   and a backward that follows the chain (no heap, no dispatch, no checks of any kind);
-- ``autobp``: W4's autobp row.
+- ``autobp``: W4's autobp row;
+- ``no-gc``: the same with Python's cycle collector paused for the call (``gc.disable()``), which
+  no framework may do to its users: what is left once the collector's passes over the live graph
+  are taken out, so that the two rows apart are the collector's share.
 
 ``minimal`` is not a framework (no other op, no broadcasting, no versions, no error, no second
 order); it bounds from below what one can cost. It also reports tracemalloc's peak bytes per node
@@ -72,20 +75,34 @@ def _minimal(ops: int) -> Callable[[], Any]:
     return run
 
 
+def _collector_paused(run: Callable[[], Any]) -> Callable[[], Any]:
+    def paused() -> Any:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return run()
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return paused
+
+
 def main(ops: int = 200_000, repeats: int = 5) -> None:
     runs = {
         "floor": lambda: numpy_chain(ops, np.array([START])),
         "minimal": _minimal(ops),
         "autobp": make("autobp", ops),
+        "no-gc": _collector_paused(make("autobp", ops)),
     }
     want = numpy_chain(ops)
-    for name in ("minimal", "autobp"):  # the same chain, the same numbers
+    for name in ("minimal", "autobp", "no-gc"):  # the same chain, the same numbers
         got = runs[name]()
         np.testing.assert_allclose([np.reshape(g, ()) for g in got], want, rtol=1e-12)
     times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
     for repeat in range(repeats):
-        names = list(runs)
-        for name in names[repeat % 3 :] + names[: repeat % 3]:
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             gc.collect()
             start = time.perf_counter()
             runs[name]()

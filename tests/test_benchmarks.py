@@ -134,7 +134,7 @@ def test_overhead_script_rows() -> None:
 def test_the_w4_bound_computes_the_chain_it_times(capsys: pytest.CaptureFixture[str]) -> None:
     w4_bound.main(ops=300, repeats=1)  # (main checks both recorders' value and gradient against numpy's)
     rows = capsys.readouterr().out.splitlines()
-    assert [row.split()[0] for row in rows[1:]] == ["floor", "minimal", "autobp", "minimal", "autobp"]
+    assert [row.split()[0] for row in rows[1:]] == ["floor", "minimal", "autobp", "no-gc", "minimal", "autobp"]
     assert rows[1].endswith("1.00x floor")
 
 
