@@ -185,6 +185,42 @@ def test_prod_second_order_holds_at_zeros(values: list[float]) -> None:
     assert row.tolist() == pytest.approx(others)
 
 
+def _others_product(values: np.ndarray, axis: int) -> np.ndarray:
+    """prod_{j != i} x_j along ``axis``, by numpy's IEEE products of each slice without x_i."""
+    moved = np.moveaxis(values, axis, -1)
+    flat = moved.reshape(-1, moved.shape[-1])
+    others = np.array([[np.prod(np.delete(row, i)) for i in range(row.size)] for row in flat])
+    return np.moveaxis(others.reshape(moved.shape), -1, axis)
+
+
+INFINITE_SLICES = [
+    [np.inf, 2.0, 3.0],  # out / x was inf / inf: nan, where the others' product is 6
+    [np.inf, 0.0, 2.0],  # an infinity and a zero: 0 * 2 for the infinity, inf * 2, inf * 0 = nan
+    [np.inf, -np.inf, 3.0],
+    [0.0, 0.0, np.inf],
+    [np.inf, np.inf, 0.0],
+    [-np.inf, -2.0, 0.5],
+]
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["on-arrays", "on-tensors"])
+def test_prod_gradient_beside_infinities_is_the_ieee_product_of_the_others(create_graph: bool) -> None:
+    values = np.array([*INFINITE_SLICES, [1.5, -2.0, 4.0]])  # (and a finite slice beside them)
+    x = ab.tensor(values, requires_grad=True)
+    with np.errstate(invalid="ignore"):  # (inf * 0 in the forward's products)
+        (g,) = ab.grad(ab.prod(x, axis=1).sum(), [x], create_graph=create_graph)
+        (column,) = ab.grad(ab.prod(x, axis=0).sum(), [x], create_graph=create_graph)
+        rows_want, columns_want = _others_product(values, axis=1), _others_product(values, axis=0)
+    np.testing.assert_array_equal(g.numpy(), rows_want)  # (nan where nan, signs of infinities too)
+    np.testing.assert_array_equal(column.numpy(), columns_want)
+
+
+def test_prod_tangent_beside_an_infinity_is_the_others_products_along_the_direction() -> None:
+    values, direction = np.array([np.inf, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])
+    _, tangent = ab.functional.jvp(lambda t: t.prod(), (ab.tensor(values),), (ab.tensor(direction),))
+    assert tangent.item() == np.sum(_others_product(values, axis=0) * direction) == np.inf  # (was nan)
+
+
 def test_prod_zero_in_one_slice_only() -> None:
     x = ab.tensor([[0.0, 2.0], [3.0, 4.0]], requires_grad=True)
     x.prod(axis=-1).sum().backward()

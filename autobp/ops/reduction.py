@@ -16,8 +16,10 @@ Conventions at the edges, all without numpy warnings:
   overflow (float32 above 1.8e19): they are scaled by the largest before squaring, so the std
   keeps its digits (PyTorch's float32, summed in float64, does too); float32 ``[1e-23, -1e-23]``
   had std 0, ``[1e20, -1e20]`` inf.
-- ``prod``: exact gradients with zeros in the input, to second order. Elsewhere the gradient is
-  ``out / x``, which loses precision when the product underflows (values near 1e-300).
+- ``prod``: exact gradients with zeros in the input, to second order; beside an infinity, each
+  element's gradient is the IEEE product of the others (``[inf, 2]``: ``[2, inf]``, where
+  ``out / x`` gave nan), first order exact. Elsewhere the gradient is ``out / x``, which loses
+  precision when the product underflows (values near 1e-300).
 - Floats narrower than float32 (float16, PyTorch's bfloat16): ``mean``, ``var`` and ``std``
   accumulate in float32, forward and backward, and round the result to the input's dtype, as
   numpy's ``mean`` and PyTorch do; so do ``sum`` (numpy's float16 sum along an outer axis stalls)
@@ -36,7 +38,7 @@ import numpy as np
 from autobp import graph
 from autobp.backends import namespace
 from autobp.backends.standard_extras import total_as_numpy
-from autobp.ops.elementwise import exp, less, quiet, where
+from autobp.ops.elementwise import exp, less, quiet, sign, where
 from autobp.ops.reduction_parts import (
     accumulator,
     as_array,
@@ -231,11 +233,14 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     values = array_of(x)
     xp = namespace(values)
     is_zero = values == 0
-    if not xp.any(is_zero):
+    is_infinite = xp.isinf(values)
+    if not xp.any(is_zero) and not xp.any(is_infinite):
         # out / x first: the other elements' product fits wherever the gradient does; grad * out
         # first overflowed when both fit (float16 [300, 200] times 2: inf, not [400, 600]).
         return grad * (out / x)
     axes = normalize_axes(axis, x.ndim, "prod")
+    if xp.any(is_infinite):  # out / x would be inf / inf (nan) at an infinity: [inf, 2] has gradient [2, inf]
+        return grad * _others_beside_infinities(x, values, is_zero, is_infinite, axes)
     zeros = xp.sum(xp.astype(is_zero, values.dtype), axis=axes, keepdims=True)  # how many per slice
     nonzero_product = prod(where(is_zero, 1.0, x), axis=axes, keepdims=True)
     # At a zero, the other elements' product is the nonzero product times the other zeros: 1 of
@@ -244,6 +249,29 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     zero_sum = sum(where(is_zero, x, 0.0), axis=axes, keepdims=True)
     other_zeros = where(zeros == 1, 1.0, where(zeros == 2, zero_sum - x, 0.0))
     return grad * where(is_zero, nonzero_product * other_zeros, out / where(is_zero, 1.0, x))
+
+
+def _others_beside_infinities(x: Tensor, values: Any, is_zero: Any, is_infinite: Any, axes: Any) -> Tensor:
+    """``prod_{j != i} x_j`` for each element, where a slice holds an infinity: the product of the
+    slice's finite nonzero elements (without x_i's own factor), times the product of its other
+    zeros and infinities, which is 1 (none), 0, +-inf or nan (a zero and an infinity), as IEEE
+    multiplication gives. That second factor is held constant: in such a slice second order
+    through the zeros is not exact, as it is where a slice holds zeros alone."""
+    special = is_zero | is_infinite
+    finite_product = prod(where(special, 1.0, x), axis=axes, keepdims=True)
+    beside = where(special, finite_product, finite_product / where(special, 1.0, x))
+    zero_count = sum(where(is_zero, 1.0, 0.0), axis=axes, keepdims=True)
+    infinity_count = sum(where(is_infinite, 1.0, 0.0), axis=axes, keepdims=True)
+    infinity_sign = prod(where(is_infinite, sign(values), 1.0), axis=axes, keepdims=True)
+    other_zeros = zero_count - where(is_zero, 1.0, 0.0) > 0
+    other_infinities = infinity_count - where(is_infinite, 1.0, 0.0) > 0
+    other_sign = where(is_infinite, infinity_sign * sign(values), infinity_sign)  # (the signs are +-1)
+    others = where(
+        other_infinities,
+        where(other_zeros, math.nan, other_sign * math.inf),
+        where(other_zeros, 0.0, 1.0),
+    )
+    return beside * others
 
 
 prod.defvjp(_prod_dx, plain_arrays=True)
