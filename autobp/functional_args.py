@@ -130,17 +130,23 @@ def checked_vectors(
         counted = "outputs of func" if pairs_with == "outputs" else pairs_with
         raise ValueError(f"{what}: {arg} has {len(vs)} entries for {len(outputs)} {counted}")
     for i, (vi, out) in enumerate(zip(vs, outputs, strict=True)):
-        paired = f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
         if vi.shape != out.shape:
+            paired = _paired_entry(pairs_with, i)
             raise ValueError(f"{what}: {arg}[{i}] has shape {vi.shape}, but {paired} has shape {out.shape}")
         named = f"{arg}[{i}]" if len(vs) > 1 else arg
         try:
             namespace(out.data, vi.data)  # one library and device: a cast below cannot move it
         except MixedArraysError as error:
-            raise MixedArraysError(f"{what}: {named} and {paired} are {error}") from None
+            raise MixedArraysError(f"{what}: {named} and {_paired_entry(pairs_with, i)} are {error}") from None
         if vi.dtype != out.dtype:  # (cast later; a complex one would lose its imaginary part)
             refuse_complex(vi, what, named)
     return list(vs)
+
+
+def _paired_entry(pairs_with: str, i: int) -> str:
+    """The entry that ``v[i]`` pairs with, as errors name it (built only for an error: every
+    ``jvp``/``hvp`` call checks its vectors)."""
+    return f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
 
 
 def input_grads(
