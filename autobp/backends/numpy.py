@@ -94,7 +94,7 @@ def sum_kept(x: Any, axes: tuple[int, ...]) -> Any:
 # with no check of its arguments' library in between (benchmarks/instructions.py, W1).
 def matmul_nt(x: Any, y: Any) -> Any:
     """``x @ y^T`` over the last two axes (a view swaps them: no copy)."""
-    if x.shape[-1] == 1 and is_outer(x, y, -1):
+    if x.shape[-1] == 1 and is_outer(x, y, -1):  # (the usual product fails the first test, with no call)
         return _outer(x, y.swapaxes(-1, -2))
     return np.matmul(x, y.swapaxes(-1, -2))
 
@@ -116,7 +116,12 @@ def is_outer(x: Any, y: Any, axis: int) -> bool:
     """Whether ``x`` and ``y`` (arrays, two dimensions or more) have one term along the summed
     ``axis`` (-1 for ``matmul_nt``, -2 for ``matmul_tn``) and a real float32 or float64 dtype."""
     return (
-        x.ndim >= 2 and y.ndim >= 2 and y.shape[axis] == 1 and x.dtype.char in _BLAS_REAL and y.dtype.char in _BLAS_REAL
+        x.ndim >= 2
+        and y.ndim >= 2
+        and x.shape[axis] == 1
+        and y.shape[axis] == 1
+        and x.dtype.char in _BLAS_REAL
+        and y.dtype.char in _BLAS_REAL
     )
 
 

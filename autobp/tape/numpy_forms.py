@@ -41,7 +41,7 @@ def _matmul_nt(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
     if kwargs or not _matrices(values):
         return None
     x, y = values
-    function = "np.multiply" if x.shape[-1] == 1 and is_outer(x, y, -1) else "np.matmul"
+    function = "np.multiply" if is_outer(x, y, -1) else "np.matmul"
     return f"{function}({{0}}, {_swapped(y, '{1}')})"
 
 
@@ -49,7 +49,7 @@ def _matmul_tn(values: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
     if kwargs or not _matrices(values):
         return None
     x, y = values
-    function = "np.multiply" if x.shape[-2] == 1 and is_outer(x, y, -2) else "np.matmul"
+    function = "np.multiply" if is_outer(x, y, -2) else "np.matmul"
     return f"{function}({_swapped(x, '{0}')}, {{1}})"
 
 
