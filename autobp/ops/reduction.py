@@ -234,14 +234,15 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     xp = namespace(values)
     is_zero = values == 0
     is_infinite = xp.isinf(values)
-    if not xp.any(is_zero) and not xp.any(is_infinite):
+    has_infinity = xp.any(is_infinite)
+    if not has_infinity and not xp.any(is_zero):
         # out / x first: the other elements' product fits wherever the gradient does; grad * out
         # first overflowed when both fit (float16 [300, 200] times 2: inf, not [400, 600]).
         return grad * (out / x)
     axes = normalize_axes(axis, x.ndim, "prod")
-    if xp.any(is_infinite):  # out / x would be inf / inf (nan) at an infinity: [inf, 2] has gradient [2, inf]
-        return grad * _others_beside_infinities(x, values, is_zero, is_infinite, axes)
     zeros = xp.sum(xp.astype(is_zero, values.dtype), axis=axes, keepdims=True)  # how many per slice
+    if has_infinity:  # out / x would be inf / inf (nan) at an infinity: [inf, 2] has gradient [2, inf]
+        return grad * _others_beside_infinities(x, values, is_zero, zeros, is_infinite, axes)
     nonzero_product = prod(where(is_zero, 1.0, x), axis=axes, keepdims=True)
     # At a zero, the other elements' product is the nonzero product times the other zeros: 1 of
     # them (one zero), x_k (two zeros: the sum of zeros minus x_i, kept so that second order is
@@ -251,20 +252,23 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
     return grad * where(is_zero, nonzero_product * other_zeros, out / where(is_zero, 1.0, x))
 
 
-def _others_beside_infinities(x: Tensor, values: Any, is_zero: Any, is_infinite: Any, axes: Any) -> Tensor:
+def _others_beside_infinities(
+    x: Tensor, values: Any, is_zero: Any, zeros: Any, is_infinite: Any, axes: tuple[int, ...]
+) -> Tensor:
     """``prod_{j != i} x_j`` for each element, where a slice holds an infinity: the product of the
     slice's finite nonzero elements (without x_i's own factor), times the product of its other
     zeros and infinities, which is 1 (none), 0, +-inf or nan (a zero and an infinity), as IEEE
     multiplication gives. That second factor is held constant: in such a slice second order
-    through the zeros is not exact, as it is where a slice holds zeros alone."""
+    through the zeros is not exact, as it is where a slice holds zeros alone. ``zeros`` counts
+    each slice's zeros (kept dimensions)."""
+    xp = namespace(values)
     special = is_zero | is_infinite
     finite_product = prod(where(special, 1.0, x), axis=axes, keepdims=True)
     beside = where(special, finite_product, finite_product / where(special, 1.0, x))
-    zero_count = sum(where(is_zero, 1.0, 0.0), axis=axes, keepdims=True)
-    infinity_count = sum(where(is_infinite, 1.0, 0.0), axis=axes, keepdims=True)
+    infinite = xp.astype(is_infinite, values.dtype)
     infinity_sign = prod(where(is_infinite, sign(values), 1.0), axis=axes, keepdims=True)
-    other_zeros = zero_count - where(is_zero, 1.0, 0.0) > 0
-    other_infinities = infinity_count - where(is_infinite, 1.0, 0.0) > 0
+    other_zeros = zeros - xp.astype(is_zero, values.dtype) > 0
+    other_infinities = xp.sum(infinite, axis=axes, keepdims=True) - infinite > 0
     other_sign = where(is_infinite, infinity_sign * sign(values), infinity_sign)  # (the signs are +-1)
     others = where(
         other_infinities,
