@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends, graph
+from autobp.backends.numpy_errors import quiet, quietly
 from autobp.tensor import Tensor
 
 __all__ = ["ForwardModeError", "propagate", "linear_jvp", "carries_tangent"]
@@ -214,7 +215,7 @@ def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any],
     previous = _mode.arrays
     _mode.arrays = True  # the rule's ops act as numpy functions
     try:
-        with np.errstate(all="ignore"):  # (numpy's operators in the rule, as _quiet_parts)
+        with quietly():  # (numpy's operators in the rule, as _quiet_parts)
             total = opdef.jvp_variadic_rule(tangents, data, *arrays, **kwargs)
     finally:
         _mode.arrays = previous
@@ -256,8 +257,8 @@ def _owned(array: Any, parts: list[tuple[Any, Any]]) -> bool:
 
 
 # Rules on arrays use numpy's operators, not the ops' quiet forwards: silence numpy's warnings,
-# as the engine does (errstate as a decorator costs half of a ``with`` block per call).
-_quiet_parts = np.errstate(all="ignore")(_parts)
+# as the engine does.
+_quiet_parts = quiet(_parts)
 
 
 def _on_tensors(opdef: Any, tangents: list[Any], args: Sequence[Any], kwargs: Any, out: Tensor) -> Tensor | None:
@@ -285,7 +286,7 @@ def _on_tensors(opdef: Any, tangents: list[Any], args: Sequence[Any], kwargs: An
     return result
 
 
-_quiet_on_tensors = np.errstate(all="ignore")(_on_tensors)
+_quiet_on_tensors = quiet(_on_tensors)
 
 
 def _broadcast(tangent: Tensor, shape: tuple[int, ...]) -> Tensor:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends, grad_mode, graph, storage
+from autobp.backends.numpy_errors import quietly
 from autobp.forward import carries_tangent
 from autobp.tensor import Tensor
 
@@ -85,7 +86,7 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
                 f"{tensor.shape} (an in-place op cannot change the shape)"
             )
     try:
-        with np.errstate(all="ignore"):  # like the out-of-place ops: inf/nan, no warnings
+        with quietly():  # like the out-of-place ops: inf/nan, no warnings
             if isinstance(write, np.ufunc):
                 write(tensor.data, *arrays, out=tensor.data)
             else:

@@ -13,6 +13,7 @@ import numpy as np
 
 from autobp.backends import namespace, numpy_nn
 from autobp.backends.interface import EXTRAS
+from autobp.backends.numpy_errors import quiet as quiet  # (the ops import it from here)
 from autobp.backends.shapes import summed_axes
 
 NAME = "numpy"
@@ -61,17 +62,6 @@ def scatter_add(target: np.ndarray, index: Any, values: Any) -> np.ndarray:
     """``target`` with ``values`` added at ``index``; repeated positions accumulate. Writes ``target``."""
     np.add.at(target, index, values)
     return target
-
-
-def quiet(function: Any) -> Any:
-    """``function`` run with numpy's floating-point warnings off (domain edges give inf and nan).
-
-    Its ``quiet_body`` is the undecorated function: a tape's replay, quiet throughout, calls that.
-    """
-    # errstate as a decorator costs half of a ``with`` block per call (no context object per call).
-    run = np.errstate(all="ignore")(function)
-    run.quiet_body = function  # type: ignore[attr-defined]
-    return run
 
 
 # -- shape / indexing / linalg ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from autobp.backends import describe, library_of
+from autobp.backends.numpy_errors import quiet
 from autobp.graph import copy_array
 from autobp.ops.registry import _NUMPY_LIKE, OpDef
 from autobp.tape.numpy_forms import factor_of, form_of
@@ -125,11 +126,8 @@ class Tape:
         )
         # Generated from op names, slot numbers and keyword names only; values live in the namespace.
         exec(compile(self.source, "<autobp tape>", "exec"), namespace)
-        # Quiet as the engine's backward is (edges give inf/nan without warnings); errstate as a
-        # decorator costs half of a with block per call.
-        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]] | None] = np.errstate(all="ignore")(
-            namespace["replay"]
-        )
+        # Quiet as the engine's backward is (edges give inf/nan without warnings).
+        self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]] | None] = quiet(namespace["replay"])
         # Tensors read as constants: (tensor, its array, its version) at the trace. (The tape
         # keeps the array alive, so `is` compares identities that cannot be reused.) Held weakly
         # until ``settle``: one made while tracing and dropped since cannot change any more.
