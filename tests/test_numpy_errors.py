@@ -108,3 +108,17 @@ def test_ops_and_backward_stay_silent_and_leave_no_state_behind(implementation):
     assert np.geterr() == before
     np.testing.assert_array_equal(y.data[[0, 2]], [-np.inf, np.log(4.0) + 2.0])
     np.testing.assert_array_equal(x.grad.data[[0, 2]], [np.inf, 0.25 + 0.25])
+
+
+def test_a_backward_that_fails_leaves_the_callers_state(implementation):
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    w = ab.tensor([3.0, 4.0], requires_grad=True)
+    loss = (x * w).sum()
+    with ab.no_grad():
+        w.mul_(2.0)  # saved by mul: backward must refuse
+    with np.errstate(all="raise"):
+        with pytest.raises(RuntimeError, match="modified"):
+            loss.backward()
+        assert np.geterr()["invalid"] == "raise"
+        with pytest.raises(FloatingPointError):
+            _log(-1.0)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["quiet", "quietly"]
+__all__ = ["quiet", "quietly", "silence", "restore"]
 
 try:  # numpy's own machinery for np.errstate (numpy/_core/_ufunc_config.py)
     from numpy._core import umath as _umath
@@ -81,23 +81,34 @@ def quiet(function: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def silence() -> Any:
+    """Turn numpy's floating-point warnings off; returns what ``restore`` takes to turn them back."""
+    if _make_extobj is None:  # (see the import above)
+        block = np.errstate(all="ignore")
+        block.__enter__()
+        return block
+    current = _extobj_contextvar.get()
+    return None if current is _pair[1] else _extobj_contextvar.set(_ignoring(current))
+
+
+def restore(token: Any) -> None:
+    """Put back the state ``silence`` found (None: it had nothing to change)."""
+    if token is None:
+        return
+    if isinstance(token, np.errstate):
+        token.__exit__(None, None, None)
+    else:
+        _extobj_contextvar.reset(token)
+
+
 class quietly:
     """A block with numpy's floating-point warnings off: ``with quietly(): ...``. One instance per
     block (it holds the state to restore)."""
 
-    __slots__ = ("_token", "_errstate")
+    __slots__ = ("_token",)
 
     def __enter__(self) -> None:
-        if _make_extobj is None:  # (see the import above)
-            self._errstate = np.errstate(all="ignore")
-            self._errstate.__enter__()
-            return
-        current = _extobj_contextvar.get()
-        self._token = None if current is _pair[1] else _extobj_contextvar.set(_ignoring(current))
+        self._token = silence()
 
     def __exit__(self, *exc: object) -> None:
-        if _make_extobj is None:
-            self._errstate.__exit__(None, None, None)
-            return
-        if self._token is not None:
-            _extobj_contextvar.reset(self._token)
+        restore(self._token)

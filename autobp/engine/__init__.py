@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from autobp import graph
-from autobp.backends.numpy_errors import quietly
 from autobp.engine.errors import (
     describe_tensor,
     freed_error,
@@ -92,7 +91,7 @@ def _walk(
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
     # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
     # (`quiet`: forward mode's rules, which only a walk on Tensors can reach, need no errstate of their own)
-    with modes(create_graph, arrays=fast, quiet=None if plain else True), quietly():
+    with modes(create_graph, arrays=fast, quiet=None if plain else True, silenced=True):
         # The node queued last waits in `pending`, off the heap, and runs next unless the heap holds a
         # later one: in a chain (most of a graph) each node queues exactly one, which then never
         # touches the heap (a tuple and two heap calls fewer per node: W2 1-7% faster, W1 eager ~2%).
