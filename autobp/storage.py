@@ -97,7 +97,9 @@ def unaliased(results: list[Any], given: list[Any], copy: Callable[[Tensor], Ten
     taken = {id(_owner(array)) for array in given}
     for i, result in enumerate(results):
         if result is not None:
-            owner = id(_owner(result.data))
+            data = result.data
+            # (a numpy array of its own memory, as most gradients are, is its owner: no call)
+            owner = id(data) if type(data) is np.ndarray and data.base is None else id(_owner(data))
             if owner in taken:
                 results[i] = Tensor._wrap(copy_array(result.data)) if copy is None else copy(result)
             else:

@@ -84,7 +84,7 @@ def _walk(
     grads: dict[Vertex, Any] = {}
     heap: list[tuple[int, Node]] = []
     leaf_queue: list[Tensor] = []
-    queue_seeds([t.grad_fn or t for t in outputs], [s.data if plain else s for s in seeds], grads, heap, leaf_queue)
+    queue_seeds(outputs, seeds, plain, grads, heap, leaf_queue)
     found: dict[Vertex, Any] = {}
     leaves: list[tuple[Tensor, Any]] = []
     anomaly = graph._anomaly_hook is not None
@@ -248,10 +248,14 @@ def grad_carrying_tangents(
     return _grad(outputs, inputs, grad_outputs, None, False, True, tensors=True)
 
 
-def _check_inputs(ins: list[Tensor]) -> None:
+def _check_inputs(ins: list[Tensor]) -> set[Vertex]:
+    """The inputs' vertices (a leaf is its own), once each is checked to be a Tensor that requires grad."""
+    wanted = set()
     for t in ins:
         if not isinstance(t, Tensor) or not t._requires_grad:
             raise ValueError(f"grad: every input must be a Tensor that requires grad, got {t!r}")
+        wanted.add(t.grad_fn or t)
+    return wanted
 
 
 def _grad(
@@ -283,8 +287,7 @@ def _grad(
             _check_inputs(ins)
             return (None,) * len(ins)
     seeds = seed_grads(outs, grad_outputs, "grad")
-    _check_inputs(ins)
-    wanted: set[Vertex] = {t.grad_fn or t for t in ins}
+    wanted = _check_inputs(ins)
     keep = create_graph if retain_graph is None else retain_graph
     found = _walk(outs, seeds, keep, create_graph, wanted, tensors)
     results: list[Tensor | None] = []

@@ -19,6 +19,7 @@ and refuses such a graph.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from heapq import heappush
 from typing import Any
 
@@ -31,11 +32,19 @@ Vertex = Node | Tensor
 
 
 def queue_seeds(
-    roots: list[Vertex], seeds: list[Any], grads: dict[Vertex, Any], heap: list[tuple[int, Node]], leaves: list[Tensor]
+    outputs: Sequence[Tensor],
+    seeds: Sequence[Tensor],
+    plain: bool,
+    grads: dict[Vertex, Any],
+    heap: list[tuple[int, Node]],
+    leaves: list[Tensor],
 ) -> None:
-    """Start the walk: each root's seed in ``grads`` (a root given twice gets their sum), its node
-    on the heap as ``(-_seq, node)``, or a leaf root in ``leaves``."""
-    for vertex, seed in zip(roots, seeds, strict=True):
+    """Start the walk: each output's seed in ``grads`` (as its array if ``plain``) under the
+    output's vertex (an output given twice gets their sum), its node on the heap as
+    ``(-_seq, node)``, or a leaf output in ``leaves``."""
+    for output, seed_tensor in zip(outputs, seeds, strict=True):
+        vertex = output.grad_fn or output
+        seed = seed_tensor.data if plain else seed_tensor
         if vertex in grads:
             grads[vertex] = grads[vertex] + seed
             continue
