@@ -158,13 +158,13 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
             "new values), or write into an explicit copy (v = v.copy())"
         )
     # numpy's broadcast views are read-only; torch's expand writes one element for many (b[0, 0] = 5
-    # on a (3, 4) broadcast of a row changed all 3 rows of b, and the row). data is a torch tensor here.
-    strides: tuple[int, ...] = data.stride()  # type: ignore[attr-defined]
-    if 0 not in data.shape and any(stride == 0 and size > 1 for stride, size in zip(strides, data.shape, strict=True)):
+    # on a (3, 4) broadcast of a row changed all 3 rows of b, and the row), and so does a view of
+    # one (b[0][0] = 5: b[0] is the row itself). data is a torch tensor here.
+    if storage.in_broadcast_memory(data):
         raise RuntimeError(
-            f"{where} is read-only: it is a broadcast view, whose elements share memory (as numpy's "
-            "broadcast_to, which refuses writes); call .copy() (under ab.no_grad()) first, or write the tensor "
-            "it was broadcast from"
+            f"{where} is read-only: it is a broadcast view (or a view of one), whose elements share memory "
+            "(as numpy's broadcast_to, which refuses writes); call .copy() (under ab.no_grad()) first, or write "
+            "the tensor it was broadcast from"
         )
     if method not in ("setitem", "clamp_") and tuple(getattr(arrays[0], "shape", ())) != tuple(data.shape):
         shape = tuple(getattr(arrays[0], "shape", ()))

@@ -66,6 +66,20 @@ def _foreign_owner(array: Any) -> Any:
 
 # The attribute that marks another library's array as a copy standing where numpy gives a view.
 _COPY_FOR_VIEW = "_autobp_copy_for_view"
+# The attribute that marks a torch view of a broadcast view (``share_storage``).
+_BROADCAST_MEMORY = "_autobp_broadcast_memory"
+
+
+def in_broadcast_memory(data: Any) -> bool:
+    """Whether a torch tensor's elements are shared with others, as a broadcast view's are: it has
+    a zero stride over more than one element (``expand``), or it views such a tensor (``b[0]`` of
+    a broadcast row, which is the row itself). numpy's broadcast views, and every view of them,
+    are read-only; torch writes one element for many (docs/arrays.md)."""
+    if getattr(data, _BROADCAST_MEMORY, False):
+        return True
+    strides: tuple[int, ...] = data.stride()
+    shape = data.shape
+    return 0 not in shape and any(stride == 0 and size > 1 for stride, size in zip(strides, shape, strict=True))
 
 
 def mark_copy_for_view(array: Any, read: str) -> None:
@@ -146,11 +160,17 @@ def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
 
     Called for op results that are views (``out.data.base`` is set): a slice, a reshape, a
     transpose. A write through the base or any view is then seen by every node that saved one.
+    A torch view of a broadcast view is marked as one (``in_broadcast_memory``), as numpy's
+    views of a read-only array are read-only.
     """
-    owner = _owner(out.data)
+    data = out.data
+    owner = _owner(data)
     for value in args:
         if isinstance(value, Tensor) and _owner(value.data) is owner:
             out._share_storage_with(value)
+            torch_view = type(data) is not np.ndarray and backends.library_name(data) == "torch"
+            if torch_view and in_broadcast_memory(value.data):
+                setattr(data, _BROADCAST_MEMORY, True)
             return
     for value in args:
         writeable = value.flags.writeable if type(value) is np.ndarray else is_foreign_array(value)

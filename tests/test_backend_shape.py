@@ -255,14 +255,27 @@ def test_a_shape_given_as_a_0d_integer_array_is_taken_as_numpy_takes_it(name: st
         lambda b: b.__setitem__((0, 0), 5.0),
         lambda b: b.__setitem__(0, 5.0),
         lambda b: b[:, 1].__setitem__(0, 5.0),
+        lambda b: b[0].__setitem__(0, 5.0),
+        lambda b: b[1][1:].fill_(5.0),
+        lambda b: ab.squeeze(b[2:]).add_(1.0),
         lambda b: b.fill_(5.0),
         lambda b: b.zero_(),
     ],
-    ids=["one-element", "one-row", "through-a-column-view", "fill_", "zero_"],
+    ids=[
+        "one-element",
+        "one-row",
+        "through-a-column-view",
+        "through-a-row-view",
+        "through-a-view-of-a-row-view",
+        "through-a-squeezed-row",
+        "fill_",
+        "zero_",
+    ],
 )
 def test_a_write_into_a_broadcast_view_is_refused_on_every_library(name: str, write: Any) -> None:
-    # numpy's broadcast_to is a read-only view; torch's expand is a writeable one whose rows share
-    # memory: b[0, 0] = 5 wrote x[0], so every row of b changed (3 elements for the 1 written).
+    # numpy's broadcast_to is a read-only view, and so is every view of it; torch's expand is a
+    # writeable one whose rows share memory: b[0, 0] = 5 wrote x[0], so every row of b changed (3
+    # elements for the 1 written), and its row b[0], whose strides are a plain row's, is x itself.
     xp = library_or_skip(name)
     x = ab.tensor(xp.from_numpy(np.zeros(4), None))
     b = ab.broadcast_to(x, (3, 4))
@@ -436,3 +449,21 @@ def test_advanced_indices_that_select_nothing_are_not_bounds_checked_as_in_numpy
     xp = library_or_skip(name)
     x = ab.tensor(xp.from_numpy(np.zeros(shape), None))
     assert tuple(x[index].shape) == np.zeros(shape)[index].shape
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_the_source_of_a_broadcast_view_and_copies_of_its_rows_take_writes(name: str) -> None:
+    # Only what shares the broadcast's elements is refused: the tensor broadcast from (whose
+    # writes every row of the view shows, as in numpy), a copy of a row, and a slice of another
+    # tensor made by the same op are written as usual.
+    xp = library_or_skip(name)
+    x = ab.tensor(xp.from_numpy(np.zeros(4), None))
+    b = ab.broadcast_to(x, (3, 4))
+    row = b[0].copy()
+    row[1] = 2.0
+    x[0] = 1.0
+    np.testing.assert_array_equal(xp.to_numpy(b.data), np.tile([1.0, 0.0, 0.0, 0.0], (3, 1)))
+    np.testing.assert_array_equal(xp.to_numpy(row.data), [0.0, 2.0, 0.0, 0.0])
+    plain = ab.tensor(xp.from_numpy(np.zeros((3, 4)), None))
+    plain[0][1:].fill_(3.0)
+    np.testing.assert_array_equal(xp.to_numpy(plain.data)[0], [0.0, 3.0, 3.0, 3.0])
