@@ -134,11 +134,13 @@ def checked_vectors(
             paired = _paired_entry(pairs_with, i)
             raise ValueError(f"{what}: {arg}[{i}] has shape {vi.shape}, but {paired} has shape {out.shape}")
         named = f"{arg}[{i}]" if len(vs) > 1 else arg
-        try:
-            namespace(out.data, vi.data)  # one library and device: a cast below cannot move it
-        except MixedArraysError as error:
-            raise MixedArraysError(f"{what}: {named} and {_paired_entry(pairs_with, i)} are {error}") from None
-        if vi.dtype != out.dtype:  # (cast later; a complex one would lose its imaginary part)
+        vector, entry = vi.data, out.data
+        if type(vector) is not np.ndarray or type(entry) is not np.ndarray:  # (two numpy arrays: one library, the cpu)
+            try:
+                namespace(entry, vector)  # one library and device: a cast below cannot move it
+            except MixedArraysError as error:
+                raise MixedArraysError(f"{what}: {named} and {_paired_entry(pairs_with, i)} are {error}") from None
+        if vector.dtype != entry.dtype:  # (cast later; a complex one would lose its imaginary part)
             refuse_complex(vi, what, named)
     return list(vs)
 
@@ -189,7 +191,14 @@ def detached_tangents(values: Sequence[Tensor], create_graph: bool, directions: 
     a direction's (an identity jvp hands it through: ``jvp(lambda x: x + 0, x, v)``) nor another's."""
     if create_graph:
         return tuple(values)
-    detached = [v.detach() for v in values]  # (a list of our own: unaliased changes it in place)
+    # A tangent that is on no graph and shares no counter (a level's fresh wrapper of its array,
+    # as every tangent of a level without create_graph is) is as detached as detach() would make
+    # it: it is taken as it is, unless a tape is tracing (which is told of every detach()).
+    tracing = graph._mode.tape is not None
+    detached = [  # (a list of our own: unaliased changes it in place)
+        v if v.grad_fn is None and not v._requires_grad and v._vc is None and not tracing else v.detach()
+        for v in values
+    ]
     return tuple(unaliased(detached, [d.data for d in directions]))
 
 

@@ -68,7 +68,7 @@ def _forward(
     """Run ``func`` once in forward mode: ``(out_tuple, outputs, their tangents)``."""
     with dual_level(differentiable=create_graph) as level:
         for x, t in zip(xs, tangents, strict=True):
-            attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
+            attach(level, x, t if t.data.dtype == x.data.dtype else t.astype(x.dtype))
         out_tuple, outs = call_func(func, xs, what)
         return out_tuple, outs, _tangents_or_zeros(level, outs)
 
@@ -203,7 +203,7 @@ def _gradient_and_products(
     (``engine.grad_carrying_tangents``), and the graph is freed as the gradient is computed."""
     with dual_level(differentiable=create_graph) as level:
         for x, t in zip(xs, vectors, strict=True):
-            attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
+            attach(level, x, t if t.data.dtype == x.data.dtype else t.astype(x.dtype))
         _, outs = call_func(func, xs, what)
         check_scalar(outs, what)
         with enable_grad():  # (without create_graph, H v is all that is wanted: the rules record nothing)
@@ -219,7 +219,7 @@ def _reverse_over_forward(
     mode gives that scalar, its tangent ops recorded, and one backward differentiates it."""
     with dual_level(differentiable=True) as level:
         for x, t in zip(xs, vectors, strict=True):
-            attach(level, x, t if t.dtype == x.dtype else t.astype(x.dtype))
+            attach(level, x, t if t.data.dtype == x.data.dtype else t.astype(x.dtype))
         _, outs = call_func(func, xs, what)
         check_scalar(outs, what)
         slope = tangent_of(level, outs[0])

@@ -108,11 +108,11 @@ def unaliased(results: list[Any], given: list[Any], copy: Callable[[Tensor], Ten
     """
     # The owners' ids: each owner stays alive while this runs (the caller holds ``given``, and a
     # result's array holds its owner), so no id is reused.
-    taken = {id(_owner(array)) for array in given}
+    # (a numpy array of its own memory, as most seeds, tangents and gradients are, is its owner: no call)
+    taken = {id(a) if type(a) is np.ndarray and a.base is None else id(_owner(a)) for a in given}
     for i, result in enumerate(results):
         if result is not None:
             data = result.data
-            # (a numpy array of its own memory, as most gradients are, is its owner: no call)
             owner = id(data) if type(data) is np.ndarray and data.base is None else id(_owner(data))
             if owner in taken:
                 results[i] = Tensor._wrap(copy_array(result.data)) if copy is None else copy(result)

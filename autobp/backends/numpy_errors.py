@@ -40,11 +40,9 @@ _pair: tuple[Any, Any] = (None, None)
 
 
 def _ignoring(current: Any) -> Any:
-    """The all-ignore state derived from ``current``, the state in force now."""
+    """The all-ignore state derived from ``current``, the state in force now (callers look in
+    ``_pair`` first)."""
     global _pair
-    pair = _pair
-    if current is pair[0]:
-        return pair[1]
     state = _derive(all="ignore")
     _pair = (current, state)
     return state
@@ -56,9 +54,10 @@ def _quiet_fast(function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
         current = get()
-        if current is _pair[1]:  # silenced already (a backward's rules, a quiet call inside a quiet one)
+        pair = _pair
+        if current is pair[1]:  # silenced already (a backward's rules, a quiet call inside a quiet one)
             return function(*args, **kwargs)
-        token = set_(_ignoring(current))
+        token = set_(pair[1] if current is pair[0] else _ignoring(current))  # (the usual: no call)
         try:
             return function(*args, **kwargs)
         finally:
@@ -88,7 +87,10 @@ def silence() -> Any:
         block.__enter__()
         return block
     current = _extobj_contextvar.get()
-    return None if current is _pair[1] else _extobj_contextvar.set(_ignoring(current))
+    pair = _pair
+    if current is pair[1]:
+        return None
+    return _extobj_contextvar.set(pair[1] if current is pair[0] else _ignoring(current))
 
 
 def restore(token: Any) -> None:
