@@ -301,6 +301,12 @@ def as_gradient(value: Any, like: Tensor, what: str) -> Tensor:
 
 def _versions(args: tuple[Any, ...]) -> tuple[int, ...]:
     """Each input's version now (0 for a non-Tensor), read off the counters (not the property)."""
+    if len(args) == 2:  # (a product or a sum with a stepped parameter, W1's: no list comprehension's frame)
+        x, y = args
+        return (
+            x._vc[0] if isinstance(x, Tensor) and x._vc is not None else 0,
+            y._vc[0] if isinstance(y, Tensor) and y._vc is not None else 0,
+        )
     return tuple([v._vc[0] if isinstance(v, Tensor) and v._vc is not None else 0 for v in args])
 
 
