@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from itertools import chain
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -83,12 +81,6 @@ def promoted(args: tuple[Any, ...], differentiated: tuple[int, ...], directions:
     return args if all([a is b for a, b in zip(given, args, strict=True)]) else tuple(given)
 
 
-# inputs_and_signature's path for calls whose arguments are all numpy arrays (a taped hvp's usual call).
-_NUMPY_ONLY = {np.ndarray}
-_ALL_ARRAYS = ("all numpy arrays",)  # (a tuple: no key of the general path starts with one)
-_dtype_of, _ndim_of, _shape_of = attrgetter("dtype"), attrgetter("ndim"), attrgetter("shape")
-
-
 class StaticNaN(Exception):
     """A static argument holds a NaN: no two calls share a tape for it."""
 
@@ -147,14 +139,6 @@ def inputs_and_signature(
 
     Raises ``StaticNaN`` for a static NaN, ``TypeError`` for an unhashable static argument.
     """
-    if set(map(type, args)) == _NUMPY_ONLY:  # every argument a numpy array: the key at C speed
-        # (its own first entry: a key the loop below builds starts with a dtype, or with a
-        # ("static", ...) or (library, device) pair, so no two signatures share a key)
-        fast = (_ALL_ARRAYS, *map(_dtype_of, args), *map(_ndim_of, args), *chain.from_iterable(map(_shape_of, args)))
-        if len(set(map(id, args))) != len(args):
-            ids = [id(a) for a in args]
-            fast += (("aliases", tuple(ids.index(i) for i in ids)),)
-        return list(args), fast
     arrays: list[np.ndarray] = []
     # Per array: its dtype, then each dimension; flat, so that a call builds no tuple per array
     # and the kept key is one object (the harness times calls after gc.collect(), whose sweep leaves
