@@ -10,10 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import autobp as ab
 from autobp.models import Network
 from autobp.tape import MAX_TAPES, TapeError
+from autobp.tape.arguments import inputs_and_signature
 
 
 def _same(got: Any, want: Any) -> bool:
@@ -303,3 +306,47 @@ def test_an_ndarray_subclass_is_an_input_like_any_array() -> None:
         value, (grad,) = taped.arrays(marked, x)
         want_value, want_grad = ab.functional.value_and_grad(lambda w, x: ab.tanh(x @ w).sum())(scale * w, x)
         assert _same(value, want_value) and np.array_equal(np.asarray(grad), want_grad.data)
+
+
+_POOL_SHAPES = [(), (0,), (2,), (3,), (2, 3), (3, 2), (6,), (1, 2, 3)]
+
+
+# An argument list: per argument, a shape (its index in _POOL_SHAPES), a dtype, and which of three arrays.
+_ARGUMENT_LISTS = st.lists(
+    st.tuples(st.integers(0, len(_POOL_SHAPES) - 1), st.sampled_from(["f4", "f8"]), st.integers(0, 2)), max_size=4
+)
+
+
+@given(_ARGUMENT_LISTS, _ARGUMENT_LISTS)
+def test_calls_of_numpy_arrays_share_a_signature_exactly_when_their_shapes_dtypes_and_aliases_do(
+    first: list[tuple[int, str, int]], second: list[tuple[int, str, int]]
+) -> None:
+    # A signature must tell apart every array's dtype and shape, in order ((2, 3), (4,) against
+    # (2,), (3, 4)), and which arguments are one array; and nothing else, or calls that could
+    # share a tape would each trace their own.
+    pool: dict[tuple[int, str, int], np.ndarray] = {}
+
+    def arrays(spec: list[tuple[int, str, int]]) -> tuple[np.ndarray, ...]:
+        # The third number picks one of a few arrays of that shape and dtype: equal picks alias.
+        return tuple(pool.setdefault(s, np.zeros(_POOL_SHAPES[s[0]], s[1])) for s in spec)
+
+    def described(values: tuple[np.ndarray, ...]) -> Any:
+        ids = [id(v) for v in values]
+        return [(v.dtype, v.shape) for v in values], [ids.index(i) for i in ids]
+
+    a, b = arrays(first), arrays(second)
+    (inputs_a, key_a), (_, key_b) = inputs_and_signature(a), inputs_and_signature(b)
+    assert inputs_a == list(a)
+    assert (key_a == key_b) == (described(a) == described(b))
+
+
+def test_a_call_of_numpy_arrays_never_shares_a_key_with_another_kind_of_call() -> None:
+    # Keys list each array's dtype and then its dimensions: two 0-d arrays, and a 0-d array beside
+    # a (0, 0) Tensor, must not meet (a key that listed dtypes first, then all dimensions, would
+    # read float64, float64, 0, 0 for both if it dropped the dimension counts).
+    zero_d = np.zeros(())
+    _, fast = inputs_and_signature((zero_d, np.zeros(())))
+    _, general = inputs_and_signature((zero_d, ab.tensor(np.zeros((0, 0)))))
+    assert fast != general
+    for other in [(zero_d, 0.0), (ab.tensor(zero_d), np.zeros(())), (zero_d, ab.tensor(zero_d))]:
+        assert inputs_and_signature(other)[1] != fast
