@@ -71,3 +71,17 @@ def test_function_forms_name_numpy_keywords(name: str) -> None:
         getattr(ab, name)(x, dim=1)
     with pytest.raises(TypeError, match=r"write keepdims= instead of keepdim=$"):
         getattr(ab, name)(x, axis=1, keepdim=True)
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_var_and_std_name_ddof_for_pytorchs_correction_and_its_default(name: str) -> None:
+    # numpy's var and std default to ddof=0, PyTorch's to the unbiased correction=1: a PyTorch
+    # spelling is refused with numpy's keyword and both defaults named.
+    x = ab.tensor([[1.0, 2.0], [3.0, 5.0]])
+    for keyword in ("correction", "unbiased"):
+        expected = rf"^{name}: .*write ddof= instead of {keyword}= \(.*ddof=0.*correction=1\)$"
+        with pytest.raises(TypeError, match=expected):
+            getattr(ab, name)(x, **{keyword: 1})
+        with pytest.raises(TypeError, match=rf"write ddof= instead of {keyword}="):
+            getattr(x, name)(axis=0, **{keyword: True})
+    np.testing.assert_allclose(getattr(ab, name)(x, axis=0, ddof=1).numpy(), getattr(np, name)(x.data, axis=0, ddof=1))

@@ -29,7 +29,10 @@ __all__ = ["make_public", "raise_with_context", "NUMPY_LIKE"]
 _CALLED = re.compile(r"^[\w.<>]+\(\) ")
 
 # PyTorch's keyword -> numpy's, which autobp uses: named when a call fails on the former.
-TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims"}
+TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims", "correction": "ddof", "unbiased": "ddof"}
+# Said with ddof=: the two libraries' defaults differ, so a call without either keyword gives
+# another number than PyTorch's.
+DDOF_DEFAULTS = " (var and std default to numpy's ddof=0; PyTorch's default is the unbiased correction=1)"
 
 
 def raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -> None:
@@ -47,6 +50,8 @@ def raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) ->
         wrong = [f"{numpy}= instead of {torch}=" for torch, numpy in spellings if f"'{torch}'" in message]
         if wrong:
             message += "; autobp uses numpy's keywords: write " + ", ".join(wrong)
+            if any(part.startswith("ddof=") for part in wrong):
+                message += DDOF_DEFAULTS
     try:
         new = type(error)(message)
     except Exception:  # types with unusual constructors (numpy's UFuncTypeError): keep the builtin kind
