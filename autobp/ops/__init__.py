@@ -43,7 +43,8 @@ from autobp.ops.elementwise import (
 from autobp.ops.indexing import getitem, scatter_add
 from autobp.ops.linalg import dot, einsum, matmul, outer
 from autobp.ops.nn import conv2d, conv2d_weight, conv_transpose2d, max_pool2d
-from autobp.ops.reduction import argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var
+from autobp.ops.reduction import logsumexp, mean, prod, std, sum, var
+from autobp.ops.reduction_extremes import argmax, argmin, max, min
 from autobp.ops.registry import REGISTRY, Hints, OpDef, composite, op  # noqa: F401  (for writers of new ops)
 from autobp.ops.shape import (
     broadcast_to,

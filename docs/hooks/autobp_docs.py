@@ -117,6 +117,7 @@ FAMILIES = {  # the module of each family, in the reference's order
     "autobp.ops.elementwise.selection": "Selections, comparisons and logic",
     "autobp.ops.activations": "Activations",
     "autobp.ops.reduction": "Reductions",
+    "autobp.ops.reduction_extremes": "Extremes",
     "autobp.ops.linalg": "Linear algebra",
     "autobp.ops.shape.broadcasting": "Broadcasting",
     "autobp.ops.shape.reshaping": "Reshaping and transposing",
