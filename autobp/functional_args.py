@@ -130,24 +130,29 @@ def checked_vectors(
         counted = "outputs of func" if pairs_with == "outputs" else pairs_with
         raise ValueError(f"{what}: {arg} has {len(vs)} entries for {len(outputs)} {counted}")
     for i, (vi, out) in enumerate(zip(vs, outputs, strict=True)):
-        if vi.shape != out.shape:
+        vector, entry = vi.data, out.data  # (the arrays' shapes and dtypes: no property frames)
+        if vector.shape != entry.shape:
             paired = _paired_entry(pairs_with, i)
             raise ValueError(f"{what}: {arg}[{i}] has shape {vi.shape}, but {paired} has shape {out.shape}")
-        named = f"{arg}[{i}]" if len(vs) > 1 else arg
-        vector, entry = vi.data, out.data
         if type(vector) is not np.ndarray or type(entry) is not np.ndarray:  # (two numpy arrays: one library, the cpu)
             try:
                 namespace(entry, vector)  # one library and device: a cast below cannot move it
             except MixedArraysError as error:
-                raise MixedArraysError(f"{what}: {named} and {_paired_entry(pairs_with, i)} are {error}") from None
+                named, paired = _vector_entry(arg, i, len(vs)), _paired_entry(pairs_with, i)
+                raise MixedArraysError(f"{what}: {named} and {paired} are {error}") from None
         if vector.dtype != entry.dtype:  # (cast later; a complex one would lose its imaginary part)
-            refuse_complex(vi, what, named)
+            refuse_complex(vi, what, _vector_entry(arg, i, len(vs)))
     return list(vs)
 
 
+# The names errors give (built only for an error: every jvp/hvp call checks its vectors).
+def _vector_entry(arg: str, i: int, count: int) -> str:
+    """``v[i]`` as errors name it (``v`` alone when there is one)."""
+    return f"{arg}[{i}]" if count > 1 else arg
+
+
 def _paired_entry(pairs_with: str, i: int) -> str:
-    """The entry that ``v[i]`` pairs with, as errors name it (built only for an error: every
-    ``jvp``/``hvp`` call checks its vectors)."""
+    """The entry that ``v[i]`` pairs with, as errors name it."""
     return f"func's output {i}" if pairs_with == "outputs" else f"{pairs_with}[{i}]"
 
 
