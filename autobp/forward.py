@@ -26,7 +26,7 @@ from autobp.tensor import Tensor
 
 __all__ = ["ForwardModeError", "propagate", "linear_jvp", "carries_tangent"]
 
-_mode = graph._mode
+_local = graph._local  # the per-thread modes (a global of this module: read per op)
 
 
 class ForwardModeError(NotImplementedError):
@@ -71,7 +71,7 @@ class Level:
 
 def carries_tangent(value: Any) -> bool:
     """Whether ``value`` is a Tensor with a tangent at an active level."""
-    levels = _mode.forward
+    levels = _local.modes.forward
     if not levels or not isinstance(value, Tensor):
         return False
     key = value.grad_fn or value
@@ -82,7 +82,7 @@ def restamp(tensor: Tensor, before: int) -> None:
     """``tensor``'s version moved from ``before`` without a write (``requires_grad`` turned on):
     the tangents it carries still describe it, so their entries take the new version."""
     key, now = tensor.grad_fn or tensor, tensor._version
-    for level in _mode.forward or ():
+    for level in _local.modes.forward or ():
         entry = level.tangents.get(key)
         if entry is not None and entry[1] is tensor and entry[2] == before:
             level.tangents[key] = (entry[0], tensor, now)
@@ -113,8 +113,9 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
         data.dtype.kind != "f" if type(data) is np.ndarray else not backends.namespace(data).float_dtype(data.dtype)
     ):
         return  # integer or boolean results (comparisons, argmax, astype to int): nothing to carry
-    levels = _mode.forward
-    if len(levels) == 1 and levels[0].plain and opdef.jvp_plain_arrays and _mode.tape is None:
+    modes = _local.modes
+    levels = modes.forward
+    if len(levels) == 1 and levels[0].plain and opdef.jvp_plain_arrays and modes.tape is None:
         if opdef.jvp_rules:
             _propagate_on_arrays(opdef, levels[0], args, kwargs, out)  # the fast path (W5, benchmarks/w5_hvp.py)
             return
@@ -127,23 +128,23 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
             continue
         # A tape records the tangents' ops only for ``tape.hvp``, whose level it made and whose
         # tangents it returns; a dual tensor reaching any other traced function is refused.
-        if _mode.tape is not None and not _mode.tape.forward_mode:
+        if modes.tape is not None and not modes.tape.forward_mode:
             graph.refuse_while_tracing("forward mode (a tensor carrying a tangent)")
         if not opdef.has_jvp:
             raise _error(opdef)
         # The rule runs with only the outer levels on: they differentiate it, this one does not.
-        _mode.forward = levels[:depth] if depth else None
-        recording = _mode.enabled
+        modes.forward = levels[:depth] if depth else None
+        recording = modes.enabled
         try:
             if level.plain and recording:  # a plain level's tangents are constants: record nothing
-                _mode.enabled = False
-            if _mode.quiet:  # inside the engine's walk, numpy's warnings are off already
+                modes.enabled = False
+            if modes.quiet:  # inside the engine's walk, numpy's warnings are off already
                 tangent = _on_tensors(opdef, tangents, args, kwargs, out)
             else:  # the rules' ops are not all quiet (mul: 0 * inf), as on arrays (_quiet_parts)
                 tangent = _quiet_on_tensors(opdef, tangents, args, kwargs, out)
         finally:
-            _mode.forward = levels
-            _mode.enabled = recording
+            modes.forward = levels
+            modes.enabled = recording
         if tangent is not None:
             level.set(out, tangent)
 
@@ -169,10 +170,11 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
     if not parts:
         return
     data = out.data
-    previous = _mode.arrays
-    _mode.arrays = True  # the rules' ops act as numpy functions
+    modes = _local.modes
+    previous = modes.arrays
+    modes.arrays = True  # the rules' ops act as numpy functions
     try:
-        if _mode.quiet:  # inside the engine's walk, numpy's warnings are off already: no errstate per op
+        if modes.quiet:  # inside the engine's walk, numpy's warnings are off already: no errstate per op
             if len(parts) == 1:  # (one input carries a tangent, as in most ops: the rule without _parts' frame)
                 rule, tangent = parts[0]
                 total = rule(tangent, data, *arrays, **kwargs)
@@ -181,7 +183,7 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
         else:
             total = _quiet_parts(parts, data, arrays, kwargs)
     finally:
-        _mode.arrays = previous
+        modes.arrays = previous
     if total is None:
         return
     # (`is` first: numpy's builtin dtypes are singletons; _fit for the rest)
@@ -212,13 +214,14 @@ def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any],
     if all(tangent is None for tangent in tangents):
         return
     data = out.data
-    previous = _mode.arrays
-    _mode.arrays = True  # the rule's ops act as numpy functions
+    modes = _local.modes
+    previous = modes.arrays
+    modes.arrays = True  # the rule's ops act as numpy functions
     try:
         with quietly():  # (numpy's operators in the rule, as _quiet_parts)
             total = opdef.jvp_variadic_rule(tangents, data, *arrays, **kwargs)
     finally:
-        _mode.arrays = previous
+        modes.arrays = previous
     if total is None:
         return
     if type(total) is not np.ndarray or total.shape != data.shape or total.dtype is not data.dtype:

@@ -24,7 +24,7 @@ from autobp.tensor import Tensor
 
 __all__ = ["dual_level", "make_dual", "unpack_dual", "UnpackedDual", "ForwardModeError"]
 
-_mode = graph._mode
+_local = graph._local  # the per-thread modes
 
 
 class dual_level:
@@ -39,23 +39,23 @@ class dual_level:
 
     def __enter__(self) -> dual_level:
         graph.refuse_while_tracing("forward mode (dual_level, jvp, hvp)")
-        levels = _mode.forward or ()
-        _mode.forward = (*levels, self.level)
+        levels = _local.modes.forward or ()
+        _local.modes.forward = (*levels, self.level)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        levels = _mode.forward or ()
+        levels = _local.modes.forward or ()
         if not levels or levels[-1] is not self.level:
             raise RuntimeError("dual_level: levels must be exited in the reverse order of entering them")
-        _mode.forward = levels[:-1] or None
+        _local.modes.forward = levels[:-1] or None
         self.level.active = False
         self.level.tangents.clear()
 
 
 def _innermost(what: str) -> Level:
-    if _mode.forward is None:
+    if _local.modes.forward is None:
         raise RuntimeError(f"{what}: no forward-mode level is active; use it inside `with dual_level():`")
-    level: Level = _mode.forward[-1]
+    level: Level = _local.modes.forward[-1]
     return level
 
 
@@ -97,17 +97,17 @@ def make_dual(primal: Any, tangent: Any, level: dual_level | None = None) -> Ten
     if primal.requires_grad and grad_mode.is_grad_enabled():
         from autobp.ops.elementwise import copy
 
-        saved, _mode.forward = _mode.forward, None  # the copy must not take primal's own tangents
+        saved, _local.modes.forward = _local.modes.forward, None  # the copy must not take primal's own tangents
         try:
             dual = copy(primal)
         finally:
-            _mode.forward = saved
+            _local.modes.forward = saved
     else:
         dual = Tensor._wrap(graph.new_view(primal.data))  # a view: the primal's array never carries the tangent
         dual._share_storage_with(primal)  # one storage, one counter: a write through the dual is seen by graphs
     # The tangents primal carries at the other levels go with it (make_dual of a tensor that is
     # dual at an outer level, as nested forward mode does): dropped, they read as zeros there.
-    for other in _mode.forward or ():
+    for other in _local.modes.forward or ():
         if other is not target:
             carried = other.get(primal)
             if carried is not None:

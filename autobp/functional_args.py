@@ -37,7 +37,7 @@ def differentiable(create_graph: bool) -> bool:
     forward-mode level (an outer ``jvp``, ``jacfwd``, ``hessian``...), whose tangents they must
     carry. Detached results there would carry none, which the outer transform reads as zeros:
     ``jvp(lambda a: jvp(f, a, v)[1], x, u)`` gave zeros instead of the second derivative."""
-    return create_graph or graph._mode.forward is not None
+    return create_graph or graph._local.modes.forward is not None
 
 
 def fresh_inputs(
@@ -49,7 +49,7 @@ def fresh_inputs(
             raise TypeError(f"{what}: inputs[{i}] has dtype {x.dtype}; only floating-point inputs are differentiable")
         if create_graph and x.requires_grad:
             prepared.append(_copy(x))  # stays connected to x, so results differentiate back to it
-        elif graph._mode.forward is not None:  # inside forward mode: a copy keeps x's tangents
+        elif graph._local.modes.forward is not None:  # inside forward mode: a copy keeps x's tangents
             copied = _copy(x)
             copied.requires_grad = copied.requires_grad or requires_grad  # a leaf unless x requires grad
             prepared.append(copied)
@@ -199,7 +199,7 @@ def detached_tangents(values: Sequence[Tensor], create_graph: bool, directions: 
     # A tangent that is on no graph and shares no counter (a level's fresh wrapper of its array,
     # as every tangent of a level without create_graph is) is as detached as detach() would make
     # it: it is taken as it is, unless a tape is tracing (which is told of every detach()).
-    tracing = graph._mode.tape is not None
+    tracing = graph._local.modes.tape is not None
     detached = [  # (a list of our own: unaliased changes it in place)
         v if v.grad_fn is None and not v._requires_grad and v._vc is None and not tracing else v.detach()
         for v in values

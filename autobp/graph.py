@@ -17,8 +17,8 @@ import numpy as np
 
 from autobp import backends
 
-# The per-thread state of grad mode, which recording reads (and others as graph._mode).
-from autobp.grad_mode import _mode
+# The per-thread state of grad mode, which recording reads (and others as graph._local.modes).
+from autobp.grad_mode import _local
 
 # What keeps saved arrays unchanged, and what a tape is told. Imported by name: record reads them
 # as this module's globals (a lookup through another module costs, W2). The `x as x` imports are
@@ -226,7 +226,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         elif type(value) is np.ndarray:
             if value is result:
                 result = new_view(result)
-            if saved is args and _mode.tape is None and may_change(value):
+            if saved is args and _local.modes.tape is None and may_change(value):
                 saved = copy_changeable_arrays(args)
     # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
     out = _new_object(Tensor)
@@ -255,7 +255,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     node.versions = _versions(saved) if versioned else None
     node._rare = None
     node._seq = _next_seq()
-    if kwargs and _mode.tape is None:
+    if kwargs and _local.modes.tape is None:
         freeze_kwargs(node, kwargs)
     if _anomaly_hook is not None:
         _anomaly_hook(node)

@@ -56,7 +56,7 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
                 f"{where} does not require grad but the operand does; writing into it in place would "
                 "drop the operand's gradient. Use an out-of-place op (c = c + x)"
             )
-    if graph._mode.forward is not None and any(carries_tangent(o) for o in operands):
+    if graph._local.modes.forward is not None and any(carries_tangent(o) for o in operands):
         raise RuntimeError(
             f"{where}: the operand carries a forward-mode tangent, which an in-place write cannot give "
             "the tensor (its tangent would be lost: jvp would read zeros). Use an out-of-place op "

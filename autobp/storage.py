@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autobp import backends
-from autobp.grad_mode import _mode
+from autobp.grad_mode import _local
 from autobp.tensor import Tensor
 from autobp.weak_scalar import WeakScalar
 
@@ -247,7 +247,7 @@ def record_foreign(node: Node) -> None:
     write into (as numpy's are copied), and note the write counts of the saved arrays where the
     library keeps one (torch's ``_version``), so that backward sees writes through ``.data``."""
     inputs = node._inputs or ()
-    if _mode.tape is None and any([not isinstance(v, Tensor) and is_foreign_array(v) for v in inputs]):
+    if _local.modes.tape is None and any([not isinstance(v, Tensor) and is_foreign_array(v) for v in inputs]):
         inputs = node._inputs = tuple(
             [copy_array(v) if not isinstance(v, Tensor) and is_foreign_array(v) else v for v in inputs]
         )

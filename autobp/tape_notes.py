@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from autobp.grad_mode import _mode
+from autobp.grad_mode import _local
 from autobp.tensor import Tensor
 
 __all__ = ["TapeError", "refuse_while_tracing", "mark_untapeable", "note_read", "note_detach", "check_values"]
@@ -23,7 +23,7 @@ class TapeError(RuntimeError):
 
 def refuse_while_tracing(what: str) -> None:
     """Raise ``TapeError`` if a taped function is being traced: ``what`` cannot go on a tape."""
-    if _mode.tape is not None:
+    if _local.modes.tape is not None:
         raise TapeError(f"tape: {what} inside a taped function cannot be replayed; use autobp.functional instead")
 
 
@@ -33,8 +33,9 @@ def mark_untapeable(why: str) -> None:
     Called by vjp rules that read values to decide what to compute (``max``, ``prod``): a tape
     would replay the decision made for the traced values. Does nothing when no tape is tracing.
     """
-    if _mode.tape is not None and _mode.tape.untapeable is None:  # the first reason is the one shown
-        _mode.tape.untapeable = why
+    tape = _local.modes.tape
+    if tape is not None and tape.untapeable is None:  # the first reason is the one shown
+        tape.untapeable = why
 
 
 def note_read(tensor: Tensor, how: str) -> None:
@@ -43,14 +44,16 @@ def note_read(tensor: Tensor, how: str) -> None:
     A tape guards what such a read decides, or runs the function eagerly (``autobp.tape``).
     Called by the Tensor methods that hand values to Python; does nothing when no tape is tracing.
     """
-    if _mode.tape is not None:
-        _mode.tape.read(tensor, how)
+    tape = _local.modes.tape
+    if tape is not None:
+        tape.read(tensor, how)
 
 
 def note_detach(tensor: Tensor, view: Any) -> None:
     """Tell a tape being traced that ``view`` (made by ``detach()``) holds ``tensor``'s values."""
-    if _mode.tape is not None:
-        _mode.tape.alias(tensor, view)
+    tape = _local.modes.tape
+    if tape is not None:
+        tape.alias(tensor, view)
 
 
 def check_values(label: str, check: Callable[..., None], *values: Any, **kwargs: Any) -> None:
@@ -69,5 +72,6 @@ def check_values(label: str, check: Callable[..., None], *values: Any, **kwargs:
     ValueError: demo: values must be positive
     """
     check(*[value.data if isinstance(value, Tensor) else value for value in values], **kwargs)
-    if _mode.tape is not None:
-        _mode.tape.check(label, check, values, kwargs)
+    tape = _local.modes.tape
+    if tape is not None:
+        tape.check(label, check, values, kwargs)

@@ -318,12 +318,12 @@ def test_hvp_at_a_domain_edge_is_quiet_and_leaves_the_modes_as_they_were() -> No
         _, hv = ab.functional.hvp(lambda t: ab.sqrt(t).sum(), x, ab.ones(2), strategy=strategy)
         assert not np.isfinite(hv.data[0])
         np.testing.assert_allclose(hv.data[1], -0.25)  # d2/dx2 sqrt(x) = -x^(-3/2) / 4
-    assert ab.graph._mode.quiet is False
+    assert ab.graph._local.modes.quiet is False
     with pytest.raises(RuntimeError):  # a walk that fails half-way restores the flag too
         y = ab.tensor([1.0], requires_grad=True) * 2.0
         y.sum().backward()
         y.sum().backward()
-    assert ab.graph._mode.quiet is False
+    assert ab.graph._local.modes.quiet is False
 
 
 def test_a_hook_in_the_walk_computes_tangents_as_user_code_does() -> None:

@@ -162,6 +162,38 @@ def test_grad_mode_is_per_thread_and_new_threads_start_with_it_on() -> None:
     assert seen == [True]
 
 
+def test_a_walks_array_mode_forward_mode_and_tracing_tape_stay_in_their_thread() -> None:
+    # All of a thread's modes live on one object fetched per op (grad_mode.Modes): another
+    # thread's ops must see their own, fresh ones, not those of the thread that set them.
+    from autobp.engine.mode_switch import modes
+    from autobp.forward import carries_tangent
+
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    seen: dict[str, Any] = {}
+
+    def other_thread() -> None:
+        y = ab.exp(np.ones(2))  # no array mode here: an op on an array gives a Tensor
+        z = x * 2.0  # no forward-mode level here: no tangent; recorded, as grad mode is on
+        seen["exp"], seen["tangent"], seen["recorded"] = type(y), carries_tangent(z), z.grad_fn
+
+    def traced_function(w: ab.Tensor) -> ab.Tensor:
+        run_in_threads(other_thread)  # while this thread traces a tape: its ops go on no tape
+        return (w * w).sum()
+
+    with ab.forward_ad.dual_level(), modes(False, arrays=True):
+        ab.forward_ad.make_dual(x, ab.tensor([1.0, 1.0]))
+        assert type(ab.exp(np.ones(2))) is np.ndarray  # (this thread's array mode is on)
+        run_in_threads(other_thread)
+    assert seen == {"exp": ab.Tensor, "tangent": False, "recorded": seen["recorded"]}
+    assert seen["recorded"] is not None
+    seen.clear()
+    taped = ab.tape.value_and_grad(traced_function)
+    for point in ([1.0, 3.0], [2.0, 5.0]):  # traced, then replayed
+        value, gradient = taped(np.array(point))
+        assert gradient.tolist() == [2 * p for p in point] and value.item() == sum(p * p for p in point)
+    assert seen["exp"] is ab.Tensor and seen["recorded"] is not None
+
+
 def test_decorators_are_re_entrant_under_recursion() -> None:
     seen: list[tuple[int, bool]] = []
 

@@ -299,12 +299,12 @@ def test_modes_come_back_after_a_walk_fails_and_inside_no_grad() -> None:
     x.register_hook(failing)
     with pytest.raises(ValueError, match="hook says no"):
         (x * 2.0).sum().backward()
-    assert ab.is_grad_enabled() and graph._mode.arrays is False
+    assert ab.is_grad_enabled() and graph._local.modes.arrays is False
     w = ab.tensor([1.0, 2.0], requires_grad=True)
     y = (w * 3.0).sum()  # recorded before no_grad
     with ab.no_grad():
         y.backward()
-        assert not ab.is_grad_enabled() and graph._mode.arrays is False
+        assert not ab.is_grad_enabled() and graph._local.modes.arrays is False
     assert ab.is_grad_enabled()
     np.testing.assert_array_equal(w.grad.data, [3.0, 3.0])  # type: ignore[union-attr]
 

@@ -234,7 +234,7 @@ def grad(
     # Inside a forward-mode level (jvp, make_dual) a gradient carries the tangent of what it was
     # computed from: the rules then run on Tensors, as hvp's do. On arrays (the fast path) it
     # would carry none, and jvp would read that as a zero.
-    carry_tangents = not create_graph and graph._mode.forward is not None
+    carry_tangents = not create_graph and graph._local.modes.forward is not None
     return _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, tensors=carry_tangents)
 
 

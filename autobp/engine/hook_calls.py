@@ -59,7 +59,7 @@ def accumulate(leaf: Tensor, g: Tensor) -> None:
 def _sum(so_far: Tensor, g: Tensor) -> Tensor:
     """``so_far + g`` for ``.grad``. A ``.grad`` that carries a graph (from ``create_graph``) keeps
     it when a first-order backward adds to it, as in PyTorch: the sum is recorded."""
-    if so_far.requires_grad and not graph._mode.enabled:
+    if so_far.requires_grad and not graph._local.modes.enabled:
         with modes(True, arrays=False):
             return so_far + g
     return so_far + g

@@ -28,7 +28,7 @@ class modes:
         self.enabled, self.arrays, self.quiet, self.silenced = enabled, arrays, quiet, silenced
 
     def __enter__(self) -> None:
-        mode = graph._mode
+        mode = graph._local.modes
         self.previous = mode.enabled, mode.arrays
         if self.enabled is not None:
             mode.enabled = self.enabled
@@ -40,7 +40,7 @@ class modes:
             self.token = silence()
 
     def __exit__(self, *exc: object) -> None:
-        mode = graph._mode
+        mode = graph._local.modes
         mode.enabled, mode.arrays = self.previous
         if self.quiet is not None:
             mode.quiet = self.previous_quiet

@@ -18,7 +18,7 @@ from autobp.tensor import Tensor
 
 __all__ = ["_on_arrays", "_on_tensors", "_run_rules"]
 
-_mode = graph._mode  # the per-thread modes (read per node: a global of this module, not graph's)
+_local = graph._local  # the per-thread modes (read per node: a global of this module, not graph's)
 
 
 def _needs(value: Any) -> bool:
@@ -126,7 +126,7 @@ def _on_tensors(node: Node, g: Any, kept_tensors: bool) -> Sequence[Any]:
             grad, out = g, Tensor._wrap(node.out, True, node)
         else:
             grad, out = Tensor._wrap(g), Tensor._wrap(node.out)
-        if not _mode.arrays:  # (a walk on Tensors throughout: nothing to switch)
+        if not _local.modes.arrays:  # (a walk on Tensors throughout: nothing to switch)
             return _run_rules(node, grad, out, values)
         with modes(None, arrays=False):  # autobp ops act on Tensors as they do anywhere
             return _run_rules(node, grad, out, values)

@@ -98,7 +98,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
 
     This is the hottest path of the library, so the op's fields are bound as closure variables.
     """
-    forward, arity, differentiable, mode = opdef.forward, opdef.arity, opdef.differentiable, graph._mode
+    forward, arity, differentiable, here = opdef.forward, opdef.arity, opdef.differentiable, graph._local
     record, wrap, share_storage = graph.record, Tensor._wrap, graph.share_storage
     is_foreign_view = graph.is_foreign_view
     # numpy's fast forward (backends/numpy.py), taken when every array argument is a numpy array.
@@ -109,6 +109,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
     def public(*args: Any, **kwargs: Any) -> Tensor:
         if len(args) != arity:
             args, kwargs = opdef.bind(args, kwargs)
+        mode = here.modes  # the calling thread's (one threading.local read: its slots are cheap)
         if mode.arrays:  # a first-order backward's rules: an op given no Tensor returns a plain array
             try:
                 # (one or two arguments checked inline: a call per op costs W2 2%, benchmarks/instructions.py)

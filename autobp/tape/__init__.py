@@ -61,7 +61,7 @@ __all__ = ["TapeError", "Taped", "TapedHvp", "value_and_grad", "hvp", "is_tracin
 
 def is_tracing() -> bool:
     """Whether a taped function is being traced now (its op calls go on a tape)."""
-    return graph._mode.tape is not None
+    return graph._local.modes.tape is not None
 
 
 def value_and_grad(func: Callable[..., Tensor], argnums: int | tuple[int, ...] = 0) -> Taped:

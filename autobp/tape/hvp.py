@@ -56,7 +56,7 @@ class TapedHvp(Taped):
         """A call with numpy arrays for results: the value, and a list of the products (fresh arrays)."""
         # The usual call, as _expanded makes it (checks and all), in fewer steps.
         v = args[-1] if args else None
-        if type(v) is tuple and len(v) == self._directions and self._many and graph._mode.forward is None:
+        if type(v) is tuple and len(v) == self._directions and self._many and graph._local.modes.forward is None:
             return self._arrays(args[:-1] + v)
         return self._arrays(self._expanded(args))
 
@@ -66,7 +66,7 @@ class TapedHvp(Taped):
 
     def _expanded(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """``(*func's arguments, *directions)``: the directions become tape inputs at the end."""
-        if graph._mode.forward is not None:  # its level's tangents would go on this tape as constants
+        if graph._local.modes.forward is not None:  # its level's tangents would go on this tape as constants
             raise TapeError("tape.hvp: called inside a forward-mode level; use autobp.functional.hvp there")
         if not args:
             raise TypeError("tape.hvp: call it with func's arguments followed by the direction v")
@@ -110,7 +110,7 @@ class TapedHvp(Taped):
         directions = call_args[n:]
         recorder = Recorder(arrays, [*leaves, *[None] * len(directions)])  # func never sees the directions
         recorder.forward_mode = True
-        mode = graph._mode
+        mode = graph._local.modes
         with dual_level(differentiable=False) as level:  # entered before the tape: its own level
             mode.tape = recorder
             try:

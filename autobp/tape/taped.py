@@ -78,7 +78,7 @@ class Taped:
         return self._arrays(args)
 
     def _arrays(self, args: tuple[Any, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
-        if graph._mode.tape is not None:  # its replay would hand the outer trace untracked arrays
+        if graph._local.modes.tape is not None:  # its replay would hand the outer trace untracked arrays
             raise TapeError("tape: a taped function was called while another one was being traced")
         try:
             arrays, signature = inputs_and_signature(args, self._positions, self._directions)
@@ -163,7 +163,7 @@ class Taped:
         call_args = as_tensors(args, arrays, wanted)
         leaves = [arg for arg in call_args if isinstance(arg, Tensor)]
         recorder = Recorder(arrays, leaves)
-        mode = graph._mode
+        mode = graph._local.modes
         mode.tape = recorder
         try:
             with grad_mode.enable_grad():

@@ -1,6 +1,6 @@
 """Tracing: the recorder that writes a taped function's op calls down, and the guards it keeps.
 
-The recorder is installed as ``graph._mode.tape`` while a function is traced. Every op call
+The recorder is installed as ``graph._local.modes.tape`` while a function is traced. Every op call
 goes through it (each op's public function: ``ops/public_function.py``), and so does every way a
 traced value can leave the tape's sight: a read into Python (``bool()``, ``.item()``, ``.numpy()``,
 ``str()``: ``read``), a ``detach()`` view (``alias``), a Tensor that is no argument (``slot``: its
@@ -38,7 +38,7 @@ Guard = tuple[str, int, Any, str]  # (kind "truth" or "bytes", slot, the traced 
 
 
 class Recorder:
-    """Collects op calls while a function is traced (installed as ``graph._mode.tape``).
+    """Collects op calls while a function is traced (installed as ``graph._local.modes.tape``).
 
     Slots number every array a replay holds: the inputs first, then constants and op results
     in the order they appear. An argument is known by identity: the array of an input or of a

@@ -225,7 +225,7 @@ class Tensor:
                 # makes such a graph refuse backward (engine.versions) instead.
                 before = self._version
                 self._version = before + 1
-                if graph._mode.forward is not None:  # (nothing was written: its tangents still hold)
+                if graph._local.modes.forward is not None:  # (nothing was written: its tangents still hold)
                     from autobp.forward import restamp
 
                     restamp(self, before)

@@ -62,7 +62,7 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
     if (
         tensor.grad_fn is not None
         or (isinstance(other, Tensor) and other.requires_grad and grad_mode.is_grad_enabled())
-        or (graph._mode.forward is not None and (carries_tangent(other) or carries_tangent(tensor)))
+        or (graph._local.modes.forward is not None and (carries_tangent(other) or carries_tangent(tensor)))
     ):
         return getattr(_ops, op_name)(tensor, other)  # type: ignore[no-any-return]
     return _inplace(tensor, name, ufunc, other)
