@@ -238,6 +238,11 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         else:
             result = backends.as_array(result)
             numpy_result = type(result) is np.ndarray  # (a Python number's result is numpy's)
+    if result.dtype.kind not in "fc" if numpy_result else not _floating(result):
+        # An integer or boolean result (a cast, a rounding custom op) carries no gradient, as no
+        # integer tensor can: recorded, its rules would send the upstream gradient back through
+        # it (x.astype("int64") * 3.7 added 3 to x's gradient; its derivative is 0).
+        return _constant(result, args)
     out.data = result
     out._requires_grad = True
     out.grad = None
@@ -268,6 +273,19 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         record_foreign(node)
         if is_foreign_view(result):
             share_storage(out, args)
+    return out
+
+
+def _floating(array: Any) -> bool:
+    """Whether another library's array has a real or complex floating-point dtype."""
+    return bool(backends.namespace(array).isdtype(array.dtype, ("real floating", "complex floating")))
+
+
+def _constant(result: Any, args: tuple[Any, ...]) -> Tensor:
+    """``result`` as a Tensor on no graph, sharing its inputs' storage if it is a view of one."""
+    out = Tensor._wrap(result)
+    if result.base is not None if type(result) is np.ndarray else is_foreign_view(result):
+        share_storage(out, args)
     return out
 
 

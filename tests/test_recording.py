@@ -325,3 +325,33 @@ def test_a_recorded_scalar_op_holds_the_bytes_performance_md_gives() -> None:
     finally:
         tracemalloc.stop()
     assert held / 2000 <= 385, f"{held / 2000:.0f} B per recorded scalar op"
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int8", "uint8", "bool"])
+def test_an_integer_or_boolean_result_is_on_no_graph_and_sends_no_gradient_back(dtype: str) -> None:
+    # The cast's derivative is 0: recorded, its rule sent the upstream gradient back through it,
+    # truncated (astype int64 times 3.7 added 3 to each element of x's gradient).
+    x = ab.tensor([1.5, 2.5, 3.5], requires_grad=True)
+    cast = x.astype(dtype)
+    assert not cast.requires_grad and cast.grad_fn is None and cast.dtype == np.dtype(dtype)
+    ((cast * 3.7).sum() + (x * x).sum()).backward()
+    assert x.grad is not None and x.grad.tolist() == [3.0, 5.0, 7.0]
+    view = ab.reshape(x, (3, 1)).astype(dtype)  # (a copy, on no graph either)
+    assert not view.requires_grad
+
+
+def test_a_custom_op_with_an_integer_result_records_no_node(scratch_ops: list[str]) -> None:
+    from autobp.ops.registry import op
+
+    scratch_ops.append("test_round_to_int")
+
+    @op("test_round_to_int", elementwise=True)
+    def round_to_int(x: Any) -> Any:
+        return np.rint(x).astype(np.int64)
+
+    round_to_int.defvjp(lambda grad, out, x: grad)  # (what a careless rule would say)
+    x = ab.tensor([0.4, 1.6], requires_grad=True)
+    rounded = round_to_int(x)
+    assert not rounded.requires_grad and rounded.tolist() == [0, 2]
+    (g,) = ab.grad((x * 2.0).sum() + (rounded * 1.0).sum(), [x])
+    assert g.tolist() == [2.0, 2.0]
