@@ -362,3 +362,52 @@ def test_bfloat16_binary_cross_entropy_with_logits_is_the_float32_loss_rounded_o
     half_ulp = 2.0**-8  # bfloat16's rounding, relative
     np.testing.assert_allclose(loss.data.double().numpy(), want.detach().numpy(), rtol=half_ulp, atol=2.0**-126)
     np.testing.assert_allclose(grad.data.double().numpy(), want_grad.numpy(), rtol=half_ulp, atol=2.0**-126)
+
+
+# Integer and boolean inputs: converted to a float before any arithmetic in their own dtype,
+# where -x and x - max wrap around (uint8: the sigmoid of 3 was 0, softmax all zeros).
+SMALL_INTS = ["uint8", "int8", "uint16", "int16", "bool"]
+
+
+def _exp_dtype(dtype: str) -> np.dtype[Any]:
+    return np.exp(np.zeros((), dtype)).dtype
+
+
+@pytest.mark.parametrize("dtype", [*SMALL_INTS, "int64"])
+def test_sigmoid_of_integers_is_the_sigmoid_of_their_values(dtype: str) -> None:
+    values = np.array([0, 1, 3, 100] if dtype != "bool" else [0, 1, 1, 0]).astype(dtype)
+    if dtype == "int8":
+        values = np.array([-128, -3, 3, 127], dtype)
+    expected = 1.0 / (1.0 + np.exp(-values.astype(np.float64)))
+    for result in (ab.sigmoid(ab.tensor(values)), ab.sigmoid(values)):  # (a Tensor, and a bare array)
+        assert result.dtype == _exp_dtype(dtype)  # the float numpy's exp gives
+        np.testing.assert_allclose(result.numpy().astype(np.float64), expected, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", SMALL_INTS)
+def test_softmax_log_softmax_and_cross_entropy_of_integer_logits(dtype: str) -> None:
+    logits = np.array([[1, 2, 3], [0, 1, 1]] if dtype != "int8" else [[-128, 0, 127], [-3, 2, 1]]).astype(dtype)
+    wide = logits.astype(np.float64)
+    expected = np_log_softmax(wide)
+    tolerance = {"rtol": 2e-3, "atol": 2e-3}  # (float16 for 8-bit integers, as numpy's exp gives)
+    np.testing.assert_allclose(F.log_softmax(ab.tensor(logits)).numpy().astype(np.float64), expected, **tolerance)
+    np.testing.assert_allclose(F.softmax(ab.tensor(logits)).numpy().astype(np.float64), np.exp(expected), **tolerance)
+    targets = np.array([2, 0])
+    loss = F.cross_entropy(ab.tensor(logits), targets)
+    np.testing.assert_allclose(float(loss.item()), -np.mean(expected[[0, 1], targets]), **tolerance)
+
+
+def test_losses_with_integer_targets_or_inputs_compute_in_floats() -> None:
+    p = ab.tensor([0.2, 0.7, 0.9], requires_grad=True)
+    t = np.array([0, 1, 0], np.uint8)  # a uint8 label mask: t - 1 was 255
+    expected = -np.mean([np.log(0.8), np.log(0.7), np.log(0.1)])
+    loss = F.binary_cross_entropy(p, t)
+    np.testing.assert_allclose(loss.item(), expected)
+    np.testing.assert_allclose(ab.grad(loss, [p])[0].numpy(), np.array([1 / 0.8, -1 / 0.7, 1 / 0.1]) / 3)
+    logits = ab.tensor([-1.0, 0.5, 2.0])
+    with_logits = F.binary_cross_entropy_with_logits(logits, t).item()
+    np.testing.assert_allclose(with_logits, F.binary_cross_entropy_with_logits(logits, t.astype(float)).item())
+    a, b = np.array([250, 3, 7], np.uint8), np.array([5, 200, 7], np.uint8)
+    mse = F.mse_loss(ab.tensor(a), ab.tensor(b))
+    assert mse.dtype == np.float64
+    np.testing.assert_allclose(mse.item(), np.mean((a.astype(float) - b.astype(float)) ** 2))

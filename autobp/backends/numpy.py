@@ -265,18 +265,24 @@ FORWARDS.update(numpy_nn.FORWARDS)
 def _sigmoid(x: Any) -> Any:
     # Accurate in both tails (4.7e-20 at x = -44.5, where 0.5 * (1 + tanh(x / 2)) rounds to 0);
     # below x = -709, e^-x overflows to inf and the result is 0, the right limit.
+    if type(x) is np.ndarray and x.dtype.char in "fdg":  # float32, float64 and long double arrays
+        t = np.negative(x)
+        if type(t) is not np.ndarray:  # (a 0-d array's negation is a numpy scalar)
+            return 1.0 / (1.0 + np.exp(t))
+        # The general forward's three steps written into one buffer: the same values, two allocations fewer.
+        np.exp(t, out=t)
+        np.add(1.0, t, out=t)
+        return np.divide(1.0, t, out=t)
+    # A scalar, integers, converted first to the float exp makes of them (-x wraps around in
+    # uint8: the sigmoid of 3 was 0), or float16, whose e^-x overflows below x = -11.1 where the
+    # sigmoid is still a float16 subnormal (6e-6 at -12): float32, rounded once.
+    x = np.asarray(x)
+    if x.dtype.kind not in "fc":
+        x = x.astype(np.exp(np.zeros((), x.dtype)).dtype)
     t = np.negative(x)
-    # (One test, as cheap as `kind != "f"` was: float32, float64 and long double arrays go on.)
-    if type(t) is not np.ndarray or t.dtype.char not in "fdg":
-        # A scalar, ints that exp makes floats, or float16, whose e^-x overflows below x = -11.1
-        # where the sigmoid is still a float16 subnormal (6e-6 at -12): float32, rounded once.
-        if np.result_type(t) == np.float16:
-            return (1.0 / (1.0 + np.exp(t.astype(np.float32)))).astype(np.float16)
-        return 1.0 / (1.0 + np.exp(t))
-    # The general forward's three steps written into one buffer: the same values, two allocations fewer.
-    np.exp(t, out=t)
-    np.add(1.0, t, out=t)
-    return np.divide(1.0, t, out=t)
+    if np.result_type(t) == np.float16:
+        return (1.0 / (1.0 + np.exp(t.astype(np.float32)))).astype(np.float16)
+    return 1.0 / (1.0 + np.exp(t))
 
 
 def _tanh_backward(grad: Any, out: Any) -> Any:

@@ -17,6 +17,7 @@ import numpy as np
 from autobp import graph, ops
 from autobp.backends import MixedArraysError, describe, library_of, namespace
 from autobp.creation import as_generator
+from autobp.ops.activations import exp_float_dtype
 from autobp.ops.nn import max_pool2d
 from autobp.ops.shape.arguments import normalize_axes
 from autobp.tensor import Tensor
@@ -80,6 +81,9 @@ def _log_softmax(x: Tensor, axis: Any, name: str) -> Tensor:
             normalize_axes(axis, x.ndim, name)
         except np.exceptions.AxisError as error:
             raise np.exceptions.AxisError(f"{error} ({describe(x)})") from None
+    xp = namespace(x.data)
+    if not xp.float_dtype(x.dtype):  # integers first to the float exp gives them: x - max wraps in uint8
+        x = ops.astype(x, exp_float_dtype(xp, x.dtype))
     # The result is invariant to shifting x by a constant: shifting by the (detached) maximum
     # keeps exp() <= 1 without changing any derivative. An op on x.detach(), not numpy on
     # x.data, so that a tape (autobp.tape) replays the shift for new values.
@@ -180,7 +184,25 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     input, target = _as_tensor(input), _as_tensor(target)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    input, target = _floating(input, target)
     return _reduce(ops.square(input - target), reduction, "mse_loss")
+
+
+def _floating(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """A loss's two inputs, each integer or boolean one converted to their common floating
+    dtype (float64 when neither is floating, as numpy's mean is), so that no difference is taken
+    in an integer dtype: uint8 targets made BCE's ``t - 1`` 255, and mse_loss wrapped around."""
+    xp = namespace(a.data, b.data)
+    if xp.float_dtype(a.dtype) and xp.float_dtype(b.dtype):
+        return a, b
+    floating = [t.dtype for t in (a, b) if xp.float_dtype(t.dtype)]
+    try:
+        dtype = xp.result_type(a.dtype, b.dtype)
+    except TypeError:  # (the standard promotes no integer with a float: the float's)
+        dtype = floating[0]
+    if not xp.float_dtype(dtype):
+        dtype = xp.float64
+    return tuple(t if xp.float_dtype(t.dtype) else ops.astype(t, dtype) for t in (a, b))  # type: ignore[return-value]
 
 
 def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> Tensor:
@@ -210,6 +232,7 @@ def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> Te
     probs, target = _as_tensor(probs), _as_tensor(target)
     if probs.shape != target.shape:
         raise ValueError(f"binary_cross_entropy: input shape {probs.shape} and target shape {target.shape} differ")
+    probs, target = _floating(probs, target)
     xp = namespace(probs.data, target.data)
     dtype = xp.result_type(probs.dtype, target.dtype)
     if xp.dtype_name(dtype) != "float16":
@@ -250,6 +273,7 @@ def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = 
         raise ValueError(
             f"binary_cross_entropy_with_logits: input shape {logits.shape} and target shape {target.shape} differ"
         )
+    logits, target = _floating(logits, target)
     xp = namespace(logits.data, target.data)
     dtype = xp.result_type(logits.dtype, target.dtype)
     if xp.dtype_name(dtype) not in ("float16", "bfloat16"):

@@ -40,6 +40,16 @@ tanh_backward.defvjp(
 tanh.defvjp(lambda grad, out, x: tanh_backward(grad, out), plain_arrays=True)  # d(tanh x)/dx = 1 - tanh^2 x
 
 
+def exp_float_dtype(xp: Any, dtype: Any) -> Any:
+    """The floating dtype ``xp.exp`` gives an array of ``dtype``: ``dtype`` itself when it is
+    floating; for integers and booleans the library's (numpy: float16 for 8 bits, float32 for
+    16, float64 above; torch: its default float). Ops that compute in the input's dtype before
+    their exp convert integers to it first: ``-x`` and ``x - max`` wrap around in uint8."""
+    if xp.float_dtype(dtype):
+        return dtype
+    return xp.exp(xp.zeros((), dtype=dtype)).dtype
+
+
 @op("sigmoid", hints=Hints(domain=(-4.0, 4.0)), elementwise=True)
 @quiet
 def sigmoid(x: Any) -> Any:
@@ -49,7 +59,9 @@ def sigmoid(x: Any) -> Any:
     # below x = -709, e^-x overflows to inf and the result is 0, the right limit. Twice as fast
     # as exp(-logaddexp(0, -x)), which gives the same values.
     xp = namespace(x)
-    if hasattr(x, "dtype") and xp.dtype_name(x.dtype) in ("float16", "bfloat16"):
+    x = xp.asarray(x)
+    x = xp.astype(x, exp_float_dtype(xp, x.dtype))  # (the sigmoid of a uint8 3 was 0: -x wrapped around)
+    if xp.dtype_name(x.dtype) in ("float16", "bfloat16"):
         # e^-x overflows float16 below x = -11.1, where the sigmoid is still a subnormal (6e-6
         # at -12, PyTorch's value): computed in float32 and rounded once, as PyTorch does. So is
         # PyTorch's bfloat16, whose three roundings in 1 / (1 + e^-x) were up to 0.84% off.
