@@ -26,6 +26,7 @@ from autobp.functional_args import (
     checked_vectors,
     differentiable,
     differentiated_tensor,
+    differentiating,
     filled,
     fresh_inputs,
     input_grads,
@@ -151,7 +152,7 @@ def value_and_grad(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0)
         xs = fresh_inputs(tuple(values[p] for p in positions), keep, "value_and_grad")
         for p, x in zip(positions, xs, strict=True):
             values[p] = x
-        with enable_grad():
+        with enable_grad(), differentiating():
             out = func(*values, **kwargs)
         _, outs = as_tensors(out, "value_and_grad", "func's output")
         check_scalar(outs, "value_and_grad")

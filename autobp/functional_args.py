@@ -35,9 +35,24 @@ def as_tensors(value: Any, what: str, arg: str) -> tuple[bool, tuple[Tensor, ...
 def differentiable(create_graph: bool) -> bool:
     """Whether a transform's results must stay differentiable: ``create_graph``, or inside a
     forward-mode level (an outer ``jvp``, ``jacfwd``, ``hessian``...), whose tangents they must
-    carry. Detached results there would carry none, which the outer transform reads as zeros:
-    ``jvp(lambda a: jvp(f, a, v)[1], x, u)`` gave zeros instead of the second derivative."""
-    return create_graph or graph._local.modes.forward is not None
+    carry, or inside a function another transform differentiates (``differentiating``).
+    Detached results there would carry no tangent and no graph, which the outer transform reads
+    as zeros: ``jvp(lambda a: jvp(f, a, v)[1], x, u)`` and ``jacobian(lambda z: jvp(f, z, v)[1], x)``
+    gave zeros instead of second derivatives."""
+    modes = graph._local.modes
+    return create_graph or modes.forward is not None or modes.transforms > 0
+
+
+class differentiating:
+    """While active, the function a transform calls is being differentiated: transforms and
+    ``grad`` inside it keep their graph (``differentiable``), as its result must depend on its
+    inputs through them."""
+
+    def __enter__(self) -> None:
+        graph._local.modes.transforms += 1
+
+    def __exit__(self, *exc: object) -> None:
+        graph._local.modes.transforms -= 1
 
 
 def fresh_inputs(
@@ -109,7 +124,7 @@ def not_floating(what: str, position: int, value: Any) -> TypeError:
 
 
 def call_func(func: Callable[..., Any], inputs: tuple[Tensor, ...], what: str) -> tuple[bool, tuple[Tensor, ...]]:
-    with enable_grad():
+    with enable_grad(), differentiating():
         outputs = func(*inputs)
     return as_tensors(outputs, what, "func's output")
 

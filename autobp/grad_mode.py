@@ -23,7 +23,7 @@ class Modes:
     thread's attributes on every read (about 25 ns each, measured), a slot in a few, so the hot
     paths (every op call, every recorded node) fetch this object once and read its slots."""
 
-    __slots__ = ("enabled", "arrays", "tape", "forward", "quiet")
+    __slots__ = ("enabled", "arrays", "tape", "forward", "quiet", "transforms")
 
     def __init__(self) -> None:
         self.enabled = True
@@ -36,6 +36,9 @@ class Modes:
         # Set while the engine's walk runs its rules with numpy's warnings off (engine.mode_switch):
         # forward mode's rules on arrays then skip setting it once per op.
         self.quiet = False
+        # How many functions a transform (autobp.functional's vjp, jacobian, value_and_grad...)
+        # is differentiating in this thread now: inside one, transforms and grads keep their graph.
+        self.transforms = 0
 
 
 class _PerThread(threading.local):

@@ -389,6 +389,37 @@ def test_transforms_nested_in_forward_mode_carry_its_tangents() -> None:
         np.testing.assert_array_equal(fwd.unpack_dual(g).tangent.data, [3.0, 3.0])
 
 
+def test_transforms_and_grads_nested_in_reverse_transforms_stay_on_the_graph() -> None:
+    # jacobian(lambda z: jvp(f, z, v)[1], x) gave zeros: the inner transform's detached result
+    # is on no graph, which the outer one reads as a zero derivative (no error). Every reverse
+    # transform now differentiates through inner transforms and first-order ab.grad calls.
+    fn = ab.functional
+    f = lambda w: (ab.sin(w) * w[0]).sum()  # noqa: E731
+    x, v = ab.tensor([0.3, -0.7, 1.1]), ab.tensor([1.0, 2.0, -0.5])
+    hessian = fn.hessian(f, x).data
+    assert np.abs(hessian).min(axis=None) == 0.0 and np.abs(hessian).max() > 0.1  # (not all zero: a check)
+    # (forward mode's inputs need no grad: asked for here, as a user who calls ab.grad would)
+    gradient_of = lambda z: ab.grad(f(z if z.requires_grad else z.requires_grad_()), [z])[0]  # noqa: E731
+    for strategy in ("auto", "reverse-mode", "forward-mode"):
+        np.testing.assert_allclose(fn.jacobian(gradient_of, x, strategy=strategy).data, hessian, rtol=1e-12)
+        np.testing.assert_allclose(fn.jacobian(lambda z: fn.vjp(f, z)[1], x, strategy=strategy).data, hessian)
+        directional = fn.jacobian(lambda z: fn.jvp(f, z, v)[1], x, strategy=strategy).data
+        np.testing.assert_allclose(directional, hessian @ v.data)
+    np.testing.assert_allclose(fn.vjp(lambda z: fn.jvp(f, z, v)[1], x)[1].data, hessian @ v.data)
+    np.testing.assert_allclose(fn.value_and_grad(lambda z: fn.jvp(f, z, v)[1])(x)[1].data, hessian @ v.data)
+    # Third order: the hvp of <grad f, v> along v, against central differences of H(x) v.
+    directional_of = lambda z: (gradient_of(z) * v).sum()  # noqa: E731
+    step = 1e-5
+    shifted = [fn.hessian(f, ab.tensor(x.data + sign * step * v.data)).data @ v.data for sign in (1, -1)]
+    third = (shifted[0] - shifted[1]) / (2 * step)
+    for strategy in ("forward-over-reverse", "reverse-over-forward"):
+        np.testing.assert_allclose(fn.hvp(directional_of, x, v, strategy=strategy)[1].data, third, rtol=1e-6)
+    # Outside a transform nothing changes: a first-order gradient and jvp's results are off the graph.
+    leaf = ab.tensor([0.3, -0.7, 1.1], requires_grad=True)
+    assert not ab.grad(f(leaf), [leaf])[0].requires_grad
+    assert not any(t.requires_grad for t in fn.jvp(f, leaf, v))
+
+
 def test_make_dual_keeps_the_tangents_of_outer_levels() -> None:
     with fwd.dual_level() as outer:
         a = fwd.make_dual(ab.tensor(2.0), ab.tensor(1.0))

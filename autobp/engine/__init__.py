@@ -234,7 +234,12 @@ def grad(
     # Inside a forward-mode level (jvp, make_dual) a gradient carries the tangent of what it was
     # computed from: the rules then run on Tensors, as hvp's do. On arrays (the fast path) it
     # would carry none, and jvp would read that as a zero.
-    carry_tangents = not create_graph and graph._local.modes.forward is not None
+    modes = graph._local.modes
+    carry_tangents = not create_graph and modes.forward is not None
+    # Inside a function a transform differentiates (jacobian(lambda z: ab.grad(f(z), [z])[0], x)),
+    # a first-order gradient would be on no graph, which the transform reads as a zero derivative.
+    if modes.transforms and modes.tape is None:  # (a tape being traced refuses first-order grads itself)
+        create_graph, carry_tangents = True, False
     return _grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, tensors=carry_tangents)
 
 
