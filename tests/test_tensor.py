@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -283,3 +284,25 @@ def test_an_ndarray_subclass_becomes_a_plain_numpy_tensor() -> None:
     t = ab.tensor(np.arange(3.0).view(Marked), requires_grad=True)
     assert type(t.data) is np.ndarray and t.library == "numpy"
     np.testing.assert_array_equal(t.data, np.arange(3.0))
+
+
+def test_a_numpy_function_refuses_a_float_result_from_a_tensor_that_requires_grad() -> None:
+    # (x * x).sum() + np.dot(a, x) gave x.grad without the np.dot term: numpy's float result is
+    # on no graph. Refused, naming the function; predicates, no_grad and detached tensors compute.
+    a = np.array([1.0, 2.0, 3.0])
+    x = ab.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    for call, name in [
+        (lambda: np.dot(a, x), "numpy.dot"),
+        (lambda: np.where(a > 1, x, 0.0), "numpy.where"),
+        (lambda: np.concatenate([a, x]), "numpy.concatenate"),  # (inside a list too)
+        (lambda: np.linalg.norm(x), "numpy.linalg.norm"),
+        (lambda: np.clip(x, 0.0, 1.0), "numpy.clip"),
+    ]:
+        with pytest.raises(TypeError, match=re.escape(name) + r": given tensor float64\[3\], which requires grad"):
+            call()
+    assert np.allclose(x, [0.5, -1.0, 2.0]) and np.argmax(x) == 2 and np.shape(x) == (3,)
+    assert np.dot(a, x.detach()) == 4.5
+    with ab.no_grad():
+        assert np.dot(a, x) == 4.5
+    assert np.dot(a, ab.tensor([0.5, -1.0, 2.0])) == 4.5  # (a constant tensor: as before)
+    assert np.asarray(x) is x.data  # (asarray is numpy reading the tensor, as documented)

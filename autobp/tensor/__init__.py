@@ -297,6 +297,7 @@ class Tensor:
 
     if TYPE_CHECKING:  # installed by install_ops() as they stand in their modules (no wrapper frame)
         _host, __array__, __repr__ = tensor_values._host, tensor_values.__array__, tensor_values.__repr__
+        __array_function__ = tensor_values.__array_function__
         __len__, __iter__, __bool__ = tensor_values.__len__, tensor_values.__iter__, tensor_values.__bool__
         __float__, __int__, __index__ = tensor_values.__float__, tensor_values.__int__, tensor_values.__index__
         __str__, __format__ = tensor_values.__str__, tensor_values.__format__

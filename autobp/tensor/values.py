@@ -1,5 +1,6 @@
 """Tensor's methods that hand its values to Python and numpy: ``repr``, ``str``, ``format``,
-``len``, iteration, ``bool``, ``float``, ``int``, ``__index__`` and ``__array__``.
+``len``, iteration, ``bool``, ``float``, ``int``, ``__index__``, ``__array__`` and
+``__array_function__`` (numpy's functions given Tensors).
 
 Each reads the values out of the graph, so a tape notes the read (``graph.note_read``). They are
 Tensor's methods as they stand here, installed by ``autobp.tensor.method_table.install`` (this module
@@ -15,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from autobp import backends, graph
+from autobp.grad_mode import is_grad_enabled
 from autobp.tensor import Tensor
 
 TENSOR_METHODS = (
     "_host",
     "__array__",
+    "__array_function__",
     "__len__",
     "__iter__",
     "__bool__",
@@ -53,6 +56,54 @@ def __array__(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.n
     if dtype is not None and dtype != self.data.dtype:
         return self.data.astype(dtype)
     return self.data.copy() if copy else self.data
+
+
+def __array_function__(self: Tensor, func: Any, types: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """numpy's functions given Tensors (``np.dot(a, t)``, ``np.where``, ``np.clip``...): numpy's
+    own implementation, which reads them as it did before numpy asked (``__array__``, ``.shape``),
+    with one refusal. A floating-point result computed, with grad mode on, from a tensor that
+    requires grad is on no graph: the gradient through it would be lost with no error
+    (``(x * x).sum() + np.dot(a, x)`` gave ``x.grad`` without the ``np.dot`` term). That is a
+    ``TypeError`` naming the numpy function and the tensor, as PyTorch refuses ``numpy()`` of
+    such a tensor; predicates and indices (``np.allclose``, ``np.argmax``), Tensors an
+    implementation hands back (``np.sum`` calls ``t.sum``), and calls under ``no_grad()`` are as
+    before."""
+    result = func._implementation(*args, **kwargs)  # (numpy >= 2.1, which autobp requires, has it)
+    if _floating(result) and is_grad_enabled():
+        tracked = _requiring_grad((*args, *kwargs.values()))
+        if tracked is not None:
+            import autobp  # (loaded by now: a Tensor exists)
+
+            name = func.__name__
+            own = f"ab.{name}" if hasattr(autobp, name) else "autobp's ops"
+            raise TypeError(
+                f"{func.__module__}.{name}: given tensor {backends.describe(tracked)}, which requires grad; "
+                f"numpy's result is on no graph, so the gradient through it would be lost. Compute it with "
+                f"{own}, or pass t.detach() for a constant"
+            )
+    return result
+
+
+def _requiring_grad(values: tuple[Any, ...] | list[Any]) -> Tensor | None:
+    """The first Tensor that requires grad among ``values`` and the lists and tuples in them."""
+    for value in values:
+        if isinstance(value, Tensor):
+            if value._requires_grad:
+                return value
+        elif type(value) is list or type(value) is tuple:
+            found = _requiring_grad(value)
+            if found is not None:
+                return found
+    return None
+
+
+def _floating(value: Any) -> bool:
+    """Whether a numpy function's result holds a floating-point value (an array, a scalar, or one in a tuple)."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.dtype.kind in "fc"
+    if isinstance(value, tuple | list):
+        return any(_floating(item) for item in value)
+    return isinstance(value, float | complex)
 
 
 def __len__(self: Tensor) -> int:
