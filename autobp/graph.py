@@ -238,11 +238,6 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         else:
             result = backends.as_array(result)
             numpy_result = type(result) is np.ndarray  # (a Python number's result is numpy's)
-    if result.dtype.kind not in "fc" if numpy_result else not _floating(result):
-        # An integer or boolean result (a cast, a rounding custom op) carries no gradient, as no
-        # integer tensor can: recorded, its rules would send the upstream gradient back through
-        # it (x.astype("int64") * 3.7 added 3 to x's gradient; its derivative is 0).
-        return _constant(result, args)
     out.data = result
     out._requires_grad = True
     out.grad = None
@@ -274,6 +269,21 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         if is_foreign_view(result):
             share_storage(out, args)
     return out
+
+
+def record_unless_integer(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tensor:
+    """``record``, for an op whose result may be integer or boolean for floating inputs (``astype``,
+    custom ops): such a result carries no gradient, as no integer tensor can, and is given on no
+    graph. Recorded, its rules would send the upstream gradient back through it
+    (``x.astype("int64") * 3.7`` added 3 to each element of x's gradient; the derivative is 0)."""
+    array = result if type(result) is np.ndarray else backends.as_array(result)
+    if array.dtype.kind not in "fc" if type(array) is np.ndarray else not _floating(array):
+        for value in args:  # (an op that returned its input: a view, as record makes it)
+            if (isinstance(value, Tensor) and value.data is array) or value is array:
+                array = new_view(array)
+                break
+        return _constant(array, args)
+    return record(opdef, result, args, kwargs)
 
 
 def _floating(array: Any) -> bool:

@@ -91,6 +91,7 @@ class OpDef:
         "jvp_plain_arrays",
         "linear",
         "elementwise",
+        "integer_results",
         "declared",
         "explain",
         "_kwarg_names",
@@ -108,6 +109,7 @@ class OpDef:
         explain: Callable[..., None] | None = None,
         linear: bool = False,
         elementwise: bool = False,
+        integer_results: bool = False,
     ) -> None:
         self.name = name
         self.forward = forward
@@ -130,6 +132,10 @@ class OpDef:
         self.jvp_plain_arrays = False
         self.linear = linear
         self.elementwise = elementwise  # a diagonal Jacobian: the vjp rules are the jvp rules
+        # Whether the result may be integer or boolean for floating inputs (astype, and any op
+        # registered outside autobp, whose forward is the user's): recording such a result then
+        # gives it on no graph. autobp's other ops give floats (tests/test_ops.py holds them to it).
+        self.integer_results = integer_results or not self.declared.__module__.startswith("autobp.")
         params = list(inspect.signature(self.declared).parameters.values())
         positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         start = arity if arity is not None else len(positional)

@@ -99,7 +99,9 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
     This is the hottest path of the library, so the op's fields are bound as closure variables.
     """
     forward, arity, differentiable, here = opdef.forward, opdef.arity, opdef.differentiable, graph._local
-    record, wrap, share_storage = graph.record, Tensor._wrap, graph.share_storage
+    # (an op that may give integers, astype or a custom op, has its result's dtype checked first)
+    record = graph.record_unless_integer if opdef.integer_results else graph.record
+    wrap, share_storage = Tensor._wrap, graph.share_storage
     is_foreign_view = graph.is_foreign_view
     # numpy's fast forward (backends/numpy.py), taken when every array argument is a numpy array.
     fast = opdef.numpy_forward

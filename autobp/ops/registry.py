@@ -64,6 +64,7 @@ def op(
     explain: Callable[..., None] | None = None,
     linear: bool = False,
     elementwise: bool = False,
+    integer_results: bool = False,
 ) -> Callable[[Callable[..., Any]], OpFunction]:
     """Register an array function as an autobp op and return its public Tensor function.
 
@@ -83,6 +84,9 @@ def op(
         elementwise: the op is elementwise (each input's Jacobian is diagonal once inputs
             broadcast): its vjp rules, given a tangent in the gradient's place, are its jvp
             rules, which ``defvjp`` then sets too.
+        integer_results: the result may be integer or boolean for floating inputs (``astype``):
+            such a result is then on no graph, its derivative being 0. Ops registered outside
+            autobp are treated so whatever this says.
     """
 
     def register(declared: Callable[..., Any]) -> OpFunction:
@@ -102,6 +106,7 @@ def op(
             explain=explain,
             linear=linear,
             elementwise=elementwise,
+            integer_results=integer_results,
         )
 
         public = make_public(opdef)

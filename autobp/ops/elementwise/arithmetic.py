@@ -276,7 +276,7 @@ def copy(x: Any) -> Any:
 copy.defvjp(lambda grad, out, x: grad, plain_arrays=True)  # identity
 
 
-@op("astype", hints=Hints(kwargs={"dtype": ("float64",)}), elementwise=True)
+@op("astype", hints=Hints(kwargs={"dtype": ("float64",)}), elementwise=True, integer_results=True)
 def astype(x: Any, dtype: Any) -> Any:
     """``x`` converted to ``dtype``; the gradient is converted back to ``x``'s dtype.
 
