@@ -522,6 +522,32 @@ def test_what_func_returns_is_taken_or_refused_as_functional_does(name: str, tra
     assert _bits(got[0]) == _bits(want[0]) and _bits(got[1][0]) == _bits(want[1])
 
 
+def test_a_closed_over_numpy_array_changed_in_place_is_read_as_it_is_then() -> None:
+    # The steps that read only such an array were folded into their traced values: after
+    # arr[0] = 100, tape.hvp replayed 24 where an eager hvp gives 2400 (no error).
+    arr, scale = np.array([1.0, 2.0]), np.array([3.0, 3.0])
+    v = np.array([1.0, 0.0])
+
+    def f(w: ab.Tensor) -> ab.Tensor:
+        # (ab.mul(scale, 2.0): a step on the array alone; numpy's `scale * 2.0` is no op a tape sees)
+        return ab.sum(w**3 * arr) + ab.sum(w * ab.mul(scale, 2.0))
+
+    taped_hvp, taped_grad = ab.tape.hvp(f), ab.tape.value_and_grad(f)
+    for k in range(6):  # trace, checked replay, replays; the arrays change in place twice
+        if k == 3:
+            arr[0] = 100.0
+        if k == 5:
+            scale[:] = -1.0
+        w = np.array([1.0 + k, 1.0])
+        want_value, want_hv = ab.functional.hvp(f, ab.tensor(w), ab.tensor(v))
+        value, hv = taped_hvp(w, v)
+        assert _bits(hv) == _bits(want_hv.data) and _bits(value) == _bits(want_value.data)
+        value, grad = taped_grad(w)
+        want_value, want_grad = ab.functional.value_and_grad(f)(w)
+        assert _bits(grad) == _bits(want_grad.data) and _bits(value) == _bits(want_value.data)
+    assert taped_hvp.eager_reasons == {} and taped_grad.eager_reasons == {}
+
+
 # -- documented limitations ------------------------------------------------------------------------
 SCALE = 2.0
 

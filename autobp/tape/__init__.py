@@ -21,7 +21,8 @@ model, docs/design.md#taping):
   one value: ``str()``, ``repr()``, ``format()``) is checked on every replay, right where it
   is computed; a Tensor ``func`` reads without taking it as an argument (a closure) must hold
   the same array at the same version. A failed guard traces the call anew (up to
-  ``MAX_TRACES`` tapes per signature), then runs the signature eagerly.
+  ``MAX_TRACES`` tapes per signature), then runs the signature eagerly. A numpy array ``func``
+  passes to autobp's ops as it is (a closure) is read at each replay as it is then.
 - **Eager**: whole arrays read into Python (``.numpy()``, ``.tolist()``, ``__array__``, a copy
   into ``ab.tensor``, the text of more than one value), ops whose gradient reads values
   (``max``, ``prod``, ``std``...), keywords computed from the inputs, a static NaN, anomaly
@@ -30,9 +31,9 @@ model, docs/design.md#taping):
   tracing; forward mode while tracing (``hvp`` below makes its own level); a taped function
   called inside another one being traced; a first replay on new values that differs from an
   eager run (each tape is checked so, once).
-- **Documented limitations**: ``func`` reading ``t.data`` (the raw array), numpy randomness, a
-  numpy array it closes over and that changes in place, or Python values from outside its
-  arguments that change later (a global name rebound to another object, an attribute of a
+- **Documented limitations**: ``func`` reading ``t.data`` (the raw array), numpy randomness,
+  numpy's own arithmetic on arrays outside autobp's ops (``arr * 2.0`` on a closure), or Python
+  values from outside its arguments that change later (a global name rebound to another object, an attribute of a
   static argument): the tape keeps what it saw, as ``jax.jit`` does.
 
 Value checks that ops make (``cross_entropy``'s class indices) run on every replay; results are

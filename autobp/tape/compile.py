@@ -53,7 +53,11 @@ class Tape:
             )
         # A slot is constant unless it is an input or computed from one: a step that reads only
         # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
+        # Unless it reads an array the function passed in as it is (``Recorder.live``: a numpy
+        # array it closes over, which its owner may change in place): that step is replayed, on
+        # the array as it is then, as an eager call reads it.
         constant = [not recorder.computed(k) for k in range(len(recorder.values))]
+        folded = [constant[k] and k not in recorder.live for k in range(len(recorder.values))]
         namespace: dict[str, Any] = {"g" + str(g): guard[2] for g, guard in enumerate(recorder.guards)}
         namespace["bytes_of"], namespace["fresh"], namespace["np"] = bytes_of, fresh_array, np
         factors: set[str] = set()  # the shared factors made so far (``numpy_forms.factor_of``)
@@ -70,15 +74,15 @@ class Tape:
         body = [line.format(name(k)) for k in range(n_inputs) for line in guards_at.get(k, ())]
         dead = _dead_steps(recorder, results, guards_at)
         for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
-            if all(constant[k] for k in refs):
-                constant[out] = True  # a guard on it holds by construction; a check raised already
+            if all(folded[k] for k in refs):
+                constant[out] = folded[out] = True  # a guard on it holds by construction; a check raised already
                 continue
             if i in dead:
                 continue
             # A step no result needs still runs, as it does eagerly: its forward may raise on
             # the values (a value check, an integer power), and a replay must raise alike;
             # unless its op cannot raise on floats (``_dead_steps``).
-            kept = _times_one(opdef, refs, out, recorder, constant)
+            kept = _times_one(opdef, refs, out, recorder, folded)  # (a live array of ones may change)
             if kept is not None and out not in results:  # a result must stay an array of its own
                 same[out] = same.get(kept, kept)
             else:

@@ -61,6 +61,10 @@ class Recorder:
         # Tensors the trace read that are no argument: each (tensor, its array, its version).
         self.closures: dict[int, tuple[Tensor, Any, int]] = {}
         self._kept: list[Any] = []  # views known by alias, kept alive so that no id is reused
+        # Slots of arrays the function passed to ops as they are (a numpy array it closes over):
+        # their owner may change them in place between calls, so a replay reads them as they are
+        # then, and no step reading one is folded into a traced value (``Tape``).
+        self.live: set[int] = set()
 
     def slot(self, value: Any) -> int:
         if isinstance(value, Tensor):
@@ -73,6 +77,9 @@ class Recorder:
         else:
             array = value
             known = self.slots.get(id(array))
+            if known is None and (type(array) is np.ndarray or library_of(array) is not None):
+                known = self._add(array, None)
+                self.live.add(known)
         return known if known is not None else self._add(array, None)
 
     def _check_argument(self, tensor: Tensor, k: int) -> None:
