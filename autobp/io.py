@@ -2,7 +2,8 @@
 
 A state dict (nested dicts, lists and tuples of Tensors, arrays and scalars) is flattened to one
 array per leaf. Each entry's name spells its path and kinds, so no pickle and no JSON is needed:
-``d:model/d:fc1.weight|tensor`` is the Tensor at ``obj["model"]["fc1.weight"]``. Path segments
+``d:model/d:fc1.weight|tensor`` is the Tensor at ``obj["model"]["fc1.weight"]`` (``|grad_tensor``
+for one that requires grad, which loads as one). Path segments
 are ``d:key`` (dict with str key), ``i:key`` (dict with int key), ``l:index`` (list) and
 ``t:index`` (tuple); ``/`` and ``%`` inside keys are percent-escaped. Reading parses each
 ``.npy`` header itself and never unpickles: a file that carries a pickled object is refused with
@@ -35,6 +36,7 @@ __all__ = ["save", "load", "LoadError"]
 
 _LEAF_KINDS = (
     "tensor",
+    "grad_tensor",  # a Tensor that requires grad: loaded as one
     "array",
     "scalar",
     "float",
@@ -64,7 +66,12 @@ def _host(array: Any) -> np.ndarray:
 
 def _leaf(value: Any, where: str) -> tuple[str, np.ndarray]:
     if isinstance(value, Tensor):
-        kind, array = "tensor", _host(value.data)
+        kind, array = "grad_tensor" if value.requires_grad else "tensor", _host(value.data)
+    elif isinstance(value, np.ma.MaskedArray):  # (its mask would be lost: .npy holds the data alone)
+        raise TypeError(
+            f"save: the masked array at {where or 'the top'!r} would lose its mask; save its .data and "
+            ".mask as two entries (np.ma.getmaskarray gives the full mask)"
+        )
     elif isinstance(value, np.ndarray) or backends.library_of(value) is not None:
         kind, array = "array", _host(value)
     elif isinstance(value, np.generic):
@@ -78,6 +85,10 @@ def _leaf(value: Any, where: str) -> tuple[str, np.ndarray]:
     elif isinstance(value, float):
         kind, array = "float", np.asarray(value, dtype=np.float64)
     elif isinstance(value, str):
+        if value.endswith("\x00"):  # numpy's strings are padded with NULs: a trailing one is cut on reading
+            raise ValueError(
+                f"save: the str at {where or 'the top'!r} ends with a NUL character, which .npy cannot keep"
+            )
         kind, array = "str", np.asarray(value)
     elif value is None:
         kind, array = "none", np.zeros(0)
@@ -100,6 +111,8 @@ def _flatten(obj: Any, path: str) -> Iterator[tuple[str, np.ndarray]]:
     elif isinstance(obj, dict):
         for key, value in obj.items():
             if isinstance(key, str):
+                if "\x00" in key:  # a zip member's name ends at a NUL: the entry could not be read back
+                    raise ValueError(f"save: dict key {key!r} at {path or 'the top'!r} holds a NUL character; refused")
                 segment = f"d:{_escape(key)}"
             elif isinstance(key, int) and not isinstance(key, bool):
                 segment = f"i:{key}"
@@ -136,7 +149,7 @@ _SCALAR_KINDS = {"float": "f", "int": "iu", "bool": "b", "str": "U"}
 
 
 def _value(kind: str, array: np.ndarray, entry: str, target: backends.Namespace | None, device: Any) -> Any:
-    if kind in ("tensor", "array") and target is not None:
+    if kind in ("tensor", "grad_tensor", "array") and target is not None:
         try:
             array = target.from_numpy(array, device)
         except (TypeError, ValueError, RuntimeError) as error:
@@ -145,8 +158,8 @@ def _value(kind: str, array: np.ndarray, entry: str, target: backends.Namespace 
                 f"{entry} holds {backends.describe(array)}, which {there} cannot hold ({error}); "
                 "load it without library= and convert what it holds"
             ) from error
-    if kind == "tensor":
-        return Tensor(array)
+    if kind in ("tensor", "grad_tensor"):
+        return Tensor(array, requires_grad=kind == "grad_tensor")
     if kind == "array":
         return array
     if kind in _EMPTY:

@@ -329,3 +329,28 @@ def test_every_dtype_and_memory_order_reads_back_exactly_and_writeable(tmp_path:
 def test_an_int_beyond_64_bits_is_refused_by_where_it_is(tmp_path: Path) -> None:
     with pytest.raises(OverflowError, match=r"save: the int at 'd:v' does not fit in 64 bits"):
         ab.save({"v": 2**70}, tmp_path / "big.ab")
+
+
+def test_requires_grad_survives_a_round_trip(tmp_path: Path) -> None:
+    # Loaded tensors came back with requires_grad off (PyTorch keeps it).
+    w, frozen = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0])
+    path = tmp_path / "grad.npz"
+    ab.save({"w": w, "frozen": frozen, "nested": [w]}, path)
+    loaded = ab.load(path)
+    assert loaded["w"].requires_grad and loaded["nested"][0].requires_grad and not loaded["frozen"].requires_grad
+    assert loaded["w"].tolist() == [1.0, 2.0] and loaded["w"].grad_fn is None  # (a leaf)
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        ({"s": "abc\x00"}, "ends with a NUL character"),  # numpy's strings drop trailing NULs: "abc" came back
+        ({"a\x00b": 1}, "holds a NUL character"),  # saved, then load refused the file
+        ({"m": np.ma.array([1.0, -999.0], mask=[False, True])}, "would lose its mask"),  # the mask was lost
+    ],
+)
+def test_what_a_file_cannot_keep_is_refused_when_saving(tmp_path: Path, obj: Any, message: str) -> None:
+    path = tmp_path / "refused.npz"
+    with pytest.raises((ValueError, TypeError), match=message):
+        ab.save(obj, path)
+    assert not path.exists()  # (refused before the file is opened)
