@@ -548,6 +548,27 @@ def test_a_closed_over_numpy_array_changed_in_place_is_read_as_it_is_then() -> N
     assert taped_hvp.eager_reasons == {} and taped_grad.eager_reasons == {}
 
 
+@pytest.mark.parametrize("kind", ["value_and_grad", "hvp"])
+def test_a_taped_function_inside_a_differentiating_transform_is_refused(kind: str) -> None:
+    # Its results are constants: functional.value_and_grad of a function calling one gave [0, 0],
+    # and forward mode gave no tangent. Refused, pointing to autobp.functional.
+    f = lambda x: (x**3).sum()  # noqa: E731
+    v = np.array([1.0, 0.0])
+    taped = ab.tape.value_and_grad(f) if kind == "value_and_grad" else ab.tape.hvp(f)
+    call = (lambda x: taped(x)[0]) if kind == "value_and_grad" else (lambda x: taped(x, v)[0])
+    x = np.array([1.0, 2.0])
+    call(x)  # (outside a transform: a replay)
+    fn = ab.functional
+    for outer in (
+        lambda: fn.value_and_grad(call)(x),
+        lambda: fn.jacobian(call, ab.tensor(x), strategy="reverse-mode"),
+        lambda: fn.jvp(call, ab.tensor(x), ab.tensor(v)),
+    ):
+        with pytest.raises(ab.tape.TapeError, match=r"autobp.functional differentiates|inside a forward-mode level"):
+            outer()
+    assert fn.value_and_grad(lambda x: fn.value_and_grad(f)(x)[0])(x)[1].tolist() == [3.0, 12.0]  # (the way)
+
+
 # -- documented limitations ------------------------------------------------------------------------
 SCALE = 2.0
 

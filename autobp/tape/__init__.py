@@ -29,8 +29,10 @@ model, docs/design.md#taping):
   mode: ``Taped.eager_reasons`` says why.
 - **Refused** (``TapeError``): a first-order ``backward``/``grad`` or an in-place method while
   tracing; forward mode while tracing (``hvp`` below makes its own level); a taped function
-  called inside another one being traced; a first replay on new values that differs from an
-  eager run (each tape is checked so, once).
+  called inside another one being traced, or inside a function that ``autobp.functional``
+  differentiates or a forward-mode level (its results are constants, which read as zero
+  derivatives there); a first replay on new values that differs from an eager run (each tape is
+  checked so, once).
 - **Documented limitations**: ``func`` reading ``t.data`` (the raw array), numpy randomness,
   numpy's own arithmetic on arrays outside autobp's ops (``arr * 2.0`` on a closure), or Python
   values from outside its arguments that change later (a global name rebound to another object, an attribute of a

@@ -78,8 +78,17 @@ class Taped:
         return self._arrays(args)
 
     def _arrays(self, args: tuple[Any, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
-        if graph._local.modes.tape is not None:  # its replay would hand the outer trace untracked arrays
+        modes = graph._local.modes
+        if modes.tape is not None:  # its replay would hand the outer trace untracked arrays
             raise TapeError("tape: a taped function was called while another one was being traced")
+        if modes.transforms or modes.forward is not None:
+            # A replay's results are constants: an outer transform (or forward mode) would read
+            # them as a zero derivative (value_and_grad of a function calling one gave [0, 0]).
+            raise TapeError(
+                "tape: a taped function was called inside a function that autobp.functional differentiates "
+                "(or inside a forward-mode level), where its constant results would read as zero derivatives; "
+                "call autobp.functional.value_and_grad (or hvp) there"
+            )
         try:
             arrays, signature = inputs_and_signature(args, self._positions, self._directions)
         except StaticNaN:
