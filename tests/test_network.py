@@ -244,3 +244,25 @@ def test_evaluate_refuses_labels_it_would_misread(labels: np.ndarray) -> None:
     with pytest.raises(ValueError, match="labels"):
         net.evaluate((np.zeros((3, 4)), labels))
     assert net.evaluate((np.zeros((3, 4)), np.array([0.0, 1.0, 2.0, 1.0]))) >= 0  # integral floats are labels
+
+
+def test_a_pairs_label_held_in_a_one_element_array_is_that_class() -> None:
+    # evaluate took argmax of np.array([2]): class 0, and a count of 0 where every guess was right.
+    net = Network([2, 3, 3], rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 6))
+    guesses = net.predict(x)
+    for wrap in (int, lambda c: np.array([c]), lambda c: np.array([[c]]), lambda c: np.eye(3)[:, [c]]):
+        assert net.evaluate([(x[:, j : j + 1], wrap(int(guesses[j]))) for j in range(6)]) == 6
+    with pytest.raises(ValueError, match="class index or a one-hot column"):
+        net.evaluate([(x[:, :1], np.array([0.2, 0.7, 0.1]))])  # scores: refused, as in the matrix layout
+
+
+def test_bool_labels_are_classes_0_and_1_in_training() -> None:
+    # one_hot indexed with a bool array, which numpy reads as a mask: [True, False] made targets
+    # [[1, 1], [0, 0]] and the network trained on them without a word.
+    assert one_hot(np.array([True, False]), 2).tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    x = np.array([[0.5, -1.0], [2.0, 0.3]])
+    by_bool, by_int = Network([2, 3, 2], rng=0), Network([2, 3, 2], rng=0)
+    by_bool.update_mini_batch((x, np.array([True, False])), 1.0)
+    by_int.update_mini_batch((x, np.array([1, 0])), 1.0)
+    assert all(np.array_equal(p.data, q.data) for p, q in zip(by_bool.parameters(), by_int.parameters(), strict=True))

@@ -45,7 +45,7 @@ def stack_labels(data: Any) -> tuple[np.ndarray, np.ndarray]:
     else:
         pairs = list(data)
         x = np.hstack([np.asarray(p[0], dtype=np.float64) for p in pairs])
-        labels = np.array([np.argmax(p[1]) if np.ndim(p[1]) else p[1] for p in pairs])
+        labels = np.array([_pair_label(p[1]) for p in pairs])
     if labels.ndim == 2:
         # One-hot columns only: argmax of anything else (a (1, n) row of labels, scores) would
         # turn it into wrong labels without a word.
@@ -64,6 +64,21 @@ def stack_labels(data: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, labels.astype(np.int64)
 
 
+def _pair_label(y: Any) -> Any:
+    """A pair's label: an int (or a one-element array holding it), or a one-hot column, whose
+    argmax it is. Argmax of a one-element array is 0 whatever it holds: ``np.array([2])`` was
+    counted as class 0; of anything but a one-hot column (scores), a label without a word."""
+    y = np.asarray(y)
+    if y.size == 1:
+        return y.reshape(()).item() if y.dtype.kind != "b" else int(y.reshape(()).item())
+    if not (np.isin(y, (0, 1)).all() and y.sum() == 1):
+        raise ValueError(
+            f"Network: a pair's label must be a class index or a one-hot column, "
+            f"got {y.dtype} values of shape {y.shape}"
+        )
+    return int(np.argmax(y))
+
+
 def one_hot(labels: np.ndarray, n_out: int) -> np.ndarray:
     """Int labels as one-hot columns. Shapes: (n,) -> (n_out, n).
 
@@ -71,6 +86,8 @@ def one_hot(labels: np.ndarray, n_out: int) -> np.ndarray:
     [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]
     """
     labels = np.asarray(labels)
+    if labels.dtype.kind == "b":  # classes 0 and 1: numpy would read a bool array as a mask
+        labels = labels.astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= n_out):
         raise ValueError(f"one_hot: labels must lie in [0, {n_out}), got range [{labels.min()}, {labels.max()}]")
     out = np.zeros((n_out, labels.shape[0]))
