@@ -103,6 +103,23 @@ def test_a_rule_wrong_only_in_lower_precision_fails(scratch_ops: list[str], dtyp
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_jvp_rule_wrong_only_in_lower_precision_fails(scratch_ops: list[str], dtype: Any) -> None:
+    # Forward mode was checked on the float64 copies alone: a jvp rule wrong only in float32
+    # passed gradcheck every time.
+    square = _square(f"square_jvp_wrong_in_{np.dtype(dtype).name}", scratch_ops)
+    square.defvjp(lambda g, out, x: g * 2 * x, plain_arrays=True)
+    square.defjvp(lambda t, out, x: (1.5 if x.dtype == dtype else 1.0) * t * 2 * x)
+    x = ab.tensor(np.array([0.5, -1.0, 2.0], dtype), requires_grad=True)
+    with (
+        pytest.warns(UserWarning, match="promoted to float64"),
+        pytest.raises(ab.GradcheckError, match=r"forward mode \(jvp\) in the inputs' own dtypes"),
+    ):
+        ab.gradcheck(square, x)
+    with pytest.warns(UserWarning, match="promoted to float64"):
+        assert ab.gradcheck(square, x, check_forward_ad=False)  # (the vjp is right)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_a_right_rule_passes_in_lower_precision(dtype: Any) -> None:
     x = ab.tensor(np.array([[0.5, -1.0, 2.0], [0.25, 1.5, -0.75]], dtype), requires_grad=True)
     with pytest.warns(UserWarning, match="promoted to float64"):

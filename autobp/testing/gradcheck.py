@@ -22,7 +22,7 @@ import numpy as np
 
 from autobp.engine import grad
 from autobp.tensor import Tensor
-from autobp.testing.gradcheck_modes import check_forward, check_own_dtype
+from autobp.testing.gradcheck_modes import check_forward, check_own_dtype, check_own_dtype_forward
 from autobp.testing.gradcheck_parts import (
     GradcheckError,
     _analytic,
@@ -199,7 +199,9 @@ def _gradcheck(
     if not check_own_dtype(fn, _as_tuple(inputs), args, checked, cotangents, paths, rtol, raise_exception):
         return False
     if check_forward_ad:
-        return check_forward(fn, args, checked, outs, generator, eps, atol, rtol, raise_exception)
+        if not check_forward(fn, args, checked, outs, generator, eps, atol, rtol, raise_exception):
+            return False
+        return check_own_dtype_forward(fn, _as_tuple(inputs), args, checked, rng, rtol, raise_exception)
     return True
 
 

@@ -1,6 +1,6 @@
-"""The checks ``gradcheck`` adds after the vjp's: the gradient computed in a lower-precision
-input's own dtype (``check_own_dtype``), and forward mode against central differences
-(``check_forward``). Both report through ``gradcheck_parts._fail``.
+"""The checks ``gradcheck`` adds after the vjp's: the gradient and the jvp computed in a
+lower-precision input's own dtype (``check_own_dtype``, ``check_own_dtype_forward``), and forward
+mode against central differences (``check_forward``). All report through ``gradcheck_parts._fail``.
 """
 
 from __future__ import annotations
@@ -150,3 +150,63 @@ def check_forward(
     except ForwardModeError:
         return True  # an op without a jvp rule: forward mode cannot run fn, nothing to check
     return True if found is None else _fail(f"gradcheck: {found}", raise_exception)
+
+
+def check_own_dtype_forward(
+    fn: Callable[..., Any],
+    original: tuple[Any, ...],
+    args: tuple[Any, ...],
+    checked: list[int],
+    rng: int,
+    rtol: float,
+    raise_exception: bool,
+) -> bool:
+    """Forward mode in lower-precision inputs' own dtype, as ``check_own_dtype`` does for the vjp:
+    ``jvp`` on copies in their dtype, along a random tangent, against ``jvp`` on the float64
+    copies (checked against central differences by ``check_forward``). A jvp rule wrong only in
+    float32 passed every run before. True also when forward mode cannot run ``fn``."""
+    from autobp.forward import ForwardModeError  # (autobp.functional imports much: only when used)
+    from autobp.functional import jvp
+
+    own = {i: backends.namespace(original[i].data).dtype_name(original[i].dtype) for i in checked}
+    low = [i for i in checked if own[i] != "float64"]
+    if not low:
+        return True
+    generator = np.random.default_rng([rng, 1])  # (its own stream: the other checks' draws stay as they were)
+    directions = {
+        i: generator.choice([-1.0, 1.0], args[i].shape) * generator.uniform(0.5, 1.5, args[i].shape) for i in checked
+    }
+
+    def tangents_of(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        def on_checked(*moved: Tensor) -> Any:
+            trial = list(values)
+            for i, value in zip(checked, moved, strict=True):
+                trial[i] = value.requires_grad_() if value.is_leaf and not value.requires_grad else value
+            return fn(*trial)
+
+        tangents = tuple(_like(directions[i], values[i], same_dtype=True) for i in checked)
+        return _as_tuple(jvp(on_checked, tuple(values[i] for i in checked), tangents)[1])
+
+    copies = tuple(
+        _like(_host(original[i].data), original[i], same_dtype=True, requires_grad=True) if i in low else x
+        for i, x in enumerate(args)
+    )
+    try:
+        found, wanted = tangents_of(copies), tangents_of(args)
+    except ForwardModeError:
+        return True
+    tol = max([rtol, *(float(np.sqrt(np.finfo(own[i]).eps)) for i in low)])
+    for k, (got, want) in enumerate(zip(found, wanted, strict=True)):
+        if got is None or want is None:
+            continue
+        a, reference = _host(got.data).astype(np.float64), _host(want.data)
+        scale = float(np.max(np.abs(reference), initial=0.0))
+        wrong = np.argwhere(~(np.abs(a - reference) <= tol * (np.abs(reference) + scale)))
+        if wrong.size:
+            element = tuple(int(i) for i in wrong[0])
+            return _fail(
+                f"gradcheck: forward mode (jvp) in the inputs' own dtypes, output {k} (shape {a.shape}), element "
+                f"{element}: {a[element]!r}, the float64 one {reference[element]!r}",
+                raise_exception,
+            )
+    return True
