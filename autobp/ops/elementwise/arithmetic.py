@@ -245,6 +245,10 @@ def _pow_dy(grad: Tensor, out: Tensor, x: Tensor, y: Tensor) -> Tensor:
     # WeakScalar's 0-d array is an int64 one for 4, which array-api-strict refuses beside 1.0 and
     # torch widens only to float32 (log(4) then loses digits in a float64 gradient).
     base = x.value if type(x) is WeakScalar else x
+    if not isinstance(base, int | float) and base.dtype != out.dtype:
+        # log in the result's precision: a float16 base's log gave a float64 exponent's gradient
+        # float16's error (2.3e-4), where the forward's float64 value was exact.
+        base = astype(base, out.dtype)
     return where(masked, 0.0, grad * (out * log(where(masked, 1.0, base))))  # (grad times the partial)
 
 
