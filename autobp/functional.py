@@ -27,6 +27,7 @@ from autobp.functional_args import (
     differentiable,
     differentiated_tensor,
     differentiating,
+    distinct_argnums,
     filled,
     fresh_inputs,
     input_grads,
@@ -145,6 +146,7 @@ def value_and_grad(func: Callable[..., Any], argnums: int | tuple[int, ...] = 0)
         for p in positions:
             if not -len(args) <= p < len(args):
                 raise IndexError(f"value_and_grad: argnums {argnums} out of range for {len(args)} positional arguments")
+        distinct_argnums(argnums, positions, len(args), "value_and_grad")
         values = list(args)
         for p in positions:
             values[p] = differentiated_tensor(values[p], p % len(args), "value_and_grad")

@@ -75,6 +75,16 @@ def fresh_inputs(
     return tuple(prepared)
 
 
+def distinct_argnums(argnums: Any, positions: tuple[int, ...], count: int, what: str) -> None:
+    """Refuse ``argnums`` naming one argument twice (``(0, 0)``, or ``(0, -2)`` of two arguments),
+    as torch.func does: each entry gets a fresh input, the later replacing the earlier, so the
+    earlier entry's gradient came back as zeros."""
+    resolved = [p % count for p in positions]
+    for i, p in enumerate(resolved):
+        if p in resolved[:i]:
+            raise ValueError(f"{what}: argnums {argnums} names argument {p} twice (of {count}); name each once")
+
+
 def floating_array(value: Any) -> bool:
     """Whether ``value`` is an array of a real floating-point dtype: numpy's, a numpy scalar, or
     another library's (a list or a Python number is none)."""

@@ -207,3 +207,17 @@ def test_transforms_agree_with_finite_differences(shape: tuple[int, ...], seed: 
     assert value.item() == pytest.approx(f(ab.tensor(x_data)).data.sum())
     hess_numeric = _numeric_jacobian(lambda a: value_and_grad(lambda t: f(t).sum())(ab.tensor(a))[1].data, [x_data], 0)
     np.testing.assert_allclose(hessian(lambda t: f(t).sum(), ab.tensor(x_data)).data, hess_numeric, atol=1e-5)
+
+
+@pytest.mark.parametrize("argnums", [(0, 0), (0, -2), (1, -1)])
+def test_argnums_naming_one_argument_twice_is_refused(argnums: tuple[int, ...]) -> None:
+    # Each entry got a fresh input, the later replacing the earlier: (0, 0) gave zeros for the
+    # first gradient and the true one for the second, with no error (torch.func refuses it).
+    f = lambda a, b: (a * b).sum()  # noqa: E731
+    a, b = ab.tensor([1.0, 2.0]), ab.tensor([3.0, 4.0])
+    with pytest.raises(ValueError, match=r"names argument \d twice \(of 2\)"):
+        ab.functional.value_and_grad(f, argnums=argnums)(a, b)
+    with pytest.raises(ValueError, match=r"tape.value_and_grad: argnums .* names argument \d twice"):
+        ab.tape.value_and_grad(f, argnums=argnums)(a.data, b.data)
+    with pytest.raises(ValueError, match=r"names (an )?argument"):  # (tape.hvp refuses (0, 0) when made)
+        ab.tape.hvp(f, argnums=argnums)(a.data, b.data, (a.data, b.data))

@@ -382,3 +382,23 @@ def test_assigning_a_plain_tensor_to_a_parameter_is_refused() -> None:
         lin.weight = ab.tensor([[1.0, 1.0]], requires_grad=True)
     lin.weight = nn.Parameter([[1.0, 1.0]])
     assert sorted(name for name, _ in lin.named_parameters()) == ["bias", "weight"]
+
+
+def test_a_tensor_into_an_empty_parameter_slot_is_refused_and_slots_keep_their_order() -> None:
+    # Linear(bias=False), then .bias = a tensor: used by forward, but in no parameters() and no
+    # state_dict, so never trained or saved, with no error (PyTorch raises).
+    lin = ab.nn.Linear(2, 1, bias=False, rng=0)
+    with pytest.raises(TypeError, match=r"Linear.bias is a parameter slot \(None now\): assign an nn.Parameter"):
+        lin.bias = ab.tensor([1.0], requires_grad=True)
+    lin.bias = ab.nn.Parameter(ab.tensor([1.0]))
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]
+    # A replaced parameter (or sub-module) keeps its place: an optimizer's state is kept by position.
+    full = ab.nn.Linear(2, 1, rng=0)
+    full.weight = ab.nn.Parameter(ab.zeros((1, 2)))
+    assert [name for name, _ in full.named_parameters()] == ["weight", "bias"]
+    full.bias = None  # (the slot stays, as bias=False leaves it)
+    with pytest.raises(TypeError, match="parameter slot"):
+        full.bias = ab.tensor([0.0])
+    seq = ab.nn.Sequential(ab.nn.Linear(2, 2, rng=0), ab.nn.Linear(2, 1, rng=1))
+    setattr(seq, "0", ab.nn.Linear(2, 2, rng=2))  # (Sequential names its layers by position)
+    assert [name for name, _ in seq.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]

@@ -564,7 +564,7 @@ def test_a_taped_function_inside_a_differentiating_transform_is_refused(kind: st
         lambda: fn.jacobian(call, ab.tensor(x), strategy="reverse-mode"),
         lambda: fn.jvp(call, ab.tensor(x), ab.tensor(v)),
     ):
-        with pytest.raises(ab.tape.TapeError, match=r"autobp.functional differentiates|inside a forward-mode level"):
+        with pytest.raises(ab.tape.TapeError, match=r"autobp.functional differentiates|forward-mode level"):
             outer()
     assert fn.value_and_grad(lambda x: fn.value_and_grad(f)(x)[0])(x)[1].tolist() == [3.0, 12.0]  # (the way)
 

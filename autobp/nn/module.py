@@ -113,20 +113,28 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
         params: dict[str, Parameter | None] = self.__dict__["_parameters"]
         modules: dict[str, Module] = self.__dict__["_modules"]
-        if isinstance(value, Tensor) and not isinstance(value, Parameter) and params.get(name) is not None:
-            # Unregistered without a word, the slot's new tensor would not be trained, nor saved.
+        if isinstance(value, Tensor) and not isinstance(value, Parameter) and name in params:
+            # Unregistered without a word, the slot's new tensor would not be trained, nor saved
+            # (an empty slot too: Linear(bias=False), then .bias = a tensor).
+            in_place = f", or change its values in place (with ab.no_grad(): module.{name}.copy_(t))"
+            empty = params[name] is None
+            what, advice = ("a parameter slot (None now)", "") if empty else ("a parameter", in_place)
             raise TypeError(
-                f"{type(self).__name__}.{name} is a parameter: assign an nn.Parameter (nn.Parameter(t)), "
-                f"or change its values in place (with ab.no_grad(): module.{name}.copy_(t)); "
+                f"{type(self).__name__}.{name} is {what}: assign an nn.Parameter (nn.Parameter(t)){advice}; "
                 f"got {backends.describe(value)}"
             )
-        params.pop(name, None)
-        modules.pop(name, None)
-        if isinstance(value, Parameter):
+        if not isinstance(value, Module):
+            modules.pop(name, None)
+        if isinstance(value, Parameter) or (value is None and name in params):
+            # A slot keeps its place in parameters() (an optimizer's state is kept by position),
+            # and None keeps the slot, as bias=False makes it.
             params[name] = value
-            _name(value, name)
-        elif isinstance(value, Module):
-            modules[name] = value
+            if value is not None:
+                _name(value, name)
+        else:
+            params.pop(name, None)
+        if isinstance(value, Module):
+            modules[name] = value  # (a replaced sub-module keeps its place too)
             # Dotted names as named_parameters gives them, relative to the outermost module the
             # tree was last assigned into; a module built bottom-up ends with full paths.
             for path, param in value.named_parameters(name):

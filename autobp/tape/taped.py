@@ -85,9 +85,9 @@ class Taped:
             # A replay's results are constants: an outer transform (or forward mode) would read
             # them as a zero derivative (value_and_grad of a function calling one gave [0, 0]).
             raise TapeError(
-                "tape: a taped function was called inside a function that autobp.functional differentiates "
-                "(or inside a forward-mode level), where its constant results would read as zero derivatives; "
-                "call autobp.functional.value_and_grad (or hvp) there"
+                "tape: a taped function was called inside a function that autobp.functional differentiates, "
+                "or while forward mode is on (a dual level), where its constant results would read as zero "
+                "derivatives; call autobp.functional.value_and_grad (or hvp) there"
             )
         try:
             arrays, signature = inputs_and_signature(args, self._positions, self._directions)
@@ -112,6 +112,9 @@ class Taped:
     def _call(self, args: tuple[Any, ...], arrays: list[np.ndarray], signature: tuple[Any, ...]) -> Any:
         """Any call but a replay of a checked tape whose guards hold: find, trace or fall back."""
         self._checked(args)
+        given = len(args) - self._directions  # (tape.hvp's directions come last)
+        if all(-given <= p < given for p in self._positions):  # (out of range: the eager call says so)
+            functional_args.distinct_argnums(self.argnums, self._positions, given, f"tape.{self._eager_name}")
         entry = self._signatures.get(signature)
         if entry is None:
             if len(self._signatures) >= MAX_TAPES:
