@@ -64,19 +64,23 @@ def check_own_dtype(
                 )
             a = _host(g.data)
             reference = np.zeros(a.shape) if wanted[slot] is None else _host(wanted[slot].data)  # type: ignore[union-attr]
-            # Rounding in the dtype, relative to each element and to the largest one (cancellation
-            # near zero): sqrt(eps) of the dtype, or rtol if looser.
-            tol = max(rtol, float(np.sqrt(np.finfo(own[index]).eps)))
-            scale = float(np.max(np.abs(reference), initial=0.0))
-            wrong = np.argwhere(~(np.abs(a - reference) <= tol * (np.abs(reference) + scale)))
-            if wrong.size:
-                element = tuple(int(i) for i in wrong[0])
+            element = _first_far(a, reference, max(rtol, float(np.sqrt(np.finfo(own[index]).eps))))
+            if element is not None:
                 return _fail(
                     f"gradcheck: input {index} (shape {a.shape}), element {element}: the gradient computed in "
                     f"{own[index]} ({path}) is {a[element]!r}, the float64 one {reference[element]!r}",
                     raise_exception,
                 )
     return True
+
+
+def _first_far(a: np.ndarray, reference: np.ndarray, tol: float) -> tuple[int, ...] | None:
+    """The first element of ``a`` (computed in a lower precision) farther from the float64
+    ``reference`` than rounding in that dtype allows: ``tol`` relative to each element and to the
+    largest one (cancellation near zero); None when every element is within it."""
+    scale = float(np.max(np.abs(reference), initial=0.0))
+    wrong = np.argwhere(~(np.abs(a - reference) <= tol * (np.abs(reference) + scale)))
+    return tuple(int(i) for i in wrong[0]) if wrong.size else None
 
 
 def check_forward(
@@ -200,10 +204,8 @@ def check_own_dtype_forward(
         if got is None or want is None:
             continue
         a, reference = _host(got.data).astype(np.float64), _host(want.data)
-        scale = float(np.max(np.abs(reference), initial=0.0))
-        wrong = np.argwhere(~(np.abs(a - reference) <= tol * (np.abs(reference) + scale)))
-        if wrong.size:
-            element = tuple(int(i) for i in wrong[0])
+        element = _first_far(a, reference, tol)
+        if element is not None:
             return _fail(
                 f"gradcheck: forward mode (jvp) in the inputs' own dtypes, output {k} (shape {a.shape}), element "
                 f"{element}: {a[element]!r}, the float64 one {reference[element]!r}",
