@@ -176,3 +176,24 @@ def test_to_columns_scales_and_transposes() -> None:
     x, labels = to_columns(images, np.array([3, 4], np.uint8))
     assert x.shape == (6, 2) and x.dtype == np.float64 and labels.dtype == np.int64
     np.testing.assert_allclose(x[:, 1], images[1].ravel() / 255.0)
+
+
+def test_to_columns_refuses_what_it_would_scale_or_pair_wrongly() -> None:
+    # Float images in [0, 1] came back divided by 255 (as float32), 5 images went with 3 labels,
+    # and limit=-1 dropped the last example, all without an error.
+    from autobp.datasets import to_columns
+
+    pixels = np.arange(5 * 2 * 2, dtype=np.uint8).reshape(5, 2, 2)
+    labels = np.arange(5, dtype=np.uint8)
+    x, y = to_columns(pixels, labels, limit=np.int64(3))
+    assert x.dtype == np.float64 and x.shape == (4, 3) and x[:, 2].tolist() == [8 / 255, 9 / 255, 10 / 255, 11 / 255]
+    assert y.tolist() == [0, 1, 2]
+    empty_x, empty_y = to_columns(pixels, labels, limit=0)
+    assert empty_x.shape == (4, 0) and empty_y.shape == (0,)
+    with pytest.raises(TypeError, match="uint8 pixels"):
+        to_columns(pixels / 255.0, labels)
+    with pytest.raises(ValueError, match="same n"):
+        to_columns(pixels, labels[:3])
+    for limit in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="limit must be a count"):
+            to_columns(pixels, labels, limit=limit)  # type: ignore[arg-type]

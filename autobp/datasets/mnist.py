@@ -220,6 +220,17 @@ def to_columns(images: np.ndarray, labels: np.ndarray, limit: int | None = None)
     >>> x.shape, x.max(), y.tolist()
     ((4, 2), np.float64(1.0), [1, 2])
     """
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"to_columns: images must be (n, rows, cols) and labels (n,) with the same n, "
+            f"got {images.shape} and {labels.shape}"
+        )
+    if images.dtype != np.uint8:  # (IDX pixels: dividing anything else by 255 scales it wrongly)
+        raise TypeError(f"to_columns: images must be uint8 pixels (0-255), got {images.dtype}")
+    if limit is not None and (isinstance(limit, bool | float) or not hasattr(limit, "__index__") or limit < 0):
+        # (a negative limit dropped the last examples: images[:-1])
+        raise ValueError(f"to_columns: limit must be a count of examples (an int >= 0), got {limit!r}")
     images, labels = images[:limit], labels[:limit]
-    x = images.reshape(images.shape[0], -1).T / 255.0
+    x = images.reshape(images.shape[0], images.shape[1] * images.shape[2]).T / 255.0
     return x, labels.astype(np.int64)
