@@ -271,34 +271,6 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     return out
 
 
-def record_unless_integer(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tensor:
-    """``record``, for an op whose result may be integer or boolean for floating inputs (``astype``,
-    custom ops): such a result carries no gradient, as no integer tensor can, and is given on no
-    graph. Recorded, its rules would send the upstream gradient back through it
-    (``x.astype("int64") * 3.7`` added 3 to each element of x's gradient; the derivative is 0)."""
-    array = result if type(result) is np.ndarray else backends.as_array(result)
-    if array.dtype.kind not in "fc" if type(array) is np.ndarray else not _floating(array):
-        for value in args:  # (an op that returned its input: a view, as record makes it)
-            if (isinstance(value, Tensor) and value.data is array) or value is array:
-                array = new_view(array)
-                break
-        return _constant(array, args)
-    return record(opdef, result, args, kwargs)
-
-
-def _floating(array: Any) -> bool:
-    """Whether another library's array has a real or complex floating-point dtype."""
-    return bool(backends.namespace(array).isdtype(array.dtype, ("real floating", "complex floating")))
-
-
-def _constant(result: Any, args: tuple[Any, ...]) -> Tensor:
-    """``result`` as a Tensor on no graph, sharing its inputs' storage if it is a view of one."""
-    out = Tensor._wrap(result)
-    if result.base is not None if type(result) is np.ndarray else is_foreign_view(result):
-        share_storage(out, args)
-    return out
-
-
 def as_gradient(value: Any, like: Tensor, what: str) -> Tensor:
     """A gradient the user gave (a backward seed, a hook's replacement) as a Tensor of ``like``'s
     library, device and dtype: a list or a number is converted; another library's array (or one on

@@ -27,6 +27,7 @@ __all__ = [
     "LIBRARIES",
     "namespace",
     "refuse_complex",
+    "holds_floats",
     "library",
     "library_of",
     "library_name",
@@ -131,6 +132,20 @@ def library_of(value: Any) -> Namespace | None:
         return _BY_TYPE[kind]
     except KeyError:
         return _identify(kind)
+
+
+def holds_floats(value: Any) -> bool:
+    """Whether a result holds floating-point values, real or complex: an array of any library, a
+    numpy or Python scalar, or a tuple or list holding one (integers, bools and others do not).
+    What can carry a gradient: an op's result that does not is a constant."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.dtype.kind in "fc"
+    if isinstance(value, tuple | list):
+        return any(holds_floats(item) for item in value)
+    if isinstance(value, float | complex):
+        return True
+    lib = library_of(value)
+    return lib is not None and bool(lib.isdtype(value.dtype, ("real floating", "complex floating")))
 
 
 def refuse_complex(value: Any, what: str, role: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from numpy import ndarray
 
 from autobp import graph
-from autobp.backends import describe
+from autobp.backends import describe, holds_floats
 from autobp.forward import propagate
 from autobp.ops.opdef import OpDef
 from autobp.tensor import Tensor
@@ -99,9 +99,12 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
     This is the hottest path of the library, so the op's fields are bound as closure variables.
     """
     forward, arity, differentiable, here = opdef.forward, opdef.arity, opdef.differentiable, graph._local
-    # (an op that may give integers, astype or a custom op, has its result's dtype checked first)
-    record = graph.record_unless_integer if opdef.integer_results else graph.record
-    wrap, share_storage = Tensor._wrap, graph.share_storage
+    record, wrap, share_storage = graph.record, Tensor._wrap, graph.share_storage
+    # An op that may give integers for floating inputs (astype, a custom op) has its result's
+    # dtype checked before recording: an integer or bool result carries no gradient, as no
+    # integer tensor can, and is a constant (recorded, x.astype("int64") * 3.7 added 3 to each
+    # element of x's gradient). autobp's other ops give floats (tests/test_ops.py holds them to it).
+    may_give_integers = opdef.integer_results
     is_foreign_view = graph.is_foreign_view
     # numpy's fast forward (backends/numpy.py), taken when every array argument is a numpy array.
     fast = opdef.numpy_forward
@@ -153,7 +156,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
             raise_with_context(opdef, error, args)
         if kwargs and mode.enabled and _needs_grad(kwargs.values()):
             raise_keyword_needs_grad(opdef, kwargs)
-        if needs_grad and differentiable and mode.enabled:
+        if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
             out = record(opdef, result, args, kwargs)  # (views of inputs: handled there, as below)
         else:
             for array in arrays:

@@ -69,7 +69,7 @@ def __array_function__(self: Tensor, func: Any, types: Any, args: tuple[Any, ...
     implementation hands back (``np.sum`` calls ``t.sum``), and calls under ``no_grad()`` are as
     before."""
     result = func._implementation(*args, **kwargs)  # (numpy >= 2.1, which autobp requires, has it)
-    if _floating(result) and is_grad_enabled():
+    if backends.holds_floats(result) and is_grad_enabled():
         tracked = _requiring_grad((*args, *kwargs.values()))
         if tracked is not None:
             import autobp  # (loaded by now: a Tensor exists)
@@ -95,15 +95,6 @@ def _requiring_grad(values: tuple[Any, ...] | list[Any]) -> Tensor | None:
             if found is not None:
                 return found
     return None
-
-
-def _floating(value: Any) -> bool:
-    """Whether a numpy function's result holds a floating-point value (an array, a scalar, or one in a tuple)."""
-    if isinstance(value, np.ndarray | np.generic):
-        return value.dtype.kind in "fc"
-    if isinstance(value, tuple | list):
-        return any(_floating(item) for item in value)
-    return isinstance(value, float | complex)
 
 
 def __len__(self: Tensor) -> int:
