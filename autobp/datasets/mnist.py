@@ -228,7 +228,7 @@ def to_columns(images: np.ndarray, labels: np.ndarray, limit: int | None = None)
         )
     if images.dtype != np.uint8:  # (IDX pixels: dividing anything else by 255 scales it wrongly)
         raise TypeError(f"to_columns: images must be uint8 pixels (0-255), got {images.dtype}")
-    if limit is not None and (isinstance(limit, bool | float) or not hasattr(limit, "__index__") or limit < 0):
+    if limit is not None and (isinstance(limit, bool) or not hasattr(limit, "__index__") or limit < 0):
         # (a negative limit dropped the last examples: images[:-1])
         raise ValueError(f"to_columns: limit must be a count of examples (an int >= 0), got {limit!r}")
     images, labels = images[:limit], labels[:limit]

@@ -123,8 +123,6 @@ class Module:
                 f"{type(self).__name__}.{name} is {what}: assign an nn.Parameter (nn.Parameter(t)){advice}; "
                 f"got {backends.describe(value)}"
             )
-        if not isinstance(value, Module):
-            modules.pop(name, None)
         if isinstance(value, Parameter) or (value is None and name in params):
             # A slot keeps its place in parameters() (an optimizer's state is kept by position),
             # and None keeps the slot, as bias=False makes it.
@@ -139,6 +137,8 @@ class Module:
             # tree was last assigned into; a module built bottom-up ends with full paths.
             for path, param in value.named_parameters(name):
                 _name(param, path)
+        else:
+            modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:

@@ -25,6 +25,20 @@ from autobp.testing.gradcheck_parts import (
 )
 
 
+def _own_dtypes(
+    original: tuple[Any, ...], args: tuple[Any, ...], checked: list[int]
+) -> tuple[dict[int, str], list[int], tuple[Any, ...]]:
+    """The checked inputs' own dtypes, those below float64, and ``args`` with each of those
+    replaced by a copy in its own dtype that requires grad."""
+    own = {i: backends.namespace(original[i].data).dtype_name(original[i].dtype) for i in checked}
+    low = [i for i in checked if own[i] != "float64"]
+    copies = tuple(
+        _like(_host(original[i].data), original[i], same_dtype=True, requires_grad=True) if i in low else x
+        for i, x in enumerate(args)
+    )
+    return own, low, copies
+
+
 def check_own_dtype(
     fn: Callable[..., Any],
     original: tuple[Any, ...],
@@ -39,14 +53,9 @@ def check_own_dtype(
     which never run a rule in the inputs' own dtype, and a rule can be wrong only there. The
     gradients on copies in their own dtype must have that dtype and agree with the float64 ones
     (checked against finite differences by then) to a tolerance suited to the dtype."""
-    own = {i: backends.namespace(original[i].data).dtype_name(original[i].dtype) for i in checked}
-    low = [i for i in checked if own[i] != "float64"]
+    own, low, copies = _own_dtypes(original, args, checked)
     if not low:
         return True
-    copies = tuple(
-        _like(_host(original[i].data), original[i], same_dtype=True, requires_grad=True) if i in low else x
-        for i, x in enumerate(args)
-    )
     for path, wanted in paths.items():
         try:
             found = _analytic(fn, copies, checked, cotangents, create_graph=path == "create_graph backward")
@@ -172,8 +181,7 @@ def check_own_dtype_forward(
     from autobp.forward import ForwardModeError  # (autobp.functional imports much: only when used)
     from autobp.functional import jvp
 
-    own = {i: backends.namespace(original[i].data).dtype_name(original[i].dtype) for i in checked}
-    low = [i for i in checked if own[i] != "float64"]
+    own, low, copies = _own_dtypes(original, args, checked)
     if not low:
         return True
     generator = np.random.default_rng([rng, 1])  # (its own stream: the other checks' draws stay as they were)
@@ -191,10 +199,6 @@ def check_own_dtype_forward(
         tangents = tuple(_like(directions[i], values[i], same_dtype=True) for i in checked)
         return _as_tuple(jvp(on_checked, tuple(values[i] for i in checked), tangents)[1])
 
-    copies = tuple(
-        _like(_host(original[i].data), original[i], same_dtype=True, requires_grad=True) if i in low else x
-        for i, x in enumerate(args)
-    )
     try:
         found, wanted = tangents_of(copies), tangents_of(args)
     except ForwardModeError:
