@@ -3,7 +3,8 @@
 A program is a random expression graph from the op registry (``test_fuzz.programs``) wrapped in
 what a tape must not get wrong: a Python branch on a traced value (``bool()``, ``.item()``,
 ``int()``), a static argument drawn from values that compare equal but are not the same
-(``1``/``True``, ``0.0``/``-0.0``, ``inf``/``-inf``), a ``detach()``, a softmax, an op whose
+(``1``/``True``, ``0.0``/``-0.0``, ``inf``/``-inf``), inputs laid out in C or Fortran order or
+strided (a layout decides the order in which a sum adds), a ``detach()``, a softmax, an op whose
 gradient reads values (eager), and a Tensor it closes over that may change in place between
 calls. Each program is called 5 times on new values: every call must give the eager results bit
 for bit (or raise TapeError, which none does today).
@@ -47,6 +48,7 @@ class TapeProgram:
     eager_op: bool
     statics: list[Any]
     closure_changes: list[float]
+    layouts: list[str]
 
     def __post_init__(self) -> None:
         self.closure = ab.tensor([0.5])
@@ -79,7 +81,10 @@ class TapeProgram:
         rng = np.random.default_rng(self.program.seed)
         differences = []
         calls = [[rng.uniform(-1.5, 1.5, shape) for shape in self.program.shapes] for _ in range(CALLS)]
-        calls[1] = [x.copy() for x in calls[0]]  # the first values again: a replay on the trace's values
+        calls = [[_laid_out(x, layout) for x in inputs] for inputs, layout in zip(calls, self.layouts, strict=True)]
+        calls[1] = [
+            _laid_out(x, self.layouts[0]) for x in calls[0]
+        ]  # the first values again: a replay on the trace's values
         for call, inputs in enumerate(calls):
             static = self.statics[call]
             try:
@@ -95,6 +100,17 @@ class TapeProgram:
                 with ab.no_grad():
                     self.closure.mul_(self.closure_changes[call])
         return differences
+
+
+def _laid_out(x: np.ndarray, layout: str) -> np.ndarray:
+    """``x``'s values in a new array: C-ordered, Fortran-ordered, or a view taking every other column."""
+    if layout == "F":
+        return np.asfortranarray(x.copy())
+    if layout == "strided" and x.ndim:
+        wide = np.zeros((*x.shape[:-1], 2 * x.shape[-1]))
+        wide[..., ::2] = x
+        return wide[..., ::2]
+    return x.copy()
 
 
 @st.composite
@@ -113,6 +129,8 @@ def tape_programs(draw: Any) -> TapeProgram:
         statics=draw(st.lists(st.sampled_from([first, first, second]), min_size=CALLS, max_size=CALLS)),
         # The closure changes after at most one call (or never), so that replays follow a change.
         closure_changes=[factor if call == changed else 1.0 for call in range(CALLS)],
+        # C order most often (the replays of one tape), Fortran order and strided views beside it
+        layouts=draw(st.lists(st.sampled_from(["C", "C", "F", "strided"]), min_size=CALLS, max_size=CALLS)),
     )
 
 
@@ -129,7 +147,9 @@ def _branchy(read: str) -> TapeProgram:
     from test_fuzz import Step
 
     step = Step("mul(v0, v0)", (0, 0), ab.mul)
-    return TapeProgram(Program([(3,)], [step], seed=7), read, 0, False, False, False, [1.0] * CALLS, [1.0] * CALLS)
+    return TapeProgram(
+        Program([(3,)], [step], seed=7), read, 0, False, False, False, [1.0] * CALLS, [1.0] * CALLS, ["C"] * CALLS
+    )
 
 
 @pytest.mark.parametrize("read", ["bool", "item"])

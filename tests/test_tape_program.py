@@ -61,19 +61,25 @@ def test_forms_decline_what_they_do_not_cover() -> None:
     assert numpy_forms.form_of("exp", [matrix], {}) is None
     assert numpy_forms.factor_of("tanh_backward", [np.ones(3, np.float32), np.ones(3)], {}) is None
     assert numpy_forms.factor_of("tanh_backward", [np.ones(()), np.ones(())], {}) is None
+    # The forward's product is laid out as y is; the form's as numpy lays out g and the factor.
+    assert numpy_forms.factor_of("tanh_backward", [matrix, np.asfortranarray(matrix)], {}) is None
+    assert numpy_forms.factor_of("tanh_backward", [np.ones(6)[::2], np.ones(6)[::2]], {}) is None
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_shared_tanh_factor_gives_the_forward_bit_for_bit(dtype: Any) -> None:
+def test_the_shared_tanh_factor_gives_the_forward_bit_for_bit(dtype: Any, order: str) -> None:
     rng = np.random.default_rng(4)
     g, y = rng.standard_normal((6, 5)).astype(dtype), np.tanh(rng.standard_normal((6, 5))).astype(dtype)
+    g, y = np.asarray(g, order=order), np.asarray(y, order=order)
     factor = numpy_forms.factor_of("tanh_backward", [g, y], {})
     assert factor is not None
     made, product = factor
     local = {"np": np, "a0": g, "a1": y}
     exec(made.format("a0", "a1", d="d"), local)
     got = eval(product.format("a0", "a1", d="d").replace("{into}", ""), local)
-    assert got.tobytes() == REGISTRY["tanh_backward"].numpy_forward(g, y).tobytes()
+    want = REGISTRY["tanh_backward"].numpy_forward(g, y)
+    assert (got.tobytes(), got.strides) == (want.tobytes(), want.strides)
 
 
 def test_a_replay_holds_only_the_arrays_still_needed() -> None:
@@ -178,3 +184,136 @@ def test_the_liveness_rules_refuse_what_could_be_seen() -> None:
     kept.made("s1", fresh)
     kept.call(np.add, ["s1", "c0"], [fresh, 2.0], {}, "s5", fresh + 2.0)
     assert kept.finished(["s5 = f(s1, c0{into})  # add"], "return s1, [s5]") == ["s5 = f(s1, c0)  # add"]
+
+
+def _bits_of(taped: Any, func: Any, *args: np.ndarray) -> list[tuple[bytes, bytes]]:
+    """Per result, the taped call's bytes beside the eager call's (which must be equal)."""
+    value, grads = taped.arrays(*args)
+    tensors = [ab.tensor(a, requires_grad=True) for a in args]
+    loss = func(*tensors)
+    wanted = ab.grad(loss, tensors)
+    return [
+        (np.asarray(got).tobytes(), want.data.tobytes())
+        for got, want in zip([value, *grads], [loss, *wanted], strict=True)
+    ]
+
+
+def _mixed_layouts(x: Any, y: Any) -> Any:
+    # sin(x) is laid out as x is; divided by cos(y), numpy lays the quotient out in C order when
+    # the two differ (x in Fortran order): writing it into sin(x)'s array would keep x's layout,
+    # and the sum would add the same numbers in another order (the last bit differs).
+    return (ab.sin(x) / ab.cos(y)).sum() * 1.0
+
+
+def test_a_result_goes_into_an_operand_only_where_laid_out_alike() -> None:
+    # (found by tests/test_tape_fuzz.py at 1000 programs: a transpose's tanh took a quotient)
+    rng = np.random.default_rng(12)
+    taped = ab.tape.value_and_grad(_mixed_layouts, (0, 1))
+    for _ in range(3):
+        x, y = np.asfortranarray(rng.standard_normal((16, 16))), rng.standard_normal((16, 16))
+        for got, want in _bits_of(taped, _mixed_layouts, x, y):
+            assert got == want
+    # the shortcuts' own rules keep the layouts (the check when compiling is the backstop)
+    assert next(iter(taped._signatures.values())).tapes[0].plain_because is None
+
+
+def test_an_input_laid_out_otherwise_gets_a_tape_of_its_own() -> None:
+    # Traced on C-ordered arrays, the quotient may go into sin(x)'s array; an x in Fortran order
+    # (the same shape and dtype) would then give the quotient x's layout: a signature has strides.
+    rng = np.random.default_rng(13)
+    taped = ab.tape.value_and_grad(_mixed_layouts, (0, 1))
+    x, y = rng.standard_normal((16, 16)), rng.standard_normal((16, 16))
+    assert all(got == want for got, want in _bits_of(taped, _mixed_layouts, x, y))
+    assert "out=s" in taped.source(x, y)  # (the shortcut is taken for C-ordered inputs)
+    for _ in range(3):
+        x, y = np.asfortranarray(rng.standard_normal((16, 16))), rng.standard_normal((16, 16))
+        assert all(got == want for got, want in _bits_of(taped, _mixed_layouts, x, y))
+    assert len(taped._signatures) == 2
+
+
+def _times_ones(x: Any) -> Any:
+    # sin(x.T) is in Fortran order; its product with a C-ordered array of ones is in C order.
+    return (ab.sin(ab.transpose(x)) * ab.tensor(np.ones((16, 16)))).sum() * 1.0
+
+
+def _sloppy_times_one(opdef: Any, refs: Any, out: Any, recorder: Any, constant: Any) -> Any:
+    # compile._times_one without its layout condition: x * ones is x, whatever x's layout
+    if opdef.name != "mul":
+        return None
+    kept, one = refs
+    return kept if constant[one] and not constant[kept] and np.all(recorder.values[one] == 1) else None
+
+
+def test_the_layout_check_catches_a_shortcut_that_lays_an_array_out_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shortcut that breaks the layout rule is caught when the tape is compiled: the tape calls
+    the forwards plainly, and the numbers are eager's. Without the check they would differ."""
+    from autobp.tape import compile as compiled
+
+    rng = np.random.default_rng(14)
+    xs = [rng.standard_normal((16, 16)) for _ in range(3)]
+    monkeypatch.setattr(compiled, "_times_one", _sloppy_times_one)
+    taped = ab.tape.value_and_grad(_times_ones)
+    assert all(got == want for x in xs for got, want in _bits_of(taped, _times_ones, x))
+    tape = next(iter(taped._signatures.values())).tapes[0]
+    assert tape.plain_because is not None and "laid out otherwise" in tape.plain_because
+    monkeypatch.setattr(compiled, "_layout_differs", lambda *args: None)
+    unchecked = ab.tape.value_and_grad(_times_ones)
+    # (the first replay on new values is compared with an eager run: it raises; a tape checked on
+    # values where the sums happen to agree would give wrong bits silently after)
+    with pytest.raises(ab.tape.TapeError, match="different value than running it"):
+        [_bits_of(unchecked, _times_ones, x) for x in xs]
+
+
+def test_a_tape_whose_plain_program_is_still_laid_out_otherwise_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autobp.tape import compile as compiled
+
+    monkeypatch.setattr(compiled, "_times_one", _sloppy_times_one)
+    # (the plain program taking the shortcut too: what a forward laying arrays out by chance would give)
+    monkeypatch.setattr(compiled, "_program", lambda recorder, results, plain: _unplain(recorder, results))
+    taped = ab.tape.value_and_grad(_times_ones)
+    x = np.random.default_rng(15).standard_normal((16, 16))
+    assert all(got == want for got, want in _bits_of(taped, _times_ones, x))
+    (reason,) = taped.eager_reasons.values()
+    assert "lays slot" in reason and "otherwise than the eager call" in reason
+
+
+_plain_program = __import__("autobp.tape.compile", fromlist=["_program"])._program
+
+
+def _unplain(recorder: Any, results: Any) -> Any:
+    return _plain_program(recorder, results, plain=False)
+
+
+def _product_sum(w: Any, v: Any) -> Any:
+    return (w @ v).sum()
+
+
+def test_a_strided_argument_is_computed_on_as_functional_computes_on_it() -> None:
+    # functional.value_and_grad makes a Tensor of a view taking every other column (a packed
+    # copy); numpy's matmul adds in another order on the view itself: the tape packs it too.
+    rng = np.random.default_rng(16)
+    taped = ab.tape.value_and_grad(_product_sum, (0, 1))
+    eager = ab.functional.value_and_grad(_product_sum, (0, 1))
+    for _ in range(4):
+        w, v = rng.standard_normal((2, 6))[:, ::2], rng.standard_normal(6)[::2]
+        value, grads = taped.arrays(w, v)
+        want, wanted = eager(w, v)
+        for got, expected in zip([value, *grads], [want, *wanted], strict=True):
+            assert np.asarray(got).tobytes() == expected.data.tobytes()
+    assert taped.eager_reasons == {}
+    # tape.hvp's directions are Tensors in functional.hvp: packed alike (the tangent of the
+    # gradient has dw @ v in it)
+    hvp = ab.tape.hvp(_squared_product_sum, (0, 1))
+    for _ in range(3):
+        w, v = rng.standard_normal((4, 16))[:, ::2], rng.standard_normal(16)[::2]
+        dw, dv = rng.standard_normal((4, 16))[:, ::2], rng.standard_normal(16)[::2]
+        value, products = hvp.arrays(w, v, (dw, dv))
+        tensors = (ab.tensor(w), ab.tensor(v)), (ab.tensor(dw), ab.tensor(dv))
+        want, wanted = ab.functional.hvp(_squared_product_sum, *tensors)
+        for got, expected in zip([value, *products], [want, *wanted], strict=True):
+            assert np.asarray(got).tobytes() == expected.data.tobytes()
+    assert hvp.eager_reasons == {}
+
+
+def _squared_product_sum(w: Any, v: Any) -> Any:
+    return ((w @ v) ** 2).sum()

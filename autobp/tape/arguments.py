@@ -50,21 +50,32 @@ def differentiated_array(value: Any) -> Any:
 
     A Tensor stays as it is (``wanted_leaves`` refuses one that is not floating-point, as
     ``functional`` does), and so does a floating-point array (not copied: the tape knows arrays
-    by identity); a numpy scalar becomes the 0-d array a Tensor would hold; any other array-like
-    (a Python number, a list, an integer or bool array) becomes the float64 array ``functional``
-    makes of it.
+    by identity) unless ``laid_out_as_a_tensor`` copies it; a numpy scalar becomes the 0-d array
+    a Tensor would hold; any other array-like (a Python number, a list, an integer or bool
+    array) becomes the float64 array ``functional`` makes of it.
     """
     if isinstance(value, Tensor):
         return value
     if floating_array(value):
-        return np.asarray(value) if isinstance(value, np.generic) else value
+        return np.asarray(value) if isinstance(value, np.generic) else laid_out_as_a_tensor(value)
     return float64_tensor(value).data
+
+
+def laid_out_as_a_tensor(value: Any) -> Any:
+    """A numpy array laid out as the Tensor ``functional`` makes of it would be: itself, or where
+    its strides are not those of its copy (a view taking every other column: a copy packs it), the
+    copy. Computed on the packed copy, a ``matmul`` or a ``sum`` adds in another order than on the
+    view, so a tape computes on what ``functional.value_and_grad`` computes on."""
+    if type(value) is not np.ndarray or value.flags.c_contiguous or value.flags.f_contiguous:
+        return value
+    copy = np.array(value, copy=True)  # (order "K", as ``Tensor`` copies)
+    return value if copy.strides == value.strides else copy
 
 
 def promoted(args: tuple[Any, ...], differentiated: tuple[int, ...], directions: int = 0) -> tuple[Any, ...]:
     """``args`` as the tape takes them: each differentiated argument as ``differentiated_array``
-    makes it, each numpy scalar direction (``tape.hvp``'s) as a 0-d array; ``args`` itself when
-    that changes none.
+    makes it, each numpy scalar direction (``tape.hvp``'s) as a 0-d array and each direction laid
+    out as ``laid_out_as_a_tensor`` lays it out; ``args`` itself when that changes none.
 
     ``functional.value_and_grad`` makes the differentiated arguments Tensors and passes the
     others to ``func`` as they are (a numpy scalar axis, a scale): a tape keys those as static.
@@ -75,9 +86,8 @@ def promoted(args: tuple[Any, ...], differentiated: tuple[int, ...], directions:
     for p in differentiated:
         if -m <= p < m:  # (one out of range is wanted_leaves' error, as functional's)
             given[p % m] = differentiated_array(args[p % m])
-    for i in range(m, n):
-        if isinstance(args[i], np.generic):
-            given[i] = np.asarray(args[i])
+    for i in range(m, n):  # (``functional.hvp`` makes Tensors of the directions too)
+        given[i] = np.asarray(args[i]) if isinstance(args[i], np.generic) else laid_out_as_a_tensor(args[i])
     return args if all([a is b for a, b in zip(given, args, strict=True)]) else tuple(given)
 
 
@@ -128,7 +138,7 @@ def _hashable(value: Any, position: int) -> Any:
 def inputs_and_signature(
     args: tuple[Any, ...], differentiated: tuple[int, ...] = (), directions: int = 0
 ) -> tuple[list[np.ndarray], tuple[Any, ...]]:
-    """The array inputs, and the signature a tape is kept under: shapes, dtypes, static values,
+    """The array inputs, and the signature a tape is kept under: shapes, dtypes, strides, static values,
     and which arguments are the same array (a tape reads each array from one slot). A numpy
     scalar is an input where ``is_input_position`` says so, else static; a differentiated
     Python number or list is the float64 array ``differentiated_array`` makes of it.
@@ -143,13 +153,15 @@ def inputs_and_signature(
     # Per array: its dtype, then each dimension; flat, so that a call builds no tuple per array
     # and the kept key is one object (the harness times calls after gc.collect(), whose sweep leaves
     # every object a cache miss away: W5 taped). Each dtype starts an array's entry, so (2, 3), (4,)
-    # and (2,), (3, 4) differ; a static entry is a tuple, never a dtype or an int.
+    # and (2,), (3, 4) differ; a static entry is a tuple, never a dtype or an int. A numpy array's
+    # strides follow its shape (as many): a tape's shortcuts hold for the traced layout only.
     key: list[Any] = []
     for position, arg in enumerate(args):
         if type(arg) is np.ndarray:  # the usual argument, taken first (every call of a tape does this)
             arrays.append(arg)
             key.append(arg.dtype)
             key += arg.shape
+            key += arg.strides  # (a layout decides the order a sum adds in: see tape.compile)
             continue
         if isinstance(arg, Tensor):
             arg = arg.data
@@ -173,6 +185,8 @@ def inputs_and_signature(
         arrays.append(arg)
         key.append(arg.dtype)
         key += arg.shape
+        if type(arg) is np.ndarray:
+            key += arg.strides
     if len(set(map(id, arrays))) != len(arrays):
         ids = [id(a) for a in arrays]
         key.append(("aliases", tuple(ids.index(i) for i in ids)))

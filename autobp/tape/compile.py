@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ from autobp.tape.program import INTO, Liveness
 from autobp.tape.trace import Recorder, bytes_of
 from autobp.tensor import Tensor
 
-__all__ = ["Tape", "CHECK_PATIENCE"]
+__all__ = ["Tape", "CHECK_PATIENCE", "compiled"]
 
 # Replays on the traced values that may pass before a tape counts as checked without a replay
 # on other values (each costs a comparison of the inputs with the traced ones, not an eager run).
@@ -41,95 +42,18 @@ class Tape:
     """
 
     def __init__(self, recorder: Recorder, results: list[int]) -> None:
-        n_inputs = recorder.n_inputs
-        guards_at: dict[int, list[str]] = {}
-        for g, (kind, k, outcome, how) in enumerate(recorder.guards):
-            # (another library's array has no tobytes: bytes_of copies its values to the host)
-            read = "{}.tobytes()" if type(recorder.values[k]) is np.ndarray else "bytes_of({})"
-            guards_at.setdefault(k, []).append(
-                (f"if {'not ' if outcome else ''}{{}}: return None  # guard: {how} gave {outcome}")
-                if kind == "truth"
-                else f"if {read} != g{g}: return None  # guard: {how} read these bytes"
-            )
-        # A slot is constant unless it is an input or computed from one: a step that reads only
-        # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
-        # Unless it reads an array the function passed in as it is (``Recorder.live``: a numpy
-        # array it closes over, which its owner may change in place): that step is replayed, on
-        # the array as it is then, as an eager call reads it.
-        constant = [not recorder.computed(k) for k in range(len(recorder.values))]
-        folded = [constant[k] and k not in recorder.live for k in range(len(recorder.values))]
-        namespace: dict[str, Any] = {"g" + str(g): guard[2] for g, guard in enumerate(recorder.guards)}
-        namespace["bytes_of"], namespace["fresh"], namespace["np"] = bytes_of, fresh_array, np
-        factors: set[str] = set()  # the shared factors made so far (``numpy_forms.factor_of``)
-        program = Liveness()  # which arrays the replay owns, and when each is read last
-        same: dict[int, int] = {}  # slots that are another slot's array (a product with ones)
-
-        def name(k: int) -> str:
-            k = same.get(k, k)
-            if constant[k]:
-                namespace[f"c{k}"] = recorder.values[k]
-                return f"c{k}"
-            return f"s{k}"
-
-        body = [line.format(name(k)) for k in range(n_inputs) for line in guards_at.get(k, ())]
-        dead = _dead_steps(recorder, results, guards_at)
-        for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
-            if all(folded[k] for k in refs):
-                constant[out] = folded[out] = True  # a guard on it holds by construction; a check raised already
-                continue
-            if i in dead:
-                continue
-            # A step no result needs still runs, as it does eagerly: its forward may raise on
-            # the values (a value check, an integer power), and a replay must raise alike;
-            # unless its op cannot raise on floats (``_dead_steps``).
-            kept = _times_one(opdef, refs, out, recorder, folded)  # (a live array of ones may change)
-            if kept is not None and out not in results:  # a result must stay an array of its own
-                same[out] = same.get(kept, kept)
-            else:
-                # The forward the eager call took: numpy's fast one when every operand is numpy's
-                # (as the registry decides), the op's general one for another library's arrays.
-                numpy_only = all([_numpy_like(recorder.values[k]) for k in refs])
-                operands = [name(k) for k in refs]
-                values = [recorder.values[k] for k in refs]
-                # numpy's calls written out where the traced shapes decide what the forward would do
-                factor = factor_of(opdef.name, values, kwargs) if numpy_only else None
-                written = form_of(opdef.name, values, kwargs) if numpy_only and factor is None else None
-                if factor is not None:
-                    made, product = factor
-                    d = "d" + operands[1]  # the factor of this operand, made at its first use
-                    if d not in factors:
-                        factors.add(d)
-                        body.append(made.format(*operands, d=d))
-                    program.made(f"s{out}", recorder.values[out])
-                    into = program.into(operands[:1], values[:1], recorder.values[out])  # (g may take it)
-                    body.append(f"s{out} = {product.format(*operands, d=d).replace(INTO, into)}  # {opdef.name}")
-                elif written is not None:
-                    body.append(f"s{out} = {written.format(*operands)}  # {opdef.name}")
-                    program.made(f"s{out}", recorder.values[out])
-                else:
-                    forward = opdef.numpy_forward if numpy_only else opdef.forward
-                    forward = getattr(forward, "quiet_body", forward)  # the replay is quiet
-                    namespace[f"f{i}"] = forward
-                    arguments = list(operands)
-                    for j, (key, value) in enumerate(kwargs.items()):
-                        namespace[f"k{i}_{j}"] = value
-                        arguments.append(f"{key}=k{i}_{j}")  # keys are keyword names the forward accepted
-                    into = program.call(forward, operands, values, kwargs, f"s{out}", recorder.values[out])
-                    body.append(f"s{out} = f{i}({', '.join(arguments)}{into})  # {opdef.name}")
-            body += [line.format(name(out)) for line in guards_at.get(out, ())]
-        returned = _fresh_results(recorder, results, constant, name)
-        inputs = "".join(f"s{k}, " for k in range(n_inputs))
-        ending = f"return {returned[0]}, [{', '.join(returned[1:])}]"
-        self.source = "\n".join(
-            [
-                "def replay(inputs):",
-                f"    {inputs}= inputs" if n_inputs else "    pass",
-                *("    " + line for line in program.finished(body, ending)),
-                "    " + ending,
-            ]
-        )
-        # Generated from op names, slot numbers and keyword names only; values live in the namespace.
-        exec(compile(self.source, "<autobp tape>", "exec"), namespace)
+        self.source, namespace, same = _program(recorder, results, plain=False)
+        slot = _layout_differs(self.source, namespace, recorder, same)
+        # Why this tape calls each forward plainly (None: it takes the shortcuts).
+        self.plain_because: str | None = None
+        if slot is not None:
+            # A shortcut (an operand taking a result, a form, a product with ones left out) gave
+            # an array laid out otherwise than the eager call's: the same numbers, but a later
+            # sum or product adds them in another order. The plain program calls what eager did.
+            self.source, namespace, same = _program(recorder, results, plain=True)
+            self.plain_because = f"slot s{slot} was laid out otherwise than when traced"
+            if _layout_differs(self.source, namespace, recorder, same) is not None:  # (the forwards alone: never seen)
+                raise UnlikeEager(f"its replay lays slot s{slot} out otherwise than the eager call")
         # Quiet as the engine's backward is (edges give inf/nan without warnings).
         self.replay: Callable[[list[np.ndarray]], tuple[Any, list[Any]] | None] = quiet(namespace["replay"])
         # Tensors read as constants: (tensor, its array, its version) at the trace. (The tape
@@ -138,7 +62,7 @@ class Tape:
         self._closure_refs = [(weakref.ref(t), array, version) for t, array, version in recorder.closures.values()]
         self.closures: list[tuple[Tensor, Any, int]] = []
         # The traced inputs (copies: callers update arrays in place), until a replay on other values is checked.
-        self.traced: list[Any] | None = [copy_array(a) for a in recorder.values[:n_inputs]]
+        self.traced: list[Any] | None = [copy_array(a) for a in recorder.values[: recorder.n_inputs]]
         self.patience = CHECK_PATIENCE
         self.guards = [f"{how} of a {describe_slot(recorder, k)} value" for _, k, _, how in recorder.guards]
 
@@ -179,6 +103,154 @@ class Tape:
                     "was changed in place or given a new array"
                 )
         return None
+
+
+def _program(recorder: Recorder, results: list[int], plain: bool) -> tuple[str, dict[str, Any], dict[int, int]]:
+    """The replay's source, the namespace it runs in (``Tape``), and the slots that are another
+    slot's array (``{product: operand}``: a product with ones left out). ``plain``: call each op's
+    forward as the eager call did, without the shortcuts (``numpy_forms``, results written into
+    dead operands, products with ones left out) that may lay an array out otherwise."""
+    n_inputs = recorder.n_inputs
+    guards_at: dict[int, list[str]] = {}
+    for g, (kind, k, outcome, how) in enumerate(recorder.guards):
+        # (another library's array has no tobytes: bytes_of copies its values to the host)
+        read = "{}.tobytes()" if type(recorder.values[k]) is np.ndarray else "bytes_of({})"
+        guards_at.setdefault(k, []).append(
+            (f"if {'not ' if outcome else ''}{{}}: return None  # guard: {how} gave {outcome}")
+            if kind == "truth"
+            else f"if {read} != g{g}: return None  # guard: {how} read these bytes"
+        )
+    # A slot is constant unless it is an input or computed from one: a step that reads only
+    # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
+    # Unless it reads an array the function passed in as it is (``Recorder.live``: a numpy
+    # array it closes over, which its owner may change in place): that step is replayed, on
+    # the array as it is then, as an eager call reads it.
+    constant = [not recorder.computed(k) for k in range(len(recorder.values))]
+    folded = [constant[k] and k not in recorder.live for k in range(len(recorder.values))]
+    namespace: dict[str, Any] = {"g" + str(g): guard[2] for g, guard in enumerate(recorder.guards)}
+    namespace["bytes_of"], namespace["fresh"], namespace["np"] = bytes_of, fresh_array, np
+    factors: set[str] = set()  # the shared factors made so far (``numpy_forms.factor_of``)
+    program = Liveness(aliases=not plain)  # which arrays the replay owns, and when each is read last
+    same: dict[int, int] = {}  # slots that are another slot's array (a product with ones)
+
+    def name(k: int) -> str:
+        k = same.get(k, k)
+        if constant[k]:
+            namespace[f"c{k}"] = recorder.values[k]
+            return f"c{k}"
+        return f"s{k}"
+
+    body = [line.format(name(k)) for k in range(n_inputs) for line in guards_at.get(k, ())]
+    dead = _dead_steps(recorder, results, guards_at)
+    for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
+        if all(folded[k] for k in refs):
+            constant[out] = folded[out] = True  # a guard on it holds by construction; a check raised already
+            continue
+        if i in dead:
+            continue
+        # A step no result needs still runs, as it does eagerly: its forward may raise on
+        # the values (a value check, an integer power), and a replay must raise alike;
+        # unless its op cannot raise on floats (``_dead_steps``).
+        # (a live array of ones may change: folded, not constant)
+        kept = None if plain else _times_one(opdef, refs, out, recorder, folded)
+        if kept is not None and out not in results:  # a result must stay an array of its own
+            same[out] = same.get(kept, kept)
+        else:
+            # The forward the eager call took: numpy's fast one when every operand is numpy's
+            # (as the registry decides), the op's general one for another library's arrays.
+            numpy_only = all([_numpy_like(recorder.values[k]) for k in refs])
+            operands = [name(k) for k in refs]
+            values = [recorder.values[k] for k in refs]
+            # numpy's calls written out where the traced shapes decide what the forward would do
+            factor = factor_of(opdef.name, values, kwargs) if numpy_only and not plain else None
+            written = form_of(opdef.name, values, kwargs) if numpy_only and not plain and factor is None else None
+            if factor is not None:
+                made, product = factor
+                d = "d" + operands[1]  # the factor of this operand, made at its first use
+                if d not in factors:
+                    factors.add(d)
+                    body.append(made.format(*operands, d=d))
+                program.made(f"s{out}", recorder.values[out])
+                into = program.into(operands[:1], values[:1], recorder.values[out])  # (g may take it)
+                body.append(f"s{out} = {product.format(*operands, d=d).replace(INTO, into)}  # {opdef.name}")
+            elif written is not None:
+                body.append(f"s{out} = {written.format(*operands)}  # {opdef.name}")
+                program.made(f"s{out}", recorder.values[out])
+            else:
+                forward = opdef.numpy_forward if numpy_only else opdef.forward
+                forward = getattr(forward, "quiet_body", forward)  # the replay is quiet
+                namespace[f"f{i}"] = forward
+                arguments = list(operands)
+                for j, (key, value) in enumerate(kwargs.items()):
+                    namespace[f"k{i}_{j}"] = value
+                    arguments.append(f"{key}=k{i}_{j}")  # keys are keyword names the forward accepted
+                into = program.call(forward, operands, values, kwargs, f"s{out}", recorder.values[out])
+                body.append(f"s{out} = f{i}({', '.join(arguments)}{into})  # {opdef.name}")
+        body += [line.format(name(out)) for line in guards_at.get(out, ())]
+    returned = _fresh_results(recorder, results, constant, name)
+    inputs = "".join(f"s{k}, " for k in range(n_inputs))
+    ending = f"return {returned[0]}, [{', '.join(returned[1:])}]"
+    source = "\n".join(
+        [
+            "def replay(inputs):",
+            f"    {inputs}= inputs" if n_inputs else "    pass",
+            *("    " + line for line in program.finished(body, ending)),
+            "    " + ending,
+        ]
+    )
+    # Generated from op names, slot numbers and keyword names only; values live in the namespace.
+    exec(compile(source, "<autobp tape>", "exec"), namespace)
+    return source, namespace, same
+
+
+def _layout_differs(source: str, namespace: dict[str, Any], recorder: Recorder, same: dict[int, int]) -> int | None:
+    """The first slot whose numpy array a replay on the traced inputs lays out (strides) otherwise
+    than the trace did, or None. Run once per tape, when it is compiled: a variant of ``source``
+    that checks each slot it assigns (and a slot that is another's array, ``same``, has its strides)."""
+    values = recorder.values
+    for k, kept in same.items():
+        if type(values[k]) is np.ndarray and getattr(values[kept], "strides", None) != values[k].strides:
+            return k
+    checked = []
+    for line in source.splitlines():
+        checked.append(line)
+        match = _ASSIGNED.match(line)
+        if match is not None:
+            checked.append(f"    _layout({match.group(1)}, {match.group(2)})")
+
+    def layout(array: Any, k: int) -> None:
+        traced = values[k]
+        if type(array) is np.ndarray and type(traced) is np.ndarray and array.strides != traced.strides:
+            raise _LaidOutOtherwise(k)
+
+    scope = {**namespace, "_layout": layout}
+    exec(compile("\n".join(checked), "<autobp tape: layouts>", "exec"), scope)
+    try:
+        # (the traced inputs themselves, whose strides the trace saw: a replay writes into none)
+        quiet(scope["replay"])(list(values[: recorder.n_inputs]))
+    except _LaidOutOtherwise as differs:
+        return int(differs.args[0])
+    return None
+
+
+def compiled(recorder: Recorder, results: list[int]) -> tuple[Tape | None, str | None]:
+    """The tape of a trace, or None and why there is none (its replay cannot compute as eagerly)."""
+    try:
+        return Tape(recorder, results), None
+    except UnlikeEager as unlike:
+        return None, str(unlike.args[0])
+
+
+class UnlikeEager(Exception):
+    """A compiled tape would not compute as the eager call does; args: why (the signature runs eagerly)."""
+
+
+class _LaidOutOtherwise(Exception):
+    """A slot's array laid out otherwise than traced (``_layout_differs``); args: the slot."""
+
+
+# A replay line that assigns slot k: ``    s7 = ...``
+_ASSIGNED = re.compile(r"    (s(\d+)) = ")
 
 
 def describe_slot(recorder: Recorder, k: int) -> str:
@@ -276,7 +348,11 @@ def _times_one(opdef: OpDef, refs: tuple[int, ...], out: int, recorder: Recorder
     for one, kept in (refs, refs[::-1]):
         if constant[one] and not constant[kept]:
             factor, operand, product = (recorder.values[k] for k in (one, kept, out))
-            same_array = isinstance(operand, np.ndarray) and operand.shape == product.shape
+            # (the same strides too: the product's layout, which later sums follow)
+            same_array = isinstance(operand, np.ndarray) and (operand.shape, operand.strides) == (
+                product.shape,
+                product.strides,
+            )
             real = same_array and operand.dtype == product.dtype and product.dtype.kind in "fiu"
             if real and np.all(np.asarray(factor) == 1):
                 return kept

@@ -23,7 +23,7 @@ from autobp.functional_args import filled
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
 from autobp.tape.arguments import as_tensors, is_array, wanted_leaves
-from autobp.tape.compile import Tape
+from autobp.tape.compile import Tape, compiled
 from autobp.tape.taped import Taped, _fresh, loss_of
 from autobp.tape.trace import Recorder
 from autobp.tensor import Tensor
@@ -130,7 +130,9 @@ class TapedHvp(Taped):
                 mode.tape = None
             if recorder.untapeable is not None:
                 return None, recorder.untapeable
-            tape = Tape(recorder, [recorder.slot(loss), *(recorder.slot(p) for p in products)])
+            tape, unlike = compiled(recorder, [recorder.slot(loss), *(recorder.slot(p) for p in products)])
+            if tape is None:
+                return None, unlike
         del recorder, loss, found, products, call_args, leaves, directions, seed
         tape.settle()
         return tape, None

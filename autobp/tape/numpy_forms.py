@@ -115,6 +115,9 @@ def factor_of(name: str, values: Sequence[Any], kwargs: Mapping[str, Any]) -> tu
         return None
     g, y = values
     same = type(g) is np.ndarray and type(y) is np.ndarray and g.shape == y.shape and g.dtype == y.dtype
+    # The forward's product goes into the factor (laid out as y); the form's takes the layout numpy
+    # picks for g and the factor, which is the same where g and y are one contiguous layout.
+    same = same and g.strides == y.strides and (y.flags.c_contiguous or y.flags.f_contiguous)
     if not same or y.ndim == 0 or y.dtype.kind != "f":  # (0-d: np.square gives a numpy scalar)
         return None
     return "{d} = np.square({1}); np.subtract(1, {d}, out={d})", "np.multiply({0}, {d}{{into}})"

@@ -42,7 +42,8 @@ class Liveness:
     """Built while a tape's steps are written: the arrays the replay owns, the names something
     may hold a view of, and the operands each marked line may write into."""
 
-    def __init__(self) -> None:
+    def __init__(self, aliases: bool = True) -> None:
+        self.aliases = aliases  # False: no operand takes a result (``compile``'s plain program)
         self.owned: set[str] = set()  # fresh arrays of the replay's own making
         self.viewed: set[str] = set()  # names a forward read that might return or keep a view
         self.donors: list[tuple[str, ...]] = []  # per marked line, in order: its candidates
@@ -72,7 +73,7 @@ class Liveness:
     def into(self, operands: Sequence[str], values: Sequence[Any], value: Any) -> str:
         """For IEEE arithmetic on ``operands`` (traced ``values``) that gives ``value``: the mark
         where one of them may take the result, else nothing."""
-        if type(value) is not np.ndarray or not value.ndim:
+        if not self.aliases or type(value) is not np.ndarray or not value.ndim:
             return ""
         if value.dtype.kind != "f":  # (complex products differ by loop: fused multiply-adds or not)
             return ""
@@ -82,7 +83,11 @@ class Liveness:
             [
                 name
                 for name, v in zip(operands, values, strict=True)
-                if name in self.owned and name not in self.viewed and v.shape == value.shape
+                # the same strides too: the result keeps the operand's layout, which later sums follow
+                if name in self.owned
+                and name not in self.viewed
+                and v.shape == value.shape
+                and v.strides == value.strides
             ]
         )
         if not donors:

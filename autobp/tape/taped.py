@@ -13,7 +13,7 @@ from autobp.functional_args import filled
 from autobp.graph import TapeError
 from autobp.ops.registry import describe
 from autobp.tape.arguments import StaticNaN, as_tensors, inputs_and_signature, is_array, promoted, wanted_leaves
-from autobp.tape.compile import Tape, fresh_array
+from autobp.tape.compile import Tape, compiled, fresh_array
 from autobp.tape.trace import Recorder, bytes_of
 from autobp.tensor import Tensor
 
@@ -192,7 +192,9 @@ class Taped:
             return None, recorder.untapeable
         # An argument the result does not depend on gets zeros, as functional.value_and_grad gives.
         grads = [g if g is not None else filled(leaves[k], 0) for g, k in zip(found, wanted, strict=True)]
-        tape = Tape(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)])
+        tape, unlike = compiled(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)])
+        if tape is None:
+            return None, unlike
         del recorder, loss, found, grads, call_args, leaves  # the trace's graph: Tensors only it held go
         tape.settle()
         return tape, None
