@@ -182,3 +182,36 @@ def test_grad_returns_a_hooked_tensors_gradient_after_its_hooks_whatever_else_is
 
     assert run("y") == [[60.0, 120.0]]
     assert run("both") == [[60.0, 120.0], [180.0, 360.0]]
+
+
+def test_grad_runs_no_hook_of_a_branch_that_leads_to_no_input() -> None:
+    """``ab.grad(y, [x])`` runs the hooks of what lies between y and x only, as PyTorch does:
+    a hook on w's branch (an intermediate or the leaf w) would see a gradient nobody asked for."""
+    x, w = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0, 4.0], requires_grad=True)
+    calls: list[str] = []
+    u, v = w * 2.0, x * 2.0
+    u.register_hook(lambda g: calls.append("u"))
+    w.register_hook(lambda g: calls.append("w"))
+    v.register_hook(lambda g: calls.append("v") or g * 10.0)  # between y and x: runs, and counts
+    shared = (u * v).sum()  # w's branch and x's meet here: u leads to no input, v does
+    (gx,) = ab.grad((x * 3.0 + u + v).sum() + shared, [x])
+    np.testing.assert_array_equal(gx.data, 3.0 + 2.0 * 10.0 * (1.0 + 2.0 * w.data))
+    assert calls == ["v"]
+    (gw,) = ab.grad((x * u).sum(), [w])  # asked for w: its hooks run
+    np.testing.assert_array_equal(gw.data, 2.0 * x.data)
+    assert calls == ["v", "u", "w"]
+
+
+def test_grad_skips_a_hooked_branch_and_leaves_it_for_a_later_grad() -> None:
+    # Two hooked nodes on the unneeded branch, the second reading the first: answered once each.
+    x, w = ab.tensor(1.0, requires_grad=True), ab.tensor(2.0, requires_grad=True)
+    calls: list[str] = []
+    a = w * 3.0
+    b = a * a
+    for t, name in ((a, "a"), (b, "b")):
+        t.register_hook(lambda g, name=name: calls.append(name))
+    y = x * 5.0 + b
+    assert ab.grad(y, [x])[0].item() == 5.0 and calls == []
+    with pytest.raises(RuntimeError, match="freed|retain_graph"):
+        y.backward()  # (the walk freed what it ran)
+    assert ab.grad(b, [w])[0].item() == 2 * 6.0 * 3.0 and calls == ["b", "a"]  # not run, so not freed

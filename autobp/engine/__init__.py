@@ -32,7 +32,7 @@ from autobp.engine.errors import (
 )
 from autobp.engine.hook_calls import accumulate, leaf_hooks, run_hooks, run_node_hooks
 from autobp.engine.mode_switch import modes
-from autobp.engine.order import Vertex, out_of_order, queue_seeds
+from autobp.engine.order import Vertex, leads_to, out_of_order, queue_seeds
 from autobp.engine.rule_paths import _on_arrays, _on_tensors
 from autobp.engine.seeds import seed_grads
 from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros_like
@@ -100,6 +100,7 @@ def _walk(
         # is a non-leaf, the walk stops there, as PyTorch's does: what lies upstream is neither
         # needed nor run (its hooks too), and may have been freed by an earlier backward.
         unfound = len(wanted) if wanted is not None else -1
+        leads: dict[Vertex, bool] = {}  # which hooked nodes lead to a wanted vertex (``leads_to``)
         while heap or pending is not None:  # the latest node first (autobp.engine.order): its gradient is complete
             if pending is not None and not (heap and heap[0][0] < -pending._seq):
                 vertex, pending = pending, None
@@ -124,6 +125,10 @@ def _walk(
                 input_grads: Sequence[Any] = (None,) * len(inputs)
             else:
                 if vertex._rare is not None:  # hooks or retain_grad, perhaps
+                    if wanted is not None and not leads_to(vertex, wanted, leads):
+                        # ab.grad: no wanted gradient passes here. As in PyTorch, the node does not
+                        # run (nor its hooks), and it is not freed: a later grad through it works.
+                        continue
                     g = run_node_hooks(vertex, g, not plain, retain=wanted is None)
                 if wanted is not None and vertex in wanted:
                     found[vertex] = g
@@ -180,13 +185,15 @@ def _walk(
         # its last wanted vertex has no leaf to give: their gradients are partial, and unwanted.)
         for leaf in leaf_queue if unfound else ():
             g = grads.pop(leaf)
+            if wanted is not None and leaf not in wanted:
+                continue  # (ab.grad returns no gradient of it: its hooks are not run, as in PyTorch)
             if g is None:
                 g = from_array(zeros_like(leaf.data))
             if leaf._hooks:
                 g = run_hooks(leaf_hooks(leaf), g, not plain)
             if wanted is None:
                 leaves.append((leaf, g))
-            elif leaf in wanted:
+            else:
                 found[leaf] = g
     if leaves:  # (none for ab.grad, which W1 eager calls: no mode switch to pay for)
         with modes(create_graph, arrays=False):

@@ -26,7 +26,7 @@ from typing import Any
 from autobp.graph import Node
 from autobp.tensor import Tensor
 
-__all__ = ["Vertex", "queue_seeds", "out_of_order"]
+__all__ = ["Vertex", "queue_seeds", "out_of_order", "leads_to"]
 
 Vertex = Node | Tensor
 
@@ -60,3 +60,42 @@ def out_of_order(target: Node, consumer: Node) -> RuntimeError:
         f"backward: op '{target.op.name}' feeds op '{consumer.op.name}' but was recorded after it, so the "
         "walk cannot know when its gradient is complete. A grad_fn was set by hand; let ops set grad_fn."
     )
+
+
+def leads_to(start: Node, wanted: set[Vertex], memo: dict[Vertex, bool]) -> bool:
+    """Whether a wanted vertex is ``start`` or lies upstream of it (its inputs, theirs, ...).
+
+    ``ab.grad`` asks it only of a node with hooks (``_rare``): a node that leads to no wanted
+    vertex is not run, as PyTorch runs none (its hooks would see a gradient nobody asked for).
+    ``memo`` keeps the answers for the rest of the walk, so a graph is searched once at most.
+    A part of the graph freed by an earlier backward leads nowhere (it is never walked).
+    """
+    found = memo.get(start)
+    if found is not None:
+        return found
+    below: list[Node] = []  # the nodes upstream of start not answered yet
+    seen: set[Vertex] = {start}
+    stack = [start]
+    while stack:
+        node = stack.pop()
+        below.append(node)
+        for tensor in node._inputs or ():
+            if isinstance(tensor, Tensor) and tensor._requires_grad:
+                upstream = tensor.grad_fn
+                if upstream is not None and upstream not in seen and upstream not in memo:
+                    seen.add(upstream)
+                    stack.append(upstream)
+    below.sort(key=_seq)  # inputs before the nodes that read them
+    for node in below:
+        memo[node] = node in wanted or any(
+            [(t.grad_fn or t) in wanted or memo.get(t.grad_fn, False) for t in node._inputs or () if _on_graph(t)]
+        )
+    return memo[start]
+
+
+def _seq(node: Node) -> int:
+    return node._seq
+
+
+def _on_graph(value: Any) -> bool:
+    return isinstance(value, Tensor) and value._requires_grad
