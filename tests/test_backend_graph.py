@@ -568,6 +568,31 @@ def test_a_taped_step_replays_with_the_library_and_equals_eager(library: str) ->
     assert "test_graph_exp" in taped.source(_on(library, a), _on(library, b))
 
 
+def _squared_product(w: Any, v: Any) -> Any:
+    return ((w @ v) ** 2).sum()
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_taped_call_on_strided_arrays_of_the_library_gives_functionals_bits(library: str) -> None:
+    # functional makes Tensors of w[:, ::2] and v[::2] (packed copies); matmul on the views adds in
+    # another order: the tape packs them too, and keys the layout (the strides) of the arrays given
+    rng = np.random.default_rng(7)
+    taped = ab.tape.value_and_grad(_squared_product, argnums=(0, 1))
+    eager = ab.functional.value_and_grad(_squared_product, argnums=(0, 1))
+    raw = ab.backends.library(library).from_numpy  # (arrays, not Tensors: a Tensor is taken as it is)
+    for call in range(6):
+        w, v = raw(rng.standard_normal((8, 64))), raw(rng.standard_normal(64))
+        if call % 2:
+            w, v = w[:, ::2], v[::2]
+        else:
+            w, v = w[:, :32], v[:32]
+        value, grads = taped(w, v)
+        want_value, want_grads = eager(w, v)
+        for got, want in zip([value, *grads], [want_value, *want_grads], strict=True):
+            assert got.numpy().tobytes() == want.numpy().tobytes()  # bit for bit
+    assert taped.eager_reasons == {}
+
+
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_a_taped_guard_on_a_read_value_holds_on_the_library(library: str) -> None:
     def branchy(x: ab.Tensor) -> ab.Tensor:

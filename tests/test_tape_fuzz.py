@@ -105,7 +105,7 @@ class TapeProgram:
 def _laid_out(x: np.ndarray, layout: str) -> np.ndarray:
     """``x``'s values in a new array: C-ordered, Fortran-ordered, or a view taking every other column."""
     if layout == "F":
-        return np.asfortranarray(x.copy())
+        return np.array(x, order="F")  # (np.asfortranarray would make a 0-d array 1-d)
     if layout == "strided" and x.ndim:
         wide = np.zeros((*x.shape[:-1], 2 * x.shape[-1]))
         wide[..., ::2] = x

@@ -58,6 +58,10 @@ def is_view(x: Any) -> bool:
     return x.base is not None
 
 
+def strides(x: Any) -> Any:
+    return x.strides
+
+
 def scatter_add(target: Any, index: Any, values: Any) -> Any:
     """``target`` with ``values`` added at ``index``; repeated positions accumulate. Writes ``target``."""
     _cupy().add.at(target, index, values)  # (cupyx.scatter_add is deprecated in CuPy 14)

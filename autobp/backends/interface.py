@@ -14,6 +14,7 @@ EXTRAS = (
     "device_name",
     "dtype_name",
     "is_view",
+    "strides",
     "scatter_add",
     "quiet",
     "float_dtype",

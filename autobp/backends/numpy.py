@@ -58,6 +58,11 @@ def is_view(x: Any) -> bool:
     return x.base is not None
 
 
+def strides(x: Any) -> Any:
+    """``x``'s layout: the order a sum or product over it adds in follows it (a tape keys on it)."""
+    return x.strides
+
+
 def scatter_add(target: np.ndarray, index: Any, values: Any) -> np.ndarray:
     """``target`` with ``values`` added at ``index``; repeated positions accumulate. Writes ``target``."""
     np.add.at(target, index, values)

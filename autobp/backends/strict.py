@@ -54,6 +54,12 @@ def is_view(x: Any) -> bool:
     return False  # the standard has no views to ask about; in-place writes are refused instead
 
 
+def strides(x: Any) -> Any:
+    # The standard has no strides, but the numpy array it wraps lays values out all the same: a
+    # sum over a strided slice adds in another order than over a copy (a tape keys on it).
+    return x._array.strides
+
+
 def scatter_add(target: Any, index: Any, values: Any) -> Any:
     """``target`` with ``values`` added at ``index``; repeated positions accumulate (a new array)."""
     host = to_numpy(target)

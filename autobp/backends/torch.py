@@ -58,6 +58,10 @@ def is_view(x: Any) -> bool:
     return x._base is not None
 
 
+def strides(x: Any) -> Any:
+    return tuple(x.stride())
+
+
 def scatter_add(target: Any, index: Any, values: Any) -> Any:
     """``target`` with ``values`` added at ``index``; repeated positions accumulate. Writes ``target``."""
     torch = _torch()

@@ -66,10 +66,16 @@ def laid_out_as_a_tensor(value: Any) -> Any:
     its strides are not those of its copy (a view taking every other column: a copy packs it), the
     copy. Computed on the packed copy, a ``matmul`` or a ``sum`` adds in another order than on the
     view, so a tape computes on what ``functional.value_and_grad`` computes on."""
-    if type(value) is not np.ndarray or value.flags.c_contiguous or value.flags.f_contiguous:
+    if type(value) is np.ndarray:
+        if value.flags.c_contiguous or value.flags.f_contiguous:
+            return value
+        copy = np.array(value, copy=True)  # (order "K", as ``Tensor`` copies)
+        return value if copy.strides == value.strides else copy
+    lib = library_of(value)
+    if lib is None:
         return value
-    copy = np.array(value, copy=True)  # (order "K", as ``Tensor`` copies)
-    return value if copy.strides == value.strides else copy
+    copy = Tensor(value).data  # (another library's copy, as the Tensor functional makes)
+    return value if lib.strides(copy) == lib.strides(value) else copy
 
 
 def promoted(args: tuple[Any, ...], differentiated: tuple[int, ...], directions: int = 0) -> tuple[Any, ...]:
@@ -181,7 +187,8 @@ def inputs_and_signature(
                     key.append(("static", _static_key(arg, position)))
                     continue
                 else:
-                    key.append((lib.name, lib.device_name(arg)))  # replayed with its library, on its device
+                    # replayed with its library, on its device; laid out as it is (strides: numpy's below)
+                    key.append((lib.name, lib.device_name(arg), lib.strides(arg)))
         arrays.append(arg)
         key.append(arg.dtype)
         key += arg.shape
