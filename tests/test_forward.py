@@ -503,3 +503,25 @@ def test_a_direction_in_another_library_than_its_input_is_refused_by_name() -> N
             refused = pytest.raises(ab.backends.MixedArraysError, match=rf"^{name}: .*two libraries")
             with ab.forward_ad.dual_level(), refused:
                 call()
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_an_element_that_misses_the_extreme_leaves_its_tangent_out(name: str) -> None:
+    # An inf or nan tangent on an element that is not the max (sqrt's at 0) changes nothing:
+    # partial 0 times tangent inf was nan. Ties and a nan extreme keep their shares.
+    reduce = getattr(ab, name)
+    sign = 1.0 if name == "max" else -1.0
+    for x, v, want in [
+        ([-1.0, 2.0], [np.inf, 1.0], 1.0),
+        ([-1.0, 2.0], [np.nan, 1.0], 1.0),
+        ([2.0, 2.0, -3.0], [1.0, 3.0, np.inf], 2.0),  # a tie shares equally: (1 + 3) / 2
+    ]:
+        xs = ab.tensor(np.array(x) * sign)
+        _, tangent = ab.functional.jvp(reduce, xs, ab.tensor(np.array(v)))
+        assert tangent.item() == want
+    _, tangent = ab.functional.jvp(lambda t: reduce(sign * ab.sqrt(t)), ab.tensor([0.0, 4.0]), ab.tensor([1.0, 1.0]))
+    assert tangent.item() == sign * 0.25
+    # over an axis: each row leaves its own losers out
+    x = ab.tensor(np.array([[0.0, 9.0], [4.0, 1.0]]) * sign)
+    _, tangent = ab.functional.jvp(lambda t: reduce(t, axis=1), x, ab.tensor([[np.inf, 1.0], [2.0, np.nan]]))
+    np.testing.assert_array_equal(tangent.data, [1.0, 2.0])

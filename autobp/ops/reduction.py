@@ -57,10 +57,11 @@ NONZERO_REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)}
 SPREAD = Hints(shapes="variance", kwargs={"ddof": (0, 1), "keepdims": (False, True)}, distinct=True)
 
 
-def reduction_jvp(vjp: Any) -> Any:
+def reduction_jvp(vjp: Any, picks: bool = False) -> Any:
     """A reduction's jvp from its vjp: the partials (the vjp of ones) times the tangent, reduced.
 
-    ``d reduce(x) = sum_i (d out / d x_i) dx_i`` over the reduced axes.
+    ``d reduce(x) = sum_i (d out / d x_i) dx_i`` over the reduced axes. ``picks``: a reduction
+    that picks elements (max, min), whose other elements' tangents are left out, not multiplied by 0.
     """
 
     def jvp(tangent: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
@@ -68,6 +69,10 @@ def reduction_jvp(vjp: Any) -> Any:
         ones = namespace(data).ones_like(data)
         seed = Tensor._wrap(ones) if isinstance(out, Tensor) else ones
         partials = vjp(seed, out, x, axis, keepdims=keepdims, **kwargs)
+        if picks:
+            # An element that does not reach the extreme takes no part: its tangent, even inf or
+            # nan, must not give 0 * inf = nan (max(sqrt([0, 4])) with tangent [1, 1]: 0.25, not nan).
+            tangent = where(partials == 0, 0.0, tangent)
         return sum(partials * tangent, axis=axis, keepdims=keepdims)
 
     return jvp

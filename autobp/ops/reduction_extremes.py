@@ -71,7 +71,7 @@ def _extreme(name: str) -> Any:
         return kept(grad, x, axis) * _share(hits, ties)
 
     public.defvjp(vjp, plain_arrays=True)
-    public.defjvp(reduction_jvp(vjp), plain_arrays=True)
+    public.defjvp(reduction_jvp(vjp, picks=True), plain_arrays=True)
     return public
 
 
