@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from typing import Any
 
 import numpy as np
 import pytest
@@ -215,3 +216,46 @@ def test_grad_skips_a_hooked_branch_and_leaves_it_for_a_later_grad() -> None:
     with pytest.raises(RuntimeError, match=r"freed|retain_graph"):
         y.backward()  # (the walk freed what it ran)
     assert ab.grad(b, [w])[0].item() == 2 * 6.0 * 3.0 and calls == ["b", "a"]  # not run, so not freed
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_hook_changing_its_gradient_in_place_changes_no_other(create_graph: bool) -> None:
+    # x + z hands one gradient to both inputs: a hook on z that doubles it in place doubled x's too
+    def double_in_place(g: ab.Tensor) -> None:
+        with ab.no_grad():
+            g.mul_(2.0)
+
+    x, z = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0, 4.0], requires_grad=True)
+    z.register_hook(double_in_place)
+    ((x + z) * ab.tensor([1.0, 3.0])).sum().backward(create_graph=create_graph)
+    np.testing.assert_array_equal(x.grad.data, [1.0, 3.0])
+    np.testing.assert_array_equal(z.grad.data, [2.0, 6.0])  # (the hook's change is z's gradient)
+    hidden = x * 1.0
+    hidden.register_hook(double_in_place)
+    gx, gz = ab.grad(((hidden + z) * ab.tensor([1.0, 3.0])).sum(), [x, z], create_graph=create_graph)
+    np.testing.assert_array_equal(gx.data, [2.0, 6.0])
+    np.testing.assert_array_equal(gz.data, [2.0, 6.0])  # z's hook ran too, on its own copy
+
+
+@pytest.mark.parametrize("wrong", [np.ones(1), np.ones(()), np.ones(2, dtype=np.float32), "array"])
+def test_a_grad_set_by_hand_to_another_shape_or_dtype_is_refused_and_nothing_written(wrong: Any) -> None:
+    # A (1,) .grad on a (2,) leaf was broadcast by the next backward ([7, 9]); a float32 one promoted
+    x, w = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0, 4.0], requires_grad=True)
+    x.grad = ab.tensor(np.ones(2)) if isinstance(wrong, str) else ab.tensor(wrong)
+    w.grad = np.ones(2) if isinstance(wrong, str) else ab.tensor([5.0, 5.0])  # (an array, not a Tensor)
+    with pytest.raises(TypeError, match=r"\.grad of float64\[2\] holds .* a \.grad set by hand must be"):
+        (x * w).sum().backward()
+    assert x.grad is not None and w.grad is not None
+    before = (np.asarray(x.grad.data).copy(), np.asarray(getattr(w.grad, "data", w.grad)).copy())
+    with pytest.raises(TypeError):
+        (x * w).sum().backward()
+    np.testing.assert_array_equal(np.asarray(x.grad.data), before[0])  # nothing written, either leaf
+    np.testing.assert_array_equal(np.asarray(getattr(w.grad, "data", w.grad)), before[1])
+
+
+def test_an_optimizer_refuses_a_grad_of_another_shape() -> None:
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    w.grad = ab.tensor(0.5)  # 0-d: the update subtracted it from every element
+    with pytest.raises(ValueError, match=r"SGD.step: a parameter float64\[2\] has a gradient float64\[\]"):
+        ab.optim.SGD([w], lr=1.0).step()
+    np.testing.assert_array_equal(w.data, [1.0, 2.0])

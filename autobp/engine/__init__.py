@@ -30,7 +30,7 @@ from autobp.engine.errors import (
     warn_grad_cycle,
     wrong_shape_error,
 )
-from autobp.engine.hook_calls import accumulate, leaf_hooks, run_hooks, run_node_hooks
+from autobp.engine.hook_calls import accumulate, check_accumulable, leaf_hooks, run_hooks, run_node_hooks
 from autobp.engine.mode_switch import modes
 from autobp.engine.order import Vertex, leads_to, out_of_order, queue_seeds
 from autobp.engine.rule_paths import _on_arrays, _on_tensors
@@ -198,6 +198,8 @@ def _walk(
     if leaves:  # (none for ab.grad, which W1 eager calls: no mode switch to pay for)
         with modes(create_graph, arrays=False):
             # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
+            for leaf, g in leaves:
+                check_accumulable(leaf, g)
             for leaf, g in leaves:  # (backward, whose walk never has `tensors` alone)
                 accumulate(leaf, as_tensor(g))
             if create_graph and any(g.requires_grad for _, g in leaves):

@@ -10,18 +10,27 @@ from collections.abc import Iterator
 from typing import Any
 
 from autobp import graph
+from autobp.backends import describe
 from autobp.engine.mode_switch import modes
 from autobp.graph import Node
 from autobp.ops.elementwise import copy as _differentiable_copy
 from autobp.tensor import Tensor
 
-__all__ = ["run_hooks", "run_node_hooks", "leaf_hooks", "accumulate"]
+__all__ = ["run_hooks", "run_node_hooks", "leaf_hooks", "accumulate", "check_accumulable"]
 
 
 def run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
-    """Run user hooks on a gradient. Hooks always see Tensors, with ops behaving as usual."""
-    tensor = g if create_graph else Tensor._wrap(g)
+    """Run user hooks on a gradient. Hooks always see Tensors, with ops behaving as usual.
+
+    A hook sees a gradient of its own: identity vjps (``x + y``) hand one array to several
+    tensors, and a hook that changes its argument in place (``g.mul_(2)``) changed the other's
+    gradient too (``x.grad`` doubled by a hook on ``z``)."""
     with modes(None, arrays=False, quiet=False):  # (the hook's own np.errstate, if any, holds for its ops)
+        tensor = (
+            (_differentiable_copy(g) if g.requires_grad else g.copy())
+            if create_graph
+            else Tensor._wrap(graph.copy_array(g))
+        )
         for hook in hooks:
             replaced = hook(tensor)
             if replaced is not None:
@@ -54,6 +63,20 @@ def run_node_hooks(node: Node, g: Any, create_graph: bool, retain: bool) -> Any:
 
 def accumulate(leaf: Tensor, g: Tensor) -> None:
     leaf.grad = _own(g) if leaf.grad is None else _sum(leaf.grad, g)
+
+
+def check_accumulable(leaf: Tensor, g: Any) -> None:
+    """Refuse a ``.grad`` set by hand to another shape or dtype than the gradient's (the leaf's),
+    as PyTorch refuses it when set: the sum would broadcast it (a (1,) ``.grad`` on a (2,) leaf)
+    or promote it, silently. Checked for every leaf before any is written."""
+    so_far = leaf.grad
+    if so_far is not None and (
+        not isinstance(so_far, Tensor) or so_far.shape != tuple(g.shape) or so_far.dtype != g.dtype
+    ):
+        raise TypeError(
+            f"backward: the .grad of {describe(leaf)} holds {describe(so_far)}, not a Tensor of its shape "
+            "and dtype; a .grad set by hand must be one (or None)"
+        )
 
 
 def _sum(so_far: Tensor, g: Tensor) -> Tensor:

@@ -98,6 +98,11 @@ class Optimizer:
                         f"{type(self).__name__}.step: a parameter {backends.describe(data)}, its gradient or "
                         f"its state are in different places ({error}); build the optimizer after model.to(...)"
                     ) from None
+                if tuple(grad.shape) != tuple(data.shape):  # (a .grad set by hand: the update would broadcast it)
+                    raise ValueError(
+                        f"{type(self).__name__}.step: a parameter {backends.describe(data)} has a gradient "
+                        f"{backends.describe(grad)}; its .grad must have the parameter's shape"
+                    )
                 if grad.dtype != data.dtype:
                     grad = xp.astype(grad, data.dtype)
                 self.update(data, grad, state, group)
