@@ -238,8 +238,10 @@ def may_change(array: np.ndarray) -> bool:
 
 def copy_changeable_arrays(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """``args`` with each numpy array that ``may_change`` copied (a constant the caller could
-    refill before backward)."""
-    return tuple([v.copy() if type(v) is np.ndarray and may_change(v) else v for v in args])
+    refill before backward). A copy keeps the array's layout (order "K"): a Fortran-ordered copy
+    of a Fortran-ordered array, so the backward's sums add in the order the forward's did, and
+    as when the array comes in a Tensor (``ndarray.copy`` makes C order: the last bit differed)."""
+    return tuple([v.copy(order="K") if type(v) is np.ndarray and may_change(v) else v for v in args])
 
 
 def record_foreign(node: Node) -> None:
