@@ -525,3 +525,42 @@ def test_an_element_that_misses_the_extreme_leaves_its_tangent_out(name: str) ->
     x = ab.tensor(np.array([[0.0, 9.0], [4.0, 1.0]]) * sign)
     _, tangent = ab.functional.jvp(lambda t: reduce(t, axis=1), x, ab.tensor([[np.inf, 1.0], [2.0, np.nan]]))
     np.testing.assert_array_equal(tangent.data, [1.0, 2.0])
+
+
+def test_a_keyword_tensor_carrying_a_tangent_is_refused_not_dropped() -> None:
+    # Tangents flow from an op's positional inputs: pad's constant_values=c was dropped, and
+    # jvp(lambda c: pad(x, 1, constant_values=c), 3.0, 1.0) gave [0, 0, 0, 0], not [1, 0, 0, 1].
+    x = ab.tensor([1.0, 2.0])
+    refused = r"pad: keyword argument 'constant_values' is a Tensor \(float64\[\]\) that carries a forward-mode tangent"
+
+    def padded(c: ab.Tensor) -> ab.Tensor:
+        return ab.pad(x, 1, constant_values=c)
+
+    with pytest.raises(TypeError, match=refused):
+        ab.functional.jvp(padded, ab.tensor(3.0), ab.tensor(1.0))
+    with pytest.raises(TypeError, match=refused):
+        ab.functional.jacfwd(padded, ab.tensor(3.0))
+    with fwd.dual_level():
+        c = fwd.make_dual(ab.tensor(3.0), ab.tensor(1.0))
+        with ab.no_grad(), pytest.raises(TypeError, match=refused):  # tangents flow under no_grad too
+            ab.pad(x, 1, constant_values=c)
+        with pytest.raises(TypeError, match=refused):  # inside a list as well
+            ab.pad(x, 1, constant_values=[c])
+        # the ways out the error names: no derivative through the keyword
+        assert ab.pad(x, 1, constant_values=fwd.unpack_dual(c).primal).tolist() == [3.0, 1.0, 2.0, 3.0]
+        assert fwd.unpack_dual(ab.pad(x, 1, constant_values=c.detach())).tangent is None
+
+    @op("test_forward_scaled_by_keyword", arity=1)
+    def scaled(x: Any, scale: Any = 1.0) -> Any:
+        return np.asarray(x) * np.asarray(scale)
+
+    scaled.defvjp(lambda g, out, x, scale=1.0: g * scale)
+    scaled.defjvp(lambda t, out, x, scale=1.0: t * scale)
+    try:
+        with pytest.raises(TypeError, match=r"test_forward_scaled_by_keyword: keyword argument 'scale'"):
+            ab.functional.jvp(lambda s: scaled(ab.tensor([2.0]), scale=s), ab.tensor(3.0), ab.tensor(1.0))
+        # a keyword tensor without a tangent at an active level is a constant, as before
+        _, tangent = ab.functional.jvp(lambda z: scaled(z, scale=ab.tensor(3.0)), ab.tensor([2.0]), ab.tensor([1.0]))
+        assert tangent.tolist() == [3.0]
+    finally:
+        del ab.REGISTRY["test_forward_scaled_by_keyword"]
