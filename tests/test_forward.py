@@ -564,3 +564,31 @@ def test_a_keyword_tensor_carrying_a_tangent_is_refused_not_dropped() -> None:
         assert tangent.tolist() == [3.0]
     finally:
         del ab.REGISTRY["test_forward_scaled_by_keyword"]
+
+
+def test_a_numpy_function_refuses_a_tensor_carrying_a_tangent() -> None:
+    # numpy's result carries no tangent: jvp of exp(x) + np.clip(x, 0, 1) at [0.5, 2] along
+    # [1, 1] gave [1.649, 7.389] (the exp term only; true [2.649, 7.389]), sum(x * x) + np.dot(a, x)
+    # gave 5, not 12. Refused as reverse mode refuses a tensor that requires grad.
+    a = np.array([3.0, 4.0])
+    x, v = ab.tensor([0.5, 2.0]), ab.tensor([1.0, 1.0])
+    calls = [
+        (lambda z: ab.exp(z) + np.clip(z, 0.0, 1.0), "numpy.clip"),
+        (lambda z: ab.sum(z * z) + np.dot(a, z), "numpy.dot"),
+        (lambda z: np.concatenate([a, z]), "numpy.concatenate"),  # (inside a list too)
+        (lambda z: np.where(a > 3.5, z, 0.0), "numpy.where"),
+    ]
+    for func, name in calls:
+        refused = re.escape(name) + r": given tensor float64\[2\], which carries a forward-mode tangent"
+        with pytest.raises(TypeError, match=refused):
+            ab.functional.jvp(func, x, v)
+        with pytest.raises(TypeError, match=refused):
+            ab.functional.jacfwd(func, x)
+    with fwd.dual_level():
+        d = fwd.make_dual(x, v)
+        with ab.no_grad(), pytest.raises(TypeError, match=r"numpy\.dot"):  # tangents flow under no_grad
+            np.dot(a, d)
+        assert np.dot(a, d.detach()) == 9.5  # the way out the error names
+        assert np.allclose(d, [0.5, 2.0]) and np.argmax(d) == 1 and np.shape(d) == (2,)  # as before
+        assert np.dot(a, x) == 9.5  # the primal made the dual from carries no tangent
+    assert np.dot(a, d) == 9.5  # the level has closed

@@ -67,19 +67,25 @@ def __array_function__(self: Tensor, func: Any, types: Any, args: tuple[Any, ...
     ``TypeError`` naming the numpy function and the tensor, as PyTorch refuses ``numpy()`` of
     such a tensor; predicates and indices (``np.allclose``, ``np.argmax``), Tensors an
     implementation hands back (``np.sum`` calls ``t.sum``), and calls under ``no_grad()`` are as
-    before."""
+    before. The same holds in forward mode, under ``no_grad()`` too (tangents flow there): a
+    tensor carrying a tangent at an active level would lose it (``jvp`` of
+    ``exp(x) + np.clip(x, 0, 1)`` gave the ``exp`` term only), so it is refused alike."""
     result = func._implementation(*args, **kwargs)  # (numpy >= 2.1, which autobp requires, has it)
-    if backends.holds_floats(result) and is_grad_enabled():
-        tracked = _requiring_grad((*args, *kwargs.values()))
+    if backends.holds_floats(result):
+        tracked = _requiring_grad((*args, *kwargs.values())) if is_grad_enabled() else None
+        why = "which requires grad; numpy's result is on no graph, so the gradient through it"
+        levels = graph._local.modes.forward
+        if tracked is None and levels:
+            tracked = _carrying_tangent((*args, *kwargs.values()), levels)
+            why = "which carries a forward-mode tangent; numpy's result carries none, so the tangent through it"
         if tracked is not None:
             import autobp  # (loaded by now: a Tensor exists)
 
             name = func.__name__
             own = f"ab.{name}" if hasattr(autobp, name) else "autobp's ops"
             raise TypeError(
-                f"{func.__module__}.{name}: given tensor {backends.describe(tracked)}, which requires grad; "
-                f"numpy's result is on no graph, so the gradient through it would be lost. Compute it with "
-                f"{own}, or pass t.detach() for a constant"
+                f"{func.__module__}.{name}: given tensor {backends.describe(tracked)}, {why} would be lost. "
+                f"Compute it with {own}, or pass t.detach() for a constant"
             )
     return result
 
@@ -92,6 +98,22 @@ def _requiring_grad(values: tuple[Any, ...] | list[Any]) -> Tensor | None:
                 return value
         elif type(value) is list or type(value) is tuple:
             found = _requiring_grad(value)
+            if found is not None:
+                return found
+    return None
+
+
+def _carrying_tangent(values: tuple[Any, ...] | list[Any], levels: Any) -> Tensor | None:
+    """The first Tensor among ``values`` (and the lists and tuples in them) with a tangent at one
+    of the active forward-mode ``levels`` (keyed as ``forward.Level`` keys them)."""
+    for value in values:
+        if isinstance(value, Tensor):
+            key = value.grad_fn or value
+            for level in levels:
+                if key in level.tangents:
+                    return value
+        elif type(value) is list or type(value) is tuple:
+            found = _carrying_tangent(value, levels)
             if found is not None:
                 return found
     return None
