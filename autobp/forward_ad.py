@@ -31,15 +31,23 @@ class dual_level:
     """Context manager: a forward-mode level; tangents made inside it are dropped on exit.
 
     ``differentiable=False`` computes tangents without recording a graph for them (faster; what
-    ``autobp.functional.jvp`` does unless ``create_graph=True``).
+    ``autobp.functional.jvp`` does unless ``create_graph=True``). Entered inside another level or
+    inside a function a transform differentiates, the level is differentiable all the same, as
+    ``autobp.functional``'s own levels are there (``functional_args.differentiable``).
     """
 
     def __init__(self, differentiable: bool = True) -> None:
+        self.differentiable = differentiable
         self.level = Level(differentiable)
 
     def __enter__(self) -> dual_level:
         graph.refuse_while_tracing("forward mode (dual_level, jvp, hvp)")
-        levels = _local.modes.forward or ()
+        modes = _local.modes
+        # A plain level's tangents are arrays, on no graph and carrying no outer tangent: an outer
+        # level or transform read them as constants, and jvp of a hand-written inner jvp gave 0
+        # where the second derivative is 1.5155. (Decided on entering, before any tangent is kept.)
+        self.level.plain = not (self.differentiable or modes.forward is not None or modes.transforms > 0)
+        levels = modes.forward or ()
         _local.modes.forward = (*levels, self.level)
         return self
 

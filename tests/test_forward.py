@@ -592,3 +592,37 @@ def test_a_numpy_function_refuses_a_tensor_carrying_a_tangent() -> None:
         assert np.allclose(d, [0.5, 2.0]) and np.argmax(d) == 1 and np.shape(d) == (2,)  # as before
         assert np.dot(a, x) == 9.5  # the primal made the dual from carries no tangent
     assert np.dot(a, d) == 9.5  # the level has closed
+
+
+def _inner_jvp(x: ab.Tensor, differentiable: bool) -> ab.Tensor:
+    """d/dx (x sin x) along 1, by a hand-written level."""
+    with fwd.dual_level(differentiable=differentiable):
+        d = fwd.make_dual(x, ab.ones_like(x))
+        return fwd.unpack_dual(ab.sin(d) * d).tangent
+
+
+@pytest.mark.parametrize("differentiable", [False, True])
+def test_a_plain_level_inside_a_level_or_a_transform_is_differentiated_not_read_as_zero(differentiable: bool) -> None:
+    # dual_level(differentiable=False) keeps tangents as arrays on no graph: nested in a jvp,
+    # jacfwd or a reverse-mode jacobian, its tangent was a constant, and the second derivative of
+    # x sin x at 0.5 came out 0, not 2 cos x - x sin x = 1.5155 (torch.func's jvp-of-jvp). Inside
+    # a level or a transform the level is differentiable, as functional's own levels are there.
+    x0 = np.array([0.5, -1.25])
+    expected = 2 * np.cos(x0) - x0 * np.sin(x0)
+    x = ab.tensor(x0)
+
+    def inner(z: ab.Tensor) -> ab.Tensor:
+        return _inner_jvp(z, differentiable)
+
+    np.testing.assert_allclose(ab.functional.jvp(inner, x, ab.ones(2))[1].data, expected, rtol=1e-14)
+    for jac in (ab.functional.jacfwd(inner, x), ab.functional.jacobian(inner, x, strategy="reverse-mode")):
+        np.testing.assert_allclose(jac.data, np.diag(expected), rtol=1e-14)
+    with fwd.dual_level(differentiable=False):  # two hand-written plain levels
+        z = fwd.make_dual(x, ab.ones(2))
+        np.testing.assert_allclose(fwd.unpack_dual(inner(z)).tangent.data, expected, rtol=1e-14)
+    # on its own, a plain level still records nothing (what differentiable=False is for)
+    with fwd.dual_level(differentiable=False) as level:
+        assert level.level.plain
+        leaf = ab.tensor(x0, requires_grad=True)
+        d = fwd.make_dual(leaf, ab.ones(2))
+        assert not fwd.unpack_dual(ab.sin(d) * d).tangent.requires_grad
