@@ -566,6 +566,57 @@ def test_a_keyword_tensor_carrying_a_tangent_is_refused_not_dropped() -> None:
         del ab.REGISTRY["test_forward_scaled_by_keyword"]
 
 
+@pytest.mark.parametrize("vjp_first", [True, False])
+def test_an_elementwise_ops_explicit_jvp_rule_is_kept_whatever_the_order_of_defvjp(vjp_first: bool) -> None:
+    # elementwise=True takes the vjp rules as jvp rules: a defvjp after defjvp_variadic replaced
+    # the docs' div-like (dx - out dy) / y, and the tangent at y = 0 along dy was nan, not -inf.
+    @op("test_forward_div_like", arity=2, elementwise=True)
+    def div_like(x: Any, y: Any) -> Any:
+        return np.asarray(x) / np.asarray(y)
+
+    @op("test_forward_cube_like", elementwise=True)
+    def cube_like(x: Any) -> Any:
+        return np.asarray(x) ** 3
+
+    def quotient(tangents: Any, out: Any, x: Any, y: Any) -> Any:
+        dx, dy = tangents
+        return ((0.0 if dx is None else dx) - (0.0 if dy is None else out * dy)) / y
+
+    steps = [
+        lambda: div_like.defvjp(lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
+        lambda: div_like.defjvp_variadic(quotient),
+        lambda: cube_like.defvjp(lambda g, out, x: g * 3 * out / x),  # valid away from 0 only
+        lambda: cube_like.defjvp(lambda t, out, x: t * 3 * x * x),
+    ]
+    try:
+        for i in (0, 1, 2, 3) if vjp_first else (1, 0, 3, 2):
+            steps[i]()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x, y, dx, dy = ab.tensor([1.0]), ab.tensor([0.0]), ab.tensor([0.0]), ab.tensor([1.0])
+            _, tangent = ab.functional.jvp(div_like, (x, y), (dx, dy))
+            _, expected = ab.functional.jvp(ab.div, (x, y), (dx, dy))
+            assert expected.tolist() == [-np.inf]
+            assert tangent.tolist() == [-np.inf]
+            _, tangent = ab.functional.jvp(cube_like, ab.tensor([0.0, 2.0]), ab.tensor([1.0, 1.0]))
+            assert tangent.tolist() == [0.0, 12.0]  # defjvp's rule (the vjp's is nan at 0)
+    finally:
+        del ab.REGISTRY["test_forward_div_like"], ab.REGISTRY["test_forward_cube_like"]
+
+
+def test_an_elementwise_op_without_a_jvp_rule_still_takes_its_vjp_rules() -> None:
+    @op("test_forward_square_like", elementwise=True)
+    def square_like(x: Any) -> Any:
+        return np.asarray(x) ** 2
+
+    try:
+        square_like.defvjp(lambda g, out, x: g * 3.0 * x)  # (deliberately not 2x: the rule in use is seen)
+        square_like.defvjp(lambda g, out, x: g * 2.0 * x)  # a later defvjp updates the derived jvp
+        _, tangent = ab.functional.jvp(square_like, ab.tensor([1.5]), ab.tensor([1.0]))
+        assert tangent.tolist() == [3.0]
+    finally:
+        del ab.REGISTRY["test_forward_square_like"]
+
+
 def test_a_numpy_function_refuses_a_tensor_carrying_a_tangent() -> None:
     # numpy's result carries no tangent: jvp of exp(x) + np.clip(x, 0, 1) at [0.5, 2] along
     # [1, 1] gave [1.649, 7.389] (the exp term only; true [2.649, 7.389]), sum(x * x) + np.dot(a, x)

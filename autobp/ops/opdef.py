@@ -89,6 +89,7 @@ class OpDef:
         "jvp_rules",
         "jvp_variadic_rule",
         "jvp_plain_arrays",
+        "jvp_explicit",
         "linear",
         "elementwise",
         "integer_results",
@@ -130,6 +131,9 @@ class OpDef:
         self.jvp_rules: tuple[JvpRule | None, ...] = ()
         self.jvp_variadic_rule: Callable[..., Any] | None = None
         self.jvp_plain_arrays = False
+        # Whether the jvp rules were set by defjvp or defjvp_variadic, not taken from an
+        # elementwise op's vjp rules: a later defvjp then leaves them as they are.
+        self.jvp_explicit = False
         self.linear = linear
         self.elementwise = elementwise  # a diagonal Jacobian: the vjp rules are the jvp rules
         # Whether the result may be integer or boolean for floating inputs (astype, and any op
@@ -153,14 +157,20 @@ class OpDef:
         autobp ops, operators and attributes numpy arrays share (``.shape``, ``.T``, ``.sum``)
         may opt in; the default runs them on Tensors, where every Tensor method works.
 
-        For an op declared ``elementwise=True`` the rules are its jvp rules too.
+        For an op declared ``elementwise=True`` the rules are its jvp rules too, unless jvp rules
+        were given with ``defjvp`` or ``defjvp_variadic`` (before or after: the order of the calls
+        does not matter).
         """
         if self.arity is None or len(rules) != self.arity:
             raise TypeError(f"{self.name}: defvjp needs {self.arity} rules, got {len(rules)}")
         self.rules = rules
         self.plain_arrays = plain_arrays
-        if self.elementwise:
-            self.defjvp(*rules, plain_arrays=plain_arrays)
+        # (an explicit jvp rule is never replaced by derived ones: a div-like op's variadic
+        # (dx - out dy) / y, set first, was silently replaced, and its tangent at y = 0 became nan)
+        if self.elementwise and not self.jvp_explicit:
+            self.jvp_rules = rules
+            self.jvp_variadic_rule = None
+            self.jvp_plain_arrays = plain_arrays
 
     def defvjp_variadic(self, rule: Callable[..., Sequence[Any]], plain_arrays: bool = False) -> None:
         """Set one rule returning the gradients of all inputs, for ops with any number of inputs:
@@ -214,6 +224,7 @@ class OpDef:
         self.jvp_rules = rules
         self.jvp_variadic_rule = None  # (one kind of jvp rule at a time: the last one set)
         self.jvp_plain_arrays = plain_arrays
+        self.jvp_explicit = True
 
     def defjvp_variadic(self, rule: Callable[..., Any], plain_arrays: bool = False) -> None:
         """Set one jvp rule for all inputs: ``rule(tangents, out, *inputs, **kwargs)``.
@@ -222,11 +233,12 @@ class OpDef:
         with any number of inputs, and for an op whose tangent is better computed from all its
         inputs' tangents at once than as a sum of parts (``div``: ``(dx - out dy) / y``, where the
         parts ``dx / y`` and ``out dy / y`` can be inf - inf). It replaces per-input rules, also
-        those ``elementwise=True`` takes from the vjp rules.
+        those ``elementwise=True`` takes from the vjp rules, whether ``defvjp`` came before or after.
         """
         self.jvp_variadic_rule = rule
         self.jvp_rules = ()
         self.jvp_plain_arrays = plain_arrays
+        self.jvp_explicit = True
 
     @property
     def has_jvp(self) -> bool:
