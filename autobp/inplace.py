@@ -102,6 +102,29 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
     return tensor
 
 
+def rebound(tensor: Tensor, name: str, result: Tensor, other: Any) -> Tensor:
+    """``result`` (``op(tensor, other)``, which ``tensor <name>= other`` rebinds the name to), after
+    checking that it is what a write in place would give. Shapes: result has tensor's shape.
+
+    PyTorch's in-place result keeps the tensor's shape and dtype; a rebind that changed either was
+    silently another program (``y += zeros((3, 2))`` made a (2,) y (3, 2); float32 ``y += float64``
+    made y float64), so it is refused, saying how to ask for the new tensor.
+    """
+    if tuple(result.shape) != tuple(tensor.shape):
+        raise ValueError(
+            f"{name}: tensor {backends.describe(tensor)}, operand {backends.describe(other)}: the result has shape "
+            f"{tuple(result.shape)}, and an in-place op cannot change the shape. Write y = y {name[0]} other for a "
+            "new tensor of the broadcast shape"
+        )
+    if result.dtype != tensor.dtype:
+        raise TypeError(
+            f"{name}: tensor {backends.describe(tensor)}, operand {backends.describe(other)}: the result has dtype "
+            f"{result.dtype}, and an in-place op keeps the tensor's dtype. Write y = y {name[0]} other for the "
+            "promoted dtype, or cast the operand (other.astype(y.dtype))"
+        )
+    return result
+
+
 # In-place writes on another library's arrays. torch writes in place with its own methods, and
 # its views share storage as numpy's do (``graph.share_storage`` gives them one version counter).
 # array_api_strict: the standard leaves open whether two arrays share memory (a slice does there),
@@ -138,7 +161,7 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
         if method in _REBOUND:
             from autobp import ops
 
-            return getattr(ops, _REBOUND[method])(tensor, operands[0])  # type: ignore[no-any-return]
+            return rebound(tensor, method, getattr(ops, _REBOUND[method])(tensor, operands[0]), operands[0])
         why = (
             "the array API standard leaves open whether arrays share memory (a slice may), so autobp "
             "cannot tell which saved values a write would change"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -186,3 +187,100 @@ def test_inplace_division_by_zero_follows_numpy_without_warnings() -> None:
     t = ab.tensor([1.0, -1.0, 0.0])
     t.div_(0.0)
     assert np.isinf(t.data[:2]).all() and np.isnan(t.data[2])
+
+
+def _graph_tensor() -> ab.Tensor:
+    return ab.tensor([1.0, 2.0, 3.0], requires_grad=True) * 2.0
+
+
+def _view_of_a_graph_tensor(base: list[ab.Tensor]) -> ab.Tensor:
+    base.append(_graph_tensor())
+    return base[0][0:2]
+
+
+def _transpose_of_a_graph_tensor(base: list[ab.Tensor]) -> ab.Tensor:
+    base.append(ab.reshape(_graph_tensor(), (3, 1)))
+    return base[0].T
+
+
+def _a_loop_row(base: list[ab.Tensor]) -> ab.Tensor:
+    base.append(ab.reshape(_graph_tensor(), (3, 1)))
+    return next(iter(base[0]))
+
+
+def _base_of_a_live_view(base: list[ab.Tensor]) -> ab.Tensor:
+    tensor = _graph_tensor()
+    base.append(tensor[0:2])  # (the view, which a write into tensor would change)
+    return tensor
+
+
+def _tensor_with_a_live_detach(base: list[ab.Tensor]) -> ab.Tensor:
+    tensor = _graph_tensor()
+    base.append(tensor.detach())
+    return tensor
+
+
+def _view_of_a_constant(base: list[ab.Tensor]) -> ab.Tensor:
+    base.append(ab.tensor([1.0, 2.0, 3.0]))
+    return base[0][0:2]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _view_of_a_graph_tensor,
+        _transpose_of_a_graph_tensor,
+        _a_loop_row,
+        _base_of_a_live_view,
+        _tensor_with_a_live_detach,
+        _view_of_a_constant,
+    ],
+)
+@pytest.mark.parametrize("assign", ["+=", "-=", "*=", "/="])
+def test_augmented_assignment_is_refused_where_another_tensor_shares_the_memory(make: Any, assign: str) -> None:
+    # A rebind leaves the other tensor unchanged where a write in place (PyTorch's) changes it:
+    # `v = h[0:2]; v += 1; (h * h).sum()` gave loss 56 and x.grad [8, 16, 24]; torch 70, [12, 20, 24].
+    others: list[ab.Tensor] = []
+    tensor = make(others)
+    operand = ab.tensor(1.0, requires_grad=True)  # (a constant tensor rebinds only for such an operand)
+    before = [np.array(t.data) for t in (tensor, *others)]
+    method = {"+=": "__iadd__", "-=": "__isub__", "*=": "__imul__", "/=": "__itruediv__"}[assign]
+    with pytest.raises(RuntimeError, match=rf"{re.escape(assign)}: tensor float64\[.*shares its memory"):
+        getattr(tensor, method)(operand)
+    assert all(np.array_equal(t.data, b) for t, b in zip((tensor, *others), before, strict=True))
+
+
+def test_augmented_assignment_that_would_change_the_shape_or_dtype_is_refused() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    with pytest.raises(ValueError, match=r"\+=: tensor float64\[2\], operand float64\[3, 2\]: .*shape \(3, 2\)"):
+        y += ab.zeros((3, 2))  # made y (3, 2); an in-place result keeps the tensor's shape
+    assert y.shape == (2,)
+    single = ab.tensor([1.0, 2.0], dtype="float32", requires_grad=True) * 2.0
+    with pytest.raises(TypeError, match=r"\*=: tensor float32\[2\], operand float64\[2\]: .*dtype float64"):
+        single *= ab.tensor([1.0, 2.0], dtype="float64")  # made it float64; torch keeps float32
+    assert single.dtype == np.float32
+    single += 1.0  # a Python number keeps the dtype: the rebind stays
+    assert single.dtype == np.float32
+
+
+def test_augmented_assignment_into_a_leaf_that_requires_grad_is_refused_with_any_operand() -> None:
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    x = ab.tensor([3.0, 4.0], requires_grad=True)
+    for operand in (1.0, x):  # `w += x` rebound w to a non-leaf: an optimizer kept stepping the old w
+        with pytest.raises(RuntimeError, match=r"\+=: tensor float64\[2\] is a leaf that requires grad"):
+            w += operand
+        assert w.grad_fn is None and np.array_equal(w.data, [1.0, 2.0])
+    with ab.no_grad():
+        w += x  # (an optimizer's step: written in place)
+    assert w.grad_fn is None and np.array_equal(w.data, [4.0, 6.0]) and w._version == 1
+
+
+def test_augmented_assignment_rebinds_once_a_temporary_view_is_gone() -> None:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    first = y[0]
+    del first  # no tensor shares y's memory any more: the rebind is exact again
+    y += 1.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, [2.0, 2.0])
