@@ -231,6 +231,33 @@ def test_reflected_logical_operators_put_the_other_operand_first() -> None:
     np.testing.assert_array_equal(x.__ror__(np.array([False, False])).data, [True, False])
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch", "array_api_strict"])
+def test_logical_operators_refuse_operands_that_are_not_boolean(library: str) -> None:
+    # On integers numpy and PyTorch's `&`, `|`, `~` are bitwise: [4, 5, 6, 0] & [2, 3, 6, 1] is
+    # [0, 1, 6, 0] and ~uint8 [0, 1, 2] is [255, 254, 253]. autobp computed logical_and and
+    # logical_not ([True, True, True, False], [True, False, False]) without a word.
+    def made(values: list[object], dtype: str) -> ab.Tensor:
+        array = np.array(values, dtype=dtype)
+        return ab.tensor(array) if library == "numpy" else ab.Tensor(_foreign(library, array))
+
+    ints, others = made([4, 5, 6, 0], "int64"), made([2, 3, 6, 1], "int64")
+    flags = made([True, False], "bool")
+    calls = [
+        ("&", lambda: ints & others, r"int64\[4\]"),
+        ("|", lambda: ints | others, r"int64\[4\]"),
+        ("~", lambda: ~made([0, 1, 2], "uint8"), r"uint8\[3\]"),
+        ("&", lambda: 3 & flags, "int 3"),  # (reflected: a Python int is bitwise too)
+        ("|", lambda: flags | made([1.0, 0.0], "float64"), r"float64\[2\]"),
+    ]
+    for symbol, call, operand in calls:
+        said = rf"^{re.escape(symbol)}: operand (torch |array_api_strict )?{operand} is not boolean.*ab\.logical_"
+        with pytest.raises(TypeError, match=said):
+            call()
+    assert np.array_equal((flags & True).numpy(), [True, False])  # booleans keep the logical meaning
+    assert np.array_equal((False | flags).numpy(), [True, False])
+    assert np.array_equal((~flags).numpy(), [False, True])
+
+
 FOREIGN = ["torch", "array_api_strict"]
 
 

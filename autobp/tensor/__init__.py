@@ -284,11 +284,9 @@ class Tensor:
     __truediv__, __rtruediv__ = binary("div")
     __pow__, __rpow__ = binary("pow")
     __matmul__, __rmatmul__ = binary("matmul")
-    __and__, __rand__ = binary("logical_and")  # `flag & t`, as vjp rules on Python numbers write
-    __or__, __ror__ = binary("logical_or")
     __eq__, __ne__ = ops_named("equal", "not_equal")  # type: ignore[assignment]  # elementwise, as numpy's
     __lt__, __le__, __gt__, __ge__ = ops_named("less", "less_equal", "greater", "greater_equal")
-    __neg__, __abs__, __invert__, __getitem__ = ops_named("neg", "abs", "logical_not", "getitem")
+    __neg__, __abs__, __getitem__ = ops_named("neg", "abs", "getitem")
     exp = log = sin = cos = square = sqrt = tanh = sigmoid = relu = abs = clip = astype = NAMESAKE
     # Reductions take numpy's keywords (axis=, keepdims=); PyTorch's dim= is an error saying so.
     sum = mean = max = min = prod = var = std = logsumexp = argmax = argmin = NAMESAKE
@@ -310,6 +308,28 @@ class Tensor:
     def __pos__(self) -> Tensor:
         return self
 
+    # `&`, `|`, `~` are logical on booleans (`flag & t`, as vjp rules on Python numbers write) and
+    # refused on anything else: numpy's and PyTorch's meaning on integers is bitwise ([4, 5] & [2, 3]
+    # is [0, 1]), which autobp has no op for, and logical_and gave [True, True] there without a word.
+    def __and__(self, other: Any) -> Tensor:
+        """``self & other``: elementwise logical and of booleans. Shapes: broadcast."""
+        return _logic("&", "logical_and", self, other)
+
+    def __rand__(self, other: Any) -> Tensor:
+        return _logic("&", "logical_and", other, self)
+
+    def __or__(self, other: Any) -> Tensor:
+        """``self | other``: elementwise logical or of booleans. Shapes: broadcast."""
+        return _logic("|", "logical_or", self, other)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return _logic("|", "logical_or", other, self)
+
+    def __invert__(self) -> Tensor:
+        """``~self``: elementwise logical not of booleans. Shapes: same as self."""
+        _refuse_non_boolean("~", "logical_not", self)
+        return _ops.logical_not(self)  # type: ignore[no-any-return]
+
     def reshape(self, *shape: Any) -> Tensor:
         return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
 
@@ -317,6 +337,30 @@ class Tensor:
         """Permute the axes: ``t.transpose(1, 0)``, ``t.transpose((1, 0))`` or all reversed."""
         order: Any = axes[0] if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], tuple | list)) else axes
         return _ops.transpose(self, order or None)
+
+
+def _is_boolean(value: Any) -> bool:
+    """Whether ``value`` is a Python or numpy bool, or an array or Tensor of booleans (any library)."""
+    if isinstance(value, bool | np.bool_):
+        return True
+    dtype = getattr(value, "dtype", None)  # (torch.bool, array_api_strict.bool: named bool after a dot)
+    return dtype is not None and str(dtype).rpartition(".")[2] == "bool"
+
+
+def _refuse_non_boolean(symbol: str, name: str, *operands: Any) -> None:
+    for value in operands:
+        if not _is_boolean(value):
+            raise TypeError(
+                f"{symbol}: operand {backends.describe(value)} is not boolean. autobp's `{symbol}` is logical, on "
+                f"booleans only: on integers numpy and PyTorch compute bitwise, which autobp has no op for. Compare "
+                f"first for booleans (t != 0), or call ab.{name} for the logical result of numbers (nonzero is true)"
+            )
+
+
+def _logic(symbol: str, name: str, x: Any, y: Any) -> Tensor:
+    """``x <symbol> y`` for the operators: op ``name`` after refusing non-boolean operands."""
+    _refuse_non_boolean(symbol, name, x, y)
+    return getattr(_ops, name)(x, y)  # type: ignore[no-any-return]
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
