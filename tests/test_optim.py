@@ -267,3 +267,55 @@ def test_parameters_in_a_set_are_refused_as_pytorch_refuses_them() -> None:
     opt = optim.SGD([a], lr=0.1)
     with pytest.raises(TypeError, match="no fixed order"):
         opt.add_param_group({"params": {b}})
+
+
+def test_schedulers_chain_and_go_on_from_an_lr_set_by_hand_as_pytorchs_do() -> None:
+    # Each step changes the current lr: StepLR then CosineAnnealingLR on one optimizer compose
+    # (PyTorch 2.13's values, to 12 digits); before, each set lr from initial_lr, and the last to
+    # step overwrote the other ([.0525, .01, .0525, .155, ...] for epochs 3 to 8)
+    opt = optim.SGD([ab.ones(1, requires_grad=True)], lr=0.3)
+    first, second = optim.StepLR(opt, step_size=3, gamma=0.5), optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.01)
+    got = []
+    for _ in range(12):
+        first.step()
+        second.step()
+        got.append(opt.param_groups[0]["lr"])
+    torch_lrs = [0.257530483272, 0.155, 0.0297702922699, 0.01, 0.052469516728, 0.0654289321881]
+    torch_lrs += [0.104623106012, 0.120857864376, 0.0530437860532, 0.0352144660941, 0.017385146135, 0.01]
+    np.testing.assert_allclose(got, torch_lrs, rtol=1e-10)
+    # an lr set by hand is where StepLR goes on from ([1, .1, .5, ...] before: the change was dropped)
+    opt = optim.SGD([ab.ones(1, requires_grad=True)], lr=1.0)
+    step, got = optim.StepLR(opt, step_size=2, gamma=0.5), []
+    for epoch in range(6):
+        step.step()
+        if epoch == 1:
+            opt.param_groups[0]["lr"] = 0.1
+        got.append(opt.param_groups[0]["lr"])
+    assert got == [1.0, 0.1, 0.1, 0.05, 0.05, 0.025]
+
+
+def test_a_cosine_schedule_left_alone_follows_its_closed_form_through_every_period() -> None:
+    opt = optim.SGD([ab.ones(1, requires_grad=True)], lr=1.0)
+    cosine = optim.CosineAnnealingLR(opt, T_max=3, eta_min=0.1)
+    got = []
+    for _ in range(10):
+        cosine.step()
+        got.append(opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(got, [cosine.lr_at(1.0, e) for e in range(1, 11)], rtol=1e-12)
+    np.testing.assert_allclose(got, [0.775, 0.325, 0.1, 0.325, 0.775, 1.0, 0.775, 0.325, 0.1, 0.325], rtol=1e-12)
+
+
+def test_a_scheduler_resumes_at_the_lr_it_saved() -> None:
+    opt = optim.SGD([ab.ones(1, requires_grad=True)], lr=1.0)
+    step = optim.StepLR(opt, step_size=2, gamma=0.5)
+    for _ in range(3):
+        step.step()
+    opt.param_groups[0]["lr"] = 0.3  # changed by hand: saved as it is
+    fresh = optim.SGD([ab.ones(1, requires_grad=True)], lr=1.0)
+    resumed = optim.StepLR(fresh, step_size=2, gamma=0.5)
+    resumed.load_state_dict(step.state_dict())
+    resumed.step()
+    assert fresh.param_groups[0]["lr"] == 0.15
+    old_state = {"last_epoch": 3, "base_lrs": [1.0]}  # (saved before last_lrs existed: the closed form's)
+    resumed.load_state_dict(old_state)
+    assert fresh.param_groups[0]["lr"] == 0.5
