@@ -346,3 +346,13 @@ def test_a_keyword_tensor_that_requires_grad_is_refused_by_name() -> None:
     with ab.no_grad():  # no gradient wanted: fine
         np.testing.assert_array_equal(scale(x, s=x).data, [1.0, 4.0])
     np.testing.assert_array_equal(scale(x, s=x.detach()).data, [1.0, 4.0])
+
+
+@pytest.mark.parametrize("expression", ["x ** [2.0, 3.0]", "[2.0, 3.0] ** x", "[2.0, 3.0] @ x"])
+def test_a_list_operand_whose_rule_fails_is_named_with_the_way_out(expression: str) -> None:
+    # The forward takes a list as numpy does; a rule reading .dtype or .ndim of it raised a bare
+    # AttributeError from inside autobp
+    x = ab.tensor([1.5, 2.5], requires_grad=True)
+    y = eval(expression, {"x": x})
+    with pytest.raises((TypeError, AttributeError), match=r"in its backward: .*list \[2.0, 3.0\].*instead of the list"):
+        y.sum().backward()

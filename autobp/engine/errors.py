@@ -63,7 +63,8 @@ def warn_grad_cycle() -> None:
 
 # The kinds of error an array library raises from a rule's arithmetic (torch's RuntimeError and
 # NotImplementedError), re-raised naming the op; other kinds (a custom rule's own) pass as they are.
-_LIBRARY_ERRORS = (TypeError, ValueError, IndexError, RuntimeError, NotImplementedError)
+# (AttributeError: a rule reading .dtype or .ndim of a Python list an operator was given, `[2.0, 3.0] ** x`)
+_LIBRARY_ERRORS = (TypeError, ValueError, IndexError, RuntimeError, NotImplementedError, AttributeError)
 
 
 def explain_rule_error(node: Node, error: Exception) -> None:
@@ -77,4 +78,6 @@ def explain_rule_error(node: Node, error: Exception) -> None:
     name = node.op.name
     if type(error) in _LIBRARY_ERRORS and not str(error).startswith(f"{name}: "):
         shown = ", ".join(backends.describe(value) for value in node._inputs or ())
-        raise type(error)(f"{name}: in its backward: {error} (inputs: {shown})") from error
+        listed = any([type(value) is list or type(value) is tuple for value in node._inputs or ()])
+        hint = "; pass an array or a Tensor (ab.tensor([...])) instead of the list" if listed else ""
+        raise type(error)(f"{name}: in its backward: {error} (inputs: {shown}){hint}") from error
