@@ -259,3 +259,26 @@ def test_an_optimizer_refuses_a_grad_of_another_shape() -> None:
     with pytest.raises(ValueError, match=r"SGD.step: a parameter float64\[2\] has a gradient float64\[\]"):
         ab.optim.SGD([w], lr=1.0).step()
     np.testing.assert_array_equal(w.data, [1.0, 2.0])
+
+
+def test_grad_accumulates_in_place_as_pytorchs_does() -> None:
+    # A reference to .grad taken before a second backward held the first gradient alone
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    first = x.grad
+    (x * x).sum().backward()
+    assert x.grad is first
+    np.testing.assert_array_equal(first.data, [4.0, 8.0])
+    # a graph that read .grad sees the write as any in-place write: its backward refuses
+    w = ab.tensor([1.0, 1.0], requires_grad=True)
+    stale = (w * x.grad).sum()
+    (x * x).sum().backward()
+    with pytest.raises(RuntimeError, match="was modified in place after the op ran"):
+        stale.backward()
+    # a .grad carrying a graph (create_graph) still adds out of place, recording the sum
+    y = ab.tensor([3.0], requires_grad=True)
+    with pytest.warns(UserWarning, match="reference cycle"):
+        (y * y).sum().backward(create_graph=True)
+    held = y.grad
+    (y * y).sum().backward()
+    assert y.grad is not held and held.item() == 6.0 and y.grad.item() == 12.0

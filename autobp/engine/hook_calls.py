@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from autobp import graph
 from autobp.backends import describe
 from autobp.engine.mode_switch import modes
@@ -81,10 +83,19 @@ def check_accumulable(leaf: Tensor, g: Any) -> None:
 
 def _sum(so_far: Tensor, g: Tensor) -> Tensor:
     """``so_far + g`` for ``.grad``. A ``.grad`` that carries a graph (from ``create_graph``) keeps
-    it when a first-order backward adds to it, as in PyTorch: the sum is recorded."""
+    it when a first-order backward adds to it, as in PyTorch: the sum is recorded.
+
+    Otherwise the sum goes into ``so_far``'s own numpy array, as PyTorch accumulates in place: a
+    reference to ``x.grad`` taken before a second backward sees the total (it kept the first
+    gradient alone), and a graph that read ``x.grad`` notices the write (its version moves)."""
     if so_far.requires_grad and not graph._local.modes.enabled:
         with modes(True, arrays=False):
             return so_far + g
+    data = so_far.data
+    if not g.requires_grad and type(data) is np.ndarray and data.flags.writeable and data.base is None:
+        np.add(data, g.data, out=data)
+        so_far._version += 1  # (the .grad's own counter: views of it see the write too)
+        return so_far
     return so_far + g
 
 
