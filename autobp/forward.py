@@ -78,6 +78,23 @@ def carries_tangent(value: Any) -> bool:
     return any(key in level.tangents for level in levels)
 
 
+def first_carrying_tangent(values: Any, levels: Any) -> Tensor | None:
+    """The first Tensor among ``values`` (and the lists and tuples in them) with a tangent at one
+    of the active forward-mode ``levels``, or None: what a keyword argument or a numpy function
+    would drop (``public_function``, ``Tensor.__array_function__`` refuse it)."""
+    for value in values:
+        if isinstance(value, Tensor):
+            key = value.grad_fn or value
+            for level in levels:
+                if key in level.tangents:
+                    return value
+        elif type(value) is list or type(value) is tuple:
+            found = first_carrying_tangent(value, levels)
+            if found is not None:
+                return found
+    return None
+
+
 def restamp(tensor: Tensor, before: int) -> None:
     """``tensor``'s version moved from ``before`` without a write (``requires_grad`` turned on):
     the tangents it carries still describe it, so their entries take the new version."""

@@ -113,16 +113,32 @@ def rebound(tensor: Tensor, name: str, result: Tensor, other: Any) -> Tensor:
     if tuple(result.shape) != tuple(tensor.shape):
         raise ValueError(
             f"{name}: tensor {backends.describe(tensor)}, operand {backends.describe(other)}: the result has shape "
-            f"{tuple(result.shape)}, and an in-place op cannot change the shape. Write y = y {name[0]} other for a "
+            f"{tuple(result.shape)}, and an in-place op cannot change the shape. Write y = y {name[:-1]} other for a "
             "new tensor of the broadcast shape"
         )
+    if result.dtype != tensor.dtype and _same_kind(result.data, tensor.data):
+        # numpy's and PyTorch's in-place ops cast the result to the tensor's dtype where it is of
+        # the same kind (float64 into float32): the same values the rebind takes, cast alike
+        from autobp import ops
+
+        result = ops.astype(result, tensor.dtype)
     if result.dtype != tensor.dtype:
         raise TypeError(
             f"{name}: tensor {backends.describe(tensor)}, operand {backends.describe(other)}: the result has dtype "
-            f"{result.dtype}, and an in-place op keeps the tensor's dtype. Write y = y {name[0]} other for the "
+            f"{result.dtype}, and an in-place op keeps the tensor's dtype. Write y = y {name[:-1]} other for the "
             "promoted dtype, or cast the operand (other.astype(y.dtype))"
         )
     return result
+
+
+def _same_kind(result: Any, target: Any) -> bool:
+    """Whether numpy arrays ``result`` can be written into ``target`` under numpy's in-place rule
+    (casting ``"same_kind"``: float64 into float32, not float into int); other libraries: no."""
+    return (
+        type(result) is np.ndarray
+        and type(target) is np.ndarray
+        and np.can_cast(result.dtype, target.dtype, "same_kind")
+    )
 
 
 # In-place writes on another library's arrays. torch writes in place with its own methods, and

@@ -282,3 +282,14 @@ def test_grad_accumulates_in_place_as_pytorchs_does() -> None:
     held = y.grad
     (y * y).sum().backward()
     assert y.grad is not held and held.item() == 6.0 and y.grad.item() == 12.0
+
+
+def test_grad_through_a_hooked_node_freed_by_an_earlier_backward_raises() -> None:
+    # The freed node's inputs read as none, so it seemed to lead to no input and was skipped:
+    # grad gave [5, 5] (the other path alone) where PyTorch says the graph was freed
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    a = x * x
+    a.register_hook(lambda g: g)
+    (a * 2.0).sum().backward()
+    with pytest.raises(RuntimeError, match="a second time"):
+        ab.grad((a * 3.0).sum() + (x * 5.0).sum(), [x])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -122,10 +123,12 @@ def test_leaf_arrays_stay_writeable_for_optimizers() -> None:
 def test_augmented_assignment_on_graph_tensors_rebinds() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     y = x * 3.0
-    before = y
+    before = weakref.ref(y)  # (a weak reference: another name would make the rebind refuse)
     y += x  # a graph tensor cannot change in place: y becomes a new tensor, as without __iadd__
     y *= 2.0
-    assert y is not before and np.array_equal(before.data, [3.0, 6.0])
+    old = before()
+    assert old is not None and y is not old and np.array_equal(old.data, [3.0, 6.0])
+    del old
     y.sum().backward()
     np.testing.assert_allclose(x.grad.data, [8.0, 8.0])
 
@@ -257,11 +260,13 @@ def test_augmented_assignment_that_would_change_the_shape_or_dtype_is_refused() 
         y += ab.zeros((3, 2))  # made y (3, 2); an in-place result keeps the tensor's shape
     assert y.shape == (2,)
     single = ab.tensor([1.0, 2.0], dtype="float32", requires_grad=True) * 2.0
-    with pytest.raises(TypeError, match=r"\*=: tensor float32\[2\], operand float64\[2\]: .*dtype float64"):
-        single *= ab.tensor([1.0, 2.0], dtype="float64")  # made it float64; torch keeps float32
+    single *= ab.tensor([1.0, 2.0], dtype="float64")  # made it float64; numpy and torch keep float32
     assert single.dtype == np.float32
     single += 1.0  # a Python number keeps the dtype: the rebind stays
     assert single.dtype == np.float32
+    counts = ab.tensor([1, 2]) * 1
+    with pytest.raises(TypeError, match=r"\+=: tensor int64\[2\], operand float64\[2\]: .*dtype float64"):
+        counts += ab.tensor([0.5, 0.5], requires_grad=True)  # float into int: not numpy's same kind
 
 
 def test_augmented_assignment_into_a_leaf_that_requires_grad_is_refused_with_any_operand() -> None:
@@ -284,3 +289,84 @@ def test_augmented_assignment_rebinds_once_a_temporary_view_is_gone() -> None:
     y += 1.0
     y.sum().backward()
     np.testing.assert_allclose(x.grad.data, [2.0, 2.0])
+
+
+def _leaf_and_product() -> tuple[ab.Tensor, ab.Tensor]:
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    return x, x * 2.0
+
+
+def test_augmented_assignment_is_refused_where_another_name_holds_the_tensor() -> None:
+    # The rebind reaches this name only: g = h; g *= 3 left h as it was (PyTorch writes into both)
+    x, h = _leaf_and_product()
+    g = h
+    with pytest.raises(RuntimeError, match=r"\*=: tensor float64\[2\] is held by more than this name"):
+        g *= 3.0
+
+    def add_bias_(t: ab.Tensor, b: float) -> None:
+        t += b  # the caller's tensor would not change
+
+    with pytest.raises(RuntimeError, match="held by more than this name"):
+        add_bias_(h, 1.0)
+    del g
+    hs = [x * 3.0]
+    hs[0] += 1.0  # a list entry is rebound where it stands: the list sees the new tensor
+    np.testing.assert_array_equal(hs[0].data, [4.0, 7.0])
+    h += 1.0  # the one name left: rebound
+    (h * hs[0]).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, 2.0 * hs[0].data + 3.0 * h.data)
+
+
+def test_augmented_assignment_rebinds_once_a_view_or_detach_is_gone() -> None:
+    # (the storage's counter list, made for the view, stays: only live sharers count)
+    _, h = _leaf_and_product()
+    y = h.reshape(2, 1)
+    del y
+    str(h.detach())
+    h += 1.0
+    np.testing.assert_array_equal(h.data, [3.0, 5.0])
+
+
+def test_augmented_assignment_of_a_graph_tensor_under_no_grad_is_refused() -> None:
+    # rebinding took h off its graph (x.grad [2, 4]); PyTorch writes into h and keeps it on (x.grad [8, 10])
+    _, h = _leaf_and_product()
+    with ab.no_grad(), pytest.raises(RuntimeError, match=r"\+=: .* is on a graph and grad is off"):
+        h += ab.tensor([3.0, 3.0])
+
+
+def test_every_augmented_operator_takes_the_checks() -> None:
+    # Without __ipow__ (and @=, &=, |=) Python ran v = v ** 2 with no check at all
+    _, h = _leaf_and_product()
+    v = h[0:2]
+    with pytest.raises(RuntimeError, match=r"\*\*=: .*shares its memory"):
+        v **= 2.0
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError):
+        w **= 2.0  # a leaf that requires grad, as w += 1.0
+    del v
+    with pytest.raises(ValueError, match=r"\*\*=: .*cannot change the shape. Write y = y \*\* other"):
+        h **= ab.tensor([[1.0], [2.0]])
+    m = ab.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True) * 1.0
+    m @= ab.tensor([[0.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(m.data, [[2.0, 1.0], [4.0, 3.0]])
+    flags = ab.tensor([True, False, True])
+    flags &= ab.tensor([True, True, False])
+    flags |= ab.tensor([False, True, False])
+    np.testing.assert_array_equal(flags.data, [True, True, False])
+    counts = ab.tensor([4, 5])
+    with pytest.raises(TypeError, match=r"&=: operand int64\[2\] is not boolean"):
+        counts &= ab.tensor([2, 3])
+
+
+def test_augmented_assignment_keeps_the_tensors_dtype_as_a_write_in_place_does() -> None:
+    # float32 += a float64 0-d tensor: numpy's and PyTorch's in-place add keep float32 (same kind)
+    x = ab.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
+    h = x * 2.0
+    h += ab.tensor(0.5)
+    assert h.dtype == np.float32
+    np.testing.assert_array_equal(h.data, np.array([2.5, 4.5], dtype=np.float32))
+    h.sum().backward()
+    assert x.grad.dtype == np.float32 and np.array_equal(x.grad.data, [2.0, 2.0])
+    ints = ab.tensor([1, 2]) * 1
+    with pytest.raises(TypeError):
+        ints += ab.tensor([0.5, 0.5], requires_grad=True)  # float into int: not the same kind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -269,17 +270,23 @@ def test_parameters_in_a_set_are_refused_as_pytorch_refuses_them() -> None:
         opt.add_param_group({"params": {b}})
 
 
+def _stepped(opt: Any, schedulers: list[Any], epochs: int) -> list[float]:
+    """The first group's lr after each of ``epochs`` steps of every scheduler, in order."""
+    lrs = []
+    for _ in range(epochs):
+        for scheduler in schedulers:
+            scheduler.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    return lrs
+
+
 def test_schedulers_chain_and_go_on_from_an_lr_set_by_hand_as_pytorchs_do() -> None:
     # Each step changes the current lr: StepLR then CosineAnnealingLR on one optimizer compose
     # (PyTorch 2.13's values, to 12 digits); before, each set lr from initial_lr, and the last to
     # step overwrote the other ([.0525, .01, .0525, .155, ...] for epochs 3 to 8)
     opt = optim.SGD([ab.ones(1, requires_grad=True)], lr=0.3)
     first, second = optim.StepLR(opt, step_size=3, gamma=0.5), optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.01)
-    got = []
-    for _ in range(12):
-        first.step()
-        second.step()
-        got.append(opt.param_groups[0]["lr"])
+    got = _stepped(opt, [first, second], 12)
     torch_lrs = [0.257530483272, 0.155, 0.0297702922699, 0.01, 0.052469516728, 0.0654289321881]
     torch_lrs += [0.104623106012, 0.120857864376, 0.0530437860532, 0.0352144660941, 0.017385146135, 0.01]
     np.testing.assert_allclose(got, torch_lrs, rtol=1e-10)
@@ -297,10 +304,7 @@ def test_schedulers_chain_and_go_on_from_an_lr_set_by_hand_as_pytorchs_do() -> N
 def test_a_cosine_schedule_left_alone_follows_its_closed_form_through_every_period() -> None:
     opt = optim.SGD([ab.ones(1, requires_grad=True)], lr=1.0)
     cosine = optim.CosineAnnealingLR(opt, T_max=3, eta_min=0.1)
-    got = []
-    for _ in range(10):
-        cosine.step()
-        got.append(opt.param_groups[0]["lr"])
+    got = _stepped(opt, [cosine], 10)
     np.testing.assert_allclose(got, [cosine.lr_at(1.0, e) for e in range(1, 11)], rtol=1e-12)
     np.testing.assert_allclose(got, [0.775, 0.325, 0.1, 0.325, 0.775, 1.0, 0.775, 0.325, 0.1, 0.325], rtol=1e-12)
 

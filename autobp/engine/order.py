@@ -68,7 +68,8 @@ def leads_to(start: Node, wanted: set[Vertex], memo: dict[Vertex, bool]) -> bool
     ``ab.grad`` asks it only of a node with hooks (``_rare``): a node that leads to no wanted
     vertex is not run, as PyTorch runs none (its hooks would see a gradient nobody asked for).
     ``memo`` keeps the answers for the rest of the walk, so a graph is searched once at most.
-    A part of the graph freed by an earlier backward leads nowhere (it is never walked).
+    A node freed by an earlier backward counts as leading to one: the walk reaches it and says
+    it was freed (skipped, its part of the gradient was silently missing).
     """
     found = memo.get(start)
     if found is not None:
@@ -87,8 +88,14 @@ def leads_to(start: Node, wanted: set[Vertex], memo: dict[Vertex, bool]) -> bool
                     stack.append(upstream)
     below.sort(key=_seq)  # inputs before the nodes that read them
     for node in below:
-        memo[node] = node in wanted or any(
-            [(t.grad_fn or t) in wanted or memo.get(t.grad_fn, False) for t in node._inputs or () if _on_graph(t)]
+        # (a node freed by an earlier backward is walked, to raise there as it did before: it may
+        # have led anywhere)
+        memo[node] = (
+            node in wanted
+            or node._inputs is None
+            or any(
+                [(t.grad_fn or t) in wanted or memo.get(t.grad_fn, False) for t in node._inputs or () if _on_graph(t)]
+            )
         )
     return memo[start]
 

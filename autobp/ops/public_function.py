@@ -18,7 +18,7 @@ from numpy import ndarray
 
 from autobp import graph
 from autobp.backends import describe, holds_floats
-from autobp.forward import propagate
+from autobp.forward import first_carrying_tangent, propagate
 from autobp.ops.opdef import OpDef
 from autobp.tensor import Tensor
 
@@ -93,29 +93,13 @@ def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
     )
 
 
-def _with_tangent(values: Any, levels: Any) -> Tensor | None:
-    """The first Tensor among keyword values (and the tuples and lists in them) that carries a
-    tangent at one of the active forward-mode ``levels``, or None."""
-    for value in values:
-        if isinstance(value, Tensor):
-            key = value.grad_fn or value
-            for level in levels:
-                if key in level.tangents:
-                    return value
-        elif isinstance(value, tuple | list):
-            found = _with_tangent(value, levels)
-            if found is not None:
-                return found
-    return None
-
-
 def raise_keyword_carries_tangent(opdef: OpDef, kwargs: Any, levels: Any) -> None:
     """Forward mode's half of ``raise_keyword_needs_grad``: tangents are propagated from an op's
     positional inputs only, so a keyword Tensor's tangent (``pad``'s fill value, a custom op's
     ``scale=s``) would be dropped and the output's tangent read as if it did not depend on it.
     Refused, naming the op, the keyword and the tensor."""
     for name, value in kwargs.items():
-        tensor = _with_tangent([value], levels)
+        tensor = first_carrying_tangent([value], levels)
         if tensor is not None:
             raise TypeError(
                 f"{opdef.name}: keyword argument {name!r} is a Tensor ({describe(tensor)}) that carries a "
@@ -204,7 +188,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
         if mode.forward is not None:  # forward mode is on (autobp.forward): carry the tangents
             # (a keyword's tangent is refused, not dropped: checked here, where forward mode is
             # on, so calls without it pay nothing; with grad mode off too, as tangents still flow)
-            if kwargs and _with_tangent(kwargs.values(), mode.forward) is not None:
+            if kwargs and first_carrying_tangent(kwargs.values(), mode.forward) is not None:
                 raise_keyword_carries_tangent(opdef, kwargs, mode.forward)
             propagate(opdef, args, kwargs, out)
         return out

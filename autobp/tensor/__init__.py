@@ -301,6 +301,8 @@ class Tensor:
         __str__, __format__ = tensor_values.__str__, tensor_values.__format__
         __setitem__, __iadd__, __isub__ = tensor_inplace.__setitem__, tensor_inplace.__iadd__, tensor_inplace.__isub__
         __imul__, __itruediv__ = tensor_inplace.__imul__, tensor_inplace.__itruediv__
+        __ipow__, __imatmul__ = tensor_inplace.__ipow__, tensor_inplace.__imatmul__
+        __iand__, __ior__ = tensor_inplace.__iand__, tensor_inplace.__ior__
         _version, _share_storage_with = tensor_inplace._version, tensor_inplace._share_storage_with
         __copy__, __deepcopy__ = tensor_copies.__copy__, tensor_copies.__deepcopy__
         __reduce_ex__ = tensor_copies.__reduce_ex__

@@ -21,9 +21,21 @@ from autobp import ops as _ops
 from autobp.forward import carries_tangent
 from autobp.inplace import _inplace, _unwrap, rebound
 from autobp.ops import indexing as _indexing
-from autobp.tensor import Tensor
+from autobp.tensor import Tensor, _refuse_non_boolean
 
-TENSOR_METHODS = ("_version", "_share_storage_with", "__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__")
+TENSOR_METHODS = (
+    "_version",
+    "_share_storage_with",
+    "__setitem__",
+    "__iadd__",
+    "__isub__",
+    "__imul__",
+    "__itruediv__",
+    "__ipow__",
+    "__imatmul__",
+    "__iand__",
+    "__ior__",
+)
 
 
 def _get_version(self: Tensor) -> int:
@@ -61,6 +73,10 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
 
     Shapes: other broadcasts to tensor's shape; the result has tensor's shape and dtype.
     """
+    global _last_references
+    _last_references = sys.getrefcount(tensor)  # (compared with _unaliased's, taken the same way)
+    if tensor.name is _PROBE:
+        return tensor  # (_unaliased's probe: counted, nothing else)
     # A graph tensor cannot change in place; ``y += 1`` then rebinds ``y`` to a new tensor,
     # exactly what Python does for types without in-place operators. So does ``c += x``
     # when x requires grad (writing into c would drop x's gradient), and when either carries a
@@ -72,28 +88,67 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
     ) and not (tensor.grad_fn is None and tensor.requires_grad):
         # (a leaf that requires grad goes to _inplace, which refuses ``w += x`` as it refuses
         # ``w += 1.0``: a rebound w would be a new non-leaf, and an optimizer would step the old one)
-        _refuse_shared_storage(tensor, name)
+        _refuse_unlike_a_write(tensor, name, _last_references)
         result: Tensor = getattr(_ops, op_name)(tensor, other)
         return rebound(tensor, name, result, other)
     return _inplace(tensor, name, ufunc, other)
 
 
-def _refuse_shared_storage(tensor: Tensor, name: str) -> None:
-    """Refuse to rebind ``tensor`` where another live Tensor shares its memory (it is a view, the
-    base of a live view, or has a live ``detach()``): a write in place would be seen through the
-    other, a rebind is not (``v = h[0:2]; v += 1`` left h unchanged, so the loss and gradients of
-    ``(h * h).sum()`` came out as if nothing was written)."""
-    counter = tensor._vc
-    # Every Tensor sharing a storage holds the one counter list (share_storage, detach); nothing
-    # else keeps it. Two references are the tensor's slot and getrefcount's argument: more means
-    # another Tensor still shares the memory. (A dead view not yet collected only refuses, never misleads.)
-    if counter is not None and sys.getrefcount(counter) > 2:
+# The references to a tensor that ``_augmented`` counts when one local name alone holds it
+# (measured once, through the same call path: ``_unaliased``), and the count its last call saw.
+_UNALIASED: int | None = None
+_last_references = 0
+_PROBE: Any = object()  # the name of _unaliased's probe tensor, which _augmented only counts
+
+
+def _unaliased() -> int:
+    """The reference count ``_augmented`` sees for a tensor that one local name alone holds."""
+    global _UNALIASED
+    if _UNALIASED is None:
+        probe = Tensor._wrap(np.zeros(()))
+        probe.name = _PROBE
+        probe += 0.0  # (counted and returned as it is)
+        _UNALIASED = _last_references
+    return _UNALIASED
+
+
+def _refuse_unlike_a_write(tensor: Tensor, name: str, references: int) -> None:
+    """Refuse to rebind ``tensor`` where the rebind would not give what a write in place gives:
+    another live Tensor shares its memory (a view, the base of a live view, a live ``detach()``:
+    ``v = h[0:2]; v += 1`` left h unchanged, so ``(h * h).sum()`` came out as if nothing was
+    written); another name or object holds the tensor itself (``g = h; g *= 3``, an argument the
+    caller still holds, a list, an op that read it and keeps it for its backward: they would all
+    keep the old values); or grad is off (the rebound tensor would leave the graph, where PyTorch
+    writes into it and keeps it there). Refusing too often is possible (an object that is gone
+    but not yet collected), a wrong number is not."""
+    if not grad_mode.is_grad_enabled() and tensor.grad_fn is not None:
         raise RuntimeError(
-            f"{name}: tensor {backends.describe(tensor)} shares its memory with another live tensor (it is a "
-            "view: a slice, a transpose, a row of a loop; or it has one, or a detach()). It cannot be written in "
-            "place (it is on a graph, or the operand requires grad), and rebinding the name would leave the other "
-            "tensor unchanged. Build the new values out of place (y = ab.where(mask, y + 1, y), "
-            "ab.concatenate([...])), or rebind explicitly on a copy (v = v.clone() + 1)"
+            f"{name}: tensor {backends.describe(tensor)} is on a graph and grad is off (no_grad): a write in "
+            "place would change values its graph may read, and rebinding the name would take it off its graph. "
+            f"Write it out of place where grad is on, or on a copy off the graph (t.detach() {name[:-1]} ...)"
+        )
+    # Every Tensor sharing a storage holds the one counter list (share_storage, detach), and nothing
+    # else keeps it: more than its slot and getrefcount's argument means another Tensor shares it.
+    shared = tensor._vc is not None and sys.getrefcount(tensor._vc) > 2
+    held = 0  # forward mode's own references: a level's entry holds the tensor (and is keyed by it, off a graph)
+    for level in graph._local.modes.forward or ():
+        key = tensor.grad_fn or tensor
+        entry = level.tangents.get(key)
+        if entry is not None:
+            held += (entry[1] is tensor) + (key is tensor)
+    if shared or references - held > _unaliased():
+        what = (
+            "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "
+            "or it has one, or a detach())"
+            if shared
+            else "is held by more than this name (another name, the caller of a function that was given it, "
+            "a list or an attribute, or an op that read it and keeps it for its backward)"
+        )
+        raise RuntimeError(
+            f"{name}: tensor {backends.describe(tensor)} {what}. It cannot be written in place (it is on a "
+            "graph, or the operand requires grad), and rebinding this name would leave the others with the "
+            "old values. Build the new values out of place under a new name (y = h + 1, ab.where(mask, h + 1, "
+            "h)), or rebind explicitly on a copy (v = v.clone() + 1)"
         )
 
 
@@ -111,3 +166,23 @@ def __imul__(self: Tensor, other: Any) -> Tensor:
 
 def __itruediv__(self: Tensor, other: Any) -> Tensor:
     return _augmented(self, "/=", np.true_divide, other, "div")
+
+
+# Without these, Python would run ``v **= 2`` as ``v = v ** 2`` with none of the checks above (a
+# view's base left unchanged, a leaf turned into a non-leaf, a (2,) tensor made (2, 2)).
+def __ipow__(self: Tensor, other: Any) -> Tensor:
+    return _augmented(self, "**=", np.power, other, "pow")
+
+
+def __imatmul__(self: Tensor, other: Any) -> Tensor:
+    return _augmented(self, "@=", np.matmul, other, "matmul")
+
+
+def __iand__(self: Tensor, other: Any) -> Tensor:
+    _refuse_non_boolean("&=", "logical_and", self, other)
+    return _augmented(self, "&=", np.logical_and, other, "logical_and")
+
+
+def __ior__(self: Tensor, other: Any) -> Tensor:
+    _refuse_non_boolean("|=", "logical_or", self, other)
+    return _augmented(self, "|=", np.logical_or, other, "logical_or")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends, graph
+from autobp.forward import first_carrying_tangent
 from autobp.grad_mode import is_grad_enabled
 from autobp.tensor import Tensor
 
@@ -76,7 +77,7 @@ def __array_function__(self: Tensor, func: Any, types: Any, args: tuple[Any, ...
         why = "which requires grad; numpy's result is on no graph, so the gradient through it"
         levels = graph._local.modes.forward
         if tracked is None and levels:
-            tracked = _carrying_tangent((*args, *kwargs.values()), levels)
+            tracked = first_carrying_tangent((*args, *kwargs.values()), levels)
             why = "which carries a forward-mode tangent; numpy's result carries none, so the tangent through it"
         if tracked is not None:
             import autobp  # (loaded by now: a Tensor exists)
@@ -98,22 +99,6 @@ def _requiring_grad(values: tuple[Any, ...] | list[Any]) -> Tensor | None:
                 return value
         elif type(value) is list or type(value) is tuple:
             found = _requiring_grad(value)
-            if found is not None:
-                return found
-    return None
-
-
-def _carrying_tangent(values: tuple[Any, ...] | list[Any], levels: Any) -> Tensor | None:
-    """The first Tensor among ``values`` (and the lists and tuples in them) with a tangent at one
-    of the active forward-mode ``levels`` (keyed as ``forward.Level`` keys them)."""
-    for value in values:
-        if isinstance(value, Tensor):
-            key = value.grad_fn or value
-            for level in levels:
-                if key in level.tangents:
-                    return value
-        elif type(value) is list or type(value) is tuple:
-            found = _carrying_tangent(value, levels)
             if found is not None:
                 return found
     return None
