@@ -293,3 +293,13 @@ def test_grad_through_a_hooked_node_freed_by_an_earlier_backward_raises() -> Non
     (a * 2.0).sum().backward()
     with pytest.raises(RuntimeError, match="a second time"):
         ab.grad((a * 3.0).sum() + (x * 5.0).sum(), [x])
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_an_optimizer_refuses_a_grad_that_is_not_floating_point(dtype: str) -> None:
+    # cast and stepped as numbers: True became 1.0 (backward refuses such a .grad too)
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    w.grad = ab.tensor(np.ones(2, dtype=dtype))
+    with pytest.raises(TypeError, match=rf"SGD.step: .* has a gradient {dtype}\[2\]; a gradient is floating-point"):
+        ab.optim.SGD([w], lr=1.0).step()
+    np.testing.assert_array_equal(w.data, [1.0, 2.0])

@@ -104,6 +104,12 @@ class Optimizer:
                         f"{backends.describe(grad)}; its .grad must have the parameter's shape"
                     )
                 if grad.dtype != data.dtype:
+                    if not backends.holds_floats(grad):
+                        raise TypeError(
+                            f"{type(self).__name__}.step: a parameter {backends.describe(data)} has a gradient "
+                            f"{backends.describe(grad)}; a gradient is floating-point (an integer or bool .grad "
+                            "was set by hand: it would be cast and stepped as numbers)"
+                        )
                     grad = xp.astype(grad, data.dtype)
                 self.update(data, grad, state, group)
                 param._version += 1
