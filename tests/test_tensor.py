@@ -333,3 +333,11 @@ def test_a_numpy_function_refuses_a_float_result_from_a_tensor_that_requires_gra
         assert np.dot(a, x) == 4.5
     assert np.dot(a, ab.tensor([0.5, -1.0, 2.0])) == 4.5  # (a constant tensor: as before)
     assert np.asarray(x) is x.data  # (asarray is numpy reading the tensor, as documented)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max"])
+def test_a_numpy_reduction_of_a_tensor_says_what_to_call(name: str) -> None:
+    # numpy calls t.sum(out=None, ...), which autobp's op does not take: the message named neither
+    t = ab.tensor([1.0, 2.0])
+    with pytest.raises(TypeError, match=rf"numpy.{name}: numpy calls the tensor's own method .* use ab.{name}\(t\)"):
+        getattr(np, name)(t)

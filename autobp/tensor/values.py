@@ -71,7 +71,20 @@ def __array_function__(self: Tensor, func: Any, types: Any, args: tuple[Any, ...
     before. The same holds in forward mode, under ``no_grad()`` too (tangents flow there): a
     tensor carrying a tangent at an active level would lose it (``jvp`` of
     ``exp(x) + np.clip(x, 0, 1)`` gave the ``exp`` term only), so it is refused alike."""
-    result = func._implementation(*args, **kwargs)  # (numpy >= 2.1, which autobp requires, has it)
+    try:
+        result = func._implementation(*args, **kwargs)  # (numpy >= 2.1, which autobp requires, has it)
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        # numpy's reductions call the Tensor's own method with numpy's keywords (out=, dtype=)
+        import autobp  # (loaded by now: a Tensor exists)
+
+        name = func.__name__
+        own = f"ab.{name}(t) or t.{name}()" if hasattr(autobp, name) else "autobp's ops"
+        raise TypeError(
+            f"{func.__module__}.{name}: numpy calls the tensor's own method with numpy's keywords, which it "
+            f"does not take ({error}); use {own}, or np.{name}(t.numpy()) for a numpy result"
+        ) from error
     if backends.holds_floats(result):
         tracked = _requiring_grad((*args, *kwargs.values())) if is_grad_enabled() else None
         why = "which requires grad; numpy's result is on no graph, so the gradient through it"
