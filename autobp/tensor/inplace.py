@@ -73,9 +73,10 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
 
     Shapes: other broadcasts to tensor's shape; the result has tensor's shape and dtype.
     """
-    global _last_references
-    _last_references = sys.getrefcount(tensor)  # (compared with _unaliased's, taken the same way)
+    references = sys.getrefcount(tensor)  # (compared with _unaliased's, taken the same way)
     if tensor.name is _PROBE:
+        global _probe_references
+        _probe_references = references
         return tensor  # (_unaliased's probe: counted, nothing else)
     # A graph tensor cannot change in place; ``y += 1`` then rebinds ``y`` to a new tensor,
     # exactly what Python does for types without in-place operators. So does ``c += x``
@@ -88,27 +89,32 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
     ) and not (tensor.grad_fn is None and tensor.requires_grad):
         # (a leaf that requires grad goes to _inplace, which refuses ``w += x`` as it refuses
         # ``w += 1.0``: a rebound w would be a new non-leaf, and an optimizer would step the old one)
-        _refuse_unlike_a_write(tensor, name, _last_references)
+        _refuse_unlike_a_write(tensor, name, references)
         result: Tensor = getattr(_ops, op_name)(tensor, other)
         return rebound(tensor, name, result, other)
     return _inplace(tensor, name, ufunc, other)
 
 
 # The references to a tensor that ``_augmented`` counts when one local name alone holds it
-# (measured once, through the same call path: ``_unaliased``), and the count its last call saw.
+# (measured once, through the same call path: ``_unaliased``), and the count its probe saw.
 _UNALIASED: int | None = None
-_last_references = 0
+_probe_references = 0
 _PROBE: Any = object()  # the name of _unaliased's probe tensor, which _augmented only counts
 
 
 def _unaliased() -> int:
-    """The reference count ``_augmented`` sees for a tensor that one local name alone holds."""
+    """The reference count ``_augmented`` sees for a tensor that one local name alone holds.
+
+    Measured, not assumed, since interpreters count differently (CPython's references on the
+    evaluation stack). An interpreter that counts a module-level name's load and not a local's
+    (CPython 3.14's borrowed loads) makes a module-level ``h += 1`` refuse too often, which is an
+    error, never a rebind let through."""
     global _UNALIASED
     if _UNALIASED is None:
         probe = Tensor._wrap(np.zeros(()))
         probe.name = _PROBE
         probe += 0.0  # (counted and returned as it is)
-        _UNALIASED = _last_references
+        _UNALIASED = _probe_references
     return _UNALIASED
 
 
