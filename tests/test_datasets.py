@@ -58,6 +58,9 @@ def test_idx_header_is_big_endian_with_the_standard_magic(tmp_path: Path) -> Non
         (b"\x12\x34\x08\x01" + b"\x00" * 8, "bad magic number 0x12340801"),
         (b"\x00\x00\x07\x01" + b"\x00" * 8, "bad magic number"),
         (b"\x00\x00\x08\x00", "declares 0 dimensions"),
+        (b"\x00\x00\x08\xff" + b"\x00\x00\x00\x01" * 255, "declares 255 dimensions; an array has 1 to 64"),
+        # 65536 ** 4 elements: an int64 product wrapped to 0, which matched a header-only file
+        (b"\x00\x00\x08\x04" + b"\x00\x01\x00\x00" * 4, r"truncated: dimensions \[65536, 65536, 65536, 65536\]"),
         (b"\x00\x00\x08\x03\x00\x00\x00\x02", "truncated inside its header"),
         (encode_idx(np.arange(10, dtype=np.uint8))[:-3], r"truncated: dimensions \[10\] of uint8 need 18 bytes"),
         (encode_idx(np.arange(10, dtype=np.uint8)) + b"\x00", "longer than its header says"),

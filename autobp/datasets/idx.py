@@ -8,6 +8,7 @@ C order, big-endian. Files ending in ``.gz`` are gzip-compressed.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -41,13 +42,13 @@ def parse_idx(raw: bytes, what: str = "IDX data") -> np.ndarray:
             f"({', '.join(f'0x{c:02x}' for c in _DTYPES)}) and the number of dimensions; is it an IDX file?"
         )
     dtype, ndim = np.dtype(_DTYPES[raw[2]]), raw[3]
-    if ndim == 0:
-        raise IDXError(f"read_idx: {what} declares 0 dimensions")
+    if ndim == 0 or ndim > 64:  # (numpy's arrays have at most 64)
+        raise IDXError(f"read_idx: {what} declares {ndim} dimensions; an array has 1 to 64")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise IDXError(f"read_idx: {what} is truncated inside its header ({len(raw)} of {header} bytes)")
     shape = tuple(int(n) for n in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # (Python ints: an int64 product could wrap to 0)
     if len(raw) != expected:
         state = "truncated" if len(raw) < expected else "longer than its header says"
         raise IDXError(
