@@ -588,3 +588,13 @@ def test_float16_mean_losses_accumulate_in_float32() -> None:
     assert loss.dtype == np.float16 and loss.item() == pytest.approx(0.01, rel=1e-3)
     (g,) = ab.grad(loss, [scores])
     assert g.dtype == np.float16 and np.allclose(g.numpy(), 2 * 0.1 / 65536, rtol=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e170])
+def test_std_second_order_keeps_its_digits_where_the_squares_would_not(scale: float) -> None:
+    # std is homogeneous of degree 1: H(c x) = H(x) / c. Second order went through 1 / spread**2,
+    # which overflowed at 1e-170 (the Hessian came out inf) and underflowed at 1e170 (20% off)
+    x = np.array([0.3, -1.2, 2.0, 0.7])
+    want = ab.functional.hessian(ab.std, ab.tensor(x)).data
+    got = ab.functional.hessian(ab.std, ab.tensor(x * scale)).data * scale
+    np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -205,8 +205,10 @@ def _std_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, ddof: int = 
     spread = kept(out, x, axis)
     graph.mark_untapeable("std's gradient reads where the deviation is zero")
     flat = array_of(spread) == 0
-    scaled = kept(grad, x, axis) / where(flat, 1.0, spread)
-    return where(flat, 0.0, scaled * _centered_scaled(x, axis, ddof, "std"))
+    # (centered / spread first, an O(1) ratio: grad / spread, then times centered, made second order
+    # go through 1 / spread**2, which overflows at a spread of 1e-170 and underflows at 1e170)
+    ratio = _centered_scaled(x, axis, ddof, "std") / where(flat, 1.0, spread)
+    return where(flat, 0.0, kept(grad, x, axis) * ratio)
 
 
 std.defvjp(in_float32(_std_dx), plain_arrays=True)
