@@ -128,6 +128,12 @@ def rebound(tensor: Tensor, name: str, result: Tensor, other: Any) -> Tensor:
             f"{result.dtype}, and an in-place op keeps the tensor's dtype. Write y = y {name[:-1]} other for the "
             "promoted dtype, or cast the operand (other.astype(y.dtype))"
         )
+    # The new tensor stands for the old one: it keeps its label and, if asked, its .grad
+    # (``h.retain_grad(); h += 1`` lost the retained gradient: None where PyTorch keeps it).
+    result.name = tensor.name
+    node = tensor.grad_fn
+    if node is not None and node._rare is not None and node.retained is not None and node.retained() is tensor:
+        result.retain_grad()
     return result
 
 

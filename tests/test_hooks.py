@@ -303,3 +303,27 @@ def test_an_optimizer_refuses_a_grad_that_is_not_floating_point(dtype: str) -> N
     with pytest.raises(TypeError, match=rf"SGD.step: .* has a gradient {dtype}\[2\]; a gradient is floating-point"):
         ab.optim.SGD([w], lr=1.0).step()
     np.testing.assert_array_equal(w.data, [1.0, 2.0])
+
+
+def test_zero_grad_to_zeros_writes_into_grad_and_a_retained_grad_adds_out_of_place() -> None:
+    # zero_grad(set_to_none=False) made a new tensor: a reference kept before it held the old
+    # gradient; PyTorch zeroes .grad itself. A retained non-leaf .grad adds out of place, as PyTorch's.
+    w = ab.tensor([[1.0, 2.0]], requires_grad=True)
+    model = ab.nn.Linear(2, 1, bias=False)
+    model.weight = ab.nn.Parameter(w.detach())
+    opt = ab.optim.SGD(model.parameters(), lr=0.1)
+    model(ab.tensor([[1.0, 2.0]])).sum().backward()
+    kept = model.weight.grad
+    opt.zero_grad(set_to_none=False)
+    model.zero_grad(set_to_none=False)
+    model(ab.tensor([[3.0, 6.0]])).sum().backward()
+    assert model.weight.grad is kept
+    np.testing.assert_array_equal(kept.data, [[3.0, 6.0]])
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    h.retain_grad()
+    (h * 1.0).sum().backward(retain_graph=True)
+    first = h.grad
+    (h * 1.0).sum().backward()
+    np.testing.assert_array_equal(first.data, [1.0, 1.0])
+    np.testing.assert_array_equal(h.grad.data, [2.0, 2.0])

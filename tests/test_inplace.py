@@ -370,3 +370,46 @@ def test_augmented_assignment_keeps_the_tensors_dtype_as_a_write_in_place_does()
     ints = ab.tensor([1, 2]) * 1
     with pytest.raises(TypeError):
         ints += ab.tensor([0.5, 0.5], requires_grad=True)  # float into int: not the same kind
+
+
+def test_augmented_assignment_counts_its_own_operand_and_handed_out_arrays() -> None:
+    x, h = _leaf_and_product()
+    h += h  # its own operand: not another holder (was refused)
+    np.testing.assert_array_equal(h.data, [4.0, 8.0])
+    held = h.numpy()  # the array itself: a rebind would leave it with the old values
+    with pytest.raises(RuntimeError, match="shares its memory with a numpy array handed out"):
+        h += 1.0
+    del held
+    h += 1.0
+    retained = x * 3.0
+    retained.retain_grad()
+    retained += 1.0  # the new tensor keeps the retained .grad (None before)
+    (retained * retained).sum().backward()
+    np.testing.assert_array_equal(retained.grad.data, 2.0 * (3.0 * x.data + 1.0))
+
+
+def test_the_unaliased_count_is_measured_with_tracing_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A tracer reading the frame's locals while the count was first measured made it one too
+    # high for good: every later alias got through (g = h; g *= 3 left h unchanged)
+    import importlib
+    import sys
+
+    inplace = importlib.import_module("autobp.tensor.inplace")
+    monkeypatch.setattr(inplace, "_UNALIASED", None)
+    frames: list[Any] = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_locals  # noqa: B018  (what a debugger does: the locals dict holds a reference)
+        frames.append(frame)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        inplace._unaliased(False)  # the first measure, as the first rebind takes it, under the tracer
+    finally:
+        sys.settrace(None)
+    frames.clear()
+    _, h = _leaf_and_product()
+    g = h
+    with pytest.raises(RuntimeError, match="held by more than this name"):
+        g *= 3.0

@@ -18,7 +18,7 @@ from autobp.graph import Node
 from autobp.ops.elementwise import copy as _differentiable_copy
 from autobp.tensor import Tensor
 
-__all__ = ["run_hooks", "run_node_hooks", "leaf_hooks", "accumulate", "check_accumulable"]
+__all__ = ["run_hooks", "run_node_hooks", "leaf_hooks", "accumulate", "check_accumulable", "clear_grad"]
 
 
 def run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
@@ -59,7 +59,9 @@ def run_node_hooks(node: Node, g: Any, create_graph: bool, retain: bool) -> Any:
         if tensor is not None:
             with modes(None, arrays=False):
                 kept = _own(g) if create_graph else Tensor._wrap(graph.copy_array(g))
-                tensor.grad = kept if tensor.grad is None else _sum(tensor.grad, kept)
+                # (out of place, as PyTorch's retain_grad adds: a reference taken after the first
+                # backward keeps what it held then)
+                tensor.grad = kept if tensor.grad is None else _sum(tensor.grad, kept, in_place=False)
     return g
 
 
@@ -81,7 +83,7 @@ def check_accumulable(leaf: Tensor, g: Any) -> None:
         )
 
 
-def _sum(so_far: Tensor, g: Tensor) -> Tensor:
+def _sum(so_far: Tensor, g: Tensor, in_place: bool = True) -> Tensor:
     """``so_far + g`` for ``.grad``. A ``.grad`` that carries a graph (from ``create_graph``) keeps
     it when a first-order backward adds to it, as in PyTorch: the sum is recorded.
 
@@ -92,7 +94,7 @@ def _sum(so_far: Tensor, g: Tensor) -> Tensor:
         with modes(True, arrays=False):
             return so_far + g
     data = so_far.data
-    if not g.requires_grad and type(data) is np.ndarray and data.flags.writeable and data.base is None:
+    if in_place and not g.requires_grad and type(data) is np.ndarray and data.flags.writeable and data.base is None:
         np.add(data, g.data, out=data)
         so_far._version += 1  # (the .grad's own counter: views of it see the write too)
         return so_far
@@ -110,3 +112,21 @@ def _own(g: Tensor) -> Tensor:
     if g.grad_fn is None:
         return _differentiable_copy(g)  # type: ignore[no-any-return]
     return g
+
+
+def clear_grad(param: Tensor, set_to_none: bool) -> None:
+    """``zero_grad``'s work on one parameter: ``.grad`` to None, or to zeros, written into
+    ``.grad``'s own array where it has one (as PyTorch zeroes it), so that a reference to ``.grad``
+    sees the zeros as it sees what backward adds (``_sum``)."""
+    grad = param.grad
+    if set_to_none or grad is None:
+        param.grad = None
+        return
+    data = grad.data
+    if not grad.requires_grad and type(data) is np.ndarray and data.flags.writeable and data.base is None:
+        data.fill(0)
+        grad._version += 1
+    else:
+        from autobp import backends
+
+        param.grad = Tensor(backends.namespace(param.data).zeros_like(param.data))

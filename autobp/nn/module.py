@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends
+from autobp.engine.hook_calls import clear_grad
 from autobp.tensor import Tensor
 
 __all__ = ["Module", "Parameter"]
@@ -201,10 +202,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's ``.grad`` (to None, or to zeros)."""
         for param in self.parameters():
-            if set_to_none or param.grad is None:
-                param.grad = None
-            else:
-                param.grad = Tensor(backends.namespace(param.data).zeros_like(param.data))
+            clear_grad(param, set_to_none)
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (dropout active) here and below; returns self."""

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends
+from autobp.engine.hook_calls import clear_grad
 from autobp.grad_mode import enable_grad, no_grad
 from autobp.tensor import Tensor
 
@@ -73,10 +74,7 @@ class Optimizer:
         """Clear every parameter's gradient: to None (default), or to zeros."""
         for group in self.param_groups:
             for param in group["params"]:
-                if set_to_none or param.grad is None:
-                    param.grad = None
-                else:
-                    param.grad = Tensor(backends.namespace(param.data).zeros_like(param.data))
+                clear_grad(param, set_to_none)
 
     @no_grad()  # a fresh manager per call: threads stepping their own optimizers keep their own mode
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

@@ -89,7 +89,7 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
     ) and not (tensor.grad_fn is None and tensor.requires_grad):
         # (a leaf that requires grad goes to _inplace, which refuses ``w += x`` as it refuses
         # ``w += 1.0``: a rebound w would be a new non-leaf, and an optimizer would step the old one)
-        _refuse_unlike_a_write(tensor, name, references)
+        _refuse_unlike_a_write(tensor, name, other, references)
         result: Tensor = getattr(_ops, op_name)(tensor, other)
         return rebound(tensor, name, result, other)
     return _inplace(tensor, name, ufunc, other)
@@ -97,28 +97,38 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
 
 # The references to a tensor that ``_augmented`` counts when one local name alone holds it
 # (measured once, through the same call path: ``_unaliased``), and the count its probe saw.
-_UNALIASED: int | None = None
+_UNALIASED: tuple[int, int] | None = None
 _probe_references = 0
 _PROBE: Any = object()  # the name of _unaliased's probe tensor, which _augmented only counts
 
 
-def _unaliased() -> int:
-    """The reference count ``_augmented`` sees for a tensor that one local name alone holds.
+def _unaliased(self_operand: bool) -> int:
+    """The reference count ``_augmented`` sees for a tensor that one local name alone holds
+    (``h += 1``), or that is its own operand besides (``h += h``).
 
     Measured, not assumed, since interpreters count differently (CPython's references on the
-    evaluation stack). An interpreter that counts a module-level name's load and not a local's
-    (CPython 3.14's borrowed loads) makes a module-level ``h += 1`` refuse too often, which is an
-    error, never a rebind let through."""
+    evaluation stack), with tracing off: a tracer reading the frame's locals (a debugger) holds
+    one more, and a count taken then would let an alias through for good. Where the count is
+    higher (a module-level name on CPython 3.14, whose local loads are borrowed; a frame whose
+    ``locals()`` were taken, a debugger's), a rebind is refused too often: an error, never a
+    rebind let through. (Calling ``t.__iadd__(u)`` by hand counts one fewer: not covered.)"""
     global _UNALIASED
     if _UNALIASED is None:
-        probe = Tensor._wrap(np.zeros(()))
-        probe.name = _PROBE
-        probe += 0.0  # (counted and returned as it is)
-        _UNALIASED = _probe_references
-    return _UNALIASED
+        tracer = sys.gettrace()
+        sys.settrace(None)
+        try:
+            probe = Tensor._wrap(np.zeros(()))
+            probe.name = _PROBE
+            probe += 0.0  # (counted and returned as it is)
+            alone = _probe_references
+            probe += probe
+            _UNALIASED = (alone, _probe_references)
+        finally:
+            sys.settrace(tracer)
+    return _UNALIASED[self_operand]
 
 
-def _refuse_unlike_a_write(tensor: Tensor, name: str, references: int) -> None:
+def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: int) -> None:
     """Refuse to rebind ``tensor`` where the rebind would not give what a write in place gives:
     another live Tensor shares its memory (a view, the base of a live view, a live ``detach()``:
     ``v = h[0:2]; v += 1`` left h unchanged, so ``(h * h).sum()`` came out as if nothing was
@@ -136,17 +146,27 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, references: int) -> None:
     # Every Tensor sharing a storage holds the one counter list (share_storage, detach), and nothing
     # else keeps it: more than its slot and getrefcount's argument means another Tensor shares it.
     shared = tensor._vc is not None and sys.getrefcount(tensor._vc) > 2
+    # A numpy array handed out (``t.numpy()``, ``np.asarray(t)``: the array itself) would keep the
+    # old values too. Its holders inside autobp: the tensor's slot, the node that made it (``out``),
+    # the local ``data`` here and getrefcount's argument (a tape's recorder holds arrays too: not
+    # counted while tracing).
+    data = tensor.data
+    node = tensor.grad_fn
+    holders = 4 if node is not None and node.out is data else 3
+    handed_out = type(data) is np.ndarray and graph._local.modes.tape is None and sys.getrefcount(data) > holders
     held = 0  # forward mode's own references: a level's entry holds the tensor (and is keyed by it, off a graph)
     for level in graph._local.modes.forward or ():
         key = tensor.grad_fn or tensor
         entry = level.tangents.get(key)
         if entry is not None:
             held += (entry[1] is tensor) + (key is tensor)
-    if shared or references - held > _unaliased():
+    if shared or handed_out or references - held > _unaliased(other is tensor):
         what = (
             "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "
             "or it has one, or a detach())"
             if shared
+            else "shares its memory with a numpy array handed out (t.numpy(), np.asarray(t), or a view of one)"
+            if handed_out
             else "is held by more than this name (another name, the caller of a function that was given it, "
             "a list or an attribute, or an op that read it and keeps it for its backward)"
         )
