@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import graph
+from autobp import backends, graph
 from autobp.backends import describe
 from autobp.engine.mode_switch import modes
 from autobp.graph import Node
@@ -93,12 +93,18 @@ def _sum(so_far: Tensor, g: Tensor, in_place: bool = True) -> Tensor:
     if so_far.requires_grad and not graph._local.modes.enabled:
         with modes(True, arrays=False):
             return so_far + g
-    data = so_far.data
-    if in_place and not g.requires_grad and type(data) is np.ndarray and data.flags.writeable and data.base is None:
-        np.add(data, g.data, out=data)
+    if in_place and not g.requires_grad and _writable_own(so_far):
+        np.add(so_far.data, g.data, out=so_far.data)
         so_far._version += 1  # (the .grad's own counter: views of it see the write too)
         return so_far
     return so_far + g
+
+
+def _writable_own(grad: Tensor) -> bool:
+    """Whether ``grad`` (a ``.grad``) is off any graph and holds a writeable numpy array of its own
+    memory: one that backward adds into and ``zero_grad`` zeroes in place."""
+    data = grad.data
+    return not grad.requires_grad and type(data) is np.ndarray and data.flags.writeable and data.base is None
 
 
 def _own(g: Tensor) -> Tensor:
@@ -122,11 +128,8 @@ def clear_grad(param: Tensor, set_to_none: bool) -> None:
     if set_to_none or grad is None:
         param.grad = None
         return
-    data = grad.data
-    if not grad.requires_grad and type(data) is np.ndarray and data.flags.writeable and data.base is None:
-        data.fill(0)
+    if _writable_own(grad):
+        grad.data.fill(0)
         grad._version += 1
     else:
-        from autobp import backends
-
         param.grad = Tensor(backends.namespace(param.data).zeros_like(param.data))

@@ -81,7 +81,7 @@ def leads_to(start: Node, wanted: set[Vertex], memo: dict[Vertex, bool]) -> bool
         node = stack.pop()
         below.append(node)
         for tensor in node._inputs or ():
-            if isinstance(tensor, Tensor) and tensor._requires_grad:
+            if _on_graph(tensor):
                 upstream = tensor.grad_fn
                 if upstream is not None and upstream not in seen and upstream not in memo:
                     seen.add(upstream)

@@ -20,7 +20,7 @@ from autobp import graph
 from autobp.backends import describe, holds_floats
 from autobp.forward import first_carrying_tangent, propagate
 from autobp.ops.opdef import OpDef
-from autobp.tensor import Tensor
+from autobp.tensor import Tensor, first_requiring_grad
 
 __all__ = ["make_public", "raise_with_context", "NUMPY_LIKE"]
 
@@ -71,21 +71,10 @@ def all_numpy(args: tuple[Any, ...]) -> bool:
     return True
 
 
-def _needs_grad(values: Any) -> bool:
-    """Whether a keyword value (or a tuple or list of them) is a Tensor that requires grad."""
-    for value in values:
-        if isinstance(value, Tensor):
-            if value._requires_grad:
-                return True
-        elif isinstance(value, tuple | list) and _needs_grad(value):
-            return True
-    return False
-
-
 def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
     """An op differentiates its positional inputs only: a keyword Tensor that requires grad would
     get no gradient, with no error. Refused, naming the op and the keyword."""
-    names = [name for name, value in kwargs.items() if _needs_grad([value])]
+    names = [name for name, value in kwargs.items() if first_requiring_grad([value]) is not None]
     raise TypeError(
         f"{opdef.name}: keyword argument {names[0]!r} is a Tensor that requires grad, but {opdef.name} "
         "differentiates only its positional inputs, so that gradient would be lost; pass a tensor that "
@@ -170,7 +159,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
             if numpy_only:
                 raise
             raise_with_context(opdef, error, args)
-        if kwargs and mode.enabled and _needs_grad(kwargs.values()):
+        if kwargs and mode.enabled and first_requiring_grad(kwargs.values()) is not None:
             raise_keyword_needs_grad(opdef, kwargs)
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
             out = record(opdef, result, args, kwargs)  # (views of inputs: handled there, as below)

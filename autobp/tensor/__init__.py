@@ -341,6 +341,20 @@ class Tensor:
         return _ops.transpose(self, order or None)
 
 
+def first_requiring_grad(values: Any) -> Tensor | None:
+    """The first Tensor that requires grad among ``values`` (and the tuples and lists in them),
+    or None: what a keyword argument or a numpy function would not differentiate."""
+    for value in values:
+        if isinstance(value, Tensor):
+            if value._requires_grad:
+                return value
+        elif isinstance(value, tuple | list):  # (namedtuples too)
+            found = first_requiring_grad(value)
+            if found is not None:
+                return found
+    return None
+
+
 def _is_boolean(value: Any) -> bool:
     """Whether ``value`` is a Python or numpy bool, or an array or Tensor of booleans (any library)."""
     if isinstance(value, bool | np.bool_):

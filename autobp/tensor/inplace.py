@@ -155,8 +155,8 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
     holders = 4 if node is not None and node.out is data else 3
     handed_out = type(data) is np.ndarray and graph._local.modes.tape is None and sys.getrefcount(data) > holders
     held = 0  # forward mode's own references: a level's entry holds the tensor (and is keyed by it, off a graph)
+    key = node or tensor
     for level in graph._local.modes.forward or ():
-        key = tensor.grad_fn or tensor
         entry = level.tangents.get(key)
         if entry is not None:
             held += (entry[1] is tensor) + (key is tensor)

@@ -18,7 +18,7 @@ import numpy as np
 from autobp import backends, graph
 from autobp.forward import first_carrying_tangent
 from autobp.grad_mode import is_grad_enabled
-from autobp.tensor import Tensor
+from autobp.tensor import Tensor, first_requiring_grad
 
 TENSOR_METHODS = (
     "_host",
@@ -77,26 +77,22 @@ def __array_function__(self: Tensor, func: Any, types: Any, args: tuple[Any, ...
         if "unexpected keyword argument" not in str(error):
             raise
         # numpy's reductions call the Tensor's own method with numpy's keywords (out=, dtype=)
-        import autobp  # (loaded by now: a Tensor exists)
-
         name = func.__name__
-        own = f"ab.{name}(t) or t.{name}()" if hasattr(autobp, name) else "autobp's ops"
+        own = f"ab.{name}(t) or t.{name}()" if _autobp_has(name) else "autobp's ops"
         raise TypeError(
             f"{func.__module__}.{name}: numpy calls the tensor's own method with numpy's keywords, which it "
             f"does not take ({error}); use {own}, or np.{name}(t.numpy()) for a numpy result"
         ) from error
     if backends.holds_floats(result):
-        tracked = _requiring_grad((*args, *kwargs.values())) if is_grad_enabled() else None
+        tracked = first_requiring_grad((*args, *kwargs.values())) if is_grad_enabled() else None
         why = "which requires grad; numpy's result is on no graph, so the gradient through it"
         levels = graph._local.modes.forward
         if tracked is None and levels:
             tracked = first_carrying_tangent((*args, *kwargs.values()), levels)
             why = "which carries a forward-mode tangent; numpy's result carries none, so the tangent through it"
         if tracked is not None:
-            import autobp  # (loaded by now: a Tensor exists)
-
             name = func.__name__
-            own = f"ab.{name}" if hasattr(autobp, name) else "autobp's ops"
+            own = f"ab.{name}" if _autobp_has(name) else "autobp's ops"
             raise TypeError(
                 f"{func.__module__}.{name}: given tensor {backends.describe(tracked)}, {why} would be lost. "
                 f"Compute it with {own}, or pass t.detach() for a constant"
@@ -104,17 +100,11 @@ def __array_function__(self: Tensor, func: Any, types: Any, args: tuple[Any, ...
     return result
 
 
-def _requiring_grad(values: tuple[Any, ...] | list[Any]) -> Tensor | None:
-    """The first Tensor that requires grad among ``values`` and the lists and tuples in them."""
-    for value in values:
-        if isinstance(value, Tensor):
-            if value._requires_grad:
-                return value
-        elif type(value) is list or type(value) is tuple:
-            found = _requiring_grad(value)
-            if found is not None:
-                return found
-    return None
+def _autobp_has(name: str) -> bool:
+    """Whether autobp has a function of numpy's ``name`` (to name it in an error)."""
+    import autobp  # (loaded by now: a Tensor exists)
+
+    return hasattr(autobp, name)
 
 
 def __len__(self: Tensor) -> int:
