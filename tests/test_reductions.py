@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import autobp as ab
+from autobp.ops.shape import kept_shape, normalize_axes
 from tests.conftest import library_or_skip
 
 LIBRARIES = ["numpy", "torch", "array_api_strict", "cupy"]
@@ -225,6 +227,127 @@ def test_prod_zero_in_one_slice_only() -> None:
     x = ab.tensor([[0.0, 2.0], [3.0, 4.0]], requires_grad=True)
     x.prod(axis=-1).sum().backward()
     assert x.grad is not None and x.grad.tolist() == [[2.0, 0.0], [4.0, 3.0]]
+
+
+# Slices with three and four zeros, one or two, and none, reduced over all axes, one axis, two axes.
+ZEROS_ROWS = np.array([[0.0, 0.0, 0.0, 2.0, -1.5], [0.0, 0.0, 0.0, 0.0, 3.0], [1.5, 0.5, -2.0, 1.0, 0.0]])
+ZEROS_BLOCKS = np.array([[[0.0, 0.0], [0.0, 2.0], [3.0, 0.0]], [[1.0, 2.0], [0.5, 0.0], [0.0, 0.0]]])
+HIGHER_ORDER_CASES = [
+    (np.array([0.0, 0.0, 0.0, 2.0]), None, False),
+    (ZEROS_ROWS, 1, True),
+    (ZEROS_ROWS, 0, False),
+    (ZEROS_BLOCKS, (0, 2), True),
+    (ZEROS_BLOCKS, (1, 2), False),
+    (ZEROS_BLOCKS, None, True),
+]
+HIGHER_ORDER_IDS = ["all-3-zeros", "rows-keepdims", "columns", "axes-0-2-keepdims", "axes-1-2", "all-6-zeros-keepdims"]
+
+
+def _prod_derivative_by_definition(
+    values: np.ndarray, weights: np.ndarray, axes: tuple[int, ...], dirs: list[np.ndarray]
+) -> float:
+    """The k-th derivative of ``sum(weights * prod(values, axes, keepdims=True))`` along the k
+    directions ``dirs``, from the definition: the mixed partial of a slice's product along distinct
+    elements S is the product of the slice's other elements, and 0 along a repeated element."""
+    moved = [a for a in range(values.ndim) if a not in axes] + list(axes)
+    count = math.prod(values.shape[a] for a in axes)
+
+    def rows(array: np.ndarray) -> np.ndarray:
+        return np.transpose(np.broadcast_to(array, values.shape), moved).reshape(-1, count)
+
+    xs, ds, ws = rows(values), [rows(d) for d in dirs], rows(weights)[:, 0]
+    total = 0.0
+    for s, row in enumerate(xs):
+        for picks in itertools.permutations(range(count), len(dirs)):
+            total += ws[s] * np.prod(np.delete(row, picks)) * math.prod(d[s, i] for d, i in zip(ds, picks, strict=True))
+    return float(total)
+
+
+def _prod_derivative(
+    mode: str, make: Any, values: np.ndarray, weights: Any, axis: Any, keepdims: bool, dirs: list
+) -> float:
+    """The same derivative from autobp: reverse (``grad`` with ``create_graph``, k times), forward
+    (``jvp`` of ``jvp``...) or forward-over-reverse (``hvp`` of the (k - 2)-th reverse derivative)."""
+    out_weights = make(weights if keepdims else np.reshape(weights, np.prod(values, axis=axis).shape))
+
+    def f(t: ab.Tensor) -> ab.Tensor:
+        return (ab.prod(t, axis=axis, keepdims=keepdims) * out_weights).sum()
+
+    def reverse(fn: Any, direction: np.ndarray) -> Any:
+        def derivative(t: ab.Tensor) -> ab.Tensor:
+            (g,) = ab.grad(fn(t), [t], create_graph=True)
+            return (g * make(direction)).sum()
+
+        return derivative
+
+    def forward(fn: Any, direction: np.ndarray) -> Any:
+        return lambda t: ab.functional.jvp(fn, t, make(direction), create_graph=True)[1]
+
+    x = make(values)
+    if mode == "reverse":
+        for direction in dirs:
+            f = reverse(f, direction)
+        return f(x.requires_grad_()).item()
+    if mode == "forward":
+        for direction in dirs:
+            f = forward(f, direction)
+        return f(x).item()
+    for direction in dirs[:-2]:
+        f = reverse(f, direction)
+    _, hv = ab.functional.hvp(f, x, make(dirs[-2]))
+    return (hv * make(dirs[-1])).sum().item()
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("mode", ["reverse", "forward", "forward-over-reverse"])
+@pytest.mark.parametrize(("values", "axis", "keepdims"), HIGHER_ORDER_CASES, ids=HIGHER_ORDER_IDS)
+def test_prod_derivatives_of_every_order_at_zeros_are_the_definitions(
+    lib: str, dtype: str, mode: str, values: np.ndarray, axis: Any, keepdims: bool
+) -> None:
+    # Orders 3 and 4 at slices of 3 and 4 zeros came out 0 (the rule held the other zeros' product
+    # constant past two zeros); [0, 0, 0, 2]'s d3 / dx0 dx1 dx2 is 2, as PyTorch gives.
+    xp = library_or_skip(lib)
+
+    def make(array: np.ndarray) -> ab.Tensor:
+        return ab.Tensor(xp.from_numpy(np.asarray(array, dtype), None))
+
+    rng = np.random.default_rng(7)
+    axes = tuple(range(values.ndim)) if axis is None else normalize_axes(axis, values.ndim, "prod")
+    weights = rng.uniform(0.5, 2.0, kept_shape(values.shape, axes))
+    for order in (1, 2, 3, 4):
+        dirs = [rng.uniform(-1.0, 1.0, values.shape) for _ in range(order)]
+        if mode == "forward-over-reverse" and order < 2:
+            continue
+        want = _prod_derivative_by_definition(values, weights, axes, dirs)
+        got = _prod_derivative(mode, make, values, weights, axis, keepdims, dirs)
+        tolerance = 1e-5 if dtype == "float32" else 1e-12
+        assert got == pytest.approx(want, rel=tolerance, abs=tolerance), order
+
+
+def test_prod_third_and_fourth_derivatives_at_zeros_element_by_element() -> None:
+    x = ab.tensor([0.0, 0.0, 0.0, 2.0], requires_grad=True)
+    (g,) = ab.grad(ab.prod(x), [x], create_graph=True)
+    (h,) = ab.grad(g[0], [x], create_graph=True)
+    (third,) = ab.grad(h[1], [x], create_graph=True)
+    assert third.tolist() == [0.0, 0.0, 2.0, 0.0]  # (was [0, 0, 0, 0])
+    (fourth,) = ab.grad(third[2], [x])
+    assert fourth.tolist() == [0.0, 0.0, 0.0, 1.0]
+    y = ab.tensor([0.0, 0.0, 0.0, 0.0, -3.0], requires_grad=True)
+    (row,) = ab.grad(ab.prod(y), [y], create_graph=True)
+    for i in range(3):  # d / dy0, d / dy1, d / dy2 in turn
+        (row,) = ab.grad(row[i], [y], create_graph=i < 2)
+    assert row.tolist() == [0.0, 0.0, 0.0, -3.0, 0.0]  # d4 / dy0 dy1 dy2 dy3 is y4
+
+
+def test_a_slice_without_zeros_keeps_its_derivatives_beside_one_with_zeros() -> None:
+    # Slices with zeros take products of the others, whose partial products (1e160 * 1e160) may
+    # overflow where out / x does not; a slice without zeros must not see them, even times 0.
+    x = ab.tensor([[0.0, 0.0, 0.0, 2.0, 1.0, 1.0], [1e-100, 1e160, 1e160, 1e-100, 1e-100, 1e-20]], requires_grad=True)
+    (g,) = ab.grad(ab.prod(x, axis=1).sum(), [x], create_graph=True)
+    (h,) = ab.grad(g[1, 0], [x])
+    np.testing.assert_allclose(h.numpy()[1], [0.0, 1e-60, 1e-60, 1e200, 1e200, 1e120], rtol=1e-12)  # (was nan)
+    assert h.numpy()[0].tolist() == [0.0] * 6
 
 
 @pytest.mark.parametrize(

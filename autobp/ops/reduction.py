@@ -13,10 +13,12 @@ Conventions at the edges, all without numpy warnings:
   overflow (float32 above 1.8e19): they are scaled by the largest before squaring, so the std
   keeps its digits (PyTorch's float32, summed in float64, does too); float32 ``[1e-23, -1e-23]``
   had std 0, ``[1e20, -1e20]`` inf.
-- ``prod``: exact gradients with zeros in the input, to second order; beside an infinity, each
-  element's gradient is the IEEE product of the others (``[inf, 2]``: ``[2, inf]``, where
-  ``out / x`` gave nan), first order exact. Elsewhere the gradient is ``out / x``, which loses
-  precision when the product underflows (values near 1e-300).
+- ``prod``: exact derivatives of every order with any number of zeros in the input: a gradient
+  that is itself differentiated takes, in slices with a zero, products of the other elements
+  (exclusive prefix times suffix products, no division). Beside an infinity, each element's
+  gradient is the IEEE product of the others (``[inf, 2]``: ``[2, inf]``, where ``out / x`` gave
+  nan). Elsewhere the gradient is ``out / x``, which loses precision when the product underflows
+  (values near 1e-300).
 - Floats narrower than float32 (float16, PyTorch's bfloat16): ``mean``, ``var`` and ``std``
   accumulate in float32, forward and backward, and round the result to the input's dtype, as
   numpy's ``mean`` and PyTorch do; so do ``sum`` (numpy's float16 sum along an outer axis stalls)
@@ -35,6 +37,7 @@ from autobp import graph
 from autobp.backends import namespace
 from autobp.backends.standard_extras import total_as_numpy
 from autobp.ops.elementwise import exp, less, quiet, sign, where
+from autobp.ops.indexing import getitem
 from autobp.ops.reduction_parts import (
     accumulator,
     as_array,
@@ -46,7 +49,7 @@ from autobp.ops.reduction_parts import (
     kept,
 )
 from autobp.ops.registry import Hints, op
-from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes
+from autobp.ops.shape import array_of, broadcast_to, kept_shape, normalize_axes, pad, reshape, transpose
 from autobp.tensor import Tensor
 
 REDUCTION = Hints(shapes="reduction", kwargs={"keepdims": (False, True)})
@@ -242,16 +245,76 @@ def _prod_dx(grad: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: b
         # first overflowed when both fit (float16 [300, 200] times 2: inf, not [400, 600]).
         return grad * (out / x)
     axes = normalize_axes(axis, x.ndim, "prod")
+    modes = graph._local.modes
+    if isinstance(x, Tensor) and (modes.enabled or modes.forward):
+        # The gradient is itself differentiated (create_graph, or a forward-mode level around the
+        # rule): the forms below hold the other zeros constant, and every derivative of order k
+        # at k or more zeros came out 0.
+        return grad * _others_differentiably(x, out, is_zero | is_infinite, axes)
     zeros = xp.sum(xp.astype(is_zero, values.dtype), axis=axes, keepdims=True)  # how many per slice
     if has_infinity:  # out / x would be inf / inf (nan) at an infinity: [inf, 2] has gradient [2, inf]
         return grad * _others_beside_infinities(x, values, is_zero, zeros, is_infinite, axes)
     nonzero_product = prod(where(is_zero, 1.0, x), axis=axes, keepdims=True)
-    # At a zero, the other elements' product is the nonzero product times the other zeros: 1 of
-    # them (one zero), x_k (two zeros: the sum of zeros minus x_i, kept so that second order is
-    # exact), or 0 (three or more). Elsewhere out / x_i is 0 in value, with the right derivative.
-    zero_sum = sum(where(is_zero, x, 0.0), axis=axes, keepdims=True)
-    other_zeros = where(zeros == 1, 1.0, where(zeros == 2, zero_sum - x, 0.0))
+    # At a zero, the other elements' product is the nonzero product times the other zeros' product:
+    # 1 (one zero) or 0 (two or more). Elsewhere out / x_i, 0 in value.
+    other_zeros = where(zeros == 1, 1.0, 0.0)
     return grad * where(is_zero, nonzero_product * other_zeros, out / where(is_zero, 1.0, x))
+
+
+def _others_differentiably(x: Tensor, out: Tensor, special: Any, axes: tuple[int, ...]) -> Tensor:
+    """``prod_{j != i} x_j`` for each element (x's shape), differentiable at every order.
+
+    ``special`` (x's shape, bool) marks zeros and infinities. Slices that hold one take the
+    exclusive products of ``_exclusive_products``, IEEE products of the others as first order
+    gives them; the others keep ``out / x`` (``out`` with the reduced axes kept), the first-order
+    path's bits, whose derivatives are exact where no element is zero.
+    """
+    values = array_of(x)
+    xp = namespace(values)
+    held = xp.sum(xp.astype(special, values.dtype), axis=axes, keepdims=True) > 0  # per slice
+    # Each branch sees ones where the other is taken: a branch left out still gets a zero cotangent,
+    # and an inf or nan in it (a product of the others that overflows, out / x at an infinity)
+    # would turn that zero into nan.
+    quotient = where(held, 1.0, out) / where(held, 1.0, x)
+    return where(held, _exclusive_products(where(held, x, 1.0), axes), quotient)
+
+
+def _exclusive_products(x: Tensor, axes: tuple[int, ...]) -> Tensor:
+    """``prod_{j != i} x_j`` over each slice along ``axes``, for each element: x's shape.
+
+    The reduced axes are moved last and flattened to one of n elements; there the exclusive
+    prefix product times the exclusive suffix product gives the others' product. Each is a
+    Hillis-Steele scan: log2(n) products with a copy shifted by 1, 2, 4, ... places and padded with
+    ones. Only products, slices, pads and transposes: no division and no read of the values, so
+    the graph differentiates exactly at every order, at any number of zeros.
+    """
+    kept_axes = tuple(a for a in range(x.ndim) if a not in axes)
+    order = kept_axes + tuple(sorted(axes))
+    moved = transpose(x, order)
+    n = element_count(x.shape, axes)
+    flat = reshape(moved, (*moved.shape[: len(kept_axes)], n))
+    others = reshape(_scan(flat, n, reverse=False) * _scan(flat, n, reverse=True), moved.shape)
+    return transpose(others, tuple(order.index(a) for a in range(x.ndim)))
+
+
+def _scan(flat: Tensor, n: int, reverse: bool) -> Tensor:
+    """The exclusive product scan of ``flat`` (shape (..., n)) along its last axis, from the end
+    with ``reverse``: element i is the product of the elements before (after) it, 1 at the edge."""
+    lead = (slice(None),) * (flat.ndim - 1)
+
+    def shifted(values: Tensor, places: int) -> Tensor:
+        # values moved ``places`` along the last axis (towards the end, or the start with
+        # ``reverse``), the places left behind filled with ones
+        kept_part = getitem(values, (*lead, slice(places, None) if reverse else slice(0, n - places)))
+        widths = [(0, 0)] * (flat.ndim - 1) + [(0, places) if reverse else (places, 0)]
+        return pad(kept_part, widths, constant_values=1.0)
+
+    scan = shifted(flat, 1)
+    places = 1
+    while places < n:
+        scan = scan * shifted(scan, places)
+        places *= 2
+    return scan
 
 
 def _others_beside_infinities(
@@ -260,9 +323,9 @@ def _others_beside_infinities(
     """``prod_{j != i} x_j`` for each element, where a slice holds an infinity: the product of the
     slice's finite nonzero elements (without x_i's own factor), times the product of its other
     zeros and infinities, which is 1 (none), 0, +-inf or nan (a zero and an infinity), as IEEE
-    multiplication gives. That second factor is held constant: in such a slice second order
-    through the zeros is not exact, as it is where a slice holds zeros alone. ``zeros`` counts
-    each slice's zeros (kept dimensions)."""
+    multiplication gives. That second factor is held constant, so this form serves first order
+    only (a differentiated gradient takes ``_others_differentiably``). ``zeros`` counts each
+    slice's zeros (kept dimensions)."""
     xp = namespace(values)
     special = is_zero | is_infinite
     finite_product = prod(where(special, 1.0, x), axis=axes, keepdims=True)
