@@ -384,6 +384,30 @@ def test_assigning_a_plain_tensor_to_a_parameter_is_refused() -> None:
     assert sorted(name for name, _ in lin.named_parameters()) == ["bias", "weight"]
 
 
+def test_an_array_or_a_list_into_a_parameter_slot_or_register_parameter_is_refused() -> None:
+    # A numpy array (or a list) in the weight's place: forward computes with it, but it is in no
+    # parameters() and no state_dict, so an optimizer never trains it (PyTorch raises). So was a
+    # plain Tensor or array given to register_parameter, kept as a plain attribute.
+    lin = nn.Linear(2, 1, rng=0)
+    with pytest.raises(TypeError, match=r"Linear.weight is a parameter: assign an nn.Parameter.*got ndarray"):
+        lin.weight = np.ones((1, 2))
+    with pytest.raises(TypeError, match=r"Linear.weight is a parameter: assign an nn.Parameter.*got list"):
+        lin.weight = [[1.0, 1.0]]
+    empty = nn.Linear(2, 1, bias=False, rng=0)
+    with pytest.raises(TypeError, match=r"parameter slot \(None now\)"):
+        empty.bias = np.zeros(1)
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]
+    assert [name for name, _ in empty.named_parameters()] == ["weight"]
+    module = nn.Module()
+    for value in (ab.tensor([1.0], requires_grad=True), np.ones(2), [1.0]):
+        with pytest.raises(TypeError, match=r"Module.register_parameter\('w'\): expected an nn.Parameter or None"):
+            module.register_parameter("w", value)
+        assert not hasattr(module, "w")
+    module.register_parameter("w", nn.Parameter([1.0]))
+    module.register_parameter("b", None)
+    assert [name for name, _ in module.named_parameters()] == ["w"] and list(module._parameters) == ["w", "b"]
+
+
 def test_a_tensor_into_an_empty_parameter_slot_is_refused_and_slots_keep_their_order() -> None:
     # Linear(bias=False), then .bias = a tensor: used by forward, but in no parameters() and no
     # state_dict, so never trained or saved, with no error (PyTorch raises).

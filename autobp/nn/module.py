@@ -114,15 +114,17 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
         params: dict[str, Parameter | None] = self.__dict__["_parameters"]
         modules: dict[str, Module] = self.__dict__["_modules"]
-        if isinstance(value, Tensor) and not isinstance(value, Parameter) and name in params:
-            # Unregistered without a word, the slot's new tensor would not be trained, nor saved
-            # (an empty slot too: Linear(bias=False), then .bias = a tensor).
+        if value is not None and not isinstance(value, Parameter) and name in params:
+            # Unregistered without a word, the slot's new value would not be trained, nor saved
+            # (an empty slot too: Linear(bias=False), then .bias = a tensor); a numpy array or a
+            # list too, which forward computes with as well. PyTorch refuses all of them.
             in_place = f", or change its values in place (with ab.no_grad(): module.{name}.copy_(t))"
             empty = params[name] is None
             what, advice = ("a parameter slot (None now)", "") if empty else ("a parameter", in_place)
+            got = backends.describe(value) if isinstance(value, Tensor) else type(value).__name__
             raise TypeError(
                 f"{type(self).__name__}.{name} is {what}: assign an nn.Parameter (nn.Parameter(t)){advice}; "
-                f"got {backends.describe(value)}"
+                f"got {got}"
             )
         if isinstance(value, Parameter) or (value is None and name in params):
             # A slot keeps its place in parameters() (an optimizer's state is kept by position),
@@ -149,6 +151,13 @@ class Module:
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` under ``name`` (None keeps the slot, as ``bias=False`` does)."""
+        if param is not None and not isinstance(param, Parameter):
+            # (set as a plain attribute, it was in no parameters() and no state_dict: never
+            # trained, never saved, with no error; PyTorch refuses it)
+            got = backends.describe(param) if isinstance(param, Tensor) else type(param).__name__
+            raise TypeError(
+                f"{type(self).__name__}.register_parameter({name!r}): expected an nn.Parameter or None, got {got}"
+            )
         setattr(self, name, param)
         if param is None:
             self.__dict__["_parameters"][name] = None
