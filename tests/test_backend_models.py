@@ -231,6 +231,28 @@ def test_save_writes_host_copies_and_load_puts_them_back(lib: backends.Namespace
                 np.testing.assert_array_equal(host(param), host(model.state_dict()[name]))
 
 
+def test_load_state_dict_writes_into_the_parameters_memory_where_the_library_writes_in_place(
+    lib: backends.Namespace,
+) -> None:
+    """As on numpy (and in PyTorch), the loaded values go into the parameter's own array on torch:
+    a ``detach()`` of the parameter, which shares its memory and sees every optimizer step, sees
+    them too. A new tensor in the parameter's place left it holding the old weights on torch
+    alone. array-api-strict has no writes into shared memory: there the array is replaced."""
+    model = nn.Linear(2, 2, rng=0, dtype=np.float32).to(lib.name)
+    held, data = model.weight.detach(), model.weight.data
+    version = model.weight._version
+    model.load_state_dict({"weight": np.arange(4.0).reshape(2, 2), "bias": np.zeros(2)})  # float64 in: cast
+    assert_in(model.weight, lib, "float32")
+    assert host(model.weight).tolist() == [[0.0, 1.0], [2.0, 3.0]] and model.weight._version > version
+    if lib.name == "torch":
+        assert model.weight.data is data
+        assert host(held).tolist() == [[0.0, 1.0], [2.0, 3.0]]
+    on_numpy = nn.Linear(2, 2, rng=0)  # the behaviour torch follows
+    numpy_held = on_numpy.weight.detach()
+    on_numpy.load_state_dict({"weight": np.arange(4.0).reshape(2, 2), "bias": np.zeros(2)})
+    assert numpy_held.numpy().tolist() == [[0.0, 1.0], [2.0, 3.0]]
+
+
 def test_load_puts_big_endian_arrays_in_the_library_in_native_order(lib: backends.Namespace, tmp_path: Path) -> None:
     """A file written on a big-endian machine (or of a ">f8" array) is no damaged file: its arrays
     reach the library byte-swapped, values and dtype kind kept (torch refuses other byte orders)."""

@@ -77,8 +77,16 @@ def _copy_into(param: Tensor, values: Any) -> None:
         xp = backends.namespace(data)
         if backends.library_of(values) is not xp or xp.device_name(values) != xp.device_name(data):
             values = xp.from_numpy(backends.namespace(values).to_numpy(values), xp.device(data))
-        # A new array in the parameter's place (libraries differ in how they write in place).
-        param.data = xp.astype(values, data.dtype, copy=True)
+        if xp.name == "torch":
+            # Into the parameter's own tensor, as numpy's copyto above and PyTorch's
+            # load_state_dict write: a view or detach() of the parameter (the memory an optimizer
+            # step writes into) sees the loaded values. A new tensor in its place left them
+            # holding the old values on torch alone.
+            data.copy_(values)
+        else:
+            # A new array in the parameter's place (array-api-strict has no writes into memory
+            # that views may share; autobp writes in place into numpy and torch arrays only).
+            param.data = xp.astype(values, data.dtype, copy=True)
     param._version += 1  # saved tensors of an earlier graph are now stale
 
 
