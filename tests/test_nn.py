@@ -384,6 +384,26 @@ def test_assigning_a_plain_tensor_to_a_parameter_is_refused() -> None:
     assert sorted(name for name, _ in lin.named_parameters()) == ["bias", "weight"]
 
 
+def test_a_module_shared_in_two_places_is_visited_once_as_pytorch_does() -> None:
+    # Sequential(l, Tanh(), l): modules() gave l twice, so a penalty summed over the Linear
+    # layers counted its weight twice (loss and gradient double PyTorch's), with no error.
+    shared = nn.Linear(2, 2, rng=0)
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1"]
+    assert [module for module in model.modules()] == [model, shared, model[1]]
+    assert [name for name, _ in model.named_children()] == ["0", "1"] and len(list(model.children())) == 2
+    assert len(model) == 3 and [type(m).__name__ for m in model] == ["Linear", "Tanh", "Linear"]  # (still run twice)
+    penalty = sum((m.weight * m.weight).sum() for m in model.modules() if isinstance(m, nn.Linear))
+    np.testing.assert_allclose(penalty.item(), (shared.weight.numpy() ** 2).sum(), rtol=1e-15)
+    penalty.backward()
+    np.testing.assert_allclose(shared.weight.grad.numpy(), 2 * shared.weight.numpy(), rtol=1e-15)
+    # A module that holds itself (or an ancestor) is walked once, not without end.
+    loop = nn.Sequential(nn.Linear(1, 1, rng=0))
+    loop.add_module("again", loop)
+    assert [name for name, _ in loop.named_modules()] == ["", "0"]
+    assert [name for name, _ in loop.named_parameters()] == ["0.weight", "0.bias"]
+
+
 def test_an_array_or_a_list_into_a_parameter_slot_or_register_parameter_is_refused() -> None:
     # A numpy array (or a list) in the weight's place: forward computes with it, but it is in no
     # parameters() and no state_dict, so an optimizer never trains it (PyTorch raises). So was a

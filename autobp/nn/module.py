@@ -183,21 +183,35 @@ class Module:
 
     # -- the tree ---------------------------------------------------------------------------------
     def children(self) -> Iterator[Module]:
-        """The direct sub-modules, in registration order."""
-        yield from self._modules.values()
+        """The direct sub-modules, in registration order, each once (as PyTorch's)."""
+        for _, child in self.named_children():
+            yield child
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        """The direct sub-modules with their attribute names."""
-        yield from self._modules.items()
+        """The direct sub-modules with their attribute names; one registered under two names
+        comes once, under the first."""
+        seen: set[int] = set()
+        for name, child in self._modules.items():
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module and every descendant, with dotted names ("" for this one)."""
+        """This module and every descendant, with dotted names ("" for this one), each once even
+        if shared (under its first name, as PyTorch's): a loop over ``modules()`` (a weight
+        penalty, an init) visited a shared layer once per place, adding its term twice."""
+        yield from self._named_modules(prefix, set())
+
+    def _named_modules(self, prefix: str, seen: set[int]) -> Iterator[tuple[str, Module]]:
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child._named_modules(f"{prefix}.{name}" if prefix else name, seen)
 
     def modules(self) -> Iterator[Module]:
-        """This module and every descendant, depth first."""
+        """This module and every descendant, depth first, each once."""
         for _, module in self.named_modules():
             yield module
 
