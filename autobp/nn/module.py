@@ -68,7 +68,7 @@ def _casts(source: Any, target: Any) -> bool:
 
 def _copy_into(param: Tensor, values: Any) -> None:
     """Write ``values`` (any library) into ``param``'s array, keeping its dtype, library and device."""
-    data = param.data
+    data: Any = param.data
     if type(data) is np.ndarray:
         if type(values) is not np.ndarray:
             values = backends.namespace(values).to_numpy(values)
@@ -131,8 +131,7 @@ class Module:
             what, advice = ("a parameter slot (None now)", "") if empty else ("a parameter", in_place)
             got = backends.describe(value) if isinstance(value, Tensor) else type(value).__name__
             raise TypeError(
-                f"{type(self).__name__}.{name} is {what}: assign an nn.Parameter (nn.Parameter(t)){advice}; "
-                f"got {got}"
+                f"{type(self).__name__}.{name} is {what}: assign an nn.Parameter (nn.Parameter(t)){advice}; got {got}"
             )
         if isinstance(value, Parameter) or (value is None and name in params):
             # A slot keeps its place in parameters() (an optimizer's state is kept by position),
