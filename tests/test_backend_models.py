@@ -247,6 +247,13 @@ def test_load_state_dict_writes_into_the_parameters_memory_where_the_library_wri
     if lib.name == "torch":
         assert model.weight.data is data
         assert host(held).tolist() == [[0.0, 1.0], [2.0, 3.0]]
+        import torch
+
+        # A torch model's Parameters (which require grad in torch) load as values: the array
+        # stays off torch's graph.
+        model.load_state_dict({"weight": torch.nn.Parameter(torch.ones(2, 2)), "bias": torch.zeros(2)})
+        assert not model.weight.data.requires_grad and model.weight.data is data
+        assert host(held).tolist() == [[1.0, 1.0], [1.0, 1.0]]
     on_numpy = nn.Linear(2, 2, rng=0)  # the behaviour torch follows
     numpy_held = on_numpy.weight.detach()
     on_numpy.load_state_dict({"weight": np.arange(4.0).reshape(2, 2), "bias": np.zeros(2)})

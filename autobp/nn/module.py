@@ -82,7 +82,9 @@ def _copy_into(param: Tensor, values: Any) -> None:
             # load_state_dict write: a view or detach() of the parameter (the memory an optimizer
             # step writes into) sees the loaded values. A new tensor in its place left them
             # holding the old values on torch alone.
-            data.copy_(values)
+            # (detached: a torch tensor that requires grad, a torch model's Parameter, would
+            # make the parameter's array a node of torch's own graph, grown by every step)
+            data.copy_(values.detach())
         else:
             # A new array in the parameter's place (array-api-strict has no writes into memory
             # that views may share; autobp writes in place into numpy and torch arrays only).
