@@ -295,6 +295,12 @@ def as_gradient(value: Any, like: Tensor, what: str) -> Tensor:
             ) from None
         if isinstance(value, Tensor):
             return value
+        if getattr(data, "requires_grad", False) is True:  # (torch.asarray would keep it on torch's graph)
+            raise TypeError(
+                f"{what}: the gradient is {backends.describe(data)}, which requires grad in torch; autobp "
+                "passes no gradient to torch's autograd: give ab.tensor(g.detach(), requires_grad=True) "
+                "for a gradient to differentiate through (create_graph=True), or g.detach()"
+            )
     xp = backends.namespace(target)
     return Tensor._wrap(xp.asarray(data, dtype=target.dtype, device=xp.device(target), copy=True))
 

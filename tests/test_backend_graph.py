@@ -691,3 +691,23 @@ def test_a_complex_array_of_any_library_at_argnums_is_refused(library: str) -> N
     for transform in (ab.functional.value_and_grad, ab.tape.value_and_grad):
         with pytest.raises(TypeError, match=r"argument \(.*complex128\[2\]\) is not a real number"):
             transform(lambda a: (a * a).sum())(z)
+
+
+def test_a_torch_tensor_on_torchs_graph_is_copied_off_it_or_refused() -> None:
+    """autobp's torch arrays never require grad: ``ab.tensor`` of one that does copies it as a
+    constant (as ``ab.tensor`` of a Tensor does); as an op's bare argument or a gradient seed it is
+    refused, naming the way out. Before, the copy and the op's result joined torch's graph (which
+    autobp never walks, and which grew with each step), and the seed computed on it."""
+    torch = pytest.importorskip("torch")
+    on_torchs_graph = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    copied = ab.tensor(on_torchs_graph)
+    assert not copied.data.requires_grad and copied.data.grad_fn is None
+    w = ab.tensor(torch.ones(3, dtype=torch.float64), requires_grad=True)
+    with pytest.raises(TypeError, match=r"mul: got torch float64\[3\], which requires grad in torch.*t\.detach\(\)"):
+        w * on_torchs_graph
+    with pytest.raises(TypeError, match=r"backward: the gradient is torch float64\[3\], which requires grad"):
+        (w * 2.0).backward(on_torchs_graph)
+    assert w.grad is None
+    (w * 2.0).backward(on_torchs_graph.detach())  # the ways out work
+    assert w.grad.data.tolist() == [2.0, 2.0, 2.0] and not w.grad.data.requires_grad
+    assert not (w * on_torchs_graph.detach()).data.requires_grad

@@ -35,6 +35,17 @@ TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims", "correction": "ddof", "
 DDOF_DEFAULTS = " (var and std default to numpy's ddof=0; PyTorch's default is the unbiased correction=1)"
 
 
+def raise_on_torch_autograd(opdef: OpDef, value: Any) -> None:
+    """Refuse a bare torch tensor that requires grad as an op's argument: autobp takes a bare array
+    as a constant, and the result would have joined torch's graph, which autobp never walks (a
+    ``.grad`` the user waits for stays empty) and which grows with every step."""
+    raise TypeError(
+        f"{opdef.name}: got {describe(value)}, which requires grad in torch; autobp computes gradients "
+        "itself and passes none to torch's autograd: give ab.tensor(t.detach(), requires_grad=True) "
+        "to differentiate with respect to it, or t.detach() as a constant"
+    )
+
+
 def raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -> None:
     if opdef.explain is not None and isinstance(error, ValueError):  # the op's own account of bad shapes
         opdef.explain(*[value.data if isinstance(value, Tensor) else value for value in inputs])
@@ -149,8 +160,10 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
                     numpy_only = False
             else:
                 arrays.append(value)
-                if numpy_only and not isinstance(value, NUMPY_LIKE):
+                if not isinstance(value, NUMPY_LIKE):
                     numpy_only = False
+                    if getattr(value, "requires_grad", False) is True:  # a torch tensor on torch's graph
+                        raise_on_torch_autograd(opdef, value)
         try:
             result = (fast if numpy_only else forward)(*arrays, **kwargs)  # (fast is forward if none)
         except (ValueError, TypeError, IndexError, OverflowError) as error:

@@ -29,6 +29,10 @@ def copied_array(data: Any, dtype: Any = None) -> Any:
     """
     xp = None if isinstance(data, np.ndarray) else backends.library_of(data)  # (ndarray subclasses too)
     if xp is not None and xp is not _NUMPY:  # another library's array keeps its library and device
+        if getattr(data, "requires_grad", False) is True:
+            # A torch tensor on torch's graph: the copy is a constant, as ab.tensor of a Tensor is
+            # (torch.asarray would keep it on that graph, which autobp never walks and which grows).
+            data = data.detach()
         return xp.asarray(data, dtype=None if dtype is None else _foreign_dtype(xp, dtype), copy=True)
     try:
         array = np.array(data, dtype=dtype, copy=True)
