@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import autobp as ab
-from autobp import optim
+from autobp import nn, optim
 
 P0 = np.array([[0.5, -1.5], [2.0, 0.25]])
 GRADS = [np.array([[0.1, -0.2], [0.3, 0.4]]), np.array([[-0.5, 0.2], [0.0, 1.0]]), np.array([[0.3, 0.3], [-0.7, 0.1]])]
@@ -154,8 +154,8 @@ def test_constructor_errors() -> None:
         optim.Adam([p], betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="more than one group"):
         optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
-    with pytest.raises(TypeError, match="leaf Tensors"):
-        optim.SGD([ab.ones(1)], lr=0.1)
+    with pytest.raises(TypeError, match=r"leaf Tensors .* got ndarray"):
+        optim.SGD([np.ones(1)], lr=0.1)
     with pytest.raises(TypeError, match="unknown hyperparameters"):
         optim.SGD([{"params": [p], "betas": (0.9, 0.9)}], lr=0.1)
 
@@ -323,3 +323,35 @@ def test_a_scheduler_resumes_at_the_lr_it_saved() -> None:
     old_state = {"last_epoch": 3, "base_lrs": [1.0]}  # (saved before last_lrs existed: the closed form's)
     resumed.load_state_dict(old_state)
     assert fresh.param_groups[0]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("make", [optim.SGD, optim.Adam])
+def test_a_frozen_parameter_is_taken_left_alone_and_trained_once_unfrozen(make: type[optim.Optimizer]) -> None:
+    """Fine-tuning freezes layers (``requires_grad = False``) and passes every parameter to the
+    optimizer, as PyTorch allows: the frozen ones have no gradient, so step leaves them, until they
+    are unfrozen. (They were refused.) A tensor made by an op, or an integer one, is still refused."""
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.Linear(3, 1, rng=1))
+    frozen = list(model[0].parameters())
+    for param in frozen:
+        param.requires_grad = False
+    before = [param.data.copy() for param in frozen]
+    opt = make(model.parameters(), lr=0.1)
+    x = ab.tensor([[1.0, -2.0]])
+    model(x).sum().backward()
+    trained = model[1].weight.data.copy()
+    opt.step()
+    assert all(np.array_equal(param.data, old) for param, old in zip(frozen, before, strict=True))
+    assert not np.array_equal(model[1].weight.data, trained)
+    for param in frozen:
+        param.requires_grad = True
+    opt.zero_grad()
+    model(x).sum().backward()
+    opt.step()
+    assert not np.array_equal(frozen[0].data, before[0])
+    w = ab.tensor([1.0], requires_grad=True)
+    with pytest.raises(
+        TypeError, match=r"only optimize leaf Tensors \(a model's parameters\), got a tensor made by op 'mul'"
+    ):
+        make([w * 2.0], lr=0.1)
+    with pytest.raises(TypeError, match=r"can only optimize floating-point tensors, got int64\[2\]"):
+        make([ab.tensor([1, 2])], lr=0.1)

@@ -56,8 +56,20 @@ class Optimizer:
         _ordered(params, type(self).__name__)
         params = [params] if isinstance(params, Tensor) else list(params)
         for param in params:
-            if not isinstance(param, Tensor) or not param.is_leaf or not param.requires_grad:
-                raise TypeError(f"{type(self).__name__}: can only optimize leaf Tensors that require grad")
+            # A frozen parameter (requires_grad=False, as in fine-tuning) is taken, as PyTorch takes it:
+            # it has no gradient, so step leaves it, until it is unfrozen.
+            name = type(self).__name__
+            if not isinstance(param, Tensor) or not param.is_leaf:
+                got = (
+                    f"a tensor made by op '{param.grad_fn.op.name}'"
+                    if isinstance(param, Tensor) and param.grad_fn is not None
+                    else type(param).__name__
+                )
+                raise TypeError(f"{name}: can only optimize leaf Tensors (a model's parameters), got {got}")
+            if not backends.holds_floats(param.data):
+                raise TypeError(
+                    f"{name}: can only optimize floating-point tensors, got {backends.describe(param.data)}"
+                )
         if len({id(p) for p in params}) != len(params):
             # (stepped once per appearance: SGD([w, w]) took every step twice)
             raise ValueError(f"{type(self).__name__}: a parameter appears twice in one group")
