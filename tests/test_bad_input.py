@@ -53,6 +53,8 @@ ERRORS: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
     # axes and indices
     ("sum axis", lambda: ab.sum(_x(), axis=5), np.exceptions.AxisError, "sum: axis 5 is out of bounds"),
     ("sum axis of 0-d", lambda: ab.sum(ab.tensor(2.0), axis=0), np.exceptions.AxisError, "sum: axis 0"),
+    ("softmax bool axis", lambda: ab.nn.functional.softmax(_x(), True), TypeError, "softmax: axis must be an integer"),
+    ("log_softmax bool axis", lambda: ab.nn.functional.log_softmax(_x(), False), TypeError, "log_softmax: axis"),
     ("mean repeated axis", lambda: ab.mean(_x(), axis=(0, 0)), ValueError, "mean: repeated axis"),
     ("transpose axes", lambda: ab.transpose(_x(), (0, 0)), ValueError, "transpose: repeated axis"),
     ("swapaxes", lambda: ab.swapaxes(_x(), 0, 3), np.exceptions.AxisError, "swapaxes: axis2"),

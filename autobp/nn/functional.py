@@ -76,7 +76,8 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
 
 
 def _log_softmax(x: Tensor, axis: Any, name: str) -> Tensor:
-    if not isinstance(axis, int) or not -x.ndim <= axis < x.ndim:  # an error naming ``name``, not max
+    # (an error naming ``name``, not max; a bool is an int to isinstance, and no axis)
+    if type(axis) is not int or not -x.ndim <= axis < x.ndim:
         try:
             normalize_axes(axis, x.ndim, name)
         except np.exceptions.AxisError as error:
