@@ -677,3 +677,21 @@ def test_a_plain_level_inside_a_level_or_a_transform_is_differentiated_not_read_
         leaf = ab.tensor(x0, requires_grad=True)
         d = fwd.make_dual(leaf, ab.ones(2))
         assert not fwd.unpack_dual(ab.sin(d) * d).tangent.requires_grad
+
+
+def test_a_grad_inside_jacfwd_names_the_transforms_that_compose() -> None:
+    """jacfwd's inputs carry tangents and record no graph, so ``ab.grad`` of a function of them
+    finds none: the error says so and names what composes (``jacobian`` inside ``jacfwd`` gives
+    the Hessian, as the test checks), rather than asking for requires_grad the user cannot set."""
+    x = ab.tensor([1.0, 2.0, 3.0])
+
+    def cubes(z: ab.Tensor) -> ab.Tensor:
+        return (z**3).sum()
+
+    with pytest.raises(RuntimeError, match=r"Inside jacfwd or jvp the inputs carry tangents.*jacobian"):
+        ab.functional.jacfwd(lambda z: ab.grad(cubes(z), [z])[0], x)
+    hessian = ab.functional.jacfwd(lambda z: ab.functional.jacobian(cubes, z), x)
+    np.testing.assert_array_equal(hessian.numpy(), np.diag([6.0, 12.0, 18.0]))
+    with pytest.raises(RuntimeError) as outside:  # outside forward mode, the usual message alone
+        ab.grad(cubes(x), [x])
+    assert "jacfwd" not in str(outside.value)

@@ -36,7 +36,7 @@ def seed_grads(
                 f"{what}: output {describe_tensor(out)} does not require grad; did you forget "
                 "requires_grad=True on an input, or compute it under ab.no_grad()? (A first-order "
                 "gradient that does not vary with the input, as relu's, is on no graph either: its "
-                "derivative is zero, which ab.grad(..., allow_unused=True) returns as None)"
+                "derivative is zero, which ab.grad(..., allow_unused=True) returns as None)" + _in_forward_mode()
             )
         if g is None:
             if math.prod(out.data.shape) != 1:  # (a torch tensor's size is a method)
@@ -62,3 +62,15 @@ def seed_grads(
             g = g.astype(out.data.dtype)
         seeds.append(g)
     return seeds
+
+
+def _in_forward_mode() -> str:
+    """What to say of a graph-less output inside a forward-mode transform (``jacfwd``, ``jvp``),
+    whose inputs carry tangents and build no graph, so that a ``grad`` inside finds none."""
+    if graph._local.modes.forward is None:
+        return ""
+    return (
+        ". Inside jacfwd or jvp the inputs carry tangents and record no graph: to differentiate a "
+        "gradient there, take it with ab.functional.vjp or jacobian (which make inputs that require "
+        "grad), or use ab.functional.hessian or hvp"
+    )
