@@ -11,6 +11,7 @@ import collections
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -546,6 +547,32 @@ def test_a_closed_over_numpy_array_changed_in_place_is_read_as_it_is_then() -> N
         want_value, want_grad = ab.functional.value_and_grad(f)(w)
         assert _bits(grad) == _bits(want_grad.data) and _bits(value) == _bits(want_value.data)
     assert taped_hvp.eager_reasons == {} and taped_grad.eager_reasons == {}
+
+
+def test_a_closed_over_numpy_array_in_a_keyword_changed_in_place_is_read_or_guarded() -> None:
+    # An index, a slice bound or an axis from outside the arguments, changed in place once the
+    # tape was checked: c[idx] of a constant c was folded into its traced value (the gradient
+    # stayed c[[0, 1]] = [1, 2] where eager gives [3, 4]), a slice bound kept its traced int
+    # (x[:n] summed two elements where eager sums three), an axis broke the traced shapes
+    # (a ValueError from a reshape where eager gives a value), all without a TapeError.
+    c = ab.tensor([1.0, 2.0, 3.0, 4.0])
+    idx, n, axis = np.array([0, 1]), np.array(2), np.array(0)
+    mask = np.array([True, False, True, False])
+    funcs: list[tuple[Any, Any, Callable[[], None]]] = [
+        (lambda x: (x * c[idx]).sum(), np.array([1.0, 1.0]), lambda: idx.__setitem__(slice(None), [2, 3])),
+        (lambda x: x[:n].sum() * 2.0, np.arange(4.0), lambda: n.__setitem__((), 3)),
+        (lambda x: (x.sum(axis=axis) ** 2).sum(), np.arange(6.0).reshape(2, 3), lambda: axis.__setitem__((), 1)),
+        (lambda x: (x[mask] ** 2).sum() * c[mask].sum(), np.arange(4.0), lambda: mask.__setitem__(2, False)),
+    ]
+    for func, x, change in funcs:
+        taped = ab.tape.value_and_grad(func)
+        for k in range(7):
+            if k == 4:  # (the tape is checked and ready by now)
+                change()
+            value, (grad,) = taped.arrays(x + k)
+            want, wanted = ab.functional.value_and_grad(func)(ab.tensor(x + k))
+            assert _bits(value) == _bits(want) and _bits(grad) == _bits(wanted)
+        assert taped.eager_reasons == {}
 
 
 @pytest.mark.parametrize("kind", ["value_and_grad", "hvp"])

@@ -22,7 +22,8 @@ model, docs/design.md#taping):
   is computed; a Tensor ``func`` reads without taking it as an argument (a closure) must hold
   the same array at the same version. A failed guard traces the call anew (up to
   ``MAX_TRACES`` tapes per signature), then runs the signature eagerly. A numpy array ``func``
-  passes to autobp's ops as it is (a closure) is read at each replay as it is then.
+  passes to autobp's ops as it is (a closure) is read at each replay as it is then, as an operand
+  or an integer index; in another keyword (a mask, a slice bound, an axis) its values are guarded.
 - **Eager**: whole arrays read into Python (``.numpy()``, ``.tolist()``, ``__array__``, a copy
   into ``ab.tensor``, the text of more than one value), ops whose gradient reads values
   (``max``, ``prod``, ``std``...), keywords computed from the inputs, a static NaN, anomaly

@@ -115,11 +115,13 @@ def _program(recorder: Recorder, results: list[int], plain: bool) -> tuple[str, 
     for g, (kind, k, outcome, how) in enumerate(recorder.guards):
         # (another library's array has no tobytes: bytes_of copies its values to the host)
         read = "{}.tobytes()" if type(recorder.values[k]) is np.ndarray else "bytes_of({})"
-        guards_at.setdefault(k, []).append(
-            (f"if {'not ' if outcome else ''}{{}}: return None  # guard: {how} gave {outcome}")
-            if kind == "truth"
-            else f"if {read} != g{g}: return None  # guard: {how} read these bytes"
-        )
+        if kind == "truth":
+            line = f"if {'not ' if outcome else ''}{{}}: return None  # guard: {how} gave {outcome}"
+        elif kind == "array":  # an array from outside the tape: its shape, dtype and bytes
+            line = f"if ({{0}}.shape, {{0}}.dtype, {read.format('{0}')}) != g{g}: return None  # guard: {how}"
+        else:
+            line = f"if {read} != g{g}: return None  # guard: {how} read these bytes"
+        guards_at.setdefault(k, []).append(line)
     # A slot is constant unless it is an input or computed from one: a step that reads only
     # constants (the backward's seed times 0.5, say) is not replayed; its traced value stays.
     # Unless it reads an array the function passed in as it is (``Recorder.live``: a numpy
@@ -140,10 +142,12 @@ def _program(recorder: Recorder, results: list[int], plain: bool) -> tuple[str, 
             return f"c{k}"
         return f"s{k}"
 
-    body = [line.format(name(k)) for k in range(n_inputs) for line in guards_at.get(k, ())]
+    # Guards on the inputs and on arrays from outside the tape (``Recorder._guard_array``) come first.
+    guarded_first = [k for k in guards_at if not recorder.computed(k) or k < n_inputs]
+    body = [line.format(name(k)) for k in sorted(guarded_first) for line in guards_at[k]]
     dead = _dead_steps(recorder, results, guards_at)
     for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
-        if all(folded[k] for k in refs):
+        if all(folded[k] for k in refs) and i not in recorder.live_steps:
             constant[out] = folded[out] = True  # a guard on it holds by construction; a check raised already
             continue
         if i in dead:

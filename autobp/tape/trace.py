@@ -34,7 +34,11 @@ _TEXT_READS = ("repr()", "str()", "format()")
 
 _CHECKS: dict[Callable[..., None], OpDef] = {}
 
-Guard = tuple[str, int, Any, str]  # (kind "truth" or "bytes", slot, the traced outcome, how it was read)
+Guard = tuple[str, int, Any, str]  # (kind "truth", "bytes" or "array", slot, the traced outcome, how it was read)
+
+# Ops whose ``index`` keyword may hold an integer array that a replay reads as it is then: the
+# positions it picks change no shape (the index array's shape does, and in place it cannot change).
+_LIVE_INDEX_OPS = frozenset({"getitem", "scatter_add"})
 
 
 class Recorder:
@@ -65,6 +69,9 @@ class Recorder:
         # their owner may change them in place between calls, so a replay reads them as they are
         # then, and no step reading one is folded into a traced value (``Tape``).
         self.live: set[int] = set()
+        # Steps that read such an array through a keyword (an integer index ``c[idx]``): replayed,
+        # even where every operand is a constant.
+        self.live_steps: set[int] = set()
 
     def slot(self, value: Any) -> int:
         if isinstance(value, Tensor):
@@ -113,8 +120,10 @@ class Recorder:
         """Called by every op while tracing, after its forward ran."""
         if kwargs:
             kwargs = {key: self._indices_read(value) for key, value in kwargs.items()}
-        if any([self._tracked(value) for value in kwargs.values()]) and self.untapeable is None:
-            self.untapeable = f"a keyword argument of '{opdef.name}' is computed from the inputs"
+            if any([self._tracked(value) for value in kwargs.values()]) and self.untapeable is None:
+                self.untapeable = f"a keyword argument of '{opdef.name}' is computed from the inputs"
+            for key, value in kwargs.items():
+                self._keyword_arrays(opdef.name, key, value)
         refs = tuple([self.slot(value) for value in args])
         self.steps.append((opdef, refs, kwargs, self._add(out.data, len(self.steps))))
 
@@ -125,6 +134,35 @@ class Recorder:
             opdef = _CHECKS[function] = OpDef(name, function, None, Hints(), False, composite=False)
         refs = tuple([self.slot(value) for value in args])
         self.steps.append((opdef, refs, kwargs, self._add(object(), len(self.steps))))
+
+    def _keyword_arrays(self, op: str, key: str, value: Any) -> None:
+        """Arrays from outside the tape in a keyword (a numpy index, mask or axis the function closes
+        over): its owner may change them in place between calls, and the replay passes the same
+        object. An integer index array (``c[idx]``) is read as it is then, as eagerly, by a step never
+        folded into its traced value; any other array (a boolean mask, an axis: the shapes follow its
+        values) is guarded by its shape, dtype and bytes. Before, ``c[idx]`` of a constant ``c`` kept
+        its traced value, and an axis changed in place broke the replay's traced shapes."""
+        if type(value) is tuple or type(value) is list:
+            for part in value:
+                self._keyword_arrays(op, key, part)
+            return
+        if isinstance(value, Tensor) or not (type(value) is np.ndarray or library_of(value) is not None):
+            return
+        k = self.slots.get(id(value))
+        if k is not None and self.computed(k):  # an input's or a result's array: ``_tracked``'s (eager)
+            return
+        if op in _LIVE_INDEX_OPS and key == "index" and np.dtype(value.dtype).kind in "iu":
+            self.slot(value)  # (a new numpy array becomes a live slot)
+            self.live_steps.add(len(self.steps))
+        else:
+            self._guard_array(value, f"keyword {key} of '{op}'")
+
+    def _guard_array(self, array: Any, how: str) -> None:
+        """A replay runs only while ``array`` (a constant: an array from outside the tape) holds its
+        traced shape, dtype and values."""
+        k = self.slot(array)
+        if not any([guard[0] == "array" and guard[1] == k for guard in self.guards]):
+            self.guards.append(("array", k, (tuple(array.shape), array.dtype, bytes_of(array)), how))
 
     def _indices_read(self, value: Any) -> Any:
         """A keyword value with each index the forward read from a traced value as that int: an
@@ -166,7 +204,10 @@ class Recorder:
                 guard: Guard = ("bytes", k, bytes_of(bound), "__index__")
                 if guard not in self.guards:
                     self.guards.append(guard)
-            return operator.index(bound)  # a numpy constant: its traced value, which the traced shapes assume
+            # A constant (a numpy array the function closes over): the traced shapes assume its traced
+            # value, so a replay checks that it still holds it (before, a change in place went unseen).
+            self._guard_array(bound, "__index__")
+            return operator.index(bound)
         return bound  # None, an int, or an object that is its own index (np.int64)
 
     def _tracked(self, value: Any) -> bool:
