@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends
+from autobp.tape_notes import mark_untapeable
 from autobp.tensor import Tensor
 
 __all__ = [
@@ -38,10 +39,20 @@ __all__ = [
 
 
 def as_generator(rng: int | np.random.Generator | None) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a seed, a Generator (returned as is) or None."""
+    """A ``numpy.random.Generator`` from a seed, a Generator (returned as is) or None.
+
+    A Generator or None draws other numbers on every call: a taped function doing so (``dropout``,
+    ``randn``, a layer built inside it) runs eagerly, as a replay would repeat the traced draw
+    (before, a replay that happened to match the eager run's draw when checked, or a tape checked
+    on three repeats of the traced values, replayed one mask for good). A seed draws the same
+    numbers every call, which a tape repeats faithfully."""
     if isinstance(rng, np.random.Generator):
+        mark_untapeable("it draws random numbers from a Generator (dropout, randn...): a replay would repeat the draw")
         return rng
-    if rng is None or isinstance(rng, int | np.integer):
+    if rng is None:
+        mark_untapeable("it draws random numbers with rng=None (dropout, randn...): a replay would repeat the draw")
+        return np.random.default_rng()
+    if isinstance(rng, int | np.integer):
         return np.random.default_rng(rng)
     raise TypeError(f"rng must be an int seed, a numpy.random.Generator or None, got {type(rng).__name__}")
 

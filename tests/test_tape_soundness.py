@@ -8,6 +8,7 @@ same arguments, bit for bit.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import math
 import re
@@ -573,6 +574,31 @@ def test_a_closed_over_numpy_array_in_a_keyword_changed_in_place_is_read_or_guar
             want, wanted = ab.functional.value_and_grad(func)(ab.tensor(x + k))
             assert _bits(value) == _bits(want) and _bits(grad) == _bits(wanted)
         assert taped.eager_reasons == {}
+
+
+def test_a_random_draw_from_a_generator_runs_the_signature_eagerly() -> None:
+    # dropout with a Generator draws another mask every call; a replay repeats the traced one.
+    # Seed 20 draws the same mask twice (the trace and the eager run it is compared with), so the
+    # tape was kept, and three repeats of the traced values counted it as checked: the fifth call
+    # replayed the first mask where eager draws a third, with no error. A seed (rng=0) repeats.
+    holder = [np.random.default_rng(20)]
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    func = lambda t: (ab.nn.functional.dropout(t, 0.5, rng=holder[0]) ** 2).sum()  # noqa: E731
+    taped = ab.tape.value_and_grad(func)
+    for _ in range(4):
+        taped(x)
+    holder_state = copy.deepcopy(holder[0])
+    value, (grad,) = taped.arrays(x)
+    holder[0] = holder_state
+    want, wanted = ab.functional.value_and_grad(func)(ab.tensor(x))
+    assert _bits(value) == _bits(want) and _bits(grad) == _bits(wanted)
+    assert "draws random numbers" in next(iter(taped.eager_reasons.values()))
+    for make in (lambda: ab.randn(4, rng=None), lambda: ab.nn.Linear(4, 1).weight.sum(axis=0)):
+        other = ab.tape.value_and_grad(lambda t, make=make: (t * make()).sum())
+        other(x)
+        assert "draws random numbers" in next(iter(other.eager_reasons.values()))
+    seeded = _check_calls(lambda t: (ab.nn.functional.dropout(t, 0.5, rng=0) ** 2).sum(), [(x + k,) for k in range(5)])
+    assert seeded.eager_reasons == {}
 
 
 @pytest.mark.parametrize("kind", ["value_and_grad", "hvp"])

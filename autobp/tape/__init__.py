@@ -26,8 +26,9 @@ model, docs/design.md#taping):
   or an integer index; in another keyword (a mask, a slice bound, an axis) its values are guarded.
 - **Eager**: whole arrays read into Python (``.numpy()``, ``.tolist()``, ``__array__``, a copy
   into ``ab.tensor``, the text of more than one value), ops whose gradient reads values
-  (``max``, ``prod``, ``std``...), keywords computed from the inputs, a static NaN, anomaly
-  mode: ``Taped.eager_reasons`` says why.
+  (``max``, ``prod``, ``std``...), keywords computed from the inputs, autobp's random draws from a
+  Generator or with ``rng=None`` (``dropout``), a static NaN, anomaly mode:
+  ``Taped.eager_reasons`` says why.
 - **Refused** (``TapeError``): a first-order ``backward``/``grad`` or an in-place method while
   tracing; forward mode while tracing (``hvp`` below makes its own level); a taped function
   called inside another one being traced, or inside a function that ``autobp.functional``
