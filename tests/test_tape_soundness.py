@@ -550,6 +550,23 @@ def test_a_closed_over_numpy_array_changed_in_place_is_read_as_it_is_then() -> N
     assert taped_hvp.eager_reasons == {} and taped_grad.eager_reasons == {}
 
 
+def test_a_closed_over_numpy_array_given_a_new_shape_in_place_is_traced_anew() -> None:
+    # arr.shape = (2, 1) changes the array in place: the replay read it as it is then and
+    # broadcast x * arr to (2, 2), where the traced backward's sums assumed (2,): the gradient of
+    # a (2,) input came back (2, 2), with no error. Its shape, strides and dtype are guarded.
+    arr = np.array([1.0, 2.0])
+    func = lambda x: (x * arr).sum()  # noqa: E731
+    taped = ab.tape.value_and_grad(func)
+    for k in range(7):
+        if k == 4:  # (the tape is checked and ready by now)
+            arr.shape = (2, 1)
+        x = np.array([1.0, 3.0]) + k
+        value, (grad,) = taped.arrays(x)
+        want, wanted = ab.functional.value_and_grad(func)(ab.tensor(x))
+        assert _bits(value) == _bits(want) and _bits(grad) == _bits(wanted)
+    assert taped.eager_reasons == {}
+
+
 def test_a_closed_over_numpy_array_in_a_keyword_changed_in_place_is_read_or_guarded() -> None:
     # An index, a slice bound or an axis from outside the arguments, changed in place once the
     # tape was checked: c[idx] of a constant c was folded into its traced value (the gradient

@@ -145,6 +145,16 @@ def _program(recorder: Recorder, results: list[int], plain: bool) -> tuple[str, 
     # Guards on the inputs and on arrays from outside the tape (``Recorder._guard_array``) come first.
     guarded_first = [k for k in guards_at if not recorder.computed(k) or k < n_inputs]
     body = [line.format(name(k)) for k in sorted(guarded_first) for line in guards_at[k]]
+    # An array from outside the tape read as it is then (``Recorder.live``) keeps its traced shape,
+    # dtype and layout, which the traced steps assume: its owner may set ``arr.shape = (2, 1)`` in
+    # place, where the replay broadcast otherwise than the traced backward's sums (a gradient of
+    # shape (2, 2) for a (2,) input, with no error).
+    for k in sorted(recorder.live - set(guards_at)):
+        value = recorder.values[k]
+        numpy_array = type(value) is np.ndarray
+        namespace[f"l{k}"] = (value.shape, value.strides, value.dtype) if numpy_array else (value.shape, value.dtype)
+        fields = "{0}.shape, {0}.strides, {0}.dtype" if numpy_array else "{0}.shape, {0}.dtype"
+        body.append(f"if ({fields}) != l{k}: return None  # guard: an array from outside the tape".format(name(k)))
     dead = _dead_steps(recorder, results, guards_at)
     for i, (opdef, refs, kwargs, out) in enumerate(recorder.steps):
         if all(folded[k] for k in refs) and i not in recorder.live_steps:
