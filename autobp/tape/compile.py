@@ -151,7 +151,7 @@ def _program(recorder: Recorder, results: list[int], plain: bool) -> tuple[str, 
     # shape (2, 2) for a (2,) input, with no error).
     for k in sorted(recorder.live - set(guards_at)):
         value = recorder.values[k]
-        numpy_array = type(value) is np.ndarray
+        numpy_array = isinstance(value, np.ndarray)
         namespace[f"l{k}"] = (value.shape, value.strides, value.dtype) if numpy_array else (value.shape, value.dtype)
         fields = "{0}.shape, {0}.strides, {0}.dtype" if numpy_array else "{0}.shape, {0}.dtype"
         body.append(f"if ({fields}) != l{k}: return None  # guard: an array from outside the tape".format(name(k)))

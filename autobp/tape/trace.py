@@ -77,6 +77,12 @@ class Recorder:
         if isinstance(value, Tensor):
             array = value.data
             known = self.slots.get(id(array))
+            if known is None and self.live and self._views_live(array):
+                # A Tensor a vjp rule wraps around such an array (an ndarray subclass, a memmap,
+                # becomes a plain view of it): read as it is then, as the array is (it was folded:
+                # x * memmap gave the traced gradient after memmap[0] = 100, with no error).
+                known = self._add(array, None)
+                self.live.add(known)
             if (known is None or not self.computed(known)) and type(value) is not WeakScalar:
                 self._guard_version(value)
             elif known is not None and known < self.n_inputs:
@@ -84,10 +90,19 @@ class Recorder:
         else:
             array = value
             known = self.slots.get(id(array))
-            if known is None and (type(array) is np.ndarray or library_of(array) is not None):
+            # (an ndarray subclass too: a memmap, a masked array; its owner may change it alike)
+            if known is None and (isinstance(array, np.ndarray) or library_of(array) is not None):
                 known = self._add(array, None)
                 self.live.add(known)
         return known if known is not None else self._add(array, None)
+
+    def _views_live(self, array: Any) -> bool:
+        """Whether ``array`` is a numpy view of the memory of an array the function passed to ops
+        as it is (``live``). Asked of Tensors the trace meets on arrays it does not know, so tracing only."""
+        if type(array) is not np.ndarray or array.base is None:
+            return False
+        live = [self.values[k] for k in self.live]
+        return any([isinstance(other, np.ndarray) and np.may_share_memory(array, other) for other in live])
 
     def _check_argument(self, tensor: Tensor, k: int) -> None:
         """``tensor`` holds input ``k``'s array: fine if it is that argument or shares its storage
@@ -146,7 +161,7 @@ class Recorder:
             for part in value:
                 self._keyword_arrays(op, key, part)
             return
-        if isinstance(value, Tensor) or not (type(value) is np.ndarray or library_of(value) is not None):
+        if isinstance(value, Tensor) or not (isinstance(value, np.ndarray) or library_of(value) is not None):
             return
         k = self.slots.get(id(value))
         if k is not None and self.computed(k):  # an input's or a result's array: ``_tracked``'s (eager)
