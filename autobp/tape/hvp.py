@@ -25,7 +25,7 @@ from autobp.ops.registry import describe
 from autobp.tape.arguments import as_tensors, is_array, wanted_leaves
 from autobp.tape.compile import Tape, compiled
 from autobp.tape.taped import Taped, _fresh, loss_of
-from autobp.tape.trace import Recorder
+from autobp.tape.trace import Recorder, trace_inputs
 from autobp.tensor import Tensor
 
 __all__ = ["TapedHvp"]
@@ -105,10 +105,11 @@ class TapedHvp(Taped):
         """Run ``func``, its create_graph backward and their tangents while recording."""
         n = self._split(args)
         wanted = wanted_leaves(self._positions, args[:n], self.argnums, "tape.hvp")
-        call_args = as_tensors(args, arrays, wanted)
+        inputs = trace_inputs(arrays)
+        call_args = as_tensors(args, inputs, wanted)
         leaves: list[Tensor] = [arg for arg in call_args[:n] if isinstance(arg, Tensor)]
         directions = call_args[n:]
-        recorder = Recorder(arrays, [*leaves, *[None] * len(directions)])  # func never sees the directions
+        recorder = Recorder(inputs, [*leaves, *[None] * len(directions)], arrays)  # func never sees the directions
         recorder.forward_mode = True
         mode = graph._local.modes
         with dual_level(differentiable=False) as level:  # entered before the tape: its own level
@@ -133,7 +134,7 @@ class TapedHvp(Taped):
             tape, unlike = compiled(recorder, [recorder.slot(loss), *(recorder.slot(p) for p in products)])
             if tape is None:
                 return None, unlike
-        del recorder, loss, found, products, call_args, leaves, directions, seed
+        del recorder, loss, found, products, call_args, leaves, directions, seed, inputs
         tape.settle()
         return tape, None
 

@@ -14,7 +14,7 @@ from autobp.graph import TapeError
 from autobp.ops.registry import describe
 from autobp.tape.arguments import StaticNaN, as_tensors, inputs_and_signature, is_array, promoted, wanted_leaves
 from autobp.tape.compile import Tape, compiled, fresh_array
-from autobp.tape.trace import Recorder, bytes_of
+from autobp.tape.trace import Recorder, bytes_of, trace_inputs
 from autobp.tensor import Tensor
 
 __all__ = ["Taped", "MAX_TAPES", "MAX_TRACES", "loss_of"]
@@ -172,9 +172,10 @@ class Taped:
     def _trace(self, args: tuple[Any, ...], arrays: list[np.ndarray]) -> tuple[Tape | None, str | None]:
         """Run ``func`` and its create_graph backward while recording: a tape, or why there is none."""
         wanted = wanted_leaves(self._positions, args, self.argnums)
-        call_args = as_tensors(args, arrays, wanted)
+        inputs = trace_inputs(arrays)
+        call_args = as_tensors(args, inputs, wanted)
         leaves = [arg for arg in call_args if isinstance(arg, Tensor)]
-        recorder = Recorder(arrays, leaves)
+        recorder = Recorder(inputs, leaves, arrays)
         mode = graph._local.modes
         mode.tape = recorder
         try:
@@ -195,7 +196,7 @@ class Taped:
         tape, unlike = compiled(recorder, [recorder.slot(loss), *(recorder.slot(g) for g in grads)])
         if tape is None:
             return None, unlike
-        del recorder, loss, found, grads, call_args, leaves  # the trace's graph: Tensors only it held go
+        del recorder, loss, found, grads, call_args, leaves, inputs  # the trace's graph: Tensors only it held go
         tape.settle()
         return tape, None
 

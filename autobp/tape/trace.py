@@ -21,7 +21,7 @@ from autobp.graph import WeakScalar
 from autobp.ops.registry import Hints, OpDef, describe
 from autobp.tensor import Tensor
 
-__all__ = ["Recorder", "Guard", "bytes_of"]
+__all__ = ["Recorder", "Guard", "bytes_of", "trace_inputs"]
 
 # A read whose outcome is one bit is guarded by that bit; the other reads of one value by the
 # value's bytes (exact: -0.0 is not 0.0, each NaN payload is its own). Reads of whole arrays
@@ -49,8 +49,16 @@ class Recorder:
     recorded result; anything else is a constant, kept by reference.
     """
 
-    def __init__(self, inputs: list[np.ndarray], arguments: Sequence[Tensor | None] | None = None) -> None:
+    def __init__(
+        self,
+        inputs: list[np.ndarray],
+        arguments: Sequence[Tensor | None] | None = None,
+        given: Sequence[Any] = (),
+    ) -> None:
         self.n_inputs = len(inputs)
+        # The caller's arrays, where ``inputs`` are views of them (``trace_inputs``): the function
+        # may hold one of them itself (a closure), which is not the argument.
+        self.given = {id(array): k for k, array in enumerate(given)}
         # The Tensors func receives for the inputs: another Tensor on an input's array (func closing
         # over the Tensor it was also given) is no argument, and a replay could not tell the two apart.
         self.arguments = arguments  # None for an input func never sees (tape.hvp's directions)
@@ -77,10 +85,12 @@ class Recorder:
         if isinstance(value, Tensor):
             array = value.data
             known = self.slots.get(id(array))
-            if known is None and self.live and self._views_live(array):
-                # A Tensor a vjp rule wraps around such an array (an ndarray subclass, a memmap,
-                # becomes a plain view of it): read as it is then, as the array is (it was folded:
-                # x * memmap gave the traced gradient after memmap[0] = 100, with no error).
+            if known is None and (id(array) in self.given or (self.live and self._views_live(array))):
+                # A Tensor wrapped around an array the function holds itself (``x * arr`` wraps
+                # ``arr``), where that array is the caller's argument (``trace_inputs``) or one a vjp
+                # rule's Tensor views (an ndarray subclass, a memmap, becomes a plain view of it):
+                # read as it is then, as the array is (a memmap was folded: x * memmap gave the
+                # traced gradient after memmap[0] = 100, with no error).
                 known = self._add(array, None)
                 self.live.add(known)
             if (known is None or not self.computed(known)) and type(value) is not WeakScalar:
@@ -126,9 +136,19 @@ class Recorder:
         self.made_by.append(step)
         return len(self.values) - 1
 
-    def _guard_version(self, tensor: Tensor) -> None:
-        """A Tensor read as a constant: a replay runs only while it holds the same array, unchanged."""
+    def _guard_version(self, tensor: Tensor, read: bool = False) -> None:
+        """A Tensor read as a constant: a replay runs only while it holds the same array, unchanged.
+
+        One that holds the very array the caller passed as an argument: a replay reads an op's
+        operand as it is then (``slot``), but a Python ``read`` of it or a keyword would be guarded
+        by a version that a write into the caller's array does not move: the signature runs eagerly."""
         if id(tensor) not in self.closures:
+            k = self.given.get(id(tensor.data))
+            if k is not None and (read or self.slots.get(id(tensor.data)) not in self.live) and self.untapeable is None:
+                self.untapeable = (
+                    f"func reads a Tensor it does not take as an argument ({describe(tensor)}) that holds the "
+                    f"same array as array argument {k}; a replay could not tell the two apart"
+                )
             self.closures[id(tensor)] = (tensor, tensor.data, tensor._version)
 
     def record(self, opdef: OpDef, args: tuple[Any, ...], kwargs: Mapping[str, Any], out: Tensor) -> None:
@@ -246,7 +266,7 @@ class Recorder:
         k = self.slots.get(id(tensor.data))
         if k is None or not self.computed(k):  # a constant: its version is guarded
             if type(tensor) is not WeakScalar:
-                self._guard_version(tensor)
+                self._guard_version(tensor, read=True)
             return
         if k < self.n_inputs:
             self._check_argument(tensor, k)
@@ -269,6 +289,24 @@ class Recorder:
         k = self.slot(tensor)
         self.slots[id(view)] = k
         self._kept.append(view)
+
+
+def trace_inputs(arrays: list[Any]) -> list[Any]:
+    """The input arrays a trace runs on: a view of each numpy array (one per array given twice).
+
+    The tape knows an input by the identity of its array, so the function's Tensors for the
+    arguments hold these views; an array the function holds itself (a closure, a global) that is
+    the very array the caller passed is then another object, read at each replay as it is then
+    (``Recorder.live``), as eagerly. Before, it was read from the argument's slot: a replay on new
+    arguments gave ``ab.sum(arr)`` of the new argument where eager sums the closure ``arr``.
+    """
+    views: dict[int, Any] = {}
+    inputs = []
+    for array in arrays:
+        if type(array) is np.ndarray:
+            array = views.setdefault(id(array), array.view())
+        inputs.append(array)
+    return inputs
 
 
 def bytes_of(array: Any) -> bytes:
