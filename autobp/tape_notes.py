@@ -71,7 +71,12 @@ def check_values(label: str, check: Callable[..., None], *values: Any, **kwargs:
     Traceback (most recent call last):
     ValueError: demo: values must be positive
     """
-    check(*[value.data if isinstance(value, Tensor) else value for value in values], **kwargs)
+    try:
+        check(*[value.data if isinstance(value, Tensor) else value for value in values], **kwargs)
+    except Exception:
+        # (a taped function that catches it would go another way where the check passes)
+        mark_untapeable(f"the value check of '{label}' raised while tracing and func went on")
+        raise
     tape = _local.modes.tape
     if tape is not None:
         tape.check(label, check, values, kwargs)

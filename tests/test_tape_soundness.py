@@ -419,6 +419,37 @@ def test_a_target_out_of_range_raises_on_a_replay_as_eagerly() -> None:
         assert str(replayed.value) == str(eager.value)
 
 
+def test_a_raise_the_function_catches_runs_as_eagerly() -> None:
+    # func catches an op's (or a value check's) error and goes another way: the tape saw no branch.
+    # Traced where it raised, a replay (once checked on three repeats) took the other way's tape
+    # where eager's op does not raise, with no error; traced where it did not raise, a replay
+    # raised the error that eager catches. Now a raise while tracing runs the signature eagerly,
+    # and a replay that raises runs the call eagerly (which raises as eagerly, or goes on).
+    def powers(x: ab.Tensor, n: ab.Tensor) -> ab.Tensor:
+        try:
+            ab.pow(n, n - 1)  # integers to negative powers raise
+            return (x * x).sum() * 2.0
+        except ValueError:
+            return x.sum()
+
+    def labelled(x: ab.Tensor, labels: ab.Tensor) -> ab.Tensor:
+        try:
+            return cross_entropy(x, labels)
+        except IndexError:
+            return (x * x).sum()
+
+    x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    bad, good = np.array([0, 1]), np.array([1, 2])
+    for func, raises, passes in ((powers, bad, good), (labelled, np.array([0, 5]), good)):
+        for first, then in ((raises, passes), (passes, raises)):
+            taped = ab.tape.value_and_grad(func)
+            for k in range(6):
+                args = (x + k, first if k < 4 else then)
+                value, (grad,) = taped.arrays(*args)
+                want, wanted = ab.functional.value_and_grad(func)(ab.tensor(args[0]), args[1])
+                assert _bits(value) == _bits(want) and _bits(grad) == _bits(wanted)
+
+
 def test_a_step_no_result_needs_still_raises_on_values() -> None:
     def func(x: ab.Tensor, n: ab.Tensor) -> ab.Tensor:
         ab.pow(n, -n)  # integers to negative powers raise; the result is unused

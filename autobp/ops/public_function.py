@@ -47,6 +47,9 @@ def raise_on_torch_autograd(opdef: OpDef, value: Any) -> None:
 
 
 def raise_with_context(opdef: OpDef, error: Exception, inputs: Sequence[Any]) -> None:
+    # A taped function that catches this goes another way than its values would take it where the
+    # op does not raise; the tape sees no branch (no Python read): the signature runs eagerly.
+    graph.mark_untapeable(f"'{opdef.name}' raised while tracing ({type(error).__name__}) and func went on")
     if opdef.explain is not None and isinstance(error, ValueError):  # the op's own account of bad shapes
         opdef.explain(*[value.data if isinstance(value, Tensor) else value for value in inputs])
     if str(error).startswith(f"{opdef.name}: "):  # the forward named itself already

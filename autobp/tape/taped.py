@@ -98,7 +98,11 @@ class Taped:
             return self._eager(args, _plain(args))
         ready = self._ready.get(signature)
         if ready is not None and not ready.closures:
-            result = ready.replay(arrays)
+            try:
+                result = ready.replay(arrays)
+            except Exception:  # (see _call)
+                given = promoted(args, self._positions, self._directions)
+                return self._eager(given, inputs_and_signature(given, self._positions, self._directions)[0])
             if result is not None:
                 return result  # the usual call, kept short
         given = promoted(args, self._positions, self._directions)
@@ -125,7 +129,12 @@ class Taped:
         if entry.eager is not None:
             return self._eager(args, arrays)
         for tape in entry.tapes:
-            result = tape.run(arrays)
+            try:
+                result = tape.run(arrays)
+            except Exception:
+                # An op or a value check raised on these values: a run raises it too, unless func
+                # catches it and goes another way (the trace saw no raise): run it, as it decides.
+                return self._eager(args, arrays)
             if result is not None:
                 if id(tape) not in entry.checked:
                     if tape.check_due(arrays):
@@ -145,7 +154,10 @@ class Taped:
             return self._eager(args, arrays)
         traced, reason = self._trace(args, arrays)  # raises as eager does (a bad value): no trace counted
         entry.traces += 1
-        result = traced.run(arrays) if traced is not None else None
+        try:
+            result = traced.run(arrays) if traced is not None else None
+        except Exception:  # (the trace ran on these values without a raise: the replay cannot be right)
+            result = None
         if traced is None or result is None or not self._compare(args, arrays, result, raise_error=False):
             entry.eager = reason or "its replay on the traced values differs from running it"
             self._ready.pop(signature, None)
