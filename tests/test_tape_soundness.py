@@ -20,6 +20,7 @@ import pytest
 
 import autobp as ab
 from autobp.nn.functional import cross_entropy, log_softmax, softmax
+from tests.conftest import library_or_skip
 
 
 def _bits(value: Any) -> tuple[Any, ...]:
@@ -417,6 +418,21 @@ def test_a_target_out_of_range_raises_on_a_replay_as_eagerly() -> None:
         with pytest.raises(IndexError) as replayed:
             taped(x, np.array(bad))
         assert str(replayed.value) == str(eager.value)
+
+
+@pytest.mark.parametrize("name", ["array_api_strict", "torch"])
+def test_another_librarys_closure_that_is_also_an_argument_is_read_as_the_closure(name: str) -> None:
+    # As with numpy's: the trace runs on a new object on each argument's memory (``x[...]``).
+    # Before, a replay on another array summed it where eager sums the closure (95 for 55).
+    lib = library_or_skip(name)
+    arr = lib.from_numpy(np.array([1.0, 2.0]))
+    func = lambda x: (x * x).sum() + ab.sum(arr) * 10.0  # noqa: E731
+    taped = ab.tape.value_and_grad(func)
+    for x in [arr] * 4 + [lib.from_numpy(np.array([3.0, 4.0]))]:
+        value, grad = taped(x)
+        want, wanted = ab.functional.value_and_grad(func)(x)
+        assert _bits(value.numpy()) == _bits(want.numpy()) and _bits(grad.numpy()) == _bits(wanted.numpy())
+    assert taped.eager_reasons == {}
 
 
 def test_a_raise_the_function_catches_runs_as_eagerly() -> None:

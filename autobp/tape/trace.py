@@ -186,7 +186,7 @@ class Recorder:
         k = self.slots.get(id(value))
         if k is not None and self.computed(k):  # an input's or a result's array: ``_tracked``'s (eager)
             return
-        if op in _LIVE_INDEX_OPS and key == "index" and np.dtype(value.dtype).kind in "iu":
+        if op in _LIVE_INDEX_OPS and key == "index" and _integral(value):
             self.slot(value)  # (a new numpy array becomes a live slot)
             self.live_steps.add(len(self.steps))
         else:
@@ -291,6 +291,14 @@ class Recorder:
         self._kept.append(view)
 
 
+def _integral(array: Any) -> bool:
+    """Whether an array (numpy's or another library's) holds integers (not bools)."""
+    if isinstance(array, np.ndarray):
+        return array.dtype.kind in "iu"
+    lib = library_of(array)
+    return lib is not None and bool(lib.isdtype(array.dtype, "integral"))
+
+
 def trace_inputs(arrays: list[Any]) -> list[Any]:
     """The input arrays a trace runs on: a view of each numpy array (one per array given twice).
 
@@ -303,8 +311,12 @@ def trace_inputs(arrays: list[Any]) -> list[Any]:
     views: dict[int, Any] = {}
     inputs = []
     for array in arrays:
-        if type(array) is np.ndarray:
-            array = views.setdefault(id(array), array.view())
+        if type(array) is np.ndarray or library_of(array) is not None:
+            # (``[...]``: a new object on the same memory, laid out alike, in every library)
+            view = views.get(id(array))
+            if view is None:
+                view = views[id(array)] = array.view() if type(array) is np.ndarray else array[...]
+            array = view
         inputs.append(array)
     return inputs
 
