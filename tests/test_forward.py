@@ -566,6 +566,31 @@ def test_a_keyword_tensor_carrying_a_tangent_is_refused_not_dropped() -> None:
         del ab.REGISTRY["test_forward_scaled_by_keyword"]
 
 
+def test_a_tensor_copy_of_a_dual_is_refused_not_a_constant_without_a_word() -> None:
+    # ab.tensor(t) copies t's values into a constant: the tangent was dropped, and jvp of
+    # t -> ab.tensor(t) * t gave [1, 2] where the derivative is 2 t = [2, 4] (PyTorch warns).
+    x, v = ab.tensor([1.0, 2.0]), ab.tensor([1.0, 1.0])
+    refused = r"tensor: the data is tensor float64\[2\], which carries a forward-mode tangent; ab\.tensor\(t\)"
+    for make in (ab.tensor, ab.Tensor, lambda t: ab.Tensor(t, dtype="float32")):
+        with pytest.raises(TypeError, match=refused):
+            ab.functional.jvp(lambda t, make=make: make(t) * t, x, v)
+    with pytest.raises(TypeError, match=r"Parameter\(t\) makes a constant copy"):
+        ab.functional.jacfwd(lambda t: ab.nn.Parameter(t) * t, x)
+    with fwd.dual_level():
+        d = fwd.make_dual(x, v)
+        with ab.no_grad(), pytest.raises(TypeError, match=refused):  # tangents flow under no_grad too
+            ab.tensor(d)
+        with fwd.dual_level(), pytest.raises(TypeError, match=refused):  # dual at an outer level
+            ab.tensor(d * 2.0)
+        # the ways out the error names: a copy that keeps the tangent, or a constant on purpose
+        assert fwd.unpack_dual(d.clone() * d).tangent.tolist() == [2.0, 4.0]
+        assert fwd.unpack_dual(ab.tensor(d.detach()) * d).tangent.tolist() == [1.0, 2.0]
+        assert fwd.unpack_dual(ab.tensor(fwd.unpack_dual(d).primal)).tangent is None
+        assert ab.tensor(x).tolist() == [1.0, 2.0]  # a tensor without a tangent copies as before
+    assert ab.functional.jvp(lambda t: t.clone() * t, x, v)[1].tolist() == [2.0, 4.0]
+    assert ab.tensor(d).tolist() == [1.0, 2.0]  # outside the level d carries nothing: a copy
+
+
 @pytest.mark.parametrize("vjp_first", [True, False])
 def test_an_elementwise_ops_explicit_jvp_rule_is_kept_whatever_the_order_of_defvjp(vjp_first: bool) -> None:
     # elementwise=True takes the vjp rules as jvp rules: a defvjp after defjvp_variadic replaced

@@ -70,6 +70,8 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
             graph.note_read(data, "a copy into a new Tensor")  # the copy is a constant to a tape
+            if graph._local.modes.forward is not None:
+                _refuse_dropping(data, self)
             data = data.data
         array = copied_array(data, dtype)
         if requires_grad:
@@ -339,6 +341,26 @@ class Tensor:
         """Permute the axes: ``t.transpose(1, 0)``, ``t.transpose((1, 0))`` or all reversed."""
         order: Any = axes[0] if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], tuple | list)) else axes
         return _ops.transpose(self, order or None)
+
+
+def _refuse_dropping(source: Tensor, made: Tensor) -> None:
+    """Refuse ``Tensor(source)`` where ``source`` carries a forward-mode tangent at an active level.
+
+    The copy is a new tensor of the same values, a constant by definition (as ``copy.copy``), so
+    the tangent would not reach it: ``jvp`` of ``lambda t: ab.tensor(t) * t`` read the copy's
+    derivative as zero, ``[1, 2]`` where it is ``[2, 4]``, with no error. (PyTorch warns and
+    drops it.) Checked in forward mode only, on this rare path: other constructions pay nothing.
+    """
+    from autobp.forward import carries_tangent
+
+    if carries_tangent(source):
+        call = "ab.tensor" if type(made) is Tensor else type(made).__name__
+        raise TypeError(
+            f"tensor: the data is tensor {backends.describe(source)}, which carries a forward-mode tangent; "
+            f"{call}(t) makes a constant copy, so the tangent through it would be lost (jvp would read zeros). "
+            f"Use t.clone() for a copy that keeps it, or {call}(t.detach()) (or forward_ad.unpack_dual(t).primal) "
+            "for a constant on purpose"
+        )
 
 
 def first_requiring_grad(values: Any) -> Tensor | None:
