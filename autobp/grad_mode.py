@@ -23,7 +23,7 @@ class Modes:
     thread's attributes on every read (about 25 ns each, measured), a slot in a few, so the hot
     paths (every op call, every recorded node) fetch this object once and read its slots."""
 
-    __slots__ = ("enabled", "arrays", "tape", "forward", "quiet", "transforms")
+    __slots__ = ("enabled", "arrays", "tape", "forward", "quiet", "transforms", "copying")
 
     def __init__(self) -> None:
         self.enabled = True
@@ -39,6 +39,10 @@ class Modes:
         # How many functions a transform (autobp.functional's vjp, jacobian, value_and_grad...)
         # is differentiating in this thread now: inside one, transforms and grads keep their graph.
         self.transforms = 0
+        # The Tensor being made from a list or tuple (Tensor.__init__), or None: numpy reads the
+        # Tensors inside through __array__, which then refuses one whose gradient or tangent the
+        # constant would drop (autobp.tensor.refuse_dropping).
+        self.copying: Any = None
 
 
 class _PerThread(threading.local):

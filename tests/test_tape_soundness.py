@@ -102,13 +102,20 @@ def test_a_format_spec_is_refused_as_python_refuses_it() -> None:
         f"{ab.tensor(1.0):.2f}"
 
 
+def _copied_under_no_grad(data: Any) -> ab.Tensor:
+    """``ab.tensor(data)``, a constant on purpose (with grad on, a copy of a Tensor that requires
+    grad is refused, tests/test_tensor.py)."""
+    with ab.no_grad():
+        return ab.tensor(data)
+
+
 @pytest.mark.parametrize(
     ("read", "how"),
     [
         (lambda t: t.numpy(), ".numpy()"),
         (lambda t: t.tolist(), ".tolist()"),
         (lambda t: np.asarray(t), "__array__"),
-        (lambda t: ab.tensor(t), "a copy into a new Tensor"),
+        (lambda t: _copied_under_no_grad(t), "a copy into a new Tensor"),
     ],
     ids=["numpy", "tolist", "__array__", "tensor copy"],
 )
@@ -126,7 +133,7 @@ def test_a_whole_array_read_into_python_runs_the_signature_eagerly(read: Any, ho
     ("func", "how"),
     [
         (lambda x: (x * float(x.numpy().sum()) + x * x.numpy()[0]).sum(), "(float64[3]) into Python with .numpy()"),
-        (lambda x: (ab.tensor([x[0] * 2, x[1]]) * x[:2]).sum(), "(float64[]) into Python with __array__"),
+        (lambda x: (_copied_under_no_grad([x[0] * 2, x[1]]) * x[:2]).sum(), "(float64[]) into Python with __array__"),
     ],
     ids=["two .numpy()", "a list of two tensors copied"],
 )

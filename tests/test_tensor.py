@@ -167,6 +167,31 @@ def test_conversions_and_truth_values() -> None:
     assert ab.Tensor(t).data is not t.data  # the constructor copies a Tensor's data too
 
 
+def test_a_copy_of_a_tensor_that_requires_grad_is_refused_not_a_constant_without_a_word() -> None:
+    # ab.tensor(t) copies t's values into a constant leaf: the gradient through it was dropped,
+    # and t -> (ab.tensor(t) * t).sum() got the gradient t where it is 2 t (PyTorch warns);
+    # a list of Tensors alike: (ab.tensor([3 w0, w1]) * w).sum() gave [3, 2], not [6, 4].
+    x = ab.tensor([1.0, 2.0])
+    copied = r"tensor: the data is tensor float64\[2\], which requires grad; the copy is on no graph"
+    held = r"tensor: the data holds tensor float64\[\], which requires grad; .* ab\.stack"
+    for make in (ab.tensor, ab.Tensor, lambda t: ab.tensor(t, requires_grad=True), ab.nn.Parameter):
+        with pytest.raises(TypeError, match=copied):
+            ab.functional.value_and_grad(lambda t, make=make: (make(t) * t).sum())(x)
+    for data in (lambda t: [t[0] * 3, t[1]], lambda t: ([t[0] * 3, 1.0], (2.0, t[1]))):
+        with pytest.raises(TypeError, match=held):
+            ab.functional.value_and_grad(lambda t, data=data: (ab.tensor(data(t)) * t).sum())(x)
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=copied):
+        ab.tensor(w)  # a leaf too: a gradient through the copy would be lost all the same
+    # the ways out the errors name: a copy on the graph, or a constant on purpose
+    (ab.tensor(w.detach()) * w + w.clone() * w + ab.stack([w[0] * 3, w[1]]) * w).sum().backward()
+    assert w.grad.tolist() == [1.0 + 2.0 + 6.0, 2.0 + 4.0 + 4.0]
+    assert not ab.tensor([w[0].detach(), w[1].detach()]).requires_grad
+    with ab.no_grad():  # no gradient is wanted there: a copy as before
+        assert ab.tensor(w).tolist() == ab.tensor([w[0], w[1]]).tolist() == [1.0, 2.0]
+    assert ab.tensor([x[0], 2.0, np.float64(3.0)]).tolist() == [1.0, 2.0, 3.0]  # no gradient to lose
+
+
 REFLECTED = {  # Tensor's reflected operators and what numpy computes for `other OP self`
     "__radd__": np.add,
     "__rsub__": np.subtract,

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autobp import backends
+from autobp.grad_mode import _local  # the per-thread modes
 from autobp.tensor import method_table
-from autobp.tensor.data import check_requires_grad, copied_array
+from autobp.tensor.data import CopyRefused, check_requires_grad, copied_array
 from autobp.tensor.method_table import NAMESAKE, binary, op, ops_named
 
 if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these modules imports Tensor
@@ -42,7 +43,10 @@ class Tensor:
     library's (a torch tensor, a CuPy array), which keeps its library and device. Python floats
     become float64, arrays keep their dtype, and float32 stays float32 through every op and
     gradient. The constructor copies ``data``, so later changes to the caller's array cannot
-    change the graph. Operators and numpy-like methods are the ops themselves (``t.sum(1)`` is
+    change the graph. The copy is a constant: of a Tensor that requires grad (grad mode on) or
+    carries a forward-mode tangent, or of a list holding one, it raises ``TypeError`` rather than
+    drop that derivative; ``t.clone()`` or ``ab.stack`` keeps it, ``t.detach()`` drops it on
+    purpose. Operators and numpy-like methods are the ops themselves (``t.sum(1)`` is
     ``ab.sum(t, 1)``), so they take numpy's keywords (``axis=``, ``keepdims=``).
 
     >>> import autobp as ab
@@ -59,6 +63,7 @@ class Tensor:
     __hash__ = object.__hash__  # identity hashing; __eq__ is elementwise
 
     data: np.ndarray
+    _requires_grad: bool
     grad: Tensor | None
     grad_fn: Node | None
     # The version counter of this tensor's storage: a one-element list shared by a base and all
@@ -70,10 +75,20 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
             graph.note_read(data, "a copy into a new Tensor")  # the copy is a constant to a tape
-            if graph._local.modes.forward is not None:
-                _refuse_dropping(data, self)
-            data = data.data
-        array = copied_array(data, dtype)
+            if data._requires_grad or _local.modes.forward is not None:
+                refuse_dropping(data, self, False)
+            array = copied_array(data.data, dtype)
+        elif type(data) is list or type(data) is tuple:
+            # numpy reads the Tensors inside through __array__, which refuses (refuse_dropping)
+            # those that would lose a gradient or a tangent while this is set
+            modes = _local.modes
+            outer, modes.copying = modes.copying, self
+            try:
+                array = copied_array(data, dtype)
+            finally:
+                modes.copying = outer
+        else:
+            array = copied_array(data, dtype)
         if requires_grad:
             check_requires_grad(array, "tensor")
         self.data = array
@@ -343,24 +358,37 @@ class Tensor:
         return _ops.transpose(self, order or None)
 
 
-def _refuse_dropping(source: Tensor, made: Tensor) -> None:
-    """Refuse ``Tensor(source)`` where ``source`` carries a forward-mode tangent at an active level.
+def refuse_dropping(source: Tensor, made: Tensor, inside: bool) -> None:
+    """Refuse ``Tensor(source)`` (or ``source`` inside the list given, ``inside``) where ``source``
+    requires grad with grad mode on, or carries a forward-mode tangent at an active level.
 
-    The copy is a new tensor of the same values, a constant by definition (as ``copy.copy``), so
-    the tangent would not reach it: ``jvp`` of ``lambda t: ab.tensor(t) * t`` read the copy's
-    derivative as zero, ``[1, 2]`` where it is ``[2, 4]``, with no error. (PyTorch warns and
-    drops it.) Checked in forward mode only, on this rare path: other constructions pay nothing.
+    The copy is a new leaf of the same values, a constant by definition (as ``copy.copy``), so the
+    gradient or the tangent through it would be lost with no error: ``t -> (ab.tensor(t) * t).sum()``
+    got the gradient ``t`` where it is ``2 t``, and its jvp the same. (PyTorch warns and drops it.)
+    As numpy's functions refuse such a tensor (``Tensor.__array_function__``): under ``no_grad()``
+    a tensor that requires grad is copied as before, a tangent is refused there too (tangents
+    flow there). Checked on the copy's rare paths only: other constructions pay nothing.
     """
     from autobp.forward import carries_tangent
 
-    if carries_tangent(source):
-        call = "ab.tensor" if type(made) is Tensor else type(made).__name__
-        raise TypeError(
-            f"tensor: the data is tensor {backends.describe(source)}, which carries a forward-mode tangent; "
-            f"{call}(t) makes a constant copy, so the tangent through it would be lost (jvp would read zeros). "
-            f"Use t.clone() for a copy that keeps it, or {call}(t.detach()) (or forward_ad.unpack_dual(t).primal) "
-            "for a constant on purpose"
+    if source._requires_grad and _local.modes.enabled:
+        lost = "requires grad; the copy is on no graph, so the gradient through it"
+    elif carries_tangent(source):
+        lost = "carries a forward-mode tangent; the copy carries none, so the tangent through it"
+    else:
+        return
+    call = "ab.tensor" if type(made) is Tensor else type(made).__name__
+    if inside:
+        raise CopyRefused(
+            f"tensor: the data holds tensor {backends.describe(source)}, which {lost} would be lost "
+            f"({call}([...]) makes a constant of the values). Use ab.stack([...]) or ab.concatenate([...]) "
+            "to keep it, or detach() the elements for a constant on purpose"
         )
+    raise CopyRefused(
+        f"tensor: the data is tensor {backends.describe(source)}, which {lost} would be lost "
+        f"({call}(t) makes a constant copy). Use t.clone() for a copy that keeps it, or {call}(t.detach()) "
+        "for a constant on purpose"
+    )
 
 
 def first_requiring_grad(values: Any) -> Tensor | None:

@@ -13,7 +13,13 @@ import numpy as np
 
 from autobp import backends
 
-__all__ = ["check_requires_grad", "copied_array"]
+__all__ = ["check_requires_grad", "copied_array", "CopyRefused"]
+
+
+class CopyRefused(TypeError):
+    """A Tensor inside the data would lose its gradient or tangent in the copy
+    (``autobp.tensor.refuse_dropping``): raised as it is, not as a conversion error."""
+
 
 _NUMPY = backends.library("numpy")
 
@@ -36,6 +42,8 @@ def copied_array(data: Any, dtype: Any = None) -> Any:
         return xp.asarray(data, dtype=None if dtype is None else _foreign_dtype(xp, dtype), copy=True)
     try:
         array = np.array(data, dtype=dtype, copy=True)
+    except CopyRefused:
+        raise
     except (ValueError, TypeError) as error:  # ragged nesting, unknown dtype, unconvertible values
         kind = TypeError if isinstance(error, TypeError) else ValueError
         raise kind(f"tensor: cannot make a Tensor from {type(data).__name__}: {error}") from error

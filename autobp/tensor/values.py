@@ -18,7 +18,7 @@ import numpy as np
 from autobp import backends, graph
 from autobp.forward import first_carrying_tangent
 from autobp.grad_mode import is_grad_enabled
-from autobp.tensor import Tensor, first_requiring_grad
+from autobp.tensor import Tensor, first_requiring_grad, refuse_dropping
 
 TENSOR_METHODS = (
     "_host",
@@ -49,6 +49,9 @@ def _host(self: Tensor, how: str) -> np.ndarray:
 def __array__(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
     """The numpy array itself (numpy reading the tensor); refused for other libraries' arrays."""
     graph.note_read(self, "__array__ (numpy reading the tensor)")
+    made = graph._local.modes.copying
+    if made is not None:  # an element of the list a Tensor is made from
+        refuse_dropping(self, made, True)
     if type(self.data) is not np.ndarray:
         raise TypeError(
             f"numpy cannot read a {self.library} tensor in place (no silent copy to the host); "
