@@ -51,6 +51,19 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
                 f"{where} is a leaf that requires grad; an in-place change would not be seen by the "
                 "graph. Do it inside `with ab.no_grad():` (as optimizer steps do), or use an out-of-place op"
             )
+        counter = tensor._vc
+        if counter is not None and len(counter) > 1:  # its storage is a tensor's that requires grad
+            base = counter[1]()
+            data = tensor.data
+            # (a read-only numpy view, detach()'s, is refused below as read-only)
+            if base is not None and base._requires_grad and (type(data) is not np.ndarray or data.flags.writeable):
+                raise RuntimeError(
+                    f"{where} shares the memory of tensor {backends.describe(base)}, which requires grad: it is "
+                    "a view made off the graph (under no_grad(), a detach(), or a make_dual there). Written in "
+                    "place with grad mode on, it would change that tensor's values where the graph cannot see "
+                    "it (a write into the tensor itself is refused). Write inside `with ab.no_grad():` as well "
+                    "(as optimizer steps do), or build new values out of place (v.clone() + 1, ab.where(...))"
+                )
         if any(isinstance(o, Tensor) and o.requires_grad for o in operands):
             raise RuntimeError(
                 f"{where} does not require grad but the operand does; writing into it in place would "

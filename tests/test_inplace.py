@@ -70,6 +70,70 @@ def test_inplace_on_a_leaf_that_requires_grad(name: str, change: Any, expected: 
     assert x._version == 1 and x.requires_grad and x.is_leaf
 
 
+NO_GRAD_VIEW = r"shares the memory of tensor float64\[2, 3\], which requires grad: it is a view made off the graph"
+
+
+@pytest.mark.parametrize(("name", "change", "expected"), INPLACE, ids=IDS)
+def test_a_view_made_under_no_grad_of_a_leaf_is_refused_a_write_with_grad_on(
+    name: str, change: Any, expected: Any
+) -> None:
+    # w itself refuses the write with grad on (the test above); a view of it made under no_grad
+    # (a leaf that does not require grad) took it: w's values changed where grad mode is on,
+    # unseen by the graph (PyTorch: "A view was created in no_grad mode and is being modified
+    # inplace with grad mode enabled").
+    w = ab.tensor(np.stack([_values(), _values()]), requires_grad=True)
+    with ab.no_grad():
+        row, view_of_view = w[0], w.T[:, 1]
+    for view in (row, view_of_view):
+        with pytest.raises(RuntimeError, match=f"{re.escape(name)}: tensor float64\\[3\\] {NO_GRAD_VIEW}"):
+            change(view)
+    assert w._version == 0 and np.array_equal(w.data, np.stack([_values(), _values()]))
+    with ab.no_grad():  # the view and the write both under no_grad: an optimizer's write, as before
+        change(row)
+    np.testing.assert_allclose(w.data[0], expected(_values()))
+    assert w._version == 1 and w.is_leaf and w.requires_grad
+
+
+def test_no_grad_views_follow_the_base_requiring_grad_now() -> None:
+    w = ab.tensor(np.ones((2, 3)))
+    with ab.no_grad():
+        row = w[0]
+    row += 1.0  # w does not require grad: a plain write, as before
+    w.requires_grad_()  # turned on after the view was made: the view knows
+    with pytest.raises(RuntimeError, match=NO_GRAD_VIEW):
+        row.mul_(2.0)
+    w.requires_grad_(False)  # and turned off again
+    row.mul_(2.0)
+    assert w.tolist() == [[4.0, 4.0, 4.0], [1.0, 1.0, 1.0]]
+    # a dual made under no_grad of a leaf that requires grad is such a view too
+    w.requires_grad_()
+    with ab.forward_ad.dual_level():
+        with ab.no_grad():
+            dual = ab.forward_ad.make_dual(w, ab.zeros_like(w))
+        with pytest.raises(RuntimeError, match=NO_GRAD_VIEW):
+            dual[0, 0] = 5.0
+    # views made with grad on are on the graph, which refuses writes as before; the leaf's
+    # gradient after every refusal is the one of its unchanged values
+    with pytest.raises(RuntimeError, match="made by op 'getitem'"):
+        w[0].add_(1.0)
+    (w * w).sum().backward()
+    assert w.grad.tolist() == [[8.0, 8.0, 8.0], [2.0, 2.0, 2.0]]
+
+
+def test_a_no_grad_view_of_a_torch_leaf_is_refused_a_write_with_grad_on() -> None:
+    torch = pytest.importorskip("torch")
+    w = ab.tensor(torch.ones((2, 3), dtype=torch.float64), requires_grad=True)
+    with ab.no_grad():
+        row = w[0]
+    with pytest.raises(RuntimeError, match=r"add_: tensor torch float64\[3\] shares the memory of tensor torch"):
+        row.add_(1.0)
+    with pytest.raises(RuntimeError, match="shares the memory of tensor torch"):
+        w.detach().add_(1.0)  # torch has no read-only flag: detach()'s view is refused alike
+    with ab.no_grad():
+        row.add_(1.0)
+    assert w.tolist() == [[2.0, 2.0, 2.0], [1.0, 1.0, 1.0]]
+
+
 @pytest.mark.parametrize(("name", "change", "expected"), INPLACE[:9], ids=IDS[:9])
 def test_inplace_method_on_a_graph_tensor_is_refused(name: str, change: Any, expected: Any) -> None:
     x = ab.tensor(_values(), requires_grad=True)

@@ -69,7 +69,8 @@ class Tensor:
     # The version counter of this tensor's storage: a one-element list shared by a base and all
     # its views (slices, reshapes, transposes, detach()), bumped by every in-place write through
     # any of them; graph nodes record it (docs/trust.md). None: version 0, storage not shared yet.
-    _vc: list[int] | None
+    # (A second item, once a tensor that requires grad is on it: a weakref to that tensor.)
+    _vc: list[Any] | None
     _hooks: dict[int, Callable[[Tensor], Tensor | None]] | None  # leaf gradient hooks (autobp.hooks)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -237,6 +238,9 @@ class Tensor:
             check_requires_grad(self.data, what)
             # (getattr: a tensor being unpickled sets its slots one by one, this one maybe first)
             if not getattr(self, "_requires_grad", True):
+                counter = self._vc
+                if counter is not None and len(counter) == 1:  # views of it exist: they must know
+                    tensor_inplace.mark_requiring_grad(counter, self)
                 # Turned on after the tensor may have been used as a constant: a graph that saved it
                 # would send it only the gradients of the ops recorded for other reasons. The bump
                 # makes such a graph refuse backward (engine.versions) instead.
@@ -449,5 +453,7 @@ def install_ops(ops: ModuleType) -> None:
     from autobp.tensor import inplace as tensor_inplace
     from autobp.tensor import values as tensor_values
 
-    globals().update(_ops=ops, engine=engine, graph=graph, hooks=hooks, _inplace=inplace._inplace)
+    globals().update(
+        _ops=ops, engine=engine, graph=graph, hooks=hooks, _inplace=inplace._inplace, tensor_inplace=tensor_inplace
+    )
     method_table.install(Tensor, ops, tensor_values, tensor_inplace, tensor_copies)

@@ -12,6 +12,7 @@ installed by ``autobp.tensor.method_table.install``; Tensor's class body declare
 from __future__ import annotations
 
 import sys
+import weakref
 from typing import Any
 
 import numpy as np
@@ -56,11 +57,23 @@ _version: property = property(_get_version, _set_version, doc=_get_version.__doc
 
 
 def _share_storage_with(self: Tensor, base: Tensor) -> None:
-    """Make this tensor (a view of ``base``'s memory) use ``base``'s version counter."""
+    """Make this tensor (a view of ``base``'s memory) use ``base``'s version counter.
+
+    A counter shared with a tensor that requires grad also holds a weak reference to it (after
+    the version): a view of it that records nothing (made under ``no_grad()``) is then refused a
+    write in place with grad mode on (``autobp.inplace``), as that tensor itself is.
+    """
     counter = base._vc
     if counter is None:
         counter = base._vc = [0]
+    if base._requires_grad and len(counter) == 1:
+        mark_requiring_grad(counter, base)
     self._vc = counter
+
+
+def mark_requiring_grad(counter: list[Any], tensor: Tensor) -> None:
+    """Note in a storage's version ``counter`` that ``tensor``, which requires grad, is on it."""
+    counter.append(weakref.ref(tensor))
 
 
 def __setitem__(self: Tensor, index: Any, value: Any) -> None:
