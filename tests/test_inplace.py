@@ -105,6 +105,13 @@ def test_no_grad_views_follow_the_base_requiring_grad_now() -> None:
     w.requires_grad_(False)  # and turned off again
     row.mul_(2.0)
     assert w.tolist() == [[4.0, 4.0, 4.0], [1.0, 1.0, 1.0]]
+    x = ab.tensor([1.0, 2.0])
+    ab.functional.value_and_grad(lambda t: (t[0:1] * 2.0).sum())(x)  # its leaf, on x's storage, requires grad
+    with ab.no_grad():
+        head = x[0:1]
+    x.requires_grad_()  # the one on the storage that requires grad now: x, not the transform's leaf
+    with pytest.raises(RuntimeError, match=r"shares the memory of tensor float64\[2\], which requires grad"):
+        head += 1.0
     # a dual made under no_grad of a leaf that requires grad is such a view too
     w.requires_grad_()
     with ab.forward_ad.dual_level():

@@ -239,7 +239,7 @@ class Tensor:
             # (getattr: a tensor being unpickled sets its slots one by one, this one maybe first)
             if not getattr(self, "_requires_grad", True):
                 counter = self._vc
-                if counter is not None and len(counter) == 1:  # views of it exist: they must know
+                if counter is not None:  # views of it exist: they must know
                     tensor_inplace.mark_requiring_grad(counter, self)
                 # Turned on after the tensor may have been used as a constant: a graph that saved it
                 # would send it only the gradients of the ops recorded for other reasons. The bump

@@ -72,8 +72,14 @@ def _share_storage_with(self: Tensor, base: Tensor) -> None:
 
 
 def mark_requiring_grad(counter: list[Any], tensor: Tensor) -> None:
-    """Note in a storage's version ``counter`` that ``tensor``, which requires grad, is on it."""
-    counter.append(weakref.ref(tensor))
+    """Note in a storage's version ``counter`` that ``tensor``, which requires grad, is on it
+    (unless another tensor on it that requires grad is noted already)."""
+    if len(counter) == 1:
+        counter.append(weakref.ref(tensor))
+        return
+    noted = counter[1]()
+    if noted is None or not noted._requires_grad:
+        counter[1] = weakref.ref(tensor)
 
 
 def __setitem__(self: Tensor, index: Any, value: Any) -> None:
