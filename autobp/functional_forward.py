@@ -158,8 +158,10 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -
 
     ``func`` runs once per input element, so it must be pure: a call whose value or gradient
     differs from the first call's (a func that draws random numbers) raises ``RuntimeError``.
-    Shapes: entry ``[i][j]`` has shape ``inputs[i].shape + inputs[j].shape`` (a Tensor input
-    gives one array of shape ``x.shape + x.shape``).
+    Shapes: entry ``[i][j]`` has shape ``out.shape + inputs[i].shape + inputs[j].shape``, as
+    ``jacobian`` of ``jacobian`` and ``torch.func.hessian`` give (a Tensor input gives one array,
+    of shape ``x.shape + x.shape`` for the usual 0-d output; a one-element output of shape
+    ``(1, 1)`` keeps its axes: ``(1, 1) + x.shape + x.shape``).
 
     >>> import autobp as ab
     >>> hessian(lambda x: (x**3).sum(), ab.tensor([1.0, 2.0])).tolist()
@@ -169,14 +171,25 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False) -
     in_tuple, xs = as_tensors(inputs, "hessian", "inputs")
     xs = fresh_inputs(xs, create_graph, "hessian")
 
+    out_shape: list[tuple[int, ...]] = []  # func's output shape (one element: () or (1, 1)...)
+
     def column(vectors: list[Tensor]) -> Column:
         value, gradient, products = _gradient_and_products(func, xs, vectors, create_graph, "hessian")
+        if not out_shape:
+            out_shape.append(tuple(value.shape))
         # The value alone could repeat with another random draw (dropout's mask of the same
         # size); the gradient shows where the draw fell.
         names = [f"func's gradient for inputs[{j}]" if in_tuple else "func's gradient" for j in range(len(xs))]
         return in_tuple, xs, products, [("func's value", value), *zip(names, gradient, strict=True)]
 
-    return _columns(column, xs, in_tuple, create_graph, SameEveryCall("hessian", HESSIAN_ADVICE))
+    table = _columns(column, xs, in_tuple, create_graph, SameEveryCall("hessian", HESSIAN_ADVICE))
+    if not out_shape[0]:
+        return table
+    # A one-element output that is not 0-d keeps its axes in front, as jacobian's rule gives: the
+    # (n, n) Hessian of a (1, 1) output was returned as if it were 0-d (torch.func: (1, 1, n, n)).
+    if not in_tuple:
+        return reshape(table, out_shape[0] + tuple(table.shape))
+    return tuple(tuple(reshape(block, out_shape[0] + tuple(block.shape)) for block in row) for row in table)
 
 
 HESSIAN_ADVICE = (

@@ -97,6 +97,47 @@ def test_hessian_closed_form_quadratic_and_cubic() -> None:
     np.testing.assert_allclose(hyy.data, np.zeros((2, 2)))
 
 
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_hessian_of_a_one_element_output_keeps_its_axes_as_jacobian_does(
+    shape: tuple[int, ...], create_graph: bool
+) -> None:
+    # jacobian's rule (out.shape + in.shape), applied twice, as torch.func.hessian: the (1, 1)
+    # output's Hessian was (2, 2), shaped as if the output were 0-d.
+    x, y = ab.tensor([0.5, -1.0]), ab.tensor([2.0, 3.0, 4.0])
+    cubic = np.diag(6 * x.data)
+    h = hessian(lambda t: (t**3).sum().reshape(shape), x, create_graph=create_graph)
+    assert h.shape == (*shape, 2, 2)
+    np.testing.assert_allclose(h.data.reshape(2, 2), cubic)
+    twice = jacobian(lambda t: jacobian(lambda u: (u**3).sum().reshape(shape), t, create_graph=True), x)
+    assert twice.shape == h.shape
+    blocks = hessian(lambda a, b: (a * a * b[:2]).sum().reshape(shape), (x, y), create_graph=create_graph)
+    assert [[block.shape for block in row] for row in blocks] == [
+        [(*shape, 2, 2), (*shape, 2, 3)],
+        [(*shape, 3, 2), (*shape, 3, 3)],
+    ]
+    np.testing.assert_allclose(blocks[0][1].data.reshape(2, 3), [[2 * x.data[0], 0, 0], [0, 2 * x.data[1], 0]])
+    assert hessian(lambda t: t.sum().reshape(shape), ab.zeros(0)).shape == (*shape, 0, 0)
+
+
+# torch.func's first call scripts a helper with torch.jit.script, which torch 2.13 deprecates itself
+@pytest.mark.filterwarnings(r"ignore:.*torch\.jit\.script.* is deprecated:DeprecationWarning")
+def test_hessian_shapes_match_torch_func() -> None:
+    torch = pytest.importorskip("torch")
+    x, y = np.array([0.5, -1.0]), np.array([2.0, 3.0, 4.0])
+    for shape in [(), (1,), (1, 1)]:
+        ours = hessian(
+            lambda a, b, shape=shape: (a * a * b[:2] + a**3).sum().reshape(shape), (ab.tensor(x), ab.tensor(y))
+        )
+        theirs = torch.func.hessian(
+            lambda a, b, shape=shape: (a * a * b[:2] + a**3).sum().reshape(shape), argnums=(0, 1)
+        )(torch.tensor(x), torch.tensor(y))
+        for row, their_row in zip(ours, theirs, strict=True):
+            for block, their_block in zip(row, their_row, strict=True):
+                assert block.shape == tuple(their_block.shape)
+                np.testing.assert_allclose(block.data, their_block.numpy())
+
+
 def test_hvp_equals_hessian_times_v() -> None:
     def f(t: ab.Tensor) -> ab.Tensor:
         return ab.logsumexp(ab.matmul(ab.tensor(A), t)) + (t**3).sum()
