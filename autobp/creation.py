@@ -17,7 +17,7 @@ import numpy as np
 
 from autobp import backends
 from autobp.tape_notes import mark_untapeable
-from autobp.tensor import Tensor
+from autobp.tensor import Tensor, derivative_lost
 
 __all__ = [
     "as_generator",
@@ -108,7 +108,20 @@ def full(
     device: Any = None,
 ) -> Tensor:
     """A tensor filled with ``value``. Shapes: shape -> shape."""
+    _refuse_dropping(value, "full")
     return _leaf(np.full(shape, value, dtype=numpy_dtype(dtype)), requires_grad, library, device)
+
+
+def _refuse_dropping(value: Any, name: str) -> None:
+    """Refuse a fill ``value`` that is a Tensor whose gradient or tangent the constant would drop
+    (numpy reads its values: ``ab.full((2,), w)`` gave ``w``'s gradient nothing, with no error)."""
+    lost = derivative_lost(value)
+    if lost is not None:
+        raise TypeError(
+            f"{name}: the fill value is tensor {backends.describe(value)}, which {lost} would be lost "
+            f"(ab.{name} makes a constant). Use value * ab.ones(shape) (or ab.ones_like(x)) to keep it, or "
+            "value.detach() for a constant on purpose"
+        )
 
 
 def _like(x: Any, fill: float, dtype: Any, requires_grad: bool) -> Tensor:
@@ -135,6 +148,7 @@ def ones_like(x: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
 def full_like(x: Any, value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """``value`` everywhere, with the shape, dtype, library and device of ``x``."""
+    _refuse_dropping(value, "full_like")
     return _like(x, value, dtype, requires_grad)
 
 

@@ -6,6 +6,8 @@ strategy of ``jacobian``. The per-op rules are checked over the registry in test
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 from typing import Any
 
@@ -590,6 +592,15 @@ def test_a_tensor_copy_of_a_dual_is_refused_not_a_constant_without_a_word() -> N
         with pytest.raises(TypeError, match=r"the data holds tensor float64\[\], which carries a forward-mode"):
             ab.tensor([d[0] * 3, d[1]])  # inside a list as well (ab.stack keeps the tangent)
         assert fwd.unpack_dual(ab.stack([d[0] * 3, d[1]])).tangent.tolist() == [3.0, 1.0]
+        # a fill value and Python's copies alike
+        for fill in (lambda: ab.full((2,), d[0]), lambda: ab.full_like(x, d[1])):
+            with pytest.raises(TypeError, match=r"the fill value is tensor float64\[\], which carries a forward"):
+                fill()
+        assert fwd.unpack_dual(d[0] * ab.ones(2)).tangent.tolist() == [1.0, 1.0]
+        for copied in (copy.copy, copy.deepcopy, lambda t: pickle.loads(pickle.dumps(t))):
+            with pytest.raises(TypeError, match=r"carries a forward-mode tangent, which a copy cannot take along"):
+                copied(d)
+        assert fwd.unpack_dual(copy.copy(d.detach())).tangent is None
     assert ab.functional.jvp(lambda t: t.clone() * t, x, v)[1].tolist() == [2.0, 4.0]
     assert ab.tensor(d).tolist() == [1.0, 2.0]  # outside the level d carries nothing: a copy
 

@@ -190,6 +190,11 @@ def test_a_copy_of_a_tensor_that_requires_grad_is_refused_not_a_constant_without
     with ab.no_grad():  # no gradient is wanted there: a copy as before
         assert ab.tensor(w).tolist() == ab.tensor([w[0], w[1]]).tolist() == [1.0, 2.0]
     assert ab.tensor([x[0], 2.0, np.float64(3.0)]).tolist() == [1.0, 2.0, 3.0]  # no gradient to lose
+    # a fill value alike: ab.full((2,), w[0]) gave w no gradient through it
+    for fill in (lambda: ab.full((2,), w[0]), lambda: ab.full_like(x, w[1])):
+        with pytest.raises(TypeError, match=r"the fill value is tensor float64\[\], which requires grad"):
+            fill()
+    assert ab.full((2,), w[0].detach()).tolist() == ab.full((2,), ab.tensor(1.0)).tolist() == [1.0, 1.0]
 
 
 REFLECTED = {  # Tensor's reflected operators and what numpy computes for `other OP self`

@@ -373,13 +373,8 @@ def refuse_dropping(source: Tensor, made: Tensor, inside: bool) -> None:
     a tensor that requires grad is copied as before, a tangent is refused there too (tangents
     flow there). Checked on the copy's rare paths only: other constructions pay nothing.
     """
-    from autobp.forward import carries_tangent
-
-    if source._requires_grad and _local.modes.enabled:
-        lost = "requires grad; the copy is on no graph, so the gradient through it"
-    elif carries_tangent(source):
-        lost = "carries a forward-mode tangent; the copy carries none, so the tangent through it"
-    else:
+    lost = derivative_lost(source)
+    if lost is None:
         return
     call = "ab.tensor" if type(made) is Tensor else type(made).__name__
     if inside:
@@ -393,6 +388,20 @@ def refuse_dropping(source: Tensor, made: Tensor, inside: bool) -> None:
         f"({call}(t) makes a constant copy). Use t.clone() for a copy that keeps it, or {call}(t.detach()) "
         "for a constant on purpose"
     )
+
+
+def derivative_lost(source: Any) -> str | None:
+    """What a constant made of ``source``'s values would lose, said after "which" (None: nothing):
+    ``source`` requires grad with grad mode on, or carries a forward-mode tangent."""
+    from autobp.forward import carries_tangent
+
+    if not isinstance(source, Tensor):
+        return None
+    if source._requires_grad and _local.modes.enabled:
+        return "requires grad; the copy is on no graph, so the gradient through it"
+    if carries_tangent(source):
+        return "carries a forward-mode tangent; the copy carries none, so the tangent through it"
+    return None
 
 
 def first_requiring_grad(values: Any) -> Tensor | None:

@@ -5,8 +5,9 @@ and a fresh version counter. Python's default for a slotted class would share th
 the counter: an in-place write through the copy would then change values a graph saved for
 backward without the graph noticing, and backward would return a wrong gradient with no error.
 
-Only leaves are copied, and a copy is a new leaf: as ``ab.tensor(t)``, it shares no graph and no
-forward-mode tangent with ``t`` (``t.clone()`` is the copy that does). A tensor made by an op
+Only leaves are copied, and a copy is a new leaf: it shares no graph with ``t`` (``t.clone()`` is
+the copy that does); a leaf carrying a forward-mode tangent (``make_dual``'s) is refused, as
+``ab.tensor(t)`` refuses it, since the copy would carry none. A tensor made by an op
 belongs to a graph, which a copy cannot take along: copying one raises, and says to detach it
 first (PyTorch's ``deepcopy`` refuses these too). Gradient hooks are copied by ``copy.copy`` and
 ``copy.deepcopy`` (as the rest of the state: shared by the one, deep-copied by the other) and
@@ -20,6 +21,7 @@ import copy
 from typing import Any
 
 from autobp import backends, graph
+from autobp.forward import first_carrying_tangent
 from autobp.tensor import Tensor
 
 TENSOR_METHODS = ("__copy__", "__deepcopy__", "__reduce_ex__")
@@ -74,6 +76,14 @@ def _state(tensor: Tensor, how: str) -> dict[str, Any]:
             "graph along; copy t.detach() for its values, or use t.clone() for a copy on the graph"
         )
     graph.note_read(tensor, how)  # a tape being traced: the copy's values are read out of the graph
+    levels = graph._local.modes.forward
+    if levels is not None and first_carrying_tangent((tensor,), levels) is not None:
+        # (a dual leaf made by make_dual: its copy carried no tangent, and read as a constant)
+        raise TypeError(
+            f"{how}: {backends.describe(tensor)} carries a forward-mode tangent, which a copy cannot take "
+            "along (the copy would be a constant: jvp would read zeros); use t.clone() for a copy that "
+            "keeps it, or copy t.detach() for a constant on purpose"
+        )
     state = {}
     for cls in type(tensor).__mro__:
         for name in vars(cls).get("__slots__", ()):
