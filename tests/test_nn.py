@@ -446,3 +446,16 @@ def test_a_tensor_into_an_empty_parameter_slot_is_refused_and_slots_keep_their_o
     seq = ab.nn.Sequential(ab.nn.Linear(2, 2, rng=0), ab.nn.Linear(2, 1, rng=1))
     setattr(seq, "0", ab.nn.Linear(2, 2, rng=2))  # (Sequential names its layers by position)
     assert [name for name, _ in seq.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+
+
+def test_a_parameter_made_of_a_tensor_on_a_graph_is_a_new_leaf_of_its_values() -> None:
+    """``nn.Parameter(t)`` is a new leaf by its name, as PyTorch's is: of a tensor on a graph it takes
+    the values (where ``ab.tensor(t)`` refuses to drop the gradient unsaid); the new leaf's
+    gradient is its own, and ``t``'s graph is untouched."""
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    p = nn.Parameter(w * 2.0)
+    assert p.is_leaf and p.requires_grad and p.data.tolist() == [2.0, 4.0]
+    (p * p).sum().backward()
+    assert p.grad.data.tolist() == [4.0, 8.0] and w.grad is None
+    with pytest.raises(TypeError, match="requires grad; the copy is on no graph"):
+        ab.tensor(w * 2.0)

@@ -15,6 +15,7 @@ import numpy as np
 
 from autobp import backends
 from autobp.engine.hook_calls import clear_grad
+from autobp.forward import carries_tangent
 from autobp.tensor import Tensor
 
 __all__ = ["Module", "Parameter"]
@@ -34,6 +35,10 @@ class Parameter(Tensor):
     __slots__ = ("_module_name",)
 
     def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None) -> None:
+        if isinstance(data, Tensor) and data.requires_grad and not carries_tangent(data):
+            # A Parameter is a new leaf by its name (``nn.Parameter(other.weight * 2)``, as PyTorch
+            # takes it): its values are meant, not its graph, which ab.tensor(t) refuses to drop unsaid.
+            data = data.detach()
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
         self._module_name: str | None = None
 
