@@ -480,6 +480,41 @@ def test_a_complex_tangent_or_cotangent_is_refused_not_cut_to_its_real_part(libr
     assert leaf.grad is None
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_a_complex_value_made_from_a_real_tensor_is_refused_not_differentiated_wrong(library: str) -> None:
+    # autobp's rules take no conjugates and forward mode carries real tangents only: through a
+    # complex value, |x * 1j| (which is |x|, derivative 1) got the gradient -1 with a ComplexWarning,
+    # |x (1 + 1j)| got 0 (it is sqrt 2), and jvp dropped the complex value's tangent (0, not 1).
+    from autobp.functional import jacobian, jvp
+
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        x = ab.tensor(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    else:
+        x = ab.tensor([1.0, 2.0])
+    v = x.detach() * 0.0 + 1.0
+    leaf = x.detach().requires_grad_()
+    refused = (
+        r"^(mul|astype): the result is complex \((torch )?complex128\[2?\]\), "
+        r"computed from tensor (torch )?float64\[2\]"
+    )
+    with pytest.raises(TypeError, match=refused + r", which requires grad"):
+        ab.abs(leaf * 1j).sum().backward()
+    with pytest.raises(TypeError, match=refused + r", which requires grad"):
+        ab.astype(leaf, "complex128")
+    with pytest.raises(TypeError, match=refused + r", which requires grad"):
+        jacobian(lambda t: ab.abs(t * (1 + 1j)), x)
+    with pytest.raises(TypeError, match=refused + r", which carries a forward-mode tangent"):
+        jvp(lambda t: ab.abs(t * 1j), x, v)
+    with pytest.raises(TypeError, match=refused + r", which carries a forward-mode tangent"):
+        jvp(lambda t: ab.abs(ab.astype(t, "complex128")), x, v)
+    assert leaf.grad is None
+    # Constants may still be complex: nothing differentiates them.
+    with ab.no_grad():
+        assert (leaf * 1j).dtype == (leaf.detach() * 1j).dtype
+    assert not (x * 1j).requires_grad
+
+
 def _directional_calls(x: ab.Tensor, v: ab.Tensor) -> list[tuple[str, Any]]:
     """Each transform that takes a direction ``v`` for ``x``, by the name its errors start with."""
     from autobp.functional import hvp, jvp, vjp

@@ -28,6 +28,7 @@ __all__ = [
     "namespace",
     "refuse_complex",
     "holds_floats",
+    "holds_complex",
     "library",
     "library_of",
     "library_name",
@@ -146,6 +147,17 @@ def holds_floats(value: Any) -> bool:
         return True
     lib = library_of(value)
     return lib is not None and bool(lib.isdtype(value.dtype, ("real floating", "complex floating")))
+
+
+def holds_complex(value: Any) -> bool:
+    """Whether an op's result holds complex values: an array of any library, a numpy or Python
+    scalar. A real function's graph cannot carry them (``public_function``, ``forward.propagate``)."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.dtype.kind == "c"
+    if isinstance(value, complex):
+        return True
+    lib = library_of(value)
+    return lib is not None and bool(lib.isdtype(value.dtype, "complex floating"))
 
 
 def refuse_complex(value: Any, what: str, role: str) -> None:
