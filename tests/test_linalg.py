@@ -91,6 +91,37 @@ def test_einsum_gradient_only_for_inputs_that_require_it() -> None:
     assert const.grad is None
 
 
+@pytest.mark.parametrize(
+    ("subscripts", "shapes"),
+    [
+        ("i->", [(0,)]),
+        ("ij->j", [(0, 3)]),
+        ("ij,ij->j", [(0, 3), (0, 3)]),
+        ("ij,j->i", [(2, 0), (1,)]),  # a size-1 axis broadcast against an empty one
+        ("ij,jk->ik", [(2, 1), (0, 4)]),
+        ("ij,jk->ik", [(2, 0), (0, 4)]),
+    ],
+)
+def test_einsum_over_an_empty_axis_has_gradients_of_the_inputs_shapes(
+    subscripts: str, shapes: list[tuple[int, ...]]
+) -> None:
+    # A sum over no elements: the value is numpy's (zeros), each gradient zeros of its input's shape.
+    # The rule broadcast the gradient to the larger of the sizes, 1 for an empty axis: "the vjp rule
+    # for input 0 returned a gradient of shape (1,), which is not that input's shape (0,)".
+    inputs = [ab.tensor(np.ones(shape), requires_grad=True) for shape in shapes]
+    out = ab.einsum(subscripts, *inputs)
+    np.testing.assert_array_equal(out.numpy(), np.einsum(subscripts, *(np.ones(shape) for shape in shapes)))
+    grads = ab.grad((out * out).sum() + out.sum(), inputs, create_graph=True)
+    for grad, shape in zip(grads, shapes, strict=True):
+        assert grad is not None and grad.shape == shape
+        np.testing.assert_array_equal(grad.numpy(), np.zeros(shape))
+    second = ab.grad(sum(g.sum() for g in grads if g.requires_grad), inputs, allow_unused=True)
+    assert all(g is None or g.shape == shape for g, shape in zip(second, shapes, strict=True))
+    directions = tuple(ab.tensor(np.ones(shape)) for shape in shapes)
+    _, tangent = ab.functional.jvp(lambda *xs: ab.einsum(subscripts, *xs), tuple(inputs), directions)
+    assert tangent.shape == out.shape
+
+
 def test_einsum_is_registered_under_its_public_name() -> None:
     assert ab.einsum.op is ab.REGISTRY["einsum"]
     assert ab.einsum("ij,jk", ab.ones((2, 3)), ab.ones((3, 4))).grad_fn is None  # nothing requires grad

@@ -276,11 +276,13 @@ def _einsum_vjp(
         single = len(tensors) == 1 and specs[0] == kept  # nothing to contract: skip an identity einsum
         g = grad if single else einsum(",".join(specs) + "->" + kept, *tensors)
         # Labels only x_k has were summed, and axes of size 1 in the others broadcast over x_k's
-        # axes: the gradient is the same along them (broadcast). The engine sums the reverse case.
+        # axes: the gradient is the same along them (broadcast, to x_k's size, 0 included: the
+        # larger size, taken before, was 1 for an empty axis, and the rule raised). The engine
+        # sums the reverse case (an axis of size 1 in x_k, larger or 0 in the others).
         sizes = dict(zip(kept, g.shape, strict=True))
         if kept != target:
             g = reshape(g, tuple(sizes.get(c, 1) for c in target))
-        shape = tuple(max(sizes.get(c, 1), n) for c, n in zip(target, x.shape, strict=True))
+        shape = tuple(n if sizes.get(c, 1) == 1 else sizes[c] for c, n in zip(target, x.shape, strict=True))
         grads.append(g if g.shape == shape else broadcast_to(g, shape))
     return grads
 
