@@ -132,9 +132,7 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
         if opdef.differentiable and backends.holds_complex(data):  # a tangent would be dropped: refused
             carrier = first_carrying_tangent(args, _local.modes.forward)
             if carrier is not None:
-                from autobp.ops.public_function import raise_complex_result  # (it imports this module)
-
-                raise_complex_result(opdef, data, carrier, "carries a forward-mode tangent")
+                raise graph.complex_result_error(opdef.name, data, [carrier], "carries a forward-mode tangent")
         return  # integer or boolean results (comparisons, argmax, astype to int): nothing to carry
     modes = _local.modes
     levels = modes.forward

@@ -17,7 +17,7 @@ import numpy as np
 from numpy import ndarray
 
 from autobp import graph
-from autobp.backends import describe, holds_complex, holds_floats
+from autobp.backends import describe, holds_floats
 from autobp.forward import first_carrying_tangent, propagate
 from autobp.ops.opdef import OpDef
 from autobp.tensor import Tensor, first_requiring_grad
@@ -93,20 +93,6 @@ def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
         f"{opdef.name}: keyword argument {names[0]!r} is a Tensor that requires grad, but {opdef.name} "
         "differentiates only its positional inputs, so that gradient would be lost; pass a tensor that "
         "needs a gradient as an input (or .detach() it if no gradient is wanted)"
-    )
-
-
-def raise_complex_result(opdef: OpDef, result: Any, tensor: Tensor, how: str) -> None:
-    """A complex result of an op on a tensor that requires grad (or carries a tangent): refused.
-
-    autobp differentiates real functions (a complex tensor cannot require grad, a complex tangent or
-    cotangent is refused); its rules take no conjugates, so a gradient through a complex value came
-    out wrong with no error: ``abs(x * 1j)`` got the gradient ``-1`` (it is ``1``), and forward mode
-    dropped the tangent of a complex result (``0``)."""
-    raise TypeError(
-        f"{opdef.name}: the result is complex ({describe(result)}), computed from tensor {describe(tensor)}, "
-        f"which {how}; autobp differentiates real functions only, so a derivative through a complex value "
-        "would be wrong. Compute the real and imaginary parts with real ops, or .detach() the tensor"
     )
 
 
@@ -192,8 +178,6 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
         if kwargs and mode.enabled and first_requiring_grad(kwargs.values()) is not None:
             raise_keyword_needs_grad(opdef, kwargs)
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
-            if result.dtype.kind == "c" if type(result) is ndarray else holds_complex(result):
-                raise_complex_result(opdef, result, first_requiring_grad(args), "requires grad")  # type: ignore[arg-type]
             out = record(opdef, result, args, kwargs)  # (views of inputs: handled there, as below)
         else:
             for array in arrays:
