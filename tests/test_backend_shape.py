@@ -198,6 +198,32 @@ def test_writes_through_negative_steps_land_where_numpy_puts_them(name: str, ind
     np.testing.assert_array_equal(target.numpy(), expected)
 
 
+REPEATED_WRITES = [
+    (np.arange(10000) * 7 % 3,),  # torch's index_put_ spreads this over threads
+    (np.arange(600) % 3 - 3, slice(None)),
+    (slice(None), np.arange(700) * 5 % 4),
+    (np.arange(300) % 3, np.arange(300) * 7 % 4),
+    (np.array([[0, 0], [1, 0]]), slice(None, None, -1), np.array([2, 2])),  # the flat-position route
+]
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "cupy"])
+@pytest.mark.parametrize("index", REPEATED_WRITES, ids=[f"key{i}" for i in range(len(REPEATED_WRITES))])
+def test_a_write_at_repeated_positions_leaves_the_last_value_as_numpy_does(name: str, index: Any) -> None:
+    # numpy assigns in order, so where an index array names a position twice the last value
+    # stays; torch's index_put_ leaves the order open: t[idx] = v with 10000 writes into 5
+    # elements kept values from the middle ([4999, 4998, ...] where numpy has [9995, ...]).
+    xp = library_or_skip(name)
+    x = np.zeros((3, 4, 5))
+    values = 1.0 + np.arange(x[index].size, dtype=float).reshape(x[index].shape)
+    for written in (values, values[(0,) * (values.ndim - 1)]):  # the whole selection, and one row broadcast
+        expected = x.copy()
+        expected[index] = written
+        target = ab.tensor(xp.from_numpy(x, None))
+        target[index] = ab.tensor(xp.from_numpy(np.ascontiguousarray(written), None))
+        np.testing.assert_array_equal(target.numpy(), expected)
+
+
 @pytest.mark.parametrize("name", LIBRARIES)
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "uint16", "int32", "uint32"])
 @pytest.mark.parametrize("native", [False, True], ids=["numpy-index", "library-index"])

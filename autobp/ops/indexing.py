@@ -144,11 +144,35 @@ def set_at(x: Any, index: Any, value: Any) -> None:
         return
     xp = namespace(x)
     key = as_key(xp, x, index)
-    if _native(xp, key, tuple(x.shape)):
-        x[bounded(xp, tuple(x.shape), key)] = value
+    shape = tuple(x.shape)
+    # An integer array may name a position twice: numpy assigns in order, so the last value
+    # stays; torch's index_put_ leaves the order open (x[idx] = v with 10000 repeats into 5
+    # elements kept other values than numpy's). Those writes go one per position, the last.
+    repeats = has_arrays(key) and len(getattr(value, "shape", ())) > 0
+    if _native(xp, key, shape) and not repeats:
+        x[bounded(xp, shape, key)] = value
         return
-    positions, _ = flat_positions(xp, tuple(x.shape), key, xp.device(x))
-    x[unravel(xp, positions, tuple(x.shape))] = value
+    positions, selected = flat_positions(xp, shape, key, xp.device(x))
+    if repeats:
+        positions, value = _last_writes(xp, positions, value, selected)
+    x[unravel(xp, positions, shape)] = value
+
+
+def _last_writes(xp: Namespace, positions: Any, value: Any, selected: tuple[int, ...]) -> tuple[Any, Any]:
+    """The flat ``positions`` a write reaches, each once, with the value numpy leaves there: the
+    last one written to it (``value`` broadcast to the ``selected`` shape, in C order).
+
+    Shapes: positions (selected), value broadcastable to selected -> two 1-D arrays of equal length.
+    """
+    flat = xp.reshape(positions, (-1,))
+    values = xp.reshape(xp.broadcast_to(value, selected), (-1,))
+    order = xp.argsort(flat, stable=True)  # (a position's writes stay in their order)
+    ordered = xp.take(flat, order)
+    # the last of each run of equal positions: where the next one differs, and the very last
+    end = xp.ones((min(flat.shape[0], 1),), dtype=xp.bool, device=xp.device(flat))  # (none of none)
+    last = xp.concat([ordered[1:] != ordered[:-1], end])
+    keep = order[last]
+    return xp.take(flat, keep), xp.take(values, keep)
 
 
 @op("scatter_add", arity=1, hints=Hints(shapes="scatter_add"), linear=True)
