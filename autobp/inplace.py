@@ -88,7 +88,7 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
     except backends.MixedArraysError as error:
         raise backends.MixedArraysError(f"{where}: {error}") from None
     shape = np.shape(arrays[0])
-    if method not in ("setitem", "clamp_") and shape != tensor.shape:
+    if method not in _ANY_OPERAND_SHAPE and shape != tensor.shape:
         try:
             fits = np.broadcast_shapes(shape, tensor.shape) == tensor.shape
         except ValueError:
@@ -178,9 +178,30 @@ _TORCH_WRITES: dict[str, Callable[..., Any]] = {
     "fill_": lambda out, scalar: out.fill_(scalar),
     "zero_": lambda out, scalar: out.zero_(),
     "clamp_": lambda out, low, high: out.clamp_(low, high),
+    "**=": lambda out, other: out.pow_(other),
+    "@=": lambda out, other: _matmul_into(out, other),
+    "&=": lambda out, other: out.logical_and_(other if hasattr(other, "new_tensor") else out.new_tensor(other)),
+    "|=": lambda out, other: out.logical_or_(other if hasattr(other, "new_tensor") else out.new_tensor(other)),
 }
 # The writes whose result numpy casts to the tensor's dtype "same_kind" only (setitem and fill_ cast unsafely).
-_SAME_KIND = {"add_", "sub_", "mul_", "div_", "+=", "-=", "*=", "/=", "copy_", "clamp_"}
+_SAME_KIND = {"add_", "sub_", "mul_", "div_", "+=", "-=", "*=", "/=", "**=", "@=", "copy_", "clamp_"}
+# The writes whose operand need not broadcast to the tensor: its shape is checked by the write.
+_ANY_OPERAND_SHAPE = ("setitem", "clamp_", "@=")
+
+
+def _matmul_into(out: Any, other: Any) -> None:
+    """``out @= other`` on torch, which has no in-place product: numpy's, in the operands' common
+    dtype (torch's matmul takes one dtype), refused where the product has another shape (``copy_``
+    would broadcast a (2, 1) product into a (2, 3) tensor)."""
+    import torch  # (a torch tensor is here: torch is installed)
+
+    common = torch.promote_types(out.dtype, other.dtype)
+    product = torch.matmul(out.to(common), other.to(common))
+    if tuple(product.shape) != tuple(out.shape):
+        raise ValueError(f"the product has shape {tuple(product.shape)}, and an in-place op cannot change the shape")
+    out.copy_(product)
+
+
 _REBOUND = {"+=": "add", "-=": "sub", "*=": "mul", "/=": "div"}  # Python's own fallback for ``a += b``
 
 
@@ -224,7 +245,7 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
             "(as numpy's broadcast_to, which refuses writes); call .copy() (under ab.no_grad()) first, or write "
             "the tensor it was broadcast from"
         )
-    if method not in ("setitem", "clamp_") and tuple(getattr(arrays[0], "shape", ())) != tuple(data.shape):
+    if method not in _ANY_OPERAND_SHAPE and tuple(getattr(arrays[0], "shape", ())) != tuple(data.shape):
         shape = tuple(getattr(arrays[0], "shape", ()))
         try:
             fits = np.broadcast_shapes(shape, tuple(data.shape)) == tuple(data.shape)

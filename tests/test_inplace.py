@@ -429,6 +429,44 @@ def test_every_augmented_operator_takes_the_checks() -> None:
         counts &= ab.tensor([2, 3])
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_every_augmented_operator_writes_a_constant_in_place_on_every_library(library: str) -> None:
+    # On torch, **=, @=, &= and |= of a constant failed inside autobp (KeyError: '**='), and on
+    # both libraries m @= a square operand of another size was refused as "does not broadcast",
+    # where numpy writes the product ((2, 3) @= (3, 3) is (2, 3)).
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+
+        def make(values: Any) -> ab.Tensor:
+            return ab.tensor(torch.from_numpy(np.array(values)))
+    else:
+
+        def make(values: Any) -> ab.Tensor:
+            return ab.tensor(np.array(values))
+
+    v = make([1.0, -2.0, 3.0])
+    v **= 2.0
+    np.testing.assert_array_equal(v.numpy(), [1.0, 4.0, 9.0])
+    m = make(np.arange(6.0).reshape(2, 3))
+    alias = m
+    m @= make(np.diag([1.0, 10.0, 100.0]))
+    assert m is alias  # written in place, not rebound
+    np.testing.assert_array_equal(m.numpy(), [[0.0, 10.0, 200.0], [3.0, 40.0, 500.0]])
+    m @= make(np.eye(3, dtype=np.float32))  # float32 into float64, as numpy computes it
+    np.testing.assert_array_equal(m.numpy(), [[0.0, 10.0, 200.0], [3.0, 40.0, 500.0]])
+    with pytest.raises(ValueError, match=r"^@=: "):
+        m @= make(np.ones((3, 1)))  # a (2, 1) product: numpy refuses it, torch's copy_ would broadcast it
+    with pytest.raises(TypeError, match=r"^@=: "):
+        counts = make(np.ones((2, 2), dtype=np.int64))
+        counts @= make(np.eye(2))  # float64 into int64: numpy's same_kind rule
+    flags = make([True, False, True])
+    flags &= make([True, True, False])
+    flags |= True
+    np.testing.assert_array_equal(flags.numpy(), [True, True, True])
+    flags &= np.False_
+    np.testing.assert_array_equal(flags.numpy(), [False, False, False])
+
+
 def test_augmented_assignment_keeps_the_tensors_dtype_as_a_write_in_place_does() -> None:
     # float32 += a float64 0-d tensor: numpy's and PyTorch's in-place add keep float32 (same kind)
     x = ab.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
