@@ -261,6 +261,9 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
         if number is not None:
             raise OverflowError(f"{where}: Python integer {number} out of bounds for {xp.dtype_name(data.dtype)}")
     _refuse_what_numpy_cannot_cast(where, method, xp, data, arrays)
+    # An operand in the tensor's own memory (t[1:] = t[:-1], t[1:].add_(t[:-1])): numpy writes as
+    # if it had copied the operand first; torch refuses a partial overlap. A copy gives numpy's.
+    arrays = [_own_copy(operand, data) for operand in arrays]
     try:
         (_TORCH_WRITES[method] if method != "setitem" else write)(data, *arrays)
     except (ValueError, TypeError, IndexError, RuntimeError) as error:
@@ -272,6 +275,14 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
         raise kind(f"{where}, operand {described}: {error}") from error
     tensor._version += 1
     return tensor
+
+
+def _own_copy(operand: Any, data: Any) -> Any:
+    """``operand``, or a copy of it where it is a torch tensor in ``data``'s storage."""
+    storage = getattr(operand, "untyped_storage", None)
+    if storage is None or operand.numel() == 0:
+        return operand
+    return operand.clone() if storage().data_ptr() == data.untyped_storage().data_ptr() else operand
 
 
 def _refuse_what_numpy_cannot_cast(where: _Where, method: str, xp: Any, data: Any, operands: list[Any]) -> None:

@@ -467,6 +467,28 @@ def test_every_augmented_operator_writes_a_constant_in_place_on_every_library(li
     np.testing.assert_array_equal(flags.numpy(), [False, False, False])
 
 
+def test_a_write_from_the_tensors_own_memory_on_torch_is_numpys() -> None:
+    # numpy writes as if it had copied an overlapping operand first (t[1:] = t[:-1] shifts the
+    # values); torch refuses a partial overlap ("unsupported operation: some elements of the input
+    # tensor and the written-to tensor refer to a single memory location").
+    torch = pytest.importorskip("torch")
+    writes: list[Callable[[Any], Any]] = [
+        lambda t: t.__setitem__(slice(1, None), t[:-1]),
+        lambda t: t.__setitem__(slice(None, -1), t[1:]),
+        lambda t: t[1:].copy_(t[:-1]),
+        lambda t: t[1:].add_(t[:-1]),
+        lambda t: t[1:].__iadd__(t[:-1]),
+        lambda t: t[1:].clamp_(t[:-1], None),
+        lambda t: t.mul_(t),
+    ]
+    for write in writes:
+        expected = ab.tensor(np.arange(10.0))
+        write(expected)
+        target = ab.tensor(torch.arange(10.0, dtype=torch.float64))
+        write(target)
+        np.testing.assert_array_equal(target.numpy(), expected.numpy())
+
+
 def test_augmented_assignment_keeps_the_tensors_dtype_as_a_write_in_place_does() -> None:
     # float32 += a float64 0-d tensor: numpy's and PyTorch's in-place add keep float32 (same kind)
     x = ab.tensor([1.0, 2.0], dtype="float32", requires_grad=True)
