@@ -248,3 +248,37 @@ def test_float16_einsum_beside_a_wider_operand_computes_in_the_wider_dtype() -> 
     got = ab.einsum("i,i->", ab.tensor(a), ab.tensor(b)).numpy()
     want = np.einsum("i,i->", a, b)
     assert got.dtype == want.dtype == np.float32 and got == want
+
+
+def test_a_numpy_array_subclass_operand_reaches_the_rules_as_a_plain_array() -> None:
+    # The rules compute with the operands they saved: an np.matrix saved by mul made grad * y a
+    # matrix product (x * m got [[4, 6], [4, 6]], not m), in reverse and in forward mode alike.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # (np.matrix's own)
+        m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+        saved = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    plain = np.asarray(m).copy()
+    data = np.array([[0.5, 1.5], [2.0, 0.25]])
+    for f, want in [
+        (lambda x: x * m, plain),  # d/dx sum(x * m) = m
+        (lambda x: m * x, plain),
+        (lambda x: (x * m) * x, 2 * data * plain),
+        (lambda x: x**m, plain * data ** (plain - 1)),
+        (lambda x: m @ x, plain.T @ np.ones((2, 2))),
+    ]:
+        x = ab.tensor(data, requires_grad=True)
+        out = f(x)
+        assert type(out.data) is np.ndarray
+        (grad,) = ab.grad(out.sum(), [x])
+        np.testing.assert_allclose(grad.numpy(), want, rtol=1e-12)
+    _, tangent = ab.functional.jvp(lambda t: t * m, ab.tensor(data), ab.tensor(np.ones((2, 2))))
+    np.testing.assert_array_equal(tangent.numpy(), plain)
+    x = ab.tensor(data, requires_grad=True)
+    out = x * saved
+    saved[0, 0] = 100.0  # a constant changed after the op: the gradient is of the values it used
+    np.testing.assert_array_equal(ab.grad(out.sum(), [x])[0].numpy(), plain)
+    # A masked array is refused: the values carry no mask (x * [1, --] got the gradient [1, 1]).
+    with pytest.raises(TypeError, match=r"^mul: operand float64\[2\] is a masked array"):
+        ab.tensor([3.0, 4.0], requires_grad=True) * np.ma.array([1.0, 2.0], mask=[False, True])

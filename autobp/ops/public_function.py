@@ -85,6 +85,23 @@ def all_numpy(args: tuple[Any, ...]) -> bool:
     return True
 
 
+def plain_operand(opdef: OpDef, args: tuple[Any, ...], value: ndarray) -> tuple[tuple[Any, ...], ndarray]:
+    """``args`` and ``value``, an operand of a numpy array subclass, with ``value`` as a plain array.
+
+    The rules compute with the operands they saved, as arrays: with an ``np.matrix`` saved, ``grad *
+    y`` in ``mul``'s rule was a matrix product (``x * m`` got the gradient ``[[4, 6], [4, 6]]`` for
+    ``m = [[1, 2], [3, 4]]``), and ``x ** m`` a wrong one too. A masked array is refused: autobp's
+    values carry no mask, so its result and gradient ignored the mask (``x * ma.array([1, 2],
+    mask=[0, 1])`` got the gradient ``[1, 1]``)."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{opdef.name}: operand {describe(value)} is a masked array, and autobp's values carry no mask "
+            "(the result and its gradient would ignore it); pass value.filled(fill) or np.asarray(value)"
+        )
+    plain = np.asarray(value)  # (np.matrix: a 2-D view of the same memory, copied when saved as any array is)
+    return tuple(plain if item is value else item for item in args), plain
+
+
 def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
     """An op differentiates its positional inputs only: a keyword Tensor that requires grad would
     get no gradient, with no error. Refused, naming the op and the keyword."""
@@ -162,6 +179,8 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
                 if type(data) is not ndarray:
                     numpy_only = False
             else:
+                if type(value) is not ndarray and type(value) is not float and isinstance(value, ndarray):
+                    args, value = plain_operand(opdef, args, value)  # (np.matrix, a masked array)
                 arrays.append(value)
                 if not isinstance(value, NUMPY_LIKE):
                     numpy_only = False
