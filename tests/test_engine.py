@@ -348,11 +348,41 @@ def test_a_keyword_tensor_that_requires_grad_is_refused_by_name() -> None:
     np.testing.assert_array_equal(scale(x, s=x.detach()).data, [1.0, 4.0])
 
 
-@pytest.mark.parametrize("expression", ["x ** [2.0, 3.0]", "[2.0, 3.0] ** x", "[2.0, 3.0] @ x"])
-def test_a_list_operand_whose_rule_fails_is_named_with_the_way_out(expression: str) -> None:
-    # The forward takes a list as numpy does; a rule reading .dtype or .ndim of it raised a bare
-    # AttributeError from inside autobp
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "x ** [2.0, 3.0]",
+        "[2.0, 3.0] ** x",
+        "[2.0, 3.0] @ x",
+        "ab.einsum('i,i->', x, (2.0, 3.0))",
+        "ab.concatenate([x, [2.0]])",
+    ],
+)
+def test_a_list_operand_is_the_array_numpy_makes_of_it(expression: str) -> None:
+    # The forward took a list as numpy does, but the rules got the list itself: reading its .dtype
+    # or .ndim, or computing y - 1 with it, failed at backward (pow, matmul, einsum, concatenate).
     x = ab.tensor([1.5, 2.5], requires_grad=True)
-    y = eval(expression, {"x": x})
-    with pytest.raises((TypeError, AttributeError), match=r"in its backward: .*list \[2.0, 3.0\].*instead of the list"):
-        y.sum().backward()
+    (grad,) = ab.grad((eval(expression, {"x": x, "ab": ab}) ** 2).sum(), [x])
+    as_array = expression.replace("[2.0, 3.0]", "np.array([2.0, 3.0])").replace("(2.0, 3.0)", "np.array([2.0, 3.0])")
+    as_array = as_array.replace("[2.0]]", "np.array([2.0])]")
+    x_again = ab.tensor([1.5, 2.5], requires_grad=True)
+    (want,) = ab.grad((eval(as_array, {"x": x_again, "ab": ab, "np": np}) ** 2).sum(), [x_again])
+    np.testing.assert_array_equal(grad.numpy(), want.numpy())
+
+
+def test_a_tensor_inside_a_list_operand_that_needs_a_derivative_is_refused() -> None:
+    # numpy reads the list as an array of its values, a constant: x * [a, 4.0] gave a no gradient
+    # (None), with no error. A constant Tensor in the list, or grad mode off, is as before.
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    a = ab.tensor(3.0, requires_grad=True)
+    with pytest.raises(
+        TypeError, match=r"^mul: a list operand holds tensor float64\[\], which requires grad; .*ab\.stack"
+    ):
+        x * [a, 4.0]
+    with pytest.raises(TypeError, match=r"^mul: a tuple operand holds tensor .*forward-mode tangent"):
+        ab.functional.jvp(lambda t: x.detach() * (t, 1.0), ab.tensor(2.0), ab.tensor(1.0))
+    np.testing.assert_array_equal((x * [ab.tensor(3.0), 4.0]).numpy(), [3.0, 8.0])
+    with ab.no_grad():
+        np.testing.assert_array_equal((x * [a, 4.0]).numpy(), [3.0, 8.0])
+    (grad,) = ab.grad((x * ab.stack([a, ab.tensor(4.0)])).sum(), [a])  # the way out
+    assert grad.item() == 1.0

@@ -102,6 +102,30 @@ def plain_operand(opdef: OpDef, args: tuple[Any, ...], value: ndarray) -> tuple[
     return tuple(plain if item is value else item for item in args), plain
 
 
+def sequence_operand(opdef: OpDef, args: tuple[Any, ...], value: list[Any] | tuple[Any, ...], mode: Any) -> Any:
+    """``args`` and ``value``, a list or tuple operand, with ``value`` as the numpy array numpy makes
+    of it (the rules compute with arrays: ``x ** [1.5, 2.5]`` failed at backward, "unsupported
+    operand type(s) for -: 'list' and 'int'", and so did matmul, einsum and concatenate).
+
+    A Tensor inside it that requires grad (or carries a tangent) is refused: numpy reads it as its
+    values, a constant, so ``x * [a, 4.0]`` gave ``a`` no gradient, with no error."""
+    tensor = first_requiring_grad([value]) if mode.enabled else None
+    how = "requires grad"
+    if tensor is None and mode.forward is not None:
+        tensor = first_carrying_tangent([value], mode.forward)
+        how = "carries a forward-mode tangent"
+    if tensor is not None:
+        raise TypeError(
+            f"{opdef.name}: a {type(value).__name__} operand holds tensor {describe(tensor)}, which {how}; the "
+            f"{type(value).__name__} becomes an array of its values, a constant, so that derivative would be lost. "
+            "Make the operand with ab.stack([...]) (or ab.concatenate), which differentiates its parts"
+        )
+    plain = np.asarray(value)
+    if plain.dtype == object:  # (ragged, or holding what numpy cannot read: as the forward would fail)
+        return args, value
+    return tuple(plain if item is value else item for item in args), plain
+
+
 def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
     """An op differentiates its positional inputs only: a keyword Tensor that requires grad would
     get no gradient, with no error. Refused, naming the op and the keyword."""
@@ -168,6 +192,7 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
             except (ValueError, TypeError, IndexError, OverflowError) as error:
                 raise_with_context(opdef, error, args)
         arrays = []
+        given = args  # (as the caller gave them, for errors: a list operand is shown as a list)
         needs_grad = False
         numpy_only = True
         for value in args:
@@ -179,8 +204,12 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
                 if type(data) is not ndarray:
                     numpy_only = False
             else:
-                if type(value) is not ndarray and type(value) is not float and isinstance(value, ndarray):
-                    args, value = plain_operand(opdef, args, value)  # (np.matrix, a masked array)
+                kind = type(value)
+                if kind is not ndarray and kind is not float:
+                    if kind is list or kind is tuple:
+                        args, value = sequence_operand(opdef, args, value, mode)
+                    elif isinstance(value, ndarray):
+                        args, value = plain_operand(opdef, args, value)  # (np.matrix, a masked array)
                 arrays.append(value)
                 if not isinstance(value, NUMPY_LIKE):
                     numpy_only = False
@@ -189,11 +218,11 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
         try:
             result = (fast if numpy_only else forward)(*arrays, **kwargs)  # (fast is forward if none)
         except (ValueError, TypeError, IndexError, OverflowError) as error:
-            raise_with_context(opdef, error, args)
+            raise_with_context(opdef, error, given)
         except RuntimeError as error:  # torch reports shape errors as RuntimeError: name the op there too
             if numpy_only:
                 raise
-            raise_with_context(opdef, error, args)
+            raise_with_context(opdef, error, given)
         if kwargs and mode.enabled and first_requiring_grad(kwargs.values()) is not None:
             raise_keyword_needs_grad(opdef, kwargs)
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
