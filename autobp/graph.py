@@ -208,9 +208,6 @@ class _Recorded(tuple):  # type: ignore[type-arg]
 NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
-_FLOAT64, _FLOAT32 = np.dtype(np.float64), np.dtype(np.float32)
-
-
 def complex_result_error(name: str, result: Any, args: Any, how: str) -> TypeError:
     """The error for op ``name`` giving a complex result from a tensor among ``args`` that ``how``
     (requires grad, carries a forward-mode tangent): autobp differentiates real functions (a
@@ -256,12 +253,6 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         else:
             result = backends.as_array(result)
             numpy_result = type(result) is np.ndarray  # (a Python number's result is numpy's)
-    if numpy_result:
-        dtype = result.dtype  # (float64 and float32 by identity first: a dtype's kind costs W4 2%)
-        if dtype is not _FLOAT64 and dtype is not _FLOAT32 and dtype.kind == "c":
-            raise complex_result_error(opdef.name, result, args, "requires grad")
-    elif backends.holds_complex(result):
-        raise complex_result_error(opdef.name, result, args, "requires grad")
     out.data = result
     out._requires_grad = True
     out.grad = None

@@ -631,7 +631,7 @@ class _Subclass(np.ndarray):
     """An ndarray subclass (np.memmap and masked arrays are others)."""
 
 
-@pytest.mark.parametrize("kind", ["subclass", "memmap", "masked"])
+@pytest.mark.parametrize("kind", ["subclass", "memmap", "masked"])  # (masked: refused, as eagerly)
 def test_a_closed_over_ndarray_subclass_changed_in_place_is_read_as_it_is_then(kind: str, tmp_path: Any) -> None:
     # A vjp rule wraps the array in a Tensor, which holds a plain view of a subclass: the tape
     # did not know the view, folded the backward's x-gradient (g * arr) into its traced value, and
@@ -643,6 +643,11 @@ def test_a_closed_over_ndarray_subclass_changed_in_place_is_read_as_it_is_then(k
         arr = np.array([1.0, 2.0]).view(_Subclass) if kind == "subclass" else np.ma.array([1.0, 2.0])
     func = lambda x: (x * arr).sum()  # noqa: E731
     taped = ab.tape.value_and_grad(func)
+    if kind == "masked":  # autobp's values carry no mask: an op refuses a masked operand, taped or not
+        for call in (lambda: taped.arrays(np.ones(2)), lambda: ab.functional.value_and_grad(func)(ab.ones(2))):
+            with pytest.raises(TypeError, match=r"mul: operand .* is a masked array"):
+                call()
+        return
     for k in range(7):
         if k == 4:  # (the tape is checked and ready by now)
             arr[0] = 100.0

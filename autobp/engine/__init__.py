@@ -25,6 +25,7 @@ import numpy as np
 
 from autobp import graph
 from autobp.engine.errors import (
+    complex_gradient_error,
     describe_tensor,
     freed_error,
     warn_grad_cycle,
@@ -35,7 +36,7 @@ from autobp.engine.mode_switch import modes
 from autobp.engine.order import Vertex, leads_to, out_of_order, queue_seeds
 from autobp.engine.rule_paths import _on_arrays, _on_tensors
 from autobp.engine.seeds import seed_grads
-from autobp.engine.values import cast_like, unchanged, unwrap, wrap_array, zeros_like
+from autobp.engine.values import ComplexGradient, cast_like, unchanged, unwrap, wrap_array, zeros_like
 from autobp.graph import NO_KWARGS, Node
 from autobp.ops.elementwise import copy as _tangent_carrying_copy
 from autobp.ops.shape import sum_to as _sum_to
@@ -161,7 +162,10 @@ def _walk(
                             raise wrong_shape_error(input_grad, tensor, vertex, inputs) from error
                     # (`is` first: numpy's builtin dtypes are singletons, and `!=` on dtypes is slow)
                     if input_grad.dtype is not tensor.data.dtype and input_grad.dtype != tensor.data.dtype:
-                        input_grad = cast_like(input_grad, tensor.data)
+                        try:
+                            input_grad = cast_like(input_grad, tensor.data)
+                        except ComplexGradient:
+                            raise complex_gradient_error(vertex, tensor) from None
                     if anomaly:
                         from autobp.anomaly import check_backward
 

@@ -11,6 +11,7 @@ from autobp.graph import Node
 from autobp.tensor import Tensor
 
 __all__ = [
+    "complex_gradient_error",
     "describe_tensor",
     "freed_error",
     "modified_error",
@@ -22,6 +23,16 @@ __all__ = [
 
 def describe_tensor(tensor: Tensor) -> str:
     return f"tensor {backends.describe(tensor)}"
+
+
+def complex_gradient_error(node: Node, tensor: Tensor) -> TypeError:
+    """A complex gradient from ``node``'s rule for ``tensor``, which is real (``engine.values.cast_like``)."""
+    return TypeError(
+        f"backward: op '{node.op.name}' gives {describe_tensor(tensor)}, which is real, a complex gradient: a "
+        "complex value was computed from a tensor that requires grad (x * 1j, say), and autobp differentiates "
+        "real functions only (its rules take no conjugates), so the derivative would be wrong. Compute the "
+        "real and imaginary parts with real ops, or .detach() the tensor"
+    )
 
 
 def freed_error(node: Node) -> RuntimeError:

@@ -12,7 +12,11 @@ import numpy as np
 from autobp import backends
 from autobp.tensor import Tensor
 
-__all__ = ["unchanged", "unwrap", "wrap_array", "cast_like", "zeros_like"]
+__all__ = ["unchanged", "unwrap", "wrap_array", "cast_like", "zeros_like", "ComplexGradient"]
+
+
+class ComplexGradient(TypeError):
+    """A complex gradient reached a real tensor; the walk says which op and which tensor."""
 
 
 def unchanged(value: Any) -> Any:
@@ -29,7 +33,14 @@ def wrap_array(value: Any) -> Tensor:
 
 
 def cast_like(grad: Any, like: Any) -> Any:
-    """``grad`` converted to ``like``'s dtype (a float32 input gets a float32 gradient)."""
+    """``grad`` converted to ``like``'s dtype (a float32 input gets a float32 gradient).
+
+    A complex gradient for a real input is refused (``ComplexGradient``): it comes from a complex
+    value computed from a tensor that requires grad (``x * 1j``), and autobp's rules take no
+    conjugates, so its real part is no derivative (``abs(x * 1j)`` got -1, not 1). The walk reaches
+    this only where the dtypes differ: the usual gradient pays nothing for the check."""
+    if backends.holds_complex(grad if not isinstance(grad, Tensor) else grad.data) and not backends.holds_complex(like):
+        raise ComplexGradient
     if type(grad) is np.ndarray or isinstance(grad, Tensor):
         return grad.astype(like.dtype)
     return backends.namespace(grad).astype(grad, like.dtype)

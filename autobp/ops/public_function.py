@@ -85,6 +85,26 @@ def all_numpy(args: tuple[Any, ...]) -> bool:
     return True
 
 
+# Python and numpy numbers, and None: operands the forward takes as they are.
+SCALARS = (float, int, np.generic, complex, type(None))
+
+
+def unusual_operand(opdef: OpDef, args: tuple[Any, ...], value: Any, mode: Any) -> tuple[tuple[Any, ...], Any, bool]:
+    """``args`` and ``value`` (an operand that is neither a Tensor, a number nor a plain numpy array)
+    as the forward and the rules take them, and whether numpy's fast forward takes it: a list or a
+    tuple as the array numpy makes of it, a numpy array subclass as the plain array it holds,
+    another library's array as it is (a torch tensor on torch's graph refused)."""
+    if type(value) is list or type(value) is tuple:
+        args, value = sequence_operand(opdef, args, value, mode)
+        return args, value, True
+    if isinstance(value, ndarray):
+        args, value = plain_operand(opdef, args, value)  # (np.matrix, a masked array)
+        return args, value, True
+    if getattr(value, "requires_grad", False) is True:  # a torch tensor on torch's graph
+        raise_on_torch_autograd(opdef, value)
+    return args, value, isinstance(value, NUMPY_LIKE)
+
+
 def plain_operand(opdef: OpDef, args: tuple[Any, ...], value: ndarray) -> tuple[tuple[Any, ...], ndarray]:
     """``args`` and ``value``, an operand of a numpy array subclass, with ``value`` as a plain array.
 
@@ -204,17 +224,12 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
                 if type(data) is not ndarray:
                     numpy_only = False
             else:
-                kind = type(value)
-                if kind is not ndarray and kind is not float:
-                    if kind is list or kind is tuple:
-                        args, value = sequence_operand(opdef, args, value, mode)
-                    elif isinstance(value, ndarray):
-                        args, value = plain_operand(opdef, args, value)  # (np.matrix, a masked array)
+                # (a number first, as W2's and W4's constants: one test; a plain array two)
+                if not isinstance(value, SCALARS) and type(value) is not ndarray:
+                    args, value, numpy_like = unusual_operand(opdef, args, value, mode)
+                    if not numpy_like:
+                        numpy_only = False
                 arrays.append(value)
-                if not isinstance(value, NUMPY_LIKE):
-                    numpy_only = False
-                    if getattr(value, "requires_grad", False) is True:  # a torch tensor on torch's graph
-                        raise_on_torch_autograd(opdef, value)
         try:
             result = (fast if numpy_only else forward)(*arrays, **kwargs)  # (fast is forward if none)
         except (ValueError, TypeError, IndexError, OverflowError) as error:
