@@ -78,6 +78,16 @@ def test_array_protocol_and_attributes() -> None:
         len(ab.tensor(1.0))
 
 
+def test_copy_false_is_numpys_contract_a_view_or_an_error() -> None:
+    # numpy 2: np.asarray(a, dtype=..., copy=False) raises where a copy is needed; a tensor gave a
+    # copy instead, which a caller writing into it took for the tensor's own memory.
+    t = ab.tensor([1.0, 2.0])
+    assert np.asarray(t, dtype=np.float64, copy=False) is t.data
+    with pytest.raises(ValueError, match="read as float32 is a copy, and copy=False was given"):
+        np.asarray(t, dtype=np.float32, copy=False)
+    assert np.asarray(t, dtype=np.float32).dtype == np.float32 and np.array(t, copy=True) is not t.data
+
+
 def test_detach_cuts_the_graph() -> None:
     x = ab.tensor([1.0], requires_grad=True)
     d = (x * 2).detach()

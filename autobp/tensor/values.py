@@ -58,6 +58,11 @@ def __array__(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.n
             "call t.numpy() for a host copy, or t.to('numpy')"
         )
     if dtype is not None and dtype != self.data.dtype:
+        if copy is False:  # numpy 2's contract: never a silent copy where none was allowed
+            raise ValueError(
+                f"__array__: a {self.data.dtype} tensor read as {np.dtype(dtype)} is a copy, and copy=False was "
+                "given; use np.asarray(t, dtype=...) (copy=None) to allow one"
+            )
         return self.data.astype(dtype)
     return self.data.copy() if copy else self.data
 
