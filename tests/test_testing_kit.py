@@ -86,6 +86,26 @@ def test_forward_mode_is_skipped_where_an_op_has_no_jvp_rule(scratch_ops: list[s
     assert ab.gradgradcheck(cube, X)
 
 
+def test_gradgradcheck_fails_a_jvp_rule_that_is_right_but_not_differentiable(scratch_ops: list[str]) -> None:
+    # gradgradcheck differentiated the vjp only: a jvp rule with a value held constant
+    # (.detach(), or numpy) is right at first order, so gradcheck passes it, and passed
+    # gradgradcheck too, while jacfwd(jacfwd(f)) and the reverse derivative of jvp came out 0.
+    cube = _cube("cube_jvp_not_differentiable", scratch_ops)
+    cube.defvjp(lambda g, out, x: g * 3 * x * x)
+    cube.defjvp(lambda t, out, x: t * 3 * x.detach() * x.detach())
+    assert ab.gradcheck(cube, X)
+    with pytest.raises(ab.GradcheckError, match=r"derivative of fn's jvp"):
+        ab.gradgradcheck(cube, X)
+    assert not ab.gradgradcheck(cube, X, raise_exception=False)
+    assert ab.gradgradcheck(cube, X, check_forward_ad=False)
+    # the same rule written differentiably passes
+    right = _cube("cube_jvp_differentiable", scratch_ops)
+    right.defvjp(lambda g, out, x: g * 3 * x * x)
+    right.defjvp(lambda t, out, x: t * 3 * x * x)
+    assert ab.gradgradcheck(right, X)
+    assert ab.gradgradcheck(lambda a, b: right(a) * b, (X, ab.tensor([1.5, 0.25, -3.0], requires_grad=True)))
+
+
 def _square(name: str, scratch_ops: list[str]) -> Any:
     return _power(name, 2, scratch_ops)
 

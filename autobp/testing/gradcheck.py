@@ -226,7 +226,9 @@ def gradgradcheck(
     dependence on the inputs (Hessian terms) and on the cotangent ``v`` are checked.
     ``grad_outputs`` fixes ``v``; by default it is drawn from ``rng``. ``check_forward_ad`` as
     in ``gradcheck``: for the vjp, that checks forward-over-reverse (the jvp rules of the ops the
-    vjp rules call).
+    vjp rules call); it also checks the derivatives of ``fn``'s jvp, in reverse and in forward
+    mode (reverse-over-forward, forward-over-forward: a jvp rule that is right but not
+    differentiable fails).
 
     >>> import autobp as ab
     >>> ab.gradgradcheck(lambda x: (x ** 3).sum(), ab.randn(3, requires_grad=True, rng=0))
@@ -257,7 +259,7 @@ def gradgradcheck(
 
     # The first-order backward of first_derivative already runs every rule on Tensors (its graph
     # is made of the ops the rules called); create_graph over it would check third derivatives.
-    return _gradcheck(
+    if not _gradcheck(
         first_derivative,
         (*args, *vs),
         eps,
@@ -268,4 +270,58 @@ def gradgradcheck(
         check_forward_ad,
         stacklevel=0,
         both_paths=False,
-    )
+    ):
+        return False
+    if not check_forward_ad:
+        return True
+    return _check_jvp_derivatives(fn, args, checked, generator, eps, atol, rtol, raise_exception, rng)
+
+
+def _check_jvp_derivatives(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    checked: list[int],
+    generator: np.random.Generator,
+    eps: float,
+    atol: float,
+    rtol: float,
+    raise_exception: bool,
+    rng: int,
+) -> bool:
+    """The derivatives of ``fn``'s jvp: ``gradcheck`` of ``(inputs..., u) -> J(inputs) u``, which
+    differentiates the jvp rules in reverse (reverse-over-forward) and in forward mode
+    (forward-over-forward). The vjp checks above never run a jvp rule under a derivative, so a
+    jvp rule right at first order but not differentiable (written with ``.detach()`` or numpy)
+    passed, and ``jacfwd(jacfwd(f))`` came out wrong. Skipped where ``fn`` reaches an op without
+    a jvp rule."""
+    from autobp.forward import ForwardModeError  # (autobp.functional imports much: only when used)
+    from autobp.functional import jvp
+
+    n = len(args)
+    us = [_like(generator.standard_normal(args[i].shape), args[i], requires_grad=True) for i in checked]
+
+    def tangent(*values: Any) -> tuple[Tensor, ...]:
+        xs, directions = values[:n], values[n:]
+
+        def on_checked(*moved: Tensor) -> Any:
+            trial = list(xs)
+            for i, value in zip(checked, moved, strict=True):
+                trial[i] = value
+            return fn(*trial)
+
+        # create_graph: the tangents stay differentiable in the inputs and the directions
+        found = jvp(on_checked, tuple(xs[i] for i in checked), tuple(directions), create_graph=True)[1]
+        return _as_tuple(found)
+
+    try:
+        tangent(*args, *us)
+    except ForwardModeError:
+        return True  # an op without a jvp rule: forward mode cannot run fn, nothing to check
+    try:
+        return _gradcheck(tangent, (*args, *us), eps, atol, rtol, True, rng, True, stacklevel=0, both_paths=False)
+    except GradcheckError as error:
+        detail = str(error).removeprefix("gradcheck: ")
+        return _fail(
+            f"gradgradcheck: the derivative of fn's jvp (inputs {n} on are the tangents) disagrees: {detail}",
+            raise_exception,
+        )
