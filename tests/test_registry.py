@@ -203,3 +203,59 @@ def test_a_vjp_of_the_wrong_shape_names_the_op_and_the_input(
         ValueError, match=rf"^{name}: the vjp rule for input 1 returned a gradient of shape \(2, 2\).*\(3,\)"
     ):
         ab.grad(wrong(x, y).sum(), [x, y], create_graph=create_graph)
+
+
+def test_a_custom_forward_writing_into_its_input_is_refused_not_silent(scratch_ops: list[str]) -> None:
+    # The forward got the Tensor's own array: `x *= 2` changed a leaf that requires grad, and a
+    # constant another op had saved, with no version counted, so backward gave wrong gradients
+    # ((c * w).sum() then doubled(c): w.grad [2, 4, 6] for [1, 2, 3]) without an error.
+    scratch_ops.append("doubled_in_place")
+
+    @op("doubled_in_place")
+    def doubled(x: np.ndarray) -> np.ndarray:
+        """2 x, written into x."""
+        x *= 2.0
+        return x
+
+    doubled.defvjp(lambda grad, out, x: grad * 2)
+    x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(ValueError, match="doubled_in_place: the forward wrote into an input array in place"):
+        doubled(x)
+    np.testing.assert_array_equal(x.data, [1.0, 2.0, 3.0])
+    c, w = ab.tensor([1.0, 2.0, 3.0]), ab.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    total = (c * w).sum()  # mul saves c
+    with pytest.raises(ValueError, match="wrote into an input array"):
+        doubled(c)
+    with pytest.raises(ValueError, match="wrote into an input array"):
+        doubled(np.array([1.0, 2.0]))  # a plain array operand too
+    total.backward()
+    np.testing.assert_array_equal(w.grad.data, [1.0, 2.0, 3.0])
+
+
+def test_a_custom_forward_returning_its_input_or_a_view_still_shares_the_counter(scratch_ops: list[str]) -> None:
+    # (the forward now gets a read-only view of each array: what it returns of it is still a view)
+    scratch_ops.extend(["same_for_test", "reversed_for_test"])
+
+    @op("same_for_test")
+    def same(x: np.ndarray) -> np.ndarray:
+        """x itself."""
+        return x
+
+    @op("reversed_for_test")
+    def flipped(x: np.ndarray) -> np.ndarray:
+        """x reversed, a view."""
+        return x[::-1]
+
+    same.defvjp(lambda grad, out, x: grad)
+    flipped.defvjp(lambda grad, out, x: grad[::-1])
+    for function in (same, flipped):
+        c, w = ab.tensor([1.0, 2.0, 3.0]), ab.tensor([1.0, 1.0, 1.0], requires_grad=True)
+        y = function(c)
+        assert np.shares_memory(y.data, c.data)
+        total = (y * w).sum()
+        c[0] = 100.0  # a write through the input reaches the saved view
+        with pytest.raises(RuntimeError, match="modified in place"):
+            total.backward()
+        x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        (function(x) * ab.tensor([1.0, 2.0, 3.0])).sum().backward()
+        np.testing.assert_array_equal(x.grad.data, [1.0, 2.0, 3.0] if function is same else [3.0, 2.0, 1.0])

@@ -38,6 +38,7 @@ and the decorators; an entry's data (``OpDef``, ``Hints``) is in ``opdef.py``, t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -95,6 +96,8 @@ def op(
         if ufunc is not None and ufunc.nin != (arity or 0):
             raise TypeError(f"{name}: ufunc {ufunc.__name__} takes {ufunc.nin} inputs, but arity is {arity}")
         forward = declared if ufunc is None else ufunc
+        if ufunc is None and not declared.__module__.startswith("autobp."):
+            forward = _reading_only(name, declared)
         opdef = OpDef(
             name,
             forward,
@@ -122,6 +125,36 @@ def op(
         return public  # type: ignore[return-value]
 
     return register
+
+
+def _reading_only(name: str, declared: Callable[..., Any]) -> Callable[..., Any]:
+    """The forward of an op registered outside autobp, given read-only views of its numpy array
+    arguments: a forward that wrote into one (``x *= 2``) changed the Tensor's values with no
+    version counted, so a graph that had saved the tensor gave a wrong gradient without an error
+    (and a leaf that requires grad changed). numpy now refuses the write; the error names the op.
+    autobp's own forwards never write their inputs (``tests/test_ops.py``): they are left bare."""
+
+    @functools.wraps(declared)
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        viewed = [_read_only_view(a) if type(a) is np.ndarray and a.flags.writeable else a for a in args]
+        try:
+            return declared(*viewed, **kwargs)
+        except ValueError as error:
+            if "read-only" not in str(error):
+                raise
+            raise ValueError(
+                f"{name}: the forward wrote into an input array in place ({error}); the array belongs "
+                "to a Tensor, whose values a graph may have saved. Compute a new array instead "
+                "(x * 2, not x *= 2; np.sort(x), not x.sort())"
+            ) from error
+
+    return forward
+
+
+def _read_only_view(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def composite(name: str, *, hints: Hints | None = None) -> Callable[[Callable[..., Any]], Any]:
