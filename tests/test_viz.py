@@ -395,3 +395,18 @@ def test_an_input_changed_after_the_forward_is_marked_not_paired_silently() -> N
     with ab.no_grad():
         w -= 0.5 * w.grad
     assert "!! changed since mul read it (version 0 -> 1)" in graph_text(loss, names={"w": w})
+
+
+def test_a_scalar_constant_changed_after_the_op_is_drawn_and_marked_not_printed_inside() -> None:
+    # An unnamed one-element constant is printed inside its op (``mul(t0, 2)``); written in place
+    # after the op read it, the picture printed the new value there as the one the op used.
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    for c in (ab.tensor(2.0), ab.tensor([2.0])):
+        y = x * c
+        c.fill_(5.0)
+        text = graph_text(y, names={"x": x})
+        assert "5" not in text.split("mul(", 1)[1].split(")", 1)[0]
+        assert "!! changed since mul read it (version 0 -> 1)" in text
+        assert "changed since mul read it" in draw_graph(y, names={"x": x}).source
+    c = ab.tensor(2.0)
+    assert "mul(t0, 2)" in graph_text(x * c, names={"x": x})  # unchanged: still printed inside

@@ -214,7 +214,16 @@ def build_view(
                 and not any(id(_vertex(t)) in bad for t in _inputs(vertex))
             ):
                 first_bad_id = id(vertex)
-    # Unnamed finite scalar constants (the 0.5 in ``0.5 * x``) are printed inside their op, not drawn.
+    # Unnamed finite scalar constants (the 0.5 in ``0.5 * x``) are printed inside their op, not drawn;
+    # not one changed in place since an op read it: printed inside, it showed the new value as the
+    # one the op computed with (``x * c`` drawn ``mul(t0, 5)`` after ``c.fill_(5)`` where c was 2).
+    changed = {
+        id(t)
+        for v in order
+        if type(v) is Node
+        for i, t in enumerate(v._inputs or ())
+        if isinstance(t, Tensor) and t._version != (v.versions[i] if v.versions is not None else 0)
+    }
     inlined = {
         id(v)
         for v in order
@@ -224,6 +233,7 @@ def build_view(
         and id(v) not in named
         and id(v) not in bad
         and id(v) not in root_ids
+        and id(v) not in changed
         and getattr(v, "name", None) is None
     }
     total_ops = sum(type(v) is Node for v in order)
