@@ -3,7 +3,9 @@
 A state dict (nested dicts, lists and tuples of Tensors, arrays and scalars) is flattened to one
 array per leaf. Each entry's name spells its path and kinds, so no pickle and no JSON is needed:
 ``d:model/d:fc1.weight|tensor`` is the Tensor at ``obj["model"]["fc1.weight"]`` (``|grad_tensor``
-for one that requires grad, which loads as one). Path segments
+for one that requires grad, which loads as one). A Tensor or array met again (one object in two
+places: a weight tied to two layers) is stored once; the later places hold ``|same``, the path of
+the first, and load as that one object, as ``torch.load`` gives them. Path segments
 are ``d:key`` (dict with str key), ``i:key`` (dict with int key), ``l:index`` (list) and
 ``t:index`` (tuple); ``/`` and ``%`` inside keys are percent-escaped. Reading parses each
 ``.npy`` header itself and never unpickles: a file that carries a pickled object is refused with
@@ -47,7 +49,9 @@ _LEAF_KINDS = (
     "empty_dict",
     "empty_list",
     "empty_tuple",
+    "same",  # a Tensor or array stored at another entry (the path it holds): loaded as that object
 )
+_ARRAY_KINDS = ("tensor", "grad_tensor", "array")
 _EMPTY = {"empty_dict": dict, "empty_list": list, "empty_tuple": tuple}
 
 
@@ -104,7 +108,9 @@ def _leaf(value: Any, where: str) -> tuple[str, np.ndarray]:
     return kind, array
 
 
-def _flatten(obj: Any, path: str) -> Iterator[tuple[str, np.ndarray]]:
+def _flatten(obj: Any, path: str, seen: dict[int, str]) -> Iterator[tuple[str, np.ndarray]]:
+    """The entries of ``obj``; ``seen`` maps the id of each Tensor or array stored so far to its path
+    (a second place of one object is a reference to the first: two copies untied a tied weight)."""
     if isinstance(obj, dict | list | tuple) and len(obj) == 0:
         kind = "empty_dict" if isinstance(obj, dict) else "empty_list" if isinstance(obj, list) else "empty_tuple"
         yield f"{path}|{kind}", np.zeros(0)
@@ -118,13 +124,17 @@ def _flatten(obj: Any, path: str) -> Iterator[tuple[str, np.ndarray]]:
                 segment = f"i:{key}"
             else:
                 raise TypeError(f"save: dict keys must be str or int, got {key!r} at {path or 'the top'!r}")
-            yield from _flatten(value, f"{path}/{segment}" if path else segment)
+            yield from _flatten(value, f"{path}/{segment}" if path else segment, seen)
     elif isinstance(obj, list | tuple):
         tag = "l" if isinstance(obj, list) else "t"
         for index, value in enumerate(obj):
-            yield from _flatten(value, f"{path}/{tag}:{index}" if path else f"{tag}:{index}")
+            yield from _flatten(value, f"{path}/{tag}:{index}" if path else f"{tag}:{index}", seen)
+    elif id(obj) in seen:
+        yield f"{path}|same", np.asarray(seen[id(obj)])
     else:
         kind, array = _leaf(obj, path)
+        if kind in _ARRAY_KINDS:
+            seen[id(obj)] = path  # (obj lives in the object being saved: its id is not reused meanwhile)
         yield f"{path}|{kind}", array
 
 
@@ -139,13 +149,19 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     >>> ab.load(path)
     {'w': tensor([1., 2.]), 'step': 3}
     """
-    entries = dict(_flatten(obj, ""))
+    entries = dict(_flatten(obj, "", {}))
     with open(path, "wb") as file:
         # numpy's stubs read **entries as the allow_pickle flag
         np.savez(file, **entries)  # type: ignore[arg-type]
 
 
 _SCALAR_KINDS = {"float": "f", "int": "iu", "bool": "b", "str": "U"}
+
+
+class _Same(NamedTuple):
+    """A ``|same`` entry: the path of the entry holding the object, resolved once all are read."""
+
+    path: str
 
 
 def _value(kind: str, array: np.ndarray, entry: str, target: backends.Namespace | None, device: Any) -> Any:
@@ -166,6 +182,10 @@ def _value(kind: str, array: np.ndarray, entry: str, target: backends.Namespace 
         return _EMPTY[kind]()
     if kind == "none":
         return None
+    if kind == "same":
+        if array.ndim != 0 or array.dtype.kind != "U":
+            raise LoadError(f"{entry} holds {backends.describe(array)}, which no same entry of ab.save holds")
+        return _Same(str(array.item()))
     # ab.save writes every scalar as a 0-d array of its own dtype kind
     if array.ndim != 0 or (kind in _SCALAR_KINDS and array.dtype.kind not in _SCALAR_KINDS[kind]):
         raise LoadError(f"{entry} holds {backends.describe(array)}, which no {kind} entry of ab.save holds")
@@ -264,4 +284,20 @@ def load(path: str | os.PathLike[str], library: str | None = None, device: Any =
                 f"load: {where} is damaged or not written by ab.save ({type(error).__name__}: {error})"
             ) from error
     # Into the library once the file is read: what it refuses (a dtype or device it lacks) is no damage.
-    return _unflatten([(stem, _value(kind, array, entry, target, device)) for stem, kind, array, entry in read], where)
+    values = [(stem, _value(kind, array, entry, target, device)) for stem, kind, array, entry in read]
+    arrays = {stem: value for (stem, value), (_, kind, _, _) in zip(values, read, strict=True) if kind in _ARRAY_KINDS}
+    return _unflatten(_resolve(values, arrays, where), where)
+
+
+def _resolve(values: list[tuple[str, Any]], arrays: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+    """``values`` with each ``|same`` entry replaced by the one object (in ``arrays``) its path names."""
+    resolved = []
+    for stem, value in values:
+        if isinstance(value, _Same):
+            if value.path not in arrays:
+                raise LoadError(
+                    f"load: {where}: entry {stem + '|same'!r} refers to {value.path!r}, which holds no Tensor or array"
+                )
+            value = arrays[value.path]
+        resolved.append((stem, value))
+    return resolved

@@ -354,3 +354,28 @@ def test_what_a_file_cannot_keep_is_refused_when_saving(tmp_path: Path, obj: Any
     with pytest.raises((ValueError, TypeError), match=message):
         ab.save(obj, path)
     assert not path.exists()  # (refused before the file is opened)
+
+
+def test_one_tensor_or_array_in_two_places_loads_as_one_object(tmp_path: Path) -> None:
+    # A weight tied to two layers, saved in both places, came back as two independent copies:
+    # a step on one no longer moved the other, with no error (torch.load gives one object).
+    w, a = ab.tensor([1.0, 2.0], requires_grad=True), np.arange(3)
+    path = tmp_path / "tied.npz"
+    ab.save({"encoder": {"weight": w}, "decoder": {"weight": w}, "pair": (a, a), "other": w * 1.0}, path)
+    loaded = ab.load(path)
+    assert loaded["encoder"]["weight"] is loaded["decoder"]["weight"]
+    assert loaded["encoder"]["weight"].requires_grad and loaded["encoder"]["weight"].tolist() == [1.0, 2.0]
+    assert loaded["pair"][0] is loaded["pair"][1] and loaded["pair"][0].tolist() == [0, 1, 2]
+    assert loaded["other"] is not loaded["encoder"]["weight"]  # equal values, another object: another entry
+    with zipfile.ZipFile(path) as archive:
+        assert sum(name.endswith("|same.npy") for name in archive.namelist()) == 2  # stored once each
+
+
+def test_a_same_entry_naming_no_stored_array_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dangling.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, value in {"d:a|int": np.array(1), "d:b|same": np.array("d:a"), "d:c|same": np.array("d:z")}.items():
+            with archive.open(f"{name}.npy", "w") as member:
+                np.lib.format.write_array(member, value)
+    with pytest.raises(ab.LoadError, match="refers to 'd:a', which holds no Tensor or array"):
+        ab.load(path)
