@@ -410,3 +410,17 @@ def test_a_scalar_constant_changed_after_the_op_is_drawn_and_marked_not_printed_
         assert "changed since mul read it" in draw_graph(y, names={"x": x}).source
     c = ab.tensor(2.0)
     assert "mul(t0, 2)" in graph_text(x * c, names={"x": x})  # unchanged: still printed inside
+
+
+def test_a_norm_whose_squares_overflow_or_underflow_is_printed_right() -> None:
+    # The labels summed plain squares: [1e200, 2e200] had "norm inf", [1e-200, 2e-200] "norm 0".
+    from autobp.viz.explain_text import array_text
+
+    for scale in (1e200, 1e-200):
+        x = ab.tensor([1.0 * scale, 2.0 * scale], requires_grad=True)
+        expected = f"norm {np.sqrt(5.0) * scale:.3g}"
+        assert expected in graph_text(x * 1.0, show_values=True, names={"x": x})
+        assert f"value  {expected}" in draw_graph(x * 1.0, show_values=True).source
+        assert f"norm {np.sqrt(50.0) * scale:.4g}" in array_text(np.full(50, scale))
+    big = ab.tensor([1e308, 1.5e308], requires_grad=True)
+    assert "norm inf" in graph_text(big * 1.0, show_values=True)  # beyond float64: inf

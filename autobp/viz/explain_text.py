@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autobp.viz.summary import l2_norm
+
 if TYPE_CHECKING:
     from autobp.viz.explain_model import Check, Explanation, Step
 
@@ -38,8 +40,7 @@ def array_text(value: Any, indent: str = "") -> str:
         return _number(float(array.reshape(())))
     if array.size > SHOWN_ELEMENTS:
         first = "  ".join(_number(v) for v in array.ravel()[:5])
-        norm = float(np.sqrt(np.sum(array * array)))
-        stats = f"norm {_number(norm)}  min {_number(array.min())}  max {_number(array.max())}"
+        stats = f"norm {_number(l2_norm(array))}  min {_number(array.min())}  max {_number(array.max())}"
         return f"{array.shape}  {stats}  first [{first} ...]"
     if array.ndim <= 1 or (array.ndim == 2 and array.shape[1] == 1):
         numbers = [_number(v) for v in array.ravel()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import reprlib
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 from autobp.graph import Node
 from autobp.tensor import Tensor
 
-__all__ = ["Stats", "argument", "format_scalar", "kwargs_text", "more", "summarize", "where"]
+__all__ = ["Stats", "argument", "format_scalar", "kwargs_text", "l2_norm", "more", "summarize", "where"]
 
 _short = reprlib.Repr()
 _short.maxstring = 24
@@ -57,9 +58,20 @@ def summarize(array: Any) -> Stats:
         wide = wide[np.isfinite(wide)]
     if wide.size == 0:
         return Stats(data.shape, str(data.dtype), 0.0, 0.0, 0.0, bad, 0)
-    with np.errstate(over="ignore"):  # a norm beyond float64 is reported as inf
-        norm = float(np.sqrt(np.sum(wide * wide)))
-    return Stats(data.shape, str(data.dtype), norm, float(wide.min()), float(wide.max()), bad, wide.size)
+    return Stats(data.shape, str(data.dtype), l2_norm(wide), float(wide.min()), float(wide.max()), bad, wide.size)
+
+
+def l2_norm(values: np.ndarray) -> float:
+    """The L2 norm of float64 ``values``, scaled by the largest magnitude first, so that squares
+    neither overflow nor underflow: ``[1e200, 2e200]`` has norm 2.24e200 (the plain sum of squares
+    said inf) and ``[1e-200, 2e-200]`` 2.24e-200 (it said 0). Only a norm beyond float64 is inf."""
+    if values.size == 0:
+        return 0.0
+    largest = float(np.max(np.abs(values)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        if largest == 0.0 or not math.isfinite(largest):  # zeros, or NaN/Inf: nothing to scale by
+            return float(np.sqrt(np.sum(values * values)))
+        return largest * float(np.sqrt(np.sum(np.square(values / largest))))
 
 
 def format_scalar(data: Any) -> str:
