@@ -424,3 +424,11 @@ def test_a_norm_whose_squares_overflow_or_underflow_is_printed_right() -> None:
         assert f"norm {np.sqrt(50.0) * scale:.4g}" in array_text(np.full(50, scale))
     big = ab.tensor([1e308, 1.5e308], requires_grad=True)
     assert "norm inf" in graph_text(big * 1.0, show_values=True)  # beyond float64: inf
+
+
+def test_values_that_are_not_summarized_are_not_drawn_as_zeros() -> None:
+    # Complex values are not summarized (no min or max); the box said "value  all 0".
+    c = ab.tensor(np.array([1 + 2j, 3 - 1j]))
+    source = draw_graph(c, show_values=True).source
+    assert "complex128[2]" in source and "all 0" not in source
+    assert "all 0" not in graph_text(c, show_values=True)

@@ -44,9 +44,9 @@ def _stats_rows(label: str, stats: Stats, show_shapes: bool) -> list[str]:
     head = f"{label} {list(stats.shape)}" if show_shapes and stats.shape != () else label
     if stats.empty:  # no elements: the zeros Stats holds for min and max are no values of the array
         return [f"{head}  empty"]
+    if not stats.finite:  # nothing summarized (all NaN/Inf, or complex values): no "all 0"
+        return [head]
     if stats.bad:  # the NaN/Inf row follows; summarize what is still finite
-        if not stats.finite:
-            return [head]
         head = f"{head}  finite part:"
     if stats.shape == () or stats.finite == 1:
         return [f"{head}  {_num(stats.low)}"]
