@@ -5,7 +5,8 @@ array per leaf. Each entry's name spells its path and kinds, so no pickle and no
 ``d:model/d:fc1.weight|tensor`` is the Tensor at ``obj["model"]["fc1.weight"]`` (``|grad_tensor``
 for one that requires grad, which loads as one). A Tensor or array met again (one object in two
 places: a weight tied to two layers) is stored once; the later places hold ``|same``, the path of
-the first, and load as that one object, as ``torch.load`` gives them. Path segments
+the first, and load as that one object, as ``torch.load`` gives them. A Tensor's ``.name`` is an
+entry of its own, ``|name``, beside the Tensor's. Path segments
 are ``d:key`` (dict with str key), ``i:key`` (dict with int key), ``l:index`` (list) and
 ``t:index`` (tuple); ``/`` and ``%`` inside keys are percent-escaped. Reading parses each
 ``.npy`` header itself and never unpickles: a file that carries a pickled object is refused with
@@ -50,6 +51,7 @@ _LEAF_KINDS = (
     "empty_list",
     "empty_tuple",
     "same",  # a Tensor or array stored at another entry (the path it holds): loaded as that object
+    "name",  # the .name of the Tensor stored at the same path (a label for graph pictures)
 )
 _ARRAY_KINDS = ("tensor", "grad_tensor", "array")
 _EMPTY = {"empty_dict": dict, "empty_list": list, "empty_tuple": tuple}
@@ -136,6 +138,11 @@ def _flatten(obj: Any, path: str, seen: dict[int, str]) -> Iterator[tuple[str, n
         if kind in _ARRAY_KINDS:
             seen[id(obj)] = path  # (obj lives in the object being saved: its id is not reused meanwhile)
         yield f"{path}|{kind}", array
+        if isinstance(obj, Tensor) and obj.name is not None:  # (it came back None: the label was lost)
+            name = str(obj.name)
+            if name.endswith("\x00"):
+                raise ValueError(f"save: the name of the Tensor at {path or 'the top'!r} ends with a NUL character")
+            yield f"{path}|name", np.asarray(name)
 
 
 def save(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -283,10 +290,23 @@ def load(path: str | os.PathLike[str], library: str | None = None, device: Any =
             raise LoadError(
                 f"load: {where} is damaged or not written by ab.save ({type(error).__name__}: {error})"
             ) from error
+    names = {stem: _name(array, entry) for stem, kind, array, entry in read if kind == "name"}
+    read = [item for item in read if item[1] != "name"]
     # Into the library once the file is read: what it refuses (a dtype or device it lacks) is no damage.
     values = [(stem, _value(kind, array, entry, target, device)) for stem, kind, array, entry in read]
     arrays = {stem: value for (stem, value), (_, kind, _, _) in zip(values, read, strict=True) if kind in _ARRAY_KINDS}
+    for stem, name in names.items():
+        tensor = arrays.get(stem)
+        if not isinstance(tensor, Tensor):
+            raise LoadError(f"load: {where}: entry {stem + '|name'!r} names no Tensor stored at {stem!r}")
+        tensor.name = name
     return _unflatten(_resolve(values, arrays, where), where)
+
+
+def _name(array: np.ndarray, entry: str) -> str:
+    if array.ndim != 0 or array.dtype.kind != "U":
+        raise LoadError(f"{entry} holds {backends.describe(array)}, which no name entry of ab.save holds")
+    return str(array.item())
 
 
 def _resolve(values: list[tuple[str, Any]], arrays: dict[str, Any], where: str) -> list[tuple[str, Any]]:

@@ -379,3 +379,22 @@ def test_a_same_entry_naming_no_stored_array_is_refused(tmp_path: Path) -> None:
                 np.lib.format.write_array(member, value)
     with pytest.raises(ab.LoadError, match="refers to 'd:a', which holds no Tensor or array"):
         ab.load(path)
+
+
+def test_a_tensors_name_survives_a_round_trip(tmp_path: Path) -> None:
+    # The label graph pictures show came back None.
+    w, b = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0])
+    w.name = "encoder.weight"
+    path = tmp_path / "named.npz"
+    ab.save({"w": w, "b": b, "again": [w]}, path)
+    loaded = ab.load(path)
+    assert loaded["w"].name == "encoder.weight" and loaded["again"][0] is loaded["w"] and loaded["b"].name is None
+    assert set(loaded) == {"w", "b", "again"}
+    for name, message in (("d:x|name", "names no Tensor"), ("d:w|name", "which no name entry")):
+        with zipfile.ZipFile(tmp_path / "bad.npz", "w") as archive:
+            members = {"d:w|tensor": np.array([1.0]), name: np.array("n") if "x" in name else np.array(3)}
+            for member, value in members.items():
+                with archive.open(f"{member}.npy", "w") as handle:
+                    np.lib.format.write_array(handle, value)
+        with pytest.raises(ab.LoadError, match=message):
+            ab.load(tmp_path / "bad.npz")
