@@ -266,3 +266,27 @@ def test_bool_labels_are_classes_0_and_1_in_training() -> None:
     by_bool.update_mini_batch((x, np.array([True, False])), 1.0)
     by_int.update_mini_batch((x, np.array([1, 0])), 1.0)
     assert all(np.array_equal(p.data, q.data) for p, q in zip(by_bool.parameters(), by_int.parameters(), strict=True))
+
+
+def test_a_hook_on_a_parameter_runs_taped_as_eagerly() -> None:
+    # The tape differentiates fresh leaves: a hook on a weight (gradient clipping, freezing) was
+    # skipped by the default taped network and run by taped=False, two trainings with no error.
+    rng = np.random.default_rng(0)
+    x, labels = rng.standard_normal((2, 7)), rng.integers(0, 2, 7)
+    trained = []
+    for taped in (True, False):
+        net = Network([2, 3, 2], rng=0, taped=taped)
+        frozen = net.weights[0].data.copy()
+        net.weights[0].register_hook(lambda g: g * 0.0)
+        net.biases[1].register_hook(lambda g: g * 2.0)
+        net.SGD((x, labels), 2, 3, 0.5)
+        assert np.array_equal(net.weights[0].data, frozen)
+        trained.append([p.data.copy() for p in net.parameters()])
+    for taped, eager in zip(*trained, strict=True):
+        np.testing.assert_allclose(taped, eager, rtol=0, atol=1e-15)
+    net = Network([2, 3, 2], rng=0)
+    handle = net.weights[0].register_hook(lambda g: g * 0.0)
+    handle.remove()  # removed: the tape runs again, and the weight moves
+    frozen = net.weights[0].data.copy()
+    net.SGD((x, labels), 1, 3, 0.5)
+    assert not np.array_equal(net.weights[0].data, frozen)

@@ -154,7 +154,11 @@ class Network:
                 f"Network.backprop: x must be ({n_in}, m) and y ({n_out}, m) with the same m; "
                 f"got x {backends.describe(x)} and y {backends.describe(y)}"
             )
-        if self._taped_cost is not None:
+        # A tape differentiates fresh leaves, as autobp.functional does, so a hook the user put on a
+        # parameter (``w.register_hook(clip)``) never ran: the eager walk runs it, as ab.grad does.
+        if self._taped_cost is not None and not any(p._hooks for p in self.weights) and not any(
+            p._hooks for p in self.biases
+        ):
             cost, gradients = self._taped_cost.arrays(*self.biases, *self.weights, x, y)
             return gradients, float(cost)
         # Wrapped, not copied: no user code runs between this forward and its backward, so the
