@@ -156,8 +156,10 @@ class Network:
             )
         # A tape differentiates fresh leaves, as autobp.functional does, so a hook the user put on a
         # parameter (``w.register_hook(clip)``) never ran: the eager walk runs it, as ab.grad does.
-        if self._taped_cost is not None and not any(p._hooks for p in self.weights) and not any(
-            p._hooks for p in self.biases
+        if (
+            self._taped_cost is not None
+            and not any(p._hooks for p in self.weights)
+            and not any(p._hooks for p in self.biases)
         ):
             cost, gradients = self._taped_cost.arrays(*self.biases, *self.weights, x, y)
             return gradients, float(cost)
