@@ -432,3 +432,16 @@ def test_values_that_are_not_summarized_are_not_drawn_as_zeros() -> None:
     source = draw_graph(c, show_values=True).source
     assert "complex128[2]" in source and "all 0" not in source
     assert "all 0" not in graph_text(c, show_values=True)
+
+
+def test_an_index_tensor_changed_after_the_op_is_marked_in_the_label() -> None:
+    # The op keeps an index Tensor as it is (its version is checked at backward): written in place
+    # after the op, the label printed its new values, index=[[2, 1]] where getitem read [0, 1].
+    x = ab.tensor([10.0, 20.0, 30.0], requires_grad=True)
+    idx = ab.tensor(np.array([0, 1]))
+    y, z = x[idx], x[idx, ...]
+    assert "changed" not in graph_text([y, z], names={"x": x})
+    idx[0] = 2
+    text = graph_text([y, z], names={"x": x})
+    assert text.count("(changed since getitem read it: version 0 -> 1)") == 2
+    assert "changed since getitem read it: version 0 -&gt; 1" in draw_graph(y, names={"x": x}).source

@@ -106,6 +106,14 @@ def where(node: Node) -> str | None:
 
 
 def kwargs_text(node: Node) -> str:
+    # A keyword Tensor (an index) is kept as the Tensor, not copied: written in place after the op,
+    # it shows its new values, which the op did not use (``index=[[2, 1]]`` where it read [0, 1]).
+    rare = node._rare
+    changed = {
+        id(tensor): (saved, tensor._version)
+        for tensor, saved in (rare._kwarg_versions if rare is not None else None) or ()
+        if tensor._version != saved
+    }
     parts = []
     for key, value in node.kwargs.items():
         if value is None or value is False:
@@ -113,5 +121,10 @@ def kwargs_text(node: Node) -> str:
         text = argument(value)
         if key == "index":  # x[1:3, None] reads better as [1:3, None] than as a tuple of slices
             text = "[" + (text[1:-1].rstrip(",") if isinstance(value, tuple) else text) + "]"
+        for part in value if isinstance(value, tuple) else (value,):
+            if id(part) in changed:
+                then, now = changed[id(part)]
+                text += f" (changed since {node.op.name} read it: version {then} -> {now})"
+                break
         parts.append(f"{key}={text}")
     return "  ".join(parts)
