@@ -21,6 +21,9 @@ __all__ = ["RemovableHandle", "register_hook", "retain_grad"]
 
 Hook = Callable[[Tensor], "Tensor | None"]
 _ids = itertools.count()
+# Whether a leaf hook was ever registered in this process: a tape differentiates fresh leaves and
+# runs none, so a caller that tapes its own parameters (models.Network) looks for hooks only then.
+leaf_hooks_made = False
 
 
 class RemovableHandle:
@@ -94,6 +97,8 @@ def register_hook(tensor: Tensor, hook: Hook) -> RemovableHandle:
     wrapped = _checked(tensor, hook)
     node = tensor.grad_fn
     if node is None:
+        global leaf_hooks_made
+        leaf_hooks_made = True
         key = next(_ids)
         if tensor._hooks is None:
             tensor._hooks = {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import backends
+from autobp import backends, hooks
 from autobp.creation import as_generator
 from autobp.engine import grad
 from autobp.grad_mode import no_grad
@@ -156,17 +156,17 @@ class Network:
             )
         # A tape differentiates fresh leaves, as autobp.functional does, so a hook the user put on a
         # parameter (``w.register_hook(clip)``) never ran: the eager walk runs it, as ab.grad does.
-        if (
-            self._taped_cost is not None
-            and not any(p._hooks for p in self.weights)
-            and not any(p._hooks for p in self.biases)
-        ):
+        # (looked for only once a leaf hook was ever made: a training step pays one flag's read)
+        if self._taped_cost is not None and not (hooks.leaf_hooks_made and self._hooked()):
             cost, gradients = self._taped_cost.arrays(*self.biases, *self.weights, x, y)
             return gradients, float(cost)
         # Wrapped, not copied: no user code runs between this forward and its backward, so the
         # arrays cannot change in between (an op copies a bare numpy constant it saves).
         loss = self.cost(Tensor._wrap(x), Tensor._wrap(y))
         return [g.data for g in grad(loss, [*self.biases, *self.weights]) if g is not None], float(loss.data)
+
+    def _hooked(self) -> bool:
+        return any(p._hooks for p in self.weights) or any(p._hooks for p in self.biases)
 
     def update_mini_batch(self, mini_batch: Any, eta: float) -> float:
         """One gradient-descent step on a mini-batch: ``w <- w - (eta / m) * nabla_w`` (same for b).
