@@ -88,6 +88,23 @@ def gradcheck(
     return _gradcheck(fn, inputs, eps, atol, rtol, raise_exception, rng, check_forward_ad, stacklevel=4)
 
 
+# Rounding of <v, f(x)> in units of each output's epsilon times the pairing's terms (a product
+# of k factors rounds by up to k epsilon; f's own ops round as often): the noise floor of a
+# difference quotient, added to atol over the step. At ordinary sizes (terms near 1) it is 1e-9,
+# nothing beside atol's 1e-5.
+_ROUNDOFF = 8.0
+
+
+def _pairing_size(outs: tuple[Tensor, ...], cotangents: list[np.ndarray]) -> float:
+    """The sum of ``|v * f(x)|`` over every output element, each output in units of its epsilon."""
+    size = 0.0
+    for o, v in zip(outs, cotangents, strict=True):
+        values = _host(o.data)
+        if values.dtype.kind in "fc":
+            size += float(np.finfo(values.dtype).eps) * float(np.sum(np.abs(values * v)))
+    return size
+
+
 def _gradcheck(
     fn: Callable[..., Any],
     inputs: Any,
@@ -120,6 +137,11 @@ def _gradcheck(
     # Random signs, magnitudes in [0.5, 1.5]: a normal draw near 0 would hide the output element
     # it weighs (an element wrong by a factor 2 passed where v was 0.001).
     cotangents = [generator.choice([-1.0, 1.0], o.shape) * generator.uniform(0.5, 1.5, o.shape) for o in outs]
+    # What rounding the pairing <v, f(x)> can move by: a difference quotient resolves nothing finer
+    # than it over the step. Where f's terms are large beside the derivative checked (a product
+    # of six values near 10 is 1e5; the derivative by a cotangent of a term beside it, 0.13), a
+    # right rule failed by that noise: 0.1329 against 0.1327, with a pairing of 1e6.
+    noise = _ROUNDOFF * _pairing_size(outs, cotangents)
     # Both backward paths: a first-order backward may run rules on plain arrays
     # (defvjp(plain_arrays=True)) while create_graph=True runs them on Tensors, so a rule can be
     # right on one and wrong on the other; each is checked against the same finite differences.
@@ -160,9 +182,10 @@ def _gradcheck(
                 step[element] = eps * scale[element]
                 plus, minus = x + step, x - step
                 # The step actually taken: x +- eps rounds (by up to 0.2% at 3e7 with eps 1e-6).
-                numeric = (pairing_at(index, plus) - pairing_at(index, minus)) / (plus[element] - minus[element])
+                taken = plus[element] - minus[element]
+                numeric = (pairing_at(index, plus) - pairing_at(index, minus)) / taken
                 for path, a in gradients.items():
-                    if not _close(a[element], numeric, atol, rtol):
+                    if not _close(a[element], numeric, atol + noise / taken, rtol):
                         return _fail(
                             f"gradcheck: input {index} (shape {x.shape}), element {element}: "
                             f"analytic {a[element]!r} ({path}) vs numeric {numeric!r}{coarse}",
@@ -185,6 +208,7 @@ def _gradcheck(
                     # the per-element tolerances added in quadrature over the block
                     terms = float(np.linalg.norm(a * taken))
                     tolerance = atol * float(np.linalg.norm(taken)) + rtol * max(abs(numeric), terms)
+                    tolerance += noise / (2 * eps)
                     if not (np.isfinite(projected) and np.isfinite(numeric)) or abs(projected - numeric) > tolerance:
                         if projected == numeric:  # (the same infinity)
                             continue
