@@ -386,3 +386,25 @@ def test_nan_in_the_page_values_is_valid_json(tmp_path: Path) -> None:
     values = re.findall(r"data-values='([^']*)'", page)
     decoded = [json.loads(v, parse_constant=lambda name: pytest.fail(f"{name} is not JSON")) for v in values]
     assert any("NaN" in json.dumps(d) for d in decoded)  # the NaN gradient is spelled as a string
+
+
+def test_a_saturated_sigmoid_shows_numbers_whose_product_is_the_one_sent(tmp_path: Path) -> None:
+    # z = 10: a = 0.9999546 rounds to 1 at four digits, and grad * out * (1 - out) read off the
+    # shown numbers was 1 * 1 * 0 = 0 beside the 4.539e-05 sent. A number not whole never shows as one.
+    net = Network([1, 1], rng=0, taped=False)
+    net.weights[0].data[...], net.biases[0].data[...] = 10.0, 0.0
+    explanation = ab.viz.explain(net.cost(np.array([[1.0]]), np.array([[0.0]])))
+    text = str(explanation)
+
+    def shown(pattern: str) -> float:
+        found = re.search(pattern + r" = (\S+)", text)
+        assert found is not None, pattern
+        return float(found.group(1))
+
+    grad, out, sent = shown(r"grad \(dC/d a1\)"), shown("saved out = a1"), shown("sends dC/d z1")
+    assert out != 1.0 and grad != 1.0
+    assert grad * out * (1.0 - out) == pytest.approx(sent, rel=2e-3)
+    page = explanation.save_html(tmp_path).read_text(encoding="utf-8")
+    shown = re.search(r"<b>out = a1</b> <span [^>]*>([^<]*)</span>", page)
+    assert shown is not None and float(shown.group(1)) == out
+    assert array_text(np.array([[0.9999546], [1.0], [-0.99999]])) == "[0.9999546  1  -0.99999]^T  (3, 1)"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autobp.viz.explain_graph import graph_ids, graph_svg
-from autobp.viz.explain_text import SHOWN_ELEMENTS, array_text, engine_text, hooks_text
+from autobp.viz.explain_text import SHOWN_ELEMENTS, array_text, engine_text, hooks_text, number_text
 
 if TYPE_CHECKING:
     from autobp.viz.explain_model import Check, Explanation, Step
@@ -48,8 +48,7 @@ def _katex_css() -> str:
     return re.sub(r'url\(fonts/([^)]+\.woff2)\) format\("woff2"\)', inline, css)
 
 
-def _number(value: float) -> str:
-    return f"{value:.4g}"
+_number = number_text  # the text form's rounding: a number that is not whole never shows as one
 
 
 def _json_values(array: np.ndarray) -> Any:
