@@ -408,3 +408,23 @@ def test_a_saturated_sigmoid_shows_numbers_whose_product_is_the_one_sent(tmp_pat
     shown = re.search(r"<b>out = a1</b> <span [^>]*>([^<]*)</span>", page)
     assert shown is not None and float(shown.group(1)) == out
     assert array_text(np.array([[0.9999546], [1.0], [-0.99999]])) == "[0.9999546  1  -0.99999]^T  (3, 1)"
+
+
+def test_a_mini_batch_check_says_its_reference_is_delta_summed_over_the_examples(tmp_path: Path) -> None:
+    # The reference beside delta^n (m columns) is nabla_b, their sum: labelled "delta^n" alone, with
+    # "(= delta^n for one example)", the shown reference column read as a wrong delta.
+    explanation, (weights, biases), x, y = _seed_explanation([2, 3, 2], columns=3)
+    nabla_b, _ = reference.backprop_batch(weights, biases, x, y)
+    deltas = [c for c in explanation.checks if c.equation in ("BP1", "BP2") and c.what.startswith("delta")]
+    assert [c.what for c in deltas] == [
+        "delta^2 summed over the 3 examples (sent to z2)",
+        "delta^1 summed over the 3 examples (sent to z1)",
+    ]
+    assert all("for one example" not in c.source and "backprop_batch" in c.source for c in explanation.checks[1:])
+    np.testing.assert_array_equal(deltas[1].reference, nabla_b[0])
+    assert "delta^1 summed over the 3 examples (sent to z1)" in explanation.save_html(tmp_path).read_text("utf-8")
+    single, *_ = _seed_explanation([2, 3, 2])
+    assert [c.what for c in single.checks if c.what.startswith("delta")] == [
+        "delta^2 (sent to z2)",
+        "delta^1 (sent to z1)",
+    ]

@@ -147,6 +147,8 @@ def annotate(explanation: Explanation, seed: SeedGraph, steps: dict[int, Step]) 
     weights = [layer.weight.data for layer in seed.layers]
     biases = [layer.bias.data for layer in seed.layers]
     big_l = len(seed.layers)
+    examples = seed.x.shape[1]
+    backprop = "reference.backprop" if examples == 1 else "reference.backprop_batch"  # (backprop takes one column)
     cost_notes = (
         (seed.cost, r"C = \tfrac12 \textstyle\sum_j (a^L_j - y_j)^2", "cost: C = 1/2 * sum, so the sum receives 1/2"),
         (seed.summed, r"\partial C / \partial (a^L_j - y_j)^2 = \tfrac12", "cost: every (a^L_j - y_j)^2 receives 1/2"),
@@ -172,21 +174,26 @@ def annotate(explanation: Explanation, seed: SeedGraph, steps: dict[int, Step]) 
                 step, "BP2", rf"\delta^{{{n}}} = {back} \odot \sigma'(z^{{{n}}})",
                 f"BP2: delta^{n} = ((w^{n + 1})^T delta^{n + 1}) * sigma'(z^{n}), the error moves back one layer",
             )  # fmt: skip
-        source = f"reference.backprop nabla_b[{b_index}] (= delta^{n} for one example)"
-        _check(step, "BP1" if n == big_l else "BP2", f"delta^{n} (sent to z{n})", 0, nabla_b[b_index], source, True)
+        # A mini-batch's delta has a column per example; the reference's nabla_b is their sum.
+        if examples == 1:
+            what, source = f"delta^{n} (sent to z{n})", f"{backprop} nabla_b[{b_index}] (= delta^{n} for one example)"
+        else:
+            what = f"delta^{n} summed over the {examples} examples (sent to z{n})"
+            source = f"{backprop} nabla_b[{b_index}] (= delta^{n} summed over the examples)"
+        _check(step, "BP1" if n == big_l else "BP2", what, 0, nabla_b[b_index], source, True)
         step = steps[id(layer.z.grad_fn)]
         _note(
             step, "BP3", rf"\frac{{\partial C}}{{\partial b^{{{n}}}}} = \delta^{{{n}}}",
             f"BP3: dC/db^{n} = delta^{n}, an add passes its gradient on unchanged",
         )  # fmt: skip
-        _check(step, "BP3", f"dC/db{n}", 1, nabla_b[b_index], f"reference.backprop nabla_b[{b_index}]")
+        _check(step, "BP3", f"dC/db{n}", 1, nabla_b[b_index], f"{backprop} nabla_b[{b_index}]")
         step = steps[id(layer.product.grad_fn)]
         previous = r"x" if n == 1 else f"a^{{{n - 1}}}"
         _note(
             step, "BP4", rf"\frac{{\partial C}}{{\partial w^{{{n}}}}} = \delta^{{{n}}} ({previous})^{{\mathsf T}}",
             f"BP4: dC/dw^{n} = delta^{n} ({'x' if n == 1 else f'a^{n - 1}'})^T",
         )  # fmt: skip
-        _check(step, "BP4", f"dC/dw{n}", 0, nabla_w[b_index], f"reference.backprop nabla_w[{b_index}]")
+        _check(step, "BP4", f"dC/dw{n}", 0, nabla_w[b_index], f"{backprop} nabla_w[{b_index}]")
         if n > 1:
             _note(
                 step, "BP2", rf"(w^{{{n}}})^{{\mathsf T}} \delta^{{{n}}}",
