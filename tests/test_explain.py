@@ -428,3 +428,12 @@ def test_a_mini_batch_check_says_its_reference_is_delta_summed_over_the_examples
         "delta^2 (sent to z2)",
         "delta^1 (sent to z1)",
     ]
+
+
+def test_a_constant_that_is_not_whole_is_not_labelled_as_one() -> None:
+    # x * 0.99996 was drawn "mul(t0, 1)" and explained as "sends nothing to 1" beside dC/dx = 0.99996.
+    x = ab.tensor([2.0, 3.0], requires_grad=True)
+    loss = (x * 0.99996).sum()
+    assert "mul(t0, 0.99996)" in ab.viz.graph_text(loss)
+    assert "sends nothing to 0.99996 " in str(ab.viz.explain(loss, names={"x": x}))
+    assert "mul(t0, 0.5)" in ab.viz.graph_text((x * 0.5).sum())

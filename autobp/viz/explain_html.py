@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autobp.viz.explain_graph import graph_ids, graph_svg
-from autobp.viz.explain_text import SHOWN_ELEMENTS, array_text, engine_text, hooks_text, number_text
+from autobp.viz.explain_text import SHOWN_ELEMENTS, array_text, engine_text, hooks_text
+from autobp.viz.summary import number_text
 
 if TYPE_CHECKING:
     from autobp.viz.explain_model import Check, Explanation, Step

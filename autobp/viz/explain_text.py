@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import textwrap
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autobp.viz.summary import l2_norm
+from autobp.viz.summary import l2_norm, number_text
 
 if TYPE_CHECKING:
     from autobp.viz.explain_model import Check, Explanation, Step
@@ -16,26 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["array_text", "engine_text", "explanation_text", "hooks_text", "number_text", "SHOWN_ELEMENTS"]
 
 SHOWN_ELEMENTS = 40  # arrays up to this size are printed in full; larger ones are summarised
-
-
-def number_text(value: float) -> str:
-    """A number to four significant digits, but a number that is not whole is never shown as one.
-
-    A sigmoid's output 0.9999546 (or an error ``a - y`` of -0.9999546) rounds to ``1`` at four
-    digits, and a learner multiplying the shown ``grad * out * (1 - out)`` gets 0 beside the
-    4.539e-05 the rule sent. Such a number gets the digits that show its distance from the whole
-    number to four significant digits: ``0.9999546`` (``1 - out`` is then 4.54e-05).
-
-    >>> number_text(0.25), number_text(0.9999546), number_text(-0.99999), number_text(1.0), number_text(3e-7)
-    ('0.25', '0.9999546', '-0.99999', '1', '3e-07')
-    """
-    text = f"{value:.4g}"
-    shown = float(text)
-    if shown == value or not math.isfinite(value) or shown != math.floor(shown) or abs(shown) >= 1e4:
-        return text
-    # floor(log10(|shown| / distance)) more digits bring the distance to four significant digits.
-    extra = math.floor(math.log10(max(abs(shown), 1.0) / abs(value - shown)))
-    return f"{value:.{min(17, 4 + max(extra, 0))}g}"
 
 
 _number = number_text

@@ -13,7 +13,7 @@ import numpy as np
 from autobp.graph import Node
 from autobp.tensor import Tensor
 
-__all__ = ["Stats", "argument", "format_scalar", "kwargs_text", "l2_norm", "more", "summarize", "where"]
+__all__ = ["Stats", "argument", "format_scalar", "kwargs_text", "l2_norm", "more", "number_text", "summarize", "where"]
 
 _short = reprlib.Repr()
 _short.maxstring = 24
@@ -74,9 +74,29 @@ def l2_norm(values: np.ndarray) -> float:
         return largest * float(np.sqrt(np.sum(np.square(values / largest))))
 
 
+def number_text(value: float) -> str:
+    """A number to four significant digits, but a number that is not whole is never shown as one.
+
+    A sigmoid's output 0.9999546 (or an error ``a - y`` of -0.9999546) rounds to ``1`` at four
+    digits, and a learner multiplying the shown ``grad * out * (1 - out)`` gets 0 beside the
+    4.539e-05 the rule sent. Such a number gets the digits that show its distance from the whole
+    number to four significant digits: ``0.9999546`` (``1 - out`` is then 4.54e-05).
+
+    >>> number_text(0.25), number_text(0.9999546), number_text(-0.99999), number_text(1.0), number_text(3e-7)
+    ('0.25', '0.9999546', '-0.99999', '1', '3e-07')
+    """
+    text = f"{value:.4g}"
+    shown = float(text)
+    if shown == value or not math.isfinite(value) or shown != math.floor(shown) or abs(shown) >= 1e4:
+        return text
+    # floor(log10(|shown| / distance)) more digits bring the distance to four significant digits.
+    extra = math.floor(math.log10(max(abs(shown), 1.0) / abs(value - shown)))
+    return f"{value:.{min(17, 4 + max(extra, 0))}g}"
+
+
 def format_scalar(data: Any) -> str:
     value = np.asarray(data).reshape(()).item()
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return number_text(value) if isinstance(value, float) else str(value)  # 0.99996 is no "1"
 
 
 def argument(value: Any) -> str:
