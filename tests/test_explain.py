@@ -423,6 +423,8 @@ def test_a_mini_batch_check_says_its_reference_is_delta_summed_over_the_examples
     assert all("for one example" not in c.source and "backprop_batch" in c.source for c in explanation.checks[1:])
     np.testing.assert_array_equal(deltas[1].reference, nabla_b[0])
     assert "delta^1 summed over the 3 examples (sent to z1)" in explanation.save_html(tmp_path).read_text("utf-8")
+    bp3 = [note.text for step in explanation.steps for note in step.notes if note.equation == "BP3"]
+    assert bp3[0] == "BP3: dC/db^2 = delta^2 summed over the 3 examples, b was broadcast over them"
     single, *_ = _seed_explanation([2, 3, 2])
     assert [c.what for c in single.checks if c.what.startswith("delta")] == [
         "delta^2 (sent to z2)",

@@ -182,10 +182,16 @@ def annotate(explanation: Explanation, seed: SeedGraph, steps: dict[int, Step]) 
             source = f"{backprop} nabla_b[{b_index}] (= delta^{n} summed over the examples)"
         _check(step, "BP1" if n == big_l else "BP2", what, 0, nabla_b[b_index], source, True)
         step = steps[id(layer.z.grad_fn)]
-        _note(
-            step, "BP3", rf"\frac{{\partial C}}{{\partial b^{{{n}}}}} = \delta^{{{n}}}",
-            f"BP3: dC/db^{n} = delta^{n}, an add passes its gradient on unchanged",
-        )  # fmt: skip
+        if examples == 1:
+            _note(
+                step, "BP3", rf"\frac{{\partial C}}{{\partial b^{{{n}}}}} = \delta^{{{n}}}",
+                f"BP3: dC/db^{n} = delta^{n}, an add passes its gradient on unchanged",
+            )  # fmt: skip
+        else:  # b^n was broadcast over the m columns: its gradient is delta^n's columns summed
+            _note(
+                step, "BP3", rf"\frac{{\partial C}}{{\partial b^{{{n}}}}} = \textstyle\sum_x \delta^{{{n}}}_x",
+                f"BP3: dC/db^{n} = delta^{n} summed over the {examples} examples, b was broadcast over them",
+            )  # fmt: skip
         _check(step, "BP3", f"dC/db{n}", 1, nabla_b[b_index], f"{backprop} nabla_b[{b_index}]")
         step = steps[id(layer.product.grad_fn)]
         previous = r"x" if n == 1 else f"a^{{{n - 1}}}"
