@@ -327,3 +327,33 @@ def test_zero_grad_to_zeros_writes_into_grad_and_a_retained_grad_adds_out_of_pla
     (h * 1.0).sum().backward()
     np.testing.assert_array_equal(first.data, [1.0, 1.0])
     np.testing.assert_array_equal(h.grad.data, [2.0, 2.0])
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_an_error_in_backward_leaves_every_grad_as_it_was_retained_ones_too(create_graph: bool) -> None:
+    """design.md: ``.grad`` is written only once the whole walk succeeded, "an error leaves every
+    .grad as it was". A retained tensor's ``.grad`` was written as its node ran, before the walk
+    reached a stale input further upstream (or a leaf's ``.grad`` set by hand to another shape)."""
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    scale = ab.tensor([3.0, 4.0])
+    h = (x * scale) * 2.0 + w  # mul saves `scale`; h's node runs before mul's
+    h.retain_grad()
+    h.sum().backward(retain_graph=True)
+    first = h.grad
+    assert first is not None
+    np.testing.assert_array_equal(first.numpy(), [1.0, 1.0])
+    scale.mul_(10.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        (h * 5.0).sum().backward(create_graph=create_graph)
+    assert h.grad is first  # not [6, 6]
+    np.testing.assert_array_equal(first.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0])
+
+    y = ab.tensor([1.0, 2.0], requires_grad=True)
+    k = y * 3.0
+    k.retain_grad()
+    y.grad = ab.tensor([1.0])  # another shape: refused before anything is written
+    with pytest.raises(TypeError):
+        (k * k).sum().backward(create_graph=create_graph)
+    assert k.grad is None

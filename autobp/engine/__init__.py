@@ -31,7 +31,14 @@ from autobp.engine.errors import (
     warn_grad_cycle,
     wrong_shape_error,
 )
-from autobp.engine.hook_calls import accumulate, check_accumulable, leaf_hooks, run_hooks, run_node_hooks
+from autobp.engine.hook_calls import (
+    accumulate,
+    check_accumulable,
+    keep_retained,
+    leaf_hooks,
+    run_hooks,
+    run_node_hooks,
+)
 from autobp.engine.mode_switch import modes
 from autobp.engine.order import Vertex, leads_to, out_of_order, queue_seeds
 from autobp.engine.rule_paths import _on_arrays, _on_tensors
@@ -88,6 +95,8 @@ def _walk(
     queue_seeds(outputs, seeds, plain, grads, heap, leaf_queue)
     found: dict[Vertex, Any] = {}
     leaves: list[tuple[Tensor, Any]] = []
+    # retain_grad's gradients (backward only), written with the leaves' once the walk succeeded
+    retained: list[tuple[Tensor, Tensor]] | None = [] if wanted is None else None
     anomaly = graph._anomaly_hook is not None
     # Rules on plain arrays use numpy's operators, not the ops' quiet forwards: silence numpy's
     # floating-point warnings for the walk, so domain edges give inf/nan quietly either way.
@@ -130,7 +139,7 @@ def _walk(
                         # ab.grad: no wanted gradient passes here. As in PyTorch, the node does not
                         # run (nor its hooks), and it is not freed: a later grad through it works.
                         continue
-                    g = run_node_hooks(vertex, g, not plain, retain=wanted is None)
+                    g = run_node_hooks(vertex, g, not plain, retained)
                 if wanted is not None and vertex in wanted:
                     found[vertex] = g
                     unfound -= 1
@@ -199,11 +208,14 @@ def _walk(
                 leaves.append((leaf, g))
             else:
                 found[leaf] = g
-    if leaves:  # (none for ab.grad, which W1 eager calls: no mode switch to pay for)
+    if leaves or retained:  # (none for ab.grad, which W1 eager calls: no mode switch to pay for)
         with modes(create_graph, arrays=False):
-            # Leaves are written only once the whole walk succeeded: an error leaves every .grad as it was.
+            # Leaves (and retained tensors) are written only once the whole walk succeeded: an error
+            # leaves every .grad as it was.
             for leaf, g in leaves:
                 check_accumulable(leaf, g)
+            if retained:
+                keep_retained(retained)
             for leaf, g in leaves:  # (backward, whose walk never has `tensors` alone)
                 accumulate(leaf, as_tensor(g))
             if create_graph and any(g.requires_grad for _, g in leaves):

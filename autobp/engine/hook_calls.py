@@ -1,7 +1,7 @@
 """Where the reverse walk meets user code: tensor and node hooks, ``retain_grad``, and ``.grad``.
 
-Hooks see Tensors with ops behaving as usual, whichever path the walk takes; leaves'
-``.grad`` is written (accumulated) only once the whole walk succeeded.
+Hooks see Tensors with ops behaving as usual, whichever path the walk takes; leaves' ``.grad``
+(and retained tensors') is written (accumulated) only once the whole walk succeeded.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from autobp.graph import Node
 from autobp.ops.elementwise import copy as _differentiable_copy
 from autobp.tensor import Tensor
 
-__all__ = ["run_hooks", "run_node_hooks", "leaf_hooks", "accumulate", "check_accumulable", "clear_grad"]
+__all__ = [
+    "run_hooks",
+    "run_node_hooks",
+    "keep_retained",
+    "leaf_hooks",
+    "accumulate",
+    "check_accumulable",
+    "clear_grad",
+]
 
 
 def run_hooks(hooks: Any, g: Any, create_graph: bool) -> Any:
@@ -50,19 +58,25 @@ def leaf_hooks(leaf: Tensor) -> Iterator[Any]:
             yield hooks[key]
 
 
-def run_node_hooks(node: Node, g: Any, create_graph: bool, retain: bool) -> Any:
-    """Run a node's hooks; with ``retain`` (backward, never ``ab.grad``) keep ``.grad`` if retained."""
+def run_node_hooks(node: Node, g: Any, create_graph: bool, retained: list[tuple[Tensor, Tensor]] | None) -> Any:
+    """Run a node's hooks; with ``retained`` (backward, never ``ab.grad``) note the gradient of a
+    tensor that keeps ``.grad`` (``retain_grad``) there, for ``keep_retained`` to write once the
+    whole walk succeeded, as leaves' ``.grad`` is: an error leaves every ``.grad`` as it was."""
     if node.hooks:
         g = run_hooks(node.hooks, g, create_graph)
-    if retain and node.retained is not None:
+    if retained is not None and node.retained is not None:
         tensor = node.retained()
         if tensor is not None:
             with modes(None, arrays=False):
-                kept = _own(g) if create_graph else Tensor._wrap(graph.copy_array(g))
-                # (out of place, as PyTorch's retain_grad adds: a reference taken after the first
-                # backward keeps what it held then)
-                tensor.grad = kept if tensor.grad is None else _sum(tensor.grad, kept, in_place=False)
+                retained.append((tensor, _own(g) if create_graph else Tensor._wrap(graph.copy_array(g))))
     return g
+
+
+def keep_retained(retained: list[tuple[Tensor, Tensor]]) -> None:
+    """Write the retained tensors' ``.grad`` (``run_node_hooks`` noted them), out of place, as
+    PyTorch's retain_grad adds: a reference taken after the first backward keeps what it held then."""
+    for tensor, kept in retained:
+        tensor.grad = kept if tensor.grad is None else _sum(tensor.grad, kept, in_place=False)
 
 
 def accumulate(leaf: Tensor, g: Tensor) -> None:
