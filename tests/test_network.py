@@ -290,3 +290,17 @@ def test_a_hook_on_a_parameter_runs_taped_as_eagerly() -> None:
     frozen = net.weights[0].data.copy()
     net.SGD((x, labels), 1, 3, 0.5)
     assert not np.array_equal(net.weights[0].data, frozen)
+
+
+def test_a_taped_network_trains_to_the_eager_networks_weights_bit_for_bit() -> None:
+    # Network's docstring and docs/reproduction.md: taped=True (the default) replays each
+    # mini-batch "bit for bit what the eager engine computes"; a last mini-batch of another size too.
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((20, 197)), rng.integers(0, 5, 197)
+    trained = []
+    for taped in (True, False):
+        net = Network([20, 7, 5], rng=3, taped=taped)
+        net.SGD((x, labels), 2, 10, 3.0)
+        trained.append([p.numpy().copy() for p in [*net.weights, *net.biases]])
+    for taped_values, eager_values in zip(*trained, strict=True):
+        np.testing.assert_array_equal(taped_values, eager_values)
