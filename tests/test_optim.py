@@ -270,6 +270,18 @@ def test_parameters_in_a_set_are_refused_as_pytorch_refuses_them() -> None:
         opt.add_param_group({"params": {b}})
 
 
+def test_pytorch_refuses_a_groups_set_and_takes_a_whole_set_as_trust_md_says() -> None:
+    # trust.md: autobp refuses both; PyTorch 2.13 refuses a set as a group's "params" only, and
+    # takes a set given whole (it makes a list of it first, in the set's iteration order).
+    torch = pytest.importorskip("torch")
+    a, b = torch.zeros(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    with pytest.raises(TypeError, match="ordered collections"):
+        torch.optim.SGD([{"params": {a, b}}], lr=0.1)
+    with pytest.raises(TypeError, match="ordered collections"):
+        torch.optim.SGD([a], lr=0.1).add_param_group({"params": {b}})
+    assert len(torch.optim.SGD({a, b}, lr=0.1).param_groups[0]["params"]) == 2
+
+
 def _stepped(opt: Any, schedulers: list[Any], epochs: int) -> list[float]:
     """The first group's lr after each of ``epochs`` steps of every scheduler, in order."""
     lrs = []
