@@ -415,3 +415,18 @@ def test_a_large_cotangent_meets_the_partial_not_a_factor_of_it(lib: str) -> Non
             directions = (as_lib(v), as_lib(np.zeros(3, half)))
             _, tangent = ab.functional.jvp(f, (as_lib(x0), as_lib(y0)), directions)
             np.testing.assert_allclose(tangent.numpy().astype(np.float64), want, rtol=2e-2, err_msg=name)
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_bools_sum_as_numpys_and_a_bool_product_a_library_lacks_raises_naming_the_op(lib: str) -> None:
+    # arrays.md: sums of bools are numpy's int64 on every library; where the library has no such
+    # computation (bool matrix products on torch and array-api-strict, bool einsum on the latter),
+    # the op raises, naming itself.
+    mask = np.array([[True, False], [True, True]])
+    total = ab.sum(_on(lib, mask))
+    assert total.library == lib and total.numpy().dtype == np.int64 and total.item() == 3
+    with pytest.raises((TypeError, NotImplementedError), match=r"^matmul: "):
+        ab.matmul(_on(lib, mask), _on(lib, mask))
+    if lib == "array_api_strict":
+        with pytest.raises(TypeError, match=r"^einsum: "):
+            ab.einsum("ij,jk->ik", _on(lib, mask), _on(lib, mask))
