@@ -185,6 +185,21 @@ def test_grad_returns_a_hooked_tensors_gradient_after_its_hooks_whatever_else_is
     assert run("both") == [[60.0, 120.0], [180.0, 360.0]]
 
 
+def test_pytorch_gives_a_hooked_tensors_gradient_before_its_hook_when_an_input_below_is_asked_too() -> None:
+    # trust.md's account of PyTorch 2.13, which autobp does not follow (the test above).
+    torch = pytest.importorskip("torch")
+
+    def run(wanted: str) -> list[list[float]]:
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 3.0
+        y.register_hook(lambda g: g * 10.0)
+        inputs = [y, x] if wanted == "both" else [y]
+        return [g.tolist() for g in torch.autograd.grad((y * y).sum(), inputs)]
+
+    assert run("y") == [[60.0, 120.0]]  # after the hook
+    assert run("both") == [[6.0, 12.0], [180.0, 360.0]]  # before it
+
+
 def test_grad_runs_no_hook_of_a_branch_that_leads_to_no_input() -> None:
     """``ab.grad(y, [x])`` runs the hooks of what lies between y and x only, as PyTorch does:
     a hook on w's branch (an intermediate or the leaf w) would see a gradient nobody asked for."""
