@@ -259,3 +259,22 @@ def test_a_custom_forward_returning_its_input_or_a_view_still_shares_the_counter
         x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
         (function(x) * ab.tensor([1.0, 2.0, 3.0])).sum().backward()
         np.testing.assert_array_equal(x.grad.data, [1.0, 2.0, 3.0] if function is same else [3.0, 2.0, 1.0])
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_an_op_without_a_vjp_rule_refuses_reverse_mode_by_name(scratch_ops: list[str], create_graph: bool) -> None:
+    # As an op without a jvp rule refuses forward mode (custom-ops.md); before, backward raised
+    # "zip() argument 2 is longer than argument 1", which says nothing of the missing rule.
+    scratch_ops.append("cube_without_vjp")
+
+    @op("cube_without_vjp", arity=2)
+    def cube(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """x^3 y. Shapes: broadcastable -> broadcast shape."""
+        return np.asarray(x) ** 3 * y
+
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(NotImplementedError, match=r"^cube_without_vjp: reverse mode .* has no vjp rule; .*defvjp"):
+        ab.grad(cube(x, 2.0).sum(), [x], create_graph=create_graph)
+    with pytest.raises(NotImplementedError, match="has no vjp rule"):
+        cube(x, 2.0).sum().backward(create_graph=create_graph)
+    assert x.grad is None

@@ -49,6 +49,11 @@ def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[
             rules[0](g, out, *values, **kwargs) if isinstance(x, Tensor) and x._requires_grad else None,
             rules[1](g, out, *values, **kwargs) if isinstance(y, Tensor) and y._requires_grad else None,
         )
+    if not rules:  # (defvjp checks the count, so only an op given no vjp rule at all gets here)
+        raise NotImplementedError(
+            f"{opdef.name}: reverse mode (backward, grad, vjp) reached this op, but it has no vjp rule; "
+            f"give it one with {opdef.name}.defvjp(...) or defvjp_variadic(...) (see docs/custom-ops.md)"
+        )
     return [rule(g, out, *values, **kwargs) if _needs(x) else None for rule, x in zip(opdef.rules, inputs, strict=True)]
 
 
