@@ -50,9 +50,11 @@ def elements_in(low: float, high: float, dtype: Any = np.float64) -> Any:
     kind = np.dtype(dtype).type
     width = np.dtype(dtype).itemsize * 8
     inner_low, inner_high = kind(low), kind(high)
-    if inner_low < low:
+    # (compared as Python floats: numpy 2 compares a float32 with a Python float in float32, where
+    # 0.2 and float32(0.2) are equal, though the latter is above 0.2)
+    if float(inner_low) < low:
         inner_low = np.nextafter(inner_low, kind(np.inf))
-    if inner_high > high:
+    if float(inner_high) > high:
         inner_high = np.nextafter(inner_high, kind(-np.inf))
     return st.floats(float(inner_low), float(inner_high), allow_nan=False, allow_infinity=False, width=width)
 
