@@ -6,7 +6,9 @@ import copy
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -273,15 +275,14 @@ def test_a_hook_on_a_parameter_runs_taped_as_eagerly() -> None:
     # skipped by the default taped network and run by taped=False, two trainings with no error.
     rng = np.random.default_rng(0)
     x, labels = rng.standard_normal((2, 7)), rng.integers(0, 2, 7)
-    trained = []
-    for taped in (True, False):
-        net = Network([2, 3, 2], rng=0, taped=taped)
+
+    def hooked(net: Network) -> Callable[[], None]:
         frozen = net.weights[0].data.copy()
         net.weights[0].register_hook(lambda g: g * 0.0)
         net.biases[1].register_hook(lambda g: g * 2.0)
-        net.SGD((x, labels), 2, 3, 0.5)
-        assert np.array_equal(net.weights[0].data, frozen)
-        trained.append([p.data.copy() for p in net.parameters()])
+        return lambda: np.testing.assert_array_equal(net.weights[0].data, frozen)
+
+    trained = _trained_taped_and_eager([2, 3, 2], 0, (x, labels), (2, 3, 0.5), hooked)
     for taped, eager in zip(*trained, strict=True):
         np.testing.assert_allclose(taped, eager, rtol=0, atol=1e-15)
     net = Network([2, 3, 2], rng=0)
@@ -297,10 +298,21 @@ def test_a_taped_network_trains_to_the_eager_networks_weights_bit_for_bit() -> N
     # mini-batch "bit for bit what the eager engine computes"; a last mini-batch of another size too.
     rng = np.random.default_rng(0)
     x, labels = rng.random((20, 197)), rng.integers(0, 5, 197)
-    trained = []
-    for taped in (True, False):
-        net = Network([20, 7, 5], rng=3, taped=taped)
-        net.SGD((x, labels), 2, 10, 3.0)
-        trained.append([p.numpy().copy() for p in [*net.weights, *net.biases]])
+    trained = _trained_taped_and_eager([20, 7, 5], 3, (x, labels), (2, 10, 3.0), lambda net: lambda: None)
     for taped_values, eager_values in zip(*trained, strict=True):
         np.testing.assert_array_equal(taped_values, eager_values)
+
+
+def _trained_taped_and_eager(
+    sizes: list[int], seed: int, data: Any, schedule: tuple[int, int, float], prepare: Any
+) -> list[list[np.ndarray]]:
+    """The parameters after ``Network(sizes, rng=seed).SGD(data, *schedule)``, taped then eager;
+    ``prepare(net)`` runs before training and returns a check run after it."""
+    trained = []
+    for taped in (True, False):
+        net = Network(sizes, rng=seed, taped=taped)
+        check = prepare(net)
+        net.SGD(data, *schedule)
+        check()
+        trained.append([p.data.copy() for p in net.parameters()])
+    return trained
