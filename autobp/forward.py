@@ -119,6 +119,18 @@ def _error(opdef: Any) -> ForwardModeError:
     )
 
 
+def _complex_result_error(name: str, result: Any, carrier: Tensor) -> TypeError:
+    """Op ``name`` gave a complex ``result`` from ``carrier``, which carries a tangent: forward
+    mode carries real tangents only and would drop it (``jvp`` of ``abs(x * 1j)`` read 0). Reverse
+    mode refuses the complex gradient where it reaches a real tensor (``engine.values.cast_like``)."""
+    return TypeError(
+        f"{name}: the result is complex ({backends.describe(result)}), computed from tensor "
+        f"{backends.describe(carrier)}, which carries a forward-mode tangent; autobp differentiates real "
+        "functions only, so a derivative through a complex value would be wrong. Compute the real and "
+        "imaginary parts with real ops, or .detach() the tensor"
+    )
+
+
 def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
     """Attach to ``out`` its tangent at every active level where an input carries one.
 
@@ -132,7 +144,7 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
         if opdef.differentiable and backends.holds_complex(data):  # a tangent would be dropped: refused
             carrier = first_carrying_tangent(args, _local.modes.forward)
             if carrier is not None:
-                raise graph.complex_result_error(opdef.name, data, [carrier], "carries a forward-mode tangent")
+                raise _complex_result_error(opdef.name, data, carrier)
         return  # integer or boolean results (comparisons, argmax, astype to int): nothing to carry
     modes = _local.modes
     levels = modes.forward

@@ -44,7 +44,7 @@ from autobp.tape_notes import (
     note_read,
 )
 from autobp.tape_notes import refuse_while_tracing as refuse_while_tracing
-from autobp.tensor import Tensor, first_requiring_grad
+from autobp.tensor import Tensor
 from autobp.weak_scalar import WeakScalar, constant_as_tensor
 
 if TYPE_CHECKING:
@@ -206,21 +206,6 @@ class _Recorded(tuple):  # type: ignore[type-arg]
 
 # Shared by every node recorded without keywords: one empty mapping instead of one per node.
 NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
-
-
-def complex_result_error(name: str, result: Any, args: Any, how: str) -> TypeError:
-    """The error for op ``name`` giving a complex result from a tensor among ``args`` that ``how``
-    (requires grad, carries a forward-mode tangent): autobp differentiates real functions (a
-    complex tensor cannot require grad, a complex tangent or cotangent is refused). Its rules take
-    no conjugates, so a gradient through a complex value came out wrong with no error
-    (``abs(x * 1j)`` got ``-1``, not ``1``), and forward mode dropped a complex result's tangent."""
-    tensor = first_requiring_grad(args) if how == "requires grad" else args[0]
-    return TypeError(
-        f"{name}: the result is complex ({backends.describe(result)}), computed from tensor "
-        f"{backends.describe(tensor)}, which "
-        f"{how}; autobp differentiates real functions only, so a derivative through a complex value would "
-        "be wrong. Compute the real and imaginary parts with real ops, or .detach() the tensor"
-    )
 
 
 def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tensor:
