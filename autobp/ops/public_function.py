@@ -95,18 +95,19 @@ def unusual_operand(opdef: OpDef, args: tuple[Any, ...], value: Any, mode: Any) 
     tuple as the array numpy makes of it, a numpy array subclass as the plain array it holds,
     another library's array as it is (a torch tensor on torch's graph refused)."""
     if type(value) is list or type(value) is tuple:
-        args, value = sequence_operand(opdef, args, value, mode)
-        return args, value, True
-    if isinstance(value, ndarray):
-        args, value = plain_operand(opdef, args, value)  # (np.matrix, a masked array)
-        return args, value, True
-    if getattr(value, "requires_grad", False) is True:  # a torch tensor on torch's graph
-        raise_on_torch_autograd(opdef, value)
-    return args, value, isinstance(value, NUMPY_LIKE)
+        plain = sequence_operand(opdef, value, mode)
+    elif isinstance(value, ndarray):
+        plain = plain_operand(opdef, value)  # (np.matrix, a masked array)
+    else:
+        if getattr(value, "requires_grad", False) is True:  # a torch tensor on torch's graph
+            raise_on_torch_autograd(opdef, value)
+        return args, value, isinstance(value, NUMPY_LIKE)
+    # (the rules compute with the operands recorded: the plain array stands in args too)
+    return tuple(plain if item is value else item for item in args), plain, True
 
 
-def plain_operand(opdef: OpDef, args: tuple[Any, ...], value: ndarray) -> tuple[tuple[Any, ...], ndarray]:
-    """``args`` and ``value``, an operand of a numpy array subclass, with ``value`` as a plain array.
+def plain_operand(opdef: OpDef, value: ndarray) -> Any:
+    """``value``, an operand of a numpy array subclass, as a plain array.
 
     The rules compute with the operands they saved, as arrays: with an ``np.matrix`` saved, ``grad *
     y`` in ``mul``'s rule was a matrix product (``x * m`` got the gradient ``[[4, 6], [4, 6]]`` for
@@ -118,13 +119,12 @@ def plain_operand(opdef: OpDef, args: tuple[Any, ...], value: ndarray) -> tuple[
             f"{opdef.name}: operand {describe(value)} is a masked array, and autobp's values carry no mask "
             "(the result and its gradient would ignore it); pass value.filled(fill) or np.asarray(value)"
         )
-    plain = np.asarray(value)  # (np.matrix: a 2-D view of the same memory, copied when saved as any array is)
-    return tuple(plain if item is value else item for item in args), plain
+    return np.asarray(value)  # (np.matrix: a 2-D view of the same memory, copied when saved as any array is)
 
 
-def sequence_operand(opdef: OpDef, args: tuple[Any, ...], value: list[Any] | tuple[Any, ...], mode: Any) -> Any:
-    """``args`` and ``value``, a list or tuple operand, with ``value`` as the numpy array numpy makes
-    of it (the rules compute with arrays: ``x ** [1.5, 2.5]`` failed at backward, "unsupported
+def sequence_operand(opdef: OpDef, value: list[Any] | tuple[Any, ...], mode: Any) -> Any:
+    """``value``, a list or tuple operand, as the numpy array numpy makes of it (the rules compute
+    with arrays: ``x ** [1.5, 2.5]`` failed at backward, "unsupported
     operand type(s) for -: 'list' and 'int'", and so did matmul, einsum and concatenate).
 
     A Tensor inside it that requires grad (or carries a tangent) is refused: numpy reads it as its
@@ -141,9 +141,7 @@ def sequence_operand(opdef: OpDef, args: tuple[Any, ...], value: list[Any] | tup
             "Make the operand with ab.stack([...]) (or ab.concatenate), which differentiates its parts"
         )
     plain = np.asarray(value)
-    if plain.dtype == object:  # (ragged, or holding what numpy cannot read: as the forward would fail)
-        return args, value
-    return tuple(plain if item is value else item for item in args), plain
+    return value if plain.dtype == object else plain  # (ragged, or unreadable: as the forward would fail)
 
 
 def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
