@@ -21,7 +21,7 @@ import copy
 from typing import Any
 
 from autobp import backends, graph
-from autobp.forward import first_carrying_tangent
+from autobp.forward import carries_tangent
 from autobp.tensor import Tensor
 
 TENSOR_METHODS = ("__copy__", "__deepcopy__", "__reduce_ex__")
@@ -76,8 +76,7 @@ def _state(tensor: Tensor, how: str) -> dict[str, Any]:
             "graph along; copy t.detach() for its values, or use t.clone() for a copy on the graph"
         )
     graph.note_read(tensor, how)  # a tape being traced: the copy's values are read out of the graph
-    levels = graph._local.modes.forward
-    if levels is not None and first_carrying_tangent((tensor,), levels) is not None:
+    if carries_tangent(tensor):
         # (a dual leaf made by make_dual: its copy carried no tangent, and read as a constant)
         raise TypeError(
             f"{how}: {backends.describe(tensor)} carries a forward-mode tangent, which a copy cannot take "
