@@ -52,13 +52,13 @@ class Optimizer:
 
     def add_param_group(self, group: Mapping[str, Any]) -> None:
         """Add a group of parameters; hyperparameters it does not set come from the defaults."""
+        name = type(self).__name__
         params = group["params"]
-        _ordered(params, type(self).__name__)
+        _ordered(params, name)
         params = [params] if isinstance(params, Tensor) else list(params)
         for param in params:
             # A frozen parameter (requires_grad=False, as in fine-tuning) is taken, as PyTorch takes it:
             # it has no gradient, so step leaves it, until it is unfrozen.
-            name = type(self).__name__
             if not isinstance(param, Tensor) or not param.is_leaf:
                 got = (
                     f"a tensor made by op '{param.grad_fn.op.name}'"
@@ -72,13 +72,13 @@ class Optimizer:
                 )
         if len({id(p) for p in params}) != len(params):
             # (stepped once per appearance: SGD([w, w]) took every step twice)
-            raise ValueError(f"{type(self).__name__}: a parameter appears twice in one group")
+            raise ValueError(f"{name}: a parameter appears twice in one group")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
-            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+            raise ValueError(f"{name}: a parameter appears in more than one group")
         unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
-            raise TypeError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)}")
+            raise TypeError(f"{name}: unknown hyperparameters {sorted(unknown)}")
         given = {key: _plain(value) for key, value in group.items() if key != "params"}
         self.param_groups.append({**self.defaults, **given, "params": params})
 
