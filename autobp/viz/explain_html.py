@@ -49,9 +49,6 @@ def _katex_css() -> str:
     return re.sub(r'url\(fonts/([^)]+\.woff2)\) format\("woff2"\)', inline, css)
 
 
-_number = number_text  # the text form's rounding: a number that is not whole never shows as one
-
-
 def _json_values(array: np.ndarray) -> Any:
     """The values as JSON allows them: NaN and the infinities are no JSON numbers, so they become
     the strings "NaN", "Infinity" and "-Infinity" (which Python's float() reads back)."""
@@ -79,15 +76,15 @@ def _array_html(value: Any) -> str:
     if array.size == 0:  # no numbers to show (and no rows to reshape into)
         return f"<span {attrs}>empty <small>{array.shape}</small></span>"
     if array.size == 1:
-        return f"<span {attrs}>{_number(float(array.reshape(())))}</span>"
+        return f"<span {attrs}>{number_text(float(array.reshape(())))}</span>"
     if array.size > SHOWN_ELEMENTS:
         return f"<span {attrs}><code>{html.escape(array_text(array))}</code></span>"
     column = array.ndim == 2 and array.shape[1] == 1
     if column or array.ndim <= 1:  # a vector reads as rows of eight numbers, to fit the column
-        numbers = [_number(v) for v in array.ravel()]
+        numbers = [number_text(v) for v in array.ravel()]
         rows = [numbers[i : i + 8] for i in range(0, len(numbers), 8)]
     else:
-        rows = [[_number(v) for v in row] for row in array.reshape(array.shape[0], -1)]
+        rows = [[number_text(v) for v in row] for row in array.reshape(array.shape[0], -1)]
     body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in rows)
     note = "<sup>T</sup>" if column else ""
     return f'<span {attrs}><table class="grid">{body}</table>{note}<small>{array.shape}</small></span>'
@@ -170,7 +167,7 @@ def _step_html(step: Step, total: int, ids: dict[str, str], math: bool) -> str:
 def _summary_html(explanation: Explanation) -> str:
     checks = explanation.checks
     lines = [
-        f"cost <b>C = {_number(explanation.loss)}</b>; {len(explanation.steps)} steps in the order autobp's engine "
+        f"cost <b>C = {number_text(explanation.loss)}</b>; {len(explanation.steps)} steps in the order autobp's engine "
         "ran them. <code>grad</code> is the gradient arriving at a node's output; each rule is the op's vjp "
         "from the registry, applied to the values the forward pass saved.",
         # The same claim as the text form's (engine_text), with the number tagged for tests.

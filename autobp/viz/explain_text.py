@@ -12,12 +12,9 @@ from autobp.viz.summary import l2_norm, number_text
 if TYPE_CHECKING:
     from autobp.viz.explain_model import Check, Explanation, Step
 
-__all__ = ["array_text", "engine_text", "explanation_text", "hooks_text", "number_text", "SHOWN_ELEMENTS"]
+__all__ = ["array_text", "engine_text", "explanation_text", "hooks_text", "SHOWN_ELEMENTS"]
 
 SHOWN_ELEMENTS = 40  # arrays up to this size are printed in full; larger ones are summarised
-
-
-_number = number_text
 
 
 def array_text(value: Any, indent: str = "") -> str:
@@ -36,18 +33,18 @@ def array_text(value: Any, indent: str = "") -> str:
     if array.size == 0:  # no numbers to print (and no rows to reshape into)
         return f"empty {array.shape}"
     if array.size == 1:
-        return _number(float(array.reshape(())))
+        return number_text(float(array.reshape(())))
     if array.size > SHOWN_ELEMENTS:
-        first = "  ".join(_number(v) for v in array.ravel()[:5])
-        stats = f"norm {_number(l2_norm(array))}  min {_number(array.min())}  max {_number(array.max())}"
+        first = "  ".join(number_text(v) for v in array.ravel()[:5])
+        stats = f"norm {number_text(l2_norm(array))}  min {number_text(array.min())}  max {number_text(array.max())}"
         return f"{array.shape}  {stats}  first [{first} ...]"
     if array.ndim <= 1 or (array.ndim == 2 and array.shape[1] == 1):
-        numbers = [_number(v) for v in array.ravel()]
+        numbers = [number_text(v) for v in array.ravel()]
         # Ten numbers a line: a 30-neuron layer's column stays within a terminal's width.
         lines = ["  ".join(numbers[i : i + 10]) for i in range(0, len(numbers), 10)]
         transposed = "^T" if array.ndim == 2 else ""
         return "[" + f"\n{indent}   ".join(lines) + f"]{transposed}  {array.shape}"
-    rows = ["[" + "  ".join(f"{_number(v):>9}" for v in row) + "]" for row in array.reshape(array.shape[0], -1)]
+    rows = ["[" + "  ".join(f"{number_text(v):>9}" for v in row) + "]" for row in array.reshape(array.shape[0], -1)]
     return f"{array.shape}\n" + "\n".join(indent + "  " + row for row in rows)
 
 
@@ -115,7 +112,7 @@ def explanation_text(explanation: Explanation) -> str:
     steps = explanation.steps
     lines = [
         f"autobp explain: the backward pass of {explanation.title}, step by step",
-        f"cost C = {_number(explanation.loss)}; {len(steps)} steps, in the order autobp's engine ran them.",
+        f"cost C = {number_text(explanation.loss)}; {len(steps)} steps, in the order autobp's engine ran them.",
         "grad is the gradient arriving at a node's output (dC/d out); each rule is the op's vjp in the",
         "registry, applied to the values the forward pass saved.",
         "",
