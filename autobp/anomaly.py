@@ -1,7 +1,7 @@
 """Anomaly mode: name the op, and the user's line that created it, when backward goes wrong.
 
 Inside ``with ab.detect_anomaly():`` every recorded op keeps the user-code stack of its forward
-(``node.trace``, autobp's own frames trimmed). Then:
+(``node._trace``, autobp's own frames trimmed). Then:
 
 - an error raised while computing an op's vjp (or a saved tensor found modified in place) is
   re-raised as ``AnomalyError`` naming the op and showing where its forward was called;
@@ -20,6 +20,7 @@ from typing import Any
 
 from autobp import graph
 from autobp.backends import describe, namespace
+from autobp.tensor import Tensor
 
 __all__ = [
     "AnomalyError",
@@ -31,7 +32,7 @@ __all__ = [
 
 # Frames from files inside the package are the machinery, not the user's code.
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# How many of the innermost user frames an error message shows (node.trace keeps more).
+# How many of the innermost user frames an error message shows (node._trace keeps more).
 SHOWN_FRAMES = 8
 _KEPT_FRAMES = 64
 
@@ -63,15 +64,15 @@ def _user_stack() -> traceback.StackSummary:
     return stack
 
 
-def _record(node: graph.Node) -> None:
-    node.trace = _user_stack()
+def _record(node: Tensor) -> None:
+    node._trace = _user_stack()
     if _state.check_nan:
         values = node.out
         if not _finite(values):
-            inputs_finite = all(_finite(t.data) for t in node.inputs or ())
+            inputs_finite = all(_finite(t.data) for t in graph.node_inputs(node) or ())
             hint = "" if inputs_finite else " (its inputs already held non-finite values)"
             raise AnomalyError(
-                f"anomaly: op '{node.name}' produced {_count(values)} in its forward output "
+                f"anomaly: op '{node.op.name}' produced {_count(values)} in its forward output "
                 f"{describe(values)}{hint}.\n{_where(node)}"
             )
 
@@ -96,29 +97,29 @@ def _count(values: Any) -> str:
     return " and ".join(p for p in parts if p) + f" of {size} values"
 
 
-def _where(node: graph.Node) -> str:
+def _where(node: Tensor) -> str:
     """The forward's user stack as text, innermost frames last (like a traceback)."""
-    if node.trace is None:
-        return f"The forward of '{node.name}' ran outside anomaly mode, so its stack was not recorded."
-    shown = traceback.StackSummary.from_list(list(node.trace)[-SHOWN_FRAMES:])
-    return f"The forward of '{node.name}' was called at (most recent call last):\n" + "".join(shown.format())
+    if node._trace is None:
+        return f"The forward of '{node.op.name}' ran outside anomaly mode, so its stack was not recorded."
+    shown = traceback.StackSummary.from_list(list(node._trace)[-SHOWN_FRAMES:])
+    return f"The forward of '{node.op.name}' was called at (most recent call last):\n" + "".join(shown.format())
 
 
-def explain(node: graph.Node, error: BaseException) -> AnomalyError:
+def explain(node: Tensor, error: BaseException) -> AnomalyError:
     """The error to raise for ``error`` in the backward of ``node`` (called by the engine)."""
     return AnomalyError(
-        f"anomaly: backward of op '{node.name}' failed: {type(error).__name__}: {error}\n{_where(node)}"
+        f"anomaly: backward of op '{node.op.name}' failed: {type(error).__name__}: {error}\n{_where(node)}"
     )
 
 
-def check_backward(node: graph.Node, input_grad: Any) -> None:
+def check_backward(node: Tensor, input_grad: Any) -> None:
     """Raise if a gradient computed by ``node``'s backward holds NaN or infinity (engine hook)."""
     if not _state.check_nan:
         return
     values = input_grad.data
     if not _finite(values):
         raise AnomalyError(
-            f"anomaly: backward of op '{node.name}' produced {_count(values)} in a gradient of shape "
+            f"anomaly: backward of op '{node.op.name}' produced {_count(values)} in a gradient of shape "
             f"{tuple(values.shape)}.\n{_where(node)}"
         )
 

@@ -36,10 +36,9 @@ class ForwardModeError(NotImplementedError):
 class Level:
     """One forward-mode level: the tangents of the tensors made or marked inside it.
 
-    Tangents are keyed by the tensor's ``grad_fn`` when it has one (the engine wraps a node's
-    output anew when it runs vjp rules on Tensors: the node finds the tangent again), else by
-    the tensor itself. A leaf's entry keeps its version: an in-place change afterwards makes
-    the tangent stale, and reading it then raises. A level whose tangents are not
+    Tangents are keyed by the tensor (a recorded op's output is its node: the engine hands rules
+    on Tensors that tensor itself, which finds its tangent). A leaf's entry keeps its version: an
+    in-place change afterwards makes the tangent stale, and reading it then raises. A level whose tangents are not
     differentiated (``plain``) keeps them as arrays, which its rules then take as they are.
     """
 
@@ -54,7 +53,7 @@ class Level:
         """The tangent of ``value`` (a Tensor, or a constant: None) at this level, or None."""
         if not isinstance(value, Tensor):
             return None
-        entry = self.tangents.get(value.grad_fn or value)
+        entry = self.tangents.get(value)
         if entry is None:
             return None
         tangent, tensor, version = entry
@@ -66,7 +65,7 @@ class Level:
     def set(self, tensor: Tensor, tangent: Tensor) -> None:
         counter = tensor._vc
         version = 0 if counter is None else counter[0]
-        self.tangents[tensor.grad_fn or tensor] = (tangent.data if self.plain else tangent, tensor, version)
+        self.tangents[tensor] = (tangent.data if self.plain else tangent, tensor, version)
 
 
 def carries_tangent(value: Any) -> bool:
@@ -74,7 +73,7 @@ def carries_tangent(value: Any) -> bool:
     levels = _local.modes.forward
     if not levels or not isinstance(value, Tensor):
         return False
-    key = value.grad_fn or value
+    key = value
     return any(key in level.tangents for level in levels)
 
 
@@ -84,7 +83,7 @@ def first_carrying_tangent(values: Any, levels: Any) -> Tensor | None:
     would drop (``public_function``, ``Tensor.__array_function__`` refuse it)."""
     for value in values:
         if isinstance(value, Tensor):
-            key = value.grad_fn or value
+            key = value
             for level in levels:
                 if key in level.tangents:
                     return value
@@ -98,7 +97,7 @@ def first_carrying_tangent(values: Any, levels: Any) -> Tensor | None:
 def restamp(tensor: Tensor, before: int) -> None:
     """``tensor``'s version moved from ``before`` without a write (``requires_grad`` turned on):
     the tangents it carries still describe it, so their entries take the new version."""
-    key, now = tensor.grad_fn or tensor, tensor._version
+    key, now = tensor, tensor._version
     for level in _local.modes.forward or ():
         entry = level.tangents.get(key)
         if entry is not None and entry[1] is tensor and entry[2] == before:
@@ -190,7 +189,7 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
     for i, value in enumerate(args):
         if isinstance(value, Tensor):
             arrays.append(value.data)
-            entry = known.get(value.grad_fn or value)
+            entry = known.get(value)
             if entry is not None:
                 counter = entry[1]._vc  # (its version without the property's frame: once per tangent read)
                 if (0 if counter is None else counter[0]) != entry[2]:
@@ -223,7 +222,7 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
     if type(total) is not np.ndarray or total.shape != data.shape or total.dtype is not data.dtype:
         total = _fit(total, data)
     counter = out._vc
-    known[out.grad_fn or out] = (total, out, 0 if counter is None else counter[0])
+    known[out] = (total, out, 0 if counter is None else counter[0])
 
 
 def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
@@ -236,7 +235,7 @@ def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any],
         entry = None
         if isinstance(value, Tensor):
             arrays.append(value.data)
-            entry = known.get(value.grad_fn or value)
+            entry = known.get(value)
             if entry is not None:
                 counter = entry[1]._vc
                 if (0 if counter is None else counter[0]) != entry[2]:
@@ -260,7 +259,7 @@ def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any],
     if type(total) is not np.ndarray or total.shape != data.shape or total.dtype is not data.dtype:
         total = _fit(total, data)
     counter = out._vc
-    known[out.grad_fn or out] = (total, out, 0 if counter is None else counter[0])
+    known[out] = (total, out, 0 if counter is None else counter[0])
 
 
 def _parts(parts: list[tuple[Any, Any]], out: np.ndarray, arrays: list[Any], kwargs: Any) -> Any:

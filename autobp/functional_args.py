@@ -226,8 +226,7 @@ def detached_tangents(values: Sequence[Tensor], create_graph: bool, directions: 
     # it: it is taken as it is, unless a tape is tracing (which is told of every detach()).
     tracing = graph._local.modes.tape is not None
     detached = [  # (a list of our own: unaliased changes it in place)
-        v if v.grad_fn is None and not v._requires_grad and v._vc is None and not tracing else v.detach()
-        for v in values
+        v if v.op is None and not v._requires_grad and v._vc is None and not tracing else v.detach() for v in values
     ]
     return tuple(unaliased(detached, [d.data for d in directions]))
 

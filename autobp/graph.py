@@ -1,7 +1,9 @@
-"""The dynamic graph: the ``Node`` each recorded op leaves behind, and ``record``, which makes it.
+"""The dynamic graph: ``record``, which makes an op's output Tensor its node, and ``Node``, the view
+of it that ``grad_fn`` shows.
 
-Every op applied to a Tensor that requires grad records a ``Node``: the op, its inputs, its
-keyword arguments and its output array. ``autobp.engine`` walks these nodes backwards. What keeps
+Every op applied to a Tensor that requires grad returns a Tensor that is also the op's node: it
+holds the op, its inputs, its keyword arguments and its output array (one object per recorded
+op). ``autobp.engine`` walks these nodes backwards. What keeps
 the saved arrays unchanged lives in ``autobp.storage``, what a tape is told in ``autobp.tape_notes``
 and the ``WeakScalar`` in ``autobp.weak_scalar``; this module re-exports the names others use.
 """
@@ -63,8 +65,8 @@ __all__ = [
 
 
 class _Rare:
-    """The fields few nodes use, kept out of ``Node`` so that the usual node is small and cheap to
-    make (W4 measures bytes per node, W2 the cost of recording one)."""
+    """The fields few nodes use, kept out of the node's slots so that the usual node is small and
+    cheap to make (W4 measures bytes per node, W2 the cost of recording one)."""
 
     __slots__ = ("_kwarg_versions", "array_versions", "hooks", "retained", "trace")
 
@@ -90,115 +92,116 @@ class _Rare:
         self._kwarg_versions = value
 
 
-def _rare_field(name: str, doc: str) -> Any:
-    """A Node attribute stored on its ``_rare`` part: reads give None until first set."""
+# A recorded op's node is its output Tensor itself (one object per op: W4's bytes and the cycle
+# collector's passes count objects). Its fields are the Tensor's slots ``op`` (None on a leaf),
+# ``_inputs``, ``kwargs``, ``out``, ``versions``, ``_rare`` and ``_seq``; the fields few nodes use
+# live on the ``_Rare`` part, read through the Tensor's ``_node_hooks``, ``_retained``, ``_trace``,
+# ``_kwarg_versions`` and ``_array_versions`` (None until set).
 
-    def get(node: Node) -> Any:
-        rare = node._rare
-        return None if rare is None else getattr(rare, name)
 
-    def set_(node: Node, value: Any) -> None:
-        rare = node._rare
-        if rare is None:
-            if value is None:
-                return  # None is what a node without the part reads already
-            rare = node._rare = _Rare()
-        setattr(rare, name, value)
+def node_inputs(node: Tensor) -> tuple[Tensor, ...] | None:
+    """A recorded op's inputs as Tensors (constants wrapped); None once the graph was freed.
 
-    return property(get, set_, doc=doc)
+    A Python number becomes a ``WeakScalar``: vjp rules on it compute as on the number itself,
+    so ``float32 * 3`` stays float32 with ``create_graph`` as it does on the first-order path.
+    The wrapped inputs are made once (viz and the tape tell constants by identity) and kept
+    beside the recorded ones (``_Recorded``), never in their place: a later first-order walk
+    hands its rules the numbers as they came, not a WeakScalar's 0-d array, which computes
+    differently (numpy promotes ``float32 * int64[]`` to float64, array-api-strict refuses it).
+    """
+    inputs = node._inputs
+    if type(inputs) is _Recorded:
+        return inputs.wrapped
+    if inputs is not None:
+        for value in inputs:
+            if not isinstance(value, Tensor):
+                recorded = node._inputs = _Recorded(inputs)
+                recorded.wrapped = tuple(
+                    [v if isinstance(v, Tensor) else constant_as_tensor(v, node.out) for v in inputs]
+                )
+                return recorded.wrapped
+    return inputs
+
+
+def is_node(value: Any) -> bool:
+    """Whether ``value`` is a recorded op's output (a graph node), not a leaf or a constant."""
+    return isinstance(value, Tensor) and value.op is not None
 
 
 class Node:
-    """One recorded op application: the ``grad_fn`` of the Tensor it produced.
+    """What ``tensor.grad_fn`` shows of the op that made ``tensor``: a view of the node, which is
+    the tensor itself (autobp keeps one object per recorded op).
 
-    ``inputs`` are the op's inputs as Tensors; ``out`` is the output array. Constants (a Python
-    float, an array) are kept as they came and become Tensors only when asked for, so a long
-    chain of ``y * 2.0`` costs no Tensor per constant. ``release`` drops inputs and output
-    once backward has used them.
-
-    ``versions`` are the inputs' versions when the op ran, to catch in-place changes before
-    backward; None when all were 0 (no tuple). Every node that reads a trained parameter has them
-    (an optimizer step bumps its version), so they are a slot. What few nodes need (keyword
-    Tensors' versions, hooks, retain_grad, anomaly traces) lives in one optional part, ``_rare``:
-    None for the usual node, so that the engine tells the usual node by one attribute read.
+    ``name`` is the op's registry name, ``inputs`` the op's inputs as Tensors (constants wrapped;
+    None once the graph was freed), ``next_functions`` the vertices feeding it. Two views of one
+    node compare equal (and hash alike); each ``t.grad_fn`` is a new view, as cheap as a tuple.
     """
 
-    __slots__ = ("op", "_inputs", "kwargs", "out", "versions", "_rare", "_seq", "__weakref__")
+    __slots__ = ("_tensor",)
 
-    kwarg_versions = _rare_field(
-        "kwarg_versions",
-        "Tensors the op read from its keywords (an index, say) with their versions: the vjp reads them "
-        "again, so an in-place change after the op must be caught as well.",
-    )
-    hooks = _rare_field("hooks", "Gradient hooks of the output (autobp.hooks); None when there are none.")
-    retained = _rare_field("retained", "A weakref to the non-leaf output whose .grad is kept (retain_grad).")
-    trace = _rare_field("trace", "The forward's user stack, recorded in anomaly mode.")
-    array_versions = _rare_field(
-        "array_versions", "Another library's saved arrays with its write counts when the op ran (torch)."
-    )
+    _tensor: Tensor
 
-    op: OpDef
-    _inputs: tuple[Any, ...] | None
-    # When the node was recorded, from one counter: every consumer of a node has a greater number,
-    # which orders the engine's walk (autobp.engine.order).
-    _seq: int
-    kwargs: Mapping[str, Any]
-    out: Any
-    versions: tuple[int, ...] | None
-    _rare: _Rare | None
-
-    def __init__(self) -> None:
-        # record() makes every node and fills its slots itself: a constructor call costs a Python
-        # frame per recorded op (W2, W4), and record already loops over the inputs.
-        raise TypeError("Node: nodes are made by autobp.graph.record when an op runs on Tensors")
+    def __init__(self, tensor: Tensor) -> None:
+        if not is_node(tensor):
+            raise TypeError("Node: a view of a recorded op's output; leaves have no grad_fn")
+        self._tensor = tensor
 
     @property
-    def inputs(self) -> tuple[Tensor, ...] | None:
-        """The op's inputs as Tensors (constants wrapped); None once the graph was freed.
-
-        A Python number becomes a ``WeakScalar``: vjp rules on it compute as on the number itself,
-        so ``float32 * 3`` stays float32 with ``create_graph`` as it does on the first-order path.
-        The wrapped inputs are made once (viz and the tape tell constants by identity) and kept
-        beside the recorded ones (``_Recorded``), never in their place: a later first-order walk
-        hands its rules the numbers as they came, not a WeakScalar's 0-d array, which computes
-        differently (numpy promotes ``float32 * int64[]`` to float64, array-api-strict refuses it).
-        """
-        inputs = self._inputs
-        if type(inputs) is _Recorded:
-            return inputs.wrapped
-        if inputs is not None:
-            for value in inputs:
-                if not isinstance(value, Tensor):
-                    recorded = self._inputs = _Recorded(inputs)
-                    recorded.wrapped = tuple(
-                        [v if isinstance(v, Tensor) else constant_as_tensor(v, self.out) for v in inputs]
-                    )
-                    return recorded.wrapped
-        return inputs
+    def op(self) -> OpDef:
+        """The op's registry entry (``autobp.ops.registry.OpDef``)."""
+        return self._tensor.op  # type: ignore[return-value]
 
     @property
     def name(self) -> str:
         """The registry name of the op, e.g. ``"mul"``."""
-        return self.op.name
+        return self._tensor.op.name  # type: ignore[union-attr]
 
-    def __repr__(self) -> str:
-        return f"<{self.op.name} backward>"
+    @property
+    def inputs(self) -> tuple[Tensor, ...] | None:
+        """The op's inputs as Tensors (constants wrapped); None once the graph was freed."""
+        return node_inputs(self._tensor)
 
     @property
     def next_functions(self) -> tuple[Node | Tensor, ...]:
         """The graph vertices feeding this node: the inputs' nodes, or the leaf Tensors."""
         return tuple(t.grad_fn or t for t in self.inputs or () if t.requires_grad)
 
+    @property
+    def output(self) -> Tensor:
+        """The tensor the op made (the node itself)."""
+        return self._tensor
+
+    kwargs = property(lambda self: self._tensor.kwargs, doc="The op's keyword arguments.")
+    out = property(lambda self: self._tensor.out, doc="The output array saved for backward (None once freed).")
+    versions = property(lambda self: self._tensor.versions, doc="The inputs' versions when the op ran.")
+    hooks = property(lambda self: self._tensor._node_hooks, doc="The output's gradient hooks, or None.")
+    trace = property(lambda self: self._tensor._trace, doc="The forward's user stack (anomaly mode), or None.")
+    kwarg_versions = property(lambda self: self._tensor._kwarg_versions, doc="Keyword Tensors and their versions.")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Node and other._tensor is self._tensor
+
+    def __hash__(self) -> int:
+        return id(self._tensor)
+
+    def __repr__(self) -> str:
+        return f"<{self.name} backward>"
+
     def release(self) -> None:
-        # (the engine's walk does these stores inline: keep the two in step)
-        self._inputs = None
-        self.out = None
-        self.kwargs = NO_KWARGS
+        """Drop the saved inputs and output (what backward does unless ``retain_graph``)."""
+        release(self._tensor)
+
+
+def release(node: Tensor) -> None:
+    # (the engine's walk does these stores inline: keep the two in step)
+    node._inputs = None
+    node.out = None
+    node.kwargs = NO_KWARGS
 
 
 class _Recorded(tuple):  # type: ignore[type-arg]
     """A node's inputs as the op got them, which first-order walks read, carrying ``wrapped``:
-    the same inputs with each constant a Tensor, made by ``Node.inputs`` for rules on Tensors.
+    the same inputs with each constant a Tensor, made by ``node_inputs`` for rules on Tensors.
     Freed with the node's inputs (``release``); a slot for it would grow every node (W4)."""
 
     wrapped: tuple[Tensor, ...]
@@ -229,7 +232,8 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
             if saved is args and _local.modes.tape is None and may_change(value):
                 saved = copy_changeable_arrays(args)
     # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
-    out = _new_object(Tensor)
+    # The Tensor is its own node: one object per op (graph.Node is the view grad_fn shows).
+    node = out = _new_object(Tensor)
     numpy_result = type(result) is np.ndarray
     if not numpy_result:
         if isinstance(result, np.generic):  # numpy's scalar results (every op of W4's 0-d chain): inline,
@@ -244,17 +248,17 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     out.name = None
     out._vc = None
     out._hooks = None
-    # The node saves the Tensor's own array (numpy scalars become 0-d arrays above): one object
-    # for the output wherever it is used, which a tape recognises by identity (autobp.tape).
-    node = out.grad_fn = _new_object(Node)
-    node.op = opdef
-    node._inputs = saved
-    node.kwargs = kwargs or NO_KWARGS
-    node.out = result
+    out.op = opdef
+    out._inputs = saved
+    out.kwargs = kwargs or NO_KWARGS
+    # The saved output: the array the rules read, which `out.data = ...` cannot change. (numpy
+    # scalars became 0-d arrays above: one object for the output wherever it is used, which a tape
+    # recognises by identity, autobp.tape.)
+    out.out = result
     # The versions to check before backward; a node whose inputs are all at version 0 keeps none.
-    node.versions = _versions(saved) if versioned else None
-    node._rare = None
-    node._seq = _next_seq()
+    out.versions = _versions(saved) if versioned else None
+    out._rare = None
+    out._seq = _next_seq()
     if kwargs and _local.modes.tape is None:
         freeze_kwargs(node, kwargs)
     if _anomaly_hook is not None:
@@ -265,7 +269,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
         if result.base is not None:  # a view of an input's memory: one storage, one version counter
             share_storage(out, args)
     else:  # other libraries have no read-only flag (docs/arrays.md)
-        record_foreign(node)
+        record_foreign(out)
         if is_foreign_view(result):
             share_storage(out, args)
     return out
@@ -318,12 +322,12 @@ def _versions(args: tuple[Any, ...]) -> tuple[int, ...]:
 
 _new_object = object.__new__  # an instance with no slot set: record() fills them
 
-# Node._seq's counter (a C-level `next`: atomic under the GIL, so threads recording at once get
+# A node's _seq counter (a C-level `next`: atomic under the GIL, so threads recording at once get
 # distinct numbers).
 _next_seq = itertools.count(1).__next__
 
 # Set by autobp.anomaly while detect_anomaly() is active; None keeps recording free of its cost.
-_anomaly_hook: Callable[[Node], None] | None = None
+_anomaly_hook: Callable[[Tensor], None] | None = None
 
-# forward.py's name for it (it wraps a tangent rule's constant inputs as Node.inputs does).
+# forward.py's name for it (it wraps a tangent rule's constant inputs as node_inputs does).
 _as_tensor = constant_as_tensor

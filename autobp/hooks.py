@@ -95,8 +95,7 @@ def register_hook(tensor: Tensor, hook: Hook) -> RemovableHandle:
             f"register_hook: tensor {describe(tensor)} does not require grad, so no gradient will ever reach the hook"
         )
     wrapped = _checked(tensor, hook)
-    node = tensor.grad_fn
-    if node is None:
+    if tensor.op is None:
         global leaf_hooks_made
         leaf_hooks_made = True
         key = next(_ids)
@@ -113,15 +112,17 @@ def register_hook(tensor: Tensor, hook: Hook) -> RemovableHandle:
                     leaf._hooks = None  # the engine skips hook work entirely when None
 
         return RemovableHandle(remove_leaf_hook)
-    if node.hooks is None:
-        node.hooks = []
-    node.hooks.append(wrapped)
-    node_ref = weakref.ref(node)
+    # A non-leaf's hooks are its node's (the tensor itself, graph._Rare): the engine runs them as
+    # the walk reaches the node
+    if tensor._node_hooks is None:
+        tensor._node_hooks = []
+    tensor._node_hooks.append(wrapped)
+    node_ref = weakref.ref(tensor)
 
     def remove_node_hook() -> None:
         owner = node_ref()
-        if owner is not None and owner.hooks is not None:
-            owner.hooks = [h for h in owner.hooks if h is not wrapped] or None
+        if owner is not None and owner._node_hooks is not None:
+            owner._node_hooks = [h for h in owner._node_hooks if h is not wrapped] or None
 
     return RemovableHandle(remove_node_hook)
 
@@ -141,6 +142,5 @@ def retain_grad(tensor: Tensor) -> None:
         raise RuntimeError(
             f"retain_grad: tensor {describe(tensor)} does not require grad, so it has no gradient to keep"
         )
-    if tensor.grad_fn is not None:
-        # A weak reference: retaining must not keep the tensor (and its graph) alive.
-        tensor.grad_fn.retained = weakref.ref(tensor)
+    if tensor.op is not None:
+        tensor._retained = True  # (the tensor is its node: the engine writes its .grad)

@@ -39,9 +39,9 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
     """
     where = _Where(method, tensor)  # formatted only when an error needs it
     graph.refuse_while_tracing(f"in-place {method}")
-    if tensor.grad_fn is not None:
+    if tensor.op is not None:
         raise RuntimeError(
-            f"{where} was made by op '{tensor.grad_fn.op.name}' and belongs to the graph (its value may be "
+            f"{where} was made by op '{tensor.op.name}' and belongs to the graph (its value may be "
             "saved for backward); in-place changes are refused. Use an out-of-place op (y = y + 1), or "
             "work on a copy (y.detach().copy())"
         )
@@ -144,8 +144,7 @@ def rebound(tensor: Tensor, name: str, result: Tensor, other: Any) -> Tensor:
     # The new tensor stands for the old one: it keeps its label and, if asked, its .grad
     # (``h.retain_grad(); h += 1`` lost the retained gradient: None where PyTorch keeps it).
     result.name = tensor.name
-    node = tensor.grad_fn
-    if node is not None and node._rare is not None and node.retained is not None and node.retained() is tensor:
+    if tensor.op is not None and tensor._rare is not None and tensor._retained:
         result.retain_grad()
     return result
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +19,6 @@ from autobp import backends
 from autobp.grad_mode import _local
 from autobp.tensor import Tensor
 from autobp.weak_scalar import WeakScalar
-
-if TYPE_CHECKING:
-    from autobp.graph import Node
 
 __all__ = [
     "copy_array",
@@ -178,13 +175,12 @@ def share_storage(out: Tensor, args: tuple[Any, ...]) -> None:
             # A view of the caller's array (ab.reshape(buffer, ...)), which has no counter: a graph
             # saving the result would not see the caller refill the buffer. Copy, as record does.
             copied = copy_array(out.data)
-            node = out.grad_fn
-            if node is not None:
-                node.out = copied
+            if out.op is not None:  # (the tensor is its node: the saved output is the copy too)
+                out.out = copied
                 if type(copied) is np.ndarray:
                     copied.setflags(write=False)
                 else:
-                    _save_array_versions(node, copied)  # (the node's output is the copy now)
+                    _save_array_versions(out, copied)  # (the node's output is the copy now)
             out.data = copied
             return
 
@@ -220,12 +216,12 @@ def _fixed(bound: Any) -> Any:
     return operator.index(bound.data if isinstance(bound, Tensor) else bound) if not _is_fixed(bound) else bound
 
 
-def freeze_kwargs(node: Node, kwargs: Mapping[str, Any]) -> None:
+def freeze_kwargs(node: Tensor, kwargs: Mapping[str, Any]) -> None:
     """Store ``kwargs`` on ``node`` as its vjp will read them (arrays copied, Tensors' versions noted)."""
     tensors: list[tuple[Tensor, int]] = []
     node.kwargs = {name: _frozen(value, tensors) for name, value in kwargs.items()}
     if tensors:
-        node.kwarg_versions = tuple(tensors)
+        node._kwarg_versions = tuple(tensors)
 
 
 def may_change(array: np.ndarray) -> bool:
@@ -244,7 +240,7 @@ def copy_changeable_arrays(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple([v.copy(order="K") if type(v) is np.ndarray and may_change(v) else v for v in args])
 
 
-def record_foreign(node: Node) -> None:
+def record_foreign(node: Tensor) -> None:
     """``record``'s care for another library's arrays: copy the array operands a caller could still
     write into (as numpy's are copied), and note the write counts of the saved arrays where the
     library keeps one (torch's ``_version``), so that backward sees writes through ``.data``."""
@@ -256,7 +252,7 @@ def record_foreign(node: Node) -> None:
     _save_array_versions(node, node.out)
 
 
-def _save_array_versions(node: Node, out: Any) -> None:
+def _save_array_versions(node: Tensor, out: Any) -> None:
     """Note the write counts of ``out`` (the node's output array) and of its input Tensors' arrays,
     for libraries that count writes (torch); replaces what was noted before."""
     entries = [(out, out._version, "its output")] if hasattr(out, "_version") else []
@@ -264,7 +260,7 @@ def _save_array_versions(node: Node, out: Any) -> None:
         if isinstance(value, Tensor) and hasattr(value.data, "_version") and type(value) is not WeakScalar:
             entries.append((value.data, value.data._version, f"input {i}"))
     if entries:
-        node.array_versions = (node.op.name, tuple(entries))
+        node._array_versions = (node.op.name, tuple(entries))
 
 
 def check_array_versions(saved: ArrayVersions) -> None:

@@ -1,6 +1,6 @@
 """A Python number among an op's inputs, as vjp rules see it when they build a graph themselves.
 
-``autobp.graph.Node.inputs`` wraps constants with ``constant_as_tensor``: a Python number becomes a
+``autobp.graph.node_inputs`` wraps constants with ``constant_as_tensor``: a Python number becomes a
 ``WeakScalar``, which computes as the number does (numpy's weak scalar rule), an array a Tensor.
 """
 

@@ -1,9 +1,9 @@
 """The eager path's shortcuts (graph.record, the engine's walk) against slow, obvious versions.
 
-``record`` fills a Tensor's and a Node's slots itself instead of calling ``Tensor._wrap`` and a
-constructor; the engine walks nodes in recording order (checked against a counting walk), passes keywords to rules only
-when a node has some, casts a gradient's dtype only when it differs, and switches modes by hand
-for each walk. Each test here tries to break one of these.
+``record`` fills a Tensor's slots (a recorded op's output is its own node) itself instead of
+calling ``Tensor._wrap``; the engine walks nodes in recording order (checked against a counting
+walk), passes keywords to rules only when a node has some, casts a gradient's dtype only when it
+differs, and switches modes by hand for each walk. Each test here tries to break one of these.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import autobp as ab
 from autobp import engine, graph
 from autobp.graph import Node
 from autobp.tensor import Tensor
+
+# The slots of a recorded op's output that hold its node (``op`` is None on other tensors).
+NODE_SLOTS = ("op", "_inputs", "kwargs", "out", "versions", "_rare", "_seq")
 
 
 def _slots(cls: type) -> list[str]:
@@ -39,35 +42,39 @@ def test_a_recorded_tensor_and_node_have_every_slot_a_wrapped_one_has(make: Any)
     x = ab.tensor([1.0, 2.0, 3.0], requires_grad=True)
     out = make(x)
     plain = Tensor._wrap(out.data)
+    assert set(NODE_SLOTS) < set(_slots(Tensor))
     for name in _slots(Tensor):  # a slot added to Tensor but not to record() fails here
-        if name == "_vc" and out.data.base is not None:
+        if name in NODE_SLOTS:
+            getattr(out, name)  # an unset slot would raise AttributeError
+        elif name == "_vc" and out.data.base is not None:
             assert out._vc is x._vc  # a view shares its input's version counter
-        elif name not in ("data", "_requires_grad", "grad_fn"):
+        elif name not in ("data", "_requires_grad"):
             assert getattr(out, name) == getattr(plain, name), name
+    assert plain.op is None and x.op is None  # (the one node slot every tensor sets)
     assert type(out.data) is np.ndarray and not out.data.flags.writeable
-    assert out.requires_grad and out.grad_fn is not None
-    node = out.grad_fn
-    for name in _slots(Node):  # unset slots would raise AttributeError
-        getattr(node, name)
-    assert node.out is out.data and node._rare is None and node.versions is None
+    assert out.requires_grad and out.grad_fn is not None and out.grad_fn == out.grad_fn
+    assert out.out is out.data and out._rare is None and out.versions is None
     (g,) = ab.grad(out.sum(), [x], retain_graph=True)
     (general,) = ab.grad(out.sum(), [x], create_graph=True)  # the general path, on Tensors
     np.testing.assert_array_equal(g.data, general.data)
 
 
-def test_nodes_are_made_only_by_record() -> None:
-    with pytest.raises(TypeError, match="made by autobp"):
-        Node()  # type: ignore[call-arg]
+def test_a_node_view_is_of_a_recorded_tensor_only() -> None:
+    with pytest.raises(TypeError, match="leaves have no grad_fn"):
+        Node(ab.tensor([1.0], requires_grad=True))
+    y = ab.tensor([1.0], requires_grad=True) * 3.0
+    node = y.grad_fn
+    assert node is not None and node.output is y and node == y.grad_fn and hash(node) == hash(y.grad_fn)
+    assert node.name == "mul" and node.out is y.data and node.versions is None and node != (y * 1.0).grad_fn
 
 
 def test_rare_fields_read_none_and_cost_nothing_until_set() -> None:
-    node = (ab.tensor([1.0], requires_grad=True) * 3.0).grad_fn
-    assert node is not None
-    assert (node.kwarg_versions, node.hooks, node.retained, node.trace) == (None, None, None, None)
-    node.hooks = None
+    node = ab.tensor([1.0], requires_grad=True) * 3.0
+    assert (node._kwarg_versions, node._node_hooks, node._retained, node._trace) == (None, None, None, None)
+    node._node_hooks = None
     assert node._rare is None  # setting None keeps the usual node small
-    node.hooks = []
-    assert node._rare is not None and node.hooks == [] and node.trace is None
+    node._node_hooks = []
+    assert node._rare is not None and node._node_hooks == [] and node._trace is None
 
 
 def test_versions_are_saved_only_after_a_write_and_still_caught() -> None:
@@ -120,9 +127,8 @@ def test_the_inline_version_test_of_one_or_two_inputs_agrees_with_check_versions
         "matmul": lambda: w @ x,
         "mul by a constant": lambda: (x if which != "w" else w) * np.float64(3.0),
     }[op]
-    out = make()
-    node = out.grad_fn
-    assert node is not None and node.op.plain_arrays and node._rare is None
+    out = node = make()  # (a recorded op's output is its node)
+    assert node.op is not None and node.op.plain_arrays and node._rare is None
     _bump(written, after, through_a_view=which == "view of x")
     try:
         engine.rule_paths.check_versions(node, node._inputs)  # type: ignore[arg-type]
@@ -145,29 +151,28 @@ def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray | None]:
     """d(sum of outputs)/d(vertex) for every vertex (None: only zero contributions reached it), by
     the textbook walk: every one reachable from the outputs
     found by recursion, one count per edge into it, and a vertex run once all its counts arrived.
-    Nothing here reads ``Node._seq``: it checks the engine's order by an independent one."""
-    reached: list[Node] = []
+    Nothing here reads ``Tensor._seq``: it checks the engine's order by an independent one. A
+    vertex is a Tensor: a recorded op's output (its node) or a leaf."""
+    reached: list[Tensor] = []
 
-    def visit(node: Node) -> None:
+    def visit(node: Tensor) -> None:
         if all(node is not n for n in reached):
             reached.append(node)
             for value in node._inputs or ():
-                if isinstance(value, Tensor) and value.grad_fn is not None:
-                    visit(value.grad_fn)
+                if isinstance(value, Tensor) and value.op is not None:
+                    visit(value)
 
     for output in outputs:
-        visit(output.grad_fn)  # type: ignore[arg-type]
+        visit(output)
     waiting: dict[Any, int] = {}
     for node in reached:
         for value in node._inputs or ():
             if isinstance(value, Tensor) and value.requires_grad:
-                vertex = value.grad_fn or value
-                waiting[vertex] = waiting.get(vertex, 0) + 1
+                waiting[value] = waiting.get(value, 0) + 1
     grads: dict[Any, np.ndarray] = {}
     for output in outputs:
-        vertex = output.grad_fn
-        grads[vertex] = grads.get(vertex, 0) + np.ones_like(output.data)
-    ready = [v for v in dict.fromkeys(o.grad_fn for o in outputs) if v not in waiting]
+        grads[output] = grads.get(output, 0) + np.ones_like(output.data)
+    ready = [v for v in dict.fromkeys(outputs) if v not in waiting]
     totals: dict[Any, np.ndarray | None] = {}
     while ready:
         node = ready.pop()
@@ -176,11 +181,12 @@ def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray | None]:
             results: Any = [None] * len(node._inputs or ())
         else:
             with ab.no_grad():
-                results = engine.rule_paths._run_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), node.inputs or ())
+                values = graph.node_inputs(node) or ()
+                results = engine.rule_paths._run_rules(node, Tensor._wrap(g), Tensor._wrap(node.out), values)
         for value, contribution in zip(node._inputs or (), results, strict=True):
             if not (isinstance(value, Tensor) and value.requires_grad):
                 continue
-            vertex = value.grad_fn or value
+            vertex = value
             if contribution is None:  # a zero that the walk passes on without running rules or hooks
                 grads.setdefault(vertex, None)
             else:
@@ -188,7 +194,7 @@ def _slow_gradients(outputs: list[Tensor]) -> dict[Any, np.ndarray | None]:
                 so_far = grads.get(vertex)
                 grads[vertex] = c if so_far is None else so_far + c
             waiting[vertex] -= 1
-            if not waiting[vertex] and isinstance(vertex, Node):
+            if not waiting[vertex] and vertex.op is not None:
                 ready.append(vertex)
     return {**totals, **grads}  # (what is left in grads: the leaves')
 
@@ -208,26 +214,26 @@ def test_the_walk_in_recording_order_matches_a_counting_walk_on_random_graphs(se
         a, b = (values[int(i)] for i in rng.integers(0, len(values), 2))
         kind = rng.random()
         values.append(ab.tanh(a * b) if kind < 0.4 else a + b if kind < 0.8 else _halve_first(a, b))
-    recorded = [v for v in values if v.grad_fn is not None]
+    recorded = [v for v in values if v.op is not None]
     outputs = [recorded[int(i)] for i in rng.choice(len(recorded), 3, replace=False)]
-    for node in {v.grad_fn for v in recorded}:  # the order the walk relies on, as recorded
-        for value in node._inputs or ():  # type: ignore[union-attr]
-            if isinstance(value, Tensor) and value.grad_fn is not None:
-                assert value.grad_fn._seq < node._seq  # type: ignore[union-attr]
+    for node in recorded:  # the order the walk relies on, as recorded
+        for value in node._inputs or ():
+            if isinstance(value, Tensor) and value.op is not None:
+                assert value._seq < node._seq
     want = _slow_gradients(outputs)
     # Each node must run once, with its whole gradient: its hook sees what it is given. (Leaves'
     # gradients alone could not tell: a node run twice on two parts of its gradient sums to the
     # same leaves' gradients.)
     seen: dict[Any, list[np.ndarray]] = {}
     for value in recorded:
-        value.register_hook(lambda g, node=value.grad_fn: seen.setdefault(node, []).append(g.data.copy()))
+        value.register_hook(lambda g, node=value: seen.setdefault(node, []).append(g.data.copy()))
     ones = [ab.tensor(np.ones(2)) for _ in outputs]
     middle = recorded[int(rng.integers(0, len(recorded)))]  # an intermediate asked for, too
     asked = [*leaves, middle]
     general = ab.grad(outputs, asked, ones, allow_unused=True, create_graph=True)
     fast = ab.grad(outputs, asked, ones, allow_unused=True)  # frees the graph: a node run twice would raise
     for tensor, g, h in zip(asked, fast, general, strict=True):
-        vertex = tensor.grad_fn or tensor
+        vertex = tensor
         assert (vertex in want) == (g is not None) == (h is not None)
         if g is not None and h is not None:
             expected = want[vertex]
@@ -235,21 +241,21 @@ def test_the_walk_in_recording_order_matches_a_counting_walk_on_random_graphs(se
             np.testing.assert_allclose(g.data, expected, rtol=1e-12)
             np.testing.assert_allclose(h.data, expected, rtol=1e-12)
     # Hooks run on nodes that received a gradient (not only zeros); a*b in tanh(a*b) has none.
-    assert set(seen) == {v.grad_fn for v in recorded if want.get(v.grad_fn) is not None}
+    assert set(seen) == {v for v in recorded if want.get(v) is not None}
     for node, gradients in seen.items():
         assert len(gradients) == 2, node  # once per walk
         for g in gradients:
             np.testing.assert_allclose(g, want[node], rtol=1e-12)
 
 
-def test_a_grad_fn_pointed_at_a_later_node_is_refused_not_walked() -> None:
-    # The walk's order holds for every graph ops build; a grad_fn set by hand can break it, and
-    # walking on would drop the later node's contribution without an error.
+def test_an_input_set_by_hand_to_a_later_node_is_refused_not_walked() -> None:
+    # The walk's order holds for every graph ops build; a node's inputs set by hand can break it,
+    # and walking on would drop the later node's contribution without an error.
     x = ab.tensor([1.0, 2.0], requires_grad=True)
-    a = x * 2.0
-    y = (a * 3.0).sum()  # its node reads `a`
+    product = x * 2.0 * 3.0
+    y = product.sum()  # its node reads `product`
     later = x * 5.0  # recorded after y's nodes
-    a.grad_fn = later.grad_fn
+    product._inputs = (later, 3.0)
     with pytest.raises(RuntimeError, match="recorded after it"):
         y.backward()
     assert x.grad is None  # nothing written
@@ -262,7 +268,7 @@ def test_a_node_passing_zeros_on_checks_the_order_too() -> None:
     e = x.exp()  # its only consumer passes it None: it passes zeros on, queueing its input
     out = _halve_first(x, e).sum()
     later = x * 5.0
-    e.grad_fn._inputs = (later,)  # type: ignore[union-attr]
+    e._inputs = (later,)
     with pytest.raises(RuntimeError, match="recorded after it"):
         ab.grad(out, [x])
 
@@ -355,3 +361,18 @@ def test_a_custom_op_with_an_integer_result_records_no_node(scratch_ops: list[st
     assert not rounded.requires_grad and rounded.tolist() == [0, 2]
     (g,) = ab.grad((x * 2.0).sum() + (rounded * 1.0).sum(), [x])
     assert g.tolist() == [2.0, 2.0]
+
+
+def test_a_recorded_output_whose_data_was_replaced_is_refused_where_its_rules_read_it_as_a_tensor() -> None:
+    # A recorded op's output is its own node. First order, the rules read the array the op saved
+    # (``out``); a differentiated gradient hands them the tensor itself, whose ``.data`` a user
+    # may have replaced since (``t.data = ...``, an escape the version counter does not see): the
+    # rules would compute with the new values, and the second derivative with them. Refused.
+    x = ab.tensor([0.5, 1.0], requires_grad=True)
+    y = ab.tanh(x)  # tanh's rule reads its output
+    loss = y.sum()
+    y.data = np.array([5.0, 6.0])
+    (g,) = ab.grad(loss, [x], retain_graph=True)
+    np.testing.assert_allclose(g.data, 1.0 - np.tanh(x.data) ** 2, rtol=1e-12)  # the saved output
+    with pytest.raises(RuntimeError, match=r"made by op 'tanh', had its .data replaced"):
+        ab.grad(loss, [x], create_graph=True)

@@ -2,9 +2,9 @@
 
 The walk is iterative (no recursion: million-node graphs work). It takes nodes in reverse
 recording order from a heap (``engine.order``): a node runs once every contribution to it has
-arrived, and leaves run last. Gradients live in the engine's dict, keyed by vertex (a ``Node``,
-or a leaf Tensor), and are popped as the walk goes, so memory is released early; only leaves
-accumulate into ``.grad``, and only once the whole walk succeeded.
+arrived, and leaves run last. Gradients live in the engine's dict, keyed by vertex (a Tensor: a
+recorded op's output, which is its node, or a leaf), and are popped as the walk goes, so memory is
+released early; only leaves accumulate into ``.grad``, and only once the whole walk succeeded.
 
 A node's rules run one of two ways (``engine.rule_paths``), held to the same results by
 ``tests/test_engine_paths.py``:
@@ -44,7 +44,7 @@ from autobp.engine.order import Vertex, leads_to, out_of_order, queue_seeds
 from autobp.engine.rule_paths import _on_arrays, _on_tensors
 from autobp.engine.seeds import seed_grads
 from autobp.engine.values import ComplexGradient, cast_like, unchanged, unwrap, wrap_array, zeros_like
-from autobp.graph import NO_KWARGS, Node
+from autobp.graph import NO_KWARGS
 from autobp.ops.elementwise import copy as _tangent_carrying_copy
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.storage import unaliased
@@ -90,7 +90,7 @@ def _walk(
     # Gradients received so far, by vertex (None: only zero contributions yet). A vertex enters when
     # its first contribution arrives: a node goes on the heap as (-_seq, node), a leaf in leaf_queue.
     grads: dict[Vertex, Any] = {}
-    heap: list[tuple[int, Node]] = []
+    heap: list[tuple[int, Tensor]] = []
     leaf_queue: list[Tensor] = []
     queue_seeds(outputs, seeds, plain, grads, heap, leaf_queue)
     found: dict[Vertex, Any] = {}
@@ -105,7 +105,7 @@ def _walk(
         # The node queued last waits in `pending`, off the heap, and runs next unless the heap holds a
         # later one: in a chain (most of a graph) each node queues exactly one, which then never
         # touches the heap (a tuple and two heap calls fewer per node: W2 1-7% faster, W1 eager ~2%).
-        pending: Node | None = None
+        pending: Tensor | None = None
         # Wanted vertices not reached yet (ab.grad): once none is left, as when every wanted tensor
         # is a non-leaf, the walk stops there, as PyTorch's does: what lies upstream is neither
         # needed nor run (its hooks too), and may have been freed by an earlier backward.
@@ -152,14 +152,12 @@ def _walk(
                     input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
                 else:
                     input_grads = _on_tensors(vertex, g, not plain)
-            if not retain_graph:  # Node.release's three stores, without its call (a frame per node: W1, W4)
+            if not retain_graph:  # graph.release's three stores, without its call (a frame per node: W1, W4)
                 vertex._inputs = vertex.out = None
                 vertex.kwargs = NO_KWARGS
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
                 if not (isinstance(tensor, Tensor) and tensor._requires_grad):
                     continue
-                node = tensor.grad_fn
-                target = node or tensor
                 if input_grad is not None:  # None: a zero contribution, which queues the target all the same
                     if isinstance(input_grad, Tensor) is plain:
                         input_grad = other_kind(input_grad)
@@ -179,21 +177,22 @@ def _walk(
                         from autobp.anomaly import check_backward
 
                         check_backward(vertex, as_tensor(input_grad))
-                if target in grads:
+                # (the tensor is its own vertex: a leaf, or the node of the op that made it)
+                if tensor in grads:
                     if input_grad is not None:
-                        so_far = grads[target]
-                        grads[target] = input_grad if so_far is None else so_far + input_grad
+                        so_far = grads[tensor]
+                        grads[tensor] = input_grad if so_far is None else so_far + input_grad
                 else:
-                    grads[target] = input_grad
-                    if node is None:
+                    grads[tensor] = input_grad
+                    if tensor.op is None:
                         leaf_queue.append(tensor)
                     else:
-                        if node._seq >= vertex._seq:  # the order's guard: never walk past a contribution
-                            raise out_of_order(node, vertex)
+                        if tensor._seq >= vertex._seq:  # the order's guard: never walk past a contribution
+                            raise out_of_order(tensor, vertex)
                         if pending is None:
-                            pending = node
+                            pending = tensor
                         else:
-                            heappush(heap, (-node._seq, node))
+                            heappush(heap, (-tensor._seq, tensor))
         # Leaves last: every node has run, so their gradients are complete. (A walk that stopped at
         # its last wanted vertex has no leaf to give: their gradients are partial, and unwanted.)
         for leaf in leaf_queue if unfound else ():
@@ -284,7 +283,7 @@ def _check_inputs(ins: list[Tensor]) -> set[Vertex]:
     for t in ins:
         if not isinstance(t, Tensor) or not t._requires_grad:
             raise ValueError(f"grad: every input must be a Tensor that requires grad, got {t!r}")
-        wanted.add(t.grad_fn or t)
+        wanted.add(t)
     return wanted
 
 
@@ -322,7 +321,7 @@ def _grad(
     found = _walk(outs, seeds, keep, create_graph, wanted, tensors)
     results: list[Tensor | None] = []
     for t in ins:
-        g = found.get(t.grad_fn or t)
+        g = found.get(t)
         if g is None and not allow_unused:
             raise RuntimeError(
                 f"grad: input {describe_tensor(t)} was not used to compute the outputs; "

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from autobp import backends, graph
-from autobp.graph import Node
 from autobp.tensor import Tensor
 
 __all__ = [
     "complex_gradient_error",
+    "rebound_output_error",
     "describe_tensor",
     "freed_error",
     "modified_error",
@@ -25,7 +25,7 @@ def describe_tensor(tensor: Tensor) -> str:
     return f"tensor {backends.describe(tensor)}"
 
 
-def complex_gradient_error(node: Node, tensor: Tensor) -> TypeError:
+def complex_gradient_error(node: Tensor, tensor: Tensor) -> TypeError:
     """A complex gradient from ``node``'s rule for ``tensor``, which is real (``engine.values.cast_like``)."""
     return TypeError(
         f"backward: op '{node.op.name}' gives {describe_tensor(tensor)}, which is real, a complex gradient: a "
@@ -35,14 +35,23 @@ def complex_gradient_error(node: Node, tensor: Tensor) -> TypeError:
     )
 
 
-def freed_error(node: Node) -> RuntimeError:
+def freed_error(node: Tensor) -> RuntimeError:
     return RuntimeError(
         f"backward through op '{node.op.name}' a second time: its saved values were freed after the "
         "first backward. Pass retain_graph=True to the first backward (or ab.grad) to keep them."
     )
 
 
-def modified_error(what: str, node: Node, tensor: Tensor, saved: int) -> RuntimeError:
+def rebound_output_error(node: Tensor) -> RuntimeError:
+    """A differentiated gradient through ``node`` whose ``.data`` was rebound after the op ran."""
+    return RuntimeError(
+        f"backward: {describe_tensor(node)}, made by op '{node.op.name}', had its .data replaced after the op "
+        "ran; its rules read the values the op computed, and a differentiated gradient (create_graph, hvp) "
+        "would pass through the replaced ones. Compute the new values out of place instead of assigning .data"
+    )
+
+
+def modified_error(what: str, node: Tensor, tensor: Tensor, saved: int) -> RuntimeError:
     return RuntimeError(
         f"{node.op.name}: {what} ({describe_tensor(tensor)}) was modified in place after the op ran "
         f"(saved at version {saved}, now version {tensor._version}), through it or a view of its storage, "
@@ -78,7 +87,7 @@ def warn_grad_cycle() -> None:
 _LIBRARY_ERRORS = (TypeError, ValueError, IndexError, RuntimeError, NotImplementedError, AttributeError)
 
 
-def explain_rule_error(node: Node, error: Exception) -> None:
+def explain_rule_error(node: Tensor, error: Exception) -> None:
     """Raise an error from ``node``'s rules again, naming the op and its inputs when it names
     neither (a library's own: array-api-strict's "float64 and int64 cannot be type promoted
     together"); in anomaly mode, one naming the op and its forward's line. Returns to re-raise."""

@@ -14,7 +14,6 @@ import numpy as np
 from autobp import backends, graph
 from autobp.backends import describe
 from autobp.engine.mode_switch import modes
-from autobp.graph import Node
 from autobp.ops.elementwise import copy as _differentiable_copy
 from autobp.tensor import Tensor
 
@@ -58,17 +57,16 @@ def leaf_hooks(leaf: Tensor) -> Iterator[Any]:
             yield hooks[key]
 
 
-def run_node_hooks(node: Node, g: Any, create_graph: bool, retained: list[tuple[Tensor, Tensor]] | None) -> Any:
+def run_node_hooks(node: Tensor, g: Any, create_graph: bool, retained: list[tuple[Tensor, Tensor]] | None) -> Any:
     """Run a node's hooks; with ``retained`` (backward, never ``ab.grad``) note the gradient of a
     tensor that keeps ``.grad`` (``retain_grad``) there, for ``keep_retained`` to write once the
     whole walk succeeded, as leaves' ``.grad`` is: an error leaves every ``.grad`` as it was."""
-    if node.hooks:
-        g = run_hooks(node.hooks, g, create_graph)
-    if retained is not None and node.retained is not None:
-        tensor = node.retained()
-        if tensor is not None:
-            with modes(None, arrays=False):
-                retained.append((tensor, _own(g) if create_graph else Tensor._wrap(graph.copy_array(g))))
+    hooks = node._node_hooks
+    if hooks:
+        g = run_hooks(hooks, g, create_graph)
+    if retained is not None and node._retained:
+        with modes(None, arrays=False):
+            retained.append((node, _own(g) if create_graph else Tensor._wrap(graph.copy_array(g))))
     return g
 
 
@@ -129,7 +127,7 @@ def _own(g: Tensor) -> Tensor:
     seed) is copied by an op, so that the copy stays differentiable with respect to it."""
     if not g.requires_grad:
         return g.copy()
-    if g.grad_fn is None:
+    if g.op is None:
         return _differentiable_copy(g)  # type: ignore[no-any-return]
     return g
 

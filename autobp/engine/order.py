@@ -1,6 +1,6 @@
 """The reverse walk's order: nodes by when they were recorded, the latest first.
 
-``record`` numbers every ``Node`` from one counter (``Node._seq``). An op's inputs exist before
+``record`` numbers every node (a recorded op's output tensor) from one counter (``_seq``). An op's inputs exist before
 it runs, so the node that made an input was recorded before the node that reads it: every
 consumer of a node has a greater number. The walk keeps the nodes given a gradient on a heap
 and takes the greatest number next. By the time a node comes off the heap, every node that
@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from heapq import heappush
 from typing import Any
 
-from autobp.graph import Node
 from autobp.tensor import Tensor
 
 __all__ = ["Vertex", "queue_seeds", "out_of_order", "leads_to"]
 
-Vertex = Node | Tensor
+Vertex = Tensor  # a recorded op's output (its node: ``op`` is set), or a leaf
 
 
 def queue_seeds(
@@ -36,33 +35,33 @@ def queue_seeds(
     seeds: Sequence[Tensor],
     plain: bool,
     grads: dict[Vertex, Any],
-    heap: list[tuple[int, Node]],
+    heap: list[tuple[int, Tensor]],
     leaves: list[Tensor],
 ) -> None:
     """Start the walk: each output's seed in ``grads`` (as its array if ``plain``) under the
     output's vertex (an output given twice gets their sum), its node on the heap as
     ``(-_seq, node)``, or a leaf output in ``leaves``."""
     for output, seed_tensor in zip(outputs, seeds, strict=True):
-        vertex = output.grad_fn or output
+        vertex = output
         seed = seed_tensor.data if plain else seed_tensor
         if vertex in grads:
             grads[vertex] = grads[vertex] + seed
             continue
         grads[vertex] = seed
-        if isinstance(vertex, Node):
+        if vertex.op is not None:
             heappush(heap, (-vertex._seq, vertex))
         else:
             leaves.append(vertex)
 
 
-def out_of_order(target: Node, consumer: Node) -> RuntimeError:
+def out_of_order(target: Tensor, consumer: Tensor) -> RuntimeError:
     return RuntimeError(
         f"backward: op '{target.op.name}' feeds op '{consumer.op.name}' but was recorded after it, so the "
-        "walk cannot know when its gradient is complete. A grad_fn was set by hand; let ops set grad_fn."
+        "walk cannot know when its gradient is complete. A node's inputs were set by hand; let ops record them."
     )
 
 
-def leads_to(start: Node, wanted: set[Vertex], memo: dict[Vertex, bool]) -> bool:
+def leads_to(start: Tensor, wanted: set[Vertex], memo: dict[Vertex, bool]) -> bool:
     """Whether a wanted vertex is ``start`` or lies upstream of it (its inputs, theirs, ...).
 
     ``ab.grad`` asks it only of a node with hooks (``_rare``): a node that leads to no wanted
@@ -74,18 +73,16 @@ def leads_to(start: Node, wanted: set[Vertex], memo: dict[Vertex, bool]) -> bool
     found = memo.get(start)
     if found is not None:
         return found
-    below: list[Node] = []  # the nodes upstream of start not answered yet
+    below: list[Tensor] = []  # the nodes upstream of start not answered yet
     seen: set[Vertex] = {start}
     stack = [start]
     while stack:
         node = stack.pop()
         below.append(node)
         for tensor in node._inputs or ():
-            if _on_graph(tensor):
-                upstream = tensor.grad_fn
-                if upstream is not None and upstream not in seen and upstream not in memo:
-                    seen.add(upstream)
-                    stack.append(upstream)
+            if _on_graph(tensor) and tensor.op is not None and tensor not in seen and tensor not in memo:
+                seen.add(tensor)
+                stack.append(tensor)
     below.sort(key=_seq)  # inputs before the nodes that read them
     for node in below:
         # (a node freed by an earlier backward is walked, to raise there as it did before: it may
@@ -93,14 +90,12 @@ def leads_to(start: Node, wanted: set[Vertex], memo: dict[Vertex, bool]) -> bool
         memo[node] = (
             node in wanted
             or node._inputs is None
-            or any(
-                [(t.grad_fn or t) in wanted or memo.get(t.grad_fn, False) for t in node._inputs or () if _on_graph(t)]
-            )
+            or any([t in wanted or memo.get(t, False) for t in node._inputs or () if _on_graph(t)])
         )
     return memo[start]
 
 
-def _seq(node: Node) -> int:
+def _seq(node: Tensor) -> int:
     return node._seq
 
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from autobp import graph
-from autobp.engine.errors import explain_rule_error
+from autobp.engine.errors import explain_rule_error, rebound_output_error
 from autobp.engine.mode_switch import modes
 from autobp.engine.versions import changed, check_versions
-from autobp.graph import Node
+from autobp.graph import node_inputs
 from autobp.tensor import Tensor
 
 __all__ = ["_on_arrays", "_on_tensors", "_run_rules"]
@@ -26,7 +26,7 @@ def _needs(value: Any) -> bool:
     return isinstance(value, Tensor) and value._requires_grad
 
 
-def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[Any]:
+def _run_rules(node: Tensor, g: Any, out: Any, values: Sequence[Any]) -> Sequence[Any]:
     """The gradient of each input, from ``node``'s vjp rules applied to ``values`` (the inputs as
     arrays or as Tensors); a rule runs only for an input that needs a gradient, else None.
 
@@ -57,7 +57,7 @@ def _run_rules(node: Node, g: Any, out: Any, values: Sequence[Any]) -> Sequence[
     return [rule(g, out, *values, **kwargs) if _needs(x) else None for rule, x in zip(opdef.rules, inputs, strict=True)]
 
 
-def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any) -> Sequence[Any]:
+def _on_arrays(node: Tensor, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any) -> Sequence[Any]:
     """The first-order fast path, for ops whose rules take plain arrays (``defvjp(plain_arrays=True)``).
 
     The rules get the gradient, the output and the inputs as arrays, and the walk's array mode
@@ -106,7 +106,7 @@ def _on_arrays(node: Node, inputs: tuple[Any, ...], rules: Sequence[Any], g: Any
         raise
 
 
-def _on_tensors(node: Node, g: Any, kept_tensors: bool) -> Sequence[Any]:
+def _on_tensors(node: Tensor, g: Any, kept_tensors: bool) -> Sequence[Any]:
     """The general path: the rules run on Tensors, where every Tensor method works, and record
     their ops (a differentiable gradient) only with ``create_graph``. First order, ``g`` and the
     results the walk keeps are arrays (the walk unwraps them); with ``kept_tensors`` (``create_graph``,
@@ -124,11 +124,13 @@ def _on_tensors(node: Node, g: Any, kept_tensors: bool) -> Sequence[Any]:
                     break
         values = inputs
         for value in inputs:
-            if not isinstance(value, Tensor):  # a constant: the rules get it wrapped (Node.inputs)
-                values = node.inputs or ()
+            if not isinstance(value, Tensor):  # a constant: the rules get it wrapped (graph.node_inputs)
+                values = node_inputs(node) or ()
                 break
         if kept_tensors:  # `out` is the node's output, on the graph: second order (and tangents) flow through it
-            grad, out = g, Tensor._wrap(node.out, True, node)
+            if node.data is not node.out:  # (`t.data = ...` since: the rules must read what the op made)
+                raise rebound_output_error(node)
+            grad, out = g, node
         else:
             grad, out = Tensor._wrap(g), Tensor._wrap(node.out)
         if not _local.modes.arrays:  # (a walk on Tensors throughout: nothing to switch)

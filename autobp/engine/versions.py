@@ -9,16 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from autobp.engine.errors import modified_error
-from autobp.graph import Node
 from autobp.tensor import Tensor
 
 __all__ = ["check_versions", "changed"]
 
 
-def check_versions(node: Node, inputs: tuple[Any, ...]) -> None:
+def check_versions(node: Tensor, inputs: tuple[Any, ...]) -> None:
     """Raise if a tensor the node saved (an input, or a Tensor in its keywords) changed since."""
     rare = node._rare
-    if rare is not None and rare.kwarg_versions is not None:
+    if rare is not None and rare.kwarg_versions is not None:  # (the property also checks torch's saved arrays)
         for tensor, saved in rare.kwarg_versions:
             if tensor._version != saved:
                 raise modified_error("a tensor it read from its keywords (an index, say)", node, tensor, saved)

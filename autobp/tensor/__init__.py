@@ -12,7 +12,7 @@ with its version counter (``autobp.tensor.inplace``), and copies and pickles
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -22,18 +22,37 @@ from autobp import backends
 from autobp.grad_mode import _local  # the per-thread modes
 from autobp.tensor import method_table
 from autobp.tensor.data import CopyRefused, check_requires_grad, copied_array
-from autobp.tensor.method_table import NAMESAKE, binary, op, ops_named
+from autobp.tensor.method_table import NAMESAKE, binary, ops_named
 
 if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these modules imports Tensor
     from autobp import engine, graph, hooks
     from autobp import ops as _ops
     from autobp.graph import Node
     from autobp.inplace import _inplace
+    from autobp.ops.registry import OpDef
     from autobp.tensor import copies as tensor_copies
     from autobp.tensor import inplace as tensor_inplace
     from autobp.tensor import values as tensor_values
 
 __all__ = ["Tensor", "tensor"]
+
+
+def _rare_field(name: str, doc: str) -> Any:
+    """A node's attribute stored on its ``_rare`` part (``graph._Rare``): reads give None until set."""
+
+    def get(node: Tensor) -> Any:
+        rare = node._rare
+        return None if rare is None else getattr(rare, name)
+
+    def set_(node: Tensor, value: Any) -> None:
+        rare = node._rare
+        if rare is None:
+            if value is None:
+                return  # None is what a node without the part reads already
+            rare = node._rare = graph._Rare()
+        setattr(rare, name, value)
+
+    return property(get, set_, doc=doc)
 
 
 class Tensor:
@@ -56,7 +75,24 @@ class Tensor:
     [[2.0, 4.0], [6.0, 8.0]]
     """
 
-    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "name", "_vc", "_hooks", "__weakref__")
+    # The first seven are every tensor's; the rest are the node's of a tensor an op recorded (its
+    # ``grad_fn``): ``op`` is None on any other tensor, and the rest are set by ``graph.record`` only.
+    __slots__ = (
+        "data",
+        "_requires_grad",
+        "grad",
+        "name",
+        "_vc",
+        "_hooks",
+        "__weakref__",
+        "op",
+        "_inputs",
+        "kwargs",
+        "out",
+        "versions",
+        "_rare",
+        "_seq",
+    )
 
     # numpy must defer to Tensor: `array * tensor` calls Tensor.__rmul__ instead of making an object array.
     __array_ufunc__ = None
@@ -65,13 +101,33 @@ class Tensor:
     data: np.ndarray
     _requires_grad: bool
     grad: Tensor | None
-    grad_fn: Node | None
     # The version counter of this tensor's storage: a one-element list shared by a base and all
     # its views (slices, reshapes, transposes, detach()), bumped by every in-place write through
     # any of them; graph nodes record it (docs/trust.md). None: version 0, storage not shared yet.
     # (A second item, once a tensor that requires grad is on it: a weakref to that tensor.)
     _vc: list[Any] | None
     _hooks: dict[int, Callable[[Tensor], Tensor | None]] | None  # leaf gradient hooks (autobp.hooks)
+    # The node's fields (autobp.graph): the op that made this tensor, or None (a leaf, a constant).
+    op: OpDef  # (None on a tensor no op recorded: read the other fields where it is set)
+    _inputs: tuple[Any, ...] | None  # the op's inputs as it got them; None once backward freed them
+    kwargs: Mapping[str, Any]
+    out: Any  # the output array the rules read (``data`` may be rebound); None once freed
+    versions: tuple[int, ...] | None  # the inputs' versions when the op ran (None: all 0)
+    _rare: Any  # graph._Rare: the fields few nodes use (hooks, retain_grad, anomaly traces)
+    _seq: int  # when it was recorded: every consumer has a greater number (autobp.engine.order)
+
+    # A node's fields that few nodes use, on its ``_rare`` part (graph._Rare): None until set.
+    _node_hooks = _rare_field("hooks", "Gradient hooks of a non-leaf tensor (autobp.hooks), or None.")
+    _retained = _rare_field("retained", "True when the non-leaf tensor keeps its .grad (retain_grad).")
+    _trace = _rare_field("trace", "The forward's user stack, recorded in anomaly mode.")
+    _kwarg_versions = _rare_field(
+        "kwarg_versions",
+        "Tensors the op read from its keywords (an index, say) with their versions: the vjp reads them "
+        "again, so an in-place change after the op must be caught as well.",
+    )
+    _array_versions = _rare_field(
+        "array_versions", "Another library's saved arrays with its write counts when the op ran (torch)."
+    )
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
@@ -95,19 +151,19 @@ class Tensor:
         self.data = array
         self._requires_grad = bool(requires_grad)
         self.grad = None
-        self.grad_fn = None
+        self.op = None  # type: ignore[assignment]
         self.name: str | None = None  # a label for graph pictures; nn modules set dotted names
         self._vc = None
         self._hooks = None
 
     @classmethod
-    def _wrap(cls, array: Any, requires_grad: bool = False, grad_fn: Node | None = None) -> Tensor:
-        """Wrap an op's result without copying (the fast internal constructor)."""
+    def _wrap(cls, array: Any, requires_grad: bool = False) -> Tensor:
+        """Wrap an op's result without copying (the fast internal constructor): a tensor on no graph."""
         tensor = object.__new__(cls if cls is Tensor else Tensor)
         tensor.data = array if type(array) is np.ndarray else backends.as_array(array)
         tensor._requires_grad = requires_grad
         tensor.grad = None
-        tensor.grad_fn = grad_fn
+        tensor.op = None  # type: ignore[assignment]
         tensor.name = None
         tensor._vc = None
         tensor._hooks = None
@@ -136,7 +192,14 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         """True for tensors made by the user (not by an op on tensors that require grad)."""
-        return self.grad_fn is None
+        return self.op is None
+
+    @property
+    def grad_fn(self) -> Node | None:
+        """The op that made this tensor, as a ``graph.Node`` view (``.name``, ``.inputs``,
+        ``.next_functions``), or None for a leaf. The tensor is its own graph node: each read gives
+        a new view, and views of one node compare equal."""
+        return None if self.op is None else graph.Node(self)
 
     @property
     def T(self) -> Tensor:
@@ -218,7 +281,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, requires_grad: bool) -> None:
-        if self.grad_fn is not None:
+        if self.op is not None:
             if requires_grad:
                 return  # (an op's result requires grad already)
             raise RuntimeError(
@@ -312,7 +375,7 @@ class Tensor:
     # Reductions take numpy's keywords (axis=, keepdims=); PyTorch's dim= is an error saying so.
     sum = mean = max = min = prod = var = std = logsumexp = argmax = argmin = NAMESAKE
     expand_dims = swapaxes = squeeze = flatten = dot = copy = NAMESAKE
-    clone = op("copy")
+    clone = method_table.op("copy")
 
     if TYPE_CHECKING:  # installed by install_ops() as they stand in their modules (no wrapper frame)
         _host, __array__, __repr__ = tensor_values._host, tensor_values.__array__, tensor_values.__repr__

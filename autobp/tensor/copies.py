@@ -61,18 +61,19 @@ def __reduce_ex__(self: Tensor, protocol: Any) -> tuple[Any, ...]:
 def rebuild(cls: type[Tensor], state: dict[str, Any]) -> Tensor:
     """A tensor of class ``cls`` whose slots are ``state`` (what the protocols above return)."""
     tensor = object.__new__(cls)
+    tensor.op = None  # type: ignore[assignment]  # a leaf: copies and pickles are of leaves only
     for name, value in state.items():
-        setattr(tensor, name, value)
+        if name != "grad_fn":  # (a pickle made before a tensor was its own graph node holds grad_fn=None)
+            setattr(tensor, name, value)
     return tensor
 
 
 def _state(tensor: Tensor, how: str) -> dict[str, Any]:
     """The slots of a leaf ``tensor`` (its class's included) with a fresh version counter; a
     tensor made by an op is refused, naming ``how`` it was to be copied."""
-    node = tensor.grad_fn
-    if node is not None:
+    if tensor.op is not None:
         raise TypeError(
-            f"{how}: {backends.describe(tensor)} was made by an op ({node!r}), and a copy cannot take its "
+            f"{how}: {backends.describe(tensor)} was made by an op ({tensor.grad_fn!r}), and a copy cannot take its "
             "graph along; copy t.detach() for its values, or use t.clone() for a copy on the graph"
         )
     graph.note_read(tensor, how)  # a tape being traced: the copy's values are read out of the graph

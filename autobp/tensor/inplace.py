@@ -102,10 +102,10 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
     # when x requires grad (writing into c would drop x's gradient), and when either carries a
     # forward-mode tangent (the sum carries the tangents; a write would drop x's, or stale c's).
     if (
-        tensor.grad_fn is not None
+        tensor.op is not None
         or (isinstance(other, Tensor) and other.requires_grad and grad_mode.is_grad_enabled())
         or (graph._local.modes.forward is not None and (carries_tangent(other) or carries_tangent(tensor)))
-    ) and not (tensor.grad_fn is None and tensor.requires_grad):
+    ) and not (tensor.op is None and tensor.requires_grad):
         # (a leaf that requires grad goes to _inplace, which refuses ``w += x`` as it refuses
         # ``w += 1.0``: a rebound w would be a new non-leaf, and an optimizer would step the old one)
         _refuse_unlike_a_write(tensor, name, other, references)
@@ -156,7 +156,7 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
     keep the old values); or grad is off (the rebound tensor would leave the graph, where PyTorch
     writes into it and keeps it there). Refusing too often is possible (an object that is gone
     but not yet collected), a wrong number is not."""
-    if not grad_mode.is_grad_enabled() and tensor.grad_fn is not None:
+    if not grad_mode.is_grad_enabled() and tensor.op is not None:
         raise RuntimeError(
             f"{name}: tensor {backends.describe(tensor)} is on a graph and grad is off (no_grad): a write in "
             "place would change values its graph may read, and rebinding the name would take it off its graph. "
@@ -170,15 +170,13 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
     # the local ``data`` here and getrefcount's argument (a tape's recorder holds arrays too: not
     # counted while tracing).
     data = tensor.data
-    node = tensor.grad_fn
-    holders = 4 if node is not None and node.out is data else 3
+    holders = 4 if tensor.op is not None and tensor.out is data else 3
     handed_out = type(data) is np.ndarray and graph._local.modes.tape is None and sys.getrefcount(data) > holders
-    held = 0  # forward mode's own references: a level's entry holds the tensor (and is keyed by it, off a graph)
-    key = node or tensor
+    held = 0  # forward mode's own references: a level's entry is keyed by the tensor and holds it
     for level in graph._local.modes.forward or ():
-        entry = level.tangents.get(key)
+        entry = level.tangents.get(tensor)
         if entry is not None:
-            held += (entry[1] is tensor) + (key is tensor)
+            held += 1 + (entry[1] is tensor)
     if shared or handed_out or references - held > _unaliased(other is tensor):
         what = (
             "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "

@@ -183,8 +183,8 @@ def _text(self: Tensor, how: str) -> str:
     body = np.array2string(data, separator=", ", prefix="tensor(")
     if data.dtype not in (np.float64, np.int64, np.bool_):
         extras.append(f"dtype={data.dtype}")
-    if self.grad_fn is not None:
-        extras.append(f"grad_fn=<{self.grad_fn.op.name}>")
+    if self.op is not None:
+        extras.append(f"grad_fn=<{self.op.name}>")
     elif self.requires_grad:
         extras.append("requires_grad=True")
     return "tensor(" + ", ".join([body, *extras]) + ")"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from autobp import reference
-from autobp.graph import Node
+from autobp.graph import is_node, node_inputs
 from autobp.ops import matmul, sigmoid, square
 from autobp.ops import sum as ab_sum
 from autobp.tensor import Tensor
@@ -57,52 +57,53 @@ class SeedGraph:
         return reference.backprop_batch(weights, biases, self.x.data, self.y.data)
 
 
-def _made_by(tensor: Any, op: str) -> Node | None:
-    node = getattr(tensor, "grad_fn", None)
-    return node if node is not None and node.op.name == op and node.inputs is not None else None
+def _made_by(tensor: Any, op: str) -> Tensor | None:
+    if is_node(tensor) and tensor.op.name == op and node_inputs(tensor) is not None:
+        return tensor  # type: ignore[no-any-return]
+    return None
 
 
 def _leaf_param(tensor: Tensor) -> bool:
-    return tensor.grad_fn is None and tensor.requires_grad
+    return tensor.op is None and tensor.requires_grad
 
 
 def match(loss: Tensor) -> SeedGraph | None:
     """The seed network behind ``loss``, or None when the graph is anything else."""
     scale = _made_by(loss, "mul")
-    if scale is None or len(scale.inputs or ()) != 2:
+    if scale is None or len(node_inputs(scale) or ()) != 2:
         return None
-    first, second = scale.inputs or ()
-    summed, half = (first, second) if first.grad_fn is not None else (second, first)
+    first, second = node_inputs(scale) or ()
+    summed, half = (first, second) if first.op is not None else (second, first)
     if half.requires_grad or half.size != 1 or float(half.data) != 0.5:
         return None
     total = _made_by(summed, "sum")
     if total is None or total.kwargs.get("axis") is not None:
         return None
-    squared = (total.inputs or ())[0]
+    squared = (node_inputs(total) or ())[0]
     square = _made_by(squared, "square")
-    error = (square.inputs or ())[0] if square is not None else None
+    error = (node_inputs(square) or ())[0] if square is not None else None
     difference = _made_by(error, "sub")
     if difference is None or error is None:
         return None
-    a, y = difference.inputs or ()
+    a, y = node_inputs(difference) or ()
     if y.requires_grad:
         return None
     layers: list[SeedLayer] = []
     while True:
         activation, add = _made_by(a, "sigmoid"), None
-        z = (activation.inputs or ())[0] if activation is not None else None
+        z = (node_inputs(activation) or ())[0] if activation is not None else None
         add = _made_by(z, "add")
         if add is None or z is None:
             return None
-        product, bias = add.inputs or ()
+        product, bias = node_inputs(add) or ()
         product_node = _made_by(product, "matmul")
         if product_node is None or not _leaf_param(bias):
             return None
-        weight, a_prev = product_node.inputs or ()
+        weight, a_prev = node_inputs(product_node) or ()
         if not _leaf_param(weight) or weight.ndim != 2 or bias.shape != (weight.shape[0], 1) or a_prev.ndim != 2:
             return None
         layers.append(SeedLayer(0, weight, bias, product, z, a, a_prev))
-        if a_prev.grad_fn is None:
+        if a_prev.op is None:
             if a_prev.requires_grad:
                 return None
             break
@@ -155,14 +156,14 @@ def annotate(explanation: Explanation, seed: SeedGraph, steps: dict[int, Step]) 
         (seed.squared, r"\partial C / \partial (a^L - y) = 2 \cdot \tfrac12 (a^L - y)", "cost: 2 * 1/2 * (a^L - y)"),
     )
     for tensor, latex, text in cost_notes:
-        _note(steps[id(tensor.grad_fn)], "cost", latex, text)
-    step = steps[id(seed.error.grad_fn)]
+        _note(steps[id(tensor)], "cost", latex, text)
+    step = steps[id(seed.error)]
     _note(step, "BP1", r"\nabla_a C = a^L - y", f"BP1 first factor: grad_a C = a^{big_l} - y, for the quadratic cost")
     output = reference.feedforward(weights, biases, seed.x.data) - seed.y.data
     _check(step, "BP1", f"grad_a C = a{big_l} - y", 0, output, "reference.feedforward(...) - y")
     for layer in reversed(seed.layers):
         n, b_index = layer.number, layer.number - 1
-        step = steps[id(layer.a.grad_fn)]
+        step = steps[id(layer.a)]
         if n == big_l:
             _note(
                 step, "BP1", rf"\delta^{{{n}}} = \nabla_a C \odot \sigma'(z^{{{n}}})",
@@ -181,7 +182,7 @@ def annotate(explanation: Explanation, seed: SeedGraph, steps: dict[int, Step]) 
             what = f"delta^{n} summed over the {examples} examples (sent to z{n})"
             source = f"{backprop} nabla_b[{b_index}] (= delta^{n} summed over the examples)"
         _check(step, "BP1" if n == big_l else "BP2", what, 0, nabla_b[b_index], source, True)
-        step = steps[id(layer.z.grad_fn)]
+        step = steps[id(layer.z)]
         if examples == 1:
             _note(
                 step, "BP3", rf"\frac{{\partial C}}{{\partial b^{{{n}}}}} = \delta^{{{n}}}",
@@ -193,7 +194,7 @@ def annotate(explanation: Explanation, seed: SeedGraph, steps: dict[int, Step]) 
                 f"BP3: dC/db^{n} = delta^{n} summed over the {examples} examples, b was broadcast over them",
             )  # fmt: skip
         _check(step, "BP3", f"dC/db{n}", 1, nabla_b[b_index], f"{backprop} nabla_b[{b_index}]")
-        step = steps[id(layer.product.grad_fn)]
+        step = steps[id(layer.product)]
         previous = r"x" if n == 1 else f"a^{{{n - 1}}}"
         _note(
             step, "BP4", rf"\frac{{\partial C}}{{\partial w^{{{n}}}}} = \delta^{{{n}}} ({previous})^{{\mathsf T}}",

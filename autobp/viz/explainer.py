@@ -19,7 +19,7 @@ import numpy as np
 from autobp.backends import describe
 from autobp.engine import grad as engine_grad
 from autobp.grad_mode import no_grad
-from autobp.graph import Node
+from autobp.graph import is_node, node_inputs
 from autobp.hooks import register_hook
 from autobp.ops import sum_to
 from autobp.tensor import Tensor
@@ -45,8 +45,8 @@ def _labels(
     """
     tensors: dict[int, Tensor] = {id(vertex_of(root)): root}
     for vertex in order:
-        if isinstance(vertex, Node):
-            for tensor in vertex.inputs or ():
+        if is_node(vertex):
+            for tensor in node_inputs(vertex) or ():
                 tensors.setdefault(id(vertex_of(tensor)), tensor)
     labels: dict[int, str] = {}
     constants: set[int] = set()
@@ -65,7 +65,7 @@ def _labels(
             labels[key] = label
             used.add(label)
             continue
-        if tensor.size == 1 and not tensor.requires_grad and tensor.grad_fn is None and tensor.name is None:
+        if tensor.size == 1 and not tensor.requires_grad and tensor.op is None and tensor.name is None:
             labels[key] = format_scalar(tensor.data)  # a constant such as the 0.5 of 0.5 * x
             constants.add(key)
             continue
@@ -82,7 +82,7 @@ def _capture(root: Tensor, tensors: dict[int, Tensor]) -> tuple[list[tuple[Any, 
     """Run the engine with a hook on every tensor: (vertex, gradient) in visiting order, and leaf gradients."""
     visited: list[tuple[Any, np.ndarray]] = []
     handles = []
-    leaves = [t for t in tensors.values() if t.requires_grad and t.grad_fn is None]
+    leaves = [t for t in tensors.values() if t.requires_grad and t.op is None]
     try:
         for tensor in tensors.values():
             if tensor.requires_grad:
@@ -100,9 +100,9 @@ def _capture(root: Tensor, tensors: dict[int, Tensor]) -> tuple[list[tuple[Any, 
     return visited, {id(leaf): g.data for leaf, g in zip(leaves, found, strict=True) if g is not None}
 
 
-def _rule_gradients(node: Node, incoming: np.ndarray) -> list[np.ndarray | None]:
+def _rule_gradients(node: Tensor, incoming: np.ndarray) -> list[np.ndarray | None]:
     """The registry's vjp rules of ``node`` applied to ``incoming``, summed to each input's shape."""
-    inputs = node.inputs
+    inputs = node_inputs(node)
     if inputs is None:
         raise RuntimeError(f"explain: the graph of op '{node.op.name}' was freed; call explain before backward()")
     grad, out = Tensor._wrap(incoming), Tensor._wrap(node.out)
@@ -127,8 +127,8 @@ def _rule_gradients(node: Node, incoming: np.ndarray) -> list[np.ndarray | None]
     return gradients
 
 
-def _saved(node: Node, formulas: list[RuleFormula], labels: Mapping[int, str]) -> list[tuple[str, Any]]:
-    inputs = node.inputs or ()
+def _saved(node: Tensor, formulas: list[RuleFormula], labels: Mapping[int, str]) -> list[tuple[str, Any]]:
+    inputs = node_inputs(node) or ()
     values: dict[str, tuple[str, Any]] = {}
     for formula in formulas:
         for name in formula.reads:
@@ -172,18 +172,18 @@ def explain(
     """
     if not isinstance(loss, Tensor):
         raise TypeError(f"explain: loss must be a Tensor, got {type(loss).__name__}")
-    if not loss.requires_grad or loss.grad_fn is None:
+    if not loss.requires_grad or loss.op is None:
         raise ValueError(
             f"explain: loss {describe(loss)} has no graph; compute it from tensors made with "
             "requires_grad=True, outside ab.no_grad()"
         )
     if loss.size != 1:
         raise ValueError(f"explain: loss must be a scalar, got shape {loss.shape}; reduce it first, e.g. loss.sum()")
-    order = forward_order([loss.grad_fn])
-    ops = sum(isinstance(v, Node) for v in order)
+    order = forward_order([loss])
+    ops = sum(is_node(v) for v in order)
     if ops > MAX_STEPS:
         raise ValueError(f"explain: the graph has {ops} ops; explain shows up to {MAX_STEPS}, one step each")
-    if any(isinstance(v, Node) and v._inputs is None for v in order):
+    if any(is_node(v) and v._inputs is None for v in order):
         raise RuntimeError("explain: the graph was freed by backward(); call explain(loss) before loss.backward()")
     seed = explain_seed.match(loss)
     given = explain_seed.names(seed) if seed is not None else {}
@@ -192,16 +192,16 @@ def explain(
 
     # Gradient hooks (the user's, before explain adds its own) change what the engine passes back:
     # at a hooked tensor and below it, the numbers are no longer dC/d of the cost.
-    hooked = {id(v) for v in order if (v.hooks if isinstance(v, Node) else v._hooks)}
+    hooked = {id(v) for v in order if (v._node_hooks if is_node(v) else v._hooks)}
     below = _below(order, hooked)
     visited, leaf_grads = _capture(loss, tensors)
     delivered = {id(vertex): g for vertex, g in visited}
     sent: dict[int, np.ndarray] = {}
     steps: list[Step] = []
     for vertex, incoming in visited:
-        if not isinstance(vertex, Node):
+        if not is_node(vertex):
             continue
-        inputs = vertex.inputs or ()
+        inputs = node_inputs(vertex) or ()
         formulas = [formula_for(vertex.op.name, i, len(inputs)) for i in range(len(inputs))]
         gradients = _rule_gradients(vertex, incoming)
         flows = []
@@ -242,10 +242,10 @@ def _below(order: list[Any], hooked: set[int]) -> set[int]:
     """Vertices a hooked gradient flows into: the inputs, recursively, of every hooked node."""
     below: set[int] = set()
     for vertex in reversed(order):  # consumers before the vertices they read
-        if isinstance(vertex, Node) and (id(vertex) in hooked or id(vertex) in below):
-            below.update(id(vertex_of(t)) for t in vertex.inputs or () if t.requires_grad)
+        if is_node(vertex) and (id(vertex) in hooked or id(vertex) in below):
+            below.update(id(vertex_of(t)) for t in node_inputs(vertex) or () if t.requires_grad)
     return below
 
 
 def _nodes(visited: list[tuple[Any, np.ndarray]]) -> list[tuple[Any, np.ndarray]]:
-    return [(v, g) for v, g in visited if isinstance(v, Node)]
+    return [(v, g) for v, g in visited if is_node(v)]

@@ -6,23 +6,20 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from autobp.graph import Node
+from autobp.graph import is_node, node_inputs
 from autobp.tensor import Tensor
 
 __all__ = ["clusters", "module_blocks", "own_name", "vertex_names", "vertex_of"]
 
-Vertex = Any  # a Node (an op application, standing for its output) or a leaf Tensor
+Vertex = Any  # a Tensor: a recorded op's output (its node, drawn as the op and the output), or a leaf
 
 
 def vertex_of(tensor: Tensor) -> Vertex:
-    """The graph vertex a tensor stands for: the node that made it, or itself for a leaf."""
-    return tensor.grad_fn if tensor.grad_fn is not None else tensor
+    """The graph vertex a tensor stands for: itself (a recorded op's output is its node)."""
+    return tensor
 
 
 def own_name(vertex: Vertex) -> str | None:
-    if isinstance(vertex, Node):
-        ref = getattr(vertex, "retained", None)
-        vertex = ref() if callable(ref) else None
     name = getattr(vertex, "name", None)
     return None if name is None else str(name)
 
@@ -50,29 +47,29 @@ def clusters(order: list[Vertex], collapse: Mapping[str, Tensor] | None) -> dict
     position = {id(v): i for i, v in enumerate(order)}
     blocks = []
     for name, tensor in collapse.items():
-        if not isinstance(tensor, Tensor) or tensor.grad_fn is None:
+        if not isinstance(tensor, Tensor) or tensor.op is None:
             raise ValueError(
                 f"draw_graph: collapse[{name!r}] must be the non-leaf Tensor a block returns (its output), "
                 f"got {tensor!r}"
             )
-        if id(tensor.grad_fn) in position:
-            blocks.append((position[id(tensor.grad_fn)], name, tensor.grad_fn))
+        if id(tensor) in position:
+            blocks.append((position[id(tensor)], name, tensor))
     cluster: dict[int, str] = {}
     consumers: dict[int, set[str | None]] = {}
     for _, name, start in sorted(blocks, key=lambda block: block[0]):
         stack: list[Vertex] = [start]
         while stack:
             vertex = stack.pop()
-            if id(vertex) in cluster or not isinstance(vertex, Node):
+            if id(vertex) in cluster or not is_node(vertex):
                 continue
             cluster[id(vertex)] = name
-            stack.extend(vertex_of(t) for t in vertex.inputs or ())
+            stack.extend(vertex_of(t) for t in node_inputs(vertex) or ())
     for vertex in order:
-        for tensor in (vertex.inputs or ()) if isinstance(vertex, Node) else ():
+        for tensor in (node_inputs(vertex) or ()) if is_node(vertex) else ():
             consumers.setdefault(id(tensor), set()).add(cluster.get(id(vertex)))
     # A parameter joins a block when only that block uses it; data inputs stay outside.
     for vertex in order:
-        if isinstance(vertex, Tensor) and vertex.requires_grad and len(consumers.get(id(vertex), ())) == 1:
+        if vertex.op is None and vertex.requires_grad and len(consumers.get(id(vertex), ())) == 1:
             (only,) = consumers[id(vertex)]
             if only is not None:
                 cluster[id(vertex)] = only
@@ -102,7 +99,7 @@ def module_blocks(model: Any) -> Iterator[dict[str, Tensor]]:
     def recording(label: str, forward: Any) -> Any:
         def forward_and_record(*args: Any, **kwargs: Any) -> Any:
             out = forward(*args, **kwargs)
-            if isinstance(out, Tensor) and out.grad_fn is not None:
+            if isinstance(out, Tensor) and out.op is not None:
                 found.pop(label, None)  # re-insert: the dict keeps call order
                 found[label] = out
             return out

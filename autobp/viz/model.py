@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from autobp.graph import Node
+from autobp.graph import is_node, node_inputs
 from autobp.tensor import Tensor
 from autobp.viz.groups import clusters, own_name, vertex_names
 from autobp.viz.summary import Stats, format_scalar, kwargs_text, more, summarize, where
 
 __all__ = ["FREED_NOTE", "GraphView", "OpView", "TensorView", "build_view", "forward_order"]
 
-Vertex = Node | Tensor  # an op application (its output), or a leaf Tensor
+Vertex = Tensor  # a recorded op's output (its node: the op and the output), or a leaf
 
 FREED_NOTE = (
     "the graph was freed by backward(): only the root is left. "
@@ -100,11 +100,11 @@ def _finite(array: Any) -> bool:
 
 
 def _vertex(tensor: Tensor) -> Vertex:
-    return tensor.grad_fn if tensor.grad_fn is not None else tensor
+    return tensor
 
 
 def _inputs(vertex: Vertex) -> tuple[Tensor, ...]:
-    return (vertex.inputs or ()) if type(vertex) is Node else ()
+    return (node_inputs(vertex) or ()) if is_node(vertex) else ()
 
 
 def forward_order(roots: Sequence[Vertex]) -> list[Vertex]:
@@ -113,10 +113,10 @@ def forward_order(roots: Sequence[Vertex]) -> list[Vertex]:
 
     Recording order, not a depth-first walk: a walk visits a node's inputs in argument order, so
     ``log(...) + sqrt(...)`` would list the log first although the sqrt ran first, and "where
-    NaN first appears" would name the wrong op. ``Node._seq`` numbers nodes as they are recorded
+    NaN first appears" would name the wrong op. ``Tensor._seq`` numbers nodes as they are recorded
     (every consumer has a greater number), so sorting by it keeps inputs before their users.
     """
-    ops: list[Node] = []
+    ops: list[Tensor] = []
     leaves: list[Tensor] = []
     seen: set[int] = set()
     stack: list[Vertex] = list(roots)
@@ -125,17 +125,17 @@ def forward_order(roots: Sequence[Vertex]) -> list[Vertex]:
         if id(vertex) in seen:
             continue
         seen.add(id(vertex))
-        if not isinstance(vertex, Node):
+        if not is_node(vertex):
             leaves.append(vertex)
             continue
         ops.append(vertex)
-        stack.extend(tensor.grad_fn or tensor for tensor in vertex.inputs or ())
+        stack.extend(tensor for tensor in node_inputs(vertex) or ())
     ops.sort(key=lambda node: node._seq)
     order: list[Vertex] = []
     placed: set[int] = set()
     for node in ops:
-        for tensor in node.inputs or ():
-            if tensor.grad_fn is None and id(tensor) not in placed:
+        for tensor in node_inputs(node) or ():
+            if tensor.op is None and id(tensor) not in placed:
                 placed.add(id(tensor))
                 order.append(tensor)
         order.append(node)
@@ -152,7 +152,7 @@ def _keep(roots: Sequence[Vertex], inlined: set[int], max_nodes: int) -> set[int
         vertex = queue.popleft()
         if id(vertex) in kept:
             continue
-        cost = 2 if isinstance(vertex, Node) else 1  # an op draws itself and its output tensor
+        cost = 2 if is_node(vertex) else 1  # an op draws itself and its output tensor
         if used + cost > max_nodes:
             break
         kept.add(id(vertex))
@@ -161,14 +161,7 @@ def _keep(roots: Sequence[Vertex], inlined: set[int], max_nodes: int) -> set[int
     return kept
 
 
-def _retained_grad(node: Node) -> Any:
-    # retain_grad() keeps a weakref to the non-leaf tensor on its node; anything else means "no gradient kept".
-    ref = getattr(node, "retained", None)
-    tensor = ref() if callable(ref) else None
-    return getattr(tensor, "grad", None)
-
-
-def _mark_changed(node: Node, view: GraphView, ids: dict[int, str]) -> None:
+def _mark_changed(node: Tensor, view: GraphView, ids: dict[int, str]) -> None:
     """Mark the drawn inputs of ``node`` whose version moved since it ran (autobp.engine.versions)."""
     saved = node.versions  # None: every input was at version 0
     for i, tensor in enumerate(node._inputs or ()):
@@ -205,14 +198,10 @@ def build_view(
     bad: set[int] = set()
     first_bad_id = None
     for vertex in order:
-        array = vertex.out if isinstance(vertex, Node) else vertex.data
+        array = vertex.out if is_node(vertex) else vertex.data
         if array is not None and not _finite(np.asarray(array)):
             bad.add(id(vertex))
-            if (
-                first_bad_id is None
-                and type(vertex) is Node
-                and not any(id(_vertex(t)) in bad for t in _inputs(vertex))
-            ):
+            if first_bad_id is None and is_node(vertex) and not any(id(_vertex(t)) in bad for t in _inputs(vertex)):
                 first_bad_id = id(vertex)
     # Unnamed finite scalar constants (the 0.5 in ``0.5 * x``) are printed inside their op, not drawn;
     # not one changed in place since an op read it: printed inside, it showed the new value as the
@@ -220,7 +209,7 @@ def build_view(
     changed = {
         id(t)
         for v in order
-        if type(v) is Node
+        if is_node(v)
         for i, t in enumerate(v._inputs or ())
         if isinstance(t, Tensor) and t._version != (v.versions[i] if v.versions is not None else 0)
     }
@@ -236,7 +225,7 @@ def build_view(
         and id(v) not in changed
         and getattr(v, "name", None) is None
     }
-    total_ops = sum(type(v) is Node for v in order)
+    total_ops = sum(is_node(v) for v in order)
     view = GraphView({}, [], total_ops, len(order) - len(inlined))
 
     kept = _keep(root_vertices, inlined, max_nodes)
@@ -248,8 +237,8 @@ def build_view(
             continue
         tid = ids[id(vertex)] = f"t{len(ids)}"
         kind = "root" if id(vertex) in root_ids else "output"
-        if isinstance(vertex, Node):
-            array, grad = vertex.out, _retained_grad(vertex)
+        if is_node(vertex):
+            array, grad = vertex.out, vertex.grad  # (a non-leaf's .grad: kept by retain_grad)
             if array is None and id(vertex) in root_data:
                 array = root_data[id(vertex)].data
         else:
@@ -267,9 +256,9 @@ def build_view(
             grad=summarize(grad) if grad is not None and grads else None,
             cluster=cluster.get(id(vertex)),
         )
-        if isinstance(vertex, Node):
+        if is_node(vertex):
             args = []
-            for t in vertex.inputs or ():
+            for t in node_inputs(vertex) or ():
                 if id(t) in inlined:
                     args.append(("const", format_scalar(t.data)))
                 elif id(_vertex(t)) in ids:
@@ -281,12 +270,14 @@ def build_view(
                 view.cut.append("op" + tid[1:])
             if id(vertex) == first_bad_id:
                 view.first_bad, view.first_bad_drawn = vertex.op.name, True
-            view.freed = view.freed or vertex.inputs is None
-            op = OpView("op" + tid[1:], vertex.op.name, args, kwargs_text(vertex), tid, vertex.inputs is None, False)
+            view.freed = view.freed or node_inputs(vertex) is None
+            op = OpView(
+                "op" + tid[1:], vertex.op.name, args, kwargs_text(vertex), tid, node_inputs(vertex) is None, False
+            )
             op.first_bad, op.cluster = id(vertex) == first_bad_id, cluster.get(id(vertex))
             if op.first_bad:
                 op.where = where(vertex)
             view.ops.append(op)
     if first_bad_id is not None and not view.first_bad_drawn:
-        view.first_bad = next(v.op.name for v in order if isinstance(v, Node) and id(v) == first_bad_id)
+        view.first_bad = next(v.op.name for v in order if is_node(v) and id(v) == first_bad_id)
     return view

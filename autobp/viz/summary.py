@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from autobp.graph import Node
 from autobp.tensor import Tensor
 
 __all__ = ["Stats", "argument", "format_scalar", "kwargs_text", "l2_norm", "more", "number_text", "summarize", "where"]
@@ -115,9 +114,9 @@ def argument(value: Any) -> str:
     return _short.repr(value)
 
 
-def where(node: Node) -> str | None:
-    # ab.detect_anomaly() keeps the user's stack of each forward in node.trace; the innermost frame is the line.
-    trace: Any = getattr(node, "trace", None)
+def where(node: Tensor) -> str | None:
+    # ab.detect_anomaly() keeps the user's stack of each forward in node._trace; the innermost frame is the line.
+    trace: Any = node._trace
     try:
         frame = trace[-1]
         return f"{os.path.basename(frame.filename)}:{frame.lineno}"
@@ -125,7 +124,7 @@ def where(node: Node) -> str | None:
         return None
 
 
-def kwargs_text(node: Node) -> str:
+def kwargs_text(node: Tensor) -> str:
     # A keyword Tensor (an index) is kept as the Tensor, not copied: written in place after the op,
     # it shows its new values, which the op did not use (``index=[[2, 1]]`` where it read [0, 1]).
     rare = node._rare
