@@ -411,3 +411,34 @@ def test_losses_with_integer_targets_or_inputs_compute_in_floats() -> None:
     mse = F.mse_loss(ab.tensor(a), ab.tensor(b))
     assert mse.dtype == np.float64
     np.testing.assert_allclose(mse.item(), np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+@pytest.mark.parametrize(("narrow", "wide"), [("float16", "float32"), ("float32", "float64"), ("float16", "float64")])
+def test_a_binary_loss_of_two_float_dtypes_is_computed_in_the_losss_dtype(narrow: str, wide: str) -> None:
+    # float16 logits with float32 targets gave a float32 loss whose softplus(x) had been rounded
+    # to float16 before t x cancelled it: 0.06780 for 0.06825 at x = 3.5, t = 0.989 (0.7% off;
+    # PyTorch gives 0.06825). Now each input is taken to the loss's dtype first.
+    x0 = np.linspace(-8.0, 8.0, 33).astype(narrow)
+    t0 = np.random.default_rng(7).random(x0.shape).astype(wide)
+    x64, t64 = x0.astype(np.float64), t0.astype(np.float64)
+    p0 = (1.0 / (1.0 + np.exp(-x64))).clip(0.01, 0.99).astype(narrow)  # probabilities, exact in narrow
+    p64 = p0.astype(np.float64)
+    # a few roundings of the loss's dtype, of terms up to 8 that cancel (float16's are 2**-8 there)
+    rtol = {"float32": 32 * 2.0**-24, "float64": 32 * 2.0**-53}[wide]
+    for logits, target in ((x0, t0), (t0, x0)):  # (either operand the narrow one)
+        x = ab.tensor(logits, requires_grad=True)
+        loss = F.binary_cross_entropy_with_logits(x, ab.tensor(target), reduction="none")
+        assert loss.dtype == np.dtype(wide)
+        xs, ts = logits.astype(np.float64), target.astype(np.float64)
+        want = np.logaddexp(0.0, xs) - ts * xs
+        np.testing.assert_allclose(loss.numpy(), want, rtol=rtol, atol=rtol)
+        (grad,) = ab.grad(loss.sum(), [x])
+        assert grad.dtype == logits.dtype  # (each gradient in its input's dtype)
+    loss = F.binary_cross_entropy(ab.tensor(p0), ab.tensor(t0), reduction="none")
+    assert loss.dtype == np.dtype(wide)
+    want = -(t64 * np.log(p64) + (1.0 - t64) * np.log1p(-p64))
+    np.testing.assert_allclose(loss.numpy(), want, rtol=rtol, atol=rtol)
+    x = np.array([3.5], narrow)
+    t = np.array([0.989], wide)
+    exact = np.logaddexp(0.0, 3.5) - t.astype(np.float64)[0] * 3.5
+    np.testing.assert_allclose(F.binary_cross_entropy_with_logits(x, t).item(), exact, rtol=0, atol=rtol)

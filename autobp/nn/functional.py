@@ -190,11 +190,14 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
 
 
 def _floating(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """A loss's two inputs, each integer or boolean one converted to their common floating
-    dtype (float64 when neither is floating, as numpy's mean is), so that no difference is taken
-    in an integer dtype: uint8 targets made BCE's ``t - 1`` 255, and mse_loss wrapped around."""
+    """A loss's two inputs in their common floating dtype (float64 when neither is floating, as
+    numpy's mean is), the loss's dtype: no difference is taken in an integer dtype (uint8 targets
+    made BCE's ``t - 1`` 255, and mse_loss wrapped around), and no term of one input is computed
+    in a narrower float than the loss (float16 logits with float32 targets had ``softplus(x)``
+    rounded to float16 before ``t x`` cancelled it: the float32 loss was 0.6% off at x = 3.5).
+    The gradients come back in each input's own dtype (``astype``'s)."""
     xp = namespace(a.data, b.data)
-    if xp.float_dtype(a.dtype) and xp.float_dtype(b.dtype):
+    if a.dtype == b.dtype and xp.float_dtype(a.dtype):
         return a, b
     floating = [t.dtype for t in (a, b) if xp.float_dtype(t.dtype)]
     try:
@@ -203,7 +206,7 @@ def _floating(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         dtype = floating[0]
     if not xp.float_dtype(dtype):
         dtype = xp.float64
-    return tuple(t if xp.float_dtype(t.dtype) else ops.astype(t, dtype) for t in (a, b))  # type: ignore[return-value]
+    return tuple(t if t.dtype == dtype else ops.astype(t, dtype) for t in (a, b))  # type: ignore[return-value]
 
 
 def binary_cross_entropy(probs: Any, target: Any, reduction: str = "mean") -> Tensor:
