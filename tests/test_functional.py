@@ -442,3 +442,31 @@ def test_a_binary_loss_of_two_float_dtypes_is_computed_in_the_losss_dtype(narrow
     t = np.array([0.989], wide)
     exact = np.logaddexp(0.0, 3.5) - t.astype(np.float64)[0] * 3.5
     np.testing.assert_allclose(F.binary_cross_entropy_with_logits(x, t).item(), exact, rtol=0, atol=rtol)
+
+
+def test_float16_softmax_log_softmax_and_cross_entropy_over_many_classes() -> None:
+    # The sum of exponentials ran in float16 and passed 65504 over 70000 classes (a vocabulary):
+    # log_softmax was -inf, the softmax all zeros, the loss inf and every non-target class's
+    # gradient 0 (1 / 70000 = 1.4e-5 is a float16 number). Now computed in float32, rounded once.
+    classes = 70000
+    logits = np.zeros((2, classes), np.float16)
+    logits[1, 5] = 3.0
+    wide = logits.astype(np.float64)
+    want_log = wide - np.log(np.exp(wide).sum(axis=1, keepdims=True))
+    ulp = 2.0**-10  # float16's spacing, relative
+    got_log = F.log_softmax(ab.tensor(logits), axis=1)
+    assert got_log.dtype == np.float16
+    np.testing.assert_allclose(got_log.numpy(), want_log, rtol=ulp)
+    got = F.softmax(ab.tensor(logits), axis=1)
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.numpy(), np.exp(want_log), rtol=ulp, atol=2.0**-24)  # (subnormals)
+    x = ab.tensor(logits, requires_grad=True)
+    targets = np.array([0, 5])
+    loss = F.cross_entropy(x, targets)
+    np.testing.assert_allclose(loss.item(), -want_log[[0, 1], targets].mean(), rtol=ulp)
+    (grad,) = ab.grad(loss, [x])
+    assert grad.dtype == np.float16
+    want_grad = np.exp(want_log)
+    want_grad[[0, 1], targets] -= 1.0
+    want_grad /= 2
+    np.testing.assert_allclose(grad.numpy(), want_grad, rtol=ulp, atol=2.0**-24)

@@ -19,6 +19,7 @@ from autobp.backends import MixedArraysError, describe, library_of, namespace
 from autobp.creation import as_generator
 from autobp.ops.activations import exp_float_dtype
 from autobp.ops.nn import max_pool2d
+from autobp.ops.reduction_parts import accumulator
 from autobp.ops.shape.arguments import normalize_axes
 from autobp.tensor import Tensor
 
@@ -68,6 +69,9 @@ def _reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """``x - logsumexp(x)`` along ``axis``, stable for any magnitude. Shapes: any -> same.
 
+    float16 and bfloat16 are computed in float32 and rounded once (a float16 sum of exponentials
+    overflows past 65504 classes).
+
     >>> import autobp as ab
     >>> ab.nn.functional.log_softmax(ab.tensor([0.0, 1e4])).numpy().tolist()
     [-10000.0, 0.0]
@@ -75,7 +79,8 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
     return _log_softmax(_as_tensor(x), axis, "log_softmax")
 
 
-def _log_softmax(x: Tensor, axis: Any, name: str) -> Tensor:
+def _log_softmax(x: Tensor, axis: Any, name: str, exponentiate: bool = False) -> Tensor:
+    """``log_softmax`` (``softmax`` with ``exponentiate``) of ``x``, its errors naming ``name``."""
     # (an error naming ``name``, not max; a bool is an int to isinstance, and no axis)
     if type(axis) is not int or not -x.ndim <= axis < x.ndim:
         try:
@@ -85,22 +90,34 @@ def _log_softmax(x: Tensor, axis: Any, name: str) -> Tensor:
     xp = namespace(x.data)
     if not xp.float_dtype(x.dtype):  # integers first to the float exp gives them: x - max wraps in uint8
         x = ops.astype(x, exp_float_dtype(xp, x.dtype))
+    if accumulator(xp, x.dtype) is None:
+        return _shifted_log_softmax(x, axis, exponentiate)
+    # float16 (and bfloat16) in float32, rounded once, as the reductions are (accumulator): the
+    # float16 sum of exponentials passed 65504 over as many classes (a vocabulary), so the loss
+    # was inf, the softmax all zeros, and every other class's gradient 0 instead of 1 / C.
+    return ops.astype(_shifted_log_softmax(ops.astype(x, "float32"), axis, exponentiate), x.dtype)
+
+
+def _shifted_log_softmax(x: Tensor, axis: Any, exponentiate: bool) -> Tensor:
     # The result is invariant to shifting x by a constant: shifting by the (detached) maximum
     # keeps exp() <= 1 without changing any derivative. An op on x.detach(), not numpy on
     # x.data, so that a tape (autobp.tape) replays the shift for new values.
     shift = ops.max(x.detach(), axis=axis, keepdims=True) if x.size else 0.0
     z = x - shift
-    return z - ops.log(ops.sum(ops.exp(z), axis=axis, keepdims=True))
+    out = z - ops.log(ops.sum(ops.exp(z), axis=axis, keepdims=True))
+    return ops.exp(out) if exponentiate else out
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
     """Normalized exponentials along ``axis`` (each slice sums to 1). Shapes: any -> same.
 
+    float16 and bfloat16 are computed in float32 and rounded once, as ``log_softmax`` is.
+
     >>> import autobp as ab
     >>> ab.nn.functional.softmax(ab.tensor([0.0, 0.0])).numpy().tolist()
     [0.5, 0.5]
     """
-    return ops.exp(_log_softmax(_as_tensor(x), axis, "softmax"))
+    return _log_softmax(_as_tensor(x), axis, "softmax", exponentiate=True)
 
 
 def _check_targets(name: str, scores: Tensor, targets: Any) -> Any:
