@@ -367,3 +367,46 @@ def test_a_frozen_parameter_is_taken_left_alone_and_trained_once_unfrozen(make: 
         make([w * 2.0], lr=0.1)
     with pytest.raises(TypeError, match=r"can only optimize floating-point tensors, got int64\[2\]"):
         make([ab.tensor([1, 2])], lr=0.1)
+
+
+@pytest.mark.parametrize("optimizer_class", [optim.Adam, optim.AdamW])
+def test_adam_refuses_a_complex_parameter_whose_update_it_would_get_wrong(optimizer_class: Any) -> None:
+    # Adam's g * g, sqrt and division of complex numbers are not the per-part update PyTorch
+    # takes (it steps the real and imaginary parts as two real parameters): [1 + 1j] with .grad
+    # [1j] moved the real part (0.9 + 1j) where only the imaginary part has a gradient
+    # (1 + 0.9j), and with amsgrad the imaginary part went to -1e7.
+    w = ab.tensor(np.array([1 + 1j, 2 - 1j]))
+    with pytest.raises(TypeError, match=rf"{optimizer_class.__name__}: cannot optimize a complex tensor"):
+        optimizer_class([w], lr=0.1)
+    opt = optimizer_class([ab.tensor([1.0])], lr=0.1)
+    with pytest.raises(TypeError, match="cannot optimize a complex tensor"):
+        opt.add_param_group({"params": [w]})
+
+
+def test_sgd_steps_a_complex_parameter_as_its_two_real_parts() -> None:
+    # (SGD's update is linear: complex arithmetic is the per-part update)
+    w = ab.tensor(np.array([1 + 1j, 2 - 1j]))
+    opt = optim.SGD([w], lr=0.1, momentum=0.5, weight_decay=0.1)
+    grads = [np.array([1j, 1.0 + 0j]), np.array([0.5 - 2j, 1j])]
+    re, im = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+    buffer_re = buffer_im = None
+    for g in grads:
+        w.grad = ab.tensor(g)
+        opt.step()
+        d_re, d_im = g.real + 0.1 * re, g.imag + 0.1 * im
+        buffer_re = d_re if buffer_re is None else 0.5 * buffer_re + d_re
+        buffer_im = d_im if buffer_im is None else 0.5 * buffer_im + d_im
+        re, im = re - 0.1 * buffer_re, im - 0.1 * buffer_im
+    np.testing.assert_allclose(w.numpy(), re + 1j * im, rtol=1e-15)
+
+
+@pytest.mark.parametrize("optimizer_class", [optim.SGD, optim.Adam])
+def test_a_complex_grad_on_a_real_parameter_is_refused_not_cast_to_its_real_part(optimizer_class: Any) -> None:
+    # The cast to the parameter's dtype dropped the imaginary part (numpy warned; the step took
+    # [1, 2] - 0.1 * [0, 1]); PyTorch refuses the assignment itself.
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    opt = optimizer_class([w], lr=0.1)
+    w.grad = ab.tensor(np.array([1j, 1 + 1j]))
+    with pytest.raises(TypeError, match=r"step: a real parameter float64\[2\] has a complex gradient complex128\[2\]"):
+        opt.step()
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])

@@ -28,6 +28,7 @@ class Adam(Optimizer):
     """
 
     decoupled = False
+    takes_complex = False  # (g * g, sqrt and the division would not be per part, as PyTorch's are)
 
     def __init__(
         self,

@@ -31,6 +31,8 @@ class Optimizer:
     a gradient (its gradient and state in the parameter's library), without recording the graph.
     """
 
+    takes_complex = True  # whether update() is right for complex parameters (as numbers, per part)
+
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
         self.defaults = {key: _plain(value) for key, value in defaults.items()}
         self.param_groups: list[dict[str, Any]] = []
@@ -69,6 +71,13 @@ class Optimizer:
             if not backends.holds_floats(param.data):
                 raise TypeError(
                     f"{name}: can only optimize floating-point tensors, got {backends.describe(param.data)}"
+                )
+            if not self.takes_complex and _complex(param.data):
+                # (Adam's g * g, sqrt and division of a complex number are not the per-part ones
+                # PyTorch takes: [1 + 1j] with .grad [1j] moved its real part, not its imaginary)
+                raise TypeError(
+                    f"{name}: cannot optimize a complex tensor ({backends.describe(param.data)}): its "
+                    "update is not per real and imaginary part; optimize the two parts as real tensors"
                 )
         if len({id(p) for p in params}) != len(params):
             # (stepped once per appearance: SGD([w, w]) took every step twice)
@@ -119,6 +128,11 @@ class Optimizer:
                             f"{type(self).__name__}.step: a parameter {backends.describe(data)} has a gradient "
                             f"{backends.describe(grad)}; a gradient is floating-point (an integer or bool .grad "
                             "was set by hand: it would be cast and stepped as numbers)"
+                        )
+                    if _complex(grad) and not _complex(data):
+                        raise TypeError(
+                            f"{type(self).__name__}.step: a real parameter {backends.describe(data)} has a complex "
+                            f"gradient {backends.describe(grad)} (set by hand); the cast would drop its imaginary part"
                         )
                     grad = xp.astype(grad, data.dtype)
                 self.update(data, grad, state, group)
@@ -179,6 +193,11 @@ class Optimizer:
         for i, group in enumerate(self.param_groups):
             lines.append(f"  group {i}: " + ", ".join(f"{k}={v}" for k, v in group.items() if k != "params"))
         return "\n".join([*lines, ")"])
+
+
+def _complex(array: Any) -> bool:
+    """Whether ``array`` (of any library) holds complex numbers."""
+    return bool(backends.namespace(array).isdtype(array.dtype, "complex floating"))
 
 
 def _ordered(params: Any, name: str) -> None:
