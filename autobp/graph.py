@@ -46,7 +46,7 @@ from autobp.tape_notes import (
     note_read,
 )
 from autobp.tape_notes import refuse_while_tracing as refuse_while_tracing
-from autobp.tensor import Tensor
+from autobp.tensor import ONE, TWO, Tensor
 from autobp.weak_scalar import WeakScalar, constant_as_tensor
 
 if TYPE_CHECKING:
@@ -94,9 +94,10 @@ class _Rare:
 
 # A recorded op's node is its output Tensor itself (one object per op: W4's bytes and the cycle
 # collector's passes count objects). Its fields are the Tensor's slots ``op`` (None on a leaf),
-# ``_inputs``, ``kwargs``, ``out``, ``versions``, ``_rare`` and ``_seq``; the fields few nodes use
-# live on the ``_Rare`` part, read through the Tensor's ``_node_hooks``, ``_retained``, ``_trace``,
-# ``_kwarg_versions`` and ``_array_versions`` (None until set).
+# ``_in0``/``_in1``/``_more`` (its inputs, read whole as ``_inputs``), ``kwargs``, ``out``,
+# ``versions``, ``_rare`` and ``_seq``; the fields few nodes use live on the ``_Rare`` part, read
+# through the Tensor's ``_node_hooks``, ``_retained``, ``_trace``, ``_kwarg_versions`` and
+# ``_array_versions`` (None until set).
 
 
 def node_inputs(node: Tensor) -> tuple[Tensor, ...] | None:
@@ -194,7 +195,7 @@ class Node:
 
 def release(node: Tensor) -> None:
     # (the engine's walk does these stores inline: keep the two in step)
-    node._inputs = None
+    node._in0 = node._in1 = node._more = None
     node.out = None
     node.kwargs = NO_KWARGS
 
@@ -249,7 +250,15 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     out._vc = None
     out._hooks = None
     out.op = opdef
-    out._inputs = saved
+    # The inputs in slots (the _inputs setter's work, inline): no tuple kept per node
+    if len(saved) == 2:
+        out._in0, out._in1 = saved
+        out._more = TWO
+    elif len(saved) == 1:
+        out._in0 = saved[0]
+        out._more = ONE
+    else:
+        out._more = saved
     out.kwargs = kwargs or NO_KWARGS
     # The saved output: the array the rules read, which `out.data = ...` cannot change. (numpy
     # scalars became 0-d arrays above: one object for the output wherever it is used, which a tape

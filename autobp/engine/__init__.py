@@ -48,7 +48,7 @@ from autobp.graph import NO_KWARGS
 from autobp.ops.elementwise import copy as _tangent_carrying_copy
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.storage import unaliased
-from autobp.tensor import Tensor
+from autobp.tensor import ONE, TWO, Tensor
 
 __all__ = ["backward", "grad"]
 
@@ -120,7 +120,11 @@ def _walk(
                     pending = None
                 vertex = heappop(heap)[1]
             g = grads.pop(vertex)
-            inputs: tuple[Any, ...] | None = vertex._inputs
+            # (the _inputs property's work, inline: a frame per node)
+            more = vertex._more
+            inputs: tuple[Any, ...] | None = (
+                (vertex._in0, vertex._in1) if more is TWO else (vertex._in0,) if more is ONE else more
+            )
             if g is None:
                 if inputs is None:
                     raise freed_error(vertex)
@@ -151,9 +155,9 @@ def _walk(
                 if fast and opdef.plain_arrays:
                     input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
                 else:
-                    input_grads = _on_tensors(vertex, g, not plain)
+                    input_grads = _on_tensors(vertex, inputs, g, not plain)
             if not retain_graph:  # graph.release's three stores, without its call (a frame per node: W1, W4)
-                vertex._inputs = vertex.out = None
+                vertex._in0 = vertex._in1 = vertex._more = vertex.out = None
                 vertex.kwargs = NO_KWARGS
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
                 if not (isinstance(tensor, Tensor) and tensor._requires_grad):

@@ -26,7 +26,9 @@ def _needs(value: Any) -> bool:
     return isinstance(value, Tensor) and value._requires_grad
 
 
-def _run_rules(node: Tensor, g: Any, out: Any, values: Sequence[Any]) -> Sequence[Any]:
+def _run_rules(
+    node: Tensor, g: Any, out: Any, values: Sequence[Any], inputs: tuple[Any, ...] | None = None
+) -> Sequence[Any]:
     """The gradient of each input, from ``node``'s vjp rules applied to ``values`` (the inputs as
     arrays or as Tensors); a rule runs only for an input that needs a gradient, else None.
 
@@ -34,7 +36,8 @@ def _run_rules(node: Tensor, g: Any, out: Any, values: Sequence[Any]) -> Sequenc
     which carry no ``requires_grad`` to read.
     """
     opdef, kwargs = node.op, node.kwargs
-    inputs = node._inputs or ()
+    if inputs is None:  # (the walk passes them: the _inputs property's frame per node, saved)
+        inputs = node._inputs or ()
     if opdef.variadic_rule is not None:
         return opdef.variadic_rule(g, out, *values, needs=tuple([_needs(x) for x in inputs]), **kwargs)
     rules = opdef.rules
@@ -100,19 +103,18 @@ def _on_arrays(node: Tensor, inputs: tuple[Any, ...], rules: Sequence[Any], g: A
             )
         # Three inputs or more, or a variadic rule: the same steps, in loops.
         check_versions(node, inputs)
-        return _run_rules(node, g, out, [x.data if isinstance(x, Tensor) else x for x in inputs])
+        return _run_rules(node, g, out, [x.data if isinstance(x, Tensor) else x for x in inputs], inputs)
     except Exception as error:
         explain_rule_error(node, error)
         raise
 
 
-def _on_tensors(node: Tensor, g: Any, kept_tensors: bool) -> Sequence[Any]:
+def _on_tensors(node: Tensor, inputs: tuple[Any, ...], g: Any, kept_tensors: bool) -> Sequence[Any]:
     """The general path: the rules run on Tensors, where every Tensor method works, and record
     their ops (a differentiable gradient) only with ``create_graph``. First order, ``g`` and the
     results the walk keeps are arrays (the walk unwraps them); with ``kept_tensors`` (``create_graph``,
     or a walk for forward-over-reverse) they are Tensors."""
     try:
-        inputs = node._inputs or ()
         # The versions guard, tested as ``_on_arrays`` tests it: ``check_versions`` (which raises)
         # runs only when the node saved versions or keyword Tensors, or an input was written since.
         if node.versions is not None or node._rare is not None:
@@ -134,9 +136,9 @@ def _on_tensors(node: Tensor, g: Any, kept_tensors: bool) -> Sequence[Any]:
         else:
             grad, out = Tensor._wrap(g), Tensor._wrap(node.out)
         if not _local.modes.arrays:  # (a walk on Tensors throughout: nothing to switch)
-            return _run_rules(node, grad, out, values)
+            return _run_rules(node, grad, out, values, inputs)
         with modes(None, arrays=False):  # autobp ops act on Tensors as they do anywhere
-            return _run_rules(node, grad, out, values)
+            return _run_rules(node, grad, out, values, inputs)
     except Exception as error:
         explain_rule_error(node, error)
         raise

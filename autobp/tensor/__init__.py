@@ -37,6 +37,11 @@ if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these 
 __all__ = ["Tensor", "tensor"]
 
 
+# What a node's ``_more`` holds when its op had one input (in ``_in0``) or two (``_in0``, ``_in1``).
+ONE: Any = type("OneInput", (), {"__repr__": lambda self: "ONE", "__slots__": ()})()
+TWO: Any = type("TwoInputs", (), {"__repr__": lambda self: "TWO", "__slots__": ()})()
+
+
 def _rare_field(name: str, doc: str) -> Any:
     """A node's attribute stored on its ``_rare`` part (``graph._Rare``): reads give None until set."""
 
@@ -86,7 +91,9 @@ class Tensor:
         "_hooks",
         "__weakref__",
         "op",
-        "_inputs",
+        "_in0",
+        "_in1",
+        "_more",
         "kwargs",
         "out",
         "versions",
@@ -109,7 +116,13 @@ class Tensor:
     _hooks: dict[int, Callable[[Tensor], Tensor | None]] | None  # leaf gradient hooks (autobp.hooks)
     # The node's fields (autobp.graph): the op that made this tensor, or None (a leaf, a constant).
     op: OpDef  # (None on a tensor no op recorded: read the other fields where it is set)
-    _inputs: tuple[Any, ...] | None  # the op's inputs as it got them; None once backward freed them
+    # The op's inputs as it got them: an op of one or two inputs (nearly every one) keeps them in
+    # _in0 and _in1 and ONE or TWO in _more, any other a tuple in _more; None once freed. A tuple
+    # per node would be a second object the cycle collector walks, and 56 bytes (W4). Read and
+    # written whole through the ``_inputs`` property, or slot by slot on the engine's hot path.
+    _in0: Any
+    _in1: Any
+    _more: Any
     kwargs: Mapping[str, Any]
     out: Any  # the output array the rules read (``data`` may be rebound); None once freed
     versions: tuple[int, ...] | None  # the inputs' versions when the op ran (None: all 0)
@@ -128,6 +141,29 @@ class Tensor:
     _array_versions = _rare_field(
         "array_versions", "Another library's saved arrays with its write counts when the op ran (torch)."
     )
+
+    @property
+    def _inputs(self) -> tuple[Any, ...] | None:
+        """The recorded op's inputs as it got them (Tensors and constants); None once freed."""
+        more = self._more
+        if more is TWO:
+            return (self._in0, self._in1)
+        if more is ONE:
+            return (self._in0,)
+        return more  # type: ignore[no-any-return]
+
+    @_inputs.setter
+    def _inputs(self, inputs: tuple[Any, ...] | None) -> None:
+        if type(inputs) is tuple and 0 < len(inputs) <= 2:
+            if len(inputs) == 2:
+                self._in0, self._in1 = inputs
+                self._more = TWO
+            else:
+                self._in0, self._in1 = inputs[0], None
+                self._more = ONE
+        else:  # None (freed), a tuple of none or three or more, or graph._Recorded (constants wrapped)
+            self._in0 = self._in1 = None
+            self._more = inputs
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
