@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import gc
 import weakref
 from typing import Any
@@ -368,6 +369,35 @@ def test_a_list_operand_is_the_array_numpy_makes_of_it(expression: str) -> None:
     x_again = ab.tensor([1.5, 2.5], requires_grad=True)
     (want,) = ab.grad((eval(as_array, {"x": x_again, "ab": ab, "np": np}) ** 2).sum(), [x_again])
     np.testing.assert_array_equal(grad.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize(
+    "operand",
+    ["range(2, 4)", "memoryview(np.array([2.0, 3.0]))", "array.array('d', [2.0, 3.0])", "bytearray(b'\\x02\\x03')"],
+)
+@pytest.mark.parametrize("expression", ["x ** OPERAND", "OPERAND ** x", "x @ OPERAND", "OPERAND @ x", "x * OPERAND"])
+def test_a_range_or_buffer_operand_is_the_array_numpy_makes_of_it(operand: str, expression: str) -> None:
+    # The forward took it as numpy does, but the rules got the object itself: x ** range(3) failed
+    # at backward ("unsupported operand type(s) for -: 'range' and 'int"), and so did matmul
+    # ("'memoryview' object has no attribute 'swapaxes'"). Now it goes the way a list goes.
+    names = {"ab": ab, "np": np, "array": array}
+    x = ab.tensor([1.5, 2.5], requires_grad=True)
+    out = eval(expression.replace("OPERAND", operand), {**names, "x": x})
+    (grad,) = ab.grad((out**2).sum(), [x])
+    x_again = ab.tensor([1.5, 2.5], requires_grad=True)
+    want_out = eval(expression.replace("OPERAND", "np.array([2.0, 3.0])"), {**names, "x": x_again})
+    (want,) = ab.grad((want_out**2).sum(), [x_again])
+    np.testing.assert_array_equal(out.numpy(), want_out.numpy())
+    np.testing.assert_array_equal(grad.numpy(), want.numpy())
+
+
+def test_a_memoryview_operand_written_after_the_op_is_read_as_the_op_read_it() -> None:
+    # (its memory is copied when saved, as a writeable numpy array's is)
+    buffer = np.array([2.0, 3.0])
+    x = ab.tensor([1.5, 2.5], requires_grad=True)
+    out = x ** memoryview(buffer)
+    buffer[0] = 10.0
+    np.testing.assert_array_equal(ab.grad(out.sum(), [x])[0].numpy(), [2.0 * 1.5, 3.0 * 2.5**2])
 
 
 def test_a_tensor_inside_a_list_operand_that_needs_a_derivative_is_refused() -> None:

@@ -8,6 +8,7 @@ inputs (``raise_with_context``).
 
 from __future__ import annotations
 
+import array
 import functools
 import re
 from collections.abc import Callable, Sequence
@@ -89,15 +90,25 @@ def all_numpy(args: tuple[Any, ...]) -> bool:
 SCALARS = (float, int, np.generic, complex, type(None))
 
 
+# Python objects numpy reads as an array of numbers (through the buffer protocol, or as range's
+# numbers), which hold no Tensor: taken as that array, as a list is. Given as they are, the rules
+# failed at backward (`x ** range(3)`: "unsupported operand type(s) for -: 'range' and 'int'",
+# `x @ memoryview(m)`: "'memoryview' object has no attribute 'swapaxes'").
+ARRAY_LIKE = (range, memoryview, array.array, bytearray)
+
+
 def unusual_operand(opdef: OpDef, args: tuple[Any, ...], value: Any, mode: Any) -> tuple[tuple[Any, ...], Any, bool]:
     """``args`` and ``value`` (an operand that is neither a Tensor, a number nor a plain numpy array)
     as the forward and the rules take them, and whether numpy's fast forward takes it: a list or a
-    tuple as the array numpy makes of it, a numpy array subclass as the plain array it holds,
-    another library's array as it is (a torch tensor on torch's graph refused)."""
+    tuple as the array numpy makes of it, a ``range``, ``memoryview``, ``array.array`` or
+    ``bytearray`` too, a numpy array subclass as the plain array it holds, another library's array
+    as it is (a torch tensor on torch's graph refused)."""
     if type(value) is list or type(value) is tuple:
         plain = sequence_operand(opdef, value, mode)
     elif isinstance(value, ndarray):
         plain = plain_operand(opdef, value)  # (np.matrix, a masked array)
+    elif isinstance(value, ARRAY_LIKE):
+        plain = np.asarray(value)  # (a memoryview's memory: copied when saved, as a writeable array is)
     else:
         if getattr(value, "requires_grad", False) is True:  # a torch tensor on torch's graph
             raise_on_torch_autograd(opdef, value)
