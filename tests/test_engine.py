@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import array
 import gc
+import re
 import weakref
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -398,6 +401,35 @@ def test_a_memoryview_operand_written_after_the_op_is_read_as_the_op_read_it() -
     out = x ** memoryview(buffer)
     buffer[0] = 10.0
     np.testing.assert_array_equal(ab.grad(out.sum(), [x])[0].numpy(), [2.0 * 1.5, 3.0 * 2.5**2])
+
+
+@pytest.mark.parametrize("number", [Fraction(1, 3), Decimal("0.5")], ids=repr)
+@pytest.mark.parametrize(
+    ("expression", "name", "where"),
+    [
+        ("x * N", "mul", "operand"),
+        ("N * x", "mul", "operand"),
+        ("x ** N", "pow", "operand"),
+        ("ab.maximum(x, N)", "maximum", "operand"),
+        ("x > N", "greater", "operand"),
+        ("x * [N, 1.0]", "mul", "a list operand holding"),
+        ("x * (1.0, N)", "mul", "a tuple operand holding"),
+    ],
+)
+def test_a_number_numpy_holds_as_a_python_object_is_refused(
+    number: Any, expression: str, name: str, where: str
+) -> None:
+    # numpy holds a Fraction as a Python object: x * Fraction(1, 3) was a Tensor of dtype object on
+    # the graph (whose sin failed, naming no Fraction), and x * Decimal(...) failed naming
+    # 'float' and 'decimal.Decimal'. Refused, as PyTorch and ab.tensor refuse them.
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    kind = f"{type(number).__module__}.{type(number).__name__}"
+    message = rf"^{name}: {where} {re.escape(repr(number))}, a {re.escape(kind)}, which numpy holds as a Python object"
+    for grad_mode in (ab.enable_grad, ab.no_grad):
+        with grad_mode(), pytest.raises(TypeError, match=message) as error:
+            eval(expression, {"ab": ab, "x": x, "N": number})
+        assert "float(value)" in str(error.value)
+    np.testing.assert_array_equal((x * float(number)).numpy(), [float(number), 2 * float(number)])  # the way out
 
 
 def test_a_tensor_inside_a_list_operand_that_needs_a_derivative_is_refused() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import functools
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -102,7 +103,8 @@ def unusual_operand(opdef: OpDef, args: tuple[Any, ...], value: Any, mode: Any) 
     as the forward and the rules take them, and whether numpy's fast forward takes it: a list or a
     tuple as the array numpy makes of it, a ``range``, ``memoryview``, ``array.array`` or
     ``bytearray`` too, a numpy array subclass as the plain array it holds, another library's array
-    as it is (a torch tensor on torch's graph refused)."""
+    as it is (a torch tensor on torch's graph refused). A number numpy holds as a Python object (a
+    ``Fraction``, a ``Decimal``) is refused."""
     if type(value) is list or type(value) is tuple:
         plain = sequence_operand(opdef, value, mode)
     elif isinstance(value, ndarray):
@@ -112,6 +114,8 @@ def unusual_operand(opdef: OpDef, args: tuple[Any, ...], value: Any, mode: Any) 
     else:
         if getattr(value, "requires_grad", False) is True:  # a torch tensor on torch's graph
             raise_on_torch_autograd(opdef, value)
+        if isinstance(value, numbers.Number):  # (Python's and numpy's numbers are SCALARS: not here)
+            raise_object_number(opdef, value, "operand")
         return args, value, isinstance(value, NUMPY_LIKE)
     # (the rules compute with the operands recorded: the plain array stands in args too)
     return tuple(plain if item is value else item for item in args), plain, True
@@ -152,7 +156,24 @@ def sequence_operand(opdef: OpDef, value: list[Any] | tuple[Any, ...], mode: Any
             "Make the operand with ab.stack([...]) (or ab.concatenate), which differentiates its parts"
         )
     plain = np.asarray(value)
-    return value if plain.dtype == object else plain  # (ragged, or unreadable: as the forward would fail)
+    if plain.dtype == object:
+        for item in plain.flat:
+            if isinstance(item, numbers.Number) and not isinstance(item, SCALARS):
+                raise_object_number(opdef, item, f"a {type(value).__name__} operand holding")
+        return value  # (unreadable: as the forward would fail)
+    return plain
+
+
+def raise_object_number(opdef: OpDef, value: Any, where: str) -> None:
+    """Refuse a number that numpy holds as a Python object (a ``fractions.Fraction``, a
+    ``decimal.Decimal``): the op's result would be an array of dtype object, a Tensor that no
+    floating-point op takes (``sin`` of it fails, naming no Fraction), or, for a Decimal, a
+    failure naming ``float * Decimal``. Refused as PyTorch refuses them, and as ``ab.tensor`` does."""
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    raise TypeError(
+        f"{opdef.name}: {where} {value!r}, a {kind}, which numpy holds as a Python object (an array of "
+        "dtype object, not of floats); pass float(value) (np.float32(value) for float32)"
+    )
 
 
 def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
