@@ -432,6 +432,13 @@ def test_a_number_numpy_holds_as_a_python_object_is_refused(
     np.testing.assert_array_equal((x * float(number)).numpy(), [float(number), 2 * float(number)])  # the way out
 
 
+def test_a_ragged_list_operand_is_an_error_naming_the_op() -> None:
+    # numpy refuses to make an array of it; that error came out of the public function bare.
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"^mul: .*inhomogeneous shape.*\(inputs: float64\[2\], list "):
+        x * [[1.0, 2.0], [3.0]]
+
+
 def test_a_tensor_inside_a_list_operand_that_needs_a_derivative_is_refused() -> None:
     # numpy reads the list as an array of its values, a constant: x * [a, 4.0] gave a no gradient
     # (None), with no error. A constant Tensor in the list, or grad mode off, is as before.

@@ -155,7 +155,10 @@ def sequence_operand(opdef: OpDef, value: list[Any] | tuple[Any, ...], mode: Any
             f"{type(value).__name__} becomes an array of its values, a constant, so that derivative would be lost. "
             "Make the operand with ab.stack([...]) (or ab.concatenate), which differentiates its parts"
         )
-    plain = np.asarray(value)
+    try:
+        plain = np.asarray(value)
+    except ValueError:  # ragged: the forward fails as numpy does, and its error names the op
+        return value
     if plain.dtype == object:
         for item in plain.flat:
             if isinstance(item, numbers.Number) and not isinstance(item, SCALARS):
