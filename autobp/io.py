@@ -65,21 +65,35 @@ def _unescape(key: str) -> str:
     return key.replace("%7C", "|").replace("%2F", "/").replace("%25", "%")
 
 
-def _host(array: Any) -> np.ndarray:
-    """A numpy array as it is; another library's array as a host copy (saving copies it anyway)."""
-    return array if isinstance(array, np.ndarray) else backends.namespace(array).to_numpy(array)
+def _host(array: Any, where: str, what: str) -> np.ndarray:
+    """A numpy array as it is; another library's array as a host copy (saving copies it anyway).
+
+    One of a dtype numpy lacks (PyTorch's bfloat16, float8, complex32) is refused naming its place:
+    torch's own error ("Got unsupported ScalarType BFloat16") named neither the entry nor a way out."""
+    if isinstance(array, np.ndarray):
+        return array
+    try:
+        return backends.namespace(array).to_numpy(array)
+    except (TypeError, RuntimeError) as error:
+        cast = "ab.astype(t, 'float32')" if what == "Tensor" else "t.to(torch.float32)"
+        raise TypeError(
+            f"save: cannot store the {backends.describe(array)} {what} at {where or 'the top'!r}: numpy, which "
+            f"writes the file, has no such dtype ({error}); cast it to one numpy has before saving, e.g. {cast} "
+            "(float32 holds every bfloat16 and float8 value exactly; complex64 every complex32 one), and back "
+            "after loading"
+        ) from error
 
 
 def _leaf(value: Any, where: str) -> tuple[str, np.ndarray]:
     if isinstance(value, Tensor):
-        kind, array = "grad_tensor" if value.requires_grad else "tensor", _host(value.data)
+        kind, array = "grad_tensor" if value.requires_grad else "tensor", _host(value.data, where, "Tensor")
     elif isinstance(value, np.ma.MaskedArray):  # (its mask would be lost: .npy holds the data alone)
         raise TypeError(
             f"save: the masked array at {where or 'the top'!r} would lose its mask; save its .data and "
             ".mask as two entries (np.ma.getmaskarray gives the full mask)"
         )
     elif isinstance(value, np.ndarray) or backends.library_of(value) is not None:
-        kind, array = "array", _host(value)
+        kind, array = "array", _host(value, where, "array")
     elif isinstance(value, np.generic):
         kind, array = "scalar", np.asarray(value)
     elif isinstance(value, bool):

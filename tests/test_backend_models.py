@@ -389,3 +389,23 @@ def test_autobp_demo_with_library_trains_as_on_numpy(
     expected, got = histories
     assert [(r["correct"], r["total"]) for r in got] == [(r["correct"], r["total"]) for r in expected]
     assert [r["loss"] for r in got] == pytest.approx([r["loss"] for r in expected], rel=1e-12)
+
+
+def test_save_names_the_entry_whose_dtype_numpy_lacks_and_writes_no_file(tmp_path: Path) -> None:
+    # torch's own error ("Got unsupported ScalarType BFloat16") named neither the entry nor a way out.
+    torch = pytest.importorskip("torch")
+    weight = ab.tensor(torch.ones(2, 3, dtype=torch.bfloat16), requires_grad=True)
+    path = tmp_path / "model.npz"
+    for obj, where, what, cast in [
+        ({"model": {"fc.weight": weight}}, "d:model/d:fc.weight", "Tensor", "ab.astype(t, 'float32')"),
+        ([1.0, torch.zeros(2, dtype=torch.float8_e4m3fn)], "l:1", "array", "t.to(torch.float32)"),
+    ]:
+        with pytest.raises(TypeError) as error:
+            ab.save(obj, path)
+        message = str(error.value)
+        assert message.startswith("save: cannot store the torch ") and f" {what} at {where!r}: numpy" in message
+        assert cast in message and "and back after loading" in message
+        assert not path.exists()
+    ab.save({"model": {"fc.weight": ab.astype(weight, "float32")}}, path)  # the way out, exact
+    back = ab.load(path, library="torch")["model"]["fc.weight"]
+    assert torch.equal(ab.astype(back, torch.bfloat16).data, weight.data)
