@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from autobp import cli_explain
-from autobp.commandline import Progress, add_data_flags, layer_sizes, load_data, plural, positive
+from autobp.commandline import Progress, add_data_flags, layer_sizes, load_data, plural, positive, seed_number
 
 __all__ = ["main", "build_parser"]
 
@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=positive(int), default=10, help="training epochs (default 10)")
     demo.add_argument("--batch", type=positive(int), default=10, help="mini-batch size (default 10)")
     demo.add_argument("--eta", type=positive(float), default=3.0, help="learning rate (default 3.0)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffling (default 0)")
+    demo.add_argument(
+        "--seed", type=seed_number, default=0, help="seed of the initial weights and the shuffling (default 0)"
+    )
     demo.add_argument(
         "--init", choices=["book", "scaled"], default="book", help="weights N(0,1) or N(0,1/n_in) (default book)"
     )
@@ -57,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     graph = commands.add_parser("graph", help="draw the seed network's loss graph for one small mini-batch")
     graph.add_argument("--sizes", type=sizes, default=[784, 30, 10], help="layer sizes (default 784,30,10)")
     graph.add_argument("--batch", type=positive(int), default=4, help="mini-batch size (default 4)")
-    graph.add_argument("--seed", type=int, default=0, help="seed of the weights and the random mini-batch (default 0)")
+    graph.add_argument(
+        "--seed", type=seed_number, default=0, help="seed of the weights and the random mini-batch (default 0)"
+    )
     graph.add_argument("--format", choices=["svg", "png", "pdf"], default="svg", help="picture format (default svg)")
     graph.add_argument(
         "--out", type=Path, default=Path("autobp-graph"), help="output directory (default ./autobp-graph)"

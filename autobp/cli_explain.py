@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp.commandline import layer_sizes, positive
+from autobp.commandline import layer_sizes, positive, seed_number
 
 __all__ = ["add_parser", "example", "run"]
 
@@ -47,7 +47,10 @@ def add_parser(commands: Any) -> None:
         help="layer sizes (default 2,3,2; 784,...,10 reads MNIST)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the initial weights (and of a synthetic example); default 0"
+        "--seed",
+        type=seed_number,
+        default=0,
+        help="seed of the initial weights (and of a synthetic example); default 0",
     )
     parser.add_argument("--example", type=_count, default=0, help="which training example (default 0)")
     parser.add_argument(

@@ -9,6 +9,7 @@ when tqdm is installed (the ``demo`` extra) and plain lines otherwise, so a log 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,23 +18,37 @@ from typing import Any, TextIO, TypeVar
 from autobp.datasets import MNIST, DownloadError, IDXError, load_bundled, load_mnist
 from autobp.datasets.mnist import missing_files
 
-__all__ = ["add_data_flags", "layer_sizes", "load_data", "positive", "Progress", "plural"]
+__all__ = ["add_data_flags", "layer_sizes", "load_data", "positive", "seed_number", "Progress", "plural"]
 
 
 def positive(kind: type) -> Any:
-    """An argparse ``type=``: a value of ``kind`` (int, float) that is > 0."""
+    """An argparse ``type=``: a value of ``kind`` (int, float) that is > 0, and finite: ``--eta inf``
+    (or ``1e400``, which Python reads as inf) trained on with no error, to weights of nan."""
+    wanted = f"a positive {kind.__name__}" if kind is int else f"a positive finite {kind.__name__}"
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):  # (nan > 0 is false)
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
         return value
 
     parse.__name__ = f"positive {kind.__name__}"
     return parse
+
+
+def seed_number(text: str) -> int:
+    """An argparse ``type=`` for ``--seed``: a whole number >= 0, as ``numpy.random.default_rng``
+    takes (``--seed -1`` ended in numpy's traceback, "expected non-negative integer")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def layer_sizes(example: str) -> Any:

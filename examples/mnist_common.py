@@ -18,7 +18,7 @@ import numpy as np
 
 import autobp as ab
 from autobp import backends, nn
-from autobp.commandline import Progress, add_data_flags, load_data
+from autobp.commandline import Progress, add_data_flags, load_data, positive, seed_number
 from autobp.nn import functional as F
 
 
@@ -30,12 +30,14 @@ def add_common_arguments(
 ) -> None:
     """The flags both MNIST examples take: data, download, epochs, batch size, learning rate, limit, seed, save."""
     add_data_flags(parser)
-    parser.add_argument("--epochs", type=int, default=1, help="passes over the training images (default: 1)")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"mini-batch size (default: {batch_size})")
-    parser.add_argument("--lr", type=float, default=lr, help=f"Adam's learning rate (default: {lr:g})")
-    parser.add_argument("--limit", type=int, default=None, help=limit_help)
+    parser.add_argument("--epochs", type=positive(int), default=1, help="passes over the training images (default: 1)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the initial weights and the shuffling (default: 0)"
+        "--batch-size", type=positive(int), default=batch_size, help=f"mini-batch size (default: {batch_size})"
+    )
+    parser.add_argument("--lr", type=positive(float), default=lr, help=f"Adam's learning rate (default: {lr:g})")
+    parser.add_argument("--limit", type=positive(int), default=None, help=limit_help)
+    parser.add_argument(
+        "--seed", type=seed_number, default=0, help="seed of the initial weights and the shuffling (default: 0)"
     )
     parser.add_argument("--save", help="write the trained state dict to this .npz file (default: not saved)")
     add_library_arguments(parser)

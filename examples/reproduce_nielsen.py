@@ -28,7 +28,7 @@ import numpy as np
 from mnist_common import add_library_arguments, check_library
 
 from autobp import reference
-from autobp.commandline import Progress, add_data_flags, load_data, plural
+from autobp.commandline import Progress, add_data_flags, load_data, plural, positive, seed_number
 from autobp.datasets import to_columns
 from autobp.models import Network, one_hot
 
@@ -132,10 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[[784, 30, 10], [784, 100, 10]],
         help="layer sizes, one or more, each starting with 784 and ending with 10 (default: 784,30,10 784,100,10)",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs per run (default: 30, as the book)")
-    parser.add_argument("--batch", type=int, default=10, help="mini-batch size (default: 10, as the book)")
-    parser.add_argument("--eta", type=float, default=3.0, help="learning rate (default: 3.0, as the book)")
+    parser.add_argument(
+        "--seeds", type=seed_number, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)"
+    )
+    parser.add_argument("--epochs", type=positive(int), default=30, help="epochs per run (default: 30, as the book)")
+    parser.add_argument("--batch", type=positive(int), default=10, help="mini-batch size (default: 10, as the book)")
+    parser.add_argument("--eta", type=positive(float), default=3.0, help="learning rate (default: 3.0, as the book)")
     parser.add_argument(
         "--init", choices=["book", "scaled"], default="book", help="book: N(0,1); scaled: N(0,1/n_in) (default: book)"
     )

@@ -106,6 +106,21 @@ def test_python_m_autobp_graph_renders_a_picture(tmp_path: Path) -> None:
     [
         (["demo", "--epochs", "-1"], "--epochs"),
         (["demo", "--eta", "fast"], "--eta"),
+        # a learning rate that is not a positive finite number trained on to weights of nan (inf,
+        # 1e400, which Python reads as inf), and a negative seed ended in numpy's traceback
+        (["demo", "--eta", "inf"], "--eta"),
+        (["demo", "--eta", "1e400"], "--eta"),
+        (["demo", "--eta", "nan"], "--eta"),
+        (["demo", "--eta", "0"], "--eta"),
+        (["demo", "--eta", "-0.5"], "--eta"),
+        (["demo", "--epochs", "0"], "--epochs"),
+        (["demo", "--epochs", "2.5"], "--epochs"),
+        (["demo", "--limit", "0"], "--limit"),
+        (["demo", "--seed", "-1"], "--seed"),
+        (["graph", "--seed", "-1"], "--seed"),
+        (["graph", "--batch", "-3"], "--batch"),
+        (["explain", "--eta", "inf"], "--eta"),
+        (["explain", "--seed", "-1"], "--seed"),
         (["demo", "--batch", "0"], "--batch"),
         (["demo", "--sizes", "784,x,10"], "--sizes"),
         (["demo", "--sizes", "100,10"], "--sizes"),
@@ -120,6 +135,8 @@ def test_bad_flags_give_a_usage_error_naming_the_flag(
     code, _, err = run(argv, capsys)
     assert code == 2
     assert "usage:" in err and flag in err
+    if flag in ("--eta", "--epochs", "--batch", "--limit", "--seed"):  # the flag, the value, what is wanted
+        assert f"error: argument {flag}: expected a " in err and f"got {argv[2]!r}" in err
 
 
 def test_layer_names_follow_the_network_from_input_to_output() -> None:
