@@ -226,7 +226,7 @@ def test_reproduction_script_gives_the_same_accuracies_with_either_engine(tmp_pa
         out = tmp_path / f"{engine}.json"
         subprocess.run(
             [sys.executable, str(script), "--data", str(tmp_path), "--sizes", "784,6,10", "--seeds", "0", "--epochs",
-             "3", "--validation", "20", "--engine", engine, "--json", str(out)],
+             "3", "--validation", "20", "--engine", engine, "--json", str(out), "--out", str(tmp_path / engine)],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
         (results[engine],) = json.loads(out.read_text())
