@@ -371,6 +371,19 @@ def test_bfloat16_sigmoid_is_the_float32_value_rounded_once() -> None:
     assert torch.equal(found, torch.sigmoid(x))
 
 
+def test_astype_takes_the_name_of_a_dtype_numpy_lacks() -> None:
+    # numpy cannot spell "bfloat16", and the name reached torch as a str: "astype() received an
+    # invalid combination of arguments - got (copy=bool, dtype=str)", where "float32" worked.
+    torch = pytest.importorskip("torch")
+    x = ab.tensor(torch.tensor([1.0, 1.00390625, 3.0e38]), requires_grad=True)
+    narrow = ab.astype(x, "bfloat16")
+    assert narrow.data.dtype == torch.bfloat16 and torch.equal(narrow.data, x.data.bfloat16())
+    (grad,) = ab.grad(ab.astype(narrow, "float32").sum(), [x])
+    assert grad.data.dtype == torch.float32 and torch.equal(grad.data, torch.ones(3))
+    with pytest.raises(TypeError, match=r"^astype: "):  # a name that is no dtype is still refused
+        ab.astype(x, "sin")
+
+
 @pytest.mark.parametrize("lib", LIBRARIES)
 def test_where_with_a_python_or_numpy_scalar_condition_works_on_every_library(lib: str) -> None:
     # numpy takes where(True, 0.0, x); torch raised its own TypeError ("where() received an

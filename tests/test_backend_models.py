@@ -408,4 +408,4 @@ def test_save_names_the_entry_whose_dtype_numpy_lacks_and_writes_no_file(tmp_pat
         assert not path.exists()
     ab.save({"model": {"fc.weight": ab.astype(weight, "float32")}}, path)  # the way out, exact
     back = ab.load(path, library="torch")["model"]["fc.weight"]
-    assert torch.equal(ab.astype(back, torch.bfloat16).data, weight.data)
+    assert torch.equal(ab.astype(back, "bfloat16").data, weight.data)

@@ -284,7 +284,8 @@ copy.defvjp(lambda grad, out, x: grad, plain_arrays=True)  # identity
 def astype(x: Any, dtype: Any) -> Any:
     """``x`` converted to ``dtype``; the gradient is converted back to ``x``'s dtype.
 
-    ``dtype`` is a name (``"float32"``), a numpy dtype or the library's own. Shapes: any -> same.
+    ``dtype`` is a name (``"float32"``; ``"bfloat16"`` on torch), a numpy dtype or the library's own.
+    Shapes: any -> same.
     """
     xp = namespace(x)
     return xp.astype(xp.asarray(x), _library_dtype(xp, dtype))
@@ -297,6 +298,10 @@ def _library_dtype(xp: Any, dtype: Any) -> Any:
     try:
         name = np.dtype(dtype).name  # only the dtype's spelling goes through numpy, no data
     except TypeError:
+        if isinstance(dtype, str):  # a name numpy lacks ("bfloat16"): the library's dtype of that name
+            found = getattr(xp, dtype, None)
+            if found is not None and type(found) is type(xp.float32):
+                return found
         return dtype  # the library's own dtype (torch.float32)
     return getattr(xp, name)
 
