@@ -116,6 +116,27 @@ def test_mnist_examples_report_missing_data_in_one_line_naming_the_flag(tmp_path
         assert line.startswith(f"{script}: --data ") and "add --download" in line and "bundled" in line
 
 
+def test_mnist_examples_refuse_numbers_they_cannot_take_naming_the_flag() -> None:
+    # --limit -5 trained on all but the last 5 images, --lr inf to weights of nan, both with no
+    # error; --batch-size 0 and --seed -1 ended in a traceback.
+    cases = [
+        ("mlp_mnist.py", "--limit", "-5"),
+        ("mlp_mnist.py", "--lr", "inf"),
+        ("cnn_mnist.py", "--batch-size", "0"),
+        ("cnn_mnist.py", "--epochs", "0"),
+        ("mlp_mnist.py", "--seed", "-1"),
+        ("reproduce_nielsen.py", "--eta", "1e400"),
+        ("reproduce_nielsen.py", "--batch", "0"),
+        ("reproduce_nielsen.py", "--seeds", "-1"),
+    ]
+    for script, flag, value in cases:
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / script), flag, value], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"error: argument {flag}: expected a " in result.stderr and f"got {value!r}" in result.stderr
+
+
 def test_reproduction_runs_on_the_bundled_subset_and_plots_every_seed(tmp_path: Path) -> None:
     output = run(
         "reproduce_nielsen.py", "--sizes", "784,8,10", "--seeds", "0", "1", "--epochs", "2", "--out", str(tmp_path)
