@@ -473,6 +473,36 @@ def test_a_raise_the_function_catches_runs_as_eagerly() -> None:
                 assert _bits(value) == _bits(want) and _bits(grad) == _bits(wanted)
 
 
+def test_an_argument_an_op_refuses_and_the_function_catches_runs_as_eagerly() -> None:
+    # An op refuses some arguments before it runs (a list operand holding a tensor that requires
+    # grad, a Fraction, a masked array): no op is recorded, and a function that catches the error
+    # goes another way the tape cannot see. As for an op's own error, the signature runs eagerly.
+    from fractions import Fraction
+
+    def scaled(x: ab.Tensor, how: Any) -> ab.Tensor:
+        try:
+            return (x * how).sum()
+        except TypeError:
+            return (x * x).sum()
+
+    def listed(x: ab.Tensor) -> ab.Tensor:
+        try:
+            return (x * [x[0], 1.0]).sum()
+        except TypeError:
+            return (x * 3.0).sum()
+
+    x = np.array([1.0, 2.0])
+    for func, args in ((scaled, (x, Fraction(1, 3))), (listed, (x,))):
+        taped = ab.tape.value_and_grad(func)
+        for k in range(4):
+            shifted = (args[0] + k, *args[1:])
+            value, (grad,) = taped.arrays(*shifted)
+            want, wanted = ab.functional.value_and_grad(func)(ab.tensor(shifted[0]), *shifted[1:])
+            assert _bits(value) == _bits(want) and _bits(grad) == _bits(wanted)
+        (reason,) = taped.eager_reasons.values()
+        assert "refused an argument while tracing" in reason
+
+
 def test_a_step_no_result_needs_still_raises_on_values() -> None:
     def func(x: ab.Tensor, n: ab.Tensor) -> ab.Tensor:
         ab.pow(n, -n)  # integers to negative powers raise; the result is unused

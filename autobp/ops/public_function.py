@@ -37,14 +37,25 @@ TORCH_SPELLINGS = {"dim": "axis", "keepdim": "keepdims", "correction": "ddof", "
 DDOF_DEFAULTS = " (var and std default to numpy's ddof=0; PyTorch's default is the unbiased correction=1)"
 
 
+def refused(opdef: OpDef, error: Exception) -> Exception:
+    """``error``, an operand or keyword ``opdef`` refuses, after telling a tape being traced: a
+    function that catches it and goes on takes a branch the tape does not see (no op ran), so its
+    signature runs eagerly (as ``raise_with_context`` does for an op's own errors)."""
+    graph.mark_untapeable(f"'{opdef.name}' refused an argument while tracing and func went on")
+    return error
+
+
 def raise_on_torch_autograd(opdef: OpDef, value: Any) -> None:
     """Refuse a bare torch tensor that requires grad as an op's argument: autobp takes a bare array
     as a constant, and the result would have joined torch's graph, which autobp never walks (a
     ``.grad`` the user waits for stays empty) and which grows with every step."""
-    raise TypeError(
-        f"{opdef.name}: got {describe(value)}, which requires grad in torch; autobp computes gradients "
-        "itself and passes none to torch's autograd: give ab.tensor(t.detach(), requires_grad=True) "
-        "to differentiate with respect to it, or t.detach() as a constant"
+    raise refused(
+        opdef,
+        TypeError(
+            f"{opdef.name}: got {describe(value)}, which requires grad in torch; autobp computes gradients "
+            "itself and passes none to torch's autograd: give ab.tensor(t.detach(), requires_grad=True) "
+            "to differentiate with respect to it, or t.detach() as a constant"
+        ),
     )
 
 
@@ -130,9 +141,12 @@ def plain_operand(opdef: OpDef, value: ndarray) -> Any:
     values carry no mask, so its result and gradient ignored the mask (``x * ma.array([1, 2],
     mask=[0, 1])`` got the gradient ``[1, 1]``)."""
     if isinstance(value, np.ma.MaskedArray):
-        raise TypeError(
-            f"{opdef.name}: operand {describe(value)} is a masked array, and autobp's values carry no mask "
-            "(the result and its gradient would ignore it); pass value.filled(fill) or np.asarray(value)"
+        raise refused(
+            opdef,
+            TypeError(
+                f"{opdef.name}: operand {describe(value)} is a masked array, and autobp's values carry no mask "
+                "(the result and its gradient would ignore it); pass value.filled(fill) or np.asarray(value)"
+            ),
         )
     return np.asarray(value)  # (np.matrix: a 2-D view of the same memory, copied when saved as any array is)
 
@@ -150,10 +164,13 @@ def sequence_operand(opdef: OpDef, value: list[Any] | tuple[Any, ...], mode: Any
         tensor = first_carrying_tangent([value], mode.forward)
         how = "carries a forward-mode tangent"
     if tensor is not None:
-        raise TypeError(
-            f"{opdef.name}: a {type(value).__name__} operand holds tensor {describe(tensor)}, which {how}; the "
-            f"{type(value).__name__} becomes an array of its values, a constant, so that derivative would be lost. "
-            "Make the operand with ab.stack([...]) (or ab.concatenate), which differentiates its parts"
+        raise refused(
+            opdef,
+            TypeError(
+                f"{opdef.name}: a {type(value).__name__} operand holds tensor {describe(tensor)}, which {how}; the "
+                f"{type(value).__name__} becomes an array of its values, a constant, so that derivative would be lost. "
+                "Make the operand with ab.stack([...]) (or ab.concatenate), which differentiates its parts"
+            ),
         )
     try:
         plain = np.asarray(value)
@@ -173,9 +190,12 @@ def raise_object_number(opdef: OpDef, value: Any, where: str) -> None:
     floating-point op takes (``sin`` of it fails, naming no Fraction), or, for a Decimal, a
     failure naming ``float * Decimal``. Refused as PyTorch refuses them, and as ``ab.tensor`` does."""
     kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    raise TypeError(
-        f"{opdef.name}: {where} {value!r}, a {kind}, which numpy holds as a Python object (an array of "
-        "dtype object, not of floats); pass float(value) (np.float32(value) for float32)"
+    raise refused(
+        opdef,
+        TypeError(
+            f"{opdef.name}: {where} {value!r}, a {kind}, which numpy holds as a Python object (an array of "
+            "dtype object, not of floats); pass float(value) (np.float32(value) for float32)"
+        ),
     )
 
 
@@ -183,10 +203,13 @@ def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
     """An op differentiates its positional inputs only: a keyword Tensor that requires grad would
     get no gradient, with no error. Refused, naming the op and the keyword."""
     names = [name for name, value in kwargs.items() if first_requiring_grad([value]) is not None]
-    raise TypeError(
-        f"{opdef.name}: keyword argument {names[0]!r} is a Tensor that requires grad, but {opdef.name} "
-        "differentiates only its positional inputs, so that gradient would be lost; pass a tensor that "
-        "needs a gradient as an input (or .detach() it if no gradient is wanted)"
+    raise refused(
+        opdef,
+        TypeError(
+            f"{opdef.name}: keyword argument {names[0]!r} is a Tensor that requires grad, but {opdef.name} "
+            "differentiates only its positional inputs, so that gradient would be lost; pass a tensor that "
+            "needs a gradient as an input (or .detach() it if no gradient is wanted)"
+        ),
     )
 
 
@@ -198,11 +221,14 @@ def raise_keyword_carries_tangent(opdef: OpDef, kwargs: Any, levels: Any) -> Non
     for name, value in kwargs.items():
         tensor = first_carrying_tangent([value], levels)
         if tensor is not None:
-            raise TypeError(
-                f"{opdef.name}: keyword argument {name!r} is a Tensor ({describe(tensor)}) that carries a "
-                f"forward-mode tangent, but {opdef.name} propagates tangents from its positional inputs "
-                "only, so that tangent would be lost; pass a tensor whose derivative is wanted as an input "
-                "(or forward_ad.unpack_dual(t).primal, or t.detach(), if no derivative is wanted)"
+            raise refused(
+                opdef,
+                TypeError(
+                    f"{opdef.name}: keyword argument {name!r} is a Tensor ({describe(tensor)}) that carries a "
+                    f"forward-mode tangent, but {opdef.name} propagates tangents from its positional inputs "
+                    "only, so that tangent would be lost; pass a tensor whose derivative is wanted as an input "
+                    "(or forward_ad.unpack_dual(t).primal, or t.detach(), if no derivative is wanted)"
+                ),
             )
 
 
