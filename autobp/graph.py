@@ -68,9 +68,11 @@ class _Rare:
     """The fields few nodes use, kept out of the node's slots so that the usual node is small and
     cheap to make (W4 measures bytes per node, W2 the cost of recording one)."""
 
-    __slots__ = ("_kwarg_versions", "array_versions", "hooks", "retained", "trace")
+    __slots__ = ("_kwarg_versions", "array_versions", "hooks", "retained", "trace", "name", "leaf_hooks")
 
     def __init__(self) -> None:
+        self.name: str | None = None  # Tensor.name
+        self.leaf_hooks: dict[int, Any] | None = None  # a leaf's gradient hooks by handle key
         self._kwarg_versions: tuple[tuple[Tensor, int], ...] | None = None
         # The op's name and another library's arrays it saved, each with that library's own write
         # count when the op ran (torch's ``_version``): writes through ``.data`` bypass autobp's counters.
@@ -173,7 +175,7 @@ class Node:
         return self._tensor
 
     kwargs = property(lambda self: self._tensor.kwargs, doc="The op's keyword arguments.")
-    out = property(lambda self: self._tensor.out, doc="The output array saved for backward (None once freed).")
+    out = property(lambda self: self._tensor.out, doc="The output array the op made, which its rules read.")
     versions = property(lambda self: self._tensor.versions, doc="The inputs' versions when the op ran.")
     hooks = property(lambda self: self._tensor._node_hooks, doc="The output's gradient hooks, or None.")
     trace = property(lambda self: self._tensor._trace, doc="The forward's user stack (anomaly mode), or None.")
@@ -189,14 +191,16 @@ class Node:
         return f"<{self.name} backward>"
 
     def release(self) -> None:
-        """Drop the saved inputs and output (what backward does unless ``retain_graph``)."""
+        """Drop the saved inputs and keywords (what backward does unless ``retain_graph``)."""
         release(self._tensor)
 
 
 def release(node: Tensor) -> None:
+    """Drop what a node holds for backward: its inputs (and with them the graph upstream) and
+    keywords. Its output array stays: it is the tensor's own ``data`` (or was, before a ``t.data
+    = ...``), which lives as long as the tensor does."""
     # (the engine's walk does these stores inline: keep the two in step)
     node._in0 = node._in1 = node._more = None
-    node.out = None
     node.kwargs = NO_KWARGS
 
 
@@ -246,9 +250,7 @@ def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str
     out.data = result
     out._requires_grad = True
     out.grad = None
-    out.name = None
     out._vc = None
-    out._hooks = None
     out.op = opdef
     # The inputs in slots (the _inputs setter's work, inline): no tuple kept per node
     if len(saved) == 2:

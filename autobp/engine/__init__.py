@@ -156,8 +156,8 @@ def _walk(
                     input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
                 else:
                     input_grads = _on_tensors(vertex, inputs, g, not plain)
-            if not retain_graph:  # graph.release's three stores, without its call (a frame per node: W1, W4)
-                vertex._in0 = vertex._in1 = vertex._more = vertex.out = None
+            if not retain_graph:  # graph.release's stores, without its call (a frame per node: W1, W4)
+                vertex._in0 = vertex._in1 = vertex._more = None
                 vertex.kwargs = NO_KWARGS
             for tensor, input_grad in zip(inputs, input_grads, strict=True):
                 if not (isinstance(tensor, Tensor) and tensor._requires_grad):
@@ -205,7 +205,8 @@ def _walk(
                 continue  # (ab.grad returns no gradient of it: its hooks are not run, as in PyTorch)
             if g is None:
                 g = from_array(zeros_like(leaf.data))
-            if leaf._hooks:
+            rare = leaf._rare  # (Tensor._hooks's read, inline)
+            if rare is not None and rare.leaf_hooks:
                 g = run_hooks(leaf_hooks(leaf), g, not plain)
             if wanted is None:
                 leaves.append((leaf, g))

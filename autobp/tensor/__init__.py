@@ -86,9 +86,8 @@ class Tensor:
         "data",
         "_requires_grad",
         "grad",
-        "name",
         "_vc",
-        "_hooks",
+        "_rare",
         "__weakref__",
         "op",
         "_in0",
@@ -97,7 +96,6 @@ class Tensor:
         "kwargs",
         "out",
         "versions",
-        "_rare",
         "_seq",
     )
 
@@ -113,7 +111,9 @@ class Tensor:
     # any of them; graph nodes record it (docs/trust.md). None: version 0, storage not shared yet.
     # (A second item, once a tensor that requires grad is on it: a weakref to that tensor.)
     _vc: list[Any] | None
-    _hooks: dict[int, Callable[[Tensor], Tensor | None]] | None  # leaf gradient hooks (autobp.hooks)
+    # What few tensors use (a name, leaf hooks) and few nodes (hooks, retain_grad, anomaly traces):
+    # graph._Rare, or None. Read through the properties below, which give None until set.
+    _rare: Any
     # The node's fields (autobp.graph): the op that made this tensor, or None (a leaf, a constant).
     op: OpDef  # (None on a tensor no op recorded: read the other fields where it is set)
     # The op's inputs as it got them: an op of one or two inputs (nearly every one) keeps them in
@@ -126,10 +126,10 @@ class Tensor:
     kwargs: Mapping[str, Any]
     out: Any  # the output array the rules read (``data`` may be rebound); None once freed
     versions: tuple[int, ...] | None  # the inputs' versions when the op ran (None: all 0)
-    _rare: Any  # graph._Rare: the fields few nodes use (hooks, retain_grad, anomaly traces)
     _seq: int  # when it was recorded: every consumer has a greater number (autobp.engine.order)
 
-    # A node's fields that few nodes use, on its ``_rare`` part (graph._Rare): None until set.
+    # Fields few tensors use, on the ``_rare`` part (graph._Rare): None until set.
+    _hooks = _rare_field("leaf_hooks", "A leaf's gradient hooks by handle key (autobp.hooks), or None.")
     _node_hooks = _rare_field("hooks", "Gradient hooks of a non-leaf tensor (autobp.hooks), or None.")
     _retained = _rare_field("retained", "True when the non-leaf tensor keeps its .grad (retain_grad).")
     _trace = _rare_field("trace", "The forward's user stack, recorded in anomaly mode.")
@@ -141,6 +141,21 @@ class Tensor:
     _array_versions = _rare_field(
         "array_versions", "Another library's saved arrays with its write counts when the op ran (torch)."
     )
+
+    @property
+    def name(self) -> str | None:
+        """A label for graph pictures and saved files (nn modules set dotted names); None by default."""
+        rare = self._rare
+        return None if rare is None else rare.name  # type: ignore[no-any-return]
+
+    @name.setter
+    def name(self, name: str | None) -> None:
+        rare = self._rare
+        if rare is None:
+            if name is None:
+                return  # (what a tensor without the part reads already)
+            rare = self._rare = graph._Rare()
+        rare.name = name
 
     @property
     def _inputs(self) -> tuple[Any, ...] | None:
@@ -188,9 +203,8 @@ class Tensor:
         self._requires_grad = bool(requires_grad)
         self.grad = None
         self.op = None  # type: ignore[assignment]
-        self.name: str | None = None  # a label for graph pictures; nn modules set dotted names
         self._vc = None
-        self._hooks = None
+        self._rare = None
 
     @classmethod
     def _wrap(cls, array: Any, requires_grad: bool = False) -> Tensor:
@@ -200,9 +214,8 @@ class Tensor:
         tensor._requires_grad = requires_grad
         tensor.grad = None
         tensor.op = None  # type: ignore[assignment]
-        tensor.name = None
         tensor._vc = None
-        tensor._hooks = None
+        tensor._rare = None
         return tensor
 
     # -- array-like attributes -------------------------------------------------------------

@@ -42,6 +42,7 @@ def __deepcopy__(self: Tensor, memo: dict[int, Any]) -> Tensor:
     """``copy.deepcopy(t)``: a leaf whose every part is deep-copied (the data, ``.grad``, hooks)."""
     state = _state(self, "copy.deepcopy")
     copied = object.__new__(type(self))
+    copied._rare = None  # (name and hooks are set through it below)
     memo[id(self)] = copied  # (before the parts: a hook may refer back to this tensor)
     for name, value in state.items():
         setattr(copied, name, copy.deepcopy(value, memo))
@@ -62,6 +63,7 @@ def rebuild(cls: type[Tensor], state: dict[str, Any]) -> Tensor:
     """A tensor of class ``cls`` whose slots are ``state`` (what the protocols above return)."""
     tensor = object.__new__(cls)
     tensor.op = None  # type: ignore[assignment]  # a leaf: copies and pickles are of leaves only
+    tensor._rare = None  # (name and hooks are set through it below)
     for name, value in state.items():
         if name != "grad_fn":  # (a pickle made before a tensor was its own graph node holds grad_fn=None)
             setattr(tensor, name, value)
@@ -87,7 +89,9 @@ def _state(tensor: Tensor, how: str) -> dict[str, Any]:
     state = {}
     for cls in type(tensor).__mro__:
         for name in vars(cls).get("__slots__", ()):
-            if name != "__weakref__" and hasattr(tensor, name):
+            if name not in ("__weakref__", "_rare") and hasattr(tensor, name):
                 state[name] = getattr(tensor, name)
+    # (the rare part holds the name and the hooks: the copy gets its own, through its properties)
+    state["name"], state["_hooks"] = tensor.name, tensor._hooks
     state["_vc"] = None  # new memory: version 0, shared with no other tensor
     return state
