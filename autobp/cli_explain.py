@@ -23,16 +23,6 @@ from autobp.commandline import layer_sizes, positive, seed_number
 __all__ = ["add_parser", "example", "run"]
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
 def add_parser(commands: Any) -> None:
     """Register the ``explain`` subcommand on the ``autobp`` command's subparsers."""
     parser = commands.add_parser(
@@ -52,7 +42,7 @@ def add_parser(commands: Any) -> None:
         default=0,
         help="seed of the initial weights (and of a synthetic example); default 0",
     )
-    parser.add_argument("--example", type=_count, default=0, help="which training example (default 0)")
+    parser.add_argument("--example", type=seed_number, default=0, help="which training example (default 0)")
     parser.add_argument(
         "--eta",
         type=positive(float),

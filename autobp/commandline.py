@@ -40,8 +40,9 @@ def positive(kind: type) -> Any:
 
 
 def seed_number(text: str) -> int:
-    """An argparse ``type=`` for ``--seed``: a whole number >= 0, as ``numpy.random.default_rng``
-    takes (``--seed -1`` ended in numpy's traceback, "expected non-negative integer")."""
+    """An argparse ``type=`` for ``--seed`` (and any count from 0): a whole number >= 0, as
+    ``numpy.random.default_rng`` takes (``--seed -1`` ended in numpy's traceback, "expected
+    non-negative integer")."""
     try:
         value = int(text)
     except ValueError:
