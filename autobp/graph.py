@@ -216,26 +216,34 @@ class _Recorded(tuple):  # type: ignore[type-arg]
 NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
-def record(opdef: OpDef, result: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tensor:
-    """Wrap an op's result in a Tensor whose ``grad_fn`` remembers how it was made.
+def record(
+    opdef: OpDef,
+    result: Any,
+    args: tuple[Any, ...],
+    arrays: list[Any],
+    kwargs: Mapping[str, Any],
+    versioned: bool,
+    constants: bool,
+) -> Tensor:
+    """Wrap an op's result in a Tensor that is the op's graph node (``grad_fn`` shows it).
 
-    Saved inputs must not change before backward: a Tensor is version-checked then; a writeable numpy
-    array (a constant, which has no version) is copied here, unless a tape is tracing (it recognises
-    its inputs by identity).
+    ``args`` are the op's inputs (Tensors and constants), ``arrays`` what its forward got (each
+    Tensor's data, each constant as it is); the public function tells whether an input's storage
+    was ever written in place (``versioned``) and whether a constant other than a number came
+    (``constants``), from the loop over the inputs it runs anyway. Saved inputs must not change
+    before backward: a Tensor is version-checked then; a writeable numpy array (a constant, which
+    has no version) is copied here, unless a tape is tracing (it recognises its inputs by identity).
     """
+    for value in arrays:
+        if value is result:  # an op returned its input: freeze a view, never the input itself
+            result = new_view(result)
+            break
     saved = args
-    versioned = False  # whether an input's storage was ever written in place
-    for value in args:
-        if isinstance(value, Tensor):
-            if value.data is result:  # an op returned its input: freeze a view, never the input itself
-                result = new_view(result)
-            if value._vc is not None and value._vc[0]:
-                versioned = True
-        elif type(value) is np.ndarray:
-            if value is result:
-                result = new_view(result)
-            if saved is args and _local.modes.tape is None and may_change(value):
+    if constants and _local.modes.tape is None:
+        for value in args:
+            if type(value) is np.ndarray and may_change(value):
                 saved = copy_changeable_arrays(args)
+                break
     # Tensor._wrap's work without its call (recording is the eager path's hot spot: W2, W4).
     # The Tensor is its own node: one object per op (graph.Node is the view grad_fn shows).
     node = out = _new_object(Tensor)

@@ -274,6 +274,8 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
         given = args  # (as the caller gave them, for errors: a list operand is shown as a list)
         needs_grad = False
         numpy_only = True
+        versioned = False  # an input's storage was written in place: its node keeps the versions
+        constants = False  # a constant other than a number (an array record may copy)
         for value in args:
             if isinstance(value, Tensor):
                 data = value.data
@@ -282,12 +284,16 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
                     needs_grad = True
                 if type(data) is not ndarray:
                     numpy_only = False
+                if value._vc is not None and value._vc[0]:
+                    versioned = True
             else:
-                # (a number first, as W2's and W4's constants: one test; a plain array two)
-                if not isinstance(value, SCALARS) and type(value) is not ndarray:
-                    args, value, numpy_like = unusual_operand(opdef, args, value, mode)
-                    if not numpy_like:
-                        numpy_only = False
+                # (a number first, as W2's and W4's constants: one test)
+                if not isinstance(value, SCALARS):
+                    if type(value) is not ndarray:
+                        args, value, numpy_like = unusual_operand(opdef, args, value, mode)
+                        if not numpy_like:
+                            numpy_only = False
+                    constants = True
                 arrays.append(value)
         try:
             result = (fast if numpy_only else forward)(*arrays, **kwargs)  # (fast is forward if none)
@@ -300,7 +306,8 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
         if kwargs and mode.enabled and first_requiring_grad(kwargs.values()) is not None:
             raise_keyword_needs_grad(opdef, kwargs)
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
-            out = record(opdef, result, args, kwargs)  # (views of inputs: handled there, as below)
+            # (views of inputs: handled there, as below)
+            out = record(opdef, result, args, arrays, kwargs, versioned, constants)
         else:
             for array in arrays:
                 if array is result:  # an op returned its input (squeeze, sum_to): a view, to share its counter
