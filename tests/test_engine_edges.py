@@ -38,6 +38,23 @@ def test_a_rule_whose_gradient_has_no_way_back_to_its_input_shape_is_named(scrat
     assert x.grad is None and y.grad is None
 
 
+@pytest.mark.parametrize("plain_arrays", [True, False])
+@pytest.mark.parametrize("returned", [2.0, [2.0, 2.0]], ids=["float", "list"])
+def test_a_rule_that_returns_no_array_is_named(scratch_ops: list[str], plain_arrays: bool, returned: object) -> None:
+    # The walk reads a gradient's shape: a Python float (or a list) from a custom rule ended in
+    # "AttributeError: 'float' object has no attribute 'shape'", naming neither op nor rule.
+    @op("edges_float_rule", arity=1)
+    def doubled(x: np.ndarray) -> np.ndarray:
+        return x * 2.0
+
+    scratch_ops.append("edges_float_rule")
+    doubled.defvjp(lambda grad, out, x: returned, plain_arrays=plain_arrays)
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"edges_float_rule: its vjp rule for input 0 returned (float|list)"):
+        doubled(x).sum().backward()
+    assert x.grad is None
+
+
 def test_a_node_input_set_by_hand_out_of_order_is_refused() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     a = x * 2.0

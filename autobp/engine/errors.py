@@ -12,6 +12,7 @@ from autobp.tensor import Tensor
 __all__ = [
     "complex_gradient_error",
     "rebound_output_error",
+    "raise_not_an_array",
     "describe_tensor",
     "freed_error",
     "modified_error",
@@ -49,6 +50,18 @@ def rebound_output_error(node: Tensor) -> RuntimeError:
         "ran; its rules read the values the op computed, and a differentiated gradient (create_graph, hvp) "
         "would pass through the replaced ones. Compute the new values out of place instead of assigning .data"
     )
+
+
+def raise_not_an_array(node: Any, input_grads: Sequence[Any], error: AttributeError) -> None:
+    """Raise a TypeError naming ``node``'s op where one of its rules gave a gradient that is not an
+    array (a Python float, a list: the walk read its ``.shape``); return for any other error."""
+    for index, value in enumerate(input_grads):
+        if value is not None and not (hasattr(value, "shape") and hasattr(value, "dtype")):
+            name = getattr(getattr(node, "op", None), "name", "backward")
+            raise TypeError(
+                f"{name}: its vjp rule for input {index} returned {backends.describe(value)}, not an array; "
+                "a vjp rule returns an array (or a Tensor) of the input's shape, or None for a zero gradient"
+            ) from error
 
 
 def modified_error(what: str, node: Tensor, tensor: Tensor, saved: int) -> RuntimeError:
