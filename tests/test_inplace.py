@@ -211,6 +211,23 @@ def test_augmented_assignment_on_graph_tensors_rebinds() -> None:
     np.testing.assert_allclose(x.grad.data, [6.0, 12.0])
 
 
+def test_a_held_grad_fn_does_not_stop_a_rebind_but_another_name_still_does() -> None:
+    # grad_fn is a view holding the tensor (the tensor is its own node): it stands for the op that
+    # made the old values, as the node object did before, and is no alias of the name rebound
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    node = h.grad_fn
+    h += 1.0
+    assert node is not None and node.name == "mul" and node.output.tolist() == [2.0, 4.0]
+    (h * h).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [12.0, 20.0])
+    g = x * 2.0
+    node, alias = g.grad_fn, g
+    with pytest.raises(RuntimeError, match="held by more than this name"):
+        g += 1.0
+    assert alias is g and node.output is g
+
+
 def test_inplace_write_of_a_grad_operand_into_a_constant_is_refused() -> None:
     c = ab.tensor([0.0, 0.0])
     x = ab.tensor([1.0, 2.0], requires_grad=True)

@@ -11,6 +11,7 @@ installed by ``autobp.tensor.method_table.install``; Tensor's class body declare
 
 from __future__ import annotations
 
+import gc
 import sys
 import weakref
 from typing import Any
@@ -177,6 +178,8 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
         entry = level.tangents.get(tensor)
         if entry is not None:
             held += 1 + (entry[1] is tensor)
+    if not (shared or handed_out) and references - held > _unaliased(other is tensor):
+        held += _grad_fn_views(tensor)  # (only where the count would refuse: it scans the heap)
     if shared or handed_out or references - held > _unaliased(other is tensor):
         what = (
             "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "
@@ -193,6 +196,13 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
             "old values. Build the new values out of place under a new name (y = h + 1, ab.where(mask, h + 1, "
             "h)), or rebind explicitly on a copy (v = v.clone() + 1)"
         )
+
+
+def _grad_fn_views(tensor: Tensor) -> int:
+    """How many ``grad_fn`` views (``graph.Node``) hold ``tensor``: each holds the tensor it shows
+    (the tensor is its own node), but stands for the op that made it, which a rebind leaves as it
+    was. ``fn = h.grad_fn; h += 1`` rebinds, as it did when the node was an object of its own."""
+    return sum([type(holder) is graph.Node for holder in gc.get_referrers(tensor)])
 
 
 def __iadd__(self: Tensor, other: Any) -> Tensor:
