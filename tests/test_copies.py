@@ -175,3 +175,26 @@ def test_a_torch_tensors_copy_has_memory_of_its_own_too(how: str) -> None:
     loss.backward()
     np.testing.assert_array_equal(w.grad.numpy(), [3.0, 4.0])
     np.testing.assert_array_equal(duplicate.numpy(), [4.0, 5.0])
+
+
+def test_a_pickle_holds_the_slots_an_older_autobp_sets_and_loads_one_made_there() -> None:
+    # Before a recorded op's output was its own node (78291f1), a Tensor had the slots grad_fn, name
+    # and _hooks, and no op: pickles cross between versions both ways.
+    from autobp.tensor.copies import rebuild
+
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    x.name = "w"
+    function, (cls, state) = x.__reduce_ex__(2)
+    assert function is rebuild and cls is ab.Tensor
+    assert "op" not in state and state["grad_fn"] is None and state["name"] == "w" and state["_hooks"] is None
+    assert not any(name.startswith("_in") or name in ("_rare", "out", "_seq") for name in state)
+
+    class Older:  # a pickle as that autobp wrote it
+        def __reduce__(self) -> tuple[Any, ...]:
+            old = {"data": np.array([3.0, 4.0]), "_requires_grad": True, "grad": None, "grad_fn": None}
+            return rebuild, (ab.Tensor, {**old, "name": "v", "_vc": None, "_hooks": None})
+
+    loaded = pickle.loads(pickle.dumps(Older()))
+    assert loaded.is_leaf and loaded.grad_fn is None and loaded.name == "v" and loaded.requires_grad
+    (loaded * loaded).sum().backward()
+    np.testing.assert_array_equal(loaded.grad.numpy(), [6.0, 8.0])

@@ -43,6 +43,7 @@ def __deepcopy__(self: Tensor, memo: dict[int, Any]) -> Tensor:
     state = _state(self, "copy.deepcopy")
     copied = object.__new__(type(self))
     copied._rare = None  # (name and hooks are set through it below)
+    copied.op = None  # type: ignore[assignment]  # a leaf
     memo[id(self)] = copied  # (before the parts: a hook may refer back to this tensor)
     for name, value in state.items():
         setattr(copied, name, copy.deepcopy(value, memo))
@@ -56,6 +57,9 @@ def __reduce_ex__(self: Tensor, protocol: Any) -> tuple[Any, ...]:
     # pickled array's memory, which must then be no other tensor's.
     state["data"] = graph.copy_array(self.data)
     state["_hooks"] = None
+    # The slot a leaf had before it was its own graph node's (rebuild skips it): a pickle made here
+    # loads where autobp is older (78291f1 and before), as one made there loads here.
+    state["grad_fn"] = None
     return rebuild, (type(self), state)
 
 
@@ -89,7 +93,9 @@ def _state(tensor: Tensor, how: str) -> dict[str, Any]:
     state = {}
     for cls in type(tensor).__mro__:
         for name in vars(cls).get("__slots__", ()):
-            if name not in ("__weakref__", "_rare") and hasattr(tensor, name):
+            # (no ``op``: a copy is a leaf, which rebuild makes it; a pickle then holds the slots it
+            # held before a tensor was its own graph node, which older versions of autobp can load)
+            if name not in ("__weakref__", "_rare", "op") and hasattr(tensor, name):
                 state[name] = getattr(tensor, name)
     # (the rare part holds the name and the hooks: the copy gets its own, through its properties)
     state["name"], state["_hooks"] = tensor.name, tensor._hooks
