@@ -37,9 +37,20 @@ if TYPE_CHECKING:  # at run time install_ops() binds these names: each of these 
 __all__ = ["Tensor", "tensor"]
 
 
-# What a node's ``_more`` holds when its op had one input (in ``_in0``) or two (``_in0``, ``_in1``).
-ONE: Any = type("OneInput", (), {"__repr__": lambda self: "ONE", "__slots__": ()})()
-TWO: Any = type("TwoInputs", (), {"__repr__": lambda self: "TWO", "__slots__": ()})()
+class _InputCount:
+    """What a node's ``_more`` holds when its op had one input (in ``_in0``) or two (``_in0``,
+    ``_in1``): ``ONE`` or ``TWO``, told apart by identity."""
+
+    __slots__ = ("count",)
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __repr__(self) -> str:
+        return "ONE" if self.count == 1 else "TWO"
+
+
+ONE, TWO = _InputCount(1), _InputCount(2)
 
 
 def _rare_field(name: str, doc: str) -> Any:
@@ -80,7 +91,7 @@ class Tensor:
     [[2.0, 4.0], [6.0, 8.0]]
     """
 
-    # The first seven are every tensor's; the rest are the node's of a tensor an op recorded (its
+    # The first six are every tensor's; the rest are the node's of a tensor an op recorded (its
     # ``grad_fn``): ``op`` is None on any other tensor, and the rest are set by ``graph.record`` only.
     __slots__ = (
         "data",
@@ -124,7 +135,7 @@ class Tensor:
     _in1: Any
     _more: Any
     kwargs: Mapping[str, Any]
-    out: Any  # the output array the rules read (``data`` may be rebound); None once freed
+    out: Any  # the output array the rules read (``data`` may be rebound since)
     versions: tuple[int, ...] | None  # the inputs' versions when the op ran (None: all 0)
     _seq: int  # when it was recorded: every consumer has a greater number (autobp.engine.order)
 

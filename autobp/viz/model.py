@@ -229,7 +229,6 @@ def build_view(
     view = GraphView({}, [], total_ops, len(order) - len(inlined))
 
     kept = _keep(root_vertices, inlined, max_nodes)
-    root_data = {id(_vertex(r)): r for r in roots}  # a freed root node lost .out; its Tensor did not
     cluster = clusters(order, collapse)
     ids: dict[int, str] = {}
     for vertex in order:
@@ -238,9 +237,8 @@ def build_view(
         tid = ids[id(vertex)] = f"t{len(ids)}"
         kind = "root" if id(vertex) in root_ids else "output"
         if is_node(vertex):
-            array, grad = vertex.out, vertex.grad  # (a non-leaf's .grad: kept by retain_grad)
-            if array is None and id(vertex) in root_data:
-                array = root_data[id(vertex)].data
+            # (what the op computed, kept after backward freed the graph; a non-leaf's .grad: retain_grad's)
+            array, grad = vertex.out, vertex.grad
         else:
             array, grad = vertex.data, vertex.grad
             if id(vertex) not in root_ids:
