@@ -382,3 +382,19 @@ def test_a_numpy_reduction_of_a_tensor_says_what_to_call(name: str) -> None:
     t = ab.tensor([1.0, 2.0])
     with pytest.raises(TypeError, match=rf"numpy.{name}: numpy calls the tensor's own method .* use ab.{name}\(t\)"):
         getattr(np, name)(t)
+
+
+def test_a_subclass_may_name_its_tensor_before_calling_tensors_constructor() -> None:
+    # The name lives on the tensor's rare part, which the constructor sets: a subclass that names
+    # itself first raised AttributeError (its slot was not set yet). The constructor starts the
+    # tensor with no name, as it did when the name was a slot of its own.
+    class Named(ab.Tensor):
+        def __init__(self, data: object) -> None:
+            self.name = "early"
+            super().__init__(data)
+
+    t = Named([1.0, 2.0])
+    assert t.tolist() == [1.0, 2.0]
+    assert t.name is None
+    t.name = "later"
+    assert t.name == "later"

@@ -156,12 +156,12 @@ class Tensor:
     @property
     def name(self) -> str | None:
         """A label for graph pictures and saved files (nn modules set dotted names); None by default."""
-        rare = self._rare
+        rare = getattr(self, "_rare", None)  # (a subclass may name it before Tensor.__init__ ran)
         return None if rare is None else rare.name  # type: ignore[no-any-return]
 
     @name.setter
     def name(self, name: str | None) -> None:
-        rare = self._rare
+        rare = getattr(self, "_rare", None)
         if rare is None:
             if name is None:
                 return  # (what a tensor without the part reads already)
