@@ -2,8 +2,9 @@
 
 ``Tensor.register_hook(fn)`` calls ``fn(grad)`` when the gradient of that tensor is complete
 (every consumer has contributed); a returned Tensor replaces the gradient for everything
-upstream. Leaf hooks live on the Tensor (``_hooks``), non-leaf hooks on its ``grad_fn`` node,
-where the engine runs them (``engine.hook_calls.run_hooks`` / ``engine.hook_calls.run_node_hooks``).
+upstream. Hooks live on the tensor's rare part: a leaf's by handle key (``_hooks``), a non-leaf's,
+the tensor being its op's node, as the node's (``_node_hooks``), where the engine runs them
+(``engine.hook_calls.run_hooks`` / ``engine.hook_calls.run_node_hooks``).
 ``retain_grad`` keeps ``.grad`` on a non-leaf tensor after backward.
 """
 

@@ -167,7 +167,7 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
     # else keeps it: more than its slot and getrefcount's argument means another Tensor shares it.
     shared = tensor._vc is not None and sys.getrefcount(tensor._vc) > 2
     # A numpy array handed out (``t.numpy()``, ``np.asarray(t)``: the array itself) would keep the
-    # old values too. Its holders inside autobp: the tensor's slot, the node that made it (``out``),
+    # old values too. Its holders inside autobp: the tensor's slot, its node's saved output (``out``),
     # the local ``data`` here and getrefcount's argument (a tape's recorder holds arrays too: not
     # counted while tracing).
     data = tensor.data
