@@ -32,11 +32,11 @@ from autobp.storage import (
     freeze_kwargs,
     is_foreign_array,
     may_change,
-    new_view,
     record_foreign,
 )
 from autobp.storage import copy_array as copy_array
 from autobp.storage import is_foreign_view as is_foreign_view
+from autobp.storage import new_view as new_view
 from autobp.storage import share_storage as share_storage
 from autobp.tape_notes import (
     TapeError,
@@ -152,12 +152,12 @@ class Node:
     @property
     def op(self) -> OpDef:
         """The op's registry entry (``autobp.ops.registry.OpDef``)."""
-        return self._tensor.op  # type: ignore[return-value]
+        return self._tensor.op
 
     @property
     def name(self) -> str:
         """The registry name of the op, e.g. ``"mul"``."""
-        return self._tensor.op.name  # type: ignore[union-attr]
+        return self._tensor.op.name
 
     @property
     def inputs(self) -> tuple[Tensor, ...] | None:
@@ -220,24 +220,20 @@ def record(
     opdef: OpDef,
     result: Any,
     args: tuple[Any, ...],
-    arrays: list[Any],
     kwargs: Mapping[str, Any],
     versioned: bool,
     constants: bool,
 ) -> Tensor:
     """Wrap an op's result in a Tensor that is the op's graph node (``grad_fn`` shows it).
 
-    ``args`` are the op's inputs (Tensors and constants), ``arrays`` what its forward got (each
-    Tensor's data, each constant as it is); the public function tells whether an input's storage
-    was ever written in place (``versioned``) and whether a constant other than a number came
-    (``constants``), from the loop over the inputs it runs anyway. Saved inputs must not change
-    before backward: a Tensor is version-checked then; a writeable numpy array (a constant, which
-    has no version) is copied here, unless a tape is tracing (it recognises its inputs by identity).
+    ``args`` are the op's inputs (Tensors and constants); ``result`` is never one of their arrays
+    (the public function made a view of an input it got back). The public function tells whether
+    an input's storage was ever written in place (``versioned``) and whether a constant other than
+    a number came (``constants``), from the loop over the inputs it runs anyway. Saved inputs must
+    not change before backward: a Tensor is version-checked then; a writeable numpy array (a
+    constant, which has no version) is copied here, unless a tape is tracing (it recognises its
+    inputs by identity).
     """
-    for value in arrays:
-        if value is result:  # an op returned its input: freeze a view, never the input itself
-            result = new_view(result)
-            break
     saved = args
     if constants and _local.modes.tape is None:
         for value in args:

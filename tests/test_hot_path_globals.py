@@ -66,7 +66,7 @@ def test_the_walk_loads_module_attributes_only_once_per_walk() -> None:
 
 
 def test_an_ops_public_function_loads_a_module_attribute_only_on_its_rare_view_branch() -> None:
-    # graph.new_view: an op that returned its input unchanged (squeeze, sum_to) outside recording.
+    # graph.new_view: an op that returned its input unchanged (squeeze, sum_to), recorded or not.
     for name in ("mul", "exp", "sum", "matmul"):
         assert module_attributes(REGISTRY[name].public) == {("graph", "new_view")}, name
 

@@ -305,14 +305,13 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
             raise_with_context(opdef, error, given)
         if kwargs and mode.enabled and first_requiring_grad(kwargs.values()) is not None:
             raise_keyword_needs_grad(opdef, kwargs)
+        for value in arrays:
+            if value is result:  # an op returned its input (squeeze, sum_to): a view, to share its counter
+                result = graph.new_view(result)  # (recorded, it is frozen: never the input itself)
+                break
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
-            # (views of inputs: handled there, as below)
-            out = record(opdef, result, args, arrays, kwargs, versioned, constants)
+            out = record(opdef, result, args, kwargs, versioned, constants)  # (views of inputs: as below)
         else:
-            for array in arrays:
-                if array is result:  # an op returned its input (squeeze, sum_to): a view, to share its counter
-                    result = graph.new_view(result)
-                    break
             out = wrap(result)
             data = out.data
             if data.base is not None if type(data) is ndarray else not numpy_only and is_foreign_view(data):
