@@ -41,9 +41,7 @@ def __copy__(self: Tensor) -> Tensor:
 def __deepcopy__(self: Tensor, memo: dict[int, Any]) -> Tensor:
     """``copy.deepcopy(t)``: a leaf whose every part is deep-copied (the data, ``.grad``, hooks)."""
     state = _state(self, "copy.deepcopy")
-    copied = object.__new__(type(self))
-    copied._rare = None  # (name and hooks are set through it below)
-    copied.op = None  # type: ignore[assignment]  # a leaf
+    copied = _blank_leaf(type(self))
     memo[id(self)] = copied  # (before the parts: a hook may refer back to this tensor)
     for name, value in state.items():
         setattr(copied, name, copy.deepcopy(value, memo))
@@ -65,12 +63,20 @@ def __reduce_ex__(self: Tensor, protocol: Any) -> tuple[Any, ...]:
 
 def rebuild(cls: type[Tensor], state: dict[str, Any]) -> Tensor:
     """A tensor of class ``cls`` whose slots are ``state`` (what the protocols above return)."""
-    tensor = object.__new__(cls)
-    tensor.op = None  # type: ignore[assignment]  # a leaf: copies and pickles are of leaves only
-    tensor._rare = None  # (name and hooks are set through it below)
+    tensor = _blank_leaf(cls)
     for name, value in state.items():
         if name != "grad_fn":  # (a pickle made before a tensor was its own graph node holds grad_fn=None)
             setattr(tensor, name, value)
+    return tensor
+
+
+def _blank_leaf(cls: type[Tensor]) -> Tensor:
+    """A tensor of class ``cls`` with no slot set but the two a leaf's state leaves out: ``op`` (a
+    leaf: copies and pickles are of leaves only) and its rare part, which the name and the hooks
+    are then set through."""
+    tensor = object.__new__(cls)
+    tensor.op = None  # type: ignore[assignment]
+    tensor._rare = None
     return tensor
 
 
