@@ -53,22 +53,27 @@ class _InputCount:
 ONE, TWO = _InputCount(1), _InputCount(2)
 
 
+def _read_rare(tensor: Tensor, name: str) -> Any:
+    """Field ``name`` of ``tensor``'s rare part (``graph._Rare``), or None without one."""
+    rare = getattr(tensor, "_rare", None)  # (unset: a subclass may name a tensor before Tensor.__init__)
+    return None if rare is None else getattr(rare, name)
+
+
+def _write_rare(tensor: Tensor, name: str, value: Any) -> None:
+    """Set field ``name`` of ``tensor``'s rare part, making the part on the first value but None."""
+    rare = getattr(tensor, "_rare", None)
+    if rare is None:
+        if value is None:
+            return  # None is what a tensor without the part reads already
+        rare = tensor._rare = graph._Rare()
+    setattr(rare, name, value)
+
+
 def _rare_field(name: str, doc: str) -> Any:
-    """A node's attribute stored on its ``_rare`` part (``graph._Rare``): reads give None until set."""
-
-    def get(node: Tensor) -> Any:
-        rare = node._rare
-        return None if rare is None else getattr(rare, name)
-
-    def set_(node: Tensor, value: Any) -> None:
-        rare = node._rare
-        if rare is None:
-            if value is None:
-                return  # None is what a node without the part reads already
-            rare = node._rare = graph._Rare()
-        setattr(rare, name, value)
-
-    return property(get, set_, doc=doc)
+    """A tensor's attribute stored on its ``_rare`` part: reads give None until set."""
+    return property(
+        lambda tensor: _read_rare(tensor, name), lambda tensor, value: _write_rare(tensor, name, value), doc=doc
+    )
 
 
 class Tensor:
@@ -156,17 +161,11 @@ class Tensor:
     @property
     def name(self) -> str | None:
         """A label for graph pictures and saved files (nn modules set dotted names); None by default."""
-        rare = getattr(self, "_rare", None)  # (a subclass may name it before Tensor.__init__ ran)
-        return None if rare is None else rare.name  # type: ignore[no-any-return]
+        return _read_rare(self, "name")  # type: ignore[no-any-return]
 
     @name.setter
     def name(self, name: str | None) -> None:
-        rare = getattr(self, "_rare", None)
-        if rare is None:
-            if name is None:
-                return  # (what a tensor without the part reads already)
-            rare = self._rare = graph._Rare()
-        rare.name = name
+        _write_rare(self, "name", name)
 
     @property
     def _inputs(self) -> tuple[Any, ...] | None:
