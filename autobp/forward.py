@@ -38,8 +38,9 @@ class Level:
 
     Tangents are keyed by the tensor (a recorded op's output is its node: the engine hands rules
     on Tensors that tensor itself, which finds its tangent). A leaf's entry keeps its version: an
-    in-place change afterwards makes the tangent stale, and reading it then raises. A level whose tangents are not
-    differentiated (``plain``) keeps them as arrays, which its rules then take as they are.
+    in-place change afterwards makes the tangent stale, and reading it then raises. A level whose
+    tangents are not differentiated (``plain``) keeps them as arrays, which its rules then take as
+    they are.
     """
 
     __slots__ = ("tangents", "plain", "active")
@@ -73,8 +74,7 @@ def carries_tangent(value: Any) -> bool:
     levels = _local.modes.forward
     if not levels or not isinstance(value, Tensor):
         return False
-    key = value
-    return any(key in level.tangents for level in levels)
+    return any(value in level.tangents for level in levels)
 
 
 def first_carrying_tangent(values: Any, levels: Any) -> Tensor | None:
@@ -83,9 +83,8 @@ def first_carrying_tangent(values: Any, levels: Any) -> Tensor | None:
     would drop (``public_function``, ``Tensor.__array_function__`` refuse it)."""
     for value in values:
         if isinstance(value, Tensor):
-            key = value
             for level in levels:
-                if key in level.tangents:
+                if value in level.tangents:
                     return value
         elif type(value) is list or type(value) is tuple:
             found = first_carrying_tangent(value, levels)
@@ -97,11 +96,11 @@ def first_carrying_tangent(values: Any, levels: Any) -> Tensor | None:
 def restamp(tensor: Tensor, before: int) -> None:
     """``tensor``'s version moved from ``before`` without a write (``requires_grad`` turned on):
     the tangents it carries still describe it, so their entries take the new version."""
-    key, now = tensor, tensor._version
+    now = tensor._version
     for level in _local.modes.forward or ():
-        entry = level.tangents.get(key)
+        entry = level.tangents.get(tensor)
         if entry is not None and entry[1] is tensor and entry[2] == before:
-            level.tangents[key] = (entry[0], tensor, now)
+            level.tangents[tensor] = (entry[0], tensor, now)
 
 
 def _stale(tensor: Tensor) -> RuntimeError:

@@ -178,9 +178,10 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
         entry = level.tangents.get(tensor)
         if entry is not None:
             held += 1 + (entry[1] is tensor)
-    if not (shared or handed_out) and references - held > _unaliased(other is tensor):
+    allowed = _unaliased(other is tensor)
+    if not (shared or handed_out) and references - held > allowed:
         held += _grad_fn_views(tensor)  # (only where the count would refuse: it scans the heap)
-    if shared or handed_out or references - held > _unaliased(other is tensor):
+    if shared or handed_out or references - held > allowed:
         what = (
             "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "
             "or it has one, or a detach())"
