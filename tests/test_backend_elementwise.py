@@ -37,7 +37,10 @@ def _arguments(name: str, dtype: Any) -> list[tuple[tuple[Any, ...], dict[str, A
         grid = np.outer(x[2:-3], x[2:-3])
         return [((grid,), {}), ((grid,), {"axis": 0}), ((grid,), {"axis": (0, 1), "keepdims": True}), ((x[5],), {})]
     if opdef.arity == 2:
-        return [((column, row), {}), ((x[3], x[7]), {}), ((x, 2.0), {})]
+        # (and mixed dtypes: a fast forward that writes into a buffer must not round a wider result into it)
+        wider, integers = x.astype(np.float64), np.arange(-6, 7)
+        mixed = [((wider, x), {}), ((x, wider), {}), ((x, integers), {}), ((integers, x), {})]
+        return [((column, row), {}), ((x[3], x[7]), {}), ((x, 2.0), {}), *mixed]
     return [((x,), {}), ((column * row,), {}), ((x[3],), {}), ((x[0],), {})]
 
 

@@ -291,12 +291,16 @@ def _sigmoid(x: Any) -> Any:
 
 
 def _tanh_backward(grad: Any, out: Any) -> Any:
-    factor = np.square(out)
-    if type(factor) is not np.ndarray:  # 0-d inputs give numpy scalars, not weak Python floats
-        return grad * (1 - out * out)
-    # The same three steps written into one buffer: the same values, one allocation fewer.
-    np.subtract(1, factor, out=factor)
-    return np.multiply(grad, factor, out=factor) if factor.shape == np.shape(grad) else grad * factor
+    factor = out * out
+    if type(factor) is not np.ndarray or factor.dtype.kind != "f":  # (0-d inputs give numpy scalars)
+        return grad * (1 - factor)
+    # The same three steps written into one buffer, where grad's dtype and shape fit it: the same
+    # values (`1.0`: numpy converts a Python float faster than an int, to the same value in a float
+    # array), one allocation fewer. Positional `out`: numpy parses no keyword.
+    np.subtract(1.0, factor, factor)
+    if type(grad) is np.ndarray and grad.dtype is factor.dtype and grad.shape == factor.shape:
+        return np.multiply(grad, factor, factor)
+    return grad * factor  # (float64 grad with float32 out: float64, as the general forward gives)
 
 
 def _sigmoid_backward(grad: Any, out: Any) -> Any:
