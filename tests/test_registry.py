@@ -261,6 +261,33 @@ def test_a_custom_forward_returning_its_input_or_a_view_still_shares_the_counter
         np.testing.assert_array_equal(x.grad.data, [1.0, 2.0, 3.0] if function is same else [3.0, 2.0, 1.0])
 
 
+@pytest.mark.parametrize("plain_arrays", [True, False])
+@pytest.mark.parametrize("returned", ["one too few", "one too many", "an array"])
+def test_a_variadic_rule_giving_the_wrong_count_is_named(
+    scratch_ops: list[str], plain_arrays: bool, returned: str
+) -> None:
+    # The walk pairs gradients with inputs unchecked: the count is checked where a user's rule gives it.
+    # (An array of two rows for two inputs would otherwise be read as two gradients.)
+    scratch_ops.append("pair_total_for_test")
+
+    @op("pair_total_for_test", arity=None)
+    def pair_total(*xs: np.ndarray) -> np.ndarray:
+        """The sum of the inputs. Shapes: broadcastable -> broadcast shape."""
+        return sum(np.asarray(x) for x in xs)  # type: ignore[return-value]
+
+    def back(grad: np.ndarray, out: np.ndarray, *xs: np.ndarray, needs: tuple[bool, ...]) -> object:
+        grads = [grad for _ in xs]
+        if returned == "an array":
+            return np.stack(grads)
+        return grads[:-1] if returned == "one too few" else [*grads, grad]
+
+    pair_total.defvjp_variadic(back, plain_arrays=plain_arrays)
+    x, y = ab.tensor([1.0, 2.0], requires_grad=True), ab.tensor([3.0, 4.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"^pair_total_for_test: its variadic vjp rule returned .* for 2 inputs"):
+        pair_total(x, y).sum().backward()
+    assert x.grad is None and y.grad is None
+
+
 @pytest.mark.parametrize("create_graph", [False, True])
 def test_an_op_without_a_vjp_rule_refuses_reverse_mode_by_name(scratch_ops: list[str], create_graph: bool) -> None:
     # As an op without a jvp rule refuses forward mode (custom-ops.md); before, backward raised

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobp import backends, graph
 from autobp.tensor import Tensor
+
+if TYPE_CHECKING:
+    from autobp.ops.opdef import OpDef
 
 __all__ = [
     "complex_gradient_error",
@@ -19,6 +22,7 @@ __all__ = [
     "wrong_shape_error",
     "warn_grad_cycle",
     "explain_rule_error",
+    "variadic_count_error",
 ]
 
 
@@ -114,3 +118,13 @@ def explain_rule_error(node: Tensor, error: Exception) -> None:
         listed = any([type(value) is list or type(value) is tuple for value in node._inputs or ()])
         hint = "; pass an array or a Tensor (ab.tensor([...])) instead of the list" if listed else ""
         raise type(error)(f"{name}: in its backward: {error} (inputs: {shown}){hint}") from error
+
+
+def variadic_count_error(opdef: OpDef, grads: Any, inputs: int) -> TypeError:
+    """A variadic vjp rule's result that is not one gradient (or None) per input: a list of
+    another length, or an array (whose rows would have been read as gradients)."""
+    got = f"{len(grads)} gradients" if isinstance(grads, (list, tuple)) else backends.describe(grads)
+    return TypeError(
+        f"{opdef.name}: its variadic vjp rule returned {got} for {inputs} inputs; it returns a list "
+        "or tuple of one gradient (or None) per input (docs/custom-ops.md)"
+    )

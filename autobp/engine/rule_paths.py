@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from autobp import graph
-from autobp.engine.errors import explain_rule_error, rebound_output_error
+from autobp.engine.errors import explain_rule_error, rebound_output_error, variadic_count_error
 from autobp.engine.mode_switch import modes
 from autobp.engine.versions import changed, check_versions
 from autobp.graph import node_inputs
@@ -39,7 +39,11 @@ def _run_rules(
     if inputs is None:  # (the walk passes them: the _inputs property's frame per node, saved)
         inputs = node._inputs or ()
     if opdef.variadic_rule is not None:
-        return opdef.variadic_rule(g, out, *values, needs=tuple([_needs(x) for x in inputs]), **kwargs)
+        grads = opdef.variadic_rule(g, out, *values, needs=tuple([_needs(x) for x in inputs]), **kwargs)
+        # (checked here, where a user's rule gives the count: the walk pairs gradients with inputs unchecked)
+        if not isinstance(grads, (list, tuple)) or len(grads) != len(inputs):
+            raise variadic_count_error(opdef, grads, len(inputs))
+        return grads
     rules = opdef.rules
     # One and two inputs (nearly every node) unrolled: a list comprehension with a call per input
     # cost the general path (create_graph, forward-over-reverse: W5) a tenth of its rule dispatch.
