@@ -280,7 +280,8 @@ def record(
         _anomaly_hook(node)
     # The output may be saved for backward: writes through `.data` must raise (docs/trust.md).
     if numpy_result:
-        result.setflags(write=False)  # (setflags: half the cost of `flags.writeable = False`)
+        # (setflags(write) positionally: a keyword costs numpy its argument parsing, twice the call)
+        result.setflags(False)  # (and a quarter of `flags.writeable = False`)
         if result.base is not None:  # a view of an input's memory: one storage, one version counter
             share_storage(out, args)
     else:  # other libraries have no read-only flag (docs/arrays.md)
