@@ -3,9 +3,10 @@
 An op of one or two inputs with a numpy fast forward has a shorter road in front of its general
 public function (``autobp.ops.public_function.specialised``) for its commonest calls. Here every
 such op is called both ways on its own hypothesis samples, each operand drawn as a Tensor that
-requires grad, a constant Tensor, a Tensor written in place before the call, or a Python number;
-the two results must agree bit for bit (value, dtype, shape), in whether they require grad, in
-the node they record (op, saved versions) and in the gradients a backward through them gives.
+requires grad, one carrying a forward-mode tangent too, a constant Tensor, a Tensor written in
+place before the call, or a Python number; the two results must agree bit for bit (value, dtype,
+shape), in whether they require grad, in the node they record (op, saved versions), in their
+tangent and in the gradients a backward through them gives.
 Errors must be the same error. Inside a first-order walk (array mode) the two must return the same
 plain arrays.
 """
@@ -21,13 +22,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import autobp as ab
+from autobp import forward_ad
 from autobp.engine.mode_switch import modes
 from autobp.ops.public_function import specialised
 from autobp.ops.registry import REGISTRY, op
 from autobp.testing.samples import samples_for
 
 ROADS = sorted(name for name, opdef in REGISTRY.items() if hasattr(opdef.public, "general"))
-KINDS = ("leaf", "constant", "written", "number")
+KINDS = ("leaf", "constant", "written", "number", "dual")
 
 
 def test_the_ops_of_w2_and_w1_have_the_shorter_road() -> None:
@@ -39,8 +41,11 @@ def test_the_ops_of_w2_and_w1_have_the_shorter_road() -> None:
 def _operand(array: np.ndarray, kind: str) -> Any:
     if kind == "number" and array.ndim == 0 and array.dtype == np.float64:
         return float(array)
-    if kind == "leaf" and array.dtype.kind in "fc":
-        return ab.tensor(array, requires_grad=True)
+    if kind in ("leaf", "dual") and array.dtype.kind in "fc":
+        leaf = ab.tensor(array, requires_grad=True)
+        if kind == "dual":  # a leaf carrying a forward-mode tangent too
+            return forward_ad.make_dual(leaf, np.linspace(0.5, -1.5, array.size).reshape(array.shape))
+        return leaf
     tensor = ab.tensor(array)
     if kind == "written":
         tensor += 0  # its storage's version is 1 now: a node saving it keeps the versions
@@ -52,18 +57,21 @@ def _call(
 ) -> dict[str, Any]:
     """What one road gives for fresh operands: the result's account, or the error's. (With keywords
     the shorter road hands the call on: ops whose samples have none take it.)"""
-    operands = [_operand(array.copy(), kind) for array, kind in zip(arrays, kinds, strict=True)]
-    try:
-        with np.errstate(all="ignore"):
-            out = road(*operands, **kwargs)
-    except Exception as error:  # the same error either way, not a result
-        return {"error": (type(error), str(error))}
+    with forward_ad.dual_level():
+        operands = [_operand(array.copy(), kind) for array, kind in zip(arrays, kinds, strict=True)]
+        try:
+            with np.errstate(all="ignore"):
+                out = road(*operands, **kwargs)
+        except Exception as error:  # the same error either way, not a result
+            return {"error": (type(error), str(error))}
+        tangent = forward_ad.unpack_dual(out).tangent
     node = out.grad_fn
     seen = {
         "value": out.data,
         "requires_grad": out.requires_grad,
         "op": None if node is None else node.name,
         "versions": None if node is None else node.versions,
+        "tangent": None if tangent is None else tangent.data,
     }
     leaves = [x for x in operands if isinstance(x, ab.Tensor) and x.requires_grad]
     if out.requires_grad and leaves:

@@ -332,8 +332,8 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
 def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., Tensor]:
     """``general``, the public function of an op of one or two inputs with a numpy fast forward,
     behind a shorter road for its commonest calls: Tensors of numpy arrays and Python numbers,
-    positionally, with no tape tracing and no forward mode on. That road runs what ``general``
-    would (the fast forward, ``record`` or a wrap, the same errors) without its loops over the
+    positionally, with no tape tracing. That road runs what ``general`` would (the fast forward,
+    ``record`` or a wrap, forward mode's tangents, the same errors) without its loops over the
     arguments and the checks these calls cannot need (W2 ~6% faster); every other call goes to
     ``general`` as it came. ``tests/test_public_paths.py`` holds the two to the same results.
     The returned function's ``general`` is the public function behind it.
@@ -362,7 +362,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     @functools.wraps(opdef.declared)
     def unary(*args: Any, **kwargs: Any) -> Tensor:
         mode = here.modes
-        if kwargs or len(args) != 1 or mode.tape is not None or mode.forward is not None:
+        if kwargs or len(args) != 1 or mode.tape is not None:
             return general(*args, **kwargs)
         x = args[0]
         if type(x) is ndarray and mode.arrays:  # a first-order backward's rule calling the op
@@ -381,13 +381,17 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             result = new_view(result)
         counter = x._vc
         if x._requires_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
-            return record(opdef, result, args, no_kwargs, counter is not None and counter[0] != 0, False)
-        return unrecorded(result, args)
+            out = record(opdef, result, args, no_kwargs, counter is not None and counter[0] != 0, False)
+        else:
+            out = unrecorded(result, args)
+        if mode.forward is not None:  # forward mode is on: carry the tangents
+            propagate(opdef, args, no_kwargs, out)
+        return out
 
     @functools.wraps(opdef.declared)
     def binary(*args: Any, **kwargs: Any) -> Tensor:
         mode = here.modes
-        if kwargs or len(args) != 2 or mode.tape is not None or mode.forward is not None:
+        if kwargs or len(args) != 2 or mode.tape is not None:
             return general(*args, **kwargs)
         x, y = args
         if type(x) is ndarray and mode.arrays and isinstance(y, NUMPY_LIKE):  # a rule calling the op
@@ -430,8 +434,12 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         if result is xa or result is ya:  # an op that returned its input: a view, as the general function makes
             result = new_view(result)
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
-            return record(opdef, result, args, no_kwargs, versioned, False)
-        return unrecorded(result, args)
+            out = record(opdef, result, args, no_kwargs, versioned, False)
+        else:
+            out = unrecorded(result, args)
+        if mode.forward is not None:  # forward mode is on: carry the tangents
+            propagate(opdef, args, no_kwargs, out)
+        return out
 
     public = unary if opdef.arity == 1 else binary
     public.general = general  # type: ignore[attr-defined]
