@@ -55,6 +55,25 @@ def test_a_rule_that_returns_no_array_is_named(scratch_ops: list[str], plain_arr
     assert x.grad is None
 
 
+@pytest.mark.parametrize("plain_arrays", [True, False])
+def test_a_rules_own_attribute_error_reaches_the_caller_as_it_is(scratch_ops: list[str], plain_arrays: bool) -> None:
+    # The walk names a rule that returned no array; an AttributeError of another kind (the rule's
+    # own) is not taken for one: it reaches the caller unchanged.
+    @op("edges_attribute_rule", arity=1)
+    def doubled(x: np.ndarray) -> np.ndarray:
+        return x * 2.0
+
+    def rule(grad: object, out: object, x: object) -> object:
+        raise AttributeError("the rule's own")
+
+    scratch_ops.append("edges_attribute_rule")
+    doubled.defvjp(rule, plain_arrays=plain_arrays)
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(AttributeError, match="the rule's own"):
+        (doubled(x) * 3.0).sum().backward()
+    assert x.grad is None
+
+
 def test_a_node_input_set_by_hand_out_of_order_is_refused() -> None:
     x = ab.tensor([1.0, 2.0], requires_grad=True)
     a = x * 2.0

@@ -154,3 +154,19 @@ def test_an_op_returning_its_input_gets_a_view_sharing_its_counter_on_both_roads
         with ab.no_grad():
             x[0] = 5.0  # a write through the input is one through the output: one storage
         assert out.data[0] == 5.0 and out._version == x._version == 1
+
+
+@pytest.mark.parametrize("name", ["sin", "exp", "tanh", "mul", "add", "tanh_backward"])
+def test_an_error_inside_a_walks_array_mode_names_the_op_on_both_roads(name: str) -> None:
+    # A rule calling the op on arrays it cannot take: the error names the op and the inputs either way.
+    opdef = REGISTRY[name]
+    args = (np.array(["a", "b"]),) if opdef.arity == 1 else (np.ones(2), np.ones(3))
+    errors = []
+    for road in (opdef.public, opdef.public.general):
+        with (
+            modes(None, arrays=True),
+            pytest.raises((TypeError, ValueError), match=rf"^{name}: .*\(inputs: ") as caught,
+        ):
+            road(*args)
+        errors.append((type(caught.value), str(caught.value)))
+    assert errors[0] == errors[1]
