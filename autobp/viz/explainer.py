@@ -18,6 +18,7 @@ import numpy as np
 
 from autobp.backends import describe
 from autobp.engine import grad as engine_grad
+from autobp.engine.rule_paths import _run_rules as run_rules
 from autobp.grad_mode import no_grad
 from autobp.graph import is_node, node_inputs
 from autobp.hooks import register_hook
@@ -107,14 +108,9 @@ def _rule_gradients(node: Tensor, incoming: np.ndarray) -> list[np.ndarray | Non
         raise RuntimeError(f"explain: the graph of op '{node.op.name}' was freed; call explain before backward()")
     grad, out = Tensor._wrap(incoming), Tensor._wrap(node.out)
     with no_grad():
-        if node.op.variadic_rule is not None:
-            needs = tuple([tensor.requires_grad for tensor in inputs])
-            results = list(node.op.variadic_rule(grad, out, *inputs, needs=needs, **node.kwargs))
-        else:
-            results = [
-                rule(grad, out, *inputs, **node.kwargs) if tensor.requires_grad else None
-                for rule, tensor in zip(node.op.rules, inputs, strict=True)
-            ]
+        # (the engine's own dispatch: a rule per input that needs a gradient, or the variadic rule
+        # told which, its count checked)
+        results = run_rules(node, grad, out, inputs, inputs)
         gradients: list[np.ndarray | None] = []
         for tensor, result in zip(inputs, results, strict=True):
             if result is None or not tensor.requires_grad:
