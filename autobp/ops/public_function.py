@@ -359,6 +359,8 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             share_storage(out, args)
         return out
 
+    # unary and binary end alike (record or wrap, then the tangents): written out in each, as a
+    # shared helper would put a Python frame on every op call the road exists to shorten.
     @functools.wraps(opdef.declared)
     def unary(*args: Any, **kwargs: Any) -> Tensor:
         mode = here.modes
@@ -370,9 +372,11 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 return fast(x)
             except (ValueError, TypeError, IndexError, OverflowError) as error:
                 raise_with_context(opdef, error, args)
-        if not isinstance(x, Tensor) or type(x.data) is not ndarray:
+        if not isinstance(x, Tensor):
             return general(*args)
         data = x.data
+        if type(data) is not ndarray:
+            return general(*args)
         try:
             result = fast(data)
         except (ValueError, TypeError, IndexError, OverflowError) as error:
