@@ -151,7 +151,8 @@ def steady_allocator() -> str:
 
 
 def _time_once(run: Run) -> float:
-    # Garbage left by the previous call is collected first so that no implementation pays for another's.
+    # Garbage left by the previous call is collected first so that no implementation pays for another's
+    # (with the process's older objects frozen, see measure, this walks only what the calls left).
     gc.collect()
     start = time.perf_counter()
     run()
@@ -166,6 +167,7 @@ def measure(
     log: Callable[[str], None] | None = None,
     min_seconds: float = 1.0,
     max_repeats: int = 100,
+    freeze: bool = True,
 ) -> list[Result]:
     """Check every implementation against numpy, then time them interleaved; one Result each.
 
@@ -174,6 +176,17 @@ def measure(
     ``max_repeats``) while the fastest implementation has been timed for under ``min_seconds``, so
     that short workloads get medians of many calls on a noisy machine. Ratios are medians over
     numpy's median.
+
+    With ``freeze`` (the default), every object the process holds once the checked calls are done
+    (the imported modules, torch's 145,000 objects among them, and every implementation's inputs)
+    is moved out of the collector's reach (``gc.freeze``) for the timing, and put back after. The
+    collection before each call then walks only the garbage of the calls, and a full collection
+    inside a call only the objects the calls made. Unfrozen, that collection walked the whole
+    process, leaving each call to start on caches it had emptied (W5's numpy baseline 311 µs a
+    call against 269, autobp's forward-over-reverse 679 against 534), and autobp's W4 graph paid
+    for torch's objects at each full collection as it grew (about 0.45 µs per op): costs of what
+    else the process imported, not of the implementation timed. ``freeze=False`` (``python -m
+    benchmarks --unfrozen``) measures as before.
     """
     size = dict(workload.sizes[scale])
     names = [name for name in workload.impls if name not in PEERS or name in peers]
@@ -182,14 +195,21 @@ def measure(
     for name in names[1:]:
         check_close(workload, name, runs[name](), expected)
     times: dict[str, list[float]] = {name: [] for name in names}
-    repeat = 0
-    while repeat < repeats or (repeat < max_repeats and min(sum(t) for t in times.values()) < min_seconds):
-        order = names[repeat % len(names) :] + names[: repeat % len(names)]
-        for name in order:
-            times[name].append(_time_once(runs[name]))
-        if log is not None:
-            log(f"{workload.key} repeat {repeat + 1}: " + ", ".join(f"{n} {times[n][-1]:.4g}s" for n in names))
-        repeat += 1
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    try:
+        repeat = 0
+        while repeat < repeats or (repeat < max_repeats and min(sum(t) for t in times.values()) < min_seconds):
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                times[name].append(_time_once(runs[name]))
+            if log is not None:
+                log(f"{workload.key} repeat {repeat + 1}: " + ", ".join(f"{n} {times[n][-1]:.4g}s" for n in names))
+            repeat += 1
+    finally:
+        if freeze:
+            gc.unfreeze()
     ops = workload.ops(**size) if workload.ops is not None else None
     results = []
     for name in names:

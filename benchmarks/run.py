@@ -5,7 +5,9 @@
     python -m benchmarks --only W2,W4 --repeats 7 --json out.json --markdown
 
 Every workload runs its numpy and autobp versions (and the peers') in one process: each result is
-checked against numpy's first, then the calls are timed interleaved and the medians compared.
+checked against numpy's first, then the calls are timed interleaved and the medians compared,
+with the objects made before the timing (imports, inputs) out of the garbage collector's reach
+(``--unfrozen`` leaves them in: benchmarks/harness.py says what that costs).
 """
 
 from __future__ import annotations
@@ -138,6 +140,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="leave malloc as it is (default: glibc keeps freed memory, so no call pays another's page faults)",
     )
+    parser.add_argument(
+        "--unfrozen",
+        action="store_true",
+        help="let the collector walk the whole process while timing (default: objects made before the timing "
+        "are frozen, so no implementation pays for what another imported)",
+    )
     parser.set_defaults(scale="full")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -166,15 +174,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
     info = machine(peers)  # before measuring: the commit is the code the run imported
     info["allocator"] = "the platform's default (--default-allocator)" if args.default_allocator else steady_allocator()
+    info["collector"] = (
+        "walks the whole process (--unfrozen)"
+        if args.unfrozen
+        else "objects made before the timing frozen (gc.freeze: benchmarks/harness.py)"
+    )
     # Forward mode against torch.func, as every workload's result is checked before it is timed.
     checked = torch_func_checks.summary() if "torch" in peers else None
     results: list[Result] = []
     for key in selected:
-        results += measure(known[key], args.scale, peers, args.repeats, log, args.min_seconds)
+        results += measure(known[key], args.scale, peers, args.repeats, log, args.min_seconds, freeze=not args.unfrozen)
     print(f"# {info['cpu']} ({info['cpus']} CPUs), Python {info['python']}, numpy {info['numpy']} ({info['blas']})")
     print(f"# autobp {info['autobp']} at {info['commit'] or 'an unknown commit'}")
     print(f"# peers: {', '.join(f'{p} {info[p]}' for p in peers) or 'none installed'}; scale {args.scale}")
     print(f"# allocator: {info['allocator']}")
+    print(f"# collector: {info['collector']}")
     if checked is not None:
         print(f"# {checked}")
     print(table(results, markdown=args.markdown))

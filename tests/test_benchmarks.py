@@ -7,6 +7,7 @@ dtype and values before timing), and that the entry points run and write their r
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -123,6 +124,13 @@ def test_run_main_reports_the_allocator(capsys: pytest.CaptureFixture[str]) -> N
     argv = ["--tiny", "--only", "W2", "--repeats", "1", "--min-seconds", "0", "--peers", "", "--json", ""]
     assert run.main([*argv, "--default-allocator"]) == 0
     assert "# allocator: the platform's default (--default-allocator)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("flag", "line"), [([], "objects made before the timing frozen"), (["--unfrozen"], "walks")])
+def test_run_main_reports_the_collector(flag: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--tiny", "--only", "W2", "--repeats", "1", "--min-seconds", "0", "--peers", "", "--json", ""]
+    assert run.main([*argv, *flag]) == 0
+    assert f"# collector: {line}" in capsys.readouterr().out
 
 
 def test_overhead_script_rows() -> None:
@@ -256,3 +264,34 @@ def test_run_main_reports_the_torch_func_checks_when_torch_is_a_peer(capsys: pyt
     argv = ["--tiny", "--only", "W2", "--repeats", "1", "--min-seconds", "0", "--peers", "torch", "--json", ""]
     assert run.main(argv) == 0
     assert "# torch.func checks: 17 agree" in capsys.readouterr().out
+
+
+def _freeze_probe(seen: list[int], fail_after: int | None = None) -> Workload:
+    """A workload whose runs note how many objects the collector has frozen when they are called."""
+
+    def make(impl: str, n: int) -> Any:
+        def run() -> np.ndarray:
+            seen.append(gc.get_freeze_count())
+            if fail_after is not None and len(seen) > fail_after:
+                raise RuntimeError("probe")
+            return np.arange(n, dtype=float)
+
+        return run
+
+    return Workload("WX", "probe", {"tiny": {"n": 3}}, make, impls=("numpy", "autobp"))
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_the_timing_freezes_the_process_objects_and_puts_them_back(freeze: bool) -> None:
+    seen: list[int] = []
+    measure(_freeze_probe(seen), "tiny", peers=[], repeats=2, min_seconds=0.0, freeze=freeze)
+    checked, timed = seen[:2], seen[2:]
+    assert len(timed) == 4 and checked == [0, 0]  # the checked calls run before anything is frozen
+    assert all(count > 1000 for count in timed) if freeze else timed == [0, 0, 0, 0]
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_failing_timed_call_leaves_nothing_frozen() -> None:
+    with pytest.raises(RuntimeError, match="probe"):
+        measure(_freeze_probe([], fail_after=3), "tiny", peers=[], repeats=2, min_seconds=0.0)
+    assert gc.get_freeze_count() == 0
