@@ -208,7 +208,7 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
         if modes.quiet:  # inside the engine's walk, numpy's warnings are off already: no errstate per op
             if len(parts) == 1:  # (one input carries a tangent, as in most ops: the rule without _parts' frame)
                 rule, tangent = parts[0]
-                total = rule(tangent, data, *arrays, **kwargs)
+                total = rule(tangent, data, *arrays, **kwargs) if kwargs else rule(tangent, data, *arrays)
             else:
                 total = _parts(parts, data, arrays, kwargs)
         else:
@@ -264,10 +264,10 @@ def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any],
 def _parts(parts: list[tuple[Any, Any]], out: np.ndarray, arrays: list[Any], kwargs: Any) -> Any:
     if len(parts) == 1:  # one input carries a tangent (most ops of a network: x @ w, tanh)
         rule, tangent = parts[0]
-        return rule(tangent, out, *arrays, **kwargs)
+        return rule(tangent, out, *arrays, **kwargs) if kwargs else rule(tangent, out, *arrays)
     total = None
     for rule, tangent in parts:
-        part = rule(tangent, out, *arrays, **kwargs)
+        part = rule(tangent, out, *arrays, **kwargs) if kwargs else rule(tangent, out, *arrays)
         if part is None:
             continue
         if total is None:
