@@ -34,19 +34,22 @@ class ForwardModeError(NotImplementedError):
 
 
 class Level:
-    """One forward-mode level: the tangents of the tensors made or marked inside it.
+    """One forward-mode level: the key under which the tensors made or marked inside it keep their
+    tangents (``Tensor._dual``: ``{level: (tangent, version)}``).
 
-    Tangents are keyed by the tensor (a recorded op's output is its node: the engine hands rules
-    on Tensors that tensor itself, which finds its tangent). A leaf's entry keeps its version: an
-    in-place change afterwards makes the tangent stale, and reading it then raises. A level whose
-    tangents are not differentiated (``plain``) keeps them as arrays, which its rules then take as
-    they are.
+    The tangents live on the tensors, so an intermediate of a forward-mode pass is freed with its
+    tangent as soon as nothing needs it, as its primal alone would be (a recorded op's output is
+    its node: the engine hands rules on Tensors that tensor itself, which finds its tangent). An
+    entry keeps the version the tangent describes: an in-place change afterwards makes it stale,
+    and reading it then raises. A level whose tangents are not differentiated (``plain``) keeps
+    them as arrays, which its rules then take as they are. Once the level has ended nothing looks
+    its entries up (only active levels are asked); one a tensor still holds is dropped when it is
+    next given a tangent (``set``).
     """
 
-    __slots__ = ("tangents", "plain", "active")
+    __slots__ = ("plain", "active")
 
     def __init__(self, differentiable: bool) -> None:
-        self.tangents: dict[Any, tuple[Any, Tensor, int]] = {}
         self.plain = not differentiable  # tangents are arrays, computed without recording
         self.active = True
 
@@ -54,27 +57,42 @@ class Level:
         """The tangent of ``value`` (a Tensor, or a constant: None) at this level, or None."""
         if not isinstance(value, Tensor):
             return None
-        entry = self.tangents.get(value)
+        duals = value._dual
+        entry = duals.get(self) if duals is not None else None
         if entry is None:
             return None
-        tangent, tensor, version = entry
-        counter = tensor._vc  # (the version without the property's frame)
-        if (0 if counter is None else counter[0]) != version:
-            raise _stale(tensor)
-        return Tensor._wrap(tangent) if self.plain else tangent
+        counter = value._vc  # (the version without the property's frame)
+        if (0 if counter is None else counter[0]) != entry[1]:
+            raise _stale(value)
+        return Tensor._wrap(entry[0]) if self.plain else entry[0]
 
     def set(self, tensor: Tensor, tangent: Tensor) -> None:
         counter = tensor._vc
-        version = 0 if counter is None else counter[0]
-        self.tangents[tensor] = (tangent.data if self.plain else tangent, tensor, version)
+        keep(tensor, self, tangent.data if self.plain else tangent, 0 if counter is None else counter[0])
+
+    def has(self, tensor: Tensor) -> bool:
+        """Whether ``tensor`` has an entry at this level (stale or not)."""
+        duals = tensor._dual
+        return duals is not None and self in duals
+
+
+def keep(tensor: Tensor, level: Level, tangent: Any, version: int) -> None:
+    """Give ``tensor`` the entry ``(tangent, version)`` at ``level``; entries of ended levels go."""
+    duals = tensor._dual
+    if duals is None:
+        tensor._dual = {level: (tangent, version)}
+        return
+    for old in [old for old in duals if not old.active]:
+        del duals[old]
+    duals[level] = (tangent, version)
 
 
 def carries_tangent(value: Any) -> bool:
     """Whether ``value`` is a Tensor with a tangent at an active level."""
     levels = _local.modes.forward
-    if not levels or not isinstance(value, Tensor):
+    if not levels or not isinstance(value, Tensor) or value._dual is None:
         return False
-    return any(value in level.tangents for level in levels)
+    return any(level.has(value) for level in levels)
 
 
 def first_carrying_tangent(values: Any, levels: Any) -> Tensor | None:
@@ -84,7 +102,7 @@ def first_carrying_tangent(values: Any, levels: Any) -> Tensor | None:
     for value in values:
         if isinstance(value, Tensor):
             for level in levels:
-                if value in level.tangents:
+                if level.has(value):
                     return value
         elif type(value) is list or type(value) is tuple:
             found = first_carrying_tangent(value, levels)
@@ -97,10 +115,11 @@ def restamp(tensor: Tensor, before: int) -> None:
     """``tensor``'s version moved from ``before`` without a write (``requires_grad`` turned on):
     the tangents it carries still describe it, so their entries take the new version."""
     now = tensor._version
+    duals = tensor._dual
     for level in _local.modes.forward or ():
-        entry = level.tangents.get(tensor)
-        if entry is not None and entry[1] is tensor and entry[2] == before:
-            level.tangents[tensor] = (entry[0], tensor, now)
+        entry = duals.get(level) if duals is not None else None
+        if entry is not None and entry[1] == before:
+            duals[level] = (entry[0], now)  # type: ignore[index]
 
 
 def _stale(tensor: Tensor) -> RuntimeError:
@@ -182,17 +201,18 @@ def propagate(opdef: Any, args: Sequence[Any], kwargs: Any, out: Tensor) -> None
 
 def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
     """``propagate`` for one plain level and rules that take arrays: the rules cost what numpy costs."""
-    known, rules = level.tangents, opdef.jvp_rules
+    rules = opdef.jvp_rules
     parts = []
     arrays = []  # (built in the same pass: a list comprehension's frame per op costs W5 2%)
     for i, value in enumerate(args):
         if isinstance(value, Tensor):
             arrays.append(value.data)
-            entry = known.get(value)
+            duals = value._dual
+            entry = duals.get(level) if duals is not None else None
             if entry is not None:
-                counter = entry[1]._vc  # (its version without the property's frame: once per tangent read)
-                if (0 if counter is None else counter[0]) != entry[2]:
-                    raise _stale(entry[1])
+                counter = value._vc  # (its version without the property's frame: once per tangent read)
+                if (0 if counter is None else counter[0]) != entry[1]:
+                    raise _stale(value)
                 rule = rules[i]
                 if rule is not None:
                     parts.append((rule, entry[0]))
@@ -221,24 +241,27 @@ def _propagate_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: 
     if type(total) is not np.ndarray or total.shape != data.shape or total.dtype is not data.dtype:
         total = _fit(total, data)
     counter = out._vc
-    known[out] = (total, out, 0 if counter is None else counter[0])
+    if out._dual is None:  # (a fresh output, as every op's is: its first entry, without keep's call)
+        out._dual = {level: (total, 0 if counter is None else counter[0])}
+    else:
+        keep(out, level, total, 0 if counter is None else counter[0])
 
 
 def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any], kwargs: Any, out: Tensor) -> None:
     """``_propagate_on_arrays`` for an op with one jvp rule for all its inputs (``defjvp_variadic``):
     the rule gets every input's tangent array, None where an input carries none."""
-    known = level.tangents
     tangents: list[Any] = []
     arrays: list[Any] = []
     for value in args:
         entry = None
         if isinstance(value, Tensor):
             arrays.append(value.data)
-            entry = known.get(value)
+            duals = value._dual
+            entry = duals.get(level) if duals is not None else None
             if entry is not None:
-                counter = entry[1]._vc
-                if (0 if counter is None else counter[0]) != entry[2]:
-                    raise _stale(entry[1])
+                counter = value._vc
+                if (0 if counter is None else counter[0]) != entry[1]:
+                    raise _stale(value)
         else:
             arrays.append(value)
         tangents.append(None if entry is None else entry[0])
@@ -258,7 +281,7 @@ def _propagate_variadic_on_arrays(opdef: Any, level: Level, args: Sequence[Any],
     if type(total) is not np.ndarray or total.shape != data.shape or total.dtype is not data.dtype:
         total = _fit(total, data)
     counter = out._vc
-    known[out] = (total, out, 0 if counter is None else counter[0])
+    keep(out, level, total, 0 if counter is None else counter[0])
 
 
 def _parts(parts: list[tuple[Any, Any]], out: np.ndarray, arrays: list[Any], kwargs: Any) -> Any:

@@ -56,8 +56,7 @@ class dual_level:
         if not levels or levels[-1] is not self.level:
             raise RuntimeError("dual_level: levels must be exited in the reverse order of entering them")
         _local.modes.forward = levels[:-1] or None
-        self.level.active = False
-        self.level.tangents.clear()
+        self.level.active = False  # (the entries tensors keep at it are never looked up again)
 
 
 def _innermost(what: str) -> Level:

@@ -273,6 +273,7 @@ def record(
     # The versions to check before backward; a node whose inputs are all at version 0 keeps none.
     out.versions = _versions(saved) if versioned else None
     out._rare = None
+    out._dual = None
     out._seq = _next_seq()
     if kwargs and _local.modes.tape is None:
         freeze_kwargs(node, kwargs)

@@ -7,8 +7,11 @@ strategy of ``jacobian``. The per-op rules are checked over the registry in test
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
 import re
+import tracemalloc
+import weakref
 from typing import Any
 
 import numpy as np
@@ -283,6 +286,56 @@ def test_tangents_do_not_outlive_their_level() -> None:
         x = fwd.make_dual(ab.tensor([1.0]), ab.tensor([1.0]))
     with fwd.dual_level():
         assert fwd.unpack_dual(x * 2.0).tangent is None
+
+
+def test_a_tensor_from_an_ended_level_drops_that_entry_when_given_a_new_tangent() -> None:
+    with fwd.dual_level() as first:
+        x = fwd.make_dual(ab.tensor([1.0]), ab.tensor([5.0]))
+    with fwd.dual_level() as second:
+        assert fwd.unpack_dual(x).tangent is None  # the ended level's tangent is not read at the new one
+        ab.forward_ad.attach(second, x, ab.tensor([2.0]))
+        assert fwd.unpack_dual(x * 3.0).tangent.tolist() == [6.0]  # type: ignore[union-attr]
+        assert x._dual is not None and list(x._dual) == [second.level]
+    assert first.level not in x._dual
+
+
+@pytest.mark.parametrize("differentiable", [True, False])
+def test_an_intermediate_of_a_forward_pass_is_freed_with_its_tangent(differentiable: bool) -> None:
+    # Forward mode needs only the live values: a level that kept every intermediate and its
+    # tangent (as a table of the level's did) held 64 MB for jvp of a 200-step loop on 10,000 numbers.
+    with fwd.dual_level(differentiable=differentiable):
+        x = fwd.make_dual(ab.tensor(np.ones(4)), ab.tensor(np.ones(4)))
+        y = ab.sin(x) * 0.5
+        gone = weakref.ref(y)
+        tangent = fwd.unpack_dual(y).tangent
+        del y
+        gc.collect()
+        assert gone() is None
+        assert tangent is not None and np.allclose(tangent.data, 0.5 * np.cos(1.0))
+
+
+def test_jvp_through_a_long_loop_holds_the_live_values_only() -> None:
+    x, v = ab.tensor(np.linspace(0.0, 1.0, 1000)), ab.tensor(np.ones(1000))
+
+    def loop(x: ab.Tensor) -> ab.Tensor:
+        for _ in range(300):
+            x = ab.sin(x) * 0.5
+        return x
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        out, tangent = ab.functional.jvp(loop, x, v)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # 8 kB an array: a few live primals and tangents at a time, not 600 of each (9.6 MB)
+    assert peak < 50 * 8000, f"jvp held {peak / 1e6:.1f} MB at its peak"
+    expected_out, expected_t = x.data, v.data
+    for _ in range(300):
+        expected_out, expected_t = 0.5 * np.sin(expected_out), 0.5 * np.cos(expected_out) * expected_t
+    np.testing.assert_allclose(out.data, expected_out, rtol=1e-12)
+    np.testing.assert_allclose(tangent.data, expected_t, rtol=1e-12)
 
 
 def test_integer_and_boolean_results_carry_no_tangent() -> None:

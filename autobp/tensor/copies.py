@@ -71,12 +71,13 @@ def rebuild(cls: type[Tensor], state: dict[str, Any]) -> Tensor:
 
 
 def _blank_leaf(cls: type[Tensor]) -> Tensor:
-    """A tensor of class ``cls`` with no slot set but the two a leaf's state leaves out: ``op`` (a
-    leaf: copies and pickles are of leaves only) and its rare part, which the name and the hooks
-    are then set through."""
+    """A tensor of class ``cls`` with no slot set but the three a leaf's state leaves out: ``op`` (a
+    leaf: copies and pickles are of leaves only), its rare part, which the name and the hooks are
+    then set through, and forward mode's tangents (none)."""
     tensor = object.__new__(cls)
     tensor.op = None  # type: ignore[assignment]
     tensor._rare = None
+    tensor._dual = None  # (a copy carries no tangent: a dual tensor is refused, _state)
     return tensor
 
 
@@ -101,7 +102,7 @@ def _state(tensor: Tensor, how: str) -> dict[str, Any]:
         for name in vars(cls).get("__slots__", ()):
             # (no ``op``: a copy is a leaf, which rebuild makes it; a pickle then holds the slots it
             # held before a tensor was its own graph node, which older versions of autobp can load)
-            if name not in ("__weakref__", "_rare", "op") and hasattr(tensor, name):
+            if name not in ("__weakref__", "_rare", "_dual", "op") and hasattr(tensor, name):
                 state[name] = getattr(tensor, name)
     # (the rare part holds the name and the hooks: the copy gets its own, through its properties)
     state["name"], state["_hooks"] = tensor.name, tensor._hooks

@@ -173,11 +173,7 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
     data = tensor.data
     holders = 4 if tensor.op is not None and tensor.out is data else 3
     handed_out = type(data) is np.ndarray and graph._local.modes.tape is None and sys.getrefcount(data) > holders
-    held = 0  # forward mode's own references: a level's entry is keyed by the tensor and holds it
-    for level in graph._local.modes.forward or ():
-        entry = level.tangents.get(tensor)
-        if entry is not None:
-            held += 1 + (entry[1] is tensor)
+    held = 0  # (forward mode holds no reference: a tensor keeps its tangents itself)
     allowed = _unaliased(other is tensor)
     if not (shared or handed_out) and references - held > allowed:
         held += _grad_fn_views(tensor)  # (only where the count would refuse: it scans the heap)
