@@ -81,6 +81,20 @@ def test_check_nan_false_records_traces_but_allows_non_finite_values() -> None:
     assert not np.isfinite(x.grad.data).all()
 
 
+@pytest.mark.parametrize(
+    "make",
+    [lambda x: ab.sin(x), lambda x: x * 2.0, lambda x: x * x, lambda x: 2.0 - x],
+    ids=["sin", "x*2", "x*x", "2-x"],
+)
+def test_an_op_on_the_public_functions_shorter_road_records_its_trace(make: Any) -> None:
+    # (the road records inline where anomaly mode is off: record, which keeps the trace, otherwise)
+    x = ab.tensor([0.5, 1.0], requires_grad=True)
+    with ab.detect_anomaly():
+        y = make(x)
+    assert y.grad_fn is not None and y.grad_fn.trace is not None and y.grad_fn.trace[-1].filename == __file__
+    assert make(x).grad_fn.trace is None
+
+
 def test_outside_the_mode_nothing_is_recorded_or_checked() -> None:
     x = ab.tensor([0.0, 1.0], requires_grad=True)
     y = ab.log(x)

@@ -22,7 +22,7 @@ from autobp import graph
 from autobp.backends import describe, holds_floats
 from autobp.forward import first_carrying_tangent, propagate
 from autobp.ops.opdef import OpDef
-from autobp.tensor import Tensor, first_requiring_grad
+from autobp.tensor import ONE, TWO, Tensor, first_requiring_grad
 
 __all__ = ["make_public", "specialised", "raise_with_context", "NUMPY_LIKE"]
 
@@ -351,6 +351,12 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         graph.new_view,
         graph.NO_KWARGS,
     )
+    # What record does for the road's calls (no keywords, no constant array: numbers and Tensors),
+    # written out in unary and binary: record's call was W2's ~5%. Where the result is not a numpy
+    # array (a numpy scalar: a 0-d array is made of it) or anomaly mode is on, record itself runs.
+    # tests/test_recording.py holds both to the same slots, tests/test_public_paths.py to the
+    # general function's results.
+    new_tensor, next_seq, versions = object.__new__, graph._next_seq, graph._versions
 
     def unrecorded(result: Any, args: tuple[Any, ...]) -> Tensor:
         # (the general function's end where it records nothing)
@@ -385,7 +391,22 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             result = new_view(result)
         counter = x._vc
         if x._requires_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
-            out = record(opdef, result, args, no_kwargs, counter is not None and counter[0] != 0, False)
+            if type(result) is ndarray and graph._anomaly_hook is None:  # record's work for this call, inline
+                out = new_tensor(Tensor)
+                out.data = out.out = result
+                out._requires_grad = True
+                out.grad = out._vc = out._rare = out._dual = None
+                out.op = opdef
+                out._in0 = x
+                out._more = ONE
+                out.kwargs = no_kwargs
+                out.versions = versions(args) if counter is not None and counter[0] != 0 else None
+                out._seq = next_seq()
+                result.setflags(False)  # type: ignore[call-arg]
+                if result.base is not None:
+                    share_storage(out, args)
+            else:  # (a numpy scalar to make an array of, anomaly mode)
+                out = record(opdef, result, args, no_kwargs, counter is not None and counter[0] != 0, False)
         else:
             out = unrecorded(result, args)
         if mode.forward is not None:  # forward mode is on: carry the tangents
@@ -438,7 +459,23 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         if result is xa or result is ya:  # an op that returned its input: a view, as the general function makes
             result = new_view(result)
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
-            out = record(opdef, result, args, no_kwargs, versioned, False)
+            if type(result) is ndarray and graph._anomaly_hook is None:  # record's work for this call, inline
+                out = new_tensor(Tensor)
+                out.data = out.out = result
+                out._requires_grad = True
+                out.grad = out._vc = out._rare = out._dual = None
+                out.op = opdef
+                out._in0 = x
+                out._in1 = y
+                out._more = TWO
+                out.kwargs = no_kwargs
+                out.versions = versions(args) if versioned else None
+                out._seq = next_seq()
+                result.setflags(False)  # type: ignore[call-arg]
+                if result.base is not None:
+                    share_storage(out, args)
+            else:  # (a numpy scalar to make an array of, anomaly mode)
+                out = record(opdef, result, args, no_kwargs, versioned, False)
         else:
             out = unrecorded(result, args)
         if mode.forward is not None:  # forward mode is on: carry the tangents
