@@ -75,7 +75,9 @@ def test_an_ops_public_function_loads_a_module_attribute_only_on_its_rare_view_b
         general = getattr(public, "general", public)
         assert module_attributes(general) == {("graph", "new_view")}, name
         if general is not public:
-            assert module_attributes(public) == {("graph", "_anomaly_hook")}, name
+            road = getattr(public, "road", public)  # (behind a function taking keywords too: sum's axis)
+            assert module_attributes(road) == {("graph", "_anomaly_hook")}, name
+            assert module_attributes(public) == set() or road is public, name
     assert REGISTRY["mul"].public.general is not REGISTRY["mul"].public  # (mul and exp have the road)
     assert REGISTRY["exp"].public.general is not REGISTRY["exp"].public
 

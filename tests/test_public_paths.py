@@ -13,6 +13,7 @@ plain arrays.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -124,6 +125,33 @@ def test_a_shape_error_is_the_same_error_on_both_roads(name: str) -> None:
             road(x, y)
         errors.append(str(caught.value))
     assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("name", ROADS)
+def test_a_call_with_another_count_of_inputs_is_refused_naming_the_op(name: str) -> None:
+    # The road of an op taking its inputs only is the public function itself, positional only:
+    # Python's own errors name the op. An op taking keywords too keeps its general function's.
+    opdef = REGISTRY[name]
+    x = ab.tensor(np.ones((2, 2)))
+    public = opdef.public
+    for count in (opdef.arity - 1, opdef.arity + 4):
+        with pytest.raises(TypeError, match=rf"\b{name}\b"):
+            public(*[x] * count)
+    with pytest.raises(TypeError, match=rf"\b{name}\b"):
+        public(*[x] * opdef.arity, no_such_keyword=1)
+    if not hasattr(public, "road"):  # (inputs only: none of them by name, as the general function refuses)
+        refused = "(some positional-only arguments passed as keyword|an unexpected keyword argument)"
+        with pytest.raises(TypeError, match=rf"^{name}\(\) got {refused}"):
+            public(*[x] * (opdef.arity - 1), **{list(inspect.signature(public).parameters)[-1]: x})
+
+
+def test_an_op_taking_keywords_too_takes_them_and_its_inputs_alike() -> None:
+    x = ab.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert hasattr(ab.sum, "road")
+    for total in (ab.sum(x), ab.sum(x, 0), ab.sum(x, axis=0), ab.sum(x, 1, True)):
+        assert total.grad_fn is not None
+    assert ab.sum(x, axis=0).tolist() == ab.sum(x, 0).tolist() == [4.0, 6.0]
+    assert ab.sum(x, 1, True).shape == (2, 1)
 
 
 @pytest.mark.parametrize("arity", [1, 2])

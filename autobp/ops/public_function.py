@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import functools
+import inspect
 import numbers
 import re
 from collections.abc import Callable, Sequence
@@ -336,7 +337,8 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     ``record`` or a wrap, forward mode's tangents, the same errors) without its loops over the
     arguments and the checks these calls cannot need (W2 ~6% faster); every other call goes to
     ``general`` as it came. ``tests/test_public_paths.py`` holds the two to the same results.
-    The returned function's ``general`` is the public function behind it.
+    The returned function's ``general`` is the public function behind it; where the op takes
+    keywords too, its ``road`` is the road (else the returned function is the road itself).
     """
     fast, differentiable, may_give_integers, here = (
         opdef.numpy_forward,
@@ -367,12 +369,11 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
 
     # unary and binary end alike (record or wrap, then the tangents): written out in each, as a
     # shared helper would put a Python frame on every op call the road exists to shorten.
-    @functools.wraps(opdef.declared)
-    def unary(*args: Any, **kwargs: Any) -> Tensor:
+    def unary(x: Any, /) -> Tensor:
         mode = here.modes
-        if kwargs or len(args) != 1 or mode.tape is not None:
-            return general(*args, **kwargs)
-        x = args[0]
+        args = (x,)
+        if mode.tape is not None:
+            return general(x)
         if type(x) is ndarray and mode.arrays:  # a first-order backward's rule calling the op
             try:
                 return fast(x)
@@ -413,12 +414,11 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             propagate(opdef, args, no_kwargs, out)
         return out
 
-    @functools.wraps(opdef.declared)
-    def binary(*args: Any, **kwargs: Any) -> Tensor:
+    def binary(x: Any, y: Any, /) -> Tensor:
         mode = here.modes
-        if kwargs or len(args) != 2 or mode.tape is not None:
-            return general(*args, **kwargs)
-        x, y = args
+        args = (x, y)
+        if mode.tape is not None:
+            return general(x, y)
         if type(x) is ndarray and mode.arrays and isinstance(y, NUMPY_LIKE):  # a rule calling the op
             try:
                 return fast(x, y)
@@ -482,6 +482,36 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             propagate(opdef, args, no_kwargs, out)
         return out
 
-    public = unary if opdef.arity == 1 else binary
+    road: Callable[..., Tensor] = unary if opdef.arity == 1 else binary
+    # An op taking its inputs only has the road as its public function: a call of positional
+    # parameters alone makes no dict of keywords (W2 ~3%). Its inputs are positional only, as the
+    # general function takes them (`ab.mul(x=a, y=b)` is refused either way); Python's own errors
+    # for another count name the op (by the __qualname__ set below): `mul() missing 1 required
+    # positional argument: 'y'`. An op taking keywords too (sum's axis, conv2d's stride) sends its
+    # calls without any down the road.
+    public = road if _inputs_only(opdef) else _without_keywords(road, general, 1 if opdef.arity == 1 else 2)
+    public = functools.wraps(opdef.declared)(public)
+    public.__qualname__ = opdef.name
     public.general = general  # type: ignore[attr-defined]
     return public
+
+
+def _without_keywords(road: Callable[..., Tensor], general: Callable[..., Tensor], arity: int) -> Callable[..., Tensor]:
+    """A public function that sends calls of ``arity`` positional arguments (and no keywords) down
+    ``road``, and every other call to ``general``."""
+
+    def public(*args: Any, **kwargs: Any) -> Tensor:
+        if kwargs or len(args) != arity:
+            return general(*args, **kwargs)
+        return road(*args)
+
+    public.road = road  # type: ignore[attr-defined]
+    return public
+
+
+def _inputs_only(opdef: OpDef) -> bool:
+    """Whether ``opdef``'s declared function takes its inputs and nothing else: ``(x)``, ``(x, y)``."""
+    parameters = inspect.signature(opdef.declared).parameters.values()
+    return len(parameters) == opdef.arity and all(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in parameters
+    )
