@@ -30,7 +30,7 @@ from autobp.ops.registry import REGISTRY, op
 from autobp.testing.samples import samples_for
 
 ROADS = sorted(name for name, opdef in REGISTRY.items() if hasattr(opdef.public, "general"))
-KINDS = ("leaf", "constant", "written", "number", "dual")
+KINDS = ("leaf", "constant", "written", "number", "dual", "array")
 
 
 def test_the_ops_of_w2_and_w1_have_the_shorter_road() -> None:
@@ -42,6 +42,8 @@ def test_the_ops_of_w2_and_w1_have_the_shorter_road() -> None:
 def _operand(array: np.ndarray, kind: str) -> Any:
     if kind == "number" and array.ndim == 0 and array.dtype == np.float64:
         return float(array)
+    if kind == "array":  # a numpy array of the caller's (data): a constant, writeable
+        return array
     if kind in ("leaf", "dual") and array.dtype.kind in "fc":
         leaf = ab.tensor(array, requires_grad=True)
         if kind == "dual":  # a leaf carrying a forward-mode tangent too
@@ -66,6 +68,9 @@ def _call(
         except Exception as error:  # the same error either way, not a result
             return {"error": (type(error), str(error))}
         tangent = forward_ad.unpack_dual(out).tangent
+    for operand in operands:  # the caller changes its arrays: what the node saved must not change
+        if type(operand) is np.ndarray and operand.dtype.kind == "f":
+            operand *= 3.0
     node = out.grad_fn
     seen = {
         "value": out.data,

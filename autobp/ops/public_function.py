@@ -332,13 +332,14 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
 
 def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., Tensor]:
     """``general``, the public function of an op of one or two inputs with a numpy fast forward,
-    behind a shorter road for its commonest calls: Tensors of numpy arrays and Python numbers,
-    positionally, with no tape tracing. That road runs what ``general`` would (the fast forward,
-    ``record`` or a wrap, forward mode's tangents, the same errors) without its loops over the
-    arguments and the checks these calls cannot need (W2 ~6% faster); every other call goes to
-    ``general`` as it came. ``tests/test_public_paths.py`` holds the two to the same results.
-    The returned function's ``general`` is the public function behind it; where the op takes
-    keywords too, its ``road`` is the road (else the returned function is the road itself).
+    behind a shorter road for its commonest calls: Tensors of numpy arrays, Python numbers and
+    (as constants) numpy arrays, positionally, with no tape tracing. That road runs what
+    ``general`` would (the fast forward, ``record`` or a wrap, forward mode's tangents, the same
+    errors) without its loops over the arguments and the checks these calls cannot need (W2 ~6%
+    faster); every other call goes to ``general`` as it came. ``tests/test_public_paths.py``
+    holds the two to the same results. The returned function's ``general`` is the public
+    function behind it; where the op takes keywords too, its ``road`` is the road (else the
+    returned function is the road itself).
     """
     fast, differentiable, may_give_integers, here = (
         opdef.numpy_forward,
@@ -353,9 +354,10 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         graph.new_view,
         graph.NO_KWARGS,
     )
-    # What record does for the road's calls (no keywords, no constant array: numbers and Tensors),
-    # written out in unary and binary: record's call was W2's ~5%. Where the result is not a numpy
-    # array (a numpy scalar: a 0-d array is made of it) or anomaly mode is on, record itself runs.
+    # What record does for the road's calls (no keywords, operands Tensors and numbers), written out
+    # in unary and binary: record's call was W2's ~5%. Where the result is not a numpy array (a
+    # numpy scalar: a 0-d array is made of it), anomaly mode is on, or an operand is a numpy array
+    # (a constant, which record copies if it may change), record itself runs.
     # tests/test_recording.py holds both to the same slots, tests/test_public_paths.py to the
     # general function's results.
     new_tensor, next_seq, versions = object.__new__, graph._next_seq, graph._versions
@@ -424,10 +426,11 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 return fast(x, y)
             except (ValueError, TypeError, IndexError, OverflowError) as error:
                 raise_with_context(opdef, error, args)
-        needs_grad = versioned = False
+        needs_grad = versioned = constant = False
         xa: Any
         ya: Any
-        # Each operand a Tensor of a numpy array or a Python float or int (`type() is`: not a bool)
+        # Each operand a Tensor of a numpy array, a Python float or int (`type() is`: not a bool), or
+        # a numpy array (a constant: data, which record copies if it may change before backward)
         if isinstance(x, Tensor):
             xa = x.data
             if type(xa) is not ndarray:
@@ -437,6 +440,8 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             versioned = counter is not None and counter[0] != 0
         elif type(x) is float or type(x) is int:
             xa = x
+        elif type(x) is ndarray:
+            xa, constant = x, True
         else:
             return general(*args)
         if isinstance(y, Tensor):
@@ -450,6 +455,8 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 versioned = True
         elif type(y) is float or type(y) is int:
             ya = y
+        elif type(y) is ndarray:
+            ya, constant = y, True
         else:
             return general(*args)
         try:
@@ -459,7 +466,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         if result is xa or result is ya:  # an op that returned its input: a view, as the general function makes
             result = new_view(result)
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
-            if type(result) is ndarray and graph._anomaly_hook is None:  # record's work for this call, inline
+            if type(result) is ndarray and graph._anomaly_hook is None and not constant:  # record's work, inline
                 out = new_tensor(Tensor)
                 out.data = out.out = result
                 out._requires_grad = True
@@ -474,8 +481,8 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 result.setflags(False)  # type: ignore[call-arg]
                 if result.base is not None:
                     share_storage(out, args)
-            else:  # (a numpy scalar to make an array of, anomaly mode)
-                out = record(opdef, result, args, no_kwargs, versioned, False)
+            else:  # (a numpy scalar to make an array of, anomaly mode, a constant array to copy)
+                out = record(opdef, result, args, no_kwargs, versioned, constant)
         else:
             out = unrecorded(result, args)
         if mode.forward is not None:  # forward mode is on: carry the tangents
