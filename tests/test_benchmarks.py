@@ -212,7 +212,7 @@ def test_opcode_counts_are_exact_and_name_the_hot_functions(capsys: pytest.Captu
 
     first, second = opcodes.count("w2", 1), opcodes.count("w2", 1)
     assert first == second  # the same step runs the same opcodes: no noise to average out
-    assert first[("ops/public_function.py", "public")] > 0 and first[("graph.py", "record")] > 0
+    assert first[("ops/public_function.py", "binary")] > 0 and first[("engine/__init__.py", "_walk")] > 0
     assert sum(opcodes.count("w2", 3).values()) == 3 * sum(first.values())  # per step, setup left out
     opcodes.main(["w2", "1", "3"])
     lines = capsys.readouterr().out.splitlines()

@@ -355,12 +355,13 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         graph.NO_KWARGS,
     )
     # What record does for the road's calls (no keywords, operands Tensors and numbers), written out
-    # in unary and binary: record's call was W2's ~5%. Where the result is not a numpy array (a
-    # numpy scalar: a 0-d array is made of it), anomaly mode is on, or an operand is a numpy array
-    # (a constant, which record copies if it may change), record itself runs.
+    # in unary and binary: record's call was W2's ~5%. Where the result is no numpy array (a numpy
+    # scalar is made one first), anomaly mode is on, or an operand is a numpy array (a constant, which record copies
+    # if it may change), record itself runs.
     # tests/test_recording.py holds both to the same slots, tests/test_public_paths.py to the
     # general function's results.
     new_tensor, next_seq, versions = object.__new__, graph._next_seq, graph._versions
+    generic, asarray = np.generic, np.asarray
 
     def unrecorded(result: Any, args: tuple[Any, ...]) -> Tensor:
         # (the general function's end where it records nothing)
@@ -392,6 +393,8 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             raise_with_context(opdef, error, args)
         if result is data:  # an op that returned its input: a view, as the general function makes
             result = new_view(result)
+        elif type(result) is not ndarray and isinstance(result, generic):  # (a reduction to a numpy scalar)
+            result = asarray(result)  # the 0-d array record and the wrap make of it
         counter = x._vc
         if x._requires_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
             if type(result) is ndarray and graph._anomaly_hook is None:  # record's work for this call, inline
@@ -465,6 +468,8 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             raise_with_context(opdef, error, args)
         if result is xa or result is ya:  # an op that returned its input: a view, as the general function makes
             result = new_view(result)
+        elif type(result) is not ndarray and isinstance(result, generic):  # (0-d operands give numpy scalars: W4)
+            result = asarray(result)  # the 0-d array record and the wrap make of it
         if needs_grad and differentiable and mode.enabled and (not may_give_integers or holds_floats(result)):
             if type(result) is ndarray and graph._anomaly_hook is None and not constant:  # record's work, inline
                 out = new_tensor(Tensor)
