@@ -9,13 +9,14 @@ implementation alike, and reports medians and ratios to numpy.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib.util
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
     "Workload",
     "available_peers",
     "check_close",
+    "frozen",
+    "interleaved_medians",
     "measure",
     "peak_bytes",
     "steady_allocator",
@@ -150,6 +153,35 @@ def steady_allocator() -> str:
     return "glibc malloc pinned: no heap trimming, no mmap under 32 MiB (benchmarks/harness.py)"
 
 
+@contextlib.contextmanager
+def frozen(enabled: bool = True) -> Iterator[None]:
+    """While active, every object the process holds now is out of the cycle collector's reach
+    (``gc.freeze``; put back on exit): a collection walks only what was made since (``measure``
+    says what walking the rest cost). ``enabled=False`` changes nothing."""
+    if not enabled:
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def interleaved_medians(runs: Mapping[str, Run], repeats: int, freeze: bool = True) -> dict[str, float]:
+    """The median seconds of a call of each of ``runs``, called in turns ``repeats`` times (the
+    order rotated each round), each call after a collection, the process's objects ``frozen``:
+    the harness's way, for the scripts that time a few runs of their own."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    with frozen(freeze):
+        for repeat in range(repeats):
+            for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+                times[name].append(_time_once(runs[name]))
+    return {name: statistics.median(taken) for name, taken in times.items()}
+
+
 def _time_once(run: Run) -> float:
     # Garbage left by the previous call is collected first so that no implementation pays for another's
     # (with the process's older objects frozen, see measure, this walks only what the calls left).
@@ -195,10 +227,7 @@ def measure(
     for name in names[1:]:
         check_close(workload, name, runs[name](), expected)
     times: dict[str, list[float]] = {name: [] for name in names}
-    if freeze:
-        gc.collect()
-        gc.freeze()
-    try:
+    with frozen(freeze):
         repeat = 0
         while repeat < repeats or (repeat < max_repeats and min(sum(t) for t in times.values()) < min_seconds):
             order = names[repeat % len(names) :] + names[: repeat % len(names)]
@@ -207,9 +236,6 @@ def measure(
             if log is not None:
                 log(f"{workload.key} repeat {repeat + 1}: " + ", ".join(f"{n} {times[n][-1]:.4g}s" for n in names))
             repeat += 1
-    finally:
-        if freeze:
-            gc.unfreeze()
     ops = workload.ops(**size) if workload.ops is not None else None
     results = []
     for name in names:

@@ -11,11 +11,8 @@ forward under ``no_grad`` (inference). Times are medians of interleaved repeats,
 from __future__ import annotations
 
 import argparse
-import gc
-import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +23,12 @@ import numpy as np
 
 import autobp as ab
 from autobp.ops import sin, tanh
-from benchmarks.harness import check_close
+from benchmarks.harness import check_close, interleaved_medians
 from benchmarks.w2_elementwise import WORKLOAD, _framework_chain, _input, make
 
 
 def _numpy_forward(x: np.ndarray, ops: int) -> np.ndarray:
     return _framework_chain(x, ops, np.sin, np.tanh)  # type: ignore[no-any-return]
-
-
-def _median_times(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
-    for repeat in range(repeats):
-        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            gc.collect()
-            start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def overhead(ops: int = 1000, elements: int = 10, repeats: int = 7) -> list[tuple[str, float, float]]:
@@ -66,7 +51,7 @@ def overhead(ops: int = 1000, elements: int = 10, repeats: int = 7) -> list[tupl
         "autobp fwd (no_grad)": inference,
         "autobp fwd (constants)": lambda: _framework_chain(constant, ops, sin, tanh),
     }
-    t = {name: seconds / ops * 1e6 for name, seconds in _median_times(runs, repeats).items()}
+    t = {name: seconds / ops * 1e6 for name, seconds in interleaved_medians(runs, repeats).items()}
     return [
         ("forward + backward", t["autobp fwd+bwd"], t["numpy fwd+bwd"]),
         ("forward, recording the graph", t["autobp fwd (recording)"], t["numpy fwd"]),

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import gc
 import itertools
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import peak_bytes
+from benchmarks.harness import interleaved_medians, peak_bytes
 from benchmarks.w4_scalar_chain import FACTOR, SHIFT, START, make, numpy_chain
 
 
@@ -99,18 +97,10 @@ def main(ops: int = 200_000, repeats: int = 5) -> None:
     for name in ("minimal", "autobp", "no-gc"):  # the same chain, the same numbers
         got = runs[name]()
         np.testing.assert_allclose([np.reshape(g, ()) for g in got], want, rtol=1e-12)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
-    for repeat in range(repeats):
-        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            gc.collect()
-            start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
-    floor = statistics.median(times["floor"])
+    medians = interleaved_medians(runs, repeats)
+    floor = medians["floor"]
     print(f"W4 bound, {ops:,} ops, median of {repeats}")
-    for name, taken in times.items():
-        median = statistics.median(taken)
+    for name, median in medians.items():
         print(f"{name:8} {median / ops * 1e6:6.2f} us/op  {median / floor:5.2f}x floor")
     for name in ("minimal", "autobp"):
         print(f"{name:8} {peak_bytes(runs[name]) / ops:6.0f} B/node (tracemalloc peak)")

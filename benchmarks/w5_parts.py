@@ -1,24 +1,21 @@
 """Where W5's taped row spends its time beyond the R-operator: ``python -m benchmarks.w5_parts [BATCH] [REPEATS]``.
 
-Times, as the harness does (``gc.collect()`` before each call, the order rotated, medians), the
-hand-written R-operator, a whole call of ``tape.hvp``'s ``arrays``, and its replay alone (the
-generated program, as ``Tape.replay`` runs it, on the same arrays): the difference between the
-last two is the call's own work in Python (splitting off the directions, the signature of the
-arguments, the lookup of the tape).
+Times, as the harness does (``harness.interleaved_medians``: a collection before each call, the
+order rotated, medians), the hand-written R-operator, a whole call of ``tape.hvp``'s
+``arrays``, and its replay alone (the generated program, as ``Tape.replay`` runs it, on the same
+arrays): the difference between the last two is the call's own work in Python (splitting off the
+directions, the signature of the arguments, the lookup of the tape).
 """
 
 from __future__ import annotations
 
-import gc
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import steady_allocator
+from benchmarks.harness import interleaved_medians, steady_allocator
 from benchmarks.w5_hvp import _loss, _setup, numpy_hvp
 
 
@@ -48,15 +45,7 @@ def parts(batch: int = 128, repeats: int = 200) -> dict[str, float]:
         "taped": lambda: taped.arrays(*params, x, y, directions),
         "replay": lambda: tape.replay(arrays),
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
-    for repeat in range(repeats):
-        for name in names[repeat % 3 :] + names[: repeat % 3]:
-            gc.collect()
-            start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(taken) for name, taken in times.items()}
+    return interleaved_medians(runs, repeats)
 
 
 def main(batch: int = 128, repeats: int = 200) -> None:
