@@ -83,7 +83,7 @@ def keep(tensor: Tensor, level: Level, tangent: Any, version: int) -> None:
         tensor._dual = {level: (tangent, version)}
         return
     for old in [old for old in duals if not old.active]:
-        del duals[old]
+        duals.pop(old, None)  # (another thread using the tensor may have dropped it first)
     duals[level] = (tangent, version)
 
 

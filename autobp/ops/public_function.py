@@ -356,10 +356,9 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     )
     # What record does for the road's calls (no keywords, operands Tensors and numbers), written out
     # in unary and binary: record's call was W2's ~5%. Where the result is no numpy array (a numpy
-    # scalar is made one first), anomaly mode is on, or an operand is a numpy array (a constant, which record copies
-    # if it may change), record itself runs.
-    # tests/test_recording.py holds both to the same slots, tests/test_public_paths.py to the
-    # general function's results.
+    # scalar is made a 0-d array first), anomaly mode is on, or an operand is a numpy array (a
+    # constant, which record copies if it may change), record itself runs. tests/test_recording.py
+    # holds both to the same slots, tests/test_public_paths.py to the general function's results.
     new_tensor, next_seq, versions = object.__new__, graph._next_seq, graph._versions
     generic, asarray = np.generic, np.asarray
 
@@ -411,7 +410,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 result.setflags(False)  # type: ignore[call-arg]
                 if result.base is not None:
                     share_storage(out, args)
-            else:  # (a numpy scalar to make an array of, anomaly mode)
+            else:  # (anomaly mode, a result that is no numpy array)
                 out = record(opdef, result, args, no_kwargs, counter is not None and counter[0] != 0, False)
         else:
             out = unrecorded(result, args)
@@ -486,7 +485,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 result.setflags(False)  # type: ignore[call-arg]
                 if result.base is not None:
                     share_storage(out, args)
-            else:  # (a numpy scalar to make an array of, anomaly mode, a constant array to copy)
+            else:  # (anomaly mode, a result that is no numpy array, a constant array to copy)
                 out = record(opdef, result, args, no_kwargs, versioned, constant)
         else:
             out = unrecorded(result, args)
