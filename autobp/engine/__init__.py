@@ -106,7 +106,11 @@ def _walk(
         # The node queued last waits in `pending`, off the heap, and runs next unless the heap holds a
         # later one: in a chain (most of a graph) each node queues exactly one, which then never
         # touches the heap (a tuple and two heap calls fewer per node: W2 1-7% faster, W1 eager ~2%).
+        # Its gradient waits beside it in `pending_grad`, out of `grads` (two dict operations fewer
+        # per node: W2 ~2%), until it goes on the heap; a contribution to it meanwhile can only come
+        # from the node that queued it (an input twice, `x * x`), which adds it there.
         vertex: Any = None
+        pending_grad: Any = None
         input_grads: Sequence[Any] = ()
         try:
             pending: Tensor | None = None
@@ -120,13 +124,14 @@ def _walk(
             leads: dict[Vertex, bool] = {}  # which hooked nodes lead to a wanted vertex (``leads_to``)
             while heap or pending is not None:  # the latest node first (autobp.engine.order): its gradient is complete
                 if pending is not None and not (heap and heap[0][0] < -pending._seq):
-                    vertex, pending = pending, None
+                    vertex, pending, g = pending, None, pending_grad
                 else:
                     if pending is not None:
+                        grads[pending] = pending_grad
                         heappush(heap, (-pending._seq, pending))
                         pending = None
                     vertex = heappop(heap)[1]
-                g = grads.pop(vertex)
+                    g = grads.pop(vertex)
                 # (the _inputs property's work, inline: a frame per node)
                 more = vertex._more
                 inputs: tuple[Any, ...] | None = (
@@ -194,21 +199,24 @@ def _walk(
 
                             check_backward(vertex, as_tensor(input_grad))
                     # (the tensor is its own vertex: a leaf, or the node of the op that made it)
-                    if tensor in grads:
+                    if tensor is pending:
+                        if input_grad is not None:
+                            pending_grad = input_grad if pending_grad is None else pending_grad + input_grad
+                    elif tensor in grads:
                         if input_grad is not None:
                             so_far = grads[tensor]
                             grads[tensor] = input_grad if so_far is None else so_far + input_grad
-                    else:
+                    elif tensor.op is None:
                         grads[tensor] = input_grad
-                        if tensor.op is None:
-                            leaf_queue.append(tensor)
+                        leaf_queue.append(tensor)
+                    else:
+                        if tensor._seq >= vertex._seq:  # the order's guard: never walk past a contribution
+                            raise out_of_order(tensor, vertex)
+                        if pending is None:
+                            pending, pending_grad = tensor, input_grad
                         else:
-                            if tensor._seq >= vertex._seq:  # the order's guard: never walk past a contribution
-                                raise out_of_order(tensor, vertex)
-                            if pending is None:
-                                pending = tensor
-                            else:
-                                heappush(heap, (-tensor._seq, tensor))
+                            grads[tensor] = input_grad
+                            heappush(heap, (-tensor._seq, tensor))
         except AttributeError as error:  # (a try around the loop: nothing per node)
             raise_not_an_array(vertex, input_grads, error)
             raise
