@@ -174,12 +174,18 @@ def interleaved_medians(runs: Mapping[str, Run], repeats: int, freeze: bool = Tr
     order rotated each round), each call after a collection, the process's objects ``frozen``:
     the harness's way, for the scripts that time a few runs of their own."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
     with frozen(freeze):
         for repeat in range(repeats):
-            for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-                times[name].append(_time_once(runs[name]))
+            _time_round(runs, repeat, times)
     return {name: statistics.median(taken) for name, taken in times.items()}
+
+
+def _time_round(runs: Mapping[str, Run], repeat: int, times: dict[str, list[float]]) -> None:
+    """One call of each run, timed into ``times``, in an order rotated by ``repeat``: drift in the
+    machine's load hits every implementation alike."""
+    names = list(runs)
+    for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+        times[name].append(_time_once(runs[name]))
 
 
 def _time_once(run: Run) -> float:
@@ -230,9 +236,7 @@ def measure(
     with frozen(freeze):
         repeat = 0
         while repeat < repeats or (repeat < max_repeats and min(sum(t) for t in times.values()) < min_seconds):
-            order = names[repeat % len(names) :] + names[: repeat % len(names)]
-            for name in order:
-                times[name].append(_time_once(runs[name]))
+            _time_round(runs, repeat, times)
             if log is not None:
                 log(f"{workload.key} repeat {repeat + 1}: " + ", ".join(f"{n} {times[n][-1]:.4g}s" for n in names))
             repeat += 1
