@@ -203,3 +203,47 @@ def test_an_error_inside_a_walks_array_mode_names_the_op_on_both_roads(name: str
             road(*args)
         errors.append((type(caught.value), str(caught.value)))
     assert errors[0] == errors[1]
+
+
+UFUNC_ROADS = [
+    name
+    for name in ROADS
+    if REGISTRY[name].arity == 2 and isinstance(REGISTRY[name].numpy_forward, np.ufunc) and REGISTRY[name].elementwise
+]
+ZERO_D = [np.float64(0.75), np.float32(-1.5), np.float16(2.0), np.int64(-3), np.int8(7), np.bool_(True)]
+
+
+@pytest.mark.parametrize("name", UFUNC_ROADS)
+@pytest.mark.parametrize("value", ZERO_D, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("number", [1.0000001, -2, 3e38, 0], ids=repr)
+def test_a_0d_tensor_and_a_number_give_what_numpy_gives_in_either_order(name: str, value: Any, number: Any) -> None:
+    # The road asks an elementwise ufunc for its 0-d result as an array (``out=...``) where one
+    # operand is a number and the other 0-d (W4): the value and dtype must be numpy's own
+    # (promotion by the number's kind, NEP 50, overflow to inf), and the array frozen as any saved output.
+    ufunc = REGISTRY[name].numpy_forward
+    for operands in ((value, number), (number, value)):
+        with np.errstate(all="ignore"):
+            try:
+                want = np.asarray(ufunc(*[np.asarray(v) if v is value else v for v in operands]))
+            except (TypeError, OverflowError, ValueError) as error:  # numpy refuses: so does the op
+                with pytest.raises(type(error)):
+                    REGISTRY[name].public(*[ab.tensor(np.asarray(v)) if v is value else v for v in operands])
+                continue
+            for requires_grad in (False, True) if np.asarray(value).dtype.kind == "f" else (False,):
+                tensor = ab.tensor(np.asarray(value), requires_grad=requires_grad)
+                got = REGISTRY[name].public(*[tensor if v is value else v for v in operands])
+                general = REGISTRY[name].public.general(*[tensor if v is value else v for v in operands])
+                assert type(got.data) is np.ndarray and got.shape == ()
+                assert got.dtype == want.dtype == general.dtype, (operands, got.dtype, want.dtype)
+                assert np.array_equal(got.data, want, equal_nan=True), (operands, got.data, want)
+                assert not got.data.flags.writeable or not got.requires_grad
+                assert got.requires_grad == general.requires_grad
+
+
+def test_a_number_and_an_array_of_more_dimensions_keep_their_shape_on_the_road() -> None:
+    # (``out=...`` is asked for only where the other operand is 0-d; elsewhere the plain call)
+    x = ab.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    for out in (2.0 * x, x * 2.0, ab.mul(2.0, np.arange(3.0)), ab.add(np.float64(1.0), 1.0)):
+        assert type(out.data) is np.ndarray
+    assert (2.0 * x).shape == (2, 3) and ab.mul(2.0, np.arange(3.0)).shape == (3,)
+    assert ab.add(1.0, 2).shape == () and ab.add(1.0, 2).item() == 3.0

@@ -220,6 +220,18 @@ def _scatter_add(values: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
     return result
 
 
+def _ufuncs_give_arrays() -> bool:
+    """Whether a ufunc called with ``out=...`` returns a 0-d result as an array (numpy >= 2.3),
+    where it would give a numpy scalar."""
+    try:
+        return type(np.add(np.zeros(()), 1.0, out=...)) is np.ndarray
+    except TypeError:
+        return False
+
+
+ARRAY_OUT = _ufuncs_give_arrays()
+
+
 # The numpy-only fast forwards by op name (see the module docstring); the op files' general
 # forwards are the reference.
 FORWARDS: dict[str, Any] = {

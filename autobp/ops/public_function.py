@@ -21,6 +21,7 @@ from numpy import ndarray
 
 from autobp import graph
 from autobp.backends import describe, holds_floats
+from autobp.backends.numpy import ARRAY_OUT
 from autobp.forward import first_carrying_tangent, propagate
 from autobp.ops.opdef import OpDef
 from autobp.tensor import ONE, TWO, Tensor, first_requiring_grad
@@ -361,6 +362,11 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     # holds both to the same slots, tests/test_public_paths.py to the general function's results.
     new_tensor, next_seq, versions = object.__new__, graph._next_seq, graph._versions
     generic, asarray = np.generic, np.asarray
+    # An elementwise ufunc given ``out=...`` returns a 0-d result as the 0-d array itself, not as a
+    # numpy scalar that asarray then makes one (W4's every op, a 0-d Tensor and a number: ~60 ns
+    # of its ~1.3 us). Asked for where an operand is a number and the other a 0-d array (its
+    # ``ndim`` is read there only: W2's arrays pay that read, not the keyword's cost).
+    array_out = ARRAY_OUT and isinstance(fast, np.ufunc) and fast.signature is None and fast.nout == 1
 
     def unrecorded(result: Any, args: tuple[Any, ...]) -> Tensor:
         # (the general function's end where it records nothing)
@@ -428,7 +434,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 return fast(x, y)
             except (ValueError, TypeError, IndexError, OverflowError) as error:
                 raise_with_context(opdef, error, args)
-        needs_grad = versioned = constant = False
+        needs_grad = versioned = constant = zero_d = False
         xa: Any
         ya: Any
         # Each operand a Tensor of a numpy array, a Python float or int (`type() is`: not a bool), or
@@ -442,6 +448,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             versioned = counter is not None and counter[0] != 0
         elif type(x) is float or type(x) is int:
             xa = x
+            zero_d = array_out  # (a number: the result is 0-d if y is, which is read below)
         elif type(x) is ndarray:
             xa, constant = x, True
         else:
@@ -455,14 +462,19 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             counter = y._vc
             if counter is not None and counter[0] != 0:
                 versioned = True
+            if zero_d:
+                zero_d = not ya.ndim
         elif type(y) is float or type(y) is int:
             ya = y
+            zero_d = array_out and (type(xa) is not ndarray or not xa.ndim)
         elif type(y) is ndarray:
             ya, constant = y, True
+            if zero_d:
+                zero_d = not ya.ndim
         else:
             return general(*args)
         try:
-            result = fast(xa, ya)
+            result = fast(xa, ya, out=...) if zero_d else fast(xa, ya)
         except (ValueError, TypeError, IndexError, OverflowError) as error:
             raise_with_context(opdef, error, args)
         if result is xa or result is ya:  # an op that returned its input: a view, as the general function makes
