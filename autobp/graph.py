@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,7 +45,7 @@ from autobp.tape_notes import (
     note_read,
 )
 from autobp.tape_notes import refuse_while_tracing as refuse_while_tracing
-from autobp.tensor import ONE, TWO, Tensor
+from autobp.tensor import NO_KWARGS, ONE, TWO, Tensor, _Kept
 from autobp.weak_scalar import WeakScalar, constant_as_tensor
 
 if TYPE_CHECKING:
@@ -68,9 +67,10 @@ class _Rare:
     """The fields few nodes use, kept out of the node's slots so that the usual node is small and
     cheap to make (W4 measures bytes per node, W2 the cost of recording one)."""
 
-    __slots__ = ("_kwarg_versions", "array_versions", "hooks", "retained", "trace", "name", "leaf_hooks")
+    __slots__ = ("_kwarg_versions", "array_versions", "hooks", "retained", "trace", "name", "leaf_hooks", "grad")
 
     def __init__(self) -> None:
+        self.grad: Tensor | None = None  # Tensor.grad
         self.name: str | None = None  # Tensor.name
         self.leaf_hooks: dict[int, Any] | None = None  # a leaf's gradient hooks by handle key
         self._kwarg_versions: tuple[tuple[Tensor, int], ...] | None = None
@@ -96,9 +96,10 @@ class _Rare:
 
 # A recorded op's node is its output Tensor itself (one object per op: W4's bytes and the cycle
 # collector's passes count objects). Its fields are the Tensor's slots ``op`` (None on a leaf),
-# ``_in0``/``_in1``/``_more`` (its inputs, read whole as ``_inputs``), ``kwargs``, ``out``,
-# ``versions``, ``_rare`` and ``_seq``; the fields few nodes use live on the ``_Rare`` part, read
-# through the Tensor's ``_node_hooks``, ``_retained``, ``_trace``, ``_kwarg_versions`` and
+# ``_in0``/``_in1``/``_more`` (its inputs, and where it has any its keywords and saved versions
+# in a ``_Kept``: read whole as ``_inputs``, ``kwargs`` and ``versions``), ``out``, ``_rare``
+# and ``_seq``; the fields few nodes use live on the ``_Rare`` part, read through the Tensor's
+# ``grad``, ``_node_hooks``, ``_retained``, ``_trace``, ``_kwarg_versions`` and
 # ``_array_versions`` (None until set).
 
 
@@ -199,9 +200,8 @@ def release(node: Tensor) -> None:
     """Drop what a node holds for backward: its inputs (and with them the graph upstream) and
     keywords. Its output array stays: it is the tensor's own ``data`` (or was, before a ``t.data
     = ...``), which lives as long as the tensor does."""
-    # (the engine's walk does these stores inline: keep the two in step)
-    node._in0 = node._in1 = node._more = None
-    node.kwargs = NO_KWARGS
+    # (the engine's walk does this store inline: keep the two in step)
+    node._in0 = node._in1 = node._more = None  # (the keywords and versions go with them: _Kept)
 
 
 class _Recorded(tuple):  # type: ignore[type-arg]
@@ -210,10 +210,6 @@ class _Recorded(tuple):  # type: ignore[type-arg]
     Freed with the node's inputs (``release``); a slot for it would grow every node (W4)."""
 
     wrapped: tuple[Tensor, ...]
-
-
-# Shared by every node recorded without keywords: one empty mapping instead of one per node.
-NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
 def record(
@@ -253,25 +249,24 @@ def record(
             numpy_result = type(result) is np.ndarray  # (a Python number's result is numpy's)
     out.data = result
     out._requires_grad = True
-    out.grad = None
     out._vc = None
     out.op = opdef
-    # The inputs in slots (the _inputs setter's work, inline): no tuple kept per node
-    if len(saved) == 2:
+    # The inputs in slots (Tensor._keep's work, inline): no tuple kept per node of one or two
+    # inputs that saves no keywords and no versions
+    versions = _versions(saved) if versioned else None
+    if kwargs or versions is not None or not 0 < len(saved) <= 2:
+        out._in0 = out._in1 = None
+        out._more = _Kept(saved, kwargs or NO_KWARGS, versions)
+    elif len(saved) == 2:
         out._in0, out._in1 = saved
         out._more = TWO
-    elif len(saved) == 1:
+    else:
         out._in0 = saved[0]
         out._more = ONE
-    else:
-        out._more = saved
-    out.kwargs = kwargs or NO_KWARGS
     # The saved output: the array the rules read, which `out.data = ...` cannot change. (numpy
     # scalars became 0-d arrays above: one object for the output wherever it is used, which a tape
     # recognises by identity, autobp.tape.)
     out.out = result
-    # The versions to check before backward; a node whose inputs are all at version 0 keeps none.
-    out.versions = _versions(saved) if versioned else None
     out._rare = None
     out._dual = None
     out._seq = _next_seq()

@@ -18,10 +18,10 @@ import pytest
 import autobp as ab
 from autobp import engine, graph
 from autobp.graph import Node
-from autobp.tensor import TWO, Tensor
+from autobp.tensor import TWO, Tensor, _Kept
 
 # The slots of a recorded op's output that hold its node (``op`` is None on other tensors).
-NODE_SLOTS = ("op", "_in0", "_in1", "_more", "kwargs", "out", "versions", "_rare", "_seq")
+NODE_SLOTS = ("op", "_in0", "_in1", "_more", "out", "_rare", "_seq")
 
 
 def _slots(cls: type) -> list[str]:
@@ -319,12 +319,14 @@ def test_modes_come_back_after_a_walk_fails_and_inside_no_grad() -> None:
 
 
 def test_a_recorded_scalar_op_holds_the_bytes_performance_md_gives() -> None:
-    # docs/performance.md (issue #17): a node of W4's chain holds 284 B (the 0-d output array, the
-    # Tensor that is its own node, its number _seq, and the slot for forward mode's tangents, 8 B,
-    # which before lived in a table of the level's that kept every intermediate alive: 276 B then).
-    # It held 380 B while the Node was an object of its own with an inputs tuple, 368 B before the
-    # Node lost its rare slots, and 344 B before it was numbered (then the walk counted consumers in
-    # a table instead, 52 B more per node while it ran).
+    # docs/performance.md (issue #17): a node of W4's chain holds 256 B (the 0-d output array, the
+    # Tensor that is its own node and its number _seq). It held 284 B while its keywords, saved
+    # versions and gradient had slots of their own (a node in pymalloc's 160-byte class, not 128),
+    # 276 B before the slot for forward mode's tangents (which before lived in a table of the
+    # level's that kept every intermediate alive). It held 380 B while the Node was an object of
+    # its own with an inputs tuple, 368 B before the Node lost its rare slots, and 344 B before it
+    # was numbered (then the walk counted consumers in a table instead, 52 B more per node while
+    # it ran). (Measured 256-260 B: pymalloc's pools and arenas round it.)
     x = ab.tensor(0.5, requires_grad=True)
     gc.collect()
     tracemalloc.start()
@@ -335,7 +337,7 @@ def test_a_recorded_scalar_op_holds_the_bytes_performance_md_gives() -> None:
         held = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert held / 2000 <= 288, f"{held / 2000:.0f} B per recorded scalar op"
+    assert held / 2000 <= 264, f"{held / 2000:.0f} B per recorded scalar op"
 
 
 @pytest.mark.parametrize("dtype", ["int64", "int8", "uint8", "bool"])
@@ -381,3 +383,34 @@ def test_a_recorded_output_whose_data_was_replaced_is_refused_where_its_rules_re
     np.testing.assert_allclose(g.data, 1.0 - np.tanh(x.data) ** 2, rtol=1e-12)  # the saved output
     with pytest.raises(RuntimeError, match=r"made by op 'tanh', had its .data replaced"):
         ab.grad(loss, [x], create_graph=True)
+
+
+def test_a_node_keeps_its_keywords_and_versions_in_a_kept_part_and_none_without() -> None:
+    # A node of one or two inputs with no keywords and no saved versions keeps ONE or TWO (no
+    # object, no slot for either: W4's bytes); any other keeps a _Kept, which every way of
+    # setting the inputs (constants wrapped for a picture, another library's arrays copied) keeps.
+    w = ab.tensor([1.0, 2.0], requires_grad=True)
+    x = ab.tensor([3.0, 4.0])
+    plain, summed = w * x, w.sum(axis=0)
+    assert plain._more is TWO and plain.kwargs == {} and plain.versions is None
+    assert type(summed._more) is _Kept and dict(summed.kwargs) == {"axis": 0} and summed.versions is None
+    assert Tensor.__basicsize__ <= 112  # (with the collector's header: pymalloc's 128-byte class)
+    x.add_(1.0)
+    v = ab.tensor([0.5, 0.25], requires_grad=True)
+    with ab.no_grad():
+        v.mul_(2.0)
+    # the road's inline recording, record's (the general function), one input and two
+    made = ((w * x, (0, 1)), (ab.mul.general(w, x), (0, 1)), (ab.sin(v), (1,)), (ab.sin.general(v), (1,)))
+    for node, versions in made:
+        assert type(node._more) is _Kept and node.versions == versions and node.kwargs == {}
+        assert node._inputs is not None and node._inputs[0] is (w if len(versions) == 2 else v)
+    node = w * x
+    node._inputs = graph._Recorded((w, x))  # as node_inputs sets them (constants wrapped)
+    assert type(node._more) is _Kept and node.versions == (0, 1) and node._inputs == (w, x)
+    node.kwargs = {"note": 1}
+    assert node._inputs == (w, x) and node.versions == (0, 1) and dict(node.kwargs) == {"note": 1}
+    x.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        (node * 1.0).sum().backward()
+    graph.release(node)
+    assert node._inputs is None and node.kwargs == {} and node.versions is None

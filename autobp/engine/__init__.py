@@ -45,7 +45,6 @@ from autobp.engine.order import Vertex, leads_to, out_of_order, queue_seeds
 from autobp.engine.rule_paths import _on_arrays, _on_tensors
 from autobp.engine.seeds import seed_grads
 from autobp.engine.values import ComplexGradient, cast_like, unchanged, unwrap, wrap_array, zeros_like
-from autobp.graph import NO_KWARGS
 from autobp.ops.elementwise import copy as _tangent_carrying_copy
 from autobp.ops.shape import sum_to as _sum_to
 from autobp.storage import unaliased
@@ -135,7 +134,13 @@ def _walk(
                 # (the _inputs property's work, inline: a frame per node)
                 more = vertex._more
                 inputs: tuple[Any, ...] | None = (
-                    (vertex._in0, vertex._in1) if more is TWO else (vertex._in0,) if more is ONE else more
+                    (vertex._in0, vertex._in1)
+                    if more is TWO
+                    else (vertex._in0,)
+                    if more is ONE
+                    else None
+                    if more is None
+                    else more.inputs  # (a _Kept: keywords, versions, another count of inputs)
                 )
                 if g is None:
                     if inputs is None:
@@ -168,9 +173,8 @@ def _walk(
                         input_grads = _on_arrays(vertex, inputs, opdef.rules, g)
                     else:
                         input_grads = _on_tensors(vertex, inputs, g, not plain)
-                if not retain_graph:  # graph.release's stores, without its call (a frame per node: W1, W4)
+                if not retain_graph:  # graph.release's store, without its call (a frame per node: W1, W4)
                     vertex._in0 = vertex._in1 = vertex._more = None
-                    vertex.kwargs = NO_KWARGS
                 # One gradient per input, by construction (_run_rules checks a variadic rule's count), read
                 # by index: zip made an iterator object per node (W2 ~3%; strict=True, a keyword call, 3% more)
                 count, k = len(inputs), 0

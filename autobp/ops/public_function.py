@@ -360,7 +360,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     # scalar is made a 0-d array first), anomaly mode is on, or an operand is a numpy array (a
     # constant, which record copies if it may change), record itself runs. tests/test_recording.py
     # holds both to the same slots, tests/test_public_paths.py to the general function's results.
-    new_tensor, next_seq, versions = object.__new__, graph._next_seq, graph._versions
+    new_tensor, next_seq, versions, kept = object.__new__, graph._next_seq, graph._versions, graph._Kept
     generic, asarray = np.generic, np.asarray
     # An elementwise ufunc given ``out=...`` returns a 0-d result as the 0-d array itself, not as a
     # numpy scalar that asarray then makes one (W4's every op, a 0-d Tensor and a number: ~60 ns
@@ -406,12 +406,14 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 out = new_tensor(Tensor)
                 out.data = out.out = result
                 out._requires_grad = True
-                out.grad = out._vc = out._rare = out._dual = None
+                out._vc = out._rare = out._dual = None
                 out.op = opdef
-                out._in0 = x
-                out._more = ONE
-                out.kwargs = no_kwargs
-                out.versions = versions(args) if counter is not None and counter[0] != 0 else None
+                if counter is not None and counter[0] != 0:  # (a node keeping its input's version: a _Kept)
+                    out._in0 = out._in1 = None
+                    out._more = kept(args, no_kwargs, versions(args))
+                else:
+                    out._in0 = x
+                    out._more = ONE
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
                 if result.base is not None:
@@ -486,13 +488,15 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 out = new_tensor(Tensor)
                 out.data = out.out = result
                 out._requires_grad = True
-                out.grad = out._vc = out._rare = out._dual = None
+                out._vc = out._rare = out._dual = None
                 out.op = opdef
-                out._in0 = x
-                out._in1 = y
-                out._more = TWO
-                out.kwargs = no_kwargs
-                out.versions = versions(args) if versioned else None
+                if versioned:  # (a node keeping its inputs' versions: a _Kept)
+                    out._in0 = out._in1 = None
+                    out._more = kept(args, no_kwargs, versions(args))
+                else:
+                    out._in0 = x
+                    out._in1 = y
+                    out._more = TWO
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
                 if result.base is not None:

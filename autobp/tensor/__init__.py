@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +51,25 @@ class _InputCount:
 
 
 ONE, TWO = _InputCount(1), _InputCount(2)
+
+# Shared by every node recorded without keywords: one empty mapping instead of one per node.
+NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+
+
+class _Kept:
+    """What a node's ``_more`` holds when the node keeps more than one or two inputs alone: its
+    inputs (any count: a tuple, or ``graph._Recorded`` once its constants were wrapped), its op's
+    keywords (``NO_KWARGS`` if none) and its inputs' versions when the op ran (None: all 0).
+
+    A node of one or two inputs with neither keywords nor saved versions (W2's and W4's every
+    node) keeps ``ONE`` or ``TWO`` there instead, and no slot for keywords or versions: two
+    slots fewer put a node in pymalloc's 128-byte size class, where the cycle collector walks
+    a fifth fewer bytes per node (W4)."""
+
+    __slots__ = ("inputs", "kwargs", "versions")
+
+    def __init__(self, inputs: Any, kwargs: Mapping[str, Any], versions: tuple[int, ...] | None) -> None:
+        self.inputs, self.kwargs, self.versions = inputs, kwargs, versions
 
 
 def _read_rare(tensor: Tensor, name: str) -> Any:
@@ -96,12 +115,12 @@ class Tensor:
     [[2.0, 4.0], [6.0, 8.0]]
     """
 
-    # The first six are every tensor's; the rest are the node's of a tensor an op recorded (its
-    # ``grad_fn``): ``op`` is None on any other tensor, and the rest are set by ``graph.record`` only.
+    # The first five are every tensor's (``grad`` is on the rare part: most tensors never get one);
+    # the rest are the node's of a tensor an op recorded (its ``grad_fn``): ``op`` is None on any
+    # other tensor, and the rest are set by ``graph.record`` only.
     __slots__ = (
         "data",
         "_requires_grad",
-        "grad",
         "_vc",
         "_rare",
         "_dual",
@@ -110,9 +129,7 @@ class Tensor:
         "_in0",
         "_in1",
         "_more",
-        "kwargs",
         "out",
-        "versions",
         "_seq",
     )
 
@@ -122,7 +139,6 @@ class Tensor:
 
     data: np.ndarray
     _requires_grad: bool
-    grad: Tensor | None
     # The version counter of this tensor's storage: a one-element list shared by a base and all
     # its views (slices, reshapes, transposes, detach()), bumped by every in-place write through
     # any of them; graph nodes record it (docs/trust.md). None: version 0, storage not shared yet.
@@ -138,16 +154,15 @@ class Tensor:
     _dual: dict[Any, tuple[Any, int]] | None
     # The node's fields (autobp.graph): the op that made this tensor, or None (a leaf, a constant).
     op: OpDef  # (None on a tensor no op recorded: read the other fields where it is set)
-    # The op's inputs as it got them: an op of one or two inputs (nearly every one) keeps them in
-    # _in0 and _in1 and ONE or TWO in _more, any other a tuple in _more; None once freed. A tuple
-    # per node would be a second object the cycle collector walks, and 56 bytes (W4). Read and
-    # written whole through the ``_inputs`` property, or slot by slot on the engine's hot path.
+    # The op's inputs as it got them: an op of one or two inputs (nearly every one) with no keywords
+    # and no saved versions keeps them in _in0 and _in1 and ONE or TWO in _more; any other node a
+    # _Kept in _more (its inputs, keywords and versions); None once freed. A tuple per node would be
+    # a second object the cycle collector walks, and 56 bytes (W4). Read and written whole through
+    # the ``_inputs``, ``kwargs`` and ``versions`` properties, or slot by slot on the engine's hot path.
     _in0: Any
     _in1: Any
     _more: Any
-    kwargs: Mapping[str, Any]
     out: Any  # the output array the rules read (``data`` may be rebound since)
-    versions: tuple[int, ...] | None  # the inputs' versions when the op ran (None: all 0)
     _seq: int  # when it was recorded: every consumer has a greater number (autobp.engine.order)
 
     # Fields few tensors use, on the ``_rare`` part (graph._Rare): None until set.
@@ -174,6 +189,17 @@ class Tensor:
         _write_rare(self, "name", name)
 
     @property
+    def grad(self) -> Tensor | None:
+        """The gradient ``backward`` accumulated into this tensor (a leaf that requires grad, or a
+        non-leaf after ``retain_grad()``); None until then. Settable (``p.grad = None``)."""
+        rare = self._rare
+        return None if rare is None else rare.grad  # type: ignore[no-any-return]
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        _write_rare(self, "grad", value)
+
+    @property
     def _inputs(self) -> tuple[Any, ...] | None:
         """The recorded op's inputs as it got them (Tensors and constants); None once freed."""
         more = self._more
@@ -181,20 +207,50 @@ class Tensor:
             return (self._in0, self._in1)
         if more is ONE:
             return (self._in0,)
-        return more  # type: ignore[no-any-return]
+        return None if more is None else more.inputs  # type: ignore[no-any-return]
 
     @_inputs.setter
     def _inputs(self, inputs: tuple[Any, ...] | None) -> None:
-        if type(inputs) is tuple and 0 < len(inputs) <= 2:
+        kept = getattr(self, "_more", None)
+        if type(kept) is _Kept:
+            self._keep(inputs, kept.kwargs, kept.versions)
+        else:
+            self._keep(inputs, NO_KWARGS, None)
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]:
+        """The keyword arguments of the op that made this tensor (empty if none, or once freed)."""
+        more = self._more
+        return more.kwargs if type(more) is _Kept else NO_KWARGS  # type: ignore[no-any-return]
+
+    @kwargs.setter
+    def kwargs(self, kwargs: Mapping[str, Any]) -> None:
+        self._keep(self._inputs, kwargs or NO_KWARGS, self.versions)
+
+    @property
+    def versions(self) -> tuple[int, ...] | None:
+        """The versions of the op's inputs when it ran (None: all were at 0, or freed)."""
+        more = self._more
+        return more.versions if type(more) is _Kept else None  # type: ignore[no-any-return]
+
+    @versions.setter
+    def versions(self, versions: tuple[int, ...] | None) -> None:
+        self._keep(self._inputs, self.kwargs, versions)
+
+    def _keep(self, inputs: Any, kwargs: Mapping[str, Any], versions: tuple[int, ...] | None) -> None:
+        """Set the node's inputs, keywords and versions (what ``record`` does, slot by slot, inline)."""
+        if inputs is None:  # freed: the keywords go with the inputs
+            self._in0 = self._in1 = self._more = None
+        elif kwargs is NO_KWARGS and versions is None and type(inputs) is tuple and 0 < len(inputs) <= 2:
             if len(inputs) == 2:
                 self._in0, self._in1 = inputs
                 self._more = TWO
             else:
                 self._in0, self._in1 = inputs[0], None
                 self._more = ONE
-        else:  # None (freed), a tuple of none or three or more, or graph._Recorded (constants wrapped)
+        else:  # keywords, versions, a tuple of none or three or more, or graph._Recorded (constants wrapped)
             self._in0 = self._in1 = None
-            self._more = inputs
+            self._more = _Kept(inputs, kwargs, versions)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
@@ -217,7 +273,6 @@ class Tensor:
             check_requires_grad(array, "tensor")
         self.data = array
         self._requires_grad = bool(requires_grad)
-        self.grad = None
         self.op = None  # type: ignore[assignment]
         self._vc = None
         self._rare = None
@@ -229,7 +284,6 @@ class Tensor:
         tensor = object.__new__(cls if cls is Tensor else Tensor)
         tensor.data = array if type(array) is np.ndarray else backends.as_array(array)
         tensor._requires_grad = requires_grad
-        tensor.grad = None
         tensor.op = None  # type: ignore[assignment]
         tensor._vc = None
         tensor._rare = None

@@ -104,7 +104,8 @@ def _state(tensor: Tensor, how: str) -> dict[str, Any]:
             # held before a tensor was its own graph node, which older versions of autobp can load)
             if name not in ("__weakref__", "_rare", "_dual", "op") and hasattr(tensor, name):
                 state[name] = getattr(tensor, name)
-    # (the rare part holds the name and the hooks: the copy gets its own, through its properties)
-    state["name"], state["_hooks"] = tensor.name, tensor._hooks
+    # (the rare part holds the name, the hooks and the gradient: the copy gets its own, through
+    # its properties; ``grad`` is the name an older pickle's slot had)
+    state["grad"], state["name"], state["_hooks"] = tensor.grad, tensor.name, tensor._hooks
     state["_vc"] = None  # new memory: version 0, shared with no other tensor
     return state
