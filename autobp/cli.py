@@ -258,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(error.code, file=sys.stderr)
         return 1
+    except MemoryError as error:  # (numpy's names the shape it could not allocate)
+        print(f"autobp {args.command}: out of memory: {error}; try a smaller --batch or --sizes", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
