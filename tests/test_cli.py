@@ -218,6 +218,6 @@ def test_running_out_of_memory_is_one_line_naming_the_flags(
     # A mini-batch (graph) or a layer (demo) of 10^15 floats: more bytes than any machine's address
     # space, so numpy's allocation fails at once wherever this runs (overcommit or not).
     flags = ["--batch", str(10**15)] if command == "graph" else ["--sizes", f"784,{10**15},10", "--limit", "10"]
-    code, out, err = run([command, *flags, "--out", str(tmp_path)], capsys)
+    code, _, err = run([command, *flags, "--out", str(tmp_path)], capsys)
     assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith(f"autobp {command}: out of memory: ") and "--batch or --sizes" in err
