@@ -455,3 +455,27 @@ def test_a_tensor_inside_a_list_operand_that_needs_a_derivative_is_refused() -> 
         np.testing.assert_array_equal((x * [a, 4.0]).numpy(), [3.0, 8.0])
     (grad,) = ab.grad((x * ab.stack([a, ab.tensor(4.0)])).sum(), [a])  # the way out
     assert grad.item() == 1.0
+
+
+class _Subclass(np.ndarray):
+    """An ndarray subclass of the test's own."""
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["x * A", "A * x", "ab.mul.general(x, A)", "x @ A[:, None]", "ab.maximum(A, x)", "ab.sin(A)", "ab.sum(A)", "x + M"],
+)
+def test_a_numpy_array_of_dtype_object_is_refused_as_an_operand(expression: str) -> None:
+    # x * np.array([1.0, 2.0], dtype=object) was a Tensor of dtype object on the graph (which
+    # ab.tensor refuses to make, and whose gradient came back as objects). Refused on the shorter
+    # road and the general function alike, with grad mode on and off.
+    x = ab.tensor([1.0, 2.0], requires_grad=True)
+    values = {"ab": ab, "x": x, "A": np.array([1.0, Fraction(1, 2)], dtype=object)}
+    values["M"] = values["A"].view(_Subclass)  # (a subclass holding objects, taken as its plain array)
+    for grad_mode in (ab.enable_grad, ab.no_grad):
+        with (
+            grad_mode(),
+            pytest.raises(TypeError, match=r"^\w+: operand object\[[\d, ]+\] is a numpy array of dtype object"),
+        ):
+            eval(expression, values)
+    assert (x * values["A"].astype(float)).dtype == np.float64  # the way out the message gives

@@ -201,6 +201,20 @@ def raise_object_number(opdef: OpDef, value: Any, where: str) -> None:
     )
 
 
+def raise_object_array(opdef: OpDef, value: ndarray) -> None:
+    """Refuse a numpy array of dtype object (Python objects: numbers, Fractions, anything) as an
+    operand: the result was an object-dtype Tensor on the graph, which ``ab.tensor`` refuses to
+    make and most ops cannot take (``sin`` of it fails naming no operand), and whose gradient came
+    back as objects too."""
+    raise refused(
+        opdef,
+        TypeError(
+            f"{opdef.name}: operand {describe(value)} is a numpy array of dtype object (Python objects, not "
+            "numbers), which a Tensor cannot hold, as ab.tensor refuses it; pass np.asarray(value, dtype=float)"
+        ),
+    )
+
+
 def raise_keyword_needs_grad(opdef: OpDef, kwargs: Any) -> None:
     """An op differentiates its positional inputs only: a keyword Tensor that requires grad would
     get no gradient, with no error. Refused, naming the op and the keyword."""
@@ -295,6 +309,8 @@ def make_public(opdef: OpDef) -> Callable[..., Tensor]:
                         args, value, numpy_like = unusual_operand(opdef, args, value, mode)
                         if not numpy_like:
                             numpy_only = False
+                    if type(value) is ndarray and value.dtype.hasobject:
+                        raise_object_array(opdef, value)
                     constants = True
                 arrays.append(value)
         try:
@@ -451,7 +467,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         elif type(x) is float or type(x) is int:
             xa = x
             zero_d = array_out  # (a number: the result is 0-d if y is, which is read below)
-        elif type(x) is ndarray:
+        elif type(x) is ndarray and not x.dtype.hasobject:
             xa, constant = x, True
         else:
             return general(*args)
@@ -469,7 +485,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         elif type(y) is float or type(y) is int:
             ya = y
             zero_d = array_out and (type(xa) is not ndarray or not xa.ndim)
-        elif type(y) is ndarray:
+        elif type(y) is ndarray and not y.dtype.hasobject:
             ya, constant = y, True
             if zero_d:
                 zero_d = not ya.ndim
