@@ -316,8 +316,11 @@ def _tanh_backward(grad: Any, out: Any) -> Any:
     # 0-d array for float64 (numpy converts no Python number then: 130 ns, W2 1%), else `1.0`
     # (converted faster than an int, to the same value in a float array).
     np.subtract(_ONE_FLOAT64 if factor.dtype is _FLOAT64 else 1.0, factor, factor)
-    if type(grad) is np.ndarray and grad.dtype is factor.dtype and grad.shape == factor.shape:
-        return np.multiply(grad, factor, factor)
+    if type(grad) is np.ndarray and grad.dtype is factor.dtype:
+        try:  # (a grad broadcasting to factor's shape fits it; a larger one numpy refuses: no shapes compared)
+            return np.multiply(grad, factor, factor)
+        except ValueError:
+            pass
     return grad * factor  # (float64 grad with float32 out: float64, as the general forward gives)
 
 

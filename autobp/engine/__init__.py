@@ -82,6 +82,7 @@ def _walk(
     # A rule's gradient of the other kind (a Tensor from a rule on arrays that built one, an array
     # from a user's rule on Tensors) is converted: the walk keeps one kind.
     other_kind: Any = unwrap if plain else wrap_array
+    array_type = np.ndarray  # (a local: the per-input test below reads no global)
     # First order, the gradients are arrays: sum_to's array forward itself (numpy's own for numpy
     # arrays), without the public function's checks for Tensors and modes (two calls per W1 step).
     # (one graph, one library: the seeds' tells which forward)
@@ -184,7 +185,8 @@ def _walk(
                     if not (isinstance(tensor, Tensor) and tensor._requires_grad):
                         continue
                     if input_grad is not None:  # None: a zero contribution, which queues the target all the same
-                        if isinstance(input_grad, Tensor) is plain:
+                        # (`type() is` first: a first-order walk's gradients are arrays, isinstance walks their MRO)
+                        if type(input_grad) is not array_type and isinstance(input_grad, Tensor) is plain:
                             input_grad = other_kind(input_grad)
                         # The engine, not each rule, sums a broadcast gradient back to the input's shape.
                         if input_grad.shape != tensor.data.shape:

@@ -383,6 +383,9 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     # of its ~1.3 us). Asked for where an operand is a number and the other a 0-d array (its
     # ``ndim`` is read there only: W2's arrays pay that read, not the keyword's cost).
     array_out = ARRAY_OUT and isinstance(fast, np.ufunc) and fast.signature is None and fast.nout == 1
+    # A ufunc's result is an array of its own, never a view of an input's memory: the view check
+    # (``.base``) is for the other fast forwards (a reshape, a transpose).
+    may_view = not isinstance(fast, np.ufunc)
 
     def unrecorded(result: Any, args: tuple[Any, ...]) -> Tensor:
         # (the general function's end where it records nothing)
@@ -432,7 +435,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                     out._more = ONE
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
-                if result.base is not None:
+                if may_view and result.base is not None:
                     share_storage(out, args)
             else:  # (anomaly mode, a result that is no numpy array)
                 out = record(opdef, result, args, no_kwargs, counter is not None and counter[0] != 0, False)
@@ -515,7 +518,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                     out._more = TWO
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
-                if result.base is not None:
+                if may_view and result.base is not None:
                     share_storage(out, args)
             else:  # (anomaly mode, a result that is no numpy array, a constant array to copy)
                 out = record(opdef, result, args, no_kwargs, versioned, constant)
