@@ -187,6 +187,7 @@ def test_a_pickle_holds_the_slots_an_older_autobp_sets_and_loads_one_made_there(
     function, (cls, state) = x.__reduce_ex__(2)
     assert function is rebuild and cls is ab.Tensor
     assert "op" not in state and state["grad_fn"] is None and state["name"] == "w" and state["_hooks"] is None
+    assert "grad" in state and state["grad"] is None  # (a slot then, a property over the rare part now)
     assert not any(name.startswith("_in") or name in ("_rare", "out", "_seq") for name in state)
 
     class Older:  # a pickle as that autobp wrote it
