@@ -252,17 +252,17 @@ def record(
     out._vc = None
     out.op = opdef
     # The inputs in slots (Tensor._keep's work, inline): no tuple kept per node of one or two
-    # inputs that saves no keywords and no versions
+    # inputs without keywords; the versions tuple in _more where it saved any
     versions = _versions(saved) if versioned else None
-    if kwargs or versions is not None or not 0 < len(saved) <= 2:
+    if kwargs or not 0 < len(saved) <= 2:
         out._in0 = out._in1 = None
         out._more = _Kept(saved, kwargs or NO_KWARGS, versions)
     elif len(saved) == 2:
         out._in0, out._in1 = saved
-        out._more = TWO
+        out._more = TWO if versions is None else versions
     else:
         out._in0 = saved[0]
-        out._more = ONE
+        out._more = ONE if versions is None else versions
     # The saved output: the array the rules read, which `out.data = ...` cannot change. (numpy
     # scalars became 0-d arrays above: one object for the output wherever it is used, which a tape
     # recognises by identity, autobp.tape.)

@@ -134,15 +134,15 @@ def _walk(
                     g = grads.pop(vertex)
                 # (the _inputs property's work, inline: a frame per node)
                 more = vertex._more
-                inputs: tuple[Any, ...] | None = (
-                    (vertex._in0, vertex._in1)
-                    if more is TWO
-                    else (vertex._in0,)
-                    if more is ONE
-                    else None
-                    if more is None
-                    else more.inputs  # (a _Kept: keywords, versions, another count of inputs)
-                )
+                inputs: tuple[Any, ...] | None
+                if more is TWO:
+                    inputs = (vertex._in0, vertex._in1)
+                elif more is ONE:
+                    inputs = (vertex._in0,)
+                elif type(more) is tuple:  # (the saved versions of the one or two inputs in the slots)
+                    inputs = (vertex._in0, vertex._in1) if len(more) == 2 else (vertex._in0,)
+                else:  # (a _Kept: keywords, another count of inputs; None once freed)
+                    inputs = None if more is None else more.inputs
                 if g is None:
                     if inputs is None:
                         raise freed_error(vertex)

@@ -14,7 +14,7 @@ from autobp.engine.errors import explain_rule_error, rebound_output_error, varia
 from autobp.engine.mode_switch import modes
 from autobp.engine.versions import changed, check_versions
 from autobp.graph import node_inputs
-from autobp.tensor import NO_KWARGS, ONE, TWO, Tensor
+from autobp.tensor import NO_KWARGS, ONE, TWO, Tensor, _Kept
 
 __all__ = ["_on_arrays", "_on_tensors", "_run_rules"]
 
@@ -36,7 +36,7 @@ def _run_rules(
     which carry no ``requires_grad`` to read.
     """
     opdef, more = node.op, node._more
-    kwargs = NO_KWARGS if more is TWO or more is ONE or more is None else more.kwargs  # (Tensor.kwargs, inline)
+    kwargs = more.kwargs if type(more) is _Kept else NO_KWARGS  # (Tensor.kwargs, inline)
     if inputs is None:  # (the walk passes them: the _inputs property's frame per node, saved)
         inputs = node._inputs or ()
     if opdef.variadic_rule is not None:
@@ -76,8 +76,11 @@ def _on_arrays(node: Tensor, inputs: tuple[Any, ...], rules: Sequence[Any], g: A
     general path's test, runs on any difference or when the node read keyword Tensors.
     """
     out, more, rare = node.out, node._more, node._rare
-    if more is TWO or more is ONE:  # (Tensor.kwargs and .versions, inline: the usual node keeps neither)
+    # (Tensor.kwargs and .versions, inline: the usual node keeps neither, a versioned one the tuple)
+    if more is TWO or more is ONE:
         kwargs, versions = NO_KWARGS, None
+    elif type(more) is tuple:
+        kwargs, versions = NO_KWARGS, more
     else:
         kwargs, versions = more.kwargs, more.versions
     try:
@@ -125,8 +128,10 @@ def _on_tensors(node: Tensor, inputs: tuple[Any, ...], g: Any, kept_tensors: boo
     try:
         # The versions guard, tested as ``_on_arrays`` tests it: ``check_versions`` (which raises)
         # runs only when the node saved versions or keyword Tensors, or an input was written since.
-        more = node._more  # (a _Kept, or ONE or TWO: saved no versions)
-        if (more is not TWO and more is not ONE and more.versions is not None) or node._rare is not None:
+        more = node._more  # (ONE or TWO: saved no versions; a tuple: saved them; else a _Kept)
+        if (more is not TWO and more is not ONE and (type(more) is tuple or more.versions is not None)) or (
+            node._rare is not None
+        ):
             check_versions(node, inputs)
         else:
             for value in inputs:

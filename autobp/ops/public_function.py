@@ -376,7 +376,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     # scalar is made a 0-d array first), anomaly mode is on, or an operand is a numpy array (a
     # constant, which record copies if it may change), record itself runs. tests/test_recording.py
     # holds both to the same slots, tests/test_public_paths.py to the general function's results.
-    new_tensor, next_seq, versions, kept = object.__new__, graph._next_seq, graph._versions, graph._Kept
+    new_tensor, next_seq, versions = object.__new__, graph._next_seq, graph._versions
     generic, asarray = np.generic, np.asarray
     # An elementwise ufunc given ``out=...`` returns a 0-d result as the 0-d array itself, not as a
     # numpy scalar that asarray then makes one (W4's every op, a 0-d Tensor and a number: ~60 ns
@@ -427,12 +427,9 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 out._requires_grad = True
                 out._vc = out._rare = out._dual = None
                 out.op = opdef
-                if counter is not None and counter[0] != 0:  # (a node keeping its input's version: a _Kept)
-                    out._in0 = out._in1 = None
-                    out._more = kept(args, no_kwargs, versions(args))
-                else:
-                    out._in0 = x
-                    out._more = ONE
+                out._in0 = x
+                # (its input's version where it is not 0: the versions tuple, Tensor._keep)
+                out._more = versions(args) if counter is not None and counter[0] != 0 else ONE
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
                 if may_view and result.base is not None:
@@ -509,13 +506,9 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 out._requires_grad = True
                 out._vc = out._rare = out._dual = None
                 out.op = opdef
-                if versioned:  # (a node keeping its inputs' versions: a _Kept)
-                    out._in0 = out._in1 = None
-                    out._more = kept(args, no_kwargs, versions(args))
-                else:
-                    out._in0 = x
-                    out._in1 = y
-                    out._more = TWO
+                out._in0 = x
+                out._in1 = y
+                out._more = versions(args) if versioned else TWO  # (the versions tuple, Tensor._keep)
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
                 if may_view and result.base is not None:

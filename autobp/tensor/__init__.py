@@ -57,14 +57,17 @@ NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
 class _Kept:
-    """What a node's ``_more`` holds when the node keeps more than one or two inputs alone: its
-    inputs (any count: a tuple, or ``graph._Recorded`` once its constants were wrapped), its op's
-    keywords (``NO_KWARGS`` if none) and its inputs' versions when the op ran (None: all 0).
+    """What a node's ``_more`` holds when the node keeps keywords, or another count of inputs than
+    one or two: its inputs (any count: a tuple, or ``graph._Recorded`` once its constants were
+    wrapped), its op's keywords (``NO_KWARGS`` if none) and its inputs' versions when the op ran
+    (None: all 0).
 
-    A node of one or two inputs with neither keywords nor saved versions (W2's and W4's every
-    node) keeps ``ONE`` or ``TWO`` there instead, and no slot for keywords or versions: two
-    slots fewer put a node in pymalloc's 128-byte size class, where the cycle collector walks
-    a fifth fewer bytes per node (W4)."""
+    A node of one or two inputs without keywords (nearly every node) keeps them in ``_in0`` and
+    ``_in1`` and, in ``_more``, ``ONE`` or ``TWO`` when it saved no versions (W2's and W4's
+    every node), else the plain tuple of its inputs' versions (one per input: a node reading a
+    parameter an optimizer stepped, W1's). No slot for keywords or versions: a node fits
+    pymalloc's 128-byte size class, where the cycle collector walks a fifth fewer bytes per node
+    (W4), and a versioned node costs one tuple, which the collector stops tracking."""
 
     __slots__ = ("inputs", "kwargs", "versions")
 
@@ -155,10 +158,11 @@ class Tensor:
     # The node's fields (autobp.graph): the op that made this tensor, or None (a leaf, a constant).
     op: OpDef  # (None on a tensor no op recorded: read the other fields where it is set)
     # The op's inputs as it got them: an op of one or two inputs (nearly every one) with no keywords
-    # and no saved versions keeps them in _in0 and _in1 and ONE or TWO in _more; any other node a
-    # _Kept in _more (its inputs, keywords and versions); None once freed. A tuple per node would be
-    # a second object the cycle collector walks, and 56 bytes (W4). Read and written whole through
-    # the ``_inputs``, ``kwargs`` and ``versions`` properties, or slot by slot on the engine's hot path.
+    # keeps them in _in0 and _in1, and in _more ONE or TWO (no saved versions) or the tuple of its
+    # inputs' versions; any other node a _Kept in _more (its inputs, keywords and versions); None
+    # once freed. A tuple of inputs per node would be a second object the cycle collector walks,
+    # and 56 bytes (W4). Read and written whole through the ``_inputs``, ``kwargs`` and
+    # ``versions`` properties, or slot by slot on the engine's hot path.
     _in0: Any
     _in1: Any
     _more: Any
@@ -207,15 +211,17 @@ class Tensor:
             return (self._in0, self._in1)
         if more is ONE:
             return (self._in0,)
+        if type(more) is tuple:  # (the versions of the one or two inputs in the slots)
+            return (self._in0, self._in1) if len(more) == 2 else (self._in0,)
         return None if more is None else more.inputs  # type: ignore[no-any-return]
 
     @_inputs.setter
     def _inputs(self, inputs: tuple[Any, ...] | None) -> None:
-        kept = getattr(self, "_more", None)
-        if type(kept) is _Kept:
-            self._keep(inputs, kept.kwargs, kept.versions)
+        more = getattr(self, "_more", None)
+        if type(more) is _Kept:
+            self._keep(inputs, more.kwargs, more.versions)
         else:
-            self._keep(inputs, NO_KWARGS, None)
+            self._keep(inputs, NO_KWARGS, more if type(more) is tuple else None)
 
     @property
     def kwargs(self) -> Mapping[str, Any]:
@@ -231,6 +237,8 @@ class Tensor:
     def versions(self) -> tuple[int, ...] | None:
         """The versions of the op's inputs when it ran (None: all were at 0, or freed)."""
         more = self._more
+        if type(more) is tuple:
+            return more
         return more.versions if type(more) is _Kept else None  # type: ignore[no-any-return]
 
     @versions.setter
@@ -239,16 +247,18 @@ class Tensor:
 
     def _keep(self, inputs: Any, kwargs: Mapping[str, Any], versions: tuple[int, ...] | None) -> None:
         """Set the node's inputs, keywords and versions (what ``record`` does, slot by slot, inline)."""
-        if inputs is None:  # freed: the keywords go with the inputs
+        if inputs is None:  # freed: the keywords and versions go with the inputs
             self._in0 = self._in1 = self._more = None
-        elif kwargs is NO_KWARGS and versions is None and type(inputs) is tuple and 0 < len(inputs) <= 2:
+        elif kwargs is NO_KWARGS and type(inputs) is tuple and 0 < len(inputs) <= 2:
             if len(inputs) == 2:
                 self._in0, self._in1 = inputs
-                self._more = TWO
             else:
                 self._in0, self._in1 = inputs[0], None
-                self._more = ONE
-        else:  # keywords, versions, a tuple of none or three or more, or graph._Recorded (constants wrapped)
+            if versions is not None:
+                self._more = tuple(versions)  # (a plain tuple: one version per input)
+            else:
+                self._more = TWO if len(inputs) == 2 else ONE
+        else:  # keywords, a tuple of none or three or more, or graph._Recorded (constants wrapped)
             self._in0 = self._in1 = None
             self._more = _Kept(inputs, kwargs, versions)
 
