@@ -96,8 +96,8 @@ class _Rare:
 
 # A recorded op's node is its output Tensor itself (one object per op: W4's bytes and the cycle
 # collector's passes count objects). Its fields are the Tensor's slots ``op`` (None on a leaf),
-# ``_in0``/``_in1``/``_more`` (its inputs, and where it has any its keywords and saved versions
-# in a ``_Kept``: read whole as ``_inputs``, ``kwargs`` and ``versions``), ``out``, ``_rare``
+# ``_in0``/``_in1``/``_more`` (its inputs, its saved versions, and its keywords where it has any
+# in a ``_Kept``: read whole as ``_inputs``, ``versions`` and ``kwargs``), ``out``, ``_rare``
 # and ``_seq``; the fields few nodes use live on the ``_Rare`` part, read through the Tensor's
 # ``grad``, ``_node_hooks``, ``_retained``, ``_trace``, ``_kwarg_versions`` and
 # ``_array_versions`` (None until set).
