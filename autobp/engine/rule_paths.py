@@ -128,10 +128,7 @@ def _on_tensors(node: Tensor, inputs: tuple[Any, ...], g: Any, kept_tensors: boo
     try:
         # The versions guard, tested as ``_on_arrays`` tests it: ``check_versions`` (which raises)
         # runs only when the node saved versions or keyword Tensors, or an input was written since.
-        more = node._more  # (ONE or TWO: saved no versions; a tuple: saved them; else a _Kept)
-        if (more is not TWO and more is not ONE and (type(more) is tuple or more.versions is not None)) or (
-            node._rare is not None
-        ):
+        if node.versions is not None or node._rare is not None:
             check_versions(node, inputs)
         else:
             for value in inputs:

@@ -382,10 +382,11 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     # numpy scalar that asarray then makes one (W4's every op, a 0-d Tensor and a number: ~60 ns
     # of its ~1.3 us). Asked for where an operand is a number and the other a 0-d array (its
     # ``ndim`` is read there only: W2's arrays pay that read, not the keyword's cost).
-    array_out = ARRAY_OUT and isinstance(fast, np.ufunc) and fast.signature is None and fast.nout == 1
+    is_ufunc = isinstance(fast, np.ufunc)
+    array_out = ARRAY_OUT and is_ufunc and fast.signature is None and fast.nout == 1
     # A ufunc's result is an array of its own, never a view of an input's memory: the view check
     # (``.base``) is for the other fast forwards (a reshape, a transpose).
-    may_view = not isinstance(fast, np.ufunc)
+    may_view = not is_ufunc
 
     def unrecorded(result: Any, args: tuple[Any, ...]) -> Tensor:
         # (the general function's end where it records nothing)
@@ -429,7 +430,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 out.op = opdef
                 out._in0 = x
                 # (its input's version where it is not 0: the versions tuple, Tensor._keep)
-                out._more = versions(args) if counter is not None and counter[0] != 0 else ONE
+                out._more = (counter[0],) if counter is not None and counter[0] != 0 else ONE
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
                 if may_view and result.base is not None:
