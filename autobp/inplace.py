@@ -30,12 +30,20 @@ class _Where:
         return f"{self.method}: tensor {backends.describe(self.tensor)}"
 
 
-def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: Any) -> Tensor:
+def _inplace(
+    tensor: Tensor,
+    method: str,
+    write: Callable[..., Any],
+    *operands: Any,
+    before_rebind: Callable[[], None] | None = None,
+) -> Tensor:
     """Run ``write(tensor.data, *operand_arrays)`` after the safety checks; bump the version.
 
     Refused: a tensor made by an op (its array belongs to the graph), a leaf that requires grad
     while grad mode is on, an operand that requires grad (its gradient would be lost), a
-    read-only array, and anything that would change the shape.
+    read-only array, and anything that would change the shape. ``before_rebind`` (``t += u``'s)
+    refuses where a library autobp does not write into (array-api-strict) would have the name
+    rebound, but the rebind would not give what a write gives (``autobp.tensor.inplace``).
     """
     where = _Where(method, tensor)  # formatted only when an error needs it
     graph.refuse_while_tracing(f"in-place {method}")
@@ -76,7 +84,7 @@ def _inplace(tensor: Tensor, method: str, write: Callable[..., Any], *operands: 
             "(y = y + x, ab.where(mask, x, y), ab.concatenate([...]))"
         )
     if type(tensor.data) is not np.ndarray:
-        return _inplace_foreign(tensor, method, write, where, operands)
+        return _inplace_foreign(tensor, method, write, where, operands, before_rebind)
     if not tensor.data.flags.writeable:
         raise RuntimeError(
             f"{where} is read-only: it shares memory with a tensor that requires grad (detach() of "
@@ -204,8 +212,21 @@ def _matmul_into(out: Any, other: Any) -> None:
 _REBOUND = {"+=": "add", "-=": "sub", "*=": "mul", "/=": "div"}  # Python's own fallback for ``a += b``
 
 
-def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], where: _Where, operands: Any) -> Tensor:
+def _inplace_foreign(
+    tensor: Tensor,
+    method: str,
+    write: Callable[..., Any],
+    where: _Where,
+    operands: Any,
+    before_rebind: Callable[[], None] | None,
+) -> Tensor:
     """``_inplace`` for another library's array (after the graph checks, which hold for every library)."""
+    if method in _REBOUND and before_rebind is not None and backends.library_name(tensor.data) != "torch":
+        from autobp import ops
+
+        # (first, holding no reference to the tensor's array: before_rebind counts them)
+        before_rebind()
+        return rebound(tensor, method, getattr(ops, _REBOUND[method])(tensor, operands[0]), operands[0])
     data = tensor.data
     arrays = [_unwrap(o) for o in operands]
     try:  # an operand of another library or device: an error naming both, never a silent copy
@@ -213,10 +234,6 @@ def _inplace_foreign(tensor: Tensor, method: str, write: Callable[..., Any], whe
     except backends.MixedArraysError as error:
         raise backends.MixedArraysError(f"{where}: {error}") from None
     if xp.name != "torch":
-        if method in _REBOUND:
-            from autobp import ops
-
-            return rebound(tensor, method, getattr(ops, _REBOUND[method])(tensor, operands[0]), operands[0])
         why = (
             "the array API standard leaves open whether arrays share memory (a slice may), so autobp "
             "cannot tell which saved values a write would change"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from autobp import backends
+from autobp.backends.numpy import memory_owner as numpy_owner
 from autobp.grad_mode import _local
 from autobp.tensor import Tensor
 from autobp.weak_scalar import WeakScalar
@@ -40,25 +41,12 @@ ArrayVersions = tuple[str, tuple[tuple[Any, int, str], ...]]
 
 
 def _owner(array: Any) -> Any:
-    """The object that owns ``array``'s memory (numpy points a view of a view at the owner)."""
-    if type(array) is not np.ndarray:
-        return _foreign_owner(array)
-    base = array.base
-    while isinstance(base, np.ndarray):
-        array, base = base, base.base
-    return array
-
-
-def _foreign_owner(array: Any) -> Any:
-    """``_owner`` for another library's array: torch's ``_base`` is the tensor a view looks into
-    (the root already); cupy, like numpy, chains ``base``; array_api_strict has no views to ask about."""
-    if backends.library_name(array) == "torch":
-        base = array._base
-        return array if base is None else base
-    base = getattr(array, "base", None)
-    while base is not None and type(base) is type(array):
-        array, base = base, base.base
-    return array
+    """The object that owns ``array``'s memory (each backend module's ``memory_owner``; for
+    array-api-strict, the numpy array inside that owns it)."""
+    if type(array) is np.ndarray:
+        return array if array.base is None else numpy_owner(array)
+    lib = backends.library_of(array)
+    return array if lib is None else lib.memory_owner(array)
 
 
 # The attribute that marks another library's array as a copy standing where numpy gives a view.
@@ -83,7 +71,9 @@ def mark_copy_for_view(array: Any, read: str) -> None:
     """Note on ``array``'s memory that it is a copy ``read`` made where numpy returns a view
     (``t[::-1]`` on torch, which has no negative strides): a write into it, or into any view of it,
     would not reach the array it was read from, as numpy's would; ``autobp.inplace`` refuses it."""
-    setattr(_owner(array), _COPY_FOR_VIEW, read)
+    owner = _owner(array)
+    if type(owner) is not np.ndarray:  # (array-api-strict's is numpy's, which takes no attribute: and
+        setattr(owner, _COPY_FOR_VIEW, read)  # writes into array-api-strict arrays are refused already)
 
 
 def copy_for_view(array: Any) -> str | None:

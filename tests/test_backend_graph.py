@@ -468,9 +468,101 @@ def test_array_api_strict_refuses_named_in_place_methods_and_rebinds_augmented_o
     for write in (lambda: t.add_(1.0), lambda: t.zero_(), lambda: t.__setitem__(0, 1.0), lambda: t.clamp_(0, 1)):
         with pytest.raises(RuntimeError, match=r"\(array_api_strict\): in-place writes are refused"):
             write()
-    before = t
-    t += 1.0  # Python's fallback for immutable types: a new tensor
-    assert t is not before and t.numpy().tolist() == [2.0, 3.0] and before.numpy().tolist() == [1.0, 2.0]
+    t = _on("array_api_strict", np.array([1.0, 2.0]))  # (one name alone holds it, as below)
+    t += 1.0  # Python's fallback for immutable types: a new tensor, what a write would give
+    assert t.numpy().tolist() == [2.0, 3.0]
+    t = _on("array_api_strict", np.array([1.0, 2.0]))
+    t += t  # (its own operand)
+    assert t.numpy().tolist() == [2.0, 4.0]
+
+
+def _held_by_another_name(t: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor]:
+    other = t
+    t += 1.0
+    return other, t
+
+
+def _a_view_written(t: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor]:
+    view = t[0:2]
+    view += 1.0
+    return t, view
+
+
+def _the_base_of_a_live_view_written(t: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor]:
+    view = t[0:2]
+    t += 1.0
+    return view, t
+
+
+def _a_row_written(t: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor]:
+    t = ab.reshape(t, (2, 2))
+    for row in t:
+        row += 1.0
+    return t, t
+
+
+def _its_array_handed_out(t: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor]:
+    array = t.data
+    t += 1.0
+    return ab.tensor(array), t
+
+
+def _an_argument_written(t: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor]:
+    def add_one(u: ab.Tensor) -> ab.Tensor:
+        u += 1.0
+        return u
+
+    return t, add_one(t)
+
+
+def _parameters_stepped(t: ab.Tensor) -> tuple[ab.Tensor, ab.Tensor]:
+    parameters = [t.requires_grad_()]
+    with ab.no_grad():
+        for p in parameters:
+            p -= 1.0
+    return parameters[0], p
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        _held_by_another_name,
+        _a_view_written,
+        _the_base_of_a_live_view_written,
+        _a_row_written,
+        _its_array_handed_out,
+        _an_argument_written,
+        _parameters_stepped,
+    ],
+)
+def test_augmented_assignment_on_array_api_strict_is_refused_where_a_rebind_differs_from_numpys_write(
+    program: Callable[[ab.Tensor], tuple[ab.Tensor, ab.Tensor]],
+) -> None:
+    # On numpy each writes in place, and both tensors returned see it; array-api-strict's `+=`
+    # rebinds the name, which left the other holder (a name, a view's base, the caller, a list of
+    # parameters) with the old values, without an error.
+    first, second = program(ab.tensor(np.array([1.0, 2.0, 3.0, 4.0])))
+    assert first.numpy().flat[0] != 1.0 and second.numpy().flat[0] != 1.0  # (numpy's write reached both)
+    with pytest.raises(RuntimeError, match=r"[-+]=: tensor array_api_strict float64\[[24]\] (is|shares)"):
+        program(_on("array_api_strict", np.array([1.0, 2.0, 3.0, 4.0])))
+
+
+@pytest.mark.parametrize("library", ["numpy", *LIBRARIES])
+@pytest.mark.parametrize("view", [lambda w: w[0:2], lambda w: ab.reshape(w, (2, 2))[0]])
+def test_a_node_that_saved_a_view_of_a_parameter_sees_the_optimizer_write_it(
+    library: str, view: Callable[[ab.Tensor], ab.Tensor]
+) -> None:
+    # array-api-strict's slices and reshapes are views of the numpy memory inside (as numpy's are),
+    # but autobp did not know: the view kept a version counter of its own, so after the step
+    # ab.grad(y, [v]) gave 2 * (the stepped values), [0, 2], where the saved values give [2, 4].
+    w = _on(library, np.array([1.0, 2.0, 3.0, 4.0]), True)
+    v = view(w)
+    y = _sum(v * v)
+    optimizer = ab.optim.SGD([w], lr=1.0)
+    w.grad = ab.ones_like(w)
+    optimizer.step()
+    with pytest.raises(RuntimeError, match=r"mul: .*saved for backward.* (modified|written) in place"):
+        ab.grad(y, [v])
 
 
 def test_writes_through_data_on_torch_are_caught_at_backward() -> None:

@@ -58,6 +58,13 @@ def is_view(x: Any) -> bool:
     return x.base is not None
 
 
+def memory_owner(x: Any) -> Any:
+    base = x.base  # (cupy chains bases as numpy does)
+    while base is not None and type(base) is type(x):
+        x, base = base, base.base
+    return x
+
+
 def strides(x: Any) -> Any:
     return x.strides
 

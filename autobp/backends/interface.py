@@ -14,6 +14,7 @@ EXTRAS = (
     "device_name",
     "dtype_name",
     "is_view",
+    "memory_owner",
     "strides",
     "scatter_add",
     "quiet",

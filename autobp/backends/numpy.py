@@ -58,6 +58,15 @@ def is_view(x: Any) -> bool:
     return x.base is not None
 
 
+def memory_owner(x: Any) -> Any:
+    """The array that owns ``x``'s memory (``x`` itself unless it is a view): views of one
+    owner share a version counter (``autobp.storage.share_storage``)."""
+    base = x.base
+    while isinstance(base, np.ndarray):
+        x, base = base, base.base
+    return x
+
+
 def strides(x: Any) -> Any:
     """``x``'s layout: the order a sum or product over it adds in follows it (a tape keys on it)."""
     return x.strides

@@ -51,7 +51,19 @@ def float_dtype(dtype: Any) -> bool:
 
 
 def is_view(x: Any) -> bool:
-    return False  # the standard has no views to ask about; in-place writes are refused instead
+    # The standard does not say which results share memory, and array-api-strict's do where the
+    # numpy arrays inside do (a slice, a reshape): a write through the array a view looks into (an
+    # optimizer's step) changes it. Unknown to autobp, such a view kept a version counter of its
+    # own, so a node that had saved it gave a gradient of the new values without an error. Every
+    # result may be one: share_storage then compares its memory's owner with its inputs'.
+    return True
+
+
+def memory_owner(x: Any) -> Any:
+    # (the numpy array owning the memory of the one inside: no array-api-strict array owns it)
+    from autobp.backends.numpy import memory_owner as numpy_owner
+
+    return numpy_owner(x._array)
 
 
 def strides(x: Any) -> Any:

@@ -58,6 +58,11 @@ def is_view(x: Any) -> bool:
     return x._base is not None
 
 
+def memory_owner(x: Any) -> Any:
+    base = x._base  # (torch points a view of a view at the tensor that owns the memory)
+    return x if base is None else base
+
+
 def strides(x: Any) -> Any:
     return tuple(x.stride())
 

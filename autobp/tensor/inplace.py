@@ -112,7 +112,12 @@ def _augmented(tensor: Tensor, name: str, ufunc: Any, other: Any, op_name: str) 
         _refuse_unlike_a_write(tensor, name, other, references)
         result: Tensor = getattr(_ops, op_name)(tensor, other)
         return rebound(tensor, name, result, other)
-    return _inplace(tensor, name, ufunc, other)
+    if type(tensor.data) is np.ndarray:
+        return _inplace(tensor, name, ufunc, other)
+    # (a library autobp does not write into rebinds the name: refused as the graph's rebind is)
+    return _inplace(
+        tensor, name, ufunc, other, before_rebind=lambda: _refuse_rebinding(tensor, name, other, references)
+    )
 
 
 # The references to a tensor that ``_augmented`` counts when one local name alone holds it
@@ -148,7 +153,28 @@ def _unaliased(self_operand: bool) -> int:
     return _UNALIASED[self_operand]
 
 
-def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: int) -> None:
+def _refuse_rebinding(tensor: Tensor, name: str, other: Any, references: int) -> None:
+    """``_refuse_unlike_a_write`` for a tensor off the graph whose library autobp does not write
+    into (array-api-strict: ``autobp.inplace``), whose ``+=`` rebinds the name. A leaf that requires
+    grad is refused too: a write keeps it a leaf that requires grad, where the rebound tensor
+    (made under ``no_grad()``) requires none, and an optimizer or a list holding it keeps the old
+    one: ``for p in params: p -= lr * p.grad`` left every parameter as it was, without an error."""
+    if tensor.requires_grad:
+        raise RuntimeError(
+            f"{name}: tensor {backends.describe(tensor)} is a leaf that requires grad, and autobp writes into "
+            f"no {backends.library_name(tensor.data)} array (the standard leaves open which arrays share memory): "
+            "rebinding the name would make a new tensor that requires no grad, and whatever holds this one (an "
+            "optimizer, a list of parameters) would keep the old values. Step parameters with autobp.optim, "
+            "which writes them on every library, or rebind on purpose: w = (w - lr * w.grad).requires_grad_()"
+        )
+    _refuse_unlike_a_write(
+        tensor, name, other, references, f"autobp writes into no {backends.library_name(tensor.data)} array"
+    )
+
+
+def _refuse_unlike_a_write(
+    tensor: Tensor, name: str, other: Any, references: int, why: str = "it is on a graph, or the operand requires grad"
+) -> None:
     """Refuse to rebind ``tensor`` where the rebind would not give what a write in place gives:
     another live Tensor shares its memory (a view, the base of a live view, a live ``detach()``:
     ``v = h[0:2]; v += 1`` left h unchanged, so ``(h * h).sum()`` came out as if nothing was
@@ -166,13 +192,18 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
     # Every Tensor sharing a storage holds the one counter list (share_storage, detach), and nothing
     # else keeps it: more than its slot and getrefcount's argument means another Tensor shares it.
     shared = tensor._vc is not None and sys.getrefcount(tensor._vc) > 2
-    # A numpy array handed out (``t.numpy()``, ``np.asarray(t)``: the array itself) would keep the
-    # old values too. Its holders inside autobp: the tensor's slot, its node's saved output (``out``),
-    # the local ``data`` here and getrefcount's argument (a tape's recorder holds arrays too: not
-    # counted while tracing).
+    # An array handed out (``t.data``, ``t.numpy()``, ``np.asarray(t)``: the array itself) would keep
+    # the old values too. Its holders inside autobp: the tensor's slot, its node's saved output
+    # (``out``), the local ``data`` here and getrefcount's argument (a tape's recorder holds arrays
+    # too: not counted while tracing). numpy's and array-api-strict's (which a rebind leaves as they
+    # were); torch tensors are written in place (``autobp.inplace``).
     data = tensor.data
     holders = 4 if tensor.op is not None and tensor.out is data else 3
-    handed_out = type(data) is np.ndarray and graph._local.modes.tape is None and sys.getrefcount(data) > holders
+    handed_out = (
+        (type(data) is np.ndarray or backends.library_name(data) == "array_api_strict")
+        and graph._local.modes.tape is None
+        and sys.getrefcount(data) > holders
+    )
     held = 0  # (forward mode holds no reference: a tensor keeps its tangents itself)
     allowed = _unaliased(other is tensor)
     if not (shared or handed_out) and references - held > allowed:
@@ -182,14 +213,14 @@ def _refuse_unlike_a_write(tensor: Tensor, name: str, other: Any, references: in
             "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "
             "or it has one, or a detach())"
             if shared
-            else "shares its memory with a numpy array handed out (t.numpy(), np.asarray(t), or a view of one)"
+            else "shares its memory with an array handed out (t.data, t.numpy(), np.asarray(t), or a view of one)"
             if handed_out
             else "is held by more than this name (another name, the caller of a function that was given it, "
             "a list or an attribute, or an op that read it and keeps it for its backward)"
         )
         raise RuntimeError(
-            f"{name}: tensor {backends.describe(tensor)} {what}. It cannot be written in place (it is on a "
-            "graph, or the operand requires grad), and rebinding this name would leave the others with the "
+            f"{name}: tensor {backends.describe(tensor)} {what}. It cannot be written in place ({why}), "
+            "and rebinding this name would leave the others with the "
             "old values. Build the new values out of place under a new name (y = h + 1, ab.where(mask, h + 1, "
             "h)), or rebind explicitly on a copy (v = v.clone() + 1)"
         )
