@@ -753,6 +753,32 @@ def test_a_write_into_a_torch_copy_where_numpy_gives_a_view_is_refused() -> None
     t[[2, 0]].add_(1.0)  # an integer array reads a copy in numpy too: writes into it stay there
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_augmented_assignment_of_a_torch_copy_where_numpy_gives_a_view_is_refused_as_numpy_refuses_it(
+    library: str,
+) -> None:
+    pytest.importorskip(library)
+    # On numpy, flipped is a view of h (or of c), whose += cannot be a rebind: refused. torch's
+    # rebind of its copy left h (and c) as they were where numpy's semantics expect them written.
+    x = _on(library, np.array([1.0, 2.0, 3.0]), True)
+    h = x * 2.0
+    flipped = h[::-1]
+    with pytest.raises(
+        RuntimeError, match=r"\+=: tensor .*float64\[3\] (shares its memory|holds a copy made by getitem)"
+    ):
+        flipped += 1.0
+    c = _on(library, np.array([1.0, 2.0, 3.0]))
+    flipped = c[::-1]
+    with pytest.raises(
+        RuntimeError, match=r"\*=: tensor .*float64\[3\] (shares its memory|holds a copy made by getitem)"
+    ):
+        flipped *= x
+    assert h.numpy().tolist() == [2.0, 4.0, 6.0] and c.numpy().tolist() == [1.0, 2.0, 3.0]
+    out = h[::-1] * 1.0  # (a tensor of its own: its rebind is a write's result)
+    out += 1.0
+    assert out.numpy().tolist() == [7.0, 5.0, 3.0]
+
+
 def test_numpy_in_place_methods_refuse_another_librarys_operand_or_index() -> None:
     torch = pytest.importorskip("torch")
     # numpy would read a torch tensor through __array__ (a silent copy); every op refuses the mix.

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from autobp import backends, grad_mode, graph
+from autobp import backends, grad_mode, graph, storage
 from autobp import ops as _ops
 from autobp.forward import carries_tangent
 from autobp.inplace import _inplace, _unwrap, rebound
@@ -195,22 +195,30 @@ def _refuse_unlike_a_write(
     # An array handed out (``t.data``, ``t.numpy()``, ``np.asarray(t)``: the array itself) would keep
     # the old values too. Its holders inside autobp: the tensor's slot, its node's saved output
     # (``out``), the local ``data`` here and getrefcount's argument (a tape's recorder holds arrays
-    # too: not counted while tracing). numpy's and array-api-strict's (which a rebind leaves as they
-    # were); torch tensors are written in place (``autobp.inplace``).
+    # too: not counted while tracing). numpy's and array-api-strict's: a torch tensor on a graph is
+    # held by the write counts its nodes saved too (storage.record_foreign), so no count tells.
     data = tensor.data
     holders = 4 if tensor.op is not None and tensor.out is data else 3
+    numpy_array = type(data) is np.ndarray
     handed_out = (
-        (type(data) is np.ndarray or backends.library_name(data) == "array_api_strict")
+        (numpy_array or backends.library_name(data) == "array_api_strict")
         and graph._local.modes.tape is None
         and sys.getrefcount(data) > holders
     )
+    # A torch copy standing where numpy gives a view (v = h[::-1]): numpy refuses the rebind of
+    # the view; torch's rebind left h as it was, where a user of numpy's semantics expects h written.
+    copied = None if numpy_array else storage.copy_for_view(data)
+    shared = shared or copied is not None
     held = 0  # (forward mode holds no reference: a tensor keeps its tangents itself)
     allowed = _unaliased(other is tensor)
     if not (shared or handed_out) and references - held > allowed:
         held += _grad_fn_views(tensor)  # (only where the count would refuse: it scans the heap)
     if shared or handed_out or references - held > allowed:
         what = (
-            "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "
+            f"holds a copy made by {copied}, where numpy gives a view of another tensor (torch has no "
+            "negative-step views), so a write would not reach that tensor as numpy's would"
+            if copied is not None
+            else "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "
             "or it has one, or a detach())"
             if shared
             else "shares its memory with an array handed out (t.data, t.numpy(), np.asarray(t), or a view of one)"
