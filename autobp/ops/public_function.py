@@ -399,23 +399,22 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
     # shared helper would put a Python frame on every op call the road exists to shorten.
     def unary(x: Any, /) -> Tensor:
         mode = here.modes
-        args = (x,)
         if mode.tape is not None:
             return general(x)
         if type(x) is ndarray and mode.arrays:  # a first-order backward's rule calling the op
             try:
                 return fast(x)
             except (ValueError, TypeError, IndexError, OverflowError) as error:
-                raise_with_context(opdef, error, args)
+                raise_with_context(opdef, error, (x,))
         if not isinstance(x, Tensor):
-            return general(*args)
+            return general(x)
         data = x.data
         if type(data) is not ndarray:
-            return general(*args)
+            return general(x)
         try:
             result = fast(data)
         except (ValueError, TypeError, IndexError, OverflowError) as error:
-            raise_with_context(opdef, error, args)
+            raise_with_context(opdef, error, (x,))
         if result is data:  # an op that returned its input: a view, as the general function makes
             result = new_view(result)
         elif type(result) is not ndarray and isinstance(result, generic):  # (a reduction to a numpy scalar)
@@ -434,25 +433,24 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
                 if may_view and result.base is not None:
-                    share_storage(out, args)
+                    share_storage(out, (x,))
             else:  # (anomaly mode, a result that is no numpy array)
-                out = record(opdef, result, args, no_kwargs, counter is not None and counter[0] != 0, False)
+                out = record(opdef, result, (x,), no_kwargs, counter is not None and counter[0] != 0, False)
         else:
-            out = unrecorded(result, args)
+            out = unrecorded(result, (x,))
         if mode.forward is not None:  # forward mode is on: carry the tangents
-            propagate(opdef, args, no_kwargs, out)
+            propagate(opdef, (x,), no_kwargs, out)
         return out
 
     def binary(x: Any, y: Any, /) -> Tensor:
         mode = here.modes
-        args = (x, y)
         if mode.tape is not None:
             return general(x, y)
         if type(x) is ndarray and mode.arrays and isinstance(y, NUMPY_LIKE):  # a rule calling the op
             try:
                 return fast(x, y)
             except (ValueError, TypeError, IndexError, OverflowError) as error:
-                raise_with_context(opdef, error, args)
+                raise_with_context(opdef, error, (x, y))
         needs_grad = versioned = constant = zero_d = False
         xa: Any
         ya: Any
@@ -461,7 +459,7 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         if isinstance(x, Tensor):
             xa = x.data
             if type(xa) is not ndarray:
-                return general(*args)
+                return general(x, y)
             needs_grad = x._requires_grad
             counter = x._vc
             versioned = counter is not None and counter[0] != 0
@@ -471,11 +469,11 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
         elif type(x) is ndarray and not x.dtype.hasobject:
             xa, constant = x, True
         else:
-            return general(*args)
+            return general(x, y)
         if isinstance(y, Tensor):
             ya = y.data
             if type(ya) is not ndarray:
-                return general(*args)
+                return general(x, y)
             if y._requires_grad:
                 needs_grad = True
             counter = y._vc
@@ -491,11 +489,11 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
             if zero_d:
                 zero_d = not ya.ndim
         else:
-            return general(*args)
+            return general(x, y)
         try:
             result = fast(xa, ya, out=...) if zero_d else fast(xa, ya)
         except (ValueError, TypeError, IndexError, OverflowError) as error:
-            raise_with_context(opdef, error, args)
+            raise_with_context(opdef, error, (x, y))
         if result is xa or result is ya:  # an op that returned its input: a view, as the general function makes
             result = new_view(result)
         elif type(result) is not ndarray and isinstance(result, generic):  # (0-d operands give numpy scalars: W4)
@@ -509,17 +507,17 @@ def specialised(opdef: OpDef, general: Callable[..., Tensor]) -> Callable[..., T
                 out.op = opdef
                 out._in0 = x
                 out._in1 = y
-                out._more = versions(args) if versioned else TWO  # (the versions tuple, Tensor._keep)
+                out._more = versions((x, y)) if versioned else TWO  # (the versions tuple, Tensor._keep)
                 out._seq = next_seq()
                 result.setflags(False)  # type: ignore[call-arg]
                 if may_view and result.base is not None:
-                    share_storage(out, args)
+                    share_storage(out, (x, y))
             else:  # (anomaly mode, a result that is no numpy array, a constant array to copy)
-                out = record(opdef, result, args, no_kwargs, versioned, constant)
+                out = record(opdef, result, (x, y), no_kwargs, versioned, constant)
         else:
-            out = unrecorded(result, args)
+            out = unrecorded(result, (x, y))
         if mode.forward is not None:  # forward mode is on: carry the tangents
-            propagate(opdef, args, no_kwargs, out)
+            propagate(opdef, (x, y), no_kwargs, out)
         return out
 
     road: Callable[..., Tensor] = unary if opdef.arity == 1 else binary
