@@ -165,7 +165,7 @@ def _refuse_rebinding(tensor: Tensor, name: str, other: Any, references: int) ->
             f"no {backends.library_name(tensor.data)} array (the standard leaves open which arrays share memory): "
             "rebinding the name would make a new tensor that requires no grad, and whatever holds this one (an "
             "optimizer, a list of parameters) would keep the old values. Step parameters with autobp.optim, "
-            "which writes them on every library, or rebind on purpose: w = (w - lr * w.grad).requires_grad_()"
+            "which writes them on every library, or rebind on purpose: w = (w - lr * w.grad).detach().requires_grad_()"
         )
     _refuse_unlike_a_write(
         tensor, name, other, references, f"autobp writes into no {backends.library_name(tensor.data)} array"
