@@ -154,6 +154,8 @@ def rebound(tensor: Tensor, name: str, result: Tensor, other: Any) -> Tensor:
     result.name = tensor.name
     if tensor.op is not None and tensor._rare is not None and tensor._retained:
         result.retain_grad()
+    elif result.op is None and tensor.grad is not None:  # (off any graph: a .grad set by hand, which a write keeps)
+        result.grad = tensor.grad
     return result
 
 
@@ -209,6 +211,16 @@ def _matmul_into(out: Any, other: Any) -> None:
     out.copy_(product)
 
 
+def live_copy_error(where: str, read: str) -> str:
+    """The refusal of a write into an array while a copy read from it lives where numpy reads a view."""
+    return (
+        f"{where}: a copy read from its memory by {read} is still alive, where numpy reads a view: torch "
+        "has no negative-step views, so the write would not reach that copy as numpy's reaches the view, "
+        "and the copy would keep the old values. Write once the copy is gone (del it), or read an explicit "
+        "copy (v = t[::-1].copy()), which keeps the old values as numpy's copy does"
+    )
+
+
 _REBOUND = {"+=": "add", "-=": "sub", "*=": "mul", "/=": "div"}  # Python's own fallback for ``a += b``
 
 
@@ -249,9 +261,12 @@ def _inplace_foreign(
         raise RuntimeError(
             f"{where} holds a copy made by {read}, where numpy gives a view: torch has no "
             "negative-step views, so a write here would not reach the tensor it was read from, as "
-            "numpy's would. Write through that tensor instead (t[::-1] = values, or t[...] = "
-            "new values), or write into an explicit copy (v = v.copy())"
+            "numpy's would. Write through that tensor instead once this copy is gone (new = v + 1; "
+            "del v; t[::-1] = new), or write into an explicit copy (v = v.copy())"
         )
+    read = storage.live_copy(data)
+    if read is not None:
+        raise RuntimeError(live_copy_error(f"{where}", read))
     # numpy's broadcast views are read-only; torch's expand writes one element for many (b[0, 0] = 5
     # on a (3, 4) broadcast of a row changed all 3 rows of b, and the row), and so does a view of
     # one (b[0][0] = 5: b[0] is the row itself). data is a torch tensor here.

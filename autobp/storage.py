@@ -10,6 +10,7 @@ flag, the library's own write count (torch's ``_version``), checked before backw
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "unaliased",
     "mark_copy_for_view",
     "copy_for_view",
+    "live_copy",
 ]
 
 # A foreign array's saved write counts: the op's name, then (array, its write count, its role).
@@ -51,6 +53,9 @@ def _owner(array: Any) -> Any:
 
 # The attribute that marks another library's array as a copy standing where numpy gives a view.
 _COPY_FOR_VIEW = "_autobp_copy_for_view"
+# The attribute on an array's memory listing the copies read from it where numpy gives views:
+# (a weak reference to the copy, what read it).
+_COPIES = "_autobp_copies_for_views"
 # The attribute that marks a torch view of a broadcast view (``share_storage``).
 _BROADCAST_MEMORY = "_autobp_broadcast_memory"
 
@@ -67,13 +72,32 @@ def in_broadcast_memory(data: Any) -> bool:
     return 0 not in shape and any(stride == 0 and size > 1 for stride, size in zip(strides, shape, strict=True))
 
 
-def mark_copy_for_view(array: Any, read: str) -> None:
-    """Note on ``array``'s memory that it is a copy ``read`` made where numpy returns a view
-    (``t[::-1]`` on torch, which has no negative strides): a write into it, or into any view of it,
-    would not reach the array it was read from, as numpy's would; ``autobp.inplace`` refuses it."""
+def mark_copy_for_view(array: Any, read: str, source: Any) -> None:
+    """Note on ``array``'s memory that it is a copy ``read`` made of ``source`` where numpy returns
+    a view (``t[::-1]`` on torch, which has no negative strides): a write into it, or into any view
+    of it, would not reach the array it was read from, as numpy's would; ``autobp.inplace`` refuses
+    it. And on ``source``'s memory that the copy was read from it: a write there would not reach
+    the copy while the copy lives (``live_copy``)."""
     owner = _owner(array)
     if type(owner) is not np.ndarray:  # (array-api-strict's is numpy's, which takes no attribute: and
         setattr(owner, _COPY_FOR_VIEW, read)  # writes into array-api-strict arrays are refused already)
+        source_owner = _owner(source)
+        copies = getattr(source_owner, _COPIES, None)
+        if copies is None:
+            copies = []
+            setattr(source_owner, _COPIES, copies)
+        copies.append((weakref.ref(owner), read))
+
+
+def live_copy(array: Any) -> str | None:
+    """What read a copy standing for a view of ``array``'s memory that is still alive (None: no
+    such copy lives). numpy's view would see a write into ``array``; the copy would keep the old
+    values, so ``autobp.inplace`` and the optimizers refuse the write while it lives."""
+    copies = getattr(_owner(array), _COPIES, None) if type(array) is not np.ndarray else None
+    if not copies:
+        return None
+    copies[:] = [(copy, read) for copy, read in copies if copy() is not None]
+    return copies[0][1] if copies else None
 
 
 def copy_for_view(array: Any) -> str | None:

@@ -548,6 +548,22 @@ def test_augmented_assignment_on_array_api_strict_is_refused_where_a_rebind_diff
 
 
 @pytest.mark.parametrize("library", ["numpy", *LIBRARIES])
+def test_a_grad_set_to_a_detach_of_a_graph_tensor_is_not_written_into(library: str) -> None:
+    # backward sums into .grad's own array, in place, on every library; a .grad set by hand to
+    # memory a graph saved (exp's output) must not be that array: array-api-strict has no
+    # read-only flag nor write count, so exp's gradient read the sum, without an error.
+    x = _on(library, np.array([1.0, 2.0]), True)
+    y = _exp(x)
+    w = _on(library, np.array([0.0, 0.0]), True)
+    w.grad = y.detach()
+    _sum(w * 1.0).backward()
+    np.testing.assert_allclose(_host(w.grad), np.exp([1.0, 2.0]) + 1.0, rtol=1e-12)  # type: ignore[arg-type]
+    np.testing.assert_allclose(_host(y), np.exp([1.0, 2.0]), rtol=1e-12)
+    (g,) = ab.grad(_sum(y), [x])
+    np.testing.assert_allclose(_host(g), np.exp([1.0, 2.0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("library", ["numpy", *LIBRARIES])
 @pytest.mark.parametrize("view", [lambda w: w[0:2], lambda w: ab.reshape(w, (2, 2))[0]])
 def test_a_node_that_saved_a_view_of_a_parameter_sees_the_optimizer_write_it(
     library: str, view: Callable[[ab.Tensor], ab.Tensor]
@@ -745,11 +761,16 @@ def test_a_write_into_a_torch_copy_where_numpy_gives_a_view_is_refused() -> None
             write()
     assert t.numpy().tolist() == [0.0, 1.0, 2.0, 3.0]
     assert flipped.numpy().tolist() == [3.0, 2.0, 1.0, 0.0]
-    # What the error offers: write through the base (numpy's result), or into an explicit copy.
-    t[::-1] = flipped + 100.0
-    assert t.numpy().tolist() == [100.0, 101.0, 102.0, 103.0]
+    # What the error offers: write into an explicit copy, or through the base once the copy is
+    # gone (a write into t while flipped lives would leave flipped's old values: refused too).
     mine = flipped.copy()
     assert mine.add_(1.0).numpy().tolist() == [4.0, 3.0, 2.0, 1.0]
+    new = flipped + 100.0
+    with pytest.raises(RuntimeError, match=r"a copy read from its memory by getitem \[::-1\] is still alive"):
+        t[::-1] = new
+    flipped = None  # (the copy gone: the writes above read the name, so it stays bound)
+    t[::-1] = new
+    assert t.numpy().tolist() == [100.0, 101.0, 102.0, 103.0]
     t[[2, 0]].add_(1.0)  # an integer array reads a copy in numpy too: writes into it stay there
 
 

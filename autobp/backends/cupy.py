@@ -58,6 +58,10 @@ def is_view(x: Any) -> bool:
     return x.base is not None
 
 
+def owns_memory(x: Any) -> bool:
+    return False  # (autobp writes into no cupy array until that is tested on a GPU: docs/arrays.md)
+
+
 def memory_owner(x: Any) -> Any:
     base = x.base  # (cupy chains bases as numpy does)
     while base is not None and type(base) is type(x):

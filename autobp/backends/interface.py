@@ -15,6 +15,7 @@ EXTRAS = (
     "dtype_name",
     "is_view",
     "memory_owner",
+    "owns_memory",
     "strides",
     "scatter_add",
     "quiet",

@@ -58,6 +58,12 @@ def is_view(x: Any) -> bool:
     return x.base is not None
 
 
+def owns_memory(x: Any) -> bool:
+    """Whether ``x`` is a writeable array of memory of its own (no view): one that autobp may
+    write into where it made it (backward's sum into ``.grad``, ``zero_grad``)."""
+    return x.base is None and x.flags.writeable
+
+
 def memory_owner(x: Any) -> Any:
     """The array that owns ``x``'s memory (``x`` itself unless it is a view): views of one
     owner share a version counter (``autobp.storage.share_storage``)."""

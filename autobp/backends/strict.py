@@ -59,6 +59,11 @@ def is_view(x: Any) -> bool:
     return True
 
 
+def owns_memory(x: Any) -> bool:
+    inside = x._array  # (no numpy view, nor read-only: a broadcast)
+    return inside.base is None and inside.flags.writeable
+
+
 def memory_owner(x: Any) -> Any:
     # (the numpy array owning the memory of the one inside: no array-api-strict array owns it)
     from autobp.backends.numpy import memory_owner as numpy_owner

@@ -58,6 +58,10 @@ def is_view(x: Any) -> bool:
     return x._base is not None
 
 
+def owns_memory(x: Any) -> bool:
+    return x._base is None  # (an expanded tensor is a view: its _base is set)
+
+
 def memory_owner(x: Any) -> Any:
     base = x._base  # (torch points a view of a view at the tensor that owns the memory)
     return x if base is None else base

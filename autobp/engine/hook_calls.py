@@ -6,6 +6,7 @@ Hooks see Tensors with ops behaving as usual, whichever path the walk takes; lea
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,17 +107,34 @@ def _sum(so_far: Tensor, g: Tensor, in_place: bool = True) -> Tensor:
         with modes(True, arrays=False):
             return so_far + g
     if in_place and not g.requires_grad and _writable_own(so_far):
-        np.add(so_far.data, g.data, out=so_far.data)
+        data = so_far.data
+        if type(data) is np.ndarray:
+            np.add(data, g.data, out=data)
+        else:  # (torch, array-api-strict: the standard's in-place operator writes into data)
+            data += g.data
         so_far._version += 1  # (the .grad's own counter: views of it see the write too)
         return so_far
     return so_far + g
 
 
 def _writable_own(grad: Tensor) -> bool:
-    """Whether ``grad`` (a ``.grad``) is off any graph and holds a writeable numpy array of its own
-    memory: one that backward adds into and ``zero_grad`` zeroes in place."""
+    """Whether ``grad`` (a ``.grad``) is off any graph and holds a writeable array of its own
+    memory, of any library: one that backward adds into and ``zero_grad`` zeroes in place. (On
+    torch and array-api-strict, ``.grad`` was rebound to a new Tensor, so a reference taken
+    before, ``g = w.grad``, kept the first gradient where numpy's and PyTorch's see the total.)"""
     data = grad.data
-    return not grad.requires_grad and type(data) is np.ndarray and data.flags.writeable and data.base is None
+    if grad.requires_grad:
+        return False
+    if type(data) is np.ndarray:
+        return data.base is None and data.flags.writeable
+    # Other libraries have no read-only flag to keep a graph's arrays from being written: a .grad
+    # set by hand to another tensor's memory (``w.grad = y.detach()``) shares y's version counter
+    # (getrefcount: the slot, the argument), and is not written into (exp's saved output was).
+    counter = grad._vc
+    if counter is not None and (len(counter) > 1 or sys.getrefcount(counter) > 2):
+        return False
+    lib = backends.library_of(data)
+    return lib is not None and bool(lib.owns_memory(data))
 
 
 def _own(g: Tensor) -> Tensor:
@@ -141,7 +159,11 @@ def clear_grad(param: Tensor, set_to_none: bool) -> None:
         param.grad = None
         return
     if _writable_own(grad):
-        grad.data.fill(0)
+        data = grad.data
+        if type(data) is np.ndarray:
+            data.fill(0)
+        else:
+            data[...] = 0  # (torch, array-api-strict: in place, the standard's item assignment)
         grad._version += 1
     else:
         param.grad = Tensor(backends.namespace(param.data).zeros_like(param.data))

@@ -123,7 +123,7 @@ def getitem(x: Any, index: Any) -> Any:
         positions, shape = flat_positions(xp, tuple(x.shape), key, xp.device(x))
         result = xp.reshape(xp.take(xp.reshape(x, (-1,)), xp.reshape(positions, (-1,))), shape)
         if not has_arrays(key):  # numpy's x[key] is a view here: in-place writes must not pass silently
-            mark_copy_for_view(result, f"getitem {describe_index(index)}")
+            mark_copy_for_view(result, f"getitem {describe_index(index)}", x)
         return result
     except (IndexError, ValueError, TypeError) as error:
         raise index_error("getitem", x.shape, index, error) from error

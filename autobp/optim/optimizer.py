@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from autobp import backends
+from autobp import backends, storage
 from autobp.engine.hook_calls import clear_grad
 from autobp.grad_mode import enable_grad, no_grad
+from autobp.inplace import live_copy_error
 from autobp.tensor import Tensor
 
 __all__ = ["Optimizer"]
@@ -135,6 +136,12 @@ class Optimizer:
                             f"gradient {backends.describe(grad)} (set by hand); the cast would drop its imaginary part"
                         )
                     grad = xp.astype(grad, data.dtype)
+                if type(data) is not np.ndarray:  # (torch: a copy standing for numpy's view would miss it)
+                    read = storage.live_copy(data)
+                    if read is not None:
+                        raise RuntimeError(
+                            live_copy_error(f"{type(self).__name__}.step: a parameter {backends.describe(data)}", read)
+                        )
                 self.update(data, grad, state, group)
                 param._version += 1
         return loss

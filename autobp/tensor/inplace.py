@@ -208,7 +208,9 @@ def _refuse_unlike_a_write(
     # A torch copy standing where numpy gives a view (v = h[::-1]): numpy refuses the rebind of
     # the view; torch's rebind left h as it was, where a user of numpy's semantics expects h written.
     copied = None if numpy_array else storage.copy_for_view(data)
-    shared = shared or copied is not None
+    # (and the base of a live such copy, whose rebind numpy refuses as the base of a live view's)
+    copy_of_it = None if numpy_array else storage.live_copy(data)
+    shared = shared or copied is not None or copy_of_it is not None
     held = 0  # (forward mode holds no reference: a tensor keeps its tangents itself)
     allowed = _unaliased(other is tensor)
     if not (shared or handed_out) and references - held > allowed:
@@ -218,6 +220,9 @@ def _refuse_unlike_a_write(
             f"holds a copy made by {copied}, where numpy gives a view of another tensor (torch has no "
             "negative-step views), so a write would not reach that tensor as numpy's would"
             if copied is not None
+            else f"has a live copy read from it by {copy_of_it}, where numpy reads a view (torch has no "
+            "negative-step views), so the copy would keep the old values where numpy's view would not"
+            if copy_of_it is not None
             else "shares its memory with another live tensor (it is a view: a slice, a transpose, a row of a loop; "
             "or it has one, or a detach())"
             if shared
