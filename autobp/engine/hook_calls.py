@@ -6,7 +6,6 @@ Hooks see Tensors with ops behaving as usual, whichever path the walk takes; lea
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,10 +127,11 @@ def _writable_own(grad: Tensor) -> bool:
     if type(data) is np.ndarray:
         return data.base is None and data.flags.writeable
     # Other libraries have no read-only flag to keep a graph's arrays from being written: a .grad
-    # set by hand to another tensor's memory (``w.grad = y.detach()``) shares y's version counter
-    # (getrefcount: the slot, the argument), and is not written into (exp's saved output was).
+    # set by hand to the memory of a tensor that requires grad (``w.grad = y.detach()``, y on a
+    # graph, whose node saved y) shares its counter, which notes that tensor (``mark_requiring_grad``),
+    # and is not written into (exp's saved output was). Views of .grad itself are written with it.
     counter = grad._vc
-    if counter is not None and (len(counter) > 1 or sys.getrefcount(counter) > 2):
+    if counter is not None and len(counter) > 1:
         return False
     lib = backends.library_of(data)
     return lib is not None and bool(lib.owns_memory(data))
