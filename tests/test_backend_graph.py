@@ -548,6 +548,25 @@ def test_augmented_assignment_on_array_api_strict_is_refused_where_a_rebind_diff
 
 
 @pytest.mark.parametrize("library", ["numpy", *LIBRARIES])
+@pytest.mark.parametrize("make", [lambda w: w * 2.0, lambda w: _exp(w)])
+def test_augmented_assignment_of_a_graph_tensor_whose_array_was_handed_out_is_refused(
+    library: str, make: Callable[[ab.Tensor], ab.Tensor]
+) -> None:
+    # y += 1 on a graph tensor rebinds y; an array handed out (d = y.data) would keep the old values
+    # where a write reaches it. On torch the count of y.data's holders missed the write count its
+    # node saved of it, so the rebind went through (d kept [2, 4]).
+    w = _on(library, np.array([1.0, 2.0]), True)
+    y = make(w)
+    handed = y.data
+    with pytest.raises(RuntimeError, match=r"\+=: tensor .* shares its memory with an array handed out"):
+        y += 1.0
+    del handed
+    want = _host(y) + 1.0
+    y += 1.0  # (nothing else holds it now: the rebind is the write's result)
+    np.testing.assert_allclose(_host(y), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("library", ["numpy", *LIBRARIES])
 def test_a_grad_set_to_a_detach_of_a_graph_tensor_is_not_written_into(library: str) -> None:
     # backward sums into .grad's own array, in place, on every library; a .grad set by hand to
     # memory a graph saved (exp's output) must not be that array: array-api-strict has no

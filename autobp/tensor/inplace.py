@@ -195,13 +195,16 @@ def _refuse_unlike_a_write(
     # An array handed out (``t.data``, ``t.numpy()``, ``np.asarray(t)``: the array itself) would keep
     # the old values too. Its holders inside autobp: the tensor's slot, its node's saved output
     # (``out``), the local ``data`` here and getrefcount's argument (a tape's recorder holds arrays
-    # too: not counted while tracing). numpy's and array-api-strict's: a torch tensor on a graph is
-    # held by the write counts its nodes saved too (storage.record_foreign), so no count tells.
+    # too: not counted while tracing), and on torch each write count its node saved of it
+    # (storage.record_foreign; another node that saved it holds the tensor too, refused below).
     data = tensor.data
     holders = 4 if tensor.op is not None and tensor.out is data else 3
     numpy_array = type(data) is np.ndarray
+    saved = None if numpy_array else tensor._array_versions
+    if saved is not None:
+        holders += sum([array is data for array, _, _ in saved[1]])
     handed_out = (
-        (numpy_array or backends.library_name(data) == "array_api_strict")
+        (numpy_array or backends.library_name(data) in ("array_api_strict", "torch"))
         and graph._local.modes.tape is None
         and sys.getrefcount(data) > holders
     )
