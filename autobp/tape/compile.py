@@ -281,10 +281,11 @@ def _numpy_like(value: Any) -> bool:
 def fresh_array(array: Any, *others: Any) -> Any:
     """Another library's result as an array of its own: copied when it is a view or one of ``others``.
 
-    array_api_strict cannot tell a view (a reshape there shares memory): its results are copied.
+    array_api_strict cannot tell a view (a reshape there shares memory): its ``is_view`` says
+    every result may be one, so its results are copied.
     """
     lib = library_of(array)
-    if lib is None or lib.name == "array_api_strict" or lib.is_view(array) or any([array is o for o in others]):
+    if lib is None or lib.is_view(array) or any([array is o for o in others]):
         return copy_array(array)
     return array
 
